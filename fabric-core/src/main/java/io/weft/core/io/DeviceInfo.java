@@ -1,0 +1,60 @@
+package io.weft.core.io;
+
+/**
+ * What a client needs to know about a device before its first IO. Sizes are in bytes.
+ *
+ * @param size               device size; a multiple of {@code logicalBlockSize}
+ * @param logicalBlockSize   minimum IO granularity (512 or 4096); offsets and lengths that are not multiples of it
+ *                           are still served for byte-addressed devices when it is 1
+ * @param preferredBlockSize the size that avoids read-modify-write on the store (e.g. 4096)
+ * @param maxIoSize          largest single READ/WRITE payload the device accepts
+ * @param readOnly           writes, discards and zeroing fail with EPERM
+ * @param canFlush           FLUSH and FUA have an effect (the store has a volatile cache)
+ * @param canFua             FUA is honoured per request (otherwise callers must FLUSH)
+ * @param canDiscard         DISCARD frees space
+ * @param canWriteZeroes     WRITE_ZEROES is cheaper than writing a zero buffer
+ * @param canFastZero        WRITE_ZEROES with FAST_ZERO can succeed (zeroing is a metadata operation)
+ * @param rotational         the backing medium seeks (hint for clients' schedulers)
+ * @param flushCoversAllConnections a FLUSH on one connection covers writes completed on every connection to the
+ *                           same device (true for a shared local store); gates NBD's CAN_MULTI_CONN
+ */
+public record DeviceInfo(
+        long size,
+        int logicalBlockSize,
+        int preferredBlockSize,
+        int maxIoSize,
+        boolean readOnly,
+        boolean canFlush,
+        boolean canFua,
+        boolean canDiscard,
+        boolean canWriteZeroes,
+        boolean canFastZero,
+        boolean rotational,
+        boolean flushCoversAllConnections) {
+
+    public DeviceInfo {
+        if (size < 0) {
+            throw new IllegalArgumentException("size must be >= 0: " + size);
+        }
+        if (logicalBlockSize <= 0 || Integer.bitCount(logicalBlockSize) != 1) {
+            throw new IllegalArgumentException("logicalBlockSize must be a power of two: " + logicalBlockSize);
+        }
+        if (preferredBlockSize < logicalBlockSize || Integer.bitCount(preferredBlockSize) != 1) {
+            throw new IllegalArgumentException("preferredBlockSize must be a power of two >= logicalBlockSize: "
+                    + preferredBlockSize);
+        }
+        if (maxIoSize < preferredBlockSize) {
+            throw new IllegalArgumentException("maxIoSize must be >= preferredBlockSize: " + maxIoSize);
+        }
+    }
+
+    public DeviceInfo withSize(long newSize) {
+        return new DeviceInfo(newSize, logicalBlockSize, preferredBlockSize, maxIoSize, readOnly, canFlush, canFua,
+                canDiscard, canWriteZeroes, canFastZero, rotational, flushCoversAllConnections);
+    }
+
+    public DeviceInfo withReadOnly(boolean ro) {
+        return new DeviceInfo(size, logicalBlockSize, preferredBlockSize, maxIoSize, ro, canFlush, canFua,
+                canDiscard, canWriteZeroes, canFastZero, rotational, flushCoversAllConnections);
+    }
+}

@@ -1,0 +1,141 @@
+package io.weft.core.store;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.IoCompletion;
+import io.weft.core.io.IoFlags;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoRequests;
+import io.weft.core.io.IoStatus;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * A {@link BlockDevice} over a {@link BackingStore}, doing each request inline on the submitting thread. For a
+ * page-cache or tmpfs store that is the fastest path (no hand-off); slow stores get an executor in front.
+ */
+public final class StoreBlockDevice implements BlockDevice {
+    /** Default largest READ/WRITE payload: 32 MiB, NBD's customary maximum. */
+    public static final int DEFAULT_MAX_IO = 32 << 20;
+
+    private final BackingStore store;
+    private final boolean readOnly;
+    private final int maxIoSize;
+    private volatile DeviceInfo info;
+    private volatile boolean closed;
+
+    public StoreBlockDevice(BackingStore store) {
+        this(store, store.readOnly(), DEFAULT_MAX_IO);
+    }
+
+    public StoreBlockDevice(BackingStore store, boolean readOnly, int maxIoSize) {
+        this.store = store;
+        this.readOnly = readOnly || store.readOnly();
+        this.maxIoSize = maxIoSize;
+        refreshInfo();
+    }
+
+    /** Re-reads the store's size (after a resize). */
+    public void refreshInfo() {
+        int lbs = store.logicalBlockSize();
+        long size = store.size() - store.size() % lbs;
+        boolean punch = store.canPunchHoles();
+        info = new DeviceInfo(size, lbs, Math.max(4096, lbs), maxIoSize, readOnly, true, true,
+                punch, true, punch, store.rotational(), true);
+    }
+
+    public BackingStore store() {
+        return store;
+    }
+
+    @Override
+    public DeviceInfo info() {
+        return info;
+    }
+
+    @Override
+    public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                       IoCompletion completion) {
+        completion.onComplete(tag, execute(op, offset, length, flags, buffer));
+    }
+
+    /** Does one request synchronously and returns its status. */
+    public int execute(IoOp op, long offset, int length, int flags, ByteBuffer buffer) {
+        if (closed) {
+            return IoStatus.ESHUTDOWN;
+        }
+        int status = IoRequests.check(info, op, offset, length, flags);
+        if (status != IoStatus.OK) {
+            return status;
+        }
+        try {
+            switch (op) {
+                case READ:
+                    if (buffer == null || buffer.remaining() < length) {
+                        return IoStatus.EINVAL;
+                    }
+                    buffer.limit(buffer.position() + length);
+                    store.read(offset, buffer);
+                    return IoStatus.OK;
+                case WRITE:
+                    if (buffer == null || buffer.remaining() < length) {
+                        return IoStatus.EINVAL;
+                    }
+                    buffer.limit(buffer.position() + length);
+                    store.write(offset, buffer, IoFlags.has(flags, IoFlags.FUA));
+                    return IoStatus.OK;
+                case FLUSH:
+                    store.flush();
+                    return IoStatus.OK;
+                case DISCARD:
+                    store.discard(offset, length);
+                    if (IoFlags.has(flags, IoFlags.FUA)) {
+                        store.flush();
+                    }
+                    return IoStatus.OK;
+                case WRITE_ZEROES:
+                    store.writeZeroes(offset, length, !IoFlags.has(flags, IoFlags.NO_HOLE),
+                            IoFlags.has(flags, IoFlags.FAST_ZERO));
+                    if (IoFlags.has(flags, IoFlags.FUA)) {
+                        store.flush();
+                    }
+                    return IoStatus.OK;
+                default:
+                    return IoStatus.EINVAL;
+            }
+        } catch (UnsupportedOperationException e) {
+            return IoStatus.ENOTSUP;
+        } catch (IOException e) {
+            return statusOf(e);
+        }
+    }
+
+    /** Maps an IO failure onto a status; ENOSPC is the one a client can act on. */
+    static int statusOf(IOException e) {
+        String msg = e.getMessage();
+        if (msg != null && msg.contains("No space left")) {
+            return IoStatus.ENOSPC;
+        }
+        return IoStatus.EIO;
+    }
+
+    @Override
+    public long describeExtents(long offset, long length, ExtentConsumer consumer) {
+        try {
+            return store.describeExtents(offset, length, consumer);
+        } catch (IOException e) {
+            consumer.accept(length, 0);
+            return length;
+        }
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        try {
+            store.close();
+        } catch (IOException e) {
+            // Closing a channel only fails if it was already broken; nothing left to release.
+        }
+    }
+}
