@@ -62,7 +62,9 @@ public final class ChannelActor extends AbstractBehavior<ChannelActor.Command> {
         Behavior<Command> body = Behaviors.setup(ctx -> new ChannelActor(ctx, channelId, opener, listener));
         return Behaviors.supervise(body)
                 .onFailure(AgentFailedException.class,
-                        SupervisorStrategy.restartWithBackoff(minBackoff, maxBackoff, 0.2));
+                        SupervisorStrategy.restartWithBackoff(minBackoff, maxBackoff, 0.2)
+                                // An agent dying is an expected event (peer gone); the Down event carries the reason.
+                                .withLogLevel(org.slf4j.event.Level.INFO));
     }
 
     private final String channelId;

@@ -52,7 +52,7 @@ public final class ExportRoots {
         } catch (IOException e) {
             throw new RefusedPathException("no such backing store: " + requested);
         }
-        requireInside(real, requested);
+        requireInside(real, requested, false);
         if (!Files.isRegularFile(real) && !isBlockDevice(real)) {
             throw new RefusedPathException("not a regular file or block device: " + requested);
         }
@@ -85,7 +85,7 @@ public final class ExportRoots {
         } catch (IOException e) {
             throw new RefusedPathException("cannot resolve " + existingAncestor + ": " + e.getMessage());
         }
-        requireInside(realAncestor, requested);
+        requireInside(realAncestor, requested, true);
         return realAncestor.resolve(existingAncestor.relativize(candidate));
     }
 
@@ -108,9 +108,10 @@ public final class ExportRoots {
         return p.isAbsolute() ? p.normalize() : roots.get(0).resolve(p).normalize();
     }
 
-    private void requireInside(Path real, String requested) throws RefusedPathException {
+    private void requireInside(Path real, String requested, boolean rootItselfAllowed)
+            throws RefusedPathException {
         for (Path root : roots) {
-            if (real.startsWith(root) && !real.equals(root)) {
+            if (real.startsWith(root) && (rootItselfAllowed || !real.equals(root))) {
                 return;
             }
         }

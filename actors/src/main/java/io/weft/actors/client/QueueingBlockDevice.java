@@ -157,9 +157,10 @@ public final class QueueingBlockDevice implements BlockDevice {
         }
     }
 
+    /** Sends queued requests to the path; bounded so a path that bounces them back cannot loop forever. */
     private void drain() {
         Slot slot;
-        while ((slot = pending.poll()) != null) {
+        for (int n = pending.size(); n > 0 && (slot = pending.poll()) != null; n--) {
             BlockDevice current = path;
             long s = slot.stamp.get();
             if ((s & 3) != QUEUED) {
@@ -190,11 +191,10 @@ public final class QueueingBlockDevice implements BlockDevice {
         long gen = tag >>> 32;
         if (status == IoStatus.ESHUTDOWN && mode != CLOSED) {
             // The path is going away: give the request to the next one rather than failing it.
+            // Not resubmitted now (the same dying path would bounce it again): the next connect() or expire()
+            // sends it on.
             if (slot.stamp.compareAndSet(stamp(gen, INFLIGHT), stamp(gen, QUEUED))) {
                 enqueue(slot);
-                if (path != null) {
-                    drain();
-                }
             }
             return;
         }
