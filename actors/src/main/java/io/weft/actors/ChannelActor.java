@@ -2,6 +2,7 @@ package io.weft.actors;
 
 import io.weft.actors.transport.ChannelFailureListener;
 import io.weft.actors.transport.DataChannel;
+import io.weft.actors.transport.UnreachableEndpointException;
 import java.time.Duration;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -46,8 +47,12 @@ public final class ChannelActor extends AbstractBehavior<ChannelActor.Command> {
     public record Up(String channelId, DataChannel channel) implements Event {
     }
 
-    /** The agent died; a new one is being opened after backoff. */
-    public record Down(String channelId, String reason) implements Event {
+    /**
+     * The agent died, or could not be opened; a new one is being opened after backoff.
+     *
+     * @param unreachable the endpoint can never be reached from here ({@link UnreachableEndpointException})
+     */
+    public record Down(String channelId, String reason, boolean unreachable) implements Event {
     }
 
     /** Thrown to make the supervisor restart the actor (and so the agent). */
@@ -81,7 +86,8 @@ public final class ChannelActor extends AbstractBehavior<ChannelActor.Command> {
         try {
             this.channel = opener.open(cause -> self.tell(new AgentDied(me, cause)));
         } catch (Exception e) {
-            listener.tell(new Down(channelId, "open failed: " + e.getMessage()));
+            listener.tell(new Down(channelId, "open failed: " + e.getMessage(),
+                    e instanceof UnreachableEndpointException));
             throw new AgentFailedException("channel " + channelId + " could not open: " + e.getMessage(), e);
         }
         listener.tell(new Up(channelId, channel));
@@ -100,7 +106,7 @@ public final class ChannelActor extends AbstractBehavior<ChannelActor.Command> {
         if (died.incarnation() != incarnation) {
             return this;
         }
-        listener.tell(new Down(channelId, String.valueOf(died.cause().getMessage())));
+        listener.tell(new Down(channelId, String.valueOf(died.cause().getMessage()), false));
         throw new AgentFailedException("channel " + channelId + " agent died", died.cause());
     }
 

@@ -173,6 +173,12 @@ class ClusterIT {
         Files.createSymbolicLink(rootA.resolve("link.img"), rootB.resolve("b-only.img"));
         HttpResponse<String> symlink = map(c, "x3", "store-a", "link.img", "ro");
         assertEquals(409, symlink.statusCode(), symlink.body());
+
+        // The in-process transport cannot cross JVMs: the map fails at once and says why.
+        HttpResponse<String> inprocess = c.post("/weft/devices", "{\"id\":\"x4\",\"storageNode\":\"store-a\","
+                + "\"path\":\"vol.img\",\"mode\":\"ro\",\"transport\":\"inprocess\"}");
+        assertEquals(409, inprocess.statusCode(), inprocess.body());
+        assertTrue(inprocess.body().contains("share a JVM"), inprocess.body());
     }
 
     @Test

@@ -90,6 +90,7 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
     private final ActorRef<SessionActor.Command> session;
     private final NodeState nodeState;
     private boolean closing;
+    private boolean mapAnswered;
 
     private DeviceActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, NodeState.DeviceEntry entry,
                         String clientNode, Transport transport, WeftSettings settings, DeviceExporter exporter,
@@ -161,7 +162,7 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
             getContext().getLog().info("device {} mapped: {} {} on {} ({} bytes) over {}", entry.spec.deviceId(),
                     entry.spec.path(), entry.spec.mode().wireName(), entry.spec.storageNode(), up.info().size(),
                     up.transport());
-            mapReplyTo.tell(Reply.ok("mapped " + entry.spec.deviceId() + " → " + entry.spec.storageNode() + ":"
+            answerMap(Reply.ok("mapped " + entry.spec.deviceId() + " → " + entry.spec.storageNode() + ":"
                     + entry.spec.path() + " (" + entry.spec.mode().wireName() + ", " + up.info().size() + " bytes, "
                     + up.transport() + ")" + (entry.exportedAs.isEmpty() ? "" : " exported at " + entry.exportedAs)));
         } else {
@@ -181,6 +182,14 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
             entry.exportError = e.toString();
             getContext().getLog().warn("device {} is mapped but could not be exported: {}", entry.spec.deviceId(),
                     e.toString());
+        }
+    }
+
+    /** The map request gets exactly one answer, however the mapping ends. */
+    private void answerMap(Reply reply) {
+        if (!mapAnswered) {
+            mapAnswered = true;
+            mapReplyTo.tell(reply);
         }
     }
 
@@ -204,7 +213,7 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
     private Behavior<Command> onOpenFailed(OpenFailed failed) {
         entry.lastError = failed.reason();
         if (entry.state == DeviceState.MAPPING && failed.permanent()) {
-            mapReplyTo.tell(Reply.error("map of " + entry.spec.storageNode() + ":" + entry.spec.path()
+            answerMap(Reply.error("map of " + entry.spec.storageNode() + ":" + entry.spec.path()
                     + " refused: " + failed.reason()));
             return closeNow();
         }
@@ -219,7 +228,7 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
                 ? "storage node '" + entry.spec.storageNode() + "' not found in the cluster (is it up, with role"
                   + " storage and that weft.node.name?)"
                 : entry.lastError;
-        mapReplyTo.tell(Reply.error("map of " + entry.spec.storageNode() + ":" + entry.spec.path() + " timed out after "
+        answerMap(Reply.error("map of " + entry.spec.storageNode() + ":" + entry.spec.path() + " timed out after "
                 + settings.mapTimeout().toMillis() + " ms: " + why));
         return closeNow();
     }
@@ -271,6 +280,9 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
 
     /** The session closes the mapping on the storage node and stops; this actor stops when it has. */
     private Behavior<Command> closeNow() {
+        if (entry.state == DeviceState.MAPPING) {
+            answerMap(Reply.error("device " + entry.spec.deviceId() + " was unmapped before it was ready"));
+        }
         closing = true;
         entry.device.forceClose();
         entry.state(DeviceState.CLOSED);

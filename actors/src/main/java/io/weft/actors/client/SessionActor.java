@@ -222,6 +222,9 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
             if (phase == Phase.CONNECTED) {
                 phase(Phase.CONNECTING);
             }
+            if (down.unreachable()) {
+                device.tell(new DeviceActor.OpenFailed(down.reason(), true));
+            }
             device.tell(new DeviceActor.PathDown("data channel: " + down.reason()));
         }
         return this;

@@ -42,8 +42,8 @@ public final class InProcessTransport implements Transport {
                 throw new IOException("not an inprocess endpoint: " + endpoint.transport());
             }
             if (!JVM_ID.equals(endpoint.require("jvm"))) {
-                throw new IOException("inprocess endpoint belongs to another JVM (" + endpoint.require("jvm")
-                        + "); map with a transport that crosses processes (cxl or rdma)");
+                throw new UnreachableEndpointException("the inprocess transport only works when client and storage"
+                        + " share a JVM; map with a transport that crosses processes (cxl or rdma)");
             }
             Served served = SERVED.get(endpoint.require("token"));
             if (served == null) {

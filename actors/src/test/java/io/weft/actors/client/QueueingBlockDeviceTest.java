@@ -235,6 +235,31 @@ class QueueingBlockDeviceTest {
     }
 
     @Test
+    void theConnectedSteadyStateAllocatesNothing() {
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        QueueingBlockDevice dev = device(64);
+        ArrayPath path = new ArrayPath();
+        dev.connect(path, INFO);
+        ByteBuffer buffer = ByteBuffer.allocateDirect(4096);
+        long[] completed = new long[1];
+        IoCompletion counter = (tag, status) -> completed[0] += status == IoStatus.OK ? 1 : 1000;
+        Runnable burst = () -> {
+            for (int i = 0; i < 20_000; i++) {
+                buffer.clear();
+                dev.submit((i & 1) == 0 ? IoOp.READ : IoOp.WRITE, (i & 255) * 4096L, 4096, 0, buffer, i, counter);
+            }
+        };
+        burst.run(); // warm-up: JIT, HdrHistogram buckets
+        burst.run();
+        long before = threads.getCurrentThreadAllocatedBytes();
+        burst.run();
+        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+        assertEquals(60_000, completed[0], "every request completed OK");
+        // A few bytes of slack for the measurement itself; a per-request allocation would be >= 320 KiB here.
+        assertTrue(allocated < 4096, "allocated " + allocated + " bytes for 20000 requests");
+    }
+
+    @Test
     void resizedGeometryIsCheckedAtOnce() {
         QueueingBlockDevice dev = device(2);
         dev.connect(new ArrayPath(), INFO);
