@@ -202,17 +202,48 @@ public final class WeftRuntime implements AutoCloseable {
 
     private CompletionStage<Reply> onStorage(String storageNode,
                                              java.util.function.Function<ActorRef<Reply>, StorageService.Command> msg) {
-        var key = StorageService.keyFor(storageNode);
+        long deadline = System.nanoTime() + settings.storageLookupTimeout().toNanos();
+        return findStorage(StorageService.keyFor(storageNode), deadline).thenCompose(ref -> ref == null
+                ? CompletableFuture.completedFuture(Reply.error("storage node '" + storageNode
+                        + "' not found in the cluster (check its weft.node.name, its storage role and that it is up)"))
+                : AskPattern.ask(ref, msg::apply, settings.askTimeout(), system.scheduler()));
+    }
+
+    /** Looks a storage node up, retrying until the deadline: right after start-up the listing may not be in yet. */
+    private CompletionStage<ActorRef<StorageService.Command>> findStorage(
+            org.apache.pekko.actor.typed.receptionist.ServiceKey<StorageService.Command> key, long deadlineNanos) {
         CompletionStage<Receptionist.Listing> listing = AskPattern.ask(system.receptionist(),
                 replyTo -> Receptionist.find(key, replyTo), settings.askTimeout(), system.scheduler());
         return listing.thenCompose(l -> {
             var refs = l.getServiceInstances(key);
-            if (refs.isEmpty()) {
-                return CompletableFuture.completedFuture(Reply.error("storage node '" + storageNode
-                        + "' not found in the cluster (check its weft.node.name and that it is up)"));
+            if (!refs.isEmpty()) {
+                return CompletableFuture.completedFuture(refs.iterator().next());
             }
-            return AskPattern.ask(refs.iterator().next(), msg::apply, settings.askTimeout(), system.scheduler());
+            if (System.nanoTime() - deadlineNanos > 0) {
+                return CompletableFuture.completedFuture(null);
+            }
+            return CompletableFuture.supplyAsync(() -> null,
+                            CompletableFuture.delayedExecutor(100, TimeUnit.MILLISECONDS))
+                    .thenCompose(ignored -> findStorage(key, deadlineNanos));
         });
+    }
+
+    /** Waits until this node is an Up member of the cluster; false if it is not within {@code timeout}. */
+    public boolean awaitUp(Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        Cluster cluster = Cluster.get(system);
+        while (cluster.selfMember().status() != org.apache.pekko.cluster.MemberStatus.up()) {
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Leaves the cluster and stops the actor system; returns when it has terminated (bounded by ask-timeout). */

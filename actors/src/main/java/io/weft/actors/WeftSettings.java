@@ -27,6 +27,7 @@ public record WeftSettings(
         List<String> enabledTransports,
         long defaultVolumeSize,
         Duration askTimeout,
+        Duration storageLookupTimeout,
         boolean httpEnabled,
         String httpHostname,
         int httpPort,
@@ -62,6 +63,7 @@ public record WeftSettings(
                 w.getStringList("transport.enabled"),
                 w.getBytes("storage.default-volume-size"),
                 w.getDuration("management.ask-timeout"),
+                w.getDuration("management.storage-lookup-timeout"),
                 w.getBoolean("management.http.enabled"),
                 w.getString("management.http.hostname"),
                 w.getInt("management.http.port"),
@@ -80,7 +82,7 @@ public record WeftSettings(
     public WeftSettings withNodeName(String name) {
         return new WeftSettings(name, roles, exportRoots, mappingLease, ioTimeout, heartbeatInterval, heartbeatMisses,
                 openTimeout, mapTimeout, unmapDrainTimeout, reconnectMinBackoff, reconnectMaxBackoff, maxInFlight,
-                defaultTransport, enabledTransports, defaultVolumeSize, askTimeout, httpEnabled, httpHostname,
+                defaultTransport, enabledTransports, defaultVolumeSize, askTimeout, storageLookupTimeout, httpEnabled, httpHostname,
                 httpPort, httpToken, jmxEnabled);
     }
 }

@@ -39,6 +39,7 @@ class SingleNodeTest {
         node = WeftRuntime.start(TestNodes.config("solo", List.of("storage", "client"), exports, List.of(),
                 Map.of()));
         assertEquals("solo", node.nodeName());
+        assertTrue(node.awaitUp(Duration.ofSeconds(20)), "node joined itself");
     }
 
     @AfterAll

@@ -43,6 +43,7 @@ class HttpApiTest {
         node = WeftRuntime.start(TestNodes.config("web", List.of("storage", "client"), exports, List.of(),
                 Map.of("weft.management.http.token", TOKEN, "weft.management.jmx.enabled", true)));
         base = node.httpUri().orElseThrow();
+        assertTrue(node.awaitUp(Duration.ofSeconds(20)), "node joined itself");
         assertTrue(base.getPort() > 0, base.toString());
     }
 
