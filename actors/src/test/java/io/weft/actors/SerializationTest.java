@@ -27,6 +27,9 @@ class SerializationTest {
     static void start() {
         testKit = ActorTestKit.create(PekkoConfig.build(ConfigFactory.parseMap(Map.of(
                 "weft.cluster.port", 0, "weft.management.http.enabled", false))));
+        // A member leaves quickly at shutdown; a node that never joined waits out the leave phase.
+        var cluster = org.apache.pekko.cluster.typed.Cluster.get(testKit.system());
+        cluster.manager().tell(org.apache.pekko.cluster.typed.Join.create(cluster.selfMember().address()));
     }
 
     @AfterAll
