@@ -18,6 +18,14 @@ public final class NodeState {
     private final Map<String, BackendEntry> backends = new ConcurrentHashMap<>();
     private volatile String nodeName = "";
 
+    /** The cluster address an actor lives at ("pekko://weft@host:port"), also for actors on this node. */
+    public static String addressOf(org.apache.pekko.actor.typed.ActorSystem<?> system,
+                                   org.apache.pekko.actor.typed.ActorRef<?> ref) {
+        var address = ref.path().address();
+        return address.hasGlobalScope() ? address.toString()
+                : org.apache.pekko.cluster.typed.Cluster.get(system).selfMember().address().toString();
+    }
+
     public String nodeName() {
         return nodeName;
     }

@@ -168,7 +168,7 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
             }
         }
         storage = target;
-        entry.storageAddress = target.path().address().toString();
+        entry.storageAddress = NodeState.addressOf(getContext().getSystem(), target);
         int thisAttempt = ++attempt;
         phase(Phase.OPENING);
         getContext().ask(StorageService.OpenReply.class, target, settings.openTimeout(),

@@ -334,7 +334,8 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         List<NodeState.MappingStatus> list = new ArrayList<>();
         for (Mapping m : mappings.values()) {
             list.add(new NodeState.MappingStatus(m.id, m.open.clientNode(), m.open.deviceId(),
-                    m.open.mode().wireName(), m.open.transport(), m.open.session().path().address().toString()));
+                    m.open.mode().wireName(), m.open.transport(),
+                    NodeState.addressOf(getContext().getSystem(), m.open.session())));
         }
         entry.mappings = List.copyOf(list);
     }
