@@ -9,7 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.weft.actors.client.DeviceExporter;
 import io.weft.actors.transport.InProcessTransport;
+import io.weft.core.io.BlockDevice;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import java.nio.ByteBuffer;
@@ -31,13 +35,37 @@ class SingleNodeTest {
     private Path tmp;
     private WeftRuntime node;
     private Path exports;
+    private final RecordingExporter exporter = new RecordingExporter();
+
+    /** Stands in for the NBD server: records what is exported; refuses names starting with "noexport". */
+    static final class RecordingExporter implements DeviceExporter {
+        final Map<String, BlockDevice> exported = new ConcurrentHashMap<>();
+        final List<String> events = new CopyOnWriteArrayList<>();
+
+        @Override
+        public String export(String name, String description, BlockDevice device) {
+            if (name.startsWith("noexport")) {
+                throw new IllegalStateException("NBD server not running");
+            }
+            exported.put(name, device);
+            events.add("export " + name);
+            return "nbd://test/" + name;
+        }
+
+        @Override
+        public void unexport(String name) {
+            if (exported.remove(name) != null) {
+                events.add("unexport " + name);
+            }
+        }
+    }
 
     @BeforeAll
     void start(@TempDir Path dir) throws Exception {
         tmp = dir;
         exports = Files.createDirectories(tmp.resolve("exports"));
         node = WeftRuntime.start(TestNodes.config("solo", List.of("storage", "client"), exports, List.of(),
-                Map.of()));
+                Map.of()), exporter);
         assertEquals("solo", node.nodeName());
         assertTrue(node.awaitUp(Duration.ofSeconds(20)), "node joined itself");
     }
@@ -171,6 +199,31 @@ class SingleNodeTest {
         assertTrue(forced.ok(), forced.message());
         assertEquals(IoStatus.EIO, TestNodes.get(pending));
         assertEquals(IoStatus.ESHUTDOWN, io(e.device, IoOp.READ, 0, 512, ByteBuffer.allocate(512)));
+    }
+
+    @Test
+    void theDeviceOwnsItsExport() {
+        assertTrue(createVolume("exp.img", 1 << 20).ok());
+        Reply mapped = map("exp", "exp.img", AccessMode.RW);
+        assertTrue(mapped.ok(), mapped.message());
+        assertTrue(mapped.message().contains("nbd://test/exp"), mapped.message());
+        NodeState.DeviceEntry e = node.state().device("exp");
+        assertTrue(exporter.exported.get("exp") == e.device, "the export serves the queueing device");
+        assertEquals("nbd://test/exp", e.status().export());
+        // A remap keeps the export (IO just queues meanwhile).
+        assertTrue(get(node.remap("exp")).ok());
+        await("reconnected", WAIT, () -> e.reconnects.get() >= 1 && e.state == DeviceState.READY);
+        assertEquals(List.of("export exp"), exporter.events.stream().filter(x -> x.endsWith(" exp")).toList());
+        assertTrue(get(node.unmap("exp", false)).ok());
+        assertFalse(exporter.exported.containsKey("exp"));
+        assertTrue(exporter.events.contains("unexport exp"));
+
+        // An export failure leaves the device mapped and says why.
+        assertTrue(map("noexport1", "exp.img", AccessMode.RO).ok());
+        NodeState.DeviceEntry ne = node.state().device("noexport1");
+        assertEquals(DeviceState.READY, ne.state);
+        assertTrue(ne.exportError.contains("NBD server not running"), ne.exportError);
+        assertTrue(get(node.unmap("noexport1", true)).ok());
     }
 
     @Test
