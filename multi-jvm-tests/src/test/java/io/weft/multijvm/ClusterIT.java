@@ -150,8 +150,33 @@ class ClusterIT {
         assertEquals("control-only", dev.get("transport").asText());
         JsonNode backends = json(a.get("/weft/backends"));
         assertEquals("client-c", backends.get(0).get("mappings").get(0).get("clientNode").asText());
-        // JMX from outside the JVM sees the same state.
-        assertEquals("ready", c.jmxAttribute("io.weft:type=Device,node=\"client-c\",name=\"d1\"", "State"));
+        // JMX from outside the JVM: the same state, and operations work.
+        String bean = "io.weft:type=Device,node=\"client-c\",name=\"d1\"";
+        await("d1 MBean registered", WAIT, () -> {
+            try {
+                return "ready".equals(c.jmxAttribute(bean, "State"));
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        Object remap = c.jmxInvoke(bean, "remap");
+        assertTrue(String.valueOf(remap).startsWith("ok"), String.valueOf(remap));
+        await("d1 reconnected after the JMX remap", WAIT, () -> {
+            try {
+                return (Long) c.jmxAttribute(bean, "Reconnects") >= 1 && "ready".equals(deviceState(c, "d1"));
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        String backendBean = "io.weft:type=Backend,node=\"store-a\",path=\"" + rootA.toRealPath().resolve("vol.img")
+                + "\"";
+        await("store-a's backend MBean shows the one mapping", WAIT, () -> {
+            try {
+                return Integer.valueOf(1).equals(a.jmxAttribute(backendBean, "MappingCount"));
+            } catch (Exception e) {
+                return false;
+            }
+        });
     }
 
     @Test
@@ -195,11 +220,12 @@ class ClusterIT {
         long restartAt = System.nanoTime();
         a = start("store-a", 2, config("store-a", "storage", rootA, List.of(b.clusterAddress(),
                 c.clusterAddress())));
+        long nodeUp = System.nanoTime();
         await("d1 ready again by itself", WAIT, () -> "ready".equals(deviceState(c, "d1")));
         long back = System.nanoTime();
         await("d3 ready again by itself", WAIT, () -> "ready".equals(deviceState(b, "d3")));
-        System.out.printf("[measure] storage restart (process start) → device ready: %d ms%n",
-                (back - restartAt) / 1_000_000);
+        System.out.printf("[measure] storage restart: process launch → node started %d ms; node started → device"
+                + " ready %d ms%n", (nodeUp - restartAt) / 1_000_000, (back - nodeUp) / 1_000_000);
         JsonNode d1 = json(c.get("/weft/devices/d1"));
         assertTrue(d1.get("reconnects").asLong() >= 1, d1.toString());
         await("old store-a incarnation removed", WAIT, () -> upMembers(c) == 3);

@@ -151,6 +151,15 @@ final class NodeProcess {
         }
     }
 
+    /** Invokes a no-argument MBean operation over remote JMX. */
+    Object jmxInvoke(String objectName, String operation) throws Exception {
+        JMXServiceURL url = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://127.0.0.1:" + jmxPort + "/jmxrmi");
+        try (JMXConnector c = JMXConnectorFactory.connect(url)) {
+            return c.getMBeanServerConnection().invoke(new ObjectName(objectName), operation, new Object[0],
+                    new String[0]);
+        }
+    }
+
     String logText() {
         try {
             return Files.readString(log);
