@@ -22,8 +22,12 @@ public final class NodeState {
     public static String addressOf(org.apache.pekko.actor.typed.ActorSystem<?> system,
                                    org.apache.pekko.actor.typed.ActorRef<?> ref) {
         var address = ref.path().address();
-        return address.hasGlobalScope() ? address.toString()
-                : org.apache.pekko.cluster.typed.Cluster.get(system).selfMember().address().toString();
+        if (address.hasGlobalScope()) {
+            return address.toString();
+        }
+        var classic = (org.apache.pekko.actor.ExtendedActorSystem)
+                org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(system);
+        return classic.provider().getDefaultAddress().toString();
     }
 
     public String nodeName() {
