@@ -21,7 +21,11 @@ public final class NodeMain {
     public static void main(String[] args) throws Exception {
         Config config = ConfigFactory.parseFile(Path.of(args[0]).toFile()).withFallback(ConfigFactory.load());
         WeftRuntime node = WeftRuntime.start(config);
-        Runtime.getRuntime().addShutdownHook(new Thread(node::shutdown, "weft-shutdown"));
+        java.util.concurrent.atomic.AtomicBoolean stopping = new java.util.concurrent.atomic.AtomicBoolean();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            stopping.set(true);
+            node.shutdown();
+        }, "weft-shutdown"));
         Path ready = Path.of(args[1]);
         Path tmp = ready.resolveSibling(ready.getFileName() + ".tmp");
         String address = node.clusterAddress().host().get() + ":" + node.clusterAddress().port().get();
@@ -29,7 +33,10 @@ public final class NodeMain {
                 + node.httpUri().map(Object::toString).orElse("") + "\npid=" + ProcessHandle.current().pid() + "\n",
                 StandardCharsets.UTF_8);
         Files.move(tmp, ready, StandardCopyOption.ATOMIC_MOVE);
-        // Stay up until the node is stopped (shutdown hook) or downed by the cluster.
+        // Stay up until the node is stopped (shutdown hook) or downed by the cluster; a downed node exits non-zero.
         node.whenTerminated().toCompletableFuture().join();
+        if (!stopping.get()) {
+            System.exit(3);
+        }
     }
 }

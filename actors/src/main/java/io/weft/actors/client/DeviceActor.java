@@ -245,7 +245,7 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
             return this;
         }
         closing = true;
-        exporter.unexport(entry.spec.deviceId());
+        unexport();
         if (unmap.force()) {
             long failed = entry.device.inFlight();
             entry.device.forceClose();
@@ -290,8 +290,18 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
         return this;
     }
 
+    /** Withdraws the export; an exporter that throws must not stop an unmap half way. */
+    private void unexport() {
+        try {
+            exporter.unexport(entry.spec.deviceId());
+        } catch (RuntimeException e) {
+            getContext().getLog().warn("device {}: withdrawing the export failed: {}", entry.spec.deviceId(),
+                    e.toString());
+        }
+    }
+
     private Behavior<Command> onStopped() {
-        exporter.unexport(entry.spec.deviceId());
+        unexport();
         entry.device.forceClose();
         entry.state(DeviceState.CLOSED);
         nodeState.removeDevice(entry.spec.deviceId(), entry);
