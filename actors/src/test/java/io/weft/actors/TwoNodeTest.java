@@ -82,6 +82,39 @@ class TwoNodeTest {
     }
 
     @Test
+    void ioSubmittedWhileStorageIsGoneCompletesWhenItReturnsWithinTheIoTimeout() throws Exception {
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        Files.write(exports.resolve("w.img"), new byte[1 << 16]);
+        storage = startStorage(exports, List.of());
+        // A long io-timeout: the storage node's restart must fit inside it.
+        client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null,
+                List.of(hostPort(storage.clusterAddress())), Map.of("weft.client.io-timeout", "60s")));
+        Reply mapped = get(client.map(new MapSpec("w", "st", "w.img", AccessMode.RW, null)));
+        assertTrue(mapped.ok(), mapped.message());
+        NodeState.DeviceEntry dev = client.state().device("w");
+
+        storage.shutdown();
+        storage = null;
+        await("device reconnecting", WAIT, () -> dev.state == DeviceState.RECONNECTING);
+        ByteBuffer data = ByteBuffer.allocate(4096);
+        for (int i = 0; i < 4096; i++) {
+            data.put(i, (byte) (i ^ 0x5a));
+        }
+        CompletableFuture<Integer> write = TestNodes.submit(dev.device, IoOp.WRITE, 8192, 4096, data);
+        assertFalse(write.isDone(), "no path: the write waits");
+        assertEquals(1, dev.device.inFlight());
+
+        storage = startStorage(exports, List.of(hostPort(client.clusterAddress())));
+        await("queued write completed after the remap", WAIT, write::isDone);
+        assertEquals(IoStatus.OK, write.get());
+        assertEquals(DeviceState.READY, dev.state);
+        byte[] onDisk = Files.readAllBytes(exports.resolve("w.img"));
+        for (int i = 0; i < 4096; i++) {
+            assertEquals((byte) (i ^ 0x5a), onDisk[8192 + i], "byte " + i + " reached the backing file");
+        }
+    }
+
+    @Test
     void aClientNodeThatLeavesReleasesItsRwMapping() throws Exception {
         Path exports = Files.createDirectories(tmp.resolve("exports"));
         Files.write(exports.resolve("v.img"), new byte[1 << 16]);
