@@ -37,6 +37,10 @@ public final class PekkoConfig {
                 w.getString("cluster.split-brain-resolver.stable-after"));
         derived.put("pekko.management.http.hostname", w.getString("management.http.hostname"));
         derived.put("pekko.management.http.port", w.getInt("management.http.port"));
+        // An HTTP call may wait for IO (probe) up to the io-timeout, or for a map up to map-timeout.
+        long waitMillis = Math.max(w.getDuration("client.io-timeout").toMillis(),
+                w.getDuration("client.map-timeout").toMillis()) + w.getDuration("management.ask-timeout").toMillis();
+        derived.put("pekko.http.server.request-timeout", Math.max(20_000, waitMillis) + "ms");
         if (w.getBoolean("cluster.tls.enabled")) {
             String ssl = "pekko.remote.artery.ssl.config-ssl-engine.";
             derived.put("pekko.remote.artery.transport", "tls-tcp");

@@ -173,6 +173,35 @@ public final class WeftRuntime implements AutoCloseable {
                 settings.askTimeout(), system.scheduler());
     }
 
+    /**
+     * Probes a device's data path: reads its first block through the device exactly as the NBD export would, and
+     * reports the status and how long it took. While the device has no path the probe waits like any IO and fails
+     * with EIO after the io-timeout. Allocates a buffer per call: an operator tool, not an IO path.
+     */
+    public CompletionStage<ProbeResult> probe(String deviceId) {
+        NodeState.DeviceEntry e = nodeState.device(deviceId);
+        if (e == null) {
+            return CompletableFuture.completedFuture(null);
+        }
+        int length = e.device.info().logicalBlockSize();
+        java.nio.ByteBuffer buffer = java.nio.ByteBuffer.allocate(length);
+        CompletableFuture<ProbeResult> result = new CompletableFuture<>();
+        long start = System.nanoTime();
+        e.device.submit(io.weft.core.io.IoOp.READ, 0, length, 0, buffer, 0, (tag, status) ->
+                result.complete(new ProbeResult(deviceId, io.weft.core.io.IoStatus.name(status), length,
+                        (System.nanoTime() - start) / 1000, e.state.name().toLowerCase(java.util.Locale.ROOT))));
+        return result;
+    }
+
+    /**
+     * @param status        {@code OK} or the error name ({@code EIO}, {@code ENOTSUP}, ...)
+     * @param bytes         bytes read
+     * @param latencyMicros time to completion
+     * @param stateAfter    device state when the probe completed
+     */
+    public record ProbeResult(String deviceId, String status, int bytes, long latencyMicros, String stateAfter) {
+    }
+
     /** Resizes a backing store on a storage node (any node, by name); mapped clients learn the new size. */
     public CompletionStage<Reply> resize(String storageNode, String path, long newSize) {
         return onStorage(storageNode, replyTo -> new StorageService.Resize(path, newSize, replyTo));

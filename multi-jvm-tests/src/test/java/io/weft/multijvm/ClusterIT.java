@@ -129,6 +129,13 @@ class ClusterIT {
         }
     }
 
+    /** Reads the device's first block from inside its node; returns the status name. */
+    private static String probe(NodeProcess n, String id) throws Exception {
+        HttpResponse<String> r = n.post("/weft/devices/" + id + "/probe", "");
+        assertEquals(200, r.statusCode(), r.body());
+        return json(r).get("status").asText();
+    }
+
     private static HttpResponse<String> map(NodeProcess on, String id, String storage, String path, String mode)
             throws Exception {
         return on.post("/weft/devices", "{\"id\":\"" + id + "\",\"storageNode\":\"" + storage + "\",\"path\":\""
@@ -148,6 +155,8 @@ class ClusterIT {
         assertEquals("ready", dev.get("state").asText());
         assertEquals(4 << 20, dev.get("size").asLong());
         assertEquals("control-only", dev.get("transport").asText());
+        // IO reaches the path (control-only answers every request with ENOTSUP).
+        assertEquals("ENOTSUP", probe(c, "d1"));
         JsonNode backends = json(a.get("/weft/backends"));
         assertEquals("client-c", backends.get(0).get("mappings").get(0).get("clientNode").asText());
         // JMX from outside the JVM: the same state, and operations work.
@@ -216,6 +225,8 @@ class ClusterIT {
         await("d3 (on store-b) reconnecting too", WAIT, () -> "reconnecting".equals(deviceState(b, "d3")));
         System.out.printf("[measure] kill -9 of storage → device reconnecting: %d ms%n",
                 (detected - killedAt) / 1_000_000);
+        // No path: IO waits, then fails with EIO after the io-timeout (2 s here) — it never hangs.
+        assertEquals("EIO", probe(c, "d1"));
 
         long restartAt = System.nanoTime();
         a = start("store-a", 2, config("store-a", "storage", rootA, List.of(b.clusterAddress(),
@@ -228,6 +239,7 @@ class ClusterIT {
                 + " ready %d ms%n", (nodeUp - restartAt) / 1_000_000, (back - nodeUp) / 1_000_000);
         JsonNode d1 = json(c.get("/weft/devices/d1"));
         assertTrue(d1.get("reconnects").asLong() >= 1, d1.toString());
+        assertEquals("ENOTSUP", probe(c, "d1"), "IO reaches the path again");
         await("old store-a incarnation removed", WAIT, () -> upMembers(c) == 3);
     }
 

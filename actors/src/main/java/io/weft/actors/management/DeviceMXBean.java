@@ -28,4 +28,7 @@ public interface DeviceMXBean {
 
     /** Drops the path and opens it again. */
     String remap();
+
+    /** Reads the first block through the device; returns status and latency (waits up to the io-timeout). */
+    String probe();
 }

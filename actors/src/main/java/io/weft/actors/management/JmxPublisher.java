@@ -211,6 +211,15 @@ public final class JmxPublisher implements AutoCloseable {
         @Override public long getLastHeartbeatAgoMillis() { return entry.sessionStatus().lastHeartbeatAgoMillis(); }
         @Override public String unmap(boolean force) { return await(rt, rt.unmap(entry.spec.deviceId(), force)); }
         @Override public String remap() { return await(rt, rt.remap(entry.spec.deviceId())); }
+        @Override public String probe() {
+            try {
+                var r = rt.probe(entry.spec.deviceId()).toCompletableFuture().get(
+                        rt.settings().ioTimeout().plus(rt.settings().askTimeout()).toMillis(), TimeUnit.MILLISECONDS);
+                return r == null ? "error: device gone" : r.status() + " in " + r.latencyMicros() + " µs";
+            } catch (Exception e) {
+                return "error: " + e;
+            }
+        }
     }
 
     static final class BackendBean implements BackendMXBean {

@@ -67,6 +67,13 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                                 post(() -> mutating(rt, body -> reply(rt.unmap(id, bool(body, "force")))))),
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("remap"), id ->
                                 post(() -> mutating(rt, body -> reply(rt.remap(id))))),
+                        path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("probe"), id ->
+                                post(() -> mutating(rt, body -> onComplete(rt.probe(id), r -> {
+                                    if (r.isFailure() || r.get() == null) {
+                                        return error(StatusCodes.NOT_FOUND, "no device " + id + " on this node");
+                                    }
+                                    return json(StatusCodes.OK, r.get());
+                                })))),
                         path("sessions", () -> get(() -> json(StatusCodes.OK, rt.state().devices().stream()
                                 .map(NodeState.DeviceEntry::sessionStatus).toList()))),
                         path("backends", () -> get(() -> json(StatusCodes.OK, rt.state().backends().stream()

@@ -146,6 +146,12 @@ class HttpApiTest {
         ObjectName nodeBean = new ObjectName("io.weft:type=Node,node=\"web\",name=\"web\"");
         assertTrue(List.of((String[]) mbs.getAttribute(nodeBean, "DeviceIds")).contains("h0"));
 
+        JsonNode probe = JSON.readTree(post("/weft/devices/h0/probe", "", TOKEN).body());
+        assertEquals("OK", probe.get("status").asText(), probe.toString());
+        assertEquals(512, probe.get("bytes").asInt());
+        assertEquals(404, post("/weft/devices/nope/probe", "", TOKEN).statusCode());
+        assertTrue(String.valueOf(mbs.invoke(device, "probe", new Object[0], new String[0])).startsWith("OK"));
+
         HttpResponse<String> remapped = post("/weft/devices/h0/remap", "", TOKEN);
         assertEquals(200, remapped.statusCode(), remapped.body());
         HttpResponse<String> unmapped = post("/weft/devices/h0/unmap", "{\"force\":false}", TOKEN);
