@@ -1,0 +1,125 @@
+package io.weft.actors;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The directories a storage node serves from. A client names a path; it is served only if its real path (every
+ * symlink resolved) lies inside the real path of one root. {@code ..} segments are refused outright, so a request
+ * never depends on how a path normalises.
+ */
+public final class ExportRoots {
+    private final List<Path> roots;
+
+    /** @param roots configured roots; each must exist (they are resolved to real paths once, here) */
+    public ExportRoots(List<Path> roots) {
+        List<Path> real = new ArrayList<>();
+        for (Path root : roots) {
+            try {
+                real.add(root.toRealPath());
+            } catch (IOException e) {
+                throw new IllegalArgumentException("export root " + root + " does not exist or is unreadable", e);
+            }
+        }
+        this.roots = List.copyOf(real);
+    }
+
+    public List<Path> roots() {
+        return roots;
+    }
+
+    /** Raised when a path is not served; the message says why and is shown to the client. */
+    public static final class RefusedPathException extends Exception {
+        public RefusedPathException(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * Resolves a requested path to the real path of an existing file under a root.
+     *
+     * @param requested absolute, or relative to the first root
+     */
+    public Path resolveExisting(String requested) throws RefusedPathException {
+        Path candidate = candidate(requested);
+        Path real;
+        try {
+            real = candidate.toRealPath();
+        } catch (IOException e) {
+            throw new RefusedPathException("no such backing store: " + requested);
+        }
+        requireInside(real, requested, false);
+        if (!Files.isRegularFile(real) && !isBlockDevice(real)) {
+            throw new RefusedPathException("not a regular file or block device: " + requested);
+        }
+        return real;
+    }
+
+    /**
+     * Resolves a path for a new volume: the file must not exist, and its parent's real path must lie under a root
+     * (the parent directory is created if it lies under a root).
+     */
+    public Path resolveNew(String requested) throws RefusedPathException {
+        Path candidate = candidate(requested);
+        if (Files.exists(candidate, LinkOption.NOFOLLOW_LINKS)) {
+            throw new RefusedPathException("already exists: " + requested);
+        }
+        Path parent = candidate.getParent();
+        if (parent == null) {
+            throw new RefusedPathException("no parent directory: " + requested);
+        }
+        Path existingAncestor = parent;
+        while (existingAncestor != null && !Files.exists(existingAncestor)) {
+            existingAncestor = existingAncestor.getParent();
+        }
+        if (existingAncestor == null) {
+            throw new RefusedPathException("outside every export root: " + requested);
+        }
+        Path realAncestor;
+        try {
+            realAncestor = existingAncestor.toRealPath();
+        } catch (IOException e) {
+            throw new RefusedPathException("cannot resolve " + existingAncestor + ": " + e.getMessage());
+        }
+        requireInside(realAncestor, requested, true);
+        return realAncestor.resolve(existingAncestor.relativize(candidate));
+    }
+
+    private Path candidate(String requested) throws RefusedPathException {
+        if (roots.isEmpty()) {
+            throw new RefusedPathException("this node has no export roots (weft.storage.export-roots is empty)");
+        }
+        if (requested == null || requested.isBlank()) {
+            throw new RefusedPathException("empty path");
+        }
+        if (requested.indexOf('\0') >= 0) {
+            throw new RefusedPathException("path contains a NUL byte");
+        }
+        Path p = Path.of(requested);
+        for (Path segment : p) {
+            if (segment.toString().equals("..")) {
+                throw new RefusedPathException("'..' is not allowed in a backing store path: " + requested);
+            }
+        }
+        return p.isAbsolute() ? p.normalize() : roots.get(0).resolve(p).normalize();
+    }
+
+    private void requireInside(Path real, String requested, boolean rootItselfAllowed)
+            throws RefusedPathException {
+        for (Path root : roots) {
+            if (real.startsWith(root) && (rootItselfAllowed || !real.equals(root))) {
+                return;
+            }
+        }
+        throw new RefusedPathException("outside every export root: " + requested + " (resolves to " + real + ")");
+    }
+
+    private static boolean isBlockDevice(Path real) {
+        // Files.isRegularFile is false for /dev/... nodes; a raw device is served when it lies under a root.
+        return !Files.isDirectory(real) && real.startsWith("/dev/");
+    }
+}

@@ -1,0 +1,160 @@
+package io.weft.actors;
+
+import io.weft.actors.client.QueueingBlockDevice;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * What one node's actors publish for management to read without asking them: devices, sessions and backends. The
+ * actors own and update the entries; HTTP, JMX and metrics only read. Mutations go through actor messages.
+ */
+public final class NodeState {
+    private final Map<String, DeviceEntry> devices = new ConcurrentHashMap<>();
+    private final Map<String, BackendEntry> backends = new ConcurrentHashMap<>();
+    private volatile String nodeName = "";
+
+    /** The cluster address an actor lives at ("pekko://weft@host:port"), also for actors on this node. */
+    public static String addressOf(org.apache.pekko.actor.typed.ActorSystem<?> system,
+                                   org.apache.pekko.actor.typed.ActorRef<?> ref) {
+        var address = ref.path().address();
+        if (address.hasGlobalScope()) {
+            return address.toString();
+        }
+        var classic = (org.apache.pekko.actor.ExtendedActorSystem)
+                org.apache.pekko.actor.typed.javadsl.Adapter.toClassic(system);
+        return classic.provider().getDefaultAddress().toString();
+    }
+
+    public String nodeName() {
+        return nodeName;
+    }
+
+    void nodeName(String name) {
+        this.nodeName = name;
+    }
+
+    public void putDevice(DeviceEntry e) {
+        devices.put(e.spec.deviceId(), e);
+    }
+
+    public void removeDevice(String id, DeviceEntry e) {
+        devices.remove(id, e);
+    }
+
+    public DeviceEntry device(String id) {
+        return devices.get(id);
+    }
+
+    public List<DeviceEntry> devices() {
+        List<DeviceEntry> list = new ArrayList<>(devices.values());
+        list.sort(Comparator.comparing(d -> d.spec.deviceId()));
+        return list;
+    }
+
+    public void putBackend(BackendEntry e) {
+        backends.put(e.path, e);
+    }
+
+    public void removeBackend(String path, BackendEntry e) {
+        backends.remove(path, e);
+    }
+
+    public List<BackendEntry> backends() {
+        List<BackendEntry> list = new ArrayList<>(backends.values());
+        list.sort(Comparator.comparing(b -> b.path));
+        return list;
+    }
+
+    public BackendEntry backend(String path) {
+        return backends.get(path);
+    }
+
+    /** A mapped device, as the DeviceActor and its SessionActor last left it. */
+    public static final class DeviceEntry {
+        public final NodeState nodeState;
+        public final MapSpec spec;
+        public final QueueingBlockDevice device;
+        public volatile DeviceState state = DeviceState.MAPPING;
+        public volatile String exportedAs = "";
+        public volatile String exportError = "";
+        public volatile String lastError = "";
+        public volatile String transport = "";
+        public final AtomicLong reconnects = new AtomicLong();
+        // Session view
+        public volatile String sessionState = "searching";
+        public volatile String storageAddress = "";
+        public volatile String mappingId = "";
+        public volatile long lastHeartbeatMillis;
+        public volatile Instant stateSince = Instant.now();
+
+        public DeviceEntry(NodeState nodeState, MapSpec spec, QueueingBlockDevice device) {
+            this.nodeState = nodeState;
+            this.spec = spec;
+            this.device = device;
+        }
+
+        public void state(DeviceState s) {
+            if (state != s) {
+                state = s;
+                stateSince = Instant.now();
+            }
+        }
+
+        public DeviceStatus status() {
+            var info = device.info();
+            return new DeviceStatus(spec.deviceId(), spec.storageNode(), spec.path(), spec.mode().wireName(),
+                    transport, state.name().toLowerCase(java.util.Locale.ROOT), stateSince.toString(), info.size(),
+                    info.logicalBlockSize(), info.readOnly(), exportedAs, exportError, lastError, reconnects.get(),
+                    device.inFlight(), device.stats().snapshot());
+        }
+
+        public SessionStatus sessionStatus() {
+            long hb = lastHeartbeatMillis;
+            return new SessionStatus(spec.deviceId(), spec.storageNode(), sessionState, storageAddress, mappingId,
+                    reconnects.get(), hb == 0 ? -1 : Math.max(0, System.currentTimeMillis() - hb), lastError);
+        }
+    }
+
+    /** An opened backing store on this (storage) node. */
+    public static final class BackendEntry {
+        public final String path;
+        public final IoStats stats = new IoStats();
+        public volatile long size;
+        public volatile List<MappingStatus> mappings = List.of();
+
+        public BackendEntry(String path, long size) {
+            this.path = path;
+            this.size = size;
+        }
+
+        public BackendStatus status() {
+            return new BackendStatus(path, size, mappings, stats.snapshot());
+        }
+    }
+
+    /** JSON/JMX view of a device. */
+    public record DeviceStatus(String id, String storageNode, String path, String mode, String transport,
+                               String state, String stateSince, long size, int blockSize, boolean readOnly,
+                               String export, String exportError, String lastError, long reconnects, long inFlight,
+                               IoStats.Snapshot io) {
+    }
+
+    /** JSON/JMX view of a client↔storage session. */
+    public record SessionStatus(String deviceId, String storageNode, String state, String storageAddress,
+                                String mappingId, long reconnects, long lastHeartbeatAgoMillis, String lastError) {
+    }
+
+    /** JSON/JMX view of one client's mapping of a backend. */
+    public record MappingStatus(String mappingId, String clientNode, String deviceId, String mode, String transport,
+                                String clientAddress) {
+    }
+
+    /** JSON/JMX view of a backend. */
+    public record BackendStatus(String path, long size, List<MappingStatus> mappings, IoStats.Snapshot io) {
+    }
+}

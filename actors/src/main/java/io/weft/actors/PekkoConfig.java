@@ -1,0 +1,70 @@
+package io.weft.actors;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigValueFactory;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Builds the Pekko configuration of a node from its {@code weft.*} keys. Precedence, highest first:
+ * {@code weft.pekko} (escape hatch), values derived from {@code weft.*}, {@code weft-pekko.conf}, the user's config.
+ */
+public final class PekkoConfig {
+    private PekkoConfig() {
+    }
+
+    public static Config build(Config user) {
+        Config withDefaults = user.withFallback(ConfigFactory.defaultReference()).resolve();
+        Config w = withDefaults.getConfig("weft");
+        String system = w.getString("cluster.name");
+        Map<String, Object> derived = new HashMap<>();
+        derived.put("pekko.remote.artery.canonical.hostname", w.getString("cluster.hostname"));
+        derived.put("pekko.remote.artery.canonical.port", w.getInt("cluster.port"));
+        derived.put("pekko.cluster.roles", w.getStringList("node.roles"));
+        List<String> seeds = new ArrayList<>();
+        for (String seed : w.getStringList("cluster.seed-nodes")) {
+            seeds.add(seed.startsWith("pekko://") ? seed : "pekko://" + system + "@" + seed);
+        }
+        derived.put("pekko.cluster.seed-nodes", seeds);
+        derived.put("pekko.cluster.failure-detector.heartbeat-interval",
+                w.getString("cluster.failure-detector.heartbeat-interval"));
+        derived.put("pekko.cluster.failure-detector.acceptable-heartbeat-pause",
+                w.getString("cluster.failure-detector.acceptable-heartbeat-pause"));
+        derived.put("pekko.cluster.split-brain-resolver.stable-after",
+                w.getString("cluster.split-brain-resolver.stable-after"));
+        derived.put("pekko.management.http.hostname", w.getString("management.http.hostname"));
+        derived.put("pekko.management.http.port", w.getInt("management.http.port"));
+        // An HTTP call may wait for IO (probe) up to the io-timeout, or for a map up to map-timeout.
+        long waitMillis = Math.max(w.getDuration("client.io-timeout").toMillis(),
+                w.getDuration("client.map-timeout").toMillis()) + w.getDuration("management.ask-timeout").toMillis();
+        derived.put("pekko.http.server.request-timeout", Math.max(20_000, waitMillis) + "ms");
+        if (w.getBoolean("cluster.tls.enabled")) {
+            String ssl = "pekko.remote.artery.ssl.config-ssl-engine.";
+            derived.put("pekko.remote.artery.transport", "tls-tcp");
+            derived.put(ssl + "key-store", w.getString("cluster.tls.key-store"));
+            derived.put(ssl + "key-store-password", w.getString("cluster.tls.key-store-password"));
+            derived.put(ssl + "key-password", w.getString("cluster.tls.key-password"));
+            derived.put(ssl + "trust-store", w.getString("cluster.tls.trust-store"));
+            derived.put(ssl + "trust-store-password", w.getString("cluster.tls.trust-store-password"));
+            derived.put(ssl + "hostname-verification", w.getBoolean("cluster.tls.hostname-verification"));
+        }
+        Config derivedConfig = ConfigFactory.empty();
+        for (Map.Entry<String, Object> e : derived.entrySet()) {
+            derivedConfig = derivedConfig.withValue(e.getKey(), ConfigValueFactory.fromAnyRef(e.getValue()));
+        }
+        Config escape = w.getConfig("pekko").atKey("pekko");
+        return escape
+                .withFallback(derivedConfig)
+                .withFallback(ConfigFactory.parseResources(PekkoConfig.class.getClassLoader(), "weft-pekko.conf"))
+                .withFallback(withDefaults)
+                .resolve();
+    }
+
+    /** The actor system name all nodes of the cluster share. */
+    public static String systemName(Config user) {
+        return user.withFallback(ConfigFactory.defaultReference()).getString("weft.cluster.name");
+    }
+}

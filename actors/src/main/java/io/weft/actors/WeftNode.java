@@ -1,0 +1,79 @@
+package io.weft.actors;
+
+import io.weft.actors.client.ClientService;
+import io.weft.actors.client.DeviceExporter;
+import io.weft.actors.storage.StorageService;
+import io.weft.actors.transport.Transports;
+import java.util.Optional;
+import org.apache.pekko.actor.Address;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.SupervisorStrategy;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.cluster.typed.Cluster;
+
+/**
+ * The guardian of a Weft node: starts {@link StorageService} and/or {@link ClientService} for the node's roles.
+ *
+ * <p>Supervision: both services are restarted on failure without stopping their children (their state is their
+ * children plus {@link NodeState}), so a bug in a service never unmaps a device or closes a backend. If the guardian
+ * itself fails the actor system stops, and node-app exits non-zero.
+ */
+public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
+
+    public interface Command {
+    }
+
+    public record GetServices(ActorRef<Services> replyTo) implements Command {
+    }
+
+    /** The running services; empty for a role the node does not have. */
+    public record Services(String nodeName, Optional<ActorRef<StorageService.Command>> storage,
+                           Optional<ActorRef<ClientService.Command>> client) {
+    }
+
+    public static Behavior<Command> create(WeftSettings settings, NodeState nodeState, Transports transports,
+                                           DeviceExporter exporter) {
+        return Behaviors.setup(ctx -> new WeftNode(ctx, settings, nodeState, transports, exporter));
+    }
+
+    private final Services services;
+
+    private WeftNode(ActorContext<Command> ctx, WeftSettings configured, NodeState nodeState, Transports transports,
+                     DeviceExporter exporter) {
+        super(ctx);
+        String name = configured.nodeName();
+        if (name.isBlank()) {
+            Address self = Cluster.get(ctx.getSystem()).selfMember().address();
+            name = self.host().get() + ":" + self.port().get();
+        }
+        WeftSettings settings = configured.withNodeName(name);
+        nodeState.nodeName(name);
+        SupervisorStrategy keepChildren = SupervisorStrategy.restart().withStopChildren(false);
+        Optional<ActorRef<StorageService.Command>> storage = Optional.empty();
+        Optional<ActorRef<ClientService.Command>> client = Optional.empty();
+        if (settings.isStorage()) {
+            storage = Optional.of(ctx.spawn(Behaviors.supervise(StorageService.create(settings, nodeState, transports))
+                    .onFailure(keepChildren), "storage"));
+        }
+        if (settings.isClient()) {
+            client = Optional.of(ctx.spawn(Behaviors.supervise(ClientService.create(settings, nodeState, transports,
+                    exporter)).onFailure(keepChildren), "client"));
+        }
+        this.services = new Services(name, storage, client);
+        ctx.getLog().info("weft node '{}' started with roles {}", name, settings.roles());
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(GetServices.class, get -> {
+                    get.replyTo().tell(services);
+                    return this;
+                })
+                .build();
+    }
+}

@@ -1,0 +1,127 @@
+package io.weft.actors.client;
+
+import io.weft.actors.IoStats;
+import io.weft.actors.MapSpec;
+import io.weft.actors.NodeState;
+import io.weft.actors.Reply;
+import io.weft.actors.WeftSettings;
+import io.weft.actors.transport.Transport;
+import io.weft.actors.transport.Transports;
+import io.weft.core.io.DeviceInfo;
+import java.util.Optional;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.SupervisorStrategy;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+
+/**
+ * The client role of a node: maps, unmaps and remaps devices, one {@link DeviceActor} each (child named
+ * {@code device-<id>}, so the service keeps no state of its own beyond its children and {@link NodeState}).
+ *
+ * <p>Supervision (applied by {@code WeftNode}): restarted on failure without stopping its children, so mapped
+ * devices are untouched. Its {@link DeviceActor} children are restarted on failure (see there).
+ */
+public final class ClientService extends AbstractBehavior<ClientService.Command> {
+
+    public interface Command {
+    }
+
+    public record Map(MapSpec spec, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    public record Unmap(String deviceId, boolean force, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    public record Remap(String deviceId, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    /** Geometry a device reports before its first path: empty, so IO before mapping fails fast with EOVERFLOW. */
+    static final DeviceInfo UNMAPPED = new DeviceInfo(0, 512, 4096, 4096, true, false, false, false, false, false,
+            false, false);
+
+    public static Behavior<Command> create(WeftSettings settings, NodeState nodeState, Transports transports,
+                                           DeviceExporter exporter) {
+        return Behaviors.setup(ctx -> new ClientService(ctx, settings, nodeState, transports, exporter));
+    }
+
+    private final WeftSettings settings;
+    private final NodeState nodeState;
+    private final Transports transports;
+    private final DeviceExporter exporter;
+
+    private ClientService(ActorContext<Command> ctx, WeftSettings settings, NodeState nodeState,
+                          Transports transports, DeviceExporter exporter) {
+        super(ctx);
+        this.settings = settings;
+        this.nodeState = nodeState;
+        this.transports = transports;
+        this.exporter = exporter;
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(Map.class, this::onMap)
+                .onMessage(Unmap.class, this::onUnmap)
+                .onMessage(Remap.class, this::onRemap)
+                .build();
+    }
+
+    private Behavior<Command> onMap(Map map) {
+        MapSpec spec = map.spec();
+        String transportName = spec.transport() == null || spec.transport().isBlank()
+                ? settings.defaultTransport() : spec.transport();
+        Transport transport = transports.get(transportName);
+        if (transport == null) {
+            map.replyTo().tell(Reply.error("transport '" + transportName + "' is not enabled on this node (enabled: "
+                    + transports.names() + ")"));
+            return this;
+        }
+        if (nodeState.device(spec.deviceId()) != null || device(spec.deviceId()).isPresent()) {
+            map.replyTo().tell(Reply.error("device " + spec.deviceId() + " already exists on this node; unmap it"
+                    + " first or pick another id"));
+            return this;
+        }
+        QueueingBlockDevice device = new QueueingBlockDevice(UNMAPPED, settings.maxInFlight(),
+                settings.ioTimeout().toNanos(), new IoStats());
+        NodeState.DeviceEntry entry = new NodeState.DeviceEntry(nodeState, spec.withTransport(transportName), device);
+        entry.transport = transportName;
+        nodeState.putDevice(entry);
+        getContext().spawn(
+                Behaviors.supervise(DeviceActor.create(entry, nodeState.nodeName(), transport, settings, exporter,
+                        map.replyTo())).onFailure(SupervisorStrategy.restart()),
+                childName(spec.deviceId()));
+        return this;
+    }
+
+    private Behavior<Command> onUnmap(Unmap unmap) {
+        Optional<ActorRef<DeviceActor.Command>> device = device(unmap.deviceId());
+        if (device.isEmpty()) {
+            unmap.replyTo().tell(Reply.error("no device " + unmap.deviceId() + " on this node"));
+        } else {
+            device.get().tell(new DeviceActor.Unmap(unmap.force(), unmap.replyTo()));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onRemap(Remap remap) {
+        Optional<ActorRef<DeviceActor.Command>> device = device(remap.deviceId());
+        if (device.isEmpty()) {
+            remap.replyTo().tell(Reply.error("no device " + remap.deviceId() + " on this node"));
+        } else {
+            device.get().tell(new DeviceActor.Remap(remap.replyTo()));
+        }
+        return this;
+    }
+
+    private Optional<ActorRef<DeviceActor.Command>> device(String id) {
+        return getContext().getChild(childName(id)).map(ref -> ref.unsafeUpcast());
+    }
+
+    private static String childName(String deviceId) {
+        return "device-" + deviceId;
+    }
+}

@@ -1,0 +1,34 @@
+package io.weft.actors.management;
+
+/** JMX view of one client device: {@code io.weft:type=Device,node=<node>,name=<device id>}. */
+public interface DeviceMXBean {
+    String getId();
+    String getState();
+    String getStorageNode();
+    String getPath();
+    String getMode();
+    String getTransport();
+    String getExport();
+    String getLastError();
+    long getSize();
+    long getInFlight();
+    long getReconnects();
+    long getReads();
+    long getWrites();
+    long getBytesRead();
+    long getBytesWritten();
+    long getErrors();
+    double getLatencyP50Micros();
+    double getLatencyP99Micros();
+    String getSessionState();
+    long getLastHeartbeatAgoMillis();
+
+    /** Unmaps; {@code force} fails in-flight IO with EIO. Returns what happened. */
+    String unmap(boolean force);
+
+    /** Drops the path and opens it again. */
+    String remap();
+
+    /** Reads the first block through the device; returns status and latency (waits up to the io-timeout). */
+    String probe();
+}

@@ -1,0 +1,254 @@
+package io.weft.actors.management;
+
+import io.weft.actors.AccessMode;
+import io.weft.actors.MapSpec;
+import io.weft.actors.NodeState;
+import io.weft.actors.Reply;
+import io.weft.actors.WeftRuntime;
+import java.lang.management.ManagementFactory;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletionStage;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import javax.management.JMException;
+import javax.management.MBeanServer;
+import javax.management.ObjectName;
+
+/**
+ * Keeps the platform MBean server in step with a node: one MBean for the node, one per device, one per backend.
+ * A daemon thread re-syncs registrations twice a second (devices and backends come and go with the actors); the
+ * attributes are read live from {@link NodeState}, operations go through {@link WeftRuntime}.
+ */
+public final class JmxPublisher implements AutoCloseable {
+    private final WeftRuntime runtime;
+    private final MBeanServer server = ManagementFactory.getPlatformMBeanServer();
+    private final ScheduledExecutorService timer;
+    private final Map<ObjectName, Object> registered = new HashMap<>();
+
+    private JmxPublisher(WeftRuntime runtime) {
+        this.runtime = runtime;
+        this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "weft-jmx-" + runtime.nodeName());
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    public static JmxPublisher start(WeftRuntime runtime) {
+        JmxPublisher p = new JmxPublisher(runtime);
+        p.register(p.name("Node", "name", runtime.nodeName()), new NodeBean(runtime));
+        p.sync();
+        p.timer.scheduleWithFixedDelay(p::sync, 500, 500, TimeUnit.MILLISECONDS);
+        return p;
+    }
+
+    /** Node name is part of every name: several nodes may share a JVM (tests). */
+    private ObjectName name(String type, String key, String value) {
+        try {
+            return new ObjectName("io.weft:type=" + type + ",node=" + ObjectName.quote(runtime.nodeName()) + ","
+                    + key + "=" + ObjectName.quote(value));
+        } catch (JMException e) {
+            throw new IllegalArgumentException(e);
+        }
+    }
+
+    private synchronized void sync() {
+        try {
+            Set<ObjectName> wanted = new HashSet<>();
+            wanted.add(name("Node", "name", runtime.nodeName()));
+            for (NodeState.DeviceEntry e : runtime.state().devices()) {
+                ObjectName n = name("Device", "name", e.spec.deviceId());
+                wanted.add(n);
+                Object existing = registered.get(n);
+                if (existing == null || ((DeviceBean) existing).entry != e) {
+                    unregister(n);
+                    register(n, new DeviceBean(runtime, e));
+                }
+            }
+            for (NodeState.BackendEntry b : runtime.state().backends()) {
+                ObjectName n = name("Backend", "path", b.path);
+                wanted.add(n);
+                Object existing = registered.get(n);
+                if (existing == null || ((BackendBean) existing).entry != b) {
+                    unregister(n);
+                    register(n, new BackendBean(runtime, b));
+                }
+            }
+            for (ObjectName n : new HashSet<>(registered.keySet())) {
+                if (!wanted.contains(n)) {
+                    unregister(n);
+                }
+            }
+        } catch (RuntimeException e) {
+            runtime.system().log().warn("JMX sync failed: {}", e.toString());
+        }
+    }
+
+    private void register(ObjectName n, Object bean) {
+        try {
+            if (server.isRegistered(n)) {
+                server.unregisterMBean(n);
+            }
+            server.registerMBean(bean, n);
+            registered.put(n, bean);
+        } catch (JMException e) {
+            runtime.system().log().warn("could not register MBean {}: {}", n, e.toString());
+        }
+    }
+
+    private void unregister(ObjectName n) {
+        registered.remove(n);
+        try {
+            if (server.isRegistered(n)) {
+                server.unregisterMBean(n);
+            }
+        } catch (JMException e) {
+            runtime.system().log().warn("could not unregister MBean {}: {}", n, e.toString());
+        }
+    }
+
+    @Override
+    public synchronized void close() {
+        timer.shutdownNow();
+        for (ObjectName n : new HashSet<>(registered.keySet())) {
+            unregister(n);
+        }
+    }
+
+    static String await(WeftRuntime rt, CompletionStage<Reply> stage) {
+        try {
+            Reply r = stage.toCompletableFuture().get(rt.settings().askTimeout().toMillis() * 2,
+                    TimeUnit.MILLISECONDS);
+            return (r.ok() ? "ok: " : "error: ") + r.message();
+        } catch (Exception e) {
+            return "error: no answer in time (" + e + ")";
+        }
+    }
+
+    static final class NodeBean implements NodeMXBean {
+        private final WeftRuntime rt;
+
+        NodeBean(WeftRuntime rt) {
+            this.rt = rt;
+        }
+
+        @Override
+        public String getName() {
+            return rt.nodeName();
+        }
+
+        @Override
+        public String[] getRoles() {
+            return rt.settings().roles().stream().sorted().toArray(String[]::new);
+        }
+
+        @Override
+        public String[] getDeviceIds() {
+            return rt.state().devices().stream().map(d -> d.spec.deviceId()).toArray(String[]::new);
+        }
+
+        @Override
+        public String[] getBackendPaths() {
+            return rt.state().backends().stream().map(b -> b.path).toArray(String[]::new);
+        }
+
+        @Override
+        public String map(String deviceId, String storageNode, String path, String mode, String transport) {
+            try {
+                return await(rt, rt.map(new MapSpec(deviceId, storageNode, path, AccessMode.parse(mode), transport)));
+            } catch (IllegalArgumentException e) {
+                return "error: " + e.getMessage();
+            }
+        }
+
+        @Override
+        public String createVolume(String storageNode, String path, long sizeBytes) {
+            return await(rt, rt.createVolume(storageNode, path, sizeBytes));
+        }
+
+        @Override
+        public String resize(String storageNode, String path, long newSizeBytes) {
+            return await(rt, rt.resize(storageNode, path, newSizeBytes));
+        }
+    }
+
+    static final class DeviceBean implements DeviceMXBean {
+        private final WeftRuntime rt;
+        final NodeState.DeviceEntry entry;
+
+        DeviceBean(WeftRuntime rt, NodeState.DeviceEntry entry) {
+            this.rt = rt;
+            this.entry = entry;
+        }
+
+        private io.weft.actors.IoStats.Snapshot io() {
+            return entry.device.stats().snapshot();
+        }
+
+        @Override public String getId() { return entry.spec.deviceId(); }
+        @Override public String getState() { return entry.state.name().toLowerCase(java.util.Locale.ROOT); }
+        @Override public String getStorageNode() { return entry.spec.storageNode(); }
+        @Override public String getPath() { return entry.spec.path(); }
+        @Override public String getMode() { return entry.spec.mode().wireName(); }
+        @Override public String getTransport() { return entry.transport; }
+        @Override public String getExport() { return entry.exportedAs; }
+        @Override public String getLastError() { return entry.lastError; }
+        @Override public long getSize() { return entry.device.info().size(); }
+        @Override public long getInFlight() { return entry.device.inFlight(); }
+        @Override public long getReconnects() { return entry.reconnects.get(); }
+        @Override public long getReads() { return io().reads(); }
+        @Override public long getWrites() { return io().writes(); }
+        @Override public long getBytesRead() { return io().bytesRead(); }
+        @Override public long getBytesWritten() { return io().bytesWritten(); }
+        @Override public long getErrors() { return io().errors(); }
+        @Override public double getLatencyP50Micros() { return io().p50Micros(); }
+        @Override public double getLatencyP99Micros() { return io().p99Micros(); }
+        @Override public String getSessionState() { return entry.sessionState; }
+        @Override public long getLastHeartbeatAgoMillis() { return entry.sessionStatus().lastHeartbeatAgoMillis(); }
+        @Override public String unmap(boolean force) { return await(rt, rt.unmap(entry.spec.deviceId(), force)); }
+        @Override public String remap() { return await(rt, rt.remap(entry.spec.deviceId())); }
+        @Override public String probe() {
+            try {
+                var r = rt.probe(entry.spec.deviceId()).toCompletableFuture().get(
+                        rt.settings().ioTimeout().plus(rt.settings().askTimeout()).toMillis(), TimeUnit.MILLISECONDS);
+                return r == null ? "error: device gone" : r.status() + " in " + r.latencyMicros() + " µs";
+            } catch (Exception e) {
+                return "error: " + e;
+            }
+        }
+    }
+
+    static final class BackendBean implements BackendMXBean {
+        private final WeftRuntime rt;
+        final NodeState.BackendEntry entry;
+
+        BackendBean(WeftRuntime rt, NodeState.BackendEntry entry) {
+            this.rt = rt;
+            this.entry = entry;
+        }
+
+        private io.weft.actors.IoStats.Snapshot io() {
+            return entry.stats.snapshot();
+        }
+
+        @Override public String getPath() { return entry.path; }
+        @Override public long getSize() { return entry.size; }
+        @Override public int getMappingCount() { return entry.mappings.size(); }
+        @Override public String[] getMappings() {
+            return entry.mappings.stream().map(m -> m.clientNode() + "/" + m.deviceId() + " (" + m.mode() + ", "
+                    + m.transport() + ")").toArray(String[]::new);
+        }
+        @Override public long getReads() { return io().reads(); }
+        @Override public long getWrites() { return io().writes(); }
+        @Override public long getBytesRead() { return io().bytesRead(); }
+        @Override public long getBytesWritten() { return io().bytesWritten(); }
+        @Override public long getErrors() { return io().errors(); }
+        @Override public String resize(long newSizeBytes) {
+            return await(rt, rt.resize(rt.nodeName(), entry.path, newSizeBytes));
+        }
+    }
+}

@@ -1,0 +1,213 @@
+package io.weft.actors.management;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.typesafe.config.ConfigFactory;
+import io.weft.actors.AccessMode;
+import io.weft.actors.MapSpec;
+import io.weft.actors.NodeState;
+import io.weft.actors.Reply;
+import io.weft.actors.WeftRuntime;
+import java.security.MessageDigest;
+import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CompletionStage;
+import java.util.function.Function;
+import org.apache.pekko.actor.ExtendedActorSystem;
+import org.apache.pekko.cluster.Cluster;
+import org.apache.pekko.http.javadsl.model.ContentTypes;
+import org.apache.pekko.http.javadsl.model.HttpEntities;
+import org.apache.pekko.http.javadsl.model.HttpResponse;
+import org.apache.pekko.http.javadsl.model.StatusCode;
+import org.apache.pekko.http.javadsl.model.StatusCodes;
+import org.apache.pekko.http.javadsl.server.AllDirectives;
+import org.apache.pekko.http.javadsl.server.PathMatchers;
+import org.apache.pekko.http.javadsl.server.Route;
+import org.apache.pekko.http.javadsl.unmarshalling.Unmarshaller;
+import org.apache.pekko.management.javadsl.ManagementRouteProvider;
+import org.apache.pekko.management.javadsl.ManagementRouteProviderSettings;
+
+/**
+ * Weft's HTTP API under {@code /weft/} plus Prometheus text at {@code /metrics} (see docs/http-api.md).
+ * Reads come from {@link NodeState}; mutations go to the actors through {@link WeftRuntime} and answer with the
+ * actors' {@link Reply}. When {@code weft.management.http.token} is set, every POST needs
+ * {@code Authorization: Bearer <token>}.
+ */
+public final class WeftHttpApi extends AllDirectives implements ManagementRouteProvider {
+    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    private final ExtendedActorSystem system;
+
+    WeftHttpApi(ExtendedActorSystem system) {
+        this.system = system;
+    }
+
+    @Override
+    public Route routes(ManagementRouteProviderSettings settings) {
+        return concat(
+                path("metrics", () -> get(() -> withRuntime(rt -> complete(HttpResponse.create()
+                        .withEntity(HttpEntities.create(ContentTypes.TEXT_PLAIN_UTF8, PrometheusText.render(rt))))))),
+                pathPrefix("weft", () -> withRuntime(rt -> concat(
+                        path("node", () -> get(() -> json(StatusCodes.OK, node(rt)))),
+                        path("devices", () -> concat(
+                                get(() -> json(StatusCodes.OK, rt.state().devices().stream()
+                                        .map(NodeState.DeviceEntry::status).toList())),
+                                post(() -> mutating(rt, body -> map(rt, body))))),
+                        path(PathMatchers.segment("devices").slash(PathMatchers.segment()), id ->
+                                get(() -> {
+                                    NodeState.DeviceEntry e = rt.state().device(id);
+                                    return e == null ? error(StatusCodes.NOT_FOUND, "no device " + id)
+                                            : json(StatusCodes.OK, e.status());
+                                })),
+                        path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("unmap"), id ->
+                                post(() -> mutating(rt, body -> reply(rt.unmap(id, bool(body, "force")))))),
+                        path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("remap"), id ->
+                                post(() -> mutating(rt, body -> reply(rt.remap(id))))),
+                        path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("probe"), id ->
+                                post(() -> mutating(rt, body -> onComplete(rt.probe(id), r -> {
+                                    if (r.isFailure() || r.get() == null) {
+                                        return error(StatusCodes.NOT_FOUND, "no device " + id + " on this node");
+                                    }
+                                    return json(StatusCodes.OK, r.get());
+                                })))),
+                        path("sessions", () -> get(() -> json(StatusCodes.OK, rt.state().devices().stream()
+                                .map(NodeState.DeviceEntry::sessionStatus).toList()))),
+                        path("backends", () -> get(() -> json(StatusCodes.OK, rt.state().backends().stream()
+                                .map(NodeState.BackendEntry::status).toList()))),
+                        path(PathMatchers.segment("backends").slash("resize"), () ->
+                                post(() -> mutating(rt, body -> reply(rt.resize(text(body, "storageNode"),
+                                        text(body, "path"), bytes(body, "size", -1)))))),
+                        path("volumes", () ->
+                                post(() -> mutating(rt, body -> reply(rt.createVolume(text(body, "storageNode"),
+                                        text(body, "path"), bytes(body, "size", 0)))))),
+                        path("storage-nodes", () -> get(() -> onSuccess(rt.storageNodes(),
+                                nodes -> json(StatusCodes.OK, nodes)))),
+                        path("transports", () -> get(() -> json(StatusCodes.OK, Map.of("enabled", rt.transports(),
+                                "default", rt.settings().defaultTransport()))))))));
+    }
+
+    private Route withRuntime(Function<WeftRuntime, Route> inner) {
+        // Looked up per request: the runtime registers itself after Pekko Management has built the routes.
+        return extractRequest(req -> WeftRuntime.of(system)
+                .map(inner)
+                .orElseGet(() -> error(StatusCodes.SERVICE_UNAVAILABLE, "weft node is starting or stopping")));
+    }
+
+    /** A POST: checks the bearer token, parses the JSON body, turns bad input into 400. */
+    private Route mutating(WeftRuntime rt, Function<JsonNode, Route> handler) {
+        String token = rt.settings().httpToken();
+        return optionalHeaderValueByName("Authorization", auth -> {
+            if (!token.isEmpty() && !tokenMatches(auth, token)) {
+                return error(StatusCodes.UNAUTHORIZED,
+                        "this node needs 'Authorization: Bearer <token>' for changes (weft.management.http.token)");
+            }
+            return entity(Unmarshaller.entityToString(), text -> {
+                JsonNode body;
+                try {
+                    body = text.isBlank() ? JSON.createObjectNode() : JSON.readTree(text);
+                    if (!body.isObject()) {
+                        return error(StatusCodes.BAD_REQUEST, "body must be a JSON object");
+                    }
+                    return handler.apply(body);
+                } catch (IllegalArgumentException e) {
+                    return error(StatusCodes.BAD_REQUEST, e.getMessage());
+                } catch (java.io.IOException e) {
+                    return error(StatusCodes.BAD_REQUEST, "malformed JSON: " + e.getMessage());
+                }
+            });
+        });
+    }
+
+    private static boolean tokenMatches(Optional<String> header, String token) {
+        if (header.isEmpty() || !header.get().startsWith("Bearer ")) {
+            return false;
+        }
+        byte[] given = header.get().substring("Bearer ".length()).trim().getBytes(StandardCharsets.UTF_8);
+        return MessageDigest.isEqual(given, token.getBytes(StandardCharsets.UTF_8));
+    }
+
+    private Route map(WeftRuntime rt, JsonNode body) {
+        String id = text(body, "id");
+        MapSpec spec = new MapSpec(id, text(body, "storageNode"), text(body, "path"),
+                AccessMode.parse(body.path("mode").asText("rw")), body.path("transport").asText(""));
+        return reply(rt.map(spec));
+    }
+
+    private Route reply(CompletionStage<Reply> stage) {
+        return onComplete(stage, result -> {
+            if (result.isFailure()) {
+                return error(StatusCodes.GATEWAY_TIMEOUT, "no answer in time: " + result.failed().get().getMessage());
+            }
+            Reply r = result.get();
+            if (r.ok()) {
+                return json(StatusCodes.OK, r);
+            }
+            StatusCode code = r.message().startsWith("no device") ? StatusCodes.NOT_FOUND : StatusCodes.CONFLICT;
+            return json(code, r);
+        });
+    }
+
+    private Route json(StatusCode code, Object value) {
+        try {
+            return complete(HttpResponse.create().withStatus(code)
+                    .withEntity(HttpEntities.create(ContentTypes.APPLICATION_JSON, JSON.writeValueAsString(value))));
+        } catch (java.io.IOException e) {
+            return complete(StatusCodes.INTERNAL_SERVER_ERROR, e.toString());
+        }
+    }
+
+    private Route error(StatusCode code, String message) {
+        return json(code, Reply.error(message));
+    }
+
+    private Map<String, Object> node(WeftRuntime rt) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        Cluster cluster = Cluster.get(system);
+        out.put("name", rt.nodeName());
+        out.put("address", cluster.selfAddress().toString());
+        out.put("roles", rt.settings().roles());
+        out.put("status", cluster.selfMember().status().toString());
+        List<Map<String, String>> members = new java.util.ArrayList<>();
+        cluster.state().getMembers().forEach(m -> members.add(Map.of("address", m.address().toString(),
+                "status", m.status().toString(), "roles", String.join(",", m.getRoles()),
+                "reachable", String.valueOf(!cluster.state().getUnreachable().contains(m)))));
+        out.put("members", members);
+        out.put("transports", rt.transports());
+        return out;
+    }
+
+    static String text(JsonNode body, String field) {
+        JsonNode n = body.get(field);
+        if (n == null || n.isNull() || n.asText().isBlank()) {
+            throw new IllegalArgumentException("missing field '" + field + "'");
+        }
+        return n.asText();
+    }
+
+    static boolean bool(JsonNode body, String field) {
+        return body.path(field).asBoolean(false);
+    }
+
+    /** A size as a number of bytes or a string such as "1GiB" / "512M" (Typesafe Config's size syntax). */
+    static long bytes(JsonNode body, String field, long missing) {
+        JsonNode n = body.get(field);
+        if (n == null || n.isNull()) {
+            if (missing < 0) {
+                throw new IllegalArgumentException("missing field '" + field + "'");
+            }
+            return missing;
+        }
+        if (n.isNumber()) {
+            return n.asLong();
+        }
+        try {
+            return ConfigFactory.parseString("v = \"" + n.asText().replace("\"", "") + "\"").getBytes("v");
+        } catch (RuntimeException e) {
+            throw new IllegalArgumentException("'" + field + "' is not a size: " + n.asText());
+        }
+    }
+}

@@ -1,0 +1,356 @@
+package io.weft.actors.storage;
+
+import io.weft.actors.AccessMode;
+import io.weft.actors.ChannelActor;
+import io.weft.actors.NodeState;
+import io.weft.actors.Reply;
+import io.weft.actors.WeftSerializable;
+import io.weft.actors.WeftSettings;
+import io.weft.actors.client.SessionActor;
+import io.weft.actors.transport.ServedChannel;
+import io.weft.actors.transport.Transport;
+import io.weft.actors.transport.TransportEndpoint;
+import io.weft.actors.transport.Transports;
+import io.weft.core.io.DeviceInfo;
+import io.weft.core.store.FileBackingStore;
+import io.weft.core.store.StoreBlockDevice;
+import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import org.apache.pekko.actor.Address;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.PreRestart;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+
+/**
+ * One opened backing store on a storage node (RNBD's server-side device): access modes, mappings, stats.
+ *
+ * <p>Access modes are enforced here, on the storage node: any number of {@code ro} mappings; one {@code rw}; a
+ * {@code migration} mapping may join while at most one other writer exists. A mapping is keyed by its owner
+ * (client node name + device id): a re-open by the same owner replaces its old mapping (a client that restarted or
+ * reconnected does not lock itself out).
+ *
+ * <p>A mapping is released — its view revoked so the old client cannot write through it, its served channel
+ * stopped — when the client closes it, when its session's node leaves the cluster or the session actor stops, or
+ * when no heartbeat arrived for {@code weft.storage.mapping-lease} (a client process that died).
+ *
+ * <p>Supervision: each mapping's served channel is a {@link ChannelActor} child (restarted with backoff; a restart
+ * with a new endpoint revokes the mapping so the client re-opens). The backend itself is restarted by
+ * {@link StorageService} on failure, which reopens the store and drops every mapping (clients re-open).
+ * The store stays open while idle and closes when the actor stops.
+ */
+public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
+
+    public interface Command {
+    }
+
+    record OpenMapping(StorageService.Open open) implements Command {
+    }
+
+    /** From a client session, every {@code weft.client.heartbeat-interval}; renews the mapping's lease. */
+    public record Heartbeat(String mappingId, ActorRef<HeartbeatReply> replyTo) implements Command, WeftSerializable {
+    }
+
+    public interface HeartbeatReply {
+    }
+
+    /** The mapping is alive; carries the current geometry so a resize always reaches the client. */
+    public record Alive(String mappingId, DeviceInfo info) implements HeartbeatReply, WeftSerializable {
+    }
+
+    /** The mapping is gone (released or the store restarted): the client must open again. */
+    public record UnknownMapping(String mappingId) implements HeartbeatReply, WeftSerializable {
+    }
+
+    /** The client unmaps. */
+    public record CloseMapping(String mappingId, ActorRef<Reply> replyTo) implements Command, WeftSerializable {
+    }
+
+    record Resize(long newSize, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    record ReleaseNode(Address address) implements Command {
+    }
+
+    private record SessionStopped(String mappingId) implements Command {
+    }
+
+    private record LeaseCheck() implements Command {
+    }
+
+    private record Channel(ChannelActor.Event event) implements Command {
+    }
+
+    public static Behavior<Command> create(Path realPath, WeftSettings settings, NodeState nodeState,
+                                           Transports transports) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
+                new BackendActor(ctx, timers, realPath, settings, nodeState, transports)));
+    }
+
+    private final Path path;
+    private final WeftSettings settings;
+    private final NodeState nodeState;
+    private final Transports transports;
+    private final FileBackingStore store;
+    private final StoreBlockDevice storeDevice;
+    private final NodeState.BackendEntry entry;
+    private final ActorRef<ChannelActor.Event> channelEvents;
+    private final Map<String, Mapping> mappings = new LinkedHashMap<>();
+
+    private static final class Mapping {
+        final String id;
+        final StorageService.Open open;
+        final MappingView view;
+        final ActorRef<ChannelActor.Command> channel;
+        TransportEndpoint endpoint;
+        ActorRef<StorageService.OpenReply> pendingReply;
+        long lastHeartbeatNanos = System.nanoTime();
+
+        Mapping(String id, StorageService.Open open, MappingView view, ActorRef<ChannelActor.Command> channel) {
+            this.id = id;
+            this.open = open;
+            this.view = view;
+            this.channel = channel;
+            this.pendingReply = open.replyTo();
+        }
+
+        boolean sameOwner(StorageService.Open other) {
+            return open.clientNode().equals(other.clientNode()) && open.deviceId().equals(other.deviceId());
+        }
+    }
+
+    private BackendActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, Path realPath,
+                         WeftSettings settings, NodeState nodeState, Transports transports) throws IOException {
+        super(ctx);
+        this.path = realPath;
+        this.settings = settings;
+        this.nodeState = nodeState;
+        this.transports = transports;
+        FileBackingStore opened;
+        try {
+            opened = FileBackingStore.open(realPath, false);
+        } catch (AccessDeniedException e) {
+            // A read-only file still serves ro mappings.
+            opened = FileBackingStore.open(realPath, true);
+        }
+        this.store = opened;
+        this.storeDevice = new StoreBlockDevice(store);
+        this.entry = new NodeState.BackendEntry(realPath.toString(), storeDevice.info().size());
+        nodeState.putBackend(entry);
+        this.channelEvents = ctx.messageAdapter(ChannelActor.Event.class, Channel::new);
+        Duration leaseCheck = settings.mappingLease().dividedBy(4);
+        timers.startTimerWithFixedDelay(new LeaseCheck(), leaseCheck);
+        ctx.getLog().info("backend {} open ({} bytes{})", realPath, entry.size, store.readOnly() ? ", read-only" : "");
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(OpenMapping.class, this::onOpen)
+                .onMessage(Channel.class, this::onChannel)
+                .onMessage(Heartbeat.class, this::onHeartbeat)
+                .onMessage(CloseMapping.class, this::onClose)
+                .onMessage(Resize.class, this::onResize)
+                .onMessage(ReleaseNode.class, this::onReleaseNode)
+                .onMessage(SessionStopped.class, m -> release(m.mappingId(), "client session stopped", false))
+                .onMessage(LeaseCheck.class, this::onLeaseCheck)
+                .onSignal(PostStop.class, s -> closeAll())
+                .onSignal(PreRestart.class, s -> closeAll())
+                .build();
+    }
+
+    private Behavior<Command> onOpen(OpenMapping msg) {
+        StorageService.Open open = msg.open();
+        // A re-open by the same owner replaces its previous mapping before the mode check.
+        for (Mapping m : new ArrayList<>(mappings.values())) {
+            if (m.sameOwner(open)) {
+                release(m.id, "replaced by a new open from the same client", false);
+            }
+        }
+        String conflict = modeConflict(open.mode());
+        if (conflict != null) {
+            getContext().getLog().info("refused {} open of {} by {}/{}: {}", open.mode().wireName(), path,
+                    open.clientNode(), open.deviceId(), conflict);
+            open.replyTo().tell(new StorageService.OpenRefused(conflict, true));
+            return this;
+        }
+        if (open.mode().writable() && store.readOnly()) {
+            open.replyTo().tell(new StorageService.OpenRefused(path + " is read-only on storage node "
+                    + settings.nodeName() + "; map it ro", true));
+            return this;
+        }
+        Transport transport = transports.get(open.transport());
+        String mappingId = UUID.randomUUID().toString();
+        MappingView view = new MappingView(storeDevice, !open.mode().writable(), entry.stats);
+        ActorRef<ChannelActor.Command> channel = getContext().spawn(
+                ChannelActor.create(mappingId, l -> transport.acceptor().serve(mappingId, view, l), channelEvents,
+                        settings.reconnectMinBackoff(), settings.reconnectMaxBackoff()),
+                "channel-" + mappingId);
+        Mapping mapping = new Mapping(mappingId, open, view, channel);
+        mappings.put(mappingId, mapping);
+        getContext().watchWith(open.session(), new SessionStopped(mappingId));
+        publish();
+        getContext().getLog().info("mapped {} {} to {}/{} over {}", path, open.mode().wireName(), open.clientNode(),
+                open.deviceId(), open.transport());
+        return this;
+    }
+
+    /** @return why the mode cannot be granted now, or null */
+    private String modeConflict(AccessMode mode) {
+        int writers = 0;
+        String writer = null;
+        for (Mapping m : mappings.values()) {
+            if (m.open.mode().writable()) {
+                writers++;
+                writer = m.open.clientNode() + "/" + m.open.deviceId() + " (" + m.open.mode().wireName() + ")";
+            }
+        }
+        switch (mode) {
+            case RO:
+                return null;
+            case RW:
+                return writers == 0 ? null : path + " is already mapped read-write by " + writer
+                        + "; map it ro, or migration during a live migration";
+            case MIGRATION:
+                return writers <= 1 ? null : path + " already has two writers (rw + migration)";
+            default:
+                return "unknown access mode";
+        }
+    }
+
+    private Behavior<Command> onChannel(Channel msg) {
+        ChannelActor.Event event = msg.event();
+        Mapping m = mappings.get(event.channelId());
+        if (m == null) {
+            return this;
+        }
+        if (event instanceof ChannelActor.Up up) {
+            TransportEndpoint endpoint = ((ServedChannel) up.channel()).endpoint();
+            if (m.pendingReply != null) {
+                m.endpoint = endpoint;
+                m.pendingReply.tell(new StorageService.Opened(m.id, path.toString(), m.view.info(), endpoint,
+                        getContext().getSelf()));
+                m.pendingReply = null;
+            } else if (!endpoint.equals(m.endpoint)) {
+                // The served channel restarted somewhere else: the client must open again to learn where.
+                release(m.id, "served channel restarted", true);
+            }
+        } else if (event instanceof ChannelActor.Down down && m.pendingReply != null) {
+            m.pendingReply.tell(new StorageService.OpenRefused("could not serve over " + m.open.transport() + ": "
+                    + down.reason(), false));
+            m.pendingReply = null;
+            release(m.id, "serving failed", false);
+        }
+        return this;
+    }
+
+    private Behavior<Command> onHeartbeat(Heartbeat hb) {
+        Mapping m = mappings.get(hb.mappingId());
+        if (m == null) {
+            hb.replyTo().tell(new UnknownMapping(hb.mappingId()));
+        } else {
+            m.lastHeartbeatNanos = System.nanoTime();
+            hb.replyTo().tell(new Alive(m.id, m.view.info()));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onClose(CloseMapping close) {
+        boolean known = mappings.containsKey(close.mappingId());
+        release(close.mappingId(), "closed by client", false);
+        close.replyTo().tell(known ? Reply.ok("closed " + close.mappingId()) : Reply.ok("already closed"));
+        return this;
+    }
+
+    private Behavior<Command> onResize(Resize resize) {
+        try {
+            store.resize(resize.newSize());
+        } catch (IOException e) {
+            resize.replyTo().tell(Reply.error("could not resize " + path + ": " + e.getMessage()));
+            return this;
+        }
+        storeDevice.refreshInfo();
+        entry.size = storeDevice.info().size();
+        for (Mapping m : mappings.values()) {
+            m.view.refresh();
+            m.open.session().tell(new SessionActor.InfoChanged(m.id, m.view.info()));
+        }
+        getContext().getLog().info("resized {} to {} bytes", path, entry.size);
+        resize.replyTo().tell(Reply.ok("resized " + path + " to " + entry.size + " bytes; " + mappings.size()
+                + " mapping(s) notified"));
+        return this;
+    }
+
+    private Behavior<Command> onReleaseNode(ReleaseNode msg) {
+        for (Mapping m : new ArrayList<>(mappings.values())) {
+            if (msg.address().equals(m.open.session().path().address())) {
+                release(m.id, "client node " + msg.address() + " left the cluster", false);
+            }
+        }
+        return this;
+    }
+
+    private Behavior<Command> onLeaseCheck(LeaseCheck check) {
+        long now = System.nanoTime();
+        long lease = settings.mappingLease().toNanos();
+        for (Mapping m : new ArrayList<>(mappings.values())) {
+            if (m.pendingReply == null && now - m.lastHeartbeatNanos > lease) {
+                release(m.id, "no heartbeat for " + settings.mappingLease().toMillis() + " ms", true);
+            }
+        }
+        return this;
+    }
+
+    private Behavior<Command> release(String mappingId, String reason, boolean tellClient) {
+        Mapping m = mappings.remove(mappingId);
+        if (m == null) {
+            return this;
+        }
+        m.view.revoke();
+        getContext().stop(m.channel);
+        getContext().unwatch(m.open.session());
+        if (tellClient) {
+            m.open.session().tell(new SessionActor.MappingRevoked(m.id, reason));
+        }
+        publish();
+        getContext().getLog().info("released mapping {} of {} by {}/{}: {}", m.id, path, m.open.clientNode(),
+                m.open.deviceId(), reason);
+        return this;
+    }
+
+    private void publish() {
+        List<NodeState.MappingStatus> list = new ArrayList<>();
+        for (Mapping m : mappings.values()) {
+            list.add(new NodeState.MappingStatus(m.id, m.open.clientNode(), m.open.deviceId(),
+                    m.open.mode().wireName(), m.open.transport(),
+                    NodeState.addressOf(getContext().getSystem(), m.open.session())));
+        }
+        entry.mappings = List.copyOf(list);
+    }
+
+    private Behavior<Command> closeAll() {
+        for (Mapping m : mappings.values()) {
+            m.view.revoke();
+        }
+        mappings.clear();
+        nodeState.removeBackend(path.toString(), entry);
+        try {
+            store.close();
+        } catch (IOException e) {
+            getContext().getLog().warn("closing {}: {}", path, e.toString());
+        }
+        return this;
+    }
+}

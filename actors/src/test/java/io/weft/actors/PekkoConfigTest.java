@@ -1,0 +1,66 @@
+package io.weft.actors;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class PekkoConfigTest {
+    private static Config build(String hocon) {
+        return PekkoConfig.build(ConfigFactory.parseString(hocon));
+    }
+
+    @Test
+    void derivesClusterSettingsFromWeftKeys() {
+        Config c = build("weft.node.roles = [storage]\n"
+                + "weft.cluster { hostname = \"10.0.0.5\", port = 2552, seed-nodes = [\"10.0.0.1:2552\"] }\n"
+                + "weft.cluster.failure-detector.heartbeat-interval = 300ms\n");
+        assertEquals("cluster", c.getString("pekko.actor.provider"));
+        assertEquals("tcp", c.getString("pekko.remote.artery.transport"));
+        assertEquals("10.0.0.5", c.getString("pekko.remote.artery.canonical.hostname"));
+        assertEquals(2552, c.getInt("pekko.remote.artery.canonical.port"));
+        assertEquals(List.of("storage"), c.getStringList("pekko.cluster.roles"));
+        assertEquals(List.of("pekko://weft@10.0.0.1:2552"), c.getStringList("pekko.cluster.seed-nodes"));
+        assertEquals("org.apache.pekko.cluster.sbr.SplitBrainResolverProvider",
+                c.getString("pekko.cluster.downing-provider-class"));
+        assertEquals("keep-majority", c.getString("pekko.cluster.split-brain-resolver.active-strategy"));
+        assertEquals(300, c.getDuration("pekko.cluster.failure-detector.heartbeat-interval").toMillis());
+        assertEquals(1500, c.getDuration("pekko.cluster.failure-detector.acceptable-heartbeat-pause").toMillis());
+        assertEquals("jackson-json",
+                c.getString("pekko.actor.serialization-bindings.\"io.weft.actors.WeftSerializable\""));
+        assertEquals("127.0.0.1", c.getString("pekko.management.http.hostname"));
+    }
+
+    @Test
+    void tlsSwitchesArteryToTlsTcpWithTheGivenStores() {
+        Config c = build("weft.cluster.tls { enabled = true, key-store = /k.p12, key-store-password = a,"
+                + " key-password = b, trust-store = /t.p12, trust-store-password = c }");
+        assertEquals("tls-tcp", c.getString("pekko.remote.artery.transport"));
+        assertEquals("/k.p12", c.getString("pekko.remote.artery.ssl.config-ssl-engine.key-store"));
+        assertEquals("/t.p12", c.getString("pekko.remote.artery.ssl.config-ssl-engine.trust-store"));
+        assertEquals("c", c.getString("pekko.remote.artery.ssl.config-ssl-engine.trust-store-password"));
+    }
+
+    @Test
+    void weftPekkoOverridesEverythingAndUserPekkoKeysStillApplyElsewhere() {
+        Config c = build("weft.pekko.cluster.split-brain-resolver.active-strategy = keep-oldest\n"
+                + "pekko.loglevel = DEBUG\n"
+                + "pekko.cluster.downing-provider-class = \"\"\n");
+        assertEquals("keep-oldest", c.getString("pekko.cluster.split-brain-resolver.active-strategy"));
+        assertEquals("DEBUG", c.getString("pekko.loglevel"));
+        // Weft insists on the SBR unless overridden through weft.pekko.
+        assertEquals("org.apache.pekko.cluster.sbr.SplitBrainResolverProvider",
+                c.getString("pekko.cluster.downing-provider-class"));
+    }
+
+    @Test
+    void settingsRejectUnknownRoles() {
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> WeftSettings.from(build("weft.node.roles = [storage, compute]")));
+        assertTrue(e.getMessage().contains("compute"), e.getMessage());
+    }
+}

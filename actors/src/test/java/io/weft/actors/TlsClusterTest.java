@@ -1,0 +1,67 @@
+package io.weft.actors;
+
+import static io.weft.actors.TestNodes.await;
+import static io.weft.actors.TestNodes.get;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Two nodes whose Artery runs over TLS (keystores made with the JDK's keytool) form a cluster and map a device. */
+class TlsClusterTest {
+    @TempDir
+    Path tmp;
+
+    private void keytool(String... args) throws Exception {
+        List<String> cmd = new java.util.ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "keytool").toString());
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        assertEquals(0, p.waitFor(), "keytool " + String.join(" ", args) + ": " + out);
+    }
+
+    @Test
+    void nodesFormAClusterOverTls() throws Exception {
+        Path keyStore = tmp.resolve("node.p12");
+        Path cert = tmp.resolve("node.crt");
+        Path trustStore = tmp.resolve("trust.p12");
+        keytool("-genkeypair", "-alias", "weft", "-keyalg", "EC", "-groupname", "secp256r1", "-validity", "2",
+                "-dname", "CN=weft-test", "-keystore", keyStore.toString(), "-storetype", "PKCS12",
+                "-storepass", "changeit", "-keypass", "changeit");
+        keytool("-exportcert", "-alias", "weft", "-keystore", keyStore.toString(), "-storepass", "changeit",
+                "-file", cert.toString());
+        keytool("-importcert", "-noprompt", "-alias", "weft", "-file", cert.toString(), "-keystore",
+                trustStore.toString(), "-storetype", "PKCS12", "-storepass", "changeit");
+        Map<String, Object> tls = new HashMap<>();
+        tls.put("weft.cluster.tls.enabled", true);
+        tls.put("weft.cluster.tls.key-store", keyStore.toString());
+        tls.put("weft.cluster.tls.key-store-password", "changeit");
+        tls.put("weft.cluster.tls.key-password", "changeit");
+        tls.put("weft.cluster.tls.trust-store", trustStore.toString());
+        tls.put("weft.cluster.tls.trust-store-password", "changeit");
+
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        Files.write(exports.resolve("t.img"), new byte[1 << 16]);
+        try (WeftRuntime storage = WeftRuntime.start(TestNodes.config("tls-st", List.of("storage"), exports,
+                List.of(), tls))) {
+            assertEquals("pekko", storage.clusterAddress().protocol());
+            String seed = storage.clusterAddress().host().get() + ":" + storage.clusterAddress().port().get();
+            try (WeftRuntime client = WeftRuntime.start(TestNodes.config("tls-cl", List.of("client"), null,
+                    List.of(seed), tls))) {
+                await("client joined over TLS", Duration.ofSeconds(30), () -> client.awaitUp(Duration.ZERO));
+                Reply mapped = get(client.map(new MapSpec("t", "tls-st", "t.img", AccessMode.RO, null)));
+                assertTrue(mapped.ok(), mapped.message());
+                assertEquals("tls-tcp", client.system().settings().config().getString(
+                        "pekko.remote.artery.transport"));
+            }
+        }
+    }
+}

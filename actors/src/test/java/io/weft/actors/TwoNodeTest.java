@@ -1,0 +1,138 @@
+package io.weft.actors;
+
+import static io.weft.actors.TestNodes.await;
+import static io.weft.actors.TestNodes.get;
+import static io.weft.actors.TestNodes.io;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoStatus;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import org.apache.pekko.actor.Address;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A storage node and a client node in one cluster (two actor systems in this JVM, so the in-process data path
+ * works): the storage node goes away and comes back; the client node goes away.
+ */
+class TwoNodeTest {
+    private static final Duration WAIT = Duration.ofSeconds(20);
+    @TempDir
+    Path tmp;
+    private WeftRuntime storage;
+    private WeftRuntime client;
+    private WeftRuntime other;
+
+    @AfterEach
+    void stop() {
+        for (WeftRuntime n : new WeftRuntime[] {client, other, storage}) {
+            if (n != null) {
+                n.shutdown();
+            }
+        }
+    }
+
+    private static String hostPort(Address a) {
+        return a.host().get() + ":" + a.port().get();
+    }
+
+    private WeftRuntime startStorage(Path exports, List<String> seeds) {
+        return WeftRuntime.start(TestNodes.config("st", List.of("storage"), exports, seeds, Map.of()));
+    }
+
+    @Test
+    void deviceQueuesThenFailsWithEioWhileStorageIsGoneAndRemapsWhenItReturns() throws Exception {
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        storage = startStorage(exports, List.of());
+        String storageSeed = hostPort(storage.clusterAddress());
+        client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null, List.of(storageSeed), Map.of()));
+        await("client sees the storage node", WAIT, () -> get(client.storageNodes()).contains("st"));
+        assertTrue(get(client.createVolume("st", "v.img", 1 << 20)).ok(), "volume created from the client node");
+        Reply mapped = get(client.map(new MapSpec("dev", "st", "v.img", AccessMode.RW, null)));
+        assertTrue(mapped.ok(), mapped.message());
+        NodeState.DeviceEntry dev = client.state().device("dev");
+        ByteBuffer data = ByteBuffer.allocate(512);
+        data.put(0, (byte) 42);
+        assertEquals(IoStatus.OK, io(dev.device, IoOp.WRITE, 0, 512, data));
+
+        storage.shutdown();
+        storage = null;
+        await("device reconnecting", WAIT, () -> dev.state == DeviceState.RECONNECTING);
+        CompletableFuture<Integer> queued = TestNodes.submit(dev.device, IoOp.READ, 0, 512, ByteBuffer.allocate(512));
+        // io-timeout is 1 s in these tests: the request must fail with EIO, not hang and not succeed.
+        await("queued IO failed", WAIT, queued::isDone);
+        assertEquals(IoStatus.EIO, queued.get());
+
+        storage = startStorage(exports, List.of(hostPort(client.clusterAddress())));
+        await("device remapped by itself", WAIT, () -> dev.state == DeviceState.READY);
+        assertTrue(dev.reconnects.get() >= 1);
+        ByteBuffer read = ByteBuffer.allocate(512);
+        assertEquals(IoStatus.OK, io(dev.device, IoOp.READ, 0, 512, read));
+        assertEquals(42, read.get(0), "data written before the restart is there");
+    }
+
+    @Test
+    void ioSubmittedWhileStorageIsGoneCompletesWhenItReturnsWithinTheIoTimeout() throws Exception {
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        Files.write(exports.resolve("w.img"), new byte[1 << 16]);
+        storage = startStorage(exports, List.of());
+        // A long io-timeout: the storage node's restart must fit inside it.
+        client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null,
+                List.of(hostPort(storage.clusterAddress())), Map.of("weft.client.io-timeout", "60s")));
+        Reply mapped = get(client.map(new MapSpec("w", "st", "w.img", AccessMode.RW, null)));
+        assertTrue(mapped.ok(), mapped.message());
+        NodeState.DeviceEntry dev = client.state().device("w");
+
+        storage.shutdown();
+        storage = null;
+        await("device reconnecting", WAIT, () -> dev.state == DeviceState.RECONNECTING);
+        ByteBuffer data = ByteBuffer.allocate(4096);
+        for (int i = 0; i < 4096; i++) {
+            data.put(i, (byte) (i ^ 0x5a));
+        }
+        CompletableFuture<Integer> write = TestNodes.submit(dev.device, IoOp.WRITE, 8192, 4096, data);
+        assertFalse(write.isDone(), "no path: the write waits");
+        assertEquals(1, dev.device.inFlight());
+
+        storage = startStorage(exports, List.of(hostPort(client.clusterAddress())));
+        await("queued write completed after the remap", WAIT, write::isDone);
+        assertEquals(IoStatus.OK, write.get());
+        assertEquals(DeviceState.READY, dev.state);
+        byte[] onDisk = Files.readAllBytes(exports.resolve("w.img"));
+        for (int i = 0; i < 4096; i++) {
+            assertEquals((byte) (i ^ 0x5a), onDisk[8192 + i], "byte " + i + " reached the backing file");
+        }
+    }
+
+    @Test
+    void aClientNodeThatLeavesReleasesItsRwMapping() throws Exception {
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        Files.write(exports.resolve("v.img"), new byte[1 << 16]);
+        storage = startStorage(exports, List.of());
+        String seed = hostPort(storage.clusterAddress());
+        client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null, List.of(seed), Map.of()));
+        other = WeftRuntime.start(TestNodes.config("cl2", List.of("client"), null, List.of(seed), Map.of()));
+        assertTrue(get(client.map(new MapSpec("a", "st", "v.img", AccessMode.RW, null))).ok());
+        Reply refused = get(other.map(new MapSpec("b", "st", "v.img", AccessMode.RW, null)));
+        assertFalse(refused.ok(), "rw is exclusive across nodes");
+        assertTrue(refused.message().contains("cl/a"), refused.message());
+
+        client.shutdown();
+        client = null;
+        NodeState.BackendEntry backend = storage.state().backends().get(0);
+        await("mapping of the departed client released", WAIT, () -> backend.mappings.isEmpty());
+        await("refused device cleaned up", WAIT, () -> other.state().device("b") == null);
+        Reply now = get(other.map(new MapSpec("b", "st", "v.img", AccessMode.RW, null)));
+        assertTrue(now.ok(), now.message());
+    }
+}

@@ -1,0 +1,272 @@
+package io.weft.actors.client;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.weft.actors.IoStats;
+import io.weft.core.io.BlockDevice;
+import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.IoCompletion;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoStatus;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class QueueingBlockDeviceTest {
+    private static final DeviceInfo INFO = new DeviceInfo(1 << 20, 512, 4096, 1 << 16, false, true, true, false,
+            true, false, false, true);
+    private static final long TIMEOUT = 1_000_000_000L;
+
+    /** Records completions by caller tag. */
+    static final class Completions implements IoCompletion {
+        final Map<Long, Integer> status = new HashMap<>();
+        final List<Long> order = new ArrayList<>();
+
+        @Override
+        public synchronized void onComplete(long tag, int s) {
+            if (status.put(tag, s) != null) {
+                throw new AssertionError("completed twice: " + tag);
+            }
+            order.add(tag);
+        }
+
+        synchronized Integer of(long tag) {
+            return status.get(tag);
+        }
+    }
+
+    /** A path backed by a byte array that completes inline, or holds requests when {@code hold} is set. */
+    static final class ArrayPath implements BlockDevice {
+        final byte[] data = new byte[1 << 20];
+        boolean hold;
+        int answerWith = IoStatus.OK;
+        final List<long[]> held = new ArrayList<>();
+        final List<IoCompletion> heldCompletions = new ArrayList<>();
+
+        @Override
+        public DeviceInfo info() {
+            return INFO;
+        }
+
+        @Override
+        public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                           IoCompletion completion) {
+            if (hold) {
+                held.add(new long[] {tag});
+                heldCompletions.add(completion);
+                return;
+            }
+            if (answerWith == IoStatus.OK) {
+                if (op == IoOp.WRITE) {
+                    buffer.get(buffer.position(), data, (int) offset, length);
+                } else if (op == IoOp.READ) {
+                    buffer.put(buffer.position(), data, (int) offset, length);
+                }
+            }
+            completion.onComplete(tag, answerWith);
+        }
+
+        void release(int index, int status) {
+            heldCompletions.get(index).onComplete(held.get(index)[0], status);
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    private static QueueingBlockDevice device(int slots) {
+        return new QueueingBlockDevice(INFO, slots, TIMEOUT, new IoStats());
+    }
+
+    private static ByteBuffer pattern(int length, int seed) {
+        ByteBuffer b = ByteBuffer.allocate(length);
+        for (int i = 0; i < length; i++) {
+            b.put(i, (byte) (i * 31 + seed));
+        }
+        return b;
+    }
+
+    @Test
+    void connectedRequestsGoStraightToThePath() {
+        QueueingBlockDevice dev = device(4);
+        ArrayPath path = new ArrayPath();
+        dev.connect(path, INFO);
+        Completions done = new Completions();
+        ByteBuffer written = pattern(4096, 7);
+        dev.submit(IoOp.WRITE, 8192, 4096, 0, written, 1, done);
+        ByteBuffer read = ByteBuffer.allocate(4096);
+        dev.submit(IoOp.READ, 8192, 4096, 0, read, 2, done);
+        assertEquals(IoStatus.OK, done.of(1));
+        assertEquals(IoStatus.OK, done.of(2));
+        assertArrayEquals(written.array(), read.array());
+        assertEquals(0, dev.inFlight());
+        assertEquals(1, dev.stats().snapshot().reads());
+        assertEquals(1, dev.stats().snapshot().writes());
+    }
+
+    @Test
+    void requestsQueueWhileDisconnectedAndGoOutOnReconnect() {
+        QueueingBlockDevice dev = device(4);
+        Completions done = new Completions();
+        ByteBuffer written = pattern(512, 3);
+        dev.submit(IoOp.WRITE, 0, 512, 0, written, 10, done);
+        dev.submit(IoOp.FLUSH, 0, 0, 0, null, 11, done);
+        assertEquals(null, done.of(10), "nothing completes without a path");
+        assertEquals(2, dev.inFlight());
+        ArrayPath path = new ArrayPath();
+        dev.connect(path, INFO);
+        assertEquals(IoStatus.OK, done.of(10));
+        assertEquals(IoStatus.OK, done.of(11));
+        assertEquals(3, path.data[0]);
+        assertEquals(0, dev.inFlight());
+    }
+
+    @Test
+    void queuedRequestsFailWithEioOnlyAfterTheIoTimeout() {
+        QueueingBlockDevice dev = device(4);
+        Completions done = new Completions();
+        long start = System.nanoTime();
+        dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), 5, done);
+        assertEquals(0, dev.expire(start + TIMEOUT / 2), "not yet expired");
+        assertEquals(null, done.of(5));
+        assertEquals(1, dev.expire(System.nanoTime() + TIMEOUT + 1));
+        assertEquals(IoStatus.EIO, done.of(5));
+        assertEquals(0, dev.inFlight());
+        // The slot is free again and a later path does not see the expired request.
+        ArrayPath path = new ArrayPath();
+        path.hold = true;
+        dev.connect(path, INFO);
+        assertTrue(path.held.isEmpty());
+    }
+
+    @Test
+    void inFlightRequestsThatNeverCompleteFailAfterTheIoTimeoutAndLateCompletionsAreIgnored() {
+        QueueingBlockDevice dev = device(2);
+        ArrayPath path = new ArrayPath();
+        path.hold = true;
+        dev.connect(path, INFO);
+        Completions done = new Completions();
+        dev.submit(IoOp.WRITE, 0, 512, 0, pattern(512, 1), 1, done);
+        assertEquals(1, dev.expire(System.nanoTime() + TIMEOUT + 1));
+        assertEquals(IoStatus.EIO, done.of(1));
+        // The slot is reused by a new request; the dead path's late answer must not complete it.
+        dev.submit(IoOp.WRITE, 512, 512, 0, pattern(512, 2), 2, done);
+        path.release(0, IoStatus.OK);
+        assertEquals(null, done.of(2));
+        path.release(1, IoStatus.OK);
+        assertEquals(IoStatus.OK, done.of(2));
+    }
+
+    @Test
+    void shutdownFromThePathRequeuesForTheNextPath() {
+        QueueingBlockDevice dev = device(4);
+        ArrayPath dying = new ArrayPath();
+        dying.answerWith = IoStatus.ESHUTDOWN;
+        dev.connect(dying, INFO);
+        Completions done = new Completions();
+        dev.submit(IoOp.WRITE, 0, 512, 0, pattern(512, 9), 1, done);
+        // The dying path bounced it back; it is queued again, not failed.
+        dev.disconnect();
+        assertEquals(null, done.of(1));
+        ArrayPath next = new ArrayPath();
+        dev.connect(next, INFO);
+        assertEquals(IoStatus.OK, done.of(1));
+        assertEquals(9, next.data[0]);
+    }
+
+    @Test
+    void forceCloseFailsQueuedAndInFlightWithEioAndRefusesNewIo() {
+        QueueingBlockDevice dev = device(4);
+        ArrayPath path = new ArrayPath();
+        path.hold = true;
+        dev.connect(path, INFO);
+        Completions done = new Completions();
+        dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), 1, done);
+        dev.disconnect();
+        dev.submit(IoOp.READ, 512, 512, 0, ByteBuffer.allocate(512), 2, done);
+        dev.forceClose();
+        assertEquals(IoStatus.EIO, done.of(1));
+        assertEquals(IoStatus.EIO, done.of(2));
+        dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), 3, done);
+        assertEquals(IoStatus.ESHUTDOWN, done.of(3));
+        path.release(0, IoStatus.OK);
+        assertEquals(0, dev.inFlight());
+    }
+
+    @Test
+    void drainingRefusesNewIoButLetsSubmittedIoFinish() {
+        QueueingBlockDevice dev = device(4);
+        ArrayPath path = new ArrayPath();
+        path.hold = true;
+        dev.connect(path, INFO);
+        Completions done = new Completions();
+        dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), 1, done);
+        dev.stopAccepting();
+        dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), 2, done);
+        assertEquals(IoStatus.ESHUTDOWN, done.of(2));
+        assertEquals(1, dev.inFlight());
+        path.release(0, IoStatus.OK);
+        assertEquals(IoStatus.OK, done.of(1));
+        assertEquals(0, dev.inFlight());
+    }
+
+    @Test
+    void badRequestsAndExhaustionCompleteWithoutTouchingThePath() {
+        QueueingBlockDevice dev = device(2);
+        ArrayPath path = new ArrayPath();
+        path.hold = true;
+        dev.connect(path, INFO);
+        Completions done = new Completions();
+        dev.submit(IoOp.READ, INFO.size(), 512, 0, ByteBuffer.allocate(512), 1, done);
+        assertEquals(IoStatus.EOVERFLOW, done.of(1));
+        dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), 2, done);
+        dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), 3, done);
+        dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), 4, done);
+        assertEquals(IoStatus.ENOMEM, done.of(4));
+        assertEquals(2, path.held.size());
+        assertFalse(done.status.containsKey(2L));
+    }
+
+    @Test
+    void theConnectedSteadyStateAllocatesNothing() {
+        var threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        QueueingBlockDevice dev = device(64);
+        ArrayPath path = new ArrayPath();
+        dev.connect(path, INFO);
+        ByteBuffer buffer = ByteBuffer.allocateDirect(4096);
+        long[] completed = new long[1];
+        IoCompletion counter = (tag, status) -> completed[0] += status == IoStatus.OK ? 1 : 1000;
+        Runnable burst = () -> {
+            for (int i = 0; i < 20_000; i++) {
+                buffer.clear();
+                dev.submit((i & 1) == 0 ? IoOp.READ : IoOp.WRITE, (i & 255) * 4096L, 4096, 0, buffer, i, counter);
+            }
+        };
+        burst.run(); // warm-up: JIT, HdrHistogram buckets
+        burst.run();
+        long before = threads.getCurrentThreadAllocatedBytes();
+        burst.run();
+        long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+        assertEquals(60_000, completed[0], "every request completed OK");
+        // A few bytes of slack for the measurement itself; a per-request allocation would be >= 320 KiB here.
+        assertTrue(allocated < 4096, "allocated " + allocated + " bytes for 20000 requests");
+    }
+
+    @Test
+    void resizedGeometryIsCheckedAtOnce() {
+        QueueingBlockDevice dev = device(2);
+        dev.connect(new ArrayPath(), INFO);
+        Completions done = new Completions();
+        dev.updateInfo(INFO.withSize(4096));
+        dev.submit(IoOp.READ, 4096, 512, 0, ByteBuffer.allocate(512), 1, done);
+        assertEquals(IoStatus.EOVERFLOW, done.of(1));
+        assertEquals(4096, dev.info().size());
+    }
+}

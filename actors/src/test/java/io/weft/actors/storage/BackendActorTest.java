@@ -1,0 +1,136 @@
+package io.weft.actors.storage;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.ConfigFactory;
+import io.weft.actors.AccessMode;
+import io.weft.actors.NodeState;
+import io.weft.actors.Reply;
+import io.weft.actors.WeftSettings;
+import io.weft.actors.client.SessionActor;
+import io.weft.actors.transport.Transports;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The backend's rules, driven directly: access modes, owners, leases, resize notifications. */
+class BackendActorTest {
+    private static ActorTestKit testKit;
+    private static WeftSettings settings;
+
+    @BeforeAll
+    static void start() {
+        testKit = ActorTestKit.create();
+        settings = WeftSettings.from(ConfigFactory.parseMap(Map.of(
+                "weft.node.name", "unit",
+                "weft.storage.mapping-lease", "400ms")).withFallback(ConfigFactory.defaultReference()).resolve());
+    }
+
+    @AfterAll
+    static void stop() {
+        testKit.shutdownTestKit();
+    }
+
+    @TempDir
+    Path tmp;
+
+    private final Transports transports = Transports.of(List.of("inprocess", "control-only"));
+
+    private ActorRef<BackendActor.Command> backend(NodeState state) throws Exception {
+        Path file = Files.write(tmp.resolve("b.img"), new byte[1 << 16]);
+        return testKit.spawn(BackendActor.create(file.toRealPath(), settings, state, transports));
+    }
+
+    private StorageService.OpenReply open(ActorRef<BackendActor.Command> backend, String client, String device,
+                                          AccessMode mode, TestProbe<SessionActor.Command> session) {
+        TestProbe<StorageService.OpenReply> reply = testKit.createTestProbe();
+        backend.tell(new BackendActor.OpenMapping(new StorageService.Open(client, device, "b.img", mode,
+                "control-only", session.getRef(), reply.getRef())));
+        return reply.receiveMessage();
+    }
+
+    @Test
+    void modesOwnersAndHeartbeats() throws Exception {
+        NodeState state = new NodeState();
+        ActorRef<BackendActor.Command> backend = backend(state);
+        TestProbe<SessionActor.Command> s1 = testKit.createTestProbe();
+        TestProbe<SessionActor.Command> s2 = testKit.createTestProbe();
+        var first = assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d", AccessMode.RW, s1));
+        assertEquals(1 << 16, first.info().size());
+        assertFalse(first.info().readOnly());
+        assertEquals("control-only", first.endpoint().transport());
+        var refused = assertInstanceOf(StorageService.OpenRefused.class,
+                open(backend, "n2", "d", AccessMode.RW, s2));
+        assertTrue(refused.permanent());
+        // The same owner re-opening (client reconnect) replaces its mapping instead of being refused.
+        var again = assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d", AccessMode.RW, s1));
+        TestProbe<BackendActor.HeartbeatReply> hb = testKit.createTestProbe();
+        backend.tell(new BackendActor.Heartbeat(first.mappingId(), hb.getRef()));
+        assertInstanceOf(BackendActor.UnknownMapping.class, hb.receiveMessage());
+        backend.tell(new BackendActor.Heartbeat(again.mappingId(), hb.getRef()));
+        assertInstanceOf(BackendActor.Alive.class, hb.receiveMessage());
+        var ro = assertInstanceOf(StorageService.Opened.class, open(backend, "n2", "r", AccessMode.RO, s2));
+        assertTrue(ro.info().readOnly());
+        assertEquals(2, state.backends().get(0).mappings.size());
+    }
+
+    @Test
+    void aMappingWithoutHeartbeatsIsReleasedAndItsClientTold() throws Exception {
+        NodeState state = new NodeState();
+        ActorRef<BackendActor.Command> backend = backend(state);
+        TestProbe<SessionActor.Command> silent = testKit.createTestProbe();
+        var opened = assertInstanceOf(StorageService.Opened.class,
+                open(backend, "n1", "d", AccessMode.RW, silent));
+        // Lease is 400 ms in this test; the revocation arrives without anyone sending a heartbeat.
+        var revoked = silent.expectMessageClass(SessionActor.MappingRevoked.class, Duration.ofSeconds(5));
+        assertEquals(opened.mappingId(), revoked.mappingId());
+        assertTrue(revoked.reason().contains("heartbeat"), revoked.reason());
+        TestProbe<SessionActor.Command> next = testKit.createTestProbe();
+        assertInstanceOf(StorageService.Opened.class, open(backend, "n2", "d", AccessMode.RW, next));
+    }
+
+    @Test
+    void resizeIsPushedToMappedSessionsAndReportedInHeartbeats() throws Exception {
+        NodeState state = new NodeState();
+        ActorRef<BackendActor.Command> backend = backend(state);
+        TestProbe<SessionActor.Command> session = testKit.createTestProbe();
+        var opened = assertInstanceOf(StorageService.Opened.class,
+                open(backend, "n1", "d", AccessMode.RO, session));
+        TestProbe<Reply> reply = testKit.createTestProbe();
+        backend.tell(new BackendActor.Resize(1 << 17, reply.getRef()));
+        assertTrue(reply.receiveMessage().ok());
+        var changed = session.expectMessageClass(SessionActor.InfoChanged.class);
+        assertEquals(1 << 17, changed.info().size());
+        assertTrue(changed.info().readOnly(), "an ro mapping stays read-only after a resize");
+        TestProbe<BackendActor.HeartbeatReply> hb = testKit.createTestProbe();
+        backend.tell(new BackendActor.Heartbeat(opened.mappingId(), hb.getRef()));
+        assertEquals(1 << 17, ((BackendActor.Alive) hb.receiveMessage()).info().size());
+        assertEquals(1 << 17, state.backends().get(0).size);
+    }
+
+    @Test
+    void aStoppedSessionReleasesItsMapping() throws Exception {
+        NodeState state = new NodeState();
+        ActorRef<BackendActor.Command> backend = backend(state);
+        TestProbe<SessionActor.Command> session = testKit.createTestProbe();
+        assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d", AccessMode.RW, session));
+        session.stop();
+        TestProbe<SessionActor.Command> next = testKit.createTestProbe();
+        next.awaitAssert(Duration.ofSeconds(5), () -> {
+            assertInstanceOf(StorageService.Opened.class, open(backend, "n2", "d", AccessMode.RW, next));
+            return null;
+        });
+    }
+}

@@ -1,0 +1,42 @@
+package io.weft.multijvm;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.weft.actors.WeftRuntime;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+
+/**
+ * A Weft node in a child JVM: {@code NodeMain <config.conf> <ready-file>}. Starts the node through
+ * {@link WeftRuntime#start(Config)} (what node-app's {@code weft node} will do), then writes the ready file
+ * (node name, cluster address, HTTP URI, pid) atomically so the test knows where to find it. SIGTERM shuts the node
+ * down gracefully; the test's {@code destroyForcibly()} is a real {@code kill -9}.
+ */
+public final class NodeMain {
+    private NodeMain() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        Config config = ConfigFactory.parseFile(Path.of(args[0]).toFile()).withFallback(ConfigFactory.load());
+        WeftRuntime node = WeftRuntime.start(config);
+        java.util.concurrent.atomic.AtomicBoolean stopping = new java.util.concurrent.atomic.AtomicBoolean();
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            stopping.set(true);
+            node.shutdown();
+        }, "weft-shutdown"));
+        Path ready = Path.of(args[1]);
+        Path tmp = ready.resolveSibling(ready.getFileName() + ".tmp");
+        String address = node.clusterAddress().host().get() + ":" + node.clusterAddress().port().get();
+        Files.writeString(tmp, "name=" + node.nodeName() + "\naddress=" + address + "\nhttp="
+                + node.httpUri().map(Object::toString).orElse("") + "\npid=" + ProcessHandle.current().pid() + "\n",
+                StandardCharsets.UTF_8);
+        Files.move(tmp, ready, StandardCopyOption.ATOMIC_MOVE);
+        // Stay up until the node is stopped (shutdown hook) or downed by the cluster; a downed node exits non-zero.
+        node.whenTerminated().toCompletableFuture().join();
+        if (!stopping.get()) {
+            System.exit(3);
+        }
+    }
+}
