@@ -5,9 +5,10 @@ import java.nio.ByteBuffer;
 
 /**
  * Turns the extents a {@link BlockDevice} describes into base:allocation descriptors for one BLOCK_STATUS reply:
- * clipped to the request, merged where the flags agree, and cut only at minimum-block-size boundaries (the protocol
- * requires descriptor lengths to be multiples of it). Where a device boundary is not aligned, the two sides are
- * merged with the AND of their flags, which only ever under-reports holes and zeros (always safe).
+ * clipped to the request, cut only at minimum-block-size boundaries (the protocol requires descriptor lengths to be
+ * multiples of it) and merged where the flags agree. A block that straddles a device boundary gets the AND of the
+ * flags of its parts, which only ever under-reports holes and zeros (always safe). A trailing part-block the device
+ * left undescribed is left out of the reply (the protocol lets a server describe less than asked).
  *
  * <p>Output: consecutive descriptors written from index 0 of the target buffer:
  * <pre>
@@ -21,17 +22,21 @@ final class NbdExtentWriter implements BlockDevice.ExtentConsumer {
     private ByteBuffer out;
     private int count;
     private int maxCount;
-    private long blockMask;
     private long blockSize;
+    private long blockMask;
     private long start;
     private long end;
-    private long devicePosition;
-    private boolean pending;
-    private long pendingStart;
-    private long pendingEnd;
-    private int pendingFlags;
+    private long position;
+    /** A run of whole blocks with equal flags, not yet written. */
+    private boolean run;
+    private long runStart;
+    private long runEnd;
+    private int runFlags;
+    /** The block under {@link #position} when only part of it has been described. */
+    private boolean partial;
+    private int partialFlags;
 
-    /** Starts a reply for {@code [offset, offset + length)}; {@code blockSize} is a power of two. */
+    /** Starts a reply for {@code [offset, offset + length)}; both are multiples of {@code blockSize}. */
     void begin(ByteBuffer out, long offset, long length, int blockSize, int maxCount) {
         this.out = out;
         this.count = 0;
@@ -40,59 +45,66 @@ final class NbdExtentWriter implements BlockDevice.ExtentConsumer {
         this.blockMask = blockSize - 1L;
         this.start = offset;
         this.end = offset + length;
-        this.devicePosition = offset;
-        this.pending = false;
+        this.position = offset;
+        this.run = false;
+        this.partial = false;
     }
 
     @Override
     public boolean accept(long length, int flags) {
-        if (length <= 0 || count >= maxCount || devicePosition >= end) {
+        if (length <= 0 || count >= maxCount || position >= end) {
             return false;
         }
-        long segStart = devicePosition;
-        long segEnd = length >= end - segStart ? end : segStart + length;
-        devicePosition = segEnd;
         int state = flags & (NbdProtocol.STATE_HOLE | NbdProtocol.STATE_ZERO);
-        if (!pending) {
-            pending = true;
-            pendingStart = segStart;
-            pendingFlags = state;
-        } else if (state != pendingFlags) {
-            if ((segStart & blockMask) == 0) {
-                emit(pendingStart, segStart, pendingFlags);
-                if (count >= maxCount) {
-                    pending = false;
-                    return false;
+        long segEnd = length >= end - position ? end : position + length;
+        long p = position;
+        while (p < segEnd && count < maxCount) {
+            long blockStart = p & ~blockMask;
+            long blockEnd = blockStart + blockSize;
+            if (p != blockStart || segEnd < blockEnd) {
+                // Part of a block: fold into its flags; the block is done once described to its end.
+                partialFlags = partial ? partialFlags & state : state;
+                partial = true;
+                if (segEnd >= blockEnd) {
+                    partial = false;
+                    addBlocks(blockStart, blockEnd, partialFlags);
+                    p = blockEnd;
+                } else {
+                    p = segEnd;
                 }
-                pendingStart = segStart;
-                pendingFlags = state;
             } else {
-                pendingFlags &= state;
+                long wholeEnd = segEnd & ~blockMask;
+                addBlocks(p, wholeEnd, state);
+                p = wholeEnd;
             }
         }
-        pendingEnd = segEnd;
-        return devicePosition < end;
+        position = segEnd;
+        return position < end && count < maxCount;
+    }
+
+    private void addBlocks(long from, long to, int flags) {
+        if (run && runFlags == flags && runEnd == from) {
+            runEnd = to;
+            return;
+        }
+        if (run) {
+            emit(runStart, runEnd, runFlags);
+        }
+        run = count < maxCount;
+        runStart = from;
+        runEnd = to;
+        runFlags = flags;
     }
 
     /** Closes the reply. @return number of descriptors written (at least one) */
     int finish() {
-        if (count >= maxCount) {
-            return count;
+        if (run && count < maxCount) {
+            emit(runStart, runEnd, runFlags);
         }
-        if (!pending) {
-            // The device described nothing: "allocated, contents unknown" is always a truthful answer.
-            emit(start, end, 0);
-            return count;
+        if (count == 0) {
+            // Nothing whole was described: "allocated, contents unknown" is always a truthful answer.
+            emit(start, partial ? Math.min(end, (position & ~blockMask) + blockSize) : end, 0);
         }
-        long stop = pendingEnd;
-        if (stop != end && (stop & blockMask) != 0) {
-            stop &= ~blockMask;
-            if (stop <= pendingStart) {
-                stop = Math.min(pendingStart + blockSize, end);
-                pendingFlags = 0;
-            }
-        }
-        emit(pendingStart, stop, pendingFlags);
         return count;
     }
 

@@ -23,6 +23,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,6 +40,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class NbdServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(NbdServer.class);
+
+    private static final long ACCEPT_RETRY_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
 
     private final NbdServerOptions options;
     private final Map<String, NbdExport> exports = new LinkedHashMap<>();
@@ -103,7 +106,7 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /** Listens on TCP; port 0 picks a free port. Returns the bound address. */
-    public InetSocketAddress bindTcp(String host, int port) throws IOException {
+    public synchronized InetSocketAddress bindTcp(String host, int port) throws IOException {
         ensureOpen();
         ServerSocketChannel ch = ServerSocketChannel.open();
         try {
@@ -119,7 +122,7 @@ public final class NbdServer implements AutoCloseable {
     }
 
     /** Listens on a Unix socket at {@code socketPath} (a stale socket file is replaced). */
-    public void bindUnix(Path socketPath) throws IOException {
+    public synchronized void bindUnix(Path socketPath) throws IOException {
         ensureOpen();
         Path path = socketPath.toAbsolutePath();
         if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
@@ -175,6 +178,8 @@ public final class NbdServer implements AutoCloseable {
                     return;
                 }
                 LOG.warn("NBD accept on {} failed: {}", description, e.toString());
+                // E.g. out of file descriptors: back off a little instead of spinning on the error.
+                LockSupport.parkNanos(ACCEPT_RETRY_NANOS);
                 continue;
             }
             String peer = unix ? "unix socket" : remote(ch);
@@ -261,7 +266,7 @@ public final class NbdServer implements AutoCloseable {
 
     /** Stops accepting, lets in-flight requests complete and their replies go out, closes every connection. */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closing) {
             return;
         }

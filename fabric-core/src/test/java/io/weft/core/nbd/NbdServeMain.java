@@ -22,7 +22,9 @@ public final class NbdServeMain {
         int port = args.length > 3 ? Integer.parseInt(args[3]) : -1;
         FileBackingStore store = FileBackingStore.createSparse(file, size);
         StoreBlockDevice device = new StoreBlockDevice(store);
-        NbdServer server = new NbdServer();
+        // -Dweft.nbd.socketBuffer=BYTES sets SO_SNDBUF/SO_RCVBUF (0 = system default), for experiments.
+        NbdServer server = new NbdServer(NbdServerOptions.defaults()
+                .withSocketBufferSize(Integer.getInteger("weft.nbd.socketBuffer", 0)));
         server.addExport(new NbdExport("vol0", "bench volume " + file, device));
         server.bindUnix(socket);
         if (port >= 0) {
