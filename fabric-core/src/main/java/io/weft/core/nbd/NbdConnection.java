@@ -252,7 +252,9 @@ final class NbdConnection implements IoCompletion, Runnable {
         returned = new OneToOneConcurrentArrayQueue<>(n);
         receive = ByteBuffer.allocateDirect(options.receiveBufferSize());
         receive.flip(); // read mode, empty
-        if (server.isClosing()) {
+        // removeExport() or close() may have scanned the connections before this one recorded its export: check
+        // again now that it is recorded (one side or the other sees the change).
+        if (server.isClosing() || !server.isServed(export)) {
             draining = true;
         }
     }

@@ -246,6 +246,13 @@ public final class NbdServer implements AutoCloseable {
         }
     }
 
+    /** Whether {@code export} is still the one served under its name. */
+    boolean isServed(NbdExport export) {
+        synchronized (exports) {
+            return exports.get(export.name()) == export;
+        }
+    }
+
     List<NbdExport> exportsSnapshot() {
         synchronized (exports) {
             return new ArrayList<>(exports.values());
