@@ -107,6 +107,48 @@ class NbdLibnbdIT {
         }
     }
 
+    /** Adjacent extents with the same type joined, so maps from different sources compare. */
+    private static List<Extent> joined(List<Extent> extents) {
+        List<Extent> out = new ArrayList<>();
+        for (Extent e : extents) {
+            Extent last = out.isEmpty() ? null : out.get(out.size() - 1);
+            if (last != null && last.type() == e.type() && last.offset() + last.length() == e.offset()) {
+                out.set(out.size() - 1, new Extent(last.offset(), last.length() + e.length(), e.type()));
+            } else {
+                out.add(e);
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void mapOfTheFileStoreMatchesWhatTheStoreReports() throws Exception {
+        String nbdinfo = nbdinfo();
+        String qemuIo = RequiredTool.require("qemu-io", "qemu-utils").toString();
+        try (NbdFixture fx = new NbdFixture(SIZE)) {
+            String uri = fx.tcpUri("vol0");
+            ExternalTool.run(TOOL_TIMEOUT, qemuIo, "-f", "raw", "-c", "write -P 9 0 4M", uri).assertOk();
+            boolean canTrim = fx.device.info().canDiscard();
+            if (canTrim) {
+                ExternalTool.run(TOOL_TIMEOUT, qemuIo, "-f", "raw", "-c", "discard 1M 1M", uri).assertOk();
+            }
+            List<Extent> fromStore = new ArrayList<>();
+            long[] at = {0};
+            fx.device.describeExtents(0, SIZE, (length, flags) -> {
+                fromStore.add(new Extent(at[0], length, flags & 3));
+                at[0] += length;
+                return true;
+            });
+            List<Extent> fromServer = joined(map(nbdinfo, uri));
+            assertEquals(joined(fromStore), fromServer);
+            if (canTrim) {
+                // A store that punches holes must show one where the TRIM went.
+                assertTrue(fromServer.stream().anyMatch(e -> (e.type() & 1) != 0
+                        && e.offset() <= (1 << 20) && e.offset() + e.length() >= (2 << 20)), fromServer::toString);
+            }
+        }
+    }
+
     @Test
     void nbdcopyRoundTripIsByteExact() throws Exception {
         String nbdcopy = RequiredTool.require("nbdcopy", "libnbd-bin").toString();

@@ -140,6 +140,9 @@ class NbdMalformedInputTest {
                 assertError(c, NbdProtocol.CMD_FLAG_FAST_ZERO, NbdProtocol.CMD_WRITE_ZEROES, 0, 4096, null,
                         NbdProtocol.EINVAL);
             }
+            if (!fx.device.info().canDiscard()) {
+                assertError(c, 0, NbdProtocol.CMD_TRIM, 0, 4096, null, NbdProtocol.EINVAL); // not advertised
+            }
             // DF without structured replies, FLUSH with a range, BLOCK_STATUS without a meta context.
             assertError(c, NbdProtocol.CMD_FLAG_DF, NbdProtocol.CMD_READ, 0, 512, null, NbdProtocol.EINVAL);
             assertError(c, 0, NbdProtocol.CMD_FLUSH, 0, 512, null, NbdProtocol.EINVAL);
