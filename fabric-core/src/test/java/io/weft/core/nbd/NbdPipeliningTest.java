@@ -228,6 +228,63 @@ class NbdPipeliningTest {
         }
     }
 
+    @Test
+    void connectionsBeyondTheLimitAreClosedAndOthersGoOn() throws Exception {
+        try (NbdFixture fx = new NbdFixture(SIZE, NbdServerOptions.defaults().withMaxConnections(2), d -> d)) {
+            RawNbdClient a = RawNbdClient.connect(fx.tcp);
+            RawNbdClient b = RawNbdClient.connect(fx.unixAddress());
+            a.go("vol0", false, false);
+            b.go("vol0", false, false);
+            try (RawNbdClient refused = RawNbdClient.connect(fx.tcp)) {
+                assertTrue(refused.closedByServer(), "a third connection is closed at once");
+            }
+            assertArrayEquals(new byte[512], a.read(0, 512, 1));
+            a.disconnect();
+            assertTrue(a.closedByServer());
+            a.close();
+            await(() -> fx.server.connectionCount() == 1, "the slot of the closed connection is free");
+            try (RawNbdClient c = RawNbdClient.connect(fx.tcp)) {
+                c.go("vol0", false, false);
+                assertArrayEquals(new byte[512], c.read(512, 512, 2));
+            }
+            b.close();
+        }
+    }
+
+    @Test
+    void closeLeavesNoServerThreadsBehind() throws Exception {
+        NbdFixture fx = new NbdFixture(SIZE);
+        ReorderingDevice async = new ReorderingDevice(fx.storeDevice, 1);
+        fx.server.addExport(new NbdExport("async", "", async));
+        List<RawNbdClient> clients = new ArrayList<>();
+        try {
+            for (int i = 0; i < 4; i++) {
+                RawNbdClient c = RawNbdClient.connect(i % 2 == 0 ? fx.tcp : fx.unixAddress());
+                clients.add(c);
+                c.go(i < 2 ? "vol0" : "async", false, false);
+                assertArrayEquals(new byte[4096], c.read(0, 4096, i));
+            }
+            // One connection stays in the handshake.
+            RawNbdClient waiting = RawNbdClient.connect(fx.tcp);
+            clients.add(waiting);
+            waiting.readGreeting();
+            assertTrue(serverThreads() > 0);
+        } finally {
+            fx.close();
+            async.close();
+        }
+        await(() -> serverThreads() == 0, "every acceptor, reader and writer thread ended");
+        for (RawNbdClient c : clients) {
+            assertTrue(c.closedByServer());
+            c.close();
+        }
+    }
+
+    private static long serverThreads() {
+        return Thread.getAllStackTraces().keySet().stream()
+                .filter(t -> t.isAlive() && t.getName().startsWith("weft-nbd-")).count();
+    }
+
     private static boolean canConnect(NbdFixture fx) {
         try (RawNbdClient c = RawNbdClient.connect(fx.tcp)) {
             return true;
