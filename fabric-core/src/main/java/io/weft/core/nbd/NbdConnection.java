@@ -332,7 +332,7 @@ final class NbdConnection implements IoCompletion, Runnable {
                 if (status != IoStatus.OK) {
                     // The payload still follows the header: consume it without keeping it.
                     if (!skipPayload(length)) {
-                        releaseUnsubmitted(s);
+                        release(s);
                         draining = true;
                         return;
                     }
@@ -341,7 +341,7 @@ final class NbdConnection implements IoCompletion, Runnable {
                 }
                 ensureCapacity(s, (int) length);
                 if (!readPayload(s, (int) length)) {
-                    releaseUnsubmitted(s); // the client vanished mid-payload: nothing reaches the device
+                    release(s); // the client vanished mid-payload: nothing reaches the device
                     draining = true;
                     return;
                 }
@@ -350,7 +350,7 @@ final class NbdConnection implements IoCompletion, Runnable {
             }
             case NbdProtocol.CMD_FLUSH: {
                 int status = (flags & ~NbdProtocol.CMD_FLAG_FUA) != 0 || offset != 0 || length != 0
-                        ? IoStatus.EINVAL : IoStatus.OK;
+                        ? IoStatus.EINVAL : IoRequests.check(info, IoOp.FLUSH, 0, 0, 0);
                 if (status != IoStatus.OK) {
                     completeLocally(s, status);
                     return;
@@ -606,10 +606,6 @@ final class NbdConnection implements IoCompletion, Runnable {
         }
         freeStack[freeCount++] = s.index;
         inFlight--;
-    }
-
-    private void releaseUnsubmitted(Slot s) {
-        release(s);
     }
 
     private void reclaimReturned() {
