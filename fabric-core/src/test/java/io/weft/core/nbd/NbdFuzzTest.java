@@ -1,0 +1,230 @@
+package io.weft.core.nbd;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.util.Arrays;
+import java.util.Random;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Thousands of random requests, most of them invalid in some way (flags, types, offsets, lengths), against a shadow
+ * model of the export. Every request must get exactly one well-formed reply with its handle and a protocol error
+ * value; a request may only succeed if it was valid; successful reads must return the model's bytes; and at the end
+ * the backing file must equal the model: nothing was written that the server did not acknowledge.
+ */
+@Timeout(120)
+class NbdFuzzTest {
+    private static final int SIZE = 4 << 20;
+    private static final Set<Integer> NBD_ERRORS = Set.of(NbdProtocol.EPERM, NbdProtocol.EIO, NbdProtocol.ENOMEM,
+            NbdProtocol.EINVAL, NbdProtocol.ENOSPC, NbdProtocol.EOVERFLOW, NbdProtocol.ENOTSUP,
+            NbdProtocol.ESHUTDOWN);
+
+    @Test
+    void randomRequestsNeverCorruptAndAlwaysGetOneReply() throws Exception {
+        for (long seed = 1; seed <= 3; seed++) {
+            fuzz(seed, seed % 2 == 0);
+        }
+    }
+
+    private void fuzz(long seed, boolean overTcp) throws Exception {
+        Random random = new Random(seed);
+        byte[] model = new byte[SIZE];
+        try (NbdFixture fx = new NbdFixture(SIZE)) {
+            int flagsAdvertised;
+            try (RawNbdClient c = overTcp ? RawNbdClient.connect(fx.tcp) : RawNbdClient.connect(fx.unixAddress())) {
+                flagsAdvertised = c.go("vol0", true, true).flags();
+                for (int i = 0; i < 3000; i++) {
+                    int type = pickType(random);
+                    int flags = random.nextInt(10) < 7 ? (random.nextBoolean() ? NbdProtocol.CMD_FLAG_FUA : 0)
+                            : random.nextInt(1 << 16);
+                    long offset = pickOffset(random);
+                    long length = pickLength(random, type);
+                    byte[] payload = null;
+                    if (type == NbdProtocol.CMD_WRITE) {
+                        payload = new byte[(int) length];
+                        if (length <= 1 << 20) {
+                            random.nextBytes(payload);
+                        }
+                    }
+                    long handle = ((long) seed << 32) | i;
+                    c.sendRequest(flags, type, handle, offset, (int) length, payload);
+                    RawNbdClient.Reply r = c.readReply(0);
+                    assertEquals(handle, r.handle(), "reply " + i + " belongs to its request");
+                    assertTrue(r.done(), "one chunk per reply here");
+                    String what = "request " + i + ": type " + type + " flags 0x" + Integer.toHexString(flags)
+                            + " offset " + offset + " length " + length;
+                    boolean valid = valid(type, flags, offset, length, flagsAdvertised);
+                    if (r.error() != 0) {
+                        assertTrue(NBD_ERRORS.contains(r.error()), what + " → unexpected error " + r.error());
+                        // A valid request must succeed; only a fast zero may be refused as not fast.
+                        boolean fastZeroRefused = r.error() == NbdProtocol.ENOTSUP
+                                && (flags & NbdProtocol.CMD_FLAG_FAST_ZERO) != 0;
+                        assertTrue(!valid || fastZeroRefused, what + " is valid but failed with " + r.error());
+                        continue;
+                    }
+                    assertTrue(valid, what + " succeeded");
+                    apply(model, type, flags, offset, (int) length, payload, r, what);
+                }
+                // The connection is still in sync after all that.
+                assertArrayEquals(Arrays.copyOfRange(model, 0, 4096), readStructured(c, 0, 4096));
+                c.disconnect();
+                assertTrue(c.closedByServer());
+            }
+            assertEquals(SIZE, Files.size(fx.file));
+            assertArrayEquals(model, fx.fileBytes(0, SIZE), "backing file equals the acknowledged writes");
+        }
+    }
+
+    private static int pickType(Random random) {
+        int p = random.nextInt(100);
+        if (p < 30) {
+            return NbdProtocol.CMD_READ;
+        }
+        if (p < 60) {
+            return NbdProtocol.CMD_WRITE;
+        }
+        if (p < 65) {
+            return NbdProtocol.CMD_FLUSH;
+        }
+        if (p < 70) {
+            return NbdProtocol.CMD_TRIM;
+        }
+        if (p < 75) {
+            return NbdProtocol.CMD_CACHE;
+        }
+        if (p < 85) {
+            return NbdProtocol.CMD_WRITE_ZEROES;
+        }
+        if (p < 95) {
+            return NbdProtocol.CMD_BLOCK_STATUS;
+        }
+        return 8 + random.nextInt(1 << 15); // unknown command
+    }
+
+    private static long pickOffset(Random random) {
+        int p = random.nextInt(100);
+        if (p < 60) {
+            return 512L * random.nextInt(SIZE / 512);
+        }
+        if (p < 75) {
+            return random.nextInt(SIZE);
+        }
+        if (p < 85) {
+            return SIZE - 512L * random.nextInt(8);
+        }
+        if (p < 90) {
+            return 0;
+        }
+        return random.nextLong();
+    }
+
+    private static long pickLength(Random random, int type) {
+        int p = random.nextInt(100);
+        if (type == NbdProtocol.CMD_WRITE) {
+            if (random.nextInt(400) == 0) {
+                return NbdServerOptions.DEFAULT_MAX_PAYLOAD + 512; // oversized: must be drained
+            }
+            if (p < 80) {
+                return 512L * (1 + random.nextInt(128));
+            }
+            if (p < 90) {
+                return random.nextInt(1 << 16);
+            }
+            return 0;
+        }
+        if (p < 70) {
+            return 512L * (1 + random.nextInt(256));
+        }
+        if (p < 80) {
+            return random.nextInt(1 << 20);
+        }
+        if (p < 85) {
+            return 0;
+        }
+        return random.nextInt() & 0xffffffffL;
+    }
+
+    private static boolean valid(int type, int flags, long offset, long length, int advertised) {
+        boolean inRange = offset >= 0 && length > 0 && offset % 512 == 0 && length % 512 == 0 && offset <= SIZE
+                && length <= SIZE - offset;
+        int fua = NbdProtocol.CMD_FLAG_FUA;
+        switch (type) {
+            case NbdProtocol.CMD_READ:
+                return inRange && (flags & ~(fua | NbdProtocol.CMD_FLAG_DF)) == 0;
+            case NbdProtocol.CMD_WRITE:
+            case NbdProtocol.CMD_CACHE:
+                return inRange && (flags & ~fua) == 0;
+            case NbdProtocol.CMD_TRIM:
+                return inRange && (flags & ~fua) == 0 && (advertised & NbdProtocol.TFLAG_SEND_TRIM) != 0;
+            case NbdProtocol.CMD_WRITE_ZEROES: {
+                int allowed = fua | NbdProtocol.CMD_FLAG_NO_HOLE
+                        | ((advertised & NbdProtocol.TFLAG_SEND_FAST_ZERO) != 0 ? NbdProtocol.CMD_FLAG_FAST_ZERO : 0);
+                return inRange && (flags & ~allowed) == 0;
+            }
+            case NbdProtocol.CMD_BLOCK_STATUS:
+                return inRange && (flags & ~(fua | NbdProtocol.CMD_FLAG_REQ_ONE)) == 0;
+            case NbdProtocol.CMD_FLUSH:
+                return offset == 0 && length == 0 && (flags & ~fua) == 0;
+            default:
+                return false;
+        }
+    }
+
+    private static void apply(byte[] model, int type, int flags, long offset, int length, byte[] payload,
+                              RawNbdClient.Reply r, String what) {
+        switch (type) {
+            case NbdProtocol.CMD_WRITE:
+                System.arraycopy(payload, 0, model, (int) offset, length);
+                break;
+            case NbdProtocol.CMD_WRITE_ZEROES:
+                Arrays.fill(model, (int) offset, (int) offset + length, (byte) 0);
+                break;
+            case NbdProtocol.CMD_TRIM:
+                // Contents after TRIM are unspecified; this store keeps the data (TRIM is not advertised here).
+                break;
+            case NbdProtocol.CMD_READ: {
+                assertEquals(NbdProtocol.REPLY_TYPE_OFFSET_DATA, r.type(), what);
+                ByteBuffer p = ByteBuffer.wrap(r.payload());
+                assertEquals(offset, p.getLong(), what);
+                byte[] data = new byte[p.remaining()];
+                p.get(data);
+                assertArrayEquals(Arrays.copyOfRange(model, (int) offset, (int) offset + length), data, what);
+                break;
+            }
+            case NbdProtocol.CMD_BLOCK_STATUS: {
+                assertEquals(NbdProtocol.REPLY_TYPE_BLOCK_STATUS, r.type(), what);
+                ByteBuffer p = ByteBuffer.wrap(r.payload());
+                p.getInt();
+                int descriptors = p.remaining() / 8;
+                assertTrue(descriptors >= 1 && p.remaining() % 8 == 0, what);
+                if ((flags & NbdProtocol.CMD_FLAG_REQ_ONE) != 0) {
+                    assertEquals(1, descriptors, what);
+                }
+                long sum = 0;
+                while (p.hasRemaining()) {
+                    long len = p.getInt() & 0xffffffffL;
+                    p.getInt();
+                    assertTrue(len > 0 && len % 512 == 0, what);
+                    sum += len;
+                }
+                assertTrue(sum <= length, what);
+                break;
+            }
+            default:
+                break;
+        }
+    }
+
+    private static byte[] readStructured(RawNbdClient c, long offset, int length) throws Exception {
+        c.sendRequest(0, NbdProtocol.CMD_READ, 1, offset, length, null);
+        RawNbdClient.Reply r = c.readReply(0);
+        assertEquals(0, r.error());
+        return Arrays.copyOfRange(r.payload(), 8, 8 + length);
+    }
+}
