@@ -443,6 +443,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         }
         ensureCapacity(s, MAX_EXTENTS * 8);
         boolean one = (flags & NbdProtocol.CMD_FLAG_REQ_ONE) != 0;
+        s.data.clear(); // a reused buffer still has the limit of its last request
         extents.begin(s.data, offset, length, lbs, one ? 1 : MAX_EXTENTS);
         try {
             device.describeExtents(offset, length, extents);
