@@ -9,6 +9,7 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -17,6 +18,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -54,12 +56,14 @@ public final class NbdServer implements AutoCloseable {
     private record Listener(ServerSocketChannel channel, Thread acceptor, Path unixPath, String description) {
     }
 
+    /** A server with {@link NbdServerOptions#defaults()}. */
     public NbdServer() {
         this(NbdServerOptions.defaults());
     }
 
+    /** A server with explicit limits (see {@link NbdServerOptions}). */
     public NbdServer(NbdServerOptions options) {
-        this.options = options;
+        this.options = Objects.requireNonNull(options, "options");
     }
 
     public NbdServerOptions options() {
@@ -68,7 +72,7 @@ public final class NbdServer implements AutoCloseable {
 
     /** Adds or replaces an export; new connections see it at once. */
     public void addExport(NbdExport export) {
-        byte[] name = export.name().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] name = export.name().getBytes(StandardCharsets.UTF_8);
         if (name.length > NbdProtocol.MAX_STRING) {
             throw new IllegalArgumentException("export name longer than 4096 bytes");
         }
