@@ -147,6 +147,7 @@ final class NbdConnection implements IoCompletion, Runnable {
     private volatile boolean forced;
     private volatile boolean broken;
     private volatile boolean finished;
+    private volatile boolean negotiated;
 
     NbdConnection(long id, NbdServer server, SocketChannel channel, NbdServerOptions options, String peer) {
         this.id = id;
@@ -187,6 +188,14 @@ final class NbdConnection implements IoCompletion, Runnable {
         }
     }
 
+    /** Called when the handshake time limit expires: closes the connection unless it has negotiated by now. */
+    void handshakeDeadline() {
+        if (!negotiated && !finished) {
+            LOG.info("{} closed: no export negotiated within {}", this, options.handshakeTimeout());
+            forceClose();
+        }
+    }
+
     /** Closes the socket now; replies not yet written are lost. Safe from any thread. */
     void forceClose() {
         forced = true;
@@ -207,6 +216,7 @@ final class NbdConnection implements IoCompletion, Runnable {
             if (negotiated == null) {
                 return;
             }
+            this.negotiated = true;
             setUp(negotiated);
             LOG.debug("nbd connection {} from {} serving export '{}' (structured={}, flags=0x{})", id, peer,
                     negotiated.export().name(), structured, Integer.toHexString(transmissionFlags));

@@ -47,6 +47,23 @@ class NbdServerLifecycleTest {
     }
 
     @Test
+    void clientsThatDoNotNegotiateInTimeAreClosedOthersStay() throws Exception {
+        NbdServerOptions options = NbdServerOptions.defaults().withHandshakeTimeout(java.time.Duration.ofMillis(300));
+        try (NbdFixture fx = new NbdFixture(1 << 20, options, d -> d)) {
+            try (RawNbdClient prompt = RawNbdClient.connect(fx.tcp)) {
+                prompt.go("vol0", false, false);
+                // Connected after `prompt`, so its deadline is the later one.
+                try (RawNbdClient idle = RawNbdClient.connect(fx.unixAddress())) {
+                    idle.readGreeting();
+                    assertTrue(idle.closedByServer(), "an idle client is closed at the handshake deadline");
+                }
+                // The negotiated connection outlived its own (earlier) deadline.
+                assertArrayEquals(new byte[512], prompt.read(0, 512, 1));
+            }
+        }
+    }
+
+    @Test
     void exportsCanBeListedReplacedAndRemoved() throws Exception {
         try (NbdFixture fx = new NbdFixture(1 << 20)) {
             fx.server.addExport(new NbdExport("b", "", fx.device));
