@@ -149,8 +149,8 @@ public final class RdmaServer implements AutoCloseable {
     }
 
     /** Control thread: allocates and registers the chunk pool of a new session. */
-    ServerSession createSession(String name, String deviceName, int queueDepth, int requestedMaxIo)
-            throws IOException {
+    ServerSession createSession(String name, String deviceName, int queueDepth, int requestedMaxIo,
+                                io.weft.rdma.verbs.VerbsConnection sameDevice) throws IOException {
         BlockDevice device = devices.get(deviceName);
         if (device == null) {
             throw new IllegalArgumentException("unknown device '" + deviceName + "'");
@@ -162,6 +162,7 @@ public final class RdmaServer implements AutoCloseable {
             throw new IllegalArgumentException("chunk pool of " + poolBytes + " bytes is too large");
         }
         ProtectionDomain pd = provider.createProtectionDomain();
+        pd.bindTo(sameDevice); // with real verbs the pool's keys exist only once the domain has a device
         ByteBuffer pool = ByteBuffer.allocateDirect((int) poolBytes);
         MemoryRegion region = pd.register(pool, Access.REMOTE_WRITE);
         long token;

@@ -159,7 +159,7 @@ final class ServerControl implements Runnable, CompletionHandler {
             session = server.findSession(sessionName);
             if (session == null) {
                 try {
-                    session = server.createSession(sessionName, deviceName, queueDepth, maxIo);
+                    session = server.createSession(sessionName, deviceName, queueDepth, maxIo, channel.connection());
                 } catch (IllegalArgumentException e) {
                     error = e.getMessage();
                 } catch (Exception e) {
