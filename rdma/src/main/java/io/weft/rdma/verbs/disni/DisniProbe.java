@@ -51,8 +51,7 @@ public final class DisniProbe {
     public static String explain(Throwable t) {
         if (t instanceof UnsatisfiedLinkError) {
             return "libdisni is not installed (UnsatisfiedLinkError: " + t.getMessage() + "); build DiSNI's native"
-                    + " library and put libdisni.so on java.library.path (now: "
-                    + System.getProperty("java.library.path") + ")";
+                    + " library and put libdisni.so on java.library.path (-Djava.library.path=...)";
         }
         if (t instanceof NoClassDefFoundError) {
             return "libdisni is not installed (DiSNI's native binding failed to load earlier in this JVM: "
