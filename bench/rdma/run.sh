@@ -25,7 +25,7 @@ command -v fio >/dev/null || { echo "fio missing: apt-get install fio" >&2; exit
 # Our own modules come from this worktree's target directories, never from a local repository.
 DEPS=$(tr ':' '\n' < "$OUT/cp.txt" | grep -v '/io/weft/' | paste -sd: -)
 CP="$ROOT/rdma/target/test-classes:$ROOT/rdma/target/classes:$ROOT/fabric-core/target/classes:$ROOT/fabric-core/target/test-classes:$DEPS"
-JAVA_OPTS="--add-opens java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED -Xmx1g"
+JAVA_OPTS="--add-opens java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED -Xmx1g ${WEFT_OPTS:-}"
 
 cleanup() { [ -n "${NBDKIT_PID:-}" ] && kill "$NBDKIT_PID" 2>/dev/null || true; rm -f "$FILE"; }
 trap cleanup EXIT

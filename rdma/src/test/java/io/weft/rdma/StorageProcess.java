@@ -50,6 +50,11 @@ public final class StorageProcess implements AutoCloseable {
         cmd.add("--add-opens");
         cmd.add("java.base/java.nio=ALL-UNNAMED");
         cmd.add("-Xmx256m");
+        for (String prop : new String[] {"weft.rdma.idle.spins", "weft.rdma.idle.yields"}) {
+            if (System.getProperty(prop) != null) {
+                cmd.add("-D" + prop + "=" + System.getProperty(prop));
+            }
+        }
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(RdmaTestServer.class.getName());

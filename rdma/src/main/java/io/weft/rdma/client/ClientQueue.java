@@ -77,7 +77,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     }
 
     void start() {
-        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> submissions.size() > 0, 200, 20,
+        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> submissions.size() > 0, IdleStrategies.SPINS, IdleStrategies.YIELDS,
                 IdleStrategies.DEFAULT_MAX_SLEEP_NANOS),
                 e -> LOG.error("client queue {} of session '{}' failed", index, session.name, e), null, this);
         AgentRunner.startOnThread(runner, r -> {

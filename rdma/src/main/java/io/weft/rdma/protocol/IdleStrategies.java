@@ -6,9 +6,12 @@ import java.util.function.BooleanSupplier;
 import org.agrona.concurrent.IdleStrategy;
 
 /**
- * Spin briefly (a reply is usually a few microseconds away), then yield, then sleep on the completion queue, which
- * wakes on incoming traffic or an explicit wakeup from a submitter. An idle agent therefore costs ~0% CPU while a
- * busy one never pays for a wake-up.
+ * Optionally spin, then yield, then sleep on the completion queue, which wakes on incoming traffic or an explicit
+ * wakeup from a submitter. An idle agent therefore costs ~0% CPU. The defaults do not spin at all: measured on the
+ * shared 2-core machine (see docs/benchmarks-rdma.md), spinning agents of two JVMs starve each other and the rest
+ * of the box (qd1 p50 9.7 us without spinning, 112 us with 200 spins + 20 yields, 1.1 ms with 2000 spins), while a
+ * blocked agent is woken by epoll within microseconds. On a dedicated machine with spare cores a short spin can
+ * shave the wake-up; set {@code weft.rdma.idle.spins}.
  */
 public final class IdleStrategies {
     private IdleStrategies() {
@@ -51,6 +54,11 @@ public final class IdleStrategies {
             }
         };
     }
+
+    /** Empty duty cycles spent spinning before yielding ({@code weft.rdma.idle.spins}). */
+    public static final int SPINS = Integer.getInteger("weft.rdma.idle.spins", 0);
+    /** Empty duty cycles spent yielding before sleeping on the queue ({@code weft.rdma.idle.yields}). */
+    public static final int YIELDS = Integer.getInteger("weft.rdma.idle.yields", 0);
 
     public static final long DEFAULT_MAX_SLEEP_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
 }

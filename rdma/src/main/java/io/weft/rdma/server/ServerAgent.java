@@ -46,7 +46,8 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
 
     void start() {
         runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> completions.size() > 0 || !arriving.isEmpty(),
-                200, 20, IdleStrategies.DEFAULT_MAX_SLEEP_NANOS),
+                IdleStrategies.SPINS, IdleStrategies.YIELDS,
+                IdleStrategies.DEFAULT_MAX_SLEEP_NANOS),
                 e -> LOG.error("storage IO agent {} failed", name, e), null, this);
         AgentRunner.startOnThread(runner, r -> {
             Thread t = new Thread(r, name);
