@@ -87,6 +87,11 @@ final class SoftCompletionQueue implements CompletionQueue {
             if (!arriving.isEmpty() || closed || pendingWork.getAsBoolean()) {
                 return;
             }
+            for (int i = 0; i < count; i++) {
+                if (connections[i].hasBufferedFrame()) {
+                    return;
+                }
+            }
             selector.select(Math.max(1, timeoutNanos / 1_000_000));
             selector.selectedKeys().clear();
         } catch (IOException e) {

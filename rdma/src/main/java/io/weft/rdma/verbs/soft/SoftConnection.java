@@ -177,6 +177,15 @@ final class SoftConnection implements VerbsConnection {
         return sendBuffer.capacity() - sendTail >= frameLength;
     }
 
+    /** A whole frame is already buffered (a poll stopped at its completion budget): do not sleep on the socket. */
+    boolean hasBufferedFrame() {
+        if (failStatus >= 0 || recvTail - recvHead < SoftFrame.HEADER_LENGTH) {
+            return false;
+        }
+        int length = recvView.getInt(recvHead + SoftFrame.LENGTH_OFFSET, ByteOrder.LITTLE_ENDIAN);
+        return length < 0 || length > maxMessage || recvTail - recvHead >= SoftFrame.HEADER_LENGTH + length;
+    }
+
     boolean hasPendingSend() {
         return sendTail > sendHead && failStatus < 0;
     }
