@@ -59,6 +59,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private long sequence;
     private long nextTimeoutScan;
     private AgentRunner runner;
+    volatile Thread thread;
 
     ClientQueue(RdmaSession session, int index, CompletionQueue cq, PathPolicy policy) {
         this.session = session;
@@ -93,6 +94,11 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
             Thread.yield(); // cannot stay full: it holds more records than there are permits
         }
         cq.wakeup();
+    }
+
+    @Override
+    public void onStart() {
+        thread = Thread.currentThread();
     }
 
     @Override

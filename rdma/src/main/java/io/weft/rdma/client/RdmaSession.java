@@ -72,6 +72,7 @@ public final class RdmaSession implements AutoCloseable {
     private volatile DeviceInfo info;
     private volatile int storageEpoch;
     private volatile boolean commandPending;
+    private final java.util.concurrent.CompletableFuture<Void> firstOpen = new java.util.concurrent.CompletableFuture<>();
 
     // request slots, indexed by permit: written by the submitter, published through the queue's ring buffer
     final IoOp[] ops;
@@ -140,15 +141,13 @@ public final class RdmaSession implements AutoCloseable {
             q.start();
         }
         s.control.start();
-        long deadline = System.nanoTime() + config.connectTimeout().toNanos() * (paths.size() + 1)
-                + TimeUnit.SECONDS.toNanos(1);
-        while (s.info == null && System.nanoTime() - deadline < 0) {
-            try {
-                Thread.sleep(2); // control-path wait for the first session open; not data-path synchronisation
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                break;
-            }
+        long waitMs = config.connectTimeout().toMillis() * (paths.size() + 1) + 1000;
+        try {
+            s.firstOpen.get(waitMs, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+            // reported below with every path's last error
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
         if (s.info == null) {
             StringBuilder why = new StringBuilder();
@@ -188,7 +187,7 @@ public final class RdmaSession implements AutoCloseable {
         }
         int status = IoRequests.check(di, op, offset, length, ioFlags);
         if (status == IoStatus.OK && (op == IoOp.READ || op == IoOp.WRITE)
-                && (buffer == null || buffer.remaining() < length)) {
+                && (buffer == null || buffer.remaining() < length || (op == IoOp.READ && buffer.isReadOnly()))) {
             status = IoStatus.EINVAL;
         }
         if (status != IoStatus.OK) {
@@ -197,10 +196,21 @@ public final class RdmaSession implements AutoCloseable {
         }
         long now = System.nanoTime();
         long deadline = now + config.ioTimeout().toNanos();
-        int permit = permits.acquire(deadline);
-        if (permit < 0) {
-            completion.onComplete(tag, IoStatus.ETIMEDOUT);
-            return;
+        int permit;
+        if (onQueueAgent()) {
+            // A completion callback submitting again: waiting here would block the only thread that can free a
+            // permit, so a full queue fails fast instead of deadlocking.
+            permit = permits.tryAcquire();
+            if (permit < 0) {
+                completion.onComplete(tag, IoStatus.ENOMEM);
+                return;
+            }
+        } else {
+            permit = permits.acquire(deadline);
+            if (permit < 0) {
+                completion.onComplete(tag, IoStatus.ETIMEDOUT);
+                return;
+            }
         }
         ops[permit] = op;
         offsets[permit] = offset;
@@ -214,6 +224,16 @@ public final class RdmaSession implements AutoCloseable {
             localPool.put(permit * chunkSize + RequestHeader.LENGTH, buffer, buffer.position(), length);
         }
         queues[permit % queueCount].enqueue(permit);
+    }
+
+    private boolean onQueueAgent() {
+        Thread current = Thread.currentThread();
+        for (ClientQueue q : queues) {
+            if (q.thread == current) {
+                return true;
+            }
+        }
+        return false;
     }
 
     // ------------------------------------------------------------------ path management (any thread)
@@ -464,6 +484,7 @@ public final class RdmaSession implements AutoCloseable {
         if (!next.equals(current)) {
             info = next;
         }
+        firstOpen.complete(null);
     }
 
     private void scheduleReconnect(ClientPath p, long now) {
