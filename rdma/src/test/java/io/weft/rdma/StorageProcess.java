@@ -109,6 +109,14 @@ public final class StorageProcess implements AutoCloseable {
         }
     }
 
+    /** Sends a signal (STOP / CONT) to the storage JVM, e.g. to freeze it like a hung host. */
+    public void signal(String name) throws Exception {
+        Process kill = new ProcessBuilder("kill", "-" + name, Long.toString(process.pid())).inheritIO().start();
+        if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+            throw new AssertionError("kill -" + name + " failed");
+        }
+    }
+
     /** kill -9 and wait for the process to be gone. */
     public void kill() throws InterruptedException {
         process.destroyForcibly();

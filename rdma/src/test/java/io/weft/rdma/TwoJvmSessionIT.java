@@ -128,4 +128,31 @@ class TwoJvmSessionIT {
             storage.close();
         }
     }
+
+    @Test
+    void frozenStorageIsDetectedByHeartbeatsAndIoResumesWithoutLoss() throws Exception {
+        try (StorageProcess storage = StorageProcess.start(dir.resolve("vol"), SIZE, "127.0.0.1:0,127.0.0.2:0", 1,
+                dir.resolve("storage.log"));
+             SoftwareProvider provider = new SoftwareProvider();
+             RdmaSession session = RdmaSession.open(provider, "frozen", "vol0", specs(storage),
+                     RdmaClientConfig.DEFAULTS.withReconnect(Duration.ofMillis(20), Duration.ofMillis(300)))) {
+            VerifyingLoad load = new VerifyingLoad(session.device(), 32, BLOCKS);
+            load.start();
+            TestIo.await("IO running", Duration.ofSeconds(30), () -> load.completed() >= 500);
+            storage.signal("STOP"); // sockets stay open: only heartbeats can tell
+            try {
+                TestIo.await("heartbeat timeout fails both paths", Duration.ofSeconds(20), () -> session.paths()
+                        .stream().allMatch(p -> p.state() != PathState.CONNECTED));
+                assertTrue(session.paths().stream().anyMatch(p -> String.valueOf(p.lastError()).contains("heartbeat")),
+                        () -> "paths should have failed on heartbeats: " + session.paths());
+            } finally {
+                storage.signal("CONT");
+            }
+            long atResume = load.completed();
+            TestIo.await("IO resumed", Duration.ofSeconds(30), () -> load.completed() >= atResume + 2000);
+            load.stop();
+            load.verifyAll();
+            assertTrue(load.failures().isEmpty(), () -> "failures: " + load.failures());
+        }
+    }
 }

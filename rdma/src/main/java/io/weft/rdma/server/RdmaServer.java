@@ -181,9 +181,7 @@ public final class RdmaServer implements AutoCloseable {
         sessionsByName.remove(session.name, session);
         sessionsByToken.remove(session.token, session);
         for (ServerIoConnection io : session.ioConnections) {
-            if (io.connection() != null) {
-                io.connection().close();
-            }
+            io.fence();
         }
         session.pd.close();
         LOG.info("session '{}' closed ({} requests, {} rejected)", session.name, session.requests.get(),

@@ -179,8 +179,11 @@ final class ServerControl implements Runnable, CompletionHandler {
         }
         AdminState previous = session.paths.put(pathId, admin);
         if (previous != null && previous != admin) {
+            // The client reconnected this path before we noticed the old one die: fence the old IO connections
+            // before answering, so none of their buffered requests can run after the client's retries.
             previous.closed = true;
             previous.channel.connection().close();
+            fencePath(session, pathId);
         }
         admin.session = session;
         admin.pathId = pathId;
@@ -226,14 +229,18 @@ final class ServerControl implements Runnable, CompletionHandler {
             return; // the path has already reconnected on a newer admin connection
         }
         session.paths.remove(admin.pathId);
-        for (Iterator<ServerIoConnection> it = session.ioConnections.iterator(); it.hasNext(); ) {
-            ServerIoConnection io = it.next();
-            if (io.pathId == admin.pathId && io.connection() != null) {
-                io.connection().close();
-            }
-        }
+        fencePath(session, admin.pathId);
         if (session.paths.isEmpty()) {
             server.destroySession(session);
+        }
+    }
+
+    private static void fencePath(ServerSession session, int pathId) {
+        for (Iterator<ServerIoConnection> it = session.ioConnections.iterator(); it.hasNext(); ) {
+            ServerIoConnection io = it.next();
+            if (io.pathId == pathId) {
+                io.fence();
+            }
         }
     }
 

@@ -38,6 +38,11 @@ final class ServerIoConnection implements IoCompletion {
     private final IntArrayQueue unsent;
     private final RequestHeader header = new RequestHeader();
     private final UnsafeBuffer poolView;
+    /**
+     * Set by the control thread when this connection's path was closed or superseded: requests still buffered on it
+     * are stale (the client retries them on a newer connection) and must not reach the device after the newer ones.
+     */
+    volatile boolean fenced;
 
     ServerIoConnection(int id, ServerSession session, ServerAgent agent, int pathId, InetSocketAddress listener) {
         this.id = id;
@@ -71,6 +76,14 @@ final class ServerIoConnection implements IoCompletion {
 
     VerbsConnection connection() {
         return connection;
+    }
+
+    /** Control thread: stop executing this connection's requests and close it. */
+    void fence() {
+        fenced = true;
+        if (connection != null) {
+            connection.close();
+        }
     }
 
     /** A request immediate arrived: {@code byteLength} bytes were written at the start of the chunk it names. */
@@ -110,6 +123,10 @@ final class ServerIoConnection implements IoCompletion {
             session.rejected.incrementAndGet();
             ops[chunk] = null;
             respond(chunk, status);
+            return;
+        }
+        if (fenced) {
+            connection.close();
             return;
         }
         ByteBuffer payload = null;
