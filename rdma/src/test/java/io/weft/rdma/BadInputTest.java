@@ -141,7 +141,7 @@ class BadInputTest {
         }
 
         @Override
-        public void close() throws Exception {
+        public void close() throws java.io.IOException {
             admin.close();
             if (io != null) {
                 io.close();
