@@ -16,6 +16,8 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * created on other threads arrive through a queue and are registered by the owner on its next poll.
  */
 final class SoftCompletionQueue implements CompletionQueue {
+    private static final java.util.function.Consumer<SelectionKey> IGNORE_KEY = key -> { };
+
     private final String name;
     private final Selector selector;
     private final ConcurrentLinkedQueue<SoftConnection> arriving = new ConcurrentLinkedQueue<>();
@@ -92,8 +94,8 @@ final class SoftCompletionQueue implements CompletionQueue {
                     return;
                 }
             }
-            selector.select(Math.max(1, timeoutNanos / 1_000_000));
-            selector.selectedKeys().clear();
+            // The consumer form does not fill the selected-key set, so a wake-up allocates nothing.
+            selector.select(IGNORE_KEY, Math.max(1, timeoutNanos / 1_000_000));
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         } finally {
