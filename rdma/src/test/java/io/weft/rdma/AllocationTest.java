@@ -120,9 +120,11 @@ class AllocationTest {
             run(session.device(), ios, errors);
             long allocated = allocatedByAgents(threads) - before;
             assertEquals(0, errors.get());
-            // Heartbeats, idle wake-ups and the odd JIT-time object are allowed; a per-IO object is not (>= 16 B x 50k).
             System.out.println("agents allocated " + allocated + " bytes over " + ios + " IOs");
-            assertTrue(allocated < ios, () -> "agents allocated " + allocated + " bytes over " + ios + " IOs");
+            // The smallest Java object is 16 bytes, so one object per IO would show as >= 16 x ios. One-off
+            // allocations (late JIT compilation, lazily created JDK internals, heartbeats) stay far below 4 x ios;
+            // measured runs show 0.2-62 KB for 50 000 IOs.
+            assertTrue(allocated < 4L * ios, () -> "agents allocated " + allocated + " bytes over " + ios + " IOs");
         }
     }
 }
