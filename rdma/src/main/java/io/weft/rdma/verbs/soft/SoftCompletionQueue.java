@@ -17,6 +17,8 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  */
 final class SoftCompletionQueue implements CompletionQueue {
     private static final java.util.function.Consumer<SelectionKey> IGNORE_KEY = key -> { };
+    /** Selector sleeps of every software CQ in this JVM (diagnostics; see {@link SoftwareProvider#selectorSleeps}). */
+    static final java.util.concurrent.atomic.AtomicLong SLEEPS = new java.util.concurrent.atomic.AtomicLong();
 
     private final String name;
     private final Selector selector;
@@ -94,7 +96,9 @@ final class SoftCompletionQueue implements CompletionQueue {
                     return;
                 }
             }
-            // The consumer form does not fill the selected-key set, so a wake-up allocates nothing.
+            // The consumer form does not fill the selected-key set. (The JDK's epoll selector still boxes each ready
+            // descriptor above 127 into an Integer: 16 bytes per ready connection per wake-up, JDK-internal.)
+            SLEEPS.incrementAndGet();
             selector.select(IGNORE_KEY, Math.max(1, timeoutNanos / 1_000_000));
         } catch (IOException e) {
             throw new UncheckedIOException(e);

@@ -128,6 +128,11 @@ public final class SoftwareProvider implements VerbsProvider {
         return ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
     }
 
+    /** How often software completion queues in this JVM went to sleep on their selector (diagnostics). */
+    public static long selectorSleeps() {
+        return SoftCompletionQueue.SLEEPS.get();
+    }
+
     @Override
     public synchronized void close() {
         for (SoftListener l : listeners) {
