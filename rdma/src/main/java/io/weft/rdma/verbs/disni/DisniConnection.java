@@ -48,6 +48,7 @@ final class DisniConnection implements VerbsConnection {
     private volatile int failStatus = -1;
     private volatile String failReason;
     private boolean disconnected;
+    private volatile Runnable onDestroy = () -> { };
 
     DisniConnection(RdmaCmId id, IbvQP qp, DisniProtectionDomain pd, DisniCompletionQueue cq, int sendDepth)
             throws IOException {
@@ -229,8 +230,13 @@ final class DisniConnection implements VerbsConnection {
         }
     }
 
+    void onDestroy(Runnable action) {
+        this.onDestroy = action;
+    }
+
     /** Owner thread, after the error was delivered. */
     void destroy() {
+        onDestroy.run();
         for (SVCPostSend s : sends.values()) {
             s.free();
         }

@@ -159,6 +159,7 @@ public final class DisniProvider implements VerbsProvider {
 
     void established(RdmaCmId id, DisniConnection c) {
         established.put(id, c);
+        c.onDestroy(() -> established.remove(id, c));
     }
 
     static IbvQPInitAttr queuePairAttributes(IbvCQ cq, ConnectionOptions options) {
