@@ -1,6 +1,5 @@
 package io.weft.rdma;
 
-import io.weft.core.io.BlockDevice;
 import io.weft.core.store.FileBackingStore;
 import io.weft.core.store.StoreBlockDevice;
 import io.weft.rdma.server.RdmaServer;
@@ -23,6 +22,8 @@ import java.util.Map;
  * args: FILE SIZE_BYTES HOST:PORT[,HOST:PORT...] [AGENTS]
  * stdout: "READY host:port host:port"
  * stdin:  "drop host:port" -> "DROPPED n" (closes every connection accepted there, like a link failure)
+ *         "hold"           -> "HELD" (requests still execute, their answers are kept back)
+ *         "release"        -> "RELEASED n" (the kept answers go out, from this thread)
  *         "sessions"       -> "SESSIONS ..."
  * </pre>
  */
@@ -39,7 +40,7 @@ public final class RdmaTestServer {
         }
         int agents = args.length > 3 ? Integer.parseInt(args[3]) : 1;
         VerbsProvider provider = VerbsProviders.open(VerbsProviders.Mode.SOFTWARE).provider();
-        BlockDevice device = new StoreBlockDevice(FileBackingStore.createSparse(file, size));
+        HoldingDevice device = new HoldingDevice(new StoreBlockDevice(FileBackingStore.createSparse(file, size)));
         RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS.withAgents(agents),
                 Map.of("vol0", device), listen);
         StringBuilder ready = new StringBuilder("READY");
@@ -54,6 +55,11 @@ public final class RdmaTestServer {
             if (line.startsWith("drop ")) {
                 int n = server.dropConnections(parse(line.substring(5).trim()));
                 System.out.println("DROPPED " + n);
+            } else if (line.equals("hold")) {
+                device.hold();
+                System.out.println("HELD");
+            } else if (line.equals("release")) {
+                System.out.println("RELEASED " + device.release());
             } else if (line.equals("sessions")) {
                 System.out.println("SESSIONS " + server.sessions());
             } else if (line.equals("exit")) {
