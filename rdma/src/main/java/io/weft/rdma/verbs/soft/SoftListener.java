@@ -11,113 +11,180 @@ import io.weft.rdma.verbs.VerbsListener;
 import io.weft.rdma.verbs.VerbsProvider;
 import io.weft.rdma.verbs.WcStatus;
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
+import java.util.ArrayList;
+import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Accepts sockets and runs each connect handshake on a small bounded pool with a read timeout, so a peer that stops
- * in the middle of its request holds one handshake thread for at most {@link SoftwareProvider#HANDSHAKE_TIMEOUT}
- * and never the accept loop.
+ * Accepts sockets and reads their connect requests on one selector thread, without blocking on any peer: a peer
+ * that stops in the middle of its request is dropped after {@link SoftwareProvider#HANDSHAKE_TIMEOUT} and never
+ * delays anyone else's connect. Complete requests go to the handler on this thread (control path).
  */
 final class SoftListener implements VerbsListener {
     private static final Logger LOG = LoggerFactory.getLogger(SoftListener.class);
-    private static final int HANDSHAKE_THREADS = 2;
-    private static final int HANDSHAKE_BACKLOG = 64;
+    private static final int MAX_HELLO = SoftFrame.HEADER_LENGTH + SoftFrame.HELLO_FIXED_LENGTH
+            + VerbsProvider.MAX_PRIVATE_DATA;
+    /** Connect requests being read at once; beyond this, new sockets are closed until some finish. */
+    private static final int MAX_PENDING = 1024;
 
     private final ServerSocketChannel server;
+    private final Selector selector;
     private final ConnectionRequestHandler handler;
-    private final ThreadPoolExecutor handshakes;
-    private final Thread acceptor;
+    private final Thread thread;
     private final InetSocketAddress address;
+    private final List<Pending> pending = new ArrayList<>();
     private volatile boolean closed;
+
+    /** A socket whose connect request is still arriving. */
+    private static final class Pending {
+        final SocketChannel channel;
+        final SelectionKey key;
+        final ByteBuffer hello = ByteBuffer.allocate(MAX_HELLO).order(ByteOrder.LITTLE_ENDIAN);
+        final long deadline;
+
+        Pending(SocketChannel channel, SelectionKey key, long deadline) {
+            this.channel = channel;
+            this.key = key;
+            this.deadline = deadline;
+        }
+    }
 
     SoftListener(InetSocketAddress bindAddress, ConnectionRequestHandler handler) throws IOException {
         this.handler = handler;
         this.server = ServerSocketChannel.open();
         server.setOption(StandardSocketOptions.SO_REUSEADDR, true);
         server.bind(bindAddress, 128);
+        server.configureBlocking(false);
         this.address = (InetSocketAddress) server.getLocalAddress();
-        this.handshakes = new ThreadPoolExecutor(HANDSHAKE_THREADS, HANDSHAKE_THREADS, 30, TimeUnit.SECONDS,
-                new ArrayBlockingQueue<>(HANDSHAKE_BACKLOG), r -> {
-                    Thread t = new Thread(r, "weft-rdma-soft-handshake-" + address.getPort());
-                    t.setDaemon(true);
-                    return t;
-                }, (r, executor) -> {
-                    throw new java.util.concurrent.RejectedExecutionException("handshake backlog full");
-                });
-        handshakes.allowCoreThreadTimeOut(true);
-        this.acceptor = new Thread(this::acceptLoop, "weft-rdma-soft-listen-" + address.getPort());
-        acceptor.setDaemon(true);
-        acceptor.start();
+        this.selector = Selector.open();
+        server.register(selector, SelectionKey.OP_ACCEPT);
+        this.thread = new Thread(this::loop, "weft-rdma-soft-listen-" + address.getPort());
+        thread.setDaemon(true);
+        thread.start();
     }
 
-    private void acceptLoop() {
+    private void loop() {
         while (!closed) {
-            SocketChannel channel;
             try {
-                channel = server.accept();
-            } catch (IOException e) {
+                selector.select(key -> {
+                    if (key.isAcceptable()) {
+                        acceptAll();
+                    } else if (key.isReadable()) {
+                        readHello((Pending) key.attachment());
+                    }
+                }, 100);
+                expire(System.nanoTime());
+            } catch (IOException | RuntimeException e) {
                 if (!closed) {
-                    LOG.warn("listener {} stopped accepting: {}", address, e.toString());
+                    LOG.warn("listener {} error: {}", address, e.toString());
                 }
-                return;
             }
-            try {
-                handshakes.execute(() -> handshake(channel));
-            } catch (java.util.concurrent.RejectedExecutionException e) {
-                LOG.warn("dropping connection from {}: {}", remoteOf(channel), e.getMessage());
-                closeQuietly(channel);
-            }
+        }
+        for (Pending p : pending) {
+            closeQuietly(p.channel);
         }
     }
 
-    private void handshake(SocketChannel channel) {
+    private void acceptAll() {
+        SocketChannel channel;
         try {
-            channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
-            channel.socket().setSoTimeout((int) SoftwareProvider.HANDSHAKE_TIMEOUT.toMillis());
-            InputStream in = channel.socket().getInputStream();
-            ByteBuffer header = SoftwareProvider.readFully(in, SoftFrame.HEADER_LENGTH);
-            int length = header.getInt(SoftFrame.LENGTH_OFFSET);
-            if (header.get(SoftFrame.TYPE_OFFSET) != SoftFrame.HELLO || length < SoftFrame.HELLO_FIXED_LENGTH
-                    || length > SoftFrame.HELLO_FIXED_LENGTH + VerbsProvider.MAX_PRIVATE_DATA) {
-                LOG.warn("closing connection from {}: not a software-verbs connect request", remoteOf(channel));
-                closeQuietly(channel);
-                return;
-            }
-            ByteBuffer hello = SoftwareProvider.readFully(in, length);
-            int privateLength = hello.getShort(6) & 0xFFFF;
-            if (hello.getInt(0) != SoftFrame.HELLO_MAGIC || hello.getShort(4) != SoftFrame.VERSION
-                    || privateLength != length - SoftFrame.HELLO_FIXED_LENGTH) {
-                LOG.warn("closing connection from {}: bad connect request magic, version or length",
-                        remoteOf(channel));
-                closeQuietly(channel);
-                return;
-            }
-            ByteBuffer privateData = hello.position(SoftFrame.HELLO_FIXED_LENGTH).slice().order(ByteOrder.LITTLE_ENDIAN);
-            Request request = new Request(channel, privateData.asReadOnlyBuffer().order(ByteOrder.LITTLE_ENDIAN));
-            try {
-                handler.onConnectRequest(request);
-            } catch (RuntimeException e) {
-                LOG.warn("connect request from {} failed: {}", remoteOf(channel), e.toString());
-                request.reject(-1);
-            }
-            if (!request.decided) {
-                request.reject(-1);
+            while ((channel = server.accept()) != null) {
+                if (pending.size() >= MAX_PENDING) {
+                    LOG.warn("dropping connection from {}: {} connect requests already pending", remoteOf(channel),
+                            MAX_PENDING);
+                    closeQuietly(channel);
+                    continue;
+                }
+                channel.configureBlocking(false);
+                channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                SelectionKey key = channel.register(selector, SelectionKey.OP_READ);
+                Pending p = new Pending(channel, key,
+                        System.nanoTime() + SoftwareProvider.HANDSHAKE_TIMEOUT.toNanos());
+                key.attach(p);
+                pending.add(p);
             }
         } catch (IOException e) {
-            LOG.debug("handshake with {} failed: {}", remoteOf(channel), e.toString());
-            closeQuietly(channel);
+            if (!closed) {
+                LOG.warn("listener {} accept failed: {}", address, e.toString());
+            }
         }
+    }
+
+    private void readHello(Pending p) {
+        try {
+            int n = p.channel.read(p.hello);
+            if (n < 0) {
+                drop(p, null);
+                return;
+            }
+        } catch (IOException e) {
+            drop(p, null);
+            return;
+        }
+        ByteBuffer b = p.hello;
+        if (b.position() < SoftFrame.HEADER_LENGTH) {
+            return;
+        }
+        int length = b.getInt(SoftFrame.LENGTH_OFFSET);
+        if (b.get(SoftFrame.TYPE_OFFSET) != SoftFrame.HELLO || length < SoftFrame.HELLO_FIXED_LENGTH
+                || length > SoftFrame.HELLO_FIXED_LENGTH + VerbsProvider.MAX_PRIVATE_DATA) {
+            drop(p, "not a software-verbs connect request");
+            return;
+        }
+        if (b.position() < SoftFrame.HEADER_LENGTH + length) {
+            return;
+        }
+        if (b.position() > SoftFrame.HEADER_LENGTH + length) {
+            drop(p, "data after the connect request before it was accepted");
+            return;
+        }
+        int at = SoftFrame.HEADER_LENGTH;
+        int privateLength = b.getShort(at + 6) & 0xFFFF;
+        if (b.getInt(at) != SoftFrame.HELLO_MAGIC || b.getShort(at + 4) != SoftFrame.VERSION
+                || privateLength != length - SoftFrame.HELLO_FIXED_LENGTH) {
+            drop(p, "bad connect request magic, version or length");
+            return;
+        }
+        p.key.cancel();
+        pending.remove(p);
+        byte[] privateData = new byte[privateLength];
+        b.get(at + SoftFrame.HELLO_FIXED_LENGTH, privateData);
+        Request request = new Request(p.channel, ByteBuffer.wrap(privateData).asReadOnlyBuffer());
+        try {
+            handler.onConnectRequest(request);
+        } catch (RuntimeException e) {
+            LOG.warn("connect request from {} failed: {}", remoteOf(p.channel), e.toString());
+        }
+        if (!request.decided) {
+            request.reject(-1);
+        }
+    }
+
+    private void expire(long now) {
+        for (int i = pending.size() - 1; i >= 0; i--) {
+            Pending p = pending.get(i);
+            if (now - p.deadline > 0) {
+                drop(p, "connect request incomplete after " + SoftwareProvider.HANDSHAKE_TIMEOUT.toMillis() + " ms");
+            }
+        }
+    }
+
+    private void drop(Pending p, String reason) {
+        if (reason != null) {
+            LOG.warn("closing connection from {}: {}", remoteOf(p.channel), reason);
+        }
+        p.key.cancel();
+        pending.remove(p);
+        closeQuietly(p.channel);
     }
 
     private static String remoteOf(SocketChannel channel) {
@@ -136,6 +203,19 @@ final class SoftListener implements VerbsListener {
         }
     }
 
+    /** Writes a small frame on a non-blocking socket (it fits the socket buffer of a fresh connection). */
+    private static void writeSmall(SocketChannel channel, ByteBuffer frame) throws IOException {
+        long deadline = System.nanoTime() + SoftwareProvider.HANDSHAKE_TIMEOUT.toNanos();
+        while (frame.hasRemaining()) {
+            if (channel.write(frame) == 0) {
+                if (System.nanoTime() - deadline > 0) {
+                    throw new IOException("peer does not read its connect reply");
+                }
+                Thread.onSpinWait();
+            }
+        }
+    }
+
     @Override
     public InetSocketAddress localAddress() {
         return address;
@@ -144,12 +224,14 @@ final class SoftListener implements VerbsListener {
     @Override
     public void close() {
         closed = true;
+        selector.wakeup();
         try {
+            thread.join(1000);
             server.close();
-        } catch (IOException e) {
-            // Already closed.
+            selector.close();
+        } catch (IOException | InterruptedException e) {
+            // Shutting down.
         }
-        handshakes.shutdownNow();
     }
 
     private final class Request implements ConnectionRequest {
@@ -201,8 +283,7 @@ final class SoftListener implements VerbsListener {
                 reply.put(SoftFrame.TYPE_OFFSET, SoftFrame.ACCEPT);
                 reply.putInt(SoftFrame.LENGTH_OFFSET, replyPrivateData.length);
                 reply.put(SoftFrame.HEADER_LENGTH, replyPrivateData);
-                SoftwareProvider.writeFully(channel, reply);
-                channel.configureBlocking(false);
+                writeSmall(channel, reply);
             } catch (IOException | RuntimeException e) {
                 connection.fail(WcStatus.TRANSPORT_ERROR, "accept failed");
                 throw e;
@@ -221,7 +302,7 @@ final class SoftListener implements VerbsListener {
             reply.put(SoftFrame.TYPE_OFFSET, SoftFrame.REJECT);
             reply.putInt(SoftFrame.IMMEDIATE_OFFSET, reason);
             try {
-                SoftwareProvider.writeFully(channel, reply);
+                writeSmall(channel, reply);
             } catch (IOException e) {
                 // The peer left first; nothing to tell it.
             }
