@@ -114,6 +114,8 @@ final class VerifyingLoad {
         public void onComplete(long tag, int status) {
             if (status != IoStatus.OK) {
                 failures.add(op + " of block " + block + " failed: " + IoStatus.name(status));
+                running.decrementAndGet(); // a failing device must not turn into a tight resubmit loop
+                return;
             } else if (op == IoOp.WRITE) {
                 synchronized (generation) {
                     generation[block] = gen;
