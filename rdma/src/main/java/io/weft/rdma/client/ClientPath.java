@@ -1,0 +1,74 @@
+package io.weft.rdma.client;
+
+import io.weft.rdma.protocol.AdminChannel;
+import io.weft.rdma.verbs.VerbsConnection;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+
+/**
+ * One path of a client session. The control thread owns the connections and publishes them to the IO agents
+ * through volatile fields, in this order: {@link #io}, {@link #pool}, {@link #generation}, then {@link #state}.
+ */
+final class ClientPath {
+    /** The storage side's chunk pool as seen through this path's session open. */
+    record RemotePool(long address, int rkey, int chunkSize, int chunkCount, int maxIoSize, long token, int epoch) {
+    }
+
+    /** Attached to each IO connection so completions find their path without a lookup. */
+    record IoTag(int slot, long generation) {
+    }
+
+    final int id;
+    final int slot;
+    final PathSpec spec;
+    volatile PathState state = PathState.CONNECTING;
+    volatile VerbsConnection[] io;
+    volatile RemotePool pool;
+    volatile long generation = -1;
+    /** Set by an IO agent that saw this generation's connection fail. */
+    volatile long failedGeneration = -1;
+    volatile String lastError;
+    volatile long rttNanos = Long.MAX_VALUE;
+    final AtomicInteger inflight = new AtomicInteger();
+    final LongAdder completed = new LongAdder();
+    final LongAdder failedOver = new LongAdder();
+    volatile long reconnects;
+
+    // operator requests, acted on by the control thread
+    volatile boolean removeRequested;
+    volatile boolean disconnectRequested;
+    volatile boolean reconnectRequested;
+
+    // control thread only
+    AdminChannel admin;
+    int attempts;
+    long nextAttemptNanos;
+    long nextHeartbeatNanos;
+    long lastAckNanos;
+    long heartbeatSequence;
+    boolean everConnected;
+    ClientSessionOpen openResult;
+    String openError;
+
+    ClientPath(int id, int slot, PathSpec spec) {
+        this.id = id;
+        this.slot = slot;
+        this.spec = spec;
+    }
+
+    void reportFailure(long gen, String reason) {
+        lastError = reason;
+        failedGeneration = gen;
+    }
+
+    PathStatus status() {
+        long rtt = rttNanos;
+        return new PathStatus(id, spec.remote(), spec.local(), state, rtt == Long.MAX_VALUE ? -1 : rtt / 1000,
+                inflight.get(), completed.sum(), failedOver.sum(), reconnects, lastError);
+    }
+
+    /** What OPEN_OK said (control path object). */
+    record ClientSessionOpen(RemotePool pool, long deviceSize, int logicalBlock, int preferredBlock,
+                             int capabilities) {
+    }
+}

@@ -1,0 +1,350 @@
+package io.weft.rdma.client;
+
+import io.weft.core.io.IoCompletion;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoStatus;
+import io.weft.rdma.protocol.IdleStrategies;
+import io.weft.rdma.protocol.Immediate;
+import io.weft.rdma.protocol.RequestHeader;
+import io.weft.rdma.verbs.CompletionHandler;
+import io.weft.rdma.verbs.CompletionQueue;
+import io.weft.rdma.verbs.VerbsConnection;
+import java.nio.ByteBuffer;
+import java.util.concurrent.TimeUnit;
+import org.agrona.BitUtil;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.collections.IntArrayQueue;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.MessageHandler;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.agrona.concurrent.ringbuffer.ManyToOneRingBuffer;
+import org.agrona.concurrent.ringbuffer.RingBufferDescriptor;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One client queue: an agent that owns IO connection number {@code index} of every path. Submitters hand it permits
+ * through a many-to-one ring buffer; it picks a path per request, writes the request header and posts one
+ * write-with-immediate into the storage chunk of the same index, and completes requests from the status
+ * immediates. When a path fails, its requests in flight go back to the queue and leave on another connected path
+ * with the same chunk. No allocation, lock or log line per request.
+ */
+final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
+    private static final Logger LOG = LoggerFactory.getLogger(ClientQueue.class);
+    private static final int FREE = 0;
+    private static final int QUEUED = 1;
+    private static final int INFLIGHT = 2;
+    private static final UnsafeBuffer EMPTY = new UnsafeBuffer(new byte[8]);
+
+    private final RdmaSession session;
+    final int index;
+    final CompletionQueue cq;
+    private final ManyToOneRingBuffer submissions;
+    private final IntArrayQueue pending;
+    private final int[] state;
+    private final int[] pathOf;
+    private final RequestHeader header = new RequestHeader();
+    private final UnsafeBuffer localView;
+    private final PathPolicy policy;
+
+    // per path slot, agent-owned
+    private final ClientPath[] paths = new ClientPath[RdmaSession.MAX_PATHS];
+    private final VerbsConnection[] connections = new VerbsConnection[RdmaSession.MAX_PATHS];
+    private final long[] generations = new long[RdmaSession.MAX_PATHS];
+    private final boolean[] usable = new boolean[RdmaSession.MAX_PATHS];
+    private final int[] inflight = new int[RdmaSession.MAX_PATHS];
+    private final long[] rtt = new long[RdmaSession.MAX_PATHS];
+    private int lastPath = -1;
+    private long sequence;
+    private long nextTimeoutScan;
+    private AgentRunner runner;
+    volatile Thread thread;
+
+    ClientQueue(RdmaSession session, int index, CompletionQueue cq, PathPolicy policy) {
+        this.session = session;
+        this.index = index;
+        this.cq = cq;
+        this.policy = policy;
+        int permits = session.queueDepth;
+        int capacity = BitUtil.findNextPositivePowerOfTwo(Math.max(1024, permits * 32));
+        this.submissions = new ManyToOneRingBuffer(new UnsafeBuffer(
+                ByteBuffer.allocateDirect(capacity + RingBufferDescriptor.TRAILER_LENGTH)));
+        this.pending = new IntArrayQueue(permits, -1);
+        this.state = new int[permits];
+        this.pathOf = new int[permits];
+        this.localView = new UnsafeBuffer(session.localPool);
+        java.util.Arrays.fill(generations, -1);
+    }
+
+    void start() {
+        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> submissions.size() > 0, IdleStrategies.SPINS, IdleStrategies.YIELDS,
+                IdleStrategies.DEFAULT_MAX_SLEEP_NANOS),
+                e -> LOG.error("client queue {} of session '{}' failed", index, session.name, e), null, this);
+        AgentRunner.startOnThread(runner, r -> {
+            Thread t = new Thread(r, "weft-rdma-client-" + session.name + "-q" + index);
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    /** Any thread: hands a filled permit to this queue. */
+    void enqueue(int permit) {
+        while (!submissions.write(permit + 1, EMPTY, 0, 0)) {
+            Thread.yield(); // cannot stay full: it holds more records than there are permits
+        }
+        cq.wakeup();
+    }
+
+    @Override
+    public void onStart() {
+        thread = Thread.currentThread();
+    }
+
+    @Override
+    public int doWork() {
+        int work = refreshPaths();
+        work += submissions.read(this, session.queueDepth);
+        work += dispatch();
+        work += cq.poll(this, 64);
+        long now = System.nanoTime();
+        if (now - nextTimeoutScan >= 0) {
+            nextTimeoutScan = now + TimeUnit.MILLISECONDS.toNanos(10);
+            work += expire(now);
+        }
+        return work;
+    }
+
+    @Override
+    public void onMessage(int msgTypeId, MutableDirectBuffer buffer, int offset, int length) {
+        int permit = msgTypeId - 1;
+        state[permit] = QUEUED;
+        pending.addInt(permit);
+    }
+
+    /** Adopts connections the control thread published and retires those of failed or removed paths. */
+    private int refreshPaths() {
+        int work = 0;
+        for (int slot = 0; slot < paths.length; slot++) {
+            ClientPath p = session.path(slot);
+            if (p != paths[slot]) {
+                if (paths[slot] != null) {
+                    retire(slot, false);
+                }
+                paths[slot] = p;
+                generations[slot] = -1;
+                work++;
+            }
+            if (p == null) {
+                continue;
+            }
+            if (p.state == PathState.CONNECTED) {
+                long g = p.generation;
+                if (g != generations[slot]) {
+                    if (connections[slot] != null) {
+                        retire(slot, false);
+                    }
+                    VerbsConnection[] io = p.io;
+                    connections[slot] = io != null && index < io.length ? io[index] : null;
+                    generations[slot] = g;
+                    work++;
+                }
+            } else if (connections[slot] != null) {
+                retire(slot, false);
+                work++;
+            }
+        }
+        return work;
+    }
+
+    /** Takes a path's connection out of service and requeues this queue's requests in flight on it. */
+    private void retire(int slot, boolean reportToPath) {
+        VerbsConnection c = connections[slot];
+        connections[slot] = null;
+        ClientPath p = paths[slot];
+        if (c != null) {
+            c.close();
+        }
+        for (int permit = index; permit < state.length; permit += session.queueCount) {
+            if (state[permit] == INFLIGHT && pathOf[permit] == slot) {
+                state[permit] = QUEUED;
+                pending.addInt(permit);
+                if (p != null) {
+                    p.inflight.decrementAndGet();
+                    p.failedOver.increment();
+                }
+            }
+        }
+        if (reportToPath && p != null) {
+            p.reportFailure(generations[slot], p.lastError);
+        }
+    }
+
+    private int dispatch() {
+        int work = 0;
+        while (!pending.isEmpty()) {
+            int permit = pending.peekInt();
+            if (state[permit] != QUEUED) {
+                pending.pollInt(); // completed by a timeout while it waited
+                continue;
+            }
+            int slot = choosePath();
+            if (slot < 0 || !post(permit, slot)) {
+                break;
+            }
+            pending.pollInt();
+            work++;
+        }
+        return work;
+    }
+
+    private int choosePath() {
+        for (int s = 0; s < paths.length; s++) {
+            ClientPath p = paths[s];
+            boolean ok = p != null && connections[s] != null && p.state == PathState.CONNECTED;
+            usable[s] = ok;
+            if (ok) {
+                inflight[s] = p.inflight.get();
+                rtt[s] = p.rttNanos;
+            }
+        }
+        int chosen = policy.choose(usable, inflight, rtt, paths.length, lastPath);
+        if (chosen >= 0) {
+            lastPath = chosen;
+        }
+        return chosen;
+    }
+
+    private boolean post(int permit, int slot) {
+        ClientPath p = paths[slot];
+        ClientPath.RemotePool remote = p.pool;
+        IoOp op = session.ops[permit];
+        int length = session.lengths[permit];
+        int base = permit * session.chunkSize;
+        boolean read = op == IoOp.READ;
+        header.wrap(localView, base).encode(op.ordinal(), session.flags[permit], session.offsets[permit], length,
+                read ? session.localRegion.address() + base + RequestHeader.LENGTH : 0,
+                read ? session.localRegion.rkey() : 0, read ? length : 0, ++sequence);
+        int bytes = RequestHeader.LENGTH + (op == IoOp.WRITE ? length : 0);
+        if (!connections[slot].postWriteWithImmediate(session.localRegion, base, bytes,
+                remote.address() + (long) permit * remote.chunkSize(), remote.rkey(), Immediate.request(permit))) {
+            return false;
+        }
+        state[permit] = INFLIGHT;
+        pathOf[permit] = slot;
+        p.inflight.incrementAndGet();
+        return true;
+    }
+
+    @Override
+    public void onWriteWithImmediate(VerbsConnection connection, long wrId, int immediate, int byteLength) {
+        connection.postReceive(session.localRegion, 0, 0, 0);
+        ClientPath.IoTag tag = (ClientPath.IoTag) connection.attachment();
+        int permit = Immediate.chunk(immediate);
+        if (Immediate.type(immediate) != Immediate.TYPE_RESPONSE || permit >= state.length
+                || permit % session.queueCount != index) {
+            session.malformedResponses.increment();
+            connection.close(); // a storage side that answers garbage is not trusted further
+            return;
+        }
+        if (state[permit] != INFLIGHT || pathOf[permit] != tag.slot() || generations[tag.slot()] != tag.generation()) {
+            session.staleResponses.increment(); // answer to a request already retried elsewhere
+            return;
+        }
+        int status = Immediate.status(immediate);
+        int length = session.lengths[permit];
+        if (status == IoStatus.OK && session.ops[permit] == IoOp.READ) {
+            if (byteLength != length) {
+                status = IoStatus.EIO;
+            } else {
+                ByteBuffer dst = session.buffers[permit];
+                dst.put(dst.position(), session.localPool, permit * session.chunkSize + RequestHeader.LENGTH, length);
+            }
+        }
+        ClientPath p = paths[tag.slot()];
+        p.inflight.decrementAndGet();
+        p.completed.increment();
+        finish(permit, status);
+    }
+
+    private void finish(int permit, int status) {
+        long tag = session.tags[permit];
+        IoCompletion completion = session.completions[permit];
+        session.buffers[permit] = null;
+        session.completions[permit] = null;
+        state[permit] = FREE;
+        session.permits.release(permit);
+        try {
+            completion.onComplete(tag, status);
+        } catch (RuntimeException e) {
+            LOG.warn("IO completion of session '{}' threw", session.name, e);
+        }
+    }
+
+    @Override
+    public void onReceive(VerbsConnection connection, long wrId, int byteLength) {
+        session.malformedResponses.increment();
+        connection.close();
+    }
+
+    @Override
+    public void onError(VerbsConnection connection, int status, String reason) {
+        Object a = connection.attachment();
+        if (!(a instanceof ClientPath.IoTag)) {
+            return;
+        }
+        ClientPath.IoTag tag = (ClientPath.IoTag) a;
+        int slot = tag.slot();
+        if (connections[slot] == connection && generations[slot] == tag.generation()) {
+            ClientPath p = paths[slot];
+            if (p != null) {
+                p.lastError = "IO connection " + index + ": " + reason;
+            }
+            retire(slot, true);
+        }
+    }
+
+    /** Completes requests past their deadline; a request in flight also takes its connection down with it. */
+    private int expire(long now) {
+        int work = 0;
+        for (int permit = index; permit < state.length; permit += session.queueCount) {
+            if (state[permit] != FREE && now - session.deadlines[permit] > 0) {
+                if (state[permit] == INFLIGHT) {
+                    int slot = pathOf[permit];
+                    ClientPath p = paths[slot];
+                    if (p != null) {
+                        p.lastError = "request timed out after " + session.config.ioTimeout().toMillis() + " ms";
+                    }
+                    // The storage side might still answer into this chunk: close the connection first.
+                    retire(slot, true);
+                }
+                if (state[permit] != FREE) {
+                    finish(permit, IoStatus.ETIMEDOUT);
+                    work++;
+                }
+            }
+        }
+        return work;
+    }
+
+    /** After the agent stopped: completes everything still held with {@code status}. */
+    void failAll(int status) {
+        submissions.read(this, Integer.MAX_VALUE);
+        for (int permit = index; permit < state.length; permit += session.queueCount) {
+            if (state[permit] != FREE) {
+                finish(permit, status);
+            }
+        }
+    }
+
+    @Override
+    public String roleName() {
+        return "weft-rdma-client-" + session.name + "-q" + index;
+    }
+
+    void stop() {
+        if (runner != null) {
+            runner.close();
+        }
+    }
+}

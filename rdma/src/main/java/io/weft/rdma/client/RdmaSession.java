@@ -1,0 +1,632 @@
+package io.weft.rdma.client;
+
+import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.IoCompletion;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoRequests;
+import io.weft.core.io.IoStatus;
+import io.weft.rdma.protocol.AdminChannel;
+import io.weft.rdma.protocol.ConnectData;
+import io.weft.rdma.protocol.ControlMessage;
+import io.weft.rdma.protocol.RequestHeader;
+import io.weft.rdma.verbs.Access;
+import io.weft.rdma.verbs.CompletionHandler;
+import io.weft.rdma.verbs.CompletionQueue;
+import io.weft.rdma.verbs.ConnectionOptions;
+import io.weft.rdma.verbs.MemoryRegion;
+import io.weft.rdma.verbs.ProtectionDomain;
+import io.weft.rdma.verbs.VerbsConnection;
+import io.weft.rdma.verbs.VerbsProvider;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.concurrent.atomic.LongAdder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The client side of one session: 1..N paths to one storage node, each an admin connection (session open,
+ * heartbeats measuring RTT) plus one IO connection per queue. Owns the permits (= storage chunk indices), a local
+ * pool of the same shape registered once, the queue agents and a control thread that connects, heartbeats, fails
+ * paths over and reconnects them with exponential backoff and jitter.
+ *
+ * <pre>
+ *   RdmaSession s = RdmaSession.open(provider, "client-a", "vol0",
+ *           List.of(PathSpec.to(addr1), PathSpec.to(addr2)), RdmaClientConfig.DEFAULTS);
+ *   BlockDevice dev = s.device();
+ * </pre>
+ */
+public final class RdmaSession implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(RdmaSession.class);
+    /** Most paths one session can have. */
+    public static final int MAX_PATHS = 8;
+
+    final String name;
+    final String deviceName;
+    final RdmaClientConfig config;
+    private final VerbsProvider provider;
+    final int queueDepth;
+    final int queueCount;
+    final int chunkSize;
+    final ProtectionDomain pd;
+    final ByteBuffer localPool;
+    final MemoryRegion localRegion;
+    final PermitPool permits;
+    private final ClientQueue[] queues;
+    private final CompletionQueue adminCq;
+    private final AtomicReferenceArray<ClientPath> slots = new AtomicReferenceArray<>(MAX_PATHS);
+    private final AtomicInteger nextPathId = new AtomicInteger();
+    private final RdmaBlockDevice device;
+    private final Thread control;
+    private final AdminHandler adminHandler = new AdminHandler();
+    private final ConnectionOptions ioOptions;
+    private long nextGeneration;
+    private volatile boolean running = true;
+    private volatile boolean closed;
+    private volatile DeviceInfo info;
+    private volatile int storageEpoch;
+    private volatile boolean commandPending;
+    private final java.util.concurrent.CompletableFuture<Void> firstOpen = new java.util.concurrent.CompletableFuture<>();
+
+    // request slots, indexed by permit: written by the submitter, published through the queue's ring buffer
+    final IoOp[] ops;
+    final long[] offsets;
+    final int[] lengths;
+    final int[] flags;
+    final ByteBuffer[] buffers;
+    final long[] tags;
+    final IoCompletion[] completions;
+    final long[] deadlines;
+
+    final LongAdder staleResponses = new LongAdder();
+    final LongAdder malformedResponses = new LongAdder();
+
+    private RdmaSession(VerbsProvider provider, String name, String deviceName, RdmaClientConfig config)
+            throws IOException {
+        this.provider = provider;
+        this.name = name;
+        this.deviceName = deviceName;
+        this.config = config;
+        this.queueDepth = config.queueDepth();
+        this.queueCount = config.queuesPerPath();
+        this.chunkSize = (RequestHeader.LENGTH + config.maxIoSize() + 63) & ~63;
+        long poolBytes = (long) chunkSize * queueDepth;
+        if (poolBytes > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("queueDepth x maxIoSize too large: " + poolBytes);
+        }
+        this.pd = provider.createProtectionDomain();
+        this.localPool = ByteBuffer.allocateDirect((int) poolBytes);
+        this.localRegion = pd.register(localPool, Access.REMOTE_WRITE);
+        this.permits = new PermitPool(queueDepth);
+        this.ops = new IoOp[queueDepth];
+        this.offsets = new long[queueDepth];
+        this.lengths = new int[queueDepth];
+        this.flags = new int[queueDepth];
+        this.buffers = new ByteBuffer[queueDepth];
+        this.tags = new long[queueDepth];
+        this.completions = new IoCompletion[queueDepth];
+        this.deadlines = new long[queueDepth];
+        this.ioOptions = new ConnectionOptions(chunkSize, queueDepth + 16, queueDepth + 16);
+        this.adminCq = provider.createCompletionQueue("session-" + name + "-control");
+        this.queues = new ClientQueue[queueCount];
+        for (int q = 0; q < queueCount; q++) {
+            queues[q] = new ClientQueue(this, q, provider.createCompletionQueue("session-" + name + "-q" + q),
+                    config.policy());
+        }
+        this.device = new RdmaBlockDevice(this);
+        this.control = new Thread(this::controlLoop, "weft-rdma-client-" + name + "-control");
+        control.setDaemon(true);
+    }
+
+    /**
+     * Opens a session and waits until at least one path is connected (or every path failed its first attempt
+     * within the connect timeout; then the session keeps retrying in the background and this throws).
+     */
+    public static RdmaSession open(VerbsProvider provider, String sessionName, String deviceName,
+                                   List<PathSpec> paths, RdmaClientConfig config) throws IOException {
+        if (paths.isEmpty() || paths.size() > MAX_PATHS) {
+            throw new IllegalArgumentException("a session needs 1.." + MAX_PATHS + " paths");
+        }
+        RdmaSession s = new RdmaSession(provider, sessionName, deviceName, config);
+        for (PathSpec p : paths) {
+            s.addPath(p);
+        }
+        for (ClientQueue q : s.queues) {
+            q.start();
+        }
+        s.control.start();
+        long waitMs = config.connectTimeout().toMillis() * (paths.size() + 1) + 1000;
+        try {
+            s.firstOpen.get(waitMs, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
+            // reported below with every path's last error
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (s.info == null) {
+            StringBuilder why = new StringBuilder();
+            for (PathStatus st : s.paths()) {
+                why.append(' ').append(st.remote()).append(": ").append(st.lastError()).append(';');
+            }
+            s.close();
+            throw new IOException("session '" + sessionName + "' could not open device '" + deviceName
+                    + "' on any path:" + why);
+        }
+        return s;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public RdmaBlockDevice device() {
+        return device;
+    }
+
+    DeviceInfo info() {
+        return info;
+    }
+
+    ClientPath path(int slot) {
+        return slots.get(slot);
+    }
+
+    // ------------------------------------------------------------------ data path
+
+    void submit(IoOp op, long offset, int length, int ioFlags, ByteBuffer buffer, long tag, IoCompletion completion) {
+        DeviceInfo di = info;
+        if (closed || di == null) {
+            completion.onComplete(tag, IoStatus.ESHUTDOWN);
+            return;
+        }
+        int status = IoRequests.check(di, op, offset, length, ioFlags);
+        if (status == IoStatus.OK && (op == IoOp.READ || op == IoOp.WRITE)
+                && (buffer == null || buffer.remaining() < length || (op == IoOp.READ && buffer.isReadOnly()))) {
+            status = IoStatus.EINVAL;
+        }
+        if (status != IoStatus.OK) {
+            completion.onComplete(tag, status);
+            return;
+        }
+        long now = System.nanoTime();
+        long deadline = now + config.ioTimeout().toNanos();
+        int permit;
+        if (onQueueAgent()) {
+            // A completion callback submitting again: waiting here would block the only thread that can free a
+            // permit, so a full queue fails fast instead of deadlocking.
+            permit = permits.tryAcquire();
+            if (permit < 0) {
+                completion.onComplete(tag, IoStatus.ENOMEM);
+                return;
+            }
+        } else {
+            permit = permits.acquire(deadline);
+            if (permit < 0) {
+                completion.onComplete(tag, IoStatus.ETIMEDOUT);
+                return;
+            }
+        }
+        ops[permit] = op;
+        offsets[permit] = offset;
+        lengths[permit] = length;
+        flags[permit] = ioFlags;
+        buffers[permit] = buffer;
+        tags[permit] = tag;
+        completions[permit] = completion;
+        deadlines[permit] = deadline;
+        if (op == IoOp.WRITE) {
+            localPool.put(permit * chunkSize + RequestHeader.LENGTH, buffer, buffer.position(), length);
+        }
+        queues[permit % queueCount].enqueue(permit);
+    }
+
+    private boolean onQueueAgent() {
+        Thread current = Thread.currentThread();
+        for (ClientQueue q : queues) {
+            if (q.thread == current) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // ------------------------------------------------------------------ path management (any thread)
+
+    /** Adds a path; the control thread connects it. @return the path id */
+    public synchronized int addPath(PathSpec spec) {
+        for (int slot = 0; slot < MAX_PATHS; slot++) {
+            if (slots.get(slot) == null) {
+                ClientPath p = new ClientPath(nextPathId.incrementAndGet(), slot, spec);
+                slots.set(slot, p);
+                wakeControl();
+                return p.id;
+            }
+        }
+        throw new IllegalStateException("session '" + name + "' already has " + MAX_PATHS + " paths");
+    }
+
+    /** Closes and forgets a path; its requests in flight move to the other paths. */
+    public void removePath(int id) {
+        find(id).removeRequested = true;
+        wakeControl();
+    }
+
+    /** Takes a path down until {@link #reconnectPath}; its requests in flight move to the other paths. */
+    public void disconnectPath(int id) {
+        find(id).disconnectRequested = true;
+        wakeControl();
+    }
+
+    /** Reconnects a path now (after an operator disconnect, or to skip a backoff wait). */
+    public void reconnectPath(int id) {
+        find(id).reconnectRequested = true;
+        wakeControl();
+    }
+
+    private ClientPath find(int id) {
+        for (int slot = 0; slot < MAX_PATHS; slot++) {
+            ClientPath p = slots.get(slot);
+            if (p != null && p.id == id) {
+                return p;
+            }
+        }
+        throw new IllegalArgumentException("session '" + name + "' has no path " + id);
+    }
+
+    private void wakeControl() {
+        commandPending = true;
+        adminCq.wakeup();
+    }
+
+    public List<PathStatus> paths() {
+        List<PathStatus> out = new ArrayList<>();
+        for (int slot = 0; slot < MAX_PATHS; slot++) {
+            ClientPath p = slots.get(slot);
+            if (p != null) {
+                out.add(p.status());
+            }
+        }
+        return out;
+    }
+
+    /** Session-wide counters. */
+    public record SessionStats(String name, String device, int queueDepth, int maxIoSize, int permitsInUse,
+                               long staleResponses, long malformedResponses, List<PathStatus> paths) {
+    }
+
+    public SessionStats stats() {
+        DeviceInfo di = info;
+        return new SessionStats(name, deviceName, queueDepth, di == null ? config.maxIoSize() : di.maxIoSize(),
+                permits.inUse(), staleResponses.sum(), malformedResponses.sum(), paths());
+    }
+
+    // ------------------------------------------------------------------ control thread
+
+    private void controlLoop() {
+        while (running) {
+            try {
+                commandPending = false;
+                long now = System.nanoTime();
+                for (int slot = 0; slot < MAX_PATHS; slot++) {
+                    ClientPath p = slots.get(slot);
+                    if (p != null) {
+                        step(p, now);
+                    }
+                }
+                int work = adminCq.poll(adminHandler, 32);
+                if (work == 0) {
+                    adminCq.await(TimeUnit.MILLISECONDS.toNanos(5), () -> commandPending || !running);
+                }
+            } catch (RuntimeException e) {
+                LOG.error("session '{}' control loop error", name, e);
+            }
+        }
+        for (int slot = 0; slot < MAX_PATHS; slot++) {
+            ClientPath p = slots.get(slot);
+            if (p != null) {
+                sayClose(p);
+                teardown(p, PathState.DISCONNECTED);
+            }
+        }
+        adminCq.close();
+    }
+
+    private void step(ClientPath p, long now) {
+        if (p.removeRequested) {
+            teardown(p, PathState.REMOVED);
+            slots.compareAndSet(p.slot, p, null);
+            LOG.info("session '{}' path {} ({}) removed", name, p.id, p.spec.remote());
+            return;
+        }
+        if (p.disconnectRequested) {
+            p.disconnectRequested = false;
+            sayClose(p);
+            teardown(p, PathState.DISCONNECTED);
+            p.lastError = "disconnected by operator";
+            LOG.info("session '{}' path {} ({}) disconnected by operator", name, p.id, p.spec.remote());
+            return;
+        }
+        if (p.reconnectRequested) {
+            p.reconnectRequested = false;
+            if (p.state == PathState.CONNECTED) {
+                teardown(p, PathState.RECONNECTING);
+            }
+            p.state = PathState.RECONNECTING;
+            p.attempts = 0;
+            p.nextAttemptNanos = now;
+        }
+        switch (p.state) {
+            case CONNECTING:
+            case RECONNECTING:
+                if (now - p.nextAttemptNanos >= 0) {
+                    connect(p);
+                }
+                break;
+            case CONNECTED:
+                if (p.failedGeneration == p.generation) {
+                    fail(p, p.lastError == null ? "IO connection failed" : p.lastError);
+                } else if (now - p.lastAckNanos > config.heartbeatTimeout().toNanos()) {
+                    fail(p, "no heartbeat answer for " + TimeUnit.NANOSECONDS.toMillis(now - p.lastAckNanos) + " ms");
+                } else if (now - p.nextHeartbeatNanos >= 0) {
+                    p.nextHeartbeatNanos = now + config.heartbeatInterval().toNanos();
+                    ControlMessage m = p.admin.beginSend();
+                    p.admin.send(m.encodeHeartbeat(ControlMessage.HEARTBEAT, ++p.heartbeatSequence, now));
+                }
+                break;
+            default:
+                break;
+        }
+    }
+
+    private void connect(ClientPath p) {
+        p.attempts++;
+        long start = System.nanoTime();
+        long deadline = start + config.connectTimeout().toNanos();
+        VerbsConnection[] io = new VerbsConnection[queueCount];
+        AdminChannel admin = null;
+        try {
+            admin = new AdminChannel(pd, p);
+            p.admin = admin;
+            p.openResult = null;
+            p.openError = null;
+            VerbsConnection ac = provider.connect(p.spec.remote(), p.spec.local(), pd, adminCq, AdminChannel.OPTIONS,
+                    ConnectData.request(ConnectData.KIND_ADMIN, 0, 0, p.id), config.connectTimeout(),
+                    admin::prepare);
+            if (ConnectData.parseReply(ac.peerPrivateData()) != 0) {
+                throw new IOException("storage refused the admin connection");
+            }
+            ControlMessage open = admin.beginSend();
+            admin.send(open.encodeOpen(queueDepth, config.maxIoSize(), p.id, name, deviceName));
+            while (p.openResult == null && p.openError == null && ac.isOpen() && System.nanoTime() - deadline < 0) {
+                if (adminCq.poll(adminHandler, 32) == 0) {
+                    adminCq.await(TimeUnit.MILLISECONDS.toNanos(1), () -> false);
+                }
+            }
+            if (p.openError != null) {
+                throw new IOException("storage refused the session: " + p.openError);
+            }
+            ClientPath.ClientSessionOpen opened = p.openResult;
+            if (opened == null) {
+                throw new IOException(ac.isOpen() ? "no answer to session open within "
+                        + config.connectTimeout().toMillis() + " ms" : "admin connection closed during session open");
+            }
+            ClientPath.RemotePool pool = opened.pool();
+            if (pool.chunkCount() < queueDepth || pool.chunkSize() < RequestHeader.LENGTH + pool.maxIoSize()
+                    || (info != null && pool.maxIoSize() < info.maxIoSize())) {
+                throw new IOException("storage granted " + pool.chunkCount() + " chunks of " + pool.chunkSize()
+                        + " bytes, this session needs " + queueDepth);
+            }
+            long generation = ++nextGeneration;
+            ClientPath.IoTag tag = new ClientPath.IoTag(p.slot, generation);
+            for (int q = 0; q < queueCount; q++) {
+                Duration left = Duration.ofNanos(Math.max(1_000_000, deadline - System.nanoTime()));
+                io[q] = provider.connect(p.spec.remote(), p.spec.local(), pd, queues[q].cq, ioOptions,
+                        ConnectData.request(ConnectData.KIND_IO, q, pool.token(), p.id), left, c -> {
+                            c.attach(tag);
+                            for (int i = 0; i < queueDepth + 1; i++) {
+                                c.postReceive(localRegion, 0, 0, 0);
+                            }
+                        });
+                if (ConnectData.parseReply(io[q].peerPrivateData()) != 0) {
+                    throw new IOException("storage refused IO connection " + q);
+                }
+            }
+            publishDeviceInfo(opened);
+            if (storageEpoch != 0 && storageEpoch != pool.epoch()) {
+                LOG.warn("session '{}': storage side restarted (new epoch), session reopened on path {}", name, p.id);
+            }
+            storageEpoch = pool.epoch();
+            long now = System.nanoTime();
+            p.io = io;
+            p.pool = pool;
+            p.generation = generation;
+            p.lastAckNanos = now;
+            p.nextHeartbeatNanos = now;
+            p.lastError = null;
+            if (p.everConnected) {
+                p.reconnects++;
+            }
+            p.everConnected = true;
+            p.attempts = 0;
+            p.state = PathState.CONNECTED;
+            LOG.info("session '{}' path {} connected to {} ({} IO connection(s), {} provider)", name, p.id,
+                    p.spec.remote(), queueCount, provider.name());
+        } catch (IOException | RuntimeException e) {
+            for (VerbsConnection c : io) {
+                if (c != null) {
+                    c.close();
+                }
+            }
+            if (admin != null) {
+                admin.close();
+            }
+            p.admin = null;
+            p.lastError = e.getMessage();
+            scheduleReconnect(p, System.nanoTime());
+        }
+    }
+
+    private void publishDeviceInfo(ClientPath.ClientSessionOpen o) {
+        int caps = o.capabilities();
+        DeviceInfo current = info;
+        int maxIo = current != null ? current.maxIoSize() : Math.min(config.maxIoSize(), o.pool().maxIoSize());
+        DeviceInfo next = new DeviceInfo(o.deviceSize(), o.logicalBlock(), o.preferredBlock(), maxIo,
+                (caps & ControlMessage.CAP_READ_ONLY) != 0, (caps & ControlMessage.CAP_FLUSH) != 0,
+                (caps & ControlMessage.CAP_FUA) != 0, (caps & ControlMessage.CAP_DISCARD) != 0,
+                (caps & ControlMessage.CAP_WRITE_ZEROES) != 0, (caps & ControlMessage.CAP_FAST_ZERO) != 0,
+                (caps & ControlMessage.CAP_ROTATIONAL) != 0, (caps & ControlMessage.CAP_MULTI_CONN) != 0);
+        if (!next.equals(current)) {
+            info = next;
+        }
+        firstOpen.complete(null);
+    }
+
+    private void scheduleReconnect(ClientPath p, long now) {
+        long initial = config.reconnectInitial().toNanos();
+        long max = config.reconnectMax().toNanos();
+        int shift = Math.min(Math.max(0, p.attempts - 1), 30);
+        long delay = Math.min(max, initial << shift);
+        if (delay < 0) {
+            delay = max;
+        }
+        // Jitter in [delay/2, delay]: clients that lost the same storage node do not reconnect in lock step.
+        delay = delay / 2 + ThreadLocalRandom.current().nextLong(delay / 2 + 1);
+        p.nextAttemptNanos = now + delay;
+        p.state = PathState.RECONNECTING;
+        if (p.attempts <= 1) {
+            LOG.warn("session '{}' path {} ({}) down: {}; reconnecting with backoff", name, p.id, p.spec.remote(),
+                    p.lastError);
+        } else {
+            LOG.debug("session '{}' path {} attempt {} failed: {}; next in {} ms", name, p.id, p.attempts,
+                    p.lastError, TimeUnit.NANOSECONDS.toMillis(delay));
+        }
+    }
+
+    private void fail(ClientPath p, String reason) {
+        teardown(p, PathState.RECONNECTING);
+        p.lastError = reason;
+        p.attempts = 0;
+        scheduleReconnect(p, System.nanoTime());
+    }
+
+    private void sayClose(ClientPath p) {
+        if (p.state == PathState.CONNECTED && p.admin != null) {
+            ControlMessage m = p.admin.beginSend();
+            p.admin.send(m.encodeClose());
+            adminCq.poll(adminHandler, 0); // push it out before the connection goes
+        }
+    }
+
+    /** Stops a path: state first (so agents stop dispatching to it), then its connections. */
+    private void teardown(ClientPath p, PathState next) {
+        p.state = next;
+        VerbsConnection[] io = p.io;
+        if (io != null) {
+            for (VerbsConnection c : io) {
+                if (c != null) {
+                    c.close();
+                }
+            }
+        }
+        if (p.admin != null) {
+            p.admin.close();
+            p.admin = null;
+        }
+        for (ClientQueue q : queues) {
+            q.cq.wakeup();
+        }
+    }
+
+    private final class AdminHandler implements CompletionHandler {
+        @Override
+        public void onReceive(VerbsConnection connection, long wrId, int byteLength) {
+            AdminChannel channel = (AdminChannel) connection.attachment();
+            ClientPath p = (ClientPath) channel.owner();
+            ControlMessage m = channel.received(wrId, byteLength);
+            if (m == null) {
+                p.lastError = "malformed control message from storage";
+                connection.close();
+                return;
+            }
+            switch (m.type()) {
+                case ControlMessage.OPEN_OK:
+                    p.openResult = new ClientPath.ClientSessionOpen(new ClientPath.RemotePool(m.okPoolAddress(),
+                            m.okPoolRkey(), m.okChunkSize(), m.okChunkCount(), m.okMaxIoSize(), m.okToken(),
+                            m.okEpoch()), m.okDeviceSize(), m.okLogicalBlock(), m.okPreferredBlock(),
+                            m.okCapabilities());
+                    break;
+                case ControlMessage.OPEN_ERR:
+                    p.openError = IoStatus.name(m.errStatus()) + ": " + m.errReason(byteLength);
+                    break;
+                case ControlMessage.HEARTBEAT_ACK: {
+                    long now = System.nanoTime();
+                    long sample = now - m.heartbeatClock();
+                    if (sample >= 0 && sample < TimeUnit.SECONDS.toNanos(60)) {
+                        long old = p.rttNanos;
+                        p.rttNanos = old == Long.MAX_VALUE ? sample : (old * 7 + sample) / 8;
+                        p.lastAckNanos = now;
+                    }
+                    break;
+                }
+                default:
+                    p.lastError = "unexpected control message " + m.type() + " from storage";
+                    connection.close();
+                    return;
+            }
+            channel.repost(wrId);
+        }
+
+        @Override
+        public void onWriteWithImmediate(VerbsConnection connection, long wrId, int immediate, int byteLength) {
+            connection.close();
+        }
+
+        @Override
+        public void onError(VerbsConnection connection, int status, String reason) {
+            AdminChannel channel = (AdminChannel) connection.attachment();
+            if (channel == null) {
+                return;
+            }
+            ClientPath p = (ClientPath) channel.owner();
+            if (p.admin == channel && p.state == PathState.CONNECTED && running) {
+                fail(p, "admin connection: " + reason);
+            } else if (p.admin == channel) {
+                p.lastError = "admin connection: " + reason;
+            }
+        }
+    }
+
+    /** Closes every path; requests still held complete with ESHUTDOWN. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        running = false;
+        adminCq.wakeup();
+        if (control.isAlive()) {
+            try {
+                control.join(5000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        } else {
+            adminCq.close();
+        }
+        for (ClientQueue q : queues) {
+            q.stop();
+        }
+        for (ClientQueue q : queues) {
+            q.failAll(IoStatus.ESHUTDOWN);
+            q.cq.close();
+        }
+        pd.close();
+    }
+}

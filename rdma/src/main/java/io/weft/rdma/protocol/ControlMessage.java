@@ -1,0 +1,248 @@
+package io.weft.rdma.protocol;
+
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.concurrent.UnsafeBuffer;
+
+/**
+ * Flyweight over the messages of the admin connection (SEND/RECV, at most {@link #MAX_LENGTH} bytes,
+ * little-endian). Every message starts with a 2-byte type and a 2-byte protocol version; accessors never read past
+ * the received length because callers check {@link #minimumLength(int)} first.
+ *
+ * <pre>
+ * common:      0 type u16 | 2 version u16
+ * OPEN (1)     4 queue depth u32 | 8 max IO size u32 | 12 path id u32 | 16 session-name length u16
+ *              | 18 device-name length u16 | 20 session name (64 bytes) | 84 device name (64 bytes)   = 148 bytes
+ * OPEN_OK (2)  4 chunk count u32 | 8 chunk size u32 | 12 max IO size u32 | 16 session token u64
+ *              | 24 pool address u64 | 32 pool rkey u32 | 36 server epoch u32 | 40 device size u64
+ *              | 48 logical block u32 | 52 preferred block u32 | 56 capability bits u32 | 60 reserved   = 64 bytes
+ * OPEN_ERR (3) 4 IoStatus u32 | 8 reason length u16 | 10 reason (UTF-8, up to 180 bytes)             = 190 bytes
+ * HEARTBEAT (4) / HEARTBEAT_ACK (5)  8 sequence u64 | 16 sender's clock (ns) u64                    = 24 bytes
+ * CLOSE (6)    nothing more                                                                        = 4 bytes
+ * </pre>
+ */
+public final class ControlMessage {
+    public static final int MAX_LENGTH = 256;
+    public static final short VERSION = 1;
+    public static final int OPEN = 1;
+    public static final int OPEN_OK = 2;
+    public static final int OPEN_ERR = 3;
+    public static final int HEARTBEAT = 4;
+    public static final int HEARTBEAT_ACK = 5;
+    public static final int CLOSE = 6;
+    public static final int MAX_NAME = 64;
+    public static final int MAX_REASON = 180;
+
+    /** Capability bits of OPEN_OK. */
+    public static final int CAP_READ_ONLY = 1;
+    public static final int CAP_FLUSH = 1 << 1;
+    public static final int CAP_FUA = 1 << 2;
+    public static final int CAP_DISCARD = 1 << 3;
+    public static final int CAP_WRITE_ZEROES = 1 << 4;
+    public static final int CAP_FAST_ZERO = 1 << 5;
+    public static final int CAP_ROTATIONAL = 1 << 6;
+    public static final int CAP_MULTI_CONN = 1 << 7;
+
+    private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
+    private final UnsafeBuffer view = new UnsafeBuffer(new byte[0]);
+    private MutableDirectBuffer buffer;
+    private int base;
+
+    public ControlMessage wrap(MutableDirectBuffer buffer, int base) {
+        this.buffer = buffer;
+        this.base = base;
+        return this;
+    }
+
+    public ControlMessage wrap(java.nio.ByteBuffer buffer, int base) {
+        view.wrap(buffer);
+        return wrap(view, base);
+    }
+
+    /** Smallest valid length of a message of {@code type}, or -1 for an unknown type. */
+    public static int minimumLength(int type) {
+        switch (type) {
+            case OPEN: return 148;
+            case OPEN_OK: return 64;
+            case OPEN_ERR: return 10;
+            case HEARTBEAT:
+            case HEARTBEAT_ACK: return 24;
+            case CLOSE: return 4;
+            default: return -1;
+        }
+    }
+
+    public int type() {
+        return buffer.getShort(base, ORDER) & 0xFFFF;
+    }
+
+    public int version() {
+        return buffer.getShort(base + 2, ORDER) & 0xFFFF;
+    }
+
+    private void header(int type) {
+        buffer.setMemory(base, MAX_LENGTH, (byte) 0);
+        buffer.putShort(base, (short) type, ORDER);
+        buffer.putShort(base + 2, VERSION, ORDER);
+    }
+
+    // OPEN
+    public int encodeOpen(int queueDepth, int maxIoSize, int pathId, String sessionName, String deviceName) {
+        header(OPEN);
+        buffer.putInt(base + 4, queueDepth, ORDER);
+        buffer.putInt(base + 8, maxIoSize, ORDER);
+        buffer.putInt(base + 12, pathId, ORDER);
+        byte[] s = name(sessionName);
+        byte[] d = name(deviceName);
+        buffer.putShort(base + 16, (short) s.length, ORDER);
+        buffer.putShort(base + 18, (short) d.length, ORDER);
+        buffer.putBytes(base + 20, s);
+        buffer.putBytes(base + 84, d);
+        return 148;
+    }
+
+    private static byte[] name(String name) {
+        byte[] bytes = name.getBytes(StandardCharsets.UTF_8);
+        if (bytes.length == 0 || bytes.length > MAX_NAME) {
+            throw new IllegalArgumentException("name must be 1.." + MAX_NAME + " UTF-8 bytes: " + name);
+        }
+        return bytes;
+    }
+
+    public int openQueueDepth() {
+        return buffer.getInt(base + 4, ORDER);
+    }
+
+    public int openMaxIoSize() {
+        return buffer.getInt(base + 8, ORDER);
+    }
+
+    public int openPathId() {
+        return buffer.getInt(base + 12, ORDER);
+    }
+
+    /** @return the session name, or null when its length field is out of range */
+    public String openSessionName() {
+        return string(base + 20, buffer.getShort(base + 16, ORDER) & 0xFFFF, MAX_NAME);
+    }
+
+    public String openDeviceName() {
+        return string(base + 84, buffer.getShort(base + 18, ORDER) & 0xFFFF, MAX_NAME);
+    }
+
+    private String string(int at, int length, int max) {
+        if (length == 0 || length > max) {
+            return null;
+        }
+        byte[] bytes = new byte[length];
+        buffer.getBytes(at, bytes);
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+
+    // OPEN_OK
+    public int encodeOpenOk(int chunkCount, int chunkSize, int maxIoSize, long token, long poolAddress, int poolRkey,
+                            int epoch, long deviceSize, int logicalBlock, int preferredBlock, int capabilities) {
+        header(OPEN_OK);
+        buffer.putInt(base + 4, chunkCount, ORDER);
+        buffer.putInt(base + 8, chunkSize, ORDER);
+        buffer.putInt(base + 12, maxIoSize, ORDER);
+        buffer.putLong(base + 16, token, ORDER);
+        buffer.putLong(base + 24, poolAddress, ORDER);
+        buffer.putInt(base + 32, poolRkey, ORDER);
+        buffer.putInt(base + 36, epoch, ORDER);
+        buffer.putLong(base + 40, deviceSize, ORDER);
+        buffer.putInt(base + 48, logicalBlock, ORDER);
+        buffer.putInt(base + 52, preferredBlock, ORDER);
+        buffer.putInt(base + 56, capabilities, ORDER);
+        return 64;
+    }
+
+    public int okChunkCount() {
+        return buffer.getInt(base + 4, ORDER);
+    }
+
+    public int okChunkSize() {
+        return buffer.getInt(base + 8, ORDER);
+    }
+
+    public int okMaxIoSize() {
+        return buffer.getInt(base + 12, ORDER);
+    }
+
+    public long okToken() {
+        return buffer.getLong(base + 16, ORDER);
+    }
+
+    public long okPoolAddress() {
+        return buffer.getLong(base + 24, ORDER);
+    }
+
+    public int okPoolRkey() {
+        return buffer.getInt(base + 32, ORDER);
+    }
+
+    public int okEpoch() {
+        return buffer.getInt(base + 36, ORDER);
+    }
+
+    public long okDeviceSize() {
+        return buffer.getLong(base + 40, ORDER);
+    }
+
+    public int okLogicalBlock() {
+        return buffer.getInt(base + 48, ORDER);
+    }
+
+    public int okPreferredBlock() {
+        return buffer.getInt(base + 52, ORDER);
+    }
+
+    public int okCapabilities() {
+        return buffer.getInt(base + 56, ORDER);
+    }
+
+    // OPEN_ERR
+    public int encodeOpenErr(int status, String reason) {
+        header(OPEN_ERR);
+        buffer.putInt(base + 4, status, ORDER);
+        byte[] r = reason.getBytes(StandardCharsets.UTF_8);
+        int n = Math.min(r.length, MAX_REASON);
+        buffer.putShort(base + 8, (short) n, ORDER);
+        buffer.putBytes(base + 10, r, 0, n);
+        return 10 + n;
+    }
+
+    public int errStatus() {
+        return buffer.getInt(base + 4, ORDER);
+    }
+
+    /** @param received the message's received length, so the reason never reads past it */
+    public String errReason(int received) {
+        int n = Math.min(buffer.getShort(base + 8, ORDER) & 0xFFFF, Math.min(MAX_REASON, received - 10));
+        return n <= 0 ? "" : string(base + 10, n, MAX_REASON);
+    }
+
+    // HEARTBEAT / HEARTBEAT_ACK
+    public int encodeHeartbeat(int type, long sequence, long clockNanos) {
+        buffer.putShort(base, (short) type, ORDER);
+        buffer.putShort(base + 2, VERSION, ORDER);
+        buffer.putInt(base + 4, 0, ORDER);
+        buffer.putLong(base + 8, sequence, ORDER);
+        buffer.putLong(base + 16, clockNanos, ORDER);
+        return 24;
+    }
+
+    public long heartbeatSequence() {
+        return buffer.getLong(base + 8, ORDER);
+    }
+
+    public long heartbeatClock() {
+        return buffer.getLong(base + 16, ORDER);
+    }
+
+    public int encodeClose() {
+        header(CLOSE);
+        return 4;
+    }
+}

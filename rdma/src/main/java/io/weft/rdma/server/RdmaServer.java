@@ -1,0 +1,242 @@
+package io.weft.rdma.server;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.rdma.protocol.AdminChannel;
+import io.weft.rdma.protocol.ConnectData;
+import io.weft.rdma.verbs.Access;
+import io.weft.rdma.verbs.ConnectionOptions;
+import io.weft.rdma.verbs.ConnectionRequest;
+import io.weft.rdma.verbs.MemoryRegion;
+import io.weft.rdma.verbs.ProtectionDomain;
+import io.weft.rdma.verbs.VerbsListener;
+import io.weft.rdma.verbs.VerbsProvider;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The storage side of the RDMA transport: listens on one address per path, opens a session (with its chunk pool,
+ * registered once) when a client's admin connection asks for one, and serves the session's IO connections against
+ * a {@link BlockDevice} with a bounded set of agents.
+ *
+ * <pre>
+ *   RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, Map.of("vol0", device),
+ *           List.of(new InetSocketAddress("127.0.0.1", 0), new InetSocketAddress("127.0.0.2", 0)));
+ * </pre>
+ */
+public final class RdmaServer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(RdmaServer.class);
+
+    private final VerbsProvider provider;
+    private final RdmaServerConfig config;
+    private final Map<String, BlockDevice> devices;
+    private final int epoch = ThreadLocalRandom.current().nextInt();
+    private final ProtectionDomain controlPd;
+    private final ServerControl control;
+    private final ServerAgent[] agents;
+    private final List<VerbsListener> listeners = new ArrayList<>();
+    private final Map<String, ServerSession> sessionsByName = new ConcurrentHashMap<>();
+    private final Map<Long, ServerSession> sessionsByToken = new ConcurrentHashMap<>();
+    private final Map<Object, InetSocketAddress> connectionListeners = new ConcurrentHashMap<>();
+    private final AtomicInteger nextConnectionId = new AtomicInteger();
+    private final AtomicInteger nextAgent = new AtomicInteger();
+    private volatile boolean closed;
+
+    private RdmaServer(VerbsProvider provider, RdmaServerConfig config, Map<String, BlockDevice> devices) {
+        this.provider = provider;
+        this.config = config;
+        this.devices = Map.copyOf(devices);
+        this.controlPd = provider.createProtectionDomain();
+        this.control = new ServerControl(this, provider.createCompletionQueue("storage-control"),
+                config.heartbeatTimeout().toNanos());
+        this.agents = new ServerAgent[config.agents()];
+        for (int i = 0; i < agents.length; i++) {
+            agents[i] = new ServerAgent("weft-rdma-storage-io-" + i,
+                    provider.createCompletionQueue("storage-io-" + i));
+        }
+    }
+
+    /** Starts serving {@code devices} (name to device) on every address in {@code listen}. */
+    public static RdmaServer start(VerbsProvider provider, RdmaServerConfig config, Map<String, BlockDevice> devices,
+                                   List<InetSocketAddress> listen) throws IOException {
+        RdmaServer server = new RdmaServer(provider, config, devices);
+        server.control.start("weft-rdma-storage-control");
+        for (ServerAgent a : server.agents) {
+            a.start();
+        }
+        try {
+            for (InetSocketAddress address : listen) {
+                server.listeners.add(provider.listen(address, server::onConnectRequest));
+            }
+        } catch (IOException | RuntimeException e) {
+            server.close();
+            throw e;
+        }
+        LOG.info("RDMA storage server ({} provider) listening on {} for devices {}", provider.name(),
+                server.listenAddresses(), devices.keySet());
+        return server;
+    }
+
+    public List<InetSocketAddress> listenAddresses() {
+        List<InetSocketAddress> out = new ArrayList<>();
+        for (VerbsListener l : listeners) {
+            out.add(l.localAddress());
+        }
+        return out;
+    }
+
+    RdmaServerConfig config() {
+        return config;
+    }
+
+    int epoch() {
+        return epoch;
+    }
+
+    private void onConnectRequest(ConnectionRequest request) {
+        ConnectData.Request r = ConnectData.parseRequest(request.privateData());
+        if (r == null) {
+            LOG.warn("rejecting connection from {}: malformed connect data", request.remoteAddress());
+            request.reject(ConnectData.REJECT_MALFORMED);
+            return;
+        }
+        if (closed) {
+            request.reject(ConnectData.REJECT_SHUTTING_DOWN);
+            return;
+        }
+        InetSocketAddress listener = request.localAddress();
+        connectionListeners.keySet().removeIf(c -> !((io.weft.rdma.verbs.VerbsConnection) c).isOpen());
+        try {
+            if (r.kind() == ConnectData.KIND_ADMIN) {
+                ServerControl.AdminState admin = new ServerControl.AdminState(listener);
+                admin.channel = new AdminChannel(controlPd, admin);
+                var connection = request.accept(controlPd, control.cq, AdminChannel.OPTIONS,
+                        ConnectData.reply(0), admin.channel::prepare);
+                connectionListeners.put(connection, listener);
+                control.add(admin);
+            } else {
+                ServerSession session = sessionsByToken.get(r.token());
+                if (session == null) {
+                    LOG.warn("rejecting IO connection from {}: unknown session token", request.remoteAddress());
+                    request.reject(ConnectData.REJECT_UNKNOWN_SESSION);
+                    return;
+                }
+                ServerAgent agent = agents[Math.floorMod(nextAgent.getAndIncrement(), agents.length)];
+                ServerIoConnection io = new ServerIoConnection(nextConnectionId.incrementAndGet(), session, agent,
+                        r.pathId(), listener);
+                int depth = session.chunkCount + 16;
+                var connection = request.accept(session.pd, agent.cq,
+                        new ConnectionOptions(session.chunkSize, depth, depth), ConnectData.reply(0), io::prepare);
+                connectionListeners.put(connection, listener);
+                session.ioConnections.add(io);
+                agent.add(io);
+            }
+        } catch (IOException e) {
+            LOG.warn("accepting connection from {} failed: {}", request.remoteAddress(), e.toString());
+        }
+    }
+
+    ServerSession findSession(String name) {
+        return sessionsByName.get(name);
+    }
+
+    /** Control thread: allocates and registers the chunk pool of a new session. */
+    ServerSession createSession(String name, String deviceName, int queueDepth, int requestedMaxIo,
+                                io.weft.rdma.verbs.VerbsConnection sameDevice) throws IOException {
+        BlockDevice device = devices.get(deviceName);
+        if (device == null) {
+            throw new IllegalArgumentException("unknown device '" + deviceName + "'");
+        }
+        int maxIo = Math.min(requestedMaxIo, device.info().maxIoSize());
+        int chunkSize = ServerControl.chunkSizeFor(maxIo);
+        long poolBytes = (long) chunkSize * queueDepth;
+        if (poolBytes > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("chunk pool of " + poolBytes + " bytes is too large");
+        }
+        ProtectionDomain pd = provider.createProtectionDomain();
+        pd.bindTo(sameDevice); // with real verbs the pool's keys exist only once the domain has a device
+        ByteBuffer pool = ByteBuffer.allocateDirect((int) poolBytes);
+        MemoryRegion region = pd.register(pool, Access.REMOTE_WRITE);
+        long token;
+        do {
+            token = ThreadLocalRandom.current().nextLong();
+        } while (token == 0 || sessionsByToken.containsKey(token));
+        ServerSession session = new ServerSession(name, deviceName, device, token, queueDepth, chunkSize, maxIo, pd,
+                pool, region);
+        sessionsByName.put(name, session);
+        sessionsByToken.put(token, session);
+        return session;
+    }
+
+    /** Control thread: the last path of a session closed. */
+    void destroySession(ServerSession session) {
+        sessionsByName.remove(session.name, session);
+        sessionsByToken.remove(session.token, session);
+        for (ServerIoConnection io : session.ioConnections) {
+            io.fence();
+        }
+        session.pd.close();
+        LOG.info("session '{}' closed ({} requests, {} rejected)", session.name, session.requests.get(),
+                session.rejected.get());
+    }
+
+    /**
+     * Closes every connection accepted on {@code listener} (admin and IO), as a link failure would. For drills and
+     * tests; the clients reconnect on their own.
+     *
+     * @return the number of connections closed
+     */
+    public int dropConnections(InetSocketAddress listener) {
+        int n = 0;
+        for (Map.Entry<Object, InetSocketAddress> e : connectionListeners.entrySet()) {
+            if (e.getValue().equals(listener)) {
+                ((io.weft.rdma.verbs.VerbsConnection) e.getKey()).close();
+                connectionListeners.remove(e.getKey());
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** A snapshot of one open session. */
+    public record SessionStatus(String name, String device, int chunks, int chunkSize, int paths,
+                                int ioConnections, long requests, long rejected) {
+    }
+
+    public List<SessionStatus> sessions() {
+        List<SessionStatus> out = new ArrayList<>();
+        for (ServerSession s : sessionsByName.values()) {
+            out.add(new SessionStatus(s.name, s.deviceName, s.chunkCount, s.chunkSize, s.paths.size(),
+                    s.ioConnections.size(), s.requests.get(), s.rejected.get()));
+        }
+        return out;
+    }
+
+    public String providerName() {
+        return provider.name();
+    }
+
+    @Override
+    public void close() {
+        closed = true;
+        for (VerbsListener l : listeners) {
+            l.close();
+        }
+        control.stop();
+        for (ServerSession s : sessionsByName.values()) {
+            destroySession(s);
+        }
+        for (ServerAgent a : agents) {
+            a.close();
+        }
+        controlPd.close();
+    }
+}

@@ -1,0 +1,127 @@
+package io.weft.rdma;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.core.io.IoCompletion;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoStatus;
+import io.weft.rdma.client.PathSpec;
+import io.weft.rdma.client.RdmaClientConfig;
+import io.weft.rdma.client.RdmaSession;
+import io.weft.rdma.verbs.soft.SoftwareProvider;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.HdrHistogram.Histogram;
+
+/**
+ * Java-API benchmark of the RDMA transport over the software provider: storage in a child JVM serving FILE over TCP
+ * loopback, this JVM drives an {@link io.weft.rdma.client.RdmaBlockDevice} with a closed loop of QD requests
+ * (4 KiB random reads or writes), each resubmitted from its own completion. Latency per request goes into an
+ * HdrHistogram (completions all run on the single client queue agent, so one histogram suffices).
+ *
+ * <pre>
+ * args: FILE SIZE_BYTES SECONDS WARMUP_SECONDS CASE... (CASE = randread:QD | randwrite:QD)
+ * out:  RESULT case qd iops p50_us p99_us errors
+ * </pre>
+ * Run through bench/rdma/run.sh, which also measures nbdkit + fio on the same file in the same run.
+ */
+public final class RdmaBench {
+    private static final int BLOCK = 4096;
+
+    private RdmaBench() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        Path file = Path.of(args[0]);
+        long size = Long.parseLong(args[1]);
+        int seconds = Integer.parseInt(args[2]);
+        int warmup = Integer.parseInt(args[3]);
+        Path log = Path.of(System.getProperty("java.io.tmpdir"), "weft-rdma-bench-storage-" + ProcessHandle.current().pid()
+                + ".log");
+        try (StorageProcess storage = StorageProcess.start(file, size, "127.0.0.1:0", 1, log);
+             SoftwareProvider provider = new SoftwareProvider();
+             RdmaSession session = RdmaSession.open(provider, "bench", "vol0",
+                     List.of(PathSpec.to(storage.addresses().get(0))), RdmaClientConfig.DEFAULTS)) {
+            for (int i = 4; i < args.length; i++) {
+                String[] c = args[i].split(":");
+                IoOp op = c[0].equals("randwrite") ? IoOp.WRITE : IoOp.READ;
+                int qd = Integer.parseInt(c[1]);
+                run(session.device(), op, qd, size, warmup, false);
+                Result r = run(session.device(), op, qd, size, seconds, true);
+                System.out.printf("RESULT %s %d %.0f %.1f %.1f %d%n", c[0], qd, r.iops, r.p50Micros, r.p99Micros,
+                        r.errors);
+                System.out.flush();
+            }
+        }
+    }
+
+    /** One closed-loop request slot: resubmits from its own completion until the end time. */
+    private static final class Loop implements IoCompletion {
+        private final BlockDevice device;
+        private final IoOp op;
+        private final long blocks;
+        private final long end;
+        private final Histogram histogram;
+        private final AtomicLong errors;
+        private final CountDownLatch drained;
+        private final SplittableRandom random;
+        private final ByteBuffer buffer = ByteBuffer.allocateDirect(BLOCK);
+        private long submitted;
+
+        Loop(BlockDevice device, IoOp op, long blocks, long end, Histogram histogram, AtomicLong errors,
+             CountDownLatch drained, SplittableRandom random) {
+            this.device = device;
+            this.op = op;
+            this.blocks = blocks;
+            this.end = end;
+            this.histogram = histogram;
+            this.errors = errors;
+            this.drained = drained;
+            this.random = random;
+        }
+
+        void submit() {
+            submitted = System.nanoTime();
+            buffer.clear();
+            device.submit(op, random.nextLong(blocks) * BLOCK, BLOCK, 0, buffer, 0, this);
+        }
+
+        @Override
+        public void onComplete(long tag, int status) {
+            long now = System.nanoTime();
+            if (status != IoStatus.OK) {
+                errors.incrementAndGet();
+            }
+            histogram.recordValue(Math.min(now - submitted, histogram.getHighestTrackableValue()));
+            if (now - end < 0) {
+                submit();
+            } else {
+                drained.countDown();
+            }
+        }
+    }
+
+    record Result(double iops, double p50Micros, double p99Micros, long errors) {
+    }
+
+    static Result run(BlockDevice device, IoOp op, int qd, long size, int seconds, boolean measure)
+            throws InterruptedException {
+        Histogram histogram = new Histogram(TimeUnit.SECONDS.toNanos(10), 3);
+        AtomicLong errors = new AtomicLong();
+        CountDownLatch drained = new CountDownLatch(qd);
+        long blocks = size / BLOCK;
+        long start = System.nanoTime();
+        long end = start + TimeUnit.SECONDS.toNanos(seconds);
+        for (int i = 0; i < qd; i++) {
+            new Loop(device, op, blocks, end, histogram, errors, drained, new SplittableRandom(1000 + i)).submit();
+        }
+        drained.await();
+        double elapsed = (System.nanoTime() - start) / 1e9;
+        return new Result(histogram.getTotalCount() / elapsed, histogram.getValueAtPercentile(50) / 1000.0,
+                histogram.getValueAtPercentile(99) / 1000.0, errors.get());
+    }
+}

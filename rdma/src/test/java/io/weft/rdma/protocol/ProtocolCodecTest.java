@@ -1,0 +1,78 @@
+package io.weft.rdma.protocol;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+import io.weft.core.io.IoStatus;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import org.agrona.concurrent.UnsafeBuffer;
+import org.junit.jupiter.api.Test;
+
+/** The flyweights write exactly the documented byte layouts and read them back. */
+class ProtocolCodecTest {
+    @Test
+    void immediateLayout() {
+        int req = Immediate.request(0x1234);
+        assertEquals(0x1000_1234, req);
+        assertEquals(Immediate.TYPE_REQUEST, Immediate.type(req));
+        int rsp = Immediate.response(65535, IoStatus.EOVERFLOW);
+        assertEquals(0x2000_0000 | (75 << 16) | 0xFFFF, rsp);
+        assertEquals(IoStatus.EOVERFLOW, Immediate.status(rsp));
+        assertEquals(65535, Immediate.chunk(rsp));
+        assertEquals(IoStatus.EIO, Immediate.status(Immediate.response(1, 5000)), "out-of-range status becomes EIO");
+    }
+
+    @Test
+    void requestHeaderLayout() {
+        byte[] bytes = new byte[RequestHeader.LENGTH + 8];
+        new RequestHeader().wrap(new UnsafeBuffer(bytes), 8).encode(1, 1, 0x0102030405060708L, 4096,
+                0x1122334455667788L, 0xCAFEBABE, 4096, 42);
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        assertEquals(1, b.get(8));
+        assertEquals(1, b.getInt(8 + 4));
+        assertEquals(0x0102030405060708L, b.getLong(8 + 8));
+        assertEquals(4096, b.getInt(8 + 16));
+        assertEquals(0x1122334455667788L, b.getLong(8 + 24));
+        assertEquals(0xCAFEBABE, b.getInt(8 + 32));
+        assertEquals(4096, b.getInt(8 + 36));
+        assertEquals(42, b.getLong(8 + 40));
+        RequestHeader h = new RequestHeader().wrap(new UnsafeBuffer(bytes), 8);
+        assertEquals(0x0102030405060708L, h.offset());
+        assertEquals(0xCAFEBABE, h.readRkey());
+    }
+
+    @Test
+    void controlMessagesRoundTrip() {
+        byte[] bytes = new byte[ControlMessage.MAX_LENGTH];
+        ControlMessage m = new ControlMessage().wrap(new UnsafeBuffer(bytes), 0);
+        assertEquals(148, m.encodeOpen(64, 131072, 3, "sess", "vol0"));
+        assertEquals(ControlMessage.OPEN, m.type());
+        assertEquals("sess", m.openSessionName());
+        assertEquals("vol0", m.openDeviceName());
+        assertEquals(3, m.openPathId());
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putShort(16, (short) 65); // name length out of range
+        assertNull(m.openSessionName());
+
+        assertEquals(64, m.encodeOpenOk(64, 131136, 131072, 7L, 0x7f00_0000_1000L, 99, 5, 1L << 30, 512, 4096, 3));
+        assertEquals(0x7f00_0000_1000L, m.okPoolAddress());
+        assertEquals(1L << 30, m.okDeviceSize());
+        assertEquals(3, m.okCapabilities());
+
+        int n = m.encodeOpenErr(IoStatus.EINVAL, "unknown device 'x'");
+        assertEquals("unknown device 'x'", m.errReason(n));
+        assertEquals("unknown", m.errReason(17), "never reads past the received length");
+    }
+
+    @Test
+    void connectDataRejectsForeignBytes() {
+        ConnectData.Request r = ConnectData.parseRequest(ByteBuffer.wrap(ConnectData.request(2, 3, 99L, 4)));
+        assertEquals(new ConnectData.Request(2, 3, 99L, 4), r);
+        assertNull(ConnectData.parseRequest(ByteBuffer.wrap(new byte[24])));
+        byte[] badKind = ConnectData.request(2, 0, 0, 0);
+        badKind[6] = 9;
+        assertNull(ConnectData.parseRequest(ByteBuffer.wrap(badKind)));
+        assertEquals(0, ConnectData.parseReply(ByteBuffer.wrap(ConnectData.reply(0))));
+        assertEquals(-1, ConnectData.parseReply(ByteBuffer.wrap(new byte[3])));
+    }
+}
