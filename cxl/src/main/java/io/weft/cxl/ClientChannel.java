@@ -41,7 +41,7 @@ final class ClientChannel {
     /** Completions consumed from the ring (slot reuse bound); written by the agent only. */
     private volatile long consumed;
     /** Every index below this has had its callback run (normally == consumed; ahead of it after a mass failure). */
-    private long callbacksDone;
+    private volatile long callbacksDone;
 
     private final long[] tags;
     private final IoCompletion[] callbacks;
@@ -269,8 +269,8 @@ final class ClientChannel {
             }
             data.getBytes(dataOffset, buffers[slot], positions[slot], length);
         }
+        callbacksDone = index + 1; // before the callback, so a caller woken by it sees the request as done
         complete(slot, status);
-        callbacksDone = index + 1;
         return true;
     }
 

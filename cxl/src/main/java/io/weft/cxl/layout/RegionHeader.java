@@ -21,9 +21,9 @@ import org.agrona.concurrent.UnsafeBuffer;
  *  | backend table offset (8)     | blkdev table offset (8)      |  64
  *  | segment table offset (8)     | segments offset (8)          |  80
  *  | format id (8, random)        | format time ms (8)           |  96
- *  | header CRC32C over [0,112) (4) | zero padding to 4096       | 112
+ *  | header CRC32C over [8,112) (4) | zero padding to 4096       | 112
  * </pre>
- * The magic is written last (ordered) so a reader never accepts a header whose other fields are still being written.
+ * The checksum covers everything but the magic, which is written last (ordered) so a reader never accepts a header whose other fields are still being written.
  */
 public final class RegionHeader {
     public static final int SIZE = 4096;
@@ -88,7 +88,7 @@ public final class RegionHeader {
         buffer.putLong(SEGMENT_AREA_OFFSET, g.segmentsOffset());
         buffer.putLong(FORMAT_ID_OFFSET, formatId);
         buffer.putLong(FORMAT_TIME_OFFSET, formatTimeMillis);
-        buffer.putInt(CRC_OFFSET, Checksums.crc32c(buffer, 0, CRC_OFFSET));
+        buffer.putInt(CRC_OFFSET, Checksums.crc32c(buffer, VERSION_OFFSET, CRC_OFFSET - VERSION_OFFSET));
         buffer.putLongVolatile(MAGIC_OFFSET, MAGIC);
     }
 
@@ -113,7 +113,7 @@ public final class RegionHeader {
         if (version != VERSION) {
             throw new RegionFormatException("unsupported region version " + version + " (this build reads " + VERSION + ")");
         }
-        int crc = Checksums.crc32c(buffer, 0, CRC_OFFSET);
+        int crc = Checksums.crc32c(buffer, VERSION_OFFSET, CRC_OFFSET - VERSION_OFFSET);
         int storedCrc = buffer.getInt(CRC_OFFSET);
         if (crc != storedCrc) {
             throw new RegionFormatException("header checksum mismatch: stored 0x" + Integer.toHexString(storedCrc)

@@ -1,0 +1,80 @@
+package io.weft.cxl;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.core.store.FileBackingStore;
+import io.weft.core.store.StoreBlockDevice;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+/**
+ * Child-JVM storage node for cross-process tests and the benchmark:
+ * {@code BackendMain REGION NODE_ID STORE STORE_BYTES CHANNELS CREATE|REATTACH:<id> [DATA_CRC] [SLOW]}.
+ * Prints {@code READY backend=<id> host=<slot>}, then serves until stdin says {@code stop} or closes.
+ */
+public final class BackendMain {
+    private BackendMain() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        Path region = Path.of(args[0]);
+        long nodeId = Long.parseLong(args[1]);
+        Path store = Path.of(args[2]);
+        long storeBytes = Long.parseLong(args[3]);
+        int channels = Integer.parseInt(args[4]);
+        String mode = args[5];
+        boolean dataCrc = args.length > 6 && args[6].equals("DATA_CRC");
+        boolean slow = args.length > 7 && args[7].equals("SLOW");
+        CxlOptions options = args.length > 8 && args[8].equals("DEFAULT_TIMING")
+                ? CxlOptions.defaults() : TestSupport.fastOptions();
+        StoreBlockDevice device = new StoreBlockDevice(FileBackingStore.createSparse(store, storeBytes));
+        BlockDevice served = slow ? new YieldingDevice(device) : device;
+        try (CxlRegion r = CxlRegion.attach(region);
+             CxlHost host = CxlHost.register(r, nodeId, "backend-" + nodeId, options)) {
+            BackendOptions bo = BackendOptions.defaults().withChannels(channels).withCrc(true, dataCrc);
+            CxlBackend backend = mode.startsWith("REATTACH:")
+                    ? host.reattachBackend(Integer.parseInt(mode.substring(9)), served, bo)
+                    : host.createBackend(served, store.toString(), bo);
+            System.out.println("READY backend=" + backend.id() + " host=" + host.slot());
+            System.out.flush();
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+            String line;
+            while ((line = in.readLine()) != null && !line.equals("stop")) {
+                if (line.equals("status")) {
+                    System.out.println("STATUS " + host.status().render().replace('\n', '|'));
+                    System.out.flush();
+                }
+            }
+        }
+        System.out.println("STOPPED");
+        System.out.flush();
+    }
+
+    /** Stretches each request a little (a yield) so a kill -9 lands with requests in flight more often. */
+    static final class YieldingDevice implements BlockDevice {
+        private final BlockDevice inner;
+
+        YieldingDevice(BlockDevice inner) {
+            this.inner = inner;
+        }
+
+        @Override
+        public io.weft.core.io.DeviceInfo info() {
+            return inner.info();
+        }
+
+        @Override
+        public void submit(io.weft.core.io.IoOp op, long offset, int length, int flags, java.nio.ByteBuffer buffer,
+                           long tag, io.weft.core.io.IoCompletion completion) {
+            Thread.yield();
+            inner.submit(op, offset, length, flags, buffer, tag, completion);
+        }
+
+        @Override
+        public void close() {
+            inner.close();
+        }
+    }
+
+}
