@@ -38,6 +38,8 @@ final class ClientChannel {
 
     private final AtomicLong reserved;
     private final AtomicLong publishedTail;
+    /** Highest submission index + 1 about to be or already visible to the backend (bound for completion tails). */
+    private volatile long announced;
     /** Completions consumed from the ring (slot reuse bound); written by the agent only. */
     private volatile long consumed;
     /** Every index below this has had its callback run (normally == consumed; ahead of it after a mass failure). */
@@ -82,6 +84,7 @@ final class ClientChannel {
         long compTail = seg.completionTail();
         this.reserved = new AtomicLong(tail);
         this.publishedTail = new AtomicLong(tail);
+        this.announced = tail;
         this.consumed = head;
         this.callbacksDone = tail;
         this.tags = new long[depth];
@@ -182,6 +185,7 @@ final class ClientChannel {
         while (publishedTail.get() != index) {
             Thread.onSpinWait();
         }
+        announced = index + 1; // before the backend can see it: the agent never takes a completion for an unknown index
         control.putLongRelease(ChannelLayout.SUB_TAIL, index + 1);
         publishedTail.set(index + 1);
         if (agentGone) {
@@ -215,7 +219,7 @@ final class ClientChannel {
         }
         long tail = control.getLongVolatile(ChannelLayout.COMP_TAIL);
         long head = consumed;
-        long published = publishedTail.get();
+        long published = announced;
         if (tail < head || tail > published) {
             fence(FenceCode.WILD_INDEX, "completion tail " + tail + " outside [" + head + ", " + published + "]",
                     IoStatus.EIO);
