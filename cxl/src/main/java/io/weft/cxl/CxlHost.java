@@ -33,6 +33,7 @@ public final class CxlHost implements AutoCloseable {
     private final long token;
     private final MetaEntry entry;
     private final Map<Table, LivenessTracker> trackers = new EnumMap<>(Table.class);
+    private final Map<Table, MetaEntry[]> watched = new EnumMap<>(Table.class);
     private final List<MetaEntry> owned = new CopyOnWriteArrayList<>();
     private final List<CxlBackend> backends = new CopyOnWriteArrayList<>();
     private final List<CxlBlockDevice> blkdevs = new CopyOnWriteArrayList<>();
@@ -49,6 +50,11 @@ public final class CxlHost implements AutoCloseable {
         this.entry = region.entry(Table.HOST, slot);
         for (Table t : List.of(Table.HOST, Table.BACKEND, Table.BLKDEV)) {
             trackers.put(t, new LivenessTracker(region.tableSize(t), options.deadTimeout().toNanos()));
+            MetaEntry[] entries = new MetaEntry[region.tableSize(t)];
+            for (int s = 0; s < entries.length; s++) {
+                entries[s] = region.entry(t, s);
+            }
+            watched.put(t, entries);
         }
         owned.add(entry);
         writeHostRecord(Records.STATE_RUNNING);
@@ -283,10 +289,10 @@ public final class CxlHost implements AutoCloseable {
 
     private void observeAll(long now) {
         for (Map.Entry<Table, LivenessTracker> t : trackers.entrySet()) {
-            Table table = t.getKey();
             LivenessTracker tracker = t.getValue();
-            for (int s = 0; s < region.tableSize(table); s++) {
-                MetaEntry e = region.entry(table, s);
+            MetaEntry[] entries = watched.get(t.getKey());
+            for (int s = 0; s < entries.length; s++) {
+                MetaEntry e = entries[s];
                 if (e.claim() == 0) {
                     tracker.reset(s);
                 } else {

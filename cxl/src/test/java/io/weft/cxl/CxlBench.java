@@ -192,6 +192,7 @@ public final class CxlBench {
                     invoker.invoke();
                 }
                 if (doneCount > 0) {
+                    idleSpins = 0;
                     synchronized (lock) {
                         for (int i = 0; i < doneCount; i++) {
                             freeSlots[freeCount++] = done[i];
@@ -200,16 +201,12 @@ public final class CxlBench {
                         outstanding -= doneCount;
                         doneCount = 0;
                     }
-                } else if (invoker == null) {
-                    // Waiting for the completion thread: spin briefly, then yield so it can run on a busy machine.
-                    if (++idleSpins > 100) {
-                        Thread.yield();
-                    } else {
-                        Thread.onSpinWait();
-                    }
-                    continue;
+                } else if (++idleSpins > 100) {
+                    // Waiting for the peer: spin briefly, then yield so the other threads get the CPU on a busy box.
+                    Thread.yield();
+                } else {
+                    Thread.onSpinWait();
                 }
-                idleSpins = 0;
             }
         }
     }
