@@ -26,10 +26,12 @@ public final class BackendMain {
         String mode = args[5];
         boolean dataCrc = args.length > 6 && args[6].equals("DATA_CRC");
         boolean slow = args.length > 7 && args[7].equals("SLOW");
+        boolean hold = args.length > 7 && args[7].equals("HOLD");
         CxlOptions options = args.length > 8 && args[8].equals("DEFAULT_TIMING")
                 ? CxlOptions.defaults() : TestSupport.fastOptions();
         StoreBlockDevice device = new StoreBlockDevice(FileBackingStore.createSparse(store, storeBytes));
-        BlockDevice served = slow ? new YieldingDevice(device) : device;
+        GateDevice gate = new GateDevice(device, hold);
+        BlockDevice served = slow ? new YieldingDevice(device) : gate;
         try (CxlRegion r = CxlRegion.attach(region);
              CxlHost host = CxlHost.register(r, nodeId, "backend-" + nodeId, options)) {
             BackendOptions bo = BackendOptions.defaults().withChannels(channels).withCrc(true, dataCrc);
@@ -41,7 +43,11 @@ public final class BackendMain {
             BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
             String line;
             while ((line = in.readLine()) != null && !line.equals("stop")) {
-                if (line.equals("status")) {
+                if (line.equals("held")) {
+                    System.out.println("HELD " + gate.held());
+                } else if (line.equals("release")) {
+                    System.out.println("RELEASED " + gate.release());
+                } else if (line.equals("status")) {
                     System.out.println("STATUS " + host.status().render().replace('\n', '|'));
                     System.out.flush();
                 }
@@ -49,6 +55,53 @@ public final class BackendMain {
         }
         System.out.println("STOPPED");
         System.out.flush();
+    }
+
+    /** Holds every request (without applying it) until {@link #release}, then passes everything through. */
+    static final class GateDevice implements BlockDevice {
+        private final BlockDevice inner;
+        private final java.util.List<Object[]> held = new java.util.ArrayList<>();
+        private boolean holding;
+
+        GateDevice(BlockDevice inner, boolean holding) {
+            this.inner = inner;
+            this.holding = holding;
+        }
+
+        @Override
+        public io.weft.core.io.DeviceInfo info() {
+            return inner.info();
+        }
+
+        @Override
+        public synchronized void submit(io.weft.core.io.IoOp op, long offset, int length, int flags,
+                                        java.nio.ByteBuffer buffer, long tag, io.weft.core.io.IoCompletion completion) {
+            if (holding) {
+                held.add(new Object[] {op, offset, length, flags, buffer, tag, completion});
+            } else {
+                inner.submit(op, offset, length, flags, buffer, tag, completion);
+            }
+        }
+
+        synchronized int held() {
+            return held.size();
+        }
+
+        synchronized int release() {
+            holding = false;
+            int n = held.size();
+            for (Object[] r : held) {
+                inner.submit((io.weft.core.io.IoOp) r[0], (Long) r[1], (Integer) r[2], (Integer) r[3],
+                        (java.nio.ByteBuffer) r[4], (Long) r[5], (io.weft.core.io.IoCompletion) r[6]);
+            }
+            held.clear();
+            return n;
+        }
+
+        @Override
+        public void close() {
+            inner.close();
+        }
     }
 
     /** Stretches each request a little (a yield) so a kill -9 lands with requests in flight more often. */

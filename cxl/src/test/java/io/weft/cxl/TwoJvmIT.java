@@ -126,6 +126,48 @@ class TwoJvmIT {
     }
 
     @Test
+    void forceStopAcrossProcessesFailsInFlightWithEioAndTheChannelsServeTheNextBlkdev() throws Exception {
+        try (ChildJvm backend = ChildJvm.start(BackendMain.class, regionPath.toString(), "2", storePath.toString(),
+                Long.toString(STORE_BYTES), "1", "CREATE", "DATA_CRC", "HOLD")) {
+            int id = backendIdOf(backend.awaitLine("READY", START));
+            CxlBlockDevice dev = host.openBlkdev(id, BlkdevOptions.defaults());
+            java.util.concurrent.ConcurrentLinkedQueue<String> done = new java.util.concurrent.ConcurrentLinkedQueue<>();
+            for (int i = 0; i < 8; i++) {
+                ByteBuffer buf = ByteBuffer.allocateDirect(Pattern.BLOCK);
+                Pattern.fill(buf, 0, i, 1);
+                dev.submit(IoOp.WRITE, (long) i * Pattern.BLOCK, Pattern.BLOCK, 0, buf, i,
+                        (tag, status) -> done.add(tag + ":" + IoStatus.name(status)));
+            }
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (true) {
+                backend.send("held");
+                if (backend.awaitLine("HELD", START).equals("HELD 8")) {
+                    break;
+                }
+                assertTrue(System.nanoTime() < deadline, "backend never held all 8 requests");
+            }
+            assertEquals(8, dev.inFlight());
+            dev.forceStop();
+            assertEquals(8, done.size());
+            assertTrue(done.stream().allMatch(s -> s.endsWith(":EIO")), done::toString);
+            assertTrue(host.status().blkdevs().isEmpty());
+            backend.send("release");
+            assertEquals("RELEASED 8", backend.awaitLine("RELEASED", START));
+            assertEquals(8, done.size(), "late completions call nobody");
+            CxlBlockDevice next = host.openBlkdev(id, BlkdevOptions.defaults());
+            ByteBuffer buf = ByteBuffer.allocateDirect(Pattern.BLOCK);
+            Pattern.fill(buf, 0, 20, 3);
+            assertEquals(IoStatus.OK, SyncIo.run(next, IoOp.WRITE, 20L * Pattern.BLOCK, Pattern.BLOCK, 0, buf));
+            buf.clear();
+            assertEquals(IoStatus.OK, SyncIo.run(next, IoOp.READ, 20L * Pattern.BLOCK, Pattern.BLOCK, 0, buf));
+            assertEquals(3, Pattern.versionOf(buf, 0, 20));
+            next.close();
+            backend.send("stop");
+            assertEquals(0, backend.awaitExit(START), backend::transcript);
+        }
+    }
+
+    @Test
     void clientKilledMidWorkloadIsDetectedClearedAndItsAcknowledgedWritesSurvive() throws Exception {
         StoreBlockDevice store = TestSupport.newStore(storePath, STORE_BYTES);
         CxlBackend backend = host.createBackend(store, storePath.toString(), BackendOptions.defaults().withChannels(2));
