@@ -111,6 +111,11 @@ final class ChildJvm implements AutoCloseable {
         process.waitFor(30, TimeUnit.SECONDS);
     }
 
+    /** CPU time the child has used so far (user + system), from the OS. */
+    long cpuNanos() {
+        return process.toHandle().info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(-1L);
+    }
+
     boolean isAlive() {
         return process.isAlive();
     }

@@ -67,6 +67,7 @@ public final class CxlBench {
                 }
             }
             viaInvoker.close();
+            idleCpu(host, backendId, backend);
             backend.send("stop");
             backend.awaitExit(Duration.ofSeconds(30));
         } finally {
@@ -74,6 +75,32 @@ public final class CxlBench {
         }
         print(results);
     }
+
+    /**
+     * With a blkdev open and no IO, measures the CPU both JVMs burn over 5 s (handler agent, completion agent and
+     * host agents all idle in their back-off idle strategies).
+     */
+    private static void idleCpu(CxlHost host, int backendId, ChildJvm backend) throws Exception {
+        CxlBlockDevice idle = host.openBlkdev(backendId, new BlkdevOptions(1, false));
+        com.sun.management.OperatingSystemMXBean os =
+                (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        long wall0 = System.nanoTime();
+        long self0 = os.getProcessCpuTime();
+        long child0 = backend.cpuNanos();
+        long until = wall0 + 5_000_000_000L;
+        while (System.nanoTime() < until) {
+            Thread.sleep(100); // the benchmark's own thread must not add CPU while measuring idle use
+        }
+        long wall = System.nanoTime() - wall0;
+        double self = (os.getProcessCpuTime() - self0) * 100.0 / wall;
+        double child = (backend.cpuNanos() - child0) * 100.0 / wall;
+        idleReport = String.format(Locale.ROOT, "Idle CPU over 5 s with a blkdev open and no IO: client JVM %.1f%%,"
+                + " backend JVM %.1f%% (of one core).", self, child);
+        System.err.println(idleReport);
+        idle.close();
+    }
+
+    static String idleReport = "";
 
     private static void prefill(Path path, long bytes) throws Exception {
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
@@ -218,6 +245,8 @@ public final class CxlBench {
             System.out.printf(Locale.ROOT, "| %s | %s | %d | %,.0f | %.2f | %.2f | %d |%n", r.target, r.op, r.qd,
                     r.iops, r.p50us, r.p99us, r.errors);
         }
+        System.out.println();
+        System.out.println(idleReport);
         System.out.println();
         System.out.println("| workload | qd | CXL agent / local IOPS | CXL caller-polls / local IOPS |"
                 + " added p50 µs (agent) | added p50 µs (caller polls) |");
