@@ -232,7 +232,12 @@ final class ChannelHandler implements IoCompletion {
             view = slotViews[(int) (dataOffset / slotSize)];
             view.clear().limit(length);
         }
-        device.submit(op, offset, length, flags, view, index, this);
+        try {
+            device.submit(op, offset, length, flags, view, index, this);
+        } catch (RuntimeException faulty) {
+            // BlockDevice.submit must not throw; if a faulty one does, the request still completes (with EIO).
+            onComplete(index, IoStatus.EIO);
+        }
         return true;
     }
 
