@@ -63,6 +63,7 @@ public final class CxlHost implements AutoCloseable {
         this.runner = new AgentRunner(new SleepingMillisIdleStrategy(intervalMs), this::onAgentError, null,
                 new HostAgent());
         AgentRunner.startOnThread(runner);
+        region.hostOpened(this);
     }
 
     /**
@@ -323,6 +324,7 @@ public final class CxlHost implements AutoCloseable {
         writeHostRecord(Records.STATE_STOPPED);
         entry.wipeRecords();
         entry.casClaim(token, 0);
+        region.hostClosed(this);
     }
 
     /** Heartbeats for everything this process owns, and liveness observation of everything else. */

@@ -39,6 +39,7 @@ public final class CxlRegion implements AutoCloseable {
     private final UnsafeBuffer metadata;
     private final RegionHeader header;
     private final ChannelLayout channelLayout;
+    private final java.util.Set<CxlHost> hosts = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     private CxlRegion(SharedMapping mapping, RegionGeometry geometry) {
         this.mapping = mapping;
@@ -177,8 +178,20 @@ public final class CxlRegion implements AutoCloseable {
         return RegionStatus.read(this);
     }
 
+    void hostOpened(CxlHost host) {
+        hosts.add(host);
+    }
+
+    void hostClosed(CxlHost host) {
+        hosts.remove(host);
+    }
+
+    /** Closes every host still registered through this mapping (their agents touch it), then unmaps. */
     @Override
     public void close() {
+        for (CxlHost host : hosts.toArray(new CxlHost[0])) {
+            host.close();
+        }
         mapping.close();
     }
 }
