@@ -51,8 +51,9 @@ class FaultInjectionTest {
 
     @AfterEach
     void tearDown() {
-        host.close();
-        region.close();
+        if (region != null) {
+            region.close(); // also closes the host
+        }
         TestSupport.deleteQuietly(regionPath, storePath);
     }
 

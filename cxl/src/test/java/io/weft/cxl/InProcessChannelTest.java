@@ -43,8 +43,9 @@ class InProcessChannelTest {
 
     @AfterEach
     void tearDown() {
-        host.close();
-        region.close();
+        if (region != null) {
+            region.close(); // also closes the host
+        }
         TestSupport.deleteQuietly(regionPath, storePath);
     }
 

@@ -45,8 +45,9 @@ class LifecycleTest {
 
     @AfterEach
     void tearDown() {
-        host.close();
-        region.close();
+        if (region != null) {
+            region.close(); // also closes the host
+        }
         TestSupport.deleteQuietly(regionPath, storePath);
     }
 

@@ -41,8 +41,9 @@ class TwoJvmIT {
 
     @AfterEach
     void tearDown() {
-        host.close();
-        region.close();
+        if (region != null) {
+            region.close(); // also closes the host
+        }
         TestSupport.deleteQuietly(regionPath, storePath);
     }
 
