@@ -67,6 +67,20 @@ public final class CxlRegion implements AutoCloseable {
         return formatMapped(SharedMapping.mapFile(path, geometry.regionSize(), true), geometry, flags);
     }
 
+    /**
+     * Formats a device-DAX device whose size and alignment are read from {@code sysfsDir} (normally
+     * {@code /sys/bus/dax/devices/daxX.Y}; {@link #format} derives it from the device name).
+     */
+    public static CxlRegion formatDax(Path device, Path sysfsDir, RegionGeometry geometry, int flags)
+            throws IOException {
+        return formatMapped(SharedMapping.mapDaxDevice(device, sysfsDir), geometry, flags);
+    }
+
+    /** Attaches a device-DAX device with an explicit sysfs directory (see {@link #formatDax}). */
+    public static CxlRegion attachDax(Path device, Path sysfsDir, RegionGeometry expected) throws IOException {
+        return attachMapped(SharedMapping.mapDaxDevice(device, sysfsDir), expected);
+    }
+
     static CxlRegion formatMapped(SharedMapping mapping, RegionGeometry geometry, int flags) throws IOException {
         if (mapping.length() < geometry.regionSize()) {
             long have = mapping.length();

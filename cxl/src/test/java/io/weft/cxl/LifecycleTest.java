@@ -143,6 +143,25 @@ class LifecycleTest {
     }
 
     @Test
+    void aRequestThatNeverCompletesFailsWithEtimedoutAfterTheIoTimeout() throws Exception {
+        CxlOptions shortIo = TestSupport.fastOptions().withIoTimeout(Duration.ofSeconds(1));
+        try (CxlHost impatient = CxlHost.register(region, 5, "impatient", shortIo)) {
+            HoldingDevice holding = new HoldingDevice(INFO);
+            CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
+            CxlBlockDevice dev = impatient.openBlkdev(backend.id(), BlkdevOptions.defaults());
+            ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
+            dev.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096), 1, (t, s) -> statuses.add(s));
+            TestSupport.await(WAIT, "request timed out", () -> !statuses.isEmpty());
+            assertEquals(IoStatus.ETIMEDOUT, statuses.peek());
+            assertTrue(dev.failures().get(0).startsWith("ETIMEDOUT"), dev.failures().toString());
+            dev.close();
+            holding.releaseAll(IoStatus.OK);
+            assertEquals(1, statuses.size());
+            backend.close();
+        }
+    }
+
+    @Test
     void aRestartedHandlerReplaysPendingRequestsButNeverReappliesOnesMarkedDone() throws Exception {
         StoreBlockDevice store = TestSupport.newStore(storePath, 1 << 20);
         CxlInProcessChannelsSupport device = new CxlInProcessChannelsSupport(store);

@@ -64,6 +64,34 @@ class SharedMappingTest {
     }
 
     @Test
+    void theDaxPathFormatsAndAttachesARegionAtTheDeviceAlignment() throws Exception {
+        // A tmpfs file stands in for /dev/daxX.Y; sysfs reports a size that is not a multiple of the alignment.
+        io.weft.cxl.layout.RegionGeometry g = io.weft.cxl.layout.RegionGeometry.small();
+        long align = 2L << 20;
+        long usable = (g.regionSize() + align - 1) & -align;
+        SharedMapping.mapFile(file, usable, true).close();
+        Files.createDirectories(sysfs);
+        Files.writeString(sysfs.resolve("size"), Long.toString(usable + 12345));
+        Files.writeString(sysfs.resolve("align"), Long.toString(align));
+        try (SharedMapping m = SharedMapping.mapDaxDevice(file, sysfs)) {
+            assertEquals(usable, m.length());
+            assertEquals(0, m.address() % align);
+        }
+        long formatId;
+        try (io.weft.cxl.CxlRegion r = io.weft.cxl.CxlRegion.formatDax(file, sysfs, g, 0)) {
+            formatId = r.formatId();
+        }
+        try (io.weft.cxl.CxlRegion r = io.weft.cxl.CxlRegion.attachDax(file, sysfs, g)) {
+            assertEquals(formatId, r.formatId());
+            assertEquals(g, r.geometry());
+        }
+        // A device smaller than the region the caller wants is refused at format time.
+        Files.writeString(sysfs.resolve("size"), Long.toString(align));
+        assertThrows(io.weft.cxl.layout.RegionFormatException.class,
+                () -> io.weft.cxl.CxlRegion.formatDax(file, sysfs, g, 0));
+    }
+
+    @Test
     void mappingAMissingDaxDeviceFailsWithTheSysfsPath() {
         IOException e = assertThrows(IOException.class,
                 () -> SharedMapping.mapDaxDevice(Path.of("/dev/dax-weft-missing"), sysfs));
