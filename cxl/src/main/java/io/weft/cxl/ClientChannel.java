@@ -61,7 +61,7 @@ final class ClientChannel {
     private long lastBeatNs;
     private long lastProgressNs;
     private long lastBackendBeat = -1;
-    private long lastBackendBeatChangeNs;
+    private volatile long lastBackendBeatChangeNs; // read by backendAlive() on any thread
 
     ClientChannel(ChannelSegment seg, long nowNs) {
         this.seg = seg;
@@ -264,6 +264,9 @@ final class ClientChannel {
             return true; // a previous opener's request, or one already failed by a force stop / fence
         }
         int status = completions.getInt(e + ChannelLayout.COMP_STATUS);
+        if (status < 0 || status > 255) {
+            status = IoStatus.EIO; // not an errno the backend could have produced: never hand it to a caller
+        }
         int dataOffset = slot * slotSize;
         int length = lengths[slot];
         if (status == IoStatus.OK && ops[slot] == IoOp.READ.ordinal()) {

@@ -218,7 +218,7 @@ public final class CxlBench {
         void runFor(long ns) {
             long deadline = System.nanoTime() + ns;
             int outstanding = qd - freeCount;
-            int idleSpins = 0;
+            long idleSinceNs = 0;
             while (true) {
                 boolean timeUp = System.nanoTime() >= deadline;
                 while (!timeUp && freeCount > 0) {
@@ -237,7 +237,7 @@ public final class CxlBench {
                     invoker.invoke();
                 }
                 if (doneCount > 0) {
-                    idleSpins = 0;
+                    idleSinceNs = 0;
                     synchronized (lock) {
                         for (int i = 0; i < doneCount; i++) {
                             freeSlots[freeCount++] = done[i];
@@ -246,11 +246,18 @@ public final class CxlBench {
                         outstanding -= doneCount;
                         doneCount = 0;
                     }
-                } else if (++idleSpins > 100) {
-                    // Waiting for the peer: spin briefly, then yield so the other threads get the CPU on a busy box.
-                    Thread.yield();
                 } else {
-                    Thread.onSpinWait();
+                    // Waiting for the peer: spin up to 50 µs (a round trip is a few µs), then yield so the other
+                    // threads get the CPU on a busy machine.
+                    long now = System.nanoTime();
+                    if (idleSinceNs == 0) {
+                        idleSinceNs = now;
+                    }
+                    if (now - idleSinceNs > 50_000) {
+                        Thread.yield();
+                    } else {
+                        Thread.onSpinWait();
+                    }
                 }
             }
         }
