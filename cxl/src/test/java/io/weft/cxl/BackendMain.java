@@ -11,7 +11,9 @@ import java.nio.file.Path;
 /**
  * Child-JVM storage node for cross-process tests and the benchmark:
  * {@code BackendMain REGION NODE_ID STORE STORE_BYTES CHANNELS CREATE|REATTACH:<id> [DATA_CRC] [SLOW]}.
- * Prints {@code READY backend=<id> host=<slot>}, then serves until stdin says {@code stop} or closes.
+ * Prints {@code READY backend=<id> host=<slot>}, then serves until stdin says {@code stop} or closes. Commands:
+ * {@code hold} (stop applying requests, keep them pending), {@code held} (prints {@code HELD n}), {@code release}
+ * (apply the held ones, then pass everything through), {@code status}.
  */
 public final class BackendMain {
     private BackendMain() {
@@ -30,8 +32,8 @@ public final class BackendMain {
         CxlOptions options = args.length > 8 && args[8].equals("DEFAULT_TIMING")
                 ? CxlOptions.defaults() : TestSupport.fastOptions();
         StoreBlockDevice device = new StoreBlockDevice(FileBackingStore.createSparse(store, storeBytes));
-        GateDevice gate = new GateDevice(device, hold);
-        BlockDevice served = slow ? new YieldingDevice(device) : gate;
+        GateDevice gate = new GateDevice(slow ? new YieldingDevice(device) : device, hold);
+        BlockDevice served = gate;
         try (CxlRegion r = CxlRegion.attach(region);
              CxlHost host = CxlHost.register(r, nodeId, "backend-" + nodeId, options)) {
             BackendOptions bo = BackendOptions.defaults().withChannels(channels).withCrc(true, dataCrc);
@@ -43,7 +45,10 @@ public final class BackendMain {
             BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
             String line;
             while ((line = in.readLine()) != null && !line.equals("stop")) {
-                if (line.equals("held")) {
+                if (line.equals("hold")) {
+                    gate.hold();
+                    System.out.println("HOLDING");
+                } else if (line.equals("held")) {
                     System.out.println("HELD " + gate.held());
                 } else if (line.equals("release")) {
                     System.out.println("RELEASED " + gate.release());
@@ -85,6 +90,10 @@ public final class BackendMain {
 
         synchronized int held() {
             return held.size();
+        }
+
+        synchronized void hold() {
+            holding = true;
         }
 
         synchronized int release() {

@@ -105,8 +105,24 @@ class TwoJvmIT {
             TestSupport.await(Duration.ofSeconds(60), "1000 ops before the kill", () -> w.ops.get() >= 1000
                     || !w.errors.isEmpty());
             assertTrue(dev.backendAlive());
+            // Freeze the store with requests pending, so the kill certainly leaves submitted-but-not-completed work.
+            backend.send("hold");
+            backend.awaitLine("HOLDING", START);
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (true) {
+                backend.send("held");
+                if (!backend.awaitLine("HELD", START).equals("HELD 0")) {
+                    break;
+                }
+                assertTrue(System.nanoTime() < deadline, "no request reached the held store");
+            }
             backend.kill();
         }
+        long pending = 0;
+        for (RegionStatus.Channel c : host.status().channels()) {
+            pending += c.submissionTail() - c.completionTail();
+        }
+        assertTrue(pending > 0, "the killed backend left requests pending");
         TestSupport.await(Duration.ofSeconds(10), "client notices the dead backend", () -> !dev.backendAlive());
         TestSupport.await(Duration.ofSeconds(10), "host notices the dead backend",
                 () -> host.isDead(Table.BACKEND, id));
