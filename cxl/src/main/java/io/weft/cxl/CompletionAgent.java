@@ -24,6 +24,16 @@ final class CompletionAgent implements Agent {
         stopStatus = status;
     }
 
+    /** True while any channel has a request published and not yet completed. */
+    boolean hasInFlight() {
+        for (ClientChannel channel : channels) {
+            if (channel.inFlight() > 0) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     boolean stopDone() {
         return stopDone;
     }

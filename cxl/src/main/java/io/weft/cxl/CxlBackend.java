@@ -66,7 +66,7 @@ public final class CxlBackend implements AutoCloseable {
                 mine.add(handlers[c]);
             }
             HandlerAgent agent = new HandlerAgent("cxl-backend-" + slot + "-" + a, mine.toArray(new ChannelHandler[0]));
-            runners[a] = new AgentRunner(host.options().newIdleStrategy(), t -> System.err.println(
+            runners[a] = new AgentRunner(host.options().newIdleStrategy(() -> false), t -> System.err.println(
                     "cxl handler error: " + t), null, agent);
             AgentRunner.startOnThread(runners[a]);
         }

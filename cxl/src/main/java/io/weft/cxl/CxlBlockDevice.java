@@ -56,8 +56,8 @@ public final class CxlBlockDevice implements BlockDevice {
             invoker.start();
         } else {
             this.invoker = null;
-            this.runner = new AgentRunner(o.newIdleStrategy(), t -> System.err.println("cxl completion error: " + t),
-                    null, agent);
+            this.runner = new AgentRunner(o.newIdleStrategy(agent::hasInFlight),
+                    t -> System.err.println("cxl completion error: " + t), null, agent);
             AgentRunner.startOnThread(runner);
         }
     }

@@ -16,9 +16,11 @@ import org.agrona.concurrent.IdleStrategy;
  * @param idleMaxYields     yields before parking
  * @param idleMinPark       first park period
  * @param idleMaxPark       longest park period: bounds wake-up latency after an idle spell and idle CPU use
+ * @param hotWindow         after the last work (and while client requests are in flight) agents only spin and
+ *                          yield for this long before backing off to parking
  */
 public record CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Duration ioTimeout, int idleMaxSpins,
-                         int idleMaxYields, Duration idleMinPark, Duration idleMaxPark) {
+                         int idleMaxYields, Duration idleMinPark, Duration idleMaxPark, Duration hotWindow) {
 
     public CxlOptions {
         if (heartbeatInterval.isNegative() || heartbeatInterval.isZero()) {
@@ -34,20 +36,23 @@ public record CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Durat
 
     public static CxlOptions defaults() {
         return new CxlOptions(Duration.ofMillis(100), Duration.ofSeconds(1), Duration.ofSeconds(30), 200, 100,
-                Duration.ofNanos(1_000), Duration.ofMillis(1));
+                Duration.ofNanos(1_000), Duration.ofMillis(1), Duration.ofNanos(200_000));
     }
 
     public CxlOptions withDeadTimeout(Duration heartbeat, Duration dead) {
         return new CxlOptions(heartbeat, dead, ioTimeout.compareTo(dead) < 0 ? dead : ioTimeout, idleMaxSpins,
-                idleMaxYields, idleMinPark, idleMaxPark);
+                idleMaxYields, idleMinPark, idleMaxPark, hotWindow);
     }
 
     public CxlOptions withIoTimeout(Duration timeout) {
         return new CxlOptions(heartbeatInterval, deadTimeout, timeout, idleMaxSpins, idleMaxYields, idleMinPark,
-                idleMaxPark);
+                idleMaxPark, hotWindow);
     }
 
-    IdleStrategy newIdleStrategy() {
-        return new BackoffIdleStrategy(idleMaxSpins, idleMaxYields, idleMinPark.toNanos(), idleMaxPark.toNanos());
+    /** Back-off idling (spin, yield, park) preceded by the hot window; see {@link HotWindowIdleStrategy}. */
+    IdleStrategy newIdleStrategy(java.util.function.BooleanSupplier expectingWork) {
+        return new HotWindowIdleStrategy(
+                new BackoffIdleStrategy(idleMaxSpins, idleMaxYields, idleMinPark.toNanos(), idleMaxPark.toNanos()),
+                hotWindow.toNanos(), expectingWork);
     }
 }
