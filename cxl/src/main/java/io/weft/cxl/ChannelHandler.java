@@ -149,10 +149,22 @@ final class ChannelHandler implements IoCompletion {
             }
             taken++;
             work++;
+            // Publish as each request finishes (not after the whole batch): the client consumes and refills while
+            // this thread serves the rest, instead of the two sides taking turns.
+            work += publishFinished();
+            if (fenced) {
+                return work;
+            }
         }
         if (work > 0) {
             control.putLongRelease(ChannelLayout.SUB_HEAD, taken);
         }
+        return work + publishFinished();
+    }
+
+    /** Publishes, in order, every taken request whose device completion has arrived. */
+    private int publishFinished() {
+        int work = 0;
         while (published < taken) {
             int slot = (int) published & mask;
             if (finished.get(slot) != published + 1) {
