@@ -7,7 +7,6 @@ import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
 import io.weft.core.io.IoStatus;
 import io.weft.cxl.CxlRegion.Table;
-import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.MetaEntry;
 import io.weft.cxl.layout.Records;
 import java.nio.ByteBuffer;
@@ -271,9 +270,5 @@ public final class CxlBlockDevice implements BlockDevice {
             out.add(c.segment().describe());
         }
         return out;
-    }
-
-    static boolean isFenced(ChannelSegment seg) {
-        return seg.backendState() == ChannelLayout.SIDE_FENCED || seg.clientState() == ChannelLayout.SIDE_FENCED;
     }
 }

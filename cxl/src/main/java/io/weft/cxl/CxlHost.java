@@ -252,8 +252,8 @@ public final class CxlHost implements AutoCloseable {
                     }
                 }
             }
-        } else if (table == Table.BLKDEV && e.read(body) >= 0) {
-            int backendSlot = body.getInt(Records.BLKDEV_BACKEND_SLOT);
+        } else if (table == Table.BLKDEV) {
+            // The blkdev's channels are the ones whose client claim holds its token.
             for (int seg = 0; seg < region.geometry().segmentCount(); seg++) {
                 ChannelSegment ch = region.channel(seg);
                 if (ch.clientClaim() == claim) {
@@ -262,9 +262,6 @@ public final class CxlHost implements AutoCloseable {
                     }
                     ch.casClientClaim(claim, 0);
                 }
-            }
-            if (backendSlot < 0) {
-                throw new IllegalStateException("corrupt blkdev record in slot " + slot);
             }
         }
         e.wipeRecords();

@@ -1,7 +1,6 @@
 package io.weft.cxl;
 
 import io.weft.cxl.CxlRegion.Table;
-import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.FenceCode;
 import io.weft.cxl.layout.MetaEntry;
 import io.weft.cxl.layout.Records;
@@ -140,9 +139,5 @@ public record RegionStatus(List<Host> hosts, List<Backend> backends, List<Blkdev
                     c.clientFence != FenceCode.NONE ? " fenced by client: " + c.clientFence + " " + c.clientFenceReason : ""));
         }
         return sb.toString();
-    }
-
-    static boolean active(int side) {
-        return side == ChannelLayout.SIDE_ACTIVE;
     }
 }

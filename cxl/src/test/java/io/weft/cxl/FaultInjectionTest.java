@@ -35,7 +35,7 @@ class FaultInjectionTest {
     private CxlRegion region;
     private CxlHost host;
     private CxlBackend backend;
-    private CxlInProcessChannelsSupport support;
+    private RecordingDevice recording;
 
     @BeforeEach
     void setUp() throws Exception {
@@ -44,8 +44,8 @@ class FaultInjectionTest {
         region = CxlRegion.format(regionPath, RegionGeometry.small(), RegionHeader.FLAG_ENTRY_CRC);
         host = CxlHost.register(region, 1, "node-1", TestSupport.fastOptions());
         StoreBlockDevice store = TestSupport.newStore(storePath, 1L << 20);
-        support = new CxlInProcessChannelsSupport(store);
-        backend = host.createBackend(support, storePath.toString(),
+        recording = new RecordingDevice(store);
+        backend = host.createBackend(recording, storePath.toString(),
                 BackendOptions.defaults().withChannels(8).withHandlerAgents(1).withCrc(true, true));
     }
 
@@ -138,7 +138,7 @@ class FaultInjectionTest {
         awaitFence(7, FenceCode.WILD_INDEX);
 
         // None of the bad requests reached the device; channel 0 still serves verified IO.
-        for (String seen : support.seen) {
+        for (String seen : recording.seen) {
             assertTrue(!seen.contains("@65536") && !seen.contains("@131072") && !seen.contains("@196608")
                     && !seen.contains("@262144") && !seen.contains("@1099511627776"), seen);
         }

@@ -3,7 +3,6 @@ package io.weft.cxl;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoFlags;
@@ -178,32 +177,5 @@ class InProcessChannelTest {
         assertEquals(IoStatus.ESHUTDOWN, statuses.peek());
         assertEquals(IoStatus.ESHUTDOWN, SyncIo.run(dev, IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096)));
         dev.close();
-    }
-
-    /** Passes requests through and records op, offset, length and flags as they arrive on the storage side. */
-    static final class RecordingDevice implements BlockDevice {
-        final BlockDevice inner;
-        final ConcurrentLinkedQueue<String> seen = new ConcurrentLinkedQueue<>();
-
-        RecordingDevice(BlockDevice inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public DeviceInfo info() {
-            return inner.info();
-        }
-
-        @Override
-        public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
-                           IoCompletion completion) {
-            seen.add(op + "@" + offset + "+" + length + "/" + flags);
-            inner.submit(op, offset, length, flags, buffer, tag, completion);
-        }
-
-        @Override
-        public void close() {
-            inner.close();
-        }
     }
 }

@@ -164,7 +164,7 @@ class LifecycleTest {
     @Test
     void aRestartedHandlerReplaysPendingRequestsButNeverReappliesOnesMarkedDone() throws Exception {
         StoreBlockDevice store = TestSupport.newStore(storePath, 1 << 20);
-        CxlInProcessChannelsSupport device = new CxlInProcessChannelsSupport(store);
+        RecordingDevice device = new RecordingDevice(store);
         ChannelSegment seg = region.channel(0);
         seg.initialise(0, 0, ChannelLayout.FLAG_ENTRY_CRC | ChannelLayout.FLAG_DATA_CRC);
         ClientChannel client = new ClientChannel(seg, System.nanoTime());

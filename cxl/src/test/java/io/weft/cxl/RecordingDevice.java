@@ -8,11 +8,11 @@ import java.nio.ByteBuffer;
 import java.util.concurrent.ConcurrentLinkedQueue;
 
 /** A pass-through device that records every request reaching the storage side ("OP@offset+length/flags"). */
-final class CxlInProcessChannelsSupport implements BlockDevice {
+final class RecordingDevice implements BlockDevice {
     final BlockDevice inner;
     final ConcurrentLinkedQueue<String> seen = new ConcurrentLinkedQueue<>();
 
-    CxlInProcessChannelsSupport(BlockDevice inner) {
+    RecordingDevice(BlockDevice inner) {
         this.inner = inner;
     }
 
