@@ -12,6 +12,7 @@ import io.weft.cxl.layout.Records;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.locks.LockSupport;
 import org.agrona.concurrent.AgentInvoker;
 import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -34,6 +35,8 @@ public final class CxlBlockDevice implements BlockDevice {
     private final CompletionAgent agent;
     private final AgentRunner runner;
     private final AgentInvoker invoker;
+    private final HotWindowIdleStrategy idle;
+    private final Thread agentThread;
     private volatile int refuseStatus;
     private boolean closed;
 
@@ -51,13 +54,15 @@ public final class CxlBlockDevice implements BlockDevice {
                 o.ioTimeout().toNanos());
         if (options.useInvoker()) {
             this.runner = null;
+            this.idle = null;
+            this.agentThread = null;
             this.invoker = new AgentInvoker(t -> System.err.println("cxl completion error: " + t), null, agent);
             invoker.start();
         } else {
             this.invoker = null;
-            this.runner = new AgentRunner(o.newIdleStrategy(agent::hasInFlight),
-                    t -> System.err.println("cxl completion error: " + t), null, agent);
-            AgentRunner.startOnThread(runner);
+            this.idle = o.newIdleStrategy(agent::hasInFlight);
+            this.runner = new AgentRunner(idle, t -> System.err.println("cxl completion error: " + t), null, agent);
+            this.agentThread = AgentRunner.startOnThread(runner);
         }
     }
 
@@ -184,6 +189,9 @@ public final class CxlBlockDevice implements BlockDevice {
             ClientChannel channel = channels[(int) (Thread.currentThread().getId() % channels.length)];
             status = channel.submit(op, offset, length, flags, buffer, tag, completion);
             if (status < 0) {
+                if (idle != null && idle.mayPark()) {
+                    LockSupport.unpark(agentThread); // only after an idle spell: no syscall on a busy path
+                }
                 return;
             }
         }

@@ -2,7 +2,6 @@ package io.weft.cxl;
 
 import java.time.Duration;
 import org.agrona.concurrent.BackoffIdleStrategy;
-import org.agrona.concurrent.IdleStrategy;
 
 /**
  * Timing knobs of one process's participation in a region.
@@ -50,7 +49,7 @@ public record CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Durat
     }
 
     /** Back-off idling (spin, yield, park) preceded by the hot window; see {@link HotWindowIdleStrategy}. */
-    IdleStrategy newIdleStrategy(java.util.function.BooleanSupplier expectingWork) {
+    HotWindowIdleStrategy newIdleStrategy(java.util.function.BooleanSupplier expectingWork) {
         return new HotWindowIdleStrategy(
                 new BackoffIdleStrategy(idleMaxSpins, idleMaxYields, idleMinPark.toNanos(), idleMaxPark.toNanos()),
                 hotWindow.toNanos(), expectingWork);

@@ -8,7 +8,8 @@ import org.agrona.concurrent.IdleStrategy;
  * {@code expectingWork} says a completion is due (client requests in flight) — it only spins and yields, because the
  * next request or completion usually arrives within microseconds and a park costs tens of microseconds of timer and
  * scheduler latency. After that it hands over to a back-off strategy (spin, yield, park up to a maximum), so an idle
- * agent costs ~0% CPU.
+ * agent costs ~0% CPU. A producer in the same process that finds {@link #mayPark()} set unparks the thread, so the
+ * first request after an idle spell does not wait for the park to expire.
  */
 final class HotWindowIdleStrategy implements IdleStrategy {
     private static final int SPINS_BEFORE_YIELD = 100;
@@ -17,6 +18,8 @@ final class HotWindowIdleStrategy implements IdleStrategy {
     private final BooleanSupplier expectingWork;
     private long idleSinceNs;
     private int spins;
+    /** True while the back-off stage may park this thread: a producer in the same JVM then unparks it. */
+    private volatile boolean mayPark;
 
     HotWindowIdleStrategy(IdleStrategy backOff, long hotWindowNs, BooleanSupplier expectingWork) {
         this.backOff = backOff;
@@ -46,12 +49,24 @@ final class HotWindowIdleStrategy implements IdleStrategy {
                 Thread.yield();
             }
         } else {
+            mayPark = true;
+            // Re-check after announcing: a request published just before the flag was set is seen now.
+            if (expectingWork.getAsBoolean()) {
+                mayPark = false;
+                return;
+            }
             backOff.idle();
         }
     }
 
+    /** Whether the owning thread may be parked (set before it parks; cleared when it has work again). */
+    boolean mayPark() {
+        return mayPark;
+    }
+
     @Override
     public void reset() {
+        mayPark = false;
         idleSinceNs = 0;
         spins = 0;
         backOff.reset();
