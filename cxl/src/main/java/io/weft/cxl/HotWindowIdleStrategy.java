@@ -7,12 +7,15 @@ import org.agrona.concurrent.IdleStrategy;
  * Idle strategy of the data-plane agents. For {@code hotWindowNs} after the last piece of work — and for as long as
  * {@code expectingWork} says a completion is due (client requests in flight) — it only spins and yields, because the
  * next request or completion usually arrives within microseconds and a park costs tens of microseconds of timer and
- * scheduler latency. After that it hands over to a back-off strategy (spin, yield, park up to a maximum), so an idle
+ * scheduler latency (while requests are in flight: for at most 10 ms, so a dead backend does not cost a core). After
+ * that it hands over to a back-off strategy (spin, yield, park up to a maximum), so an idle
  * agent costs ~0% CPU. A producer in the same process that finds {@link #mayPark()} set unparks the thread, so the
  * first request after an idle spell does not wait for the park to expire.
  */
 final class HotWindowIdleStrategy implements IdleStrategy {
     private static final int SPINS_BEFORE_YIELD = 100;
+    /** A completion later than this is slow anyway (or its backend is gone): stop burning a core waiting for it. */
+    private static final long EXPECTING_LIMIT_NS = 10_000_000L;
     private final IdleStrategy backOff;
     private final long hotWindowNs;
     private final BooleanSupplier expectingWork;
@@ -42,7 +45,8 @@ final class HotWindowIdleStrategy implements IdleStrategy {
         if (idleSinceNs == 0) {
             idleSinceNs = now;
         }
-        if (now - idleSinceNs < hotWindowNs || expectingWork.getAsBoolean()) {
+        long idleFor = now - idleSinceNs;
+        if (idleFor < hotWindowNs || (idleFor < EXPECTING_LIMIT_NS && expectingWork.getAsBoolean())) {
             if (++spins < SPINS_BEFORE_YIELD) {
                 Thread.onSpinWait();
             } else {
