@@ -4,13 +4,12 @@ import java.util.function.BooleanSupplier;
 import org.agrona.concurrent.IdleStrategy;
 
 /**
- * Idle strategy of the data-plane agents. For {@code hotWindowNs} after the last piece of work — and for as long as
- * {@code expectingWork} says a completion is due (client requests in flight) — it only spins and yields, because the
- * next request or completion usually arrives within microseconds and a park costs tens of microseconds of timer and
- * scheduler latency (while requests are in flight: for at most 10 ms, so a dead backend does not cost a core). After
- * that it hands over to a back-off strategy (spin, yield, park up to a maximum), so an idle
- * agent costs ~0% CPU. A producer in the same process that finds {@link #mayPark()} set unparks the thread, so the
- * first request after an idle spell does not wait for the park to expire.
+ * Idle strategy of the data-plane agents. For {@code hotWindowNs} after the last piece of work — and, while
+ * {@code expectingWork} says a completion is due (client requests in flight), for up to 10 ms — it only spins and
+ * yields: the next request or completion usually arrives within microseconds and a park costs tens of microseconds of
+ * timer and scheduler latency. After that it hands over to a back-off strategy (spin, yield, park up to a maximum), so
+ * an idle agent costs ~0% CPU and a dead peer does not cost a core. A producer in the same process that finds
+ * {@link #mayPark()} set unparks the thread, so the first request after an idle spell does not wait for the park.
  */
 final class HotWindowIdleStrategy implements IdleStrategy {
     private static final int SPINS_BEFORE_YIELD = 100;
