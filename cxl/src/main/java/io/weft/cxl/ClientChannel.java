@@ -1,0 +1,336 @@
+package io.weft.cxl;
+
+import io.weft.core.io.IoCompletion;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoStatus;
+import io.weft.cxl.layout.ChannelLayout;
+import io.weft.cxl.layout.Checksums;
+import io.weft.cxl.layout.FenceCode;
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicLong;
+import org.agrona.concurrent.UnsafeBuffer;
+
+/**
+ * Client side of one channel (one queue of a {@link CxlBlockDevice}).
+ *
+ * <p>Producers (any thread) reserve a ring index with a CAS on a process-local counter, fill the submission entry and
+ * its data slot, then publish the submission tail in index order. The completion agent (one thread) consumes
+ * completions, copies READ payloads out, runs the callbacks and releases the slots. A slot is reused only after the
+ * backend's completion for its previous request has been consumed, so a data slot is never rewritten while the
+ * backend may still read it, even after a force stop has already failed that request.
+ */
+final class ClientChannel {
+    private final ChannelSegment seg;
+    private final UnsafeBuffer control;
+    private final UnsafeBuffer submissions;
+    private final UnsafeBuffer completions;
+    private final UnsafeBuffer data;
+    private final int depth;
+    private final int mask;
+    private final int slotSize;
+    private final boolean entryCrc;
+    private final boolean dataCrc;
+
+    private final Checksums.Calculator completionCrc;
+    private final Checksums.Calculator agentDataCrc;
+    /** Producers may be any thread: each gets its own calculators (submission ring, data area) on first use. */
+    private final ThreadLocal<Checksums.Calculator[]> producerCrc;
+
+    private final AtomicLong reserved;
+    private final AtomicLong publishedTail;
+    /** Highest submission index + 1 about to be or already visible to the backend (bound for completion tails). */
+    private volatile long announced;
+    /** Completions consumed from the ring (slot reuse bound); written by the agent only. */
+    private volatile long consumed;
+    /** Every index below this has had its callback run (normally == consumed; ahead of it after a mass failure). */
+    private volatile long callbacksDone;
+
+    private final long[] tags;
+    private final IoCompletion[] callbacks;
+    private final ByteBuffer[] buffers;
+    private final int[] positions;
+    private final int[] ops;
+    private final int[] lengths;
+
+    /** Set once the completion agent has stopped; producers then fail their own late requests. */
+    private volatile boolean agentGone;
+    /** 0 while serving, else the status every request gets from now on. */
+    private volatile int failStatus;
+    private volatile String failReason = "";
+    private long beat;
+    private long lastBeatNs;
+    private long lastProgressNs;
+    private long lastBackendBeat = -1;
+    private volatile long lastBackendBeatChangeNs; // read by backendAlive() on any thread
+
+    ClientChannel(ChannelSegment seg, long nowNs) {
+        this.seg = seg;
+        this.control = seg.control;
+        this.submissions = seg.submissions;
+        this.completions = seg.completions;
+        this.data = seg.data;
+        this.depth = seg.depth;
+        this.mask = seg.mask;
+        this.slotSize = seg.slotSize;
+        int flags = seg.flags();
+        this.entryCrc = (flags & ChannelLayout.FLAG_ENTRY_CRC) != 0;
+        this.dataCrc = (flags & ChannelLayout.FLAG_DATA_CRC) != 0;
+        this.completionCrc = new Checksums.Calculator(completions);
+        this.agentDataCrc = new Checksums.Calculator(data);
+        this.producerCrc = ThreadLocal.withInitial(() -> new Checksums.Calculator[] {
+            new Checksums.Calculator(seg.submissions), new Checksums.Calculator(seg.data)});
+        long tail = seg.submissionTail();
+        long head = seg.completionHead();
+        long compTail = seg.completionTail();
+        this.reserved = new AtomicLong(tail);
+        this.publishedTail = new AtomicLong(tail);
+        this.announced = tail;
+        this.consumed = head;
+        this.callbacksDone = tail;
+        this.tags = new long[depth];
+        this.callbacks = new IoCompletion[depth];
+        this.buffers = new ByteBuffer[depth];
+        this.positions = new int[depth];
+        this.ops = new int[depth];
+        this.lengths = new int[depth];
+        this.lastProgressNs = nowNs;
+        this.lastBackendBeatChangeNs = nowNs;
+        String mismatch = seg.geometryMismatch();
+        if (mismatch != null) {
+            fence(FenceCode.GEOMETRY, mismatch, IoStatus.EIO);
+        } else if (head > compTail || compTail > tail || tail - head > depth) {
+            fence(FenceCode.WILD_INDEX, "at open: sub tail " + tail + " comp " + head + "/" + compTail, IoStatus.EIO);
+        } else {
+            control.putIntVolatile(ChannelLayout.CLIENT_FENCE, 0);
+            control.putIntRelease(ChannelLayout.CLIENT_STATE, ChannelLayout.SIDE_ACTIVE);
+        }
+    }
+
+    ChannelSegment segment() {
+        return seg;
+    }
+
+    int failStatus() {
+        return failStatus;
+    }
+
+    String failReason() {
+        return failReason;
+    }
+
+    /** Requests published but not yet called back. */
+    long inFlight() {
+        return Math.max(0, publishedTail.get() - Math.max(callbacksDone, consumed));
+    }
+
+    boolean backendAlive(long nowNs, long timeoutNs) {
+        return nowNs - lastBackendBeatChangeNs < timeoutNs;
+    }
+
+    /**
+     * Producer side. Returns {@code -1} when the request was queued, else a status to complete it with inline.
+     * Spins (with back-off) while the ring is full.
+     */
+    int submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag, IoCompletion completion) {
+        long index;
+        int spins = 0;
+        while (true) {
+            int fail = failStatus;
+            if (fail != 0) {
+                return fail;
+            }
+            long r = reserved.get();
+            if (r - consumed >= depth) {
+                if (++spins > 100) {
+                    Thread.yield();
+                } else {
+                    Thread.onSpinWait();
+                }
+                continue;
+            }
+            if (reserved.compareAndSet(r, r + 1)) {
+                index = r;
+                break;
+            }
+        }
+        int slot = (int) index & mask;
+        int dataOffset = slot * slotSize;
+        tags[slot] = tag;
+        callbacks[slot] = completion;
+        buffers[slot] = buffer;
+        positions[slot] = buffer != null ? buffer.position() : 0;
+        ops[slot] = op.ordinal();
+        lengths[slot] = length;
+        int dataChecksum = 0;
+        if (op == IoOp.WRITE) {
+            data.putBytes(dataOffset, buffer, buffer.position(), length);
+            if (dataCrc) {
+                dataChecksum = producerCrc.get()[1].compute(dataOffset, length);
+            }
+        }
+        int e = slot * ChannelLayout.SUB_ENTRY_SIZE;
+        submissions.putLong(e + ChannelLayout.SUB_REQUEST_ID, index + 1);
+        submissions.putLong(e + ChannelLayout.SUB_DEVICE_OFFSET, offset);
+        submissions.putInt(e + ChannelLayout.SUB_LENGTH, length);
+        submissions.putInt(e + ChannelLayout.SUB_OP, op.ordinal());
+        submissions.putInt(e + ChannelLayout.SUB_FLAGS, flags);
+        submissions.putInt(e + ChannelLayout.SUB_DATA_CRC, dataChecksum);
+        submissions.putLong(e + ChannelLayout.SUB_DATA_OFFSET, dataOffset);
+        submissions.putLong(e + 40, 0);
+        submissions.putLong(e + 48, 0);
+        submissions.putInt(e + ChannelLayout.SUB_CRC,
+                entryCrc ? producerCrc.get()[0].compute(e, ChannelLayout.SUB_CRC) : 0);
+        submissions.putInt(e + 60, 0);
+        // Publish in index order: wait for earlier reservations (other producer threads) to publish first.
+        while (publishedTail.get() != index) {
+            Thread.onSpinWait();
+        }
+        announced = index + 1; // before the backend can see it: the agent never takes a completion for an unknown index
+        control.putLongRelease(ChannelLayout.SUB_TAIL, index + 1);
+        publishedTail.set(index + 1);
+        if (agentGone) {
+            drainAfterAgent(); // raced a shutdown: nobody else will complete this request
+        }
+        return -1;
+    }
+
+    /** Completion agent duty cycle for this channel. */
+    int poll(long nowNs, long beatIntervalNs, long ioTimeoutNs) {
+        if (nowNs - lastBeatNs >= beatIntervalNs) {
+            lastBeatNs = nowNs;
+            control.putLongRelease(ChannelLayout.CLIENT_BEAT, ++beat);
+        }
+        long backendBeat = control.getLongVolatile(ChannelLayout.BACKEND_BEAT);
+        if (backendBeat != lastBackendBeat) {
+            lastBackendBeat = backendBeat;
+            lastBackendBeatChangeNs = nowNs;
+        }
+        if (failStatus != 0) {
+            return failOutstanding();
+        }
+        int backendState = control.getIntVolatile(ChannelLayout.BACKEND_STATE);
+        if (backendState == ChannelLayout.SIDE_FENCED) {
+            fail(IoStatus.EIO, "backend fenced the channel: " + seg.backendFence() + ": " + seg.backendFenceReason());
+            return 1;
+        }
+        if (backendState == ChannelLayout.SIDE_STOPPED) {
+            fail(IoStatus.ESHUTDOWN, "backend stopped the channel");
+            return 1;
+        }
+        long tail = control.getLongVolatile(ChannelLayout.COMP_TAIL);
+        long head = consumed;
+        long published = announced;
+        if (tail < head || tail > published) {
+            fence(FenceCode.WILD_INDEX, "completion tail " + tail + " outside [" + head + ", " + published + "]",
+                    IoStatus.EIO);
+            return 1;
+        }
+        int work = 0;
+        while (head < tail) {
+            if (!deliver(head)) {
+                break; // fenced: the slots delivered so far are still released below
+            }
+            head++;
+            work++;
+        }
+        if (work > 0) {
+            consumed = head;
+            control.putLongRelease(ChannelLayout.COMP_HEAD, head);
+            lastProgressNs = nowNs;
+        } else if (published == head) {
+            lastProgressNs = nowNs;
+        } else if (nowNs - lastProgressNs > ioTimeoutNs) {
+            fail(IoStatus.ETIMEDOUT, "no completion for " + (ioTimeoutNs / 1_000_000) + " ms with "
+                    + (published - head) + " requests in flight");
+            return 1;
+        }
+        return work;
+    }
+
+    private boolean deliver(long index) {
+        int slot = (int) index & mask;
+        int e = slot * ChannelLayout.COMP_ENTRY_SIZE;
+        if (entryCrc && completionCrc.compute(e, ChannelLayout.COMP_CRC)
+                != completions.getInt(e + ChannelLayout.COMP_CRC)) {
+            fence(FenceCode.ENTRY_CHECKSUM, "completion " + index + " checksum mismatch", IoStatus.EIO);
+            return false;
+        }
+        long requestId = completions.getLong(e + ChannelLayout.COMP_REQUEST_ID);
+        if (requestId != index + 1) {
+            fence(FenceCode.REQUEST_SEQUENCE, "completion " + index + " has request id " + requestId, IoStatus.EIO);
+            return false;
+        }
+        if (index < callbacksDone) {
+            return true; // a previous opener's request, or one already failed by a force stop / fence
+        }
+        int status = completions.getInt(e + ChannelLayout.COMP_STATUS);
+        if (status < 0 || status > 255) {
+            status = IoStatus.EIO; // not an errno the backend could have produced: never hand it to a caller
+        }
+        int dataOffset = slot * slotSize;
+        int length = lengths[slot];
+        if (status == IoStatus.OK && ops[slot] == IoOp.READ.ordinal()) {
+            if (dataCrc && agentDataCrc.compute(dataOffset, length) != completions.getInt(e + ChannelLayout.COMP_DATA_CRC)) {
+                fence(FenceCode.DATA_CHECKSUM, "completion " + index + " payload checksum mismatch", IoStatus.EIO);
+                return false;
+            }
+            data.getBytes(dataOffset, buffers[slot], positions[slot], length);
+        }
+        callbacksDone = index + 1; // before the callback, so a caller woken by it sees the request as done
+        complete(slot, status);
+        return true;
+    }
+
+    private void complete(int slot, int status) {
+        IoCompletion callback = callbacks[slot];
+        long tag = tags[slot];
+        callbacks[slot] = null;
+        buffers[slot] = null;
+        if (callback != null) {
+            callback.onComplete(tag, status);
+        }
+    }
+
+    /** Agent thread (or before the agent starts): stop serving; every outstanding request completes with status. */
+    void fail(int status, String reason) {
+        if (failStatus == 0) {
+            failReason = reason;
+            failStatus = status;
+        }
+        failOutstanding();
+    }
+
+    private void fence(FenceCode code, String reason, int status) {
+        seg.writeFence(false, code, reason);
+        fail(status, code + ": " + reason);
+    }
+
+    /** After the completion agent stopped (shutdown thread or a late producer): fail what is still outstanding. */
+    synchronized void drainAfterAgent() {
+        agentGone = true;
+        failOutstanding();
+    }
+
+    private int failOutstanding() {
+        long published = publishedTail.get();
+        long from = Math.max(callbacksDone, consumed);
+        int status = failStatus;
+        int n = 0;
+        for (long i = from; i < published; i++) {
+            complete((int) i & mask, status);
+            n++;
+        }
+        if (published > callbacksDone) {
+            callbacksDone = published;
+        }
+        return n;
+    }
+
+    /** After failing: detach from the channel so another blkdev may claim it. */
+    void detach(long token) {
+        if (control.getIntVolatile(ChannelLayout.CLIENT_STATE) != ChannelLayout.SIDE_FENCED) {
+            control.putIntRelease(ChannelLayout.CLIENT_STATE, ChannelLayout.SIDE_STOPPED);
+        }
+        seg.casClientClaim(token, 0);
+    }
+}

@@ -1,0 +1,228 @@
+package io.weft.cxl;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.core.io.DeviceInfo;
+import io.weft.cxl.CxlRegion.Table;
+import io.weft.cxl.layout.ChannelLayout;
+import io.weft.cxl.layout.MetaEntry;
+import io.weft.cxl.layout.Records;
+import java.util.ArrayList;
+import java.util.List;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.UnsafeBuffer;
+
+/**
+ * Storage side of one backing store in a region: a backend table entry, its channel segments and the handler agents
+ * serving them against a {@link BlockDevice}.
+ */
+public final class CxlBackend implements AutoCloseable {
+    private final CxlHost host;
+    private final int slot;
+    private final long token;
+    private final MetaEntry entry;
+    private final BlockDevice device;
+    private final String storePath;
+    private final int[] segments;
+    private final ChannelHandler[] handlers;
+    private final AgentRunner[] runners;
+    private boolean closed;
+
+    private CxlBackend(CxlHost host, int slot, long token, BlockDevice device, String storePath, int[] segments,
+                       BackendOptions options, boolean fresh) {
+        this.host = host;
+        this.slot = slot;
+        this.token = token;
+        this.entry = host.region().entry(Table.BACKEND, slot);
+        this.device = device;
+        this.storePath = storePath;
+        this.segments = segments;
+        CxlRegion region = host.region();
+        long beatNs = host.options().heartbeatInterval().toNanos();
+        int channelFlags = (options.entryCrc() ? ChannelLayout.FLAG_ENTRY_CRC : 0)
+                | (options.dataCrc() ? ChannelLayout.FLAG_DATA_CRC : 0);
+        this.handlers = new ChannelHandler[segments.length];
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        for (int c = 0; c < segments.length; c++) {
+            ChannelSegment seg = region.channel(segments[c]);
+            if (fresh) {
+                seg.initialise(c, slot, channelFlags);
+                body.setMemory(0, body.capacity(), (byte) 0);
+                body.putInt(Records.SEGMENT_TYPE, Records.SEGMENT_TYPE_CHANNEL);
+                body.putInt(Records.SEGMENT_STATE, Records.STATE_RUNNING);
+                body.putInt(Records.SEGMENT_BACKEND_SLOT, slot);
+                body.putInt(Records.SEGMENT_CHANNEL_INDEX, c);
+                region.entry(Table.SEGMENT, segments[c]).write(body);
+            }
+            handlers[c] = new ChannelHandler(seg, device, beatNs);
+            handlers[c].attach();
+        }
+        writeRecord(Records.STATE_RUNNING);
+        host.own(entry);
+        int agents = Math.min(options.handlerAgents(), segments.length);
+        this.runners = new AgentRunner[agents];
+        for (int a = 0; a < agents; a++) {
+            List<ChannelHandler> mine = new ArrayList<>();
+            for (int c = a; c < handlers.length; c += agents) {
+                mine.add(handlers[c]);
+            }
+            HandlerAgent agent = new HandlerAgent("cxl-backend-" + slot + "-" + a, mine.toArray(new ChannelHandler[0]));
+            runners[a] = new AgentRunner(host.options().newIdleStrategy(() -> false), t -> System.err.println(
+                    "cxl handler error: " + t), null, agent);
+            AgentRunner.startOnThread(runners[a]);
+        }
+    }
+
+    static CxlBackend create(CxlHost host, BlockDevice device, String storePath, BackendOptions options) {
+        CxlRegion region = host.region();
+        long token = CxlHost.newToken();
+        int slot = -1;
+        for (int s = 0; s < region.tableSize(Table.BACKEND); s++) {
+            MetaEntry e = region.entry(Table.BACKEND, s);
+            if (e.claim() == 0 && e.casClaim(0, token)) {
+                e.wipeRecords();
+                slot = s;
+                break;
+            }
+        }
+        if (slot < 0) {
+            throw new IllegalStateException("backend table full (" + region.tableSize(Table.BACKEND) + " entries)");
+        }
+        int[] segments = new int[options.channels()];
+        int found = 0;
+        for (int s = 0; s < region.geometry().segmentCount() && found < segments.length; s++) {
+            MetaEntry e = region.entry(Table.SEGMENT, s);
+            if (e.claim() == 0 && e.casClaim(0, token)) {
+                segments[found++] = s;
+            }
+        }
+        if (found < segments.length) {
+            for (int i = 0; i < found; i++) {
+                region.entry(Table.SEGMENT, segments[i]).casClaim(token, 0);
+            }
+            region.entry(Table.BACKEND, slot).casClaim(token, 0);
+            throw new IllegalStateException("only " + found + " free segments, backend needs " + segments.length);
+        }
+        return new CxlBackend(host, slot, token, device, storePath, segments, options, true);
+    }
+
+    static CxlBackend reattach(CxlHost host, int backendId, BlockDevice device, BackendOptions options) {
+        CxlRegion region = host.region();
+        MetaEntry e = region.entry(Table.BACKEND, backendId);
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        long oldToken = e.claim();
+        if (oldToken == 0 || e.read(body) < 0) {
+            throw new IllegalStateException("backend " + backendId + " does not exist (free or unreadable entry)");
+        }
+        long ownerNode = body.getLong(Records.BACKEND_NODE_ID);
+        if (ownerNode != host.nodeId()) {
+            throw new IllegalStateException("backend " + backendId + " belongs to node " + ownerNode + ", not "
+                    + host.nodeId());
+        }
+        if (!CxlHost.awaitSilent(e, host.options())) {
+            throw new IllegalStateException("backend " + backendId + " is still alive: refusing to take it over");
+        }
+        int channels = body.getInt(Records.BACKEND_CHANNELS);
+        if (channels < 1 || channels > Records.MAX_CHANNELS_PER_BACKEND) {
+            throw new IllegalStateException("backend " + backendId + " record has " + channels + " channels");
+        }
+        String path = Records.getString(body, Records.BACKEND_PATH, Records.BACKEND_PATH_MAX);
+        long token = CxlHost.newToken();
+        if (!e.casClaim(oldToken, token)) {
+            throw new IllegalStateException("backend " + backendId + " changed owner during takeover");
+        }
+        int[] segments = new int[channels];
+        for (int c = 0; c < channels; c++) {
+            int seg = body.getInt(Records.BACKEND_SEGMENTS + 4 * c);
+            if (seg < 0 || seg >= region.geometry().segmentCount()) {
+                throw new IllegalStateException("backend " + backendId + " lists segment " + seg);
+            }
+            MetaEntry segEntry = region.entry(Table.SEGMENT, seg);
+            if (!segEntry.casClaim(oldToken, token)) {
+                throw new IllegalStateException("segment " + seg + " of backend " + backendId + " is not owned by it");
+            }
+            segments[c] = seg;
+        }
+        return new CxlBackend(host, backendId, token, device, path, segments, options, false);
+    }
+
+    private void writeRecord(int state) {
+        DeviceInfo info = device.info();
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        body.putInt(Records.BACKEND_HOST_SLOT, host.slot());
+        body.putInt(Records.BACKEND_STATE, state);
+        body.putLong(Records.BACKEND_SIZE, info.size());
+        body.putInt(Records.BACKEND_LOGICAL_BLOCK, info.logicalBlockSize());
+        body.putInt(Records.BACKEND_MAX_IO, Math.min(info.maxIoSize(), host.region().geometry().slotSize()));
+        int caps = (info.readOnly() ? Records.CAP_READ_ONLY : 0) | (info.canFlush() ? Records.CAP_FLUSH : 0)
+                | (info.canFua() ? Records.CAP_FUA : 0) | (info.canDiscard() ? Records.CAP_DISCARD : 0)
+                | (info.canWriteZeroes() ? Records.CAP_WRITE_ZEROES : 0)
+                | (info.canFastZero() ? Records.CAP_FAST_ZERO : 0) | (info.rotational() ? Records.CAP_ROTATIONAL : 0)
+                | (info.flushCoversAllConnections() ? Records.CAP_FLUSH_ALL : 0);
+        body.putInt(Records.BACKEND_CAPS, caps);
+        body.putInt(Records.BACKEND_CHANNELS, segments.length);
+        for (int c = 0; c < segments.length; c++) {
+            body.putInt(Records.BACKEND_SEGMENTS + 4 * c, segments[c]);
+        }
+        Records.putString(body, Records.BACKEND_PATH, Records.BACKEND_PATH_MAX, storePath);
+        body.putLong(Records.BACKEND_NODE_ID, host.nodeId());
+        entry.write(body);
+    }
+
+    /** Backend id = its slot in the backend table; clients open blkdevs by it. */
+    public int id() {
+        return slot;
+    }
+
+    public int channelCount() {
+        return segments.length;
+    }
+
+    public int[] segmentIds() {
+        return segments.clone();
+    }
+
+    /** Requests completed per channel since this process attached. */
+    public long served(int channel) {
+        return handlers[channel].served();
+    }
+
+    /** Fence state of each channel as stored in the region ({@code null} entries for unfenced channels). */
+    public List<String> fenceReasons() {
+        List<String> out = new ArrayList<>();
+        for (ChannelHandler h : handlers) {
+            ChannelSegment seg = h.segment();
+            out.add(seg.backendState() == ChannelLayout.SIDE_FENCED
+                    ? seg.backendFence() + ": " + seg.backendFenceReason() : null);
+        }
+        return out;
+    }
+
+    public boolean isFenced(int channel) {
+        return handlers[channel].segment().backendState() == ChannelLayout.SIDE_FENCED;
+    }
+
+    /**
+     * Stops the handlers and frees the backend's entry and channel segments. Attached clients see the channels stopped
+     * and fail outstanding requests with ESHUTDOWN.
+     */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (AgentRunner r : runners) {
+            r.close();
+        }
+        writeRecord(Records.STATE_STOPPED);
+        host.disown(entry, this, null);
+        CxlRegion region = host.region();
+        for (int seg : segments) {
+            MetaEntry e = region.entry(Table.SEGMENT, seg);
+            e.wipeRecords();
+            e.casClaim(token, 0);
+        }
+        entry.wipeRecords();
+        entry.casClaim(token, 0);
+    }
+}

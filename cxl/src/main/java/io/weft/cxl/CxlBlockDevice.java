@@ -1,0 +1,282 @@
+package io.weft.cxl;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.IoCompletion;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoRequests;
+import io.weft.core.io.IoStatus;
+import io.weft.cxl.CxlRegion.Table;
+import io.weft.cxl.layout.MetaEntry;
+import io.weft.cxl.layout.Records;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.locks.LockSupport;
+import org.agrona.concurrent.AgentInvoker;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.UnsafeBuffer;
+
+/**
+ * Client side of a backend: a {@link BlockDevice} whose requests travel through the backend's channels in the shared
+ * region. WRITE payloads are copied into the request's data slot at submit, READ payloads are copied out when the
+ * completion arrives (one copy per hop); completions are consumed by one completion agent (its own thread, or the
+ * caller's through {@link #invoker()}). A submitting thread is mapped to a channel by its thread id, so threads that
+ * each own a queue never contend. Nothing is allocated per request.
+ */
+public final class CxlBlockDevice implements BlockDevice {
+    private final CxlHost host;
+    private final int slot;
+    private final long token;
+    private final MetaEntry entry;
+    private final int backendId;
+    private final DeviceInfo info;
+    private final ClientChannel[] channels;
+    private final CompletionAgent agent;
+    private final AgentRunner runner;
+    private final AgentInvoker invoker;
+    private final HotWindowIdleStrategy idle;
+    private final Thread agentThread;
+    private volatile int refuseStatus;
+    private boolean closed;
+
+    private CxlBlockDevice(CxlHost host, int slot, long token, int backendId, DeviceInfo info, ClientChannel[] channels,
+                           BlkdevOptions options) {
+        this.host = host;
+        this.slot = slot;
+        this.token = token;
+        this.entry = host.region().entry(Table.BLKDEV, slot);
+        this.backendId = backendId;
+        this.info = info;
+        this.channels = channels;
+        CxlOptions o = host.options();
+        this.agent = new CompletionAgent("cxl-blkdev-" + slot, channels, o.heartbeatInterval().toNanos(),
+                o.ioTimeout().toNanos());
+        if (options.useInvoker()) {
+            this.runner = null;
+            this.idle = null;
+            this.agentThread = null;
+            this.invoker = new AgentInvoker(t -> System.err.println("cxl completion error: " + t), null, agent);
+            invoker.start();
+        } else {
+            this.invoker = null;
+            this.idle = o.newIdleStrategy(agent::hasInFlight);
+            this.runner = new AgentRunner(idle, t -> System.err.println("cxl completion error: " + t), null, agent);
+            this.agentThread = AgentRunner.startOnThread(runner);
+        }
+    }
+
+    static CxlBlockDevice open(CxlHost host, int backendId, BlkdevOptions options) {
+        CxlRegion region = host.region();
+        MetaEntry backend = region.entry(Table.BACKEND, backendId);
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        if (backend.claim() == 0 || backend.read(body) < 0) {
+            throw new IllegalStateException("backend " + backendId + " does not exist");
+        }
+        if (body.getInt(Records.BACKEND_STATE) != Records.STATE_RUNNING) {
+            throw new IllegalStateException("backend " + backendId + " is "
+                    + Records.stateName(body.getInt(Records.BACKEND_STATE)));
+        }
+        int caps = body.getInt(Records.BACKEND_CAPS);
+        int lbs = body.getInt(Records.BACKEND_LOGICAL_BLOCK);
+        int maxIo = body.getInt(Records.BACKEND_MAX_IO);
+        DeviceInfo info;
+        try {
+            int preferred = Math.min(Math.max(4096, lbs), maxIo);
+            info = new DeviceInfo(body.getLong(Records.BACKEND_SIZE), lbs, preferred, maxIo,
+                    (caps & Records.CAP_READ_ONLY) != 0, (caps & Records.CAP_FLUSH) != 0, (caps & Records.CAP_FUA) != 0,
+                    (caps & Records.CAP_DISCARD) != 0, (caps & Records.CAP_WRITE_ZEROES) != 0,
+                    (caps & Records.CAP_FAST_ZERO) != 0, (caps & Records.CAP_ROTATIONAL) != 0,
+                    (caps & Records.CAP_FLUSH_ALL) != 0);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException("backend " + backendId + " has an invalid geometry: " + e.getMessage());
+        }
+        int available = body.getInt(Records.BACKEND_CHANNELS);
+        if (available < 1 || available > Records.MAX_CHANNELS_PER_BACKEND) {
+            throw new IllegalStateException("backend " + backendId + " record lists " + available + " channels");
+        }
+        int queues = options.queues() == 0 ? available : Math.min(options.queues(), available);
+        long token = CxlHost.newToken();
+        int slot = -1;
+        for (int s = 0; s < region.tableSize(Table.BLKDEV); s++) {
+            MetaEntry e = region.entry(Table.BLKDEV, s);
+            if (e.claim() == 0 && e.casClaim(0, token)) {
+                e.wipeRecords();
+                slot = s;
+                break;
+            }
+        }
+        if (slot < 0) {
+            throw new IllegalStateException("blkdev table full");
+        }
+        List<ChannelSegment> claimed = new ArrayList<>();
+        try {
+            for (int c = 0; c < queues; c++) {
+                int seg = body.getInt(Records.BACKEND_SEGMENTS + 4 * c);
+                if (seg < 0 || seg >= region.geometry().segmentCount()) {
+                    throw new IllegalStateException("backend " + backendId + " lists segment " + seg);
+                }
+                ChannelSegment ch = region.channel(seg);
+                if (!ch.casClientClaim(0, token)) {
+                    throw new IllegalStateException("channel " + c + " (segment " + seg + ") of backend " + backendId
+                            + " is held by another blkdev; clear it if it is dead");
+                }
+                claimed.add(ch);
+            }
+        } catch (RuntimeException e) {
+            for (ChannelSegment ch : claimed) {
+                ch.casClientClaim(token, 0);
+            }
+            region.entry(Table.BLKDEV, slot).casClaim(token, 0);
+            throw e;
+        }
+        long now = System.nanoTime();
+        ClientChannel[] channels = new ClientChannel[queues];
+        for (int c = 0; c < queues; c++) {
+            channels[c] = new ClientChannel(claimed.get(c), now);
+        }
+        MetaEntry e = region.entry(Table.BLKDEV, slot);
+        writeRecord(e, backendId, host, queues, Records.STATE_RUNNING);
+        host.own(e);
+        return new CxlBlockDevice(host, slot, token, backendId, info, channels, options);
+    }
+
+    private static void writeRecord(MetaEntry e, int backendId, CxlHost host, int queues, int state) {
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        body.putInt(Records.BLKDEV_BACKEND_SLOT, backendId);
+        body.putInt(Records.BLKDEV_HOST_SLOT, host.slot());
+        body.putInt(Records.BLKDEV_QUEUES, queues);
+        body.putInt(Records.BLKDEV_STATE, state);
+        body.putLong(Records.BLKDEV_NODE_ID, host.nodeId());
+        e.write(body);
+    }
+
+    @Override
+    public DeviceInfo info() {
+        return info;
+    }
+
+    /** Blkdev id = its slot in the blkdev table. */
+    public int id() {
+        return slot;
+    }
+
+    public int backendId() {
+        return backendId;
+    }
+
+    public int queueCount() {
+        return channels.length;
+    }
+
+    /** The caller-driven completion poller when opened with {@link BlkdevOptions#useInvoker()}, else null. */
+    public AgentInvoker invoker() {
+        return invoker;
+    }
+
+    @Override
+    public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                       IoCompletion completion) {
+        int status = IoRequests.check(info, op, offset, length, flags);
+        if (status == IoStatus.OK && (op == IoOp.READ || op == IoOp.WRITE)
+                && (buffer == null || buffer.remaining() < length)) {
+            status = IoStatus.EINVAL;
+        }
+        if (status == IoStatus.OK && refuseStatus != 0) {
+            status = refuseStatus;
+        }
+        if (status == IoStatus.OK) {
+            ClientChannel channel = channels[(int) (Thread.currentThread().getId() % channels.length)];
+            status = channel.submit(op, offset, length, flags, buffer, tag, completion);
+            if (status < 0) {
+                if (idle != null && idle.mayPark()) {
+                    LockSupport.unpark(agentThread); // only after an idle spell: no syscall on a busy path
+                }
+                return;
+            }
+        }
+        completion.onComplete(tag, status);
+    }
+
+    /** True while the backend's handler heartbeat on every channel has moved within the dead timeout. */
+    public boolean backendAlive() {
+        long now = System.nanoTime();
+        long timeout = host.options().deadTimeout().toNanos();
+        for (ClientChannel c : channels) {
+            if (!c.backendAlive(now, timeout)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Requests submitted and not yet completed, over all queues. */
+    public long inFlight() {
+        long n = 0;
+        for (ClientChannel c : channels) {
+            n += c.inFlight();
+        }
+        return n;
+    }
+
+    /** Per queue: null while healthy, else why the queue fails requests (fence, stop, timeout). */
+    public List<String> failures() {
+        List<String> out = new ArrayList<>();
+        for (ClientChannel c : channels) {
+            out.add(c.failStatus() == 0 ? null : IoStatus.name(c.failStatus()) + ": " + c.failReason());
+        }
+        return out;
+    }
+
+    /** Completes every in-flight request with EIO at once, refuses new ones, and releases the blkdev. */
+    public void forceStop() {
+        shutdown(IoStatus.EIO, "force-stopped");
+    }
+
+    /** Releases the blkdev; requests still in flight complete with ESHUTDOWN. */
+    @Override
+    public void close() {
+        shutdown(IoStatus.ESHUTDOWN, "closed");
+    }
+
+    private synchronized void shutdown(int status, String reason) {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        refuseStatus = status;
+        agent.requestStop(status, reason);
+        long deadline = System.nanoTime() + host.options().deadTimeout().toNanos() * 5;
+        while (!agent.stopDone() && System.nanoTime() < deadline) {
+            if (invoker != null) {
+                invoker.invoke();
+            } else {
+                Thread.onSpinWait();
+            }
+        }
+        // Producers that raced the stop have published by now; one more duty cycle fails them too.
+        if (invoker != null) {
+            invoker.invoke();
+            invoker.close();
+        } else {
+            runner.close();
+        }
+        for (ClientChannel c : channels) {
+            c.drainAfterAgent();
+            c.detach(token);
+        }
+        writeRecord(entry, backendId, host, channels.length, Records.STATE_STOPPED);
+        host.disown(entry, null, this);
+        entry.wipeRecords();
+        entry.casClaim(token, 0);
+    }
+
+    /** Channel states for diagnostics. */
+    public List<String> describeChannels() {
+        List<String> out = new ArrayList<>();
+        for (ClientChannel c : channels) {
+            out.add(c.segment().describe());
+        }
+        return out;
+    }
+}

@@ -1,0 +1,351 @@
+package io.weft.cxl;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.cxl.CxlRegion.Table;
+import io.weft.cxl.layout.ChannelLayout;
+import io.weft.cxl.layout.MetaEntry;
+import io.weft.cxl.layout.Records;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.SleepingMillisIdleStrategy;
+import org.agrona.concurrent.UnsafeBuffer;
+
+/**
+ * This process's membership of a region: one host table entry plus a host agent that bumps the heartbeats of the host
+ * and of every backend and blkdev this process owns, and watches everybody else's heartbeats with a
+ * {@link LivenessTracker} (local monotonic clock only). Control-plane entry point:
+ * {@link #createBackend}, {@link #reattachBackend}, {@link #openBlkdev}, {@link #clearDead}, {@link #status}.
+ */
+public final class CxlHost implements AutoCloseable {
+    private static final SecureRandom RANDOM = new SecureRandom();
+
+    private final CxlRegion region;
+    private final CxlOptions options;
+    private final long nodeId;
+    private final String name;
+    private final int slot;
+    private final long token;
+    private final MetaEntry entry;
+    private final Map<Table, LivenessTracker> trackers = new EnumMap<>(Table.class);
+    private final Map<Table, MetaEntry[]> watched = new EnumMap<>(Table.class);
+    private final List<MetaEntry> owned = new CopyOnWriteArrayList<>();
+    private final List<CxlBackend> backends = new CopyOnWriteArrayList<>();
+    private final List<CxlBlockDevice> blkdevs = new CopyOnWriteArrayList<>();
+    private final AgentRunner runner;
+    private volatile boolean closed;
+
+    private CxlHost(CxlRegion region, CxlOptions options, long nodeId, String name, int slot, long token) {
+        this.region = region;
+        this.options = options;
+        this.nodeId = nodeId;
+        this.name = name;
+        this.slot = slot;
+        this.token = token;
+        this.entry = region.entry(Table.HOST, slot);
+        for (Table t : List.of(Table.HOST, Table.BACKEND, Table.BLKDEV)) {
+            trackers.put(t, new LivenessTracker(region.tableSize(t), options.deadTimeout().toNanos()));
+            MetaEntry[] entries = new MetaEntry[region.tableSize(t)];
+            for (int s = 0; s < entries.length; s++) {
+                entries[s] = region.entry(t, s);
+            }
+            watched.put(t, entries);
+        }
+        owned.add(entry);
+        writeHostRecord(Records.STATE_RUNNING);
+        observeAll(System.nanoTime());
+        long intervalMs = Math.max(1, options.heartbeatInterval().toMillis() / 4);
+        this.runner = new AgentRunner(new SleepingMillisIdleStrategy(intervalMs), this::onAgentError, null,
+                new HostAgent());
+        AgentRunner.startOnThread(runner);
+        region.hostOpened(this);
+    }
+
+    /**
+     * Registers this process as host {@code nodeId}. If an entry with the same node id exists (a restart of this
+     * node), it is taken over once its heartbeat has been still for the dead timeout; a live one is refused.
+     */
+    public static CxlHost register(CxlRegion region, long nodeId, String name, CxlOptions options) {
+        long token = newToken();
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        int free = -1;
+        for (int s = 0; s < region.tableSize(Table.HOST); s++) {
+            MetaEntry e = region.entry(Table.HOST, s);
+            long claim = e.claim();
+            if (claim == 0) {
+                if (free < 0) {
+                    free = s;
+                }
+                continue;
+            }
+            if (e.read(body) >= 0 && body.getLong(Records.HOST_NODE_ID) == nodeId) {
+                if (!awaitSilent(e, options)) {
+                    throw new IllegalStateException("node id " + nodeId + " is in use by a live host in slot " + s);
+                }
+                if (!e.casClaim(claim, token)) {
+                    throw new IllegalStateException("host slot " + s + " changed owner while taking it over");
+                }
+                return new CxlHost(region, options, nodeId, name, s, token);
+            }
+        }
+        for (int s = Math.max(free, 0); s < region.tableSize(Table.HOST); s++) {
+            MetaEntry e = region.entry(Table.HOST, s);
+            if (e.claim() == 0 && e.casClaim(0, token)) {
+                return new CxlHost(region, options, nodeId, name, s, token);
+            }
+        }
+        throw new IllegalStateException("host table full (" + region.tableSize(Table.HOST) + " entries)");
+    }
+
+    static long newToken() {
+        long t;
+        do {
+            t = RANDOM.nextLong();
+        } while (t == 0);
+        return t;
+    }
+
+    /**
+     * Watches an entry's heartbeat for one dead timeout (plus a heartbeat interval) by the local clock.
+     *
+     * @return true if it did not move (its owner is gone), false if it moved (alive)
+     */
+    static boolean awaitSilent(MetaEntry e, CxlOptions options) {
+        long start = System.nanoTime();
+        long first = e.heartbeat();
+        long window = options.deadTimeout().plus(options.heartbeatInterval()).toNanos();
+        long pollMs = Math.max(1, options.heartbeatInterval().toMillis() / 2);
+        while (System.nanoTime() - start < window) {
+            if (e.heartbeat() != first) {
+                return false;
+            }
+            try {
+                Thread.sleep(pollMs); // control path: sampling a peer's heartbeat at a fixed rate
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+        return e.heartbeat() == first;
+    }
+
+    public CxlRegion region() {
+        return region;
+    }
+
+    public CxlOptions options() {
+        return options;
+    }
+
+    public int slot() {
+        return slot;
+    }
+
+    public long nodeId() {
+        return nodeId;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    long token() {
+        return token;
+    }
+
+    private void writeHostRecord(int state) {
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        body.putLong(Records.HOST_NODE_ID, nodeId);
+        body.putInt(Records.HOST_STATE, state);
+        Records.putString(body, Records.HOST_NAME, Records.HOST_NAME_MAX, name);
+        entry.write(body);
+    }
+
+    /** Creates a backend serving {@code device} on fresh channels. */
+    public CxlBackend createBackend(BlockDevice device, String storePath, BackendOptions backendOptions) {
+        CxlBackend backend = CxlBackend.create(this, device, storePath, backendOptions);
+        backends.add(backend);
+        return backend;
+    }
+
+    /**
+     * Re-attaches a backend of this node after a restart: waits until the previous owner's heartbeat is still, takes
+     * over its entry and channels, and replays what was submitted but not completed.
+     */
+    public CxlBackend reattachBackend(int backendId, BlockDevice device, BackendOptions backendOptions) {
+        CxlBackend backend = CxlBackend.reattach(this, backendId, device, backendOptions);
+        backends.add(backend);
+        return backend;
+    }
+
+    /** Opens a client block device on the channels of backend {@code backendId}. */
+    public CxlBlockDevice openBlkdev(int backendId, BlkdevOptions blkdevOptions) {
+        CxlBlockDevice dev = CxlBlockDevice.open(this, backendId, blkdevOptions);
+        blkdevs.add(dev);
+        return dev;
+    }
+
+    void own(MetaEntry e) {
+        owned.add(e);
+    }
+
+    void disown(MetaEntry e, CxlBackend backend, CxlBlockDevice blkdev) {
+        owned.remove(e);
+        if (backend != null) {
+            backends.remove(backend);
+        }
+        if (blkdev != null) {
+            blkdevs.remove(blkdev);
+        }
+    }
+
+    /** True when the object in {@code slot} is claimed and its heartbeat has been seen moving within the timeout. */
+    public boolean isAlive(Table table, int slot) {
+        if (region.entry(table, slot).claim() == 0) {
+            return false;
+        }
+        return !trackers.get(table).isDead(slot, System.nanoTime());
+    }
+
+    /** True once the object has been observed with a still heartbeat for at least the dead timeout. */
+    public boolean isDead(Table table, int slot) {
+        return region.entry(table, slot).claim() != 0 && trackers.get(table).isDead(slot, System.nanoTime());
+    }
+
+    /**
+     * Clears a dead host, backend or blkdev: frees its entry and (backend) its channel segments or (blkdev) its channel
+     * claims. Refused while the object is alive or not yet observed dead for the full timeout.
+     */
+    public synchronized void clearDead(Table table, int slot) {
+        if (table == Table.SEGMENT) {
+            throw new IllegalArgumentException("segments are cleared with their backend");
+        }
+        MetaEntry e = region.entry(table, slot);
+        long claim = e.claim();
+        if (claim == 0) {
+            return;
+        }
+        LivenessTracker tracker = trackers.get(table);
+        long now = System.nanoTime();
+        if (!tracker.isDead(slot, now)) {
+            long silent = tracker.silentForNs(slot, now);
+            throw new IllegalStateException(table + " " + slot + " is alive (heartbeat silent for "
+                    + (silent < 0 ? "unknown" : silent / 1_000_000 + " ms") + ", timeout "
+                    + options.deadTimeout().toMillis() + " ms): refusing to clear");
+        }
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        if (table == Table.BACKEND && e.read(body) >= 0) {
+            int channels = Math.min(body.getInt(Records.BACKEND_CHANNELS), Records.MAX_CHANNELS_PER_BACKEND);
+            for (int c = 0; c < channels; c++) {
+                int seg = body.getInt(Records.BACKEND_SEGMENTS + 4 * c);
+                if (seg >= 0 && seg < region.geometry().segmentCount()) {
+                    MetaEntry segEntry = region.entry(Table.SEGMENT, seg);
+                    long segClaim = segEntry.claim();
+                    if (segClaim == claim) {
+                        segEntry.wipeRecords();
+                        segEntry.casClaim(segClaim, 0);
+                    }
+                }
+            }
+        } else if (table == Table.BLKDEV) {
+            // The blkdev's channels are the ones whose client claim holds its token.
+            for (int seg = 0; seg < region.geometry().segmentCount(); seg++) {
+                ChannelSegment ch = region.channel(seg);
+                if (ch.clientClaim() == claim) {
+                    if (ch.clientState() != ChannelLayout.SIDE_FENCED) {
+                        ch.control.putIntRelease(ChannelLayout.CLIENT_STATE, ChannelLayout.SIDE_STOPPED);
+                    }
+                    ch.casClientClaim(claim, 0);
+                }
+            }
+        }
+        e.wipeRecords();
+        e.casClaim(claim, 0);
+        tracker.reset(slot);
+    }
+
+    /** Snapshot of the region plus this host's view of who is alive. */
+    public RegionStatus status() {
+        RegionStatus s = RegionStatus.read(region);
+        long now = System.nanoTime();
+        return s.withLiveness((table, slot) -> region.entry(table, slot).claim() != 0
+                && !trackers.get(table).isDead(slot, now));
+    }
+
+    public List<CxlBackend> backends() {
+        return new ArrayList<>(backends);
+    }
+
+    public List<CxlBlockDevice> blkdevs() {
+        return new ArrayList<>(blkdevs);
+    }
+
+    private void observeAll(long now) {
+        for (Map.Entry<Table, LivenessTracker> t : trackers.entrySet()) {
+            LivenessTracker tracker = t.getValue();
+            MetaEntry[] entries = watched.get(t.getKey());
+            for (int s = 0; s < entries.length; s++) {
+                MetaEntry e = entries[s];
+                if (e.claim() == 0) {
+                    tracker.reset(s);
+                } else {
+                    tracker.observe(s, e.heartbeat(), now);
+                }
+            }
+        }
+    }
+
+    private void onAgentError(Throwable t) {
+        System.err.println("cxl host agent error: " + t);
+    }
+
+    /** Closes every blkdev and backend this process owns, marks the host stopped and frees its entry. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (CxlBlockDevice d : blkdevs) {
+            d.close();
+        }
+        for (CxlBackend b : backends) {
+            b.close();
+        }
+        runner.close();
+        writeHostRecord(Records.STATE_STOPPED);
+        entry.wipeRecords();
+        entry.casClaim(token, 0);
+        region.hostClosed(this);
+    }
+
+    /** Heartbeats for everything this process owns, and liveness observation of everything else. */
+    private final class HostAgent implements Agent {
+        private long nextBeatNs;
+        private final long intervalNs = options.heartbeatInterval().toNanos();
+
+        @Override
+        public int doWork() {
+            long now = System.nanoTime();
+            if (now - nextBeatNs < 0) {
+                return 0;
+            }
+            nextBeatNs = now + intervalNs;
+            for (MetaEntry e : owned) {
+                e.beat();
+            }
+            observeAll(now);
+            return 1;
+        }
+
+        @Override
+        public String roleName() {
+            return "cxl-host-" + slot;
+        }
+    }
+}

@@ -1,0 +1,57 @@
+package io.weft.cxl;
+
+import java.time.Duration;
+import org.agrona.concurrent.BackoffIdleStrategy;
+
+/**
+ * Timing knobs of one process's participation in a region.
+ *
+ * @param heartbeatInterval how often heartbeat counters are bumped (host agent and channel agents)
+ * @param deadTimeout       a peer whose counter has not moved for this long (by the observer's own monotonic clock)
+ *                          is dead; default 1 s
+ * @param ioTimeout         a client channel with requests in flight and no completion for this long fails them
+ *                          with ETIMEDOUT (covers a backend that never comes back)
+ * @param idleMaxSpins      back-off idle strategy of the data-plane agents: busy spins before yielding
+ * @param idleMaxYields     yields before parking
+ * @param idleMinPark       first park period
+ * @param idleMaxPark       longest park period: bounds wake-up latency after an idle spell and idle CPU use
+ * @param hotWindow         after the last work (and while client requests are in flight) agents only spin and
+ *                          yield for this long before backing off to parking
+ */
+public record CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Duration ioTimeout, int idleMaxSpins,
+                         int idleMaxYields, Duration idleMinPark, Duration idleMaxPark, Duration hotWindow) {
+
+    public CxlOptions {
+        if (heartbeatInterval.isNegative() || heartbeatInterval.isZero()) {
+            throw new IllegalArgumentException("heartbeatInterval must be positive");
+        }
+        if (deadTimeout.compareTo(heartbeatInterval.multipliedBy(3)) < 0) {
+            throw new IllegalArgumentException("deadTimeout must be at least 3 heartbeat intervals: " + deadTimeout);
+        }
+        if (ioTimeout.compareTo(deadTimeout) < 0) {
+            throw new IllegalArgumentException("ioTimeout must be at least deadTimeout: " + ioTimeout);
+        }
+    }
+
+    public static CxlOptions defaults() {
+        return new CxlOptions(Duration.ofMillis(100), Duration.ofSeconds(1), Duration.ofSeconds(30), 200, 100,
+                Duration.ofNanos(1_000), Duration.ofMillis(1), Duration.ofNanos(200_000));
+    }
+
+    public CxlOptions withDeadTimeout(Duration heartbeat, Duration dead) {
+        return new CxlOptions(heartbeat, dead, ioTimeout.compareTo(dead) < 0 ? dead : ioTimeout, idleMaxSpins,
+                idleMaxYields, idleMinPark, idleMaxPark, hotWindow);
+    }
+
+    public CxlOptions withIoTimeout(Duration timeout) {
+        return new CxlOptions(heartbeatInterval, deadTimeout, timeout, idleMaxSpins, idleMaxYields, idleMinPark,
+                idleMaxPark, hotWindow);
+    }
+
+    /** Back-off idling (spin, yield, park) preceded by the hot window; see {@link HotWindowIdleStrategy}. */
+    HotWindowIdleStrategy newIdleStrategy(java.util.function.BooleanSupplier expectingWork) {
+        return new HotWindowIdleStrategy(
+                new BackoffIdleStrategy(idleMaxSpins, idleMaxYields, idleMinPark.toNanos(), idleMaxPark.toNanos()),
+                hotWindow.toNanos(), expectingWork);
+    }
+}
