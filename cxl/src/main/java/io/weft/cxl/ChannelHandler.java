@@ -50,6 +50,7 @@ final class ChannelHandler implements IoCompletion {
     private final Checksums.Calculator completionCrc;
     private final Checksums.Calculator dataCrcCalc;
 
+    private volatile boolean resetRequested;
     private long taken;
     private long published;
     private boolean fenced;
@@ -117,6 +118,31 @@ final class ChannelHandler implements IoCompletion {
         }
     }
 
+    /**
+     * Asks the agent to reset this channel: rings emptied, indexes and DONE marks zeroed, fence cleared. Only for a
+     * channel no client holds (its requests were already failed by the client when it saw the fence).
+     */
+    void requestReset() {
+        resetRequested = true;
+    }
+
+    boolean resetPending() {
+        return resetRequested;
+    }
+
+    private void reset() {
+        int flags = seg.flags();
+        int channelIndex = seg.channelIndex();
+        int backendSlot = seg.backendSlot();
+        seg.initialise(channelIndex, backendSlot, flags);
+        for (int i = 0; i < depth; i++) {
+            finished.set(i, 0);
+        }
+        fenced = false;
+        attach();
+        resetRequested = false;
+    }
+
     boolean fenced() {
         return fenced;
     }
@@ -133,6 +159,10 @@ final class ChannelHandler implements IoCompletion {
         if (nowNs - lastBeatNs >= beatIntervalNs) {
             lastBeatNs = nowNs;
             control.putLongRelease(ChannelLayout.BACKEND_BEAT, control.getLong(ChannelLayout.BACKEND_BEAT) + 1);
+        }
+        if (resetRequested) {
+            reset();
+            return 1;
         }
         if (fenced || stopped) {
             return 0;

@@ -202,6 +202,25 @@ public final class CxlBackend implements AutoCloseable {
     }
 
     /**
+     * Clears a fenced channel so it can serve again: its rings are emptied and its fence removed. Refused while a
+     * blkdev holds the channel (close or clear that blkdev first); returns once the handler agent has done it.
+     */
+    public void resetChannel(int channel) {
+        ChannelHandler handler = handlers[channel];
+        if (handler.segment().clientClaim() != 0) {
+            throw new IllegalStateException("channel " + channel + " is held by a blkdev: close or clear it first");
+        }
+        handler.requestReset();
+        long deadline = System.nanoTime() + host.options().deadTimeout().toNanos() * 5;
+        while (handler.resetPending()) {
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("handler agent did not reset channel " + channel);
+            }
+            Thread.onSpinWait();
+        }
+    }
+
+    /**
      * Stops the handlers and frees the backend's entry and channel segments. Attached clients see the channels stopped
      * and fail outstanding requests with ESHUTDOWN.
      */

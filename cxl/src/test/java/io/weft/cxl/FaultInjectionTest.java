@@ -3,6 +3,7 @@ package io.weft.cxl;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.DeviceInfo;
@@ -149,6 +150,19 @@ class FaultInjectionTest {
         assertEquals(1L << 20, Files.size(storePath), "the store never grew");
         String rendered = host.status().render();
         assertTrue(rendered.contains("fenced by backend: DATA_CHECKSUM"), rendered);
+
+        // The operator resets a fenced channel no client holds; it serves a well-formed request again.
+        assertThrows(IllegalStateException.class, () -> backend.resetChannel(0), "channel 0 is held by the blkdev");
+        backend.resetChannel(4);
+        assertNull(backend.fenceReasons().get(4));
+        assertEquals(FenceCode.NONE, host.status().channel(backend.segmentIds()[4]).backendFence());
+        ChannelSegment reset = channel(4);
+        writeEntry(reset, 0, 1, IoOp.WRITE, 0x50000, 4096, 0, true);
+        reset.control.putLongRelease(ChannelLayout.SUB_TAIL, 1);
+        TestSupport.await(WAIT, "reset channel completes a request", () -> reset.completionTail() == 1);
+        assertTrue(recording.seen.contains("WRITE@327680+4096/0"), recording.seen.toString());
+        assertEquals(FenceCode.DATA_CHECKSUM, host.status().channel(backend.segmentIds()[6]).backendFence(),
+                "other fences stay until reset");
         dev.close();
     }
 
