@@ -1,0 +1,120 @@
+package io.weft.core.stats;
+
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoStatus;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+import org.HdrHistogram.Histogram;
+import org.HdrHistogram.Recorder;
+
+/**
+ * IO statistics of one device: per operation the completed requests, bytes and errors, plus the requests in flight
+ * and latency percentiles from HdrHistogram.
+ *
+ * <p>Recording ({@link #begin()}/{@link #end}, {@link #record}) may happen on any number of threads at once and is
+ * wait-free: {@link LongAdder}s for counters and an HdrHistogram {@link Recorder} per operation, whose fixed-range
+ * histograms never resize, so nothing is allocated or locked per request. Readers call {@link #snapshot()}, which
+ * swaps each recorder's interval histogram and returns an immutable {@link IoStatsSnapshot}; only readers
+ * synchronise with each other.
+ */
+public final class IoStats {
+    /** Latencies above this are recorded as this (a request that slow is an incident, not a distribution). */
+    public static final long HIGHEST_TRACKABLE_NANOS = TimeUnit.SECONDS.toNanos(60);
+    private static final int SIGNIFICANT_DIGITS = 2;
+    private static final IoOp[] OPS = IoOp.values();
+
+    private final String device;
+    private final LongAdder[] ops = new LongAdder[OPS.length];
+    private final LongAdder[] bytes = new LongAdder[OPS.length];
+    private final LongAdder[] errors = new LongAdder[OPS.length];
+    private final Recorder[] latency = new Recorder[OPS.length];
+    private final AtomicLong inFlight = new AtomicLong();
+    private final LongAdder untracked = new LongAdder();
+
+    // Reader side, guarded by this.
+    private final Histogram[] intervalHistograms = new Histogram[OPS.length];
+    private final Histogram[] totalHistograms = new Histogram[OPS.length];
+    private long lastSnapshotNanos = System.nanoTime();
+
+    public IoStats(String device) {
+        this.device = device;
+        for (int i = 0; i < OPS.length; i++) {
+            ops[i] = new LongAdder();
+            bytes[i] = new LongAdder();
+            errors[i] = new LongAdder();
+            latency[i] = new Recorder(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
+            intervalHistograms[i] = new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
+            totalHistograms[i] = new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
+        }
+    }
+
+    public String device() {
+        return device;
+    }
+
+    /** Marks a request as in flight; returns its start time for {@link #end}. */
+    public long begin() {
+        inFlight.incrementAndGet();
+        return System.nanoTime();
+    }
+
+    /** Completes a request started with {@link #begin()}. */
+    public void end(IoOp op, long length, int status, long startNanos) {
+        long latencyNanos = System.nanoTime() - startNanos;
+        inFlight.decrementAndGet();
+        record(op, length, status, latencyNanos);
+    }
+
+    /** Records one completed request whose latency the caller measured itself (not counted as in flight). */
+    public void record(IoOp op, long length, int status, long latencyNanos) {
+        int i = op.ordinal();
+        ops[i].increment();
+        if (status == IoStatus.OK) {
+            bytes[i].add(length);
+        } else {
+            errors[i].increment();
+        }
+        latency[i].recordValue(Math.max(1, Math.min(latencyNanos, HIGHEST_TRACKABLE_NANOS)));
+    }
+
+    /** Counts a request that bypassed latency tracking (its status is not seen). */
+    public void recordUntracked(IoOp op, long length) {
+        int i = op.ordinal();
+        ops[i].increment();
+        bytes[i].add(length);
+        untracked.increment();
+    }
+
+    /** Requests currently between {@link #begin()} and {@link #end}. */
+    public long inFlight() {
+        return inFlight.get();
+    }
+
+    /** Takes the latencies of the interval since the previous snapshot and returns every figure. */
+    public synchronized IoStatsSnapshot snapshot() {
+        long now = System.nanoTime();
+        List<IoStatsSnapshot.OpStats> perOp = new ArrayList<>(OPS.length);
+        for (int i = 0; i < OPS.length; i++) {
+            latency[i].getIntervalHistogramInto(intervalHistograms[i]);
+            totalHistograms[i].add(intervalHistograms[i]);
+            perOp.add(new IoStatsSnapshot.OpStats(OPS[i], ops[i].sum(), bytes[i].sum(), errors[i].sum(),
+                    latencyOf(intervalHistograms[i]), latencyOf(totalHistograms[i])));
+        }
+        long interval = now - lastSnapshotNanos;
+        lastSnapshotNanos = now;
+        return new IoStatsSnapshot(device, System.currentTimeMillis(), interval, inFlight.get(), untracked.sum(),
+                perOp);
+    }
+
+    private static IoStatsSnapshot.Latency latencyOf(Histogram h) {
+        long count = h.getTotalCount();
+        if (count == 0) {
+            return IoStatsSnapshot.Latency.EMPTY;
+        }
+        return new IoStatsSnapshot.Latency(count, h.getValueAtPercentile(50), h.getValueAtPercentile(99),
+                h.getValueAtPercentile(99.9), h.getMaxValue());
+    }
+}
