@@ -24,6 +24,7 @@ public final class StatsReporter implements AutoCloseable {
     private final ScheduledExecutorService timer;
     private volatile Map<String, IoStatsSnapshot> latest;
 
+
     public StatsReporter(List<Volume> volumes, Duration interval, boolean log) {
         this.volumes = List.copyOf(volumes);
         this.log = log;
@@ -37,9 +38,18 @@ public final class StatsReporter implements AutoCloseable {
         timer.scheduleAtFixedRate(this::tick, millis, millis, TimeUnit.MILLISECONDS);
     }
 
-    /** The most recent snapshot per volume name, in configuration order. */
+    /** The most recent interval snapshot per volume name. */
     public Map<String, IoStatsSnapshot> latest() {
         return latest;
+    }
+
+    /** Current counters with the latencies of the most recent interval, per volume in configuration order. */
+    public Map<String, IoStatsSnapshot> current() {
+        Map<String, IoStatsSnapshot> map = new LinkedHashMap<>();
+        for (Volume v : volumes) {
+            map.put(v.name(), v.stats().peek());
+        }
+        return map;
     }
 
     private Map<String, IoStatsSnapshot> snapshotAll() {
@@ -47,7 +57,7 @@ public final class StatsReporter implements AutoCloseable {
         for (Volume v : volumes) {
             map.put(v.name(), v.stats().snapshot());
         }
-        return Map.copyOf(map);
+        return java.util.Collections.unmodifiableMap(map);
     }
 
     private void tick() {

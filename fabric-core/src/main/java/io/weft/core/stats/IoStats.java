@@ -37,7 +37,10 @@ public final class IoStats {
     // Reader side, guarded by this.
     private final Histogram[] intervalHistograms = new Histogram[OPS.length];
     private final Histogram[] totalHistograms = new Histogram[OPS.length];
+    private final IoStatsSnapshot.Latency[] lastInterval = new IoStatsSnapshot.Latency[OPS.length];
+    private final IoStatsSnapshot.Latency[] lastTotal = new IoStatsSnapshot.Latency[OPS.length];
     private long lastSnapshotNanos = System.nanoTime();
+    private long lastIntervalNanos;
 
     public IoStats(String device) {
         this.device = device;
@@ -48,6 +51,8 @@ public final class IoStats {
             latency[i] = new Recorder(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
             intervalHistograms[i] = new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
             totalHistograms[i] = new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
+            lastInterval[i] = IoStatsSnapshot.Latency.EMPTY;
+            lastTotal[i] = IoStatsSnapshot.Latency.EMPTY;
         }
     }
 
@@ -100,13 +105,29 @@ public final class IoStats {
         for (int i = 0; i < OPS.length; i++) {
             latency[i].getIntervalHistogramInto(intervalHistograms[i]);
             totalHistograms[i].add(intervalHistograms[i]);
+            lastInterval[i] = latencyOf(intervalHistograms[i]);
+            lastTotal[i] = latencyOf(totalHistograms[i]);
             perOp.add(new IoStatsSnapshot.OpStats(OPS[i], ops[i].sum(), bytes[i].sum(), errors[i].sum(),
-                    latencyOf(intervalHistograms[i]), latencyOf(totalHistograms[i])));
+                    lastInterval[i], lastTotal[i]));
         }
-        long interval = now - lastSnapshotNanos;
+        lastIntervalNanos = now - lastSnapshotNanos;
         lastSnapshotNanos = now;
-        return new IoStatsSnapshot(device, System.currentTimeMillis(), interval, inFlight.get(), untracked.sum(),
-                perOp);
+        return new IoStatsSnapshot(device, System.currentTimeMillis(), lastIntervalNanos, inFlight.get(),
+                untracked.sum(), perOp);
+    }
+
+    /**
+     * Current counters with the latencies of the last {@link #snapshot()}, without starting a new interval: for
+     * readers (an HTTP scrape) that must not shift the window a periodic snapshotter owns.
+     */
+    public synchronized IoStatsSnapshot peek() {
+        List<IoStatsSnapshot.OpStats> perOp = new ArrayList<>(OPS.length);
+        for (int i = 0; i < OPS.length; i++) {
+            perOp.add(new IoStatsSnapshot.OpStats(OPS[i], ops[i].sum(), bytes[i].sum(), errors[i].sum(),
+                    lastInterval[i], lastTotal[i]));
+        }
+        return new IoStatsSnapshot(device, System.currentTimeMillis(), lastIntervalNanos, inFlight.get(),
+                untracked.sum(), perOp);
     }
 
     private static IoStatsSnapshot.Latency latencyOf(Histogram h) {

@@ -96,6 +96,21 @@ class IoStatsTest {
     }
 
     @Test
+    void peekShowsCurrentCountersAndTheLastIntervalWithoutResettingIt() {
+        IoStats stats = new IoStats("vol0");
+        stats.record(IoOp.READ, 512, IoStatus.OK, 3_000);
+        stats.snapshot();
+        stats.record(IoOp.READ, 512, IoStatus.OK, 7_000_000);
+        IoStatsSnapshot peeked = stats.peek();
+        assertEquals(2, peeked.op(IoOp.READ).ops(), "counters are current");
+        assertEquals(1, peeked.op(IoOp.READ).interval().count(), "latency is the last completed interval");
+        assertWithinOnePercent(3_000, peeked.op(IoOp.READ).interval().p50Nanos(), "last interval p50");
+        IoStatsSnapshot next = stats.snapshot();
+        assertEquals(1, next.op(IoOp.READ).interval().count(), "peek did not consume the running interval");
+        assertWithinOnePercent(7_000_000, next.op(IoOp.READ).interval().p50Nanos(), "running interval p50");
+    }
+
+    @Test
     void snapshotIsImmutable() {
         IoStatsSnapshot s = new IoStats("vol0").snapshot();
         assertThrows(UnsupportedOperationException.class, () -> s.ops().clear());

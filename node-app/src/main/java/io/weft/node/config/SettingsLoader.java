@@ -288,9 +288,9 @@ public final class SettingsLoader {
             Path path = dataDir.resolve(r.prefixed(at, () -> r.nonEmptyString("path"))).normalize();
             OptionalLong size = OptionalLong.empty();
             if (entry.hasPath("size")) {
-                long bytes = r.prefixed(at, () -> r.size("size", SIZE_ALIGNMENT, Long.MAX_VALUE / 2));
+                long bytes = r.prefixed(at, () -> r.size("size", 1, Long.MAX_VALUE / 2));
                 if (bytes % SIZE_ALIGNMENT != 0) {
-                    throw new InvalidSettingException(at + ".size", "must be a multiple of 4k, got " + bytes);
+                    throw new InvalidSettingException(at + ".size", "must be a positive multiple of 4k (4096 bytes), got " + bytes);
                 }
                 size = OptionalLong.of(bytes);
             }

@@ -41,9 +41,9 @@ public final class ManagementHttp implements AutoCloseable {
             reply(ex, isReady ? 200 : 503, "text/plain", isReady ? "ready\n" : "not ready\n");
         });
         server.createContext("/metrics", ex -> reply(ex, 200, "text/plain; version=0.0.4",
-                prometheus(stats.latest())));
+                prometheus(stats.current())));
         server.createContext("/weft/volumes", ex -> reply(ex, 200, "application/json",
-                volumesJson(volumes, stats.latest())));
+                volumesJson(volumes, stats.current())));
         server.start();
         return new ManagementHttp(server);
     }
