@@ -19,14 +19,19 @@ import picocli.CommandLine.Option;
 @Command(name = "node",
         mixinStandardHelpOptions = true,
         description = {
-            "Runs a Weft node in the foreground: opens (or creates) the configured volumes and serves them over NBD",
-            "until SIGINT or SIGTERM, then lets in-flight IO finish, flushes every volume and exits 0.",
-            "With no options: volume vol0, a sparse 1 GiB file in ./data, at nbd://127.0.0.1:10809/vol0 and on",
-            "the Unix socket ./data/nbd.sock."},
+            "Runs a node: serves the configured volumes over NBD until SIGINT or SIGTERM.",
+            "",
+            "Opens each volume (creating a missing file sparse). On SIGINT or SIGTERM it",
+            "stops accepting, lets in-flight IO finish, flushes every volume, exits 0.",
+            "With no options: volume vol0, a sparse 1 GiB file ./data/vol0.img, served",
+            "at nbd://127.0.0.1:10809/vol0 and on the Unix socket ./data/nbd.sock.",
+            ""},
         footer = {"",
-            "Settings are read, in increasing precedence, from reference.conf, the --config file, JVM system",
-            "properties, -D options and the options above. See docs/configuration.md for every key.",
-            "Exit codes: 0 stopped cleanly, 1 start-up or shutdown failed, 2 invalid usage or setting."})
+            "Precedence, lowest first: reference.conf, the --config file, JVM system",
+            "properties, -D options, the options above. docs/configuration.md lists",
+            "every key.",
+            "Exit codes: 0 stopped cleanly, 1 start-up or shutdown failed, 2 invalid",
+            "usage or setting."})
 public final class NodeCommand implements Callable<Integer> {
     private static final Logger LOG = LoggerFactory.getLogger(NodeCommand.class);
 
