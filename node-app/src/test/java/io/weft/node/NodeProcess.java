@@ -84,12 +84,11 @@ final class NodeProcess implements AutoCloseable {
         return process.exitValue();
     }
 
-    /** Sends a signal (e.g. "TERM", "INT") to the child. */
+    /**
+     * Sends a signal (e.g. "TERM", "INT") to the child with kill(1): {@link Process#destroy()} would also close the
+     * child's output streams, losing what it prints while it stops.
+     */
     void signal(String name) throws IOException, InterruptedException {
-        if ("TERM".equals(name)) {
-            process.destroy(); // SIGTERM on Linux
-            return;
-        }
         Process kill = new ProcessBuilder("kill", "-" + name, Long.toString(process.pid())).inheritIO().start();
         if (kill.waitFor() != 0) {
             throw new AssertionError("kill -" + name + " failed");
