@@ -91,6 +91,15 @@ public final class FileBackingStore implements BackingStore {
      * @param directIo bypass the page cache (O_DIRECT); requests must then be aligned to {@link #logicalBlockSize()}
      */
     public static FileBackingStore open(Path path, boolean readOnly, boolean directIo) throws IOException {
+        return open(path, readOnly, directIo, true);
+    }
+
+    /**
+     * As {@link #open(Path, boolean, boolean)}; {@code allowPunch = false} never punches holes or zeroes ranges in
+     * the file system, as on one that cannot (tests use it to exercise the fallbacks).
+     */
+    static FileBackingStore open(Path path, boolean readOnly, boolean directIo, boolean allowPunch)
+            throws IOException {
         int fd = LinuxIo.open(path, readOnly);
         try {
             Path same = LinuxIo.procPath(fd);
@@ -118,13 +127,14 @@ public final class FileBackingStore implements BackingStore {
                     lbs = LinuxIo.blockDeviceSectorSize(fd, path);
                     long rdev = (Long) Files.getAttribute(same, "unix:rdev");
                     rotational = LinuxIo.sysBlockQueueValue(rdev, "rotational", 0) == 1;
-                    punch = !readOnly && LinuxIo.sysBlockQueueValue(rdev, "write_zeroes_max_bytes", 0) > 0;
+                    punch = allowPunch && !readOnly
+                            && LinuxIo.sysBlockQueueValue(rdev, "write_zeroes_max_bytes", 0) > 0;
                 } else {
                     size = channel.size();
                     lbs = 512;
                     long dev = (Long) Files.getAttribute(same, "unix:dev");
                     rotational = LinuxIo.sysBlockQueueValue(dev, "rotational", 0) == 1;
-                    punch = !readOnly && probePunch(fd, size);
+                    punch = allowPunch && !readOnly && probePunch(fd, size);
                 }
                 if (directIo) {
                     // The JDK checks O_DIRECT alignment against the file system's block size.

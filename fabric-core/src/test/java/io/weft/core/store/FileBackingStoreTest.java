@@ -140,6 +140,34 @@ class FileBackingStoreTest {
 
     @ParameterizedTest
     @EnumSource(Medium.class)
+    void withoutHolePunchingZeroingWritesZerosAndFastZeroIsRefused(Medium medium) throws IOException {
+        Path path = file(medium);
+        FileBackingStore.createSparse(path, 4L * MIB).close();
+        try (FileBackingStore store = FileBackingStore.open(path, false, false, false)) {
+            assertFalse(store.canPunchHoles());
+            store.write(0, ByteBuffer.wrap(randomBytes(4 * MIB, 10)), false);
+            long before = StoreTestFiles.allocatedBytes(path);
+
+            StoreException fast = assertThrows(StoreException.class, () -> store.writeZeroes(0, MIB, true, true));
+            assertEquals(IoStatus.ENOTSUP, fast.status());
+            store.writeZeroes(0, MIB, true, false);
+            assertArrayEquals(new byte[MIB], readBack(store, 0, MIB));
+            store.discard(MIB, MIB);
+            assertFalse(java.util.Arrays.equals(new byte[MIB], readBack(store, MIB, MIB)),
+                    "a discard without punching leaves the data");
+            assertEquals(before, StoreTestFiles.allocatedBytes(path), "nothing was deallocated");
+        }
+        try (StoreBlockDevice device = new StoreBlockDevice(FileBackingStore.open(path, false, false, false))) {
+            assertFalse(device.info().canFastZero());
+            assertFalse(device.info().canDiscard());
+            assertEquals(IoStatus.ENOTSUP, device.execute(io.weft.core.io.IoOp.WRITE_ZEROES, 0, 4096,
+                    io.weft.core.io.IoFlags.FAST_ZERO, null));
+            assertEquals(IoStatus.OK, device.execute(io.weft.core.io.IoOp.WRITE_ZEROES, 0, 4096, 0, null));
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Medium.class)
     void refusesOutOfRangeAndUnalignedRequestsBeforeTouchingTheFile(Medium medium) throws IOException {
         Path path = file(medium);
         try (FileBackingStore store = FileBackingStore.createSparse(path, MIB)) {
