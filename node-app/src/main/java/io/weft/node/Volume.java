@@ -59,6 +59,12 @@ public final class Volume implements AutoCloseable {
                 store = FileBackingStore.createSparse(path, settings.size().getAsLong(), settings.directIo());
                 created = true;
             }
+            try {
+                store.lock();
+            } catch (IOException e) {
+                store.close();
+                throw e;
+            }
         } catch (IOException e) {
             throw new StartupException(settings.key() + ".path: cannot open " + path + ": " + e.getMessage(), e);
         } catch (RuntimeException e) {

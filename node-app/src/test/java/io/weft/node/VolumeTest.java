@@ -77,6 +77,17 @@ class VolumeTest {
     }
 
     @Test
+    void aVolumeInUseByAnotherOwnerIsRefused() throws Exception {
+        NodeSettings s = settings(Map.of());
+        try (Volume first = Volume.open(s.volumes().get(0), s)) {
+            StartupException e = assertThrows(StartupException.class, () -> Volume.open(s.volumes().get(0), s));
+            assertTrue(e.getMessage().startsWith("weft.volumes[0].path: cannot open "), e.getMessage());
+            assertTrue(e.getMessage().contains("in use"), e.getMessage());
+            assertTrue(first.device().info().size() > 0);
+        }
+    }
+
+    @Test
     void aMissingReadOnlyVolumeOrOneWithoutSizeIsRefusedByKey() {
         VolumeSettings ro = new VolumeSettings("weft.volumes[3]", "ro", dataDir.resolve("ro.img"),
                 java.util.OptionalLong.of(4096), true, "", false, 0);

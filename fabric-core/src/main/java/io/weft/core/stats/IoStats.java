@@ -5,7 +5,6 @@ import io.weft.core.io.IoStatus;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import org.HdrHistogram.Histogram;
 import org.HdrHistogram.Recorder;
@@ -31,7 +30,8 @@ public final class IoStats {
     private final LongAdder[] bytes = new LongAdder[OPS.length];
     private final LongAdder[] errors = new LongAdder[OPS.length];
     private final Recorder[] latency = new Recorder[OPS.length];
-    private final AtomicLong inFlight = new AtomicLong();
+    /** Incremented by begin, decremented by end; a LongAdder so connections on many cores do not share a line. */
+    private final LongAdder inFlight = new LongAdder();
     private final LongAdder untracked = new LongAdder();
 
     // Reader side, guarded by this.
@@ -62,14 +62,14 @@ public final class IoStats {
 
     /** Marks a request as in flight; returns its start time for {@link #end}. */
     public long begin() {
-        inFlight.incrementAndGet();
+        inFlight.increment();
         return System.nanoTime();
     }
 
     /** Completes a request started with {@link #begin()}. */
     public void end(IoOp op, long length, int status, long startNanos) {
         long latencyNanos = System.nanoTime() - startNanos;
-        inFlight.decrementAndGet();
+        inFlight.decrement();
         record(op, length, status, latencyNanos);
     }
 
@@ -95,7 +95,7 @@ public final class IoStats {
 
     /** Requests currently between {@link #begin()} and {@link #end}. */
     public long inFlight() {
-        return inFlight.get();
+        return inFlight.sum();
     }
 
     /** Takes the latencies of the interval since the previous snapshot and returns every figure. */
@@ -112,7 +112,7 @@ public final class IoStats {
         }
         lastIntervalNanos = now - lastSnapshotNanos;
         lastSnapshotNanos = now;
-        return new IoStatsSnapshot(device, System.currentTimeMillis(), lastIntervalNanos, inFlight.get(),
+        return new IoStatsSnapshot(device, System.currentTimeMillis(), lastIntervalNanos, inFlight.sum(),
                 untracked.sum(), perOp);
     }
 
@@ -126,7 +126,7 @@ public final class IoStats {
             perOp.add(new IoStatsSnapshot.OpStats(OPS[i], ops[i].sum(), bytes[i].sum(), errors[i].sum(),
                     lastInterval[i], lastTotal[i]));
         }
-        return new IoStatsSnapshot(device, System.currentTimeMillis(), lastIntervalNanos, inFlight.get(),
+        return new IoStatsSnapshot(device, System.currentTimeMillis(), lastIntervalNanos, inFlight.sum(),
                 untracked.sum(), perOp);
     }
 

@@ -32,6 +32,8 @@ import java.util.List;
  *   aligned direct buffer go through a per-thread aligned bounce buffer.</li>
  *   <li>Every request is checked against the size and the logical block size before it reaches the kernel; a refusal
  *   is a {@link StoreException} carrying the {@link IoStatus} to report.</li>
+ *   <li>{@link #lock()} takes a {@code flock} on the store's descriptor (exclusive when writable, shared when
+ *   read-only), so two owners that both lock, in this process or another, never write the same file or device.</li>
  *   <li>A thread interrupted during IO makes the JDK close the channel; the store then reopens it from its native
  *   descriptor, fails only the interrupted request and lets the others retry, so one interrupt cannot kill a
  *   store shared by many connections.</li>
@@ -222,6 +224,15 @@ public final class FileBackingStore implements BackingStore {
     @Override
     public boolean rotational() {
         return rotational;
+    }
+
+    /**
+     * Locks the store against other lockers: exclusively when it is writable, shared when read-only. Fails at once
+     * (never waits) if another store or process holds a conflicting lock. The lock lasts until {@link #close()}.
+     * POSIX record locks (which qemu uses on images) are independent of it.
+     */
+    public void lock() throws IOException {
+        LinuxIo.lockOrFail(fd, readOnly, path);
     }
 
     /** True for a raw block device, false for a regular file. */
@@ -515,6 +526,10 @@ public final class FileBackingStore implements BackingStore {
         size = newSize;
     }
 
+    /**
+     * Closes the channel and the native descriptor (which releases the lock). Callers stop submitting first: a
+     * request still running would fail with ESHUTDOWN.
+     */
     @Override
     public void close() throws IOException {
         synchronized (reopenLock) {

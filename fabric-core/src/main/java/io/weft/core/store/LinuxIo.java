@@ -33,10 +33,19 @@ final class LinuxIo {
     static final long BLKSSZGET = 0x1268L;
 
     // Linux values, identical on x86_64 and aarch64 (the platforms Weft runs on).
+    static final int EPERM = 1;
+    static final int ENOENT = 2;
+    static final int EACCES = 13;
+    static final int EROFS = 30;
     static final int EINTR = 4;
     static final int ENXIO = 6;
     static final int ENOSPC = 28;
     static final int EOPNOTSUPP = 95;
+    static final int EWOULDBLOCK = 11;
+
+    static final int LOCK_SH = 1;
+    static final int LOCK_EX = 2;
+    static final int LOCK_NB = 4;
 
     private static final int O_RDONLY = 0;
     private static final int O_RDWR = 2;
@@ -59,6 +68,9 @@ final class LinuxIo {
 
         @SaveError
         int ftruncate(int fd, @off_t long length);
+
+        @SaveError
+        int flock(int fd, int operation);
 
         @SaveError
         @Variadic(fixedCount = 2)
@@ -87,7 +99,15 @@ final class LinuxIo {
     }
 
     static IOException failure(String what, Path path, int errno) {
-        String text = what + " " + path + ": " + LIBC.strerror(errno) + " (errno " + errno + ")";
+        String reason = LIBC.strerror(errno) + " (errno " + errno + ")";
+        String text = what + " " + path + ": " + reason;
+        // The same exception types FileChannel.open throws, so callers can keep catching them.
+        if (errno == ENOENT) {
+            return new java.nio.file.NoSuchFileException(path.toString(), null, what + ": " + reason);
+        }
+        if (errno == EACCES || errno == EPERM || errno == EROFS) {
+            return new java.nio.file.AccessDeniedException(path.toString(), null, what + ": " + reason);
+        }
         if (errno == ENOSPC) {
             return new StoreException(io.weft.core.io.IoStatus.ENOSPC, text);
         }
@@ -135,6 +155,23 @@ final class LinuxIo {
     static void ftruncate(int fd, long length, Path path) throws IOException {
         if (LIBC.ftruncate(fd, length) != 0) {
             throw failure("ftruncate", path, errno());
+        }
+    }
+
+    /**
+     * Takes a non-blocking {@code flock} on the descriptor: shared for readers, exclusive for a writer. The lock
+     * belongs to this open file description, so it also stops a second open in the same process.
+     */
+    static void lockOrFail(int fd, boolean shared, Path path) throws IOException {
+        while (LIBC.flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+            int err = errno();
+            if (err == EWOULDBLOCK) {
+                throw new IOException(path + " is in use: another process (or store) holds "
+                        + (shared ? "it open for writing" : "a lock on it"));
+            }
+            if (err != EINTR) {
+                throw failure("flock", path, err);
+            }
         }
     }
 

@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
@@ -264,6 +265,51 @@ class FileBackingStoreTest {
             store.write(4096, ByteBuffer.wrap(data), true);
             assertArrayEquals(data, readBack(store, 4096, 4096));
         }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Medium.class)
+    void lockedStoresExcludeOtherWritersAndShareWithReaders(Medium medium) throws IOException {
+        Path path = file(medium);
+        try (FileBackingStore writer = FileBackingStore.createSparse(path, MIB);
+             FileBackingStore second = FileBackingStore.open(path, false);
+             FileBackingStore reader = FileBackingStore.open(path, true)) {
+            writer.lock();
+            IOException busy = assertThrows(IOException.class, second::lock);
+            assertTrue(busy.getMessage().contains("in use"), busy.getMessage());
+            assertThrows(IOException.class, reader::lock);
+        }
+        try (FileBackingStore reader1 = FileBackingStore.open(path, true);
+             FileBackingStore reader2 = FileBackingStore.open(path, true);
+             FileBackingStore writer = FileBackingStore.open(path, false)) {
+            reader1.lock();
+            reader2.lock();
+            assertThrows(IOException.class, writer::lock);
+        }
+        try (FileBackingStore free = FileBackingStore.open(path, false)) {
+            free.lock(); // every earlier lock went with its close
+        }
+    }
+
+    @Test
+    void openFailuresKeepTheJdkExceptionTypes() throws IOException {
+        dir = Medium.DISK.newDirectory();
+        assertThrows(java.nio.file.NoSuchFileException.class,
+                () -> FileBackingStore.open(dir.resolve("missing.img"), false));
+        // An immutable file refuses writers even to root (EPERM), which callers see as AccessDeniedException.
+        String chattr = io.weft.core.testing.RequiredTool.require("chattr", "e2fsprogs").toString();
+        Path immutable = dir.resolve("immutable.img");
+        FileBackingStore.createSparse(immutable, MIB).close();
+        StoreTestFiles.run(chattr, "+i", immutable.toString());
+        try {
+            assertThrows(java.nio.file.AccessDeniedException.class, () -> FileBackingStore.open(immutable, false));
+            FileBackingStore.open(immutable, true).close();
+        } finally {
+            StoreTestFiles.run(chattr, "-i", immutable.toString());
+        }
+        IOException directory = assertThrows(IOException.class, () -> FileBackingStore.open(dir, true));
+        assertTrue(directory.getMessage().contains("neither a regular file nor a block device"),
+                directory.getMessage());
     }
 
     @ParameterizedTest
