@@ -74,6 +74,10 @@ public final class WeftNode implements AutoCloseable {
                 HostPort listen = settings.nbdListen().get();
                 try {
                     bound = nbd.bindTcp(listen.host(), listen.port());
+                    if (!bound.getAddress().isLoopbackAddress()) {
+                        LOG.warn("NBD listens on {}: NBD has no authentication, so everyone who can reach it can "
+                                + "read and write every volume", listen);
+                    }
                 } catch (IOException e) {
                     throw new StartupException("weft.nbd.listen: cannot listen on " + listen + ": " + e.getMessage(),
                             e);

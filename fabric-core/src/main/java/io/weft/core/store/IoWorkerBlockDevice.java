@@ -72,13 +72,19 @@ public final class IoWorkerBlockDevice implements BlockDevice {
     @Override
     public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
                        IoCompletion completion) {
+        // Counted before the closed check: close() sets closed, then waits for inFlight to drain, so a request
+        // either sees closed or is waited for.
+        inFlight.incrementAndGet();
         if (closed) {
+            inFlight.decrementAndGet();
             completion.onComplete(tag, IoStatus.ESHUTDOWN);
             return;
         }
         Request request = free.poll();
         if (request == null) {
-            completion.onComplete(tag, device.execute(op, offset, length, flags, buffer));
+            int status = device.execute(op, offset, length, flags, buffer);
+            inFlight.decrementAndGet();
+            completion.onComplete(tag, status);
             return;
         }
         request.op = op;
@@ -88,7 +94,6 @@ public final class IoWorkerBlockDevice implements BlockDevice {
         request.buffer = buffer;
         request.tag = tag;
         request.completion = completion;
-        inFlight.incrementAndGet();
         // pending has as many slots as there are Requests, so this offer cannot fail.
         pending.offer(request);
     }

@@ -185,6 +185,21 @@ class StoreBlockDeviceTest {
         assertEquals(IoStatus.ESHUTDOWN, after.byTag.get(7L));
     }
 
+    @Test
+    void workerModeFinishesQueuedRequestsBeforeClosing() throws Exception {
+        StoreBlockDevice inner = new StoreBlockDevice(newStore(Medium.TMPFS, 16L * MIB));
+        IoWorkerBlockDevice device = new IoWorkerBlockDevice(inner, 1, 64, "drain");
+        Statuses statuses = new Statuses();
+        ByteBuffer data = ByteBuffer.allocateDirect(MIB);
+        for (int i = 0; i < 48; i++) {
+            device.submit(IoOp.WRITE, (long) (i % 16) * MIB, MIB, 0, data.duplicate(), i, statuses);
+        }
+        device.close();
+        assertEquals(48, statuses.calls.get(), "every request completed by the time close returns");
+        assertTrue(statuses.byTag.values().stream().allMatch(s -> s == IoStatus.OK), statuses.byTag.toString());
+        assertEquals(0, device.inFlight());
+    }
+
     private static void awaitCount(AtomicInteger counter, int expected) {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (counter.get() < expected) {
