@@ -120,7 +120,8 @@ public final class SettingsLoader {
             if (config.getValue("weft").valueType() != ConfigValueType.OBJECT) {
                 throw new InvalidSettingException("weft", "expected an object, got " + describe("weft"));
             }
-            Config reference = ConfigFactory.defaultReference();
+            // Only what reference.conf files define: defaultReference() would already hold the system properties.
+            Config reference = ConfigFactory.defaultReferenceUnresolved().withOnlyPath("weft").resolve();
             for (Map.Entry<String, ConfigValue> entry : config.getConfig("weft").entrySet()) {
                 String key = "weft." + entry.getKey();
                 if (!reference.hasPathOrNull(key) && !underKnownLeaf(reference, key)) {

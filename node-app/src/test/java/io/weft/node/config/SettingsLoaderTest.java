@@ -116,6 +116,19 @@ class SettingsLoaderTest {
     }
 
     @Test
+    void anUnknownKeyFromAJvmSystemPropertyIsRefusedToo() {
+        System.setProperty("weft.nbd.colour", "blue");
+        ConfigFactory.invalidateCaches();
+        try {
+            InvalidSettingException e = assertThrows(InvalidSettingException.class, () -> parseD(Map.of()));
+            assertEquals("weft.nbd.colour", e.key());
+        } finally {
+            System.clearProperty("weft.nbd.colour");
+            ConfigFactory.invalidateCaches();
+        }
+    }
+
+    @Test
     void offDisablesListenersAndIpv6HostsParse() {
         NodeSettings s = parseD(Map.of("weft.nbd.unix-socket", "off", "weft.nbd.listen", "[::1]:0",
                 "weft.http.listen", "off"));
