@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -31,11 +32,12 @@ public final class WeftNode implements AutoCloseable {
     private final InetSocketAddress nbdAddress;
     private final StatsReporter stats;
     private final ManagementHttp http;
-    private volatile boolean ready;
+    private final AtomicBoolean ready;
     private boolean closed;
 
     private WeftNode(NodeSettings settings, List<Volume> volumes, NbdServer nbd, InetSocketAddress nbdAddress,
-                     StatsReporter stats, ManagementHttp http) {
+                     StatsReporter stats, ManagementHttp http, AtomicBoolean ready) {
+        this.ready = ready;
         this.settings = settings;
         this.volumes = volumes;
         this.nbd = nbd;
@@ -97,20 +99,19 @@ public final class WeftNode implements AutoCloseable {
                 }
             }
             stats = new StatsReporter(volumes, settings.statsInterval(), settings.statsLog());
-            WeftNode[] self = new WeftNode[1];
+            AtomicBoolean ready = new AtomicBoolean();
             if (settings.httpListen().isPresent()) {
                 HostPort listen = settings.httpListen().get();
                 try {
                     http = ManagementHttp.start(listen.host(), listen.port(), volumes, stats,
-                            () -> self[0] != null && self[0].ready);
+                            ready::get);
                 } catch (IOException e) {
                     throw new StartupException("weft.http.listen: cannot listen on " + listen + ": " + e.getMessage(),
                             e);
                 }
             }
-            WeftNode node = new WeftNode(settings, List.copyOf(volumes), nbd, bound, stats, http);
-            self[0] = node;
-            node.ready = true;
+            WeftNode node = new WeftNode(settings, List.copyOf(volumes), nbd, bound, stats, http, ready);
+            ready.set(true);
             return node;
         } catch (StartupException | RuntimeException e) {
             closeQuietly(http);
@@ -155,7 +156,7 @@ public final class WeftNode implements AutoCloseable {
     }
 
     public boolean ready() {
-        return ready;
+        return ready.get();
     }
 
     private String tcpUri(String export) {
@@ -234,7 +235,7 @@ public final class WeftNode implements AutoCloseable {
             return true;
         }
         closed = true;
-        ready = false;
+        ready.set(false);
         LOG.info("stopping: no new connections, draining in-flight IO");
         nbd.close();
         boolean flushed = true;

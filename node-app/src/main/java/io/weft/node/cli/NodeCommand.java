@@ -87,7 +87,8 @@ public final class NodeCommand implements Callable<Integer> {
 
     /**
      * Catches SIGINT and SIGTERM so the node stops in order and the process exits 0 (a JVM killed by a signal
-     * through its default handler exits 128+n). A second signal while stopping exits at once.
+     * through its default handler exits 128+n). A second signal while stopping exits at once. sun.misc.Signal is
+     * one of the JDK's critical internal APIs kept accessible on purpose (JEP 260); javac still warns about it.
      */
     static final class ShutdownSignals {
         private final CountDownLatch received = new CountDownLatch(1);
