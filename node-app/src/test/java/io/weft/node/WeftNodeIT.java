@@ -48,6 +48,11 @@ class WeftNodeIT {
         return out;
     }
 
+    private static HttpResponse<String> get(String url) throws IOException, InterruptedException {
+        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
     @Test
     void servesTheDefaultVolumeToRealClientsAndFlushesOnSigterm() throws Exception {
         String qemuImg = RequiredTool.require("qemu-img", "qemu-utils").toString();
@@ -70,9 +75,14 @@ class WeftNodeIT {
 
             run(qemuIo, "-f", "raw", "-c", "write -P 0xa5 4096 1M", tcp);
 
-            HttpResponse<String> metrics = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
-                    URI.create("http://127.0.0.1:" + ready.group(3) + "/metrics")).build(),
-                    HttpResponse.BodyHandlers.ofString());
+            String http = "http://127.0.0.1:" + ready.group(3);
+            HttpResponse<String> readiness = get(http + "/ready");
+            assertEquals(200, readiness.statusCode());
+            assertEquals("ready\n", readiness.body());
+            HttpResponse<String> volumes = get(http + "/weft/volumes");
+            assertTrue(volumes.body().startsWith("[{\"name\":\"vol0\",") && volumes.body().contains(
+                    "\"size\":1073741824,\"logicalBlockSize\":512,\"readOnly\":false"), volumes.body());
+            HttpResponse<String> metrics = get(http + "/metrics");
             assertEquals(200, metrics.statusCode());
             assertTrue(metrics.body().contains("weft_volume_bytes_total{volume=\"vol0\",op=\"write\"} 1048576\n"),
                     metrics.body());
