@@ -246,7 +246,11 @@ public final class SettingsLoader {
             String key = "weft.volumes";
             requirePresent(key);
             if (config.getValue(key).valueType() != ConfigValueType.LIST) {
-                throw new InvalidSettingException(key, "expected a list of volumes, got " + describe(key));
+                String hint = config.getValue(key).valueType() == ConfigValueType.OBJECT
+                        && config.getObject(key).keySet().stream().allMatch(k -> k.matches("\\d+"))
+                        ? " (a list cannot be changed entry by entry with -D; set weft.volumes in a --config file)"
+                        : "";
+                throw new InvalidSettingException(key, "expected a list of volumes, got " + describe(key) + hint);
             }
             List<? extends ConfigValue> entries = config.getList(key);
             List<VolumeSettings> volumes = new ArrayList<>();

@@ -205,6 +205,15 @@ class SettingsLoaderTest {
     }
 
     @Test
+    void aDashDIntoTheVolumeListExplainsWhyItCannotWork() {
+        InvalidSettingException e = assertThrows(InvalidSettingException.class,
+                () -> parseD(Map.of("weft.volumes.0.size", "2g")));
+        assertEquals("weft.volumes", e.key());
+        assertTrue(e.getMessage().endsWith("(a list cannot be changed entry by entry with -D; set weft.volumes in a "
+                + "--config file)"), e.getMessage());
+    }
+
+    @Test
     void volumeSettingsCarryOverridesAndDefaults() throws IOException {
         NodeSettings s = parseFile("weft { store { direct-io = true, io-threads = 2 }, volumes = ["
                 + "{ name = fast, path = /dev/shm/fast.img, size = 64m, direct-io = false, io-threads = 0 },"
