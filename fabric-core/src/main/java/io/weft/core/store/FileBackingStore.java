@@ -1,58 +1,199 @@
 package io.weft.core.store;
 
+import com.sun.nio.file.ExtendedOpenOption;
+import io.weft.core.io.BlockDevice;
+import io.weft.core.io.IoStatus;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ClosedByInterruptException;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.EnumSet;
-import java.util.Set;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
- * A regular file used as a block store through positional {@link FileChannel} IO.
- * Zeroing writes zeros from a shared read-only zero buffer (hole punching arrives with the native helpers).
+ * A regular file or a raw block device used as a block store.
+ *
+ * <p>Data moves through positional {@link FileChannel} IO. Next to the channel the store keeps its own native
+ * descriptor of the same inode (the channel is opened through {@code /proc/self/fd/N}) for what the JDK cannot do:
+ * punching holes and zeroing ranges with {@code fallocate}, mapping allocation with {@code lseek SEEK_DATA/SEEK_HOLE},
+ * growing sparsely with {@code ftruncate}, and asking a block device for its size and sector size.
+ *
+ * <ul>
+ *   <li>Hole punching is probed once at open (a punch past the end of a file changes nothing; for a block device the
+ *   queue's {@code write_zeroes_max_bytes} says whether the kernel can zero without writing). If a punch later fails
+ *   with EOPNOTSUPP the store stops trying and falls back to writing zeros.</li>
+ *   <li>With {@code directIo} the channel is opened with O_DIRECT. Offsets and lengths must then be multiples of the
+ *   logical block size (at least the file system's block size, which the JDK enforces); payloads that are not in an
+ *   aligned direct buffer go through a per-thread aligned bounce buffer.</li>
+ *   <li>Every request is checked against the size and the logical block size before it reaches the kernel; a refusal
+ *   is a {@link StoreException} carrying the {@link IoStatus} to report.</li>
+ *   <li>{@link #lock()} takes a {@code flock} on the store's descriptor (exclusive when writable, shared when
+ *   read-only), so two owners that both lock, in this process or another, never write the same file or device.</li>
+ *   <li>A thread interrupted during IO makes the JDK close the channel; the store then reopens it from its native
+ *   descriptor, fails only the interrupted request and lets the others retry, so one interrupt cannot kill a
+ *   store shared by many connections.</li>
+ * </ul>
  */
 public final class FileBackingStore implements BackingStore {
     private static final int ZERO_CHUNK = 1 << 20;
-    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(ZERO_CHUNK).asReadOnlyBuffer();
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFBLK = 0060000;
+    private static final int S_IFREG = 0100000;
 
     private final Path path;
-    private final FileChannel channel;
+    private final int fd;
     private final boolean readOnly;
-    private volatile long size;
+    private final boolean directIo;
+    private final boolean blockDevice;
+    private final int logicalBlockSize;
+    private final boolean rotational;
+    private final ByteBuffer zeros;
+    private final ThreadLocal<ByteBuffer> bounce;
+    private final Object reopenLock = new Object();
 
-    private FileBackingStore(Path path, FileChannel channel, boolean readOnly, long size) {
+    private volatile FileChannel channel;
+    private volatile long size;
+    private volatile boolean canPunch;
+    /** 1 = FALLOC_FL_ZERO_RANGE works, 0 = not tried yet, -1 = unsupported. */
+    private volatile int zeroRangeSupport;
+    private volatile boolean closed;
+
+    private FileBackingStore(Path path, int fd, FileChannel channel, boolean readOnly, boolean directIo,
+                             boolean blockDevice, long size, int logicalBlockSize, boolean rotational,
+                             boolean canPunch) {
         this.path = path;
+        this.fd = fd;
         this.channel = channel;
         this.readOnly = readOnly;
+        this.directIo = directIo;
+        this.blockDevice = blockDevice;
         this.size = size;
+        this.logicalBlockSize = logicalBlockSize;
+        this.rotational = rotational;
+        this.canPunch = canPunch;
+        this.zeros = alignedDirect(ZERO_CHUNK, Math.max(4096, logicalBlockSize)).asReadOnlyBuffer();
+        this.bounce = directIo
+                ? ThreadLocal.withInitial(() -> alignedDirect(ZERO_CHUNK, Math.max(4096, logicalBlockSize)))
+                : null;
     }
 
-    /** Opens an existing file. */
+    /** Opens an existing file or block device with buffered IO. */
     public static FileBackingStore open(Path path, boolean readOnly) throws IOException {
-        Set<StandardOpenOption> options = readOnly
-                ? EnumSet.of(StandardOpenOption.READ)
-                : EnumSet.of(StandardOpenOption.READ, StandardOpenOption.WRITE);
-        FileChannel ch = FileChannel.open(path, options);
-        return new FileBackingStore(path, ch, readOnly, ch.size());
+        return open(path, readOnly, false);
     }
 
-    /** Creates a sparse file of {@code size} bytes if it does not exist, then opens it read-write. */
+    /**
+     * Opens an existing regular file or block device.
+     *
+     * @param directIo bypass the page cache (O_DIRECT); requests must then be aligned to {@link #logicalBlockSize()}
+     */
+    public static FileBackingStore open(Path path, boolean readOnly, boolean directIo) throws IOException {
+        return open(path, readOnly, directIo, true);
+    }
+
+    /**
+     * As {@link #open(Path, boolean, boolean)}; {@code allowPunch = false} never punches holes or zeroes ranges in
+     * the file system, as on one that cannot (tests use it to exercise the fallbacks).
+     */
+    static FileBackingStore open(Path path, boolean readOnly, boolean directIo, boolean allowPunch)
+            throws IOException {
+        int fd = LinuxIo.open(path, readOnly);
+        try {
+            Path same = LinuxIo.procPath(fd);
+            int mode = (Integer) Files.getAttribute(same, "unix:mode");
+            boolean block = (mode & S_IFMT) == S_IFBLK;
+            if (!block && (mode & S_IFMT) != S_IFREG) {
+                throw new IOException(path + " is neither a regular file nor a block device");
+            }
+            List<OpenOption> options = new ArrayList<>();
+            options.add(StandardOpenOption.READ);
+            if (!readOnly) {
+                options.add(StandardOpenOption.WRITE);
+            }
+            if (directIo) {
+                options.add(ExtendedOpenOption.DIRECT);
+            }
+            FileChannel channel = FileChannel.open(same, options.toArray(new OpenOption[0]));
+            try {
+                long size;
+                int lbs;
+                boolean rotational;
+                boolean punch;
+                if (block) {
+                    size = LinuxIo.blockDeviceSize(fd, path);
+                    lbs = LinuxIo.blockDeviceSectorSize(fd, path);
+                    long rdev = (Long) Files.getAttribute(same, "unix:rdev");
+                    rotational = LinuxIo.sysBlockQueueValue(rdev, "rotational", 0) == 1;
+                    punch = allowPunch && !readOnly
+                            && LinuxIo.sysBlockQueueValue(rdev, "write_zeroes_max_bytes", 0) > 0;
+                } else {
+                    size = channel.size();
+                    lbs = 512;
+                    long dev = (Long) Files.getAttribute(same, "unix:dev");
+                    rotational = LinuxIo.sysBlockQueueValue(dev, "rotational", 0) == 1;
+                    punch = allowPunch && !readOnly && probePunch(fd, size);
+                }
+                if (directIo) {
+                    // The JDK checks O_DIRECT alignment against the file system's block size.
+                    lbs = Math.max(lbs, (int) Files.getFileStore(path).getBlockSize());
+                }
+                return new FileBackingStore(path, fd, channel, readOnly, directIo, block, size, lbs, rotational,
+                        punch);
+            } catch (IOException | RuntimeException e) {
+                channel.close();
+                throw e;
+            }
+        } catch (IOException | RuntimeException e) {
+            LinuxIo.close(fd);
+            throw e;
+        }
+    }
+
+    /** Creates a sparse file of {@code size} bytes if it does not exist (an existing file keeps its size), then opens it read-write. */
     public static FileBackingStore createSparse(Path path, long size) throws IOException {
+        return createSparse(path, size, false);
+    }
+
+    /** As {@link #createSparse(Path, long)}, optionally with O_DIRECT. */
+    public static FileBackingStore createSparse(Path path, long size, boolean directIo) throws IOException {
+        if (size < 0) {
+            throw new IOException("negative size " + size + " for " + path);
+        }
+        boolean created = false;
         if (!Files.exists(path)) {
             Path parent = path.toAbsolutePath().getParent();
             if (parent != null) {
                 Files.createDirectories(parent);
             }
-            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                ch.truncate(0);
-                if (size > 0) {
-                    ch.write(ByteBuffer.wrap(new byte[1]), size - 1);
-                }
+            Files.createFile(path);
+            created = true;
+        }
+        FileBackingStore store = open(path, false, directIo);
+        if (created && size > 0) {
+            try {
+                store.resize(size);
+            } catch (IOException e) {
+                store.close();
+                throw e;
             }
         }
-        return open(path, false);
+        return store;
+    }
+
+    /** A punch past the end of a file frees nothing and fails only where the file system cannot punch at all. */
+    private static boolean probePunch(int fd, long size) {
+        long probeOffset = ((size + 4095) & ~4095L) + 4096;
+        return LinuxIo.fallocate(fd, LinuxIo.FALLOC_FL_PUNCH_HOLE | LinuxIo.FALLOC_FL_KEEP_SIZE, probeOffset,
+                4096) == 0;
+    }
+
+    private static ByteBuffer alignedDirect(int capacity, int alignment) {
+        return ByteBuffer.allocateDirect(capacity + alignment).alignedSlice(alignment).limit(capacity);
     }
 
     @Override
@@ -72,104 +213,341 @@ public final class FileBackingStore implements BackingStore {
 
     @Override
     public int logicalBlockSize() {
-        return 512;
+        return logicalBlockSize;
     }
 
     @Override
     public boolean canPunchHoles() {
-        return false;
+        return canPunch;
     }
 
-    private void checkRange(long offset, long length) throws IOException {
-        if (offset < 0 || length < 0 || offset > size || length > size - offset) {
-            throw new IOException("range [" + offset + ", +" + length + ") outside store of " + size + " bytes");
+    @Override
+    public boolean rotational() {
+        return rotational;
+    }
+
+    /**
+     * Locks the store against other lockers: exclusively when it is writable, shared when read-only. Fails at once
+     * (never waits) if another store or process holds a conflicting lock. The lock lasts until {@link #close()}.
+     * POSIX record locks (which qemu uses on images) are independent of it.
+     */
+    public void lock() throws IOException {
+        LinuxIo.lockOrFail(fd, readOnly, path);
+    }
+
+    /** True for a raw block device, false for a regular file. */
+    public boolean isBlockDevice() {
+        return blockDevice;
+    }
+
+    /** True when the page cache is bypassed (O_DIRECT). */
+    public boolean directIo() {
+        return directIo;
+    }
+
+    private void checkRequest(long offset, long length) throws StoreException {
+        if (closed) {
+            throw new StoreException(IoStatus.ESHUTDOWN, "store " + path + " is closed");
         }
+        long currentSize = size;
+        if (offset < 0 || length < 0 || offset > currentSize || length > currentSize - offset) {
+            throw new StoreException(IoStatus.EOVERFLOW, "range [" + offset + ", +" + length + ") outside store "
+                    + path + " of " + currentSize + " bytes");
+        }
+        if (((offset | length) & (logicalBlockSize - 1)) != 0) {
+            throw new StoreException(IoStatus.EINVAL, "range [" + offset + ", +" + length + ") not aligned to "
+                    + logicalBlockSize + " bytes on " + path);
+        }
+    }
+
+    private void checkWritable() throws StoreException {
+        if (readOnly) {
+            throw new StoreException(IoStatus.EPERM, "store " + path + " is read-only");
+        }
+    }
+
+    private boolean alignedForDirect(ByteBuffer buffer) {
+        return buffer.isDirect() && buffer.alignmentOffset(buffer.position(), logicalBlockSize) == 0;
     }
 
     @Override
     public void read(long offset, ByteBuffer dst) throws IOException {
-        checkRange(offset, dst.remaining());
-        long pos = offset;
-        while (dst.hasRemaining()) {
-            int n = channel.read(dst, pos);
-            if (n < 0) {
-                // Past the end of a file that shrank under us: the rest reads as zeros.
+        checkRequest(offset, dst.remaining());
+        if (directIo && !alignedForDirect(dst)) {
+            ByteBuffer staging = bounce.get();
+            long pos = offset;
+            while (dst.hasRemaining()) {
+                int chunk = Math.min(dst.remaining(), staging.capacity());
+                staging.clear().limit(chunk);
+                readFully(pos, staging);
+                staging.flip();
+                dst.put(staging);
+                pos += chunk;
+            }
+            return;
+        }
+        readFully(offset, dst);
+    }
+
+    private void readFully(long offset, ByteBuffer dst) throws IOException {
+        int start = dst.position();
+        for (int attempt = 0; ; attempt++) {
+            FileChannel ch = channel;
+            try {
+                long pos = offset + (dst.position() - start);
                 while (dst.hasRemaining()) {
-                    dst.put((byte) 0);
+                    int n = ch.read(dst, pos);
+                    if (n < 0) {
+                        // Past the end of a file that shrank under us: the rest reads as zeros.
+                        while (dst.hasRemaining()) {
+                            dst.put((byte) 0);
+                        }
+                        return;
+                    }
+                    pos += n;
                 }
                 return;
+            } catch (ClosedChannelException e) {
+                recoverChannel(ch, e, attempt);
             }
-            pos += n;
         }
     }
 
     @Override
     public void write(long offset, ByteBuffer src, boolean fua) throws IOException {
         checkWritable();
-        checkRange(offset, src.remaining());
-        long pos = offset;
-        while (src.hasRemaining()) {
-            pos += channel.write(src, pos);
+        checkRequest(offset, src.remaining());
+        if (directIo && !alignedForDirect(src)) {
+            ByteBuffer staging = bounce.get();
+            long pos = offset;
+            while (src.hasRemaining()) {
+                int chunk = Math.min(src.remaining(), staging.capacity());
+                staging.clear();
+                int oldLimit = src.limit();
+                src.limit(src.position() + chunk);
+                staging.put(src);
+                src.limit(oldLimit);
+                staging.flip();
+                writeFully(pos, staging);
+                pos += chunk;
+            }
+        } else {
+            writeFully(offset, src);
         }
         if (fua) {
-            channel.force(false);
+            flush();
+        }
+    }
+
+    private void writeFully(long offset, ByteBuffer src) throws IOException {
+        int start = src.position();
+        for (int attempt = 0; ; attempt++) {
+            FileChannel ch = channel;
+            try {
+                long pos = offset + (src.position() - start);
+                while (src.hasRemaining()) {
+                    pos += ch.write(src, pos);
+                }
+                return;
+            } catch (ClosedChannelException e) {
+                recoverChannel(ch, e, attempt);
+            }
+        }
+    }
+
+    /**
+     * The channel was closed under a request: by {@link #close()} (report ESHUTDOWN) or because some thread was
+     * interrupted mid-IO (reopen from the native descriptor; the interrupted request fails, others retry).
+     */
+    private void recoverChannel(FileChannel broken, ClosedChannelException cause, int attempt) throws IOException {
+        if (closed) {
+            throw new StoreException(IoStatus.ESHUTDOWN, "store " + path + " is closed");
+        }
+        synchronized (reopenLock) {
+            if (channel == broken && !closed) {
+                List<OpenOption> options = new ArrayList<>();
+                options.add(StandardOpenOption.READ);
+                if (!readOnly) {
+                    options.add(StandardOpenOption.WRITE);
+                }
+                if (directIo) {
+                    options.add(ExtendedOpenOption.DIRECT);
+                }
+                channel = FileChannel.open(LinuxIo.procPath(fd), options.toArray(new OpenOption[0]));
+            }
+        }
+        if (cause instanceof ClosedByInterruptException || attempt > 2) {
+            throw new StoreException(IoStatus.EIO, "IO on " + path + " interrupted");
         }
     }
 
     @Override
     public void flush() throws IOException {
-        if (!readOnly) {
-            channel.force(false);
+        if (readOnly) {
+            return;
+        }
+        for (int attempt = 0; ; attempt++) {
+            FileChannel ch = channel;
+            try {
+                ch.force(false);
+                return;
+            } catch (ClosedChannelException e) {
+                recoverChannel(ch, e, attempt);
+            }
         }
     }
 
     @Override
     public void discard(long offset, long length) throws IOException {
         checkWritable();
-        checkRange(offset, length);
+        checkRequest(offset, length);
+        if (canPunch) {
+            punch(offset, length);
+        }
         // Without hole punching a discard is a no-op: NBD allows TRIM to leave the data as it was.
+    }
+
+    /** @return true if the range is now a hole, false if this store turned out not to support punching */
+    private boolean punch(long offset, long length) throws IOException {
+        int err = LinuxIo.fallocate(fd, LinuxIo.FALLOC_FL_PUNCH_HOLE | LinuxIo.FALLOC_FL_KEEP_SIZE, offset, length);
+        if (err == 0) {
+            return true;
+        }
+        if (err == LinuxIo.EOPNOTSUPP) {
+            canPunch = false;
+            return false;
+        }
+        throw LinuxIo.failure("fallocate(PUNCH_HOLE)", path, err);
     }
 
     @Override
     public void writeZeroes(long offset, long length, boolean mayPunch, boolean fastOnly) throws IOException {
         checkWritable();
-        checkRange(offset, length);
+        checkRequest(offset, length);
+        if (length == 0) {
+            return;
+        }
+        if (mayPunch && canPunch && punch(offset, length)) {
+            return;
+        }
+        if (zeroRangeSupport >= 0 && canPunch) {
+            int err = LinuxIo.fallocate(fd, LinuxIo.FALLOC_FL_ZERO_RANGE | LinuxIo.FALLOC_FL_KEEP_SIZE, offset,
+                    length);
+            if (err == 0) {
+                zeroRangeSupport = 1;
+                return;
+            }
+            if (err != LinuxIo.EOPNOTSUPP) {
+                throw LinuxIo.failure("fallocate(ZERO_RANGE)", path, err);
+            }
+            zeroRangeSupport = -1;
+        }
+        if (!blockDevice && canPunch && punch(offset, length)) {
+            // tmpfs cannot ZERO_RANGE: punch, then allocate again so the range stays allocated (NO_HOLE).
+            int err = LinuxIo.fallocate(fd, LinuxIo.FALLOC_FL_KEEP_SIZE, offset, length);
+            if (err != 0) {
+                throw LinuxIo.failure("fallocate", path, err);
+            }
+            return;
+        }
         if (fastOnly) {
-            throw new UnsupportedOperationException("zeroing needs data writes on this store");
+            throw new StoreException(IoStatus.ENOTSUP, "zeroing needs data writes on " + path);
         }
         long pos = offset;
         long end = offset + length;
         while (pos < end) {
-            ByteBuffer z = ZEROS.duplicate();
+            ByteBuffer z = zeros.duplicate();
             z.limit((int) Math.min(ZERO_CHUNK, end - pos));
-            while (z.hasRemaining()) {
-                pos += channel.write(z, pos);
-            }
+            int n = z.remaining();
+            writeFully(pos, z);
+            pos += n;
         }
+    }
+
+    @Override
+    public long describeExtents(long offset, long length, BlockDevice.ExtentConsumer consumer) throws IOException {
+        long currentSize = size;
+        if (offset < 0 || length < 0 || offset > currentSize) {
+            throw new StoreException(IoStatus.EOVERFLOW, "extent query at " + offset + " outside " + path);
+        }
+        long end = Math.min(currentSize, offset + Math.min(length, currentSize - offset));
+        if (end == offset) {
+            return 0;
+        }
+        if (blockDevice) {
+            consumer.accept(end - offset, 0);
+            return end - offset;
+        }
+        long pos = offset;
+        while (pos < end) {
+            long data = LinuxIo.lseek(fd, pos, LinuxIo.SEEK_DATA);
+            if (data == -LinuxIo.ENXIO) {
+                data = end; // no data after pos: the rest is a hole
+            } else if (data < 0) {
+                if (pos == offset) {
+                    // The file system cannot tell: report everything as data, which is always correct.
+                    consumer.accept(end - offset, 0);
+                    return end - offset;
+                }
+                return pos - offset;
+            }
+            data = Math.min(data, end);
+            if (data > pos) {
+                if (!consumer.accept(data - pos, BlockDevice.EXTENT_HOLE | BlockDevice.EXTENT_ZERO)) {
+                    return data - offset;
+                }
+                pos = data;
+                continue;
+            }
+            long hole = LinuxIo.lseek(fd, pos, LinuxIo.SEEK_HOLE);
+            hole = hole < 0 ? end : Math.min(hole, end);
+            if (hole <= pos) {
+                hole = end; // defensive: never report an empty extent
+            }
+            if (!consumer.accept(hole - pos, 0)) {
+                return hole - offset;
+            }
+            pos = hole;
+        }
+        return end - offset;
     }
 
     @Override
     public void resize(long newSize) throws IOException {
         checkWritable();
-        if (newSize < 0) {
-            throw new IOException("negative size " + newSize);
+        if (blockDevice) {
+            throw new StoreException(IoStatus.ENOTSUP, "block device " + path + " cannot be resized");
         }
-        if (newSize < channel.size()) {
-            channel.truncate(newSize);
-        } else if (newSize > channel.size()) {
-            channel.write(ByteBuffer.wrap(new byte[1]), newSize - 1);
+        if (newSize < 0 || (newSize & (logicalBlockSize - 1)) != 0) {
+            throw new StoreException(IoStatus.EINVAL, "size " + newSize + " is not a non-negative multiple of "
+                    + logicalBlockSize + " for " + path);
         }
+        LinuxIo.ftruncate(fd, newSize, path);
         size = newSize;
     }
 
-    private void checkWritable() throws IOException {
-        if (readOnly) {
-            throw new IOException("store " + path + " is read-only");
+    /**
+     * Closes the channel and the native descriptor (which releases the lock). Callers stop submitting first: a
+     * request still running would fail with ESHUTDOWN.
+     */
+    @Override
+    public void close() throws IOException {
+        synchronized (reopenLock) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            try {
+                channel.close();
+            } finally {
+                LinuxIo.close(fd);
+            }
         }
     }
 
     @Override
-    public void close() throws IOException {
-        channel.close();
+    public String toString() {
+        return "FileBackingStore[" + path + (blockDevice ? ", block device" : "") + (directIo ? ", O_DIRECT" : "")
+                + (readOnly ? ", read-only" : "") + ", " + size + " bytes]";
     }
 }

@@ -12,7 +12,8 @@ import java.nio.ByteBuffer;
 
 /**
  * A {@link BlockDevice} over a {@link BackingStore}, doing each request inline on the submitting thread. For a
- * page-cache or tmpfs store that is the fastest path (no hand-off); slow stores get an executor in front.
+ * page-cache or tmpfs store that is the fastest path (no hand-off); slow stores get an {@link IoWorkerBlockDevice}
+ * in front.
  */
 public final class StoreBlockDevice implements BlockDevice {
     /** Default largest READ/WRITE payload: 32 MiB, NBD's customary maximum. */
@@ -107,11 +108,17 @@ public final class StoreBlockDevice implements BlockDevice {
             return IoStatus.ENOTSUP;
         } catch (IOException e) {
             return statusOf(e);
+        } catch (RuntimeException e) {
+            // A store bug must not escape into the caller's IO loop: the request fails, the device keeps serving.
+            return IoStatus.EIO;
         }
     }
 
     /** Maps an IO failure onto a status; ENOSPC is the one a client can act on. */
     static int statusOf(IOException e) {
+        if (e instanceof StoreException) {
+            return ((StoreException) e).status();
+        }
         String msg = e.getMessage();
         if (msg != null && msg.contains("No space left")) {
             return IoStatus.ENOSPC;

@@ -1,0 +1,179 @@
+package io.weft.core.store;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.IoCompletion;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoStatus;
+import java.nio.ByteBuffer;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Puts a small pool of IO worker threads in front of a {@link StoreBlockDevice} whose store is slow (a real disk), so
+ * a caller's thread (an NBD connection, a transport's handler agent) hands the request off instead of waiting for
+ * the medium.
+ *
+ * <p>Requests travel in pre-allocated {@code Request} slots: {@code submit} takes a free slot, fills it and offers it
+ * to a lock-free queue; a worker agent (Agrona duty cycle with a spin/yield/park back-off, so idle workers cost
+ * ~0% CPU) polls it, runs it on the store, completes it and returns the slot. Nothing is allocated per request.
+ * When every slot is busy the request runs inline on the caller: that is the back-pressure, and it never fails a
+ * request just because the queue is deep.
+ */
+public final class IoWorkerBlockDevice implements BlockDevice {
+    private static final Logger LOG = LoggerFactory.getLogger(IoWorkerBlockDevice.class);
+    private static final long DRAIN_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(30);
+
+    private final StoreBlockDevice device;
+    private final ManyToManyConcurrentArrayQueue<Request> free;
+    private final ManyToManyConcurrentArrayQueue<Request> pending;
+    private final AgentRunner[] runners;
+    private final AtomicInteger inFlight = new AtomicInteger();
+    private volatile boolean closed;
+
+    /**
+     * @param device     the device doing the IO (closed with this one)
+     * @param threads    worker threads, at least 1
+     * @param queueDepth request slots, at least 1; more concurrent requests run inline on their callers
+     * @param name       thread name prefix (e.g. the volume name)
+     */
+    public IoWorkerBlockDevice(StoreBlockDevice device, int threads, int queueDepth, String name) {
+        if (threads < 1 || queueDepth < 1) {
+            throw new IllegalArgumentException("threads and queueDepth must be >= 1: " + threads + ", " + queueDepth);
+        }
+        this.device = device;
+        this.free = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.pending = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        for (int i = 0; i < queueDepth; i++) {
+            free.offer(new Request());
+        }
+        this.runners = new AgentRunner[threads];
+        for (int i = 0; i < threads; i++) {
+            AgentRunner runner = new AgentRunner(
+                    new BackoffIdleStrategy(100, 10, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MILLISECONDS.toNanos(1)),
+                    error -> LOG.warn("IO worker of {} failed", name, error), null, new Worker(name + "-io-" + i));
+            runners[i] = runner;
+            AgentRunner.startOnThread(runner);
+        }
+    }
+
+    @Override
+    public DeviceInfo info() {
+        return device.info();
+    }
+
+    @Override
+    public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                       IoCompletion completion) {
+        // Counted before the closed check: close() sets closed, then waits for inFlight to drain, so a request
+        // either sees closed or is waited for.
+        inFlight.incrementAndGet();
+        if (closed) {
+            inFlight.decrementAndGet();
+            completion.onComplete(tag, IoStatus.ESHUTDOWN);
+            return;
+        }
+        Request request = free.poll();
+        if (request == null) {
+            int status = device.execute(op, offset, length, flags, buffer);
+            inFlight.decrementAndGet();
+            completion.onComplete(tag, status);
+            return;
+        }
+        request.op = op;
+        request.offset = offset;
+        request.length = length;
+        request.flags = flags;
+        request.buffer = buffer;
+        request.tag = tag;
+        request.completion = completion;
+        // pending has as many slots as there are Requests, so this offer cannot fail.
+        pending.offer(request);
+    }
+
+    /** Requests handed to the workers and not yet completed. */
+    public int inFlight() {
+        return inFlight.get();
+    }
+
+    @Override
+    public long describeExtents(long offset, long length, ExtentConsumer consumer) {
+        return device.describeExtents(offset, length, consumer);
+    }
+
+    /** The device the workers drive. */
+    public StoreBlockDevice device() {
+        return device;
+    }
+
+    /** Stops taking requests, lets the queued ones finish (bounded wait), stops the workers, closes the device. */
+    @Override
+    public void close() {
+        closed = true;
+        long deadline = System.nanoTime() + DRAIN_TIMEOUT_NANOS;
+        while (inFlight.get() > 0 && System.nanoTime() - deadline < 0) {
+            LockSupport.parkNanos(100_000);
+        }
+        for (AgentRunner runner : runners) {
+            runner.close();
+        }
+        Request leftover;
+        while ((leftover = pending.poll()) != null) {
+            complete(leftover, IoStatus.ESHUTDOWN);
+        }
+        device.close();
+    }
+
+    private void complete(Request request, int status) {
+        IoCompletion completion = request.completion;
+        long tag = request.tag;
+        request.buffer = null;
+        request.completion = null;
+        free.offer(request);
+        inFlight.decrementAndGet();
+        completion.onComplete(tag, status);
+    }
+
+    /** One reusable request slot. */
+    private static final class Request {
+        IoOp op;
+        long offset;
+        int length;
+        int flags;
+        ByteBuffer buffer;
+        long tag;
+        IoCompletion completion;
+    }
+
+    /** Duty cycle of one worker thread: take a request, run it, complete it. */
+    private final class Worker implements Agent {
+        private final String roleName;
+
+        Worker(String roleName) {
+            this.roleName = roleName;
+        }
+
+        @Override
+        public int doWork() {
+            Request request = pending.poll();
+            if (request == null) {
+                return 0;
+            }
+            int status = device.execute(request.op, request.offset, request.length, request.flags, request.buffer);
+            complete(request, status);
+            return 1;
+        }
+
+        @Override
+        public String roleName() {
+            return roleName;
+        }
+    }
+}

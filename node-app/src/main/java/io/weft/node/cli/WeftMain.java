@@ -1,0 +1,72 @@
+package io.weft.node.cli;
+
+import io.weft.node.StartupException;
+import io.weft.node.config.InvalidSettingException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code weft} command. Sub-commands are listed in {@link #SUBCOMMANDS}: {@code node} runs a node; the
+ * client-side commands ({@code status}, {@code map}, {@code unmap}, ...) that talk to a running node's HTTP API are
+ * added there as they land.
+ *
+ * <p>Exit codes: 0 success, 1 the command failed (e.g. a port in use), 2 invalid usage or setting.
+ */
+@Command(name = "weft",
+        mixinStandardHelpOptions = true,
+        versionProvider = WeftMain.Version.class,
+        description = "Weft: a block-storage fabric for the JVM. Volumes are served over NBD.",
+        synopsisSubcommandLabel = "COMMAND",
+        commandListHeading = "%nCommands:%n")
+public final class WeftMain implements Runnable {
+    /** Exit code of a command that failed at run time. */
+    public static final int EXIT_FAILURE = 1;
+    /** Exit code of invalid usage or an invalid setting. */
+    public static final int EXIT_USAGE = 2;
+
+    /** Every sub-command of {@code weft}; add new ones here. */
+    static final Class<?>[] SUBCOMMANDS = {NodeCommand.class};
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    /** The configured picocli command line (also used by tests). */
+    public static CommandLine commandLine() {
+        CommandLine cli = new CommandLine(new WeftMain());
+        for (Class<?> sub : SUBCOMMANDS) {
+            cli.addSubcommand(sub);
+        }
+        cli.addSubcommand(new CommandLine.HelpCommand());
+        cli.setExecutionExceptionHandler((ex, line, parseResult) -> {
+            if (ex instanceof InvalidSettingException) {
+                line.getErr().println("weft " + line.getCommandName() + ": " + ex.getMessage());
+                return EXIT_USAGE;
+            }
+            if (ex instanceof StartupException) {
+                line.getErr().println("weft " + line.getCommandName() + ": " + ex.getMessage());
+                return EXIT_FAILURE;
+            }
+            throw ex;
+        });
+        return cli;
+    }
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+
+    /** Version from the jar manifest (absent when running from classes). */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = WeftMain.class.getPackage().getImplementationVersion();
+            return new String[] {"weft " + (v == null ? "(development build)" : v),
+                    "Java " + System.getProperty("java.version") + " (" + System.getProperty("java.vm.name") + ")"};
+        }
+    }
+}

@@ -1,0 +1,128 @@
+package io.weft.node;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.weft.core.testing.RequiredTool;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * End to end: `weft node` as a child JVM with the default volume, probed by real NBD clients, then stopped by a
+ * signal. Needs qemu-utils and libnbd-bin.
+ */
+class WeftNodeIT {
+    private static final Pattern READY = Pattern.compile(
+            "weft node ready: nbd=127\\.0\\.0\\.1:(\\d+) unix=(\\S+) http=127\\.0\\.0\\.1:(\\d+) volumes=1 pid=\\d+");
+
+    @TempDir
+    Path cwd;
+
+    private static String run(String... command) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (!p.waitFor(60, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new AssertionError(String.join(" ", command) + " hung");
+        }
+        assertEquals(0, p.exitValue(), String.join(" ", command) + ":\n" + out);
+        return out;
+    }
+
+    private static HttpResponse<String> get(String url) throws IOException, InterruptedException {
+        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    @Test
+    void servesTheDefaultVolumeToRealClientsAndFlushesOnSigterm() throws Exception {
+        String qemuImg = RequiredTool.require("qemu-img", "qemu-utils").toString();
+        String qemuIo = RequiredTool.require("qemu-io", "qemu-utils").toString();
+        String nbdinfo = RequiredTool.require("nbdinfo", "libnbd-bin").toString();
+        try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node",
+                "--nbd-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")) {
+            Matcher ready = READY.matcher(node.awaitLine(l -> l.startsWith("weft node ready:"), 60));
+            assertTrue(ready.matches(), node.output());
+            int port = Integer.parseInt(ready.group(1));
+            Path socket = Path.of(ready.group(2));
+            assertEquals(cwd.resolve("data").resolve("nbd.sock").toRealPath(), socket.toRealPath());
+            String tcp = "nbd://127.0.0.1:" + port + "/vol0";
+            String unix = "nbd+unix:///vol0?socket=" + socket;
+            assertTrue(node.output().contains("qemu-img info " + tcp), "start-up says what to try:\n" + node.output());
+
+            String info = run(qemuImg, "info", "--output=json", tcp);
+            assertTrue(info.replace(" ", "").contains("\"virtual-size\":1073741824"), info);
+            assertEquals("1073741824", run(nbdinfo, "--size", unix).trim());
+
+            run(qemuIo, "-f", "raw", "-c", "write -P 0xa5 4096 1M", tcp);
+
+            String http = "http://127.0.0.1:" + ready.group(3);
+            HttpResponse<String> readiness = get(http + "/ready");
+            assertEquals(200, readiness.statusCode());
+            assertEquals("ready\n", readiness.body());
+            HttpResponse<String> volumes = get(http + "/weft/volumes");
+            assertTrue(volumes.body().startsWith("[{\"name\":\"vol0\",") && volumes.body().contains(
+                    "\"size\":1073741824,\"logicalBlockSize\":512,\"readOnly\":false"), volumes.body());
+            HttpResponse<String> metrics = get(http + "/metrics");
+            assertEquals(200, metrics.statusCode());
+            assertTrue(metrics.body().contains("weft_volume_bytes_total{volume=\"vol0\",op=\"write\"} 1048576\n"),
+                    metrics.body());
+
+            node.signal("TERM");
+            assertEquals(0, node.awaitExit(60), node.output());
+            assertTrue(node.output().contains("stopped: every volume flushed and closed"), node.output());
+            assertFalse(Files.exists(socket), "the Unix socket is removed");
+        }
+        Path image = cwd.resolve("data").resolve("vol0.img");
+        assertEquals(1L << 30, Files.size(image));
+        try (FileChannel ch = FileChannel.open(image)) {
+            ByteBuffer written = ByteBuffer.allocate(1 << 20);
+            ch.read(written, 4096);
+            byte[] expected = new byte[1 << 20];
+            Arrays.fill(expected, (byte) 0xa5);
+            assertArrayEquals(expected, written.array());
+        }
+    }
+
+    @Test
+    void sigintStopsCleanlyToo() throws Exception {
+        try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--data-dir", "elsewhere",
+                "--nbd-listen", "off", "--http-listen", "off")) {
+            node.awaitLine(l -> l.startsWith("weft node ready:"), 60);
+            assertTrue(Files.exists(cwd.resolve("elsewhere/vol0.img")));
+            node.signal("INT");
+            assertEquals(0, node.awaitExit(60), node.output());
+        }
+    }
+
+    @Test
+    void aPortInUseIsNamedAndNothingKeepsRunning() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
+             NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--http-listen", "off",
+                     "--nbd-unix", "off", "--nbd-listen", "127.0.0.1:" + taken.getLocalPort())) {
+            assertEquals(1, node.awaitExit(60), node.output());
+            assertTrue(node.output().contains("weft node: weft.nbd.listen: cannot listen on 127.0.0.1:"
+                    + taken.getLocalPort()), node.output());
+            assertFalse(node.output().contains("\tat "), "no stack trace:\n" + node.output());
+        }
+    }
+}

@@ -1,0 +1,58 @@
+package io.weft.node.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+class WeftMainTest {
+    private final StringWriter out = new StringWriter();
+    private final StringWriter err = new StringWriter();
+
+    private int run(String... args) {
+        CommandLine cli = WeftMain.commandLine();
+        cli.setOut(new PrintWriter(out, true));
+        cli.setErr(new PrintWriter(err, true));
+        return cli.execute(args);
+    }
+
+    @Test
+    void helpListsTheNodeCommand() {
+        assertEquals(0, run("--help"));
+        assertTrue(out.toString().contains("node"), out.toString());
+    }
+
+    @Test
+    void nodeHelpDocumentsEveryOption() {
+        assertEquals(0, run("node", "--help"));
+        for (String option : new String[] {"--config", "--data-dir", "--nbd-listen", "--nbd-unix", "--http-listen",
+            "-D"}) {
+            assertTrue(out.toString().contains(option), option + " in " + out);
+        }
+    }
+
+    @Test
+    void anInvalidSettingExitsWithTwoAndNamesTheKeyWithoutAStackTrace() {
+        assertEquals(WeftMain.EXIT_USAGE, run("node", "--nbd-listen", "x"));
+        assertEquals("weft node: weft.nbd.listen: expected HOST:PORT (or \"off\"), got \"x\"",
+                err.toString().trim());
+    }
+
+    @Test
+    void anInvalidDashDSettingIsNamedToo() {
+        assertEquals(WeftMain.EXIT_USAGE, run("node", "-Dweft.store.io-threads=lots"));
+        assertTrue(err.toString().startsWith("weft node: weft.store.io-threads: expected a whole number"),
+                err.toString());
+        assertFalse(err.toString().contains("\tat "), "no stack trace");
+    }
+
+    @Test
+    void anUnknownOptionIsAUsageError() {
+        assertEquals(WeftMain.EXIT_USAGE, run("node", "--nbd-lisen", "x"));
+        assertTrue(err.toString().contains("--nbd-lisen"), err.toString());
+    }
+}
