@@ -17,7 +17,7 @@ def human_iops: if . == null then "—" elif . >= 1e6 then (. / 1e6 | fixed(2)) 
   elif . >= 1e3 then (. / 1e3 | fixed(1)) + " k" else (. | fixed(0)) end;
 def mib_s: if . == null then "—" else (. / 1048576 | fixed(0)) end;
 def usec: if . == null then "—" elif . >= 1e6 then (. / 1e6 | fixed(1)) + " ms"
-  elif . >= 1e4 then (. / 1e3 | fixed(0)) + " µs" else (. / 1e3 | fixed(1)) + " µs" end;
+  elif . >= 1e5 then (. / 1e3 | fixed(0)) + " µs" else (. / 1e3 | fixed(1)) + " µs" end;
 def ratio: if . == null then "—" else (fixed(2)) + "×" end;
 def pct: if . == null then "—" else (fixed(0)) + " %" end;
 def md_escape: gsub("\\|"; "\\|");
@@ -69,7 +69,7 @@ if $mode == "tables" then
             elif $unit == "MiB/s" then "\($s.median | mib_s) | \($s.min | mib_s)–\($s.max | mib_s) | \($s.iops | human_iops)"
             else "\($s.median | human_iops) | \($s.min | human_iops)–\($s.max | human_iops)" end) as $head
          | if $s.n == 0 then "| \($t.name) | \($head) |"
-           else "| \($t.name)\(if $s.failed > 0 then " (\($s.failed) failed runs)" else "" end) | \($head) | \($s.p50 | usec) | \($s.p99 | usec) | \($s.cpu | pct) | \($s.vs_base | ratio) | \($s.vs_local | ratio) |" end
+           else "| \($t.name)\(if $s.failed > 0 then " (\($s.failed) of \($s.n + $s.failed) runs failed)" else "" end) | \($head) | \($s.p50 | usec) | \($s.p99 | usec) | \($s.cpu | pct) | \($s.vs_base | ratio) | \($s.vs_local | ratio) |" end
        end),
     ""
 elif $mode == "chart-data" then
