@@ -6,7 +6,8 @@
 weft_launcher() { echo "${WEFT_BIN:-$BENCH_REPO/weft}"; }
 weft_help_cache=""
 weft_node_help() {
-    [[ -n $weft_help_cache ]] || weft_help_cache=$(timeout 120 "$(weft_launcher)" node --help 2>&1)
+    # the launcher builds the node first when its jar is missing or older than the sources: allow for that
+    [[ -n $weft_help_cache ]] || weft_help_cache=$(timeout 900 "$(weft_launcher)" node --help 2>&1)
     printf '%s\n' "$weft_help_cache"
 }
 weft_available() {
