@@ -19,22 +19,31 @@ weft_available() {
 weft_version() { "$(weft_launcher)" --version 2>/dev/null | head -n1 || true; }
 weft_transports() { echo unix tcp; }
 weft_start() { # TRANSPORT WORKDIR FILE
-    local transport=$1 dir=$2 file=$3 port http=()
-    local data="$dir/weft-$transport-data"
-    mkdir -p "$data"
-    ln "$file" "$data/vol0.img" 2>/dev/null || ln -s "$file" "$data/vol0.img" || return 1
-    port=$(bench_free_port) || return 1
-    # never the default management port: other nodes (tests, other checkouts) may hold it
-    if weft_node_help | grep -q -- '--http-listen'; then
-        local http_port; http_port=$(bench_free_port) || return 1
-        http=(--http-listen "127.0.0.1:$http_port")
+    local transport=$1 dir=$2 file=$3 http=()
+    # One node serves both the Unix socket and TCP (the node locks its volume file, so a second node on the same
+    # file would be refused); with --tcp the second instance reuses the running node.
+    if [[ -z ${WEFT_NODE_PID:-} ]] || ! group_alive "$WEFT_NODE_PID"; then
+        local data="$dir/weft-data"
+        mkdir -p "$data"
+        ln "$file" "$data/vol0.img" 2>/dev/null || ln -s "$file" "$data/vol0.img" || return 1
+        WEFT_NODE_PORT=$(bench_free_port) || return 1
+        WEFT_NODE_SOCK="$dir/weft.sock"
+        # never the default management port: other nodes (tests, other checkouts) may hold it
+        if weft_node_help | grep -q -- '--http-listen'; then
+            local http_port; http_port=$(bench_free_port) || return 1
+            http=(--http-listen "127.0.0.1:$http_port")
+        fi
+        bench_spawn "$dir/weft.log" "$(weft_launcher)" node --data-dir "$data" \
+            --nbd-listen "127.0.0.1:$WEFT_NODE_PORT" --nbd-unix "$WEFT_NODE_SOCK" "${http[@]}" || return 1
+        WEFT_NODE_PID=$TARGET_PID
+        WEFT_NODE_CMD=$TARGET_CMD
     fi
-    if [[ $transport == unix ]]; then
-        TARGET_URI="nbd+unix:///vol0?socket=$dir/weft-$transport.sock"
-    else
-        TARGET_URI="nbd://127.0.0.1:$port/vol0"
-    fi
+    TARGET_PID=$WEFT_NODE_PID
+    TARGET_CMD=$WEFT_NODE_CMD
     TARGET_READY_TIMEOUT=120
-    bench_spawn "$dir/weft-$transport.log" "$(weft_launcher)" node --data-dir "$data" \
-        --nbd-listen "127.0.0.1:$port" --nbd-unix "$dir/weft-$transport.sock" "${http[@]}" || return 1
+    if [[ $transport == unix ]]; then
+        TARGET_URI="nbd+unix:///vol0?socket=$WEFT_NODE_SOCK"
+    else
+        TARGET_URI="nbd://127.0.0.1:$WEFT_NODE_PORT/vol0"
+    fi
 }
