@@ -40,7 +40,7 @@ final class NbdExtentWriter implements BlockDevice.ExtentConsumer {
     void begin(ByteBuffer out, long offset, long length, int blockSize, int maxCount) {
         this.out = out;
         this.count = 0;
-        this.maxCount = maxCount;
+        this.maxCount = Math.min(maxCount, out.limit() / 8);
         this.blockSize = blockSize;
         this.blockMask = blockSize - 1L;
         this.start = offset;

@@ -9,6 +9,7 @@ import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
@@ -17,9 +18,13 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -50,16 +55,20 @@ public final class NbdServer implements AutoCloseable {
     private final AtomicInteger connectionCount = new AtomicInteger();
     private final AtomicLong connectionIds = new AtomicLong();
     private volatile boolean closing;
+    /** Enforces handshake time limits; created with the first listener. */
+    private volatile ScheduledExecutorService handshakeTimer;
 
     private record Listener(ServerSocketChannel channel, Thread acceptor, Path unixPath, String description) {
     }
 
+    /** A server with {@link NbdServerOptions#defaults()}. */
     public NbdServer() {
         this(NbdServerOptions.defaults());
     }
 
+    /** A server with explicit limits (see {@link NbdServerOptions}). */
     public NbdServer(NbdServerOptions options) {
-        this.options = options;
+        this.options = Objects.requireNonNull(options, "options");
     }
 
     public NbdServerOptions options() {
@@ -68,7 +77,7 @@ public final class NbdServer implements AutoCloseable {
 
     /** Adds or replaces an export; new connections see it at once. */
     public void addExport(NbdExport export) {
-        byte[] name = export.name().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] name = export.name().getBytes(StandardCharsets.UTF_8);
         if (name.length > NbdProtocol.MAX_STRING) {
             throw new IllegalArgumentException("export name longer than 4096 bytes");
         }
@@ -150,6 +159,15 @@ public final class NbdServer implements AutoCloseable {
     }
 
     private void startListener(ServerSocketChannel ch, Path unixPath, String description) {
+        if (handshakeTimer == null && !options.handshakeTimeout().isZero()) {
+            ScheduledThreadPoolExecutor timer = new ScheduledThreadPoolExecutor(1, r -> {
+                Thread t = new Thread(r, "weft-nbd-handshake-timer");
+                t.setDaemon(true);
+                return t;
+            });
+            timer.setRemoveOnCancelPolicy(true);
+            handshakeTimer = timer;
+        }
         Thread t = new Thread(() -> acceptLoop(ch, unixPath != null, description), "weft-nbd-accept-"
                 + (unixPath != null ? "unix" : "tcp-" + ((InetSocketAddress) localAddress(ch)).getPort()));
         t.setDaemon(true);
@@ -211,6 +229,19 @@ public final class NbdServer implements AutoCloseable {
                 c.beginDrain();
             }
             c.start();
+            scheduleHandshakeDeadline(c);
+        }
+    }
+
+    private void scheduleHandshakeDeadline(NbdConnection c) {
+        ScheduledExecutorService timer = handshakeTimer;
+        if (timer == null) {
+            return;
+        }
+        try {
+            timer.schedule(c::handshakeDeadline, options.handshakeTimeout().toNanos(), TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException e) {
+            // The server is closing: the connection is being drained anyway.
         }
     }
 
@@ -307,6 +338,15 @@ public final class NbdServer implements AutoCloseable {
                         options.closeTimeout());
                 c.forceClose();
                 joinQuietly(c.readerThread(), 5_000);
+            }
+        }
+        ScheduledExecutorService timer = handshakeTimer;
+        if (timer != null) {
+            timer.shutdownNow();
+            try {
+                timer.awaitTermination(5, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         }
         LOG.info("NBD server closed");

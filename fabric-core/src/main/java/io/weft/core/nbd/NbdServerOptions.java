@@ -16,6 +16,8 @@ import java.time.Duration;
  * @param socketBufferSize        SO_SNDBUF/SO_RCVBUF for accepted sockets, 0 to keep the system default
  * @param closeTimeout            how long {@link NbdServer#close()} waits for in-flight requests before it closes
  *                                connections hard
+ * @param handshakeTimeout        a connection that has not finished negotiating by then is closed (so idle or slow
+ *                                clients cannot hold connection slots); zero disables the limit
  */
 public record NbdServerOptions(
         int maxConnections,
@@ -24,7 +26,8 @@ public record NbdServerOptions(
         long maxBufferedBytesPerConnection,
         int receiveBufferSize,
         int socketBufferSize,
-        Duration closeTimeout) {
+        Duration closeTimeout,
+        Duration handshakeTimeout) {
 
     /** 32 MiB: NBD's customary maximum, which every client honours. */
     public static final int DEFAULT_MAX_PAYLOAD = 32 << 20;
@@ -53,34 +56,44 @@ public record NbdServerOptions(
         if (closeTimeout == null || closeTimeout.isNegative()) {
             throw new IllegalArgumentException("closeTimeout must be >= 0");
         }
+        if (handshakeTimeout == null || handshakeTimeout.isNegative()) {
+            throw new IllegalArgumentException("handshakeTimeout must be >= 0");
+        }
     }
 
     public static NbdServerOptions defaults() {
-        return new NbdServerOptions(256, 128, DEFAULT_MAX_PAYLOAD, 64L << 20, 256 << 10, 0, Duration.ofSeconds(30));
+        return new NbdServerOptions(256, 128, DEFAULT_MAX_PAYLOAD, 64L << 20, 256 << 10, 0, Duration.ofSeconds(30),
+                Duration.ofSeconds(10));
     }
 
     public NbdServerOptions withMaxConnections(int n) {
         return new NbdServerOptions(n, maxInFlightPerConnection, maxPayload, maxBufferedBytesPerConnection,
-                receiveBufferSize, socketBufferSize, closeTimeout);
+                receiveBufferSize, socketBufferSize, closeTimeout, handshakeTimeout);
     }
 
     public NbdServerOptions withMaxInFlightPerConnection(int n) {
         return new NbdServerOptions(maxConnections, n, maxPayload, maxBufferedBytesPerConnection,
-                receiveBufferSize, socketBufferSize, closeTimeout);
+                receiveBufferSize, socketBufferSize, closeTimeout, handshakeTimeout);
     }
 
     public NbdServerOptions withMaxPayload(int n) {
         return new NbdServerOptions(maxConnections, maxInFlightPerConnection, n,
-                Math.max(n, maxBufferedBytesPerConnection), receiveBufferSize, socketBufferSize, closeTimeout);
+                Math.max(n, maxBufferedBytesPerConnection), receiveBufferSize, socketBufferSize, closeTimeout,
+                handshakeTimeout);
     }
 
     public NbdServerOptions withSocketBufferSize(int n) {
         return new NbdServerOptions(maxConnections, maxInFlightPerConnection, maxPayload,
-                maxBufferedBytesPerConnection, receiveBufferSize, n, closeTimeout);
+                maxBufferedBytesPerConnection, receiveBufferSize, n, closeTimeout, handshakeTimeout);
     }
 
     public NbdServerOptions withCloseTimeout(Duration d) {
         return new NbdServerOptions(maxConnections, maxInFlightPerConnection, maxPayload,
-                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, d);
+                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, d, handshakeTimeout);
+    }
+
+    public NbdServerOptions withHandshakeTimeout(Duration d) {
+        return new NbdServerOptions(maxConnections, maxInFlightPerConnection, maxPayload,
+                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, closeTimeout, d);
     }
 }

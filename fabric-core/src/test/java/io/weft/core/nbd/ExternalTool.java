@@ -33,6 +33,8 @@ final class ExternalTool {
         try {
             ProcessBuilder pb = new ProcessBuilder(new ArrayList<>(command));
             pb.redirectErrorStream(true);
+            // Tools that drop files in their working directory (fio state files, say) must not litter the module.
+            pb.directory(new java.io.File(System.getProperty("java.io.tmpdir")));
             pb.redirectOutput(out.toFile());
             pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
             Process p = pb.start();

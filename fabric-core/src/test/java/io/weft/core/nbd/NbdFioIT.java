@@ -27,6 +27,7 @@ class NbdFioIT {
         return new ArrayList<>(List.of(fio, "--name=" + name, "--ioengine=nbd", "--uri=" + uri, "--rw=" + rw,
                 "--bs=" + bs, "--iodepth=" + depth, "--numjobs=" + JOBS, "--size=" + REGION,
                 "--offset_increment=" + REGION, "--verify=crc32c", "--verify_fatal=1", "--do_verify=1",
+                "--verify_state_save=0", // no state files in the working directory
                 "--group_reporting=0"));
     }
 
