@@ -215,8 +215,9 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
         if (event instanceof ChannelActor.Up up) {
             phase(Phase.CONNECTED);
             backoff = settings.reconnectMinBackoff();
-            device.tell(new DeviceActor.PathUp(opened.info(), ((ClientChannel) up.channel()).device(),
-                    opened.mappingId(), transport.name()));
+            ClientChannel connected = (ClientChannel) up.channel();
+            String carriedBy = connected.transportName() != null ? connected.transportName() : transport.name();
+            device.tell(new DeviceActor.PathUp(opened.info(), connected.device(), opened.mappingId(), carriedBy));
         } else if (event instanceof ChannelActor.Down down) {
             // The channel actor opens a new agent after its backoff; meanwhile IO queues.
             if (phase == Phase.CONNECTED) {
