@@ -39,7 +39,8 @@ public final class NodeMain {
         Path tmp = ready.resolveSibling(ready.getFileName() + ".tmp");
         String address = node.clusterAddress().host().get() + ":" + node.clusterAddress().port().get();
         Files.writeString(tmp, "name=" + node.nodeName() + "\naddress=" + address + "\nhttp="
-                + node.httpUri().map(Object::toString).orElse("") + "\npid=" + ProcessHandle.current().pid() + "\n",
+                + node.httpUri().map(Object::toString).orElse("") + "\npid=" + ProcessHandle.current().pid()
+                + "\nnbd=127.0.0.1:" + nbdAt.getPort() + "\n",
                 StandardCharsets.UTF_8);
         Files.move(tmp, ready, StandardCopyOption.ATOMIC_MOVE);
         // Stay up until the node is stopped (shutdown hook) or downed by the cluster; a downed node exits non-zero.
