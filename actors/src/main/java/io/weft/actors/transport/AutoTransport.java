@@ -45,6 +45,7 @@ public final class AutoTransport implements Transport {
                 Map<String, String> props = new HashMap<>(local.endpoint().properties());
                 if (shared != null) {
                     props.putAll(shared.properties());
+                    shared.watch(onFailure);
                 }
                 props.putAll(rdma.serveProperties(mappingId, device));
                 TransportEndpoint endpoint = new TransportEndpoint(NAME, props);

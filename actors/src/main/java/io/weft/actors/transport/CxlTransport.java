@@ -158,8 +158,28 @@ public final class CxlTransport implements Transport, AutoCloseable {
     }
 
     /** Backends for one mapping, one per attached region, plus the endpoint properties naming them. */
-    record Served(List<CxlBackend> backends, Map<String, String> properties) {
+    record Served(List<CxlBackend> backends, Map<String, String> properties, ChannelWatcher watcher) {
+        /**
+         * Reports a fenced channel to {@code onFailure}: a fence survives everything but a new backend, so the
+         * served channel must be replaced (its restart gives a new endpoint, and the client re-opens).
+         */
+        void watch(ChannelFailureListener onFailure) {
+            watcher.watch(this, this::fenced, onFailure);
+        }
+
+        private String fenced() {
+            for (CxlBackend b : backends) {
+                for (int c = 0; c < b.channelCount(); c++) {
+                    if (b.isFenced(c)) {
+                        return "cxl backend " + b.id() + " channel " + c + " fenced: " + b.fenceReasons().get(c);
+                    }
+                }
+            }
+            return null;
+        }
+
         void close() {
+            watcher.unwatch(this);
             for (CxlBackend b : backends) {
                 b.close();
             }
@@ -182,11 +202,11 @@ public final class CxlTransport implements Transport, AutoCloseable {
                 props.put("cxl." + a.id() + ".path", a.path().toString());
             }
         } catch (RuntimeException e) {
-            new Served(backends, props).close();
+            new Served(backends, props, watcher).close();
             throw new IOException("cannot serve " + mappingId + " over cxl: " + e.getMessage(), e);
         }
         props.put(REGIONS, String.join(",", regionIds()));
-        return new Served(backends, props);
+        return new Served(backends, props, watcher);
     }
 
     private ServedChannel serve(String mappingId, BlockDevice device, ChannelFailureListener onFailure)
@@ -195,6 +215,7 @@ public final class CxlTransport implements Transport, AutoCloseable {
         if (served == null) {
             throw new IOException("cxl transport: this storage node attaches no region (weft.cxl.regions is empty)");
         }
+        served.watch(onFailure);
         TransportEndpoint endpoint = new TransportEndpoint(NAME, served.properties());
         return new ServedChannel() {
             @Override

@@ -121,6 +121,7 @@ class DataTransportsTest {
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("r");
         assertEquals("rdma", dev.transport);
+        assertEquals(128 << 10, dev.device.info().maxIoSize(), "limited to the rdma session's max IO");
         verifiedIo(dev.device, 1);
         assertFileHolds(exports.resolve("r.img"), 4096, pattern(16384, 1));
         RdmaTransport served = storage.dataTransports().rdma();
@@ -143,6 +144,7 @@ class DataTransportsTest {
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("c");
         assertEquals("cxl", dev.transport);
+        assertEquals(RegionGeometry.small().slotSize(), dev.device.info().maxIoSize(), "limited to the data slot");
         verifiedIo(dev.device, 7);
         assertFileHolds(exports.resolve("c.img"), 4096 + 65536, pattern(16384, 8));
         CxlTransport cxl = storage.dataTransports().cxl();
