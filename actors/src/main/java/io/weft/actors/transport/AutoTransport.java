@@ -14,11 +14,13 @@ import java.util.Map;
  * region attached here with the same identity (format id from the region header, not the file path) →
  * {@code cxl}; otherwise {@code rdma}. The chosen transport is what the device reports.
  *
- * <p>The offers the client does not take stay allocated until the mapping is released (an RDMA device name costs
+ * <p>Each offer is best effort (a full region or a failed RDMA listener leaves that offer out and is logged); the
+ * in-process offer always works. The offers the client does not take stay allocated until the mapping is released (an RDMA device name costs
  * nothing until a session opens; a CXL backend holds {@code weft.cxl.channels} segments and a handler thread).
  */
 public final class AutoTransport implements Transport {
     public static final String NAME = "auto";
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(AutoTransport.class);
 
     private final InProcessTransport inProcess;
     private final CxlTransport cxl;
@@ -41,13 +43,22 @@ public final class AutoTransport implements Transport {
             ServedChannel local = inProcess.acceptor().serve(mappingId, device, onFailure);
             CxlTransport.Served shared = null;
             try {
-                shared = cxl.serveBackends(mappingId, device);
                 Map<String, String> props = new HashMap<>(local.endpoint().properties());
+                // Each offer is best effort: a full region or an RDMA listen failure must not stop the others.
+                try {
+                    shared = cxl.serveBackends(mappingId, device);
+                } catch (IOException | RuntimeException e) {
+                    LOG.warn("auto: mapping {} not offered over cxl: {}", mappingId, e.getMessage());
+                }
                 if (shared != null) {
                     props.putAll(shared.properties());
                     shared.watch(onFailure);
                 }
-                props.putAll(rdma.serveProperties(mappingId, device));
+                try {
+                    props.putAll(rdma.serveProperties(mappingId, device));
+                } catch (IOException | RuntimeException e) {
+                    LOG.warn("auto: mapping {} not offered over rdma: {}", mappingId, e.getMessage());
+                }
                 TransportEndpoint endpoint = new TransportEndpoint(NAME, props);
                 CxlTransport.Served backends = shared;
                 return new ServedChannel() {
@@ -65,7 +76,7 @@ public final class AutoTransport implements Transport {
                         rdma.unserve(mappingId);
                     }
                 };
-            } catch (IOException | RuntimeException e) {
+            } catch (RuntimeException e) {
                 local.close();
                 if (shared != null) {
                     shared.close();

@@ -229,6 +229,39 @@ class DataTransportsTest {
         }
     }
 
+    @Test
+    void autoStillOffersRdmaWhenTheRegionHasNoFreeChannels() throws Exception {
+        Path shared = region();
+        TransportSettings base = TransportSettings.from(TestNodes.config("x", List.of("storage"), null, List.of(),
+                Map.of("weft.rdma.provider", "software", "weft.rdma.listen", List.of("127.0.0.1:0")))
+                .withFallback(com.typesafe.config.ConfigFactory.defaultReference()));
+        // Every segment of the small region goes to one mapping, so the second finds none.
+        TransportSettings greedy = new TransportSettings("st", base.rdmaProvider(), base.rdmaListen(),
+                base.rdmaQueueDepth(), base.rdmaMaxIoSize(), base.rdmaAgents(), List.of(shared),
+                RegionGeometry.small().segmentCount(), base.cxlHeartbeat(), base.cxlDeadTimeout(), base.channelGrace(),
+                base.ioTimeout());
+        Path file = tmp.resolve("g.img");
+        Files.write(file, new byte[1 << 20]);
+        try (var store = io.weft.core.store.FileBackingStore.open(file, false);
+             Transports storageSide = Transports.of(List.of("auto"), greedy);
+             Transports client = Transports.of(List.of("auto"), with(base, "cl", List.of(shared)))) {
+            BlockDevice device = new io.weft.core.store.StoreBlockDevice(store);
+            ServedChannel first = storageSide.get("auto").acceptor().serve("g1", device, c -> { });
+            ServedChannel second = storageSide.get("auto").acceptor().serve("g2", device, c -> { });
+            assertTrue(first.endpoint().properties().containsKey(CxlTransport.REGIONS), "first gets cxl");
+            assertFalse(second.endpoint().properties().containsKey(CxlTransport.REGIONS), "no segments left");
+            Map<String, String> props = new HashMap<>(second.endpoint().properties());
+            props.remove("jvm");
+            try (ClientChannel ch = client.get("auto").connector().connect(new TransportEndpoint("auto", props),
+                    c -> { })) {
+                assertEquals("rdma", ch.transportName());
+                verifiedIo(ch.device(), 13);
+            }
+            second.close();
+            first.close();
+        }
+    }
+
     private static TransportSettings with(TransportSettings s, String node, List<Path> regions) {
         return new TransportSettings(node, s.rdmaProvider(), s.rdmaListen(), s.rdmaQueueDepth(), s.rdmaMaxIoSize(),
                 s.rdmaAgents(), regions, s.cxlChannels(), s.cxlHeartbeat(), s.cxlDeadTimeout(), s.channelGrace(),
