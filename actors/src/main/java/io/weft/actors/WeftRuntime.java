@@ -5,6 +5,7 @@ import io.weft.actors.client.ClientService;
 import io.weft.actors.client.DeviceExporter;
 import io.weft.actors.management.JmxPublisher;
 import io.weft.actors.storage.StorageService;
+import io.weft.actors.transport.TransportSettings;
 import io.weft.actors.transport.Transports;
 import java.net.URI;
 import java.time.Duration;
@@ -72,14 +73,16 @@ public final class WeftRuntime implements AutoCloseable {
     public static WeftRuntime start(Config config, DeviceExporter exporter) {
         Config pekko = PekkoConfig.build(config);
         WeftSettings settings = WeftSettings.from(pekko);
-        Transports transports = Transports.of(settings.enabledTransports());
-        if (transports.get(settings.defaultTransport()) == null) {
+        if (!settings.enabledTransports().contains(settings.defaultTransport())) {
             throw new IllegalArgumentException("weft.transport.default = " + settings.defaultTransport()
                     + " is not in weft.transport.enabled " + settings.enabledTransports());
         }
+        Transports transports = Transports.of(settings.enabledTransports(), TransportSettings.from(pekko));
         NodeState nodeState = new NodeState();
         ActorSystem<WeftNode.Command> system = ActorSystem.create(
                 WeftNode.create(settings, nodeState, transports, exporter), PekkoConfig.systemName(config), pekko);
+        // The RDMA server and CXL registrations live as long as the actor system (shutdown, or downed by the SBR).
+        system.getWhenTerminated().thenRun(transports::close);
         try {
             Duration timeout = settings.askTimeout();
             WeftNode.Services services = AskPattern.<WeftNode.Command, WeftNode.Services>ask(system,
@@ -138,6 +141,11 @@ public final class WeftRuntime implements AutoCloseable {
 
     public NodeState state() {
         return nodeState;
+    }
+
+    /** The node's transports and their shared resources (RDMA server, CXL regions), for status and tests. */
+    public Transports dataTransports() {
+        return transports;
     }
 
     public List<String> transports() {

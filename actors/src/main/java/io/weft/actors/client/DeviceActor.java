@@ -154,6 +154,7 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
             return this;
         }
         entry.device.connect(up.path(), up.info());
+        entry.transport = up.transport(); // for auto: the transport the path actually uses
         entry.lastError = "";
         if (entry.state == DeviceState.MAPPING) {
             timers.cancel("map-deadline");

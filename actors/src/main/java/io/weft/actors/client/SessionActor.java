@@ -8,6 +8,7 @@ import io.weft.actors.storage.BackendActor;
 import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.ClientChannel;
 import io.weft.actors.transport.Transport;
+import io.weft.actors.transport.TransportGeometry;
 import io.weft.core.io.DeviceInfo;
 import java.time.Duration;
 import java.util.Set;
@@ -104,6 +105,8 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     private ActorRef<ChannelActor.Command> channel;
     private String channelId;
     private int missed;
+    /** The connected channel's own geometry (its per-request limit), or null. */
+    private DeviceInfo channelInfo;
 
     private SessionActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, NodeState.DeviceEntry entry,
                          String clientNode, Transport transport, WeftSettings settings,
@@ -215,8 +218,11 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
         if (event instanceof ChannelActor.Up up) {
             phase(Phase.CONNECTED);
             backoff = settings.reconnectMinBackoff();
-            device.tell(new DeviceActor.PathUp(opened.info(), ((ClientChannel) up.channel()).device(),
-                    opened.mappingId(), transport.name()));
+            ClientChannel connected = (ClientChannel) up.channel();
+            String carriedBy = connected.transportName() != null ? connected.transportName() : transport.name();
+            channelInfo = connected.device().info();
+            device.tell(new DeviceActor.PathUp(TransportGeometry.narrow(opened.info(), channelInfo),
+                    connected.device(), opened.mappingId(), carriedBy));
         } else if (event instanceof ChannelActor.Down down) {
             // The channel actor opens a new agent after its backoff; meanwhile IO queues.
             if (phase == Phase.CONNECTED) {
@@ -276,7 +282,7 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     private void applyInfo(DeviceInfo info) {
         opened = new StorageService.Opened(opened.mappingId(), opened.backendPath(), info, opened.endpoint(),
                 opened.backend());
-        device.tell(new DeviceActor.GeometryChanged(info));
+        device.tell(new DeviceActor.GeometryChanged(TransportGeometry.narrow(info, channelInfo)));
     }
 
     private Behavior<Command> onRevoked(MappingRevoked revoked) {
@@ -337,6 +343,7 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
                     getContext().getSystem().ignoreRef()));
         }
         opened = null;
+        channelInfo = null;
         entry.mappingId = "";
     }
 

@@ -9,4 +9,12 @@ import io.weft.core.io.BlockDevice;
  */
 public interface ClientChannel extends DataChannel {
     BlockDevice device();
+
+    /**
+     * The transport that actually carries this channel (for {@code auto}, the one it chose), or null for the
+     * transport the map asked for.
+     */
+    default String transportName() {
+        return null;
+    }
 }

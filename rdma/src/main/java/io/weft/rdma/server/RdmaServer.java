@@ -53,7 +53,7 @@ public final class RdmaServer implements AutoCloseable {
     private RdmaServer(VerbsProvider provider, RdmaServerConfig config, Map<String, BlockDevice> devices) {
         this.provider = provider;
         this.config = config;
-        this.devices = Map.copyOf(devices);
+        this.devices = new ConcurrentHashMap<>(devices);
         this.controlPd = provider.createProtectionDomain();
         this.control = new ServerControl(this, provider.createCompletionQueue("storage-control"),
                 config.heartbeatTimeout().toNanos());
@@ -95,6 +95,38 @@ public final class RdmaServer implements AutoCloseable {
 
     RdmaServerConfig config() {
         return config;
+    }
+
+    /**
+     * Serves one more device under {@code name} (a control plane that opens devices while running).
+     *
+     * @throws IllegalArgumentException when the name is already served
+     */
+    public void addDevice(String name, BlockDevice device) {
+        if (devices.putIfAbsent(name, device) != null) {
+            throw new IllegalArgumentException("device '" + name + "' is already served");
+        }
+    }
+
+    /**
+     * Stops serving {@code name}: new sessions for it are refused and the IO connections of its open sessions are
+     * closed (their clients see the paths fail).
+     *
+     * @return true if the device was served
+     */
+    public boolean removeDevice(String name) {
+        boolean removed = devices.remove(name) != null;
+        for (ServerSession s : sessionsByName.values()) {
+            if (s.deviceName.equals(name)) {
+                for (ServerIoConnection io : s.ioConnections) {
+                    io.weft.rdma.verbs.VerbsConnection c = io.connection();
+                    if (c != null) {
+                        c.close(); // thread-safe; the owning agent sees the error and drops the connection
+                    }
+                }
+            }
+        }
+        return removed;
     }
 
     int epoch() {

@@ -1,0 +1,201 @@
+package io.weft.actors.transport;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.rdma.client.PathSpec;
+import io.weft.rdma.client.PathState;
+import io.weft.rdma.client.PathStatus;
+import io.weft.rdma.client.RdmaClientConfig;
+import io.weft.rdma.client.RdmaSession;
+import io.weft.rdma.server.RdmaServer;
+import io.weft.rdma.server.RdmaServerConfig;
+import io.weft.rdma.verbs.VerbsProvider;
+import io.weft.rdma.verbs.VerbsProviders;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+
+/**
+ * The {@code rdma} transport: RTRS-style sessions over verbs (DiSNI, or the software provider over TCP).
+ *
+ * <p>Storage side: one {@link RdmaServer} per node, started on the first served mapping and listening on
+ * {@code weft.rdma.listen}; each mapping is served under its mapping id. Endpoint properties:
+ * <pre>
+ *   rdma.addresses  host:port[,host:port...]   one client path per listen address
+ *   rdma.device     the mapping id (the device name the session opens)
+ *   rdma.provider   verbs provider name (a software client cannot talk to a DiSNI server)
+ * </pre>
+ * Client side: one {@link RdmaSession} per channel with a path to every address; its {@code RdmaBlockDevice} is the
+ * channel's device. Closing the channel closes the session (requests it still holds complete with ESHUTDOWN, so the
+ * device retries them on the next path); a session with no connected path for {@code weft.transport.channel-grace}
+ * reports the channel failed. Stopping a served mapping stops serving its device and closes its IO connections.
+ */
+public final class RdmaTransport implements Transport, AutoCloseable {
+    public static final String NAME = "rdma";
+    static final String ADDRESSES = "rdma.addresses";
+    static final String DEVICE = "rdma.device";
+    static final String PROVIDER = "rdma.provider";
+
+    private final TransportSettings settings;
+    private final ChannelWatcher watcher;
+    private VerbsProvider provider; // guarded by this
+    private RdmaServer server; // guarded by this
+    private boolean closed; // guarded by this
+
+    RdmaTransport(TransportSettings settings, ChannelWatcher watcher) {
+        this.settings = settings;
+        this.watcher = watcher;
+    }
+
+    @Override
+    public String name() {
+        return NAME;
+    }
+
+    private synchronized VerbsProvider provider() {
+        if (provider == null) {
+            provider = VerbsProviders.open(VerbsProviders.Mode.parse(settings.rdmaProvider())).provider();
+        }
+        return provider;
+    }
+
+    private synchronized RdmaServer server() throws IOException {
+        if (closed) {
+            throw new IOException("rdma transport is closed (node shutting down)");
+        }
+        if (server == null) {
+            RdmaServerConfig config = RdmaServerConfig.DEFAULTS.withAgents(settings.rdmaAgents());
+            server = RdmaServer.start(provider(), config, Map.of(), settings.rdmaListen());
+        }
+        return server;
+    }
+
+    /** The node's RDMA server addresses, or none before the first mapping was served. */
+    public synchronized List<InetSocketAddress> listenAddresses() {
+        return server == null ? List.of() : server.listenAddresses();
+    }
+
+    /** Sessions open on this node's RDMA server (tests check that unmap leaves none). */
+    public synchronized List<RdmaServer.SessionStatus> serverSessions() {
+        return server == null ? List.of() : server.sessions();
+    }
+
+    @Override
+    public TransportAcceptor acceptor() {
+        return this::serve;
+    }
+
+    Map<String, String> serveProperties(String mappingId, BlockDevice device) throws IOException {
+        RdmaServer s = server();
+        s.addDevice(mappingId, device);
+        List<String> addresses = new ArrayList<>();
+        for (InetSocketAddress a : s.listenAddresses()) {
+            addresses.add(TransportSettings.format(a));
+        }
+        Map<String, String> props = new HashMap<>();
+        props.put(ADDRESSES, String.join(",", addresses));
+        props.put(DEVICE, mappingId);
+        props.put(PROVIDER, s.providerName());
+        return props;
+    }
+
+    void unserve(String mappingId) {
+        RdmaServer s;
+        synchronized (this) {
+            s = server;
+        }
+        if (s != null) {
+            s.removeDevice(mappingId);
+        }
+    }
+
+    private ServedChannel serve(String mappingId, BlockDevice device, ChannelFailureListener onFailure)
+            throws IOException {
+        TransportEndpoint endpoint = new TransportEndpoint(NAME, serveProperties(mappingId, device));
+        return new ServedChannel() {
+            @Override
+            public TransportEndpoint endpoint() {
+                return endpoint;
+            }
+
+            @Override
+            public void close() {
+                unserve(mappingId);
+            }
+        };
+    }
+
+    @Override
+    public TransportConnector connector() {
+        return this::connect;
+    }
+
+    /** True when the endpoint carries rdma properties this node's provider can use. */
+    boolean canReach(TransportEndpoint endpoint) {
+        return endpoint.properties().containsKey(ADDRESSES);
+    }
+
+    ClientChannel connect(TransportEndpoint endpoint, ChannelFailureListener onFailure) throws IOException {
+        String providerName = endpoint.require(PROVIDER);
+        VerbsProvider local = provider();
+        if (!local.name().equals(providerName)) {
+            throw new UnreachableEndpointException("the storage node serves rdma with the '" + providerName
+                    + "' verbs provider and this node uses '" + local.name() + "'; set weft.rdma.provider alike on"
+                    + " both nodes");
+        }
+        List<PathSpec> paths = new ArrayList<>();
+        for (String hp : endpoint.require(ADDRESSES).split(",")) {
+            paths.add(PathSpec.to(TransportSettings.parseHostPort(hp.trim(), ADDRESSES)));
+        }
+        // The device's queue decides when IO fails (EIO after weft.client.io-timeout); the session must not first.
+        RdmaClientConfig config = RdmaClientConfig.DEFAULTS.withQueueDepth(settings.rdmaQueueDepth())
+                .withMaxIoSize(settings.rdmaMaxIoSize())
+                .withIoTimeout(settings.ioTimeout().plus(Duration.ofSeconds(5)));
+        String sessionName = "s-" + UUID.randomUUID();
+        RdmaSession session = RdmaSession.open(local, sessionName, endpoint.require(DEVICE), paths, config);
+        Object key = new Object();
+        watcher.watch(key, () -> noConnectedPath(session), onFailure);
+        return new ClientChannel() {
+            @Override
+            public BlockDevice device() {
+                return session.device();
+            }
+
+            @Override
+            public String transportName() {
+                return NAME;
+            }
+
+            @Override
+            public void close() {
+                watcher.unwatch(key);
+                session.close();
+            }
+        };
+    }
+
+    private static String noConnectedPath(RdmaSession session) {
+        StringBuilder why = null;
+        for (PathStatus p : session.paths()) {
+            if (p.state() == PathState.CONNECTED) {
+                return null;
+            }
+            why = (why == null ? new StringBuilder("no connected rdma path:") : why.append(';'))
+                    .append(' ').append(p.remote()).append(' ').append(p.state()).append(' ').append(p.lastError());
+        }
+        return why == null ? "rdma session has no paths" : why.toString();
+    }
+
+    @Override
+    public synchronized void close() {
+        closed = true;
+        if (server != null) {
+            server.close();
+            server = null;
+        }
+    }
+}

@@ -1,0 +1,70 @@
+package io.weft.actors.transport;
+
+import com.typesafe.config.Config;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * What the cxl and rdma transports read from config ({@code weft.rdma.*}, {@code weft.cxl.*}; documented in
+ * reference.conf and docs/transports.md).
+ *
+ * @param nodeName         this node's {@code weft.node.name} (may be empty: then the CXL host id is random)
+ * @param rdmaProvider     {@code auto}, {@code software} or {@code disni}
+ * @param rdmaListen       addresses the node's RDMA server listens on (one client path each)
+ * @param rdmaQueueDepth   permits per session (= server chunks)
+ * @param rdmaMaxIoSize    largest payload per request
+ * @param rdmaAgents       storage-side IO agents of the node's RDMA server
+ * @param cxlRegions       region files this node attaches at start
+ * @param cxlChannels      channels (shared-memory queues) per served mapping
+ * @param cxlHeartbeat     host heartbeat interval in the region
+ * @param cxlDeadTimeout   a heartbeat still this long = dead
+ * @param channelGrace     a client channel without a working path this long reports itself failed
+ * @param ioTimeout        {@code weft.client.io-timeout}; the transports' own timeouts are set above it so the
+ *                         device's queue decides when IO fails
+ */
+public record TransportSettings(String nodeName, String rdmaProvider, List<InetSocketAddress> rdmaListen,
+                                int rdmaQueueDepth, int rdmaMaxIoSize, int rdmaAgents, List<Path> cxlRegions,
+                                int cxlChannels, Duration cxlHeartbeat, Duration cxlDeadTimeout,
+                                Duration channelGrace, Duration ioTimeout) {
+
+    /** @param root the whole config (with reference.conf applied) */
+    public static TransportSettings from(Config root) {
+        Config w = root.getConfig("weft");
+        List<InetSocketAddress> listen = new ArrayList<>();
+        for (String hp : w.getStringList("rdma.listen")) {
+            listen.add(parseHostPort(hp, "weft.rdma.listen"));
+        }
+        if (listen.isEmpty()) {
+            listen.add(new InetSocketAddress(w.getString("cluster.hostname"), 0));
+        }
+        List<Path> regions = new ArrayList<>();
+        for (String p : w.getStringList("cxl.regions")) {
+            regions.add(Path.of(p));
+        }
+        return new TransportSettings(w.getString("node.name"), w.getString("rdma.provider"), List.copyOf(listen),
+                w.getInt("rdma.queue-depth"), (int) w.getBytes("rdma.max-io-size").longValue(),
+                w.getInt("rdma.server-agents"), List.copyOf(regions), w.getInt("cxl.channels"),
+                w.getDuration("cxl.heartbeat-interval"), w.getDuration("cxl.dead-timeout"),
+                w.getDuration("transport.channel-grace"), w.getDuration("client.io-timeout"));
+    }
+
+    static InetSocketAddress parseHostPort(String hp, String key) {
+        int colon = hp.lastIndexOf(':');
+        if (colon <= 0) {
+            throw new IllegalArgumentException(key + ": expected host:port, got '" + hp + "'");
+        }
+        String host = hp.substring(0, colon);
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);
+        }
+        return new InetSocketAddress(host, Integer.parseInt(hp.substring(colon + 1)));
+    }
+
+    static String format(InetSocketAddress a) {
+        String host = a.getAddress() != null ? a.getAddress().getHostAddress() : a.getHostString();
+        return (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
+    }
+}
