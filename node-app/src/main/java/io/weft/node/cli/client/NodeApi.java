@@ -107,6 +107,7 @@ public final class NodeApi {
     private static String hint(int status) {
         return switch (status) {
             case 400 -> " (check the arguments: weft COMMAND --help)";
+            case 404 -> " (weft status lists the devices of this node)";
             case 503 -> " (the node is starting or stopping; try again in a moment)";
             case 504 -> " (the node's actors did not answer in time; see its log)";
             default -> "";
