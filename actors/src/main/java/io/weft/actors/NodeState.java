@@ -1,5 +1,8 @@
 package io.weft.actors;
 
+import io.weft.actors.management.IoFigures;
+import io.weft.core.stats.IoStats;
+
 import io.weft.actors.client.QueueingBlockDevice;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -110,7 +113,7 @@ public final class NodeState {
             return new DeviceStatus(spec.deviceId(), spec.storageNode(), spec.path(), spec.mode().wireName(),
                     transport, state.name().toLowerCase(java.util.Locale.ROOT), stateSince.toString(), info.size(),
                     info.logicalBlockSize(), info.readOnly(), exportedAs, exportError, lastError, reconnects.get(),
-                    device.inFlight(), device.stats().snapshot());
+                    device.inFlight(), IoFigures.of(device.stats().snapshot()));
         }
 
         public SessionStatus sessionStatus() {
@@ -123,17 +126,18 @@ public final class NodeState {
     /** An opened backing store on this (storage) node. */
     public static final class BackendEntry {
         public final String path;
-        public final IoStats stats = new IoStats();
+        public final IoStats stats;
         public volatile long size;
         public volatile List<MappingStatus> mappings = List.of();
 
         public BackendEntry(String path, long size) {
             this.path = path;
             this.size = size;
+            this.stats = new IoStats(path);
         }
 
         public BackendStatus status() {
-            return new BackendStatus(path, size, mappings, stats.snapshot());
+            return new BackendStatus(path, size, mappings, IoFigures.of(stats.snapshot()));
         }
     }
 
@@ -141,7 +145,7 @@ public final class NodeState {
     public record DeviceStatus(String id, String storageNode, String path, String mode, String transport,
                                String state, String stateSince, long size, int blockSize, boolean readOnly,
                                String export, String exportError, String lastError, long reconnects, long inFlight,
-                               IoStats.Snapshot io) {
+                               IoFigures io) {
     }
 
     /** JSON/JMX view of a client↔storage session. */
@@ -155,6 +159,6 @@ public final class NodeState {
     }
 
     /** JSON/JMX view of a backend. */
-    public record BackendStatus(String path, long size, List<MappingStatus> mappings, IoStats.Snapshot io) {
+    public record BackendStatus(String path, long size, List<MappingStatus> mappings, IoFigures io) {
     }
 }

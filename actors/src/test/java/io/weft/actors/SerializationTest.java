@@ -67,7 +67,7 @@ class SerializationTest {
                 new StorageService.Resize("v", 8192, reply),
                 new StorageService.BackendList("n", List.of(new NodeState.BackendStatus("/x", 1,
                         List.of(new NodeState.MappingStatus("m", "c", "d", "rw", "inprocess", "a")),
-                        IoStats.Snapshot.EMPTY))),
+                        io.weft.actors.management.IoFigures.EMPTY))),
                 new BackendActor.Heartbeat("m", hbReply),
                 new BackendActor.Alive("m", info),
                 new BackendActor.UnknownMapping("m"),

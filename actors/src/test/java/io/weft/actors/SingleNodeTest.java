@@ -104,7 +104,7 @@ class SingleNodeTest {
                 .filter(x -> x.path.endsWith("data.img")).findFirst().orElseThrow();
         assertEquals(1, b.mappings.size());
         assertEquals("data", b.mappings.get(0).deviceId());
-        assertTrue(b.stats.snapshot().writes() >= 1);
+        assertTrue(b.stats.snapshot().op(io.weft.core.io.IoOp.WRITE).ops() >= 1);
         assertTrue(get(node.unmap("data", false)).ok());
         await("device gone", WAIT, () -> node.state().device("data") == null);
         await("mapping released", WAIT, () -> b.mappings.isEmpty());

@@ -1,145 +1,220 @@
 package io.weft.node;
 
-import io.weft.core.nbd.NbdExport;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
+import com.typesafe.config.ConfigValueFactory;
+import io.weft.actors.AccessMode;
+import io.weft.actors.MapSpec;
+import io.weft.actors.NodeState;
+import io.weft.actors.Reply;
+import io.weft.actors.WeftRuntime;
+import io.weft.actors.client.NbdServerExporter;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoStatus;
 import io.weft.core.nbd.NbdServer;
+import io.weft.core.store.FileBackingStore;
 import io.weft.node.config.HostPort;
+import io.weft.node.config.InvalidSettingException;
 import io.weft.node.config.NodeSettings;
 import io.weft.node.config.VolumeSettings;
-import io.weft.node.http.ManagementHttp;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A running node: its volumes, the NBD server exporting them, statistics and the management endpoint.
- * {@link #start} brings everything up or, on any failure, releases what it had opened; {@link #close} stops
- * accepting, lets in-flight IO finish, flushes every store and closes it.
+ * A running node: the NBD server, and the control plane ({@link WeftRuntime}: Pekko Cluster member, management
+ * HTTP, JMX) exporting every device it maps on that NBD server. The configured volumes ({@code weft.volumes}) are
+ * created under the node's export roots when missing and mapped in-process through the control plane, so they are
+ * devices like any other (HTTP, metrics, JMX). {@link #start} brings everything up or releases what it had opened;
+ * {@link #shutdown} stops accepting NBD connections, lets in-flight IO finish, flushes every device, leaves the
+ * cluster and stops.
  */
 public final class WeftNode implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(WeftNode.class);
 
     private final NodeSettings settings;
-    private final List<Volume> volumes;
     private final NbdServer nbd;
     private final InetSocketAddress nbdAddress;
-    private final StatsReporter stats;
-    private final ManagementHttp http;
-    private final AtomicBoolean ready;
+    private final WeftRuntime runtime;
+    private final List<VolumeSettings> mapped;
+    private volatile boolean ready;
     private boolean closed;
 
-    private WeftNode(NodeSettings settings, List<Volume> volumes, NbdServer nbd, InetSocketAddress nbdAddress,
-                     StatsReporter stats, ManagementHttp http, AtomicBoolean ready) {
-        this.ready = ready;
+    private WeftNode(NodeSettings settings, NbdServer nbd, InetSocketAddress nbdAddress, WeftRuntime runtime,
+                     List<VolumeSettings> mapped) {
         this.settings = settings;
-        this.volumes = volumes;
         this.nbd = nbd;
         this.nbdAddress = nbdAddress;
-        this.stats = stats;
-        this.http = http;
+        this.runtime = runtime;
+        this.mapped = mapped;
     }
 
-    /** Starts a node; on failure everything opened so far is closed again. */
-    public static WeftNode start(NodeSettings settings) throws StartupException {
-        List<Volume> volumes = new ArrayList<>();
+    /**
+     * Starts a node; on failure everything opened so far is closed again.
+     *
+     * @param settings the validated node-app settings
+     * @param config   the whole configuration they came from (the control plane reads its {@code weft.*} keys)
+     */
+    public static WeftNode start(NodeSettings settings, Config config) throws StartupException {
         NbdServer nbd = null;
-        StatsReporter stats = null;
-        ManagementHttp http = null;
+        WeftRuntime runtime = null;
         try {
             try {
                 Files.createDirectories(settings.dataDir());
             } catch (IOException e) {
                 throw new StartupException("weft.data-dir: cannot create " + settings.dataDir() + ": " + e, e);
             }
-            for (VolumeSettings vs : settings.volumes()) {
-                Volume volume = Volume.open(vs, settings);
-                volumes.add(volume);
-                LOG.info("volume {}: {} ({} bytes{}{}{}{})", vs.name(), volume.store().path(),
-                        volume.device().info().size(), volume.created() ? ", created sparse" : "",
-                        volume.store().isBlockDevice() ? ", block device" : "",
-                        volume.device().info().readOnly() ? ", read-only" : "",
-                        vs.directIo() ? ", O_DIRECT" : "");
-            }
             nbd = new NbdServer();
-            for (Volume v : volumes) {
-                nbd.addExport(new NbdExport(v.name(), v.settings().description(), v.device()));
-            }
-            InetSocketAddress bound = null;
-            if (settings.nbdListen().isPresent()) {
-                HostPort listen = settings.nbdListen().get();
-                try {
-                    bound = nbd.bindTcp(listen.host(), listen.port());
-                    if (!bound.getAddress().isLoopbackAddress()) {
-                        LOG.warn("NBD listens on {}: NBD has no authentication, so everyone who can reach it can "
-                                + "read and write every volume", listen);
-                    }
-                } catch (IOException e) {
-                    throw new StartupException("weft.nbd.listen: cannot listen on " + listen + ": " + e.getMessage(),
-                            e);
+            InetSocketAddress bound = bindNbd(nbd, settings);
+            String urlPrefix = bound != null ? "nbd://" + hostPort(bound) + "/"
+                    : "nbd+unix:///";
+            runtime = startRuntime(controlPlaneConfig(settings, config), new NbdServerExporter(nbd, urlPrefix));
+            List<VolumeSettings> mapped = new ArrayList<>();
+            if (runtime.settings().isStorage() && runtime.settings().isClient()) {
+                for (VolumeSettings vs : settings.volumes()) {
+                    mapVolume(runtime, vs);
+                    mapped.add(vs);
                 }
+            } else if (!settings.volumes().isEmpty()) {
+                LOG.info("weft.volumes not mapped here: a node maps its own volumes only with both roles "
+                        + "storage and client (this one has {})", runtime.settings().roles());
             }
-            if (settings.nbdUnixSocket().isPresent()) {
-                Path socket = settings.nbdUnixSocket().get();
-                try {
-                    Path parent = socket.getParent();
-                    if (parent != null) {
-                        Files.createDirectories(parent);
-                    }
-                    nbd.bindUnix(socket);
-                } catch (IOException e) {
-                    throw new StartupException("weft.nbd.unix-socket: cannot listen on " + socket + ": "
-                            + e.getMessage(), e);
-                }
-            }
-            stats = new StatsReporter(volumes, settings.statsInterval(), settings.statsLog());
-            AtomicBoolean ready = new AtomicBoolean();
-            if (settings.httpListen().isPresent()) {
-                HostPort listen = settings.httpListen().get();
-                try {
-                    http = ManagementHttp.start(listen.host(), listen.port(), volumes, stats,
-                            ready::get);
-                } catch (IOException e) {
-                    throw new StartupException("weft.http.listen: cannot listen on " + listen + ": " + e.getMessage(),
-                            e);
-                }
-            }
-            WeftNode node = new WeftNode(settings, List.copyOf(volumes), nbd, bound, stats, http, ready);
-            ready.set(true);
+            WeftNode node = new WeftNode(settings, nbd, bound, runtime, List.copyOf(mapped));
+            node.ready = true;
             return node;
         } catch (StartupException | RuntimeException e) {
-            closeQuietly(http);
-            closeQuietly(stats);
-            closeQuietly(nbd);
-            for (Volume v : volumes) {
-                closeQuietly(v);
+            if (runtime != null) {
+                runtime.shutdown();
             }
-            if (e instanceof UnsupportedOperationException) {
-                throw new StartupException("the NBD server is not available in this build: " + e.getMessage(), e);
+            if (nbd != null) {
+                nbd.close();
             }
             throw e;
         }
     }
 
-    private static void closeQuietly(AutoCloseable c) {
-        if (c == null) {
-            return;
+    private static InetSocketAddress bindNbd(NbdServer nbd, NodeSettings settings) throws StartupException {
+        InetSocketAddress bound = null;
+        if (settings.nbdListen().isPresent()) {
+            HostPort listen = settings.nbdListen().get();
+            try {
+                bound = nbd.bindTcp(listen.host(), listen.port());
+                if (!bound.getAddress().isLoopbackAddress()) {
+                    LOG.warn("NBD listens on {}: NBD has no authentication, so everyone who can reach it can "
+                            + "read and write every device", listen);
+                }
+            } catch (IOException e) {
+                throw new StartupException("weft.nbd.listen: cannot listen on " + listen + ": " + e.getMessage(), e);
+            }
         }
+        if (settings.nbdUnixSocket().isPresent()) {
+            Path socket = settings.nbdUnixSocket().get();
+            try {
+                Path parent = socket.getParent();
+                if (parent != null) {
+                    Files.createDirectories(parent);
+                }
+                nbd.bindUnix(socket);
+            } catch (IOException e) {
+                throw new StartupException("weft.nbd.unix-socket: cannot listen on " + socket + ": "
+                        + e.getMessage(), e);
+            }
+        }
+        return bound;
+    }
+
+    /** The data directory is the export root unless {@code weft.storage.export-roots} names some. */
+    static Config controlPlaneConfig(NodeSettings settings, Config config) {
+        if (config.getStringList("weft.storage.export-roots").isEmpty()) {
+            return config.withValue("weft.storage.export-roots",
+                    ConfigValueFactory.fromIterable(List.of(settings.dataDir().toString())));
+        }
+        return config;
+    }
+
+    private static WeftRuntime startRuntime(Config config, NbdServerExporter exporter) throws StartupException {
         try {
-            c.close();
-        } catch (Exception e) {
-            LOG.warn("closing {} after a failed start: {}", c.getClass().getSimpleName(), e.toString());
+            return WeftRuntime.start(config, exporter);
+        } catch (ConfigException e) {
+            throw new InvalidSettingException(keyOf(e), e.getMessage());
+        } catch (IllegalArgumentException e) {
+            String message = e.getMessage() == null ? e.toString() : e.getMessage();
+            int colon = message.indexOf(':');
+            String key = message.startsWith("weft.") && colon > 0 ? message.substring(0, colon).split(" ")[0]
+                    : "weft";
+            throw new InvalidSettingException(key, colon > 0 ? message.substring(colon + 1).trim() : message);
+        } catch (IllegalStateException e) {
+            Throwable cause = e.getCause();
+            while (cause != null && cause.getCause() != null && !(cause instanceof java.net.BindException)) {
+                cause = cause.getCause();
+            }
+            String why = cause == null ? e.getMessage() : cause.getMessage();
+            throw new StartupException("the control plane did not start (cluster port weft.cluster.port, "
+                    + "management weft.management.http.*): " + why, e);
         }
     }
 
-    public List<Volume> volumes() {
-        return volumes;
+    private static String keyOf(ConfigException e) {
+        String m = e.getMessage() == null ? "" : e.getMessage();
+        java.util.regex.Matcher k = java.util.regex.Pattern.compile("(weft\\.[A-Za-z0-9._-]+)").matcher(m);
+        return k.find() ? k.group(1) : "weft";
+    }
+
+    /** Creates a missing volume file sparse, then maps it through the control plane with the in-process transport. */
+    private static void mapVolume(WeftRuntime runtime, VolumeSettings vs) throws StartupException {
+        Path path = vs.path();
+        if (!Files.exists(path)) {
+            if (vs.readOnly()) {
+                throw new StartupException(vs.key() + ".path: " + path
+                        + " does not exist (a read-only volume is never created)");
+            }
+            if (vs.size().isEmpty()) {
+                throw new StartupException(vs.key() + ".size: " + path + " does not exist; give a size to create it");
+            }
+            try {
+                Path parent = path.getParent();
+                if (parent != null) {
+                    Files.createDirectories(parent);
+                }
+                FileBackingStore.createSparse(path, vs.size().getAsLong()).close();
+                LOG.info("volume {}: created {} sparse ({} bytes)", vs.name(), path, vs.size().getAsLong());
+            } catch (IOException | RuntimeException e) {
+                throw new StartupException(vs.key() + ".path: cannot create " + path + ": " + e.getMessage(), e);
+            }
+        }
+        MapSpec spec = new MapSpec(vs.name(), runtime.nodeName(), path.toString(),
+                vs.readOnly() ? AccessMode.RO : AccessMode.RW, "inprocess");
+        Reply reply;
+        try {
+            Duration wait = runtime.settings().mapTimeout().plus(runtime.settings().askTimeout());
+            reply = runtime.map(spec).toCompletableFuture().get(wait.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (Exception e) {
+            throw new StartupException(vs.key() + ": mapping " + path + " did not complete: " + e, e);
+        }
+        if (!reply.ok()) {
+            throw new StartupException(vs.key() + ".path: cannot map " + path + ": " + reply.message()
+                    + " (a volume must lie under an export root, weft.storage.export-roots)");
+        }
+    }
+
+    public NodeSettings settings() {
+        return settings;
+    }
+
+    public WeftRuntime runtime() {
+        return runtime;
     }
 
     /** The bound NBD TCP address, if TCP is on. */
@@ -147,16 +222,13 @@ public final class WeftNode implements AutoCloseable {
         return Optional.ofNullable(nbdAddress);
     }
 
-    public Optional<InetSocketAddress> httpAddress() {
-        return http == null ? Optional.empty() : Optional.of(http.address());
-    }
-
-    public NodeSettings settings() {
-        return settings;
+    /** The bound management HTTP address, if enabled. */
+    public Optional<URI> httpUri() {
+        return runtime.httpUri();
     }
 
     public boolean ready() {
-        return ready.get();
+        return ready;
     }
 
     private String tcpUri(String export) {
@@ -172,15 +244,22 @@ public final class WeftNode implements AutoCloseable {
         return "nbd+unix:///" + export + "?socket=" + settings.nbdUnixSocket().orElseThrow();
     }
 
+    private static String http(URI uri) {
+        return uri.getHost() + ":" + uri.getPort();
+    }
+
     /** Prints what to try next and, last, the one-line readiness message scripts and tests wait for. */
     public void printWelcome(PrintStream out) {
-        String first = volumes.isEmpty() ? "VOLUME" : volumes.get(0).name();
+        String first = mapped.isEmpty() ? "VOLUME" : mapped.get(0).name();
         String uri = nbdAddress != null ? tcpUri(first) : unixUri(first);
         out.println();
-        out.println("Weft node serving " + volumes.size() + (volumes.size() == 1 ? " volume" : " volumes") + ":");
-        for (Volume v : volumes) {
-            out.println("  " + v.name() + "  " + human(v.device().info().size())
-                    + (v.device().info().readOnly() ? " read-only" : "") + "  " + v.store().path());
+        out.println("Weft node " + runtime.nodeName() + " (roles " + String.join(",", runtime.settings().roles())
+                + ", cluster " + runtime.clusterAddress() + ")");
+        out.println("serving " + mapped.size() + (mapped.size() == 1 ? " volume" : " volumes") + ":");
+        for (VolumeSettings v : mapped) {
+            NodeState.DeviceEntry e = runtime.state().device(v.name());
+            long size = e == null ? 0 : e.device.info().size();
+            out.println("  " + v.name() + "  " + human(size) + (v.readOnly() ? " read-only" : "") + "  " + v.path());
             if (nbdAddress != null) {
                 out.println("      " + tcpUri(v.name()));
             }
@@ -196,24 +275,29 @@ public final class WeftNode implements AutoCloseable {
         if (nbdAddress != null) {
             out.println("  sudo nbd-client " + nbdAddress.getHostString() + " " + nbdAddress.getPort()
                     + " /dev/nbd0 -N " + first + "   # needs the nbd kernel module (modprobe nbd)");
-        } else {
-            out.println("  sudo nbd-client -unix " + settings.nbdUnixSocket().orElseThrow()
-                    + " /dev/nbd0 -N " + first + "   # needs the nbd kernel module (modprobe nbd)");
         }
-        httpAddress().ifPresent(a -> out.println("  curl http://" + hostPort(a) + "/metrics"));
-        out.println("Stop with Ctrl-C (or SIGTERM): in-flight IO finishes and every volume is flushed.");
+        httpUri().ifPresent(a -> {
+            String node = http(a);
+            String flag = node.equals("127.0.0.1:7626") ? "" : " --node " + node;
+            out.println("  ./weft status" + flag + "        # devices, backends, cluster members");
+            out.println("  curl http://" + node + "/metrics");
+        });
+        out.println("Stop with Ctrl-C (or SIGTERM): in-flight IO finishes, every device is flushed, the node leaves "
+                + "the cluster.");
         StringBuilder line = new StringBuilder("weft node ready:");
         if (nbdAddress != null) {
             line.append(" nbd=").append(hostPort(nbdAddress));
         }
         settings.nbdUnixSocket().ifPresent(s -> line.append(" unix=").append(s));
-        httpAddress().ifPresent(a -> line.append(" http=").append(hostPort(a)));
-        line.append(" volumes=").append(volumes.size()).append(" pid=").append(ProcessHandle.current().pid());
+        httpUri().ifPresent(a -> line.append(" http=").append(http(a)));
+        line.append(" cluster=").append(runtime.clusterAddress().getHost().orElse("?")).append(':')
+                .append(runtime.clusterAddress().getPort().map(String::valueOf).orElse("?"));
+        line.append(" volumes=").append(mapped.size()).append(" pid=").append(ProcessHandle.current().pid());
         out.println(line);
         out.flush();
     }
 
-    private static String human(long bytes) {
+    static String human(long bytes) {
         String[] units = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
         double value = bytes;
         int unit = 0;
@@ -226,35 +310,32 @@ public final class WeftNode implements AutoCloseable {
     }
 
     /**
-     * Stops accepting connections, lets in-flight requests complete, flushes and closes every volume.
+     * Stops accepting NBD connections and lets in-flight requests complete, flushes every mapped device, then
+     * leaves the cluster and stops the control plane (which closes the backing stores).
      *
-     * @return true if every volume was flushed
+     * @return true if every device was flushed
      */
     public synchronized boolean shutdown() {
         if (closed) {
             return true;
         }
         closed = true;
-        ready.set(false);
-        LOG.info("stopping: no new connections, draining in-flight IO");
+        ready = false;
+        LOG.info("stopping: no new NBD connections, draining in-flight IO");
         nbd.close();
         boolean flushed = true;
-        for (Volume v : volumes) {
-            try {
-                v.flush();
-            } catch (IOException | RuntimeException e) {
+        for (NodeState.DeviceEntry e : runtime.state().devices()) {
+            if (e.spec.mode() == AccessMode.RO) {
+                continue;
+            }
+            int status = flush(e);
+            if (status != IoStatus.OK) {
                 flushed = false;
-                LOG.error("volume {}: flush failed: {}", v.name(), e.toString());
+                LOG.error("device {}: flush failed: {}", e.spec.deviceId(), IoStatus.name(status));
             }
         }
-        stats.close();
-        for (Volume v : volumes) {
-            LOG.info("{}", StatsReporter.describe(v.stats().snapshot()));
-            v.close();
-        }
-        if (http != null) {
-            http.close();
-        }
+        LOG.info("leaving the cluster");
+        runtime.shutdown();
         settings.nbdUnixSocket().ifPresent(socket -> {
             try {
                 Files.deleteIfExists(socket);
@@ -262,8 +343,18 @@ public final class WeftNode implements AutoCloseable {
                 LOG.debug("could not remove {}: {}", socket, e.toString());
             }
         });
-        LOG.info(flushed ? "stopped: every volume flushed and closed" : "stopped, but a flush failed (see above)");
+        LOG.info(flushed ? "stopped: every device flushed" : "stopped, but a flush failed (see above)");
         return flushed;
+    }
+
+    private int flush(NodeState.DeviceEntry e) {
+        CompletableFuture<Integer> done = new CompletableFuture<>();
+        e.device.submit(IoOp.FLUSH, 0, 0, 0, ByteBuffer.allocate(0), 0, (tag, status) -> done.complete(status));
+        try {
+            return done.get(runtime.settings().ioTimeout().toMillis() + 1000, TimeUnit.MILLISECONDS);
+        } catch (Exception ex) {
+            return IoStatus.EIO;
+        }
     }
 
     @Override

@@ -32,7 +32,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class WeftNodeIT {
     private static final Pattern READY = Pattern.compile(
-            "weft node ready: nbd=127\\.0\\.0\\.1:(\\d+) unix=(\\S+) http=127\\.0\\.0\\.1:(\\d+) volumes=1 pid=\\d+");
+            "weft node ready: nbd=127\\.0\\.0\\.1:(\\d+) unix=(\\S+) http=127\\.0\\.0\\.1:(\\d+) cluster=127\\.0\\.0\\.1:\\d+"
+                    + " volumes=1 pid=\\d+");
 
     @TempDir
     Path cwd;
@@ -59,7 +60,7 @@ class WeftNodeIT {
         String qemuIo = RequiredTool.require("qemu-io", "qemu-utils").toString();
         String nbdinfo = RequiredTool.require("nbdinfo", "libnbd-bin").toString();
         try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node",
-                "--nbd-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")) {
+                "--nbd-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--cluster-port", "0")) {
             Matcher ready = READY.matcher(node.awaitLine(l -> l.startsWith("weft node ready:"), 60));
             assertTrue(ready.matches(), node.output());
             int port = Integer.parseInt(ready.group(1));
@@ -78,18 +79,20 @@ class WeftNodeIT {
             String http = "http://127.0.0.1:" + ready.group(3);
             HttpResponse<String> readiness = get(http + "/ready");
             assertEquals(200, readiness.statusCode());
-            assertEquals("ready\n", readiness.body());
-            HttpResponse<String> volumes = get(http + "/weft/volumes");
-            assertTrue(volumes.body().startsWith("[{\"name\":\"vol0\",") && volumes.body().contains(
-                    "\"size\":1073741824,\"logicalBlockSize\":512,\"readOnly\":false"), volumes.body());
+            HttpResponse<String> devices = get(http + "/weft/devices");
+            assertEquals(200, devices.statusCode());
+            String compact = devices.body().replaceAll("\\s", "");
+            assertTrue(compact.contains("\"id\":\"vol0\"") && compact.contains("\"state\":\"ready\"")
+                    && compact.contains("\"transport\":\"inprocess\"") && compact.contains("\"size\":1073741824"),
+                    devices.body());
             HttpResponse<String> metrics = get(http + "/metrics");
             assertEquals(200, metrics.statusCode());
-            assertTrue(metrics.body().contains("weft_volume_bytes_total{volume=\"vol0\",op=\"write\"} 1048576\n"),
-                    metrics.body());
+            assertTrue(Pattern.compile("(?m)^weft_device_bytes_total\\{[^}]*device=\"vol0\"[^}]*direction=\"write\"\\}"
+                    + " 1048576(\\.0)?$").matcher(metrics.body()).find(), metrics.body());
 
             node.signal("TERM");
             assertEquals(0, node.awaitExit(60), node.output());
-            assertTrue(node.output().contains("stopped: every volume flushed and closed"), node.output());
+            assertTrue(node.output().contains("stopped: every device flushed"), node.output());
             assertFalse(Files.exists(socket), "the Unix socket is removed");
         }
         Path image = cwd.resolve("data").resolve("vol0.img");
@@ -106,7 +109,7 @@ class WeftNodeIT {
     @Test
     void sigintStopsCleanlyToo() throws Exception {
         try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--data-dir", "elsewhere",
-                "--nbd-listen", "off", "--http-listen", "off")) {
+                "--nbd-listen", "off", "--http-listen", "off", "--cluster-port", "0")) {
             node.awaitLine(l -> l.startsWith("weft node ready:"), 60);
             assertTrue(Files.exists(cwd.resolve("elsewhere/vol0.img")));
             node.signal("INT");
@@ -117,7 +120,7 @@ class WeftNodeIT {
     @Test
     void aPortInUseIsNamedAndNothingKeepsRunning() throws Exception {
         try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-             NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--http-listen", "off",
+             NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--http-listen", "off", "--cluster-port", "0",
                      "--nbd-unix", "off", "--nbd-listen", "127.0.0.1:" + taken.getLocalPort())) {
             assertEquals(1, node.awaitExit(60), node.output());
             assertTrue(node.output().contains("weft node: weft.nbd.listen: cannot listen on 127.0.0.1:"

@@ -32,8 +32,16 @@ class WeftNodeStartupIT {
 
     @Test
     void anInvalidJvmSystemPropertyIsNamed() throws Exception {
-        try (NodeProcess node = NodeProcess.start(cwd, List.of("-Dweft.store.io-threads=many"), "node")) {
-            assertRefused(node, "weft node: weft.store.io-threads: expected a whole number, got \"many\"");
+        try (NodeProcess node = NodeProcess.start(cwd, List.of("-Dweft.management.http.port=many"), "node")) {
+            assertRefused(node, "weft node: weft.management.http.port: expected a whole number, got \"many\"");
+        }
+    }
+
+    @Test
+    void anInvalidControlPlaneSettingIsNamed() throws Exception {
+        try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--roles", "storage,bogus",
+                "--cluster-port", "0", "--nbd-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")) {
+            assertRefused(node, "weft node: weft.node.roles: unknown role 'bogus' (use storage, client)");
         }
     }
 

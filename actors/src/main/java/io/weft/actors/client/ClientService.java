@@ -1,6 +1,6 @@
 package io.weft.actors.client;
 
-import io.weft.actors.IoStats;
+import io.weft.core.stats.IoStats;
 import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
@@ -86,7 +86,7 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
             return this;
         }
         QueueingBlockDevice device = new QueueingBlockDevice(UNMAPPED, settings.maxInFlight(),
-                settings.ioTimeout().toNanos(), new IoStats());
+                settings.ioTimeout().toNanos(), new IoStats(spec.deviceId()));
         NodeState.DeviceEntry entry = new NodeState.DeviceEntry(nodeState, spec.withTransport(transportName), device);
         entry.transport = transportName;
         nodeState.putDevice(entry);

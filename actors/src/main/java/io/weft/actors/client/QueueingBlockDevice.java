@@ -1,6 +1,6 @@
 package io.weft.actors.client;
 
-import io.weft.actors.IoStats;
+import io.weft.core.stats.IoStats;
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
 import io.weft.core.io.IoCompletion;

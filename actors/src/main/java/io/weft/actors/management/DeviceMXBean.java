@@ -18,8 +18,10 @@ public interface DeviceMXBean {
     long getBytesRead();
     long getBytesWritten();
     long getErrors();
-    double getLatencyP50Micros();
-    double getLatencyP99Micros();
+    double getReadLatencyP50Micros();
+    double getReadLatencyP99Micros();
+    double getWriteLatencyP50Micros();
+    double getWriteLatencyP99Micros();
     String getSessionState();
     long getLastHeartbeatAgoMillis();
 

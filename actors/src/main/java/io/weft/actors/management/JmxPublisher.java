@@ -185,8 +185,8 @@ public final class JmxPublisher implements AutoCloseable {
             this.entry = entry;
         }
 
-        private io.weft.actors.IoStats.Snapshot io() {
-            return entry.device.stats().snapshot();
+        private IoFigures io() {
+            return IoFigures.of(entry.device.stats().snapshot());
         }
 
         @Override public String getId() { return entry.spec.deviceId(); }
@@ -205,8 +205,10 @@ public final class JmxPublisher implements AutoCloseable {
         @Override public long getBytesRead() { return io().bytesRead(); }
         @Override public long getBytesWritten() { return io().bytesWritten(); }
         @Override public long getErrors() { return io().errors(); }
-        @Override public double getLatencyP50Micros() { return io().p50Micros(); }
-        @Override public double getLatencyP99Micros() { return io().p99Micros(); }
+        @Override public double getReadLatencyP50Micros() { return io().readP50Micros(); }
+        @Override public double getReadLatencyP99Micros() { return io().readP99Micros(); }
+        @Override public double getWriteLatencyP50Micros() { return io().writeP50Micros(); }
+        @Override public double getWriteLatencyP99Micros() { return io().writeP99Micros(); }
         @Override public String getSessionState() { return entry.sessionState; }
         @Override public long getLastHeartbeatAgoMillis() { return entry.sessionStatus().lastHeartbeatAgoMillis(); }
         @Override public String unmap(boolean force) { return await(rt, rt.unmap(entry.spec.deviceId(), force)); }
@@ -231,8 +233,8 @@ public final class JmxPublisher implements AutoCloseable {
             this.entry = entry;
         }
 
-        private io.weft.actors.IoStats.Snapshot io() {
-            return entry.stats.snapshot();
+        private IoFigures io() {
+            return IoFigures.of(entry.stats.snapshot());
         }
 
         @Override public String getPath() { return entry.path; }

@@ -1,7 +1,6 @@
 package io.weft.actors.management;
 
 import io.weft.actors.DeviceState;
-import io.weft.actors.IoStats;
 import io.weft.actors.NodeState;
 import io.weft.actors.WeftRuntime;
 import java.util.Locale;
@@ -28,7 +27,7 @@ final class PrometheusText {
                 line(out, "weft_device_state", labels + ",state=\"" + s.name().toLowerCase(Locale.ROOT) + "\"",
                         e.state == s ? 1 : 0);
             }
-            IoStats.Snapshot io = e.device.stats().snapshot();
+            IoFigures io = IoFigures.of(e.device.stats().snapshot());
             ops(out, "weft_device", labels, io);
             line(out, "weft_device_inflight", labels, e.device.inFlight());
             line(out, "weft_device_reconnects_total", labels, e.reconnects.get());
@@ -52,13 +51,13 @@ final class PrometheusText {
             String labels = "node=\"" + esc(node) + "\",path=\"" + esc(b.path) + "\"";
             line(out, "weft_backend_mappings", labels, b.mappings.size());
             line(out, "weft_backend_size_bytes", labels, b.size);
-            IoStats.Snapshot io = b.stats.snapshot();
+            IoFigures io = IoFigures.of(b.stats.snapshot());
             ops(out, "weft_backend", labels, io);
         }
         return out.toString();
     }
 
-    private static void ops(StringBuilder out, String prefix, String labels, IoStats.Snapshot io) {
+    private static void ops(StringBuilder out, String prefix, String labels, IoFigures io) {
         line(out, prefix + "_ops_total", labels + ",op=\"read\"", io.reads());
         line(out, prefix + "_ops_total", labels + ",op=\"write\"", io.writes());
         line(out, prefix + "_ops_total", labels + ",op=\"other\"", io.otherOps());
@@ -67,11 +66,15 @@ final class PrometheusText {
         line(out, prefix + "_bytes_total", labels + ",direction=\"write\"", io.bytesWritten());
     }
 
-    private static void latency(StringBuilder out, String name, String labels, IoStats.Snapshot io) {
-        line(out, name, labels + ",quantile=\"0.5\"", io.p50Micros() / 1e6);
-        line(out, name, labels + ",quantile=\"0.99\"", io.p99Micros() / 1e6);
-        line(out, name, labels + ",quantile=\"0.999\"", io.p999Micros() / 1e6);
-        line(out, name + "_count", labels, io.latencySamples());
+    private static void latency(StringBuilder out, String name, String labels, IoFigures io) {
+        line(out, name, labels + ",op=\"read\",quantile=\"0.5\"", io.readP50Micros() / 1e6);
+        line(out, name, labels + ",op=\"read\",quantile=\"0.99\"", io.readP99Micros() / 1e6);
+        line(out, name, labels + ",op=\"read\",quantile=\"0.999\"", io.readP999Micros() / 1e6);
+        line(out, name, labels + ",op=\"write\",quantile=\"0.5\"", io.writeP50Micros() / 1e6);
+        line(out, name, labels + ",op=\"write\",quantile=\"0.99\"", io.writeP99Micros() / 1e6);
+        line(out, name, labels + ",op=\"write\",quantile=\"0.999\"", io.writeP999Micros() / 1e6);
+        line(out, name + "_count", labels + ",op=\"read\"", io.reads());
+        line(out, name + "_count", labels + ",op=\"write\"", io.writes());
     }
 
     private static void header(StringBuilder out, String name, String type, String help) {

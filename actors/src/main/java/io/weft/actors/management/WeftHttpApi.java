@@ -81,9 +81,10 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                         path(PathMatchers.segment("backends").slash("resize"), () ->
                                 post(() -> mutating(rt, body -> reply(rt.resize(text(body, "storageNode"),
                                         text(body, "path"), bytes(body, "size", -1)))))),
-                        path("volumes", () ->
+                        path("volumes", () -> concat(
+                                get(() -> json(StatusCodes.OK, volumes(rt))),
                                 post(() -> mutating(rt, body -> reply(rt.createVolume(text(body, "storageNode"),
-                                        text(body, "path"), bytes(body, "size", 0)))))),
+                                        text(body, "path"), bytes(body, "size", 0))))))),
                         path("storage-nodes", () -> get(() -> onSuccess(rt.storageNodes(),
                                 nodes -> json(StatusCodes.OK, nodes)))),
                         path("transports", () -> get(() -> json(StatusCodes.OK, Map.of("enabled", rt.transports(),
@@ -177,6 +178,40 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                 "reachable", String.valueOf(!cluster.state().getUnreachable().contains(m)))));
         out.put("members", members);
         out.put("transports", rt.transports());
+        return out;
+    }
+
+    /** A volume file under one of this node's export roots. {@code open}: a backend has it open. */
+    public record VolumeFile(String path, long size, boolean open) {
+    }
+
+    /**
+     * The regular files under this node's export roots (a few levels deep): what {@code volume create} made and
+     * what can be mapped. Empty on a node without the storage role.
+     */
+    static List<VolumeFile> volumes(WeftRuntime rt) {
+        if (!rt.settings().isStorage()) {
+            return List.of();
+        }
+        List<VolumeFile> out = new java.util.ArrayList<>();
+        for (java.nio.file.Path root : rt.settings().exportRoots()) {
+            if (!java.nio.file.Files.isDirectory(root)) {
+                continue;
+            }
+            try (var files = java.nio.file.Files.walk(root, 4)) {
+                files.filter(java.nio.file.Files::isRegularFile).sorted().forEach(f -> {
+                    try {
+                        String real = f.toRealPath().toString();
+                        out.add(new VolumeFile(f.toString(), java.nio.file.Files.size(f),
+                                rt.state().backend(real) != null || rt.state().backend(f.toString()) != null));
+                    } catch (java.io.IOException e) {
+                        // Gone while listing: not a volume any more.
+                    }
+                });
+            } catch (java.io.IOException | java.io.UncheckedIOException e) {
+                // An unreadable root lists nothing; the storage node logs why when a map touches it.
+            }
+        }
         return out;
     }
 

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.weft.actors.IoStats;
+import io.weft.core.stats.IoStats;
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
 import io.weft.core.io.IoCompletion;
@@ -82,7 +82,7 @@ class QueueingBlockDeviceTest {
     }
 
     private static QueueingBlockDevice device(int slots) {
-        return new QueueingBlockDevice(INFO, slots, TIMEOUT, new IoStats());
+        return new QueueingBlockDevice(INFO, slots, TIMEOUT, new IoStats("test"));
     }
 
     private static ByteBuffer pattern(int length, int seed) {
@@ -107,8 +107,8 @@ class QueueingBlockDeviceTest {
         assertEquals(IoStatus.OK, done.of(2));
         assertArrayEquals(written.array(), read.array());
         assertEquals(0, dev.inFlight());
-        assertEquals(1, dev.stats().snapshot().reads());
-        assertEquals(1, dev.stats().snapshot().writes());
+        assertEquals(1, dev.stats().snapshot().op(io.weft.core.io.IoOp.READ).ops());
+        assertEquals(1, dev.stats().snapshot().op(io.weft.core.io.IoOp.WRITE).ops());
     }
 
     @Test

@@ -1,10 +1,13 @@
 package io.weft.node.cli;
 
+import com.typesafe.config.Config;
 import io.weft.node.WeftNode;
+import io.weft.node.config.HostPort;
 import io.weft.node.config.NodeSettings;
 import io.weft.node.config.SettingsLoader;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Callable;
@@ -19,14 +22,24 @@ import picocli.CommandLine.Option;
 @Command(name = "node",
         mixinStandardHelpOptions = true,
         description = {
-            "Runs a node: serves the configured volumes over NBD until SIGINT or SIGTERM.",
+            "Runs one node until SIGINT or SIGTERM: a Pekko Cluster member (roles",
+            "storage and client by default) whose mapped devices are NBD exports, with",
+            "management HTTP (/weft/..., /metrics, /ready), JMX and the configured volumes.",
             "",
-            "Opens each volume (creating a missing file sparse). On SIGINT or SIGTERM it",
-            "stops accepting, lets in-flight IO finish, flushes every volume, exits 0.",
-            "With no options: volume vol0, a sparse 1 GiB file ./data/vol0.img, served",
-            "at nbd://127.0.0.1:10809/vol0 and on the Unix socket ./data/nbd.sock.",
+            "With no options: a single-node cluster; volume vol0, a sparse 1 GiB file",
+            "./data/vol0.img mapped in-process and served at nbd://127.0.0.1:10809/vol0",
+            "and on the Unix socket ./data/nbd.sock; HTTP on 127.0.0.1:7626.",
+            "On SIGINT or SIGTERM it stops accepting NBD connections, lets in-flight IO",
+            "finish, flushes every device, leaves the cluster and exits 0.",
             ""},
         footer = {"",
+            "Three nodes on one machine:",
+            "  ./weft node --data-dir data/a --name a",
+            "  ./weft node --data-dir data/b --name b --cluster-port 25521 --seed 127.0.0.1:25520 \\",
+            "      --nbd-listen 127.0.0.1:10810 --http-listen 127.0.0.1:7627",
+            "  ./weft node --data-dir data/c --name c --cluster-port 25522 --seed 127.0.0.1:25520 \\",
+            "      --nbd-listen 127.0.0.1:10811 --http-listen 127.0.0.1:7628",
+            "",
             "Precedence, lowest first: reference.conf, the --config file, JVM system",
             "properties, -D options, the options above. docs/configuration.md lists",
             "every key.",
@@ -38,7 +51,8 @@ public final class NodeCommand implements Callable<Integer> {
     @Option(names = "--config", paramLabel = "FILE", description = "HOCON file with weft.* settings.")
     Path config;
 
-    @Option(names = "--data-dir", paramLabel = "DIR", description = "Sets weft.data-dir (default ./data).")
+    @Option(names = "--data-dir", paramLabel = "DIR",
+            description = "Sets weft.data-dir (default ./data): volume files, NBD socket, default export root.")
     String dataDir;
 
     @Option(names = "--nbd-listen", paramLabel = "HOST:PORT",
@@ -50,26 +64,71 @@ public final class NodeCommand implements Callable<Integer> {
     String nbdUnix;
 
     @Option(names = "--http-listen", paramLabel = "HOST:PORT",
-            description = "Sets weft.http.listen (default 127.0.0.1:7626; off).")
+            description = "Management HTTP: sets weft.management.http.hostname and .port (default"
+                    + " 127.0.0.1:7626; port 0 = any free port); off sets .enabled = false.")
     String httpListen;
 
+    @Option(names = "--token", paramLabel = "TOKEN",
+            description = "Sets weft.management.http.token: mutating HTTP calls then need it.")
+    String token;
+
+    @Option(names = "--name", paramLabel = "NAME",
+            description = "Sets weft.node.name (default HOST:PORT of the cluster address).")
+    String nodeName;
+
+    @Option(names = "--roles", paramLabel = "ROLE", split = ",",
+            description = "Sets weft.node.roles: storage, client or both (default storage,client).")
+    List<String> roles;
+
+    @Option(names = "--cluster-host", paramLabel = "HOST",
+            description = "Sets weft.cluster.hostname (default 127.0.0.1).")
+    String clusterHost;
+
+    @Option(names = "--cluster-port", paramLabel = "PORT",
+            description = "Sets weft.cluster.port (default 25520; 0 = any free port).")
+    String clusterPort;
+
+    @Option(names = "--seed", paramLabel = "HOST:PORT",
+            description = "Adds to weft.cluster.seed-nodes (repeatable). None: forms a cluster of its own.")
+    List<String> seeds;
+
+    @Option(names = "--export-root", paramLabel = "DIR",
+            description = "Adds to weft.storage.export-roots (repeatable; default: the data dir).")
+    List<String> exportRoots;
+
     @Option(names = "-D", paramLabel = "KEY=VALUE", mapFallbackValue = "",
-            description = "Overrides one setting, e.g. -Dweft.store.io-threads=2.")
+            description = "Overrides one setting, e.g. -Dweft.client.io-timeout=10s.")
     Map<String, String> properties = new LinkedHashMap<>();
 
     @Override
     public Integer call() throws Exception {
-        Map<String, String> cli = new LinkedHashMap<>();
+        Map<String, Object> cli = new LinkedHashMap<>();
         putIfSet(cli, "weft.data-dir", dataDir);
         putIfSet(cli, "weft.nbd.listen", nbdListen);
         putIfSet(cli, "weft.nbd.unix-socket", nbdUnix);
-        putIfSet(cli, "weft.http.listen", httpListen);
-        NodeSettings settings = SettingsLoader.parse(
-                SettingsLoader.load(Optional.ofNullable(config), properties, cli),
-                Path.of("").toAbsolutePath());
+        if (httpListen != null) {
+            if ("off".equals(httpListen)) {
+                cli.put("weft.management.http.enabled", false);
+            } else {
+                HostPort http = HostPort.parse("--http-listen", httpListen);
+                cli.put("weft.management.http.enabled", true);
+                cli.put("weft.management.http.hostname", http.host());
+                cli.put("weft.management.http.port", http.port());
+            }
+        }
+        putIfSet(cli, "weft.management.http.token", token);
+        putIfSet(cli, "weft.node.name", nodeName);
+        putIfSet(cli, "weft.node.roles", roles);
+        putIfSet(cli, "weft.cluster.hostname", clusterHost);
+        putIfSet(cli, "weft.cluster.port", clusterPort);
+        putIfSet(cli, "weft.cluster.seed-nodes", seeds);
+        putIfSet(cli, "weft.storage.export-roots", exportRoots == null ? null
+                : exportRoots.stream().map(r -> Path.of(r).toAbsolutePath().normalize().toString()).toList());
+        Config loaded = SettingsLoader.load(Optional.ofNullable(config), properties, cli);
+        NodeSettings settings = SettingsLoader.parse(loaded, Path.of("").toAbsolutePath());
 
         ShutdownSignals signals = ShutdownSignals.install();
-        WeftNode node = WeftNode.start(settings);
+        WeftNode node = WeftNode.start(settings, loaded);
         Thread fallbackHook = new Thread(node::shutdown, "weft-shutdown");
         Runtime.getRuntime().addShutdownHook(fallbackHook);
         node.printWelcome(System.out);
@@ -79,7 +138,7 @@ public final class NodeCommand implements Callable<Integer> {
         return flushed ? 0 : WeftMain.EXIT_FAILURE;
     }
 
-    private static void putIfSet(Map<String, String> map, String key, String value) {
+    private static void putIfSet(Map<String, Object> map, String key, Object value) {
         if (value != null) {
             map.put(key, value);
         }

@@ -1,21 +1,27 @@
 package io.weft.node.cli;
 
 import io.weft.node.StartupException;
+import io.weft.node.cli.client.MapCommand;
+import io.weft.node.cli.client.RemapCommand;
+import io.weft.node.cli.client.ResizeCommand;
+import io.weft.node.cli.client.StatusCommand;
+import io.weft.node.cli.client.UnmapCommand;
+import io.weft.node.cli.client.VolumeCommand;
 import io.weft.node.config.InvalidSettingException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /**
  * The {@code weft} command. Sub-commands are listed in {@link #SUBCOMMANDS}: {@code node} runs a node; the
- * client-side commands ({@code status}, {@code map}, {@code unmap}, ...) that talk to a running node's HTTP API are
- * added there as they land.
+ * client-side commands ({@code status}, {@code map}, {@code unmap}, ...) talk to a running node's HTTP API.
  *
- * <p>Exit codes: 0 success, 1 the command failed (e.g. a port in use), 2 invalid usage or setting.
+ * <p>Exit codes: 0 success, 1 the command failed (e.g. a port in use, a refused map), 2 invalid usage or setting,
+ * 3 no node answered at the given address.
  */
 @Command(name = "weft",
         mixinStandardHelpOptions = true,
         versionProvider = WeftMain.Version.class,
-        description = "Weft: a block-storage fabric for the JVM. Volumes are served over NBD.",
+        description = "Weft: a block-storage fabric for the JVM. Devices are served over NBD.",
         synopsisSubcommandLabel = "COMMAND",
         commandListHeading = "%nCommands:%n")
 public final class WeftMain implements Runnable {
@@ -25,7 +31,8 @@ public final class WeftMain implements Runnable {
     public static final int EXIT_USAGE = 2;
 
     /** Every sub-command of {@code weft}; add new ones here. */
-    static final Class<?>[] SUBCOMMANDS = {NodeCommand.class};
+    static final Class<?>[] SUBCOMMANDS = {NodeCommand.class, StatusCommand.class, MapCommand.class,
+        UnmapCommand.class, RemapCommand.class, ResizeCommand.class, VolumeCommand.class};
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

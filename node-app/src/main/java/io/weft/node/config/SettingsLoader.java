@@ -30,7 +30,7 @@ import java.util.regex.Pattern;
 public final class SettingsLoader {
     private static final Pattern VOLUME_NAME = Pattern.compile("[A-Za-z0-9._-]{1,255}");
     private static final Set<String> VOLUME_KEYS =
-            Set.of("name", "path", "size", "read-only", "description", "direct-io", "io-threads");
+            Set.of("name", "path", "size", "read-only", "description");
     private static final String OFF = "off";
     private static final long SIZE_ALIGNMENT = 4096;
 
@@ -44,7 +44,7 @@ public final class SettingsLoader {
      * @param dashD        {@code -D} pairs given to the command (keys like {@code weft.nbd.listen})
      * @param cliOverrides settings derived from dedicated options (same key form)
      */
-    public static Config load(Optional<Path> configFile, Map<String, String> dashD, Map<String, String> cliOverrides) {
+    public static Config load(Optional<Path> configFile, Map<String, String> dashD, Map<String, ?> cliOverrides) {
         Config reference = ConfigFactory.defaultReferenceUnresolved();
         Config file = ConfigFactory.empty();
         if (configFile.isPresent()) {
@@ -82,27 +82,39 @@ public final class SettingsLoader {
         String socket = r.nonEmptyString("weft.nbd.unix-socket");
         Optional<Path> unixSocket = OFF.equals(socket)
                 ? Optional.empty() : Optional.of(dataDir.resolve(socket).normalize());
-        int maxIo = (int) r.size("weft.nbd.max-io-size", 4096, 32L << 20);
-        if (Integer.bitCount(maxIo) != 1) {
-            throw new InvalidSettingException("weft.nbd.max-io-size", "must be a power of two, got " + maxIo);
+        Optional<HostPort> httpListen = Optional.empty();
+        if (r.bool("weft.management.http.enabled")) {
+            String host = r.nonEmptyString("weft.management.http.hostname");
+            int port = r.integer("weft.management.http.port", 0, 65535);
+            httpListen = Optional.of(new HostPort(host, port));
         }
-        Optional<HostPort> httpListen = r.optionalHostPort("weft.http.listen");
-
-        boolean directIo = r.bool("weft.store.direct-io");
-        int ioThreads = r.integer("weft.store.io-threads", 0, 64);
-        int queueDepth = r.integer("weft.store.io-queue-depth", 1, 65536);
-
-        Duration interval = r.duration("weft.stats.interval", Duration.ofMillis(100));
-        int slots = r.integer("weft.stats.in-flight-slots", 1, 1 << 20);
-        boolean statsLog = r.bool("weft.stats.log");
-
-        List<VolumeSettings> volumes = r.volumes(dataDir, directIo, ioThreads);
+        r.integer("weft.cluster.port", 0, 65535);
+        validateControlPlane(config);
+        List<VolumeSettings> volumes = r.volumes(dataDir);
         if (nbdListen.isEmpty() && unixSocket.isEmpty()) {
             throw new InvalidSettingException("weft.nbd.listen",
                     "NBD is off on TCP and on the Unix socket (weft.nbd.unix-socket); enable at least one");
         }
-        return new NodeSettings(dataDir, nbdListen, unixSocket, maxIo, httpListen, queueDepth, interval, slots,
-                statsLog, volumes);
+        return new NodeSettings(dataDir, nbdListen, unixSocket, httpListen, volumes);
+    }
+
+    /** The control plane's own keys, checked before anything is created (it reads them again when it starts). */
+    private static void validateControlPlane(Config config) {
+        try {
+            io.weft.actors.WeftSettings.from(config);
+        } catch (ConfigException e) {
+            String m = e.getMessage() == null ? "" : e.getMessage();
+            java.util.regex.Matcher k = Pattern.compile("(weft\\.[A-Za-z0-9._-]+)").matcher(m);
+            String key = k.find() ? k.group(1) : "weft";
+            throw new InvalidSettingException(key, m.substring(m.indexOf(key) + key.length()).replaceFirst("^:?\\s*", ""));
+        } catch (IllegalArgumentException e) {
+            String m = String.valueOf(e.getMessage());
+            int colon = m.indexOf(": ");
+            if (m.startsWith("weft.") && colon > 0) {
+                throw new InvalidSettingException(m.substring(0, colon), m.substring(colon + 2));
+            }
+            throw new InvalidSettingException("weft", m);
+        }
     }
 
     /** Typed access that reports problems by key. */
@@ -124,6 +136,13 @@ public final class SettingsLoader {
             Config reference = ConfigFactory.defaultReferenceUnresolved().withOnlyPath("weft").resolve();
             for (Map.Entry<String, ConfigValue> entry : config.getConfig("weft").entrySet()) {
                 String key = "weft." + entry.getKey();
+                if (key.startsWith("weft.pekko.")) {
+                    continue;
+                }
+                if (key.startsWith("weft.http.")) {
+                    throw new InvalidSettingException(key, "replaced by weft.management.http.hostname, .port and"
+                            + " .enabled (or --http-listen HOST:PORT|off)");
+                }
                 if (!reference.hasPathOrNull(key) && !underKnownLeaf(reference, key)) {
                     throw new InvalidSettingException(key, "unknown setting" + knownSiblings(reference, key));
                 }
@@ -242,7 +261,7 @@ public final class SettingsLoader {
             return value;
         }
 
-        List<VolumeSettings> volumes(Path dataDir, boolean defaultDirectIo, int defaultIoThreads) {
+        List<VolumeSettings> volumes(Path dataDir) {
             String key = "weft.volumes";
             requirePresent(key);
             if (config.getValue(key).valueType() != ConfigValueType.LIST) {
@@ -263,7 +282,7 @@ public final class SettingsLoader {
                             + entries.get(i).valueType().name().toLowerCase());
                 }
                 Config entry = ((com.typesafe.config.ConfigObject) entries.get(i)).toConfig();
-                VolumeSettings volume = volume(at, entry, dataDir, defaultDirectIo, defaultIoThreads);
+                VolumeSettings volume = volume(at, entry, dataDir);
                 if (!names.add(volume.name())) {
                     throw new InvalidSettingException(at + ".name", "duplicate volume name \"" + volume.name()
                             + "\"");
@@ -276,8 +295,7 @@ public final class SettingsLoader {
             return volumes;
         }
 
-        private static VolumeSettings volume(String at, Config entry, Path dataDir, boolean defaultDirectIo,
-                                             int defaultIoThreads) {
+        private static VolumeSettings volume(String at, Config entry, Path dataDir) {
             for (String k : entry.root().keySet()) {
                 if (!VOLUME_KEYS.contains(k)) {
                     throw new InvalidSettingException(at + "." + k, "unknown setting (known: "
@@ -308,11 +326,7 @@ public final class SettingsLoader {
                 }
                 description = entry.getString("description");
             }
-            boolean directIo = entry.hasPath("direct-io") ? r.prefixed(at, () -> r.bool("direct-io"))
-                    : defaultDirectIo;
-            int ioThreads = entry.hasPath("io-threads") ? r.prefixed(at, () -> r.integer("io-threads", 0, 64))
-                    : defaultIoThreads;
-            return new VolumeSettings(at, name, path, size, readOnly, description, directIo, ioThreads);
+            return new VolumeSettings(at, name, path, size, readOnly, description);
         }
 
         /** Runs a check on a volume entry and puts the entry's position in front of the key it reports. */

@@ -11,10 +11,8 @@ import java.util.OptionalLong;
  * @param path        file or block device, already resolved against the data directory
  * @param size        size to create a missing file with; empty when not given
  * @param readOnly    serve without write access
- * @param description shown to NBD clients listing exports
- * @param directIo    O_DIRECT
- * @param ioThreads   IO worker threads (0 = inline)
+ * @param description free text (shown in status)
  */
 public record VolumeSettings(String key, String name, Path path, OptionalLong size, boolean readOnly,
-                             String description, boolean directIo, int ioThreads) {
+                             String description) {
 }

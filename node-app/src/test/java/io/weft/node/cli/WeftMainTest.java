@@ -30,7 +30,7 @@ class WeftMainTest {
     void nodeHelpDocumentsEveryOption() {
         assertEquals(0, run("node", "--help"));
         for (String option : new String[] {"--config", "--data-dir", "--nbd-listen", "--nbd-unix", "--http-listen",
-            "-D"}) {
+            "--token", "--name", "--roles", "--cluster-host", "--cluster-port", "--seed", "--export-root", "-D"}) {
             assertTrue(out.toString().contains(option), option + " in " + out);
         }
     }
@@ -44,8 +44,8 @@ class WeftMainTest {
 
     @Test
     void anInvalidDashDSettingIsNamedToo() {
-        assertEquals(WeftMain.EXIT_USAGE, run("node", "-Dweft.store.io-threads=lots"));
-        assertTrue(err.toString().startsWith("weft node: weft.store.io-threads: expected a whole number"),
+        assertEquals(WeftMain.EXIT_USAGE, run("node", "-Dweft.management.http.port=lots"));
+        assertTrue(err.toString().startsWith("weft node: weft.management.http.port: expected a whole number"),
                 err.toString());
         assertFalse(err.toString().contains("\tat "), "no stack trace");
     }
