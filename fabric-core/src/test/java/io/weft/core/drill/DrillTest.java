@@ -77,7 +77,7 @@ class DrillTest {
                             mirror.legReturned(victim);
                         });
                 DrillOptions options = new DrillOptions(seed, 1 + random.nextInt(16), 4096, 65536,
-                        random.nextInt(60), SIZE, 60, 150 + random.nextInt(100), 60, 20_000);
+                        random.nextInt(60), SIZE, 60, 2 * LEG_TIMEOUT_MILLIS + random.nextInt(100), 60, 20_000);
                 DrillReport report = new Drill(mirror, mirror, fault, options).run();
                 String text = context + "\n" + report.toText();
                 assertEquals(0, report.blocksLost(), text);
