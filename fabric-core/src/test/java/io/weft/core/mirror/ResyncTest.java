@@ -44,7 +44,7 @@ class ResyncTest {
     }
 
     static MirrorOptions options(long rate) {
-        return MirrorOptions.defaults().withLegTimeoutNanos(200_000_000L).withResyncBytesPerSecond(rate);
+        return MirrorOptions.defaults().withLegTimeoutNanos(2_000_000_000L).withResyncBytesPerSecond(rate);
     }
 
     @Test
@@ -220,13 +220,16 @@ class ResyncTest {
         mirror = new MirrorBlockDevice(new ArrayList<>(legs), WriteIntentBitmap.inMemory(SIZE, REGION), options(0));
         for (int round = 0; round < 5; round++) {
             legs.get(1).mode(FaultyBlockDevice.Mode.FAIL);
-            assertEquals(IoStatus.OK, write(mirror, 0, pattern(4096, round)));
+            int r0 = round;
+            assertEquals(IoStatus.OK, write(mirror, 0, pattern(4096, round)), () -> "round " + r0 + ": " + mirror.status());
             assertEquals(LegState.FAILED, mirror.legState(1));
             legs.get(1).mode(FaultyBlockDevice.Mode.PASS);
             var done = mirror.legReturned(1);
             int i = 0;
             while (!done.isDone() || i < 50) {
-                assertEquals(IoStatus.OK, write(mirror, 4096L * (i % 256), pattern(4096, 1000 * round + i)));
+                int r = round;
+                assertEquals(IoStatus.OK, write(mirror, 4096L * (i % 256), pattern(4096, 1000 * round + i)),
+                        () -> "round " + r + ": " + mirror.status());
                 i++;
             }
             done.get(30, TimeUnit.SECONDS);
