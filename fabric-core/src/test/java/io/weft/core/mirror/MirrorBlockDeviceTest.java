@@ -279,4 +279,51 @@ class MirrorBlockDeviceTest {
             inner.close();
         }
     }
+    @Test
+    void whileALegIsOutTheIntentIsDurableBeforeTheWriteIsIssued() throws Exception {
+        List<FaultyBlockDevice> legs = faultyLegs(dir, 2, SIZE, false);
+        WriteIntentBitmap bitmap = WriteIntentBitmap.create(dir.resolve("wib"), SIZE, 1 << 20);
+        List<String> violations = new CopyOnWriteArrayList<>();
+        int[] seen = new int[1];
+        BlockDevice checking = new BlockDevice() {
+            @Override
+            public DeviceInfo info() {
+                return legs.get(0).info();
+            }
+
+            @Override
+            public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                               IoCompletion completion) {
+                if (op == IoOp.WRITE && mirror.legState(1) == LegState.FAILED) {
+                    seen[0]++;
+                    // Read the bit through a second mapping of the file: what a crash would leave behind.
+                    try (WriteIntentBitmap onDisk = WriteIntentBitmap.open(dir.resolve("wib"))) {
+                        if (!onDisk.isDirty(onDisk.regionOf(offset))) {
+                            violations.add("write @" + offset + " issued before its region was marked");
+                        }
+                        if ((onDisk.inSyncMask() & 2) != 0) {
+                            violations.add("write @" + offset + " issued while the header still says leg 1 in sync");
+                        }
+                    } catch (java.io.IOException e) {
+                        violations.add(e.toString());
+                    }
+                }
+                legs.get(0).submit(op, offset, length, flags, buffer, tag, completion);
+            }
+
+            @Override
+            public void close() {
+                legs.get(0).close();
+            }
+        };
+        mirror = new MirrorBlockDevice(new ArrayList<>(List.of(checking, legs.get(1))), bitmap, fast());
+        legs.get(1).mode(FaultyBlockDevice.Mode.FAIL);
+        assertEquals(IoStatus.OK, write(mirror, 0, pattern(4096, 1)));
+        for (int r = 1; r < 16; r += 3) {
+            assertEquals(IoStatus.OK, write(mirror, (long) r << 20, pattern(4096, r)));
+        }
+        assertEquals(5, seen[0], "writes issued while leg 1 was out");
+        assertEquals(List.of(), violations);
+        assertEquals(6, bitmap.dirtyCount());
+    }
 }
