@@ -110,6 +110,8 @@ public final class MirrorBlockDevice implements BlockDevice {
 
     // Resync progress (written by the resync thread, read by snapshots).
     private volatile int resyncLeg = -1;
+    /** The epoch of the leg the resync thread is copying to (see checkStillResyncing). */
+    private volatile long resyncEpoch;
     private volatile boolean resyncRunning;
     private volatile boolean resyncFull;
     private volatile long resyncDone;
@@ -293,6 +295,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         s.limit = buffer == null ? 0 : buffer.limit();
         s.lastError = 0;
         s.skippedMask = 0;
+        s.divergedMask = 0;
         boolean writeLike = isWriteLike(op);
         int targets;
         if (op == IoOp.READ) {
@@ -444,6 +447,9 @@ public final class MirrorBlockDevice implements BlockDevice {
                 } else if (isWriteLike(op) && status != REMOVED) {
                     // Durable before the caller can hear OK: this leg missed the write.
                     bitmap.markDirty(s.offset, s.length);
+                    if (!isLegFailure(status)) {
+                        s.divergedMask |= 1 << leg;
+                    }
                 }
             }
             if (!s.word.compareAndSet(w, nw)) {
@@ -496,10 +502,13 @@ public final class MirrorBlockDevice implements BlockDevice {
         int status;
         if (ok != 0) {
             status = IoStatus.OK;
-            if (failed != 0 && op != IoOp.READ) {
-                // Legs that refused what another leg accepted now differ from it (e.g. ENOSPC on one leg).
+            int diverged = s.divergedMask;
+            if (diverged != 0 && op != IoOp.READ) {
+                // Legs that refused what another leg accepted now differ from it (e.g. ENOSPC on one leg). Legs
+                // that failed outright were dropped when they failed; dropping them here could hit a leg that
+                // has been returned since.
                 for (int i = 0; i < MAX_LEGS; i++) {
-                    if ((failed & (1 << i)) != 0) {
+                    if ((diverged & (1 << i)) != 0) {
                         dropLeg(i, s.lastError);
                     }
                 }
@@ -600,6 +609,11 @@ public final class MirrorBlockDevice implements BlockDevice {
     }
 
     private void dropLeg(int leg, int status) {
+        dropLeg(leg, status, -1);
+    }
+
+    /** @param onlyEpoch drop only if the leg is still in this resync epoch (-1: whatever its epoch) */
+    private void dropLeg(int leg, int status, long onlyEpoch) {
         if (closed) {
             return;
         }
@@ -607,6 +621,9 @@ public final class MirrorBlockDevice implements BlockDevice {
         synchronized (control) {
             LegState st = l.state;
             if (st != LegState.IN_SYNC && st != LegState.RESYNCING) {
+                return;
+            }
+            if (onlyEpoch >= 0 && l.resyncEpoch != onlyEpoch) {
                 return;
             }
             l.state = LegState.FAILED;
@@ -674,11 +691,12 @@ public final class MirrorBlockDevice implements BlockDevice {
                 l.resyncDone = CompletableFuture.completedFuture(progress());
             } else {
                 l.state = LegState.RESYNCING;
+                long epoch = ++l.resyncEpoch;
                 bitmap.updateLegs(persistedInSync, persistedFullSync);
                 boolean full = (persistedFullSync & (1 << leg)) != 0;
                 l.resyncDone = new CompletableFuture<>();
                 CompletableFuture<ResyncProgress> done = l.resyncDone;
-                resyncExecutor.execute(() -> runResync(leg, full, done));
+                resyncExecutor.execute(() -> runResync(leg, epoch, full, done));
                 return done;
             }
         }
@@ -710,9 +728,10 @@ public final class MirrorBlockDevice implements BlockDevice {
                     bitmap.updateLegs(persistedInSync, persistedFullSync);
                     info = combinedInfo();
                     l.state = LegState.RESYNCING;
+                    long epoch = ++l.resyncEpoch;
                     l.resyncDone = new CompletableFuture<>();
                     CompletableFuture<ResyncProgress> done = l.resyncDone;
-                    resyncExecutor.execute(() -> runResync(leg, true, done));
+                    resyncExecutor.execute(() -> runResync(leg, epoch, true, done));
                     return leg;
                 }
             }
@@ -760,8 +779,9 @@ public final class MirrorBlockDevice implements BlockDevice {
 
     // ------------------------------------------------------------------------------------------------ resync
 
-    private void runResync(int target, boolean full, CompletableFuture<ResyncProgress> done) {
+    private void runResync(int target, long epoch, boolean full, CompletableFuture<ResyncProgress> done) {
         Leg x = legs[target];
+        resyncEpoch = epoch;
         resyncLeg = target;
         resyncFull = full;
         resyncDone = 0;
@@ -775,9 +795,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         try {
             // Writes that decided to skip the leg before it turned RESYNCING have set their bits once this is 0.
             while (x.skippedWrites.get() != 0) {
-                if (x.state != LegState.RESYNCING || closed) {
-                    throw new ResyncAbort("leg " + target + " left RESYNCING");
-                }
+                checkStillResyncing(x);
                 LockSupport.parkNanos(50_000);
             }
             resyncTotal = full ? regionCount : bitmap.dirtyCount();
@@ -796,9 +814,7 @@ public final class MirrorBlockDevice implements BlockDevice {
                 r = full ? r + 1 : bitmap.nextDirty(r + 1);
             }
             synchronized (control) {
-                if (x.state != LegState.RESYNCING) {
-                    throw new ResyncAbort("leg " + target + " left RESYNCING");
-                }
+                checkStillResyncing(x);
                 x.state = LegState.IN_SYNC;
                 persistedInSync |= 1 << target;
                 persistedFullSync &= ~(1 << target);
@@ -807,11 +823,11 @@ public final class MirrorBlockDevice implements BlockDevice {
         } catch (ResyncAbort e) {
             error = e.getMessage();
             if (x.state == LegState.RESYNCING) {
-                dropLeg(target, IoStatus.EIO);
+                dropLeg(target, IoStatus.EIO, epoch);
             }
         } catch (RuntimeException e) {
             error = e.toString();
-            dropLeg(target, IoStatus.EIO);
+            dropLeg(target, IoStatus.EIO, epoch);
         } finally {
             resyncEndNanos = System.nanoTime();
             resyncRunning = false;
@@ -829,6 +845,19 @@ public final class MirrorBlockDevice implements BlockDevice {
                 m.resyncFailed(target, error, now);
             }
             done.completeExceptionally(new IllegalStateException("resync of leg " + target + " failed: " + error));
+        }
+    }
+
+    /**
+     * The copy is still wanted: the leg is RESYNCING under this resync's epoch. A leg that failed and was returned
+     * again meanwhile has a newer epoch and a newer resync queued behind this one, which must not finish it.
+     */
+    private void checkStillResyncing(Leg x) {
+        if (closed) {
+            throw new ResyncAbort("device closed");
+        }
+        if (x.state != LegState.RESYNCING || x.resyncEpoch != resyncEpoch) {
+            throw new ResyncAbort("leg " + x.index + " left RESYNCING");
         }
     }
 
@@ -864,9 +893,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         int waits = 0;
         try {
             while (true) {
-                if (x.state != LegState.RESYNCING || closed) {
-                    throw new ResyncAbort("leg " + x.index + " left RESYNCING");
-                }
+                checkStillResyncing(x);
                 if (attempts >= 3 || waits > 2000) {
                     fencedRegion = r;
                 }
@@ -926,7 +953,8 @@ public final class MirrorBlockDevice implements BlockDevice {
             BlockDevice target = x.device;
             st = target == null ? REMOVED : syncIo(target, IoOp.WRITE, pos, len);
             if (st != IoStatus.OK) {
-                dropLeg(x.index, st == REMOVED ? IoStatus.ESHUTDOWN : st);
+                // Only this incarnation: a leg returned again meanwhile belongs to the next resync.
+                dropLeg(x.index, st == REMOVED ? IoStatus.ESHUTDOWN : st, resyncEpoch);
                 throw new ResyncAbort("leg " + x.index + " failed during resync: " + IoStatus.name(st));
             }
             resyncBytes = resyncBytes + len;
@@ -1073,6 +1101,8 @@ public final class MirrorBlockDevice implements BlockDevice {
         final AtomicInteger skippedWrites = new AtomicInteger();
         volatile long readLatencyNanos;
         volatile CompletableFuture<ResyncProgress> resyncDone;
+        /** Bumped (under {@code control}) each time a resync of this leg is started. */
+        volatile long resyncEpoch;
 
         Leg(int index) {
             this.index = index;
@@ -1094,6 +1124,8 @@ public final class MirrorBlockDevice implements BlockDevice {
         volatile long issuedAt;
         int lastError;
         int skippedMask;
+        /** Legs that refused this write with a request-level error (ENOSPC, ENOTSUP...) rather than failing. */
+        int divergedMask;
         int firstRegion;
         int lastRegion;
         private final ByteBuffer[] viewSource = new ByteBuffer[MAX_LEGS];

