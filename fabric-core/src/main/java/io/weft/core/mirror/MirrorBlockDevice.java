@@ -371,6 +371,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         Leg l = legs[leg];
         BlockDevice d = l.device;
         l.inFlight.incrementAndGet();
+        s.legEpoch[leg] = l.resyncEpoch;
         long legTag = ((long) gen << 32) | ((long) s.index << 2) | leg;
         if (d == null) {
             onLegComplete(legTag, REMOVED);
@@ -414,11 +415,14 @@ public final class MirrorBlockDevice implements BlockDevice {
     private void legDone(Slot s, int gen, int leg, int status) {
         long pendingBit = 1L << leg;
         if (status != IoStatus.OK && status != REMOVED && isLegFailure(status)) {
+            long w0 = s.word.get();
             LegState st = legs[leg].state;
-            if (st == LegState.IN_SYNC || st == LegState.RESYNCING) {
+            if ((int) (w0 >>> 32) == gen && (w0 & pendingBit) != 0
+                    && (st == LegState.IN_SYNC || st == LegState.RESYNCING)) {
                 // Persist "leg out of sync" before anything can be acknowledged without it; dropLeg fails this
-                // leg's part of every slot, this one included, through the branch below.
-                dropLeg(leg, status);
+                // leg's part of every slot, this one included, through the branch below. Only the incarnation
+                // the request was issued to is dropped: a leg returned since then is not to blame.
+                dropLeg(leg, status, s.legEpoch[leg]);
             }
         }
         while (true) {
@@ -601,7 +605,6 @@ public final class MirrorBlockDevice implements BlockDevice {
             int gen = (int) (w >>> 32);
             for (int i = 0; i < MAX_LEGS; i++) {
                 if ((pending & (1 << i)) != 0) {
-                    dropLeg(i, IoStatus.ETIMEDOUT);
                     legDone(s, gen, i, IoStatus.ETIMEDOUT);
                 }
             }
@@ -1126,6 +1129,8 @@ public final class MirrorBlockDevice implements BlockDevice {
         int skippedMask;
         /** Legs that refused this write with a request-level error (ENOSPC, ENOTSUP...) rather than failing. */
         int divergedMask;
+        /** The leg's resync epoch when this request was issued to it (which incarnation to blame). */
+        final long[] legEpoch = new long[MAX_LEGS];
         int firstRegion;
         int lastRegion;
         private final ByteBuffer[] viewSource = new ByteBuffer[MAX_LEGS];
