@@ -174,7 +174,7 @@ public final class Drill {
                     inSync == 0 ? -1 : nanosToMillis(inSync - recoverNanos),
                     driver.iops(0), driver.iops(1), driver.iops(3),
                     driver.completed, driver.writesOk, driver.writesFailed, driver.readsFailed,
-                    driver.readMismatches, check[0], check[1], check[2], hung, events);
+                    driver.readMismatches, check[0], check[1], check[2], check[3], hung, events);
         } finally {
             driver.running = false;
             if (mirror != null) {
@@ -261,9 +261,9 @@ public final class Drill {
         return true;
     }
 
-    /** Reads the whole working set back (after the workload stopped) and classifies every block. */
+    /** Reads the whole working set back and classifies every block: verified, lost, corrupted, unreadable. */
     private long[] verifyAll() {
-        long[] counts = new long[3];
+        long[] counts = new long[4];
         int chunkBlocks = Math.max(1, Math.min(options.maxIoBytes(), 1 << 20) / BLOCK);
         ByteBuffer buf = ByteBuffer.allocateDirect(chunkBlocks * BLOCK).order(ByteOrder.LITTLE_ENDIAN);
         WaitingCompletion wait = new WaitingCompletion();
@@ -273,7 +273,7 @@ public final class Drill {
             int st = wait.run(device, IoOp.READ, b * BLOCK, n * BLOCK, buf);
             for (int k = 0; k < n; k++) {
                 if (st != IoStatus.OK) {
-                    counts[ackedGen[(int) (b + k)] == 0 ? 0 : 1]++;
+                    counts[3]++;
                 } else {
                     counts[classify(buf, k * BLOCK, b + k)]++;
                 }

@@ -24,6 +24,7 @@ import java.util.Locale;
  * @param blocksVerified        final check: 4 KiB blocks holding exactly what the model expects
  * @param blocksLost            final check: blocks holding an older acknowledged version (or zeros) — a lost write
  * @param blocksCorrupted       final check: blocks holding anything else (wrong offset, torn, garbage)
+ * @param blocksUnreadable      final check: blocks whose read failed (e.g. no leg left): not verified either way
  * @param requestsHung          requests still in flight when the drill ended (after a 10 s drain)
  * @param events                leg events seen, in order, with their time relative to the fault (for people)
  */
@@ -31,16 +32,18 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
                           double timeToDetectMillis, double timeToFailoverMillis, double timeToResyncMillis,
                           double iopsBefore, double iopsDuring, double iopsAfter, long requests,
                           long writesAcknowledged, long writesFailed, long readsFailed, long readMismatches,
-                          long blocksVerified, long blocksLost, long blocksCorrupted, long requestsHung,
+                          long blocksVerified, long blocksLost, long blocksCorrupted, long blocksUnreadable,
+                          long requestsHung,
                           List<String> events) {
 
     public DrillReport {
         events = List.copyOf(events);
     }
 
-    /** Nothing acknowledged was lost or corrupted, no read returned wrong data, nothing hung. */
+    /** Every block was read back and held what it should, no read returned wrong data, nothing hung. */
     public boolean intact() {
-        return blocksLost == 0 && blocksCorrupted == 0 && readMismatches == 0 && requestsHung == 0;
+        return blocksLost == 0 && blocksCorrupted == 0 && blocksUnreadable == 0 && readMismatches == 0
+                && requestsHung == 0;
     }
 
     private static String ms(double v) {
@@ -62,6 +65,7 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
         row(b, "writes acked/failed", writesAcknowledged + " / " + writesFailed);
         row(b, "reads failed/mismatched", readsFailed + " / " + readMismatches);
         row(b, "blocks verified/lost/corrupt", blocksVerified + " / " + blocksLost + " / " + blocksCorrupted);
+        row(b, "blocks unreadable", Long.toString(blocksUnreadable));
         row(b, "requests hung", Long.toString(requestsHung));
         for (String e : events) {
             row(b, "event", e);
@@ -95,6 +99,7 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
         num(b, "blocksVerified", blocksVerified).append(',');
         num(b, "blocksLost", blocksLost).append(',');
         num(b, "blocksCorrupted", blocksCorrupted).append(',');
+        num(b, "blocksUnreadable", blocksUnreadable).append(',');
         num(b, "requestsHung", requestsHung).append(',');
         b.append("\"events\":[");
         for (int i = 0; i < events.size(); i++) {

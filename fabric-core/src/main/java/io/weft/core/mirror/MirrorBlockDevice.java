@@ -387,7 +387,9 @@ public final class MirrorBlockDevice implements BlockDevice {
 
     private Slot claim(ByteBuffer buffer) {
         int n = slots.length;
-        int start = buffer != null ? (System.identityHashCode(buffer) & 0x7FFF_FFFF) % n : (claimRotation++ & 0x7FFF_FFFF) % n;
+        int start = buffer != null
+                ? (System.identityHashCode(buffer) & 0x7FFF_FFFF) % n
+                : (claimRotation++ & 0x7FFF_FFFF) % n;
         for (int k = 0; k < n; k++) {
             int idx = start + k;
             if (idx >= n) {
@@ -621,6 +623,7 @@ public final class MirrorBlockDevice implements BlockDevice {
             return;
         }
         Leg l = legs[leg];
+        long droppedEpoch;
         synchronized (control) {
             LegState st = l.state;
             if (st != LegState.IN_SYNC && st != LegState.RESYNCING) {
@@ -630,6 +633,7 @@ public final class MirrorBlockDevice implements BlockDevice {
                 return;
             }
             l.state = LegState.FAILED;
+            droppedEpoch = l.resyncEpoch;
             if (st == LegState.IN_SYNC && otherInSync(leg)) {
                 persistedInSync &= ~(1 << leg);
             }
@@ -642,7 +646,8 @@ public final class MirrorBlockDevice implements BlockDevice {
         for (MirrorListener m : listeners) {
             m.legDropped(leg, reason, now);
         }
-        failOver(leg, IoStatus.EIO);
+        // Only requests issued to the dropped incarnation: the leg may have been returned again already.
+        failOver(leg, IoStatus.EIO, droppedEpoch);
     }
 
     private boolean otherInSync(int leg) {
@@ -655,11 +660,11 @@ public final class MirrorBlockDevice implements BlockDevice {
     }
 
     /** Completes this leg's part of every in-flight request with {@code status} (reads move to another leg). */
-    private void failOver(int leg, int status) {
+    private void failOver(int leg, int status, long upToEpoch) {
         long bit = 1L << leg;
         for (Slot s : slots) {
             long w = s.word.get();
-            if ((w & bit) != 0) {
+            if ((w & bit) != 0 && s.legEpoch[leg] <= upToEpoch) {
                 legDone(s, (int) (w >>> 32), leg, status);
             }
         }
@@ -770,7 +775,7 @@ public final class MirrorBlockDevice implements BlockDevice {
             persistedFullSync &= ~(1 << leg);
             bitmap.updateLegs(persistedInSync, persistedFullSync);
         }
-        failOver(leg, REMOVED);
+        failOver(leg, REMOVED, Long.MAX_VALUE);
         return d;
     }
 
@@ -1079,7 +1084,7 @@ public final class MirrorBlockDevice implements BlockDevice {
             }
         }
         for (Leg l : legs) {
-            failOver(l.index, IoStatus.ESHUTDOWN);
+            failOver(l.index, IoStatus.ESHUTDOWN, Long.MAX_VALUE);
         }
         bitmap.close();
     }

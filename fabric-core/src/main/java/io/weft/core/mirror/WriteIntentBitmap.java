@@ -27,7 +27,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  * 4096: bits, little-endian u64 words; bit (r % 64) of word (r / 64) = region r is dirty
  * </pre>
  * All fields little-endian (the bits and CAS-updated words use the platform order; Weft runs on x86-64 and
- * aarch64, both little-endian). The header fits in the first 512-byte sector (written atomically by the media we target);
+ * aarch64, both little-endian). The header fits in the first 512-byte sector (written atomically by the media we
+ * target);
  * a header that fails its CRC makes {@link #open} throw, and the caller must then full-sync every out-of-sync leg.
  * The bits are not covered by the CRC (each set would need a rewrite of it); a torn bits page only ever sets bits we
  * were setting, and extra dirty bits cost a copy, never data.

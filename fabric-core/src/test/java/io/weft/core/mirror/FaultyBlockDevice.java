@@ -20,6 +20,7 @@ public final class FaultyBlockDevice implements BlockDevice {
     private final BlockDevice inner;
     private final ExecutorService executor;
     private volatile Mode mode = Mode.PASS;
+    private final AtomicLong session = new AtomicLong();
     public final AtomicLong writes = new AtomicLong();
     public final AtomicLong writtenBytes = new AtomicLong();
     public final AtomicLong reads = new AtomicLong();
@@ -37,7 +38,12 @@ public final class FaultyBlockDevice implements BlockDevice {
         }) : null;
     }
 
+    /**
+     * Changes the mode. Requests queued before the change are discarded without completing, as a torn-down
+     * transport session would (the mirror has failed them over): nothing from an old session lands later.
+     */
     public void mode(Mode m) {
+        session.incrementAndGet();
         mode = m;
     }
 
@@ -69,8 +75,9 @@ public final class FaultyBlockDevice implements BlockDevice {
         if (executor == null) {
             run(op, offset, length, flags, buffer, tag, completion);
         } else {
+            long mySession = session.get();
             executor.execute(() -> {
-                if (mode == Mode.HANG) {
+                if (mode == Mode.HANG || session.get() != mySession) {
                     hung.incrementAndGet();
                     return;
                 }

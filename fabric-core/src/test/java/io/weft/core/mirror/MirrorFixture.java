@@ -85,7 +85,8 @@ public final class MirrorFixture {
     }
 
     public static Path tempDir(String prefix) throws IOException {
-        Path base = Files.isDirectory(Path.of("/dev/shm")) ? Path.of("/dev/shm") : Path.of(System.getProperty("java.io.tmpdir"));
+        Path shm = Path.of("/dev/shm");
+        Path base = Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir"));
         return Files.createTempDirectory(base, prefix);
     }
 

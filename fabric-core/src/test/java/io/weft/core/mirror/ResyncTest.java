@@ -230,7 +230,8 @@ class ResyncTest {
         for (int round = 0; round < 5; round++) {
             legs.get(1).mode(FaultyBlockDevice.Mode.FAIL);
             int r0 = round;
-            assertEquals(IoStatus.OK, write(mirror, 0, pattern(4096, round)), () -> "round " + r0 + ": " + mirror.status());
+            assertEquals(IoStatus.OK, write(mirror, 0, pattern(4096, round)),
+                    () -> "round " + r0 + ": " + mirror.status());
             assertEquals(LegState.FAILED, mirror.legState(1));
             legs.get(1).mode(FaultyBlockDevice.Mode.PASS);
             var done = mirror.legReturned(1);
