@@ -1,0 +1,157 @@
+package io.weft.core.drill;
+
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * What a drill measured. Times are milliseconds (fractional); -1 means "did not happen".
+ *
+ * @param fault                 the fault's name
+ * @param seed                  the workload seed (re-run with it to reproduce the IO sequence)
+ * @param longestStallMillis    the largest latency of any request during the drill
+ * @param stallBeforeMillis     the largest latency before the fault (the baseline)
+ * @param timeToDetectMillis    fault injected → first leg-dropped event
+ * @param timeToFailoverMillis  fault injected → first successful completion of a request submitted after the drop
+ * @param timeToResyncMillis    recover called → leg back in sync
+ * @param iopsBefore            completions per second before the fault
+ * @param iopsDuring            completions per second between inject and recover
+ * @param iopsAfter             completions per second after the leg is back (or after recover)
+ * @param requests              requests completed in total
+ * @param writesAcknowledged    writes that completed OK (each is in the model)
+ * @param writesFailed          writes that completed with an error (their blocks may hold old or new data)
+ * @param readsFailed           reads that completed with an error
+ * @param readMismatches        online reads whose data matched no acknowledged (or failed, in-doubt) write
+ * @param blocksVerified        final check: 4 KiB blocks holding exactly what the model expects
+ * @param blocksLost            final check: blocks holding an older acknowledged version (or zeros) — a lost write
+ * @param blocksCorrupted       final check: blocks holding anything else (wrong offset, torn, garbage)
+ * @param blocksUnreadable      final check: blocks whose read failed (e.g. no leg left): not verified either way
+ * @param requestsHung          requests still in flight when the drill ended (after a 10 s drain)
+ * @param events                leg events seen, in order, with their time relative to the fault (for people)
+ */
+public record DrillReport(String fault, long seed, double longestStallMillis, double stallBeforeMillis,
+                          double timeToDetectMillis, double timeToFailoverMillis, double timeToResyncMillis,
+                          double iopsBefore, double iopsDuring, double iopsAfter, long requests,
+                          long writesAcknowledged, long writesFailed, long readsFailed, long readMismatches,
+                          long blocksVerified, long blocksLost, long blocksCorrupted, long blocksUnreadable,
+                          long requestsHung,
+                          List<String> events) {
+
+    public DrillReport {
+        events = List.copyOf(events);
+    }
+
+    /** Every block was read back and held what it should, no read returned wrong data, nothing hung. */
+    public boolean intact() {
+        return blocksLost == 0 && blocksCorrupted == 0 && blocksUnreadable == 0 && readMismatches == 0
+                && requestsHung == 0;
+    }
+
+    private static String ms(double v) {
+        return v < 0 ? "-" : String.format(Locale.ROOT, "%.1f ms", v);
+    }
+
+    /** A table for people. */
+    public String toText() {
+        StringBuilder b = new StringBuilder();
+        b.append(String.format(Locale.ROOT, "drill %s (seed %d): %s%n", fault, seed,
+                intact() ? "every acknowledged write intact" : "DATA PROBLEM"));
+        row(b, "longest IO stall", ms(longestStallMillis) + " (before the fault: " + ms(stallBeforeMillis) + ")");
+        row(b, "time to detect", ms(timeToDetectMillis));
+        row(b, "time to fail over", ms(timeToFailoverMillis));
+        row(b, "time to resync", ms(timeToResyncMillis));
+        row(b, "IOPS before/during/after", String.format(Locale.ROOT, "%.0f / %.0f / %.0f",
+                iopsBefore, iopsDuring, iopsAfter));
+        row(b, "requests", Long.toString(requests));
+        row(b, "writes acked/failed", writesAcknowledged + " / " + writesFailed);
+        row(b, "reads failed/mismatched", readsFailed + " / " + readMismatches);
+        row(b, "blocks verified/lost/corrupt", blocksVerified + " / " + blocksLost + " / " + blocksCorrupted);
+        row(b, "blocks unreadable", Long.toString(blocksUnreadable));
+        row(b, "requests hung", Long.toString(requestsHung));
+        for (String e : events) {
+            row(b, "event", e);
+        }
+        return b.toString();
+    }
+
+    private static void row(StringBuilder b, String name, String value) {
+        b.append(String.format(Locale.ROOT, "  %-29s %s%n", name, value));
+    }
+
+    /** One JSON object for scripts (numbers in milliseconds and counts; -1 = did not happen). */
+    public String toJson() {
+        StringBuilder b = new StringBuilder(512).append('{');
+        str(b, "fault", fault).append(',');
+        num(b, "seed", seed).append(',');
+        b.append("\"intact\":").append(intact()).append(',');
+        dbl(b, "longestStallMillis", longestStallMillis).append(',');
+        dbl(b, "stallBeforeMillis", stallBeforeMillis).append(',');
+        dbl(b, "timeToDetectMillis", timeToDetectMillis).append(',');
+        dbl(b, "timeToFailoverMillis", timeToFailoverMillis).append(',');
+        dbl(b, "timeToResyncMillis", timeToResyncMillis).append(',');
+        dbl(b, "iopsBefore", iopsBefore).append(',');
+        dbl(b, "iopsDuring", iopsDuring).append(',');
+        dbl(b, "iopsAfter", iopsAfter).append(',');
+        num(b, "requests", requests).append(',');
+        num(b, "writesAcknowledged", writesAcknowledged).append(',');
+        num(b, "writesFailed", writesFailed).append(',');
+        num(b, "readsFailed", readsFailed).append(',');
+        num(b, "readMismatches", readMismatches).append(',');
+        num(b, "blocksVerified", blocksVerified).append(',');
+        num(b, "blocksLost", blocksLost).append(',');
+        num(b, "blocksCorrupted", blocksCorrupted).append(',');
+        num(b, "blocksUnreadable", blocksUnreadable).append(',');
+        num(b, "requestsHung", requestsHung).append(',');
+        b.append("\"events\":[");
+        for (int i = 0; i < events.size(); i++) {
+            if (i > 0) {
+                b.append(',');
+            }
+            quote(b, events.get(i));
+        }
+        return b.append("]}").toString();
+    }
+
+    private static StringBuilder str(StringBuilder b, String name, String value) {
+        quote(b, name);
+        b.append(':');
+        quote(b, value);
+        return b;
+    }
+
+    private static StringBuilder num(StringBuilder b, String name, long value) {
+        quote(b, name);
+        return b.append(':').append(value);
+    }
+
+    private static StringBuilder dbl(StringBuilder b, String name, double value) {
+        quote(b, name);
+        b.append(':');
+        if (Double.isFinite(value)) {
+            b.append(String.format(Locale.ROOT, "%.3f", value));
+        } else {
+            b.append("null");
+        }
+        return b;
+    }
+
+    static void quote(StringBuilder b, String s) {
+        b.append('"');
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            switch (c) {
+                case '"': b.append("\\\""); break;
+                case '\\': b.append("\\\\"); break;
+                case '\n': b.append("\\n"); break;
+                case '\r': b.append("\\r"); break;
+                case '\t': b.append("\\t"); break;
+                default:
+                    if (c < 0x20) {
+                        b.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
+                    } else {
+                        b.append(c);
+                    }
+            }
+        }
+        b.append('"');
+    }
+}

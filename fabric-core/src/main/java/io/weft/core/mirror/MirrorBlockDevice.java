@@ -1,0 +1,1160 @@
+package io.weft.core.mirror;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.IoCompletion;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoRequests;
+import io.weft.core.io.IoStatus;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * A RAID-1 style {@link BlockDevice} over up to {@value #MAX_LEGS} leg devices (any {@code BlockDevice}: a local
+ * store, a CXL or RDMA client channel).
+ *
+ * <h2>IO</h2>
+ * Writes, discards and zeroing go to every live leg (in sync or resyncing) and complete when all of them have
+ * answered: OK if at least one leg succeeded; a leg that failed is dropped (marked FAILED) and its regions marked
+ * dirty before the caller hears OK. FLUSH goes to every live leg; FUA and the other flags pass to each leg as given.
+ * A read goes to one in-sync leg ({@link ReadPolicy}) and is retried on another in-sync leg if that one fails. With no
+ * live leg a request fails with EIO at once (the caller's io-timeout layer does the waiting).
+ *
+ * <h2>Slots, no allocation, no locks on the hot path</h2>
+ * Each request takes one of {@code maxInFlight} preallocated slots. The slot's state is one atomic word:
+ * <pre>
+ *  63            32 31     19 18  16 15 14  12 11 10   8 7   4  3  2     0
+ * +----------------+---------+------+--+------+--+------+-----+--+-------+
+ * | generation     |    0    |failed|  |tried |  |ok    | 0 |RT|IS|pending|   (one bit per leg in each field)
+ * +----------------+---------+------+--+------+--+------+---+--+--+-------+
+ * </pre>
+ * The tag handed to leg {@code i} is {@code generation << 32 | slot << 2 | i}. Whoever clears the last pending bit
+ * (and the ISSUING bit "IS", held by the submitting thread while it hands the request to the legs, and "RT", held
+ * while a failed read is handed to another leg) completes the
+ * caller, so a leg completion, the watchdog and a leg drop can race safely, and a late completion from a dropped leg
+ * finds its bit gone (or a newer generation) and is ignored. Completions are one long-lived object. A write to more
+ * than one leg gives every leg but the first a {@code duplicate()} of the caller's buffer (independent position and
+ * limit); slots are chosen by the buffer's identity hash so a caller that reuses its buffers reuses the duplicates
+ * and the steady state allocates nothing. The only lock ({@code control}) guards leg-state changes (drop, return,
+ * add, remove), which are rare; the hot path reads leg states with volatile reads.
+ *
+ * <h2>Hung legs</h2>
+ * A watchdog (the device's timer thread every legTimeout/4, or the owner via {@link #checkTimeouts}) scans the slots;
+ * a leg with a request older than the leg timeout (default 500 ms) is dropped and all of its requests are failed over,
+ * so a frozen leg stalls IO for at most about legTimeout + legTimeout/4.
+ *
+ * <h2>Write intent and resync</h2>
+ * While any leg is FAILED, a write marks its regions in the {@link WriteIntentBitmap} durably <em>before</em> it is
+ * issued. {@link #legReturned} copies only the dirty regions to a returning leg (everything for {@link #addLeg}), on
+ * one background thread, throttled; see {@link ResyncProgress} and docs/mirror.md for the race rules with foreground
+ * writes (per-region started/finished counters, retry, and a one-region fence as the last resort).
+ *
+ * <p>Threads: {@link #submit} from one thread at a time (the device is thread-safe for that plus completions on any
+ * thread; concurrent submitters are also safe but share the read-leg rotation counter racily). Control methods from
+ * any thread.
+ *
+ * <p>Requirement on legs: once a leg has been dropped, requests still held by it may not land later than
+ * {@link #legReturned} (a transport must fence or tear down the old session before the leg is reported back), and a
+ * leg must not write into a read buffer after reporting completion.
+ */
+public final class MirrorBlockDevice implements BlockDevice {
+    public static final int MAX_LEGS = 3;
+
+    /** Internal status for "leg removed by the operator": neither success nor failure. */
+    private static final int REMOVED = -1;
+
+    private static final long PENDING_MASK = 0x7L;
+    private static final long ISSUING = 1L << 3;
+    /** Held by a completion thread while it re-issues a failed read to another leg. */
+    private static final long RETRYING = 1L << 4;
+    private static final long BUSY = PENDING_MASK | ISSUING | RETRYING;
+    private static final int OK_SHIFT = 8;
+    private static final int TRIED_SHIFT = 12;
+    private static final int FAILED_SHIFT = 16;
+    private static final long LOW_MASK = 0xFFFF_FFFFL;
+
+    private final Leg[] legs = new Leg[MAX_LEGS];
+    private final Slot[] slots;
+    private final IoCompletion legCompletion = this::onLegComplete;
+    private final MirrorOptions options;
+    private final WriteIntentBitmap bitmap;
+    private final int regionShift;
+    private final long regionCount;
+    private final AtomicIntegerArray regionStarted;
+    private final AtomicIntegerArray regionFinished;
+    private volatile long fencedRegion = -1;
+    private final CopyOnWriteArrayList<MirrorListener> listeners = new CopyOnWriteArrayList<>();
+    private final Object control = new Object();
+    private final ScheduledExecutorService watchdog;
+    private final ExecutorService resyncExecutor;
+    private final long size;
+
+    private volatile DeviceInfo info;
+    private volatile boolean closed;
+    private int readRotation;
+    private int claimRotation;
+    /** Legs (bit i) whose contents are authoritative as persisted; never 0 once a leg has been in sync. */
+    private int persistedInSync;
+    private int persistedFullSync;
+
+    // Resync progress (written by the resync thread, read by snapshots).
+    private volatile int resyncLeg = -1;
+    /** The epoch of the leg the resync thread is copying to (see checkStillResyncing). */
+    private volatile long resyncEpoch;
+    private volatile boolean resyncRunning;
+    private volatile boolean resyncFull;
+    private volatile long resyncDone;
+    private volatile long resyncTotal;
+    private volatile long resyncBytes;
+    private volatile long resyncStartNanos;
+    private volatile long resyncEndNanos;
+    private volatile long resyncRetries;
+    private volatile String resyncError;
+    private final AtomicLong regionsCopiedTotal = new AtomicLong();
+    private ByteBuffer copyBuffer;
+
+    /**
+     * @param legDevices one device per leg position (1..{@value #MAX_LEGS}); {@code null} = empty position
+     * @param bitmap     the write-intent bitmap; its leg masks decide which legs start in sync (legs not in its
+     *                   in-sync mask start FAILED and need {@link #legReturned}); its device size must equal the
+     *                   mirror's (the smallest leg's)
+     * @param options    tunables
+     */
+    public MirrorBlockDevice(List<BlockDevice> legDevices, WriteIntentBitmap bitmap, MirrorOptions options) {
+        if (legDevices.isEmpty() || legDevices.size() > MAX_LEGS) {
+            throw new IllegalArgumentException("1.." + MAX_LEGS + " legs, got " + legDevices.size());
+        }
+        this.options = options;
+        this.bitmap = bitmap;
+        long min = Long.MAX_VALUE;
+        for (int i = 0; i < MAX_LEGS; i++) {
+            BlockDevice d = i < legDevices.size() ? legDevices.get(i) : null;
+            legs[i] = new Leg(i);
+            legs[i].device = d;
+            if (d != null) {
+                min = Math.min(min, d.info().size());
+            }
+        }
+        if (min == Long.MAX_VALUE) {
+            throw new IllegalArgumentException("at least one leg device is required");
+        }
+        this.size = min;
+        if (bitmap.deviceSize() != size) {
+            throw new IllegalArgumentException("bitmap is for " + bitmap.deviceSize() + " bytes, legs have " + size);
+        }
+        int inSync = bitmap.inSyncMask();
+        int full = bitmap.fullSyncMask();
+        int attached = 0;
+        for (Leg l : legs) {
+            if (l.device == null) {
+                l.state = LegState.EMPTY;
+            } else {
+                attached |= 1 << l.index;
+                l.state = (inSync & (1 << l.index)) != 0 ? LegState.IN_SYNC : LegState.FAILED;
+            }
+        }
+        if ((inSync & attached) == 0) {
+            throw new IllegalArgumentException("no attached leg is in sync according to " + bitmap);
+        }
+        persistedInSync = inSync & attached;
+        persistedFullSync = full & attached;
+        if (persistedInSync != inSync || persistedFullSync != full) {
+            bitmap.updateLegs(persistedInSync, persistedFullSync);
+        }
+        this.regionShift = Integer.numberOfTrailingZeros(bitmap.regionSize());
+        this.regionCount = bitmap.regionCount();
+        this.regionStarted = new AtomicIntegerArray((int) regionCount);
+        this.regionFinished = new AtomicIntegerArray((int) regionCount);
+        this.slots = new Slot[options.maxInFlight()];
+        for (int i = 0; i < slots.length; i++) {
+            slots[i] = new Slot(i);
+        }
+        this.info = combinedInfo();
+        this.resyncExecutor = Executors.newSingleThreadExecutor(r -> daemon(r, "weft-mirror-resync"));
+        if (options.startWatchdog()) {
+            long period = Math.max(1_000_000L, options.legTimeoutNanos() / 4);
+            watchdog = Executors.newSingleThreadScheduledExecutor(r -> daemon(r, "weft-mirror-watchdog"));
+            watchdog.scheduleAtFixedRate(() -> checkTimeouts(System.nanoTime()), period, period,
+                    TimeUnit.NANOSECONDS);
+        } else {
+            watchdog = null;
+        }
+    }
+
+    private static Thread daemon(Runnable r, String name) {
+        Thread t = new Thread(r, name);
+        t.setDaemon(true);
+        return t;
+    }
+
+    private DeviceInfo combinedInfo() {
+        DeviceInfo result = null;
+        for (Leg l : legs) {
+            BlockDevice d = l.device;
+            if (d == null) {
+                continue;
+            }
+            DeviceInfo i = d.info();
+            if (result == null) {
+                result = i.withSize(size);
+                continue;
+            }
+            result = new DeviceInfo(size,
+                    Math.max(result.logicalBlockSize(), i.logicalBlockSize()),
+                    Math.max(result.preferredBlockSize(), i.preferredBlockSize()),
+                    Math.min(result.maxIoSize(), i.maxIoSize()),
+                    result.readOnly() || i.readOnly(),
+                    result.canFlush() || i.canFlush(),
+                    result.canFua() && i.canFua(),
+                    result.canDiscard() && i.canDiscard(),
+                    result.canWriteZeroes() && i.canWriteZeroes(),
+                    result.canFastZero() && i.canFastZero(),
+                    result.rotational() || i.rotational(),
+                    result.flushCoversAllConnections() && i.flushCoversAllConnections());
+        }
+        if (result.maxIoSize() < result.preferredBlockSize()) {
+            throw new IllegalArgumentException("legs disagree on IO sizes: " + result);
+        }
+        return result;
+    }
+
+    @Override
+    public DeviceInfo info() {
+        return info;
+    }
+
+    public MirrorOptions options() {
+        return options;
+    }
+
+    public WriteIntentBitmap bitmap() {
+        return bitmap;
+    }
+
+    public void addListener(MirrorListener listener) {
+        listeners.add(listener);
+    }
+
+    public void removeListener(MirrorListener listener) {
+        listeners.remove(listener);
+    }
+
+    public LegState legState(int leg) {
+        return legs[leg].state;
+    }
+
+    /** Total regions copied by every resync so far (tests count with it). */
+    public long regionsCopiedTotal() {
+        return regionsCopiedTotal.get();
+    }
+
+    // ------------------------------------------------------------------------------------------------ IO path
+
+    @Override
+    public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                       IoCompletion completion) {
+        if (closed) {
+            completion.onComplete(tag, IoStatus.ESHUTDOWN);
+            return;
+        }
+        int status = IoRequests.check(info, op, offset, length, flags);
+        if (status == IoStatus.OK && (op == IoOp.READ || op == IoOp.WRITE)
+                && (buffer == null || buffer.remaining() < length)) {
+            status = IoStatus.EINVAL;
+        }
+        if (status != IoStatus.OK) {
+            completion.onComplete(tag, status);
+            return;
+        }
+        Slot s = claim(buffer);
+        if (s == null) {
+            completion.onComplete(tag, IoStatus.ENOMEM);
+            return;
+        }
+        long genBits = s.word.get() & ~LOW_MASK;
+        int gen = (int) (genBits >>> 32);
+        s.callerTag = tag;
+        s.callerCompletion = completion;
+        s.op = op;
+        s.offset = offset;
+        s.length = length;
+        s.flags = flags;
+        s.buffer = buffer;
+        s.position = buffer == null ? 0 : buffer.position();
+        s.limit = buffer == null ? 0 : buffer.limit();
+        s.lastError = 0;
+        s.skippedMask = 0;
+        s.divergedMask = 0;
+        boolean writeLike = isWriteLike(op);
+        int targets;
+        if (op == IoOp.READ) {
+            int leg = pickReadLeg(0);
+            targets = leg < 0 ? 0 : 1 << leg;
+        } else {
+            if (writeLike) {
+                s.firstRegion = (int) (offset >>> regionShift);
+                s.lastRegion = (int) ((offset + length - 1) >>> regionShift);
+                beginRegionWrite(s.firstRegion, s.lastRegion);
+            }
+            targets = 0;
+            int skipped = 0;
+            for (int i = 0; i < MAX_LEGS; i++) {
+                Leg l = legs[i];
+                LegState st = l.state;
+                if (st == LegState.IN_SYNC || st == LegState.RESYNCING) {
+                    targets |= 1 << i;
+                } else if (writeLike && st == LegState.FAILED) {
+                    // Dekker pair with startResync: count first, then look again, so a resync that flips the
+                    // leg to RESYNCING either sees this write in skippedWrites or this write sees RESYNCING.
+                    l.skippedWrites.incrementAndGet();
+                    st = l.state;
+                    if (st == LegState.RESYNCING || st == LegState.IN_SYNC) {
+                        l.skippedWrites.decrementAndGet();
+                        targets |= 1 << i;
+                    } else {
+                        skipped |= 1 << i;
+                    }
+                }
+            }
+            s.skippedMask = skipped;
+            if (skipped != 0) {
+                bitmap.markDirty(offset, length);
+            }
+        }
+        if (targets == 0) {
+            s.lastError = IoStatus.EIO;
+            finish(s, s.word.get());
+            return;
+        }
+        s.issuedAt = System.nanoTime();
+        s.word.set(genBits | ISSUING | targets | ((long) targets << TRIED_SHIFT));
+        boolean first = true;
+        for (int i = 0; i < MAX_LEGS; i++) {
+            if ((targets & (1 << i)) == 0) {
+                continue;
+            }
+            ByteBuffer b = null;
+            if (buffer != null) {
+                b = first ? buffer : s.view(i, buffer);
+            }
+            first = false;
+            issue(s, gen, i, b);
+        }
+        // A leg dropped while we were issuing may have missed the sweep of this slot: fail it over now.
+        for (int i = 0; i < MAX_LEGS; i++) {
+            if ((targets & (1 << i)) != 0) {
+                LegState st = legs[i].state;
+                if (st == LegState.FAILED || st == LegState.EMPTY) {
+                    legDone(s, gen, i, st == LegState.EMPTY ? REMOVED : IoStatus.EIO);
+                }
+            }
+        }
+        endIssuing(s, gen, ISSUING);
+    }
+
+    private static boolean isWriteLike(IoOp op) {
+        return op == IoOp.WRITE || op == IoOp.DISCARD || op == IoOp.WRITE_ZEROES;
+    }
+
+    private void issue(Slot s, int gen, int leg, ByteBuffer b) {
+        Leg l = legs[leg];
+        BlockDevice d = l.device;
+        l.inFlight.incrementAndGet();
+        s.legEpoch[leg] = l.resyncEpoch;
+        long legTag = ((long) gen << 32) | ((long) s.index << 2) | leg;
+        if (d == null) {
+            onLegComplete(legTag, REMOVED);
+            return;
+        }
+        try {
+            d.submit(s.op, s.offset, s.length, s.flags, b, legTag, legCompletion);
+        } catch (RuntimeException e) {
+            // A leg must not throw; if it does, it is broken.
+            onLegComplete(legTag, IoStatus.EIO);
+        }
+    }
+
+    private Slot claim(ByteBuffer buffer) {
+        int n = slots.length;
+        int start = buffer != null
+                ? (System.identityHashCode(buffer) & 0x7FFF_FFFF) % n
+                : (claimRotation++ & 0x7FFF_FFFF) % n;
+        for (int k = 0; k < n; k++) {
+            int idx = start + k;
+            if (idx >= n) {
+                idx -= n;
+            }
+            Slot s = slots[idx];
+            long w = s.word.get();
+            if ((w & LOW_MASK) == 0 && s.word.compareAndSet(w, (w & ~LOW_MASK) + (1L << 32) | ISSUING)) {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    private void onLegComplete(long tag, int status) {
+        int leg = (int) (tag & 3);
+        long index = (tag & LOW_MASK) >>> 2;
+        if (leg >= MAX_LEGS || index >= slots.length) {
+            return;
+        }
+        legDone(slots[(int) index], (int) (tag >>> 32), leg, status);
+    }
+
+    /** One leg's part of a slot finished with {@code status} (a completion, a timeout, a drop or a removal). */
+    private void legDone(Slot s, int gen, int leg, int status) {
+        long pendingBit = 1L << leg;
+        if (status != IoStatus.OK && status != REMOVED && isLegFailure(status)) {
+            long w0 = s.word.get();
+            LegState st = legs[leg].state;
+            if ((int) (w0 >>> 32) == gen && (w0 & pendingBit) != 0
+                    && (st == LegState.IN_SYNC || st == LegState.RESYNCING)) {
+                // Persist "leg out of sync" before anything can be acknowledged without it; dropLeg fails this
+                // leg's part of every slot, this one included, through the branch below. Only the incarnation
+                // the request was issued to is dropped: a leg returned since then is not to blame.
+                dropLeg(leg, status, s.legEpoch[leg]);
+            }
+        }
+        while (true) {
+            long w = s.word.get();
+            if ((int) (w >>> 32) != gen || (w & pendingBit) == 0) {
+                return;
+            }
+            IoOp op = s.op;
+            long issuedAt = s.issuedAt;
+            long nw = w & ~pendingBit;
+            int retryLeg = -1;
+            if (status == IoStatus.OK) {
+                nw |= 1L << (OK_SHIFT + leg);
+            } else {
+                if (status != REMOVED) {
+                    nw |= 1L << (FAILED_SHIFT + leg);
+                    s.lastError = status;
+                }
+                if (op == IoOp.READ) {
+                    int tried = (int) ((w >>> TRIED_SHIFT) & 7);
+                    retryLeg = pickReadLeg(tried | (1 << leg));
+                    if (retryLeg >= 0) {
+                        nw |= (1L << retryLeg) | (1L << (TRIED_SHIFT + retryLeg)) | RETRYING;
+                        s.issuedAt = System.nanoTime();
+                    }
+                } else if (isWriteLike(op) && status != REMOVED) {
+                    // Durable before the caller can hear OK: this leg missed the write.
+                    bitmap.markDirty(s.offset, s.length);
+                    if (!isLegFailure(status)) {
+                        s.divergedMask |= 1 << leg;
+                    }
+                }
+            }
+            if (!s.word.compareAndSet(w, nw)) {
+                continue;
+            }
+            Leg l = legs[leg];
+            l.inFlight.decrementAndGet();
+            if (status == IoStatus.OK && op == IoOp.READ) {
+                long sample = System.nanoTime() - issuedAt;
+                long ewma = l.readLatencyNanos;
+                l.readLatencyNanos = ewma == 0 ? sample : ewma + ((sample - ewma) >> 3);
+            }
+            if (retryLeg >= 0) {
+                s.buffer.limit(s.limit).position(s.position);
+                issue(s, gen, retryLeg, s.buffer);
+                endIssuing(s, gen, RETRYING);
+            } else if ((nw & BUSY) == 0) {
+                finish(s, nw);
+            }
+            return;
+        }
+    }
+
+    private void endIssuing(Slot s, int gen, long bit) {
+        while (true) {
+            long w = s.word.get();
+            if ((int) (w >>> 32) != gen || (w & bit) == 0) {
+                return;
+            }
+            long nw = w & ~bit;
+            if (s.word.compareAndSet(w, nw)) {
+                if ((nw & BUSY) == 0) {
+                    finish(s, nw);
+                }
+                return;
+            }
+        }
+    }
+
+    /** Statuses that mean "this leg is broken" rather than "this request is wrong". */
+    private static boolean isLegFailure(int status) {
+        return status == IoStatus.EIO || status == IoStatus.ESHUTDOWN || status == IoStatus.ETIMEDOUT
+                || status == IoStatus.ENOMEM;
+    }
+
+    private void finish(Slot s, long w) {
+        int ok = (int) ((w >>> OK_SHIFT) & 7);
+        int failed = (int) ((w >>> FAILED_SHIFT) & 7);
+        IoOp op = s.op;
+        int status;
+        if (ok != 0) {
+            status = IoStatus.OK;
+            int diverged = s.divergedMask;
+            if (diverged != 0 && op != IoOp.READ) {
+                // Legs that refused what another leg accepted now differ from it (e.g. ENOSPC on one leg). Legs
+                // that failed outright were dropped when they failed; dropping them here could hit a leg that
+                // has been returned since.
+                for (int i = 0; i < MAX_LEGS; i++) {
+                    if ((diverged & (1 << i)) != 0) {
+                        dropLeg(i, s.lastError);
+                    }
+                }
+            }
+        } else {
+            status = s.lastError != 0 ? s.lastError : IoStatus.EIO;
+        }
+        if (isWriteLike(op)) {
+            endRegionWrite(s.firstRegion, s.lastRegion);
+            int skipped = s.skippedMask;
+            for (int i = 0; i < MAX_LEGS; i++) {
+                if ((skipped & (1 << i)) != 0) {
+                    legs[i].skippedWrites.decrementAndGet();
+                }
+            }
+        }
+        long tag = s.callerTag;
+        IoCompletion c = s.callerCompletion;
+        s.callerCompletion = null;
+        s.buffer = null;
+        s.word.set(w & ~LOW_MASK);
+        c.onComplete(tag, status);
+    }
+
+    private int pickReadLeg(int excludeMask) {
+        int start = readRotation++ & 0x7FFF_FFFF;
+        int best = -1;
+        long bestScore = Long.MAX_VALUE;
+        boolean byLatency = options.readPolicy() == ReadPolicy.MIN_LATENCY;
+        for (int k = 0; k < MAX_LEGS; k++) {
+            int i = (start + k) % MAX_LEGS;
+            Leg l = legs[i];
+            if ((excludeMask & (1 << i)) != 0 || l.state != LegState.IN_SYNC) {
+                continue;
+            }
+            long inFlight = l.inFlight.get();
+            long score = byLatency ? (l.readLatencyNanos + 1) * (inFlight + 1) : inFlight;
+            if (score < bestScore) {
+                bestScore = score;
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    private void beginRegionWrite(int first, int last) {
+        while (true) {
+            for (int r = first; r <= last; r++) {
+                regionStarted.incrementAndGet(r);
+            }
+            long fenced = fencedRegion;
+            if (fenced < first || fenced > last) {
+                return;
+            }
+            // The resync is copying this region under a fence: back out and wait for it (one region copy).
+            for (int r = first; r <= last; r++) {
+                regionFinished.incrementAndGet(r);
+            }
+            int spins = 0;
+            while (fencedRegion == fenced) {
+                if (++spins < 100) {
+                    Thread.onSpinWait();
+                } else {
+                    LockSupport.parkNanos(20_000);
+                }
+            }
+        }
+    }
+
+    private void endRegionWrite(int first, int last) {
+        for (int r = first; r <= last; r++) {
+            regionFinished.incrementAndGet(r);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ failures
+
+    /**
+     * Fails every leg request older than the leg timeout and drops its leg. Called by the device's own watchdog, or
+     * by the owner's timer when {@link MirrorOptions#startWatchdog()} is false. Cost: one pass over the slots.
+     */
+    public void checkTimeouts(long nowNanos) {
+        long limit = options.legTimeoutNanos();
+        for (Slot s : slots) {
+            long w = s.word.get();
+            int pending = (int) (w & PENDING_MASK);
+            if (pending == 0 || nowNanos - s.issuedAt < limit) {
+                continue;
+            }
+            int gen = (int) (w >>> 32);
+            for (int i = 0; i < MAX_LEGS; i++) {
+                if ((pending & (1 << i)) != 0) {
+                    legDone(s, gen, i, IoStatus.ETIMEDOUT);
+                }
+            }
+        }
+    }
+
+    private void dropLeg(int leg, int status) {
+        dropLeg(leg, status, -1);
+    }
+
+    /** @param onlyEpoch drop only if the leg is still in this resync epoch (-1: whatever its epoch) */
+    private void dropLeg(int leg, int status, long onlyEpoch) {
+        if (closed) {
+            return;
+        }
+        Leg l = legs[leg];
+        long droppedEpoch;
+        synchronized (control) {
+            LegState st = l.state;
+            if (st != LegState.IN_SYNC && st != LegState.RESYNCING) {
+                return;
+            }
+            if (onlyEpoch >= 0 && l.resyncEpoch != onlyEpoch) {
+                return;
+            }
+            l.state = LegState.FAILED;
+            droppedEpoch = l.resyncEpoch;
+            if (st == LegState.IN_SYNC && otherInSync(leg)) {
+                persistedInSync &= ~(1 << leg);
+            }
+            bitmap.updateLegs(persistedInSync, persistedFullSync);
+        }
+        long now = System.nanoTime();
+        String reason = status == IoStatus.ETIMEDOUT
+                ? "no completion within " + options.legTimeoutNanos() / 1_000_000 + " ms"
+                : IoStatus.name(status);
+        for (MirrorListener m : listeners) {
+            m.legDropped(leg, reason, now);
+        }
+        // Only requests issued to the dropped incarnation: the leg may have been returned again already.
+        failOver(leg, IoStatus.EIO, droppedEpoch);
+    }
+
+    private boolean otherInSync(int leg) {
+        for (Leg o : legs) {
+            if (o.index != leg && o.state == LegState.IN_SYNC) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Completes this leg's part of every in-flight request with {@code status} (reads move to another leg). */
+    private void failOver(int leg, int status, long upToEpoch) {
+        long bit = 1L << leg;
+        for (Slot s : slots) {
+            long w = s.word.get();
+            if ((w & bit) != 0 && s.legEpoch[leg] <= upToEpoch) {
+                legDone(s, (int) (w >>> 32), leg, status);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ control
+
+    /**
+     * The leg's transport is back (and its old requests can no longer land): copy the regions written meanwhile (or
+     * everything, for a leg that was being fully synced) in the background. If no leg is in sync and this leg was the
+     * last authoritative one, it becomes in sync at once.
+     *
+     * @return completes with the final progress when the leg is in sync, exceptionally if the resync fails
+     */
+    public CompletableFuture<ResyncProgress> legReturned(int leg) {
+        checkLeg(leg);
+        synchronized (control) {
+            Leg l = legs[leg];
+            if (l.state != LegState.FAILED) {
+                throw new IllegalStateException("leg " + leg + " is " + l.state + ", not FAILED");
+            }
+            boolean anyInSync = false;
+            for (Leg o : legs) {
+                anyInSync |= o.state == LegState.IN_SYNC;
+            }
+            if (!anyInSync) {
+                if ((persistedInSync & (1 << leg)) == 0) {
+                    throw new IllegalStateException("no in-sync leg to copy from, and leg " + leg
+                            + " is not the last authoritative one");
+                }
+                l.state = LegState.IN_SYNC;
+                l.resyncDone = CompletableFuture.completedFuture(progress());
+            } else {
+                l.state = LegState.RESYNCING;
+                long epoch = ++l.resyncEpoch;
+                bitmap.updateLegs(persistedInSync, persistedFullSync);
+                boolean full = (persistedFullSync & (1 << leg)) != 0;
+                l.resyncDone = new CompletableFuture<>();
+                CompletableFuture<ResyncProgress> done = l.resyncDone;
+                resyncExecutor.execute(() -> runResync(leg, epoch, full, done));
+                return done;
+            }
+        }
+        long now = System.nanoTime();
+        for (MirrorListener m : listeners) {
+            m.legInSync(leg, now);
+        }
+        return legs[leg].resyncDone;
+    }
+
+    /**
+     * Adds a leg at the first empty position and copies the whole device to it in the background. The device must
+     * be at least as large as the mirror.
+     *
+     * @return the leg's position; {@link #resyncCompletion(int)} tells when it is in sync
+     */
+    public int addLeg(BlockDevice device) {
+        if (device.info().size() < size) {
+            throw new IllegalArgumentException("leg of " + device.info().size() + " bytes is smaller than " + size);
+        }
+        synchronized (control) {
+            for (Leg l : legs) {
+                if (l.state == LegState.EMPTY) {
+                    int leg = l.index;
+                    l.device = device;
+                    l.readLatencyNanos = 0;
+                    persistedInSync &= ~(1 << leg);
+                    persistedFullSync |= 1 << leg;
+                    bitmap.updateLegs(persistedInSync, persistedFullSync);
+                    info = combinedInfo();
+                    l.state = LegState.RESYNCING;
+                    long epoch = ++l.resyncEpoch;
+                    l.resyncDone = new CompletableFuture<>();
+                    CompletableFuture<ResyncProgress> done = l.resyncDone;
+                    resyncExecutor.execute(() -> runResync(leg, epoch, true, done));
+                    return leg;
+                }
+            }
+        }
+        throw new IllegalStateException("all " + MAX_LEGS + " leg positions are in use");
+    }
+
+    /** The current (or last) resync of {@code leg}; null if none ran. */
+    public CompletableFuture<ResyncProgress> resyncCompletion(int leg) {
+        checkLeg(leg);
+        return legs[leg].resyncDone;
+    }
+
+    /**
+     * Detaches a leg (operator action). Refused for the last in-sync leg. Its in-flight requests stop counting
+     * (reads move to another leg). The caller owns the returned device and closes it.
+     */
+    public BlockDevice removeLeg(int leg) {
+        checkLeg(leg);
+        BlockDevice d;
+        synchronized (control) {
+            Leg l = legs[leg];
+            if (l.state == LegState.EMPTY) {
+                throw new IllegalStateException("leg " + leg + " is empty");
+            }
+            if (l.state == LegState.IN_SYNC && !otherInSync(leg)) {
+                throw new IllegalStateException("leg " + leg + " is the last in-sync leg");
+            }
+            l.state = LegState.EMPTY;
+            d = l.device;
+            l.device = null;
+            persistedInSync &= ~(1 << leg);
+            persistedFullSync &= ~(1 << leg);
+            bitmap.updateLegs(persistedInSync, persistedFullSync);
+        }
+        failOver(leg, REMOVED, Long.MAX_VALUE);
+        return d;
+    }
+
+    private static void checkLeg(int leg) {
+        if (leg < 0 || leg >= MAX_LEGS) {
+            throw new IllegalArgumentException("leg must be 0.." + (MAX_LEGS - 1) + ": " + leg);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ resync
+
+    private void runResync(int target, long epoch, boolean full, CompletableFuture<ResyncProgress> done) {
+        Leg x = legs[target];
+        resyncEpoch = epoch;
+        resyncLeg = target;
+        resyncFull = full;
+        resyncDone = 0;
+        resyncBytes = 0;
+        resyncRetries = 0;
+        resyncError = null;
+        resyncStartNanos = System.nanoTime();
+        resyncEndNanos = 0;
+        resyncRunning = true;
+        String error = null;
+        try {
+            // Writes that decided to skip the leg before it turned RESYNCING have set their bits once this is 0.
+            while (x.skippedWrites.get() != 0) {
+                checkStillResyncing(x);
+                LockSupport.parkNanos(50_000);
+            }
+            resyncTotal = full ? regionCount : bitmap.dirtyCount();
+            for (MirrorListener m : listeners) {
+                m.resyncStarted(target, resyncTotal, full, System.nanoTime());
+            }
+            if (copyBuffer == null) {
+                copyBuffer = ByteBuffer.allocateDirect((int) Math.min(bitmap.regionSize(), info.maxIoSize()));
+            }
+            long r = full ? 0 : bitmap.nextDirty(0);
+            while (r >= 0 && r < regionCount) {
+                copyRegion(r, x);
+                resyncDone = resyncDone + 1;
+                regionsCopiedTotal.incrementAndGet();
+                throttle();
+                r = full ? r + 1 : bitmap.nextDirty(r + 1);
+            }
+            synchronized (control) {
+                checkStillResyncing(x);
+                x.state = LegState.IN_SYNC;
+                persistedInSync |= 1 << target;
+                persistedFullSync &= ~(1 << target);
+                bitmap.updateLegs(persistedInSync, persistedFullSync);
+            }
+        } catch (ResyncAbort e) {
+            error = e.getMessage();
+            if (x.state == LegState.RESYNCING) {
+                dropLeg(target, IoStatus.EIO, epoch);
+            }
+        } catch (RuntimeException e) {
+            error = e.toString();
+            dropLeg(target, IoStatus.EIO, epoch);
+        } finally {
+            resyncEndNanos = System.nanoTime();
+            resyncRunning = false;
+            fencedRegion = -1;
+        }
+        long now = System.nanoTime();
+        if (error == null) {
+            for (MirrorListener m : listeners) {
+                m.legInSync(target, now);
+            }
+            done.complete(progress());
+        } else {
+            resyncError = error;
+            for (MirrorListener m : listeners) {
+                m.resyncFailed(target, error, now);
+            }
+            done.completeExceptionally(new IllegalStateException("resync of leg " + target + " failed: " + error));
+        }
+    }
+
+    /**
+     * The copy is still wanted: the leg is RESYNCING under this resync's epoch. A leg that failed and was returned
+     * again meanwhile has a newer epoch and a newer resync queued behind this one, which must not finish it.
+     */
+    private void checkStillResyncing(Leg x) {
+        if (closed) {
+            throw new ResyncAbort("device closed");
+        }
+        if (x.state != LegState.RESYNCING || x.resyncEpoch != resyncEpoch) {
+            throw new ResyncAbort("leg " + x.index + " left RESYNCING");
+        }
+    }
+
+    private static final class ResyncAbort extends RuntimeException {
+        ResyncAbort(String message) {
+            super(message, null, false, false);
+        }
+    }
+
+    private void throttle() {
+        long rate = options.resyncBytesPerSecond();
+        if (rate <= 0) {
+            return;
+        }
+        long due = resyncStartNanos + (long) (resyncBytes * 1e9 / rate);
+        long wait;
+        while ((wait = due - System.nanoTime()) > 0 && !closed) {
+            LockSupport.parkNanos(Math.min(wait, 50_000_000L));
+        }
+    }
+
+    /**
+     * Copies one region from an in-sync leg to {@code x}. Race rule: a copy counts only if no write to the region was
+     * in flight when it started ({@code finished == started}) and none started before it ended ({@code started}
+     * unchanged); otherwise it is repeated. After 3 tries the region is fenced: new writes to it wait (spinning,
+     * then parking 20 µs) for the one copy to end.
+     */
+    private void copyRegion(long region, Leg x) {
+        int r = (int) region;
+        long start = region << regionShift;
+        long end = Math.min(size, start + bitmap.regionSize());
+        int attempts = 0;
+        int waits = 0;
+        try {
+            while (true) {
+                checkStillResyncing(x);
+                if (attempts >= 3 || waits > 2000) {
+                    fencedRegion = r;
+                }
+                int s0 = regionStarted.get(r);
+                if (regionFinished.get(r) != s0) {
+                    waits++;
+                    LockSupport.parkNanos(20_000);
+                    continue;
+                }
+                if (!copyRange(start, end, x)) {
+                    attempts++;
+                    continue;
+                }
+                if (fencedRegion == r || regionStarted.get(r) == s0) {
+                    if (!anyFailed()) {
+                        bitmap.clear(region);
+                        if (regionStarted.get(r) != s0 || anyFailed()) {
+                            bitmap.markDirty(start, 1);
+                        }
+                    }
+                    return;
+                }
+                attempts++;
+                resyncRetries = resyncRetries + 1;
+            }
+        } finally {
+            fencedRegion = -1;
+        }
+    }
+
+    private boolean anyFailed() {
+        for (Leg l : legs) {
+            if (l.state == LegState.FAILED) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** @return false if the source failed (it is dropped; the caller tries again from another leg) */
+    private boolean copyRange(long start, long end, Leg x) {
+        int chunk = copyBuffer.capacity();
+        for (long pos = start; pos < end; pos += chunk) {
+            int len = (int) Math.min(chunk, end - pos);
+            int src = pickReadLeg(1 << x.index);
+            if (src < 0) {
+                throw new ResyncAbort("no in-sync leg to copy from");
+            }
+            BlockDevice source = legs[src].device;
+            copyBuffer.clear().limit(len);
+            int st = syncIo(source, IoOp.READ, pos, len);
+            if (st != IoStatus.OK) {
+                dropLeg(src, st);
+                return false;
+            }
+            copyBuffer.clear().limit(len);
+            BlockDevice target = x.device;
+            st = target == null ? REMOVED : syncIo(target, IoOp.WRITE, pos, len);
+            if (st != IoStatus.OK) {
+                // Only this incarnation: a leg returned again meanwhile belongs to the next resync.
+                dropLeg(x.index, st == REMOVED ? IoStatus.ESHUTDOWN : st, resyncEpoch);
+                throw new ResyncAbort("leg " + x.index + " failed during resync: " + IoStatus.name(st));
+            }
+            resyncBytes = resyncBytes + len;
+        }
+        return true;
+    }
+
+    private final SyncIo syncIo = new SyncIo();
+
+    private int syncIo(BlockDevice device, IoOp op, long offset, int length) {
+        int st = syncIo.run(device, op, offset, length, copyBuffer, options.legTimeoutNanos() * 2);
+        if (st == IoStatus.ETIMEDOUT) {
+            // The leg may still hold the old buffer: never hand it out again.
+            copyBuffer = ByteBuffer.allocateDirect(copyBuffer.capacity());
+        }
+        return st;
+    }
+
+    /** One request at a time from the resync thread, waited for with a deadline. */
+    private static final class SyncIo implements IoCompletion {
+        private static final int WAITING = Integer.MIN_VALUE;
+        private final AtomicLong expectedTag = new AtomicLong();
+        private volatile int status = WAITING;
+        private volatile Thread waiter;
+
+        int run(BlockDevice device, IoOp op, long offset, int length, ByteBuffer buffer, long timeoutNanos) {
+            long tag = expectedTag.incrementAndGet();
+            status = WAITING;
+            waiter = Thread.currentThread();
+            try {
+                device.submit(op, offset, length, 0, buffer, tag, this);
+            } catch (RuntimeException e) {
+                return IoStatus.EIO;
+            }
+            long deadline = System.nanoTime() + timeoutNanos;
+            int st;
+            while ((st = status) == WAITING) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    expectedTag.incrementAndGet();
+                    return IoStatus.ETIMEDOUT;
+                }
+                LockSupport.parkNanos(this, Math.min(left, 1_000_000L));
+            }
+            return st;
+        }
+
+        @Override
+        public void onComplete(long tag, int st) {
+            if (tag == expectedTag.get()) {
+                status = st;
+                Thread t = waiter;
+                if (t != null) {
+                    LockSupport.unpark(t);
+                }
+            }
+        }
+    }
+
+    /** An immutable snapshot of the current or last resync. */
+    public ResyncProgress progress() {
+        int leg = resyncLeg;
+        if (leg < 0) {
+            return ResyncProgress.IDLE;
+        }
+        long doneRegions = resyncDone;
+        long total = resyncTotal;
+        long bytes = resyncBytes;
+        long end = resyncRunning ? System.nanoTime() : resyncEndNanos;
+        long elapsed = Math.max(1, end - resyncStartNanos);
+        long rate = (long) (bytes * 1e9 / elapsed);
+        long eta = -1;
+        if (resyncRunning && doneRegions > 0) {
+            eta = (long) ((double) elapsed / doneRegions * (total - doneRegions) / 1e6);
+        } else if (!resyncRunning) {
+            eta = 0;
+        }
+        return new ResyncProgress(leg, resyncRunning, resyncFull, doneRegions, total, bytes, rate, eta,
+                resyncRetries, resyncError);
+    }
+
+    /** An immutable snapshot of legs, bitmap and resync. */
+    public MirrorStatus status() {
+        List<MirrorStatus.Leg> list = new ArrayList<>(MAX_LEGS);
+        for (Leg l : legs) {
+            BlockDevice d = l.device;
+            list.add(new MirrorStatus.Leg(l.index, l.state, l.inFlight.get(), l.readLatencyNanos,
+                    d == null ? "" : d.toString()));
+        }
+        return new MirrorStatus(List.copyOf(list), bitmap.dirtyCount(), bitmap.regionSize(), progress());
+    }
+
+    @Override
+    public long describeExtents(long offset, long length, ExtentConsumer consumer) {
+        int leg = pickReadLeg(0);
+        BlockDevice d = leg < 0 ? null : legs[leg].device;
+        if (d == null) {
+            consumer.accept(length, 0);
+            return length;
+        }
+        return d.describeExtents(offset, length, consumer);
+    }
+
+    /** Stops the watchdog and resync, fails in-flight requests with ESHUTDOWN, closes the legs and the bitmap. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (watchdog != null) {
+            watchdog.shutdownNow();
+        }
+        resyncExecutor.shutdownNow();
+        for (Leg l : legs) {
+            BlockDevice d = l.device;
+            if (d != null) {
+                d.close();
+            }
+        }
+        for (Leg l : legs) {
+            failOver(l.index, IoStatus.ESHUTDOWN, Long.MAX_VALUE);
+        }
+        bitmap.close();
+    }
+
+    @Override
+    public String toString() {
+        StringBuilder b = new StringBuilder("MirrorBlockDevice[");
+        for (Leg l : legs) {
+            b.append(l.index).append('=').append(l.state).append(' ');
+        }
+        return b.append("size=").append(size).append(']').toString();
+    }
+
+    // ------------------------------------------------------------------------------------------------ state
+
+    private static final class Leg {
+        final int index;
+        volatile BlockDevice device;
+        volatile LegState state = LegState.EMPTY;
+        final AtomicInteger inFlight = new AtomicInteger();
+        /** Writes in flight that skipped this leg because it was FAILED (see startResync's barrier). */
+        final AtomicInteger skippedWrites = new AtomicInteger();
+        volatile long readLatencyNanos;
+        volatile CompletableFuture<ResyncProgress> resyncDone;
+        /** Bumped (under {@code control}) each time a resync of this leg is started. */
+        volatile long resyncEpoch;
+
+        Leg(int index) {
+            this.index = index;
+        }
+    }
+
+    private static final class Slot {
+        final int index;
+        final AtomicLong word = new AtomicLong();
+        long callerTag;
+        IoCompletion callerCompletion;
+        IoOp op;
+        long offset;
+        int length;
+        int flags;
+        ByteBuffer buffer;
+        int position;
+        int limit;
+        volatile long issuedAt;
+        int lastError;
+        int skippedMask;
+        /** Legs that refused this write with a request-level error (ENOSPC, ENOTSUP...) rather than failing. */
+        int divergedMask;
+        /** The leg's resync epoch when this request was issued to it (which incarnation to blame). */
+        final long[] legEpoch = new long[MAX_LEGS];
+        int firstRegion;
+        int lastRegion;
+        private final ByteBuffer[] viewSource = new ByteBuffer[MAX_LEGS];
+        private final ByteBuffer[] views = new ByteBuffer[MAX_LEGS];
+
+        Slot(int index) {
+            this.index = index;
+        }
+
+        /** The caller's buffer as seen by leg {@code leg}: own position and limit, same bytes. */
+        ByteBuffer view(int leg, ByteBuffer buffer) {
+            ByteBuffer v = views[leg];
+            if (viewSource[leg] != buffer) {
+                v = buffer.duplicate();
+                views[leg] = v;
+                viewSource[leg] = buffer;
+            }
+            v.limit(limit).position(position);
+            return v;
+        }
+    }
+}

@@ -1,0 +1,118 @@
+package io.weft.core.mirror;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.IoCompletion;
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoStatus;
+import java.nio.ByteBuffer;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A test leg: forwards to a real device, or fails every request with EIO, or never completes (a frozen node), and
+ * optionally completes on its own thread (as a transport would). Counts the writes that reach the inner device.
+ */
+public final class FaultyBlockDevice implements BlockDevice {
+    public enum Mode { PASS, FAIL, HANG }
+
+    private final BlockDevice inner;
+    private final ExecutorService executor;
+    private volatile Mode mode = Mode.PASS;
+    private final AtomicLong session = new AtomicLong();
+    public final AtomicLong writes = new AtomicLong();
+    public final AtomicLong writtenBytes = new AtomicLong();
+    public final AtomicLong reads = new AtomicLong();
+    public final AtomicLong hung = new AtomicLong();
+    public final AtomicLong flushes = new AtomicLong();
+    public final AtomicLong fuaWrites = new AtomicLong();
+
+    /** @param async complete on a private thread instead of inline */
+    public FaultyBlockDevice(BlockDevice inner, boolean async) {
+        this.inner = inner;
+        this.executor = async ? Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "faulty-leg");
+            t.setDaemon(true);
+            return t;
+        }) : null;
+    }
+
+    /**
+     * Changes the mode. Requests queued before the change are discarded without completing, as a torn-down
+     * transport session would (the mirror has failed them over): nothing from an old session lands later.
+     */
+    public void mode(Mode m) {
+        session.incrementAndGet();
+        mode = m;
+    }
+
+    public Mode mode() {
+        return mode;
+    }
+
+    public BlockDevice inner() {
+        return inner;
+    }
+
+    @Override
+    public DeviceInfo info() {
+        return inner.info();
+    }
+
+    @Override
+    public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                       IoCompletion completion) {
+        Mode m = mode;
+        if (m == Mode.HANG) {
+            hung.incrementAndGet();
+            return;
+        }
+        if (m == Mode.FAIL) {
+            completion.onComplete(tag, IoStatus.EIO);
+            return;
+        }
+        if (executor == null) {
+            run(op, offset, length, flags, buffer, tag, completion);
+        } else {
+            long mySession = session.get();
+            executor.execute(() -> {
+                if (mode == Mode.HANG || session.get() != mySession) {
+                    hung.incrementAndGet();
+                    return;
+                }
+                run(op, offset, length, flags, buffer, tag, completion);
+            });
+        }
+    }
+
+    private void run(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                     IoCompletion completion) {
+        if (op == IoOp.FLUSH) {
+            flushes.incrementAndGet();
+        }
+        if (op == IoOp.WRITE) {
+            if ((flags & io.weft.core.io.IoFlags.FUA) != 0) {
+                fuaWrites.incrementAndGet();
+            }
+            writes.incrementAndGet();
+            writtenBytes.addAndGet(length);
+        } else if (op == IoOp.READ) {
+            reads.incrementAndGet();
+        }
+        inner.submit(op, offset, length, flags, buffer, tag, completion);
+    }
+
+    @Override
+    public void close() {
+        if (executor != null) {
+            executor.shutdownNow();
+        }
+        inner.close();
+    }
+
+    @Override
+    public String toString() {
+        return "Faulty[" + mode + "]";
+    }
+}
