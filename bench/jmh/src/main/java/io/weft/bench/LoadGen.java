@@ -161,8 +161,10 @@ public final class LoadGen {
         System.out.println("Load average at the end: " + loadAverage());
         System.out.println();
         if (header) {
+            System.out.println("Targets: " + String.join(" ", targets));
+            System.out.println();
             System.out.println("| target | workload | IOPS | MiB/s | p50 µs | p99 µs | p99.9 µs | errors | IOPS × "
-                    + targets.get(0) + " |");
+                    + open.get(0).label + " |");
             System.out.println("|---|---|---|---|---|---|---|---|---|");
         }
         for (int ci = 0; ci < cases.size(); ci++) {
@@ -184,7 +186,7 @@ public final class LoadGen {
         loop.runFor((long) (runtimeSeconds * 1e9));
         double elapsed = (System.nanoTime() - start) / 1e9;
         double iops = loop.completed / elapsed;
-        return new Result(target.spec, c, iops, iops * c.blockSize() / (1 << 20),
+        return new Result(target.label, c, iops, iops * c.blockSize() / (1 << 20),
                 loop.latency.getValueAtPercentile(50) / 1e3, loop.latency.getValueAtPercentile(99) / 1e3,
                 loop.latency.getValueAtPercentile(99.9) / 1e3, loop.errors,
                 loop.errors == 0 ? "" : IoStatus.name(loop.firstError));

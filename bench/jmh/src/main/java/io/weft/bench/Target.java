@@ -41,12 +41,15 @@ import org.agrona.concurrent.AgentInvoker;
  */
 final class Target implements AutoCloseable {
     final String spec;
+    /** The spec's kind ({@code local}, {@code cxl+child}, ...): the table's target column. */
+    final String label;
     final BlockDevice device;
     final AgentInvoker invoker;
     private final List<AutoCloseable> resources;
 
     private Target(String spec, BlockDevice device, AgentInvoker invoker, List<AutoCloseable> resources) {
         this.spec = spec;
+        this.label = spec.substring(0, spec.indexOf(':'));
         this.device = device;
         this.invoker = invoker;
         this.resources = resources;
