@@ -51,6 +51,8 @@ final class ChannelHandler implements IoCompletion {
     private final Checksums.Calculator dataCrcCalc;
 
     private volatile boolean resetRequested;
+    /** 1 + segment id of the doorbell the owning agent sleeps on; 0 = none. */
+    private int doorbellSegment;
     private long taken;
     private long published;
     private boolean fenced;
@@ -107,7 +109,31 @@ final class ChannelHandler implements IoCompletion {
             return;
         }
         control.putLongRelease(ChannelLayout.SUB_HEAD, taken);
+        control.putIntRelease(ChannelLayout.DOORBELL_SEGMENT, doorbellSegment);
         control.putIntRelease(ChannelLayout.BACKEND_STATE, ChannelLayout.SIDE_ACTIVE);
+    }
+
+    /** Names the segment whose doorbell word the owning agent sleeps on (clients ring it after publishing). */
+    void useDoorbell(int segmentId) {
+        doorbellSegment = segmentId + 1;
+        control.putIntRelease(ChannelLayout.DOORBELL_SEGMENT, doorbellSegment);
+    }
+
+    /** Announces (or withdraws) that the owning agent sleeps: a client that publishes then rings the doorbell. */
+    void announceSleep(boolean asleep) {
+        control.putIntVolatile(ChannelLayout.HANDLER_DOORBELL,
+                asleep ? ChannelLayout.DOORBELL_ASLEEP : ChannelLayout.DOORBELL_AWAKE);
+    }
+
+    /** Whether a duty cycle would find something to do (called by the idle strategy before sleeping). */
+    boolean hasWork() {
+        if (resetRequested) {
+            return true;
+        }
+        if (fenced || stopped) {
+            return false;
+        }
+        return control.getLongVolatile(ChannelLayout.SUB_TAIL) != taken || published != taken;
     }
 
     /** Marks the channel stopped (clean shutdown); in-flight requests stay replayable by a later attach. */

@@ -33,6 +33,9 @@ public interface LibC {
 
     String strerror(int errno);
 
+    /** Raw system call; used for futex(2) only (see {@link Futex}). Arguments past the number are passed as given. */
+    long syscall(long number, Pointer uaddr, int op, int val, Pointer timeout, Pointer uaddr2, int val3);
+
     /** Lazily loaded binding. */
     final class Holder {
         public static final LibC LIBC = LibraryLoader.create(LibC.class).load("c");
