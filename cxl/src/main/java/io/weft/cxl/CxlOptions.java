@@ -14,9 +14,10 @@ import org.agrona.concurrent.BackoffIdleStrategy;
  * @param idleMaxSpins      back-off idle strategy of the data-plane agents: busy spins before yielding
  * @param idleMaxYields     yields before parking
  * @param idleMinPark       first park period
- * @param idleMaxPark       longest park period of the back-off stage (the first 10 ms after the hot window);
- *                          after that an idle agent sleeps up to one heartbeat interval and is woken by the
- *                          producer (futex doorbell across processes, unpark within one)
+ * @param idleMaxPark       longest park period of the back-off strategy, used only while a completion is overdue
+ *                          or where no doorbell works (no futex); otherwise an idle agent sleeps up to one
+ *                          heartbeat interval and the producer wakes it (futex doorbell across processes, unpark
+ *                          within one)
  * @param hotWindow         after the last work (and while client requests are in flight) agents only spin and
  *                          yield for this long before backing off to parking
  */

@@ -4,24 +4,23 @@ import java.util.function.BooleanSupplier;
 import org.agrona.concurrent.IdleStrategy;
 
 /**
- * Idle strategy of the data-plane agents, in three stages after the last piece of work:
+ * Idle strategy of the data-plane agents, in stages after the last piece of work:
  * <ol>
  *   <li>hot window ({@code hotWindowNs}, and while {@code expectingWork} says a completion is due, up to 10 ms): spin,
- *       then yield. The next request or completion usually arrives within microseconds and a park costs tens of
- *       microseconds of timer and scheduler latency.</li>
- *   <li>back-off ({@link #BACKOFF_STAGE_NS}): the back-off strategy (spin, yield, park with growing periods up to
- *       {@code idleMaxPark}), so a short pause between bursts is still answered within about a millisecond.</li>
- *   <li>deep sleep: the {@link Sleeper} announces that the thread sleeps (a flag a producer checks after publishing),
+ *       then yield. The next request or completion usually arrives within microseconds and a sleep costs tens of
+ *       microseconds of scheduler latency.</li>
+ *   <li>sleep: the {@link Sleeper} announces that the thread sleeps (a flag a producer checks after publishing),
  *       re-checks for work, then sleeps up to {@code deepSleepNs} (the heartbeat interval: the agent must still beat);
- *       a producer that finds the flag wakes it at once. An idle agent wakes ~10 times a second instead of ~1000.</li>
+ *       a producer that finds the flag wakes it at once. An idle agent wakes ~10 times a second, not ~1000, and a
+ *       busy peer on a 2-core machine gets the core instead of a timed park that returns to find nothing.</li>
+ *   <li>while a completion is overdue (past 10 ms, or with no sleeper), the back-off strategy instead: spin, yield,
+ *       park with growing periods up to {@code idleMaxPark}.</li>
  * </ol>
  */
 final class HotWindowIdleStrategy implements IdleStrategy {
     private static final int SPINS_BEFORE_YIELD = 100;
     /** A completion later than this is slow anyway (or its backend is gone): stop burning a core waiting for it. */
     private static final long EXPECTING_LIMIT_NS = 10_000_000L;
-    /** How long the back-off stage lasts before deep sleep (at idleMaxPark = 1 ms: about ten wake-ups). */
-    static final long BACKOFF_STAGE_NS = 10_000_000L;
 
     /** The deep-sleep stage: how the owning agent announces it sleeps, and how it sleeps until woken. */
     interface Sleeper {
@@ -77,13 +76,11 @@ final class HotWindowIdleStrategy implements IdleStrategy {
         }
         mayPark = true;
         // Re-check after announcing: a request published just before the flag was set is seen now.
-        if (expectingWork.getAsBoolean()) {
-            mayPark = false;
+        if (expectingWork.getAsBoolean() || sleeper == null) {
+            backOff.idle(); // a completion is overdue (slow device, dead peer): bounded parks, never a deep sleep
             return;
         }
-        if (idleFor < hotWindowNs + BACKOFF_STAGE_NS || sleeper == null) {
-            backOff.idle();
-        } else if (sleeper.announce()) {
+        if (sleeper.announce()) {
             sleeper.sleep(deepSleepNs);
         }
     }

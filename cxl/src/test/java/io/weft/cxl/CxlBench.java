@@ -140,6 +140,12 @@ public final class CxlBench {
     /** Keeps {@code qd} requests outstanding from this thread for {@code seconds} (after a 1 s warm-up). */
     static Result run(String target, BlockDevice dev, AgentInvoker invoker, IoOp op, int qd, int seconds,
                       long storeBytes) {
+        String only = System.getProperty("bench.cases", ""); // e.g. "polls.*randwrite qd1" to profile one case
+        String name = target + " " + (op == IoOp.READ ? "randread" : "randwrite") + " qd" + qd;
+        if (!only.isEmpty() && !java.util.regex.Pattern.compile(only).matcher(name).find()) {
+            return new Result(target, op == IoOp.READ ? "randread" : "randwrite", qd, Double.NaN, Double.NaN,
+                    Double.NaN, 0);
+        }
         Driver d = new Driver(dev, invoker, op, qd, storeBytes / BLOCK);
         d.runFor(1_000_000_000L);
         d.reset();
@@ -247,13 +253,14 @@ public final class CxlBench {
                         doneCount = 0;
                     }
                 } else {
-                    // Waiting: when this thread polls the ring itself, spin up to 50 µs (a round trip is a few µs);
-                    // when a completion thread in this JVM must run first, hand it the CPU after 2 µs. Then yield.
+                    // Waiting: when this thread polls the ring itself, spin up to 10 µs (a round trip is 2-3 µs when
+                    // both sides run; longer means the handler waits for a core, possibly this one); when a
+                    // completion thread in this JVM must run first, hand it the CPU after 2 µs. Then yield.
                     long now = System.nanoTime();
                     if (idleSinceNs == 0) {
                         idleSinceNs = now;
                     }
-                    if (now - idleSinceNs > (invoker != null ? 50_000 : 2_000)) {
+                    if (now - idleSinceNs > (invoker != null ? 10_000 : 2_000)) {
                         Thread.yield();
                     } else {
                         Thread.onSpinWait();

@@ -20,9 +20,10 @@ public final class Futex {
     private static final int ETIMEDOUT = 110;
     private static final long SYS_FUTEX = sysFutex();
 
-    private final Pointer word;
+    private final long word;
     /** struct timespec for the relative timeout, reused (one Futex per waiting thread). */
     private final Pointer timespec;
+    private final long timespecAddress;
     private volatile boolean available = SYS_FUTEX > 0;
 
     /** @param address the word's address; must stay mapped while this object is used */
@@ -30,8 +31,9 @@ public final class Futex {
         if ((address & 3) != 0) {
             throw new IllegalArgumentException("futex word must be 4-byte aligned: " + address);
         }
-        this.word = SYS_FUTEX > 0 ? Pointer.wrap(LibC.Holder.RUNTIME, address) : null;
+        this.word = address;
         this.timespec = SYS_FUTEX > 0 ? Memory.allocateDirect(LibC.Holder.RUNTIME, 16) : null;
+        this.timespecAddress = timespec != null ? timespec.address() : 0;
     }
 
     private static long sysFutex() {
@@ -64,7 +66,7 @@ public final class Futex {
         }
         timespec.putLong(0, timeoutNs / 1_000_000_000L);
         timespec.putLong(8, timeoutNs % 1_000_000_000L);
-        long r = LibC.Holder.LIBC.syscall(SYS_FUTEX, word, FUTEX_WAIT, expected, timespec, null, 0);
+        long r = LibC.Holder.LIBC.syscall(SYS_FUTEX, word, FUTEX_WAIT, expected, timespecAddress, 0);
         if (r < 0) {
             int errno = LibC.Holder.errno();
             if (errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT) {
@@ -76,7 +78,7 @@ public final class Futex {
     /** Wakes every thread sleeping on the word (in any process mapping it). */
     public void wakeAll() {
         if (available) {
-            LibC.Holder.LIBC.syscall(SYS_FUTEX, word, FUTEX_WAKE, Integer.MAX_VALUE, null, null, 0);
+            LibC.Holder.LIBC.syscall(SYS_FUTEX, word, FUTEX_WAKE, Integer.MAX_VALUE, 0, 0);
         }
     }
 }
