@@ -30,6 +30,8 @@ import org.agrona.concurrent.AgentInvoker;
  */
 public final class CxlBench {
     private static final int BLOCK = 4096;
+    /** Caller-polls driver: how long to spin for a completion before yielding (-Dbench.pollSpinNs). */
+    private static final long POLL_SPIN_NS = Long.getLong("bench.pollSpinNs", 3_000);
 
     private CxlBench() {
     }
@@ -253,14 +255,14 @@ public final class CxlBench {
                         doneCount = 0;
                     }
                 } else {
-                    // Waiting: when this thread polls the ring itself, spin up to 10 µs (a round trip is 2-3 µs when
+                    // Waiting: when this thread polls the ring itself, spin up to 3 µs (a round trip is 2-3 µs when
                     // both sides run; longer means the handler waits for a core, possibly this one); when a
                     // completion thread in this JVM must run first, hand it the CPU after 2 µs. Then yield.
                     long now = System.nanoTime();
                     if (idleSinceNs == 0) {
                         idleSinceNs = now;
                     }
-                    if (now - idleSinceNs > (invoker != null ? 10_000 : 2_000)) {
+                    if (now - idleSinceNs > (invoker != null ? POLL_SPIN_NS : 2_000)) {
                         Thread.yield();
                     } else {
                         Thread.onSpinWait();
