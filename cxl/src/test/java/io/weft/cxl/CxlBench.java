@@ -47,9 +47,14 @@ public final class CxlBench {
         int rounds = args.length > 3 ? Integer.parseInt(args[3]) : 3;
         Path regionPath = dir.resolve("weft-cxl-bench-" + ProcessHandle.current().pid());
         Path storePath = dir.resolve("weft-cxl-bench-store-" + ProcessHandle.current().pid());
-        prefill(storePath, storeBytes);
         List<Result> results = new ArrayList<>();
         RegionGeometry geometry = new RegionGeometry(4, 4, 4, 4, 64, 128 << 10);
+        try {
+            prefill(storePath, storeBytes);
+        } catch (Exception | Error e) {
+            TestSupport.deleteQuietly(storePath); // 256 MiB of tmpfs must not outlive a failed start
+            throw e;
+        }
         try (CxlRegion region = CxlRegion.format(regionPath, geometry, RegionHeader.FLAG_ENTRY_CRC);
              CxlHost host = CxlHost.register(region, 1, "bench-client", CxlOptions.defaults());
              StoreBlockDevice local = new StoreBlockDevice(io.weft.core.store.FileBackingStore.open(storePath, false));
