@@ -244,7 +244,7 @@ class TransportsIT {
             assertNotEquals(0, rc, "fio on " + id + " must fail, not hang or succeed:\n" + out);
             assertTrue(out.contains("Input/output error"), "EIO after the io-timeout on " + id + ":\n" + out);
             JsonNode d = device(id);
-            assertTrue(d.get("io").get("eioOrTimeouts").asLong() > 0, d.toString());
+            assertTrue(d.get("io").get("errors").asLong() > 0, d.toString());
         }
 
         s1 = start("s1", 2, config("s1", "storage", root1, List.of(client.clusterAddress()), true));
