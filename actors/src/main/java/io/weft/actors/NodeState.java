@@ -94,6 +94,9 @@ public final class NodeState {
         public volatile String mappingId = "";
         public volatile long lastHeartbeatMillis;
         public volatile Instant stateSince = Instant.now();
+        // Mirrored devices only: the mirror once every leg has opened, and each leg's session view.
+        public volatile io.weft.core.mirror.MirrorBlockDevice mirror;
+        public volatile List<DeviceEntry> legSessions = List.of();
 
         public DeviceEntry(NodeState nodeState, MapSpec spec, QueueingBlockDevice device) {
             this.nodeState = nodeState;
