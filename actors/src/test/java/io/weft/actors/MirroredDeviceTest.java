@@ -115,6 +115,9 @@ class MirroredDeviceTest {
         assertEquals(DeviceState.DEGRADED, dev.state);
         assertEquals(LegState.FAILED, dev.mirror.legState(1), "leg b dropped by the failed writes");
         assertEquals(3, dev.mirror.status().dirtyRegions());
+        NodeState.MirrorView degraded = dev.mirrorStatus();
+        assertTrue(degraded.degraded());
+        assertEquals(List.of("in-sync", "failed"), degraded.legs().stream().map(NodeState.LegView::state).toList());
         verify(dev.device, model, 0, SIZE);
 
         b = startStorage("b", exportsB, List.of(hostPort(client.clusterAddress())));
@@ -126,6 +129,13 @@ class MirroredDeviceTest {
         assertEquals(3, progress.regionsDone());
         assertEquals(3L * REGION, progress.bytesCopied());
         assertEquals(0, dev.mirror.status().dirtyRegions());
+        NodeState.MirrorView healed = dev.mirrorStatus();
+        assertFalse(healed.degraded());
+        assertEquals(List.of("in-sync", "in-sync"), healed.legs().stream().map(NodeState.LegView::state).toList());
+        assertEquals(100, healed.resync().percent());
+        assertEquals(3, healed.resync().regionsTotal());
+        String json = new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(dev.status());
+        assertTrue(json.contains("\"legs\":[{\"index\":0,\"storageNode\":\"a\""), json);
 
         write(dev.device, model, 2L * REGION, 4096, 202);
         assertEquals(IoStatus.OK, io(dev.device, IoOp.FLUSH, 0, 0, ByteBuffer.allocate(0)));
