@@ -149,6 +149,59 @@ class MirroredDeviceTest {
     }
 
     @Test
+    void aClientRestartedDuringADegradedPeriodKeepsItsBitmapAndResyncsOnlyTheDirtyRegions() throws Exception {
+        Path exportsA = Files.createDirectories(tmp.resolve("a"));
+        Path exportsB = Files.createDirectories(tmp.resolve("b"));
+        Files.write(exportsA.resolve("m.img"), new byte[SIZE]);
+        Files.write(exportsB.resolve("m.img"), new byte[SIZE]);
+        Path dataDir = Files.createDirectories(tmp.resolve("client-data"));
+        Map<String, Object> clientConfig = Map.of("weft.data-dir", dataDir.toString());
+        a = startStorage("a", exportsA, List.of());
+        String seed = hostPort(a.clusterAddress());
+        b = startStorage("b", exportsB, List.of(seed));
+        client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null, List.of(seed), clientConfig));
+        await("client sees both storage nodes", WAIT,
+                () -> get(client.storageNodes()).containsAll(List.of("a", "b")));
+        MapSpec spec = MapSpec.mirrored("m", List.of(new MapSpec.Leg("a", "m.img"), new MapSpec.Leg("b", "m.img")),
+                AccessMode.RW, null);
+        Reply mapped = get(client.map(spec));
+        assertTrue(mapped.ok(), mapped.message());
+        NodeState.DeviceEntry dev = client.state().device("m");
+        byte[] model = new byte[SIZE];
+        write(dev.device, model, 0, 4096, 1);
+        write(dev.device, model, 5L * REGION, 4096, 5);
+
+        b.shutdown();
+        b = null;
+        await("device degraded", WAIT, () -> dev.state == DeviceState.DEGRADED);
+        write(dev.device, model, 2L * REGION, 4096, 22);
+        write(dev.device, model, 7L * REGION + 8192, 4096, 77);
+        assertEquals(2, dev.mirror.status().dirtyRegions());
+
+        client.shutdown(); // the client goes away while leg b is out; its bitmap stays in the data dir
+        client = null;
+        b = startStorage("b", exportsB, List.of(seed));
+        client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null, List.of(seed), clientConfig));
+        await("client sees both storage nodes again", WAIT,
+                () -> get(client.storageNodes()).containsAll(List.of("a", "b")));
+        Reply remapped = get(client.map(spec));
+        assertTrue(remapped.ok(), remapped.message());
+        NodeState.DeviceEntry again = client.state().device("m");
+        await("device ready after the resync", WAIT, () -> again.state == DeviceState.READY);
+        ResyncProgress progress = again.mirror.progress();
+        assertEquals(1, progress.leg());
+        assertFalse(progress.full());
+        assertEquals(2, progress.regionsTotal(), "only the regions written while b was out are copied");
+        assertEquals(2, progress.regionsDone());
+        verify(again.device, model, 0, SIZE);
+        Reply unmapped = get(client.unmap("m", false));
+        assertTrue(unmapped.ok(), unmapped.message());
+        byte[] onA = Files.readAllBytes(exportsA.resolve("m.img"));
+        assertArrayEquals(model, onA);
+        assertArrayEquals(onA, Files.readAllBytes(exportsB.resolve("m.img")), "both legs byte-identical");
+    }
+
+    @Test
     void legsMustBeOnDifferentStorageNodesAndTheSameSize() throws Exception {
         assertThrows(IllegalArgumentException.class, () -> MapSpec.mirrored("x",
                 List.of(new MapSpec.Leg("a", "1.img"), new MapSpec.Leg("a", "2.img")), AccessMode.RW, null));

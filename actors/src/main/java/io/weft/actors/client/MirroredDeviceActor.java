@@ -154,11 +154,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
     public Receive<DeviceActor.Command> createReceive() {
         return newReceiveBuilder()
                 .onMessage(LegEvent.class, this::onLegEvent)
-                .onMessage(LegDropped.class, d -> {
-                    entry.lastError = "leg " + d.leg() + " (" + legSpecs.get(d.leg()) + ") dropped: " + d.reason();
-                    getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), entry.lastError);
-                    return updateState();
-                })
+                .onMessage(LegDropped.class, this::onLegDropped)
                 .onMessage(LegInSync.class, s -> {
                     getContext().getLog().info("device {}: leg {} ({}) in sync", entry.spec.deviceId(), s.leg(),
                             legSpecs.get(s.leg()));
@@ -232,6 +228,21 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         }
         getContext().getLog().info("device {}: leg {} ({}) reconnected", entry.spec.deviceId(), leg,
                 legSpecs.get(leg));
+        return updateState();
+    }
+
+    /**
+     * The mirror dropped a leg. If its session still has a path (the leg answered an error or was too slow, or an old
+     * request failed after a quick reconnect), the session is made to re-open: that revokes the old mapping on the
+     * storage node, so none of the old requests can land, and the next path up returns the leg for a resync.
+     */
+    private Behavior<DeviceActor.Command> onLegDropped(LegDropped d) {
+        entry.lastError = "leg " + d.leg() + " (" + legSpecs.get(d.leg()) + ") dropped: " + d.reason();
+        getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), entry.lastError);
+        if (!closing && legPaths[d.leg()].connected()) {
+            legPaths[d.leg()].disconnect();
+            sessions.get(d.leg()).tell(new SessionActor.Reconnect());
+        }
         return updateState();
     }
 
