@@ -6,6 +6,7 @@ import io.weft.core.io.IoStatus;
 import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.Checksums;
 import io.weft.cxl.layout.FenceCode;
+import io.weft.cxl.map.Futex;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicLong;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -63,7 +64,19 @@ final class ClientChannel {
     private long lastBackendBeat = -1;
     private volatile long lastBackendBeatChangeNs; // read by backendAlive() on any thread
 
+    /** Segment id → address of its doorbell word (-1 = outside the region); null: never ring (tests). */
+    private final java.util.function.IntToLongFunction doorbellAddress;
+    /** The doorbell last rung (re-resolved when the backend names another segment, e.g. after a restart). */
+    private int doorbellSegment = -1;
+    private UnsafeBuffer doorbellWord;
+    private Futex doorbellFutex;
+
     ClientChannel(ChannelSegment seg, long nowNs) {
+        this(seg, nowNs, null);
+    }
+
+    ClientChannel(ChannelSegment seg, long nowNs, java.util.function.IntToLongFunction doorbellAddress) {
+        this.doorbellAddress = doorbellAddress;
         this.seg = seg;
         this.control = seg.control;
         this.submissions = seg.submissions;
@@ -186,12 +199,39 @@ final class ClientChannel {
             Thread.onSpinWait();
         }
         announced = index + 1; // before the backend can see it: the agent never takes a completion for an unknown index
-        control.putLongRelease(ChannelLayout.SUB_TAIL, index + 1);
+        // Volatile (not just release): the doorbell read below must not be ordered before this store, or a handler
+        // that announced sleep just before could be missed (Dekker pairing with HandlerAgent.announce).
+        control.putLongVolatile(ChannelLayout.SUB_TAIL, index + 1);
         publishedTail.set(index + 1);
+        if (control.getIntVolatile(ChannelLayout.HANDLER_DOORBELL) == ChannelLayout.DOORBELL_ASLEEP) {
+            ringDoorbell();
+        }
         if (agentGone) {
             drainAfterAgent(); // raced a shutdown: nobody else will complete this request
         }
         return -1;
+    }
+
+    /** Slow path, only after the handler agent announced it sleeps: wake it (one futex wake system call). */
+    private void ringDoorbell() {
+        if (doorbellAddress == null || !control.compareAndSetInt(ChannelLayout.HANDLER_DOORBELL,
+                ChannelLayout.DOORBELL_ASLEEP, ChannelLayout.DOORBELL_AWAKE)) {
+            return; // another producer rang it
+        }
+        int named = control.getIntVolatile(ChannelLayout.DOORBELL_SEGMENT) - 1;
+        synchronized (this) { // producers of one channel may race here; only on the idle-to-busy transition
+            if (named != doorbellSegment) {
+                long address = doorbellAddress.applyAsLong(named);
+                if (address < 0) {
+                    return; // not a segment of this region: the handler still wakes at its heartbeat
+                }
+                doorbellSegment = named;
+                doorbellWord = new UnsafeBuffer(address, 4);
+                doorbellFutex = new Futex(address);
+            }
+            doorbellWord.putIntVolatile(0, ChannelLayout.DOORBELL_AWAKE);
+            doorbellFutex.wakeAll();
+        }
     }
 
     /** Completion agent duty cycle for this channel. */

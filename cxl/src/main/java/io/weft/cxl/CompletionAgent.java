@@ -34,6 +34,10 @@ final class CompletionAgent implements Agent {
         return false;
     }
 
+    boolean stopRequested() {
+        return stopStatus != 0;
+    }
+
     boolean stopDone() {
         return stopDone;
     }

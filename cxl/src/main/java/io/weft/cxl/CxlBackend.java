@@ -25,6 +25,7 @@ public final class CxlBackend implements AutoCloseable {
     private final int[] segments;
     private final ChannelHandler[] handlers;
     private final AgentRunner[] runners;
+    private final HandlerAgent[] agents;
     private boolean closed;
 
     private CxlBackend(CxlHost host, int slot, long token, BlockDevice device, String storePath, int[] segments,
@@ -60,13 +61,16 @@ public final class CxlBackend implements AutoCloseable {
         host.own(entry);
         int agents = Math.min(options.handlerAgents(), segments.length);
         this.runners = new AgentRunner[agents];
+        this.agents = new HandlerAgent[agents];
         for (int a = 0; a < agents; a++) {
             List<ChannelHandler> mine = new ArrayList<>();
             for (int c = a; c < handlers.length; c += agents) {
                 mine.add(handlers[c]);
             }
-            HandlerAgent agent = new HandlerAgent("cxl-backend-" + slot + "-" + a, mine.toArray(new ChannelHandler[0]));
-            runners[a] = new AgentRunner(host.options().newIdleStrategy(() -> false), t -> System.err.println(
+            HandlerAgent agent = new HandlerAgent("cxl-backend-" + slot + "-" + a, mine.toArray(new ChannelHandler[0]),
+                    host.options().idleMaxPark().toNanos());
+            this.agents[a] = agent;
+            runners[a] = new AgentRunner(host.options().newIdleStrategy(() -> false, agent), t -> System.err.println(
                     "cxl handler error: " + t), null, agent);
             AgentRunner.startOnThread(runners[a]);
         }
@@ -211,6 +215,9 @@ public final class CxlBackend implements AutoCloseable {
             throw new IllegalStateException("channel " + channel + " is held by a blkdev: close or clear it first");
         }
         handler.requestReset();
+        for (HandlerAgent a : agents) {
+            a.wake(false);
+        }
         long deadline = System.nanoTime() + host.options().deadTimeout().toNanos() * 5;
         while (handler.resetPending()) {
             if (System.nanoTime() > deadline) {
@@ -230,6 +237,9 @@ public final class CxlBackend implements AutoCloseable {
             return;
         }
         closed = true;
+        for (HandlerAgent a : agents) {
+            a.wake(true);
+        }
         for (AgentRunner r : runners) {
             r.close();
         }

@@ -60,7 +60,18 @@ public final class CxlBlockDevice implements BlockDevice {
             invoker.start();
         } else {
             this.invoker = null;
-            this.idle = o.newIdleStrategy(agent::hasInFlight);
+            // Deep sleep: nothing in flight (re-checked after announcing); a submit unparks it (see submit).
+            this.idle = o.newIdleStrategy(agent::hasInFlight, new HotWindowIdleStrategy.Sleeper() {
+                @Override
+                public boolean announce() {
+                    return !agent.stopRequested();
+                }
+
+                @Override
+                public void sleep(long maxNs) {
+                    LockSupport.parkNanos(maxNs);
+                }
+            });
             this.runner = new AgentRunner(idle, t -> System.err.println("cxl completion error: " + t), null, agent);
             this.agentThread = AgentRunner.startOnThread(runner);
         }
@@ -133,7 +144,7 @@ public final class CxlBlockDevice implements BlockDevice {
         long now = System.nanoTime();
         ClientChannel[] channels = new ClientChannel[queues];
         for (int c = 0; c < queues; c++) {
-            channels[c] = new ClientChannel(claimed.get(c), now);
+            channels[c] = new ClientChannel(claimed.get(c), now, region::doorbellAddress);
         }
         MetaEntry e = region.entry(Table.BLKDEV, slot);
         writeRecord(e, backendId, host, queues, Records.STATE_RUNNING);
@@ -246,6 +257,9 @@ public final class CxlBlockDevice implements BlockDevice {
         closed = true;
         refuseStatus = status;
         agent.requestStop(status, reason);
+        if (agentThread != null) {
+            LockSupport.unpark(agentThread); // it may be in a deep sleep
+        }
         long deadline = System.nanoTime() + host.options().deadTimeout().toNanos() * 5;
         while (!agent.stopDone() && System.nanoTime() < deadline) {
             if (invoker != null) {

@@ -14,7 +14,10 @@ import org.agrona.concurrent.BackoffIdleStrategy;
  * @param idleMaxSpins      back-off idle strategy of the data-plane agents: busy spins before yielding
  * @param idleMaxYields     yields before parking
  * @param idleMinPark       first park period
- * @param idleMaxPark       longest park period: bounds wake-up latency after an idle spell and idle CPU use
+ * @param idleMaxPark       longest park period of the back-off strategy, used only while a completion is overdue
+ *                          or where no doorbell works (no futex); otherwise an idle agent sleeps up to one
+ *                          heartbeat interval and the producer wakes it (futex doorbell across processes, unpark
+ *                          within one)
  * @param hotWindow         after the last work (and while client requests are in flight) agents only spin and
  *                          yield for this long before backing off to parking
  */
@@ -48,10 +51,14 @@ public record CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Durat
                 idleMaxPark, hotWindow);
     }
 
-    /** Back-off idling (spin, yield, park) preceded by the hot window; see {@link HotWindowIdleStrategy}. */
-    HotWindowIdleStrategy newIdleStrategy(java.util.function.BooleanSupplier expectingWork) {
+    /**
+     * Hot window, back-off (spin, yield, park up to {@code idleMaxPark}), then deep sleep through {@code sleeper} for
+     * up to one heartbeat interval; see {@link HotWindowIdleStrategy}.
+     */
+    HotWindowIdleStrategy newIdleStrategy(java.util.function.BooleanSupplier expectingWork,
+                                          HotWindowIdleStrategy.Sleeper sleeper) {
         return new HotWindowIdleStrategy(
                 new BackoffIdleStrategy(idleMaxSpins, idleMaxYields, idleMinPark.toNanos(), idleMaxPark.toNanos()),
-                hotWindow.toNanos(), expectingWork);
+                hotWindow.toNanos(), heartbeatInterval.toNanos(), expectingWork, sleeper);
     }
 }

@@ -187,6 +187,14 @@ public final class CxlRegion implements AutoCloseable {
         return new ChannelSegment(mapping, geometry.segmentOffset(segment), segment, channelLayout);
     }
 
+    /** Address of a channel segment's handler doorbell word, or -1 when {@code segment} is outside the region. */
+    long doorbellAddress(int segment) {
+        if (segment < 0 || segment >= geometry.segmentCount()) {
+            return -1;
+        }
+        return mapping.address() + geometry.segmentOffset(segment) + io.weft.cxl.layout.ChannelLayout.HANDLER_DOORBELL;
+    }
+
     /** A snapshot of every table and channel, for status pages and tests. */
     public RegionStatus status() {
         return RegionStatus.read(this);

@@ -58,6 +58,10 @@ final class ChildJvm implements AutoCloseable {
         cmd.addAll(OPENS);
         cmd.add("-Xmx256m");
         cmd.add("-XX:+UseSerialGC");
+        String extra = System.getProperty("weft.childJvmArgs", "").trim(); // e.g. JFR flags for a benchmark profile
+        if (!extra.isEmpty()) {
+            cmd.addAll(List.of(extra.split("\\s+")));
+        }
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(main.getName());

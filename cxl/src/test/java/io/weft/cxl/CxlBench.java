@@ -30,6 +30,8 @@ import org.agrona.concurrent.AgentInvoker;
  */
 public final class CxlBench {
     private static final int BLOCK = 4096;
+    /** Caller-polls driver: how long to spin for a completion before yielding (-Dbench.pollSpinNs). */
+    private static final long POLL_SPIN_NS = Long.getLong("bench.pollSpinNs", 3_000);
 
     private CxlBench() {
     }
@@ -45,9 +47,14 @@ public final class CxlBench {
         int rounds = args.length > 3 ? Integer.parseInt(args[3]) : 3;
         Path regionPath = dir.resolve("weft-cxl-bench-" + ProcessHandle.current().pid());
         Path storePath = dir.resolve("weft-cxl-bench-store-" + ProcessHandle.current().pid());
-        prefill(storePath, storeBytes);
         List<Result> results = new ArrayList<>();
         RegionGeometry geometry = new RegionGeometry(4, 4, 4, 4, 64, 128 << 10);
+        try {
+            prefill(storePath, storeBytes);
+        } catch (Exception | Error e) {
+            TestSupport.deleteQuietly(storePath); // 256 MiB of tmpfs must not outlive a failed start
+            throw e;
+        }
         try (CxlRegion region = CxlRegion.format(regionPath, geometry, RegionHeader.FLAG_ENTRY_CRC);
              CxlHost host = CxlHost.register(region, 1, "bench-client", CxlOptions.defaults());
              StoreBlockDevice local = new StoreBlockDevice(io.weft.core.store.FileBackingStore.open(storePath, false));
@@ -140,6 +147,12 @@ public final class CxlBench {
     /** Keeps {@code qd} requests outstanding from this thread for {@code seconds} (after a 1 s warm-up). */
     static Result run(String target, BlockDevice dev, AgentInvoker invoker, IoOp op, int qd, int seconds,
                       long storeBytes) {
+        String only = System.getProperty("bench.cases", ""); // e.g. "polls.*randwrite qd1" to profile one case
+        String name = target + " " + (op == IoOp.READ ? "randread" : "randwrite") + " qd" + qd;
+        if (!only.isEmpty() && !java.util.regex.Pattern.compile(only).matcher(name).find()) {
+            return new Result(target, op == IoOp.READ ? "randread" : "randwrite", qd, Double.NaN, Double.NaN,
+                    Double.NaN, 0);
+        }
         Driver d = new Driver(dev, invoker, op, qd, storeBytes / BLOCK);
         d.runFor(1_000_000_000L);
         d.reset();
@@ -247,13 +260,14 @@ public final class CxlBench {
                         doneCount = 0;
                     }
                 } else {
-                    // Waiting: when this thread polls the ring itself, spin up to 50 µs (a round trip is a few µs);
-                    // when a completion thread in this JVM must run first, hand it the CPU after 2 µs. Then yield.
+                    // Waiting: when this thread polls the ring itself, spin up to 3 µs (a round trip is 2-3 µs when
+                    // both sides run; longer means the handler waits for a core, possibly this one); when a
+                    // completion thread in this JVM must run first, hand it the CPU after 2 µs. Then yield.
                     long now = System.nanoTime();
                     if (idleSinceNs == 0) {
                         idleSinceNs = now;
                     }
-                    if (now - idleSinceNs > (invoker != null ? 50_000 : 2_000)) {
+                    if (now - idleSinceNs > (invoker != null ? POLL_SPIN_NS : 2_000)) {
                         Thread.yield();
                     } else {
                         Thread.onSpinWait();

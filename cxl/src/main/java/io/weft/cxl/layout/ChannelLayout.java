@@ -22,7 +22,11 @@ package io.weft.cxl.layout;
  *   400  backendReason  (2 + 62) backend: fence reason text
  *   512  channelFlags   (4)  backend at creation: ENTRY_CRC | DATA_CRC
  *   516  depth (4) | 520 slotSize (4) | 524 channelIndex (4) | 528 backendSlot (4)   backend at creation
+ *   532  doorbellSegment (4) backend at attach: 1 + segment id whose HANDLER_DOORBELL this channel's handler
+ *                            agent sleeps on (the agent's first channel), 0 = none (peer predates the doorbell)
  *   576  clientClaim    (8)  CAS: token of the blkdev attached to this channel, 0 = none
+ *   640  handlerDoorbell (4) handler agent sets 1 (futex word) when it goes to sleep; a client that publishes a
+ *                            submission and finds 1 sets it back to 0 and wakes the sleeper (its own cache line)
  *   1024 DONE marks     (8 × depth) backend: (requestId << 8) | status of the last request applied in each slot
  * submission ring  (64 × depth)
  *   0 requestId (8) | 8 device offset (8) | 16 length (4) | 20 op (4) | 24 flags (4) | 28 data CRC32C (4)
@@ -51,7 +55,11 @@ public record ChannelLayout(int depth, int slotSize) {
     public static final int CHANNEL_SLOT_SIZE = 520;
     public static final int CHANNEL_INDEX = 524;
     public static final int CHANNEL_BACKEND_SLOT = 528;
+    public static final int DOORBELL_SEGMENT = 532;
     public static final int CLIENT_CLAIM = 576;
+    public static final int HANDLER_DOORBELL = 640;
+    public static final int DOORBELL_AWAKE = 0;
+    public static final int DOORBELL_ASLEEP = 1;
     public static final int DONE_MARKS = 1024;
 
     public static final int FLAG_ENTRY_CRC = 1;

@@ -33,6 +33,13 @@ public interface LibC {
 
     String strerror(int errno);
 
+    /**
+     * Raw system call; used for futex(2) only (see {@link Futex}: WAIT and WAKE ignore the sixth argument). Six
+     * primitive parameters on purpose: jnr-ffi's fast path then calls it without marshalling, so a wake-up allocates
+     * nothing (addresses are passed as plain longs; a seventh parameter would take the allocating path).
+     */
+    long syscall(long number, long a1, long a2, long a3, long a4, long a5);
+
     /** Lazily loaded binding. */
     final class Holder {
         public static final LibC LIBC = LibraryLoader.create(LibC.class).load("c");

@@ -148,7 +148,7 @@ class SettingsLoaderTest {
         "weft.nbd.unix-socket | '' | weft.nbd.unix-socket: must not be empty",
         "weft.store.io-threads | 2 | weft.store.io-threads: unknown setting",
         "weft.nbd.lisen | 1 | weft.nbd.lisen: unknown setting (known under weft.nbd: listen, unix-socket)",
-        "weft.colour | blue | weft.colour: unknown setting (known under weft: client, cluster, data-dir, management,",
+        "weft.colour | blue | weft.colour: unknown setting (known under weft: client, cluster, cxl, data-dir, management,",
     })
     void eachInvalidSettingIsNamed(String key, String value, String expectedMessage) {
         InvalidSettingException e = assertThrows(InvalidSettingException.class, () -> parseD(Map.of(key, value)));

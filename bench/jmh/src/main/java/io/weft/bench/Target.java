@@ -1,0 +1,186 @@
+package io.weft.bench;
+
+import io.weft.core.io.BlockDevice;
+import io.weft.core.store.FileBackingStore;
+import io.weft.core.store.StoreBlockDevice;
+import io.weft.cxl.BackendOptions;
+import io.weft.cxl.BlkdevOptions;
+import io.weft.cxl.CxlBackend;
+import io.weft.cxl.CxlBlockDevice;
+import io.weft.cxl.CxlHost;
+import io.weft.cxl.CxlOptions;
+import io.weft.cxl.CxlRegion;
+import io.weft.cxl.layout.RegionGeometry;
+import io.weft.cxl.layout.RegionHeader;
+import io.weft.rdma.client.PathSpec;
+import io.weft.rdma.client.RdmaClientConfig;
+import io.weft.rdma.client.RdmaSession;
+import io.weft.rdma.verbs.soft.SoftwareProvider;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.agrona.concurrent.AgentInvoker;
+
+/**
+ * One device to drive, opened from a target spec, plus everything that must be closed after it (child JVMs,
+ * hosts, regions, providers; closed in reverse order).
+ *
+ * <ul>
+ *   <li>{@code local:FILE}: {@link StoreBlockDevice} over FILE in this JVM.</li>
+ *   <li>{@code cxl:REGION}: formats REGION (must not exist), backend over {@code --file} and blkdev both in this
+ *       JVM; {@code cxl+child:REGION}: the backend runs in a storage child JVM; {@code cxl:REGION#ID}: attaches to a
+ *       region someone else formatted and opens backend ID. A {@code +poll} suffix on the kind
+ *       ({@code cxl+poll:}, {@code cxl+child+poll:}) or {@code --cxl-poll} makes the driving thread poll the
+ *       completion ring (invoker mode) instead of a completion agent thread.</li>
+ *   <li>{@code rdma:HOST:PORT}: software-provider session to a running RDMA storage server (device
+ *       {@code --device}); {@code rdma+child:HOST:PORT}: starts that server in a child JVM first (port 0 = any).</li>
+ * </ul>
+ */
+final class Target implements AutoCloseable {
+    final String spec;
+    /** The spec's kind ({@code local}, {@code cxl+child}, ...): the table's target column. */
+    final String label;
+    final BlockDevice device;
+    final AgentInvoker invoker;
+    private final List<AutoCloseable> resources;
+
+    private Target(String spec, BlockDevice device, AgentInvoker invoker, List<AutoCloseable> resources) {
+        this.spec = spec;
+        this.label = spec.substring(0, spec.indexOf(':'));
+        this.device = device;
+        this.invoker = invoker;
+        this.resources = resources;
+    }
+
+    /** Options shared by every target of a run. */
+    record Options(Path file, int maxIoSize, int maxQd, boolean cxlPoll, String rdmaDevice) {
+    }
+
+    static Target open(String spec, Options o) throws Exception {
+        List<AutoCloseable> resources = new ArrayList<>();
+        try {
+            int colon = spec.indexOf(':');
+            if (colon < 0) {
+                throw new IllegalArgumentException("target needs KIND:WHERE: " + spec);
+            }
+            String kind = spec.substring(0, colon);
+            String where = spec.substring(colon + 1);
+            boolean poll = o.cxlPoll() || kind.endsWith("+poll");
+            if (kind.endsWith("+poll")) {
+                kind = kind.substring(0, kind.length() - "+poll".length());
+            }
+            switch (kind) {
+                case "local": {
+                    StoreBlockDevice d = new StoreBlockDevice(FileBackingStore.open(Path.of(where), false));
+                    resources.add(d);
+                    return new Target(spec, d, null, resources);
+                }
+                case "cxl":
+                case "cxl+child":
+                    return openCxl(spec, kind.equals("cxl+child"), poll, where, o, resources);
+                case "rdma":
+                case "rdma+child":
+                    return openRdma(spec, kind.equals("rdma+child"), where, o, resources);
+                default:
+                    throw new IllegalArgumentException("unknown target kind '" + kind + "' in " + spec);
+            }
+        } catch (Exception | Error e) {
+            closeAll(resources);
+            throw e;
+        }
+    }
+
+    /** A region whose data slots take the largest request of the run, 64 entries per ring (qd up to 64). */
+    static RegionGeometry geometry(int maxIoSize, int maxQd) {
+        int depth = Math.max(64, Integer.highestOneBit(Math.max(1, maxQd - 1)) << 1);
+        int slot = Math.max(RegionGeometry.PAGE, (maxIoSize + RegionGeometry.PAGE - 1) & -RegionGeometry.PAGE);
+        return new RegionGeometry(4, 4, 4, 4, depth, slot);
+    }
+
+    private static Target openCxl(String spec, boolean child, boolean poll, String where, Options o,
+                                  List<AutoCloseable> res)
+            throws Exception {
+        int hash = where.indexOf('#');
+        CxlRegion region;
+        int backendId;
+        CxlHost host;
+        if (hash >= 0) {
+            region = CxlRegion.attach(Path.of(where.substring(0, hash)));
+            res.add(region);
+            host = CxlHost.register(region, ProcessHandle.current().pid(), "loadgen", CxlOptions.defaults());
+            res.add(host);
+            backendId = Integer.parseInt(where.substring(hash + 1));
+        } else {
+            Path regionPath = Path.of(where);
+            region = CxlRegion.format(regionPath, geometry(o.maxIoSize(), o.maxQd()), RegionHeader.FLAG_ENTRY_CRC);
+            res.add(() -> Files.deleteIfExists(regionPath));
+            res.add(region);
+            host = CxlHost.register(region, 1, "loadgen-client", CxlOptions.defaults());
+            res.add(host);
+            if (child) {
+                ChildJvm storage = ChildJvm.start("serve-cxl", where, o.file().toString());
+                res.add(storage);
+                String ready = storage.awaitLine("READY");
+                backendId = Integer.parseInt(ready.replaceAll(".*backend=(\\d+).*", "$1"));
+            } else {
+                StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.open(o.file(), false));
+                res.add(store);
+                CxlBackend backend = host.createBackend(store, o.file().toString(),
+                        BackendOptions.defaults().withChannels(1));
+                res.add(backend);
+                backendId = backend.id();
+            }
+        }
+        CxlBlockDevice dev = host.openBlkdev(backendId, new BlkdevOptions(1, poll));
+        res.add(dev);
+        return new Target(spec, dev, dev.invoker(), res);
+    }
+
+    private static Target openRdma(String spec, boolean child, String where, Options o, List<AutoCloseable> res)
+            throws Exception {
+        int colon = where.lastIndexOf(':');
+        String hostName = where.substring(0, colon);
+        int port = Integer.parseInt(where.substring(colon + 1));
+        if (child) {
+            ChildJvm storage = ChildJvm.start("serve-rdma", o.file().toString(), hostName + ":" + port,
+                    Integer.toString(o.maxIoSize()), o.rdmaDevice());
+            res.add(storage);
+            String ready = storage.awaitLine("READY");
+            port = Integer.parseInt(ready.replaceAll(".*port=(\\d+).*", "$1"));
+        }
+        SoftwareProvider provider = new SoftwareProvider();
+        res.add(provider);
+        RdmaClientConfig config = RdmaClientConfig.DEFAULTS.withMaxIoSize(Math.max(o.maxIoSize(), 4096))
+                .withQueueDepth(Math.max(RdmaClientConfig.DEFAULTS.queueDepth(), o.maxQd()));
+        RdmaSession session = RdmaSession.open(provider, "loadgen-" + ProcessHandle.current().pid(), o.rdmaDevice(),
+                List.of(PathSpec.to(new InetSocketAddress(hostName, port))), config);
+        res.add(session);
+        return new Target(spec, session.device(), null, res);
+    }
+
+    @Override
+    public void close() {
+        closeAll(resources);
+    }
+
+    private static void closeAll(List<AutoCloseable> resources) {
+        for (int i = resources.size() - 1; i >= 0; i--) {
+            try {
+                resources.get(i).close();
+            } catch (Exception e) {
+                System.err.println("closing " + resources.get(i) + ": " + e);
+            }
+        }
+        resources.clear();
+    }
+
+    /** Fails early with the reason when a spec names a file that is not there. */
+    static void requireFile(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            throw new IOException("no such file: " + file);
+        }
+    }
+}
