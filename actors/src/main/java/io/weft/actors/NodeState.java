@@ -94,6 +94,9 @@ public final class NodeState {
         public volatile String mappingId = "";
         public volatile long lastHeartbeatMillis;
         public volatile Instant stateSince = Instant.now();
+        // Mirrored devices only: the mirror once every leg has opened, and each leg's session view.
+        public volatile io.weft.core.mirror.MirrorBlockDevice mirror;
+        public volatile List<DeviceEntry> legSessions = List.of();
 
         public DeviceEntry(NodeState nodeState, MapSpec spec, QueueingBlockDevice device) {
             this.nodeState = nodeState;
@@ -113,7 +116,44 @@ public final class NodeState {
             return new DeviceStatus(spec.deviceId(), spec.storageNode(), spec.path(), spec.mode().wireName(),
                     transport, state.name().toLowerCase(java.util.Locale.ROOT), stateSince.toString(), info.size(),
                     info.logicalBlockSize(), info.readOnly(), exportedAs, exportError, lastError, reconnects.get(),
-                    device.inFlight(), IoFigures.of(device.stats().snapshot()));
+                    device.inFlight(), IoFigures.of(device.stats().snapshot()), mirrorStatus());
+        }
+
+        /** The legs and resync of a mirrored device; null for a single-leg one (or before its mirror exists). */
+        public MirrorView mirrorStatus() {
+            var m = mirror;
+            List<DeviceEntry> sessions = legSessions;
+            if (spec.legs().isEmpty()) {
+                return null;
+            }
+            List<LegView> legs = new ArrayList<>();
+            var status = m == null ? null : m.status();
+            for (int i = 0; i < spec.legs().size(); i++) {
+                MapSpec.Leg leg = spec.legs().get(i);
+                boolean connected = i < sessions.size() && "connected".equals(sessions.get(i).sessionState);
+                String state;
+                if (status == null || !connected) {
+                    state = "failed";
+                } else {
+                    state = switch (status.legs().get(i).state()) {
+                        case IN_SYNC -> "in-sync";
+                        case RESYNCING, FAILED -> "out-of-sync";
+                        default -> "failed";
+                    };
+                }
+                legs.add(new LegView(i, leg.storageNode(), leg.path(), state,
+                        status == null ? "" : status.legs().get(i).state().name().toLowerCase(java.util.Locale.ROOT),
+                        i < sessions.size() ? sessions.get(i).sessionState : "", i < sessions.size()
+                        ? sessions.get(i).lastError : ""));
+            }
+            var p = status == null ? io.weft.core.mirror.ResyncProgress.IDLE : status.resync();
+            ResyncView resync = new ResyncView(p.leg(), p.running(), p.full(), p.regionsDone(), p.regionsTotal(),
+                    p.bytesCopied(), p.bytesPerSecond(), p.etaMillis(),
+                    p.regionsTotal() == 0 ? (p.running() ? 0 : 100) : (int) (100 * p.regionsDone() / p.regionsTotal()),
+                    p.lastError() == null ? "" : p.lastError());
+            long degraded = legs.stream().filter(l -> !l.state().equals("in-sync")).count();
+            return new MirrorView(legs.size(), degraded > 0, List.copyOf(legs),
+                    status == null ? 0 : status.dirtyRegions(), status == null ? 0 : status.regionSize(), resync);
         }
 
         public SessionStatus sessionStatus() {
@@ -145,7 +185,25 @@ public final class NodeState {
     public record DeviceStatus(String id, String storageNode, String path, String mode, String transport,
                                String state, String stateSince, long size, int blockSize, boolean readOnly,
                                String export, String exportError, String lastError, long reconnects, long inFlight,
-                               IoFigures io) {
+                               IoFigures io, MirrorView mirror) {
+    }
+
+    /** JSON/JMX view of a mirrored device's legs and resync (absent for single-leg devices). */
+    public record MirrorView(int legCount, boolean degraded, List<LegView> legs, long dirtyRegions, int regionSize,
+                             ResyncView resync) {
+    }
+
+    /**
+     * One leg: {@code state} is in-sync (serves reads), out-of-sync (connected, waiting for or in its resync) or
+     * failed (no path); {@code mirrorState} and {@code session} are the mirror's and the session's own words.
+     */
+    public record LegView(int index, String storageNode, String path, String state, String mirrorState,
+                          String session, String lastError) {
+    }
+
+    /** The current or last resync: leg -1 = none yet; percent 0-100; ETA -1 = unknown. */
+    public record ResyncView(int leg, boolean running, boolean full, long regionsDone, long regionsTotal,
+                             long bytesCopied, long bytesPerSecond, long etaMillis, int percent, String lastError) {
     }
 
     /** JSON/JMX view of a client↔storage session. */

@@ -32,7 +32,8 @@ public record WeftSettings(
         String httpHostname,
         int httpPort,
         String httpToken,
-        boolean jmxEnabled) {
+        boolean jmxEnabled,
+        Path dataDir) {
 
     public static final String ROLE_STORAGE = "storage";
     public static final String ROLE_CLIENT = "client";
@@ -68,7 +69,9 @@ public record WeftSettings(
                 w.getString("management.http.hostname"),
                 w.getInt("management.http.port"),
                 w.getString("management.http.token"),
-                w.getBoolean("management.jmx.enabled"));
+                w.getBoolean("management.jmx.enabled"),
+                // weft.data-dir is node-app's key; a bare control-plane node keeps mirror bitmaps in the working dir.
+                Path.of(w.hasPath("data-dir") ? w.getString("data-dir") : ".").toAbsolutePath().normalize());
     }
 
     public boolean isStorage() {
@@ -83,6 +86,6 @@ public record WeftSettings(
         return new WeftSettings(name, roles, exportRoots, mappingLease, ioTimeout, heartbeatInterval, heartbeatMisses,
                 openTimeout, mapTimeout, unmapDrainTimeout, reconnectMinBackoff, reconnectMaxBackoff, maxInFlight,
                 defaultTransport, enabledTransports, defaultVolumeSize, askTimeout, storageLookupTimeout, httpEnabled, httpHostname,
-                httpPort, httpToken, jmxEnabled);
+                httpPort, httpToken, jmxEnabled, dataDir);
     }
 }

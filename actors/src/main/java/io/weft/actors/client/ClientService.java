@@ -91,8 +91,12 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
         entry.transport = transportName;
         nodeState.putDevice(entry);
         getContext().spawn(
-                Behaviors.supervise(DeviceActor.create(entry, nodeState.nodeName(), transport, settings, exporter,
-                        map.replyTo())).onFailure(SupervisorStrategy.restart()),
+                spec.mirrored()
+                        // Not restarted: a fresh actor would rebuild the mirror over the same bitmap and legs.
+                        ? MirroredDeviceActor.create(entry, nodeState.nodeName(), transport, settings, exporter,
+                                map.replyTo())
+                        : Behaviors.supervise(DeviceActor.create(entry, nodeState.nodeName(), transport, settings,
+                                exporter, map.replyTo())).onFailure(SupervisorStrategy.restart()),
                 childName(spec.deviceId()));
         return this;
     }

@@ -25,6 +25,15 @@ public interface DeviceMXBean {
     String getSessionState();
     long getLastHeartbeatAgoMillis();
 
+    /** Mirror legs: 0 for a single-leg device. */
+    int getLegCount();
+
+    /** True while a mirrored device has a leg that is not in sync. */
+    boolean isDegraded();
+
+    /** The current or last resync of a mirrored device, 0-100 (100 when none ran). */
+    int getResyncPercent();
+
     /** Unmaps; {@code force} fails in-flight IO with EIO. Returns what happened. */
     String unmap(boolean force);
 

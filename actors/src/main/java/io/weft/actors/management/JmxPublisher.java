@@ -211,6 +211,15 @@ public final class JmxPublisher implements AutoCloseable {
         @Override public double getWriteLatencyP99Micros() { return io().writeP99Micros(); }
         @Override public String getSessionState() { return entry.sessionState; }
         @Override public long getLastHeartbeatAgoMillis() { return entry.sessionStatus().lastHeartbeatAgoMillis(); }
+        @Override public int getLegCount() { return entry.spec.legs().size(); }
+        @Override public boolean isDegraded() {
+            var m = entry.mirrorStatus();
+            return m != null && m.degraded();
+        }
+        @Override public int getResyncPercent() {
+            var m = entry.mirrorStatus();
+            return m == null ? 100 : m.resync().percent();
+        }
         @Override public String unmap(boolean force) { return await(rt, rt.unmap(entry.spec.deviceId(), force)); }
         @Override public String remap() { return await(rt, rt.remap(entry.spec.deviceId())); }
         @Override public String probe() {

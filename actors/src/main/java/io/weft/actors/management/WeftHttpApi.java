@@ -133,8 +133,19 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
 
     private Route map(WeftRuntime rt, JsonNode body) {
         String id = text(body, "id");
-        MapSpec spec = new MapSpec(id, text(body, "storageNode"), text(body, "path"),
-                AccessMode.parse(body.path("mode").asText("rw")), body.path("transport").asText(""));
+        AccessMode mode = AccessMode.parse(body.path("mode").asText("rw"));
+        String transport = body.path("transport").asText("");
+        MapSpec spec;
+        if (body.has("legs")) {
+            // A mirrored device: "legs": [{"storage": "a", "path": "x.img"}, ...]
+            List<MapSpec.Leg> legs = new java.util.ArrayList<>();
+            for (JsonNode leg : body.path("legs")) {
+                legs.add(new MapSpec.Leg(leg.path("storage").asText(""), leg.path("path").asText("")));
+            }
+            spec = MapSpec.mirrored(id, legs, mode, transport);
+        } else {
+            spec = new MapSpec(id, text(body, "storageNode"), text(body, "path"), mode, transport);
+        }
         return reply(rt.map(spec));
     }
 

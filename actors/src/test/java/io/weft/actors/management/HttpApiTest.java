@@ -96,6 +96,12 @@ class HttpApiTest {
         assertTrue(again.body().contains("already exists"), again.body());
         assertEquals(400, post("/weft/volumes", "{not json", TOKEN).statusCode());
         assertEquals(400, post("/weft/devices", "{\"id\":\"x\"}", TOKEN).statusCode());
+        HttpResponse<String> sameNodeTwice = post("/weft/devices", "{\"id\":\"m\",\"legs\":["
+                + "{\"storage\":\"web\",\"path\":\"1.img\"},{\"storage\":\"web\",\"path\":\"2.img\"}]}", TOKEN);
+        assertEquals(400, sameNodeTwice.statusCode(), sameNodeTwice.body());
+        assertTrue(sameNodeTwice.body().contains("different storage nodes"), sameNodeTwice.body());
+        assertEquals(400, post("/weft/devices", "{\"id\":\"m\",\"legs\":[{\"storage\":\"web\",\"path\":\"1.img\"}]}",
+                TOKEN).statusCode());
     }
 
     @Test
@@ -138,6 +144,9 @@ class HttpApiTest {
         await("device MBean registered", Duration.ofSeconds(10), () -> mbs.isRegistered(device));
         assertEquals("ready", mbs.getAttribute(device, "State"));
         assertEquals(2L << 20, mbs.getAttribute(device, "Size"));
+        assertEquals(0, mbs.getAttribute(device, "LegCount"), "a single-leg device");
+        assertEquals(false, mbs.getAttribute(device, "Degraded"));
+        assertTrue(dev.get("mirror").isNull(), dev.toString());
         Object remap = mbs.invoke(device, "remap", new Object[0], new String[0]);
         assertTrue(String.valueOf(remap).startsWith("ok"), String.valueOf(remap));
         await("reconnected after JMX remap", Duration.ofSeconds(10),

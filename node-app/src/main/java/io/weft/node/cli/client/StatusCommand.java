@@ -46,6 +46,7 @@ public final class StatusCommand extends ClientCommand {
                     d.path("io").path("writes").asLong(), d.path("io").path("errors").asLong(),
                     d.path("export").asText()));
             t.print(out);
+            devices.forEach(d -> printMirror(out, d));
         }
         if (!backends.isEmpty()) {
             out.println();
@@ -66,6 +67,51 @@ public final class StatusCommand extends ClientCommand {
                     v.path("open").asBoolean() ? "yes" : "no"));
             t.print(out);
         }
+    }
+
+    /** A mirrored device's legs, with a progress bar on the leg being resynced. */
+    static void printMirror(java.io.PrintWriter out, JsonNode device) {
+        JsonNode mirror = device.path("mirror");
+        if (!mirror.isObject()) {
+            return;
+        }
+        out.println();
+        out.println("mirror " + device.path("id").asText() + ": " + mirror.path("legCount").asInt() + " legs"
+                + (mirror.path("degraded").asBoolean() ? ", DEGRADED" : "") + ", "
+                + mirror.path("dirtyRegions").asLong() + " dirty region(s) of "
+                + Table.bytes(mirror.path("regionSize").asLong()));
+        JsonNode resync = mirror.path("resync");
+        Table t = new Table("LEG", "STORAGE", "PATH", "STATE", "RESYNC");
+        mirror.path("legs").forEach(leg -> {
+            String progress = "";
+            if (resync.path("leg").asInt(-1) == leg.path("index").asInt()) {
+                progress = progressBar(resync);
+            }
+            t.row(leg.path("index").asInt(), leg.path("storageNode").asText(), leg.path("path").asText(),
+                    leg.path("state").asText(), progress);
+        });
+        t.print(out);
+    }
+
+    /** {@code [#########-----------]  45%  9/20 regions, 9.0 MiB, 120.0 MiB/s, ETA 1s} (or "done ..." when over). */
+    static String progressBar(JsonNode resync) {
+        int percent = Math.max(0, Math.min(100, resync.path("percent").asInt()));
+        int width = 20;
+        int filled = percent * width / 100;
+        StringBuilder bar = new StringBuilder("[");
+        bar.append("#".repeat(filled)).append("-".repeat(width - filled)).append("] ");
+        bar.append(String.format(java.util.Locale.ROOT, "%3d%%  %d/%d regions, %s", percent,
+                resync.path("regionsDone").asLong(), resync.path("regionsTotal").asLong(),
+                Table.bytes(resync.path("bytesCopied").asLong())));
+        if (resync.path("running").asBoolean()) {
+            bar.append(", ").append(Table.bytes(resync.path("bytesPerSecond").asLong())).append("/s");
+            long eta = resync.path("etaMillis").asLong(-1);
+            bar.append(eta < 0 ? ", ETA ?" : ", ETA " + (eta + 999) / 1000 + "s");
+        } else {
+            bar.append(resync.path("lastError").asText().isEmpty() ? ", done"
+                    : ", failed: " + resync.path("lastError").asText());
+        }
+        return bar.toString();
     }
 
     private static String join(JsonNode array) {
