@@ -32,7 +32,7 @@ public final class WeftMain implements Runnable {
 
     /** Every sub-command of {@code weft}; add new ones here. */
     static final Class<?>[] SUBCOMMANDS = {NodeCommand.class, StatusCommand.class, MapCommand.class,
-        UnmapCommand.class, RemapCommand.class, ResizeCommand.class, VolumeCommand.class};
+        UnmapCommand.class, RemapCommand.class, ResizeCommand.class, VolumeCommand.class, CxlCommand.class};
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
