@@ -33,7 +33,9 @@ weft_start() { # TRANSPORT WORKDIR FILE
             local http_port; http_port=$(bench_free_port) || return 1
             http=(--http-listen "127.0.0.1:$http_port")
         fi
+        # the volume may be a symlink to the shared file on another file system: export that directory too
         bench_spawn "$dir/weft.log" "$(weft_launcher)" node --data-dir "$data" \
+            --export-root "$data" --export-root "$(dirname "$(readlink -f "$file")")" \
             --nbd-listen "127.0.0.1:$WEFT_NODE_PORT" --nbd-unix "$WEFT_NODE_SOCK" "${http[@]}" || return 1
         WEFT_NODE_PID=$TARGET_PID
         WEFT_NODE_CMD=$TARGET_CMD
