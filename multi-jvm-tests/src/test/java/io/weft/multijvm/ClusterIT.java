@@ -1,11 +1,11 @@
 package io.weft.multijvm;
 
 import static io.weft.multijvm.NodeProcess.await;
+import static io.weft.multijvm.NodeProcess.json;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,7 +36,6 @@ import org.junit.jupiter.api.TestMethodOrder;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class ClusterIT {
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final Duration WAIT = Duration.ofSeconds(60);
 
     private final List<NodeProcess> started = new ArrayList<>();
@@ -84,7 +83,7 @@ class ClusterIT {
         for (NodeProcess n : List.of(a, b, c)) {
             await(n.name + " ready", WAIT, () -> status(n, "/ready") == 200);
         }
-        await("three members up", WAIT, () -> upMembers(c) == 3);
+        await("three members up", WAIT, () -> c.upMembers() == 3);
     }
 
     @AfterAll
@@ -97,24 +96,6 @@ class ClusterIT {
     private static int status(NodeProcess n, String path) {
         try {
             return n.get(path).statusCode();
-        } catch (Exception e) {
-            return -1;
-        }
-    }
-
-    private static JsonNode json(HttpResponse<String> r) throws Exception {
-        return JSON.readTree(r.body());
-    }
-
-    private static int upMembers(NodeProcess n) {
-        try {
-            int up = 0;
-            for (JsonNode m : json(n.get("/weft/node")).get("members")) {
-                if ("Up".equals(m.get("status").asText()) && "true".equals(m.get("reachable").asText())) {
-                    up++;
-                }
-            }
-            return up;
         } catch (Exception e) {
             return -1;
         }
@@ -240,7 +221,7 @@ class ClusterIT {
         JsonNode d1 = json(c.get("/weft/devices/d1"));
         assertTrue(d1.get("reconnects").asLong() >= 1, d1.toString());
         assertEquals("ENOTSUP", probe(c, "d1"), "IO reaches the path again");
-        await("old store-a incarnation removed", WAIT, () -> upMembers(c) == 3);
+        await("old store-a incarnation removed", WAIT, () -> c.upMembers() == 3);
     }
 
     @Test

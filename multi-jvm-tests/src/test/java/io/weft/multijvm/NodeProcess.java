@@ -1,5 +1,7 @@
 package io.weft.multijvm;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -26,6 +28,7 @@ import javax.management.remote.JMXServiceURL;
  * first; logs go to {@code target/multi-jvm/<name>-<n>.log}.
  */
 final class NodeProcess {
+    private static final ObjectMapper JSON = new ObjectMapper();
     static final Duration START_TIMEOUT = Duration.ofSeconds(90);
     private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
@@ -133,6 +136,26 @@ final class NodeProcess {
     HttpResponse<String> get(String path) throws Exception {
         return HTTP.send(HttpRequest.newBuilder(http().resolve(path)).timeout(Duration.ofSeconds(20)).GET().build(),
                 HttpResponse.BodyHandlers.ofString());
+    }
+
+    /** Parses a management answer's JSON body. */
+    static JsonNode json(HttpResponse<String> r) throws Exception {
+        return JSON.readTree(r.body());
+    }
+
+    /** Cluster members this node sees Up and reachable, or -1 while it does not answer. */
+    int upMembers() {
+        try {
+            int up = 0;
+            for (JsonNode m : json(get("/weft/node")).get("members")) {
+                if ("Up".equals(m.get("status").asText()) && "true".equals(m.get("reachable").asText())) {
+                    up++;
+                }
+            }
+            return up;
+        } catch (Exception e) {
+            return -1;
+        }
     }
 
     HttpResponse<String> post(String path, String json) throws Exception {

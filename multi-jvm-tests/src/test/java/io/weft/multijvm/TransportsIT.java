@@ -1,12 +1,12 @@
 package io.weft.multijvm;
 
 import static io.weft.multijvm.NodeProcess.await;
+import static io.weft.multijvm.NodeProcess.json;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.weft.core.testing.RequiredTool;
 import io.weft.cxl.CxlRegion;
 import io.weft.cxl.layout.RegionGeometry;
@@ -42,7 +42,6 @@ import org.junit.jupiter.api.TestMethodOrder;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class TransportsIT {
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final Duration WAIT = Duration.ofSeconds(60);
 
     private final List<NodeProcess> started = new ArrayList<>();
@@ -105,7 +104,7 @@ class TransportsIT {
         try (var f = new java.io.RandomAccessFile(root2.resolve("auto.img").toFile(), "rw")) {
             f.setLength(32 << 20);
         }
-        await("three members up", WAIT, () -> upMembers(client) == 3);
+        await("three members up", WAIT, () -> client.upMembers() == 3);
     }
 
     @AfterAll
@@ -115,24 +114,6 @@ class TransportsIT {
         }
         if (region != null) {
             Files.deleteIfExists(region);
-        }
-    }
-
-    private static JsonNode json(HttpResponse<String> r) throws Exception {
-        return JSON.readTree(r.body());
-    }
-
-    private static int upMembers(NodeProcess n) {
-        try {
-            int up = 0;
-            for (JsonNode m : json(n.get("/weft/node")).get("members")) {
-                if ("Up".equals(m.get("status").asText()) && "true".equals(m.get("reachable").asText())) {
-                    up++;
-                }
-            }
-            return up;
-        } catch (Exception e) {
-            return -1;
         }
     }
 
