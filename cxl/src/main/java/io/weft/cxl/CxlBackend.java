@@ -157,12 +157,7 @@ public final class CxlBackend implements AutoCloseable {
         body.putLong(Records.BACKEND_SIZE, info.size());
         body.putInt(Records.BACKEND_LOGICAL_BLOCK, info.logicalBlockSize());
         body.putInt(Records.BACKEND_MAX_IO, Math.min(info.maxIoSize(), host.region().geometry().slotSize()));
-        int caps = (info.readOnly() ? Records.CAP_READ_ONLY : 0) | (info.canFlush() ? Records.CAP_FLUSH : 0)
-                | (info.canFua() ? Records.CAP_FUA : 0) | (info.canDiscard() ? Records.CAP_DISCARD : 0)
-                | (info.canWriteZeroes() ? Records.CAP_WRITE_ZEROES : 0)
-                | (info.canFastZero() ? Records.CAP_FAST_ZERO : 0) | (info.rotational() ? Records.CAP_ROTATIONAL : 0)
-                | (info.flushCoversAllConnections() ? Records.CAP_FLUSH_ALL : 0);
-        body.putInt(Records.BACKEND_CAPS, caps);
+        body.putInt(Records.BACKEND_CAPS, info.capabilityBits());
         body.putInt(Records.BACKEND_CHANNELS, segments.length);
         for (int c = 0; c < segments.length; c++) {
             body.putInt(Records.BACKEND_SEGMENTS + 4 * c, segments[c]);

@@ -94,11 +94,7 @@ public final class CxlBlockDevice implements BlockDevice {
         DeviceInfo info;
         try {
             int preferred = Math.min(Math.max(4096, lbs), maxIo);
-            info = new DeviceInfo(body.getLong(Records.BACKEND_SIZE), lbs, preferred, maxIo,
-                    (caps & Records.CAP_READ_ONLY) != 0, (caps & Records.CAP_FLUSH) != 0, (caps & Records.CAP_FUA) != 0,
-                    (caps & Records.CAP_DISCARD) != 0, (caps & Records.CAP_WRITE_ZEROES) != 0,
-                    (caps & Records.CAP_FAST_ZERO) != 0, (caps & Records.CAP_ROTATIONAL) != 0,
-                    (caps & Records.CAP_FLUSH_ALL) != 0);
+            info = DeviceInfo.fromCapabilityBits(body.getLong(Records.BACKEND_SIZE), lbs, preferred, maxIo, caps);
         } catch (IllegalArgumentException e) {
             throw new IllegalStateException("backend " + backendId + " has an invalid geometry: " + e.getMessage());
         }

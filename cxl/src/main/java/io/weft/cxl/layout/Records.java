@@ -27,15 +27,7 @@ public final class Records {
     public static final int SEGMENT_TYPE_NONE = 0;
     public static final int SEGMENT_TYPE_CHANNEL = 1;
 
-    /** Capability bits of a backend, mirroring {@link io.weft.core.io.DeviceInfo}. */
-    public static final int CAP_READ_ONLY = 1;
-    public static final int CAP_FLUSH = 1 << 1;
-    public static final int CAP_FUA = 1 << 2;
-    public static final int CAP_DISCARD = 1 << 3;
-    public static final int CAP_WRITE_ZEROES = 1 << 4;
-    public static final int CAP_FAST_ZERO = 1 << 5;
-    public static final int CAP_ROTATIONAL = 1 << 6;
-    public static final int CAP_FLUSH_ALL = 1 << 7;
+    /* Capability bits: DeviceInfo.capabilityBits(), one definition for every wire. */
 
     // host
     public static final int HOST_NODE_ID = 0;

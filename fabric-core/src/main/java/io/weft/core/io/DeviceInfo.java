@@ -48,6 +48,39 @@ public record DeviceInfo(
         }
     }
 
+    /*
+     * Capability bits: the flags above packed into one int, as the CXL backend table and the RDMA OPEN_OK message
+     * carry them. The values are a wire format: append new bits, never renumber.
+     */
+    public static final int CAP_READ_ONLY = 1;
+    public static final int CAP_FLUSH = 1 << 1;
+    public static final int CAP_FUA = 1 << 2;
+    public static final int CAP_DISCARD = 1 << 3;
+    public static final int CAP_WRITE_ZEROES = 1 << 4;
+    public static final int CAP_FAST_ZERO = 1 << 5;
+    public static final int CAP_ROTATIONAL = 1 << 6;
+    public static final int CAP_FLUSH_COVERS_ALL_CONNECTIONS = 1 << 7;
+
+    /** The boolean capabilities packed into {@code CAP_*} bits. */
+    public int capabilityBits() {
+        return (readOnly ? CAP_READ_ONLY : 0) | (canFlush ? CAP_FLUSH : 0) | (canFua ? CAP_FUA : 0)
+                | (canDiscard ? CAP_DISCARD : 0) | (canWriteZeroes ? CAP_WRITE_ZEROES : 0)
+                | (canFastZero ? CAP_FAST_ZERO : 0) | (rotational ? CAP_ROTATIONAL : 0)
+                | (flushCoversAllConnections ? CAP_FLUSH_COVERS_ALL_CONNECTIONS : 0);
+    }
+
+    /**
+     * Rebuilds a device description from its geometry and {@link #capabilityBits()}; the constructor's checks apply,
+     * so a peer's invalid geometry throws {@link IllegalArgumentException}.
+     */
+    public static DeviceInfo fromCapabilityBits(long size, int logicalBlockSize, int preferredBlockSize,
+                                                int maxIoSize, int caps) {
+        return new DeviceInfo(size, logicalBlockSize, preferredBlockSize, maxIoSize,
+                (caps & CAP_READ_ONLY) != 0, (caps & CAP_FLUSH) != 0, (caps & CAP_FUA) != 0,
+                (caps & CAP_DISCARD) != 0, (caps & CAP_WRITE_ZEROES) != 0, (caps & CAP_FAST_ZERO) != 0,
+                (caps & CAP_ROTATIONAL) != 0, (caps & CAP_FLUSH_COVERS_ALL_CONNECTIONS) != 0);
+    }
+
     public DeviceInfo withSize(long newSize) {
         return new DeviceInfo(newSize, logicalBlockSize, preferredBlockSize, maxIoSize, readOnly, canFlush, canFua,
                 canDiscard, canWriteZeroes, canFastZero, rotational, flushCoversAllConnections);

@@ -476,11 +476,8 @@ public final class RdmaSession implements AutoCloseable {
         int caps = o.capabilities();
         DeviceInfo current = info;
         int maxIo = current != null ? current.maxIoSize() : Math.min(config.maxIoSize(), o.pool().maxIoSize());
-        DeviceInfo next = new DeviceInfo(o.deviceSize(), o.logicalBlock(), o.preferredBlock(), maxIo,
-                (caps & ControlMessage.CAP_READ_ONLY) != 0, (caps & ControlMessage.CAP_FLUSH) != 0,
-                (caps & ControlMessage.CAP_FUA) != 0, (caps & ControlMessage.CAP_DISCARD) != 0,
-                (caps & ControlMessage.CAP_WRITE_ZEROES) != 0, (caps & ControlMessage.CAP_FAST_ZERO) != 0,
-                (caps & ControlMessage.CAP_ROTATIONAL) != 0, (caps & ControlMessage.CAP_MULTI_CONN) != 0);
+        DeviceInfo next = DeviceInfo.fromCapabilityBits(o.deviceSize(), o.logicalBlock(), o.preferredBlock(), maxIo,
+                caps);
         if (!next.equals(current)) {
             info = next;
         }

@@ -34,15 +34,7 @@ public final class ControlMessage {
     public static final int MAX_NAME = 64;
     public static final int MAX_REASON = 180;
 
-    /** Capability bits of OPEN_OK. */
-    public static final int CAP_READ_ONLY = 1;
-    public static final int CAP_FLUSH = 1 << 1;
-    public static final int CAP_FUA = 1 << 2;
-    public static final int CAP_DISCARD = 1 << 3;
-    public static final int CAP_WRITE_ZEROES = 1 << 4;
-    public static final int CAP_FAST_ZERO = 1 << 5;
-    public static final int CAP_ROTATIONAL = 1 << 6;
-    public static final int CAP_MULTI_CONN = 1 << 7;
+    /* Capability bits: DeviceInfo.capabilityBits(), one definition for every wire. */
 
     private static final ByteOrder ORDER = ByteOrder.LITTLE_ENDIAN;
     private final UnsafeBuffer view = new UnsafeBuffer(new byte[0]);

@@ -188,14 +188,7 @@ final class ServerControl implements Runnable, CompletionHandler {
         admin.session = session;
         admin.pathId = pathId;
         DeviceInfo info = session.device.info();
-        int caps = (info.readOnly() ? ControlMessage.CAP_READ_ONLY : 0)
-                | (info.canFlush() ? ControlMessage.CAP_FLUSH : 0)
-                | (info.canFua() ? ControlMessage.CAP_FUA : 0)
-                | (info.canDiscard() ? ControlMessage.CAP_DISCARD : 0)
-                | (info.canWriteZeroes() ? ControlMessage.CAP_WRITE_ZEROES : 0)
-                | (info.canFastZero() ? ControlMessage.CAP_FAST_ZERO : 0)
-                | (info.rotational() ? ControlMessage.CAP_ROTATIONAL : 0)
-                | (info.flushCoversAllConnections() ? ControlMessage.CAP_MULTI_CONN : 0);
+        int caps = info.capabilityBits();
         channel.send(reply.encodeOpenOk(session.chunkCount, session.chunkSize, session.maxIoSize, session.token,
                 session.poolRegion.address(), session.poolRegion.rkey(), server.epoch(), info.size(),
                 info.logicalBlockSize(), info.preferredBlockSize(), caps));
