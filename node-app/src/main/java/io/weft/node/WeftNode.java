@@ -12,6 +12,7 @@ import io.weft.actors.client.NbdServerExporter;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import io.weft.core.nbd.NbdServer;
+import io.weft.core.nbd.NbdServerOptions;
 import io.weft.core.store.FileBackingStore;
 import io.weft.node.config.HostPort;
 import io.weft.node.config.InvalidSettingException;
@@ -76,7 +77,7 @@ public final class WeftNode implements AutoCloseable {
             } catch (IOException e) {
                 throw new StartupException("weft.data-dir: cannot create " + settings.dataDir() + ": " + e, e);
             }
-            nbd = new NbdServer();
+            nbd = new NbdServer(nbdOptions(config));
             InetSocketAddress bound = bindNbd(nbd, settings);
             String urlPrefix = bound != null ? "nbd://" + hostPort(bound) + "/"
                     : "nbd+unix:///";
@@ -102,6 +103,19 @@ public final class WeftNode implements AutoCloseable {
                 nbd.close();
             }
             throw e;
+        }
+    }
+
+    /** NBD server limits; its largest request (weft.nbd.max-request-size) is also what exported devices accept. */
+    private static NbdServerOptions nbdOptions(Config config) throws InvalidSettingException {
+        try {
+            return NbdServerExporter.serverOptions(config);
+        } catch (ConfigException e) {
+            throw new InvalidSettingException(NbdServerExporter.MAX_REQUEST_SIZE_KEY, e.getMessage());
+        } catch (IllegalArgumentException e) {
+            String message = e.getMessage();
+            throw new InvalidSettingException(NbdServerExporter.MAX_REQUEST_SIZE_KEY,
+                    message.substring(message.indexOf(':') + 1).trim());
         }
     }
 

@@ -1,28 +1,69 @@
 package io.weft.actors.client;
 
+import com.typesafe.config.Config;
 import io.weft.core.io.BlockDevice;
+import io.weft.core.io.SplittingBlockDevice;
 import io.weft.core.nbd.NbdExport;
 import io.weft.core.nbd.NbdServer;
+import io.weft.core.nbd.NbdServerOptions;
 
 /**
  * Exports devices through an {@link NbdServer} that the caller (node-app) created and bound.
+ *
+ * <p>Every device is exported behind a {@link SplittingBlockDevice} that accepts requests up to the server's
+ * {@link NbdServerOptions#maxPayload()} (what the handshake advertises as the maximum block size, from
+ * {@code weft.nbd.max-request-size}): NBD clients may send anything up to that maximum (fio, qemu and nbdcopy send
+ * 1 MiB and more), while a transport takes at most one chunk or data slot per request (128 KiB by default over
+ * rdma). Requests that fit the device pass straight through.
  */
 public final class NbdServerExporter implements DeviceExporter {
+    /** Largest NBD READ/WRITE a node accepts and advertises; larger ones are split for the device. */
+    public static final String MAX_REQUEST_SIZE_KEY = "weft.nbd.max-request-size";
+    /** Bounds of {@link #MAX_REQUEST_SIZE_KEY}: one 4 KiB block up to 1 GiB (NBD clients rarely exceed 32 MiB). */
+    static final long MIN_REQUEST_SIZE = 4096;
+    static final long MAX_REQUEST_SIZE = 1L << 30;
+
     private final NbdServer server;
     private final String urlPrefix;
+    private final int maxRequestSize;
 
     /**
-     * @param server    bound by the caller; not closed here
+     * @param server    bound by the caller; not closed here. Its {@code maxPayload} is the largest request exported
+     *                  devices accept: create it with {@link #serverOptions(Config)} to apply the setting
      * @param urlPrefix shown in status, e.g. {@code nbd://127.0.0.1:10809/} (the export name is appended)
      */
     public NbdServerExporter(NbdServer server, String urlPrefix) {
         this.server = server;
         this.urlPrefix = urlPrefix;
+        this.maxRequestSize = server.options().maxPayload();
+    }
+
+    /**
+     * The NBD server options for a node's configuration: the defaults with {@code maxPayload} =
+     * {@value #MAX_REQUEST_SIZE_KEY}.
+     *
+     * @throws IllegalArgumentException naming the key when the value is out of range or not a multiple of 4 KiB
+     */
+    public static NbdServerOptions serverOptions(Config config) {
+        long size = config.getBytes(MAX_REQUEST_SIZE_KEY);
+        if (size < MIN_REQUEST_SIZE || size > MAX_REQUEST_SIZE || size % MIN_REQUEST_SIZE != 0) {
+            throw new IllegalArgumentException(MAX_REQUEST_SIZE_KEY + ": must be a multiple of 4 KiB from 4 KiB to "
+                    + "1 GiB: " + size);
+        }
+        return NbdServerOptions.defaults().withMaxPayload((int) size);
+    }
+
+    /** Largest READ/WRITE an exported device accepts (requests beyond the device's own limit are split). */
+    public int maxRequestSize() {
+        return maxRequestSize;
     }
 
     @Override
     public String export(String name, String description, BlockDevice device) {
-        server.addExport(new NbdExport(name, description, device));
+        // Not closed on unexport: closing it would close the device, which its actor owns.
+        BlockDevice exported = new SplittingBlockDevice(device, maxRequestSize,
+                SplittingBlockDevice.DEFAULT_PARENT_SLOTS, SplittingBlockDevice.DEFAULT_MAX_PARTS_IN_FLIGHT);
+        server.addExport(new NbdExport(name, description, exported));
         return urlPrefix + name;
     }
 
