@@ -147,7 +147,7 @@ class SettingsLoaderTest {
         "weft.data-dir | '' | weft.data-dir: must not be empty",
         "weft.nbd.unix-socket | '' | weft.nbd.unix-socket: must not be empty",
         "weft.store.io-threads | 2 | weft.store.io-threads: unknown setting",
-        "weft.nbd.lisen | 1 | weft.nbd.lisen: unknown setting (known under weft.nbd: listen, unix-socket)",
+        "weft.nbd.lisen | 1 | weft.nbd.lisen: unknown setting (known under weft.nbd: listen, max-request-size, unix-socket)",
         "weft.colour | blue | weft.colour: unknown setting (known under weft: client, cluster, cxl, data-dir, management,",
     })
     void eachInvalidSettingIsNamed(String key, String value, String expectedMessage) {
