@@ -15,6 +15,11 @@ import io.weft.core.io.IoStatus;
 import io.weft.core.mirror.LegState;
 import io.weft.core.mirror.ResyncProgress;
 import io.weft.core.mirror.WriteIntentBitmap;
+import java.lang.management.ManagementFactory;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,6 +30,8 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
+import javax.management.MBeanServer;
+import javax.management.ObjectName;
 import org.apache.pekko.actor.Address;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -72,6 +79,10 @@ class MirrorLegsTest {
 
     /** Starts storage nodes a, b, c (each exporting m.img of SIZE bytes filled with {@code fill[i]}) and a client. */
     private void startCluster(byte fillA, byte fillB, byte fillC) throws Exception {
+        startCluster(fillA, fillB, fillC, "cl", false);
+    }
+
+    private void startCluster(byte fillA, byte fillB, byte fillC, String clientName, boolean jmx) throws Exception {
         byte[] fills = {fillA, fillB, fillC};
         String[] names = {"a", "b", "c"};
         for (int i = 0; i < 3; i++) {
@@ -84,7 +95,7 @@ class MirrorLegsTest {
         b = startStorage("b", List.of(seed));
         c = startStorage("c", List.of(seed));
         dataDir = Files.createDirectories(tmp.resolve("client-data"));
-        client = startClient(seed);
+        client = startClient(seed, clientName, jmx);
     }
 
     private WeftRuntime startStorage(String name, List<String> seeds) {
@@ -92,8 +103,13 @@ class MirrorLegsTest {
     }
 
     private WeftRuntime startClient(String seed) {
-        WeftRuntime n = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null, List.of(seed),
-                Map.of("weft.data-dir", dataDir.toString(), "weft.client.io-timeout", "30s")));
+        return startClient(seed, "cl", false);
+    }
+
+    private WeftRuntime startClient(String seed, String name, boolean jmx) {
+        WeftRuntime n = WeftRuntime.start(TestNodes.config(name, List.of("client"), null, List.of(seed),
+                Map.of("weft.data-dir", dataDir.toString(), "weft.client.io-timeout", "30s",
+                        "weft.management.jmx.enabled", jmx)));
         await("client sees the storage nodes", WAIT,
                 () -> get(n.storageNodes()).containsAll(List.of("a", "b", "c")));
         return n;
@@ -270,6 +286,67 @@ class MirrorLegsTest {
         assertTrue(withA.mirror.progress().full(), "a leg the leg file does not know is fully copied");
         unmap();
         assertArrayEquals(model, backing("a"));
+    }
+
+    @Test
+    void legRoutesAnswer400404409AndJmxHasTheOperations() throws Exception {
+        startCluster((byte) 0, (byte) 0, (byte) 0, "legs-http", true);
+        Files.write(exports("c").resolve("s.img"), new byte[REGION]);
+        NodeState.DeviceEntry dev = map(leg("a"), leg("b"));
+        assertTrue(get(client.map(new MapSpec("s", "c", "s.img", AccessMode.RW, null))).ok());
+        URI base = client.httpUri().orElseThrow();
+
+        assertEquals(400, post(base, "/weft/devices/m/legs", "{}").statusCode(), "storage missing");
+        assertEquals(400, post(base, "/weft/devices/m/legs", "{\"storage\":\"c\"}").statusCode(), "path missing");
+        assertEquals(400, post(base, "/weft/devices/m/legs", "[1]").statusCode(), "not an object");
+        assertEquals(400, post(base, "/weft/devices/m/legs/x/remove", "{}").statusCode());
+        assertEquals(400, post(base, "/weft/devices/m/legs/-1/remove", "{}").statusCode());
+        assertEquals(404, post(base, "/weft/devices/nope/legs", "{\"storage\":\"c\",\"path\":\"m.img\"}")
+                .statusCode());
+        assertEquals(404, post(base, "/weft/devices/nope/legs/0/remove", "{}").statusCode());
+        HttpResponse<String> noLeg = post(base, "/weft/devices/m/legs/2/remove", "{}");
+        assertEquals(404, noLeg.statusCode(), noLeg.body());
+        HttpResponse<String> notMirrored = post(base, "/weft/devices/s/legs", "{\"storage\":\"a\",\"path\":\"m.img\"}");
+        assertEquals(409, notMirrored.statusCode(), notMirrored.body());
+        assertTrue(notMirrored.body().contains("not mirrored"), notMirrored.body());
+        assertEquals(409, post(base, "/weft/devices/s/legs/0/remove", "{}").statusCode());
+        assertEquals(409, post(base, "/weft/devices/m/legs", "{\"storage\":\"b\",\"path\":\"m.img\"}")
+                .statusCode(), "b already holds a leg");
+
+        HttpResponse<String> added = post(base, "/weft/devices/m/legs", "{\"storage\":\"c\",\"path\":\"m.img\"}");
+        assertEquals(200, added.statusCode(), added.body());
+        assertTrue(added.body().contains("added leg 2"), added.body());
+        assertEquals(409, post(base, "/weft/devices/m/legs", "{\"storage\":\"c\",\"path\":\"x.img\"}")
+                .statusCode(), "three legs: no free position");
+        await("c in sync", WAIT, () -> dev.state == DeviceState.READY);
+        HttpResponse<String> status = http.send(HttpRequest.newBuilder(base.resolve("/weft/devices/m")).GET().build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertTrue(status.body().contains("\"storageNode\" : \"c\""), status.body());
+
+        MBeanServer mbs = ManagementFactory.getPlatformMBeanServer();
+        ObjectName bean = new ObjectName("io.weft:type=Device,node=\"legs-http\",name=\"m\"");
+        await("device MBean registered", WAIT, () -> mbs.isRegistered(bean));
+        assertEquals(3, mbs.getAttribute(bean, "LegCount"));
+        Object removed = mbs.invoke(bean, "removeLeg", new Object[] {0}, new String[] {"int"});
+        assertTrue(String.valueOf(removed).startsWith("ok"), String.valueOf(removed));
+        assertEquals(2, mbs.getAttribute(bean, "LegCount"));
+        Object readded = mbs.invoke(bean, "addLeg", new Object[] {"a", "m.img"},
+                new String[] {"java.lang.String", "java.lang.String"});
+        assertTrue(String.valueOf(readded).startsWith("ok"), String.valueOf(readded));
+        await("a in sync again", WAIT, () -> dev.state == DeviceState.READY);
+
+        assertEquals(200, post(base, "/weft/devices/m/legs/0/remove", "{}").statusCode());
+        assertEquals(200, post(base, "/weft/devices/m/legs/1/remove", "").statusCode());
+        HttpResponse<String> last = post(base, "/weft/devices/m/legs/2/remove", "{}");
+        assertEquals(409, last.statusCode(), last.body());
+        assertTrue(last.body().contains("last in-sync leg"), last.body());
+    }
+
+    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    private HttpResponse<String> post(URI base, String path, String body) throws Exception {
+        return http.send(HttpRequest.newBuilder(base.resolve(path)).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
     /** Maps without insisting on READY (a leg may still be resyncing). */
