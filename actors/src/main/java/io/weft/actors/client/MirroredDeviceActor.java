@@ -635,7 +635,10 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                     + " has opened"));
             return this;
         }
-        if (mirror.legState(i) == LegState.IN_SYNC && !otherInSync(i)) {
+        // The bitmap's in-sync mask also names the leg that stays authoritative while every leg is down.
+        boolean holdsEverything = mirror.legState(i) == LegState.IN_SYNC
+                || (mirror.bitmap().inSyncMask() & (1 << i)) != 0;
+        if (holdsEverything && !otherInSync(i)) {
             remove.replyTo().tell(Reply.error("leg " + i + " (" + legs[i] + ") is the last in-sync leg of " + id
                     + "; removing it would lose the device's data (add or resync another leg first)"));
             return this;
