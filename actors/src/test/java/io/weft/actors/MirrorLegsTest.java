@@ -299,13 +299,16 @@ class MirrorLegsTest {
         assertEquals(400, post(base, "/weft/devices/m/legs", "{}").statusCode(), "storage missing");
         assertEquals(400, post(base, "/weft/devices/m/legs", "{\"storage\":\"c\"}").statusCode(), "path missing");
         assertEquals(400, post(base, "/weft/devices/m/legs", "[1]").statusCode(), "not an object");
-        assertEquals(400, post(base, "/weft/devices/m/legs/x/remove", "{}").statusCode());
+        HttpResponse<String> badIndex = post(base, "/weft/devices/m/legs/x/remove", "{}");
+        assertEquals(400, badIndex.statusCode());
+        assertTrue(badIndex.body().contains("\"message\" : \"leg index must be a number"), badIndex.body());
         assertEquals(400, post(base, "/weft/devices/m/legs/-1/remove", "{}").statusCode());
         assertEquals(404, post(base, "/weft/devices/nope/legs", "{\"storage\":\"c\",\"path\":\"m.img\"}")
                 .statusCode());
         assertEquals(404, post(base, "/weft/devices/nope/legs/0/remove", "{}").statusCode());
         HttpResponse<String> noLeg = post(base, "/weft/devices/m/legs/2/remove", "{}");
         assertEquals(404, noLeg.statusCode(), noLeg.body());
+        assertTrue(noLeg.body().contains("\"error\" : \"no leg 2 on device m"), noLeg.body());
         HttpResponse<String> notMirrored = post(base, "/weft/devices/s/legs", "{\"storage\":\"a\",\"path\":\"m.img\"}");
         assertEquals(409, notMirrored.statusCode(), notMirrored.body());
         assertTrue(notMirrored.body().contains("not mirrored"), notMirrored.body());
