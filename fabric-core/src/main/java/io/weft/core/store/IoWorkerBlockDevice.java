@@ -94,8 +94,7 @@ public final class IoWorkerBlockDevice implements BlockDevice {
         request.buffer = buffer;
         request.tag = tag;
         request.completion = completion;
-        // pending has as many slots as there are Requests, so this offer cannot fail.
-        pending.offer(request);
+        offerUntilTaken(pending, request);
     }
 
     /** Requests handed to the workers and not yet completed. */
@@ -136,9 +135,20 @@ public final class IoWorkerBlockDevice implements BlockDevice {
         long tag = request.tag;
         request.buffer = null;
         request.completion = null;
-        free.offer(request);
+        offerUntilTaken(free, request);
         inFlight.decrementAndGet();
         completion.onComplete(tag, status);
+    }
+
+    /**
+     * Both queues have a slot for every Request, so an offer can only fail transiently: Agrona's many-to-many queue
+     * refuses while a consumer that already claimed the slot has not yet released it. Dropping the request there
+     * would lose it, so the caller spins until the consumer finishes.
+     */
+    private static void offerUntilTaken(ManyToManyConcurrentArrayQueue<Request> queue, Request request) {
+        while (!queue.offer(request)) {
+            Thread.onSpinWait();
+        }
     }
 
     /** One reusable request slot. */
