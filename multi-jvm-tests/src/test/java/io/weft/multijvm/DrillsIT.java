@@ -88,6 +88,10 @@ class DrillsIT {
                     problems.isEmpty() ? "" : "  PROBLEMS: " + String.join("; ", problems));
         }
 
+        static final String CSV_HEADER = "transport,index,fault,target,seed,workingSet,queueDepth,phase,intact,"
+                + "stallMillis,stallBeforeMillis,detectMillis,failoverMillis,resyncMillis,iopsBefore,iopsDuring,"
+                + "iopsAfter,requests,wallMillis";
+
         String csv() {
             return String.format(Locale.ROOT, "%s,%d,%s,%s,%d,%d,%d,%s,%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%d,%d",
                     transport, index, fault, target, seed, workingSet, queueDepth, phase, intact, stall, stallBefore,
@@ -476,8 +480,11 @@ class DrillsIT {
                 OUTCOMES.add(o);
                 mine.add(o);
                 System.out.println(o.line());
-                Files.writeString(dir.getParent().resolve("drills.csv"), o.csv() + "\n", StandardCharsets.UTF_8,
-                        StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+                Path csv = dir.getParent().resolve("drills.csv");
+                if (!Files.exists(csv)) {
+                    Files.writeString(csv, Outcome.CSV_HEADER + "\n", StandardCharsets.UTF_8);
+                }
+                Files.writeString(csv, o.csv() + "\n", StandardCharsets.UTF_8, StandardOpenOption.APPEND);
                 if (!problems.isEmpty()) {
                     System.out.println(last[0] == null ? "(no status)" : last[0].path("reportText").asText());
                     if (problems.stream().anyMatch(p -> p.startsWith("m0 not ready"))) {
