@@ -97,6 +97,10 @@ public final class NodeState {
         // Mirrored devices only: the mirror once every leg has opened, and each leg's session view.
         public volatile io.weft.core.mirror.MirrorBlockDevice mirror;
         public volatile List<DeviceEntry> legSessions = List.of();
+        // Set by the SessionActor serving this entry (a device's, or one mirror leg's): how a drill reaches it to cut
+        // its transport, and how many transport paths its current channel has (0 while it has none).
+        public volatile org.apache.pekko.actor.typed.ActorRef<io.weft.actors.client.SessionActor.Command> session;
+        public volatile int transportPaths;
 
         public DeviceEntry(NodeState nodeState, MapSpec spec, QueueingBlockDevice device) {
             this.nodeState = nodeState;
