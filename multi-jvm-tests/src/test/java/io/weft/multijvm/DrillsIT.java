@@ -290,14 +290,6 @@ class DrillsIT {
             }
         }
 
-        static int freePortUnchecked() {
-            try {
-                return NodeProcess.freePort();
-            } catch (IOException e) {
-                throw new IllegalStateException(e);
-            }
-        }
-
         @BeforeAll
         void formClusterAndMapTheMirror() throws Exception {
             dir = Path.of(System.getProperty("weft.multijvm.dir", "target/multi-jvm"))
@@ -312,12 +304,12 @@ class DrillsIT {
             reaper = new Thread(() -> NodeProcess.killAll(List.copyOf(started), runDir), "drills-reaper");
             Runtime.getRuntime().addShutdownHook(reaper);
             long t0 = System.nanoTime();
-            c = start("c", 1, config("c", "client", null, List.of()), NodeProcess.freePort());
+            c = start("c", 1, config("c", "client", null, List.of()), 0);
             List<String> seed = List.of(c.clusterAddress());
             CompletableFuture<NodeProcess> startA = CompletableFuture.supplyAsync(() -> startUnchecked("a", 1,
-                    config("a", "storage", rootA, seed), freePortUnchecked()));
+                    config("a", "storage", rootA, seed), 0));
             CompletableFuture<NodeProcess> startB = CompletableFuture.supplyAsync(() -> startUnchecked("b", 1,
-                    config("b", "storage", rootB, seed), freePortUnchecked()));
+                    config("b", "storage", rootB, seed), 0));
             a = startA.get(3, TimeUnit.MINUTES);
             b = startB.get(3, TimeUnit.MINUTES);
             await("three members up", WAIT, () -> c.upMembers() == 3);
@@ -408,7 +400,7 @@ class DrillsIT {
         void zero(String id, long bytes) throws Exception {
             String fio = RequiredTool.require("fio", "fio").toString();
             fioOk("zero-" + id, List.of(fio, "--name=zero-" + id, "--ioengine=nbd", "--uri=nbd://"
-                    + c.ready.getProperty("nbd") + "/" + id, "--rw=write", "--bs=1m", "--iodepth=4", "--size="
+                    + c.ready.getProperty("nbd") + "/" + id, "--rw=write", "--bs=64k", "--iodepth=8", "--size="
                     + bytes, "--zero_buffers"), "--end_fsync=1");
         }
 

@@ -71,9 +71,35 @@ final class NodeProcess {
     }
 
     /**
-     * @param hocon the node's {@code weft { ... }} config (ports are added here)
+     * @param hocon       the node's {@code weft { ... }} config (ports are added here)
+     * @param clusterPort its cluster port, or 0 to pick a free one
      */
     static NodeProcess start(Path dir, String name, int incarnation, String hocon, int clusterPort)
+            throws Exception {
+        // A port picked free can be taken by another test on this machine before the child binds it: try again
+        // with new ports (the cluster port too, unless the caller needs that one: a restart keeps its address).
+        for (int attempt = 1; ; attempt++) {
+            int port = clusterPort == 0 ? freePort() : clusterPort;
+            try {
+                return startOnce(dir, name, incarnation, hocon, port);
+            } catch (PortTaken e) {
+                if (attempt == 3) {
+                    throw new AssertionError(e.getMessage());
+                }
+                System.out.println("[node] " + name + ": a port was taken meanwhile, starting again (" + attempt
+                        + ")");
+            }
+        }
+    }
+
+    /** The child exited at start-up because a port it was given is in use. */
+    private static final class PortTaken extends Exception {
+        PortTaken(String message) {
+            super(message);
+        }
+    }
+
+    private static NodeProcess startOnce(Path dir, String name, int incarnation, String hocon, int clusterPort)
             throws Exception {
         dir = dir.toAbsolutePath();
         Files.createDirectories(dir);
@@ -105,8 +131,12 @@ final class NodeProcess {
         NodeProcess node = new NodeProcess(name, p, log, jmxPort, readyFile);
         await(name + " started (see " + log + ")", START_TIMEOUT, () -> Files.exists(readyFile) || !p.isAlive());
         if (!p.isAlive()) {
-            throw new AssertionError(name + " exited with " + p.exitValue() + " before it was ready; log:\n"
-                    + Files.readString(log));
+            String text = Files.readString(log);
+            String message = name + " exited with " + p.exitValue() + " before it was ready; log:\n" + text;
+            if (text.contains("already in use")) {
+                throw new PortTaken(message);
+            }
+            throw new AssertionError(message);
         }
         try (var in = Files.newBufferedReader(readyFile)) {
             node.ready.load(in);
