@@ -440,6 +440,8 @@ class DrillsIT {
                 await("m0 ready before drill " + i, WAIT, () -> ready("m0"));
                 // A drill's model starts from zeros: wipe what the previous drill left in its working set.
                 zero("m0", workingSet);
+                // Regions still marked from earlier drills (a resync may leave some): the next resync copies them too.
+                long dirtyBefore = device(c, "m0").get("mirror").get("dirtyRegions").asLong();
 
                 long t0 = System.nanoTime();
                 HttpResponse<String> posted = c.post("/weft/drills", String.format(Locale.ROOT,
@@ -479,7 +481,8 @@ class DrillsIT {
                     await("three members up after drill " + id, WAIT, () -> c.upMembers() == 3);
                     if (fault.equals("kill") && "done".equals(o.phase()) && !resyncCounted) {
                         resyncCounted = true;
-                        problems.addAll(resyncCopiedOnlyDirtyRegions(last[0].get("report"), target, workingSet));
+                        problems.addAll(resyncCopiedOnlyDirtyRegions(last[0].get("report"), target, workingSet,
+                                dirtyBefore));
                     }
                     await("m0 ready with both legs in sync after drill " + id, WAIT, () -> ready("m0"));
                 } catch (AssertionError e) {
@@ -546,6 +549,11 @@ class DrillsIT {
             if (r.get("writesAcknowledged").asLong() == 0) {
                 problems.add("no write was acknowledged: the drill tested nothing");
             }
+            // One leg survives every fault here: the application must not see a single IO error.
+            if (r.get("writesFailed").asLong() != 0 || r.get("readsFailed").asLong() != 0) {
+                problems.add("IO errors reached the application with a leg left: writes failed "
+                        + r.get("writesFailed").asLong() + ", reads failed " + r.get("readsFailed").asLong());
+            }
             return new Outcome(transport, index, fault, target, seed, workingSet, queueDepth, phase, intact, stall,
                     r.get("stallBeforeMillis").asDouble(), detect, r.get("timeToFailoverMillis").asDouble(), resync,
                     r.get("iopsBefore").asDouble(), r.get("iopsDuring").asDouble(), r.get("iopsAfter").asDouble(),
@@ -555,9 +563,10 @@ class DrillsIT {
         /**
          * After a kill drill, the returning leg's resync: not full, every region it planned copied, as many as the
          * drill's report says were dirty at the return, and no more than the working set spans (the device is
-         * 64 MiB; the workload writes only its first 16–32 MiB).
+         * 64 MiB; the workload writes only its first 16–32 MiB) plus the regions already marked before the drill.
          */
-        List<String> resyncCopiedOnlyDirtyRegions(JsonNode report, String target, long workingSet) {
+        List<String> resyncCopiedOnlyDirtyRegions(JsonNode report, String target, long workingSet,
+                                                  long dirtyBefore) {
             List<String> problems = new ArrayList<>();
             long planned = -1;
             for (JsonNode e : report.get("events")) {
@@ -569,19 +578,21 @@ class DrillsIT {
             JsonNode mirror = device(c, "m0").get("mirror");
             JsonNode resync = mirror.get("resync");
             long regionSize = mirror.get("regionSize").asLong();
-            long spanned = (workingSet + regionSize - 1) / regionSize;
+            long spanned = (workingSet + regionSize - 1) / regionSize + dirtyBefore;
             int leg = target.equals("a") ? 0 : 1;
             if (resync.get("leg").asInt() != leg || resync.get("full").asBoolean()
                     || resync.get("regionsDone").asLong() != resync.get("regionsTotal").asLong()
                     || resync.get("regionsTotal").asLong() != planned
                     || planned < 1 || planned > spanned) {
                 problems.add("resync of leg " + leg + " after the kill should copy the " + planned
-                        + " dirty regions (≤ " + spanned + " of " + LEG_SIZE / regionSize + "): " + resync);
+                        + " dirty regions (≤ " + spanned + " of " + LEG_SIZE / regionSize + ", " + dirtyBefore
+                        + " of them dirty before the drill): " + resync);
             }
-            System.out.printf("[drills] %s kill of %s: resync copied %d of %d planned dirty regions (%d bytes);"
-                            + " working set spans %d of %d regions%n", transport, target,
-                    resync.get("regionsDone").asLong(), planned, resync.get("bytesCopied").asLong(), spanned,
-                    LEG_SIZE / regionSize);
+            System.out.printf("[drills] %s kill of %s: resync copied %d of %d planned dirty regions (%d bytes, %d"
+                            + " retries); working set spans %d of %d regions (+%d dirty before the drill)%n",
+                    transport, target, resync.get("regionsDone").asLong(), planned,
+                    resync.get("bytesCopied").asLong(), resync.path("retries").asLong(), spanned - dirtyBefore,
+                    LEG_SIZE / regionSize, dirtyBefore);
             return problems;
         }
     }
