@@ -588,10 +588,10 @@ class DrillsIT {
                         + " dirty regions (≤ " + spanned + " of " + LEG_SIZE / regionSize + ", " + dirtyBefore
                         + " of them dirty before the drill): " + resync);
             }
-            System.out.printf("[drills] %s kill of %s: resync copied %d of %d planned dirty regions (%d bytes, %d"
-                            + " retries); working set spans %d of %d regions (+%d dirty before the drill)%n",
+            System.out.printf("[drills] %s kill of %s: resync copied %d of %d planned dirty regions (%d bytes);"
+                            + " working set spans %d of %d regions (+%d dirty before the drill)%n",
                     transport, target, resync.get("regionsDone").asLong(), planned,
-                    resync.get("bytesCopied").asLong(), resync.path("retries").asLong(), spanned - dirtyBefore,
+                    resync.get("bytesCopied").asLong(), spanned - dirtyBefore,
                     LEG_SIZE / regionSize, dirtyBefore);
             return problems;
         }
