@@ -68,7 +68,8 @@ public final class CxlHost implements AutoCloseable {
 
     /**
      * Registers this process as host {@code nodeId}. If an entry with the same node id exists (a restart of this
-     * node), it is taken over once its heartbeat has been still for the dead timeout; a live one is refused.
+     * node), it is taken over once its heartbeat has been still for the dead timeout; a live one is refused. If a
+     * peer clears that dead entry while this one watches it, the search starts again (a free slot is taken).
      */
     public static CxlHost register(CxlRegion region, long nodeId, String name, CxlOptions options) {
         long token = newToken();
@@ -85,9 +86,17 @@ public final class CxlHost implements AutoCloseable {
             }
             if (e.read(body) >= 0 && body.getLong(Records.HOST_NODE_ID) == nodeId) {
                 if (!awaitSilent(e, options)) {
+                    if (e.claim() != claim) {
+                        // A peer's janitor cleared the dead entry while we watched it (that moves the heartbeat
+                        // too): it is not a live twin; look for a free slot again.
+                        return register(region, nodeId, name, options);
+                    }
                     throw new IllegalStateException("node id " + nodeId + " is in use by a live host in slot " + s);
                 }
                 if (!e.casClaim(claim, token)) {
+                    if (e.claim() == 0) {
+                        return register(region, nodeId, name, options); // cleared by a peer meanwhile
+                    }
                     throw new IllegalStateException("host slot " + s + " changed owner while taking it over");
                 }
                 return new CxlHost(region, options, nodeId, name, s, token);

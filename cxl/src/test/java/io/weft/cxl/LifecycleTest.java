@@ -109,6 +109,42 @@ class LifecycleTest {
         }
     }
 
+    /**
+     * A restarted node finds its dead predecessor's host entry and watches it for a dead timeout; a peer's janitor
+     * clears that entry meanwhile. The restart must take a free slot, not mistake the cleared entry for a live twin.
+     */
+    @Test
+    void aRestartedHostWhosePredecessorIsClearedWhileItWatchesRegistersInAFreeSlot() throws Exception {
+        int stale = -1;
+        for (int s = 0; s < region.geometry().maxHosts() && stale < 0; s++) {
+            if (region.entry(Table.HOST, s).casClaim(0, 0x5EED)) {
+                stale = s;
+            }
+        }
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        body.putLong(Records.HOST_NODE_ID, 42);
+        region.entry(Table.HOST, stale).write(body);
+        int staleSlot = stale;
+        TestSupport.await(WAIT, "stale host detected", () -> host.isDead(Table.HOST, staleSlot));
+
+        java.util.concurrent.CompletableFuture<CxlHost> restarted = new java.util.concurrent.CompletableFuture<>();
+        Thread registering = new Thread(() -> {
+            try {
+                restarted.complete(CxlHost.register(region, 42, "restarted", TestSupport.fastOptions()));
+            } catch (Throwable t) {
+                restarted.completeExceptionally(t);
+            }
+        }, "registering");
+        registering.start();
+        // It sleeps only while it watches the old entry's heartbeat: clear the entry exactly then.
+        TestSupport.await(WAIT, "register watching the stale entry",
+                () -> registering.getState() == Thread.State.TIMED_WAITING || restarted.isDone());
+        host.clearDead(Table.HOST, staleSlot);
+        try (CxlHost h = restarted.get(10, java.util.concurrent.TimeUnit.SECONDS)) {
+            assertEquals(42, h.nodeId());
+        }
+    }
+
     @Test
     void forceStopCompletesInFlightWithEioExactlyOnceAndTheBackendServesTheNextBlkdev() {
         HoldingDevice holding = new HoldingDevice(INFO);

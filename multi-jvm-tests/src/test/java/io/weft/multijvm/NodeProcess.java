@@ -14,8 +14,15 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Properties;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
 import javax.management.MBeanServerConnection;
 import javax.management.ObjectName;
@@ -25,7 +32,11 @@ import javax.management.remote.JMXServiceURL;
 
 /**
  * One Weft node in a child JVM on loopback, started through {@link NodeMain}. Ports are picked by binding port 0
- * first; logs go to {@code target/multi-jvm/<name>-<n>.log}.
+ * first; logs go to {@code target/multi-jvm/<name>-<n>.log}; the child's working directory is the test's directory.
+ *
+ * <p>A node may be killed and started again by someone else (a kill drill restarts it from the client node's JVM
+ * with the same command line): it keeps its ports, so {@link #refreshPid()} asks it for its current pid and every
+ * pid it ever had is remembered for {@link #killAll}.
  */
 final class NodeProcess {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -37,12 +48,20 @@ final class NodeProcess {
     final Path log;
     final int jmxPort;
     final Properties ready = new Properties();
+    private final Path readyFile;
+    /** The pid of the node's current incarnation (this process, or one a drill restarted). */
+    private volatile long pid;
+    /** Every pid this node has had, for the final clean-up. */
+    private final Set<Long> pids = ConcurrentHashMap.newKeySet();
 
-    private NodeProcess(String name, Process process, Path log, int jmxPort) {
+    private NodeProcess(String name, Process process, Path log, int jmxPort, Path readyFile) {
         this.name = name;
         this.process = process;
         this.log = log;
         this.jmxPort = jmxPort;
+        this.readyFile = readyFile;
+        this.pid = process.pid();
+        pids.add(pid);
     }
 
     static int freePort() throws IOException {
@@ -52,10 +71,37 @@ final class NodeProcess {
     }
 
     /**
-     * @param hocon the node's {@code weft { ... }} config (ports are added here)
+     * @param hocon       the node's {@code weft { ... }} config (ports are added here)
+     * @param clusterPort its cluster port, or 0 to pick a free one
      */
     static NodeProcess start(Path dir, String name, int incarnation, String hocon, int clusterPort)
             throws Exception {
+        // A port picked free can be taken by another test on this machine before the child binds it: try again
+        // with new ports (the cluster port too, unless the caller needs that one: a restart keeps its address).
+        for (int attempt = 1; ; attempt++) {
+            int port = clusterPort == 0 ? freePort() : clusterPort;
+            try {
+                return startOnce(dir, name, incarnation, hocon, port);
+            } catch (PortTaken e) {
+                if (attempt == 3) {
+                    throw new AssertionError(e.getMessage());
+                }
+                System.out.println("[node] " + name + ": a port was taken meanwhile, starting again (" + attempt
+                        + ")");
+            }
+        }
+    }
+
+    /** The child exited at start-up because a port it was given is in use. */
+    private static final class PortTaken extends Exception {
+        PortTaken(String message) {
+            super(message);
+        }
+    }
+
+    private static NodeProcess startOnce(Path dir, String name, int incarnation, String hocon, int clusterPort)
+            throws Exception {
+        dir = dir.toAbsolutePath();
         Files.createDirectories(dir);
         Path conf = dir.resolve(name + "-" + incarnation + ".conf");
         Path readyFile = dir.resolve(name + "-" + incarnation + ".ready");
@@ -80,12 +126,17 @@ final class NodeProcess {
                 "-Dcom.sun.management.jmxremote.ssl=false",
                 "-cp", System.getProperty("java.class.path"),
                 NodeMain.class.getName(), conf.toString(), readyFile.toString()));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        NodeProcess node = new NodeProcess(name, p, log, jmxPort);
+        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
+                .redirectOutput(log.toFile()).start();
+        NodeProcess node = new NodeProcess(name, p, log, jmxPort, readyFile);
         await(name + " started (see " + log + ")", START_TIMEOUT, () -> Files.exists(readyFile) || !p.isAlive());
         if (!p.isAlive()) {
-            throw new AssertionError(name + " exited with " + p.exitValue() + " before it was ready; log:\n"
-                    + Files.readString(log));
+            String text = Files.readString(log);
+            String message = name + " exited with " + p.exitValue() + " before it was ready; log:\n" + text;
+            if (text.contains("already in use")) {
+                throw new PortTaken(message);
+            }
+            throw new AssertionError(message);
         }
         try (var in = Files.newBufferedReader(readyFile)) {
             node.ready.load(in);
@@ -106,28 +157,138 @@ final class NodeProcess {
         return URI.create(ready.getProperty("http"));
     }
 
+    /** The last known pid of the node's current incarnation (see {@link #refreshPid()}). */
     long pid() {
-        return process.pid();
+        return pid;
     }
 
-    /** A real kill -9. */
+    /** Every pid this node has had so far. */
+    Set<Long> pids() {
+        return Set.copyOf(pids);
+    }
+
+    /**
+     * Asks the node for its pid ({@code GET /weft/node} → {@code "pid"}; the ready file its {@link NodeMain} rewrote
+     * when the node does not say), remembers it and returns it. Use after someone else restarted the node.
+     */
+    long refreshPid() throws Exception {
+        HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(http().resolve("/weft/node"))
+                .timeout(Duration.ofSeconds(5)).GET().build(), HttpResponse.BodyHandlers.ofString());
+        JsonNode node = r.statusCode() == 200 ? json(r).get("pid") : null;
+        long now;
+        if (node != null && node.canConvertToLong()) {
+            now = node.asLong();
+        } else {
+            Properties p = new Properties();
+            try (var in = Files.newBufferedReader(readyFile)) {
+                p.load(in);
+            }
+            now = Long.parseLong(p.getProperty("pid"));
+        }
+        pids.add(now);
+        pid = now;
+        return now;
+    }
+
+    /** Remembers a pid found some other way (e.g. a child of another node's JVM) so that clean-up kills it. */
+    void remember(long otherPid) {
+        pids.add(otherPid);
+    }
+
+    /** A real kill -9 of the current incarnation; returns once the process is gone. */
     void kill9() throws InterruptedException {
-        process.destroyForcibly();
-        process.waitFor();
+        long target = pid;
+        if (target == process.pid()) {
+            process.destroyForcibly();
+            process.waitFor();
+            return;
+        }
+        ProcessHandle.of(target).ifPresent(ProcessHandle::destroyForcibly);
+        await(name + " (pid " + target + ") gone after kill -9", Duration.ofSeconds(30),
+                () -> ProcessHandle.of(target).map(h -> !h.isAlive()).orElse(true));
     }
 
-    /** SIGTERM: the node leaves the cluster gracefully. */
+    /** SIGTERM: the node leaves the cluster gracefully (kill -9 after 30 s). */
     void stop() throws InterruptedException {
-        if (process.isAlive()) {
-            process.destroy();
-            if (!process.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
-                process.destroyForcibly();
+        long target = pid;
+        if (target == process.pid()) {
+            if (process.isAlive()) {
+                process.destroy();
+                if (!process.waitFor(30, TimeUnit.SECONDS)) {
+                    process.destroyForcibly();
+                }
+            }
+            return;
+        }
+        ProcessHandle.of(target).ifPresent(h -> {
+            h.destroy();
+            try {
+                h.onExit().get(30, TimeUnit.SECONDS);
+            } catch (Exception e) {
+                h.destroyForcibly();
+            }
+        });
+    }
+
+    /**
+     * Makes sure no node of a test run survives it, even when the test failed half-way: asks every node for its
+     * current pid (briefly), collects every pid each has had, their descendants (a kill drill's restarted node is a
+     * child of the client node's JVM) and any process of this user whose command line names {@code runDir} (a
+     * restarted node whose parent died), sends SIGTERM, then SIGKILL to whatever is left after a few seconds, and
+     * checks with {@link ProcessHandle} that all are gone.
+     *
+     * @return the pids that were still alive and had to be ended
+     */
+    static Set<Long> killAll(Collection<NodeProcess> nodes, Path runDir) {
+        Set<Long> pids = new TreeSet<>();
+        for (NodeProcess n : nodes) {
+            try {
+                n.refreshPid();
+            } catch (Exception | AssertionError ignored) {
+                // dead or frozen: its known pids are enough
+            }
+            pids.addAll(n.pids);
+        }
+        Set<ProcessHandle> targets = new HashSet<>();
+        for (long p : pids) {
+            ProcessHandle.of(p).ifPresent(h -> {
+                targets.add(h);
+                h.descendants().forEach(targets::add);
+            });
+        }
+        String marker = runDir.toAbsolutePath().toString();
+        String me = ProcessHandle.current().info().user().orElse("");
+        ProcessHandle.allProcesses()
+                .filter(h -> h.pid() != ProcessHandle.current().pid())
+                .filter(h -> h.info().user().orElse("?").equals(me))
+                .filter(h -> h.info().commandLine().orElse("").contains(marker))
+                .forEach(targets::add);
+        Set<Long> ended = new TreeSet<>();
+        for (ProcessHandle h : targets) {
+            if (h.isAlive()) {
+                ended.add(h.pid());
+                h.destroy();
             }
         }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (targets.stream().anyMatch(ProcessHandle::isAlive) && System.nanoTime() < deadline) {
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
+        }
+        targets.stream().filter(ProcessHandle::isAlive).forEach(ProcessHandle::destroyForcibly);
+        await("every node process of " + marker + " gone", Duration.ofSeconds(30),
+                () -> targets.stream().noneMatch(ProcessHandle::isAlive));
+        for (NodeProcess n : nodes) {
+            try {
+                n.process.waitFor(5, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        return ended;
     }
 
     void signal(String sig) throws Exception {
-        Process kill = new ProcessBuilder("kill", "-" + sig, Long.toString(pid())).start();
+        Process kill = new ProcessBuilder("kill", "-" + sig, Long.toString(pid)).start();
         if (kill.waitFor() != 0) {
             throw new AssertionError("kill -" + sig + " " + pid() + " failed");
         }
