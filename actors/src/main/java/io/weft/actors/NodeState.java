@@ -96,7 +96,13 @@ public final class NodeState {
         public volatile Instant stateSince = Instant.now();
         // Mirrored devices only: the mirror once every leg has opened, and each leg's session view.
         public volatile io.weft.core.mirror.MirrorBlockDevice mirror;
+        /** Per mirror position (index = leg index): that leg's session view, null for an empty position. */
         public volatile List<DeviceEntry> legSessions = List.of();
+        /**
+         * Per mirror position: the leg there, null for an empty position (legs are added and removed at run time,
+         * so this, not {@code spec.legs()}, is the device's current leg set; empty until the device actor sets it).
+         */
+        public volatile List<MapSpec.Leg> legPositions = List.of();
 
         public DeviceEntry(NodeState nodeState, MapSpec spec, QueueingBlockDevice device) {
             this.nodeState = nodeState;
@@ -126,11 +132,16 @@ public final class NodeState {
             if (spec.legs().isEmpty()) {
                 return null;
             }
+            List<MapSpec.Leg> positions = legPositions.isEmpty() ? spec.legs() : legPositions;
             List<LegView> legs = new ArrayList<>();
             var status = m == null ? null : m.status();
-            for (int i = 0; i < spec.legs().size(); i++) {
-                MapSpec.Leg leg = spec.legs().get(i);
-                boolean connected = i < sessions.size() && "connected".equals(sessions.get(i).sessionState);
+            for (int i = 0; i < positions.size(); i++) {
+                MapSpec.Leg leg = positions.get(i);
+                if (leg == null) {
+                    continue; // an empty position: the leg there was removed
+                }
+                DeviceEntry session = i < sessions.size() ? sessions.get(i) : null;
+                boolean connected = session != null && "connected".equals(session.sessionState);
                 String state;
                 if (status == null || !connected) {
                     state = "failed";
@@ -143,8 +154,7 @@ public final class NodeState {
                 }
                 legs.add(new LegView(i, leg.storageNode(), leg.path(), state,
                         status == null ? "" : status.legs().get(i).state().name().toLowerCase(java.util.Locale.ROOT),
-                        i < sessions.size() ? sessions.get(i).sessionState : "", i < sessions.size()
-                        ? sessions.get(i).lastError : ""));
+                        session == null ? "" : session.sessionState, session == null ? "" : session.lastError));
             }
             var p = status == null ? io.weft.core.mirror.ResyncProgress.IDLE : status.resync();
             ResyncView resync = new ResyncView(p.leg(), p.running(), p.full(), p.regionsDone(), p.regionsTotal(),

@@ -181,6 +181,31 @@ public final class WeftRuntime implements AutoCloseable {
                 settings.askTimeout(), system.scheduler());
     }
 
+    // ---- Mirror legs at run time (docs/mirror.md "Adding and removing legs") ----
+
+    /**
+     * Adds a leg to a mirrored device on this (client) node. Completes once the leg has opened and its full sync has
+     * started in the background (or with the reason it was refused); the leg serves no reads until in sync.
+     */
+    public CompletionStage<Reply> addLeg(String deviceId, MapSpec.Leg leg) {
+        if (services.client().isEmpty()) {
+            return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
+        }
+        Duration timeout = settings.mapTimeout().plus(settings.askTimeout());
+        return AskPattern.ask(services.client().get(), replyTo -> new ClientService.AddLeg(deviceId, leg, replyTo),
+                timeout, system.scheduler());
+    }
+
+    /** Removes the leg at {@code index} (as in the device status) from a mirrored device; never the last in-sync one. */
+    public CompletionStage<Reply> removeLeg(String deviceId, int index) {
+        if (services.client().isEmpty()) {
+            return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
+        }
+        return AskPattern.ask(services.client().get(),
+                replyTo -> new ClientService.RemoveLeg(deviceId, index, replyTo), settings.askTimeout(),
+                system.scheduler());
+    }
+
     /**
      * Probes a device's data path: reads its first block through the device exactly as the NBD export would, and
      * reports the status and how long it took. While the device has no path the probe waits like any IO and fails

@@ -38,6 +38,14 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
     public record Remap(String deviceId, ActorRef<Reply> replyTo) implements Command {
     }
 
+    /** Adds a leg to a mirrored device (see {@link MirroredDeviceActor.AddLeg}). */
+    public record AddLeg(String deviceId, MapSpec.Leg leg, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    /** Removes the leg at {@code index} from a mirrored device (see {@link MirroredDeviceActor.RemoveLeg}). */
+    public record RemoveLeg(String deviceId, int index, ActorRef<Reply> replyTo) implements Command {
+    }
+
     /** Geometry a device reports before its first path: empty, so IO before mapping fails fast with EOVERFLOW. */
     static final DeviceInfo UNMAPPED = new DeviceInfo(0, 512, 4096, 4096, true, false, false, false, false, false,
             false, false);
@@ -67,6 +75,10 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
                 .onMessage(Map.class, this::onMap)
                 .onMessage(Unmap.class, this::onUnmap)
                 .onMessage(Remap.class, this::onRemap)
+                .onMessage(AddLeg.class, a -> toMirror(a.deviceId(), a.replyTo(),
+                        new MirroredDeviceActor.AddLeg(a.leg(), a.replyTo())))
+                .onMessage(RemoveLeg.class, r -> toMirror(r.deviceId(), r.replyTo(),
+                        new MirroredDeviceActor.RemoveLeg(r.index(), r.replyTo())))
                 .build();
     }
 
@@ -117,6 +129,21 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
             remap.replyTo().tell(Reply.error("no device " + remap.deviceId() + " on this node"));
         } else {
             device.get().tell(new DeviceActor.Remap(remap.replyTo()));
+        }
+        return this;
+    }
+
+    /** Leg operations: only a mirrored device's actor understands them (a single-leg device would never answer). */
+    private Behavior<Command> toMirror(String deviceId, ActorRef<Reply> replyTo, DeviceActor.Command command) {
+        Optional<ActorRef<DeviceActor.Command>> device = device(deviceId);
+        NodeState.DeviceEntry entry = nodeState.device(deviceId);
+        if (device.isEmpty() || entry == null) {
+            replyTo.tell(Reply.error("no device " + deviceId + " on this node"));
+        } else if (!entry.spec.mirrored()) {
+            replyTo.tell(Reply.error("device " + deviceId + " is not mirrored; legs can be added to and removed from"
+                    + " a device mapped with 2 or 3 legs"));
+        } else {
+            device.get().tell(command);
         }
         return this;
     }

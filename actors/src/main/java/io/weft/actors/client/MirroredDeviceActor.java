@@ -20,7 +20,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
@@ -46,11 +50,38 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  *
  * <p>The map is answered once every leg has opened (sizes must match); a permanent refusal of any leg fails it.
  * Kept apart from {@link DeviceActor} so single-leg devices behave exactly as before.
+ *
+ * <p>Legs at run time ({@link AddLeg}, {@link RemoveLeg}): a leg's index is its mirror position (0..2). An added leg
+ * takes the lowest free position, gets its own session and, once it has opened with the mirror's size,
+ * {@link MirrorBlockDevice#addLeg} copies the whole device to it in the background (it serves no reads until then).
+ * A removed leg leaves its position empty; the other legs keep their indexes. Which leg sits at which position is
+ * kept in {@code <data-dir>/<device>.legs} next to the bitmap (whose leg masks are per position), so a later map —
+ * after a client restart — puts every leg it names back at its old position, whatever the order in the map, and
+ * gives a leg the file does not know a full sync (see {@link LegFile}).
  */
 public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Command> {
 
-    /** A session event, tagged with the leg it came from (see {@link #legForwarder}). */
-    private record LegEvent(int leg, DeviceActor.Command event) implements DeviceActor.Command {
+    /**
+     * Adds a leg on {@code leg.storageNode()} (a storage node no other leg uses) at the lowest free position: answered
+     * once the leg has opened and its full sync has started, or refused (device not ready, all positions in use, size
+     * differs, open refused or timed out).
+     */
+    public record AddLeg(MapSpec.Leg leg, ActorRef<Reply> replyTo) implements DeviceActor.Command {
+    }
+
+    /** Removes the leg at position {@code index}; refused for the last in-sync leg. */
+    public record RemoveLeg(int index, ActorRef<Reply> replyTo) implements DeviceActor.Command {
+    }
+
+    /** A session event, tagged with the leg position and session generation it came from (see {@link #legForwarder}). */
+    private record LegEvent(int leg, long generation, DeviceActor.Command event) implements DeviceActor.Command {
+    }
+
+    private record AddDeadline(long generation) implements DeviceActor.Command {
+    }
+
+    /** A leg being added: its session is opening; the leg joins the mirror at its first path up. */
+    private record PendingAdd(int position, long generation, MapSpec.Leg leg, ActorRef<Reply> replyTo) {
     }
 
     private record LegDropped(int leg, String reason) implements DeviceActor.Command {
@@ -62,7 +93,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
     private record ResyncFailed(int leg, String reason) implements DeviceActor.Command {
     }
 
-    private record LegSessionStopped(int leg) implements DeviceActor.Command {
+    private record LegSessionStopped(ActorRef<SessionActor.Command> session) implements DeviceActor.Command {
     }
 
     private record ExpireTick() implements DeviceActor.Command {
@@ -82,20 +113,35 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                 new MirroredDeviceActor(ctx, timers, entry, clientNode, transport, settings, exporter, mapReplyTo)));
     }
 
+    private static final int POSITIONS = MirrorBlockDevice.MAX_LEGS;
+
     private final TimerScheduler<DeviceActor.Command> timers;
     private final NodeState.DeviceEntry entry;
+    private final String clientNode;
+    private final Transport transport;
     private final WeftSettings settings;
     private final DeviceExporter exporter;
     private final ActorRef<Reply> mapReplyTo;
     private final NodeState nodeState;
-    private final List<MapSpec.Leg> legSpecs;
-    private final List<ActorRef<SessionActor.Command>> sessions = new ArrayList<>();
-    private final NodeState.DeviceEntry[] legEntries;
-    private final BlockDevice[] pendingPaths;
-    private final DeviceInfo[] pendingInfos;
-    private LegPath[] legPaths;
+    private final LegFile legFile;
+    // Per mirror position (null = empty): the leg, its session, the session's view, its LegPath once in the mirror.
+    private final MapSpec.Leg[] legs = new MapSpec.Leg[POSITIONS];
+    @SuppressWarnings("unchecked")
+    private final ActorRef<SessionActor.Command>[] sessions = new ActorRef[POSITIONS];
+    private final NodeState.DeviceEntry[] legEntries = new NodeState.DeviceEntry[POSITIONS];
+    private final LegPath[] legPaths = new LegPath[POSITIONS];
+    /** Bumped per session spawned at a position, so a removed leg's late events never reach its successor. */
+    private final long[] legGeneration = new long[POSITIONS];
+    private final Set<ActorRef<SessionActor.Command>> liveSessions = new HashSet<>();
+    // Until the mirror exists: each leg's first path.
+    private final BlockDevice[] pendingPaths = new BlockDevice[POSITIONS];
+    private final DeviceInfo[] pendingInfos = new DeviceInfo[POSITIONS];
+    /** Positions whose leg the leg file did not know: they get a full sync when the mirror is built. */
+    private int unknownLegs;
+    private String layoutError = "";
+    private PendingAdd pendingAdd;
+    private long sessionSeq;
     private MirrorBlockDevice mirror;
-    private int sessionsStopped;
     private boolean closing;
     private boolean mapAnswered;
 
@@ -105,31 +151,22 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         super(ctx);
         this.timers = timers;
         this.entry = entry;
+        this.clientNode = clientNode;
+        this.transport = transport;
         this.settings = settings;
         this.exporter = exporter;
         this.mapReplyTo = mapReplyTo;
         this.nodeState = entry.nodeState;
-        this.legSpecs = entry.spec.legs();
-        int n = legSpecs.size();
-        this.legEntries = new NodeState.DeviceEntry[n];
-        this.pendingPaths = new BlockDevice[n];
-        this.pendingInfos = new DeviceInfo[n];
         entry.transport = transport.name();
-        for (int i = 0; i < n; i++) {
-            // A per-leg entry carries the leg's session view; its queueing device is never used.
-            legEntries[i] = new NodeState.DeviceEntry(nodeState, entry.spec.leg(i).withTransport(transport.name()),
-                    entry.device);
-            ActorRef<DeviceActor.Command> forwarder = ctx.spawn(legForwarder(i, ctx.getSelf()), "leg-" + i);
-            ActorRef<SessionActor.Command> session = ctx.spawn(
-                    Behaviors.supervise(SessionActor.create(legEntries[i], clientNode, transport, settings,
-                                    forwarder))
-                            .onFailure(SupervisorStrategy.restartWithBackoff(settings.reconnectMinBackoff(),
-                                    settings.reconnectMaxBackoff(), 0.2)),
-                    "session-" + URLEncoder.encode(legSpecs.get(i).storageNode(), StandardCharsets.UTF_8));
-            ctx.watchWith(session, new LegSessionStopped(i));
-            sessions.add(session);
+        Path wib = wibPath();
+        this.legFile = new LegFile(settings.dataDir().resolve(entry.spec.deviceId() + ".legs"));
+        placeLegs(Files.exists(wib));
+        for (int i = 0; i < POSITIONS; i++) {
+            if (legs[i] != null) {
+                spawnSession(i, legs[i], "session-" + URLEncoder.encode(legs[i].storageNode(), StandardCharsets.UTF_8));
+            }
         }
-        entry.legSessions = List.of(legEntries);
+        publishLegs();
         Duration tick = settings.ioTimeout().dividedBy(4);
         if (tick.compareTo(Duration.ofMillis(20)) < 0) {
             tick = Duration.ofMillis(20);
@@ -140,14 +177,97 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         timers.startSingleTimer("map-deadline", new MapDeadline(), settings.mapTimeout());
     }
 
-    /** Tags a leg session's messages with the leg index (message adapters are one per class, so a child does it). */
-    private static Behavior<DeviceActor.Command> legForwarder(int leg, ActorRef<DeviceActor.Command> device) {
+    private Path wibPath() {
+        return settings.dataDir().resolve(entry.spec.deviceId() + ".wib");
+    }
+
+    /**
+     * Decides each mapped leg's position. A fresh mirror (no bitmap yet): the map's order. An existing bitmap with a
+     * leg file: a leg the file names goes back to its position (the bitmap's in-sync and full-sync masks are per
+     * position); a leg it does not name takes a free position and a full sync; legs the file names but the map
+     * does not are left out (their positions become empty, so a later map of them full-syncs them too).
+     */
+    private void placeLegs(boolean bitmapExists) {
+        List<MapSpec.Leg> wanted = entry.spec.legs();
+        MapSpec.Leg[] known = null;
+        if (bitmapExists) {
+            try {
+                known = legFile.read();
+            } catch (IOException | RuntimeException e) {
+                layoutError = legFile.path() + " is unreadable (" + e.getMessage() + "); remove it and "
+                        + wibPath().getFileName() + " to start over with a full sync";
+            }
+        }
+        if (known == null) {
+            for (int i = 0; i < wanted.size(); i++) {
+                legs[i] = wanted.get(i);
+            }
+            return;
+        }
+        List<MapSpec.Leg> unknown = new ArrayList<>();
+        for (MapSpec.Leg leg : wanted) {
+            int at = Arrays.asList(known).indexOf(leg);
+            if (at >= 0) {
+                legs[at] = leg;
+            } else {
+                unknown.add(leg);
+            }
+        }
+        if (unknown.size() == wanted.size()) {
+            layoutError = "none of the legs " + wanted + " is one of the legs " + legFile.describe(known) + " that "
+                    + wibPath() + " tracks; map at least one of those, or remove " + wibPath().getFileName() + " and "
+                    + legFile.path().getFileName() + " to start a new mirror (its legs are then assumed identical)";
+        }
+        for (MapSpec.Leg leg : unknown) {
+            for (int i = 0; i < POSITIONS; i++) {
+                if (legs[i] == null && (known[i] == null || !wanted.contains(known[i]))) {
+                    legs[i] = leg;
+                    unknownLegs |= 1 << i;
+                    break;
+                }
+            }
+        }
+    }
+
+    private void spawnSession(int position, MapSpec.Leg leg, String name) {
+        long generation = ++legGeneration[position];
+        // A per-leg entry carries the leg's session view; its queueing device is never used.
+        legEntries[position] = new NodeState.DeviceEntry(nodeState,
+                new MapSpec(entry.spec.deviceId(), leg.storageNode(), leg.path(), entry.spec.mode(), transport.name()),
+                entry.device);
+        ActorContext<DeviceActor.Command> ctx = getContext();
+        ActorRef<DeviceActor.Command> forwarder = ctx.spawn(legForwarder(position, generation, ctx.getSelf()),
+                "leg-" + position + "-" + generation);
+        ActorRef<SessionActor.Command> session = ctx.spawn(
+                Behaviors.supervise(SessionActor.create(legEntries[position], clientNode, transport, settings,
+                                forwarder))
+                        .onFailure(SupervisorStrategy.restartWithBackoff(settings.reconnectMinBackoff(),
+                                settings.reconnectMaxBackoff(), 0.2)),
+                name);
+        ctx.watchWith(session, new LegSessionStopped(session));
+        sessions[position] = session;
+        liveSessions.add(session);
+    }
+
+    /** Tags a leg session's messages with the leg position (message adapters are one per class, so a child does it). */
+    private static Behavior<DeviceActor.Command> legForwarder(int leg, long generation,
+                                                              ActorRef<DeviceActor.Command> device) {
         return Behaviors.receive(DeviceActor.Command.class)
                 .onAnyMessage(m -> {
-                    device.tell(new LegEvent(leg, m));
+                    device.tell(new LegEvent(leg, generation, m));
                     return Behaviors.same();
                 })
                 .build();
+    }
+
+    /** Publishes the current leg set (by position) for HTTP, JMX and metrics. */
+    private void publishLegs() {
+        entry.legPositions = Collections.unmodifiableList(Arrays.asList(legs.clone()));
+        List<NodeState.DeviceEntry> views = new ArrayList<>(POSITIONS);
+        for (int i = 0; i < POSITIONS; i++) {
+            views.add(legs[i] == null ? null : legEntries[i]);
+        }
+        entry.legSessions = Collections.unmodifiableList(views);
     }
 
     @Override
@@ -157,7 +277,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                 .onMessage(LegDropped.class, this::onLegDropped)
                 .onMessage(LegInSync.class, s -> {
                     getContext().getLog().info("device {}: leg {} ({}) in sync", entry.spec.deviceId(), s.leg(),
-                            legSpecs.get(s.leg()));
+                            legs[s.leg()]);
                     return updateState();
                 })
                 .onMessage(ResyncFailed.class, f -> {
@@ -173,27 +293,45 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                 .onMessage(DeviceActor.Unmap.class, this::onUnmap)
                 .onMessage(DrainTick.class, this::onDrainTick)
                 .onMessage(DeviceActor.Remap.class, r -> {
-                    sessions.forEach(s -> s.tell(new SessionActor.Reconnect()));
+                    liveSessions.forEach(s -> s.tell(new SessionActor.Reconnect()));
                     r.replyTo().tell(Reply.ok("remapping " + entry.spec.deviceId()));
                     return this;
                 })
-                .onMessage(LegSessionStopped.class, s -> ++sessionsStopped == sessions.size()
-                        ? Behaviors.stopped() : this)
+                .onMessage(AddLeg.class, this::onAddLeg)
+                .onMessage(AddDeadline.class, this::onAddDeadline)
+                .onMessage(RemoveLeg.class, this::onRemoveLeg)
+                .onMessage(LegSessionStopped.class, s -> {
+                    liveSessions.remove(s.session());
+                    return closing && liveSessions.isEmpty() ? Behaviors.stopped() : this;
+                })
                 .onSignal(PostStop.class, s -> onStopped())
                 .build();
     }
 
     private Behavior<DeviceActor.Command> onLegEvent(LegEvent e) {
         int leg = e.leg();
+        if (e.generation() != legGeneration[leg]) {
+            return this; // from the session of a leg that was removed from this position
+        }
+        boolean adding = pendingAdd != null && pendingAdd.position() == leg;
+        if (legs[leg] == null && !adding) {
+            return this;
+        }
         DeviceActor.Command event = e.event();
         if (event instanceof DeviceActor.PathUp up) {
-            return onPathUp(leg, up);
+            return adding ? onAddedLegUp(up) : onPathUp(leg, up);
         } else if (event instanceof DeviceActor.PathDown down) {
-            return onPathDown(leg, down.reason());
+            return adding ? this : onPathDown(leg, down.reason());
         } else if (event instanceof DeviceActor.OpenFailed failed) {
-            entry.lastError = "leg " + leg + " (" + legSpecs.get(leg) + "): " + failed.reason();
+            if (adding) {
+                if (failed.permanent()) {
+                    abortAdd("open of " + pendingAdd.leg() + " refused: " + failed.reason());
+                }
+                return this;
+            }
+            entry.lastError = "leg " + leg + " (" + legs[leg] + "): " + failed.reason();
             if (entry.state == DeviceState.MAPPING && failed.permanent()) {
-                answerMap(Reply.error("map of leg " + legSpecs.get(leg) + " refused: " + failed.reason()));
+                answerMap(Reply.error("map of leg " + legs[leg] + " refused: " + failed.reason()));
                 return closeNow();
             }
         } else if (event instanceof DeviceActor.SessionError err) {
@@ -214,8 +352,8 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         if (mirror == null) {
             pendingPaths[leg] = up.path();
             pendingInfos[leg] = up.info();
-            for (BlockDevice p : pendingPaths) {
-                if (p == null) {
+            for (int i = 0; i < POSITIONS; i++) {
+                if (legs[i] != null && pendingPaths[i] == null) {
                     return this; // wait for every leg's first open
                 }
             }
@@ -226,8 +364,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         if (mirror.legState(leg) == LegState.FAILED) {
             returnLeg(leg);
         }
-        getContext().getLog().info("device {}: leg {} ({}) reconnected", entry.spec.deviceId(), leg,
-                legSpecs.get(leg));
+        getContext().getLog().info("device {}: leg {} ({}) reconnected", entry.spec.deviceId(), leg, legs[leg]);
         return updateState();
     }
 
@@ -237,11 +374,14 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
      * storage node, so none of the old requests can land, and the next path up returns the leg for a resync.
      */
     private Behavior<DeviceActor.Command> onLegDropped(LegDropped d) {
-        entry.lastError = "leg " + d.leg() + " (" + legSpecs.get(d.leg()) + ") dropped: " + d.reason();
+        if (legs[d.leg()] == null) {
+            return this; // removed meanwhile
+        }
+        entry.lastError = "leg " + d.leg() + " (" + legs[d.leg()] + ") dropped: " + d.reason();
         getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), entry.lastError);
         if (!closing && legPaths[d.leg()].connected()) {
             legPaths[d.leg()].disconnect();
-            sessions.get(d.leg()).tell(new SessionActor.Reconnect());
+            sessions[d.leg()].tell(new SessionActor.Reconnect());
         }
         return updateState();
     }
@@ -257,38 +397,64 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
     }
 
     private Behavior<DeviceActor.Command> buildMirror() {
-        long size = pendingInfos[0].size();
-        for (int i = 1; i < pendingInfos.length; i++) {
-            if (pendingInfos[i].size() != size) {
-                answerMap(Reply.error("mirror legs differ in size: " + legSpecs.get(0) + " is " + size + " bytes, "
-                        + legSpecs.get(i) + " is " + pendingInfos[i].size() + " bytes; all legs must be the same"
-                        + " size"));
+        long size = -1;
+        MapSpec.Leg first = null;
+        for (int i = 0; i < POSITIONS; i++) {
+            if (legs[i] == null) {
+                continue;
+            }
+            if (size < 0) {
+                size = pendingInfos[i].size();
+                first = legs[i];
+            } else if (pendingInfos[i].size() != size) {
+                answerMap(Reply.error("mirror legs differ in size: " + first + " is " + size + " bytes, "
+                        + legs[i] + " is " + pendingInfos[i].size() + " bytes; all legs must be the same size"));
                 return closeNow();
             }
         }
-        Path wib = settings.dataDir().resolve(entry.spec.deviceId() + ".wib");
+        if (!layoutError.isEmpty()) {
+            answerMap(Reply.error("map of mirrored device " + entry.spec.deviceId() + " failed: " + layoutError));
+            return closeNow();
+        }
+        Path wib = wibPath();
         WriteIntentBitmap bitmap;
         try {
             Files.createDirectories(wib.getParent());
-            bitmap = Files.exists(wib) ? WriteIntentBitmap.open(wib)
+            boolean reopened = Files.exists(wib);
+            bitmap = reopened ? WriteIntentBitmap.open(wib)
                     : WriteIntentBitmap.create(wib, size, WriteIntentBitmap.DEFAULT_REGION_SIZE);
             if (bitmap.deviceSize() != size) {
                 bitmap.close();
                 throw new IOException(wib + " is for a " + bitmap.deviceSize() + "-byte device, the legs have "
                         + size + " bytes; remove it to start over with a full sync");
             }
+            if (reopened && unknownLegs != 0) {
+                // Legs the bitmap never tracked: copy everything to them (before the leg file names them).
+                bitmap.updateLegs(bitmap.inSyncMask() & ~unknownLegs, bitmap.fullSyncMask() | unknownLegs);
+            }
+            // Before the mirror clears the masks of positions this map leaves empty: a leg file naming a leg whose
+            // masks are gone would later resync it partially instead of fully.
+            legFile.write(legs);
         } catch (IOException | RuntimeException e) {
             answerMap(Reply.error("map of mirrored device " + entry.spec.deviceId() + " failed: write-intent bitmap: "
                     + e.getMessage()));
             return closeNow();
         }
-        legPaths = new LegPath[pendingPaths.length];
-        List<BlockDevice> legs = new ArrayList<>();
-        for (int i = 0; i < pendingPaths.length; i++) {
-            legPaths[i] = new LegPath(legSpecs.get(i).toString(), pendingInfos[i], pendingPaths[i]);
-            legs.add(legPaths[i]);
+        List<BlockDevice> devices = new ArrayList<>();
+        for (int i = 0; i < POSITIONS; i++) {
+            if (legs[i] != null) {
+                legPaths[i] = new LegPath(legs[i].toString(), pendingInfos[i], pendingPaths[i]);
+            }
+            devices.add(legPaths[i]);
+            pendingPaths[i] = null;
         }
-        mirror = new MirrorBlockDevice(legs, bitmap, MirrorOptions.defaults());
+        try {
+            mirror = new MirrorBlockDevice(devices, bitmap, MirrorOptions.defaults());
+        } catch (RuntimeException e) {
+            bitmap.close();
+            answerMap(Reply.error("map of mirrored device " + entry.spec.deviceId() + " failed: " + e.getMessage()));
+            return closeNow();
+        }
         ActorRef<DeviceActor.Command> self = getContext().getSelf();
         mirror.addListener(new MirrorListener() {
             @Override
@@ -308,8 +474,8 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         });
         entry.mirror = mirror;
         // A bitmap reopened after a client restart starts the legs that were out FAILED: they are up, return them.
-        for (int i = 0; i < legPaths.length; i++) {
-            if (mirror.legState(i) == LegState.FAILED) {
+        for (int i = 0; i < POSITIONS; i++) {
+            if (legs[i] != null && mirror.legState(i) == LegState.FAILED) {
                 returnLeg(i);
             }
         }
@@ -318,13 +484,217 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         entry.device.connect(mirror, mirror.info());
         export();
         updateState();
+        List<MapSpec.Leg> mapped = currentLegs();
         getContext().getLog().info("device {} mapped: mirror of {} ({} bytes, {}) over {}", entry.spec.deviceId(),
-                legSpecs, size, entry.spec.mode().wireName(), entry.transport);
-        answerMap(Reply.ok("mapped " + entry.spec.deviceId() + " → mirror of " + legSpecs + " ("
+                mapped, size, entry.spec.mode().wireName(), entry.transport);
+        answerMap(Reply.ok("mapped " + entry.spec.deviceId() + " → mirror of " + mapped + " ("
                 + entry.spec.mode().wireName() + ", " + size + " bytes, " + entry.transport + ")"
                 + (entry.exportedAs.isEmpty() ? "" : " exported at " + entry.exportedAs)));
         return this;
     }
+
+    private List<MapSpec.Leg> currentLegs() {
+        List<MapSpec.Leg> out = new ArrayList<>();
+        for (MapSpec.Leg l : legs) {
+            if (l != null) {
+                out.add(l);
+            }
+        }
+        return out;
+    }
+
+    // ------------------------------------------------------------------------------------------ legs at run time
+
+    private Behavior<DeviceActor.Command> onAddLeg(AddLeg add) {
+        String refused = null;
+        int free = -1;
+        for (int i = POSITIONS - 1; i >= 0; i--) {
+            if (legs[i] == null) {
+                free = i;
+            }
+        }
+        if (closing) {
+            refused = "device " + entry.spec.deviceId() + " is being unmapped";
+        } else if (mirror == null) {
+            refused = "device " + entry.spec.deviceId() + " is still mapping; add the leg once it is ready";
+        } else if (pendingAdd != null) {
+            refused = "leg " + pendingAdd.leg() + " is still being added to " + entry.spec.deviceId()
+                    + "; add one leg at a time";
+        } else if (free < 0) {
+            refused = "device " + entry.spec.deviceId() + " already has " + POSITIONS + " legs, the most a mirror"
+                    + " can have; remove one first";
+        } else if (currentLegs().stream().anyMatch(l -> l.storageNode().equals(add.leg().storageNode()))) {
+            refused = "device " + entry.spec.deviceId() + " already has a leg on storage node "
+                    + add.leg().storageNode() + "; mirror legs must be on different storage nodes";
+        } else if (!anyServingLeg()) {
+            refused = "device " + entry.spec.deviceId() + " has no connected in-sync leg to copy from";
+        } else if (mirror.legState(free) != LegState.EMPTY) {
+            refused = "mirror position " + free + " is not free (" + mirror.legState(free) + ")";
+        }
+        if (refused != null) {
+            add.replyTo().tell(Reply.error(refused));
+            return this;
+        }
+        spawnSession(free, add.leg(), "session-" + URLEncoder.encode(add.leg().storageNode(), StandardCharsets.UTF_8)
+                + "-" + (++sessionSeq));
+        pendingAdd = new PendingAdd(free, legGeneration[free], add.leg(), add.replyTo());
+        timers.startSingleTimer("add-deadline", new AddDeadline(legGeneration[free]), settings.mapTimeout());
+        getContext().getLog().info("device {}: adding leg {} ({}), waiting for it to open", entry.spec.deviceId(),
+                free, add.leg());
+        return this;
+    }
+
+    /** The leg being added has opened: check it, hand it to the mirror (full sync in the background), answer. */
+    private Behavior<DeviceActor.Command> onAddedLegUp(DeviceActor.PathUp up) {
+        PendingAdd add = pendingAdd;
+        int p = add.position();
+        long size = mirror.info().size();
+        if (closing) {
+            return abortAdd("device " + entry.spec.deviceId() + " is being unmapped");
+        }
+        if (up.info().size() != size) {
+            return abortAdd("leg " + add.leg() + " has " + up.info().size() + " bytes, the mirror "
+                    + entry.spec.deviceId() + " has " + size + "; a new leg must be the same size");
+        }
+        if (!anyServingLeg()) {
+            return abortAdd("device " + entry.spec.deviceId() + " has no connected in-sync leg to copy from");
+        }
+        LegPath path = new LegPath(add.leg().toString(), up.info(), up.path());
+        int at;
+        try {
+            at = mirror.addLeg(path);
+        } catch (RuntimeException e) {
+            return abortAdd("the mirror refused leg " + add.leg() + ": " + e.getMessage());
+        }
+        if (at != p) {
+            // The mirror takes its lowest empty position, which is this actor's lowest free one; never differs.
+            mirror.removeLeg(at);
+            return abortAdd("the mirror put leg " + add.leg() + " at position " + at + ", expected " + p);
+        }
+        legs[p] = add.leg();
+        legPaths[p] = path;
+        pendingAdd = null;
+        timers.cancel("add-deadline");
+        publishLegs();
+        try {
+            // After addLeg: the bitmap already says "full sync" for this position when the file first names it.
+            legFile.write(legs);
+        } catch (IOException e) {
+            entry.lastError = "leg " + p + " added, but " + legFile.path() + " could not be written (" + e.getMessage()
+                    + "): after a client restart map it again to full-sync it";
+            getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), entry.lastError);
+        }
+        getContext().getLog().info("device {}: leg {} ({}) added; full sync of {} bytes in the background",
+                entry.spec.deviceId(), p, add.leg(), size);
+        add.replyTo().tell(Reply.ok("added leg " + p + " (" + add.leg() + ") to " + entry.spec.deviceId()
+                + "; copying all " + size + " bytes to it in the background, it serves no reads until in sync"));
+        return updateState();
+    }
+
+    private Behavior<DeviceActor.Command> onAddDeadline(AddDeadline deadline) {
+        if (pendingAdd != null && pendingAdd.generation() == deadline.generation()) {
+            NodeState.DeviceEntry view = legEntries[pendingAdd.position()];
+            return abortAdd("leg " + pendingAdd.leg() + " did not open within " + settings.mapTimeout().toMillis()
+                    + " ms" + (view == null || view.lastError.isEmpty() ? "" : " (" + view.lastError + ")"));
+        }
+        return this;
+    }
+
+    private Behavior<DeviceActor.Command> abortAdd(String reason) {
+        PendingAdd add = pendingAdd;
+        pendingAdd = null;
+        timers.cancel("add-deadline");
+        int p = add.position();
+        sessions[p].tell(new SessionActor.Close());
+        sessions[p] = null;
+        legEntries[p] = null;
+        legGeneration[p]++; // its remaining events are ignored
+        getContext().getLog().warn("device {}: adding leg {} failed: {}", entry.spec.deviceId(), add.leg(), reason);
+        add.replyTo().tell(Reply.error(reason));
+        return this;
+    }
+
+    private Behavior<DeviceActor.Command> onRemoveLeg(RemoveLeg remove) {
+        int i = remove.index();
+        String id = entry.spec.deviceId();
+        if (i < 0 || i >= POSITIONS || (legs[i] == null && (pendingAdd == null || pendingAdd.position() != i))) {
+            remove.replyTo().tell(Reply.error("no leg " + i + " on device " + id + " (legs: " + describeLegs() + ")"));
+            return this;
+        }
+        if (closing || mirror == null) {
+            remove.replyTo().tell(Reply.error("device " + id + (closing ? " is being unmapped" : " is still mapping")));
+            return this;
+        }
+        if (legs[i] == null) {
+            remove.replyTo().tell(Reply.error("leg " + i + " of " + id + " is still being added; try again once it"
+                    + " has opened"));
+            return this;
+        }
+        if (mirror.legState(i) == LegState.IN_SYNC && !otherInSync(i)) {
+            remove.replyTo().tell(Reply.error("leg " + i + " (" + legs[i] + ") is the last in-sync leg of " + id
+                    + "; removing it would lose the device's data (add or resync another leg first)"));
+            return this;
+        }
+        MapSpec.Leg removed = legs[i];
+        legs[i] = null;
+        try {
+            // Before the mirror forgets the position: a crash in between must not leave the file naming a leg
+            // whose bitmap masks are gone (a later map would resync it partially instead of fully).
+            legFile.write(legs);
+            mirror.removeLeg(i);
+        } catch (IOException | RuntimeException e) {
+            legs[i] = removed;
+            try {
+                legFile.write(legs);
+            } catch (IOException again) {
+                // The file lacks a leg that is still there: a later map full-syncs it. Safe, only slower.
+            }
+            remove.replyTo().tell(Reply.error("leg " + i + " (" + removed + ") of " + id + " not removed: "
+                    + e.getMessage()));
+            return this;
+        }
+        legPaths[i] = null;
+        sessions[i].tell(new SessionActor.Close());
+        sessions[i] = null;
+        legEntries[i] = null;
+        legGeneration[i]++;
+        publishLegs();
+        getContext().getLog().info("device {}: leg {} ({}) removed", id, i, removed);
+        remove.replyTo().tell(Reply.ok("removed leg " + i + " (" + removed + ") from " + id + "; its session is"
+                + " closed, the other legs keep their indexes (" + describeLegs() + ")"));
+        return updateState();
+    }
+
+    private boolean otherInSync(int leg) {
+        for (int j = 0; j < POSITIONS; j++) {
+            if (j != leg && legs[j] != null && mirror.legState(j) == LegState.IN_SYNC) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private boolean anyServingLeg() {
+        for (int j = 0; j < POSITIONS; j++) {
+            if (legs[j] != null && legPaths[j] != null && legPaths[j].connected()
+                    && mirror.legState(j) == LegState.IN_SYNC) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private String describeLegs() {
+        StringBuilder b = new StringBuilder();
+        for (int j = 0; j < POSITIONS; j++) {
+            if (legs[j] != null) {
+                b.append(b.length() == 0 ? "" : ", ").append(j).append(" = ").append(legs[j]);
+            }
+        }
+        return b.length() == 0 ? "none" : b.toString();
+    }
+
+    // ------------------------------------------------------------------------------------------ state
 
     private Behavior<DeviceActor.Command> onPathDown(int leg, String reason) {
         if (mirror == null) {
@@ -332,7 +702,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             return this;
         }
         legPaths[leg].disconnect();
-        entry.lastError = "leg " + leg + " (" + legSpecs.get(leg) + "): " + reason;
+        entry.lastError = "leg " + leg + " (" + legs[leg] + "): " + reason;
         getContext().getLog().warn("device {}: leg {} lost its path: {}", entry.spec.deviceId(), leg, reason);
         return updateState();
     }
@@ -347,7 +717,10 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         }
         boolean anyServing = false;
         boolean allInSync = true;
-        for (int i = 0; i < legPaths.length; i++) {
+        for (int i = 0; i < POSITIONS; i++) {
+            if (legs[i] == null) {
+                continue;
+            }
             LegState s = mirror.legState(i);
             boolean connected = legPaths[i].connected();
             anyServing |= connected && s == LegState.IN_SYNC;
@@ -371,7 +744,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
 
     private void export() {
         try {
-            entry.exportedAs = exporter.export(entry.spec.deviceId(), "mirror of " + legSpecs + " ("
+            entry.exportedAs = exporter.export(entry.spec.deviceId(), "mirror of " + currentLegs() + " ("
                     + entry.spec.mode().wireName() + ")", entry.device);
             entry.exportError = "";
         } catch (Exception e) {
@@ -393,9 +766,9 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             return this;
         }
         StringBuilder missing = new StringBuilder();
-        for (int i = 0; i < legSpecs.size(); i++) {
-            if (pendingPaths[i] == null) {
-                missing.append(missing.length() == 0 ? "" : ", ").append(legSpecs.get(i));
+        for (int i = 0; i < POSITIONS; i++) {
+            if (legs[i] != null && pendingPaths[i] == null) {
+                missing.append(missing.length() == 0 ? "" : ", ").append(legs[i]);
             }
         }
         answerMap(Reply.error("map of mirrored device " + entry.spec.deviceId() + " timed out after "
@@ -452,8 +825,13 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         entry.device.forceClose();
         closeMirror();
         entry.state(DeviceState.CLOSED);
-        sessions.forEach(s -> s.tell(new SessionActor.Close()));
-        return this;
+        if (pendingAdd != null) {
+            pendingAdd.replyTo().tell(Reply.error("device " + entry.spec.deviceId() + " was unmapped before leg "
+                    + pendingAdd.leg() + " could be added"));
+            pendingAdd = null;
+        }
+        liveSessions.forEach(s -> s.tell(new SessionActor.Close()));
+        return liveSessions.isEmpty() ? Behaviors.stopped() : this;
     }
 
     /** Closing the mirror persists the bitmap (the legs are {@link LegPath}s: their channels stay the sessions'). */

@@ -40,6 +40,12 @@ public interface DeviceMXBean {
     /** Drops the path and opens it again. */
     String remap();
 
+    /** Mirrored devices: adds a leg ({@code storage} node, {@code path} there); full sync in the background. */
+    String addLeg(String storage, String path);
+
+    /** Mirrored devices: removes the leg at {@code index} (refused for the last in-sync leg). */
+    String removeLeg(int index);
+
     /** Reads the first block through the device; returns status and latency (waits up to the io-timeout). */
     String probe();
 }

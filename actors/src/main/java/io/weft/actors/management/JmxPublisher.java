@@ -211,7 +211,10 @@ public final class JmxPublisher implements AutoCloseable {
         @Override public double getWriteLatencyP99Micros() { return io().writeP99Micros(); }
         @Override public String getSessionState() { return entry.sessionState; }
         @Override public long getLastHeartbeatAgoMillis() { return entry.sessionStatus().lastHeartbeatAgoMillis(); }
-        @Override public int getLegCount() { return entry.spec.legs().size(); }
+        @Override public int getLegCount() {
+            var positions = entry.legPositions.isEmpty() ? entry.spec.legs() : entry.legPositions;
+            return (int) positions.stream().filter(java.util.Objects::nonNull).count();
+        }
         @Override public boolean isDegraded() {
             var m = entry.mirrorStatus();
             return m != null && m.degraded();
@@ -222,6 +225,14 @@ public final class JmxPublisher implements AutoCloseable {
         }
         @Override public String unmap(boolean force) { return await(rt, rt.unmap(entry.spec.deviceId(), force)); }
         @Override public String remap() { return await(rt, rt.remap(entry.spec.deviceId())); }
+        @Override public String addLeg(String storage, String path) {
+            try {
+                return await(rt, rt.addLeg(entry.spec.deviceId(), new io.weft.actors.MapSpec.Leg(storage, path)));
+            } catch (IllegalArgumentException e) {
+                return "error: " + e.getMessage();
+            }
+        }
+        @Override public String removeLeg(int index) { return await(rt, rt.removeLeg(entry.spec.deviceId(), index)); }
         @Override public String probe() {
             try {
                 var r = rt.probe(entry.spec.deviceId()).toCompletableFuture().get(

@@ -74,6 +74,13 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                                     }
                                     return json(StatusCodes.OK, r.get());
                                 })))),
+                        // Mirror legs (docs/http-api.md "Mirror legs"): add one, remove one by index.
+                        path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("legs"), id ->
+                                post(() -> mutating(rt, body -> legReply(rt.addLeg(id,
+                                        new MapSpec.Leg(text(body, "storage"), text(body, "path"))))))),
+                        path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("legs")
+                                .slash(PathMatchers.segment()).slash("remove"), (id, index) ->
+                                post(() -> mutating(rt, body -> legReply(rt.removeLeg(id, legIndex(index)))))),
                         path("sessions", () -> get(() -> json(StatusCodes.OK, rt.state().devices().stream()
                                 .map(NodeState.DeviceEntry::sessionStatus).toList()))),
                         path("backends", () -> get(() -> json(StatusCodes.OK, rt.state().backends().stream()
@@ -161,6 +168,34 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
             StatusCode code = r.message().startsWith("no device") ? StatusCodes.NOT_FOUND : StatusCodes.CONFLICT;
             return json(code, r);
         });
+    }
+
+    /** Like {@link #reply}, with "no leg N" also a 404. */
+    private Route legReply(CompletionStage<Reply> stage) {
+        return onComplete(stage, result -> {
+            if (result.isFailure()) {
+                return error(StatusCodes.GATEWAY_TIMEOUT, "no answer in time: " + result.failed().get().getMessage());
+            }
+            Reply r = result.get();
+            if (r.ok()) {
+                return json(StatusCodes.OK, r);
+            }
+            boolean missing = r.message().startsWith("no device") || r.message().startsWith("no leg");
+            return json(missing ? StatusCodes.NOT_FOUND : StatusCodes.CONFLICT, r);
+        });
+    }
+
+    static int legIndex(String segment) {
+        try {
+            int index = Integer.parseInt(segment);
+            if (index >= 0) {
+                return index;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException("leg index must be a number >= 0 (see legs[].index of the device): "
+                + segment);
     }
 
     private Route json(StatusCode code, Object value) {
