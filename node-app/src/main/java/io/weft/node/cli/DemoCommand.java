@@ -216,7 +216,7 @@ public final class DemoCommand implements Callable<Integer> {
         var legs = body.putArray("legs");
         legs.addObject().put("storage", "a").put("path", VOLUME);
         legs.addObject().put("storage", "b").put("path", VOLUME);
-        out.println(retryWhileNotFound(() -> client.post("/weft/devices", body).path("message").asText()));
+        retryWhileNotFound(() -> client.post("/weft/devices", body).path("message").asText());
         JsonNode device = client.get("/weft/devices/" + DEVICE);
         String tcp = device.path("export").asText("nbd://127.0.0.1:" + c.nbdPort() + "/" + DEVICE);
         String unix = "nbd+unix:///" + DEVICE + "?socket=" + c.socket();
