@@ -103,6 +103,10 @@ public final class NodeState {
          * so this, not {@code spec.legs()}, is the device's current leg set; empty until the device actor sets it).
          */
         public volatile List<MapSpec.Leg> legPositions = List.of();
+        // Set by the SessionActor serving this entry (a device's, or one mirror leg's): how a drill reaches it to cut
+        // its transport, and how many transport paths its current channel has (0 while it has none).
+        public volatile org.apache.pekko.actor.typed.ActorRef<io.weft.actors.client.SessionActor.Command> session;
+        public volatile int transportPaths;
 
         public DeviceEntry(NodeState nodeState, MapSpec spec, QueueingBlockDevice device) {
             this.nodeState = nodeState;

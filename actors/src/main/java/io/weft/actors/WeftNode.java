@@ -2,6 +2,7 @@ package io.weft.actors;
 
 import io.weft.actors.client.ClientService;
 import io.weft.actors.client.DeviceExporter;
+import io.weft.actors.drill.DrillService;
 import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.Transports;
 import java.util.Optional;
@@ -16,7 +17,8 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.cluster.typed.Cluster;
 
 /**
- * The guardian of a Weft node: starts {@link StorageService} and/or {@link ClientService} for the node's roles.
+ * The guardian of a Weft node: starts {@link StorageService} and/or {@link ClientService} for the node's roles, and
+ * with the client role a {@link DrillService}.
  *
  * <p>Supervision: both services are restarted on failure without stopping their children (their state is their
  * children plus {@link NodeState}), so a bug in a service never unmaps a device or closes a backend. If the guardian
@@ -30,9 +32,10 @@ public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
     public record GetServices(ActorRef<Services> replyTo) implements Command {
     }
 
-    /** The running services; empty for a role the node does not have. */
+    /** The running services; empty for a role the node does not have ({@code drills} runs with the client role). */
     public record Services(String nodeName, Optional<ActorRef<StorageService.Command>> storage,
-                           Optional<ActorRef<ClientService.Command>> client) {
+                           Optional<ActorRef<ClientService.Command>> client,
+                           Optional<ActorRef<DrillService.Command>> drills) {
     }
 
     public static Behavior<Command> create(WeftSettings settings, NodeState nodeState, Transports transports,
@@ -55,6 +58,7 @@ public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
         SupervisorStrategy keepChildren = SupervisorStrategy.restart().withStopChildren(false);
         Optional<ActorRef<StorageService.Command>> storage = Optional.empty();
         Optional<ActorRef<ClientService.Command>> client = Optional.empty();
+        Optional<ActorRef<DrillService.Command>> drills = Optional.empty();
         if (settings.isStorage()) {
             storage = Optional.of(ctx.spawn(Behaviors.supervise(StorageService.create(settings, nodeState, transports))
                     .onFailure(keepChildren), "storage"));
@@ -62,8 +66,11 @@ public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
         if (settings.isClient()) {
             client = Optional.of(ctx.spawn(Behaviors.supervise(ClientService.create(settings, nodeState, transports,
                     exporter)).onFailure(keepChildren), "client"));
+            // Resumed, not restarted: its state is the drills it runs (threads, faults on other nodes).
+            drills = Optional.of(ctx.spawn(Behaviors.supervise(DrillService.create(settings, nodeState))
+                    .onFailure(SupervisorStrategy.resume()), "drills"));
         }
-        this.services = new Services(name, storage, client);
+        this.services = new Services(name, storage, client, drills);
         ctx.getLog().info("weft node '{}' started with roles {}", name, settings.roles());
     }
 

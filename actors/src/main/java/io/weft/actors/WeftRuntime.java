@@ -290,6 +290,40 @@ public final class WeftRuntime implements AutoCloseable {
         });
     }
 
+    // ------------------------------------------------------------------ drills (issue 6, docs/drills.md)
+
+    /** Starts a drill on this (client) node: answers once it runs, or why it cannot. */
+    public CompletionStage<io.weft.actors.drill.DrillService.StartReply> startDrill(
+            io.weft.actors.drill.DrillRequest request) {
+        if (services.drills().isEmpty()) {
+            return CompletableFuture.completedFuture(new io.weft.actors.drill.DrillService.Refused(404,
+                    "node " + nodeName() + " has no client role, so no device " + request.device()));
+        }
+        // Kill and freeze ask the target which process it is first: two asks.
+        return AskPattern.ask(services.drills().get(),
+                replyTo -> new io.weft.actors.drill.DrillService.Start(request, replyTo),
+                settings.askTimeout().multipliedBy(3), system.scheduler());
+    }
+
+    /** The last drills run on this node, oldest first (empty without the client role). */
+    public CompletionStage<List<io.weft.actors.drill.DrillStatus>> drills() {
+        if (services.drills().isEmpty()) {
+            return CompletableFuture.completedFuture(List.of());
+        }
+        return AskPattern.ask(services.drills().get(), io.weft.actors.drill.DrillService.ListDrills::new,
+                settings.askTimeout(), system.scheduler());
+    }
+
+    /** One drill's status, if this node ran it recently. */
+    public CompletionStage<Optional<io.weft.actors.drill.DrillStatus>> drill(String id) {
+        if (services.drills().isEmpty()) {
+            return CompletableFuture.completedFuture(Optional.empty());
+        }
+        return AskPattern.ask(services.drills().get(),
+                replyTo -> new io.weft.actors.drill.DrillService.GetDrill(id, replyTo),
+                settings.askTimeout(), system.scheduler());
+    }
+
     /** Waits until this node is an Up member of the cluster; false if it is not within {@code timeout}. */
     public boolean awaitUp(Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();

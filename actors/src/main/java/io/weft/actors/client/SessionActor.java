@@ -2,6 +2,7 @@ package io.weft.actors.client;
 
 import io.weft.actors.ChannelActor;
 import io.weft.actors.NodeState;
+import io.weft.actors.Reply;
 import io.weft.actors.WeftSerializable;
 import io.weft.actors.WeftSettings;
 import io.weft.actors.storage.BackendActor;
@@ -58,6 +59,20 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     public record Close() implements Command {
     }
 
+    /**
+     * Drill: cut this session's transport for at most {@code holdFor}. {@code path} null cuts the whole session: the
+     * channel is closed, the device told its path is down, and the session opens again only when the cut ends.
+     * {@code path} i takes down only that transport path of a multipath channel (the others carry the IO). Refused
+     * (error reply) while another cut runs, without a connected channel for a single-path cut, or when the channel
+     * has one path.
+     */
+    public record Cut(Duration holdFor, Integer path, ActorRef<Reply> replyTo) implements Command {
+    }
+
+    /** Drill: end the current cut now (no-op without one); the session reconnects. */
+    public record EndCut(ActorRef<Reply> replyTo) implements Command {
+    }
+
     private record Listing(Set<ActorRef<StorageService.Command>> storage) implements Command {
     }
 
@@ -75,6 +90,9 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     }
 
     private record Retry() implements Command {
+    }
+
+    private record CutExpired(long cut) implements Command {
     }
 
     private enum Phase { SEARCHING, OPENING, CONNECTING, CONNECTED, BACKOFF }
@@ -107,6 +125,13 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     private int missed;
     /** The connected channel's own geometry (its per-request limit), or null. */
     private DeviceInfo channelInfo;
+    /** The connected channel, or null. */
+    private ClientChannel connectedChannel;
+    // A drill's cut: active while cutActive; cutPath null = the whole session, else the path cut on cutChannel.
+    private boolean cutActive;
+    private long cutSeq;
+    private Integer cutPath;
+    private ClientChannel cutChannel;
 
     private SessionActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, NodeState.DeviceEntry entry,
                          String clientNode, Transport transport, WeftSettings settings,
@@ -124,6 +149,7 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
         ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class,
                 l -> new Listing(l.getServiceInstances(key)));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(key, listings));
+        entry.session = ctx.getSelf();
         phase(Phase.SEARCHING);
     }
 
@@ -138,7 +164,20 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
                 .onMessage(InfoChanged.class, this::onInfoChanged)
                 .onMessage(MappingRevoked.class, this::onRevoked)
                 .onMessage(Reconnect.class, r -> pathLost("remap requested", Duration.ZERO))
-                .onMessage(Retry.class, r -> tryOpen())
+                // While a drill holds the session cut, only the end of the cut opens it again.
+                .onMessage(Retry.class, r -> cutActive && cutPath == null ? this : tryOpen())
+                .onMessage(Cut.class, this::onCut)
+                .onMessage(EndCut.class, e -> {
+                    endCut();
+                    e.replyTo().tell(Reply.ok("cut ended"));
+                    return this;
+                })
+                .onMessage(CutExpired.class, e -> {
+                    if (e.cut() == cutSeq) {
+                        endCut();
+                    }
+                    return this;
+                })
                 .onMessage(Close.class, this::onClose)
                 .build();
     }
@@ -219,12 +258,16 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
             phase(Phase.CONNECTED);
             backoff = settings.reconnectMinBackoff();
             ClientChannel connected = (ClientChannel) up.channel();
+            connectedChannel = connected;
+            entry.transportPaths = connected.pathCount();
             String carriedBy = connected.transportName() != null ? connected.transportName() : transport.name();
             channelInfo = connected.device().info();
             device.tell(new DeviceActor.PathUp(TransportGeometry.narrow(opened.info(), channelInfo),
                     connected.device(), opened.mappingId(), carriedBy));
         } else if (event instanceof ChannelActor.Down down) {
             // The channel actor opens a new agent after its backoff; meanwhile IO queues.
+            connectedChannel = null;
+            entry.transportPaths = 0;
             if (phase == Phase.CONNECTED) {
                 phase(Phase.CONNECTING);
             }
@@ -344,7 +387,76 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
         }
         opened = null;
         channelInfo = null;
+        connectedChannel = null;
+        entry.transportPaths = 0;
         entry.mappingId = "";
+    }
+
+    private Behavior<Command> onCut(Cut cut) {
+        if (cutActive) {
+            cut.replyTo().tell(Reply.error("session " + entry.spec.deviceId() + " → " + entry.spec.storageNode()
+                    + " is already cut"));
+            return this;
+        }
+        Integer path = cut.path();
+        if (path != null) {
+            ClientChannel ch = connectedChannel;
+            int paths = ch == null ? 0 : ch.pathCount();
+            if (ch == null) {
+                cut.replyTo().tell(Reply.error("session " + entry.spec.deviceId() + " → " + entry.spec.storageNode()
+                        + " has no connected channel to cut a path of"));
+                return this;
+            }
+            if (paths <= 1 || path < 0 || path >= paths) {
+                cut.replyTo().tell(Reply.error("session " + entry.spec.deviceId() + " → " + entry.spec.storageNode()
+                        + " has " + paths + " transport path(s); path " + path + " cannot be cut alone"));
+                return this;
+            }
+            ch.disconnectPath(path);
+            cutChannel = ch;
+        }
+        cutActive = true;
+        cutPath = path;
+        long seq = ++cutSeq;
+        timers.startSingleTimer("cut", new CutExpired(seq), cut.holdFor());
+        String what = path == null ? "transport" : "transport path " + path;
+        getContext().getLog().info("session {} → {}: drill cuts its {} for up to {} ms", entry.spec.deviceId(),
+                entry.spec.storageNode(), what, cut.holdFor().toMillis());
+        if (path == null) {
+            pathLost("drill: " + what + " cut", cut.holdFor());
+        }
+        cut.replyTo().tell(Reply.ok("cut " + what + " of " + entry.spec.deviceId() + " → "
+                + entry.spec.storageNode()));
+        return this;
+    }
+
+    /** Ends a drill's cut: a cut path is reconnected, a cut session opens again at once. */
+    private void endCut() {
+        if (!cutActive) {
+            return;
+        }
+        cutActive = false;
+        timers.cancel("cut");
+        Integer path = cutPath;
+        ClientChannel ch = cutChannel;
+        cutPath = null;
+        cutChannel = null;
+        getContext().getLog().info("session {} → {}: drill cut ends", entry.spec.deviceId(),
+                entry.spec.storageNode());
+        if (path != null) {
+            // A channel replaced meanwhile has all its paths; the old one is closed with its cut path.
+            if (ch != null && ch == connectedChannel) {
+                try {
+                    ch.reconnectPath(path);
+                } catch (RuntimeException e) {
+                    getContext().getLog().warn("session {}: reconnecting path {} failed: {}", entry.spec.deviceId(),
+                            path, e.toString());
+                }
+            }
+        } else if (phase == Phase.BACKOFF || phase == Phase.SEARCHING) {
+            timers.cancel("retry");
+            tryOpen();
+        }
     }
 
     private void phase(Phase p) {

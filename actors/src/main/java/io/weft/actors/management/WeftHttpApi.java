@@ -94,6 +94,16 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                                         text(body, "path"), bytes(body, "size", 0))))))),
                         path("storage-nodes", () -> get(() -> onSuccess(rt.storageNodes(),
                                 nodes -> json(StatusCodes.OK, nodes)))),
+                        // ---- drills (issue 6, docs/drills.md)
+                        path("drills", () -> concat(
+                                get(() -> onSuccess(rt.drills(), list -> json(StatusCodes.OK, list))),
+                                post(() -> mutating(rt, body -> startDrill(rt, body))))),
+                        path(PathMatchers.segment("drills").slash(PathMatchers.segment()), id ->
+                                get(() -> onSuccess(rt.drill(id), found -> found
+                                        .map(st -> json(StatusCodes.OK, st))
+                                        .orElseGet(() -> drillError(StatusCodes.NOT_FOUND, "no drill " + id
+                                                + " on node " + rt.nodeName()))))),
+                        // ---- end drills
                         path("transports", () -> get(() -> json(StatusCodes.OK, Map.of("enabled", rt.transports(),
                                 "default", rt.settings().defaultTransport()))))))));
     }
@@ -198,6 +208,44 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                 + segment);
     }
 
+    // ---- drills (issue 6)
+
+    private Route startDrill(WeftRuntime rt, JsonNode body) {
+        io.weft.actors.drill.DrillRequest request;
+        try {
+            request = io.weft.actors.drill.DrillRequest.fromJson(body);
+        } catch (IllegalArgumentException e) {
+            return drillError(StatusCodes.BAD_REQUEST, e.getMessage());
+        }
+        return onComplete(rt.startDrill(request), result -> {
+            if (result.isFailure()) {
+                return drillError(StatusCodes.GATEWAY_TIMEOUT, "no answer in time: "
+                        + result.failed().get().getMessage());
+            }
+            if (result.get() instanceof io.weft.actors.drill.DrillService.Refused refused) {
+                return drillError(StatusCodes.get(refused.httpStatus()), refused.message());
+            }
+            io.weft.actors.drill.DrillStatus st = ((io.weft.actors.drill.DrillService.Started) result.get()).status();
+            Map<String, Object> accepted = new LinkedHashMap<>();
+            accepted.put("id", st.id());
+            accepted.put("device", st.device());
+            accepted.put("fault", st.fault());
+            accepted.put("target", st.target());
+            accepted.put("phase", st.phase());
+            return json(StatusCodes.ACCEPTED, accepted);
+        });
+    }
+
+    /** The drill routes' error shape: {@code {"error": "..."}} (plus "message", as the other routes say it). */
+    private Route drillError(StatusCode code, String message) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("error", message);
+        out.put("message", message);
+        return json(code, out);
+    }
+
+    // ---- end drills
+
     private Route json(StatusCode code, Object value) {
         try {
             return complete(HttpResponse.create().withStatus(code)
@@ -224,6 +272,8 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                 "reachable", String.valueOf(!cluster.state().getUnreachable().contains(m)))));
         out.put("members", members);
         out.put("transports", rt.transports());
+        out.put("pid", ProcessHandle.current().pid());
+        out.put("dataDir", rt.settings().dataDir().toAbsolutePath().toString());
         return out;
     }
 

@@ -92,6 +92,19 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
     public record BackendList(String node, List<NodeState.BackendStatus> backends) implements WeftSerializable {
     }
 
+    /** Drills: which process serves this storage node, so a client on the same host can signal it. */
+    public record DescribeProcess(ActorRef<ProcessInfo> replyTo) implements Command, WeftSerializable {
+    }
+
+    /**
+     * @param node   this node's name
+     * @param pid    the node's JVM process id
+     * @param bootId the kernel's boot id ({@code /proc/sys/kernel/random/boot_id}), "" when unreadable: two nodes
+     *               with the same non-empty boot id run on the same host
+     */
+    public record ProcessInfo(String node, long pid, String bootId) implements WeftSerializable {
+    }
+
     private record NodeRemoved(Address address) implements Command {
     }
 
@@ -127,6 +140,11 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
                 .onMessage(Resize.class, this::onResize)
                 .onMessage(ListBackends.class, this::onList)
                 .onMessage(NodeRemoved.class, this::onNodeRemoved)
+                .onMessage(DescribeProcess.class, d -> {
+                    d.replyTo().tell(new ProcessInfo(settings.nodeName(), ProcessHandle.current().pid(),
+                            io.weft.actors.drill.ProcFs.bootId()));
+                    return this;
+                })
                 .build();
     }
 

@@ -17,4 +17,24 @@ public interface ClientChannel extends DataChannel {
     default String transportName() {
         return null;
     }
+
+    /** How many transport paths carry this channel (an RDMA session has one per storage listen address). */
+    default int pathCount() {
+        return 1;
+    }
+
+    /**
+     * Takes one path down until {@link #reconnectPath}; its requests move to the other paths (drills). Only for a
+     * channel with more than one path.
+     *
+     * @param index 0-based, below {@link #pathCount()}
+     */
+    default void disconnectPath(int index) {
+        throw new UnsupportedOperationException("this channel has a single transport path");
+    }
+
+    /** Brings a path taken down by {@link #disconnectPath} back. */
+    default void reconnectPath(int index) {
+        throw new UnsupportedOperationException("this channel has a single transport path");
+    }
 }

@@ -171,11 +171,36 @@ public final class RdmaTransport implements Transport, AutoCloseable {
             }
 
             @Override
+            public int pathCount() {
+                return session.paths().size();
+            }
+
+            @Override
+            public void disconnectPath(int index) {
+                session.disconnectPath(pathId(session, index));
+            }
+
+            @Override
+            public void reconnectPath(int index) {
+                session.reconnectPath(pathId(session, index));
+            }
+
+            @Override
             public void close() {
                 watcher.unwatch(key);
                 session.close();
             }
         };
+    }
+
+    /** The session's id of the path at {@code index} in its path list (the order of {@code rdma.addresses}). */
+    private static int pathId(RdmaSession session, int index) {
+        List<PathStatus> paths = session.paths();
+        if (index < 0 || index >= paths.size()) {
+            throw new IllegalArgumentException("path " + index + " out of range: the session has " + paths.size()
+                    + " path(s)");
+        }
+        return paths.get(index).id();
     }
 
     private static String noConnectedPath(RdmaSession session) {

@@ -59,6 +59,32 @@ public final class Drill {
     private final List<String> events = new CopyOnWriteArrayList<>();
     private volatile long faultNanos;
     private volatile long recoverNanos;
+    private volatile Phase phase = Phase.STARTING;
+    private volatile boolean cancelled;
+    /** Completed requests, published by the driver thread with an ordered store (no fence per IO on x86). */
+    private final AtomicLong completedRequests = new AtomicLong();
+
+    /** Where a running drill is, for a status page or progress bar on another thread. */
+    public enum Phase {
+        /** Constructed, {@link #run()} not yet called. */
+        STARTING,
+        /** Baseline workload before the fault. */
+        BEFORE,
+        /** Fault injected; workload runs through it. */
+        DURING,
+        /** {@code fault.recover()} is running. */
+        RECOVERING,
+        /** Waiting for the dropped leg to be back in sync. */
+        RESYNC,
+        /** Workload after recovery. */
+        AFTER,
+        /** Draining and reading the whole working set back. */
+        VERIFYING,
+        /** {@link #run()} returned a report. */
+        DONE,
+        /** {@link #run()} threw. */
+        FAILED
+    }
 
     /**
      * @param device  the device under test (its working set is overwritten)
@@ -88,8 +114,37 @@ public final class Drill {
         this.busy = new boolean[(int) blocks];
     }
 
+    /** The current phase; safe from any thread. */
+    public Phase phase() {
+        return phase;
+    }
+
+    /** Requests completed so far (any status); safe from any thread, lags the driver by at most a few requests. */
+    public long completedRequests() {
+        return completedRequests.get();
+    }
+
+    /**
+     * Cuts the remaining phases short (shutdown of whoever runs the drill): the phase waits end at once, so
+     * {@code fault.recover()} runs promptly and the report covers what ran. Safe from any thread.
+     */
+    public void cancel() {
+        cancelled = true;
+    }
+
     /** Runs the drill (blocking, on the caller's thread as the control thread) and returns its report. */
     public DrillReport run() throws Exception {
+        try {
+            DrillReport report = runPhases();
+            phase = Phase.DONE;
+            return report;
+        } catch (Exception | Error e) {
+            phase = Phase.FAILED;
+            throw e;
+        }
+    }
+
+    private DrillReport runPhases() throws Exception {
         MirrorListener listener = new MirrorListener() {
             @Override
             public void legDropped(int leg, String reason, long nanoTime) {
@@ -128,12 +183,14 @@ public final class Drill {
         try {
             long start = System.nanoTime();
             driver.phaseStart[0] = start;
+            phase = Phase.BEFORE;
             thread.start();
             sleepMillis(options.beforeMillis());
 
             faultNanos = System.nanoTime();
             driver.phaseStart[1] = faultNanos;
             driver.phase = 1;
+            phase = Phase.DURING;
             events.add(event(faultNanos, "fault '" + fault.name() + "' injected"));
             fault.inject();
             sleepMillis(options.duringMillis());
@@ -141,18 +198,22 @@ public final class Drill {
             recoverNanos = System.nanoTime();
             driver.phaseStart[2] = recoverNanos;
             driver.phase = 2;
+            phase = Phase.RECOVERING;
             events.add(event(recoverNanos, "recover"));
             fault.recover();
-            if (mirror != null && firstDropNanos.get() != 0) {
+            if (mirror != null && firstDropNanos.get() != 0 && fault.legReturns()) {
+                phase = Phase.RESYNC;
                 long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(options.resyncTimeoutMillis());
-                while (inSyncNanos.get() == 0 && System.nanoTime() < deadline && thread.isAlive()) {
+                while (inSyncNanos.get() == 0 && System.nanoTime() < deadline && thread.isAlive() && !cancelled) {
                     LockSupport.parkNanos(1_000_000);
                 }
             }
             long afterStart = System.nanoTime();
             driver.phaseStart[3] = afterStart;
             driver.phase = 3;
+            phase = Phase.AFTER;
             sleepMillis(options.afterMillis());
+            phase = Phase.VERIFYING;
             driver.phaseEnd = System.nanoTime();
             driver.running = false;
             thread.join(TimeUnit.SECONDS.toMillis(15));
@@ -192,12 +253,12 @@ public final class Drill {
         return nanos / 1e6;
     }
 
-    private static void sleepMillis(long millis) {
+    private void sleepMillis(long millis) {
         // Phase length, not synchronisation: the workload runs on its own thread meanwhile.
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
         long left;
-        while ((left = deadline - System.nanoTime()) > 0) {
-            LockSupport.parkNanos(left);
+        while ((left = deadline - System.nanoTime()) > 0 && !cancelled) {
+            LockSupport.parkNanos(Math.min(left, 50_000_000L));
         }
     }
 
@@ -439,6 +500,7 @@ public final class Drill {
             inFlight--;
             r.inUse = false;
             completed++;
+            completedRequests.lazySet(completed);
             int p = phase;
             long latency = r.endNanos - r.startNanos;
             phaseCount[p]++;

@@ -19,6 +19,14 @@ public interface DrillFault {
      */
     void recover() throws Exception;
 
+    /**
+     * Whether a leg dropped by this fault comes back after {@link #recover()} (so the drill waits for its resync);
+     * false e.g. for a kill without restart.
+     */
+    default boolean legReturns() {
+        return true;
+    }
+
     /** A fault with lambdas for both halves. */
     static DrillFault of(String name, Action inject, Action recover) {
         return new DrillFault() {

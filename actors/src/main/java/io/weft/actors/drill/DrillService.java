@@ -1,0 +1,460 @@
+package io.weft.actors.drill;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.weft.actors.DeviceState;
+import io.weft.actors.MapSpec;
+import io.weft.actors.NodeState;
+import io.weft.actors.WeftSettings;
+import io.weft.actors.client.SessionActor;
+import io.weft.actors.storage.StorageService;
+import io.weft.core.drill.Drill;
+import io.weft.core.drill.DrillOptions;
+import io.weft.core.drill.DrillReport;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+
+/**
+ * Runs drills on this (client) node: a verifying {@link Drill} workload over a mapped device while a
+ * {@link NodeFault} kills, freezes or cuts one of the device's storage nodes (docs/drills.md). One per node with the
+ * client role, spawned by {@code WeftNode} as {@code drills}.
+ *
+ * <p>It validates a request (the device is mapped here and idle, the target holds one of its legs, a kill or freeze
+ * target runs on this host), answers at once, and runs each drill on its own thread (the workload blocks; it never
+ * runs on a dispatcher thread). The thread tells this actor when the drill ends; meanwhile status queries read the
+ * drill's phase and request count from the {@link Drill} itself. The last {@value #KEEP} drills are kept.
+ *
+ * <p>Supervision (applied by {@code WeftNode}): resumed on failure, because its state is the drills it is running
+ * (their threads and faults) which a restart would orphan. When it stops (node shutdown) every running drill is
+ * cancelled and its fault closed, so no node is left stopped or cut off.
+ */
+public final class DrillService extends AbstractBehavior<DrillService.Command> {
+    /** Drills kept for {@code GET /weft/drills}. */
+    public static final int KEEP = 20;
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    public interface Command {
+    }
+
+    /** Starts a drill; answered with {@link Started} or {@link Refused} once it is running or cannot run. */
+    public record Start(DrillRequest request, ActorRef<StartReply> replyTo) implements Command {
+    }
+
+    public sealed interface StartReply permits Started, Refused {
+    }
+
+    public record Started(DrillStatus status) implements StartReply {
+    }
+
+    /** @param httpStatus 400 bad request, 404 no such device, 409 conflict (busy, not on this host, ...) */
+    public record Refused(int httpStatus, String message) implements StartReply {
+    }
+
+    /** Every kept drill, oldest first. */
+    public record ListDrills(ActorRef<List<DrillStatus>> replyTo) implements Command {
+    }
+
+    public record GetDrill(String id, ActorRef<Optional<DrillStatus>> replyTo) implements Command {
+    }
+
+    private record TargetFound(String id, Set<ActorRef<StorageService.Command>> refs, Throwable failure)
+            implements Command {
+    }
+
+    private record TargetDescribed(String id, StorageService.ProcessInfo info, Throwable failure)
+            implements Command {
+    }
+
+    private record Finished(String id, DrillReport report, Throwable failure) implements Command {
+    }
+
+    public static Behavior<Command> create(WeftSettings settings, NodeState nodeState) {
+        return Behaviors.setup(ctx -> new DrillService(ctx, settings, nodeState));
+    }
+
+    /** One drill, confined to this actor except the {@link Drill}'s own thread-safe getters. */
+    private static final class Run {
+        final String id;
+        final DrillRequest request;
+        final long startNanos = System.nanoTime();
+        ActorRef<StartReply> pendingReply;
+        Drill drill;
+        NodeFault fault;
+        Thread thread;
+        long endNanos;
+        String endPhase;
+        String error = "";
+        JsonNode report;
+        String reportText = "";
+
+        Run(String id, DrillRequest request) {
+            this.id = id;
+            this.request = request;
+        }
+
+        boolean ended() {
+            return endPhase != null;
+        }
+    }
+
+    private final WeftSettings settings;
+    private final NodeState nodeState;
+    private final Map<String, Run> runs = new LinkedHashMap<>();
+    private final Map<String, String> drillOnDevice = new HashMap<>();
+    private int sequence;
+
+    private DrillService(ActorContext<Command> ctx, WeftSettings settings, NodeState nodeState) {
+        super(ctx);
+        this.settings = settings;
+        this.nodeState = nodeState;
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(Start.class, this::onStart)
+                .onMessage(TargetFound.class, this::onTargetFound)
+                .onMessage(TargetDescribed.class, this::onTargetDescribed)
+                .onMessage(Finished.class, this::onFinished)
+                .onMessage(ListDrills.class, l -> {
+                    l.replyTo().tell(runs.values().stream().map(this::status).toList());
+                    return this;
+                })
+                .onMessage(GetDrill.class, g -> {
+                    g.replyTo().tell(Optional.ofNullable(runs.get(g.id())).map(this::status));
+                    return this;
+                })
+                .onSignal(PostStop.class, s -> onStopped())
+                .build();
+    }
+
+    // ------------------------------------------------------------------------------------------ start
+
+    private Behavior<Command> onStart(Start start) {
+        DrillRequest req = start.request();
+        NodeState.DeviceEntry entry = nodeState.device(req.device());
+        if (entry == null) {
+            start.replyTo().tell(new Refused(404, "no device " + req.device() + " mapped on node "
+                    + nodeState.nodeName()));
+            return this;
+        }
+        String running = drillOnDevice.get(req.device());
+        if (running != null) {
+            start.replyTo().tell(new Refused(409, running + " is already running on device " + req.device()
+                    + "; one drill at a time per device"));
+            return this;
+        }
+        List<String> storageNodes = storageNodes(entry.spec);
+        if (!storageNodes.contains(req.target())) {
+            start.replyTo().tell(new Refused(400, "'" + req.target() + "' holds no leg of device " + req.device()
+                    + "; its storage nodes are " + storageNodes));
+            return this;
+        }
+        String unfit = unfit(entry, req.options());
+        if (unfit != null) {
+            start.replyTo().tell(new Refused(unfit.startsWith("device") ? 409 : 400, unfit));
+            return this;
+        }
+        Run run = new Run("drill-" + (++sequence), req);
+        if (req.fault() == DrillRequest.Fault.CUT) {
+            List<NodeState.DeviceEntry> legs = sessionsTo(entry, req.target());
+            String refused = cutRefusal(entry, legs, req);
+            if (refused != null) {
+                start.replyTo().tell(new Refused(refused.contains("out of range") ? 400 : 409, refused));
+                return this;
+            }
+            List<ActorRef<SessionActor.Command>> sessions = legs.stream().map(l -> l.session).toList();
+            // The sessions end the cut by themselves a little after the planned during phase, should the drill die.
+            Duration hold = Duration.ofMillis(req.options().duringMillis()).plus(settings.askTimeout());
+            run.fault = new CutFault(req.target(), sessions, req.path(), hold, settings.askTimeout(),
+                    getContext().getSystem());
+            admit(run);
+            launch(run, start.replyTo());
+            return this;
+        }
+        // kill / freeze: ask the target which process it is before accepting.
+        run.pendingReply = start.replyTo();
+        admit(run);
+        getContext().ask(Receptionist.Listing.class, getContext().getSystem().receptionist(), settings.askTimeout(),
+                replyTo -> Receptionist.find(StorageService.keyFor(req.target()), replyTo),
+                (listing, failure) -> new TargetFound(run.id,
+                        listing == null ? Set.of() : listing.getServiceInstances(StorageService.keyFor(req.target())),
+                        failure));
+        return this;
+    }
+
+    private void admit(Run run) {
+        runs.put(run.id, run);
+        drillOnDevice.put(run.request.device(), run.id);
+        evict();
+    }
+
+    private static List<String> storageNodes(MapSpec spec) {
+        return spec.legs().isEmpty() ? List.of(spec.storageNode())
+                : spec.legs().stream().map(MapSpec.Leg::storageNode).distinct().toList();
+    }
+
+    /** Why the device cannot take this workload now, or null. Messages about the device's state start "device". */
+    private static String unfit(NodeState.DeviceEntry entry, DrillOptions options) {
+        String id = entry.spec.deviceId();
+        if (entry.state == DeviceState.MAPPING || entry.state == DeviceState.CLOSED) {
+            return "device " + id + " is " + entry.state.name().toLowerCase(Locale.ROOT) + "; drill a ready device";
+        }
+        if (!entry.spec.legs().isEmpty() && entry.mirror == null) {
+            return "device " + id + " has no mirror yet (its legs are still opening)";
+        }
+        var info = entry.device.info();
+        if (info.readOnly()) {
+            return "device " + id + " is read-only; a drill writes";
+        }
+        if (options.workingSetBytes() > info.size()) {
+            return "working set " + options.workingSetBytes() + " bytes exceeds the size of " + id + " ("
+                    + info.size() + " bytes)";
+        }
+        if (options.maxIoBytes() > info.maxIoSize()) {
+            return "maxIo " + options.maxIoBytes() + " exceeds what " + id + " takes per request ("
+                    + info.maxIoSize() + " bytes)";
+        }
+        return null;
+    }
+
+    /** The session views of the device's legs on {@code target} (the device's own for a single-backend device). */
+    private static List<NodeState.DeviceEntry> sessionsTo(NodeState.DeviceEntry entry, String target) {
+        if (entry.spec.legs().isEmpty()) {
+            return List.of(entry);
+        }
+        return entry.legSessions.stream().filter(l -> l.spec.storageNode().equals(target)).toList();
+    }
+
+    private static String cutRefusal(NodeState.DeviceEntry entry, List<NodeState.DeviceEntry> legs,
+                                     DrillRequest req) {
+        if (legs.isEmpty()) {
+            return "device " + req.device() + " has no session to " + req.target() + " yet";
+        }
+        for (NodeState.DeviceEntry leg : legs) {
+            if (leg.session == null) {
+                return "device " + req.device() + " has no session to " + req.target() + " yet";
+            }
+            if (req.path() != null) {
+                int paths = leg.transportPaths;
+                if (paths <= 1) {
+                    return "device " + req.device() + "'s session to " + req.target() + " has "
+                            + (paths == 0 ? "no connected transport path" : "a single transport path ("
+                            + entry.transport + ")") + "; \"path\" cuts one path of a multipath session (rdma with"
+                            + " several weft.rdma.listen addresses on the storage node): leave it out to cut the"
+                            + " whole session";
+                }
+                if (req.path() >= paths) {
+                    return "path " + req.path() + " out of range: device " + req.device() + "'s session to "
+                            + req.target() + " has paths 0.." + (paths - 1);
+                }
+            }
+        }
+        return null;
+    }
+
+    private Behavior<Command> onTargetFound(TargetFound found) {
+        Run run = runs.get(found.id());
+        if (run == null || run.pendingReply == null) {
+            return this;
+        }
+        if (found.refs().isEmpty()) {
+            return refuse(run, 409, "storage node " + run.request.target() + " is not in the cluster now"
+                    + (found.failure() == null ? "" : " (" + found.failure().getMessage() + ")")
+                    + "; a " + run.request.fault().wireName() + " drill needs it up");
+        }
+        getContext().ask(StorageService.ProcessInfo.class, found.refs().iterator().next(), settings.askTimeout(),
+                StorageService.DescribeProcess::new,
+                (info, failure) -> new TargetDescribed(run.id, info, failure));
+        return this;
+    }
+
+    private Behavior<Command> onTargetDescribed(TargetDescribed described) {
+        Run run = runs.get(described.id());
+        if (run == null || run.pendingReply == null) {
+            return this;
+        }
+        DrillRequest req = run.request;
+        StorageService.ProcessInfo info = described.info();
+        if (info == null) {
+            return refuse(run, 409, "storage node " + req.target() + " did not say which process it is: "
+                    + described.failure());
+        }
+        String localBoot = ProcFs.bootId();
+        if (localBoot.isEmpty() || !localBoot.equals(info.bootId())) {
+            return refuse(run, 409, "storage node " + req.target() + " runs on another host (boot id "
+                    + (info.bootId().isEmpty() ? "unknown" : info.bootId()) + ", here "
+                    + (localBoot.isEmpty() ? "unknown" : localBoot) + "); a " + req.fault().wireName()
+                    + " drill signals the node's process, so it needs the target on this client's host; use"
+                    + " \"fault\": \"cut\" across hosts");
+        }
+        long pid = info.pid();
+        if (pid == ProcessHandle.current().pid()) {
+            return refuse(run, 409, "storage node " + req.target() + " runs in this JVM (pid " + pid + "); a "
+                    + req.fault().wireName() + " would hit this client node too");
+        }
+        if (!ProcFs.visible(pid)) {
+            return refuse(run, 409, "storage node " + req.target() + "'s pid " + pid + " is not visible on this"
+                    + " host (another PID namespace or container?)");
+        }
+        if (req.fault() == DrillRequest.Fault.FREEZE) {
+            run.fault = ProcessFaults.freeze(req.target(), pid);
+        } else {
+            ProcFs.ProcessImage image;
+            try {
+                image = ProcFs.snapshot(pid);
+            } catch (IOException | RuntimeException e) {
+                return refuse(run, 409, "cannot read how " + req.target() + " (pid " + pid + ") was started from"
+                        + " /proc/" + pid + ": " + e + "; a kill drill needs to restart it the same way");
+            }
+            Path fallbackLog = settings.dataDir().toAbsolutePath().resolve("drill-restart-" + req.target() + ".log");
+            run.fault = ProcessFaults.kill(req.target(), image, req.restart(), fallbackLog);
+        }
+        ActorRef<StartReply> replyTo = run.pendingReply;
+        run.pendingReply = null;
+        launch(run, replyTo);
+        return this;
+    }
+
+    private Behavior<Command> refuse(Run run, int httpStatus, String message) {
+        runs.remove(run.id);
+        drillOnDevice.remove(run.request.device(), run.id);
+        ActorRef<StartReply> replyTo = run.pendingReply;
+        run.pendingReply = null;
+        if (replyTo != null) {
+            replyTo.tell(new Refused(httpStatus, message));
+        }
+        return this;
+    }
+
+    /** Builds the drill and starts its thread; answers the request. */
+    private void launch(Run run, ActorRef<StartReply> replyTo) {
+        DrillRequest req = run.request;
+        NodeState.DeviceEntry entry = nodeState.device(req.device());
+        if (entry == null) {
+            refuse(run, 404, "device " + req.device() + " was unmapped meanwhile");
+            replyTo.tell(new Refused(404, "device " + req.device() + " was unmapped meanwhile"));
+            return;
+        }
+        try {
+            run.drill = new Drill(entry.device, entry.mirror, run.fault, req.options());
+        } catch (IllegalArgumentException e) {
+            refuse(run, 400, e.getMessage());
+            replyTo.tell(new Refused(400, e.getMessage()));
+            return;
+        }
+        ActorRef<Command> self = getContext().getSelf();
+        Drill drill = run.drill;
+        NodeFault fault = run.fault;
+        String id = run.id;
+        run.thread = new Thread(() -> {
+            DrillReport report = null;
+            Throwable failure = null;
+            try {
+                report = drill.run();
+            } catch (Throwable t) {
+                failure = t;
+            } finally {
+                // However the drill ended, the target is thawed / reconnected / restarted.
+                fault.close();
+            }
+            self.tell(new Finished(id, report, failure));
+        }, "weft-drill-" + id);
+        run.thread.setDaemon(true);
+        run.thread.start();
+        getContext().getLog().info("{}: {} of {} on device {} started (seed {}, {})", id, req.fault().wireName(),
+                req.target() + (req.path() == null ? "" : " path " + req.path()), req.device(),
+                req.options().seed(), drill.describe());
+        replyTo.tell(new Started(status(run)));
+    }
+
+    // ------------------------------------------------------------------------------------------ end
+
+    private Behavior<Command> onFinished(Finished finished) {
+        Run run = runs.get(finished.id());
+        drillOnDevice.values().remove(finished.id());
+        if (run == null) {
+            return this;
+        }
+        run.endNanos = System.nanoTime();
+        if (finished.report() != null) {
+            DrillReport r = finished.report();
+            run.endPhase = "done";
+            try {
+                run.report = JSON.readTree(r.toJson());
+            } catch (IOException e) {
+                run.error = "report did not render: " + e.getMessage();
+            }
+            run.reportText = r.toText();
+            getContext().getLog().info("{} done: {}", run.id, r.intact() ? "every acknowledged write intact"
+                    : "DATA PROBLEM");
+        } else {
+            run.endPhase = "failed";
+            Throwable t = finished.failure();
+            Throwable cause = t.getCause() != null && t instanceof IllegalStateException ? t.getCause() : t;
+            run.error = String.valueOf(t.getMessage()) + (cause != t ? ": " + cause : "");
+            getContext().getLog().warn("{} failed: {}", run.id, run.error);
+        }
+        return this;
+    }
+
+    /** Drops the oldest ended drills beyond {@link #KEEP}. */
+    private void evict() {
+        Iterator<Run> it = runs.values().iterator();
+        int excess = runs.size() - KEEP;
+        while (excess > 0 && it.hasNext()) {
+            Run r = it.next();
+            if (r.ended()) {
+                it.remove();
+                excess--;
+            }
+        }
+    }
+
+    private DrillStatus status(Run run) {
+        DrillRequest req = run.request;
+        long end = run.ended() ? run.endNanos : System.nanoTime();
+        long elapsed = (end - run.startNanos) / 1_000_000;
+        Drill drill = run.drill;
+        String phase = run.ended() ? run.endPhase
+                : drill == null ? "starting" : drill.phase().name().toLowerCase(Locale.ROOT);
+        DrillOptions o = req.options();
+        long planned = Math.max(1, o.beforeMillis() + o.duringMillis() + o.afterMillis());
+        double progress = run.ended() ? 1.0 : Math.min(0.99, (double) elapsed / planned);
+        return new DrillStatus(run.id, req.device(), req.fault().wireName(), req.target(), req.path(), o.seed(),
+                phase, elapsed, drill == null ? 0 : drill.completedRequests(), progress, run.error,
+                run.fault == null ? "" : run.fault.describe(), run.report, run.reportText);
+    }
+
+    private Behavior<Command> onStopped() {
+        for (Run run : new ArrayList<>(runs.values())) {
+            if (!run.ended()) {
+                if (run.drill != null) {
+                    run.drill.cancel();
+                }
+                if (run.fault != null) {
+                    run.fault.close();
+                }
+            }
+        }
+        return this;
+    }
+}
