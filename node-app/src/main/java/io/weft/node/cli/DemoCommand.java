@@ -24,7 +24,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ThreadLocalRandom;
@@ -103,6 +102,8 @@ public final class DemoCommand implements Callable<Integer> {
     private final Object lock = new Object();
     private final List<Process> children = new ArrayList<>();
     private final Map<String, NodePlan> plans = new LinkedHashMap<>();
+    /** Every node pid seen (node a's changes when the drill restarts it), in case a node does not answer at stop. */
+    private final java.util.Set<Long> nodePids = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private final AtomicBoolean stopped = new AtomicBoolean();
     private boolean stopping;
     private boolean temporaryDir;
@@ -196,6 +197,7 @@ public final class DemoCommand implements Callable<Integer> {
             return contains(storage, "a") && contains(storage, "b");
         });
         long pidA = client(a).get("/weft/node").path("pid").asLong(pa.pid());
+        nodePids.add(pidA);
         out.printf(Locale.ROOT, "nodes up: a pid %d (http %s), b pid %d (http %s), c pid %d (http %s)%n", pidA,
                 a.http(), pb.pid(), b.http(), pc.pid(), c.http());
 
@@ -273,6 +275,9 @@ public final class DemoCommand implements Callable<Integer> {
             try {
                 JsonNode node = api.get("/weft/node");
                 long pid = node.path("pid").asLong(-1);
+                if (pid > 0) {
+                    nodePids.add(pid);
+                }
                 if (pid != oldPid && "Up".equals(node.path("status").asText())) {
                     out.println("node a was killed (pid " + oldPid + ") and restarted by the drill as pid " + pid);
                     return;
@@ -515,6 +520,10 @@ public final class DemoCommand implements Callable<Integer> {
                 // stopped already, or never came up: its child process (if any) is stopped below
             }
         }
+        for (long pid : nodePids) {
+            ProcessHandle.of(pid).filter(DemoCommand::isWeftNode)
+                    .filter(h -> targets.stream().noneMatch(t -> t.pid() == pid)).ifPresent(targets::add);
+        }
         for (Process p : started) {
             if (p.isAlive() && targets.stream().noneMatch(h -> h.pid() == p.pid())) {
                 targets.add(p.toHandle());
@@ -550,10 +559,22 @@ public final class DemoCommand implements Callable<Integer> {
         say.flush();
     }
 
-    /** Guards the SIGTERMs against a pid reused by another program since the node reported it. */
-    private static boolean isWeftNode(ProcessHandle h) {
-        Optional<String> cmd = h.info().commandLine();
-        return h.isAlive() && cmd.map(c -> c.contains(WeftMain.class.getName())).orElse(true);
+    /**
+     * Guards the SIGTERMs against a pid reused by another program since the node reported it. Reads
+     * /proc/PID/cmdline itself: {@link ProcessHandle.Info#commandLine()} stops after a page, before the main class
+     * that follows our long class path.
+     */
+    static boolean isWeftNode(ProcessHandle h) {
+        if (!h.isAlive()) {
+            return false;
+        }
+        try {
+            String cmdline = new String(Files.readAllBytes(Path.of("/proc", Long.toString(h.pid()), "cmdline")),
+                    StandardCharsets.UTF_8);
+            return cmdline.contains(WeftMain.class.getName());
+        } catch (IOException | UncheckedIOException e) {
+            return true;   // no /proc to ask: the pid came from the node a moment ago
+        }
     }
 
     private static void deleteTree(Path root) throws IOException {

@@ -86,6 +86,21 @@ class DemoCommandTest {
     }
 
     @Test
+    void onlyProcessesRunningWeftMainAreSignalled() throws Exception {
+        assertFalse(DemoCommand.isWeftNode(ProcessHandle.current()), "this test JVM runs no WeftMain");
+        // a long argument first, as a node's class path is: the main class lies beyond the first page of cmdline
+        Process p = new ProcessBuilder("sh", "-c", "sleep 60; true", "x".repeat(8192), WeftMain.class.getName())
+                .start();
+        try {
+            assertTrue(DemoCommand.isWeftNode(p.toHandle()));
+        } finally {
+            p.destroyForcibly();
+            p.waitFor();
+        }
+        assertFalse(DemoCommand.isWeftNode(p.toHandle()), "a process that exited is not signalled");
+    }
+
+    @Test
     void usageErrorsExitTwoBeforeAnythingStarts() throws Exception {
         StringWriter err = new StringWriter();
         var cli = WeftMain.commandLine();
