@@ -185,12 +185,12 @@ public final class DemoCommand implements Callable<Integer> {
         NodePlan a = plans.get("a");
         NodePlan b = plans.get("b");
         NodePlan c = plans.get("c");
-        Process pa = start(a, config);
-        awaitUp(a, pa);
-        Process pb = start(b, config);
         Process pc = start(c, config);
-        awaitUp(b, pb);
         awaitUp(c, pc);
+        Process pa = start(a, config);
+        Process pb = start(b, config);
+        awaitUp(a, pa);
+        awaitUp(b, pb);
         NodeApi client = api(c);
         await("c sees storage nodes a and b", () -> {
             JsonNode storage = client.get("/weft/storage-nodes");
@@ -319,16 +319,19 @@ public final class DemoCommand implements Callable<Integer> {
     }
 
     /**
-     * The nodes' shared settings. Every node lists all three as seeds, in the same order, so node a rejoins the
-     * cluster when the drill restarts it (as the first seed it would otherwise form a cluster of its own); the
-     * first seed waits {@code seed-node-timeout} for the others before it forms the cluster, shortened here.
+     * The nodes' shared settings. Every node lists the same seeds, client node c first: the first seed forms the
+     * cluster when no other seed answers, so it must be a node the drill never kills (a storage node restarted as
+     * first seed could form a cluster of its own before the others have removed its old incarnation). c starts
+     * first; it waits {@code seed-node-timeout} for the other seeds before it forms the cluster, shortened here.
      */
     static String config(Path region, List<NodePlan> nodes) {
         StringBuilder s = new StringBuilder("# written by weft demo\n");
         s.append("weft.volumes = []\n");
+        List<NodePlan> seeds = new ArrayList<>(nodes);
+        seeds.sort(Comparator.comparing((NodePlan n) -> !n.roles().equals("client")));
         s.append("weft.cluster.seed-nodes = [");
-        for (int i = 0; i < nodes.size(); i++) {
-            s.append(i == 0 ? "" : ", ").append('"').append(nodes.get(i).cluster()).append('"');
+        for (int i = 0; i < seeds.size(); i++) {
+            s.append(i == 0 ? "" : ", ").append('"').append(seeds.get(i).cluster()).append('"');
         }
         s.append("]\n");
         s.append("weft.pekko.cluster.seed-node-timeout = 2s\n");
