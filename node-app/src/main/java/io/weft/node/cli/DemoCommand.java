@@ -47,12 +47,12 @@ import picocli.CommandLine.Option;
  * signals exits without flushing).
  */
 @Command(name = "demo", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Starts a local three-node cluster (child JVMs): storage nodes a and b, client node c.",
-            "Maps a mirrored device demo0 on c (one leg on a, one on b) over the CXL transport (a region",
-            "under /dev/shm) or software RDMA, exports it over NBD, runs a short drill (kill -9 of node a",
-            "under IO, then its restart), prints the report and keeps the cluster running until Ctrl-C."},
-        footer = {"", "Exit codes: 0 the drill found every acknowledged write intact, 1 it did not (or the demo",
-            "could not start), 2 invalid usage."})
+        description = {"Starts a local three-node cluster (child JVMs): storage nodes a and b, client node c. Maps "
+                + "a mirrored device demo0 on c (one leg on a, one on b) over the CXL transport (a region under "
+                + "/dev/shm) or software RDMA, exports it over NBD, runs a short drill (kill -9 of node a under IO, "
+                + "then its restart), prints the report and keeps the cluster running until Ctrl-C.", ""},
+        footer = {"", "Exit codes: 0 the drill found every acknowledged write intact, 1 it did not (or the demo "
+                + "could not start), 2 invalid usage."})
 public final class DemoCommand implements Callable<Integer> {
     static final String DEVICE = "demo0";
     static final String VOLUME = "demo0.img";

@@ -6,7 +6,6 @@ import java.io.PrintWriter;
 import java.util.Locale;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
 
 /**
@@ -14,14 +13,14 @@ import picocli.CommandLine.Parameters;
  * report. Exit codes differ from the other client commands: the outcome is a verdict on the data.
  */
 @Command(name = "drill", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Runs a verifying workload on DEVICE (mapped on the node you talk to) while it kills",
-            "(kill -9, then restarts), freezes (SIGSTOP, then SIGCONT) or cuts the transport paths to storage node",
-            "NODE, then prints the report: longest IO stall, time to detect, fail over and resync, IOPS",
-            "before/during/after, and whether every acknowledged write reads back intact.",
-            "The workload OVERWRITES the first --working-set bytes of the device: --overwrite confirms it.",
-            "Progress (phase, elapsed time, requests) goes to stderr, the report to stdout."},
-        footer = {"", "Exit codes: 0 every acknowledged write intact, 1 data problem or the drill failed,",
-            "2 invalid usage or the node refused / did not answer."})
+        description = {"Runs a verifying workload on DEVICE (mapped on the node you talk to) while it kills "
+                + "(kill -9, then restarts), freezes (SIGSTOP, then SIGCONT) or cuts the transport paths to storage "
+                + "node NODE, then prints the report: longest IO stall, time to detect, fail over and resync, IOPS "
+                + "before/during/after, and whether every acknowledged write reads back intact.",
+            "The workload OVERWRITES the first --working-set bytes of the device: --overwrite confirms it. "
+                + "Progress (phase, elapsed time, requests) goes to stderr, the report to stdout.", ""},
+        footer = {"", "Exit codes: 0 every acknowledged write intact, 1 data problem or the drill failed, "
+                + "2 invalid usage or the node refused the drill or did not answer."})
 public final class DrillCommand extends ClientCommand {
     /** Exit code: every acknowledged write intact. */
     static final int INTACT = 0;
@@ -142,28 +141,28 @@ public final class DrillCommand extends ClientCommand {
     /** The POST /weft/drills body; invalid options are usage errors. */
     ObjectNode requestBody() {
         if (!overwrite) {
-            throw new ParameterException(spec.commandLine(), "the drill overwrites the working set of " + device
+            throw usage("the drill overwrites the working set of " + device
                     + " ([0, " + (workingSet == null ? "64MiB" : workingSet) + ") of the device) with test data; "
                     + "pass --overwrite to confirm");
         }
         String f = fault.toLowerCase(Locale.ROOT);
         if (!f.equals("kill") && !f.equals("freeze") && !f.equals("cut")) {
-            throw new ParameterException(spec.commandLine(), "--fault is kill, freeze or cut; got '" + fault + "'");
+            throw usage("--fault is kill, freeze or cut; got '" + fault + "'");
         }
         if (path != null && !f.equals("cut")) {
-            throw new ParameterException(spec.commandLine(), "--path goes with --fault cut only");
+            throw usage("--path goes with --fault cut only");
         }
         if (path != null && path < 0) {
-            throw new ParameterException(spec.commandLine(), "--path is a path index (0, 1, ...); got " + path);
+            throw usage("--path is a path index (0, 1, ...); got " + path);
         }
         if (noRestart && !f.equals("kill")) {
-            throw new ParameterException(spec.commandLine(), "--no-restart goes with --fault kill only");
+            throw usage("--no-restart goes with --fault kill only");
         }
         if (readPercent != null && (readPercent < 0 || readPercent > 100)) {
-            throw new ParameterException(spec.commandLine(), "--read-percent is 0..100; got " + readPercent);
+            throw usage("--read-percent is 0..100; got " + readPercent);
         }
         if (queueDepth != null && (queueDepth < 1 || queueDepth > 1024)) {
-            throw new ParameterException(spec.commandLine(), "--queue-depth is 1..1024; got " + queueDepth);
+            throw usage("--queue-depth is 1..1024; got " + queueDepth);
         }
         ObjectNode body = NodeApi.object().put("device", device).put("fault", f).put("target", target)
                 .put("overwrite", true);
@@ -191,9 +190,14 @@ public final class DrillCommand extends ClientCommand {
             putMillis(body, "after", "--after", after);
             putMillis(body, "resyncTimeout", "--resync-timeout", resyncTimeout);
         } catch (IllegalArgumentException e) {
-            throw new ParameterException(spec.commandLine(), e.getMessage());
+            throw usage(e.getMessage());
         }
         return body;
+    }
+
+    /** A usage error found after parsing: one line on stderr (not the whole usage text), exit 2. */
+    private static CliException usage(String message) {
+        return new CliException(CliException.USAGE, message + " (weft drill --help lists the options)");
     }
 
     private static void putBytes(ObjectNode body, String field, String option, String text) {

@@ -90,6 +90,12 @@ public final class NodeApi {
         try {
             body = response.body().isBlank() ? JSON.createObjectNode() : JSON.readTree(response.body());
         } catch (IOException e) {
+            if (response.statusCode() >= 500) {
+                // e.g. Pekko HTTP's own 503 when a route did not answer in time: plain text, worth showing
+                String first = response.body().strip().lines().findFirst().orElse("");
+                throw new CliException(CliException.FAILED, node + " answered " + what + " with HTTP "
+                        + response.statusCode() + (first.isEmpty() ? "" : ": " + first) + hint(response.statusCode()));
+            }
             throw new CliException(CliException.FAILED, node + " answered " + what + " with HTTP "
                     + response.statusCode() + " and no JSON: is it a Weft node's management address?");
         }
@@ -115,7 +121,8 @@ public final class NodeApi {
         return switch (status) {
             case 400 -> " (check the arguments: weft COMMAND --help)";
             case 404 -> " (weft status lists the devices of this node)";
-            case 503 -> " (the node is starting or stopping; try again in a moment)";
+            case 503 -> " (the node is starting, stopping or too busy to answer in time; try again in a moment, "
+                    + "and see its log)";
             case 504 -> " (the node's actors did not answer in time; see its log)";
             default -> "";
         };

@@ -138,7 +138,8 @@ class DrillCommandTest {
     void withoutOverwriteNothingIsSentAndTheMessageSaysWhy() {
         int exit = weft("drill", "m0", "--fault", "kill", "--target", "b", "--node", node.address());
         assertEquals(2, exit);
-        assertTrue(err.toString().contains("the drill overwrites the working set of m0"), err.toString());
+        assertTrue(err.toString().startsWith("weft drill: the drill overwrites the working set of m0"), err.toString());
+        assertFalse(err.toString().contains("Usage:"), "one line, not the whole usage: " + err);
         assertTrue(err.toString().contains("--overwrite"), err.toString());
         assertTrue(node.requests.isEmpty(), "no request: " + node.requests);
     }
