@@ -117,6 +117,11 @@ public final class DrillCommand extends ClientCommand {
                 out.println(status);
             }
         }
+        String faultDone = status.path("faultDone").asText("");
+        if (!json && !faultDone.isEmpty()) {
+            err.println("weft drill: " + faultDone);   // e.g. which pid was killed and restarted, where its output goes
+            err.flush();
+        }
         JsonNode report = status.path("report");
         if (!status.path("phase").asText().equals("done") || !report.isObject()) {
             String error = status.path("error").asText("");

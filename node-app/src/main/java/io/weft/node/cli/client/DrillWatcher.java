@@ -46,10 +46,13 @@ public final class DrillWatcher {
         }
     }
 
-    /** Whether a drill status is final. */
+    /** How long a drill may say {@code done} without its report before the watcher takes it as it is. */
+    static final long REPORT_GRACE_MILLIS = 5000;
+
+    /** Whether a drill status is final: failed, or done with its report (the node may set the phase first). */
     static boolean finished(JsonNode status) {
         String phase = status.path("phase").asText();
-        return phase.equals("done") || phase.equals("failed");
+        return phase.equals("failed") || (phase.equals("done") && status.path("report").isObject());
     }
 
     /**
@@ -61,6 +64,7 @@ public final class DrillWatcher {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
         String lastPhase = "";
         int drawn = 0;
+        long doneSince = 0;
         Thread hook = new Thread(() -> {
             err.println();
             err.println("stopped watching; " + id + " goes on running on " + api.node() + " (GET " + path + ")");
@@ -88,6 +92,13 @@ public final class DrillWatcher {
                 }
                 if (finished(status)) {
                     return status;
+                }
+                if (status.path("phase").asText().equals("done")) {
+                    if (doneSince == 0) {
+                        doneSince = System.nanoTime();
+                    } else if (System.nanoTime() - doneSince > TimeUnit.MILLISECONDS.toNanos(REPORT_GRACE_MILLIS)) {
+                        return status;   // printed as "failed without a report"
+                    }
                 }
                 if (System.nanoTime() - deadline > 0) {
                     var timedOut = status.deepCopy();

@@ -100,6 +100,17 @@ class DrillCommandTest {
     }
 
     @Test
+    void aDoneDrillIsAwaitedUntilItsReportIsThere() throws Exception {
+        // the node may publish phase "done" a moment before the report
+        drillAnswers(status("verifying", 0.99, null, ""), status("done", 1, null, ""), status("done", 1, null, ""),
+                status("done", 1, report(0), ""));
+        int exit = weft("drill", "m0", "--fault", "kill", "--target", "b", "--overwrite", "--node", node.address());
+        assertEquals(0, exit, err.toString());
+        assertEquals(report(0).toText(), out.toString());
+        assertEquals(4, node.requests("GET", "/weft/drills/drill-1").size());
+    }
+
+    @Test
     void aDataProblemExitsOne() throws Exception {
         drillAnswers(status("verifying", 0.95, null, ""), status("done", 1, report(3), ""));
         int exit = weft("drill", "m0", "--fault", "kill", "--target", "b", "--overwrite", "--node", node.address());
