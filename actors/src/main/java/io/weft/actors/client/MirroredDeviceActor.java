@@ -133,6 +133,8 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
     /** Bumped per session spawned at a position, so a removed leg's late events never reach its successor. */
     private final long[] legGeneration = new long[POSITIONS];
     private final Set<ActorRef<SessionActor.Command>> liveSessions = new HashSet<>();
+    /** Why a leg's session last lost its path (null while it has one): says what a following drop was caused by. */
+    private final String[] pathDownReason = new String[POSITIONS];
     // Until the mirror exists: each leg's first path.
     private final BlockDevice[] pendingPaths = new BlockDevice[POSITIONS];
     private final DeviceInfo[] pendingInfos = new DeviceInfo[POSITIONS];
@@ -360,6 +362,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             return buildMirror();
         }
         legPaths[leg].connect(up.path());
+        pathDownReason[leg] = null;
         entry.reconnects.incrementAndGet();
         if (mirror.legState(leg) == LegState.FAILED) {
             returnLeg(leg);
@@ -377,7 +380,9 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         if (legs[d.leg()] == null) {
             return this; // removed meanwhile
         }
-        entry.lastError = "leg " + d.leg() + " (" + legs[d.leg()] + ") dropped: " + d.reason();
+        String pathDown = pathDownReason[d.leg()];
+        entry.lastError = "leg " + d.leg() + " (" + legs[d.leg()] + ") dropped: " + d.reason()
+                + (pathDown == null ? "" : " (its path was down: " + pathDown + ")");
         getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), entry.lastError);
         if (!closing && legPaths[d.leg()].connected()) {
             legPaths[d.leg()].disconnect();
@@ -630,7 +635,10 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                     + " has opened"));
             return this;
         }
-        if (mirror.legState(i) == LegState.IN_SYNC && !otherInSync(i)) {
+        // The bitmap's in-sync mask also names the leg that stays authoritative while every leg is down.
+        boolean holdsEverything = mirror.legState(i) == LegState.IN_SYNC
+                || (mirror.bitmap().inSyncMask() & (1 << i)) != 0;
+        if (holdsEverything && !otherInSync(i)) {
             remove.replyTo().tell(Reply.error("leg " + i + " (" + legs[i] + ") is the last in-sync leg of " + id
                     + "; removing it would lose the device's data (add or resync another leg first)"));
             return this;
@@ -654,6 +662,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             return this;
         }
         legPaths[i] = null;
+        pathDownReason[i] = null;
         sessions[i].tell(new SessionActor.Close());
         sessions[i] = null;
         legEntries[i] = null;
@@ -702,6 +711,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             return this;
         }
         legPaths[leg].disconnect();
+        pathDownReason[leg] = reason;
         entry.lastError = "leg " + leg + " (" + legs[leg] + "): " + reason;
         getContext().getLog().warn("device {}: leg {} lost its path: {}", entry.spec.deviceId(), leg, reason);
         return updateState();

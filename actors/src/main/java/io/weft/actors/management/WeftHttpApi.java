@@ -76,11 +76,12 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                                 })))),
                         // Mirror legs (docs/http-api.md "Mirror legs"): add one, remove one by index.
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("legs"), id ->
-                                post(() -> mutating(rt, body -> legReply(rt.addLeg(id,
-                                        new MapSpec.Leg(text(body, "storage"), text(body, "path"))))))),
+                                post(() -> mutating(rt, body -> legRoute(() -> legReply(rt.addLeg(id,
+                                        new MapSpec.Leg(text(body, "storage"), text(body, "path")))))))),
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("legs")
                                 .slash(PathMatchers.segment()).slash("remove"), (id, index) ->
-                                post(() -> mutating(rt, body -> legReply(rt.removeLeg(id, legIndex(index)))))),
+                                post(() -> mutating(rt, body -> legRoute(() ->
+                                        legReply(rt.removeLeg(id, legIndex(index))))))),
                         path("sessions", () -> get(() -> json(StatusCodes.OK, rt.state().devices().stream()
                                 .map(NodeState.DeviceEntry::sessionStatus).toList()))),
                         path("backends", () -> get(() -> json(StatusCodes.OK, rt.state().backends().stream()
@@ -180,19 +181,38 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
         });
     }
 
+    /** Bad input of a leg route → 400 in the leg routes' error shape. */
+    private Route legRoute(java.util.function.Supplier<Route> route) {
+        try {
+            return route.get();
+        } catch (IllegalArgumentException e) {
+            return legError(StatusCodes.BAD_REQUEST, e.getMessage());
+        }
+    }
+
     /** Like {@link #reply}, with "no leg N" also a 404. */
     private Route legReply(CompletionStage<Reply> stage) {
         return onComplete(stage, result -> {
             if (result.isFailure()) {
-                return error(StatusCodes.GATEWAY_TIMEOUT, "no answer in time: " + result.failed().get().getMessage());
+                return legError(StatusCodes.GATEWAY_TIMEOUT, "no answer in time: "
+                        + result.failed().get().getMessage());
             }
             Reply r = result.get();
             if (r.ok()) {
                 return json(StatusCodes.OK, r);
             }
             boolean missing = r.message().startsWith("no device") || r.message().startsWith("no leg");
-            return json(missing ? StatusCodes.NOT_FOUND : StatusCodes.CONFLICT, r);
+            return legError(missing ? StatusCodes.NOT_FOUND : StatusCodes.CONFLICT, r.message());
         });
+    }
+
+    /** The API's {@code {"ok": false, "message"}} plus the contract's {@code "error"} (CONTRACT-drills.md). */
+    private Route legError(StatusCode code, String message) {
+        Map<String, Object> body = new LinkedHashMap<>();
+        body.put("ok", false);
+        body.put("message", message);
+        body.put("error", message);
+        return json(code, body);
     }
 
     static int legIndex(String segment) {
