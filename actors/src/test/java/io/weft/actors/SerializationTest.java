@@ -78,4 +78,11 @@ class SerializationTest {
             roundTrip(m);
         }
     }
+
+    @Test
+    void drillMessagesRoundTrip() throws Exception {
+        var processReply = testKit.<StorageService.ProcessInfo>createTestProbe().getRef();
+        roundTrip(new StorageService.DescribeProcess(processReply));
+        roundTrip(new StorageService.ProcessInfo("b", 4242, "0f0e-boot"));
+    }
 }

@@ -34,6 +34,10 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * revokes the mapping, or the channel dies. It then re-opens after an exponential backoff
  * ({@code weft.client.reconnect.*}); a restarted storage node re-registers, which re-opens at once.
  *
+ * <p>Drills ({@code io.weft.actors.drill}) reach a session through {@code NodeState.DeviceEntry.session} and cut it
+ * with {@link Cut}: the whole session (as if the transport failed, but re-opened only when the cut ends) or one path of
+ * a multipath channel; {@link EndCut} or the cut's own time limit ends it.
+ *
  * <p>Supervision: restarted with backoff by its {@link DeviceActor} on failure (a failed path is replaced: the new
  * incarnation opens again, and the storage node replaces the old mapping because the owner is the same). Its
  * {@link ChannelActor} child is restarted with backoff when the data agent dies.

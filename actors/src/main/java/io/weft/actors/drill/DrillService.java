@@ -186,8 +186,9 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
             Duration hold = Duration.ofMillis(req.options().duringMillis()).plus(settings.askTimeout());
             run.fault = new CutFault(req.target(), sessions, req.path(), hold, settings.askTimeout(),
                     getContext().getSystem());
+            run.pendingReply = start.replyTo();
             admit(run);
-            launch(run, start.replyTo());
+            launch(run);
             return this;
         }
         // kill / freeze: ask the target which process it is before accepting.
@@ -328,9 +329,7 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
             Path fallbackLog = settings.dataDir().toAbsolutePath().resolve("drill-restart-" + req.target() + ".log");
             run.fault = ProcessFaults.kill(req.target(), image, req.restart(), fallbackLog);
         }
-        ActorRef<StartReply> replyTo = run.pendingReply;
-        run.pendingReply = null;
-        launch(run, replyTo);
+        launch(run);
         return this;
     }
 
@@ -345,20 +344,18 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         return this;
     }
 
-    /** Builds the drill and starts its thread; answers the request. */
-    private void launch(Run run, ActorRef<StartReply> replyTo) {
+    /** Builds the drill and starts its thread; answers the pending request either way. */
+    private void launch(Run run) {
         DrillRequest req = run.request;
         NodeState.DeviceEntry entry = nodeState.device(req.device());
         if (entry == null) {
             refuse(run, 404, "device " + req.device() + " was unmapped meanwhile");
-            replyTo.tell(new Refused(404, "device " + req.device() + " was unmapped meanwhile"));
             return;
         }
         try {
             run.drill = new Drill(entry.device, entry.mirror, run.fault, req.options());
         } catch (IllegalArgumentException e) {
             refuse(run, 400, e.getMessage());
-            replyTo.tell(new Refused(400, e.getMessage()));
             return;
         }
         ActorRef<Command> self = getContext().getSelf();
@@ -383,7 +380,8 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         getContext().getLog().info("{}: {} of {} on device {} started (seed {}, {})", id, req.fault().wireName(),
                 req.target() + (req.path() == null ? "" : " path " + req.path()), req.device(),
                 req.options().seed(), drill.describe());
-        replyTo.tell(new Started(status(run)));
+        run.pendingReply.tell(new Started(status(run)));
+        run.pendingReply = null;
     }
 
     // ------------------------------------------------------------------------------------------ end

@@ -1,0 +1,176 @@
+package io.weft.actors.drill;
+
+import static io.weft.actors.TestNodes.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The process faults against disposable child processes (a shell loop standing in for a storage node): SIGSTOP and
+ * SIGCONT really stop and continue it, a close() never leaves it stopped, and a kill reads /proc first and starts the
+ * same command line again in the same directory with the same environment, output appended to the same file.
+ */
+class ProcessFaultsTest {
+    private static final Duration WAIT = Duration.ofSeconds(20);
+    // Stays a shell (no exec), so its command line is the one that printed the marker.
+    private static final String SCRIPT = "echo \"started $DRILL_MARK in $PWD\"; while :; do sleep 1; done";
+    @TempDir
+    Path tmp;
+    private final List<ProcessHandle> started = new ArrayList<>();
+
+    @AfterEach
+    void cleanUp() {
+        for (ProcessHandle p : started) {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+        }
+    }
+
+    private Process startNode(Path out) throws IOException {
+        ProcessBuilder pb = new ProcessBuilder("sh", "-c", SCRIPT).directory(tmp.toFile());
+        pb.environment().put("DRILL_MARK", "m-" + ProcessHandle.current().pid());
+        pb.redirectOutput(ProcessBuilder.Redirect.appendTo(out.toFile()));
+        pb.redirectErrorStream(true);
+        Process p = pb.start();
+        started.add(p.toHandle());
+        return p;
+    }
+
+    /** The state letter of /proc/<pid>/stat: R, S, T (stopped), Z ... */
+    private static char state(long pid) {
+        try {
+            String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+            return stat.charAt(stat.lastIndexOf(')') + 2);
+        } catch (IOException e) {
+            return '?';
+        }
+    }
+
+    private static long lines(Path file, String text) {
+        try {
+            return Files.readAllLines(file, StandardCharsets.UTF_8).stream().filter(l -> l.contains(text)).count();
+        } catch (IOException e) {
+            return -1;
+        }
+    }
+
+    @Test
+    void freezeStopsAndRecoverContinuesTheProcess() throws Exception {
+        Process p = startNode(tmp.resolve("freeze.log"));
+        long pid = p.pid();
+        await("child running", WAIT, () -> state(pid) == 'S' || state(pid) == 'R');
+        NodeFault freeze = ProcessFaults.freeze("child", pid);
+        freeze.inject();
+        await("child stopped", WAIT, () -> state(pid) == 'T');
+        assertTrue(freeze.describe().contains("SIGSTOP"), freeze.describe());
+        freeze.recover();
+        await("child continued", WAIT, () -> state(pid) != 'T');
+        assertTrue(p.isAlive());
+        assertTrue(freeze.describe().contains("SIGCONT"), freeze.describe());
+    }
+
+    @Test
+    void closingAFreezeThatWasNotRecoveredContinuesTheProcess() throws Exception {
+        Process p = startNode(tmp.resolve("crash.log"));
+        long pid = p.pid();
+        NodeFault freeze = ProcessFaults.freeze("child", pid);
+        freeze.inject();
+        await("child stopped", WAIT, () -> state(pid) == 'T');
+        freeze.close(); // as after a drill that crashed between inject and recover
+        await("child continued", WAIT, () -> state(pid) != 'T');
+        freeze.close(); // idempotent
+        assertTrue(p.isAlive());
+    }
+
+    @Test
+    void killReadsProcAndRestartsTheSameCommandInTheSameEnvironment() throws Exception {
+        Path out = tmp.resolve("node.log");
+        Process p = startNode(out);
+        long pid = p.pid();
+        String mark = "m-" + ProcessHandle.current().pid();
+        await("child printed", WAIT, () -> lines(out, "started " + mark) == 1);
+        ProcFs.ProcessImage image = ProcFs.snapshot(pid);
+        assertEquals(List.of("sh", "-c", SCRIPT), image.commandLine());
+        assertEquals(tmp.toRealPath(), image.workingDirectory());
+        assertEquals(mark, image.environment().get("DRILL_MARK"));
+        assertEquals(out.toRealPath(), image.stdoutFile(), "stdout is a regular file: appended to");
+
+        NodeFault kill = ProcessFaults.kill("child", image, true, tmp.resolve("fallback.log"));
+        assertTrue(kill.legReturns());
+        kill.inject();
+        assertTrue(p.waitFor(WAIT.toSeconds(), java.util.concurrent.TimeUnit.SECONDS), "killed");
+        assertEquals(137, p.exitValue(), "SIGKILL: 128 + 9");
+
+        kill.recover();
+        await("restarted child printed", WAIT, () -> lines(out, "started " + mark + " in " + image
+                .workingDirectory()) == 2);
+        ProcessHandle again = ProcessHandle.allProcesses()
+                .filter(h -> h.parent().map(pp -> pp.pid() == ProcessHandle.current().pid()).orElse(false))
+                .filter(h -> h.pid() != pid && h.isAlive())
+                .filter(h -> {
+                    try {
+                        return ProcFs.snapshot(h.pid()).commandLine().equals(image.commandLine());
+                    } catch (IOException e) {
+                        return false;
+                    }
+                })
+                .findFirst().orElseThrow();
+        started.add(again);
+        ProcFs.ProcessImage restarted = ProcFs.snapshot(again.pid());
+        assertNotEquals(pid, again.pid());
+        assertEquals(image.workingDirectory(), restarted.workingDirectory());
+        assertEquals(image.environment(), restarted.environment());
+        assertTrue(kill.describe().contains("restarted as pid " + again.pid()), kill.describe());
+        assertFalse(Files.exists(tmp.resolve("fallback.log")), "the original stdout file was used");
+        kill.close(); // already recovered: no second restart
+        assertEquals(2, lines(out, "started " + mark));
+    }
+
+    @Test
+    void aKillWithoutRestartLeavesTheProcessDeadAndOutputGoesToTheFallbackLogOtherwise() throws Exception {
+        // stdout to a pipe (not a regular file): a restart would write to the fallback log.
+        ProcessBuilder pb = new ProcessBuilder("sh", "-c", SCRIPT).directory(tmp.toFile());
+        Process p = pb.start();
+        started.add(p.toHandle());
+        ProcFs.ProcessImage image = ProcFs.snapshot(p.pid());
+        assertNull(image.stdoutFile(), "a pipe is not a regular file");
+        NodeFault kill = ProcessFaults.kill("child", image, false, tmp.resolve("fallback.log"));
+        assertFalse(kill.legReturns());
+        kill.inject();
+        assertTrue(p.waitFor(WAIT.toSeconds(), java.util.concurrent.TimeUnit.SECONDS));
+        kill.recover();
+        kill.close();
+        assertFalse(Files.exists(tmp.resolve("fallback.log")), "nothing restarted");
+
+        Path fallback = tmp.resolve("logs/fallback.log");
+        Process restarted = image.start(fallback);
+        started.add(restarted.toHandle());
+        await("fallback log written", WAIT, () -> lines(fallback, "started") == 1);
+    }
+
+    @Test
+    void signallingAVanishedProcessFailsClearly() throws Exception {
+        Process p = new ProcessBuilder("true").start();
+        p.waitFor();
+        assertFalse(ProcFs.visible(p.pid()));
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> io.weft.core.drill.ProcessSignals.send(p.pid(), io.weft.core.drill.ProcessSignals.SIGCONT));
+        assertTrue(e.getMessage().contains("kill(" + p.pid()), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> io.weft.core.drill.ProcessSignals.send(1, 0));
+        assertThrows(IOException.class, () -> ProcFs.snapshot(p.pid()));
+    }
+}
