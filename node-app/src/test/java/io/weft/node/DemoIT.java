@@ -16,7 +16,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * {@code weft demo --no-wait} in a child JVM: three more JVMs, a mirrored device over CXL, a kill -9 of storage node
  * a under IO. The report must say every acknowledged write is intact with the longest stall within a second, and
- * the demo must leave nothing running: neither its nodes nor the node a the drill restarted, nor the region.
+ * the demo must leave nothing running: neither its nodes nor the node a the drill restarted, nor the region. Node
+ * logs: {@code target/demo-it/run-*}.
  */
 class DemoIT {
     private static final Pattern STALL = Pattern.compile("(?m)^\\s+longest IO stall\\s+([0-9.]+) ms");
@@ -27,9 +28,15 @@ class DemoIT {
     @TempDir
     Path cwd;
 
+    /** The nodes' data and logs, kept under target/ for a look after a failure (CI keeps target/ of failed runs). */
+    private static Path demoDir() {
+        return Path.of("target", "demo-it", "run-" + ProcessHandle.current().pid() + "-" + System.nanoTime())
+                .toAbsolutePath();
+    }
+
     @Test
     void aStorageNodeDiesUnderIoWithinTheStallBoundAndNothingIsLost() throws Exception {
-        Path dir = cwd.resolve("demo");
+        Path dir = demoDir();
         String output;
         int exit;
         try (NodeProcess demo = NodeProcess.start(cwd, List.of(), "demo", "--no-wait", "--transport", "cxl",
@@ -37,7 +44,7 @@ class DemoIT {
             exit = demo.awaitExit(600);
             output = demo.output();
         }
-        assertEquals(0, exit, output);
+        assertEquals(0, exit, "node logs in " + dir + "\n" + output);
         assertTrue(output.contains("drill kill (seed "), output);
         assertTrue(output.contains("every acknowledged write intact"), output);
         Matcher stall = STALL.matcher(output);
