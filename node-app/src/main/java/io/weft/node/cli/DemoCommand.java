@@ -80,6 +80,9 @@ public final class DemoCommand implements Callable<Integer> {
     @Option(names = "--no-wait", description = "Stop the cluster and exit after the drill report (for scripts).")
     boolean noWait;
 
+    @Option(names = "--no-drill", description = "Only start the cluster and map the device; run drills yourself.")
+    boolean noDrill;
+
     @Option(names = "--base-port", paramLabel = "P",
             description = "Use ports P..P+6 (cluster a, b, c; HTTP a, b, c; NBD of c); default: free ports.")
     Integer basePort;
@@ -227,21 +230,25 @@ public final class DemoCommand implements Callable<Integer> {
         out.println("  " + tcp);
         out.println("  " + unix);
         out.println();
-        out.println("drill: kill -9 of storage node a under IO (1 s before, 2 s down, 1 s after; working set "
-                + WORKING_SET + "), then node a restarts and its leg resyncs");
-        out.flush();
-
-        JsonNode status = runDrill(client);
-        int exit = DrillCommand.print(status, out, err, false);
-        JsonNode report = status.path("report");
-        if (report.isObject()) {
-            double stall = report.path("longestStallMillis").asDouble(-1);
-            out.printf(Locale.ROOT, "%s: node a died under IO; the longest IO stall was %.1f ms (%s the %d ms "
-                            + "bound), %s%n", exit == 0 ? "OK" : "PROBLEM", stall,
-                    stall <= STALL_BOUND_MILLIS ? "within" : "ABOVE", STALL_BOUND_MILLIS,
-                    report.path("intact").asBoolean() ? "every acknowledged write intact" : "DATA PROBLEM");
+        int exit = 0;
+        if (noDrill) {
+            out.println("no drill (--no-drill); run one with the weft drill commands below");
+        } else {
+            out.println("drill: kill -9 of storage node a under IO (1 s before, 2 s down, 1 s after; working set "
+                    + WORKING_SET + "), then node a restarts and its leg resyncs");
+            out.flush();
+            JsonNode status = runDrill(client);
+            exit = DrillCommand.print(status, out, err, false);
+            JsonNode report = status.path("report");
+            if (report.isObject()) {
+                double stall = report.path("longestStallMillis").asDouble(-1);
+                out.printf(Locale.ROOT, "%s: node a died under IO; the longest IO stall was %.1f ms (%s the %d ms "
+                                + "bound), %s%n", exit == 0 ? "OK" : "PROBLEM", stall,
+                        stall <= STALL_BOUND_MILLIS ? "within" : "ABOVE", STALL_BOUND_MILLIS,
+                        report.path("intact").asBoolean() ? "every acknowledged write intact" : "DATA PROBLEM");
+            }
+            reportRestart(a, pidA);
         }
-        reportRestart(a, pidA);
         out.println();
         out.println("Next:");
         out.println("  nbdinfo " + tcp);
