@@ -3,6 +3,8 @@ package io.weft.node.cli.client;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -135,12 +137,30 @@ public final class DrillCommand extends ClientCommand {
             String text = status.path("reportText").asText("");
             out.print(text.isEmpty() ? report.toString() + System.lineSeparator() : text);
             if (!intact) {
-                out.println("DATA PROBLEM: acknowledged writes were lost or corrupted, a read returned wrong data "
-                        + "or requests hung (seed " + report.path("seed").asText() + " repeats the IO sequence)");
+                out.println("DATA PROBLEM: " + problems(report) + " (seed " + report.path("seed").asText()
+                        + " repeats the IO sequence)");
             }
         }
         out.flush();
         return intact ? INTACT : DATA_PROBLEM;
+    }
+
+    /** What made a report not intact, e.g. "3 blocks lost, 12 reads returned wrong data". */
+    static String problems(JsonNode report) {
+        List<String> found = new ArrayList<>();
+        count(found, report, "blocksLost", "block(s) lost (an older version or zeros read back)");
+        count(found, report, "blocksCorrupted", "block(s) corrupted");
+        count(found, report, "blocksUnreadable", "block(s) unreadable in the final check");
+        count(found, report, "readMismatches", "read(s) returned data no write had put there");
+        count(found, report, "requestsHung", "request(s) hung");
+        return found.isEmpty() ? "the node says the data is not intact" : String.join(", ", found);
+    }
+
+    private static void count(List<String> found, JsonNode report, String field, String what) {
+        long n = report.path(field).asLong();
+        if (n > 0) {
+            found.add(n + " " + what);
+        }
     }
 
     /** The POST /weft/drills body; invalid options are usage errors. */

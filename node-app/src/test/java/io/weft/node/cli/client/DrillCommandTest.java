@@ -116,7 +116,8 @@ class DrillCommandTest {
         int exit = weft("drill", "m0", "--fault", "kill", "--target", "b", "--overwrite", "--node", node.address());
         assertEquals(1, exit, err.toString());
         assertTrue(out.toString().startsWith("drill kill (seed 7): DATA PROBLEM"), out.toString());
-        assertTrue(out.toString().contains("seed 7 repeats the IO sequence"), out.toString());
+        assertTrue(out.toString().contains("DATA PROBLEM: 3 block(s) lost (an older version or zeros read back) "
+                + "(seed 7 repeats the IO sequence)"), out.toString());
     }
 
     @Test
