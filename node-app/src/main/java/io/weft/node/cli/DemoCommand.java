@@ -138,8 +138,9 @@ public final class DemoCommand implements Callable<Integer> {
         int exit;
         try {
             exit = runDemo();
-        } catch (DemoFailure | CliException e) {
-            err.println("weft demo: " + e.getMessage());
+        } catch (DemoFailure | CliException | IOException e) {
+            // e.g. /dev/shm not writable for the region, a node that does not come up, a refused map
+            err.println("weft demo: " + (e instanceof IOException ? e.toString() : e.getMessage()));
             err.println("weft demo: node logs are in " + dir + (temporaryDir ? " (removed now; keep them with --dir)"
                     : ""));
             err.flush();
