@@ -26,8 +26,8 @@ import org.apache.pekko.cluster.Cluster;
 import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.MemberStatus;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A mirror leg whose transport dies is dropped by the data path — the mirror's own legDropped event — while its
@@ -47,10 +47,17 @@ import org.junit.jupiter.api.io.TempDir;
 class LegFailureDetectionTest {
     private static final Duration WAIT = Duration.ofSeconds(30);
     private static final int SIZE = 8 * WriteIntentBitmap.DEFAULT_REGION_SIZE;
-    @TempDir
-    Path tmp;
+    /** On tmpfs, as in MirrorLegsTest: no disk stalls that a loaded machine could turn into leg timeouts. */
+    private Path tmp;
     private final List<WeftRuntime> nodes = new ArrayList<>();
     private MirrorLegsTest.Workload workload;
+
+    @BeforeEach
+    void makeDirectory() throws Exception {
+        Path shm = Path.of("/dev/shm");
+        tmp = Files.createTempDirectory(Files.isDirectory(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir")),
+                "weft-legdetect-test-");
+    }
 
     @AfterEach
     void stop() throws Exception {
@@ -59,6 +66,11 @@ class LegFailureDetectionTest {
         }
         for (int i = nodes.size() - 1; i >= 0; i--) {
             nodes.get(i).shutdown();
+        }
+        try (var files = Files.walk(tmp)) {
+            for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
         }
     }
 

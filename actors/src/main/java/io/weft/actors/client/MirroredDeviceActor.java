@@ -561,6 +561,16 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             return abortAdd("leg " + add.leg() + " has " + up.info().size() + " bytes, the mirror "
                     + entry.spec.deviceId() + " has " + size + "; a new leg must be the same size");
         }
+        DeviceInfo served = mirror.info();
+        DeviceInfo offered = up.info();
+        if (offered.maxIoSize() < served.maxIoSize() || offered.logicalBlockSize() > served.logicalBlockSize()
+                || (offered.readOnly() && !served.readOnly())) {
+            // The export already promised its clients these limits; a narrower leg would refuse their requests.
+            return abortAdd("leg " + add.leg() + " takes requests of at most " + offered.maxIoSize() + " bytes in "
+                    + offered.logicalBlockSize() + "-byte blocks" + (offered.readOnly() ? ", read-only" : "")
+                    + "; the device serves up to " + served.maxIoSize() + " bytes in " + served.logicalBlockSize()
+                    + "-byte blocks: add a leg over the same transport as the others");
+        }
         if (!anyServingLeg()) {
             return abortAdd("device " + entry.spec.deviceId() + " has no connected in-sync leg to copy from");
         }
