@@ -44,6 +44,7 @@ class DemoIT {
             exit = demo.awaitExit(600);
             output = demo.output();
         }
+        System.out.println(output);   // the report's numbers in the build log of every run, not only failed ones
         assertEquals(0, exit, "node logs in " + dir + "\n" + output);
         assertTrue(output.contains("drill kill (seed "), output);
         assertTrue(output.contains("every acknowledged write intact"), output);
