@@ -227,6 +227,7 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
         throw new IllegalArgumentException("leg index must be a number >= 0 (see legs[].index of the device): "
                 + segment);
     }
+
     // ---- drills (issue 6)
 
     private Route startDrill(WeftRuntime rt, JsonNode body) {

@@ -1,6 +1,8 @@
 package io.weft.node.cli;
 
 import io.weft.node.StartupException;
+import io.weft.node.cli.client.DrillCommand;
+import io.weft.node.cli.client.LegCommand;
 import io.weft.node.cli.client.MapCommand;
 import io.weft.node.cli.client.RemapCommand;
 import io.weft.node.cli.client.ResizeCommand;
@@ -32,7 +34,8 @@ public final class WeftMain implements Runnable {
 
     /** Every sub-command of {@code weft}; add new ones here. */
     static final Class<?>[] SUBCOMMANDS = {NodeCommand.class, StatusCommand.class, MapCommand.class,
-        UnmapCommand.class, RemapCommand.class, ResizeCommand.class, VolumeCommand.class, CxlCommand.class};
+        UnmapCommand.class, RemapCommand.class, ResizeCommand.class, VolumeCommand.class, LegCommand.class,
+        DrillCommand.class, DemoCommand.class, CxlCommand.class};
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -28,7 +28,7 @@ abstract class ClientCommand implements Callable<Integer> {
         try {
             run(options.api());
             out().flush();
-            return 0;
+            return exitCode();
         } catch (CliException e) {
             if (options.json && e.body() != null) {
                 printJson(e.body());
@@ -37,8 +37,18 @@ abstract class ClientCommand implements Callable<Integer> {
             err.println("weft " + name() + ": " + e.getMessage());
             err.flush();
             out().flush();
-            return e.exitCode();
+            return exitCode(e);
         }
+    }
+
+    /** The exit code after {@link #run} returned normally (0; a command whose outcome is a verdict overrides it). */
+    int exitCode() {
+        return 0;
+    }
+
+    /** The exit code of a failure ({@link CliException#exitCode()}; a command with its own scheme overrides it). */
+    int exitCode(CliException e) {
+        return e.exitCode();
     }
 
     private String name() {

@@ -26,7 +26,8 @@ public final class NodeApi {
     private final Duration timeout;
 
     public NodeApi(String node, String token, Duration timeout) {
-        this.node = node;
+        // "http://127.0.0.1:7626" works as well as "127.0.0.1:7626" (people paste URLs)
+        this.node = node.startsWith("http://") ? stripSlash(node.substring("http://".length())) : node;
         this.token = token == null ? "" : token;
         this.timeout = timeout;
         this.http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
@@ -48,6 +49,10 @@ public final class NodeApi {
             req.header("Authorization", "Bearer " + token);
         }
         return send(req, "POST " + path);
+    }
+
+    private static String stripSlash(String s) {
+        return s.endsWith("/") ? s.substring(0, s.length() - 1) : s;
     }
 
     public static ObjectNode object() {
@@ -85,6 +90,12 @@ public final class NodeApi {
         try {
             body = response.body().isBlank() ? JSON.createObjectNode() : JSON.readTree(response.body());
         } catch (IOException e) {
+            if (response.statusCode() >= 500) {
+                // e.g. Pekko HTTP's own 503 when a route did not answer in time: plain text, worth showing
+                String first = response.body().strip().lines().findFirst().orElse("");
+                throw new CliException(CliException.FAILED, node + " answered " + what + " with HTTP "
+                        + response.statusCode() + (first.isEmpty() ? "" : ": " + first) + hint(response.statusCode()));
+            }
             throw new CliException(CliException.FAILED, node + " answered " + what + " with HTTP "
                     + response.statusCode() + " and no JSON: is it a Weft node's management address?");
         }
@@ -93,13 +104,15 @@ public final class NodeApi {
             throw new CliException(CliException.FAILED, node + " refused the change: it needs a token "
                     + "(its weft.management.http.token); pass --token TOKEN or set WEFT_TOKEN");
         }
-        if (status == 404 && body.path("message").asText().isEmpty()) {
+        // operations answer {"ok": false, "message": ...}; the drill and leg routes {"error": ...}
+        String message = body.path("message").asText(body.path("error").asText(""));
+        if (status == 404 && message.isEmpty()) {
             throw new CliException(CliException.FAILED, node + " has no " + what
                     + ": is it a Weft node's management address (not its NBD port)?");
         }
         if (status >= 400 || (body.has("ok") && !body.path("ok").asBoolean())) {
-            String message = body.path("message").asText("HTTP " + status);
-            throw new CliException(CliException.FAILED, message + hint(status), body);
+            throw new CliException(CliException.FAILED, (message.isEmpty() ? "HTTP " + status : message)
+                    + hint(status), body);
         }
         return body;
     }
@@ -108,7 +121,8 @@ public final class NodeApi {
         return switch (status) {
             case 400 -> " (check the arguments: weft COMMAND --help)";
             case 404 -> " (weft status lists the devices of this node)";
-            case 503 -> " (the node is starting or stopping; try again in a moment)";
+            case 503 -> " (the node is starting, stopping or too busy to answer in time; try again in a moment, "
+                    + "and see its log)";
             case 504 -> " (the node's actors did not answer in time; see its log)";
             default -> "";
         };
