@@ -432,14 +432,22 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         long end = run.ended() ? run.endNanos : System.nanoTime();
         long elapsed = (end - run.startNanos) / 1_000_000;
         Drill drill = run.drill;
-        String phase = run.ended() ? run.endPhase
-                : drill == null ? "starting" : drill.phase().name().toLowerCase(Locale.ROOT);
+        String phase = run.ended() ? run.endPhase : drill == null ? "starting" : livePhase(drill.phase());
         DrillOptions o = req.options();
         long planned = Math.max(1, o.beforeMillis() + o.duringMillis() + o.afterMillis());
         double progress = run.ended() ? 1.0 : Math.min(0.99, (double) elapsed / planned);
         return new DrillStatus(run.id, req.device(), req.fault().wireName(), req.target(), req.path(), o.seed(),
                 phase, elapsed, drill == null ? 0 : drill.completedRequests(), progress, run.error,
                 run.fault == null ? "" : run.fault.describe(), run.report, run.reportText);
+    }
+
+    /**
+     * The workload's phase while the run has not ended here. Its DONE/FAILED come before this actor has the report
+     * (the Finished message), so until then it still says "verifying": "done" always comes with a report.
+     */
+    private static String livePhase(Drill.Phase phase) {
+        return phase == Drill.Phase.DONE || phase == Drill.Phase.FAILED ? "verifying"
+                : phase.name().toLowerCase(Locale.ROOT);
     }
 
     private Behavior<Command> onStopped() {
