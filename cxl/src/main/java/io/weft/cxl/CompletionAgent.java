@@ -2,7 +2,11 @@ package io.weft.cxl;
 
 import org.agrona.concurrent.Agent;
 
-/** Client-side duty cycle: consumes completions of every channel of one blkdev and carries out stop requests. */
+/**
+ * Client-side duty cycle: consumes completions of every channel of one blkdev and carries out stop requests. A
+ * channel whose consumer role a submitting thread holds (assisting, see {@link ClientChannel#assist}) is skipped for
+ * that cycle.
+ */
 final class CompletionAgent implements Agent {
     private final String name;
     private final ClientChannel[] channels;
@@ -48,13 +52,13 @@ final class CompletionAgent implements Agent {
         int status = stopStatus;
         if (status != 0 && !stopDone) {
             for (ClientChannel channel : channels) {
-                channel.fail(status, stopReason);
+                channel.failAsConsumer(status, stopReason);
             }
             stopDone = true;
         }
         int work = 0;
         for (ClientChannel channel : channels) {
-            work += channel.poll(now, beatIntervalNs, ioTimeoutNs);
+            work += channel.pollIfFree(now, beatIntervalNs, ioTimeoutNs);
         }
         return work;
     }
