@@ -143,6 +143,11 @@ final class ClientChannel {
         return failReason;
     }
 
+    /** Completions consumed from the ring so far (by whoever held the consumer role). */
+    long consumedCount() {
+        return consumed;
+    }
+
     /** Requests published but not yet called back. */
     long inFlight() {
         return Math.max(0, publishedTail.get() - Math.max(callbacksDone, consumed));

@@ -15,6 +15,8 @@ final class CompletionAgent implements Agent {
     private volatile int stopStatus;
     private volatile String stopReason;
     private volatile boolean stopDone;
+    /** Completions consumed on all channels at the last duty cycle (by this agent or by assisting submitters). */
+    private long lastDelivered;
 
     CompletionAgent(String name, ClientChannel[] channels, long beatIntervalNs, long ioTimeoutNs) {
         this.name = name;
@@ -57,8 +59,17 @@ final class CompletionAgent implements Agent {
             stopDone = true;
         }
         int work = 0;
+        long delivered = 0;
         for (ClientChannel channel : channels) {
             work += channel.pollIfFree(now, beatIntervalNs, ioTimeoutNs);
+            delivered += channel.consumedCount();
+        }
+        if (delivered != lastDelivered) {
+            // Completions delivered by an assisting submitter count as progress: without this, an agent whose
+            // submitters take every completion never "works", decides after 10 ms that the ones in flight are overdue
+            // and parks up to 1 ms at a time, and the requests the submitter leaves behind wait out those parks.
+            lastDelivered = delivered;
+            work++;
         }
         return work;
     }
