@@ -101,10 +101,11 @@ WRAPPER
 
 weft_pair_available() { # TRANSPORT
     weft_available || return 1
-    "$(weft_launcher)" --help 2>&1 | grep -qw map \
+    local help; help=$("$(weft_launcher)" --help 2>&1)
+    grep -qw map <<<"$help" \
         || { echo "$(weft_launcher) has no map command (launcher too old)"; return 1; }
     if [[ $1 == cxl ]]; then
-        "$(weft_launcher)" --help 2>&1 | grep -qw cxl \
+        grep -qw cxl <<<"$help" \
             || { echo "$(weft_launcher) has no cxl command (weft cxl format is needed to create the region)"; return 1; }
         [[ -d /dev/shm && -w /dev/shm ]] || { echo "no writable /dev/shm for the CXL region"; return 1; }
     fi

@@ -13,7 +13,8 @@ weft_node_help() {
 weft_available() {
     local launcher; launcher=$(weft_launcher)
     [[ -x $launcher ]] || { echo "no Weft launcher at $launcher (the node launcher has not landed on this branch; try --weft PATH)"; return 1; }
-    weft_node_help | grep -q -- '--nbd-unix' \
+    # grep on a here-string, not a pipe: with pipefail, grep -q quitting early can fail the pipeline (SIGPIPE)
+    grep -q -- '--nbd-unix' <<<"$(weft_node_help)" \
         || { echo "$launcher node --help does not offer --nbd-unix (launcher not built or too old; run ./mvnw -o -q package first?)"; return 1; }
 }
 weft_version() { "$(weft_launcher)" --version 2>/dev/null | head -n1 || true; }
@@ -29,7 +30,7 @@ weft_start() { # TRANSPORT WORKDIR FILE
         WEFT_NODE_PORT=$(bench_free_port) || return 1
         WEFT_NODE_SOCK="$dir/weft.sock"
         # never the default management port: other nodes (tests, other checkouts) may hold it
-        if weft_node_help | grep -q -- '--http-listen'; then
+        if grep -q -- '--http-listen' <<<"$(weft_node_help)"; then
             local http_port; http_port=$(bench_free_port) || return 1
             http=(--http-listen "127.0.0.1:$http_port")
         fi

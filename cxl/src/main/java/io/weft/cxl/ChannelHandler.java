@@ -8,6 +8,7 @@ import io.weft.core.io.IoStatus;
 import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.Checksums;
 import io.weft.cxl.layout.FenceCode;
+import io.weft.cxl.map.Futex;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicLongArray;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -49,6 +50,8 @@ final class ChannelHandler implements IoCompletion {
     private final Checksums.Calculator submissionCrc;
     private final Checksums.Calculator completionCrc;
     private final Checksums.Calculator dataCrcCalc;
+    /** The channel's client doorbell: a client thread waiting for a completion sleeps on it. */
+    private final Futex clientFutex;
 
     private volatile boolean resetRequested;
     /** 1 + segment id of the doorbell the owning agent sleeps on; 0 = none. */
@@ -92,6 +95,7 @@ final class ChannelHandler implements IoCompletion {
         this.submissionCrc = new Checksums.Calculator(submissions);
         this.completionCrc = new Checksums.Calculator(completions);
         this.dataCrcCalc = new Checksums.Calculator(data);
+        this.clientFutex = new Futex(control.addressOffset() + ChannelLayout.CLIENT_DOORBELL);
     }
 
     /** Resumes from the region's published completion tail (fresh channel: 0). A fence survives restarts. */
@@ -247,7 +251,14 @@ final class ChannelHandler implements IoCompletion {
             work++;
         }
         if (work > 0) {
-            control.putLongRelease(ChannelLayout.COMP_TAIL, published);
+            // Volatile, not just release: the doorbell read below must not move before it (Dekker pairing with
+            // ClientChannel.assist, which announces its sleep and then re-reads this tail).
+            control.putLongVolatile(ChannelLayout.COMP_TAIL, published);
+            if (control.getIntVolatile(ChannelLayout.CLIENT_DOORBELL) == ChannelLayout.DOORBELL_ASLEEP
+                    && control.compareAndSetInt(ChannelLayout.CLIENT_DOORBELL, ChannelLayout.DOORBELL_ASLEEP,
+                    ChannelLayout.DOORBELL_AWAKE)) {
+                clientFutex.wakeAll();
+            }
         }
         return work;
     }

@@ -8,6 +8,7 @@ import io.weft.cxl.layout.Checksums;
 import io.weft.cxl.layout.FenceCode;
 import io.weft.cxl.map.Futex;
 import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.atomic.AtomicLong;
 import org.agrona.concurrent.UnsafeBuffer;
 
@@ -53,6 +54,13 @@ final class ClientChannel {
     private final int[] ops;
     private final int[] lengths;
 
+    /**
+     * The thread consuming completions right now (the agent's poll, a submitter's {@link #assist}, a drain after
+     * stop), or null: the consumer state below (consumed, progress and beat times) has one writer at a time, handed
+     * over through this reference's CAS and release store.
+     */
+    private final AtomicReference<Thread> consumer = new AtomicReference<>();
+
     /** Set once the completion agent has stopped; producers then fail their own late requests. */
     private volatile boolean agentGone;
     /** 0 while serving, else the status every request gets from now on. */
@@ -70,6 +78,8 @@ final class ClientChannel {
     private int doorbellSegment = -1;
     private UnsafeBuffer doorbellWord;
     private Futex doorbellFutex;
+    /** This channel's client doorbell: an assisting submitter sleeps on it until the handler publishes. */
+    private final Futex completionFutex;
 
     ClientChannel(ChannelSegment seg, long nowNs) {
         this(seg, nowNs, null);
@@ -79,6 +89,8 @@ final class ClientChannel {
         this.doorbellAddress = doorbellAddress;
         this.seg = seg;
         this.control = seg.control;
+        this.completionFutex = doorbellAddress == null ? null
+                : new Futex(seg.control.addressOffset() + ChannelLayout.CLIENT_DOORBELL);
         this.submissions = seg.submissions;
         this.completions = seg.completions;
         this.data = seg.data;
@@ -129,6 +141,11 @@ final class ClientChannel {
 
     String failReason() {
         return failReason;
+    }
+
+    /** Completions consumed from the ring so far (by whoever held the consumer role). */
+    long consumedCount() {
+        return consumed;
     }
 
     /** Requests published but not yet called back. */
@@ -234,7 +251,88 @@ final class ClientChannel {
         }
     }
 
-    /** Completion agent duty cycle for this channel. */
+    /** Takes the consumer role if nobody holds it (never waits). */
+    boolean tryConsume() {
+        return consumer.get() == null && consumer.compareAndSet(null, Thread.currentThread());
+    }
+
+    void releaseConsumer() {
+        consumer.setRelease(null);
+    }
+
+    /**
+     * Takes the consumer role, waiting for a submitter's assist to end (bounded by its wait; stop paths only).
+     * @return false when this thread already holds it (a callback that submits during a drain): do not release
+     */
+    private boolean consume() {
+        Thread me = Thread.currentThread();
+        if (consumer.get() == me) {
+            return false;
+        }
+        while (!consumer.compareAndSet(null, me)) {
+            Thread.yield();
+        }
+        return true;
+    }
+
+    /** Completion agent duty cycle for this channel; returns 0 without work while a submitter holds the role. */
+    int pollIfFree(long nowNs, long beatIntervalNs, long ioTimeoutNs) {
+        if (!tryConsume()) {
+            return 0;
+        }
+        try {
+            return poll(nowNs, beatIntervalNs, ioTimeoutNs);
+        } finally {
+            releaseConsumer();
+        }
+    }
+
+    /** Stop request on the agent thread: waits for the consumer role, then fails what is outstanding. */
+    void failAsConsumer(int status, String reason) {
+        boolean acquired = consume();
+        try {
+            fail(status, reason);
+        } finally {
+            if (acquired) {
+                releaseConsumer();
+            }
+        }
+    }
+
+    /**
+     * Submitting thread, right after publishing, holding the consumer role ({@link #tryConsume}): delivers every
+     * completion that is ready, and while exactly one request (normally the caller's own) is in flight waits up to
+     * {@code waitNs} for it: a few polls, then asleep on the client doorbell (a futex the handler rings after
+     * publishing), so the core goes to whoever needs it, the handler included, and the scheduler wakes this thread
+     * promptly when its completion is there (a sleeper is preferred over a thread that kept spinning or yielding).
+     */
+    void assist(long waitNs, long spinNs, long beatIntervalNs, long ioTimeoutNs) {
+        long start = System.nanoTime();
+        long now = start;
+        while (true) {
+            poll(now, beatIntervalNs, ioTimeoutNs);
+            long outstanding = inFlight();
+            long waited = now - start;
+            if (outstanding != 1 || waited >= waitNs) {
+                return;
+            }
+            if (waited < spinNs) {
+                Thread.onSpinWait();
+            } else if (completionFutex != null && completionFutex.available()) {
+                control.putIntVolatile(ChannelLayout.CLIENT_DOORBELL, ChannelLayout.DOORBELL_ASLEEP);
+                // Re-check after announcing (Dekker pairing with ChannelHandler.publishFinished).
+                if (control.getLongVolatile(ChannelLayout.COMP_TAIL) == consumed) {
+                    completionFutex.await(ChannelLayout.DOORBELL_ASLEEP, waitNs - waited);
+                }
+                control.putIntVolatile(ChannelLayout.CLIENT_DOORBELL, ChannelLayout.DOORBELL_AWAKE);
+            } else {
+                Thread.yield();
+            }
+            now = System.nanoTime();
+        }
+    }
+
+    /** Completion agent duty cycle for this channel (caller holds the consumer role). */
     int poll(long nowNs, long beatIntervalNs, long ioTimeoutNs) {
         if (nowNs - lastBeatNs >= beatIntervalNs) {
             lastBeatNs = nowNs;
@@ -346,9 +444,16 @@ final class ClientChannel {
     }
 
     /** After the completion agent stopped (shutdown thread or a late producer): fail what is still outstanding. */
-    synchronized void drainAfterAgent() {
+    void drainAfterAgent() {
         agentGone = true;
-        failOutstanding();
+        boolean acquired = consume(); // serialises the shutdown thread and racing producers
+        try {
+            failOutstanding();
+        } finally {
+            if (acquired) {
+                releaseConsumer();
+            }
+        }
     }
 
     private int failOutstanding() {

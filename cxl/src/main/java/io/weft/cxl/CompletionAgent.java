@@ -2,7 +2,11 @@ package io.weft.cxl;
 
 import org.agrona.concurrent.Agent;
 
-/** Client-side duty cycle: consumes completions of every channel of one blkdev and carries out stop requests. */
+/**
+ * Client-side duty cycle: consumes completions of every channel of one blkdev and carries out stop requests. A
+ * channel whose consumer role a submitting thread holds (assisting, see {@link ClientChannel#assist}) is skipped for
+ * that cycle.
+ */
 final class CompletionAgent implements Agent {
     private final String name;
     private final ClientChannel[] channels;
@@ -11,6 +15,8 @@ final class CompletionAgent implements Agent {
     private volatile int stopStatus;
     private volatile String stopReason;
     private volatile boolean stopDone;
+    /** Completions consumed on all channels at the last duty cycle (by this agent or by assisting submitters). */
+    private long lastDelivered;
 
     CompletionAgent(String name, ClientChannel[] channels, long beatIntervalNs, long ioTimeoutNs) {
         this.name = name;
@@ -48,13 +54,22 @@ final class CompletionAgent implements Agent {
         int status = stopStatus;
         if (status != 0 && !stopDone) {
             for (ClientChannel channel : channels) {
-                channel.fail(status, stopReason);
+                channel.failAsConsumer(status, stopReason);
             }
             stopDone = true;
         }
         int work = 0;
+        long delivered = 0;
         for (ClientChannel channel : channels) {
-            work += channel.poll(now, beatIntervalNs, ioTimeoutNs);
+            work += channel.pollIfFree(now, beatIntervalNs, ioTimeoutNs);
+            delivered += channel.consumedCount();
+        }
+        if (delivered != lastDelivered) {
+            // Completions delivered by an assisting submitter count as progress: without this, an agent whose
+            // submitters take every completion never "works", decides after 10 ms that the ones in flight are overdue
+            // and parks up to 1 ms at a time, and the requests the submitter leaves behind wait out those parks.
+            lastDelivered = delivered;
+            work++;
         }
         return work;
     }

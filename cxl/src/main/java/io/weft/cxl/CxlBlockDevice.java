@@ -21,7 +21,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  * Client side of a backend: a {@link BlockDevice} whose requests travel through the backend's channels in the shared
  * region. WRITE payloads are copied into the request's data slot at submit, READ payloads are copied out when the
  * completion arrives (one copy per hop); completions are consumed by one completion agent (its own thread, or the
- * caller's through {@link #invoker()}). A submitting thread is mapped to a channel by its thread id, so threads that
+ * caller's through {@link #invoker()}) and, when opened with {@link BlkdevOptions#submitterAssists()}, also by the
+ * submitting thread right after it publishes (one consumer at a time per channel). A submitting thread is mapped to a channel by its thread id, so threads that
  * each own a queue never contend. Nothing is allocated per request.
  */
 public final class CxlBlockDevice implements BlockDevice {
@@ -37,6 +38,11 @@ public final class CxlBlockDevice implements BlockDevice {
     private final AgentInvoker invoker;
     private final HotWindowIdleStrategy idle;
     private final Thread agentThread;
+    /** Negative: the submitter never delivers completions; else how long it waits for a lone request of its own. */
+    private final long submitterWaitNs;
+    private final long submitterSpinNs;
+    private final long beatIntervalNs;
+    private final long ioTimeoutNs;
     private volatile int refuseStatus;
     private boolean closed;
 
@@ -50,6 +56,10 @@ public final class CxlBlockDevice implements BlockDevice {
         this.info = info;
         this.channels = channels;
         CxlOptions o = host.options();
+        this.submitterWaitNs = options.submitterWaitNs();
+        this.submitterSpinNs = options.submitterSpinNs();
+        this.beatIntervalNs = o.heartbeatInterval().toNanos();
+        this.ioTimeoutNs = o.ioTimeout().toNanos();
         this.agent = new CompletionAgent("cxl-blkdev-" + slot, channels, o.heartbeatInterval().toNanos(),
                 o.ioTimeout().toNanos());
         if (options.useInvoker()) {
@@ -60,8 +70,12 @@ public final class CxlBlockDevice implements BlockDevice {
             invoker.start();
         } else {
             this.invoker = null;
-            // Deep sleep: nothing in flight (re-checked after announcing); a submit unparks it (see submit).
-            this.idle = o.newIdleStrategy(agent::hasInFlight, new HotWindowIdleStrategy.Sleeper() {
+            // Deep sleep: nothing in flight (re-checked after announcing); a submit unparks it (see submit). When the
+            // submitters assist, no hot window: with nothing in flight the agent sleeps at once (a submitter that
+            // leaves a request behind wakes it), so it does not spin beside a submitter that waits for its own
+            // completion on a 2-core machine.
+            this.idle = o.newIdleStrategy(options.submitterAssists() ? 0 : o.hotWindow().toNanos(),
+                    agent::hasInFlight, new HotWindowIdleStrategy.Sleeper() {
                 @Override
                 public boolean announce() {
                     return !agent.stopRequested();
@@ -196,6 +210,16 @@ public final class CxlBlockDevice implements BlockDevice {
             ClientChannel channel = channels[(int) (Thread.currentThread().getId() % channels.length)];
             status = channel.submit(op, offset, length, flags, buffer, tag, completion);
             if (status < 0) {
+                if (submitterWaitNs >= 0 && channel.tryConsume()) {
+                    try {
+                        channel.assist(submitterWaitNs, submitterSpinNs, beatIntervalNs, ioTimeoutNs);
+                    } finally {
+                        channel.releaseConsumer();
+                    }
+                    if (channel.inFlight() == 0) {
+                        return; // everything this queue had is delivered: nothing to wake the agent for
+                    }
+                }
                 if (idle != null && idle.mayPark()) {
                     LockSupport.unpark(agentThread); // only after an idle spell: no syscall on a busy path
                 }

@@ -18,8 +18,12 @@ import org.agrona.concurrent.BackoffIdleStrategy;
  *                          or where no doorbell works (no futex); otherwise an idle agent sleeps up to one
  *                          heartbeat interval and the producer wakes it (futex doorbell across processes, unpark
  *                          within one)
- * @param hotWindow         after the last work (and while client requests are in flight) agents only spin and
- *                          yield for this long before backing off to parking
+ * @param hotWindow         after the last work agents only spin and yield for this long before they sleep
+ *                          (and a client's completion agent keeps doing so while requests are in flight, up to
+ *                          10 ms). Default 0: straight to the doorbell sleep. Measured on the shared 2-core
+ *                          machine (docs/benchmarks-cxl.md, "Two-JVM NBD path"), a handler that spun 200 µs between
+ *                          requests got the core later than one that slept on its futex and was woken by the
+ *                          client: the scheduler favours a thread waking from sleep over one that kept spinning.
  */
 public record CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Duration ioTimeout, int idleMaxSpins,
                          int idleMaxYields, Duration idleMinPark, Duration idleMaxPark, Duration hotWindow) {
@@ -38,12 +42,18 @@ public record CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Durat
 
     public static CxlOptions defaults() {
         return new CxlOptions(Duration.ofMillis(100), Duration.ofSeconds(1), Duration.ofSeconds(30), 200, 100,
-                Duration.ofNanos(1_000), Duration.ofMillis(1), Duration.ofNanos(200_000));
+                Duration.ofNanos(1_000), Duration.ofMillis(1), Duration.ZERO);
     }
 
     public CxlOptions withDeadTimeout(Duration heartbeat, Duration dead) {
         return new CxlOptions(heartbeat, dead, ioTimeout.compareTo(dead) < 0 ? dead : ioTimeout, idleMaxSpins,
                 idleMaxYields, idleMinPark, idleMaxPark, hotWindow);
+    }
+
+    /** The same options with another hot window (spin-then-yield time before an idle agent sleeps). */
+    public CxlOptions withHotWindow(Duration window) {
+        return new CxlOptions(heartbeatInterval, deadTimeout, ioTimeout, idleMaxSpins, idleMaxYields, idleMinPark,
+                idleMaxPark, window);
     }
 
     public CxlOptions withIoTimeout(Duration timeout) {
@@ -57,8 +67,14 @@ public record CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Durat
      */
     HotWindowIdleStrategy newIdleStrategy(java.util.function.BooleanSupplier expectingWork,
                                           HotWindowIdleStrategy.Sleeper sleeper) {
+        return newIdleStrategy(hotWindow.toNanos(), expectingWork, sleeper);
+    }
+
+    /** The same with another hot window (0: straight to the sleep stage when no work is expected). */
+    HotWindowIdleStrategy newIdleStrategy(long hotWindowNs, java.util.function.BooleanSupplier expectingWork,
+                                          HotWindowIdleStrategy.Sleeper sleeper) {
         return new HotWindowIdleStrategy(
                 new BackoffIdleStrategy(idleMaxSpins, idleMaxYields, idleMinPark.toNanos(), idleMaxPark.toNanos()),
-                hotWindow.toNanos(), heartbeatInterval.toNanos(), expectingWork, sleeper);
+                hotWindowNs, heartbeatInterval.toNanos(), expectingWork, sleeper);
     }
 }

@@ -266,7 +266,7 @@ public final class CxlTransport implements Transport, AutoCloseable {
         }
         CxlBlockDevice dev;
         try {
-            dev = region.host().openBlkdev(backendId, BlkdevOptions.defaults());
+            dev = region.host().openBlkdev(backendId, BlkdevOptions.submitterAssisted());
         } catch (RuntimeException e) {
             throw new IOException("cxl: cannot open backend " + backendId + " in " + region.path() + ": "
                     + e.getMessage(), e);

@@ -27,6 +27,10 @@ package io.weft.cxl.layout;
  *   576  clientClaim    (8)  CAS: token of the blkdev attached to this channel, 0 = none
  *   640  handlerDoorbell (4) handler agent sets 1 (futex word) when it goes to sleep; a client that publishes a
  *                            submission and finds 1 sets it back to 0 and wakes the sleeper (its own cache line)
+ *   704  clientDoorbell (4)  a client thread waiting for a completion sets 1 (futex word) before it sleeps; the
+ *                            handler, after publishing a completion tail, finds 1, sets it back to 0 and wakes it
+ *                            (its own cache line; a handler that predates it never wakes: the client's wait is
+ *                            bounded)
  *   1024 DONE marks     (8 × depth) backend: (requestId << 8) | status of the last request applied in each slot
  * submission ring  (64 × depth)
  *   0 requestId (8) | 8 device offset (8) | 16 length (4) | 20 op (4) | 24 flags (4) | 28 data CRC32C (4)
@@ -58,6 +62,7 @@ public record ChannelLayout(int depth, int slotSize) {
     public static final int DOORBELL_SEGMENT = 532;
     public static final int CLIENT_CLAIM = 576;
     public static final int HANDLER_DOORBELL = 640;
+    public static final int CLIENT_DOORBELL = 704;
     public static final int DOORBELL_AWAKE = 0;
     public static final int DOORBELL_ASLEEP = 1;
     public static final int DONE_MARKS = 1024;
