@@ -800,14 +800,16 @@ public final class Drill {
                 return new long[] {-1, -1, -1};
             }
             long[] sums = new long[3];
+            boolean anyBack = false;
             for (int leg = 0; leg < dropNanos.length; leg++) {
                 if ((faultLegs & (1 << leg)) != 0 && inSyncNanos[leg] != 0) {
+                    anyBack = true;
                     sums[0] += dirtyAtStart[leg];
                     sums[1] += regionsCopied[leg];
                     sums[2] += bytesCopied[leg];
                 }
             }
-            return sums;
+            return anyBack ? sums : new long[] {-1, -1, -1};
         }
     }
 
