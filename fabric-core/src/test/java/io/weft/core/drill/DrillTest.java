@@ -252,6 +252,47 @@ class DrillTest {
     }
 
     @Test
+    void aLegThatDoesNotReturnIsNotWaitedForAndHasNoResyncCounts() throws Exception {
+        List<FaultyBlockDevice> legs = MirrorFixture.faultyLegs(dir, 2, SIZE, false);
+        MirrorBlockDevice mirror = new MirrorBlockDevice(new ArrayList<>(legs),
+                WriteIntentBitmap.inMemory(SIZE, 1 << 20),
+                MirrorOptions.defaults().withLegTimeoutNanos(LEG_TIMEOUT_MILLIS * 1_000_000L));
+        DrillFault gone = new DrillFault() {
+            @Override
+            public String name() {
+                return "leg1-gone";
+            }
+
+            @Override
+            public void inject() {
+                legs.get(1).mode(FaultyBlockDevice.Mode.FAIL);
+            }
+
+            @Override
+            public void recover() {
+            }
+
+            @Override
+            public boolean legReturns() {
+                return false;
+            }
+        };
+        try {
+            DrillReport report = new Drill(mirror, mirror, gone,
+                    new DrillOptions(48, 4, 4096, 65536, 30, SIZE / 4, 30, 200, 30, 60_000)).run();
+            assertTrue(report.intact(), report.toText());
+            assertTrue(report.timeToDetectMillis() >= 0, report.toText());
+            assertEquals(-1.0, report.timeToResyncMillis(), report.toText());
+            assertEquals(-1, report.regionsCopied(), report.toText());
+            assertEquals(-1, report.regionsDirtyAtReturn(), report.toText());
+            assertTrue(report.regionsWrittenWhileOut() >= 1, report.toText());
+            assertTrue(report.regionsWrittenWhileOut() <= mirror.bitmap().dirtyCount(), report.toText());
+        } finally {
+            mirror.close();
+        }
+    }
+
+    @Test
     void severalFailedWritesToOneBlockAreAllInDoubtNotCorrupt() throws Exception {
         BlockDevice store = MirrorFixture.fileLeg(dir, "doubt", SIZE);
         Forgetful device = new Forgetful(store);
