@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 /**
  * A drill as {@code GET /weft/drills/{id}} shows it (see docs/drills.md).
  *
- * @param phase         starting, before, during, recovering, resync, after, verifying, done or failed
+ * @param phase         starting, prefill, before, during, recovering, resync, after, verifying, done or failed
  * @param elapsedMillis since the drill was accepted (until it ended, once it has)
  * @param requests      workload requests completed so far
  * @param progress      0..1, a rough share of the planned time (before + during + after); 1 once ended

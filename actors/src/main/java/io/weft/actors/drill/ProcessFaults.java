@@ -43,6 +43,12 @@ public final class ProcessFaults {
         }
 
         @Override
+        public void prepare() {
+            // Binds libc on first use (hundreds of ms on a loaded machine) now, not inside the timed inject.
+            ProcessSignals.send(pid, ProcessSignals.CHECK);
+        }
+
+        @Override
         public synchronized void inject() {
             ProcessSignals.send(pid, ProcessSignals.SIGSTOP);
             stopped = true;
@@ -102,6 +108,12 @@ public final class ProcessFaults {
         @Override
         public boolean legReturns() {
             return restart;
+        }
+
+        @Override
+        public void prepare() {
+            // Binds libc on first use (hundreds of ms on a loaded machine) now, not inside the timed inject.
+            ProcessSignals.send(image.pid(), ProcessSignals.CHECK);
         }
 
         @Override

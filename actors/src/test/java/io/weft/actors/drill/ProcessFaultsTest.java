@@ -74,6 +74,8 @@ class ProcessFaultsTest {
         long pid = p.pid();
         await("child running", WAIT, () -> state(pid) == 'S' || state(pid) == 'R');
         NodeFault freeze = ProcessFaults.freeze("child", pid);
+        freeze.prepare(); // signal 0: checks the process, stops nothing
+        assertTrue(state(pid) != 'T');
         freeze.inject();
         await("child stopped", WAIT, () -> state(pid) == 'T');
         assertTrue(freeze.describe().contains("SIGSTOP"), freeze.describe());
@@ -170,6 +172,7 @@ class ProcessFaultsTest {
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> io.weft.core.drill.ProcessSignals.send(p.pid(), io.weft.core.drill.ProcessSignals.SIGCONT));
         assertTrue(e.getMessage().contains("kill(" + p.pid()), e.getMessage());
+        assertThrows(IllegalStateException.class, () -> ProcessFaults.freeze("gone", p.pid()).prepare());
         assertThrows(IllegalArgumentException.class, () -> io.weft.core.drill.ProcessSignals.send(1, 0));
         assertThrows(IOException.class, () -> ProcFs.snapshot(p.pid()));
     }

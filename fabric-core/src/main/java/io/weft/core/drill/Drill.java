@@ -35,11 +35,14 @@ import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
  * +--------+----------+------------------------------------------+
  * </pre>
  * so a read tells which write it holds: the acknowledged one (verified), an older one or zeros (lost), or anything
- * else (corrupted). The model keeps, per block, the generation of the last acknowledged write and, after a failed
- * write, the in-doubt generation that may also be there.
+ * else (corrupted). The model keeps, per block, the generation of the last acknowledged write and, after failed
+ * writes, the range of in-doubt generations that may be there instead (every write to the block since the last
+ * acknowledged one failed, so any generation in that range is one of them).
  *
- * <p>Phases: before (baseline) → {@code fault.inject()} → during → {@code fault.recover()} → wait for the mirror's
- * leg-in-sync event (if a leg was dropped) → after → drain → read back the whole working set.
+ * <p>Phases: prefill (sequential max-IO writes of generation 1 over the whole working set, so every block has a known
+ * acknowledged version whatever an earlier drill left there) → before (baseline) → {@code fault.inject()} → during
+ * → {@code fault.recover()} → wait for the mirror's leg-in-sync events of every leg the fault dropped (dropped between
+ * the inject and the end of recovery) → after → drain → read back the whole working set.
  */
 public final class Drill {
     private static final int BLOCK = DrillOptions.BLOCK;
@@ -51,14 +54,26 @@ public final class Drill {
 
     private final long blocks;
     private final long[] ackedGen;
-    private final long[] doubtGen;
+    /** Lowest and highest generation of the failed writes since the last acknowledged one; 0 when none. */
+    private final long[] doubtMin;
+    private final long[] doubtMax;
     private final boolean[] busy;
 
     private final AtomicLong firstDropNanos = new AtomicLong();
     private final AtomicLong inSyncNanos = new AtomicLong();
+    /** Per leg: legs the fault dropped, and when each was last dropped / back in sync / its resync started. */
+    private final LegTrack legTrack = new LegTrack();
+    /** Drop event of the first fault leg, and when its resync started (0 = not yet): the "leg is out" window. */
+    private volatile long outSinceNanos;
+    private volatile long outUntilNanos;
+    private final int regionSize;
+    private final boolean[] regionWritten;
+    private long regionsDirtyBeforeFault = -1;
     private final List<String> events = new CopyOnWriteArrayList<>();
     private volatile long faultNanos;
     private volatile long recoverNanos;
+    /** Set once recovery has returned: legs dropped later are not the fault's. */
+    private volatile boolean resyncWaitStarted;
     private volatile Phase phase = Phase.STARTING;
     private volatile boolean cancelled;
     /** Completed requests, published by the driver thread with an ordered store (no fence per IO on x86). */
@@ -68,6 +83,8 @@ public final class Drill {
     public enum Phase {
         /** Constructed, {@link #run()} not yet called. */
         STARTING,
+        /** Writing a known generation over the whole working set. */
+        PREFILL,
         /** Baseline workload before the fault. */
         BEFORE,
         /** Fault injected; workload runs through it. */
@@ -110,8 +127,12 @@ public final class Drill {
             throw new IllegalArgumentException("working set too large for the in-memory model");
         }
         this.ackedGen = new long[(int) blocks];
-        this.doubtGen = new long[(int) blocks];
+        this.doubtMin = new long[(int) blocks];
+        this.doubtMax = new long[(int) blocks];
         this.busy = new boolean[(int) blocks];
+        this.regionSize = mirror == null ? 0 : mirror.bitmap().regionSize();
+        this.regionWritten = mirror == null ? new boolean[0]
+                : new boolean[(int) ((options.workingSetBytes() + regionSize - 1) / regionSize)];
     }
 
     /** The current phase; safe from any thread. */
@@ -149,24 +170,32 @@ public final class Drill {
             @Override
             public void legDropped(int leg, String reason, long nanoTime) {
                 long f = faultNanos;
-                if (f != 0) {
+                boolean byFault = f != 0 && legTrack.dropped(leg, nanoTime, resyncWaitStarted);
+                if (byFault) {
+                    // The mirror's own event time, not when this callback ran.
                     firstDropNanos.compareAndSet(0, nanoTime);
+                    if (outSinceNanos == 0) {
+                        outSinceNanos = nanoTime;
+                    }
                 }
-                events.add(event(nanoTime, "leg " + leg + " dropped: " + reason));
+                events.add(event(nanoTime, "leg " + leg + " dropped: " + reason
+                        + (byFault ? " (by the fault)" : "")));
             }
 
             @Override
             public void resyncStarted(int leg, long regions, boolean full, long nanoTime) {
+                if (legTrack.resyncStarted(leg, regions) && outUntilNanos == 0 && outSinceNanos != 0) {
+                    outUntilNanos = nanoTime;
+                }
                 events.add(event(nanoTime, "leg " + leg + " resync started: " + regions + " regions"
                         + (full ? " (full)" : "")));
             }
 
             @Override
             public void legInSync(int leg, long nanoTime) {
-                if (recoverNanos != 0) {
-                    inSyncNanos.compareAndSet(0, nanoTime);
-                }
-                events.add(event(nanoTime, "leg " + leg + " in sync"));
+                boolean faultLeg = legTrack.inSync(leg, nanoTime, mirror.progress());
+                events.add(event(nanoTime, "leg " + leg + " in sync"
+                        + (faultLeg ? " (dropped by the fault: time to resync)" : "")));
             }
 
             @Override
@@ -181,18 +210,35 @@ public final class Drill {
         Thread thread = new Thread(driver, "weft-drill-driver");
         thread.setDaemon(true);
         try {
-            long start = System.nanoTime();
-            driver.phaseStart[0] = start;
-            phase = Phase.BEFORE;
+            fault.prepare();
+            phase = Phase.PREFILL;
             thread.start();
+            while (!driver.prefilled && thread.isAlive() && !cancelled) {
+                LockSupport.parkNanos(1_000_000);
+            }
+            if (!driver.prefilled) {
+                driver.running = false;
+                thread.join(TimeUnit.SECONDS.toMillis(15));
+                throw new IllegalStateException(cancelled ? "drill cancelled during prefill"
+                        : "prefill of the working set failed", driver.failure);
+            }
+            phase = Phase.BEFORE;
             sleepMillis(options.beforeMillis());
 
+            if (mirror != null) {
+                regionsDirtyBeforeFault = mirror.bitmap().dirtyCount();
+            }
             faultNanos = System.nanoTime();
             driver.phaseStart[1] = faultNanos;
             driver.phase = 1;
             phase = Phase.DURING;
             events.add(event(faultNanos, "fault '" + fault.name() + "' injected"));
             fault.inject();
+            long injected = System.nanoTime();
+            if (injected - faultNanos > 10_000_000L) {
+                events.add(event(injected, "inject returned (took "
+                        + String.format(Locale.ROOT, "%.1f ms", nanosToMillis(injected - faultNanos)) + ")"));
+            }
             sleepMillis(options.duringMillis());
 
             recoverNanos = System.nanoTime();
@@ -201,11 +247,20 @@ public final class Drill {
             phase = Phase.RECOVERING;
             events.add(event(recoverNanos, "recover"));
             fault.recover();
+            resyncWaitStarted = true;
             if (mirror != null && firstDropNanos.get() != 0 && fault.legReturns()) {
                 phase = Phase.RESYNC;
                 long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(options.resyncTimeoutMillis());
-                while (inSyncNanos.get() == 0 && System.nanoTime() < deadline && thread.isAlive() && !cancelled) {
+                long back;
+                while ((back = legTrack.allFaultLegsBackAfter(recoverNanos)) == 0 && System.nanoTime() < deadline
+                        && thread.isAlive() && !cancelled) {
                     LockSupport.parkNanos(1_000_000);
+                }
+                if (back != 0) {
+                    inSyncNanos.set(back);
+                } else {
+                    events.add(event(System.nanoTime(), "gave up waiting for leg(s) " + legTrack.pendingLegs()
+                            + " to be back in sync"));
                 }
             }
             long afterStart = System.nanoTime();
@@ -229,13 +284,22 @@ public final class Drill {
             }
             long drop = firstDropNanos.get();
             long inSync = inSyncNanos.get();
+            long written = -1;
+            if (mirror != null) {
+                written = 0;
+                for (boolean w : regionWritten) {
+                    written += w ? 1 : 0;
+                }
+            }
+            long[] resync = legTrack.resyncCounts(mirror != null);
             return new DrillReport(fault.name(), options.seed(), stall, before,
                     drop == 0 ? -1 : nanosToMillis(drop - faultNanos),
                     driver.failoverNanos == 0 ? -1 : nanosToMillis(driver.failoverNanos - faultNanos),
                     inSync == 0 ? -1 : nanosToMillis(inSync - recoverNanos),
                     driver.iops(0), driver.iops(1), driver.iops(3),
                     driver.completed, driver.writesOk, driver.writesFailed, driver.readsFailed,
-                    driver.readMismatches, check[0], check[1], check[2], check[3], hung, events);
+                    driver.readMismatches, check[0], check[1], check[2], check[3], hung,
+                    regionsDirtyBeforeFault, resync[0], written, resync[1], resync[2], events);
         } finally {
             driver.running = false;
             if (mirror != null) {
@@ -285,7 +349,8 @@ public final class Drill {
     /** 0 = verified, 1 = lost (older version or zeros), 2 = corrupted. */
     int classify(ByteBuffer buf, int at, long block) {
         long acked = ackedGen[(int) block];
-        long doubt = doubtGen[(int) block];
+        long lowDoubt = doubtMin[(int) block];
+        long highDoubt = doubtMax[(int) block];
         long storedBlock = buf.getLong(at);
         long storedGen = buf.getLong(at + 8);
         if (storedBlock == 0 && storedGen == 0 && isZero(buf, at)) {
@@ -294,7 +359,7 @@ public final class Drill {
         if (storedBlock != block || !matchesPattern(buf, at, block, storedGen)) {
             return 2;
         }
-        if (storedGen == acked || (doubt != 0 && storedGen == doubt)) {
+        if (storedGen == acked || (lowDoubt != 0 && storedGen >= lowDoubt && storedGen <= highDoubt)) {
             return 0;
         }
         return storedGen < acked ? 1 : 2;
@@ -383,7 +448,11 @@ public final class Drill {
         volatile long phaseEnd;
         volatile int phase;
         volatile boolean running = true;
+        /** The working set holds generation 1 everywhere (acknowledged); the baseline phase has begun. */
+        volatile boolean prefilled;
         volatile Throwable failure;
+        long prefillNext;
+        int prefillFailedStatus = IoStatus.OK;
         long generation;
         long completed;
         long writesOk;
@@ -414,6 +483,11 @@ public final class Drill {
         public void run() {
             try {
                 IdleStrategy idle = new BackoffIdleStrategy(100, 10, 1_000, 200_000);
+                if (!prefill(idle)) {
+                    return;
+                }
+                phaseStart[0] = System.nanoTime();
+                prefilled = true;
                 while (running) {
                     int work = drain();
                     for (Request r : requests) {
@@ -432,6 +506,74 @@ public final class Drill {
                 inFlightAtEnd = inFlight;
             } catch (Throwable t) {
                 failure = t;
+            }
+        }
+
+        /**
+         * Writes generation 1 over the whole working set, sequentially in max-IO requests with the queue depth in
+         * flight, and waits for all of them. False (with {@link #failure} set) if any failed or the drill stopped.
+         */
+        private boolean prefill(IdleStrategy idle) {
+            int chunk = options.maxIoBytes() / BLOCK;
+            generation = 1;
+            while (running && (prefillNext < blocks || inFlight > 0) && prefillFailedStatus == IoStatus.OK) {
+                int work = done.drain(this::completePrefill);
+                for (Request r : requests) {
+                    if (!r.inUse && prefillNext < blocks && running) {
+                        int n = (int) Math.min(chunk, blocks - prefillNext);
+                        ByteBuffer buf = r.buffer;
+                        buf.clear().limit(n * BLOCK);
+                        for (int k = 0; k < n; k++) {
+                            fillBlock(buf, k * BLOCK, prefillNext + k, 1);
+                        }
+                        r.start(IoOp.WRITE, prefillNext, n, 1);
+                        device.submit(IoOp.WRITE, prefillNext * BLOCK, n * BLOCK, 0, buf, r.index, this);
+                        prefillNext += n;
+                        work++;
+                    }
+                }
+                idle.idle(work);
+            }
+            if (prefillFailedStatus != IoStatus.OK || prefillNext < blocks || inFlight > 0) {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (inFlight > 0 && System.nanoTime() < deadline) {
+                    if (done.drain(this::completePrefill) == 0) {
+                        LockSupport.parkNanos(100_000);
+                    }
+                }
+                failure = new IllegalStateException(prefillFailedStatus != IoStatus.OK
+                        ? "a prefill write failed: " + IoStatus.name(prefillFailedStatus) : "prefill stopped");
+                return false;
+            }
+            return true;
+        }
+
+        private void completePrefill(Request r) {
+            inFlight--;
+            r.inUse = false;
+            if (r.status == IoStatus.OK) {
+                for (int k = 0; k < r.blocks; k++) {
+                    ackedGen[(int) (r.firstBlock + k)] = r.gen;
+                }
+            } else if (prefillFailedStatus == IoStatus.OK) {
+                prefillFailedStatus = r.status;
+            }
+        }
+
+        /** Marks the bitmap regions of a write that completed (either way) while a fault leg was out. */
+        private void countWhileOut(Request r) {
+            long since = outSinceNanos;
+            if (since == 0 || r.endNanos < since) {
+                return;
+            }
+            long until = outUntilNanos;
+            if (until != 0 && r.startNanos >= until) {
+                return;
+            }
+            long first = r.firstBlock * BLOCK / regionSize;
+            long last = ((r.firstBlock + r.blocks) * BLOCK - 1) / regionSize;
+            for (long g = first; g <= last; g++) {
+                regionWritten[(int) g] = true;
             }
         }
 
@@ -517,12 +659,18 @@ public final class Drill {
                         int b = (int) (r.firstBlock + k);
                         if (r.status == IoStatus.OK) {
                             ackedGen[b] = r.gen;
-                            doubtGen[b] = 0;
+                            doubtMin[b] = 0;
+                            doubtMax[b] = 0;
                         } else {
-                            doubtGen[b] = r.gen;
+                            // Generations only grow, and a success clears the range: min stays, max moves up.
+                            if (doubtMin[b] == 0) {
+                                doubtMin[b] = r.gen;
+                            }
+                            doubtMax[b] = r.gen;
                         }
                         busy[b] = false;
                     }
+                    countWhileOut(r);
                     if (r.status == IoStatus.OK) {
                         writesOk++;
                     } else {
@@ -572,6 +720,96 @@ public final class Drill {
                 inFlight++;
                 this.startNanos = System.nanoTime();
             }
+        }
+    }
+
+    /**
+     * Which legs the fault dropped (dropped after the inject, before recovery returned) and how each came back.
+     * Updated from the mirror's event threads, read by the control thread; events are rare, so a lock is fine.
+     */
+    private static final class LegTrack {
+        private final long[] dropNanos = new long[MirrorBlockDevice.MAX_LEGS];
+        private final long[] inSyncNanos = new long[MirrorBlockDevice.MAX_LEGS];
+        private final long[] dirtyAtStart = new long[MirrorBlockDevice.MAX_LEGS];
+        private final long[] regionsCopied = new long[MirrorBlockDevice.MAX_LEGS];
+        private final long[] bytesCopied = new long[MirrorBlockDevice.MAX_LEGS];
+        private final boolean[] resyncSinceDrop = new boolean[MirrorBlockDevice.MAX_LEGS];
+        private int faultLegs;
+
+        /** @return whether the leg counts as dropped by the fault */
+        synchronized boolean dropped(int leg, long nanoTime, boolean afterRecovery) {
+            if (!afterRecovery) {
+                faultLegs |= 1 << leg;
+            }
+            dropNanos[leg] = nanoTime;
+            inSyncNanos[leg] = 0;
+            resyncSinceDrop[leg] = false;
+            return (faultLegs & (1 << leg)) != 0 && !afterRecovery;
+        }
+
+        /** @return whether the leg is one the fault dropped */
+        synchronized boolean resyncStarted(int leg, long regions) {
+            dirtyAtStart[leg] = regions;
+            resyncSinceDrop[leg] = true;
+            return (faultLegs & (1 << leg)) != 0;
+        }
+
+        /** @return whether the leg is one the fault dropped */
+        synchronized boolean inSync(int leg, long nanoTime, io.weft.core.mirror.ResyncProgress progress) {
+            inSyncNanos[leg] = nanoTime;
+            if (resyncSinceDrop[leg] && progress.leg() == leg && !progress.running()) {
+                regionsCopied[leg] = progress.regionsDone();
+                bytesCopied[leg] = progress.bytesCopied();
+            } else {
+                // Made in sync without a copy (it was the last authoritative leg).
+                dirtyAtStart[leg] = 0;
+                regionsCopied[leg] = 0;
+                bytesCopied[leg] = 0;
+            }
+            return (faultLegs & (1 << leg)) != 0;
+        }
+
+        /** When the last fault leg came back in sync after {@code since}, or 0 while any is still out. */
+        synchronized long allFaultLegsBackAfter(long since) {
+            long last = 0;
+            for (int leg = 0; leg < dropNanos.length; leg++) {
+                if ((faultLegs & (1 << leg)) != 0) {
+                    long back = inSyncNanos[leg];
+                    if (back == 0 || back < dropNanos[leg]) {
+                        return 0;
+                    }
+                    last = Math.max(last, Math.max(back, since));
+                }
+            }
+            return last;
+        }
+
+        synchronized String pendingLegs() {
+            StringBuilder b = new StringBuilder();
+            for (int leg = 0; leg < dropNanos.length; leg++) {
+                if ((faultLegs & (1 << leg)) != 0 && inSyncNanos[leg] == 0) {
+                    b.append(b.length() == 0 ? "" : ", ").append(leg);
+                }
+            }
+            return b.toString();
+        }
+
+        /** {regions dirty at the return, regions copied, bytes copied} summed over the fault legs back in sync. */
+        synchronized long[] resyncCounts(boolean mirrored) {
+            if (!mirrored || faultLegs == 0) {
+                return new long[] {-1, -1, -1};
+            }
+            long[] sums = new long[3];
+            boolean anyBack = false;
+            for (int leg = 0; leg < dropNanos.length; leg++) {
+                if ((faultLegs & (1 << leg)) != 0 && inSyncNanos[leg] != 0) {
+                    anyBack = true;
+                    sums[0] += dirtyAtStart[leg];
+                    sums[1] += regionsCopied[leg];
+                    sums[2] += bytesCopied[leg];
+                }
+            }
+            return anyBack ? sums : new long[] {-1, -1, -1};
         }
     }
 

@@ -9,6 +9,13 @@ public interface DrillFault {
     /** Short name for the report ("kill", "freeze", "cut", "leg-eio", ...). */
     String name();
 
+    /**
+     * Readies the fault before the workload starts (e.g. loads the native signal binding), so that
+     * {@link #inject()} itself is prompt and time to detect is not inflated by one-off start-up work.
+     */
+    default void prepare() throws Exception {
+    }
+
     /** Breaks something. Should return promptly; the drill measures from the moment it is called. */
     void inject() throws Exception;
 

@@ -26,6 +26,16 @@ import java.util.Locale;
  * @param blocksCorrupted       final check: blocks holding anything else (wrong offset, torn, garbage)
  * @param blocksUnreadable      final check: blocks whose read failed (e.g. no leg left): not verified either way
  * @param requestsHung          requests still in flight when the drill ended (after a 10 s drain)
+ * @param regionsDirtyBeforeFault the mirror's dirty bitmap regions just before the fault (left by earlier outages);
+ *                              -1 for a plain device
+ * @param regionsDirtyAtReturn  the bitmap's dirty regions when the leg(s) the fault dropped returned (the count the
+ *                              mirror's resync started with); -1 when no fault leg came back in sync
+ * @param regionsWrittenWhileOut the drill's own count of distinct bitmap regions touched by writes that completed
+ *                              (acknowledged or failed) between the fault leg's drop event and its resync start,
+ *                              independent of the bitmap; -1 for a plain device
+ * @param regionsCopied         regions the resync of the fault leg(s) copied; -1 as above
+ * @param bytesCopied           bytes that resync wrote (more than regions × region size when foreground writes
+ *                              raced with a region copy and it was repeated); -1 as above
  * @param events                leg events seen, in order, with their time relative to the fault (for people)
  */
 public record DrillReport(String fault, long seed, double longestStallMillis, double stallBeforeMillis,
@@ -33,7 +43,8 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
                           double iopsBefore, double iopsDuring, double iopsAfter, long requests,
                           long writesAcknowledged, long writesFailed, long readsFailed, long readMismatches,
                           long blocksVerified, long blocksLost, long blocksCorrupted, long blocksUnreadable,
-                          long requestsHung,
+                          long requestsHung, long regionsDirtyBeforeFault, long regionsDirtyAtReturn,
+                          long regionsWrittenWhileOut, long regionsCopied, long bytesCopied,
                           List<String> events) {
 
     public DrillReport {
@@ -67,10 +78,20 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
         row(b, "blocks verified/lost/corrupt", blocksVerified + " / " + blocksLost + " / " + blocksCorrupted);
         row(b, "blocks unreadable", Long.toString(blocksUnreadable));
         row(b, "requests hung", Long.toString(requestsHung));
+        if (regionsDirtyBeforeFault >= 0) {
+            row(b, "regions dirty before/at return", regionsDirtyBeforeFault + " / " + count(regionsDirtyAtReturn));
+            row(b, "regions written while out", count(regionsWrittenWhileOut));
+            row(b, "resync copied", count(regionsCopied) + " regions, "
+                    + (bytesCopied < 0 ? "-" : (bytesCopied >> 20) + " MiB"));
+        }
         for (String e : events) {
             row(b, "event", e);
         }
         return b.toString();
+    }
+
+    private static String count(long v) {
+        return v < 0 ? "-" : Long.toString(v);
     }
 
     private static void row(StringBuilder b, String name, String value) {
@@ -101,6 +122,11 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
         num(b, "blocksCorrupted", blocksCorrupted).append(',');
         num(b, "blocksUnreadable", blocksUnreadable).append(',');
         num(b, "requestsHung", requestsHung).append(',');
+        num(b, "regionsDirtyBeforeFault", regionsDirtyBeforeFault).append(',');
+        num(b, "regionsDirtyAtReturn", regionsDirtyAtReturn).append(',');
+        num(b, "regionsWrittenWhileOut", regionsWrittenWhileOut).append(',');
+        num(b, "regionsCopied", regionsCopied).append(',');
+        num(b, "bytesCopied", bytesCopied).append(',');
         b.append("\"events\":[");
         for (int i = 0; i < events.size(); i++) {
             if (i > 0) {

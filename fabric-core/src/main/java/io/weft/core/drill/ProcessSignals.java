@@ -17,6 +17,8 @@ public final class ProcessSignals {
     public static final int SIGKILL = 9;
     public static final int SIGCONT = 18;
     public static final int SIGSTOP = 19;
+    /** No signal: only checks that the process exists and may be signalled (and warms the native call). */
+    public static final int CHECK = 0;
 
     /** The libc call used. */
     public interface LibC {

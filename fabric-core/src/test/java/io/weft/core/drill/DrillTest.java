@@ -118,6 +118,19 @@ class DrillTest {
                 assertTrue(report.timeToDetectMillis() >= 0, "leg-dropped event seen: " + text);
                 assertTrue(unexpectedDrops || report.timeToResyncMillis() >= 0, "leg back in sync: " + text);
                 assertTrue(report.longestStallMillis() < STALL_BOUND_MILLIS, text);
+                if (!unexpectedDrops) {
+                    assertTrue(report.events().stream().anyMatch(e -> e.contains("leg " + victim
+                            + " in sync (dropped by the fault: time to resync)")), "names the fault leg: " + text);
+                    assertEquals(0, report.regionsDirtyBeforeFault(), "fresh mirror: " + text);
+                }
+                if (!unexpectedDrops && kind != Kind.FLAP) {
+                    // Counted by the drill from its own writes, independently of the bitmap: only those are copied.
+                    assertTrue(report.regionsWrittenWhileOut() >= 1, text);
+                    assertTrue(report.regionsWrittenWhileOut() <= report.regionsDirtyAtReturn(), text);
+                    assertTrue(report.regionsCopied() <= report.regionsWrittenWhileOut(), text);
+                    assertTrue(report.bytesCopied() >= report.regionsCopied() * region
+                            || report.bytesCopied() >= report.regionsCopied() * (long) mirror.info().maxIoSize(), text);
+                }
                 assertTrue(report.writesAcknowledged() > 0, text);
                 assertEquals(SIZE / 4096, report.blocksVerified() + report.blocksUnreadable(), text);
                 assertEquals(LegState.IN_SYNC, mirror.legState(victim), text);
@@ -213,18 +226,111 @@ class DrillTest {
     }
 
     @Test
+    void aSecondDrillOnTheSameDeviceIsIntactAndARealCorruptionIsStillSeen() throws Exception {
+        BlockDevice store = MirrorFixture.fileLeg(dir, "again", SIZE);
+        Forgetful device = new Forgetful(store);
+        DrillFault nothing = DrillFault.of("none", () -> { }, () -> { });
+        try {
+            // Different seeds and working sets: the second drill's generations do not line up with the first's.
+            DrillReport first = new Drill(device, null, nothing,
+                    new DrillOptions(44, 4, 4096, 16384, 30, SIZE, 30, 60, 30, 1000)).run();
+            assertTrue(first.intact(), first.toText());
+            DrillReport second = new Drill(device, null, nothing,
+                    new DrillOptions(45, 4, 4096, 65536, 30, SIZE / 2, 30, 60, 30, 1000)).run();
+            assertTrue(second.intact(), second.toText());
+            assertEquals(SIZE / 2 / 4096, second.blocksVerified(), second.toText());
+
+            // After the workload has stopped, one block of the working set is overwritten behind the drill's back.
+            DrillFault corruptAtRecover = DrillFault.of("corrupt", () -> { }, () -> device.corruptAfterDrain = 7);
+            DrillReport third = new Drill(device, null, corruptAtRecover,
+                    new DrillOptions(46, 4, 4096, 16384, 30, SIZE / 4, 30, 60, 30, 1000)).run();
+            assertTrue(third.blocksCorrupted() >= 1, third.toText());
+            assertTrue(!third.intact(), third.toText());
+        } finally {
+            store.close();
+        }
+    }
+
+    @Test
+    void aLegThatDoesNotReturnIsNotWaitedForAndHasNoResyncCounts() throws Exception {
+        List<FaultyBlockDevice> legs = MirrorFixture.faultyLegs(dir, 2, SIZE, false);
+        MirrorBlockDevice mirror = new MirrorBlockDevice(new ArrayList<>(legs),
+                WriteIntentBitmap.inMemory(SIZE, 1 << 20),
+                MirrorOptions.defaults().withLegTimeoutNanos(LEG_TIMEOUT_MILLIS * 1_000_000L));
+        DrillFault gone = new DrillFault() {
+            @Override
+            public String name() {
+                return "leg1-gone";
+            }
+
+            @Override
+            public void inject() {
+                legs.get(1).mode(FaultyBlockDevice.Mode.FAIL);
+            }
+
+            @Override
+            public void recover() {
+            }
+
+            @Override
+            public boolean legReturns() {
+                return false;
+            }
+        };
+        try {
+            DrillReport report = new Drill(mirror, mirror, gone,
+                    new DrillOptions(48, 4, 4096, 65536, 30, SIZE / 4, 30, 200, 30, 60_000)).run();
+            assertTrue(report.intact(), report.toText());
+            assertTrue(report.timeToDetectMillis() >= 0, report.toText());
+            assertEquals(-1.0, report.timeToResyncMillis(), report.toText());
+            assertEquals(-1, report.regionsCopied(), report.toText());
+            assertEquals(-1, report.regionsDirtyAtReturn(), report.toText());
+            assertTrue(report.regionsWrittenWhileOut() >= 1, report.toText());
+            assertTrue(report.regionsWrittenWhileOut() <= mirror.bitmap().dirtyCount(), report.toText());
+        } finally {
+            mirror.close();
+        }
+    }
+
+    @Test
+    void severalFailedWritesToOneBlockAreAllInDoubtNotCorrupt() throws Exception {
+        BlockDevice store = MirrorFixture.fileLeg(dir, "doubt", SIZE);
+        Forgetful device = new Forgetful(store);
+        DrillFault failWrites = DrillFault.of("fail-writes", () -> device.failSomeLand = true, () -> {
+            MirrorFixture.await("100 failed writes", 20_000, () -> device.affected.get() >= 100);
+            device.failSomeLand = false;
+        });
+        // 64 KiB working set of 16 blocks: every block gets several failed writes, some of which land.
+        DrillReport report = new Drill(device, null, failWrites,
+                new DrillOptions(47, 4, 4096, 16384, 30, 65536, 30, 80, 30, 1000)).run();
+        try {
+            assertTrue(report.writesFailed() >= 100, report.toText());
+            assertEquals(0, report.blocksCorrupted(), report.toText());
+            assertEquals(0, report.blocksLost(), report.toText());
+            assertEquals(0, report.readMismatches(), report.toText());
+        } finally {
+            store.close();
+        }
+    }
+
+    @Test
     void theReportRendersForPeopleAndScripts() {
         DrillReport r = new DrillReport("leg0-\"hang\"", 7, 130.5, 0.2, 101, 102.25, 40, 1000, 900, 1100, 5000,
-                3000, 0, 0, 0, 4096, 0, 0, 0, 0, List.of("+101.0 ms leg 0 dropped: no completion within 100 ms"));
+                3000, 0, 0, 0, 4096, 0, 0, 0, 0, 2, 30, 27, 29, 31L << 20,
+                List.of("+101.0 ms leg 0 dropped: no completion within 100 ms"));
         String json = r.toJson();
         assertTrue(json.startsWith("{\"fault\":\"leg0-\\\"hang\\\"\",\"seed\":7,\"intact\":true,"), json);
         assertTrue(json.contains("\"longestStallMillis\":130.500"), json);
         assertTrue(json.contains("\"timeToFailoverMillis\":102.250"), json);
+        assertTrue(json.contains("\"regionsDirtyAtReturn\":30,\"regionsWrittenWhileOut\":27,"
+                + "\"regionsCopied\":29,\"bytesCopied\":32505856,"), json);
         assertTrue(json.endsWith("\"events\":[\"+101.0 ms leg 0 dropped: no completion within 100 ms\"]}"), json);
         String text = r.toText();
         assertTrue(text.contains("every acknowledged write intact"), text);
         assertTrue(text.contains("longest IO stall              130.5 ms"), text);
         assertTrue(text.contains("1000 / 900 / 1100"), text);
+        assertTrue(text.contains("regions dirty before/at return 2 / 30"), text);
+        assertTrue(text.contains("resync copied                 29 regions, 31 MiB"), text);
     }
 
     @Test
@@ -241,6 +347,9 @@ class DrillTest {
         final BlockDevice inner;
         volatile boolean forget;
         volatile boolean shift;
+        volatile boolean failSomeLand;
+        /** When >= 0: every read covering this block sees a garbage word in it (as from a corrupted medium). */
+        volatile long corruptAfterDrain = -1;
         final java.util.concurrent.atomic.AtomicLong affected = new java.util.concurrent.atomic.AtomicLong();
 
         Forgetful(BlockDevice inner) {
@@ -260,9 +369,29 @@ class DrillTest {
                 completion.onComplete(tag, IoStatus.OK);
                 return;
             }
+            if (op == IoOp.WRITE && failSomeLand) {
+                // Every other failed write still reaches the medium: its block may hold any of them.
+                boolean lands = affected.incrementAndGet() % 2 == 0;
+                if (lands) {
+                    inner.submit(op, offset, length, flags, buffer, tag,
+                            (t, st) -> completion.onComplete(t, IoStatus.EIO));
+                } else {
+                    completion.onComplete(tag, IoStatus.EIO);
+                }
+                return;
+            }
             if (op == IoOp.WRITE && shift) {
                 affected.incrementAndGet();
                 inner.submit(op, offset + 4096, length, flags, buffer, tag, completion);
+                return;
+            }
+            long bad = corruptAfterDrain;
+            if (op == IoOp.READ && bad >= 0 && offset <= bad * 4096 && bad * 4096 < offset + length) {
+                int at = (int) (bad * 4096 - offset);
+                inner.submit(op, offset, length, flags, buffer, tag, (t, st) -> {
+                    buffer.putLong(at + 100, 0x0BAD_0BAD_0BAD_0BADL);
+                    completion.onComplete(t, st);
+                });
                 return;
             }
             inner.submit(op, offset, length, flags, buffer, tag, completion);
