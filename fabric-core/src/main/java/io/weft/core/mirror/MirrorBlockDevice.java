@@ -759,8 +759,9 @@ public final class MirrorBlockDevice implements BlockDevice {
 
     /**
      * The leg's transport is back (and its old requests can no longer land): copy the regions written meanwhile (or
-     * everything, for a leg that was being fully synced) in the background. If no leg is in sync and this leg was the
-     * last authoritative one, it becomes in sync at once.
+     * everything, for a leg that was being fully synced) in the background, from an in-sync leg. (The branch for "no
+     * leg in sync" is defensive: rule 3 of the class comment keeps one leg in sync, so a leg that missed acknowledged
+     * writes is never made authoritative here; only a leg in the persisted in-sync mask could be.)
      *
      * @return completes with the final progress when the leg is in sync, exceptionally if the resync fails
      */
