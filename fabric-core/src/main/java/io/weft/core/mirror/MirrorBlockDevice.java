@@ -26,10 +26,30 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <h2>IO</h2>
  * Writes, discards and zeroing go to every live leg (in sync or resyncing) and complete when all of them have
- * answered: OK if at least one leg succeeded; a leg that failed is dropped (marked FAILED) and its regions marked
- * dirty before the caller hears OK. FLUSH goes to every live leg; FUA and the other flags pass to each leg as given.
- * A read goes to one in-sync leg ({@link ReadPolicy}) and is retried on another in-sync leg if that one fails. With no
- * live leg a request fails with EIO at once (the caller's io-timeout layer does the waiting).
+ * answered. FLUSH goes to every live leg; FUA and the other flags pass to each leg as given. A read goes to one
+ * in-sync leg ({@link ReadPolicy}) and is retried on another in-sync leg if that one fails; a RESYNCING leg never
+ * serves a read.
+ *
+ * <h2>Authority: the rules that keep every acknowledged write</h2>
+ * <ol>
+ * <li>The IN_SYNC legs are the authoritative ones: each holds every acknowledged write. There is always at least one
+ *     (the constructor requires one, and nothing below ever takes the last one away), and the bitmap header's in-sync
+ *     mask is exactly that set, persisted before any request that depends on the change completes, so a client
+ *     restart starts every other leg FAILED.</li>
+ * <li>A write is acknowledged OK only when every leg it was issued to has answered, at least one leg that is IN_SYNC
+ *     when the write completes succeeded, and every leg that failed it is FAILED (dropped, its regions marked in the
+ *     bitmap) by then. A RESYNCING leg alone never acknowledges a write.</li>
+ * <li>A leg is dropped (for an error, a refusal another leg did not share, or the leg timeout) only while another
+ *     IN_SYNC leg remains. The last IN_SYNC leg is never dropped: its slow requests simply wait (the io-timeout of
+ *     the layer above bounds what the application sees), and its errors reach the caller as that request's status
+ *     while the leg stays authoritative. If it failed a write that a RESYNCING leg accepted, the RESYNCING leg is
+ *     dropped (it now holds data the authority does not; its resync starts over from the bitmap).</li>
+ * <li>A leg becomes IN_SYNC only by a completed resync from an IN_SYNC leg (or by being in the persisted in-sync
+ *     mask at construction), so no leg that missed an acknowledged write is ever promoted.</li>
+ * </ol>
+ * Without a live IN_SYNC leg (its transport is down), requests wait in that leg or in the layer above (the client's
+ * {@code QueueingBlockDevice} queues while no in-sync leg is connected) up to the io-timeout, then fail with EIO:
+ * the single-device rules. With no leg at all a request fails with EIO at once.
  *
  * <h2>Slots, no allocation, no locks on the hot path</h2>
  * Each request takes one of {@code maxInFlight} preallocated slots. The slot's state is one atomic word:
@@ -52,7 +72,7 @@ import java.util.concurrent.locks.LockSupport;
  * <h2>Hung legs</h2>
  * A watchdog (the device's timer thread every legTimeout/4, or the owner via {@link #checkTimeouts}) scans the slots;
  * a leg with a request older than the leg timeout (default 500 ms) is dropped and all of its requests are failed over,
- * so a frozen leg stalls IO for at most about legTimeout + legTimeout/4.
+ * so a frozen leg stalls IO for at most about legTimeout + legTimeout/4 — unless it is the last IN_SYNC leg (rule 3).
  *
  * <h2>Write intent and resync</h2>
  * While any leg is FAILED, a write marks its regions in the {@link WriteIntentBitmap} durably <em>before</em> it is
@@ -73,6 +93,8 @@ public final class MirrorBlockDevice implements BlockDevice {
 
     /** Internal status for "leg removed by the operator": neither success nor failure. */
     private static final int REMOVED = -1;
+    /** Internal status for "the watchdog found this leg's part older than the leg timeout". */
+    private static final int LEG_TIMEOUT = -2;
 
     private static final long PENDING_MASK = 0x7L;
     private static final long ISSUING = 1L << 3;
@@ -416,6 +438,18 @@ public final class MirrorBlockDevice implements BlockDevice {
     /** One leg's part of a slot finished with {@code status} (a completion, a timeout, a drop or a removal). */
     private void legDone(Slot s, int gen, int leg, int status) {
         long pendingBit = 1L << leg;
+        if (status == LEG_TIMEOUT) {
+            long w0 = s.word.get();
+            if ((int) (w0 >>> 32) != gen || (w0 & pendingBit) == 0) {
+                return;
+            }
+            Leg l = legs[leg];
+            if (!dropLeg(leg, IoStatus.ETIMEDOUT, s.legEpoch[leg]) && l.state == LegState.IN_SYNC
+                    && l.resyncEpoch == s.legEpoch[leg]) {
+                return; // the last in-sync leg is never dropped for slowness: its request waits (rule 3)
+            }
+            status = IoStatus.ETIMEDOUT; // dropped (its part is failed over) or dropped meanwhile
+        }
         if (status != IoStatus.OK && status != REMOVED && isLegFailure(status)) {
             long w0 = s.word.get();
             LegState st = legs[leg].state;
@@ -506,21 +540,10 @@ public final class MirrorBlockDevice implements BlockDevice {
         int failed = (int) ((w >>> FAILED_SHIFT) & 7);
         IoOp op = s.op;
         int status;
-        if (ok != 0) {
-            status = IoStatus.OK;
-            int diverged = s.divergedMask;
-            if (diverged != 0 && op != IoOp.READ) {
-                // Legs that refused what another leg accepted now differ from it (e.g. ENOSPC on one leg). Legs
-                // that failed outright were dropped when they failed; dropping them here could hit a leg that
-                // has been returned since.
-                for (int i = 0; i < MAX_LEGS; i++) {
-                    if ((diverged & (1 << i)) != 0) {
-                        dropLeg(i, s.lastError);
-                    }
-                }
-            }
+        if (op == IoOp.READ) {
+            status = ok != 0 ? IoStatus.OK : s.lastError != 0 ? s.lastError : IoStatus.EIO;
         } else {
-            status = s.lastError != 0 ? s.lastError : IoStatus.EIO;
+            status = settle(s, ok, failed);
         }
         if (isWriteLike(op)) {
             endRegionWrite(s.firstRegion, s.lastRegion);
@@ -537,6 +560,60 @@ public final class MirrorBlockDevice implements BlockDevice {
         s.buffer = null;
         s.word.set(w & ~LOW_MASK);
         c.onComplete(tag, status);
+    }
+
+    /**
+     * The status of a finished write or flush (rule 2 of the class comment). Legs that failed a write are dropped
+     * first (only the incarnation it was issued to; refused for the last in-sync leg), then it is acknowledged only
+     * if a leg that is in sync now has it and no leg that failed it is still in sync. A write that is not
+     * acknowledged but reached a non-authoritative leg makes that leg differ from the authority: it is dropped too.
+     * A flush is OK if an in-sync leg flushed (a leg that failed it with a leg failure was dropped in legDone).
+     */
+    private int settle(Slot s, int ok, int failed) {
+        boolean writeLike = isWriteLike(s.op);
+        int error = s.lastError != 0 ? s.lastError : IoStatus.EIO;
+        boolean failedStillInSync = false;
+        if (failed != 0 && writeLike) {
+            boolean dropped = false;
+            for (int i = 0; i < MAX_LEGS; i++) {
+                if ((failed & (1 << i)) == 0) {
+                    continue;
+                }
+                Leg l = legs[i];
+                if (ok != 0) {
+                    // A refusal the other legs did not share (ENOSPC on one leg...) makes the legs differ.
+                    dropped |= dropLeg(i, error, s.legEpoch[i]);
+                }
+                failedStillInSync |= l.state == LegState.IN_SYNC && l.resyncEpoch == s.legEpoch[i];
+            }
+            if (dropped && writeLike) {
+                // legDone marked the region before this leg was out; a resync that ended meanwhile with every
+                // leg in sync may have cleared it again. Durable before the caller hears OK.
+                bitmap.markDirty(s.offset, s.length);
+            }
+        }
+        if ((ok & inSyncMask()) != 0 && !failedStillInSync) {
+            return IoStatus.OK;
+        }
+        if (writeLike && ok != 0) {
+            for (int i = 0; i < MAX_LEGS; i++) {
+                if ((ok & (1 << i)) != 0 && legs[i].state == LegState.RESYNCING) {
+                    bitmap.markDirty(s.offset, s.length);
+                    dropLeg(i, error, s.legEpoch[i]);
+                }
+            }
+        }
+        return error;
+    }
+
+    private int inSyncMask() {
+        int mask = 0;
+        for (Leg l : legs) {
+            if (l.state == LegState.IN_SYNC) {
+                mask |= 1 << l.index;
+            }
+        }
+        return mask;
     }
 
     private int pickReadLeg(int excludeMask) {
@@ -607,36 +684,43 @@ public final class MirrorBlockDevice implements BlockDevice {
             int gen = (int) (w >>> 32);
             for (int i = 0; i < MAX_LEGS; i++) {
                 if ((pending & (1 << i)) != 0) {
-                    legDone(s, gen, i, IoStatus.ETIMEDOUT);
+                    legDone(s, gen, i, LEG_TIMEOUT);
                 }
             }
         }
     }
 
-    private void dropLeg(int leg, int status) {
-        dropLeg(leg, status, -1);
+    private boolean dropLeg(int leg, int status) {
+        return dropLeg(leg, status, -1);
     }
 
-    /** @param onlyEpoch drop only if the leg is still in this resync epoch (-1: whatever its epoch) */
-    private void dropLeg(int leg, int status, long onlyEpoch) {
+    /**
+     * Marks the leg FAILED, persists that, and fails its part of every in-flight request over. Refused for the last
+     * IN_SYNC leg (rule 3 of the class comment): it stays authoritative, whatever it did.
+     *
+     * @param onlyEpoch drop only if the leg is still in this resync epoch (-1: whatever its epoch)
+     * @return whether this call dropped the leg
+     */
+    private boolean dropLeg(int leg, int status, long onlyEpoch) {
         if (closed) {
-            return;
+            return false;
         }
         Leg l = legs[leg];
         long droppedEpoch;
         synchronized (control) {
             LegState st = l.state;
             if (st != LegState.IN_SYNC && st != LegState.RESYNCING) {
-                return;
+                return false;
             }
             if (onlyEpoch >= 0 && l.resyncEpoch != onlyEpoch) {
-                return;
+                return false;
+            }
+            if (st == LegState.IN_SYNC && !otherInSync(leg)) {
+                return false;
             }
             l.state = LegState.FAILED;
             droppedEpoch = l.resyncEpoch;
-            if (st == LegState.IN_SYNC && otherInSync(leg)) {
-                persistedInSync &= ~(1 << leg);
-            }
+            persistedInSync &= ~(1 << leg);
             bitmap.updateLegs(persistedInSync, persistedFullSync);
         }
         long now = System.nanoTime();
@@ -648,6 +732,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         }
         // Only requests issued to the dropped incarnation: the leg may have been returned again already.
         failOver(leg, IoStatus.EIO, droppedEpoch);
+        return true;
     }
 
     private boolean otherInSync(int leg) {
@@ -674,8 +759,9 @@ public final class MirrorBlockDevice implements BlockDevice {
 
     /**
      * The leg's transport is back (and its old requests can no longer land): copy the regions written meanwhile (or
-     * everything, for a leg that was being fully synced) in the background. If no leg is in sync and this leg was the
-     * last authoritative one, it becomes in sync at once.
+     * everything, for a leg that was being fully synced) in the background, from an in-sync leg. (The branch for "no
+     * leg in sync" is defensive: rule 3 of the class comment keeps one leg in sync, so a leg that missed acknowledged
+     * writes is never made authoritative here; only a leg in the persisted in-sync mask could be.)
      *
      * @return completes with the final progress when the leg is in sync, exceptionally if the resync fails
      */
@@ -826,6 +912,12 @@ public final class MirrorBlockDevice implements BlockDevice {
                 x.state = LegState.IN_SYNC;
                 persistedInSync |= 1 << target;
                 persistedFullSync &= ~(1 << target);
+                if (everyLegInSync()) {
+                    // Bits set behind the copy cursor during the copy (a failed write, a leg that was out for a
+                    // while) are needed by no leg now; left set they would only inflate the next resync. A leg
+                    // that fails a write from here on is dropped under this lock first and marks its region after.
+                    clearAllBits();
+                }
                 bitmap.updateLegs(persistedInSync, persistedFullSync);
             }
         } catch (ResyncAbort e) {
@@ -853,6 +945,21 @@ public final class MirrorBlockDevice implements BlockDevice {
                 m.resyncFailed(target, error, now);
             }
             done.completeExceptionally(new IllegalStateException("resync of leg " + target + " failed: " + error));
+        }
+    }
+
+    private boolean everyLegInSync() {
+        for (Leg l : legs) {
+            if (l.state != LegState.IN_SYNC && l.state != LegState.EMPTY) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private void clearAllBits() {
+        for (long r = bitmap.nextDirty(0); r >= 0; r = bitmap.nextDirty(r + 1)) {
+            bitmap.clear(r);
         }
     }
 
@@ -911,14 +1018,24 @@ public final class MirrorBlockDevice implements BlockDevice {
                     LockSupport.parkNanos(20_000);
                     continue;
                 }
-                if (!copyRange(start, end, x)) {
+                int copied = copyRange(start, end, x);
+                if (copied == SOURCE_DROPPED) {
                     attempts++;
                     continue;
                 }
+                if (copied == SOURCE_UNAVAILABLE) {
+                    // The last in-sync leg failed or was slow: it stays, so wait for it, unfenced (foreground
+                    // writes to this region must not wait for a leg that may be gone for a while).
+                    fencedRegion = -1;
+                    LockSupport.parkNanos(Math.max(1_000_000L, options.legTimeoutNanos() / 4));
+                    continue;
+                }
                 if (fencedRegion == r || regionStarted.get(r) == s0) {
-                    if (!anyFailed()) {
+                    if (!anyOtherOutOfSync(x)) {
                         bitmap.clear(region);
-                        if (regionStarted.get(r) != s0 || anyFailed()) {
+                        // A write that skipped a FAILED leg may have set the bit just before the clear; that leg is
+                        // still FAILED or RESYNCING now (it cannot get in sync before this resync ends).
+                        if (anyOtherOutOfSync(x)) {
                             bitmap.markDirty(start, 1);
                         }
                     }
@@ -932,17 +1049,29 @@ public final class MirrorBlockDevice implements BlockDevice {
         }
     }
 
-    private boolean anyFailed() {
+    /**
+     * Another leg still needs the bits: FAILED, or RESYNCING (returned while this resync runs; its own resync is
+     * queued behind this one and reads the bitmap when it starts).
+     */
+    private boolean anyOtherOutOfSync(Leg x) {
         for (Leg l : legs) {
-            if (l.state == LegState.FAILED) {
+            LegState st = l.state;
+            if (l != x && (st == LegState.FAILED || st == LegState.RESYNCING)) {
                 return true;
             }
         }
         return false;
     }
 
-    /** @return false if the source failed (it is dropped; the caller tries again from another leg) */
-    private boolean copyRange(long start, long end, Leg x) {
+    private static final int COPIED = 0;
+    private static final int SOURCE_DROPPED = 1;
+    private static final int SOURCE_UNAVAILABLE = 2;
+
+    /**
+     * @return COPIED; SOURCE_DROPPED if the source failed and was dropped (try again from another in-sync leg); or
+     *         SOURCE_UNAVAILABLE if it failed but is the last in-sync leg, which is never dropped (wait for it)
+     */
+    private int copyRange(long start, long end, Leg x) {
         int chunk = copyBuffer.capacity();
         for (long pos = start; pos < end; pos += chunk) {
             int len = (int) Math.min(chunk, end - pos);
@@ -954,8 +1083,7 @@ public final class MirrorBlockDevice implements BlockDevice {
             copyBuffer.clear().limit(len);
             int st = syncIo(source, IoOp.READ, pos, len);
             if (st != IoStatus.OK) {
-                dropLeg(src, st);
-                return false;
+                return dropLeg(src, st) ? SOURCE_DROPPED : SOURCE_UNAVAILABLE;
             }
             copyBuffer.clear().limit(len);
             BlockDevice target = x.device;
@@ -967,7 +1095,7 @@ public final class MirrorBlockDevice implements BlockDevice {
             }
             resyncBytes = resyncBytes + len;
         }
-        return true;
+        return COPIED;
     }
 
     private final SyncIo syncIo = new SyncIo();

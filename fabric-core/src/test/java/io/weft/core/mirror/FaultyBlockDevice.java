@@ -11,11 +11,12 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A test leg: forwards to a real device, or fails every request with EIO, or never completes (a frozen node), and
- * optionally completes on its own thread (as a transport would). Counts the writes that reach the inner device.
+ * A test leg: forwards to a real device, or fails every request with EIO, or never completes (a frozen node), or
+ * holds requests until {@link #releaseHeld()} (a slow node), and optionally completes on its own thread (as a
+ * transport would). Counts the writes that reach the inner device.
  */
 public final class FaultyBlockDevice implements BlockDevice {
-    public enum Mode { PASS, FAIL, HANG }
+    public enum Mode { PASS, FAIL, HANG, HOLD }
 
     private final BlockDevice inner;
     private final ExecutorService executor;
@@ -27,6 +28,8 @@ public final class FaultyBlockDevice implements BlockDevice {
     public final AtomicLong hung = new AtomicLong();
     public final AtomicLong flushes = new AtomicLong();
     public final AtomicLong fuaWrites = new AtomicLong();
+    private final java.util.concurrent.ConcurrentLinkedQueue<Runnable> held =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
 
     /** @param async complete on a private thread instead of inline */
     public FaultyBlockDevice(BlockDevice inner, boolean async) {
@@ -45,6 +48,20 @@ public final class FaultyBlockDevice implements BlockDevice {
     public void mode(Mode m) {
         session.incrementAndGet();
         mode = m;
+    }
+
+    /** Requests held in HOLD mode, not yet released. */
+    public int heldCount() {
+        return held.size();
+    }
+
+    /** Switches to PASS and runs every held request, in arrival order, on the calling thread (a slow leg answers). */
+    public void releaseHeld() {
+        mode = Mode.PASS;
+        Runnable r;
+        while ((r = held.poll()) != null) {
+            r.run();
+        }
     }
 
     public Mode mode() {
@@ -70,6 +87,10 @@ public final class FaultyBlockDevice implements BlockDevice {
         }
         if (m == Mode.FAIL) {
             completion.onComplete(tag, IoStatus.EIO);
+            return;
+        }
+        if (m == Mode.HOLD) {
+            held.add(() -> run(op, offset, length, flags, buffer, tag, completion));
             return;
         }
         if (executor == null) {

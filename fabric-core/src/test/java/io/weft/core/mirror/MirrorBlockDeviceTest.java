@@ -153,14 +153,19 @@ class MirrorBlockDeviceTest {
     }
 
     @Test
-    void withNoLiveLegRequestsFailWithEio() throws Exception {
+    void withEveryLegFailingTheLastInSyncLegStaysAndItsErrorReachesTheCaller() throws Exception {
         List<FaultyBlockDevice> legs = faultyLegs(dir, 2, SIZE, false);
         MirrorBlockDevice m = mirrorOf(legs, fast());
         legs.get(0).mode(FaultyBlockDevice.Mode.FAIL);
         legs.get(1).mode(FaultyBlockDevice.Mode.FAIL);
         assertEquals(IoStatus.EIO, write(m, 0, pattern(4096, 1)));
-        assertEquals(IoStatus.EIO, write(m, 0, pattern(4096, 1)), "no live leg: EIO at once");
+        assertEquals(1, (m.legState(0) == LegState.IN_SYNC ? 1 : 0) + (m.legState(1) == LegState.IN_SYNC ? 1 : 0),
+                "one leg dropped, the last in-sync one kept: " + m);
+        assertEquals(IoStatus.EIO, write(m, 0, pattern(4096, 1)));
         assertEquals(IoStatus.EIO, io(m, IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096)));
+        legs.get(0).mode(FaultyBlockDevice.Mode.PASS);
+        legs.get(1).mode(FaultyBlockDevice.Mode.PASS);
+        assertEquals(IoStatus.OK, write(m, 0, pattern(4096, 2)), "the authority answers again: IO goes on");
     }
 
     @Test

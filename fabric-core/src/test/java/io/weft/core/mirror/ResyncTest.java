@@ -111,6 +111,8 @@ class ResyncTest {
         assertEquals(LegState.IN_SYNC, mirror.legState(1));
         assertEquals(dirtyRegions, p.regionsDone());
         assertTrue(writes > 10, "foreground writes during resync: " + writes);
+        assertEquals(0, mirror.bitmap().dirtyCount(), "every leg in sync: no region left dirty (retries "
+                + p.retries() + ")");
         assertEquals(-1, firstDifference(legs.get(0).inner(), legs.get(1).inner(), SIZE),
                 "seed " + seed + ", " + writes + " writes, retries " + p.retries());
         for (int b = 0; b < model.length; b++) {
@@ -204,22 +206,22 @@ class ResyncTest {
     }
 
     @Test
-    void whenEveryLegFailedTheLastAuthoritativeOneComesBackWithoutACopy() throws Exception {
+    void theLastInSyncLegThatFailsStaysAuthoritativeAndTheOtherResyncsFromIt() throws Exception {
         List<FaultyBlockDevice> legs = faultyLegs(dir, 2, SIZE, false);
         mirror = new MirrorBlockDevice(new ArrayList<>(legs), WriteIntentBitmap.inMemory(SIZE, REGION), options(0));
         legs.get(1).mode(FaultyBlockDevice.Mode.FAIL);
         byte[] data = pattern(4096, 77);
         assertEquals(IoStatus.OK, write(mirror, 0, data));
         legs.get(0).mode(FaultyBlockDevice.Mode.FAIL);
-        assertEquals(IoStatus.EIO, write(mirror, 4096, data));
+        assertEquals(IoStatus.EIO, write(mirror, 4096, data), "the authority's error reaches the caller");
+        assertEquals(LegState.IN_SYNC, mirror.legState(0), "the last in-sync leg is never dropped");
+        assertEquals(0b01, mirror.bitmap().inSyncMask());
         legs.get(0).mode(FaultyBlockDevice.Mode.PASS);
         legs.get(1).mode(FaultyBlockDevice.Mode.PASS);
-        assertThrows(IllegalStateException.class, () -> mirror.legReturned(1), "leg 1 is stale");
-        mirror.legReturned(0).get(5, TimeUnit.SECONDS);
-        assertEquals(LegState.IN_SYNC, mirror.legState(0));
         assertArrayEquals(data, read(mirror, 0, 4096));
         mirror.legReturned(1).get(30, TimeUnit.SECONDS);
         assertEquals(-1, firstDifference(legs.get(0).inner(), legs.get(1).inner(), SIZE));
+        assertArrayEquals(data, read(legs.get(1).inner(), 0, 4096));
     }
 
     @Test
@@ -244,8 +246,32 @@ class ResyncTest {
             }
             done.get(30, TimeUnit.SECONDS);
             assertEquals(-1, firstDifference(legs.get(0).inner(), legs.get(1).inner(), 2L * REGION), "round " + round);
+            assertEquals(0, mirror.bitmap().dirtyCount(), "round " + round + ": the raced region is clean");
         }
     }
+    @Test
+    void aLegReturnedWhileAnotherResyncsKeepsTheBitsItNeeds() throws Exception {
+        // Leg 1 and leg 2 both missed regions 2 and 5; leg 2 comes back while leg 1's (throttled) copy runs. Leg 1's
+        // copy must not clear bits leg 2 still needs: before the fix only a FAILED leg kept them, not a RESYNCING one.
+        List<FaultyBlockDevice> legs = faultyLegs(dir, 3, SIZE, false);
+        mirror = new MirrorBlockDevice(new ArrayList<>(legs), WriteIntentBitmap.inMemory(SIZE, REGION),
+                options(4L << 20)); // 1 MiB region per 250 ms
+        legs.get(1).mode(FaultyBlockDevice.Mode.FAIL);
+        legs.get(2).mode(FaultyBlockDevice.Mode.FAIL);
+        for (int r : new int[] {2, 5, 9, 12}) {
+            assertEquals(IoStatus.OK, write(mirror, (long) r * REGION, pattern(4096, r)));
+        }
+        assertEquals(LegState.FAILED, mirror.legState(2));
+        legs.get(1).mode(FaultyBlockDevice.Mode.PASS);
+        legs.get(2).mode(FaultyBlockDevice.Mode.PASS);
+        var first = mirror.legReturned(1);
+        var second = mirror.legReturned(2);
+        assertEquals(4, first.get(30, TimeUnit.SECONDS).regionsDone());
+        assertEquals(4, second.get(30, TimeUnit.SECONDS).regionsDone(), "leg 2 got every region it missed");
+        assertEquals(-1, firstDifference(legs.get(0).inner(), legs.get(2).inner(), SIZE));
+        assertEquals(0, mirror.bitmap().dirtyCount());
+    }
+
     @Test
     void bitsStayWhileAnotherLegIsStillOut() throws Exception {
         List<FaultyBlockDevice> legs = faultyLegs(dir, 3, SIZE, false);
