@@ -8,12 +8,12 @@ package io.weft.cxl;
  *                        (lowest latency when the submitting thread can also poll)
  * @param submitterWaitNs negative: completions are delivered by the completion agent (or the invoker) only. Zero or
  *                        more: the submitting thread also delivers, right after publishing, every completion that is
- *                        ready, and while its own request is the only one in flight on its queue it waits for that
- *                        completion up to this long (polling for {@code submitterSpinNs}, then asleep on the
- *                        channel's client doorbell, which the handler rings) before leaving it to the completion agent. A
- *                        thread that submits one request and then has nothing to do until it completes (an NBD
- *                        connection at queue depth 1) then gets its completion on itself: no wake-up of a completion
- *                        thread, and the caller's own completion path (an NBD reply written inline) stays on it.
+ *                        ready (it never waits there: an NBD reader with a pipeline of requests must keep reading),
+ *                        and {@link CxlBlockDevice#awaitCompletions} — called by a thread that has nothing left to
+ *                        submit, such as an NBD reader about to block on its socket — waits up to this long for a
+ *                        completion (polling for {@code submitterSpinNs}, then asleep on the channel's client
+ *                        doorbell, which the handler rings). At queue depth 1 the completion and the NBD reply then
+ *                        stay on the submitting thread: no wake-up of a completion thread.
  * @param submitterSpinNs how long of {@code submitterWaitNs} the submitter polls before it sleeps on the doorbell
  */
 public record BlkdevOptions(int queues, boolean useInvoker, long submitterWaitNs, long submitterSpinNs) {

@@ -300,20 +300,23 @@ final class ClientChannel {
     }
 
     /**
-     * Submitting thread, right after publishing, holding the consumer role ({@link #tryConsume}): delivers every
-     * completion that is ready, and while exactly one request (normally the caller's own) is in flight waits up to
-     * {@code waitNs} for it: a few polls, then asleep on the client doorbell (a futex the handler rings after
-     * publishing), so the core goes to whoever needs it, the handler included, and the scheduler wakes this thread
-     * promptly when its completion is there (a sleeper is preferred over a thread that kept spinning or yielding).
+     * Submitting thread, holding the consumer role ({@link #tryConsume}): delivers every completion that is ready,
+     * and waits up to {@code waitNs} while exactly one request is in flight (or, with {@code untilAnyDelivered},
+     * while any is and none was delivered yet): a few polls, then asleep on the client doorbell (a futex the handler
+     * rings after publishing), so the core goes to whoever needs it, the handler included, and the scheduler wakes
+     * this thread promptly when its completion is there (a sleeper is preferred over one that spun or yielded).
      */
-    void assist(long waitNs, long spinNs, long beatIntervalNs, long ioTimeoutNs) {
+    void assist(long waitNs, long spinNs, long beatIntervalNs, long ioTimeoutNs, boolean untilAnyDelivered) {
         long start = System.nanoTime();
         long now = start;
+        long consumedBefore = consumed;
         while (true) {
             poll(now, beatIntervalNs, ioTimeoutNs);
             long outstanding = inFlight();
             long waited = now - start;
-            if (outstanding != 1 || waited >= waitNs) {
+            boolean keepWaiting = untilAnyDelivered ? outstanding > 0 && consumed == consumedBefore
+                    : outstanding == 1;
+            if (!keepWaiting || waited >= waitNs) {
                 return;
             }
             if (waited < spinNs) {

@@ -210,9 +210,12 @@ public final class CxlBlockDevice implements BlockDevice {
             ClientChannel channel = channels[(int) (Thread.currentThread().getId() % channels.length)];
             status = channel.submit(op, offset, length, flags, buffer, tag, completion);
             if (status < 0) {
+                // Deliver what is ready, never wait here: a caller with more requests to submit (an NBD reader with
+                // a pipeline of them) must not be held up by this one; it waits in awaitCompletions when it has
+                // nothing left to submit.
                 if (submitterWaitNs >= 0 && channel.tryConsume()) {
                     try {
-                        channel.assist(submitterWaitNs, submitterSpinNs, beatIntervalNs, ioTimeoutNs);
+                        channel.assist(0, 0, beatIntervalNs, ioTimeoutNs, false);
                     } finally {
                         channel.releaseConsumer();
                     }
@@ -227,6 +230,31 @@ public final class CxlBlockDevice implements BlockDevice {
             }
         }
         completion.onComplete(tag, status);
+    }
+
+    /**
+     * With submitter assistance ({@link BlkdevOptions#submitterAssists}): delivers the calling thread's channel's
+     * ready completions and, while some are outstanding and none was delivered, waits up to the shorter of
+     * {@code maxWaitNanos} and the options' submitter wait (polling, then asleep on the client doorbell).
+     */
+    @Override
+    public void awaitCompletions(long maxWaitNanos) {
+        if (submitterWaitNs < 0 || closed) {
+            return;
+        }
+        ClientChannel channel = channels[(int) (Thread.currentThread().getId() % channels.length)];
+        if (channel.inFlight() == 0 || !channel.tryConsume()) {
+            return;
+        }
+        try {
+            channel.assist(Math.min(maxWaitNanos, submitterWaitNs), submitterSpinNs, beatIntervalNs, ioTimeoutNs,
+                    true);
+        } finally {
+            channel.releaseConsumer();
+        }
+        if (channel.inFlight() > 0 && idle != null && idle.mayPark()) {
+            LockSupport.unpark(agentThread); // the rest is the agent's again
+        }
     }
 
     /** True while the backend's handler heartbeat on every channel has moved within the dead timeout. */

@@ -53,6 +53,7 @@ class SubmitterAssistTest {
                     writeThread[0] = Thread.currentThread();
                     writeStatus.set(s);
                 });
+                dev.awaitCompletions(2_000_000_000L); // what an NBD reader does before it blocks on its socket
                 TestSupport.await(Duration.ofSeconds(10), "write completes", () -> writeStatus.get() >= 0);
                 assertEquals(IoStatus.OK, writeStatus.get());
                 ByteBuffer in = ByteBuffer.allocateDirect(4096);
@@ -62,6 +63,7 @@ class SubmitterAssistTest {
                     readThread[0] = Thread.currentThread();
                     readStatus.set(s);
                 });
+                dev.awaitCompletions(2_000_000_000L);
                 TestSupport.await(Duration.ofSeconds(10), "read completes", () -> readStatus.get() >= 0);
                 assertEquals(IoStatus.OK, readStatus.get());
                 byte[] expected = new byte[4096];

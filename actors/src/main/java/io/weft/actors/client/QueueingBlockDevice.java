@@ -157,6 +157,14 @@ public final class QueueingBlockDevice implements BlockDevice {
         }
     }
 
+    @Override
+    public void awaitCompletions(long maxWaitNanos) {
+        BlockDevice current = path;
+        if (current != null) {
+            current.awaitCompletions(maxWaitNanos);
+        }
+    }
+
     /** Sends queued requests to the path; bounded so a path that bounces them back cannot loop forever. */
     private void drain() {
         Slot slot;

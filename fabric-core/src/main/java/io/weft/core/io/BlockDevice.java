@@ -45,6 +45,16 @@ public interface BlockDevice extends AutoCloseable {
         return length;
     }
 
+    /**
+     * The caller is about to block (an NBD reader with no buffered request) while requests it submitted are in
+     * flight. A device whose completions can be taken on the calling thread (a shared-memory ring) delivers the ready
+     * ones here and waits up to {@code maxWaitNanos} for one, so a lone request's reply needs no wake-up of another
+     * thread; it returns as soon as something was delivered. Must not be called from a completion callback.
+     * The default does nothing: completions arrive on the device's own threads.
+     */
+    default void awaitCompletions(long maxWaitNanos) {
+    }
+
     /** Releases the device. In-flight requests complete (with {@link IoStatus#ESHUTDOWN} if they cannot finish). */
     @Override
     void close();

@@ -134,6 +134,11 @@ public final class SplittingBlockDevice implements BlockDevice {
     }
 
     @Override
+    public void awaitCompletions(long maxWaitNanos) {
+        inner.awaitCompletions(maxWaitNanos);
+    }
+
+    @Override
     public DeviceInfo info() {
         DeviceInfo in = inner.info();
         Geometry g = geometry;

@@ -117,6 +117,8 @@ final class NbdConnection implements IoCompletion, Runnable {
     // Negotiated in the handshake.
     private volatile NbdExport export;
     private BlockDevice device;
+    /** Longest the reader waits in {@link BlockDevice#awaitCompletions} before it blocks on the socket. */
+    private static final long AWAIT_COMPLETIONS_NANOS = 1_000_000;
     private boolean structured;
     private boolean baseAllocation;
     private int transmissionFlags;
@@ -283,6 +285,13 @@ final class NbdConnection implements IoCompletion, Runnable {
             if (receive.remaining() < NbdRequestHeader.LENGTH) {
                 flushInline();
                 reclaimReturned();
+                if (inFlight > 0) {
+                    // Nothing more to submit: let a device whose completions can run here deliver them on this
+                    // thread (replies written inline) before the read blocks, instead of a completion thread.
+                    device.awaitCompletions(AWAIT_COMPLETIONS_NANOS);
+                    flushInline();
+                    reclaimReturned();
+                }
                 if (!fill()) {
                     break;
                 }
