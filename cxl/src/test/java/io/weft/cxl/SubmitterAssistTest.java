@@ -12,14 +12,19 @@ import io.weft.cxl.layout.RegionHeader;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
+import io.weft.core.io.BlockDevice;
+import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.IoCompletion;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /**
  * Submitter assistance: the submitting thread delivers its own completion after sleeping on the channel's client
  * doorbell. Heartbeats are 20 s, so an idle completion agent sleeps through the test: a completion that arrives on
- * the submitting thread, inside submit, got there because the handler rang the client doorbell.
+ * the submitting thread, inside {@code awaitCompletions}, got there because the handler rang the client doorbell.
  */
 class SubmitterAssistTest {
     private static final Duration LONG_HEARTBEAT = Duration.ofSeconds(20);
@@ -76,6 +81,63 @@ class SubmitterAssistTest {
             // The agent may win the consumer role now and then (it runs a duty cycle when it wakes); the doorbell
             // must have delivered the rest.
             assertTrue(onSubmitter >= rounds, onSubmitter + " of " + 2 * rounds + " completions on the submitter");
+            dev.close();
+            backend.close();
+        } finally {
+            TestSupport.deleteQuietly(regionPath, storePath);
+        }
+    }
+
+    /**
+     * An NBD reader submits request after request from its socket: submit must never wait for its own completion
+     * (that serialised a pipelined connection to one request at a time). The backend's device is held shut, so the
+     * request stays in flight; with a one-hour wait allowed, a waiting submit would not return.
+     */
+    @Test
+    void submitReturnsWhileItsRequestIsStillInFlight() throws Exception {
+        Path regionPath = TestSupport.shmPath("assist-nowait");
+        Path storePath = TestSupport.shmPath("assist-nowait-store");
+        try (CxlRegion region = CxlRegion.format(regionPath, RegionGeometry.small(), RegionHeader.FLAG_ENTRY_CRC);
+             CxlHost host = CxlHost.register(region, 1, "n", sleepyOptions())) {
+            StoreBlockDevice store = TestSupport.newStore(storePath, 1 << 20);
+            CountDownLatch gate = new CountDownLatch(1);
+            BlockDevice held = new BlockDevice() {
+                @Override
+                public DeviceInfo info() {
+                    return store.info();
+                }
+
+                @Override
+                public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                                   IoCompletion completion) {
+                    try {
+                        gate.await(60, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                    store.submit(op, offset, length, flags, buffer, tag, completion);
+                }
+
+                @Override
+                public void close() {
+                    store.close();
+                }
+            };
+            CxlBackend backend = host.createBackend(held, "s", BackendOptions.defaults().withChannels(1));
+            CxlBlockDevice dev = host.openBlkdev(backend.id(), new BlkdevOptions(1, false, 3_600_000_000_000L, 0));
+            AtomicInteger status = new AtomicInteger(-1);
+            CountDownLatch submitted = new CountDownLatch(1);
+            Thread submitter = new Thread(() -> {
+                dev.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096), 1, (tag, s) -> status.set(s));
+                submitted.countDown();
+            }, "submitter");
+            submitter.start();
+            assertTrue(submitted.await(30, TimeUnit.SECONDS), "submit waited for its own completion");
+            assertEquals(-1, status.get(), "the request was still held by the backend's device");
+            gate.countDown();
+            TestSupport.await(Duration.ofSeconds(30), "the held request completes", () -> status.get() >= 0);
+            assertEquals(IoStatus.OK, status.get());
+            submitter.join(10_000);
             dev.close();
             backend.close();
         } finally {
