@@ -86,9 +86,10 @@ public final class CxlHost implements AutoCloseable {
             }
             if (e.read(body) >= 0 && body.getLong(Records.HOST_NODE_ID) == nodeId) {
                 if (!awaitSilent(e, options)) {
-                    if (e.claim() != claim) {
-                        // A peer's janitor cleared the dead entry while we watched it (that moves the heartbeat
-                        // too): it is not a live twin; look for a free slot again.
+                    if (e.claim() != claim || e.heartbeat() == 0) {
+                        // A peer's janitor cleared the dead entry while we watched it: it wipes the records (the
+                        // heartbeat drops to 0, which a live owner's never does once it has beaten) and then releases
+                        // the claim. Either sign means no live twin: look again (a wiped entry no longer matches).
                         return register(region, nodeId, name, options);
                     }
                     throw new IllegalStateException("node id " + nodeId + " is in use by a live host in slot " + s);

@@ -145,6 +145,43 @@ class LifecycleTest {
         }
     }
 
+    /**
+     * The janitor clears a dead entry in two steps: it wipes the records (heartbeat back to 0), then releases the
+     * claim. A restart watching the entry between the two steps must not take the wipe for a live twin's beat.
+     */
+    @Test
+    void aRestartedHostSeeingItsPredecessorWipedButStillClaimedRegistersInAFreeSlot() throws Exception {
+        int stale = -1;
+        for (int s = 0; s < region.geometry().maxHosts() && stale < 0; s++) {
+            if (region.entry(Table.HOST, s).casClaim(0, 0x5EED)) {
+                stale = s;
+            }
+        }
+        MetaEntry staleEntry = region.entry(Table.HOST, stale);
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        body.putLong(Records.HOST_NODE_ID, 43);
+        staleEntry.write(body);
+        staleEntry.beat(); // the predecessor had beaten before it died
+        staleEntry.beat();
+
+        java.util.concurrent.CompletableFuture<CxlHost> restarted = new java.util.concurrent.CompletableFuture<>();
+        Thread registering = new Thread(() -> {
+            try {
+                restarted.complete(CxlHost.register(region, 43, "restarted", TestSupport.fastOptions()));
+            } catch (Throwable t) {
+                restarted.completeExceptionally(t);
+            }
+        }, "registering");
+        registering.start();
+        TestSupport.await(WAIT, "register watching the stale entry",
+                () -> registering.getState() == Thread.State.TIMED_WAITING || restarted.isDone());
+        staleEntry.wipeRecords(); // the janitor's first step; its claim release has not happened yet
+        try (CxlHost h = restarted.get(10, java.util.concurrent.TimeUnit.SECONDS)) {
+            assertEquals(43, h.nodeId());
+        }
+        staleEntry.casClaim(0x5EED, 0);
+    }
+
     @Test
     void forceStopCompletesInFlightWithEioExactlyOnceAndTheBackendServesTheNextBlkdev() {
         HoldingDevice holding = new HoldingDevice(INFO);
