@@ -19,7 +19,9 @@ import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -115,32 +117,11 @@ class LifecycleTest {
      */
     @Test
     void aRestartedHostWhosePredecessorIsClearedWhileItWatchesRegistersInAFreeSlot() throws Exception {
-        int stale = -1;
-        for (int s = 0; s < region.geometry().maxHosts() && stale < 0; s++) {
-            if (region.entry(Table.HOST, s).casClaim(0, 0x5EED)) {
-                stale = s;
-            }
-        }
-        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
-        body.putLong(Records.HOST_NODE_ID, 42);
-        region.entry(Table.HOST, stale).write(body);
-        int staleSlot = stale;
+        int staleSlot = staleHostEntry(42, 0);
         TestSupport.await(WAIT, "stale host detected", () -> host.isDead(Table.HOST, staleSlot));
-
-        java.util.concurrent.CompletableFuture<CxlHost> restarted = new java.util.concurrent.CompletableFuture<>();
-        Thread registering = new Thread(() -> {
-            try {
-                restarted.complete(CxlHost.register(region, 42, "restarted", TestSupport.fastOptions()));
-            } catch (Throwable t) {
-                restarted.completeExceptionally(t);
-            }
-        }, "registering");
-        registering.start();
-        // It sleeps only while it watches the old entry's heartbeat: clear the entry exactly then.
-        TestSupport.await(WAIT, "register watching the stale entry",
-                () -> registering.getState() == Thread.State.TIMED_WAITING || restarted.isDone());
+        CompletableFuture<CxlHost> restarted = registerWhenWatching(42);
         host.clearDead(Table.HOST, staleSlot);
-        try (CxlHost h = restarted.get(10, java.util.concurrent.TimeUnit.SECONDS)) {
+        try (CxlHost h = restarted.get(10, TimeUnit.SECONDS)) {
             assertEquals(42, h.nodeId());
         }
     }
@@ -151,23 +132,40 @@ class LifecycleTest {
      */
     @Test
     void aRestartedHostSeeingItsPredecessorWipedButStillClaimedRegistersInAFreeSlot() throws Exception {
-        int stale = -1;
-        for (int s = 0; s < region.geometry().maxHosts() && stale < 0; s++) {
-            if (region.entry(Table.HOST, s).casClaim(0, 0x5EED)) {
-                stale = s;
+        MetaEntry staleEntry = region.entry(Table.HOST, staleHostEntry(43, 2));
+        CompletableFuture<CxlHost> restarted = registerWhenWatching(43);
+        staleEntry.wipeRecords(); // the janitor's first step; its claim release has not happened yet
+        try (CxlHost h = restarted.get(10, TimeUnit.SECONDS)) {
+            assertEquals(43, h.nodeId());
+        }
+        staleEntry.casClaim(STALE_CLAIM, 0);
+    }
+
+    private static final long STALE_CLAIM = 0x5EED;
+
+    /** A dead predecessor's host entry for {@code nodeId} that had beaten {@code beats} times. @return its slot */
+    private int staleHostEntry(long nodeId, int beats) {
+        for (int s = 0; s < region.geometry().maxHosts(); s++) {
+            MetaEntry e = region.entry(Table.HOST, s);
+            if (e.casClaim(0, STALE_CLAIM)) {
+                UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+                body.putLong(Records.HOST_NODE_ID, nodeId);
+                e.write(body);
+                for (int b = 0; b < beats; b++) {
+                    e.beat();
+                }
+                return s;
             }
         }
-        MetaEntry staleEntry = region.entry(Table.HOST, stale);
-        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
-        body.putLong(Records.HOST_NODE_ID, 43);
-        staleEntry.write(body);
-        staleEntry.beat(); // the predecessor had beaten before it died
-        staleEntry.beat();
+        throw new IllegalStateException("no free host slot");
+    }
 
-        java.util.concurrent.CompletableFuture<CxlHost> restarted = new java.util.concurrent.CompletableFuture<>();
+    /** Registers {@code nodeId} on another thread; returns once it sleeps watching the stale entry's heartbeat. */
+    private CompletableFuture<CxlHost> registerWhenWatching(long nodeId) {
+        CompletableFuture<CxlHost> restarted = new CompletableFuture<>();
         Thread registering = new Thread(() -> {
             try {
-                restarted.complete(CxlHost.register(region, 43, "restarted", TestSupport.fastOptions()));
+                restarted.complete(CxlHost.register(region, nodeId, "restarted", TestSupport.fastOptions()));
             } catch (Throwable t) {
                 restarted.completeExceptionally(t);
             }
@@ -175,11 +173,7 @@ class LifecycleTest {
         registering.start();
         TestSupport.await(WAIT, "register watching the stale entry",
                 () -> registering.getState() == Thread.State.TIMED_WAITING || restarted.isDone());
-        staleEntry.wipeRecords(); // the janitor's first step; its claim release has not happened yet
-        try (CxlHost h = restarted.get(10, java.util.concurrent.TimeUnit.SECONDS)) {
-            assertEquals(43, h.nodeId());
-        }
-        staleEntry.casClaim(0x5EED, 0);
+        return restarted;
     }
 
     @Test
