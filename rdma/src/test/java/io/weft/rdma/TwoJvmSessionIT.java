@@ -94,7 +94,7 @@ class TwoJvmSessionIT {
             assertTrue(Integer.parseInt(dropped.split(" ")[1]) >= 2, dropped); // admin + IO connection
             // At least one request was in flight on the cut path, so failover must move some. Not necessarily all
             // stuckOnVictim: an answer already on its way before "hold" can still complete one of them after the
-            // snapshot (seen once in CI: the await on the full count then never came true).
+            // snapshot (the likely cause of one CI failure, where the await on the full count never came true).
             assertTrue(stuckOnVictim > 0);
             TestIo.await("requests of the cut path moved over", Duration.ofSeconds(30),
                     () -> session.paths().get(0).failedOver() >= 1);
