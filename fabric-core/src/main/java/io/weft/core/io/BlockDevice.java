@@ -55,6 +55,24 @@ public interface BlockDevice extends AutoCloseable {
     default void awaitCompletions(long maxWaitNanos) {
     }
 
+    /**
+     * Asks the device to complete a request early: the one submitted with this {@code tag} and {@code completion}.
+     *
+     * <p>The ownership rule: once a request's completion has run, no layer reads or writes its buffer again. So a
+     * layer that gives up on a request (io-timeout, leg timeout, force unmap, failover) never completes its caller
+     * itself while the request is still live below it: it cancels it here and completes its caller from the
+     * completion. The device completes the cancelled request exactly once, as always: with
+     * {@link IoStatus#ECANCELED} as soon as nothing below it will touch the buffer any more (a late answer is then
+     * dropped, never copied), or with its real status if it finished first. It does not wait for the storage: a
+     * cancelled WRITE may still be executed there.
+     *
+     * <p>Any thread; returns at once (the completion may run on this thread before it returns, or soon after on the
+     * device's own). An unknown or already completed request: no effect. The default forwards nothing and cancels
+     * nothing: the request completes when it completes, which every device bounds by its own timeout.
+     */
+    default void cancel(long tag, IoCompletion completion) {
+    }
+
     /** Releases the device. In-flight requests complete (with {@link IoStatus#ESHUTDOWN} if they cannot finish). */
     @Override
     void close();

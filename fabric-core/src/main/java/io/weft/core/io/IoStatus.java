@@ -24,6 +24,11 @@ public final class IoStatus {
     public static final int ESHUTDOWN = 108;
     /** No path answered within the io-timeout. */
     public static final int ETIMEDOUT = 110;
+    /**
+     * The caller gave the request up ({@link BlockDevice#cancel}) before it finished. A cancelled WRITE may or may
+     * not have reached the store, as with any timeout.
+     */
+    public static final int ECANCELED = 125;
 
     private IoStatus() {
     }
