@@ -8,6 +8,7 @@ import io.weft.core.io.IoStatus;
 import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.Checksums;
 import io.weft.cxl.layout.FenceCode;
+import io.weft.cxl.layout.MetaEntry;
 import io.weft.cxl.map.Futex;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicLongArray;
@@ -25,9 +26,20 @@ import org.agrona.concurrent.UnsafeBuffer;
  *
  * <p>Single-threaded: only the owning handler agent calls {@link #doWork}. The device may complete on another thread;
  * the status is handed over through a release store and picked up by the agent.
+ *
+ * <p>The claim: the segment's table entry holds the backend's token while the backend owns it. A backend process
+ * paused past the dead timeout may have been cleared and its segment handed to another backend, so the claim is
+ * re-checked (acquire) at the top of every duty cycle (before the heartbeat), before each request is handed to the
+ * device (which may write the data slot directly) and before each group of completions is published; a lost claim
+ * stops this handler for good without another write to the segment (docs/cxl.md, "Claims").
  */
 final class ChannelHandler implements IoCompletion {
     private final ChannelSegment seg;
+    /** The segment's table entry and the token its claim must hold for this handler to write anything. */
+    private final MetaEntry claimEntry;
+    private final long token;
+    /** One-way: the claim was found revoked or taken; this handler never writes to the segment again. */
+    private volatile boolean claimLost;
     private final BlockDevice device;
     private final UnsafeBuffer control;
     private final UnsafeBuffer submissions;
@@ -67,8 +79,10 @@ final class ChannelHandler implements IoCompletion {
     private long lastBeatNs;
     private long served;
 
-    ChannelHandler(ChannelSegment seg, BlockDevice device, long beatIntervalNs) {
+    ChannelHandler(ChannelSegment seg, MetaEntry claimEntry, long token, BlockDevice device, long beatIntervalNs) {
         this.seg = seg;
+        this.claimEntry = claimEntry;
+        this.token = token;
         this.device = device;
         this.control = seg.control;
         this.submissions = seg.submissions;
@@ -122,6 +136,22 @@ final class ChannelHandler implements IoCompletion {
         control.putIntRelease(ChannelLayout.BACKEND_STATE, ChannelLayout.SIDE_ACTIVE);
     }
 
+    /** True while the segment's claim holds this backend's token (acquire); false for good once it did not. */
+    boolean holdsClaim() {
+        if (claimLost) {
+            return false;
+        }
+        if (claimEntry.claim() == token) {
+            return true;
+        }
+        claimLost = true;
+        return false;
+    }
+
+    boolean claimLost() {
+        return claimLost;
+    }
+
     /** Names the segment whose doorbell word the owning agent sleeps on (clients ring it after publishing). */
     void useDoorbell(int segmentId) {
         doorbellSegment = segmentId + 1;
@@ -130,6 +160,9 @@ final class ChannelHandler implements IoCompletion {
 
     /** Announces (or withdraws) that the owning agent sleeps: a client that publishes then rings the doorbell. */
     void announceSleep(boolean asleep) {
+        if (claimLost) {
+            return; // the flag is read, not the claim: this runs twice per idle transition on every channel
+        }
         control.putIntVolatile(ChannelLayout.HANDLER_DOORBELL,
                 asleep ? ChannelLayout.DOORBELL_ASLEEP : ChannelLayout.DOORBELL_AWAKE);
     }
@@ -139,7 +172,7 @@ final class ChannelHandler implements IoCompletion {
         if (resetRequested) {
             return true;
         }
-        if (fenced || stopped) {
+        if (fenced || stopped || claimLost) {
             return false;
         }
         return control.getLongVolatile(ChannelLayout.SUB_TAIL) != taken || published != taken;
@@ -148,7 +181,7 @@ final class ChannelHandler implements IoCompletion {
     /** Marks the channel stopped (clean shutdown); in-flight requests stay replayable by a later attach. */
     void stop() {
         stopped = true;
-        if (!fenced) {
+        if (!fenced && holdsClaim()) {
             control.putIntRelease(ChannelLayout.BACKEND_STATE, ChannelLayout.SIDE_STOPPED);
         }
     }
@@ -166,6 +199,10 @@ final class ChannelHandler implements IoCompletion {
     }
 
     private void reset() {
+        if (!holdsClaim()) {
+            resetRequested = false;
+            return;
+        }
         int flags = seg.flags();
         int channelIndex = seg.channelIndex();
         int backendSlot = seg.backendSlot();
@@ -191,6 +228,10 @@ final class ChannelHandler implements IoCompletion {
     }
 
     int doWork(long nowNs) {
+        if (!holdsClaim()) {
+            resetRequested = false;
+            return 0;
+        }
         if (nowNs - lastBeatNs >= beatIntervalNs) {
             lastBeatNs = nowNs;
             control.putLongRelease(ChannelLayout.BACKEND_BEAT, control.getLong(ChannelLayout.BACKEND_BEAT) + 1);
@@ -223,7 +264,7 @@ final class ChannelHandler implements IoCompletion {
                 }
             }
         }
-        if (work > 0) {
+        if (work > 0 && holdsClaim()) {
             control.putLongRelease(ChannelLayout.SUB_HEAD, taken);
         }
         return work + publishFinished();
@@ -234,7 +275,7 @@ final class ChannelHandler implements IoCompletion {
      * one read of the client's completion head and one tail store per group, not per request.
      */
     private int publishFinished() {
-        if (published == taken || finished.get((int) published & mask) != published + 1) {
+        if (published == taken || finished.get((int) published & mask) != published + 1 || !holdsClaim()) {
             return 0;
         }
         long head = control.getLongVolatile(ChannelLayout.COMP_HEAD);
@@ -316,6 +357,9 @@ final class ChannelHandler implements IoCompletion {
             finished.lazySet(slot, index + 1);
             return true;
         }
+        if (!holdsClaim()) {
+            return false; // not handed to the device: the zero-copy store would write the slot directly
+        }
         ByteBuffer view = null;
         if (payload) {
             view = slotViews[(int) (dataOffset / slotSize)];
@@ -360,6 +404,8 @@ final class ChannelHandler implements IoCompletion {
 
     private void fence(FenceCode code, String reason) {
         fenced = true;
-        seg.writeFence(true, code, reason);
+        if (holdsClaim()) {
+            seg.writeFence(true, code, reason);
+        }
     }
 }

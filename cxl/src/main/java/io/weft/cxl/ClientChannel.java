@@ -8,8 +8,9 @@ import io.weft.cxl.layout.Checksums;
 import io.weft.cxl.layout.FenceCode;
 import io.weft.cxl.map.Futex;
 import java.nio.ByteBuffer;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.AtomicReference;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
@@ -20,6 +21,20 @@ import org.agrona.concurrent.UnsafeBuffer;
  * completions, copies READ payloads out, runs the callbacks and releases the slots. A slot is reused only after the
  * backend's completion for its previous request has been consumed, so a data slot is never rewritten while the
  * backend may still read it, even after a force stop has already failed that request.
+ *
+ * <p>Ownership of a request's caller buffer: each slot has a state word, {@code (index << 2) | state}, moved out of
+ * INFLIGHT exactly once, by one CAS: to COMPLETING by the consumer (which then, and only then, copies a READ payload
+ * into the buffer and runs the callback) or to CANCELLED by {@link #cancel} (which completes the caller with
+ * ECANCELED at once; the backend's late completion is then consumed without touching the buffer). Every early
+ * completion (fail, force stop, timeout, fence, lost claim) goes through the same CAS, so nothing is ever copied
+ * into a buffer whose completion already ran. The data slot is a different matter: it stays the backend's until its
+ * completion is consumed, whatever happened to the caller.
+ *
+ * <p>The claim: {@code CLIENT_CLAIM} holds this blkdev's token while it owns the channel. A process paused past the
+ * dead timeout may find, when it resumes, that a janitor revoked it and handed the channel on: so the claim is
+ * re-checked (acquire) right before the first write of a submission into the segment and again right before the
+ * tail is published, at the top of every consumer duty cycle (before the heartbeat), and before any fence or detach
+ * is written. A lost claim fails every request of the channel with EIO and nothing more is written to it.
  */
 final class ClientChannel {
     private final ChannelSegment seg;
@@ -46,6 +61,18 @@ final class ClientChannel {
     private volatile long consumed;
     /** Every index below this has had its callback run (normally == consumed; ahead of it after a mass failure). */
     private volatile long callbacksDone;
+
+    /** This blkdev's claim token: CLIENT_CLAIM must still hold it before anything is written to the segment. */
+    private final long token;
+    /** Set once the claim was found lost (one-way): no more writes to the segment, every request fails. */
+    private volatile boolean claimLost;
+
+    /** Per slot: {@code (index << 2) | SLOT_*}; see the class comment. Pre-allocated, one CAS per request. */
+    private final AtomicLongArray slotStates;
+    private static final int SLOT_FREE = 0;
+    private static final int SLOT_INFLIGHT = 1;
+    private static final int SLOT_COMPLETING = 2;
+    private static final int SLOT_CANCELLED = 3;
 
     private final long[] tags;
     private final IoCompletion[] callbacks;
@@ -81,12 +108,14 @@ final class ClientChannel {
     /** This channel's client doorbell: an assisting submitter sleeps on it until the handler publishes. */
     private final Futex completionFutex;
 
-    ClientChannel(ChannelSegment seg, long nowNs) {
-        this(seg, nowNs, null);
+    /** A channel whose client claim the caller already holds with {@code token}; no doorbells (tests). */
+    ClientChannel(ChannelSegment seg, long token, long nowNs) {
+        this(seg, token, nowNs, null);
     }
 
-    ClientChannel(ChannelSegment seg, long nowNs, java.util.function.IntToLongFunction doorbellAddress) {
+    ClientChannel(ChannelSegment seg, long token, long nowNs, java.util.function.IntToLongFunction doorbellAddress) {
         this.doorbellAddress = doorbellAddress;
+        this.token = token;
         this.seg = seg;
         this.control = seg.control;
         this.completionFutex = doorbellAddress == null ? null
@@ -112,6 +141,7 @@ final class ClientChannel {
         this.announced = tail;
         this.consumed = head;
         this.callbacksDone = tail;
+        this.slotStates = new AtomicLongArray(depth);
         this.tags = new long[depth];
         this.callbacks = new IoCompletion[depth];
         this.buffers = new ByteBuffer[depth];
@@ -162,6 +192,13 @@ final class ClientChannel {
      * Spins (with back-off) while the ring is full.
      */
     int submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag, IoCompletion completion) {
+        // Everything that could fail is checked before an index is reserved: a reserved index must be published (or
+        // skipped, below) or every later producer waits for it forever.
+        boolean payload = op == IoOp.READ || op == IoOp.WRITE;
+        if (op == null || completion == null || length < 0 || (payload && (length > slotSize || buffer == null
+                || buffer.remaining() < length || (op == IoOp.READ && buffer.isReadOnly())))) {
+            return IoStatus.EINVAL;
+        }
         long index;
         int spins = 0;
         while (true) {
@@ -182,6 +219,10 @@ final class ClientChannel {
                 index = r;
                 break;
             }
+        }
+        if (!holdsClaim()) {
+            skip(index);
+            return IoStatus.EIO;
         }
         int slot = (int) index & mask;
         int dataOffset = slot * slotSize;
@@ -215,6 +256,14 @@ final class ClientChannel {
         while (publishedTail.get() != index) {
             Thread.onSpinWait();
         }
+        // The claim once more, right before the release: a producer paused since its first check must not publish
+        // into a channel that was revoked meanwhile (the janitor's grace period covers the rest; docs/cxl.md).
+        if (!holdsClaim()) {
+            publishedTail.set(index + 1); // skipped: never visible to the backend, never called back
+            return IoStatus.EIO;
+        }
+        // From here cancel() may find the request; the caller's buffer is not read again on this thread.
+        slotStates.setRelease(slot, (index << 2) | SLOT_INFLIGHT);
         announced = index + 1; // before the backend can see it: the agent never takes a completion for an unknown index
         // Volatile (not just release): the doorbell read below must not be ordered before this store, or a handler
         // that announced sleep just before could be missed (Dekker pairing with HandlerAgent.announce).
@@ -227,6 +276,54 @@ final class ClientChannel {
             drainAfterAgent(); // raced a shutdown: nobody else will complete this request
         }
         return -1;
+    }
+
+    /**
+     * True while CLIENT_CLAIM still holds this blkdev's token (acquire). Once it does not, the channel is lost for
+     * good: new requests fail, the consumer fails the outstanding ones at its next duty cycle, nothing is written.
+     */
+    private boolean holdsClaim() {
+        if (claimLost) {
+            return false;
+        }
+        if (control.getLongVolatile(ChannelLayout.CLIENT_CLAIM) == token) {
+            return true;
+        }
+        claimLost = true;
+        if (failStatus == 0) {
+            failReason = "channel claim lost: this blkdev was declared dead and cleared (paused too long?)";
+            failStatus = IoStatus.EIO;
+        }
+        return false;
+    }
+
+    /** A reserved index that will never be published: let later producers pass (they fail too: claim lost). */
+    private void skip(long index) {
+        while (publishedTail.get() != index) {
+            Thread.onSpinWait();
+        }
+        publishedTail.set(index + 1);
+    }
+
+    /**
+     * Completes the request submitted with {@code tag} and {@code completion} with ECANCELED, on this thread, if it
+     * is still in flight; the backend's answer is consumed later without touching the caller's buffer. Any thread.
+     *
+     * @return true if this call completed it
+     */
+    boolean cancel(long tag, IoCompletion completion) {
+        for (int slot = 0; slot < depth; slot++) {
+            long state = slotStates.get(slot);
+            if ((state & 3) != SLOT_INFLIGHT || callbacks[slot] != completion || tags[slot] != tag) {
+                continue;
+            }
+            // The state word is unique per index, so a successful CAS proves the slot still held this request.
+            if (slotStates.compareAndSet(slot, state, (state & ~3L) | SLOT_CANCELLED)) {
+                completion.onComplete(tag, IoStatus.ECANCELED);
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Slow path, only after the handler agent announced it sleeps: wake it (one futex wake system call). */
@@ -321,6 +418,8 @@ final class ClientChannel {
             }
             if (waited < spinNs) {
                 Thread.onSpinWait();
+            } else if (claimLost) {
+                return;
             } else if (completionFutex != null && completionFutex.available()) {
                 control.putIntVolatile(ChannelLayout.CLIENT_DOORBELL, ChannelLayout.DOORBELL_ASLEEP);
                 // Re-check after announcing (Dekker pairing with ChannelHandler.publishFinished).
@@ -337,6 +436,9 @@ final class ClientChannel {
 
     /** Completion agent duty cycle for this channel (caller holds the consumer role). */
     int poll(long nowNs, long beatIntervalNs, long ioTimeoutNs) {
+        if (!holdsClaim()) {
+            return failOutstanding(); // the reason was set by holdsClaim; nothing is written to the segment
+        }
         if (nowNs - lastBeatNs >= beatIntervalNs) {
             lastBeatNs = nowNs;
             control.putLongRelease(ChannelLayout.CLIENT_BEAT, ++beat);
@@ -373,9 +475,15 @@ final class ClientChannel {
             }
             head++;
             work++;
+            if (claimLost) {
+                break; // found lost while copying a READ out: the rest fails below, nothing more is read
+            }
         }
         if (work > 0) {
             consumed = head;
+            if (claimLost) {
+                return work + failOutstanding(); // and no compHead store into a segment that is not ours
+            }
             control.putLongRelease(ChannelLayout.COMP_HEAD, head);
             lastProgressNs = nowNs;
         } else if (published == head) {
@@ -410,26 +518,51 @@ final class ClientChannel {
         }
         int dataOffset = slot * slotSize;
         int length = lengths[slot];
-        if (status == IoStatus.OK && ops[slot] == IoOp.READ.ordinal()) {
-            if (dataCrc && agentDataCrc.compute(dataOffset, length) != completions.getInt(e + ChannelLayout.COMP_DATA_CRC)) {
-                fence(FenceCode.DATA_CHECKSUM, "completion " + index + " payload checksum mismatch", IoStatus.EIO);
-                return false;
-            }
+        boolean readData = status == IoStatus.OK && ops[slot] == IoOp.READ.ordinal();
+        if (readData && dataCrc
+                && agentDataCrc.compute(dataOffset, length) != completions.getInt(e + ChannelLayout.COMP_DATA_CRC)) {
+            fence(FenceCode.DATA_CHECKSUM, "completion " + index + " payload checksum mismatch", IoStatus.EIO);
+            return false;
+        }
+        if (!slotStates.compareAndSet(slot, (index << 2) | SLOT_INFLIGHT, (index << 2) | SLOT_COMPLETING)) {
+            // Cancelled: its caller was completed already and owns the buffer again. Consume, copy nothing.
+            callbacksDone = index + 1;
+            release(slot);
+            return true;
+        }
+        if (readData) {
             data.getBytes(dataOffset, buffers[slot], positions[slot], length);
+            if (!holdsClaim()) {
+                status = IoStatus.EIO; // the slot may have been someone else's by the time it was copied
+            }
         }
         callbacksDone = index + 1; // before the callback, so a caller woken by it sees the request as done
         complete(slot, status);
         return true;
     }
 
+    /** Completes the request in {@code slot} unless a cancel already did (the CAS makes exactly one of them win). */
+    private void completeEarly(long index, int status) {
+        int slot = (int) index & mask;
+        if (slotStates.compareAndSet(slot, (index << 2) | SLOT_INFLIGHT, (index << 2) | SLOT_COMPLETING)) {
+            complete(slot, status);
+        } else {
+            release(slot);
+        }
+    }
+
     private void complete(int slot, int status) {
         IoCompletion callback = callbacks[slot];
         long tag = tags[slot];
-        callbacks[slot] = null;
-        buffers[slot] = null;
+        release(slot);
         if (callback != null) {
             callback.onComplete(tag, status);
         }
+    }
+
+    private void release(int slot) {
+        callbacks[slot] = null;
+        buffers[slot] = null;
     }
 
     /** Agent thread (or before the agent starts): stop serving; every outstanding request completes with status. */
@@ -442,7 +575,9 @@ final class ClientChannel {
     }
 
     private void fence(FenceCode code, String reason, int status) {
-        seg.writeFence(false, code, reason);
+        if (holdsClaim()) {
+            seg.writeFence(false, code, reason);
+        }
         fail(status, code + ": " + reason);
     }
 
@@ -465,7 +600,7 @@ final class ClientChannel {
         int status = failStatus;
         int n = 0;
         for (long i = from; i < published; i++) {
-            complete((int) i & mask, status);
+            completeEarly(i, status);
             n++;
         }
         if (published > callbacksDone) {
@@ -476,6 +611,9 @@ final class ClientChannel {
 
     /** After failing: detach from the channel so another blkdev may claim it. */
     void detach(long token) {
+        if (!holdsClaim()) {
+            return; // revoked and perhaps handed on: not ours to write any more
+        }
         if (control.getIntVolatile(ChannelLayout.CLIENT_STATE) != ChannelLayout.SIDE_FENCED) {
             control.putIntRelease(ChannelLayout.CLIENT_STATE, ChannelLayout.SIDE_STOPPED);
         }

@@ -54,11 +54,11 @@ public final class CxlBackend implements AutoCloseable {
                 body.putInt(Records.SEGMENT_CHANNEL_INDEX, c);
                 region.entry(Table.SEGMENT, segments[c]).write(body);
             }
-            handlers[c] = new ChannelHandler(seg, device, beatNs);
+            handlers[c] = new ChannelHandler(seg, region.entry(Table.SEGMENT, segments[c]), token, device, beatNs);
             handlers[c].attach();
         }
         writeRecord(Records.STATE_RUNNING);
-        host.own(entry);
+        host.own(entry, token);
         int agents = Math.min(options.handlerAgents(), segments.length);
         this.runners = new AgentRunner[agents];
         this.agents = new HandlerAgent[agents];
@@ -114,7 +114,7 @@ public final class CxlBackend implements AutoCloseable {
         MetaEntry e = region.entry(Table.BACKEND, backendId);
         UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
         long oldToken = e.claim();
-        if (oldToken == 0 || e.read(body) < 0) {
+        if (oldToken == 0 || oldToken == MetaEntry.CLAIM_REVOKED || e.read(body) < 0) {
             throw new IllegalStateException("backend " + backendId + " does not exist (free or unreadable entry)");
         }
         long ownerNode = body.getLong(Records.BACKEND_NODE_ID);
@@ -167,6 +167,35 @@ public final class CxlBackend implements AutoCloseable {
         entry.write(body);
     }
 
+    /** Tests: stops (or resumes) every handler agent's duty cycle, as if the process were paused. */
+    void freezeForTest(boolean frozen) {
+        for (HandlerAgent a : agents) {
+            a.frozen = frozen;
+            if (frozen) {
+                a.wake(false); // out of a deep sleep, so it sees the freeze; while frozen it never sleeps deeply
+            }
+        }
+    }
+
+    /** Tests: duty cycles run by all handler agents so far. */
+    long dutyCyclesForTest() {
+        long n = 0;
+        for (HandlerAgent a : agents) {
+            n += a.dutyCycles.get();
+        }
+        return n;
+    }
+
+    /** Tests: true once every handler agent has seen the freeze (it writes nothing into the region from then on). */
+    boolean frozenForTest() {
+        for (HandlerAgent a : agents) {
+            if (!a.frozenSeen) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Backend id = its slot in the backend table; clients open blkdevs by it. */
     public int id() {
         return slot;
@@ -190,6 +219,11 @@ public final class CxlBackend implements AutoCloseable {
         List<String> out = new ArrayList<>();
         for (ChannelHandler h : handlers) {
             ChannelSegment seg = h.segment();
+            if (h.claimLost()) {
+                out.add("CLAIM_LOST: segment " + seg.segmentId() + " was revoked (this backend was declared dead and"
+                        + " cleared); nothing more is written to it");
+                continue;
+            }
             out.add(seg.backendState() == ChannelLayout.SIDE_FENCED
                     ? seg.backendFence() + ": " + seg.backendFenceReason() : null);
         }
@@ -238,15 +272,21 @@ public final class CxlBackend implements AutoCloseable {
         for (AgentRunner r : runners) {
             r.close();
         }
-        writeRecord(Records.STATE_STOPPED);
         host.disown(entry, this, null);
+        // Only what is still ours: a backend paused past the dead timeout may have been cleared and its entry and
+        // segments reassigned meanwhile.
         CxlRegion region = host.region();
         for (int seg : segments) {
             MetaEntry e = region.entry(Table.SEGMENT, seg);
-            e.wipeRecords();
-            e.casClaim(token, 0);
+            if (e.claim() == token) {
+                e.wipeRecords();
+                e.casClaim(token, 0);
+            }
         }
-        entry.wipeRecords();
-        entry.casClaim(token, 0);
+        if (entry.claim() == token) {
+            writeRecord(Records.STATE_STOPPED);
+            entry.wipeRecords();
+            entry.casClaim(token, 0);
+        }
     }
 }

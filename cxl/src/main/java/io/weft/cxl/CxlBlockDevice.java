@@ -95,7 +95,8 @@ public final class CxlBlockDevice implements BlockDevice {
         CxlRegion region = host.region();
         MetaEntry backend = region.entry(Table.BACKEND, backendId);
         UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
-        if (backend.claim() == 0 || backend.read(body) < 0) {
+        long backendClaim = backend.claim();
+        if (backendClaim == 0 || backendClaim == MetaEntry.CLAIM_REVOKED || backend.read(body) < 0) {
             throw new IllegalStateException("backend " + backendId + " does not exist");
         }
         if (body.getInt(Records.BACKEND_STATE) != Records.STATE_RUNNING) {
@@ -104,7 +105,8 @@ public final class CxlBlockDevice implements BlockDevice {
         }
         int caps = body.getInt(Records.BACKEND_CAPS);
         int lbs = body.getInt(Records.BACKEND_LOGICAL_BLOCK);
-        int maxIo = body.getInt(Records.BACKEND_MAX_IO);
+        // Bounded by local geometry: a request longer than a data slot cannot travel, whatever the record says.
+        int maxIo = Math.min(body.getInt(Records.BACKEND_MAX_IO), region.geometry().slotSize());
         DeviceInfo info;
         try {
             int preferred = Math.min(Math.max(4096, lbs), maxIo);
@@ -154,11 +156,11 @@ public final class CxlBlockDevice implements BlockDevice {
         long now = System.nanoTime();
         ClientChannel[] channels = new ClientChannel[queues];
         for (int c = 0; c < queues; c++) {
-            channels[c] = new ClientChannel(claimed.get(c), now, region::doorbellAddress);
+            channels[c] = new ClientChannel(claimed.get(c), token, now, region::doorbellAddress);
         }
         MetaEntry e = region.entry(Table.BLKDEV, slot);
         writeRecord(e, backendId, host, queues, Records.STATE_RUNNING);
-        host.own(e);
+        host.own(e, token);
         return new CxlBlockDevice(host, slot, token, backendId, info, channels, options);
     }
 
@@ -230,6 +232,21 @@ public final class CxlBlockDevice implements BlockDevice {
             }
         }
         completion.onComplete(tag, status);
+    }
+
+    /**
+     * Completes the request submitted with {@code tag} and {@code completion} with ECANCELED at once if it is still
+     * in flight (see {@link BlockDevice#cancel}): its slot stays the backend's until the backend answers, and that
+     * answer is then consumed without touching the caller's buffer. A request that already completed: no effect.
+     * Any thread; scans the channels' slots (a control-path operation, no allocation).
+     */
+    @Override
+    public void cancel(long tag, IoCompletion completion) {
+        for (ClientChannel c : channels) {
+            if (c.cancel(tag, completion)) {
+                return;
+            }
+        }
     }
 
     /**
@@ -327,10 +344,12 @@ public final class CxlBlockDevice implements BlockDevice {
             c.drainAfterAgent();
             c.detach(token);
         }
-        writeRecord(entry, backendId, host, channels.length, Records.STATE_STOPPED);
         host.disown(entry, null, this);
-        entry.wipeRecords();
-        entry.casClaim(token, 0);
+        if (entry.claim() == token) { // revoked by a janitor while this process was paused: not ours any more
+            writeRecord(entry, backendId, host, channels.length, Records.STATE_STOPPED);
+            entry.wipeRecords();
+            entry.casClaim(token, 0);
+        }
     }
 
     /** Channel states for diagnostics. */

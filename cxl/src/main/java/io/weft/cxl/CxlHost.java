@@ -34,10 +34,12 @@ public final class CxlHost implements AutoCloseable {
     private final MetaEntry entry;
     private final Map<Table, LivenessTracker> trackers = new EnumMap<>(Table.class);
     private final Map<Table, MetaEntry[]> watched = new EnumMap<>(Table.class);
-    private final List<MetaEntry> owned = new CopyOnWriteArrayList<>();
+    /** Entries this process owns, each with the claim token it must still hold for the host agent to beat it. */
+    private final List<Owned> owned = new CopyOnWriteArrayList<>();
     private final List<CxlBackend> backends = new CopyOnWriteArrayList<>();
     private final List<CxlBlockDevice> blkdevs = new CopyOnWriteArrayList<>();
     private final AgentRunner runner;
+    private final HostAgent hostAgent;
     private volatile boolean closed;
 
     private CxlHost(CxlRegion region, CxlOptions options, long nodeId, String name, int slot, long token) {
@@ -56,12 +58,13 @@ public final class CxlHost implements AutoCloseable {
             }
             watched.put(t, entries);
         }
-        owned.add(entry);
+        owned.add(new Owned(entry, token));
         writeHostRecord(Records.STATE_RUNNING);
         observeAll(System.nanoTime());
         long intervalMs = Math.max(1, options.heartbeatInterval().toMillis() / 4);
+        this.hostAgent = new HostAgent();
         this.runner = new AgentRunner(new SleepingMillisIdleStrategy(intervalMs), this::onAgentError, null,
-                new HostAgent());
+                hostAgent);
         AgentRunner.startOnThread(runner);
         region.hostOpened(this);
     }
@@ -83,6 +86,9 @@ public final class CxlHost implements AutoCloseable {
                     free = s;
                 }
                 continue;
+            }
+            if (claim == MetaEntry.CLAIM_REVOKED) {
+                continue; // a janitor is clearing it: neither free nor anyone's
             }
             if (e.read(body) >= 0 && body.getLong(Records.HOST_NODE_ID) == nodeId) {
                 if (!awaitSilent(e, options)) {
@@ -116,7 +122,7 @@ public final class CxlHost implements AutoCloseable {
         long t;
         do {
             t = RANDOM.nextLong();
-        } while (t == 0);
+        } while (t == 0 || t == MetaEntry.CLAIM_REVOKED);
         return t;
     }
 
@@ -200,12 +206,12 @@ public final class CxlHost implements AutoCloseable {
         return dev;
     }
 
-    void own(MetaEntry e) {
-        owned.add(e);
+    void own(MetaEntry e, long claimToken) {
+        owned.add(new Owned(e, claimToken));
     }
 
     void disown(MetaEntry e, CxlBackend backend, CxlBlockDevice blkdev) {
-        owned.remove(e);
+        owned.removeIf(o -> o.entry.address() == e.address());
         if (backend != null) {
             backends.remove(backend);
         }
@@ -230,6 +236,14 @@ public final class CxlHost implements AutoCloseable {
     /**
      * Clears a dead host, backend or blkdev: frees its entry and (backend) its channel segments or (blkdev) its channel
      * claims. Refused while the object is alive or not yet observed dead for the full timeout.
+     *
+     * <p>In two steps, because "dead" may only mean paused (GC, SIGSTOP): first every claim of the object is revoked
+     * (its token replaced by {@link MetaEntry#CLAIM_REVOKED}, which fails the owner's claim checks at once and which
+     * nobody can take), then, after a grace period of one heartbeat interval — far longer than any publish between an
+     * owner's claim check and its store (a slot copy and a few stores: microseconds) — the records are wiped and the
+     * claims set free. An owner that resumes after that finds its claim gone at its next check and writes nothing;
+     * only one paused exactly between a check and its store for longer than the grace can still land one store
+     * (docs/cxl.md, "Claims").
      */
     public synchronized void clearDead(Table table, int slot) {
         if (table == Table.SEGMENT) {
@@ -237,7 +251,7 @@ public final class CxlHost implements AutoCloseable {
         }
         MetaEntry e = region.entry(table, slot);
         long claim = e.claim();
-        if (claim == 0) {
+        if (claim == 0 || claim == MetaEntry.CLAIM_REVOKED) {
             return;
         }
         LivenessTracker tracker = trackers.get(table);
@@ -249,16 +263,21 @@ public final class CxlHost implements AutoCloseable {
                     + options.deadTimeout().toMillis() + " ms): refusing to clear");
         }
         UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
-        if (table == Table.BACKEND && e.read(body) >= 0) {
-            int channels = Math.min(body.getInt(Records.BACKEND_CHANNELS), Records.MAX_CHANNELS_PER_BACKEND);
-            for (int c = 0; c < channels; c++) {
+        boolean readable = e.read(body) >= 0;
+        if (!e.casClaim(claim, MetaEntry.CLAIM_REVOKED)) {
+            return; // another janitor (or a takeover) got there first
+        }
+        // Step 1: revoke every claim the dead owner holds.
+        List<MetaEntry> segments = new ArrayList<>();
+        List<ChannelSegment> channels = new ArrayList<>();
+        if (table == Table.BACKEND && readable) {
+            int count = Math.min(body.getInt(Records.BACKEND_CHANNELS), Records.MAX_CHANNELS_PER_BACKEND);
+            for (int c = 0; c < count; c++) {
                 int seg = body.getInt(Records.BACKEND_SEGMENTS + 4 * c);
                 if (seg >= 0 && seg < region.geometry().segmentCount()) {
                     MetaEntry segEntry = region.entry(Table.SEGMENT, seg);
-                    long segClaim = segEntry.claim();
-                    if (segClaim == claim) {
-                        segEntry.wipeRecords();
-                        segEntry.casClaim(segClaim, 0);
+                    if (segEntry.casClaim(claim, MetaEntry.CLAIM_REVOKED)) {
+                        segments.add(segEntry);
                     }
                 }
             }
@@ -266,17 +285,44 @@ public final class CxlHost implements AutoCloseable {
             // The blkdev's channels are the ones whose client claim holds its token.
             for (int seg = 0; seg < region.geometry().segmentCount(); seg++) {
                 ChannelSegment ch = region.channel(seg);
-                if (ch.clientClaim() == claim) {
-                    if (ch.clientState() != ChannelLayout.SIDE_FENCED) {
-                        ch.control.putIntRelease(ChannelLayout.CLIENT_STATE, ChannelLayout.SIDE_STOPPED);
-                    }
-                    ch.casClientClaim(claim, 0);
+                if (ch.clientClaim() == claim && ch.casClientClaim(claim, MetaEntry.CLAIM_REVOKED)) {
+                    channels.add(ch);
                 }
             }
         }
+        // Step 2: a paused owner that passed a claim check just before the revocation finishes its store meanwhile.
+        awaitGrace();
+        // Step 3: wipe and free.
+        for (MetaEntry segEntry : segments) {
+            segEntry.wipeRecords();
+            segEntry.casClaim(MetaEntry.CLAIM_REVOKED, 0);
+        }
+        for (ChannelSegment ch : channels) {
+            if (ch.clientState() != ChannelLayout.SIDE_FENCED) {
+                ch.control.putIntRelease(ChannelLayout.CLIENT_STATE, ChannelLayout.SIDE_STOPPED);
+            }
+            ch.casClientClaim(MetaEntry.CLAIM_REVOKED, 0);
+        }
         e.wipeRecords();
-        e.casClaim(claim, 0);
+        e.casClaim(MetaEntry.CLAIM_REVOKED, 0);
         tracker.reset(slot);
+    }
+
+    /** The janitor's grace period between revoking a dead owner's claims and freeing them: one heartbeat interval. */
+    private void awaitGrace() {
+        long until = System.nanoTime() + options.heartbeatInterval().toNanos();
+        long left;
+        boolean interrupted = false;
+        while ((left = until - System.nanoTime()) > 0) {
+            try {
+                Thread.sleep(Math.max(1, left / 1_000_000)); // control path: a deliberate delay, not a handshake
+            } catch (InterruptedException ex) {
+                interrupted = true; // the grace is not shortened (claims must not be freed early); re-set below
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** Snapshot of the region plus this host's view of who is alive. */
@@ -334,20 +380,37 @@ public final class CxlHost implements AutoCloseable {
         region.hostClosed(this);
     }
 
+    /** Tests: stops (or resumes) this host's heartbeats and observations, as if the process were paused. */
+    void freezeForTest(boolean frozen) {
+        hostAgent.frozen = frozen;
+    }
+
+    private record Owned(MetaEntry entry, long token) {
+    }
+
     /** Heartbeats for everything this process owns, and liveness observation of everything else. */
     private final class HostAgent implements Agent {
         private long nextBeatNs;
+        /** Test hook: models this process paused (GC, SIGSTOP): no beats, no observation. */
+        private volatile boolean frozen;
         private final long intervalNs = options.heartbeatInterval().toNanos();
 
         @Override
         public int doWork() {
+            if (frozen) {
+                return 0;
+            }
             long now = System.nanoTime();
             if (now - nextBeatNs < 0) {
                 return 0;
             }
             nextBeatNs = now + intervalNs;
-            for (MetaEntry e : owned) {
-                e.beat();
+            for (Owned o : owned) {
+                // Only while the claim is still ours: a host paused past the dead timeout and cleared meanwhile must
+                // not make someone else's entry look alive (the check-then-beat window is covered by the grace).
+                if (o.entry.claim() == o.token) {
+                    o.entry.beat();
+                }
             }
             observeAll(now);
             return 1;

@@ -24,6 +24,12 @@ final class HandlerAgent implements Agent, HotWindowIdleStrategy.Sleeper {
     private volatile Thread thread;
     /** Set when the backend closes: no more deep sleeps, so the runner's close is not held up by one. */
     private volatile boolean closing;
+    /** Test hook: models this process paused (GC, SIGSTOP): the duty cycle does nothing, not even beat. */
+    volatile boolean frozen;
+    /** Set by the agent once it has seen {@link #frozen}: from then on it writes nothing until thawed. */
+    volatile boolean frozenSeen;
+    /** Duty cycles run (not frozen); read by tests to know the agent ran after a thaw. One plain store per cycle. */
+    final java.util.concurrent.atomic.AtomicLong dutyCycles = new java.util.concurrent.atomic.AtomicLong();
 
     HandlerAgent(String name, ChannelHandler[] handlers, long fallbackParkNs) {
         this.name = name;
@@ -44,7 +50,7 @@ final class HandlerAgent implements Agent, HotWindowIdleStrategy.Sleeper {
 
     @Override
     public boolean announce() {
-        if (closing) {
+        if (closing || frozen) {
             return false;
         }
         for (ChannelHandler handler : handlers) {
@@ -81,7 +87,9 @@ final class HandlerAgent implements Agent, HotWindowIdleStrategy.Sleeper {
         if (close) {
             closing = true;
         }
-        doorbell.putIntVolatile(ChannelLayout.HANDLER_DOORBELL, ChannelLayout.DOORBELL_AWAKE);
+        if (handlers[0].holdsClaim()) {
+            doorbell.putIntVolatile(ChannelLayout.HANDLER_DOORBELL, ChannelLayout.DOORBELL_AWAKE);
+        }
         futex.wakeAll();
         Thread t = thread;
         if (t != null) {
@@ -91,6 +99,12 @@ final class HandlerAgent implements Agent, HotWindowIdleStrategy.Sleeper {
 
     @Override
     public int doWork() {
+        if (frozen) {
+            frozenSeen = true;
+            return 0;
+        }
+        frozenSeen = false;
+        dutyCycles.lazySet(dutyCycles.get() + 1);
         long now = System.nanoTime();
         int work = 0;
         for (ChannelHandler handler : handlers) {

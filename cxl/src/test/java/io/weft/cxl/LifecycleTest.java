@@ -234,7 +234,12 @@ class LifecycleTest {
         RecordingDevice device = new RecordingDevice(store);
         ChannelSegment seg = region.channel(0);
         seg.initialise(0, 0, ChannelLayout.FLAG_ENTRY_CRC | ChannelLayout.FLAG_DATA_CRC);
-        ClientChannel client = new ClientChannel(seg, System.nanoTime());
+        long clientToken = 0xC11E;
+        long backendToken = 0xBAC0;
+        assertTrue(seg.casClientClaim(0, clientToken));
+        MetaEntry segEntry = region.entry(Table.SEGMENT, 0);
+        assertTrue(segEntry.casClaim(0, backendToken));
+        ClientChannel client = new ClientChannel(seg, clientToken, System.nanoTime());
         ConcurrentLinkedQueue<String> completions = new ConcurrentLinkedQueue<>();
         ByteBuffer[] payloads = new ByteBuffer[3];
         for (int i = 0; i < 3; i++) {
@@ -247,7 +252,7 @@ class LifecycleTest {
         assertEquals(IoStatus.OK, store.execute(IoOp.WRITE, 0, 4096, 0, payloads[0].duplicate().clear()));
         seg.control.putLongRelease(ChannelLayout.DONE_MARKS, ChannelLayout.doneMark(1, IoStatus.OK));
 
-        ChannelHandler restarted = new ChannelHandler(seg, device, 1_000_000);
+        ChannelHandler restarted = new ChannelHandler(seg, segEntry, backendToken, device, 1_000_000);
         restarted.attach();
         long beat = 1_000_000_000L;
         for (int i = 0; i < 1000 && seg.completionTail() < 3; i++) {
@@ -263,7 +268,7 @@ class LifecycleTest {
         assertEquals(List.of("0:OK", "1:OK", "2:OK"), List.copyOf(completions));
 
         // A second restart after everything was completed replays nothing.
-        ChannelHandler again = new ChannelHandler(seg, device, 1_000_000);
+        ChannelHandler again = new ChannelHandler(seg, segEntry, backendToken, device, 1_000_000);
         again.attach();
         for (int i = 0; i < 100; i++) {
             again.doWork(beat += 1000);

@@ -23,6 +23,12 @@ import org.agrona.concurrent.UnsafeBuffer;
 public final class MetaEntry {
     public static final int SIZE = 1024;
     public static final int BODY_SIZE = 468;
+    /**
+     * Claim value of an entry (or a channel's client claim) that a janitor is clearing: its dead owner's token was
+     * replaced by this, so the owner's claim checks fail at once, while nobody can take the entry (only 0 is free)
+     * until the janitor's grace period has passed and it sets 0. Never a token.
+     */
+    public static final long CLAIM_REVOKED = Long.MIN_VALUE;
     static final int CLAIM_OFFSET = 0;
     static final int HEARTBEAT_OFFSET = 8;
     static final int COPY_BASE = 64;
@@ -37,6 +43,11 @@ public final class MetaEntry {
     public MetaEntry wrap(UnsafeBuffer region, long offset) {
         buffer.wrap(region.addressOffset() + offset, SIZE);
         return this;
+    }
+
+    /** Where the entry is mapped: two flyweights over the same entry have the same address. */
+    public long address() {
+        return buffer.addressOffset();
     }
 
     public long claim() {
