@@ -50,8 +50,11 @@ final class HandlerAgent implements Agent, HotWindowIdleStrategy.Sleeper {
 
     @Override
     public boolean announce() {
-        if (closing || frozen) {
+        if (closing) {
             return false;
+        }
+        if (frozen) {
+            return true; // a paused process writes nothing, not even its doorbell flags: see sleep
         }
         for (ChannelHandler handler : handlers) {
             handler.announceSleep(true);
@@ -67,6 +70,10 @@ final class HandlerAgent implements Agent, HotWindowIdleStrategy.Sleeper {
 
     @Override
     public void sleep(long maxNs) {
+        if (frozen) {
+            LockSupport.parkNanos(Math.min(maxNs, 1_000_000)); // tests only: idle without a spin or a doorbell
+            return;
+        }
         if (futex.available()) {
             futex.await(ChannelLayout.DOORBELL_ASLEEP, maxNs);
         }
@@ -103,7 +110,9 @@ final class HandlerAgent implements Agent, HotWindowIdleStrategy.Sleeper {
             frozenSeen = true;
             return 0;
         }
-        frozenSeen = false;
+        if (frozenSeen) {
+            frozenSeen = false; // a volatile store only on a thaw, not every duty cycle
+        }
         dutyCycles.lazySet(dutyCycles.get() + 1);
         long now = System.nanoTime();
         int work = 0;

@@ -182,9 +182,13 @@ class LifecycleTest {
         CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         ConcurrentLinkedQueue<String> completions = new ConcurrentLinkedQueue<>();
+        ByteBuffer[] buffers = new ByteBuffer[5];
         for (int i = 0; i < 5; i++) {
-            dev.submit(IoOp.READ, i * 4096L, 4096, 0, ByteBuffer.allocateDirect(4096), i,
-                    (tag, status) -> completions.add(tag + ":" + IoStatus.name(status)));
+            buffers[i] = ByteBuffer.allocateDirect(4096);
+            dev.submit(IoOp.READ, i * 4096L, 4096, 0, buffers[i], i, (tag, status) -> {
+                poison(buffers[(int) tag]);
+                completions.add(tag + ":" + IoStatus.name(status));
+            });
         }
         TestSupport.await(WAIT, "5 requests held by the store", () -> holding.held() == 5);
         assertEquals(5, dev.inFlight());
@@ -192,11 +196,15 @@ class LifecycleTest {
         assertEquals(List.of("0:EIO", "1:EIO", "2:EIO", "3:EIO", "4:EIO"), List.copyOf(completions));
         assertEquals(IoStatus.EIO, SyncIo.run(dev, IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096)));
         assertTrue(host.status().blkdevs().isEmpty(), "the blkdev entry is released");
-        // The store finishes late: the backend completes into the ring, but nobody is called twice.
-        holding.releaseAll(IoStatus.OK);
+        // The store finishes late: the backend completes into the ring, but nobody is called twice and no late
+        // payload reaches a buffer whose completion already ran.
+        holding.releaseAllFilled((byte) 0x5A);
         int seg = backend.segmentIds()[0];
         TestSupport.await(WAIT, "late completions published", () -> region.channel(seg).completionTail() == 5);
         assertEquals(5, completions.size());
+        for (ByteBuffer b : buffers) {
+            assertPoisoned(b);
+        }
         // The channel is free again: a new blkdev opens it and does IO.
         CxlBlockDevice next = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
@@ -217,14 +225,33 @@ class LifecycleTest {
             CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
             CxlBlockDevice dev = impatient.openBlkdev(backend.id(), BlkdevOptions.defaults());
             ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
-            dev.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096), 1, (t, s) -> statuses.add(s));
+            ByteBuffer buffer = ByteBuffer.allocateDirect(4096);
+            dev.submit(IoOp.READ, 0, 4096, 0, buffer, 1, (t, s) -> {
+                poison(buffer);
+                statuses.add(s);
+            });
             TestSupport.await(WAIT, "request timed out", () -> !statuses.isEmpty());
             assertEquals(IoStatus.ETIMEDOUT, statuses.peek());
             assertTrue(dev.failures().get(0).startsWith("ETIMEDOUT"), dev.failures().toString());
             dev.close();
-            holding.releaseAll(IoStatus.OK);
+            holding.releaseAllFilled((byte) 0x5A);
+            int seg = backend.segmentIds()[0];
+            TestSupport.await(WAIT, "late completion published", () -> region.channel(seg).completionTail() == 1);
             assertEquals(1, statuses.size());
+            assertPoisoned(buffer);
             backend.close();
+        }
+    }
+
+    private static void poison(ByteBuffer b) {
+        for (int i = 0; i < b.capacity(); i++) {
+            b.put(i, (byte) 0xEE);
+        }
+    }
+
+    private static void assertPoisoned(ByteBuffer b) {
+        for (int i = 0; i < b.capacity(); i++) {
+            assertEquals((byte) 0xEE, b.get(i), "byte " + i + " written after the request's completion ran");
         }
     }
 
