@@ -272,9 +272,13 @@ public final class CxlBackend implements AutoCloseable {
         for (AgentRunner r : runners) {
             r.close();
         }
-        host.disown(entry, this, null);
         // Only what is still ours: a backend paused past the dead timeout may have been cleared and its entry and
-        // segments reassigned meanwhile.
+        // segments reassigned meanwhile. Stopped first, so no client opens it while its segments are being freed.
+        boolean ownsEntry = entry.claim() == token;
+        if (ownsEntry) {
+            writeRecord(Records.STATE_STOPPED);
+        }
+        host.disown(entry, this, null);
         CxlRegion region = host.region();
         for (int seg : segments) {
             MetaEntry e = region.entry(Table.SEGMENT, seg);
@@ -283,8 +287,7 @@ public final class CxlBackend implements AutoCloseable {
                 e.casClaim(token, 0);
             }
         }
-        if (entry.claim() == token) {
-            writeRecord(Records.STATE_STOPPED);
+        if (ownsEntry && entry.claim() == token) {
             entry.wipeRecords();
             entry.casClaim(token, 0);
         }

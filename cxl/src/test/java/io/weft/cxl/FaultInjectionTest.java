@@ -83,8 +83,11 @@ class FaultInjectionTest {
 
     private void awaitFence(int c, FenceCode code) {
         int seg = backend.segmentIds()[c];
+        // The fence is written reason, code, then state (the state is what peers poll): wait for the state too, or a
+        // status read between the code and the state stores sees the code with the state still active.
         TestSupport.await(WAIT, "channel " + c + " fenced with " + code,
-                () -> host.status().channel(seg).backendFence() == code);
+                () -> host.status().channel(seg).backendFence() == code
+                        && host.status().channel(seg).backendState().equals("fenced"));
         RegionStatus.Channel status = host.status().channel(seg);
         assertEquals("fenced", status.backendState());
         assertTrue(!status.backendFenceReason().isEmpty());
