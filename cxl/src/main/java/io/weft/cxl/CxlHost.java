@@ -374,9 +374,11 @@ public final class CxlHost implements AutoCloseable {
             b.close();
         }
         runner.close();
-        writeHostRecord(Records.STATE_STOPPED);
-        entry.wipeRecords();
-        entry.casClaim(token, 0);
+        if (entry.claim() == token) { // a host paused past the dead timeout may have been cleared meanwhile
+            writeHostRecord(Records.STATE_STOPPED);
+            entry.wipeRecords();
+            entry.casClaim(token, 0);
+        }
         region.hostClosed(this);
     }
 

@@ -139,12 +139,16 @@ class CancelTest {
         long seed = Long.getLong("weft.cancel.seed", new Random().nextLong());
         System.out.println("CancelTest race seed " + seed + " (replay with -Dweft.cancel.seed=" + seed + ")");
         Random random = new Random(seed);
+        // Consumers: the completion agent alone, then the agent and the assisting submitter (this thread).
+        race(random, seed, BlkdevOptions.defaults(), 60);
+        race(random, seed, BlkdevOptions.submitterAssisted(), 60);
+    }
+
+    private void race(Random random, long seed, BlkdevOptions options, int rounds) throws Exception {
         HoldingDevice holding = new HoldingDevice(INFO);
         CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
-        CxlBlockDevice dev = host.openBlkdev(backend.id(), random.nextBoolean()
-                ? BlkdevOptions.defaults() : BlkdevOptions.submitterAssisted());
+        CxlBlockDevice dev = host.openBlkdev(backend.id(), options);
         int seg = backend.segmentIds()[0];
-        int rounds = 100;
         int perRound = 8;
         AtomicIntegerArray calls = new AtomicIntegerArray(rounds * perRound);
         AtomicIntegerArray results = new AtomicIntegerArray(rounds * perRound);

@@ -86,6 +86,32 @@ class PausedOwnerTest {
         TestSupport.await(WAIT, "the resumed client's request completes", () -> !statuses.isEmpty());
         int status = statuses.peek();
         assertTrue(status == IoStatus.EIO || status == IoStatus.ESHUTDOWN, IoStatus.name(status));
+        assertTrue(paused.failures().get(0).contains("claim lost"), paused.failures().toString());
+
+        // More submitters on several threads: each request fails at once; none waits for an index never published.
+        int threads = 4;
+        int each = 10;
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(threads * each);
+        java.util.concurrent.atomic.AtomicInteger notFailed = new java.util.concurrent.atomic.AtomicInteger();
+        Thread[] submitters = new Thread[threads];
+        for (int t = 0; t < threads; t++) {
+            submitters[t] = new Thread(() -> {
+                for (int i = 0; i < each; i++) {
+                    paused.submit(IoOp.WRITE, 8192, 4096, 0, pattern((byte) 4), i, (tag, st) -> {
+                        if (st != IoStatus.EIO) {
+                            notFailed.incrementAndGet();
+                        }
+                        done.countDown();
+                    });
+                }
+            }, "resumed-submitter-" + t);
+            submitters[t].start();
+        }
+        assertTrue(done.await(WAIT.toSeconds(), java.util.concurrent.TimeUnit.SECONDS),
+                done.getCount() + " requests of the resumed client never completed");
+        assertEquals(0, notFailed.get(), "requests of a client that lost its claim completed without EIO");
+        assertEquals(0, paused.inFlight());
+        assertUnchanged(before, snapshot(seg), "the resumed client's later submitters wrote into the channel");
 
         // Closing the resumed client touches neither the channel nor the blkdev entry now owned by its successor.
         paused.close();
