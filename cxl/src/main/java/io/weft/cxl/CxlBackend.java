@@ -146,6 +146,9 @@ public final class CxlBackend implements AutoCloseable {
             }
             segments[c] = seg;
         }
+        // The old owner looked dead but may only be paused: its claim checks fail from now on; give a publish it
+        // began before the takeover time to land before the new handlers read the indexes (docs/cxl.md, "Claims").
+        CxlHost.awaitGrace(host.options());
         return new CxlBackend(host, backendId, token, device, path, segments, options, false);
     }
 

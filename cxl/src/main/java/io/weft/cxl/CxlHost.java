@@ -291,7 +291,7 @@ public final class CxlHost implements AutoCloseable {
             }
         }
         // Step 2: a paused owner that passed a claim check just before the revocation finishes its store meanwhile.
-        awaitGrace();
+        awaitGrace(options);
         // Step 3: wipe and free.
         for (MetaEntry segEntry : segments) {
             segEntry.wipeRecords();
@@ -309,7 +309,7 @@ public final class CxlHost implements AutoCloseable {
     }
 
     /** The janitor's grace period between revoking a dead owner's claims and freeing them: one heartbeat interval. */
-    private void awaitGrace() {
+    static void awaitGrace(CxlOptions options) {
         long until = System.nanoTime() + options.heartbeatInterval().toNanos();
         long left;
         boolean interrupted = false;
