@@ -101,8 +101,9 @@ public final class CxlHost implements AutoCloseable {
                     throw new IllegalStateException("node id " + nodeId + " is in use by a live host in slot " + s);
                 }
                 if (!e.casClaim(claim, token)) {
-                    if (e.claim() == 0) {
-                        return register(region, nodeId, name, options); // cleared by a peer meanwhile
+                    long now = e.claim();
+                    if (now == 0 || now == MetaEntry.CLAIM_REVOKED) {
+                        return register(region, nodeId, name, options); // cleared (or being cleared) by a peer
                     }
                     throw new IllegalStateException("host slot " + s + " changed owner while taking it over");
                 }

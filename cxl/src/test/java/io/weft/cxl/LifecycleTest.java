@@ -141,6 +141,24 @@ class LifecycleTest {
         staleEntry.casClaim(STALE_CLAIM, 0);
     }
 
+    /**
+     * A janitor revokes the dead predecessor's claim (first step of a clear) while a restart watches it, and is still
+     * in its grace period when the watch ends: the restart must take a free slot, not fail on the revoked claim.
+     */
+    @Test
+    void aRestartedHostSeeingItsPredecessorRevokedRegistersInAFreeSlot() throws Exception {
+        int staleSlot = staleHostEntry(44, 0);
+        MetaEntry staleEntry = region.entry(Table.HOST, staleSlot);
+        CompletableFuture<CxlHost> restarted = registerWhenWatching(44);
+        assertTrue(staleEntry.casClaim(STALE_CLAIM, MetaEntry.CLAIM_REVOKED)); // a janitor's step 1
+        try (CxlHost h = restarted.get(10, TimeUnit.SECONDS)) {
+            assertEquals(44, h.nodeId());
+            assertTrue(h.slot() != staleSlot, "took a free slot, not the entry being cleared");
+        }
+        staleEntry.wipeRecords();
+        staleEntry.casClaim(MetaEntry.CLAIM_REVOKED, 0);
+    }
+
     private static final long STALE_CLAIM = 0x5EED;
 
     /** A dead predecessor's host entry for {@code nodeId} that had beaten {@code beats} times. @return its slot */
