@@ -30,13 +30,23 @@ import org.slf4j.LoggerFactory;
  *   burst of N requests costs one read and one write system call, and there is no thread hand-off at all.</li>
  *   <li>The <b>writer</b> exists only once a device completes on another thread. Such completions go through a
  *   lock-free many-to-one queue to the writer, which batches their replies into gathering writes and hands the
- *   request slots back to the reader through a one-to-one queue. Device threads never block on the socket.</li>
+ *   request slots back to the reader through a one-to-one queue ({@link SlotHandback}, whose fenced store-then-load
+ *   protocol makes sure a reader parked for want of slots is always woken). Device threads never block on the
+ *   socket.</li>
  * </ul>
  * Both write under one lock, so replies never interleave; in the inline case only the reader takes it (uncontended).
  *
  * <p>Requests live in pre-allocated slots (one per in-flight request, {@link NbdServerOptions#maxInFlightPerConnection}),
  * each with a small direct header buffer and a direct data buffer that grows on demand and is kept for reuse within
  * {@link NbdServerOptions#maxBufferedBytesPerConnection}. Nothing is allocated per request in steady state.
+ *
+ * <p>Ownership: a slot's data buffer is the device's from submit until the request's completion (of its last part)
+ * has run; only then is it read for the reply and the slot reused. A connection that gives up on requests in flight
+ * cancels them ({@link BlockDevice#cancel}) and never reuses their slots (see {@link #cancelInFlight}).
+ *
+ * <p>Block sizes: a client that did not ask for {@code NBD_INFO_BLOCK_SIZE} is on the protocol's defaults (minimum
+ * block size 1); its unaligned requests are made aligned here, a WRITE by a read-modify-write that is a barrier on
+ * this connection (see {@link #unalignedWrite}; docs/nbd.md says what it does not guarantee across connections).
  */
 final class NbdConnection implements IoCompletion, Runnable {
     private static final Logger LOG = LoggerFactory.getLogger(NbdConnection.class);
