@@ -54,8 +54,10 @@ class SlotHandbackTest {
                     Thread.onSpinWait();
                 }
                 h.offer(slot);
-                offered = i + 1;
                 h.signal(false);
+                // Only after the signal: a volatile store between offer and signal would itself fence them (on x86
+                // a volatile store drains the store buffer) and hide exactly the reordering this test is about.
+                offered = i + 1;
             }
         }, "handback-writer");
         writer.setDaemon(true);
