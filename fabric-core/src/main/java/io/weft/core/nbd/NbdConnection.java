@@ -1111,7 +1111,9 @@ final class NbdConnection implements IoCompletion, Runnable {
             return;
         }
         int capacity = Math.max(4096, length);
-        if (capacity < (1 << 30)) {
+        // Powers of two get reused by later requests; a length past the payload limit (the covering blocks of an
+        // unaligned maximum-size request) is rare and gets exactly what it needs, not twice the limit.
+        if (capacity < (1 << 30) && length <= maxPayload) {
             capacity = Math.max(length, Integer.highestOneBit(capacity - 1) << 1);
         }
         long budget = options.maxBufferedBytesPerConnection();
