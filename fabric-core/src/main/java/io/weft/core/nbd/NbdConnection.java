@@ -14,7 +14,6 @@ import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.util.concurrent.locks.LockSupport;
 import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
-import org.agrona.concurrent.OneToOneConcurrentArrayQueue;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -31,13 +30,23 @@ import org.slf4j.LoggerFactory;
  *   burst of N requests costs one read and one write system call, and there is no thread hand-off at all.</li>
  *   <li>The <b>writer</b> exists only once a device completes on another thread. Such completions go through a
  *   lock-free many-to-one queue to the writer, which batches their replies into gathering writes and hands the
- *   request slots back to the reader through a one-to-one queue. Device threads never block on the socket.</li>
+ *   request slots back to the reader through a one-to-one queue ({@link SlotHandback}, whose fenced store-then-load
+ *   protocol makes sure a reader parked for want of slots is always woken). Device threads never block on the
+ *   socket.</li>
  * </ul>
  * Both write under one lock, so replies never interleave; in the inline case only the reader takes it (uncontended).
  *
  * <p>Requests live in pre-allocated slots (one per in-flight request, {@link NbdServerOptions#maxInFlightPerConnection}),
  * each with a small direct header buffer and a direct data buffer that grows on demand and is kept for reuse within
  * {@link NbdServerOptions#maxBufferedBytesPerConnection}. Nothing is allocated per request in steady state.
+ *
+ * <p>Ownership: a slot's data buffer is the device's from submit until the request's completion (of its last part)
+ * has run; only then is it read for the reply and the slot reused. A connection that gives up on requests in flight
+ * cancels them ({@link BlockDevice#cancel}) and never reuses their slots (see {@link #cancelInFlight}).
+ *
+ * <p>Block sizes: a client that did not ask for {@code NBD_INFO_BLOCK_SIZE} is on the protocol's defaults (minimum
+ * block size 1); its unaligned requests are made aligned here, a WRITE by a read-modify-write that is a barrier on
+ * this connection (see {@link #unalignedWrite}; docs/nbd.md says what it does not guarantee across connections).
  */
 final class NbdConnection implements IoCompletion, Runnable {
     private static final Logger LOG = LoggerFactory.getLogger(NbdConnection.class);
@@ -57,13 +66,37 @@ final class NbdConnection implements IoCompletion, Runnable {
     private static final int SLOT_SUBMITTED = 1;
     private static final int SLOT_COMPLETED = 2;
 
-    /** One request from decode to reply. Fields are owned by the reader until submit, then by whoever completes. */
+    /**
+     * One request from decode to reply. Fields are owned by the reader until submit, then by whoever completes.
+     *
+     * <p>A request reaches the device as one or more parts (a TRIM or WRITE_ZEROES longer than an {@code int}, an
+     * unaligned READ wider than the device takes). Each part's tag names the slot, the slot's generation and the
+     * part; {@link #liveParts} has a bit per part not yet completed, and the part that clears the last bit completes
+     * the request, with the first error any part reported. A completion for a cleared bit or an older generation
+     * (a device that broke the exactly-once contract) is ignored. Tag:
+     * <pre>
+     *  63                          32 31              16 15               0
+     * +------------------------------+------------------+------------------+
+     * |      generation (32 bits)    |  part (16 bits)  |  slot (16 bits)  |
+     * +------------------------------+------------------+------------------+
+     * </pre>
+     */
     static final class Slot {
         private static final VarHandle STATE;
+        private static final VarHandle LIVE_PARTS;
+        private static final VarHandle FIRST_ERROR;
+        /** At most this many parts: a 32-bit length cut into parts of 1 GiB needs 4, an unaligned READ 2. */
+        static final int MAX_PARTS = 8;
+        /** The reader's own part while it submits the others (see {@link #submitParts}). */
+        static final int GUARD_PART = 30;
+        static final int GUARD_BIT = 1 << GUARD_PART;
 
         static {
             try {
-                STATE = MethodHandles.lookup().findVarHandle(Slot.class, "state", int.class);
+                MethodHandles.Lookup lookup = MethodHandles.lookup();
+                STATE = lookup.findVarHandle(Slot.class, "state", int.class);
+                LIVE_PARTS = lookup.findVarHandle(Slot.class, "liveParts", int.class);
+                FIRST_ERROR = lookup.findVarHandle(Slot.class, "firstError", int.class);
             } catch (ReflectiveOperationException e) {
                 throw new ExceptionInInitializerError(e);
             }
@@ -74,11 +107,20 @@ final class NbdConnection implements IoCompletion, Runnable {
         int generation;
         @SuppressWarnings("unused") // accessed through STATE
         private volatile int state;
-        ByteBuffer data;
+        @SuppressWarnings("unused") // accessed through LIVE_PARTS
+        private volatile int liveParts;
+        @SuppressWarnings("unused") // accessed through FIRST_ERROR
+        private volatile int firstError;
+        private ByteBuffer data;
+        /** Per-part views of {@link #data} (multi-part READs only); rebuilt when the data buffer changes. */
+        private ByteBuffer[] views;
+        private ByteBuffer viewsOf;
         long handle;
         int command;
         long offset;
         int length;
+        /** Where the reply's READ data starts in {@link #data} (non-zero for an unaligned READ). */
+        int dataStart;
         boolean fastZero;
         int status;
         /** Bytes of BLOCK_STATUS descriptors in {@link #data}. */
@@ -88,8 +130,68 @@ final class NbdConnection implements IoCompletion, Runnable {
             this.index = index;
         }
 
-        long tag() {
-            return ((long) generation << 32) | index;
+        long tag(int part) {
+            return ((long) generation << 32) | ((long) part << 16) | index;
+        }
+
+        void data(ByteBuffer d) {
+            data = d;
+            views = null;
+            viewsOf = null;
+        }
+
+        /** A view of {@code data[at, at + length)} for part {@code part}; allocates only when the buffer changed. */
+        ByteBuffer view(int part, int at, int length) {
+            if (viewsOf != data) {
+                views = new ByteBuffer[MAX_PARTS];
+                viewsOf = data;
+            }
+            ByteBuffer v = views[part];
+            if (v == null) {
+                v = data.duplicate();
+                views[part] = v;
+            }
+            v.clear().limit(at + length).position(at);
+            return v;
+        }
+
+        /** Arms the slot for the parts in {@code partMask} (reader, before the first submit). */
+        void begin(int partMask) {
+            FIRST_ERROR.setRelease(this, IoStatus.OK);
+            LIVE_PARTS.setRelease(this, partMask);
+            submitted();
+        }
+
+        /** Records a part's completion. @return true if it was the last live part (the request is complete) */
+        boolean partDone(int part, int status) {
+            int bit = 1 << part;
+            int live = (int) LIVE_PARTS.getVolatile(this);
+            if ((live & bit) == 0) {
+                return false; // not a live part: a second completion
+            }
+            if (status != IoStatus.OK) {
+                FIRST_ERROR.compareAndSet(this, IoStatus.OK, status); // first error wins
+            }
+            while (!LIVE_PARTS.compareAndSet(this, live, live & ~bit)) {
+                live = (int) LIVE_PARTS.getVolatile(this);
+                if ((live & bit) == 0) {
+                    return false;
+                }
+            }
+            return (live & ~bit) == 0;
+        }
+
+        int firstError() {
+            return (int) FIRST_ERROR.getVolatile(this);
+        }
+
+        /** Bits of the parts still live: for cancelling them. */
+        int liveParts() {
+            return (int) LIVE_PARTS.getVolatile(this);
+        }
+
+        boolean isSubmitted() {
+            return (int) STATE.getVolatile(this) == SLOT_SUBMITTED;
         }
 
         boolean complete() {
@@ -113,6 +215,8 @@ final class NbdConnection implements IoCompletion, Runnable {
     private final String peer;
     private final Thread readerThread;
     private final Object writeLock = new Object();
+    /** Part size of TRIM and WRITE_ZEROES: 1 GiB, a multiple of every block size, so a 32-bit length is 4 parts. */
+    static final int ZEROING_PART = 1 << 30;
 
     // Negotiated in the handshake.
     private volatile NbdExport export;
@@ -123,6 +227,14 @@ final class NbdConnection implements IoCompletion, Runnable {
     private boolean baseAllocation;
     private int transmissionFlags;
     private int maxPayload;
+    /**
+     * The client did not agree to the advertised block sizes (EXPORT_NAME, or GO without NBD_INFO_BLOCK_SIZE), so
+     * the protocol's defaults apply: minimum block size 1. Unaligned requests are then made aligned here.
+     */
+    private boolean defaultBlockSizes;
+    /** Edge blocks of a read-modify-write (reader-owned). */
+    private ByteBuffer bounce;
+    private final SyncCompletion sync = new SyncCompletion();
 
     // Reader-owned state.
     private Slot[] slots;
@@ -140,11 +252,11 @@ final class NbdConnection implements IoCompletion, Runnable {
 
     // Cross-thread state.
     private ManyToOneConcurrentArrayQueue<Slot> asyncCompleted;
-    private OneToOneConcurrentArrayQueue<Slot> returned;
+    private SlotHandback<Slot> returned;
+    private final java.util.function.BooleanSupplier torn = () -> this.forced || this.broken;
     private volatile Thread writerThread;
     private volatile boolean writerStop;
     private volatile boolean writerParked;
-    private volatile boolean readerParked;
     private volatile boolean draining;
     private volatile boolean forced;
     private volatile boolean broken;
@@ -240,10 +352,41 @@ final class NbdConnection implements IoCompletion, Runnable {
             } catch (IOException e) {
                 LOG.debug("nbd connection {}: replies after end of input not delivered: {}", id, e.toString());
             } finally {
+                cancelInFlight();
                 stopWriter();
                 closeChannel();
                 finished = true;
                 server.connectionFinished(this);
+            }
+        }
+    }
+
+    /**
+     * The connection gives up on whatever is still in flight (forced close, broken socket, error): each live part is
+     * cancelled below, so the device completes it soon instead of at its own timeout. Nothing here waits for those
+     * completions, and nothing needs to: the slots and their buffers are never reused once the reader has left
+     * (they belong to this connection alone, and no pool takes them back), so a buffer stays the device's for as
+     * long as the device holds the request, and is freed by the garbage collector only after that.
+     */
+    private void cancelInFlight() {
+        Slot[] all = slots;
+        BlockDevice d = device;
+        if (all == null || d == null) {
+            return;
+        }
+        for (Slot s : all) {
+            if (!s.isSubmitted()) {
+                continue;
+            }
+            int live = s.liveParts() & ~Slot.GUARD_BIT;
+            for (int part = 0; live != 0; part++, live >>>= 1) {
+                if ((live & 1) != 0) {
+                    try {
+                        d.cancel(s.tag(part), this);
+                    } catch (RuntimeException e) {
+                        LOG.warn("nbd connection {}: cancel threw", id, e);
+                    }
+                }
             }
         }
     }
@@ -255,6 +398,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         baseAllocation = negotiated.baseAllocation();
         transmissionFlags = negotiated.transmissionFlags();
         maxPayload = negotiated.maxPayload();
+        defaultBlockSizes = !negotiated.blockSizeAgreed();
         int n = options.maxInFlightPerConnection();
         slots = new Slot[n];
         freeStack = new int[n];
@@ -266,7 +410,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         inlineReady = new Slot[n];
         readerGather = new ByteBuffer[2 * n];
         asyncCompleted = new ManyToOneConcurrentArrayQueue<>(n);
-        returned = new OneToOneConcurrentArrayQueue<>(n);
+        returned = new SlotHandback<>(n, readerThread);
         receive = ByteBuffer.allocateDirect(options.receiveBufferSize());
         receive.flip(); // read mode, empty
         // removeExport() or close() may have scanned the connections before this one recorded its export: check
@@ -334,15 +478,28 @@ final class NbdConnection implements IoCompletion, Runnable {
         s.handle = handle;
         s.command = type;
         s.offset = offset;
-        s.length = (int) length;
+        s.length = (int) length; // meaningful for READ only (at most maxPayload); the others keep the long
+        s.dataStart = 0;
         s.fastZero = false;
         DeviceInfo info = device.info();
+        int lbs = info.logicalBlockSize();
+        // Unaligned requests are ours to make aligned only for a client that did not agree to the constraints.
+        boolean unaligned = defaultBlockSizes && ((offset | length) & (lbs - 1)) != 0;
         switch (type) {
             case NbdProtocol.CMD_READ: {
                 int status = validate(info, IoOp.READ, flags,
                         NbdProtocol.CMD_FLAG_FUA | (structured ? NbdProtocol.CMD_FLAG_DF : 0), offset, length);
                 if (status != IoStatus.OK) {
                     completeLocally(s, status);
+                    return;
+                }
+                if (unaligned) {
+                    // Read the covering blocks into the slot's buffer; the reply is sent from the client's offset.
+                    long start = offset & -lbs;
+                    long cover = alignUp(offset + length, lbs) - start;
+                    ensureCapacity(s, (int) cover);
+                    s.dataStart = (int) (offset - start);
+                    submitParts(s, IoOp.READ, start, cover, maxIoParts(info), 0, s.data);
                     return;
                 }
                 ensureCapacity(s, (int) length);
@@ -363,10 +520,15 @@ final class NbdConnection implements IoCompletion, Runnable {
                     completeLocally(s, status);
                     return;
                 }
-                ensureCapacity(s, (int) length);
-                if (!readPayload(s, (int) length)) {
+                int at0 = unaligned ? (int) (offset & (lbs - 1)) : 0;
+                ensureCapacity(s, unaligned ? (int) (alignUp(offset + length, lbs) - (offset - at0)) : (int) length);
+                if (!readPayload(s, at0, (int) length)) {
                     release(s); // the client vanished mid-payload: nothing reaches the device
                     draining = true;
+                    return;
+                }
+                if (unaligned) {
+                    completeLocally(s, unalignedWrite(s, info, offset, (int) length, ioFlags(flags)));
                     return;
                 }
                 submit(s, IoOp.WRITE, offset, (int) length, ioFlags(flags), s.data);
@@ -390,7 +552,14 @@ final class NbdConnection implements IoCompletion, Runnable {
                     completeLocally(s, status);
                     return;
                 }
-                submit(s, IoOp.DISCARD, offset, (int) length, ioFlags(flags), null);
+                // A TRIM may leave data as it was, so an unaligned one trims the whole blocks inside it only.
+                long start = unaligned ? alignUp(offset, lbs) : offset;
+                long end = unaligned ? (offset + length) & -lbs : offset + length;
+                if (end <= start) {
+                    completeLocally(s, IoStatus.OK);
+                    return;
+                }
+                submitParts(s, IoOp.DISCARD, start, end - start, ZEROING_PART, ioFlags(flags), null);
                 return;
             }
             case NbdProtocol.CMD_WRITE_ZEROES: {
@@ -401,16 +570,26 @@ final class NbdConnection implements IoCompletion, Runnable {
                         ? IoStatus.EINVAL
                         : validate(info, IoOp.WRITE_ZEROES, flags, allowed, offset, length);
                 s.fastZero = (flags & NbdProtocol.CMD_FLAG_FAST_ZERO) != 0;
+                if (status == IoStatus.OK && unaligned && s.fastZero) {
+                    status = IoStatus.ENOTSUP; // a read-modify-write is never fast
+                }
                 if (status != IoStatus.OK) {
                     completeLocally(s, status);
                     return;
                 }
-                submit(s, IoOp.WRITE_ZEROES, offset, (int) length, ioFlags(flags), null);
+                if (unaligned) {
+                    completeLocally(s, unalignedWriteZeroes(s, info, offset, length, ioFlags(flags)));
+                    return;
+                }
+                submitParts(s, IoOp.WRITE_ZEROES, offset, length, ZEROING_PART, ioFlags(flags), null);
                 return;
             }
             case NbdProtocol.CMD_CACHE: {
-                // A page-cache hint: validated like a READ, then answered; the device needs no call.
-                completeLocally(s, validate(info, IoOp.READ, flags, NbdProtocol.CMD_FLAG_FUA, offset, length));
+                // A page-cache hint: checked like a READ but it carries no payload, so no payload limit; the
+                // device needs no call.
+                int status = (flags & ~NbdProtocol.CMD_FLAG_FUA) != 0 ? IoStatus.EINVAL : checkRange(info, offset,
+                        length);
+                completeLocally(s, status);
                 return;
             }
             case NbdProtocol.CMD_BLOCK_STATUS:
@@ -422,7 +601,11 @@ final class NbdConnection implements IoCompletion, Runnable {
         }
     }
 
-    /** NBD-level checks, then {@link IoRequests#check}, with the error values the NBD document asks for. */
+    /**
+     * NBD-level checks, then {@link IoRequests#check}, with the error values the NBD document asks for. For a client
+     * on the default block sizes the alignment is ours to handle, so only the range is checked against the block
+     * size: the covering blocks are checked instead of the request.
+     */
     private int validate(DeviceInfo info, IoOp op, int flags, int allowedFlags, long offset, long length) {
         if ((flags & ~allowedFlags) != 0) {
             return IoStatus.EINVAL;
@@ -430,12 +613,41 @@ final class NbdConnection implements IoCompletion, Runnable {
         if ((op == IoOp.READ || op == IoOp.WRITE) && length > maxPayload) {
             return IoStatus.EINVAL;
         }
-        int status = IoRequests.check(info, op, offset, length, ioFlags(flags));
+        int lbs = info.logicalBlockSize();
+        int status;
+        if (defaultBlockSizes && ((offset | length) & (lbs - 1)) != 0) {
+            // Range first (without adding: offset + length may overflow for hostile input), then everything else on
+            // one covering block, which is aligned and, the range being inside the device, inside it too.
+            status = offset < 0 || length <= 0 ? IoStatus.EINVAL
+                    : offset > info.size() || length > info.size() - offset ? IoStatus.EOVERFLOW
+                    : IoRequests.check(info, op, offset & -lbs, lbs, ioFlags(flags));
+        } else {
+            status = IoRequests.check(info, op, offset, length, ioFlags(flags));
+        }
         if (status == IoStatus.EOVERFLOW) {
             // Beyond the end: ENOSPC for writes, EINVAL for the rest (NBD does not use EOVERFLOW here).
             return op == IoOp.WRITE || op == IoOp.WRITE_ZEROES ? IoStatus.ENOSPC : IoStatus.EINVAL;
         }
         return status;
+    }
+
+    /** Range and (unless on default block sizes) alignment of a request without payload: CACHE. */
+    private int checkRange(DeviceInfo info, long offset, long length) {
+        if (offset < 0 || length == 0 || offset > info.size() || length > info.size() - offset) {
+            return IoStatus.EINVAL;
+        }
+        return !defaultBlockSizes && ((offset | length) & (info.logicalBlockSize() - 1)) != 0
+                ? IoStatus.EINVAL : IoStatus.OK;
+    }
+
+    private static long alignUp(long value, int blockSize) {
+        return (value + blockSize - 1) & -blockSize;
+    }
+
+    /** Largest READ/WRITE part the device takes, whole blocks. */
+    private static int maxIoParts(DeviceInfo info) {
+        int max = info.maxIoSize();
+        return max - max % info.logicalBlockSize();
     }
 
     private static int ioFlags(int nbdFlags) {
@@ -454,16 +666,18 @@ final class NbdConnection implements IoCompletion, Runnable {
 
     private void blockStatus(Slot s, DeviceInfo info, int flags, long offset, long length) throws IOException {
         int lbs = info.logicalBlockSize();
+        // On the default block sizes descriptors may be cut anywhere (minimum block size 1).
+        int granule = defaultBlockSizes ? 1 : lbs;
         if (!baseAllocation || (flags & ~(NbdProtocol.CMD_FLAG_FUA | NbdProtocol.CMD_FLAG_REQ_ONE)) != 0
                 || length == 0 || offset < 0 || offset > info.size() || length > info.size() - offset
-                || ((offset | length) & (lbs - 1)) != 0) {
+                || ((offset | length) & (granule - 1)) != 0) {
             completeLocally(s, IoStatus.EINVAL);
             return;
         }
         ensureCapacity(s, MAX_EXTENTS * 8);
         boolean one = (flags & NbdProtocol.CMD_FLAG_REQ_ONE) != 0;
         s.data.clear(); // a reused buffer still has the limit of its last request
-        extents.begin(s.data, offset, length, lbs, one ? 1 : MAX_EXTENTS);
+        extents.begin(s.data, offset, length, granule, one ? 1 : MAX_EXTENTS);
         try {
             device.describeExtents(offset, length, extents);
         } catch (RuntimeException e) {
@@ -475,21 +689,241 @@ final class NbdConnection implements IoCompletion, Runnable {
         completeLocally(s, IoStatus.OK);
     }
 
+    // ---------------------------------------------------------------------------------------------------------
+    // Submitting: one request, or parts
+    // ---------------------------------------------------------------------------------------------------------
+
     private void submit(Slot s, IoOp op, long offset, int length, int flags, ByteBuffer buffer) {
-        s.submitted();
+        s.begin(1);
+        submitPart(s, 0, op, offset, length, flags, buffer);
+    }
+
+    /**
+     * Submits {@code [offset, offset + length)} as parts of at most {@code partSize} bytes (a multiple of the block
+     * size, so every part stays aligned) and completes the request once, when the last part completed, with the
+     * first error a part reported. While parts are being submitted the reader holds a guard part of its own, so an
+     * early part that completes at once cannot complete the request while later parts are still to go; the guard is
+     * released last. {@code buffer} (READ only) holds the whole range from index 0; each part gets its own view.
+     */
+    private void submitParts(Slot s, IoOp op, long offset, long length, int partSize, int flags, ByteBuffer buffer) {
+        if (length <= partSize) {
+            if (buffer != null) {
+                buffer.clear().limit((int) length);
+            }
+            submit(s, op, offset, (int) length, flags, buffer);
+            return;
+        }
+        int parts = (int) ((length + partSize - 1) / partSize);
+        if (parts > Slot.MAX_PARTS) {
+            completeLocally(s, IoStatus.EINVAL); // cannot happen for a request length of 32 bits; never a hang
+            return;
+        }
+        s.begin(((1 << parts) - 1) | Slot.GUARD_BIT);
+        for (int k = 0; k < parts; k++) {
+            long at = (long) k * partSize;
+            int n = (int) Math.min(partSize, length - at);
+            submitPart(s, k, op, offset + at, n, flags, buffer == null ? null : s.view(k, (int) at, n));
+        }
+        onComplete(s.tag(Slot.GUARD_PART), IoStatus.OK);
+    }
+
+    private void submitPart(Slot s, int part, IoOp op, long offset, int length, int flags, ByteBuffer buffer) {
         try {
-            device.submit(op, offset, length, flags, buffer, s.tag(), this);
+            device.submit(op, offset, length, flags, buffer, s.tag(part), this);
         } catch (RuntimeException e) {
             // The contract says submit never throws; if it does, the request fails rather than hangs.
             LOG.warn("nbd connection {}: device submit threw", id, e);
-            onComplete(s.tag(), IoStatus.EIO);
+            onComplete(s.tag(part), IoStatus.EIO);
         }
     }
 
-    /** Completes a request the server answers itself (validation errors, CACHE, BLOCK_STATUS). */
+    /** Completes a request the server answers itself (validation errors, CACHE, BLOCK_STATUS, read-modify-write). */
     private void completeLocally(Slot s, int status) {
-        s.submitted();
-        onComplete(s.tag(), status);
+        s.begin(1);
+        onComplete(s.tag(0), status);
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Read-modify-write for clients on the default block sizes (minimum block size 1)
+    // ---------------------------------------------------------------------------------------------------------
+
+    /**
+     * An unaligned WRITE: the payload is at {@code s.data[offset % lbs, + length)}; the head and tail of the
+     * covering blocks are read from the device, then the covering blocks are written.
+     *
+     * <p>Serialisation: this runs on the reader, and only once every other request of this connection has completed
+     * ({@link #awaitOthers}); nothing else is submitted until its write completed. So no write of this connection
+     * overlaps it, in either direction, and two overlapping unaligned writes never lose each other's bytes. Across
+     * connections there is no such guarantee (docs/nbd.md).
+     */
+    private int unalignedWrite(Slot s, DeviceInfo info, long offset, int length, int flags) throws IOException {
+        int lbs = info.logicalBlockSize();
+        long start = offset & -lbs;
+        long end = offset + length;
+        long coverEnd = alignUp(end, lbs);
+        awaitOthers();
+        ByteBuffer data = s.data.clear(); // absolute puts below check against the limit, not the capacity
+        ByteBuffer block = bounce(lbs);
+        int status = IoStatus.OK;
+        boolean headRead = false;
+        if (offset != start) {
+            status = syncIo(IoOp.READ, start, lbs, 0, block.clear().limit(lbs));
+            headRead = true;
+            data.put(0, block, 0, (int) (offset - start));
+        }
+        long tail = coverEnd - lbs;
+        if (status == IoStatus.OK && end != coverEnd) {
+            if (!headRead || tail != start) {
+                status = syncIo(IoOp.READ, tail, lbs, 0, block.clear().limit(lbs));
+            }
+            data.put((int) (end - start), block, (int) (end - tail), (int) (coverEnd - end));
+        }
+        if (status != IoStatus.OK) {
+            return status;
+        }
+        return syncWrite(s.data, start, (int) (coverEnd - start), flags, maxIoParts(info));
+    }
+
+    /**
+     * An unaligned WRITE_ZEROES: the partial blocks at either end by read-modify-write, the whole blocks between by
+     * WRITE_ZEROES. Serialised like {@link #unalignedWrite}.
+     */
+    private int unalignedWriteZeroes(Slot s, DeviceInfo info, long offset, long length, int flags)
+            throws IOException {
+        int lbs = info.logicalBlockSize();
+        long end = offset + length;
+        long innerStart = alignUp(offset, lbs);
+        long innerEnd = end & -lbs;
+        awaitOthers();
+        int writeFlags = flags & IoFlags.FUA;
+        int status = IoStatus.OK;
+        long head = offset & -lbs;
+        if (offset != head) {
+            status = zeroInBlock(head, lbs, offset - head, Math.min(end, head + lbs) - head, writeFlags);
+        }
+        long tail = (end - 1) & -lbs;
+        if (status == IoStatus.OK && end != innerEnd && !(offset != head && tail == head)) {
+            status = zeroInBlock(tail, lbs, 0, end - tail, writeFlags);
+        }
+        for (long at = innerStart; status == IoStatus.OK && at < innerEnd; at += ZEROING_PART) {
+            status = syncIo(IoOp.WRITE_ZEROES, at, (int) Math.min(ZEROING_PART, innerEnd - at), flags, null);
+        }
+        return status;
+    }
+
+    /** Reads one block, zeroes {@code [from, to)} of it, writes it back. */
+    private int zeroInBlock(long block, int lbs, long from, long to, int flags) throws IOException {
+        ByteBuffer b = bounce(lbs);
+        int status = syncIo(IoOp.READ, block, lbs, 0, b.clear().limit(lbs));
+        if (status != IoStatus.OK) {
+            return status;
+        }
+        for (int i = (int) from; i < to; i++) {
+            b.put(i, (byte) 0);
+        }
+        return syncIo(IoOp.WRITE, block, lbs, flags, b.clear().limit(lbs));
+    }
+
+    /** Writes {@code buffer[0, length)} to {@code offset} in parts the device takes, one after the other. */
+    private int syncWrite(ByteBuffer buffer, long offset, int length, int flags, int partSize) throws IOException {
+        for (int at = 0; at < length; at += partSize) {
+            int n = Math.min(partSize, length - at);
+            buffer.clear().limit(at + n).position(at);
+            int status = syncIo(IoOp.WRITE, offset + at, n, flags, buffer);
+            if (status != IoStatus.OK) {
+                return status;
+            }
+        }
+        return IoStatus.OK;
+    }
+
+    /** The connection's edge-block buffer (read-modify-write only), grown to {@code lbs}. */
+    private ByteBuffer bounce(int lbs) {
+        if (bounce == null || bounce.capacity() < lbs) {
+            bounce = ByteBuffer.allocateDirect(lbs);
+        }
+        return bounce;
+    }
+
+    /**
+     * Submits one request of the reader's own and waits for its completion, delivering (and replying to) other
+     * requests' inline completions meanwhile. A forced close does not abandon it: the request is cancelled and
+     * still waited for, since its buffer (the slot's, or the bounce buffer) is the device's until the completion.
+     */
+    private int syncIo(IoOp op, long offset, int length, int flags, ByteBuffer buffer) {
+        SyncCompletion c = sync;
+        long tag = c.arm();
+        try {
+            device.submit(op, offset, length, flags, buffer, tag, c);
+        } catch (RuntimeException e) {
+            LOG.warn("nbd connection {}: device submit threw", id, e);
+            return IoStatus.EIO;
+        }
+        boolean cancelled = false;
+        while (!c.done()) {
+            device.awaitCompletions(AWAIT_COMPLETIONS_NANOS);
+            if (c.done()) {
+                break;
+            }
+            if (forced && !cancelled) {
+                cancelled = true;
+                device.cancel(tag, c);
+                continue;
+            }
+            // The completion unparks us; the bound only lets a device that delivers in awaitCompletions progress.
+            LockSupport.parkNanos(this, AWAIT_COMPLETIONS_NANOS);
+        }
+        return c.status();
+    }
+
+    /** Waits until this request is the connection's only one in flight (every other one answered). */
+    private void awaitOthers() throws IOException {
+        while (true) {
+            flushInline();
+            reclaimReturned();
+            if (inFlight <= 1) {
+                return;
+            }
+            device.awaitCompletions(AWAIT_COMPLETIONS_NANOS);
+            flushInline();
+            reclaimReturned();
+            if (inFlight <= 1) {
+                return;
+            }
+            awaitReturned();
+        }
+    }
+
+    /** The completion of the reader's own synchronous requests; a tag per request so a stale one is ignored. */
+    private final class SyncCompletion implements IoCompletion {
+        /** Written by the reader only; volatile because a late completion of an earlier request reads it. */
+        private volatile long tag;
+        private volatile long doneTag = -1;
+        private volatile int status;
+
+        long arm() {
+            long t = tag + 1;
+            tag = t;
+            return t;
+        }
+
+        boolean done() {
+            return doneTag == tag;
+        }
+
+        int status() {
+            return status;
+        }
+
+        @Override
+        public void onComplete(long tag, int status) {
+            if (tag != this.tag) { // an earlier request's late completion: its wait is over
+                return;
+            }
+            this.status = status;
+            doneTag = tag;
+            LockSupport.unpark(readerThread);
+        }
     }
 
     // ---------------------------------------------------------------------------------------------------------
@@ -498,16 +932,17 @@ final class NbdConnection implements IoCompletion, Runnable {
 
     @Override
     public void onComplete(long tag, int status) {
-        int index = (int) tag;
+        int index = (int) tag & 0xffff;
+        int part = ((int) tag >>> 16) & 0xffff;
         Slot[] all = slots;
-        if (index < 0 || index >= all.length) {
+        if (index >= all.length || part > Slot.GUARD_PART) {
             return; // not ours: a misbehaving device must not corrupt another request
         }
         Slot s = all[index];
-        if (s.generation != (int) (tag >>> 32) || !s.complete()) {
-            return; // stale or second completion
+        if (s.generation != (int) (tag >>> 32) || !s.partDone(part, status) || !s.complete()) {
+            return; // stale or second completion, or other parts still live
         }
-        s.status = status;
+        s.status = s.firstError();
         if (Thread.currentThread() == readerThread) {
             inlineReady[inlineReadyCount++] = s;
             inlineReadyBytes += replyBytes(s);
@@ -534,7 +969,7 @@ final class NbdConnection implements IoCompletion, Runnable {
                 n = structured ? NbdReplyEncoder.offsetDataHeader(h, 0, s.handle, s.offset, s.length)
                         : NbdReplyEncoder.simpleReply(h, 0, 0, s.handle);
                 h.limit(n);
-                s.data.limit(s.length).position(0); // the device may have moved them
+                s.data.limit(s.dataStart + s.length).position(s.dataStart); // the device may have moved them
                 gather[at] = h;
                 gather[at + 1] = s.data;
                 return 2;
@@ -566,11 +1001,28 @@ final class NbdConnection implements IoCompletion, Runnable {
         if (count == 0) {
             return;
         }
-        ByteBuffer[] gather = readerGather;
+        try {
+            writeReplies(inlineReady, count, readerGather);
+        } finally {
+            for (int i = 0; i < count; i++) {
+                release(inlineReady[i]);
+                inlineReady[i] = null;
+            }
+            inlineReadyCount = 0;
+            inlineReadyBytes = 0;
+        }
+    }
+
+    /**
+     * Encodes the replies of {@code batch[0, count)} and writes them in gathering writes under the write lock (the
+     * reader's inline replies and the writer's never interleave). {@code gather} holds two buffers per slot; it is
+     * cleared again afterwards, so it keeps no buffer reachable. The slots stay the caller's to recycle.
+     */
+    private void writeReplies(Slot[] batch, int count, ByteBuffer[] gather) throws IOException {
         int buffers = 0;
         long bytes = 0;
         for (int i = 0; i < count; i++) {
-            int added = encodeReply(inlineReady[i], gather, buffers);
+            int added = encodeReply(batch[i], gather, buffers);
             for (int k = 0; k < added; k++) {
                 bytes += gather[buffers + k].remaining();
             }
@@ -581,15 +1033,9 @@ final class NbdConnection implements IoCompletion, Runnable {
                 writeFully(gather, buffers, bytes);
             }
         } finally {
-            for (int i = 0; i < count; i++) {
-                release(inlineReady[i]);
-                inlineReady[i] = null;
-            }
             for (int i = 0; i < buffers; i++) {
                 gather[i] = null;
             }
-            inlineReadyCount = 0;
-            inlineReadyBytes = 0;
         }
     }
 
@@ -627,7 +1073,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         s.free();
         if (s.data != null && allocatedBytes > options.maxBufferedBytesPerConnection()) {
             allocatedBytes -= s.data.capacity();
-            s.data = null;
+            s.data(null);
         }
         freeStack[freeCount++] = s.index;
         inFlight--;
@@ -642,14 +1088,7 @@ final class NbdConnection implements IoCompletion, Runnable {
 
     /** Parks the reader until the writer hands slots back (or the connection is torn down). */
     private void awaitReturned() throws IOException {
-        readerParked = true;
-        try {
-            if (returned.isEmpty() && !forced && !broken) {
-                LockSupport.park(this);
-            }
-        } finally {
-            readerParked = false;
-        }
+        returned.awaitAny(torn);
         reclaimReturned();
         if (forced || broken) {
             throw new IOException("connection closed while requests were in flight");
@@ -672,7 +1111,9 @@ final class NbdConnection implements IoCompletion, Runnable {
             return;
         }
         int capacity = Math.max(4096, length);
-        if (capacity < (1 << 30)) {
+        // Powers of two get reused by later requests; a length past the payload limit (the covering blocks of an
+        // unaligned maximum-size request) is rare and gets exactly what it needs, not twice the limit.
+        if (capacity < (1 << 30) && length <= maxPayload) {
             capacity = Math.max(length, Integer.highestOneBit(capacity - 1) << 1);
         }
         long budget = options.maxBufferedBytesPerConnection();
@@ -691,7 +1132,7 @@ final class NbdConnection implements IoCompletion, Runnable {
             }
         }
         allocatedBytes -= current;
-        s.data = ByteBuffer.allocateDirect(capacity);
+        s.data(ByteBuffer.allocateDirect(capacity));
         allocatedBytes += capacity;
     }
 
@@ -700,15 +1141,15 @@ final class NbdConnection implements IoCompletion, Runnable {
             Slot idle = slots[freeStack[i]];
             if (idle.data != null) {
                 allocatedBytes -= idle.data.capacity();
-                idle.data = null;
+                idle.data(null);
             }
         }
     }
 
-    /** Copies the WRITE payload into the slot: the buffered part, then straight from the socket. */
-    private boolean readPayload(Slot s, int length) throws IOException {
+    /** Copies the WRITE payload into the slot at {@code at}: the buffered part, then straight from the socket. */
+    private boolean readPayload(Slot s, int at, int length) throws IOException {
         ByteBuffer d = s.data;
-        d.clear().limit(length);
+        d.clear().limit(at + length).position(at);
         int buffered = Math.min(receive.remaining(), length);
         if (buffered > 0) {
             int limit = receive.limit();
@@ -724,7 +1165,7 @@ final class NbdConnection implements IoCompletion, Runnable {
                 }
             }
         }
-        d.position(0);
+        d.position(at);
         return true;
     }
 
@@ -762,6 +1203,9 @@ final class NbdConnection implements IoCompletion, Runnable {
                 return;
             }
         }
+        // The same store-then-load protocol as SlotHandback: the offer's tail CAS already orders it, the fence keeps
+        // it so whatever the queue's implementation does.
+        VarHandle.fullFence();
         if (writerParked) {
             LockSupport.unpark(w);
         }
@@ -806,34 +1250,18 @@ final class NbdConnection implements IoCompletion, Runnable {
             }
             idle = 0;
             if (!broken && !forced) {
-                int buffers = 0;
-                long bytes = 0;
-                for (int i = 0; i < count; i++) {
-                    int added = encodeReply(batch[i], gather, buffers);
-                    for (int k = 0; k < added; k++) {
-                        bytes += gather[buffers + k].remaining();
-                    }
-                    buffers += added;
-                }
                 try {
-                    synchronized (writeLock) {
-                        writeFully(gather, buffers, bytes);
-                    }
+                    writeReplies(batch, count, gather);
                 } catch (IOException e) {
                     broken = true;
                     LOG.debug("nbd connection {}: writing replies failed: {}", id, e.toString());
-                }
-                for (int i = 0; i < buffers; i++) {
-                    gather[i] = null;
                 }
             }
             for (int i = 0; i < count; i++) {
                 returned.offer(batch[i]);
                 batch[i] = null;
             }
-            if (readerParked || broken) {
-                LockSupport.unpark(readerThread);
-            }
+            returned.signal(broken);
         }
     }
 

@@ -23,9 +23,14 @@ final class NbdHandshake {
     /** Options carrying more data than this are refused with ERR_TOO_BIG (names and queries are at most 4 KiB). */
     static final int MAX_OPTION_DATA = 64 << 10;
 
-    /** What the client negotiated; {@code null} from {@link #negotiate} means it left without choosing. */
+    /**
+     * What the client negotiated; {@code null} from {@link #negotiate} means it left without choosing.
+     * {@code blockSizeAgreed}: the client asked for {@code NBD_INFO_BLOCK_SIZE} in its GO, so it promised to honour
+     * the constraints (EXPORT_NAME, or GO without that request, did not: such a client gets the protocol's defaults,
+     * minimum block size 1).
+     */
     record Result(NbdExport export, boolean structuredReplies, boolean baseAllocation, int transmissionFlags,
-                  int maxPayload) {
+                  int maxPayload, boolean blockSizeAgreed) {
     }
 
     /** A breach of the protocol that ends this connection at once (a hard disconnect). */
@@ -86,7 +91,7 @@ final class NbdHandshake {
                 } catch (IOException e) {
                     // The client may close without waiting for the ACK; the protocol allows both.
                 }
-                return new Result(null, false, false, 0, 0);
+                return new Result(null, false, false, 0, 0, false);
             case NbdProtocol.OPT_LIST:
                 if (length != 0) {
                     skip(length);
@@ -142,12 +147,12 @@ final class NbdHandshake {
         data.putLong(info.size()).putShort((short) flags);
         data.position(data.capacity()).flip();
         writeFully(data);
-        return result(export, info, flags);
+        return result(export, info, flags, false);
     }
 
-    private Result result(NbdExport export, DeviceInfo info, int flags) {
+    private Result result(NbdExport export, DeviceInfo info, int flags, boolean blockSizeAgreed) {
         boolean meta = structured && export.name().equals(metaExport);
-        return new Result(export, structured, meta, flags, server.maxPayload(info));
+        return new Result(export, structured, meta, flags, server.maxPayload(info), blockSizeAgreed);
     }
 
     private Result infoOrGo(int option, long length) throws IOException {
@@ -172,10 +177,12 @@ final class NbdHandshake {
         }
         boolean wantName = false;
         boolean wantDescription = false;
+        boolean wantBlockSize = false;
         for (int i = 0; i < requests; i++) {
             int info = data.getShort() & 0xffff;
             wantName |= info == NbdProtocol.INFO_NAME;
             wantDescription |= info == NbdProtocol.INFO_DESCRIPTION;
+            wantBlockSize |= info == NbdProtocol.INFO_BLOCK_SIZE;
         }
         if (server.isClosing()) {
             replyError(option, NbdProtocol.REP_ERR_SHUTDOWN, "server is shutting down");
@@ -206,13 +213,14 @@ final class NbdHandshake {
             b.putShort((short) NbdProtocol.INFO_DESCRIPTION).put(description).flip();
             reply(option, NbdProtocol.REP_INFO, b);
         }
-        // Always sent (allowed unrequested): clients that honour it avoid unaligned and oversized requests.
+        // Always sent (allowed unrequested): clients that honour it avoid unaligned and oversized requests. Only a
+        // client that asked for it has agreed to it; the others get the defaults (see NbdConnection).
         ByteBuffer blockSize = ByteBuffer.allocate(14);
         blockSize.putShort((short) NbdProtocol.INFO_BLOCK_SIZE).putInt(info.logicalBlockSize())
                 .putInt(Math.max(info.preferredBlockSize(), 512)).putInt(maxPayload).flip();
         reply(option, NbdProtocol.REP_INFO, blockSize);
         reply(option, NbdProtocol.REP_ACK, null);
-        return option == NbdProtocol.OPT_GO ? result(export, info, flags) : null;
+        return option == NbdProtocol.OPT_GO ? result(export, info, flags, wantBlockSize) : null;
     }
 
     private void metaContext(int option, long length) throws IOException {

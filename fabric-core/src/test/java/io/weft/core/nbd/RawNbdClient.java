@@ -169,6 +169,33 @@ final class RawNbdClient implements AutoCloseable {
         return exportInfo(replies);
     }
 
+    /** GO listing exactly {@code infos} as information requests (none: the client did not ask for block sizes). */
+    ExportInfo goWithInfos(String export, int... infos) throws IOException {
+        start();
+        sendOption(NbdProtocol.OPT_GO, infoRequest(export, infos));
+        List<OptionReply> replies = readOptionReplies();
+        expect(replies.get(replies.size() - 1), NbdProtocol.REP_ACK);
+        return exportInfo(replies);
+    }
+
+    /** The old NBD_OPT_EXPORT_NAME (no block sizes, no error path); the greeting must not be done yet. */
+    ExportInfo exportName(String export) throws IOException {
+        start();
+        sendOption(NbdProtocol.OPT_EXPORT_NAME, export.getBytes(StandardCharsets.UTF_8));
+        ByteBuffer b = readFully(10); // NO_ZEROES was negotiated by start()
+        return new ExportInfo(b.getLong(), b.getShort() & 0xffff);
+    }
+
+    /** Simple-reply request without payload (TRIM, WRITE_ZEROES, CACHE, FLUSH); returns the error. */
+    int command(int type, int flags, long offset, long length, long handle) throws IOException {
+        sendRequest(flags, type, handle, offset, (int) length, null);
+        Reply r = readReply(0);
+        if (r.handle() != handle) {
+            throw new IOException("reply for handle " + r.handle() + ", expected " + handle);
+        }
+        return r.error();
+    }
+
     static void expect(OptionReply r, int type) throws IOException {
         if (r.type() != type) {
             throw new IOException("expected reply type " + Integer.toHexString(type) + " but got "
