@@ -104,6 +104,42 @@ class LateAnswerTest {
     }
 
     @Test
+    void expiredReadIsNeverFilledAndItsPermitWaitsForTheStorageSide() throws Exception {
+        try (SoftwareProvider provider = new SoftwareProvider();
+             StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
+             HoldingDevice holding = new HoldingDevice(store);
+             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, Map.of("vol0", holding),
+                     List.of(new InetSocketAddress("127.0.0.1", 0)));
+             RdmaSession session = RdmaSession.open(provider, "expired", "vol0",
+                     List.of(PathSpec.to(server.listenAddresses().get(0))),
+                     RdmaClientConfig.DEFAULTS.withQueueDepth(1).withIoTimeout(Duration.ofMillis(300)))) {
+            var dev = session.device();
+            TestIo.write(dev, 0, TestIo.pattern(0, 1, 4096));
+            TestIo.write(dev, 8192, TestIo.pattern(2, 1, 4096));
+
+            holding.hold();
+            ByteBuffer callerBuffer = ByteBuffer.allocate(4096);
+            PoisoningCompletion first = new PoisoningCompletion(callerBuffer);
+            dev.submit(IoOp.READ, 0, 4096, 0, callerBuffer, 7, first);
+            assertEquals(IoStatus.ETIMEDOUT, first.status.get(WAIT.toSeconds(), TimeUnit.SECONDS));
+            // The storage device still has the READ (its chunk is being filled): the permit is not free, even after
+            // the path was failed and reconnected, until the storage side acknowledges the fence, which waits for it.
+            TestIo.await("the path reconnected after the timeout", WAIT, () -> session.paths().get(0).reconnects() >= 1
+                    && session.paths().get(0).state() == io.weft.rdma.client.PathState.CONNECTED);
+            assertEquals(1, session.stats().permitsInUse(),
+                    "an expired READ's permit must stay reserved while the storage side may still use its chunk");
+            assertEquals(1, session.stats().fencesPending(), "the fence waits for the device to finish the READ");
+
+            assertEquals(1, holding.release());
+            TestIo.await("fence acknowledged, permit freed", WAIT, () -> session.stats().permitsInUse() == 0);
+            byte[] poisoned = new byte[4096];
+            Arrays.fill(poisoned, POISON);
+            assertArrayEquals(poisoned, callerBuffer.array(), "an expired READ's buffer was written after completion");
+            assertArrayEquals(TestIo.pattern(2, 1, 4096), TestIo.read(dev, 8192, 4096));
+        }
+    }
+
+    @Test
     void queuedRequestIsCancelledAtOnceAndNeverSent() throws Exception {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));

@@ -108,6 +108,42 @@ class RetriedWriteOrderingTest {
         }
     }
 
+    @Test
+    void reopenedPathFencesItsOldConnectionsBeforeTheRetry() throws Exception {
+        RdmaClientConfig config = new RdmaClientConfig(8, 128 * 1024, 1, PathPolicy.ROUND_ROBIN,
+                Duration.ofMillis(50), Duration.ofMillis(400), Duration.ofSeconds(1), Duration.ofMillis(20),
+                Duration.ofMillis(200), Duration.ofSeconds(30));
+        try (SoftwareProvider serverProvider = new SoftwareProvider();
+             WireFaultProvider clientProvider = new WireFaultProvider(new SoftwareProvider());
+             StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
+             RdmaServer server = RdmaServer.start(serverProvider,
+                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)), Map.of("vol0", store),
+                     List.of(new InetSocketAddress("127.0.0.1", 0)));
+             RdmaSession session = RdmaSession.open(clientProvider, "reopen", "vol0",
+                     List.of(PathSpec.to(server.listenAddresses().get(0))), config)) {
+            InetSocketAddress route = server.listenAddresses().get(0);
+            int a = session.paths().get(0).id();
+            clientProvider.partition(route);
+            byte[] w1 = TestIo.pattern(0, 1, 4096);
+            byte[] w2 = TestIo.pattern(0, 2, 4096);
+            CompletableFuture<Integer> first = submit(session, IoOp.WRITE, 0, w1);
+            TestIo.await("W1 held on the wire", WAIT, () -> clientProvider.connectionsTo(route).stream()
+                    .anyMatch(c -> c.heldOutbound() > 0 && isIo(c)));
+            TestIo.await("path declared failed", WAIT, () -> path(session, a).state() != PathState.CONNECTED);
+            List<WireFaultConnection> old = clientProvider.connectionsTo(route);
+            clientProvider.heal(route); // the same path re-OPENs the session on new connections
+            assertEquals(IoStatus.OK, first.get(WAIT.toSeconds(), TimeUnit.SECONDS), "W1 retried after re-OPEN");
+            assertEquals(IoStatus.OK, submit(session, IoOp.WRITE, 0, w2).get(WAIT.toSeconds(), TimeUnit.SECONDS));
+            for (WireFaultConnection c : old) {
+                c.releaseOutbound(); // the old IO frames (and the old admin's heartbeats and close) arrive now
+            }
+            TestIo.await("old connections gone on the storage side", WAIT,
+                    () -> server.sessions().get(0).ioConnections() == 1 && server.sessions().get(0).paths() == 1);
+            assertArrayEquals(w2, TestIo.read(store, 0, 4096), "a held WRITE executed after its retry and W2");
+            assertEquals(0, session.stats().fencesPending());
+        }
+    }
+
     private static boolean isIo(WireFaultConnection c) {
         ConnectData.Request r = ConnectData.parseRequest(c.connectPrivateData());
         return r != null && r.kind() == ConnectData.KIND_IO;

@@ -132,6 +132,9 @@ final class ServerIoConnection implements IoCompletion {
 
     /** A request immediate arrived: {@code byteLength} bytes were written at the start of the chunk it names. */
     void onRequest(int immediate, int byteLength) {
+        if (fenceRequested) {
+            stopIfFenced(); // a fence requested before this agent's next scan of its connections
+        }
         if (stopped) {
             return; // fenced: stale, the client retries it elsewhere once the fence is acknowledged
         }
