@@ -221,15 +221,18 @@ public final class WireFaultConnection implements VerbsConnection {
             reorderArmed = false;
             Completion first = reorderFirst;
             reorderFirst = null;
+            reorderedIn.incrementAndGet(); // counted first: a test woken by a delivery sees it
             deliver(target, c);
             deliver(target, first);
-            reorderedIn.incrementAndGet();
             return;
         }
-        deliver(target, c);
-        if (duplicateIn > 0) {
+        boolean twice = duplicateIn > 0;
+        if (twice) {
             duplicateIn--;
             duplicatedIn.incrementAndGet();
+        }
+        deliver(target, c);
+        if (twice) {
             deliver(target, c);
         }
     }
