@@ -242,6 +242,37 @@ class BadInputTest {
     }
 
     @Test
+    void fenceBeforeOpenClosesTheAdminConnection() throws Exception {
+        try (RawPeer p = RawPeer.connect(address)) {
+            RawPeer.handshake(p, ConnectData.request(ConnectData.KIND_ADMIN, 0, 0, 1));
+            byte[] fence = new byte[ControlMessage.MAX_LENGTH];
+            int len = new ControlMessage().wrap(new UnsafeBuffer(fence), 0).encodeFence(ControlMessage.FENCE, 1, 1);
+            p.send(RawPeer.SEND, 0, 0, 0, Arrays.copyOf(fence, len));
+            p.awaitClose(WAIT);
+        }
+    }
+
+    @Test
+    void fenceReachesOnlyTheSessionThatAsksForIt() throws Exception {
+        int goodPath = good.paths().get(0).id();
+        try (Attacker a = new Attacker("evil", "vol0").opened()) {
+            for (int generation = 0; generation < 8; generation++) {
+                byte[] fence = new byte[ControlMessage.MAX_LENGTH];
+                int len = new ControlMessage().wrap(new UnsafeBuffer(fence), 0)
+                        .encodeFence(ControlMessage.FENCE, goodPath, generation);
+                a.admin.send(RawPeer.SEND, 0, 0, 0, Arrays.copyOf(fence, len));
+                ControlMessage ack = a.reply();
+                assertEquals(ControlMessage.FENCE_ACK, ack.type());
+                assertEquals(goodPath, ack.fencePathId());
+                assertEquals(generation, ack.fenceGeneration());
+            }
+        }
+        long before = load.completed();
+        TestIo.await("good session keeps doing IO", WAIT, () -> load.completed() > before + 200);
+        assertEquals(0, good.paths().get(0).reconnects(), "another session's FENCE cut the good session's path");
+    }
+
+    @Test
     void sendLongerThanTheControlReceiveBufferIsRefused() throws Exception {
         try (RawPeer p = RawPeer.connect(address)) {
             RawPeer.handshake(p, ConnectData.request(ConnectData.KIND_ADMIN, 0, 0, 1));

@@ -26,6 +26,11 @@ final class HoldingDevice implements BlockDevice {
         holding = true;
     }
 
+    /** Completions kept back right now. */
+    synchronized int heldCount() {
+        return held.size();
+    }
+
     /** @return how many completions were released */
     int release() {
         List<Runnable> out;

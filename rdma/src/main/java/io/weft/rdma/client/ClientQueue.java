@@ -27,15 +27,34 @@ import org.slf4j.LoggerFactory;
  * One client queue: an agent that owns IO connection number {@code index} of every path. Submitters hand it permits
  * through a many-to-one ring buffer; it picks a path per request, writes the request header and posts one
  * write-with-immediate into the storage chunk of the same index, and completes requests from the status
- * immediates. When a path fails, its requests in flight go back to the queue and leave on another connected path
- * with the same chunk. No allocation, lock or log line per request.
+ * immediates. No allocation, lock or log line per request.
+ *
+ * <p>Ownership of a permit (its local chunk, the storage chunk of the same index and the caller's buffer), all
+ * agent-owned state:
+ * <pre>
+ *   FREE ──submit──► QUEUED ──post──► INFLIGHT ──answer──► FREE (caller completed; a READ's data copied first)
+ *                      │                 │
+ *                      │ cancel/expire   │ its connection retired (path failed, removed, request timed out)
+ *                      ▼                 ▼
+ *                    FREE             FENCING ──storage acknowledged the fence of that connection──► QUEUED
+ * </pre>
+ * A request given up while INFLIGHT or FENCING (cancel, io-timeout) completes its caller at once and becomes
+ * <i>abandoned</i>: its buffer is never touched again, but the permit stays reserved until nothing can land in its
+ * chunks any more — its answer arrived (and was dropped) or the storage side acknowledged the fence of the
+ * connection it was posted on. A permit is never reused, and a request never posted again, while the storage side
+ * may still execute an earlier post of it: that is what keeps a retried WRITE from landing after a newer one.
  */
 final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private static final Logger LOG = LoggerFactory.getLogger(ClientQueue.class);
     private static final int FREE = 0;
     private static final int QUEUED = 1;
     private static final int INFLIGHT = 2;
+    /** Posted on a retired connection: waits for the storage side to acknowledge that connection's fence. */
+    private static final int FENCING = 3;
     private static final UnsafeBuffer EMPTY = new UnsafeBuffer(new byte[8]);
+    /** Ring message types: {@code permit + 1} submits; {@code CANCEL_BASE + permit} (payload: use u64) cancels. */
+    private static final int CANCEL_BASE = 1 << 20;
+    private static final int CANCEL_LENGTH = 8;
 
     private final RdmaSession session;
     final int index;
@@ -44,6 +63,13 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private final IntArrayQueue pending;
     private final int[] state;
     private final int[] pathOf;
+    /** The caller was already completed (cancel, io-timeout): drop the answer, keep the permit until it is safe. */
+    private final boolean[] abandoned;
+    /** Generation of the connection a FENCING permit was posted on. */
+    private final long[] fenceGeneration;
+    /** A cancel that overtook its submission in the ring: the use it names, or -1. */
+    private final long[] cancelBeforeSubmit;
+    private long seenFenceAcks;
     private final RequestHeader header = new RequestHeader();
     private final UnsafeBuffer localView;
     private final PathPolicy policy;
@@ -70,9 +96,13 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         int capacity = BitUtil.findNextPositivePowerOfTwo(Math.max(1024, permits * 32));
         this.submissions = new ManyToOneRingBuffer(new UnsafeBuffer(
                 ByteBuffer.allocateDirect(capacity + RingBufferDescriptor.TRAILER_LENGTH)));
-        this.pending = new IntArrayQueue(permits, -1);
+        this.pending = new IntArrayQueue(Math.max(IntArrayQueue.MIN_CAPACITY, permits), -1);
         this.state = new int[permits];
         this.pathOf = new int[permits];
+        this.abandoned = new boolean[permits];
+        this.fenceGeneration = new long[permits];
+        this.cancelBeforeSubmit = new long[permits];
+        java.util.Arrays.fill(cancelBeforeSubmit, -1);
         this.localView = new UnsafeBuffer(session.localPool);
         java.util.Arrays.fill(generations, -1);
     }
@@ -96,6 +126,17 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         cq.wakeup();
     }
 
+    /** Any thread: asks the agent to cancel use {@code use} of {@code permit}. No allocation. */
+    void enqueueCancel(int permit, long use) {
+        int at;
+        while ((at = submissions.tryClaim(CANCEL_BASE + permit, CANCEL_LENGTH)) < 0) {
+            Thread.yield(); // bounded like enqueue: space frees as the agent reads
+        }
+        submissions.buffer().putLong(at, use);
+        submissions.commit(at);
+        cq.wakeup();
+    }
+
     @Override
     public void onStart() {
         thread = Thread.currentThread();
@@ -104,6 +145,11 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     @Override
     public int doWork() {
         int work = refreshPaths();
+        long acks = session.fenceAcks;
+        if (acks != seenFenceAcks) {
+            seenFenceAcks = acks;
+            work += resolveFences();
+        }
         work += submissions.read(this, session.queueDepth);
         work += dispatch();
         work += cq.poll(this, 64);
@@ -117,9 +163,53 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
 
     @Override
     public void onMessage(int msgTypeId, MutableDirectBuffer buffer, int offset, int length) {
+        if (msgTypeId >= CANCEL_BASE) {
+            cancel(msgTypeId - CANCEL_BASE, buffer.getLong(offset));
+            return;
+        }
         int permit = msgTypeId - 1;
+        abandoned[permit] = false;
+        if (cancelBeforeSubmit[permit] == session.uses[permit]) {
+            cancelBeforeSubmit[permit] = -1;
+            state[permit] = QUEUED; // never posted: nothing can land anywhere
+            finish(permit, IoStatus.ECANCELED);
+            return;
+        }
+        cancelBeforeSubmit[permit] = -1;
         state[permit] = QUEUED;
         pending.addInt(permit);
+    }
+
+    /** Agent: the caller gives up on use {@code use} of {@code permit}. */
+    private void cancel(int permit, long use) {
+        if (permit < 0 || permit >= state.length || session.uses[permit] != use) {
+            return; // already completed and reused
+        }
+        switch (state[permit]) {
+            case FREE:
+                if (session.completions[permit] != null) {
+                    cancelBeforeSubmit[permit] = use; // the submission is still behind us in the ring
+                }
+                break;
+            case QUEUED:
+                finish(permit, IoStatus.ECANCELED); // its stale entry in 'pending' is skipped
+                break;
+            default: // INFLIGHT, FENCING: the storage side may still answer into the chunk
+                abandon(permit, IoStatus.ECANCELED);
+                break;
+        }
+    }
+
+    /**
+     * Completes the caller of a posted request now and forgets its buffer; the permit stays reserved (state
+     * unchanged) until its answer arrives or its connection's fence is acknowledged.
+     */
+    private void abandon(int permit, int status) {
+        if (abandoned[permit]) {
+            return;
+        }
+        abandoned[permit] = true;
+        complete(permit, status);
     }
 
     /** Adopts connections the control thread published and retires those of failed or removed paths. */
@@ -145,8 +235,11 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
                         retire(slot, false);
                     }
                     VerbsConnection[] io = p.io;
-                    connections[slot] = io != null && index < io.length ? io[index] : null;
-                    generations[slot] = g;
+                    VerbsConnection c = io != null && index < io.length ? io[index] : null;
+                    connections[slot] = c;
+                    // The connection's own tag names its generation exactly (p.generation may already be newer).
+                    generations[slot] = c != null && c.attachment() instanceof ClientPath.IoTag
+                            ? ((ClientPath.IoTag) c.attachment()).generation() : g;
                     work++;
                 }
             } else if (connections[slot] != null) {
@@ -165,19 +258,46 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         if (c != null) {
             c.close();
         }
+        long generation = generations[slot];
+        boolean any = false;
         for (int permit = index; permit < state.length; permit += session.queueCount) {
             if (state[permit] == INFLIGHT && pathOf[permit] == slot) {
-                state[permit] = QUEUED;
-                pending.addInt(permit);
+                // The storage side may still execute what was posted on that connection (frames on the wire, a
+                // request on its device): post it again only once the storage side has fenced the connection.
+                state[permit] = FENCING;
+                fenceGeneration[permit] = generation;
+                any = true;
                 if (p != null) {
                     p.inflight.decrementAndGet();
-                    p.failedOver.increment();
+                    if (!abandoned[permit]) {
+                        p.failedOver.increment();
+                    }
                 }
             }
         }
         if (reportToPath && p != null) {
-            p.reportFailure(generations[slot], p.lastError);
+            p.reportFailure(generation, p.lastError);
         }
+        if (any) {
+            resolveFences(); // the fence may have been acknowledged before this agent noticed the failure
+        }
+    }
+
+    /** Requeues (or frees, when abandoned) the FENCING permits whose connection's fence the storage acknowledged. */
+    private int resolveFences() {
+        int work = 0;
+        for (int permit = index; permit < state.length; permit += session.queueCount) {
+            if (state[permit] == FENCING && session.isFenced(fenceGeneration[permit])) {
+                if (abandoned[permit]) {
+                    release(permit);
+                } else {
+                    state[permit] = QUEUED;
+                    pending.addInt(permit);
+                }
+                work++;
+            }
+        }
+        return work;
     }
 
     private int dispatch() {
@@ -251,6 +371,13 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
             session.staleResponses.increment(); // answer to a request already retried elsewhere
             return;
         }
+        ClientPath p = paths[tag.slot()];
+        p.inflight.decrementAndGet();
+        if (abandoned[permit]) {
+            session.lateResponses.increment(); // its caller was completed already: never copy into its buffer
+            release(permit);
+            return;
+        }
         int status = Immediate.status(immediate);
         int length = session.lengths[permit];
         if (status == IoStatus.OK && session.ops[permit] == IoOp.READ) {
@@ -261,19 +388,39 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
                 dst.put(dst.position(), session.localPool, permit * session.chunkSize + RequestHeader.LENGTH, length);
             }
         }
-        ClientPath p = paths[tag.slot()];
-        p.inflight.decrementAndGet();
         p.completed.increment();
         finish(permit, status);
     }
 
+    /** Completes the caller and frees the permit (nothing can land in its chunks any more). */
     private void finish(int permit, int status) {
         long tag = session.tags[permit];
         IoCompletion completion = session.completions[permit];
         session.buffers[permit] = null;
         session.completions[permit] = null;
+        release(permit);
+        call(completion, tag, status);
+    }
+
+    /** Completes the caller only; the buffer is forgotten before the completion runs. */
+    private void complete(int permit, int status) {
+        long tag = session.tags[permit];
+        IoCompletion completion = session.completions[permit];
+        session.buffers[permit] = null;
+        session.completions[permit] = null;
+        call(completion, tag, status);
+    }
+
+    private void release(int permit) {
+        abandoned[permit] = false;
         state[permit] = FREE;
         session.permits.release(permit);
+    }
+
+    private void call(IoCompletion completion, long tag, int status) {
+        if (completion == null) {
+            return;
+        }
         try {
             completion.onComplete(tag, status);
         } catch (RuntimeException e) {
@@ -304,35 +451,47 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         }
     }
 
-    /** Completes requests past their deadline; a request in flight also takes its connection down with it. */
+    /**
+     * Completes requests past their deadline with ETIMEDOUT. A queued one is freed; a posted one takes its connection
+     * down (the path is failed and fenced) and stays reserved, abandoned, until its fence or its answer arrives.
+     */
     private int expire(long now) {
         int work = 0;
         for (int permit = index; permit < state.length; permit += session.queueCount) {
-            if (state[permit] != FREE && now - session.deadlines[permit] > 0) {
+            if (state[permit] == FREE || abandoned[permit] || now - session.deadlines[permit] <= 0) {
+                continue;
+            }
+            if (state[permit] == QUEUED) {
+                finish(permit, IoStatus.ETIMEDOUT);
+            } else {
                 if (state[permit] == INFLIGHT) {
                     int slot = pathOf[permit];
                     ClientPath p = paths[slot];
                     if (p != null) {
                         p.lastError = "request timed out after " + session.config.ioTimeout().toMillis() + " ms";
                     }
-                    // The storage side might still answer into this chunk: close the connection first.
                     retire(slot, true);
                 }
-                if (state[permit] != FREE) {
-                    finish(permit, IoStatus.ETIMEDOUT);
-                    work++;
-                }
+                abandon(permit, IoStatus.ETIMEDOUT);
             }
+            work++;
         }
         return work;
     }
 
-    /** After the agent stopped: completes everything still held with {@code status}. */
+    /**
+     * After the agent stopped and every connection of the session was closed (session close): completes every
+     * caller not completed yet with {@code status}. Nothing is polled any more, so nothing lands in a buffer.
+     */
     void failAll(int status) {
         submissions.read(this, Integer.MAX_VALUE);
         for (int permit = index; permit < state.length; permit += session.queueCount) {
             if (state[permit] != FREE) {
-                finish(permit, status);
+                if (abandoned[permit]) {
+                    release(permit);
+                } else {
+                    finish(permit, status);
+                }
             }
         }
     }

@@ -72,6 +72,7 @@ public final class RdmaSession implements AutoCloseable {
     private volatile DeviceInfo info;
     private volatile int storageEpoch;
     private volatile boolean commandPending;
+    private volatile int fencesPendingSnapshot;
     private final java.util.concurrent.CompletableFuture<Void> firstOpen = new java.util.concurrent.CompletableFuture<>();
 
     // request slots, indexed by permit: written by the submitter, published through the queue's ring buffer
@@ -83,9 +84,35 @@ public final class RdmaSession implements AutoCloseable {
     final long[] tags;
     final IoCompletion[] completions;
     final long[] deadlines;
+    /** Bumped by the submitter for each use of a permit: a cancel names the use, so it never hits a later one. */
+    final long[] uses;
 
     final LongAdder staleResponses = new LongAdder();
     final LongAdder malformedResponses = new LongAdder();
+    /** Answers that arrived for requests whose caller was already completed (cancel, io-timeout): dropped. */
+    final LongAdder lateResponses = new LongAdder();
+
+    /**
+     * Generations of IO connections the storage side has fenced (acknowledged FENCE): nothing posted on them can
+     * execute any more. Written by the control thread, read by the agents when {@link #fenceAcks} moves. Grows by
+     * one entry per path failure (control path).
+     */
+    private final java.util.Set<Long> fencedGenerations = java.util.concurrent.ConcurrentHashMap.newKeySet();
+    volatile long fenceAcks;
+    /** Fences to ask for (control thread only): one per set of IO connections taken down while connected. */
+    private final List<PendingFence> pendingFences = new ArrayList<>();
+
+    /** A fence the storage side has not acknowledged yet, and the admin channel it was last asked on. */
+    private static final class PendingFence {
+        final int pathId;
+        final long generation;
+        AdminChannel askedOn;
+
+        PendingFence(int pathId, long generation) {
+            this.pathId = pathId;
+            this.generation = generation;
+        }
+    }
 
     private RdmaSession(VerbsProvider provider, String name, String deviceName, RdmaClientConfig config)
             throws IOException {
@@ -112,6 +139,7 @@ public final class RdmaSession implements AutoCloseable {
         this.tags = new long[queueDepth];
         this.completions = new IoCompletion[queueDepth];
         this.deadlines = new long[queueDepth];
+        this.uses = new long[queueDepth];
         this.ioOptions = new ConnectionOptions(chunkSize, queueDepth + 16, queueDepth + 16);
         this.adminCq = provider.createCompletionQueue("session-" + name + "-control");
         this.queues = new ClientQueue[queueCount];
@@ -220,10 +248,34 @@ public final class RdmaSession implements AutoCloseable {
         tags[permit] = tag;
         completions[permit] = completion;
         deadlines[permit] = deadline;
+        uses[permit]++;
         if (op == IoOp.WRITE) {
             localPool.put(permit * chunkSize + RequestHeader.LENGTH, buffer, buffer.position(), length);
         }
         queues[permit % queueCount].enqueue(permit);
+    }
+
+    /**
+     * Cancels the live request submitted with {@code tag} and {@code completion} (see {@code BlockDevice.cancel}).
+     * Any thread; the queue agent completes it: at once with ECANCELED if it was not answered yet (a late answer is
+     * dropped, never copied; the permit stays reserved until it can no longer be written), else with its status. A
+     * scan of the permits (cancel is rare; no allocation).
+     */
+    void cancel(long tag, IoCompletion completion) {
+        if (completion == null) {
+            return;
+        }
+        for (int permit = 0; permit < queueDepth; permit++) {
+            if (completions[permit] == completion && tags[permit] == tag) {
+                long use = uses[permit];
+                queues[permit % queueCount].enqueueCancel(permit, use);
+            }
+        }
+    }
+
+    /** Agents: has the storage side acknowledged the fence of IO connections of {@code generation}? */
+    boolean isFenced(long generation) {
+        return fencedGenerations.contains(generation);
     }
 
     private boolean onQueueAgent() {
@@ -297,13 +349,15 @@ public final class RdmaSession implements AutoCloseable {
 
     /** Session-wide counters. */
     public record SessionStats(String name, String device, int queueDepth, int maxIoSize, int permitsInUse,
-                               long staleResponses, long malformedResponses, List<PathStatus> paths) {
+                               long staleResponses, long malformedResponses, long lateResponses,
+                               int fencesPending, List<PathStatus> paths) {
     }
 
     public SessionStats stats() {
         DeviceInfo di = info;
         return new SessionStats(name, deviceName, queueDepth, di == null ? config.maxIoSize() : di.maxIoSize(),
-                permits.inUse(), staleResponses.sum(), malformedResponses.sum(), paths());
+                permits.inUse(), staleResponses.sum(), malformedResponses.sum(), lateResponses.sum(),
+                fencesPendingSnapshot, paths());
     }
 
     // ------------------------------------------------------------------ control thread
@@ -319,6 +373,7 @@ public final class RdmaSession implements AutoCloseable {
                         step(p, now);
                     }
                 }
+                askFences();
                 int work = adminCq.poll(adminHandler, 32);
                 if (work == 0) {
                     adminCq.await(TimeUnit.MILLISECONDS.toNanos(5), () -> commandPending || !running);
@@ -335,6 +390,50 @@ public final class RdmaSession implements AutoCloseable {
             }
         }
         adminCq.close();
+    }
+
+    /**
+     * Asks for every unacknowledged fence on the admin channel of a connected path (any path of the session: the
+     * failed one may be unreachable). Asked again when the channel it was asked on goes away.
+     */
+    private void askFences() {
+        fencesPendingSnapshot = pendingFences.size();
+        if (pendingFences.isEmpty()) {
+            return;
+        }
+        ClientPath via = null;
+        for (int slot = 0; slot < MAX_PATHS && via == null; slot++) {
+            ClientPath p = slots.get(slot);
+            if (p != null && p.state == PathState.CONNECTED && p.admin != null) {
+                via = p;
+            }
+        }
+        if (via == null) {
+            return; // asked as soon as a path (re)connects
+        }
+        for (PendingFence f : pendingFences) {
+            if (f.askedOn != via.admin) {
+                ControlMessage m = via.admin.beginSend();
+                if (via.admin.send(m.encodeFence(ControlMessage.FENCE, f.pathId, (int) f.generation))) {
+                    f.askedOn = via.admin;
+                }
+            }
+        }
+    }
+
+    private void fenceAcknowledged(int pathId, int generation) {
+        for (java.util.Iterator<PendingFence> it = pendingFences.iterator(); it.hasNext(); ) {
+            PendingFence f = it.next();
+            if (f.pathId == pathId && (int) f.generation == generation) {
+                it.remove();
+                fencedGenerations.add(f.generation);
+                fenceAcks++;
+                for (ClientQueue q : queues) {
+                    q.cq.wakeup();
+                }
+            }
+        }
+        fencesPendingSnapshot = pendingFences.size();
     }
 
     private void step(ClientPath p, long now) {
@@ -427,7 +526,7 @@ public final class RdmaSession implements AutoCloseable {
             for (int q = 0; q < queueCount; q++) {
                 Duration left = Duration.ofNanos(Math.max(1_000_000, deadline - System.nanoTime()));
                 io[q] = provider.connect(p.spec.remote(), p.spec.local(), pd, queues[q].cq, ioOptions,
-                        ConnectData.request(ConnectData.KIND_IO, q, pool.token(), p.id), left, c -> {
+                        ConnectData.request(ConnectData.KIND_IO, q, pool.token(), p.id, (int) generation), left, c -> {
                             c.attach(tag);
                             for (int i = 0; i < queueDepth + 1; i++) {
                                 c.postReceive(localRegion, 0, 0, 0);
@@ -520,9 +619,21 @@ public final class RdmaSession implements AutoCloseable {
         }
     }
 
-    /** Stops a path: state first (so agents stop dispatching to it), then its connections. */
+    /**
+     * Stops a path: state first (so agents stop dispatching to it), then its connections. If they carried IO, the
+     * storage side is asked to fence them before their requests are posted again (see {@link #askFences}).
+     */
     private void teardown(ClientPath p, PathState next) {
+        boolean carriedIo = p.state == PathState.CONNECTED && p.generation >= 0 && running;
         p.state = next;
+        if (carriedIo) {
+            pendingFences.add(new PendingFence(p.id, p.generation));
+        }
+        for (PendingFence f : pendingFences) {
+            if (f.askedOn == p.admin) {
+                f.askedOn = null; // its answer cannot come on this channel any more
+            }
+        }
         VerbsConnection[] io = p.io;
         if (io != null) {
             for (VerbsConnection c : io) {
@@ -560,6 +671,9 @@ public final class RdmaSession implements AutoCloseable {
                     break;
                 case ControlMessage.OPEN_ERR:
                     p.openError = IoStatus.name(m.errStatus()) + ": " + m.errReason(byteLength);
+                    break;
+                case ControlMessage.FENCE_ACK:
+                    fenceAcknowledged(m.fencePathId(), m.fenceGeneration());
                     break;
                 case ControlMessage.HEARTBEAT_ACK: {
                     long now = System.nanoTime();

@@ -14,9 +14,11 @@ import java.nio.ByteOrder;
  *  | magic "WFTR"  |version| kind  | queue |   session token (IO only)     |
  *  +---------------+-------+-------+-------+-------------------------------+
  *  16              20              24
- *  | path id       | reserved      |
+ *  | path id       | generation    |
  *  +---------------+---------------+
  *  kind: 1 = admin (control + heartbeats), 2 = IO (one per client queue)
+ *  generation (IO only): the client's number for this set of IO connections of the path (u32, never reused within a
+ *  client session); a FENCE names it (see ControlMessage)
  *
  * accept reply (8 bytes):
  *  0               4               6               8
@@ -42,9 +44,13 @@ public final class ConnectData {
     }
 
     public static byte[] request(int kind, int queue, long token, int pathId) {
+        return request(kind, queue, token, pathId, 0);
+    }
+
+    public static byte[] request(int kind, int queue, long token, int pathId, int generation) {
         ByteBuffer b = ByteBuffer.allocate(REQUEST_LENGTH).order(ByteOrder.LITTLE_ENDIAN);
         b.putInt(0, MAGIC).putShort(4, VERSION).put(6, (byte) kind).put(7, (byte) queue).putLong(8, token)
-                .putInt(16, pathId);
+                .putInt(16, pathId).putInt(20, generation);
         return b.array();
     }
 
@@ -55,7 +61,7 @@ public final class ConnectData {
     }
 
     /** Decoded request; {@code null} from {@link #parseRequest} when malformed. */
-    public record Request(int kind, int queue, long token, int pathId) {
+    public record Request(int kind, int queue, long token, int pathId, int generation) {
     }
 
     public static Request parseRequest(ByteBuffer data) {
@@ -71,7 +77,7 @@ public final class ConnectData {
         if (kind != KIND_ADMIN && kind != KIND_IO) {
             return null;
         }
-        return new Request(kind, b.get(p + 7) & 0xFF, b.getLong(p + 8), b.getInt(p + 16));
+        return new Request(kind, b.get(p + 7) & 0xFF, b.getLong(p + 8), b.getInt(p + 16), b.getInt(p + 20));
     }
 
     /** @return the reply status, or -1 when the reply is not a Weft reply */

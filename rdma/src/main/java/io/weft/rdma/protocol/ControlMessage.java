@@ -20,6 +20,20 @@ import org.agrona.concurrent.UnsafeBuffer;
  * OPEN_ERR (3) 4 IoStatus u32 | 8 reason length u16 | 10 reason (UTF-8, up to 180 bytes)             = 190 bytes
  * HEARTBEAT (4) / HEARTBEAT_ACK (5)  8 sequence u64 | 16 sender's clock (ns) u64                    = 24 bytes
  * CLOSE (6)    nothing more                                                                        = 4 bytes
+ * FENCE (7) / FENCE_ACK (8)          4 path id u32 | 8 generation u32 | 12 reserved u32              = 16 bytes
+ *
+ * FENCE (client to storage, on the admin connection of any open path of the session): stop executing anything that
+ * arrives on the IO connections of path {@code path id} opened with {@code generation} (ConnectData), close them, let
+ * the requests already handed to the device finish, then answer FENCE_ACK with the same two fields. After the ack
+ * nothing received on those connections can reach the device or the session's chunks, so the client may post their
+ * requests again, on other connections, with the same chunks.
+ *
+ *  0               2               4                               8
+ *  +---------------+---------------+-------------------------------+
+ *  |  type 7 or 8  |   version 1   |            path id            |
+ *  +---------------+---------------+-------------------------------+
+ *  |          generation           |           reserved 0          |  8
+ *  +-------------------------------+-------------------------------+
  * </pre>
  */
 public final class ControlMessage {
@@ -31,6 +45,8 @@ public final class ControlMessage {
     public static final int HEARTBEAT = 4;
     public static final int HEARTBEAT_ACK = 5;
     public static final int CLOSE = 6;
+    public static final int FENCE = 7;
+    public static final int FENCE_ACK = 8;
     public static final int MAX_NAME = 64;
     public static final int MAX_REASON = 180;
 
@@ -61,6 +77,8 @@ public final class ControlMessage {
             case HEARTBEAT:
             case HEARTBEAT_ACK: return 24;
             case CLOSE: return 4;
+            case FENCE:
+            case FENCE_ACK: return 16;
             default: return -1;
         }
     }
@@ -231,6 +249,22 @@ public final class ControlMessage {
 
     public long heartbeatClock() {
         return buffer.getLong(base + 16, ORDER);
+    }
+
+    // FENCE / FENCE_ACK
+    public int encodeFence(int type, int pathId, int generation) {
+        header(type);
+        buffer.putInt(base + 4, pathId, ORDER);
+        buffer.putInt(base + 8, generation, ORDER);
+        return 16;
+    }
+
+    public int fencePathId() {
+        return buffer.getInt(base + 4, ORDER);
+    }
+
+    public int fenceGeneration() {
+        return buffer.getInt(base + 8, ORDER);
     }
 
     public int encodeClose() {

@@ -46,6 +46,8 @@ public final class RdmaServer implements AutoCloseable {
     private final Map<String, ServerSession> sessionsByName = new ConcurrentHashMap<>();
     private final Map<Long, ServerSession> sessionsByToken = new ConcurrentHashMap<>();
     private final Map<Object, InetSocketAddress> connectionListeners = new ConcurrentHashMap<>();
+    /** Every IO connection until it is closed and none of its requests executes any more (fences look here). */
+    private final java.util.Set<ServerIoConnection> ioConnections = ConcurrentHashMap.newKeySet();
     private final AtomicInteger nextConnectionId = new AtomicInteger();
     private final AtomicInteger nextAgent = new AtomicInteger();
     private volatile boolean closed;
@@ -60,7 +62,7 @@ public final class RdmaServer implements AutoCloseable {
         this.agents = new ServerAgent[config.agents()];
         for (int i = 0; i < agents.length; i++) {
             agents[i] = new ServerAgent("weft-rdma-storage-io-" + i,
-                    provider.createCompletionQueue("storage-io-" + i));
+                    provider.createCompletionQueue("storage-io-" + i), control.cq, ioConnections);
         }
     }
 
@@ -163,17 +165,42 @@ public final class RdmaServer implements AutoCloseable {
                 }
                 ServerAgent agent = agents[Math.floorMod(nextAgent.getAndIncrement(), agents.length)];
                 ServerIoConnection io = new ServerIoConnection(nextConnectionId.incrementAndGet(), session, agent,
-                        r.pathId(), listener);
+                        r.pathId(), r.generation(), listener);
                 int depth = session.chunkCount + 16;
-                var connection = request.accept(session.pd, agent.cq,
-                        new ConnectionOptions(session.chunkSize, depth, depth), ConnectData.reply(0), io::prepare);
-                connectionListeners.put(connection, listener);
+                // Known to fences before the client can learn it was accepted (it may fence it at once).
+                ioConnections.add(io);
                 session.ioConnections.add(io);
+                try {
+                    var connection = request.accept(session.pd, agent.cq,
+                            new ConnectionOptions(session.chunkSize, depth, depth), ConnectData.reply(0), io::prepare);
+                    connectionListeners.put(connection, listener);
+                } catch (IOException | RuntimeException e) {
+                    ioConnections.remove(io);
+                    session.ioConnections.remove(io);
+                    throw e;
+                }
                 agent.add(io);
             }
         } catch (IOException e) {
             LOG.warn("accepting connection from {} failed: {}", request.remoteAddress(), e.toString());
         }
+    }
+
+    /**
+     * Control thread: asks the agents to fence every IO connection of session {@code sessionName} (any incarnation of
+     * it on this server) that path {@code pathId} opened with {@code generation}.
+     *
+     * @return the connections fenced; the fence holds once each of them is {@link ServerIoConnection#drained}
+     */
+    List<ServerIoConnection> fence(String sessionName, int pathId, int generation) {
+        List<ServerIoConnection> out = new ArrayList<>();
+        for (ServerIoConnection io : ioConnections) {
+            if (io.pathId == pathId && io.generation == generation && io.session.name.equals(sessionName)) {
+                io.requestFence();
+                out.add(io);
+            }
+        }
+        return out;
     }
 
     ServerSession findSession(String name) {
@@ -213,7 +240,7 @@ public final class RdmaServer implements AutoCloseable {
         sessionsByName.remove(session.name, session);
         sessionsByToken.remove(session.token, session);
         for (ServerIoConnection io : session.ioConnections) {
-            io.fence();
+            io.requestFence();
         }
         session.pd.close();
         LOG.info("session '{}' closed ({} requests, {} rejected)", session.name, session.requests.get(),

@@ -31,6 +31,8 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
 
     private final String name;
     final CompletionQueue cq;
+    private final CompletionQueue controlCq;
+    private final java.util.Set<ServerIoConnection> allConnections;
     private final ManyToOneRingBuffer completions = new ManyToOneRingBuffer(new UnsafeBuffer(
             ByteBuffer.allocateDirect((64 * 1024) + RingBufferDescriptor.TRAILER_LENGTH)));
     private final ConcurrentLinkedQueue<ServerIoConnection> arriving = new ConcurrentLinkedQueue<>();
@@ -39,9 +41,16 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
     private volatile Thread thread;
     private AgentRunner runner;
 
-    ServerAgent(String name, CompletionQueue cq) {
+    /**
+     * @param controlCq      woken when a fenced connection has drained (the control thread acknowledges the fence)
+     * @param allConnections the server's IO connections, fenced or not; a connection leaves it once closed and drained
+     */
+    ServerAgent(String name, CompletionQueue cq, CompletionQueue controlCq,
+                java.util.Set<ServerIoConnection> allConnections) {
         this.name = name;
         this.cq = cq;
+        this.controlCq = controlCq;
+        this.allConnections = allConnections;
     }
 
     void start() {
@@ -95,9 +104,21 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
         }
         work += cq.poll(this, 64);
         work += completions.read(this, 64);
-        for (int i = 0, n = active.size(); i < n; i++) {
+        for (int i = active.size() - 1; i >= 0; i--) {
             ServerIoConnection c = active.get(i);
-            if (c.hasUnsent()) {
+            work += c.stopIfFenced();
+            if (c.markDrainedIfIdle()) {
+                controlCq.wakeup();
+                work++;
+            }
+            if (c.closed) {
+                if (c.executing == 0) {
+                    // Its answers can no longer arrive: forget it (a late device completion would find nothing).
+                    active.remove(i);
+                    byId.remove(c.id);
+                    allConnections.remove(c);
+                }
+            } else if (!c.stopped && c.hasUnsent()) {
                 work += c.sendUnsent();
             }
         }
@@ -108,7 +129,7 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
     public void onMessage(int msgTypeId, MutableDirectBuffer buffer, int index, int length) {
         ServerIoConnection io = byId.get(buffer.getInt(index));
         if (io != null) {
-            io.respond(buffer.getInt(index + 4), buffer.getInt(index + 8));
+            io.completed(buffer.getInt(index + 4), buffer.getInt(index + 8));
         }
     }
 
@@ -129,8 +150,8 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
         if (io == null) {
             return;
         }
-        active.remove(io);
-        byId.remove(io.id);
+        // Kept (in 'active') until its requests still executing on the device have finished: a fence waits for them.
+        io.onClosed();
         io.session.ioConnections.remove(io);
         if (status == WcStatus.WR_FLUSH_ERROR || status == WcStatus.TRANSPORT_ERROR) {
             LOG.info("IO connection {} of session '{}' closed: {}", connection.remoteAddress(), io.session.name,

@@ -29,8 +29,21 @@ final class ServerControl implements Runnable, CompletionHandler {
     private final ConcurrentLinkedQueue<AdminState> arriving = new ConcurrentLinkedQueue<>();
     private final List<AdminState> admins = new ArrayList<>();
     private final long heartbeatTimeoutNanos;
+    private final List<PendingFence> fences = new ArrayList<>();
     private volatile boolean running = true;
     private Thread thread;
+
+    /** A FENCE waiting for its connections to drain before it is acknowledged on the admin connection that asked. */
+    private record PendingFence(AdminState admin, int pathId, int generation, List<ServerIoConnection> targets) {
+        boolean drained() {
+            for (ServerIoConnection io : targets) {
+                if (!io.drained) {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
 
     /** One admin connection (one path of one session once OPEN arrived). */
     static final class AdminState {
@@ -74,6 +87,9 @@ final class ServerControl implements Runnable, CompletionHandler {
                 }
                 int work = cq.poll(this, 32);
                 long now = System.nanoTime();
+                if (!fences.isEmpty()) {
+                    work += acknowledgeFences();
+                }
                 if (now - nextCheck >= 0) {
                     checkHeartbeats(now);
                     nextCheck = now + TimeUnit.MILLISECONDS.toNanos(100);
@@ -89,6 +105,24 @@ final class ServerControl implements Runnable, CompletionHandler {
             a.channel.close();
         }
         cq.close();
+    }
+
+    /** Answers every fence whose connections have drained. @return fences answered or dropped */
+    private int acknowledgeFences() {
+        int done = 0;
+        for (Iterator<PendingFence> it = fences.iterator(); it.hasNext(); ) {
+            PendingFence f = it.next();
+            if (f.admin.closed) {
+                it.remove(); // the client asks again on another path
+                done++;
+            } else if (f.drained()) {
+                ControlMessage ack = f.admin.channel.beginSend();
+                f.admin.channel.send(ack.encodeFence(ControlMessage.FENCE_ACK, f.pathId, f.generation));
+                it.remove();
+                done++;
+            }
+        }
+        return done;
     }
 
     private void checkHeartbeats(long now) {
@@ -127,6 +161,16 @@ final class ServerControl implements Runnable, CompletionHandler {
             }
             case ControlMessage.CLOSE:
                 connection.close();
+                break;
+            case ControlMessage.FENCE:
+                if (admin.session == null) {
+                    LOG.warn("closing admin connection {}: FENCE before OPEN", connection.remoteAddress());
+                    connection.close();
+                    return;
+                }
+                fences.add(new PendingFence(admin, m.fencePathId(), m.fenceGeneration(),
+                        server.fence(admin.session.name, m.fencePathId(), m.fenceGeneration())));
+                acknowledgeFences(); // nothing to wait for when nothing matched
                 break;
             default:
                 LOG.warn("closing admin connection {}: unexpected control message type {}",
@@ -232,7 +276,7 @@ final class ServerControl implements Runnable, CompletionHandler {
         for (Iterator<ServerIoConnection> it = session.ioConnections.iterator(); it.hasNext(); ) {
             ServerIoConnection io = it.next();
             if (io.pathId == pathId) {
-                io.fence();
+                io.requestFence();
             }
         }
     }

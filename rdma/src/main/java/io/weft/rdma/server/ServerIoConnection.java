@@ -27,6 +27,8 @@ final class ServerIoConnection implements IoCompletion {
     final ServerSession session;
     final ServerAgent agent;
     final int pathId;
+    /** The client's generation of this path's IO connections (ConnectData); a FENCE names it. */
+    final int generation;
     final InetSocketAddress listener;
     private VerbsConnection connection;
     private final ByteBuffer[] chunkViews;
@@ -39,16 +41,33 @@ final class ServerIoConnection implements IoCompletion {
     private final RequestHeader header = new RequestHeader();
     private final UnsafeBuffer poolView;
     /**
-     * Set by the control thread when this connection's path was closed or superseded: requests still buffered on it
-     * are stale (the client retries them on a newer connection) and must not reach the device after the newer ones.
+     * Set by the control thread when this connection's path was fenced, closed or superseded: requests still buffered
+     * on it are stale (the client retries them on a newer connection) and must not reach the device after the newer
+     * ones. The agent acts on it ({@link #stopped}); the control thread never touches the connection's state itself.
      */
-    volatile boolean fenced;
+    volatile boolean fenceRequested;
+    /**
+     * Agent-owned: nothing received on this connection from now on reaches the device (set when a fence is acted on
+     * or the connection failed; never cleared).
+     */
+    boolean stopped;
+    /** Agent-owned: requests handed to the device and not yet completed (their chunks are in use). */
+    int executing;
+    /** Agent-owned: the connection reported its error (it delivers nothing more). */
+    boolean closed;
+    /**
+     * Set by the agent once {@link #stopped} and no request of this connection is executing any more: nothing that
+     * arrived on it can touch the device or the session's chunks again. The control thread acknowledges a fence then.
+     */
+    volatile boolean drained;
 
-    ServerIoConnection(int id, ServerSession session, ServerAgent agent, int pathId, InetSocketAddress listener) {
+    ServerIoConnection(int id, ServerSession session, ServerAgent agent, int pathId, int generation,
+                       InetSocketAddress listener) {
         this.id = id;
         this.session = session;
         this.agent = agent;
         this.pathId = pathId;
+        this.generation = generation;
         this.listener = listener;
         int n = session.chunkCount;
         chunkViews = new ByteBuffer[n];
@@ -61,7 +80,7 @@ final class ServerIoConnection implements IoCompletion {
         readAddresses = new long[n];
         readRkeys = new int[n];
         statuses = new int[n];
-        unsent = new IntArrayQueue(n, -1);
+        unsent = new IntArrayQueue(Math.max(IntArrayQueue.MIN_CAPACITY, n), -1);
         poolView = new UnsafeBuffer(session.pool);
     }
 
@@ -78,16 +97,47 @@ final class ServerIoConnection implements IoCompletion {
         return connection;
     }
 
-    /** Control thread: stop executing this connection's requests and close it. */
-    void fence() {
-        fenced = true;
-        if (connection != null) {
-            connection.close();
+    /** Any thread: asks the owning agent to stop executing this connection's requests and to close it. */
+    void requestFence() {
+        fenceRequested = true;
+        agent.cq.wakeup();
+    }
+
+    /** Agent: acts on a fence request (stops, closes). @return work done */
+    int stopIfFenced() {
+        if (!fenceRequested || stopped) {
+            return 0;
         }
+        stopped = true;
+        if (connection != null) {
+            connection.close(); // the agent polls it no further: nothing more is placed in the chunks from it
+        }
+        return 1;
+    }
+
+    /** Agent: publishes that nothing of this connection can run any more. @return true once, when it becomes so */
+    boolean markDrainedIfIdle() {
+        if (stopped && executing == 0 && !drained) {
+            drained = true;
+            return true;
+        }
+        return false;
+    }
+
+    /** Agent: the connection failed or was closed; it is dropped once its executing requests have finished. */
+    void onClosed() {
+        closed = true;
+        stopped = true;
     }
 
     /** A request immediate arrived: {@code byteLength} bytes were written at the start of the chunk it names. */
     void onRequest(int immediate, int byteLength) {
+        if (fenceRequested) {
+            stopIfFenced(); // a fence requested before this agent's next scan of its connections
+        }
+        if (stopped) {
+            return; // fenced: stale, the client retries it elsewhere once the fence is acknowledged
+        }
         connection.postReceive(session.poolRegion, 0, 0, 0);
         int chunk = Immediate.chunk(immediate);
         if (Immediate.type(immediate) != Immediate.TYPE_REQUEST || Immediate.status(immediate) != 0
@@ -125,10 +175,6 @@ final class ServerIoConnection implements IoCompletion {
             respond(chunk, status);
             return;
         }
-        if (fenced) {
-            connection.close();
-            return;
-        }
         ByteBuffer payload = null;
         if (op == IoOp.READ || op == IoOp.WRITE) {
             payload = chunkViews[chunk];
@@ -138,6 +184,7 @@ final class ServerIoConnection implements IoCompletion {
             readAddresses[chunk] = header.readAddress();
             readRkeys[chunk] = header.readRkey();
         }
+        executing++;
         session.device.submit(op, offset, length, flags, payload, chunk, this);
     }
 
@@ -146,13 +193,21 @@ final class ServerIoConnection implements IoCompletion {
     public void onComplete(long tag, int status) {
         int chunk = (int) tag;
         if (agent.onAgentThread()) {
-            respond(chunk, status);
+            completed(chunk, status);
         } else {
             agent.completeLater(id, chunk, status);
         }
     }
 
-    void respond(int chunk, int status) {
+    /** Agent: the device finished a request of this connection. A stopped connection's answers go nowhere. */
+    void completed(int chunk, int status) {
+        executing--;
+        if (!stopped) {
+            respond(chunk, status);
+        }
+    }
+
+    private void respond(int chunk, int status) {
         statuses[chunk] = status;
         if (!unsent.isEmpty() || !postResponse(chunk, status)) {
             unsent.addInt(chunk);

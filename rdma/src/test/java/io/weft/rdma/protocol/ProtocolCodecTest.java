@@ -59,6 +59,14 @@ class ProtocolCodecTest {
         assertEquals(1L << 30, m.okDeviceSize());
         assertEquals(3, m.okCapabilities());
 
+        assertEquals(16, m.encodeFence(ControlMessage.FENCE, 7, 0xFFFFFFFE));
+        assertEquals(ControlMessage.FENCE, m.type());
+        assertEquals(7, m.fencePathId());
+        assertEquals(0xFFFFFFFE, m.fenceGeneration());
+        assertEquals(7, ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getInt(4), "path id at byte 4");
+        assertEquals(0xFFFFFFFE, ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getInt(8), "generation at byte 8");
+        assertEquals(16, ControlMessage.minimumLength(ControlMessage.FENCE_ACK));
+
         int n = m.encodeOpenErr(IoStatus.EINVAL, "unknown device 'x'");
         assertEquals("unknown device 'x'", m.errReason(n));
         assertEquals("unknown", m.errReason(17), "never reads past the received length");
@@ -67,7 +75,9 @@ class ProtocolCodecTest {
     @Test
     void connectDataRejectsForeignBytes() {
         ConnectData.Request r = ConnectData.parseRequest(ByteBuffer.wrap(ConnectData.request(2, 3, 99L, 4)));
-        assertEquals(new ConnectData.Request(2, 3, 99L, 4), r);
+        assertEquals(new ConnectData.Request(2, 3, 99L, 4, 0), r);
+        ConnectData.Request g = ConnectData.parseRequest(ByteBuffer.wrap(ConnectData.request(2, 3, 99L, 4, 0x80000001)));
+        assertEquals(new ConnectData.Request(2, 3, 99L, 4, 0x80000001), g, "generation at bytes 20..23");
         assertNull(ConnectData.parseRequest(ByteBuffer.wrap(new byte[24])));
         byte[] badKind = ConnectData.request(2, 0, 0, 0);
         badKind[6] = 9;
