@@ -308,8 +308,10 @@ public final class ActivityLog {
     }
 
     /**
-     * Every live leg's recent writes may be volatile: marks the regions of every extent in the log that is not yet
-     * flushed (a leg dropped now may lose them if its node crashes). Lock-free; the caller forces the bitmap.
+     * A leg is being dropped: the writes it completed since the last flush may be lost with its node, so marks the
+     * regions of every extent in the log whose last completed write no successful flush covers. (Writes still in
+     * flight are the caller's: they have not ended, so their extents may look flushed here.) Lock-free; the caller
+     * forces the bitmap.
      */
     void markUnflushedDirty() {
         for (int i = 0; i < capacity; i++) {
@@ -319,7 +321,7 @@ public final class ActivityLog {
             }
             long first = (v & 0xFFFF_FFFFL) - 1;
             int e = (int) (first / regionsPerExtent);
-            if (e < extentCount && (writesInFlight.get(e) != 0 || !flushed(e))) {
+            if (e < extentCount && !flushed(e)) {
                 for (long r = first; r < first + (v >>> 32); r++) {
                     bitmap.setDirtyBit(r);
                 }

@@ -311,6 +311,31 @@ public final class MirrorBlockDevice implements BlockDevice {
         return ok;
     }
 
+    /**
+     * A leg is being dropped (under {@code control}, before the masks are persisted): its node may lose what it had
+     * not flushed, so the bitmap gets the activity log's unflushed extents and the regions of every write in flight
+     * (one the leg already answered is not failed over, so nothing else marks it). A slot reused meanwhile can only
+     * add regions: an extra copy, never a missed one.
+     */
+    private void markUnflushedDirty() {
+        activityLog.markUnflushedDirty();
+        for (Slot s : slots) {
+            long w = s.word.get();
+            if ((w & LOW_MASK) == 0) {
+                continue;
+            }
+            IoOp op = s.op;
+            long offset = s.offset;
+            int length = s.length;
+            if (op != null && isWriteLike(op) && length > 0 && offset >= 0 && offset < size) {
+                long last = (Math.min(size, offset + length) - 1) >>> regionShift;
+                for (long r = offset >>> regionShift; r <= last; r++) {
+                    bitmap.setDirtyBit(r);
+                }
+            }
+        }
+    }
+
     /** Flushes one leg (the end of its resync); OK if it cannot flush (its writes are durable when answered). */
     private int flushLeg(Leg x) {
         BlockDevice d = x.device;
@@ -852,7 +877,7 @@ public final class MirrorBlockDevice implements BlockDevice {
             l.state = LegState.FAILED;
             droppedEpoch = l.resyncEpoch;
             persistedInSync &= ~(1 << leg);
-            activityLog.markUnflushedDirty(); // activity log: its unflushed writes may be lost with its node
+            markUnflushedDirty(); // activity log: its unflushed writes may be lost with its node
             bitmap.updateLegs(persistedInSync, persistedFullSync);
         }
         long now = System.nanoTime();
