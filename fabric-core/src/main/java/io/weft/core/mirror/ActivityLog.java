@@ -174,7 +174,8 @@ public final class ActivityLog {
     // ------------------------------------------------------------------------------------ IO path
 
     private boolean tooWide(long offset, int length) {
-        return ((offset + length - 1) >>> extentShift) - (offset >>> extentShift) >= capacity / 2;
+        // Extents beyond the first; a request confined to one extent always fits, even in a log of one.
+        return ((offset + length - 1) >>> extentShift) - (offset >>> extentShift) >= Math.max(1, capacity / 2);
     }
 
     /**
