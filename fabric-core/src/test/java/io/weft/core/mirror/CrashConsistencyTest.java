@@ -171,6 +171,32 @@ class CrashConsistencyTest {
     }
 
     @Test
+    void aLegWhoseNodeLostUnflushedWritesGetsThemBackWhenItReturns() throws Exception {
+        BlockDevice store0 = fileLeg(dir, "leg0", SIZE);
+        BlockDevice store1 = fileLeg(dir, "leg1", SIZE);
+        FaultyBlockDevice leg1 = new FaultyBlockDevice(store1, false);
+        MirrorBlockDevice m = new MirrorBlockDevice(List.of(store0, leg1), WriteIntentBitmap.create(
+                dir.resolve("vol.wib"), SIZE, REGION), options());
+        toClose.add(m);
+        long flushedAt = 2L * EXTENT;
+        long unflushedAt = 6L * EXTENT + 4096;
+        assertEquals(IoStatus.OK, write(m, flushedAt, pattern(4096, 1)));
+        assertEquals(IoStatus.OK, MirrorFixture.io(m, IoOp.FLUSH, 0, 0, 0, null));
+        assertEquals(IoStatus.OK, write(m, unflushedAt, pattern(4096, 2)));
+        // Leg 1's node crashes: the write it acknowledged but never flushed is gone from its store.
+        assertEquals(IoStatus.OK, write(store1, unflushedAt, new byte[4096]));
+        leg1.mode(FaultyBlockDevice.Mode.FAIL);
+        assertEquals(IoStatus.OK, write(m, 12L * EXTENT, pattern(4096, 3)));
+        assertEquals(LegState.FAILED, m.legState(1));
+        leg1.mode(FaultyBlockDevice.Mode.PASS);
+        m.legReturned(1).get(30, TimeUnit.SECONDS);
+        long diff = firstDifference(store0, store1, SIZE);
+        assertEquals(-1, diff, "legs differ at offset " + diff + " after leg 1 returned");
+        // The unflushed extent and the region written while it was out; not the flushed extent.
+        assertEquals(REGIONS_PER_EXTENT + 1, m.regionsCopiedTotal());
+    }
+
+    @Test
     void aResyncedLegIsFlushedBeforeItIsInSync() throws Exception {
         FaultyBlockDevice leg0 = new FaultyBlockDevice(fileLeg(dir, "leg0", SIZE), false);
         RecordingBlockDevice recorder = new RecordingBlockDevice(fileLeg(dir, "leg1", SIZE));
