@@ -49,8 +49,8 @@ final class LegFlush implements IoCompletion {
                 waiting |= status.get(i) == WAITING;
             }
             long left = deadline - System.nanoTime();
-            if (!waiting || left <= 0) {
-                break;
+            if (!waiting || left <= 0 || Thread.currentThread().isInterrupted()) {
+                break; // interrupted (the device is closing): park would return at once; report what we have
             }
             LockSupport.parkNanos(this, Math.min(left, 1_000_000L));
         }
