@@ -207,6 +207,19 @@ public final class WeftRuntime implements AutoCloseable {
     }
 
     /**
+     * Resyncs the leg at {@code index} of a mirrored device from an in-sync leg ({@code full}: every region). Answered
+     * once the copy has started in the background; refused for the only in-sync leg, which is the source.
+     */
+    public CompletionStage<Reply> resyncLeg(String deviceId, int index, boolean full) {
+        if (services.client().isEmpty()) {
+            return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
+        }
+        return AskPattern.ask(services.client().get(),
+                replyTo -> new ClientService.ResyncLeg(deviceId, index, full, replyTo), settings.askTimeout(),
+                system.scheduler());
+    }
+
+    /**
      * Probes a device's data path: reads its first block through the device exactly as the NBD export would, and
      * reports the status and how long it took. While the device has no path the probe waits like any IO and fails
      * with EIO after the io-timeout. Allocates a buffer per call: an operator tool, not an IO path.

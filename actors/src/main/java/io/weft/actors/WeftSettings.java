@@ -33,7 +33,9 @@ public record WeftSettings(
         int httpPort,
         String httpToken,
         boolean jmxEnabled,
-        Path dataDir) {
+        Path dataDir,
+        int mirrorActivityExtents,
+        int mirrorActivityExtentSize) {
 
     public static final String ROLE_STORAGE = "storage";
     public static final String ROLE_CLIENT = "client";
@@ -71,7 +73,17 @@ public record WeftSettings(
                 w.getString("management.http.token"),
                 w.getBoolean("management.jmx.enabled"),
                 // weft.data-dir is node-app's key; a bare control-plane node keeps mirror bitmaps in the working dir.
-                Path.of(w.hasPath("data-dir") ? w.getString("data-dir") : ".").toAbsolutePath().normalize());
+                Path.of(w.hasPath("data-dir") ? w.getString("data-dir") : ".").toAbsolutePath().normalize(),
+                w.getInt("mirror.activity-extents"),
+                bytesInt(w, "mirror.activity-extent-size"));
+    }
+
+    private static int bytesInt(Config w, String key) {
+        long v = w.getBytes(key);
+        if (v <= 0 || v > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("weft." + key + " must be 1 byte..2 GiB: " + v);
+        }
+        return (int) v;
     }
 
     public boolean isStorage() {
@@ -86,6 +98,6 @@ public record WeftSettings(
         return new WeftSettings(name, roles, exportRoots, mappingLease, ioTimeout, heartbeatInterval, heartbeatMisses,
                 openTimeout, mapTimeout, unmapDrainTimeout, reconnectMinBackoff, reconnectMaxBackoff, maxInFlight,
                 defaultTransport, enabledTransports, defaultVolumeSize, askTimeout, storageLookupTimeout, httpEnabled, httpHostname,
-                httpPort, httpToken, jmxEnabled, dataDir);
+                httpPort, httpToken, jmxEnabled, dataDir, mirrorActivityExtents, mirrorActivityExtentSize);
     }
 }

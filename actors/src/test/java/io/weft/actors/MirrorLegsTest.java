@@ -268,6 +268,9 @@ class MirrorLegsTest {
         assertEquals(List.of("1 b:m.img", "2 c:m.img"), Files.readAllLines(dataDir.resolve("m.legs")).stream()
                 .filter(l -> !l.startsWith("#")).toList());
 
+        // Flushed: every leg holds the writes so far durably, so losing b's node costs only the regions written
+        // while it is out (unflushed extents of the activity log would be resynced too: b's node may lose them).
+        assertEquals(IoStatus.OK, io(dev.device, IoOp.FLUSH, 0, 0, ByteBuffer.allocate(0)));
         // b goes away; regions 3 and 9 are written meanwhile (dirty, for b at position 1).
         b.shutdown();
         b = null;
@@ -358,6 +361,41 @@ class MirrorLegsTest {
         HttpResponse<String> last = post(base, "/weft/devices/m/legs/2/remove", "{}");
         assertEquals(409, last.statusCode(), last.body());
         assertTrue(last.body().contains("last in-sync leg"), last.body());
+    }
+
+    @Test
+    void aFullResyncOverHttpOrJmxMakesALegThatDiffersIdenticalAndTheOnlyInSyncLegIsRefused() throws Exception {
+        // A new mirror assumes its legs identical; these differ (filled with 1 and 2): the case for --full.
+        startCluster((byte) 1, (byte) 2, (byte) 0, "legs-resync", true);
+        NodeState.DeviceEntry dev = map(leg("a"), leg("b"));
+        URI base = client.httpUri().orElseThrow();
+        assertFalse(Arrays.equals(backing("a"), backing("b")));
+
+        assertEquals(400, post(base, "/weft/devices/m/legs/x/resync", "{\"full\":true}").statusCode());
+        HttpResponse<String> noLeg = post(base, "/weft/devices/m/legs/2/resync", "{\"full\":true}");
+        assertEquals(404, noLeg.statusCode(), noLeg.body());
+        HttpResponse<String> partial = post(base, "/weft/devices/m/legs/1/resync", "{}");
+        assertEquals(409, partial.statusCode(), "an in-sync leg has nothing marked: " + partial.body());
+        HttpResponse<String> full = post(base, "/weft/devices/m/legs/1/resync", "{\"full\":true}");
+        assertEquals(200, full.statusCode(), full.body());
+        assertTrue(full.body().contains("resyncing leg 1"), full.body());
+        await("b fully resynced", WAIT, () -> dev.state == DeviceState.READY && !dev.mirror.progress().running()
+                && dev.mirror.legState(1) == LegState.IN_SYNC);
+        assertTrue(dev.mirror.progress().full());
+        assertArrayEquals(backing("a"), backing("b"));
+
+        MBeanServer mbs = ManagementFactory.getPlatformMBeanServer();
+        ObjectName bean = new ObjectName("io.weft:type=Device,node=\"legs-resync\",name=\"m\"");
+        await("device MBean registered", WAIT, () -> mbs.isRegistered(bean));
+        Object viaJmx = mbs.invoke(bean, "resyncLeg", new Object[] {0, true}, new String[] {"int", "boolean"});
+        assertTrue(String.valueOf(viaJmx).startsWith("ok"), String.valueOf(viaJmx));
+        await("a fully resynced", WAIT, () -> dev.state == DeviceState.READY && !dev.mirror.progress().running()
+                && dev.mirror.legState(0) == LegState.IN_SYNC);
+
+        assertEquals(200, post(base, "/weft/devices/m/legs/0/remove", "{}").statusCode());
+        HttpResponse<String> source = post(base, "/weft/devices/m/legs/1/resync", "{\"full\":true}");
+        assertEquals(409, source.statusCode(), source.body());
+        assertTrue(source.body().contains("only in-sync leg"), source.body());
     }
 
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();

@@ -104,6 +104,9 @@ class MirroredDeviceTest {
             verify(dev.device, model, (long) r * REGION, REGION);
         }
 
+        // Flushed: every leg holds the writes so far durably, so losing b's node costs only the regions written
+        // while it is out (unflushed extents of the activity log would be resynced too: b's node may lose them).
+        assertEquals(IoStatus.OK, io(dev.device, IoOp.FLUSH, 0, 0, ByteBuffer.allocate(0)));
         b.shutdown();
         b = null;
         await("device degraded", WAIT, () -> dev.state == DeviceState.DEGRADED);
@@ -171,6 +174,9 @@ class MirroredDeviceTest {
         write(dev.device, model, 0, 4096, 1);
         write(dev.device, model, 5L * REGION, 4096, 5);
 
+        // Flushed: every leg holds the writes so far durably, so losing b's node costs only the regions written
+        // while it is out (unflushed extents of the activity log would be resynced too: b's node may lose them).
+        assertEquals(IoStatus.OK, io(dev.device, IoOp.FLUSH, 0, 0, ByteBuffer.allocate(0)));
         b.shutdown();
         b = null;
         await("device degraded", WAIT, () -> dev.state == DeviceState.DEGRADED);

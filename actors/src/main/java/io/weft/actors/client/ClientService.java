@@ -46,6 +46,10 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
     public record RemoveLeg(String deviceId, int index, ActorRef<Reply> replyTo) implements Command {
     }
 
+    /** Resyncs the leg at {@code index} of a mirrored device (see {@link MirroredDeviceActor.ResyncLeg}). */
+    public record ResyncLeg(String deviceId, int index, boolean full, ActorRef<Reply> replyTo) implements Command {
+    }
+
     /** Geometry a device reports before its first path: empty, so IO before mapping fails fast with EOVERFLOW. */
     static final DeviceInfo UNMAPPED = new DeviceInfo(0, 512, 4096, 4096, true, false, false, false, false, false,
             false, false);
@@ -79,6 +83,8 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
                         new MirroredDeviceActor.AddLeg(a.leg(), a.replyTo())))
                 .onMessage(RemoveLeg.class, r -> toMirror(r.deviceId(), r.replyTo(),
                         new MirroredDeviceActor.RemoveLeg(r.index(), r.replyTo())))
+                .onMessage(ResyncLeg.class, r -> toMirror(r.deviceId(), r.replyTo(),
+                        new MirroredDeviceActor.ResyncLeg(r.index(), r.full(), r.replyTo())))
                 .build();
     }
 
@@ -140,8 +146,8 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
         if (device.isEmpty() || entry == null) {
             replyTo.tell(Reply.error("no device " + deviceId + " on this node"));
         } else if (!entry.spec.mirrored()) {
-            replyTo.tell(Reply.error("device " + deviceId + " is not mirrored; legs can be added to and removed from"
-                    + " a device mapped with 2 or 3 legs"));
+            replyTo.tell(Reply.error("device " + deviceId + " is not mirrored; legs can be added to, removed from and"
+                    + " resynced on a device mapped with 2 or 3 legs"));
         } else {
             device.get().tell(command);
         }

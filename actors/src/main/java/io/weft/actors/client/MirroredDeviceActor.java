@@ -73,6 +73,13 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
     public record RemoveLeg(int index, ActorRef<Reply> replyTo) implements DeviceActor.Command {
     }
 
+    /**
+     * Resyncs the leg at position {@code index} from an in-sync leg ({@code full}: every region, else the regions
+     * the bitmap marks): answered once the copy has started; refused for the only in-sync leg (the source).
+     */
+    public record ResyncLeg(int index, boolean full, ActorRef<Reply> replyTo) implements DeviceActor.Command {
+    }
+
     /** A session event, tagged with the leg position and session generation it came from (see {@link #legForwarder}). */
     private record LegEvent(int leg, long generation, DeviceActor.Command event) implements DeviceActor.Command {
     }
@@ -196,8 +203,10 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             try {
                 known = legFile.read();
             } catch (IOException | RuntimeException e) {
-                layoutError = legFile.path() + " is unreadable (" + e.getMessage() + "); remove it and "
-                        + wibPath().getFileName() + " to start over with a full sync";
+                layoutError = legFile.path() + " is unreadable (" + e.getMessage() + "); to start over, remove it"
+                        + " and " + wibPath().getFileName() + ", map the legs again (a new mirror assumes its legs"
+                        + " identical) and run `weft leg resync " + entry.spec.deviceId() + " INDEX --full` for"
+                        + " every leg but the one that holds the data";
             }
         }
         if (known == null) {
@@ -302,6 +311,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                 .onMessage(AddLeg.class, this::onAddLeg)
                 .onMessage(AddDeadline.class, this::onAddDeadline)
                 .onMessage(RemoveLeg.class, this::onRemoveLeg)
+                .onMessage(ResyncLeg.class, this::onResyncLeg)
                 .onMessage(LegSessionStopped.class, s -> {
                     liveSessions.remove(s.session());
                     return closing && liveSessions.isEmpty() ? Behaviors.stopped() : this;
@@ -431,7 +441,9 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             if (bitmap.deviceSize() != size) {
                 bitmap.close();
                 throw new IOException(wib + " is for a " + bitmap.deviceSize() + "-byte device, the legs have "
-                        + size + " bytes; remove it to start over with a full sync");
+                        + size + " bytes; to start over, remove it and " + legFile.path().getFileName() + ", map"
+                        + " the legs again (a new mirror assumes its legs identical) and run `weft leg resync "
+                        + entry.spec.deviceId() + " INDEX --full` for every leg but the one that holds the data");
             }
             if (reopened && unknownLegs != 0) {
                 // Legs the bitmap never tracked: copy everything to them (before the leg file names them).
@@ -454,7 +466,8 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             pendingPaths[i] = null;
         }
         try {
-            mirror = new MirrorBlockDevice(devices, bitmap, MirrorOptions.defaults());
+            mirror = new MirrorBlockDevice(devices, bitmap, MirrorOptions.defaults()
+                    .withActivityLog(settings.mirrorActivityExtents(), settings.mirrorActivityExtentSize()));
         } catch (RuntimeException e) {
             bitmap.close();
             answerMap(Reply.error("map of mirrored device " + entry.spec.deviceId() + " failed: " + e.getMessage()));
@@ -478,6 +491,11 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             }
         });
         entry.mirror = mirror;
+        if (mirror.recoveredExtents() > 0) {
+            getContext().getLog().warn("device {}: the last client stopped uncleanly with writes in {} extent(s) of"
+                    + " its activity log; resyncing them from leg {} before the other legs serve reads",
+                    entry.spec.deviceId(), mirror.recoveredExtents(), firstInSync());
+        }
         // A bitmap reopened after a client restart starts the legs that were out FAILED: they are up, return them.
         for (int i = 0; i < POSITIONS; i++) {
             if (legs[i] != null && mirror.legState(i) == LegState.FAILED) {
@@ -682,6 +700,50 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         remove.replyTo().tell(Reply.ok("removed leg " + i + " (" + removed + ") from " + id + "; its session is"
                 + " closed, the other legs keep their indexes (" + describeLegs() + ")"));
         return updateState();
+    }
+
+    private Behavior<DeviceActor.Command> onResyncLeg(ResyncLeg resync) {
+        int i = resync.index();
+        String id = entry.spec.deviceId();
+        if (i < 0 || i >= POSITIONS || legs[i] == null) {
+            resync.replyTo().tell(Reply.error("no leg " + i + " on device " + id + " (legs: " + describeLegs() + ")"));
+            return this;
+        }
+        if (closing || mirror == null) {
+            resync.replyTo().tell(Reply.error("device " + id + (closing ? " is being unmapped" : " is still mapping")));
+            return this;
+        }
+        if (!anyServingLeg()) {
+            resync.replyTo().tell(Reply.error("device " + id + " has no connected in-sync leg to copy from"));
+            return this;
+        }
+        if (!legPaths[i].connected()) {
+            resync.replyTo().tell(Reply.error("leg " + i + " (" + legs[i] + ") of " + id + " is not connected; it"
+                    + " is resynced when its path returns" + (resync.full() ? " (run this again then for a full"
+                    + " copy)" : "")));
+            return this;
+        }
+        try {
+            mirror.resyncLeg(i, resync.full());
+        } catch (IllegalStateException e) {
+            resync.replyTo().tell(Reply.error("leg " + i + " (" + legs[i] + ") of " + id + " not resynced: "
+                    + e.getMessage()));
+            return this;
+        }
+        String what = resync.full() ? "all " + mirror.info().size() + " bytes" : "the regions the bitmap marks";
+        getContext().getLog().info("device {}: resyncing leg {} ({}), {}", id, i, legs[i], what);
+        resync.replyTo().tell(Reply.ok("resyncing leg " + i + " (" + legs[i] + ") of " + id + ": copying " + what
+                + " to it in the background from an in-sync leg; it serves no reads until in sync"));
+        return updateState();
+    }
+
+    private int firstInSync() {
+        for (int j = 0; j < POSITIONS; j++) {
+            if (legs[j] != null && mirror.legState(j) == LegState.IN_SYNC) {
+                return j;
+            }
+        }
+        return -1;
     }
 
     private boolean otherInSync(int leg) {

@@ -46,6 +46,12 @@ public interface DeviceMXBean {
     /** Mirrored devices: removes the leg at {@code index} (refused for the last in-sync leg). */
     String removeLeg(int index);
 
+    /**
+     * Mirrored devices: resyncs the leg at {@code index} from an in-sync leg in the background; {@code full} copies
+     * every region, else only those the write-intent bitmap marks. Refused for the only in-sync leg (the source).
+     */
+    String resyncLeg(int index, boolean full);
+
     /** Reads the first block through the device; returns status and latency (waits up to the io-timeout). */
     String probe();
 }

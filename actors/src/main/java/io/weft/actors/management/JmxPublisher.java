@@ -233,6 +233,9 @@ public final class JmxPublisher implements AutoCloseable {
             }
         }
         @Override public String removeLeg(int index) { return await(rt, rt.removeLeg(entry.spec.deviceId(), index)); }
+        @Override public String resyncLeg(int index, boolean full) {
+            return await(rt, rt.resyncLeg(entry.spec.deviceId(), index, full));
+        }
         @Override public String probe() {
             try {
                 var r = rt.probe(entry.spec.deviceId()).toCompletableFuture().get(

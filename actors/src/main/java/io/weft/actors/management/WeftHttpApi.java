@@ -74,7 +74,7 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                                     }
                                     return json(StatusCodes.OK, r.get());
                                 })))),
-                        // Mirror legs (docs/http-api.md "Mirror legs"): add one, remove one by index.
+                        // Mirror legs (docs/http-api.md "Mirror legs"): add one, remove or resync one by index.
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("legs"), id ->
                                 post(() -> mutating(rt, body -> legRoute(() -> legReply(rt.addLeg(id,
                                         new MapSpec.Leg(text(body, "storage"), text(body, "path")))))))),
@@ -82,6 +82,10 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                                 .slash(PathMatchers.segment()).slash("remove"), (id, index) ->
                                 post(() -> mutating(rt, body -> legRoute(() ->
                                         legReply(rt.removeLeg(id, legIndex(index))))))),
+                        path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("legs")
+                                .slash(PathMatchers.segment()).slash("resync"), (id, index) ->
+                                post(() -> mutating(rt, body -> legRoute(() ->
+                                        legReply(rt.resyncLeg(id, legIndex(index), bool(body, "full"))))))),
                         path("sessions", () -> get(() -> json(StatusCodes.OK, rt.state().devices().stream()
                                 .map(NodeState.DeviceEntry::sessionStatus).toList()))),
                         path("backends", () -> get(() -> json(StatusCodes.OK, rt.state().backends().stream()

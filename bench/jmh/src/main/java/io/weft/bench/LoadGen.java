@@ -33,7 +33,8 @@ public final class LoadGen {
     private static final String USAGE = String.join("\n",
             "usage: LoadGen [options] TARGET...",
             "  TARGET: local:FILE | cxl:REGION | cxl+child:REGION | cxl:REGION#BACKEND_ID | rdma:HOST:PORT"
-                    + " | rdma+child:HOST:PORT   (cxl kinds take a +poll suffix: cxl+poll:, cxl+child+poll:)",
+                    + " | rdma+child:HOST:PORT | mirror:FILE1,FILE2[#EXTENTS]"
+                    + "   (cxl kinds take a +poll suffix: cxl+poll:, cxl+child+poll:)",
             "  --file FILE      store served by cxl/cxl+child/rdma+child (default: the first local: target's file)",
             "  --rw LIST        randread,randwrite,mixed (default randread)",
             "  --mix PCT        reads in percent for mixed (default 70)",

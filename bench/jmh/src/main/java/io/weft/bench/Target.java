@@ -1,6 +1,10 @@
 package io.weft.bench;
 
 import io.weft.core.io.BlockDevice;
+import io.weft.core.mirror.ActivityLog;
+import io.weft.core.mirror.MirrorBlockDevice;
+import io.weft.core.mirror.MirrorOptions;
+import io.weft.core.mirror.WriteIntentBitmap;
 import io.weft.core.store.FileBackingStore;
 import io.weft.core.store.StoreBlockDevice;
 import io.weft.cxl.BackendOptions;
@@ -37,6 +41,10 @@ import org.agrona.concurrent.AgentInvoker;
  *       completion ring (invoker mode) instead of a completion agent thread.</li>
  *   <li>{@code rdma:HOST:PORT}: software-provider session to a running RDMA storage server (device
  *       {@code --device}); {@code rdma+child:HOST:PORT}: starts that server in a child JVM first (port 0 = any).</li>
+ *   <li>{@code mirror:FILE1,FILE2[#EXTENTS]}: a {@link MirrorBlockDevice} over two local legs (same size), with a
+ *       new write-intent bitmap in a temporary directory and its activity log of EXTENTS extents of 4 MiB (default
+ *       {@value ActivityLog#DEFAULT_EXTENTS}): the mirror's write cost, activity log included, against
+ *       {@code local:FILE1}. The table label carries EXTENTS.</li>
  * </ul>
  */
 final class Target implements AutoCloseable {
@@ -48,8 +56,13 @@ final class Target implements AutoCloseable {
     private final List<AutoCloseable> resources;
 
     private Target(String spec, BlockDevice device, AgentInvoker invoker, List<AutoCloseable> resources) {
+        this(spec, spec.substring(0, spec.indexOf(':')), device, invoker, resources);
+    }
+
+    private Target(String spec, String label, BlockDevice device, AgentInvoker invoker,
+                   List<AutoCloseable> resources) {
         this.spec = spec;
-        this.label = spec.substring(0, spec.indexOf(':'));
+        this.label = label;
         this.device = device;
         this.invoker = invoker;
         this.resources = resources;
@@ -84,6 +97,8 @@ final class Target implements AutoCloseable {
                 case "rdma":
                 case "rdma+child":
                     return openRdma(spec, kind.equals("rdma+child"), where, o, resources);
+                case "mirror":
+                    return openMirror(spec, where, o, resources);
                 default:
                     throw new IllegalArgumentException("unknown target kind '" + kind + "' in " + spec);
             }
@@ -91,6 +106,34 @@ final class Target implements AutoCloseable {
             closeAll(resources);
             throw e;
         }
+    }
+
+    private static Target openMirror(String spec, String where, Options o, List<AutoCloseable> resources)
+            throws IOException {
+        int hash = where.indexOf('#');
+        int extents = hash < 0 ? ActivityLog.DEFAULT_EXTENTS : Integer.parseInt(where.substring(hash + 1));
+        String[] files = (hash < 0 ? where : where.substring(0, hash)).split(",");
+        if (files.length != 2) {
+            throw new IllegalArgumentException("mirror:FILE1,FILE2[#EXTENTS]: " + spec);
+        }
+        List<BlockDevice> legs = new ArrayList<>();
+        for (String f : files) {
+            legs.add(new StoreBlockDevice(FileBackingStore.open(Path.of(f), false)));
+        }
+        long size = Math.min(legs.get(0).info().size(), legs.get(1).info().size());
+        Path dir = Files.createTempDirectory("loadgen-mirror");
+        WriteIntentBitmap bitmap = WriteIntentBitmap.create(dir.resolve("bench.wib"), size,
+                WriteIntentBitmap.DEFAULT_REGION_SIZE);
+        MirrorBlockDevice mirror = new MirrorBlockDevice(legs, bitmap, MirrorOptions.defaults()
+                .withMaxInFlight(Math.max(64, o.maxQd() * 2)).withResyncBytesPerSecond(0)
+                .withActivityLog(extents, ActivityLog.DEFAULT_EXTENT_SIZE));
+        resources.add(() -> {
+            Files.deleteIfExists(dir.resolve("bench.wib"));
+            Files.deleteIfExists(dir);
+        });
+        resources.add(mirror);
+        resources.add(() -> System.err.println(spec + ": " + mirror.activityLog())); // closed first: before close
+        return new Target(spec, "mirror (activity log " + extents + " × 4 MiB)", mirror, null, resources);
     }
 
     /** A region whose data slots take the largest request of the run, 64 entries per ring (qd up to 64). */

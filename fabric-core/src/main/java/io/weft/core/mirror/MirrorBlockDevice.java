@@ -78,7 +78,20 @@ import java.util.concurrent.locks.LockSupport;
  * While any leg is FAILED, a write marks its regions in the {@link WriteIntentBitmap} durably <em>before</em> it is
  * issued. {@link #legReturned} copies only the dirty regions to a returning leg (everything for {@link #addLeg}), on
  * one background thread, throttled; see {@link ResyncProgress} and docs/mirror.md for the race rules with foreground
- * writes (per-region started/finished counters, retry, and a one-region fence as the last resort).
+ * writes (per-region started/finished counters, retry, and a one-region fence as the last resort). A resync flushes
+ * the leg before it clears the bits of the regions it copied (every 64 regions) and before the leg is IN_SYNC.
+ *
+ * <h2>Crash consistency: the activity log</h2>
+ * Every write, discard or zeroing first makes its extents active in the {@link ActivityLog} (durable in the bitmap
+ * file's header before any leg sees the request; no IO for an extent already active). A device constructed over a
+ * log that is not empty (the previous owner crashed) marks the logged extents in the bitmap and starts every in-sync
+ * leg but the lowest FAILED, so one leg serves reads until {@link #legReturned} has copied exactly those regions to
+ * the others. {@link #close} empties the log when nothing is in flight and the legs flushed. A dropped leg also gets
+ * the regions of the log's unflushed extents (its node may lose what it had not flushed).
+ *
+ * <h2>Flush</h2>
+ * A FLUSH is settled like a write (rule 2): OK only if an in-sync leg flushed and every leg that failed it, with
+ * any status, has been dropped; the last in-sync leg is never dropped, so when it fails a flush the flush fails.
  *
  * <p>Threads: {@link #submit} from one thread at a time (the device is thread-safe for that plus completions on any
  * thread; concurrent submitters are also safe but share the read-leg rotation counter racily). Control methods from
@@ -111,6 +124,14 @@ public final class MirrorBlockDevice implements BlockDevice {
     private final IoCompletion legCompletion = this::onLegComplete;
     private final MirrorOptions options;
     private final WriteIntentBitmap bitmap;
+    /** Crash consistency (see ActivityLog): extents written to, durable before the write goes to a leg. */
+    private final ActivityLog activityLog;
+    private final LegFlush legFlush = new LegFlush();
+    private final BlockDevice[] alFlushDevices = new BlockDevice[MAX_LEGS];
+    private final long[] alFlushEpochs = new long[MAX_LEGS];
+    private final int[] alFlushStatuses = new int[MAX_LEGS];
+    /** Extents the activity log held at construction (an unclean stop before); 0 after a clean close. */
+    private final int recoveredExtents;
     private final int regionShift;
     private final long regionCount;
     private final AtomicIntegerArray regionStarted;
@@ -194,6 +215,11 @@ public final class MirrorBlockDevice implements BlockDevice {
         if (persistedInSync != inSync || persistedFullSync != full) {
             bitmap.updateLegs(persistedInSync, persistedFullSync);
         }
+        // ---- activity log: recover after an unclean stop (issue 11; see recoverActivityLog)
+        this.activityLog = new ActivityLog(bitmap, options.activityExtents(), options.activityExtentSize(),
+                this::flushLiveLegs);
+        this.recoveredExtents = recoverActivityLog();
+        // ---- end activity log
         this.regionShift = Integer.numberOfTrailingZeros(bitmap.regionSize());
         this.regionCount = bitmap.regionCount();
         this.regionStarted = new AtomicIntegerArray((int) regionCount);
@@ -212,6 +238,118 @@ public final class MirrorBlockDevice implements BlockDevice {
         } else {
             watchdog = null;
         }
+    }
+
+    /**
+     * After an unclean stop the legs may differ wherever a write was in flight, and the activity log names those
+     * extents. They are marked in the bitmap and every in-sync leg but one (the lowest position) starts FAILED, so
+     * reads come from that one leg until {@link #legReturned} has copied exactly those regions (plus any the bitmap
+     * already had) to the others. Order on disk: bits, then leg masks, then the emptied log; a crash in between
+     * repeats this on the next start.
+     *
+     * @return the number of extents the log held
+     */
+    private int recoverActivityLog() {
+        long[] logged = activityLog.loggedSlots();
+        if (logged.length == 0) {
+            return 0;
+        }
+        long regionSize = bitmap.regionSize();
+        for (long slot : logged) {
+            long first = slot >>> 32;
+            long count = slot & 0xFFFF_FFFFL;
+            bitmap.markDirty(first * regionSize, count * regionSize);
+        }
+        int source = -1;
+        for (Leg l : legs) {
+            if (l.state != LegState.IN_SYNC) {
+                continue;
+            }
+            if (source < 0) {
+                source = l.index;
+            } else {
+                l.state = LegState.FAILED;
+                persistedInSync &= ~(1 << l.index);
+            }
+        }
+        bitmap.updateLegs(persistedInSync, persistedFullSync);
+        activityLog.clear();
+        return logged.length;
+    }
+
+    /**
+     * The activity log's flush (before an extent leaves it, and at a clean close): FLUSH every live leg that can
+     * flush, in parallel. A leg that fails or does not answer within twice the leg timeout is dropped if another
+     * in-sync leg remains (its unflushed extents are then marked in the bitmap); otherwise the flush failed.
+     */
+    private boolean flushLiveLegs() {
+        // Called under the activity log's lock only: the scratch arrays are that lock's.
+        BlockDevice[] devices = alFlushDevices;
+        long[] epochs = alFlushEpochs;
+        int[] statuses = alFlushStatuses;
+        java.util.Arrays.fill(devices, null);
+        int mask = 0;
+        for (Leg l : legs) {
+            BlockDevice d = l.device;
+            LegState st = l.state;
+            if (d != null && (st == LegState.IN_SYNC || st == LegState.RESYNCING) && d.info().canFlush()) {
+                devices[l.index] = d;
+                epochs[l.index] = l.resyncEpoch;
+                mask |= 1 << l.index;
+            }
+        }
+        if (mask == 0) {
+            return true;
+        }
+        legFlush.run(devices, mask, options.legTimeoutNanos() * 2, statuses);
+        boolean ok = true;
+        for (int i = 0; i < MAX_LEGS; i++) {
+            if ((mask & (1 << i)) != 0 && statuses[i] != IoStatus.OK && !dropLeg(i, statuses[i], epochs[i])) {
+                ok &= legs[i].state != LegState.IN_SYNC && legs[i].state != LegState.RESYNCING;
+            }
+        }
+        return ok;
+    }
+
+    /**
+     * A leg is being dropped (under {@code control}, before the masks are persisted): its node may lose what it had
+     * not flushed, so the bitmap gets the activity log's unflushed extents and the regions of every write in flight
+     * (one the leg already answered is not failed over, so nothing else marks it). A slot reused meanwhile can only
+     * add regions: an extra copy, never a missed one.
+     */
+    private void markUnflushedDirty() {
+        activityLog.markUnflushedDirty();
+        for (Slot s : slots) {
+            long w = s.word.get();
+            if ((w & LOW_MASK) == 0) {
+                continue;
+            }
+            IoOp op = s.op;
+            long offset = s.offset;
+            int length = s.length;
+            if (op != null && isWriteLike(op) && length > 0 && offset >= 0 && offset < size) {
+                long last = (Math.min(size, offset + length) - 1) >>> regionShift;
+                for (long r = offset >>> regionShift; r <= last; r++) {
+                    bitmap.setDirtyBit(r);
+                }
+            }
+        }
+    }
+
+    /** Flushes one leg (the end of its resync); OK if it cannot flush (its writes are durable when answered). */
+    private int flushLeg(Leg x) {
+        BlockDevice d = x.device;
+        if (d == null) {
+            return IoStatus.ESHUTDOWN;
+        }
+        if (!d.info().canFlush()) {
+            return IoStatus.OK;
+        }
+        BlockDevice[] devices = new BlockDevice[MAX_LEGS];
+        devices[x.index] = d;
+        int[] statuses = new int[MAX_LEGS];
+        legFlush.run(devices, 1 << x.index, options.legTimeoutNanos() * 2, statuses);
+        return statuses[x.index];
     }
 
     private static Thread daemon(Runnable r, String name) {
@@ -276,6 +414,16 @@ public final class MirrorBlockDevice implements BlockDevice {
         return legs[leg].state;
     }
 
+    /** The activity log (its counters for status and tests). */
+    public ActivityLog activityLog() {
+        return activityLog;
+    }
+
+    /** Extents the activity log held when this device was constructed: > 0 after an unclean stop. */
+    public int recoveredExtents() {
+        return recoveredExtents;
+    }
+
     /** Total regions copied by every resync so far (tests count with it). */
     public long regionsCopiedTotal() {
         return regionsCopiedTotal.get();
@@ -328,6 +476,9 @@ public final class MirrorBlockDevice implements BlockDevice {
                 s.firstRegion = (int) (offset >>> regionShift);
                 s.lastRegion = (int) ((offset + length - 1) >>> regionShift);
                 beginRegionWrite(s.firstRegion, s.lastRegion);
+                activityLog.begin(offset, length); // activity log: durable before any leg sees the write
+            } else if (op == IoOp.FLUSH) {
+                s.flushRound = activityLog.startFlushRound(); // activity log: a successful flush cleans extents
             }
             targets = 0;
             int skipped = 0;
@@ -545,7 +696,11 @@ public final class MirrorBlockDevice implements BlockDevice {
         } else {
             status = settle(s, ok, failed);
         }
+        if (op == IoOp.FLUSH && status == IoStatus.OK) {
+            activityLog.flushRoundDone(s.flushRound); // activity log
+        }
         if (isWriteLike(op)) {
+            activityLog.end(s.offset, s.length); // activity log
             endRegionWrite(s.firstRegion, s.lastRegion);
             int skipped = s.skippedMask;
             for (int i = 0; i < MAX_LEGS; i++) {
@@ -567,13 +722,14 @@ public final class MirrorBlockDevice implements BlockDevice {
      * first (only the incarnation it was issued to; refused for the last in-sync leg), then it is acknowledged only
      * if a leg that is in sync now has it and no leg that failed it is still in sync. A write that is not
      * acknowledged but reached a non-authoritative leg makes that leg differ from the authority: it is dropped too.
-     * A flush is OK if an in-sync leg flushed (a leg that failed it with a leg failure was dropped in legDone).
+     * A flush is settled like a write: OK only if an in-sync leg flushed and every leg that failed it (with any
+     * status: ENOSPC too) is no longer in sync; the last in-sync leg is never dropped, so its failure fails the flush.
      */
     private int settle(Slot s, int ok, int failed) {
         boolean writeLike = isWriteLike(s.op);
         int error = s.lastError != 0 ? s.lastError : IoStatus.EIO;
         boolean failedStillInSync = false;
-        if (failed != 0 && writeLike) {
+        if (failed != 0 && (writeLike || s.op == IoOp.FLUSH)) {
             boolean dropped = false;
             for (int i = 0; i < MAX_LEGS; i++) {
                 if ((failed & (1 << i)) == 0) {
@@ -721,6 +877,7 @@ public final class MirrorBlockDevice implements BlockDevice {
             l.state = LegState.FAILED;
             droppedEpoch = l.resyncEpoch;
             persistedInSync &= ~(1 << leg);
+            markUnflushedDirty(); // activity log: its unflushed writes may be lost with its node
             bitmap.updateLegs(persistedInSync, persistedFullSync);
         }
         long now = System.nanoTime();
@@ -799,6 +956,53 @@ public final class MirrorBlockDevice implements BlockDevice {
             m.legInSync(leg, now);
         }
         return legs[leg].resyncDone;
+    }
+
+    /**
+     * Operator-requested resync of one leg ({@code weft leg resync DEV INDEX [--full]}): copies to it from an in-sync
+     * leg in the background; with {@code full}, every region (for a leg whose contents are in doubt: legs that were
+     * never synced, a leg restored from elsewhere), otherwise the regions marked in the bitmap. The leg stops serving
+     * reads at once and is IN_SYNC again when the copy (and its flush) is done. Refused for an empty position and for
+     * the only in-sync leg (it is the source). A leg that is RESYNCING starts over; a FAILED one is returned.
+     *
+     * @return completes with the final progress when the leg is in sync, exceptionally if the resync fails
+     */
+    public CompletableFuture<ResyncProgress> resyncLeg(int leg, boolean full) {
+        checkLeg(leg);
+        synchronized (control) {
+            Leg l = legs[leg];
+            if (l.state == LegState.EMPTY) {
+                throw new IllegalStateException("leg " + leg + " is empty");
+            }
+            if (l.state == LegState.IN_SYNC && !otherInSync(leg)) {
+                throw new IllegalStateException("leg " + leg + " is the only in-sync leg: it is the source of every"
+                        + " resync; resync the other legs from it instead");
+            }
+            if (!full && l.state == LegState.IN_SYNC) {
+                throw new IllegalStateException("leg " + leg + " is in sync and the bitmap marks nothing for it;"
+                        + " use a full resync to copy everything to it");
+            }
+            if (full) {
+                persistedFullSync |= 1 << leg;
+            }
+            if (l.state == LegState.FAILED) {
+                bitmap.updateLegs(persistedInSync, persistedFullSync);
+            } else {
+                // IN_SYNC or RESYNCING: straight to a new resync epoch. Its requests in flight stay valid (a write
+                // in flight is counted per region, so the copy of that region waits for it); a resync already
+                // running for it finds the epoch changed and gives up.
+                persistedInSync &= ~(1 << leg);
+                bitmap.updateLegs(persistedInSync, persistedFullSync);
+                l.state = LegState.RESYNCING;
+                long epoch = ++l.resyncEpoch;
+                l.resyncDone = new CompletableFuture<>();
+                CompletableFuture<ResyncProgress> done = l.resyncDone;
+                boolean copyAll = (persistedFullSync & (1 << leg)) != 0;
+                resyncExecutor.execute(() -> runResync(leg, epoch, copyAll, done));
+                return done;
+            }
+        }
+        return legReturned(leg);
     }
 
     /**
@@ -899,14 +1103,25 @@ public final class MirrorBlockDevice implements BlockDevice {
             if (copyBuffer == null) {
                 copyBuffer = ByteBuffer.allocateDirect((int) Math.min(bitmap.regionSize(), info.maxIoSize()));
             }
+            long[] copied = new long[CLEAR_BATCH];
+            int pendingClears = 0;
             long r = full ? 0 : bitmap.nextDirty(0);
             while (r >= 0 && r < regionCount) {
-                copyRegion(r, x);
+                if (copyRegion(r, x)) {
+                    copied[pendingClears++] = r;
+                    if (pendingClears == CLEAR_BATCH) {
+                        flushAndClear(x, copied, pendingClears);
+                        pendingClears = 0;
+                    }
+                }
                 resyncDone = resyncDone + 1;
                 regionsCopiedTotal.incrementAndGet();
                 throttle();
                 r = full ? r + 1 : bitmap.nextDirty(r + 1);
             }
+            // The copies durable on the leg before its bits go and before it is IN_SYNC (a storage crash of the
+            // leg must not lose what the bitmap no longer records, nor what makes it authoritative).
+            flushAndClear(x, copied, pendingClears);
             synchronized (control) {
                 checkStillResyncing(x);
                 x.state = LegState.IN_SYNC;
@@ -945,6 +1160,31 @@ public final class MirrorBlockDevice implements BlockDevice {
                 m.resyncFailed(target, error, now);
             }
             done.completeExceptionally(new IllegalStateException("resync of leg " + target + " failed: " + error));
+        }
+    }
+
+    /** Regions copied between two flushes of the resync target (each flush makes their bits clearable). */
+    private static final int CLEAR_BATCH = 64;
+
+    /** Flushes the resync target, then clears the bits of the regions copied to it (see copyRegion's rule). */
+    private void flushAndClear(Leg x, long[] regions, int n) {
+        checkStillResyncing(x);
+        int st = flushLeg(x);
+        if (st != IoStatus.OK) {
+            dropLeg(x.index, st == IoStatus.ESHUTDOWN ? IoStatus.ESHUTDOWN : st, resyncEpoch);
+            throw new ResyncAbort("leg " + x.index + " failed the flush after its copy: " + IoStatus.name(st));
+        }
+        checkStillResyncing(x);
+        for (int i = 0; i < n; i++) {
+            long region = regions[i];
+            if (!anyOtherOutOfSync(x)) {
+                bitmap.clear(region);
+                // A write that skipped a FAILED leg may have set the bit just before the clear; that leg is
+                // still FAILED or RESYNCING now (it cannot get in sync before this resync ends).
+                if (anyOtherOutOfSync(x)) {
+                    bitmap.markDirty(region << regionShift, 1);
+                }
+            }
         }
     }
 
@@ -999,8 +1239,10 @@ public final class MirrorBlockDevice implements BlockDevice {
      * in flight when it started ({@code finished == started}) and none started before it ended ({@code started}
      * unchanged); otherwise it is repeated. After 3 tries the region is fenced: new writes to it wait (spinning,
      * then parking 20 µs) for the one copy to end.
+     *
+     * @return true: the region's bit may be cleared once the copy is flushed ({@link #flushAndClear})
      */
-    private void copyRegion(long region, Leg x) {
+    private boolean copyRegion(long region, Leg x) {
         int r = (int) region;
         long start = region << regionShift;
         long end = Math.min(size, start + bitmap.regionSize());
@@ -1031,15 +1273,7 @@ public final class MirrorBlockDevice implements BlockDevice {
                     continue;
                 }
                 if (fencedRegion == r || regionStarted.get(r) == s0) {
-                    if (!anyOtherOutOfSync(x)) {
-                        bitmap.clear(region);
-                        // A write that skipped a FAILED leg may have set the bit just before the clear; that leg is
-                        // still FAILED or RESYNCING now (it cannot get in sync before this resync ends).
-                        if (anyOtherOutOfSync(x)) {
-                            bitmap.markDirty(start, 1);
-                        }
-                    }
-                    return;
+                    return true;
                 }
                 attempts++;
                 resyncRetries = resyncRetries + 1;
@@ -1205,6 +1439,9 @@ public final class MirrorBlockDevice implements BlockDevice {
             watchdog.shutdownNow();
         }
         resyncExecutor.shutdownNow();
+        // Activity log: with no write in flight and every live leg flushed, the legs agree wherever the log says
+        // they may not, so the next start resyncs nothing; otherwise the log stays and the next start resyncs it.
+        activityLog.closeCleanly();
         for (Leg l : legs) {
             BlockDevice d = l.device;
             if (d != null) {
@@ -1266,6 +1503,8 @@ public final class MirrorBlockDevice implements BlockDevice {
         final long[] legEpoch = new long[MAX_LEGS];
         int firstRegion;
         int lastRegion;
+        /** FLUSH only: the activity log's flush round this flush completes. */
+        long flushRound;
         private final ByteBuffer[] viewSource = new ByteBuffer[MAX_LEGS];
         private final ByteBuffer[] views = new ByteBuffer[MAX_LEGS];
 

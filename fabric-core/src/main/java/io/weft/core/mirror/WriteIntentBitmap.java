@@ -21,11 +21,20 @@ import org.agrona.concurrent.UnsafeBuffer;
  * | u64    | u32 =1 |u32=4096| u64 bytes      |size u32| u32    | u64            |mask u32|sync u32|
  * +--------+--------+--------+----------------+--------+--------+----------------+--------+--------+
  * 48               56       60                                                              4096
- * | bits length u64| crc32c | reserved (zero)  ...                                               |
+ * | bits length u64| crc32c | reserved (zero)  ...                                                |
  * |  bytes         | of 0..56                                                                       |
  * +----------------+--------+--------------------------------------------------------------------+
+ * 512: activity log, {@value #ACTIVITY_SLOTS} slots of one u64 each (see {@link ActivityLog}):
+ * +------------------------------+------------------------------+
+ * | first region + 1 (u32, 0 =   | regions in the extent (u32)  |   one slot, replaced by one aligned 8-byte store
+ * | empty slot)                  |                              |
+ * +------------------------------+------------------------------+
  * 4096: bits, little-endian u64 words; bit (r % 64) of word (r / 64) = region r is dirty
  * </pre>
+ * The activity slots are outside the CRC: each is written by one aligned 8-byte store, which never spans a 512-byte
+ * sector, so a torn page leaves every slot either old or new (an old slot names an extent that was flushed before
+ * it was replaced: one extra copy after a crash, never a missed one). Files written before the activity log have
+ * zeros there (an empty log).
  * All fields little-endian (the bits and CAS-updated words use the platform order; Weft runs on x86-64 and
  * aarch64, both little-endian). The header fits in the first 512-byte sector (written atomically by the media we
  * target);
@@ -57,6 +66,10 @@ public final class WriteIntentBitmap implements AutoCloseable {
     static final int OFF_FULL_SYNC_MASK = 44;
     static final int OFF_BITS_LENGTH = 48;
     static final int OFF_CRC = 56;
+    /** Start of the activity log's slots (the second 512-byte sector of the header page). */
+    static final int OFF_ACTIVITY = 512;
+    /** Activity log slots the header holds: the most extents {@link ActivityLog} can keep active. */
+    public static final int ACTIVITY_SLOTS = (HEADER_LENGTH - OFF_ACTIVITY) / 8;
 
     private final Path path;
     private final FileChannel channel;
@@ -292,6 +305,21 @@ public final class WriteIntentBitmap implements AutoCloseable {
         }
     }
 
+    /** Sets one region's bit without forcing it (the caller forces, e.g. with {@link #updateLegs}). */
+    void setDirtyBit(long region) {
+        if (region < 0 || region >= regionCount) {
+            return;
+        }
+        int word = HEADER_LENGTH + (int) (region >>> 6) * 8;
+        long bit = 1L << (region & 63);
+        while (true) {
+            long w = buffer.getLongVolatile(word);
+            if ((w & bit) != 0 || buffer.compareAndSetLong(word, w, w | bit)) {
+                return;
+            }
+        }
+    }
+
     public boolean isDirty(long region) {
         if (region < 0 || region >= regionCount) {
             return false;
@@ -342,6 +370,28 @@ public final class WriteIntentBitmap implements AutoCloseable {
             }
         }
         return -1;
+    }
+
+    /** Activity log slot {@code slot} as last stored (0 = empty); see the layout in the class comment. */
+    long activitySlot(int slot) {
+        return buffer.getLongVolatile(OFF_ACTIVITY + checkSlot(slot) * 8);
+    }
+
+    /** Stores activity log slot {@code slot}; durable after the next {@link #forceActivityLog}. */
+    void putActivitySlot(int slot, long value) {
+        buffer.putLongVolatile(OFF_ACTIVITY + checkSlot(slot) * 8, value);
+    }
+
+    /** Forces the activity log's sector range (one msync of the header page). */
+    void forceActivityLog() {
+        force(OFF_ACTIVITY, HEADER_LENGTH - OFF_ACTIVITY);
+    }
+
+    private static int checkSlot(int slot) {
+        if (slot < 0 || slot >= ACTIVITY_SLOTS) {
+            throw new IndexOutOfBoundsException("activity slot " + slot);
+        }
+        return slot;
     }
 
     /** Forces the whole map (used after a batch of clears). */

@@ -51,7 +51,9 @@ class MirrorBlockDeviceTest {
 
     static MirrorOptions fast() {
         // Long enough that a loaded 2-core CI machine does not drop a healthy asynchronous leg.
-        return MirrorOptions.defaults().withLegTimeoutNanos(300_000_000L);
+        // Activity log extents of one 1 MiB region, so the bitmap counts below are per region (see ResyncTest).
+        return MirrorOptions.defaults().withLegTimeoutNanos(300_000_000L)
+                .withActivityLog(ActivityLog.DEFAULT_EXTENTS, 1 << 20);
     }
 
     /** Records leg-dropped events. */

@@ -4,9 +4,10 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 
-/** {@code weft leg}: adds or removes a leg of a mirrored device at run time. */
-@Command(name = "leg", mixinStandardHelpOptions = true, subcommands = {LegCommand.Add.class, LegCommand.Remove.class},
-        description = "Adds or removes a leg of a mirrored device mapped on the node you talk to.")
+/** {@code weft leg}: adds, removes or resyncs a leg of a mirrored device at run time. */
+@Command(name = "leg", mixinStandardHelpOptions = true,
+        subcommands = {LegCommand.Add.class, LegCommand.Remove.class, LegCommand.Resync.class},
+        description = "Adds, removes or resyncs a leg of a mirrored device mapped on the node you talk to.")
 public final class LegCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -58,6 +59,32 @@ public final class LegCommand implements Runnable {
                 throw new CommandLine.ParameterException(spec.commandLine(), "INDEX is 0, 1 or 2; got " + index);
             }
             printReply(api.post("/weft/devices/" + device + "/legs/" + index + "/remove", NodeApi.object()));
+        }
+    }
+
+    /** {@code weft leg resync DEVICE INDEX [--full]}. */
+    @Command(name = "resync", mixinStandardHelpOptions = true,
+            description = {"Copies to leg INDEX of mirrored DEVICE from an in-sync leg, in the background: with --full",
+                "every region (a leg whose contents are in doubt), else the regions the write-intent bitmap marks",
+                "(a failed leg). The leg serves no reads until in sync; weft status shows the progress.",
+                "Refused for the only in-sync leg: it is the source."})
+    public static final class Resync extends ClientCommand {
+        @Parameters(index = "0", paramLabel = "DEVICE", description = "A mirrored device mapped on the node.")
+        String device;
+
+        @Parameters(index = "1", paramLabel = "INDEX", description = "Leg index (the LEG column of weft status).")
+        int index;
+
+        @CommandLine.Option(names = "--full", description = "Copy the whole device, not just the marked regions.")
+        boolean full;
+
+        @Override
+        void run(NodeApi api) {
+            if (index < 0) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "INDEX is 0, 1 or 2; got " + index);
+            }
+            printReply(api.post("/weft/devices/" + device + "/legs/" + index + "/resync",
+                    NodeApi.object().put("full", full)));
         }
     }
 }

@@ -12,7 +12,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-/** {@code weft leg add|remove} against a fake node. */
+/** {@code weft leg add|remove|resync} against a fake node. */
 class LegCommandTest {
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -56,6 +56,18 @@ class LegCommandTest {
         assertEquals(0, weft("leg", "remove", "m0", "1", "--node", node.address()), err.toString());
         assertEquals("removed leg 1 of m0", out.toString().trim());
         assertEquals("{}", node.requests("POST", "/weft/devices/m0/legs/1/remove").get(0).body());
+    }
+
+    @Test
+    void resyncPostsFullToTheLegIndex() throws Exception {
+        node.on("POST /weft/devices/m0/legs/2/resync", 200, "{\"message\":\"resyncing leg 2 (c:m0.img) of m0\"}");
+        assertEquals(0, weft("leg", "resync", "m0", "2", "--full", "--node", node.address()), err.toString());
+        assertEquals("resyncing leg 2 (c:m0.img) of m0", out.toString().trim());
+        assertTrue(JSON.readTree(node.requests("POST", "/weft/devices/m0/legs/2/resync").get(0).body())
+                .path("full").asBoolean(), "--full is sent as {\"full\":true}");
+        assertEquals(0, weft("leg", "resync", "m0", "2", "--node", node.address()), err.toString());
+        assertEquals(false, JSON.readTree(node.requests("POST", "/weft/devices/m0/legs/2/resync").get(1).body())
+                .path("full").asBoolean(true), "without --full: {\"full\":false}");
     }
 
     @Test
