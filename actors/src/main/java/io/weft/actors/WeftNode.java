@@ -2,6 +2,7 @@ package io.weft.actors;
 
 import io.weft.actors.client.ClientService;
 import io.weft.actors.client.DeviceExporter;
+import io.weft.actors.client.DeviceRegistry;
 import io.weft.actors.drill.DrillService;
 import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.Transports;
@@ -39,14 +40,14 @@ public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
     }
 
     public static Behavior<Command> create(WeftSettings settings, NodeState nodeState, Transports transports,
-                                           DeviceExporter exporter) {
-        return Behaviors.setup(ctx -> new WeftNode(ctx, settings, nodeState, transports, exporter));
+                                           DeviceExporter exporter, DeviceRegistry registry) {
+        return Behaviors.setup(ctx -> new WeftNode(ctx, settings, nodeState, transports, exporter, registry));
     }
 
     private final Services services;
 
     private WeftNode(ActorContext<Command> ctx, WeftSettings configured, NodeState nodeState, Transports transports,
-                     DeviceExporter exporter) {
+                     DeviceExporter exporter, DeviceRegistry registry) {
         super(ctx);
         String name = configured.nodeName();
         if (name.isBlank()) {
@@ -65,7 +66,7 @@ public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
         }
         if (settings.isClient()) {
             client = Optional.of(ctx.spawn(Behaviors.supervise(ClientService.create(settings, nodeState, transports,
-                    exporter)).onFailure(keepChildren), "client"));
+                    exporter, registry)).onFailure(keepChildren), "client"));
             // Resumed, not restarted: its state is the drills it runs (threads, faults on other nodes).
             drills = Optional.of(ctx.spawn(Behaviors.supervise(DrillService.create(settings, nodeState))
                     .onFailure(SupervisorStrategy.resume()), "drills"));
