@@ -184,6 +184,7 @@ public final class WeftRuntime implements AutoCloseable {
             between = false;
             system.getWhenTerminated().thenRun(() -> onIncarnationEnded(incarnation));
         } catch (Exception e) {
+            registry.abandoning(system);
             system.terminate();
             BY_SYSTEM.remove(Adapter.toClassic(system));
             throw new IllegalStateException("weft node did not start: " + e, e);
@@ -229,6 +230,7 @@ public final class WeftRuntime implements AutoCloseable {
                         settings.nodeName(), ended.number, configured.ioTimeout().toMillis(), ended.number + 1,
                         rejoinMinBackoff.toMillis());
                 scheduleIncarnation(ended.number + 1, rejoinMinBackoff);
+                scheduleOrphanExpiry();
                 return;
             }
         }
@@ -251,7 +253,6 @@ public final class WeftRuntime implements AutoCloseable {
                 scheduleIncarnation(number, next);
             }
         }, delay.toMillis(), TimeUnit.MILLISECONDS);
-        scheduleOrphanExpiry();
     }
 
     /** Between incarnations no device actor fails expired IO: this does, so no request waits past the io-timeout. */

@@ -36,6 +36,10 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * <p>Supervision: restarted by {@link ClientService} on failure. The queueing device and the export live in the
  * {@link NodeState.DeviceEntry} and survive the restart (IO waits); the session child is stopped and a fresh one
  * re-opens the mapping. The {@link SessionActor} child is restarted with backoff on failure.
+ *
+ * <p>Incarnations: when the node's actor system ends because the cluster downed or removed the node, this actor
+ * stops without tearing its device down ({@link DeviceRegistry#keepsDataPlane}): the queueing device and the export
+ * stay, IO queues, and the next incarnation's actor ({@link #adopt}) takes them over and re-opens the mapping.
  */
 public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
 

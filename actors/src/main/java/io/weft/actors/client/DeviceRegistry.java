@@ -65,6 +65,7 @@ public final class DeviceRegistry {
     private final DeviceExporter exporter;
     private final Optional<Path> file;
     private final Map<String, Mapping> recorded = new TreeMap<>();
+    private final java.util.Set<ActorSystem<?>> abandoned = java.util.concurrent.ConcurrentHashMap.newKeySet();
     private volatile boolean stopping;
 
     /**
@@ -153,7 +154,15 @@ public final class DeviceRegistry {
      * itself is not stopping. A device actor that stops for any other reason tears its device down as before.
      */
     public boolean keepsDataPlane(ActorSystem<?> system) {
-        return !stopping && membershipEnded(system);
+        return !stopping && (membershipEnded(system) || abandoned.contains(system));
+    }
+
+    /**
+     * An incarnation that did not finish starting is terminated again: its device actors (which may already have
+     * adopted devices) leave the data plane to the next attempt.
+     */
+    public void abandoning(ActorSystem<?> system) {
+        abandoned.add(system);
     }
 
     /**
