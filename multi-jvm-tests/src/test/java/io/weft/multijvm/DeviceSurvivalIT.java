@@ -129,9 +129,16 @@ class DeviceSurvivalIT {
         }
     }
 
+    /** The device's state; "absent" when the node says it has no such device, "unreachable" when it does not answer. */
     private static String state(NodeProcess n, String id) {
-        JsonNode d = device(n, id);
-        return d == null ? "absent" : d.get("state").asText();
+        try {
+            HttpResponse<String> r = n.get("/weft/devices/" + id);
+            return r.statusCode() == 200 ? json(r).get("state").asText()
+                    : r.statusCode() == 404 ? "absent" : "http " + r.statusCode();
+        } catch (Exception e) {
+            // Between two actor-system incarnations the management HTTP is not bound.
+            return "unreachable";
+        }
     }
 
     private static int incarnation(NodeProcess n) {
@@ -282,6 +289,7 @@ class DeviceSurvivalIT {
         await("d reconnecting after kill -9 of a and b", WAIT, () -> "reconnecting".equals(state(c, "d")));
         // Alone of three, c is downed by the split-brain resolver; its process and device stay.
         await("c downed (" + c.log + ")", WAIT, () -> incarnation(c) >= 2 || "absent".equals(state(c, "d")));
+        await("c answers again", WAIT, () -> !"unreachable".equals(state(c, "d")));
         assertEquals("reconnecting", state(c, "d"), "after c was downed its device is still there, waiting");
         assertTrue(incarnation(c) >= 2, "c runs a new actor-system incarnation");
         start("a", 2, configA, ports[0]);
