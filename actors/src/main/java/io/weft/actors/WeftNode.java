@@ -23,7 +23,9 @@ import org.apache.pekko.cluster.typed.Cluster;
  *
  * <p>Supervision: both services are restarted on failure without stopping their children (their state is their
  * children plus {@link NodeState}), so a bug in a service never unmaps a device or closes a backend. If the guardian
- * itself fails the actor system stops, and node-app exits non-zero.
+ * itself fails the actor system stops and the node ends ({@code WeftRuntime.whenTerminated()} completes). A guardian
+ * lives for one incarnation of the node: when the cluster downs the node, {@code WeftRuntime} starts a new one, whose
+ * client service adopts the running devices.
  */
 public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
 
