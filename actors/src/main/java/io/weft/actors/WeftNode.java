@@ -2,6 +2,7 @@ package io.weft.actors;
 
 import io.weft.actors.client.ClientService;
 import io.weft.actors.client.DeviceExporter;
+import io.weft.actors.client.DeviceRegistry;
 import io.weft.actors.drill.DrillService;
 import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.Transports;
@@ -22,7 +23,9 @@ import org.apache.pekko.cluster.typed.Cluster;
  *
  * <p>Supervision: both services are restarted on failure without stopping their children (their state is their
  * children plus {@link NodeState}), so a bug in a service never unmaps a device or closes a backend. If the guardian
- * itself fails the actor system stops, and node-app exits non-zero.
+ * itself fails the actor system stops and the node ends ({@code WeftRuntime.whenTerminated()} completes). A guardian
+ * lives for one incarnation of the node: when the cluster downs the node, {@code WeftRuntime} starts a new one, whose
+ * client service adopts the running devices.
  */
 public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
 
@@ -39,14 +42,14 @@ public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
     }
 
     public static Behavior<Command> create(WeftSettings settings, NodeState nodeState, Transports transports,
-                                           DeviceExporter exporter) {
-        return Behaviors.setup(ctx -> new WeftNode(ctx, settings, nodeState, transports, exporter));
+                                           DeviceExporter exporter, DeviceRegistry registry) {
+        return Behaviors.setup(ctx -> new WeftNode(ctx, settings, nodeState, transports, exporter, registry));
     }
 
     private final Services services;
 
     private WeftNode(ActorContext<Command> ctx, WeftSettings configured, NodeState nodeState, Transports transports,
-                     DeviceExporter exporter) {
+                     DeviceExporter exporter, DeviceRegistry registry) {
         super(ctx);
         String name = configured.nodeName();
         if (name.isBlank()) {
@@ -65,7 +68,7 @@ public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
         }
         if (settings.isClient()) {
             client = Optional.of(ctx.spawn(Behaviors.supervise(ClientService.create(settings, nodeState, transports,
-                    exporter)).onFailure(keepChildren), "client"));
+                    exporter, registry)).onFailure(keepChildren), "client"));
             // Resumed, not restarted: its state is the drills it runs (threads, faults on other nodes).
             drills = Optional.of(ctx.spawn(Behaviors.supervise(DrillService.create(settings, nodeState))
                     .onFailure(SupervisorStrategy.resume()), "drills"));

@@ -3,11 +3,14 @@ package io.weft.actors;
 import com.typesafe.config.Config;
 import io.weft.actors.client.ClientService;
 import io.weft.actors.client.DeviceExporter;
+import io.weft.actors.client.DeviceRegistry;
 import io.weft.actors.management.JmxPublisher;
 import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.TransportSettings;
 import io.weft.actors.transport.Transports;
+import com.typesafe.config.ConfigValueFactory;
 import java.net.URI;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -15,8 +18,11 @@ import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.Address;
+import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
@@ -25,6 +31,8 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Join;
 import org.apache.pekko.management.javadsl.PekkoManagement;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The one entry point node-app (and the multi-JVM tests) start a Weft node through:
@@ -37,25 +45,71 @@ import org.apache.pekko.management.javadsl.PekkoManagement;
  * {@link WeftNode} as guardian, joins the cluster (seed nodes, or itself), starts Pekko Management HTTP with the Weft
  * routes and registers the JMX MBeans. The operations below are what the HTTP routes and JMX call; they are safe
  * from any thread.
+ *
+ * <p><b>Incarnations.</b> This object is the node; an actor system is one <em>incarnation</em> of it. What must
+ * outlive a membership change is created here, once per process, not by an actor: the transports (RDMA server, CXL
+ * regions), the {@link NodeState}, the exporter and the {@link DeviceRegistry} (the node's record of its mappings and
+ * owner of their data plane: queueing devices, NBD exports). When the cluster downs or removes the node, its actor
+ * system terminates; the devices keep their exports and queue IO, and this object starts a new incarnation in the
+ * same process after a backoff ({@code weft.node.rejoin.min-backoff}, doubling up to {@code max-backoff} while a
+ * start fails) with the same configuration and ports. It joins the cluster again (seed nodes, or itself), its
+ * client service adopts the running devices, which re-open their mappings once the storage node is reachable; HTTP
+ * and JMX come back with it. Only {@link #shutdown} ends the node.
  */
 public final class WeftRuntime implements AutoCloseable {
     private static final Map<org.apache.pekko.actor.ActorSystem, WeftRuntime> BY_SYSTEM = new ConcurrentHashMap<>();
+    private static final Logger LOG = LoggerFactory.getLogger(WeftRuntime.class);
 
-    private final ActorSystem<WeftNode.Command> system;
-    private final WeftSettings settings;
+    /** One actor-system incarnation of the node and what lives exactly as long as it: HTTP and JMX. */
+    private static final class Incarnation {
+        final int number;
+        final ActorSystem<WeftNode.Command> system;
+        final WeftNode.Services services;
+        volatile Optional<URI> httpUri = Optional.empty();
+        volatile JmxPublisher jmx;
+
+        Incarnation(int number, ActorSystem<WeftNode.Command> system, WeftNode.Services services) {
+            this.number = number;
+            this.system = system;
+            this.services = services;
+        }
+    }
+
+    private final String systemName;
+    private final WeftSettings configured;
     private final NodeState nodeState;
     private final Transports transports;
-    private final WeftNode.Services services;
-    private volatile Optional<URI> httpUri = Optional.empty();
-    private volatile JmxPublisher jmx;
+    private final DeviceExporter exporter;
+    private final DeviceRegistry registry;
+    private final Duration rejoinMinBackoff;
+    private final Duration rejoinMaxBackoff;
+    private final CompletableFuture<Void> terminated = new CompletableFuture<>();
+    private final ScheduledExecutorService rejoiner;
+    /** The config each incarnation starts with: the first one's, with the ports it bound pinned. */
+    private volatile Config pekko;
+    private volatile Incarnation current;
+    /** True between the end of an incarnation and the start of the next (no device actor ticks meanwhile). */
+    private volatile boolean between;
+    private volatile WeftSettings settings;
+    private boolean stopping;
 
-    private WeftRuntime(ActorSystem<WeftNode.Command> system, WeftSettings settings, NodeState nodeState,
-                        Transports transports, WeftNode.Services services) {
-        this.system = system;
+    private WeftRuntime(Config pekko, String systemName, WeftSettings settings, NodeState nodeState,
+                        Transports transports, DeviceExporter exporter, DeviceRegistry registry) {
+        this.pekko = pekko;
+        this.systemName = systemName;
+        this.configured = settings;
         this.settings = settings;
         this.nodeState = nodeState;
         this.transports = transports;
-        this.services = services;
+        this.exporter = exporter;
+        this.registry = registry;
+        this.rejoinMinBackoff = pekko.getDuration("weft.node.rejoin.min-backoff");
+        this.rejoinMaxBackoff = pekko.getDuration("weft.node.rejoin.max-backoff");
+        this.rejoiner = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "weft-rejoin");
+            t.setDaemon(true);
+            return t;
+        });
     }
 
     /** Starts a node with no device exporter (devices are reachable through the Java API only). */
@@ -79,12 +133,34 @@ public final class WeftRuntime implements AutoCloseable {
         }
         Transports transports = Transports.of(settings.enabledTransports(), TransportSettings.from(pekko));
         NodeState nodeState = new NodeState();
-        ActorSystem<WeftNode.Command> system = ActorSystem.create(
-                WeftNode.create(settings, nodeState, transports, exporter), PekkoConfig.systemName(config), pekko);
-        // The RDMA server and CXL registrations live as long as the actor system (shutdown, or downed by the SBR).
-        system.getWhenTerminated().thenRun(transports::close);
+        // weft.data-dir is node-app's key: a bare control-plane node (tests) keeps no record file.
+        Optional<Path> record = pekko.hasPath("weft.data-dir")
+                ? Optional.of(settings.dataDir().resolve(DeviceRegistry.FILE_NAME)) : Optional.empty();
+        DeviceRegistry registry = new DeviceRegistry(nodeState, exporter, record);
+        WeftRuntime runtime = new WeftRuntime(pekko, PekkoConfig.systemName(config), settings, nodeState,
+                transports, exporter, registry);
         try {
-            Duration timeout = settings.askTimeout();
+            runtime.startIncarnation(1);
+        } catch (RuntimeException e) {
+            runtime.rejoiner.shutdownNow();
+            transports.close();
+            throw e;
+        }
+        return runtime;
+    }
+
+    /**
+     * Starts incarnation {@code number}: actor system, services, join, HTTP, JMX. On failure whatever it started is
+     * terminated again and the exception thrown.
+     */
+    private synchronized void startIncarnation(int number) {
+        if (stopping) {
+            return;
+        }
+        ActorSystem<WeftNode.Command> system = ActorSystem.create(
+                WeftNode.create(configured, nodeState, transports, exporter, registry), systemName, pekko);
+        try {
+            Duration timeout = configured.askTimeout();
             WeftNode.Services services = AskPattern.<WeftNode.Command, WeftNode.Services>ask(system,
                     WeftNode.GetServices::new, timeout, system.scheduler()).toCompletableFuture()
                     .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
@@ -92,23 +168,110 @@ public final class WeftRuntime implements AutoCloseable {
             if (pekko.getStringList("pekko.cluster.seed-nodes").isEmpty()) {
                 cluster.manager().tell(Join.create(cluster.selfMember().address()));
             }
-            WeftRuntime runtime = new WeftRuntime(system, settings.withNodeName(services.nodeName()), nodeState,
-                    transports, services);
-            BY_SYSTEM.put(Adapter.toClassic(system), runtime);
-            if (settings.httpEnabled()) {
+            Incarnation incarnation = new Incarnation(number, system, services);
+            settings = configured.withNodeName(services.nodeName());
+            BY_SYSTEM.put(Adapter.toClassic(system), this);
+            current = incarnation;
+            if (configured.httpEnabled()) {
                 var bound = PekkoManagement.get(Adapter.toClassic(system)).start().toCompletableFuture()
                         .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-                runtime.httpUri = Optional.of(URI.create(bound.toString()));
+                incarnation.httpUri = Optional.of(URI.create(bound.toString()));
             }
-            if (settings.jmxEnabled()) {
-                runtime.jmx = JmxPublisher.start(runtime);
+            if (configured.jmxEnabled()) {
+                incarnation.jmx = JmxPublisher.start(this);
             }
-            return runtime;
+            pinPorts(incarnation);
+            between = false;
+            system.getWhenTerminated().thenRun(() -> onIncarnationEnded(incarnation));
         } catch (Exception e) {
+            registry.abandoning(system);
             system.terminate();
             BY_SYSTEM.remove(Adapter.toClassic(system));
             throw new IllegalStateException("weft node did not start: " + e, e);
         }
+    }
+
+    /** Later incarnations bind the ports this one did (a port configured 0 is picked once per process). */
+    private void pinPorts(Incarnation incarnation) {
+        Config pinned = pekko;
+        var address = Cluster.get(incarnation.system).selfMember().address();
+        if (address.port().isDefined()) {
+            pinned = pinned.withValue("pekko.remote.artery.canonical.port",
+                    ConfigValueFactory.fromAnyRef(address.port().get()));
+        }
+        if (incarnation.httpUri.isPresent()) {
+            pinned = pinned.withValue("pekko.management.http.port",
+                    ConfigValueFactory.fromAnyRef(incarnation.httpUri.get().getPort()));
+        }
+        pekko = pinned;
+    }
+
+    /** An incarnation's actor system terminated: the end of the node, or (downed, removed) the start of the next. */
+    private void onIncarnationEnded(Incarnation ended) {
+        BY_SYSTEM.remove(Adapter.toClassic(ended.system));
+        JmxPublisher published = ended.jmx;
+        if (published != null) {
+            published.close();
+        }
+        boolean membershipEnded = DeviceRegistry.membershipEnded(ended.system);
+        synchronized (this) {
+            if (!stopping && !membershipEnded) {
+                // Not the cluster's doing (the JVM exits, or the guardian failed): the node ends here.
+                stopping = true;
+                registry.stopping();
+                LOG.warn("weft node '{}': actor system terminated ({}); the node stops", settings.nodeName(),
+                        CoordinatedShutdown.get(Adapter.toClassic(ended.system)).getShutdownReason()
+                                .map(Object::toString).orElse("no reason given"));
+            }
+            if (!stopping) {
+                between = true;
+                LOG.warn("weft node '{}': actor-system incarnation {} ended (downed or removed from the cluster); "
+                        + "devices keep their exports and queue IO (up to {} ms); starting incarnation {} in {} ms",
+                        settings.nodeName(), ended.number, configured.ioTimeout().toMillis(), ended.number + 1,
+                        rejoinMinBackoff.toMillis());
+                scheduleIncarnation(ended.number + 1, rejoinMinBackoff);
+                scheduleOrphanExpiry();
+                return;
+            }
+        }
+        finish();
+    }
+
+    private void scheduleIncarnation(int number, Duration delay) {
+        rejoiner.schedule(() -> {
+            try {
+                startIncarnation(number);
+                if (!stopping) {
+                    LOG.info("weft node '{}': incarnation {} started; rejoining the cluster, devices re-open their "
+                            + "mappings", settings.nodeName(), number);
+                }
+            } catch (RuntimeException e) {
+                Duration next = delay.multipliedBy(2).compareTo(rejoinMaxBackoff) > 0 ? rejoinMaxBackoff
+                        : delay.multipliedBy(2);
+                LOG.warn("weft node '{}': incarnation {} did not start ({}); trying again in {} ms",
+                        settings.nodeName(), number, e.toString(), next.toMillis());
+                scheduleIncarnation(number, next);
+            }
+        }, delay.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /** Between incarnations no device actor fails expired IO: this does, so no request waits past the io-timeout. */
+    private void scheduleOrphanExpiry() {
+        long tick = Math.max(20, Math.min(1000, configured.ioTimeout().toMillis() / 4));
+        rejoiner.schedule(() -> {
+            if (between && !stopping) {
+                registry.expireOrphans(System.nanoTime());
+                scheduleOrphanExpiry();
+            }
+        }, tick, TimeUnit.MILLISECONDS);
+    }
+
+    /** The last incarnation has ended: release the data plane (devices, exports) and the transports. */
+    private void finish() {
+        registry.closeAll();
+        transports.close();
+        rejoiner.shutdownNow();
+        terminated.complete(null);
     }
 
     /** The runtime a management route or health check runs in. */
@@ -116,8 +279,19 @@ public final class WeftRuntime implements AutoCloseable {
         return Optional.ofNullable(BY_SYSTEM.get(classicSystem));
     }
 
+    /** The current incarnation's actor system (a terminated one between two incarnations). */
     public ActorSystem<WeftNode.Command> system() {
-        return system;
+        return current.system;
+    }
+
+    /** The current actor-system incarnation: 1 for the first, one more each time the node was downed and rejoined. */
+    public int incarnation() {
+        return current.number;
+    }
+
+    /** The node's record of its mappings and owner of their data plane. */
+    public DeviceRegistry registry() {
+        return registry;
     }
 
     public WeftSettings settings() {
@@ -126,17 +300,17 @@ public final class WeftRuntime implements AutoCloseable {
 
     /** This node's {@code weft.node.name} (resolved when it was configured empty). */
     public String nodeName() {
-        return services.nodeName();
+        return current.services.nodeName();
     }
 
     /** This node's cluster address. */
     public Address clusterAddress() {
-        return Cluster.get(system).selfMember().address();
+        return Cluster.get(system()).selfMember().address();
     }
 
     /** Management HTTP base URI, when enabled. */
     public Optional<URI> httpUri() {
-        return httpUri;
+        return current.httpUri;
     }
 
     public NodeState state() {
@@ -154,31 +328,31 @@ public final class WeftRuntime implements AutoCloseable {
 
     /** Maps a device on this (client) node. Completes when it is ready or the map failed. */
     public CompletionStage<Reply> map(MapSpec spec) {
-        if (services.client().isEmpty()) {
+        if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
         }
         Duration timeout = settings.mapTimeout().plus(settings.askTimeout());
-        return AskPattern.ask(services.client().get(), replyTo -> new ClientService.Map(spec, replyTo), timeout,
-                system.scheduler());
+        return AskPattern.ask(services().client().get(), replyTo -> new ClientService.Map(spec, replyTo), timeout,
+                system().scheduler());
     }
 
     /** Unmaps a device; {@code force} fails in-flight IO with EIO instead of waiting for it. */
     public CompletionStage<Reply> unmap(String deviceId, boolean force) {
-        if (services.client().isEmpty()) {
+        if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
         }
         Duration timeout = settings.unmapDrainTimeout().plus(settings.askTimeout());
-        return AskPattern.ask(services.client().get(), replyTo -> new ClientService.Unmap(deviceId, force, replyTo),
-                timeout, system.scheduler());
+        return AskPattern.ask(services().client().get(), replyTo -> new ClientService.Unmap(deviceId, force, replyTo),
+                timeout, system().scheduler());
     }
 
     /** Drops a device's path and opens it again. */
     public CompletionStage<Reply> remap(String deviceId) {
-        if (services.client().isEmpty()) {
+        if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
         }
-        return AskPattern.ask(services.client().get(), replyTo -> new ClientService.Remap(deviceId, replyTo),
-                settings.askTimeout(), system.scheduler());
+        return AskPattern.ask(services().client().get(), replyTo -> new ClientService.Remap(deviceId, replyTo),
+                settings.askTimeout(), system().scheduler());
     }
 
     // ---- Mirror legs at run time (docs/mirror.md "Adding and removing legs") ----
@@ -188,22 +362,22 @@ public final class WeftRuntime implements AutoCloseable {
      * started in the background (or with the reason it was refused); the leg serves no reads until in sync.
      */
     public CompletionStage<Reply> addLeg(String deviceId, MapSpec.Leg leg) {
-        if (services.client().isEmpty()) {
+        if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
         }
         Duration timeout = settings.mapTimeout().plus(settings.askTimeout());
-        return AskPattern.ask(services.client().get(), replyTo -> new ClientService.AddLeg(deviceId, leg, replyTo),
-                timeout, system.scheduler());
+        return AskPattern.ask(services().client().get(), replyTo -> new ClientService.AddLeg(deviceId, leg, replyTo),
+                timeout, system().scheduler());
     }
 
     /** Removes the leg at {@code index} (as in the device status) from a mirrored device; never the last in-sync one. */
     public CompletionStage<Reply> removeLeg(String deviceId, int index) {
-        if (services.client().isEmpty()) {
+        if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
         }
-        return AskPattern.ask(services.client().get(),
+        return AskPattern.ask(services().client().get(),
                 replyTo -> new ClientService.RemoveLeg(deviceId, index, replyTo), settings.askTimeout(),
-                system.scheduler());
+                system().scheduler());
     }
 
     /**
@@ -260,12 +434,12 @@ public final class WeftRuntime implements AutoCloseable {
 
     /** Storage nodes currently reachable, by name. */
     public CompletionStage<List<String>> storageNodes() {
-        CompletionStage<Receptionist.Listing> listing = AskPattern.ask(system.receptionist(),
-                replyTo -> Receptionist.find(StorageService.KEY, replyTo), settings.askTimeout(), system.scheduler());
+        CompletionStage<Receptionist.Listing> listing = AskPattern.ask(system().receptionist(),
+                replyTo -> Receptionist.find(StorageService.KEY, replyTo), settings.askTimeout(), system().scheduler());
         return listing.thenCompose(l -> {
             List<CompletableFuture<String>> names = l.getServiceInstances(StorageService.KEY).stream()
                     .map(ref -> AskPattern.<StorageService.Command, StorageService.BackendList>ask(ref,
-                            StorageService.ListBackends::new, settings.askTimeout(), system.scheduler())
+                            StorageService.ListBackends::new, settings.askTimeout(), system().scheduler())
                             .thenApply(StorageService.BackendList::node).toCompletableFuture()
                             .exceptionally(t -> null))
                     .toList();
@@ -281,14 +455,14 @@ public final class WeftRuntime implements AutoCloseable {
         return findStorage(StorageService.keyFor(storageNode), deadline).thenCompose(ref -> ref == null
                 ? CompletableFuture.completedFuture(Reply.error("storage node '" + storageNode
                         + "' not found in the cluster (check its weft.node.name, its storage role and that it is up)"))
-                : AskPattern.ask(ref, msg::apply, settings.askTimeout(), system.scheduler()));
+                : AskPattern.ask(ref, msg::apply, settings.askTimeout(), system().scheduler()));
     }
 
     /** Looks a storage node up, retrying until the deadline: right after start-up the listing may not be in yet. */
     private CompletionStage<ActorRef<StorageService.Command>> findStorage(
             org.apache.pekko.actor.typed.receptionist.ServiceKey<StorageService.Command> key, long deadlineNanos) {
-        CompletionStage<Receptionist.Listing> listing = AskPattern.ask(system.receptionist(),
-                replyTo -> Receptionist.find(key, replyTo), settings.askTimeout(), system.scheduler());
+        CompletionStage<Receptionist.Listing> listing = AskPattern.ask(system().receptionist(),
+                replyTo -> Receptionist.find(key, replyTo), settings.askTimeout(), system().scheduler());
         return listing.thenCompose(l -> {
             var refs = l.getServiceInstances(key);
             if (!refs.isEmpty()) {
@@ -308,40 +482,39 @@ public final class WeftRuntime implements AutoCloseable {
     /** Starts a drill on this (client) node: answers once it runs, or why it cannot. */
     public CompletionStage<io.weft.actors.drill.DrillService.StartReply> startDrill(
             io.weft.actors.drill.DrillRequest request) {
-        if (services.drills().isEmpty()) {
+        if (services().drills().isEmpty()) {
             return CompletableFuture.completedFuture(new io.weft.actors.drill.DrillService.Refused(404,
                     "node " + nodeName() + " has no client role, so no device " + request.device()));
         }
         // Kill and freeze ask the target which process it is first: two asks.
-        return AskPattern.ask(services.drills().get(),
+        return AskPattern.ask(services().drills().get(),
                 replyTo -> new io.weft.actors.drill.DrillService.Start(request, replyTo),
-                settings.askTimeout().multipliedBy(3), system.scheduler());
+                settings.askTimeout().multipliedBy(3), system().scheduler());
     }
 
     /** The last drills run on this node, oldest first (empty without the client role). */
     public CompletionStage<List<io.weft.actors.drill.DrillStatus>> drills() {
-        if (services.drills().isEmpty()) {
+        if (services().drills().isEmpty()) {
             return CompletableFuture.completedFuture(List.of());
         }
-        return AskPattern.ask(services.drills().get(), io.weft.actors.drill.DrillService.ListDrills::new,
-                settings.askTimeout(), system.scheduler());
+        return AskPattern.ask(services().drills().get(), io.weft.actors.drill.DrillService.ListDrills::new,
+                settings.askTimeout(), system().scheduler());
     }
 
     /** One drill's status, if this node ran it recently. */
     public CompletionStage<Optional<io.weft.actors.drill.DrillStatus>> drill(String id) {
-        if (services.drills().isEmpty()) {
+        if (services().drills().isEmpty()) {
             return CompletableFuture.completedFuture(Optional.empty());
         }
-        return AskPattern.ask(services.drills().get(),
+        return AskPattern.ask(services().drills().get(),
                 replyTo -> new io.weft.actors.drill.DrillService.GetDrill(id, replyTo),
-                settings.askTimeout(), system.scheduler());
+                settings.askTimeout(), system().scheduler());
     }
 
     /** Waits until this node is an Up member of the cluster; false if it is not within {@code timeout}. */
     public boolean awaitUp(Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
-        Cluster cluster = Cluster.get(system);
-        while (cluster.selfMember().status() != org.apache.pekko.cluster.MemberStatus.up()) {
+        while (Cluster.get(system()).selfMember().status() != org.apache.pekko.cluster.MemberStatus.up()) {
             if (System.nanoTime() - deadline > 0) {
                 return false;
             }
@@ -355,20 +528,45 @@ public final class WeftRuntime implements AutoCloseable {
         return true;
     }
 
-    /** Leaves the cluster and stops the actor system; returns when it has terminated (bounded by ask-timeout). */
+    private WeftNode.Services services() {
+        return current.services;
+    }
+
+    /**
+     * Leaves the cluster and stops the actor system, then closes the devices, their exports and the transports;
+     * returns when done (bounded by ask-timeout). No new incarnation starts afterwards.
+     */
     public void shutdown() {
-        BY_SYSTEM.remove(Adapter.toClassic(system));
-        JmxPublisher published = jmx;
-        if (published != null) {
-            published.close();
+        Incarnation last;
+        synchronized (this) {
+            if (stopping) {
+                last = null;
+            } else {
+                stopping = true;
+                registry.stopping();
+                last = current;
+            }
         }
-        system.terminate();
+        if (last == null) {
+            awaitTerminated();
+            return;
+        }
+        BY_SYSTEM.remove(Adapter.toClassic(last.system));
+        if (last.system.getWhenTerminated().toCompletableFuture().isDone()) {
+            // Between two incarnations: nothing will end this one again.
+            finish();
+        } else {
+            last.system.terminate();
+        }
+        awaitTerminated();
+    }
+
+    private void awaitTerminated() {
         try {
-            system.getWhenTerminated().toCompletableFuture().get(settings.askTimeout().toMillis(),
-                    TimeUnit.MILLISECONDS);
+            terminated.get(settings.askTimeout().toMillis(), TimeUnit.MILLISECONDS);
         } catch (Exception e) {
             // The JVM is exiting or the test is done: nothing more to do than report.
-            system.log().warn("actor system did not terminate in time: {}", e.toString());
+            LOG.warn("weft node '{}': actor system did not terminate in time: {}", settings.nodeName(), e.toString());
         }
     }
 
@@ -377,8 +575,8 @@ public final class WeftRuntime implements AutoCloseable {
         shutdown();
     }
 
-    /** Completes when the actor system has terminated (e.g. after the node was downed). */
+    /** Completes when the node has stopped for good ({@link #shutdown}); a downed node's incarnations do not. */
     public CompletionStage<?> whenTerminated() {
-        return system.getWhenTerminated();
+        return terminated;
     }
 }

@@ -114,6 +114,74 @@ class TwoNodeTest {
         }
     }
 
+    /** Records what the device actors do to exports: a downing must neither withdraw nor re-add one. */
+    private static final class RecordingExporter implements io.weft.actors.client.DeviceExporter {
+        final List<String> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        @Override
+        public String export(String name, String description, io.weft.core.io.BlockDevice device) {
+            events.add("export " + name);
+            return "test://" + name;
+        }
+
+        @Override
+        public void unexport(String name) {
+            events.add("unexport " + name);
+        }
+    }
+
+    @Test
+    void aDownedClientNodeKeepsItsDeviceAndExportStartsANewIncarnationAndTheDeviceRemaps() throws Exception {
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        Files.write(exports.resolve("w.img"), new byte[1 << 16]);
+        Path dataDir = tmp.resolve("data-cl");
+        storage = startStorage(exports, List.of());
+        RecordingExporter exporter = new RecordingExporter();
+        client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null,
+                List.of(hostPort(storage.clusterAddress())), Map.of("weft.client.io-timeout", "60s",
+                        "weft.node.rejoin.min-backoff", "200ms", "weft.data-dir", dataDir.toString())), exporter);
+        Reply mapped = get(client.map(new MapSpec("w", "st", "w.img", AccessMode.RW, null)));
+        assertTrue(mapped.ok(), mapped.message());
+        NodeState.DeviceEntry dev = client.state().device("w");
+        assertEquals(List.of("export w"), exporter.events);
+        assertEquals(1, client.incarnation());
+        List<io.weft.actors.client.DeviceRegistry.Mapping> recorded =
+                io.weft.actors.client.DeviceRegistry.read(dataDir.resolve("mappings.json"));
+        assertEquals(1, recorded.size(), recorded.toString());
+        assertEquals("w", recorded.get(0).id());
+        assertEquals("st", recorded.get(0).storageNode());
+        assertEquals("test://w", recorded.get(0).export());
+
+        // The cluster downs the client node (as the split-brain resolver does to a minority).
+        storage.system().log().info("test: downing the client node");
+        org.apache.pekko.cluster.typed.Cluster.get(storage.system()).manager()
+                .tell(new org.apache.pekko.cluster.typed.Down(client.clusterAddress()));
+        await("the client's first incarnation ended and the device waits for a path", WAIT,
+                () -> dev.state == DeviceState.RECONNECTING);
+        ByteBuffer data = ByteBuffer.allocate(4096);
+        for (int i = 0; i < 4096; i++) {
+            data.put(i, (byte) (i ^ 0x3c));
+        }
+        CompletableFuture<Integer> write = TestNodes.submit(dev.device, IoOp.WRITE, 4096, 4096, data);
+
+        await("a new incarnation of the client node", WAIT, () -> client.incarnation() == 2);
+        await("the write queued across the incarnations completed", WAIT, write::isDone);
+        assertEquals(IoStatus.OK, write.get());
+        await("device ready again", WAIT, () -> dev.state == DeviceState.READY);
+        assertTrue(client.state().device("w") == dev, "the same device (queue, export) was adopted");
+        assertEquals(List.of("export w"), exporter.events, "the export was neither withdrawn nor added again");
+        assertTrue(client.awaitUp(WAIT), "the new incarnation joined the cluster");
+        byte[] onDisk = Files.readAllBytes(exports.resolve("w.img"));
+        for (int i = 0; i < 4096; i++) {
+            assertEquals((byte) (i ^ 0x3c), onDisk[4096 + i], "byte " + i + " reached the backing file");
+        }
+        // Management works in the new incarnation too: an unmap through it withdraws the export and the record.
+        Reply unmapped = get(client.unmap("w", false));
+        assertTrue(unmapped.ok(), unmapped.message());
+        assertTrue(exporter.events.contains("unexport w"), exporter.events.toString());
+        assertEquals(List.of(), io.weft.actors.client.DeviceRegistry.read(dataDir.resolve("mappings.json")));
+    }
+
     @Test
     void aClientNodeThatLeavesReleasesItsRwMapping() throws Exception {
         Path exports = Files.createDirectories(tmp.resolve("exports"));

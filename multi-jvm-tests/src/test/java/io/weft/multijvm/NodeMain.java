@@ -16,7 +16,8 @@ import java.nio.file.StandardCopyOption;
  * loopback port and the node through {@link WeftRuntime#start(Config, io.weft.actors.client.DeviceExporter)} with an
  * {@link NbdServerExporter} (what node-app's {@code weft node} will do), then writes the ready file (node name,
  * cluster address, HTTP URI, pid, NBD address) atomically so the test knows where to find it. SIGTERM shuts the node
- * down gracefully; the test's {@code destroyForcibly()} is a real {@code kill -9}.
+ * down gracefully; the test's {@code destroyForcibly()} is a real {@code kill -9}. Like {@code weft node}, the process
+ * stays up until it is stopped, also when the cluster downs the node.
  */
 public final class NodeMain {
     private NodeMain() {
@@ -29,9 +30,7 @@ public final class NodeMain {
         InetSocketAddress nbdAt = nbd.bindTcp("127.0.0.1", 0);
         WeftRuntime node = WeftRuntime.start(config,
                 new NbdServerExporter(nbd, "nbd://127.0.0.1:" + nbdAt.getPort() + "/"));
-        java.util.concurrent.atomic.AtomicBoolean stopping = new java.util.concurrent.atomic.AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            stopping.set(true);
             node.shutdown();
             nbd.close();
         }, "weft-shutdown"));
@@ -43,10 +42,8 @@ public final class NodeMain {
                 + "\nnbd=127.0.0.1:" + nbdAt.getPort() + "\n",
                 StandardCharsets.UTF_8);
         Files.move(tmp, ready, StandardCopyOption.ATOMIC_MOVE);
-        // Stay up until the node is stopped (shutdown hook) or downed by the cluster; a downed node exits non-zero.
-        node.whenTerminated().toCompletableFuture().join();
-        if (!stopping.get()) {
-            System.exit(3);
-        }
+        // Stay up until the node is stopped (shutdown hook), as `weft node` does: a node the cluster downs keeps
+        // its process, its NBD server and its devices.
+        new java.util.concurrent.CountDownLatch(1).await();
     }
 }

@@ -23,6 +23,10 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
  *
  * <p>Supervision (applied by {@code WeftNode}): restarted on failure without stopping its children, so mapped
  * devices are untouched. Its {@link DeviceActor} children are restarted on failure (see there).
+ *
+ * <p>When it starts in a new actor-system incarnation of the node (the previous one was downed), it adopts the
+ * devices the previous incarnation left running from the node's {@link DeviceRegistry}: one {@link DeviceActor} each,
+ * over the same queueing device and export.
  */
 public final class ClientService extends AbstractBehavior<ClientService.Command> {
 
@@ -55,22 +59,47 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
             false, false);
 
     public static Behavior<Command> create(WeftSettings settings, NodeState nodeState, Transports transports,
-                                           DeviceExporter exporter) {
-        return Behaviors.setup(ctx -> new ClientService(ctx, settings, nodeState, transports, exporter));
+                                           DeviceExporter exporter, DeviceRegistry registry) {
+        return Behaviors.setup(ctx -> new ClientService(ctx, settings, nodeState, transports, exporter, registry));
     }
 
     private final WeftSettings settings;
     private final NodeState nodeState;
     private final Transports transports;
     private final DeviceExporter exporter;
+    private final DeviceRegistry registry;
 
     private ClientService(ActorContext<Command> ctx, WeftSettings settings, NodeState nodeState,
-                          Transports transports, DeviceExporter exporter) {
+                          Transports transports, DeviceExporter exporter, DeviceRegistry registry) {
         super(ctx);
         this.settings = settings;
         this.nodeState = nodeState;
         this.transports = transports;
         this.exporter = exporter;
+        this.registry = registry;
+        adoptRunningDevices();
+    }
+
+    /**
+     * A new actor-system incarnation of this node (the previous one was downed or removed): takes over every device
+     * the previous one left running (see {@link DeviceRegistry}). Also runs after a restart of this service on
+     * failure, where its children kept running: a device that still has its actor is left alone.
+     */
+    private void adoptRunningDevices() {
+        for (NodeState.DeviceEntry entry : registry.adoptable()) {
+            String id = entry.spec.deviceId();
+            if (device(id).isPresent()) {
+                continue;
+            }
+            Transport transport = transports.get(entry.spec.transport());
+            if (transport == null) {
+                getContext().getLog().error("device {}: its transport {} is gone; cannot adopt it", id,
+                        entry.spec.transport());
+                continue;
+            }
+            getContext().spawn(Behaviors.supervise(DeviceActor.adopt(entry, nodeState.nodeName(), transport,
+                    settings, exporter, registry)).onFailure(SupervisorStrategy.restart()), childName(id));
+        }
     }
 
     @Override
@@ -112,9 +141,9 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
                 spec.mirrored()
                         // Not restarted: a fresh actor would rebuild the mirror over the same bitmap and legs.
                         ? MirroredDeviceActor.create(entry, nodeState.nodeName(), transport, settings, exporter,
-                                map.replyTo())
+                                registry, map.replyTo())
                         : Behaviors.supervise(DeviceActor.create(entry, nodeState.nodeName(), transport, settings,
-                                exporter, map.replyTo())).onFailure(SupervisorStrategy.restart()),
+                                exporter, registry, map.replyTo())).onFailure(SupervisorStrategy.restart()),
                 childName(spec.deviceId()));
         return this;
     }

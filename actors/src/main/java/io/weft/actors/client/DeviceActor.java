@@ -36,6 +36,10 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * <p>Supervision: restarted by {@link ClientService} on failure. The queueing device and the export live in the
  * {@link NodeState.DeviceEntry} and survive the restart (IO waits); the session child is stopped and a fresh one
  * re-opens the mapping. The {@link SessionActor} child is restarted with backoff on failure.
+ *
+ * <p>Incarnations: when the node's actor system ends because the cluster downed or removed the node, this actor
+ * stops without tearing its device down ({@link DeviceRegistry#keepsDataPlane}): the queueing device and the export
+ * stay, IO queues, and the next incarnation's actor ({@link #adopt}) takes them over and re-opens the mapping.
  */
 public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
 
@@ -76,16 +80,29 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
     }
 
     public static Behavior<Command> create(NodeState.DeviceEntry entry, String clientNode, Transport transport,
-                                           WeftSettings settings, DeviceExporter exporter,
+                                           WeftSettings settings, DeviceExporter exporter, DeviceRegistry registry,
                                            ActorRef<Reply> mapReplyTo) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-                new DeviceActor(ctx, timers, entry, clientNode, transport, settings, exporter, mapReplyTo)));
+                new DeviceActor(ctx, timers, entry, clientNode, transport, settings, exporter, registry,
+                        mapReplyTo, false)));
+    }
+
+    /**
+     * Takes over a device a previous actor-system incarnation of this node mapped (see {@link DeviceRegistry}): its
+     * queueing device and export are running; this actor opens the mapping again and connects the new path.
+     */
+    public static Behavior<Command> adopt(NodeState.DeviceEntry entry, String clientNode, Transport transport,
+                                          WeftSettings settings, DeviceExporter exporter, DeviceRegistry registry) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
+                new DeviceActor(ctx, timers, entry, clientNode, transport, settings, exporter, registry,
+                        ctx.getSystem().ignoreRef(), true)));
     }
 
     private final TimerScheduler<Command> timers;
     private final NodeState.DeviceEntry entry;
     private final WeftSettings settings;
     private final DeviceExporter exporter;
+    private final DeviceRegistry registry;
     private final ActorRef<Reply> mapReplyTo;
     private final ActorRef<SessionActor.Command> session;
     private final NodeState nodeState;
@@ -94,13 +111,15 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
 
     private DeviceActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, NodeState.DeviceEntry entry,
                         String clientNode, Transport transport, WeftSettings settings, DeviceExporter exporter,
-                        ActorRef<Reply> mapReplyTo) {
+                        DeviceRegistry registry, ActorRef<Reply> mapReplyTo, boolean adopted) {
         super(ctx);
         this.timers = timers;
         this.entry = entry;
         this.settings = settings;
         this.exporter = exporter;
+        this.registry = registry;
         this.mapReplyTo = mapReplyTo;
+        this.mapAnswered = adopted;
         this.nodeState = entry.nodeState;
         entry.transport = transport.name();
         this.session = ctx.spawn(
@@ -119,9 +138,14 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
         if (entry.state == DeviceState.MAPPING) {
             timers.startSingleTimer("map-deadline", new MapDeadline(), settings.mapTimeout());
         } else if (entry.state == DeviceState.READY) {
-            // Restarted after a failure: the new session has no path yet.
+            // Restarted after a failure, or adopted: the new session has no path yet.
             entry.device.disconnect();
             entry.state(DeviceState.RECONNECTING);
+        }
+        if (adopted) {
+            ctx.getLog().info("device {} adopted by this actor-system incarnation: export {} kept, {} request(s) "
+                    + "waiting; re-opening {}:{}", entry.spec.deviceId(), entry.exportedAs, entry.device.inFlight(),
+                    entry.spec.storageNode(), entry.spec.path());
         }
     }
 
@@ -160,6 +184,7 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
             timers.cancel("map-deadline");
             export();
             entry.state(DeviceState.READY);
+            registry.recorded(entry);
             getContext().getLog().info("device {} mapped: {} {} on {} ({} bytes) over {}", entry.spec.deviceId(),
                     entry.spec.path(), entry.spec.mode().wireName(), entry.spec.storageNode(), up.info().size(),
                     up.transport());
@@ -302,10 +327,24 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
     }
 
     private Behavior<Command> onStopped() {
+        if (!closing && entry.state != DeviceState.MAPPING && registry.keepsDataPlane(getContext().getSystem())) {
+            // This actor-system incarnation ends (the node was downed or removed) and the node goes on: the queueing
+            // device and its export belong to the node, and the next incarnation adopts them. Only the path goes
+            // (the session's channel closed with this incarnation), so IO queues under the io-timeout.
+            entry.device.disconnect();
+            entry.state(DeviceState.RECONNECTING);
+            entry.lastError = "this node's actor system is restarting (downed or removed from the cluster)";
+            entry.session = null;
+            entry.sessionState = "searching";
+            return this;
+        }
         unexport();
         entry.device.forceClose();
         entry.state(DeviceState.CLOSED);
         nodeState.removeDevice(entry.spec.deviceId(), entry);
+        if (closing) {
+            registry.forgotten(entry.spec.deviceId());
+        }
         return this;
     }
 }

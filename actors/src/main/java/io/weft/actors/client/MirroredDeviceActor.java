@@ -115,9 +115,11 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
 
     public static Behavior<DeviceActor.Command> create(NodeState.DeviceEntry entry, String clientNode,
                                                        Transport transport, WeftSettings settings,
-                                                       DeviceExporter exporter, ActorRef<Reply> mapReplyTo) {
+                                                       DeviceExporter exporter, DeviceRegistry registry,
+                                                       ActorRef<Reply> mapReplyTo) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-                new MirroredDeviceActor(ctx, timers, entry, clientNode, transport, settings, exporter, mapReplyTo)));
+                new MirroredDeviceActor(ctx, timers, entry, clientNode, transport, settings, exporter, registry,
+                        mapReplyTo)));
     }
 
     private static final int POSITIONS = MirrorBlockDevice.MAX_LEGS;
@@ -128,6 +130,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
     private final Transport transport;
     private final WeftSettings settings;
     private final DeviceExporter exporter;
+    private final DeviceRegistry registry;
     private final ActorRef<Reply> mapReplyTo;
     private final NodeState nodeState;
     private final LegFile legFile;
@@ -156,8 +159,10 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
 
     private MirroredDeviceActor(ActorContext<DeviceActor.Command> ctx, TimerScheduler<DeviceActor.Command> timers,
                                 NodeState.DeviceEntry entry, String clientNode, Transport transport,
-                                WeftSettings settings, DeviceExporter exporter, ActorRef<Reply> mapReplyTo) {
+                                WeftSettings settings, DeviceExporter exporter, DeviceRegistry registry,
+                                ActorRef<Reply> mapReplyTo) {
         super(ctx);
+        this.registry = registry;
         this.timers = timers;
         this.entry = entry;
         this.clientNode = clientNode;
@@ -507,6 +512,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         entry.device.connect(mirror, mirror.info());
         export();
         updateState();
+        registry.recorded(entry);
         List<MapSpec.Leg> mapped = currentLegs();
         getContext().getLog().info("device {} mapped: mirror of {} ({} bytes, {}) over {}", entry.spec.deviceId(),
                 mapped, size, entry.spec.mode().wireName(), entry.transport);
@@ -932,12 +938,19 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         }
     }
 
+    /**
+     * Mirrored devices are not yet adopted by a new actor-system incarnation (see {@link DeviceRegistry}): when the
+     * node is downed, the mirror is closed (its bitmap persisted) and the device is gone until it is mapped again.
+     */
     private Behavior<DeviceActor.Command> onStopped() {
         unexport();
         entry.device.forceClose();
         closeMirror();
         entry.state(DeviceState.CLOSED);
         nodeState.removeDevice(entry.spec.deviceId(), entry);
+        if (closing) {
+            registry.forgotten(entry.spec.deviceId());
+        }
         return this;
     }
 }

@@ -297,6 +297,7 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
         out.put("members", members);
         out.put("transports", rt.transports());
         out.put("pid", ProcessHandle.current().pid());
+        out.put("incarnation", rt.incarnation());
         out.put("dataDir", rt.settings().dataDir().toAbsolutePath().toString());
         return out;
     }
