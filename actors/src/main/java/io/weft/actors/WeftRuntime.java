@@ -385,12 +385,12 @@ public final class WeftRuntime implements AutoCloseable {
      * once the copy has started in the background; refused for the only in-sync leg, which is the source.
      */
     public CompletionStage<Reply> resyncLeg(String deviceId, int index, boolean full) {
-        if (services.client().isEmpty()) {
+        if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
         }
-        return AskPattern.ask(services.client().get(),
+        return AskPattern.ask(services().client().get(),
                 replyTo -> new ClientService.ResyncLeg(deviceId, index, full, replyTo), settings.askTimeout(),
-                system.scheduler());
+                system().scheduler());
     }
 
     /**
