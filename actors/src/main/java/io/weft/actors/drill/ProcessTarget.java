@@ -11,10 +11,10 @@ import io.weft.core.drill.ProcessSignals;
  * microseconds between them could still be hit; pid reuse needs the pid space to wrap, which a drill's seconds do not
  * see in practice.
  */
-record ProcessTarget(String node, long pid, long startTime) {
+public record ProcessTarget(String node, long pid, long startTime) {
 
     /** The process {@code pid} is now (its start time read from /proc). */
-    static ProcessTarget of(String node, long pid) {
+    public static ProcessTarget of(String node, long pid) {
         long start = ProcFs.startTime(pid);
         if (start < 0) {
             throw new IllegalStateException("no process " + pid + " (" + node + ") to signal");
@@ -23,7 +23,7 @@ record ProcessTarget(String node, long pid, long startTime) {
     }
 
     /** Whether {@code pid} is still this process (not gone, not reused). */
-    boolean alive() {
+    public boolean alive() {
         return ProcFs.startTime(pid) == startTime;
     }
 
@@ -32,7 +32,7 @@ record ProcessTarget(String node, long pid, long startTime) {
      *
      * @throws IllegalStateException when it is gone or the pid now belongs to another process, or the kernel refuses
      */
-    void signal(int signal) {
+    public void signal(int signal) {
         long now = ProcFs.startTime(pid);
         if (now != startTime) {
             throw new IllegalStateException("pid " + pid + " is no longer " + node + "'s process ("

@@ -315,6 +315,8 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
         out.put("members", members);
         out.put("transports", rt.transports());
         out.put("pid", ProcessHandle.current().pid());
+        // With the pid, tells a tool on the same host (same boot id) which process this node is (client-kill drill).
+        out.put("bootId", io.weft.actors.drill.ProcFs.bootId());
         out.put("dataDir", rt.settings().dataDir().toAbsolutePath().toString());
         return out;
     }
