@@ -51,6 +51,11 @@ import org.junit.jupiter.api.TestMethodOrder;
  * Every report must show every acknowledged write intact, the longest IO stall within the design's bound (1 s), the
  * leg's loss detected and the leg back in sync; m0 must be ready (both legs in sync) before the next drill.
  *
+ * Flaps (two freezes just past the leg timeout) are in the random set too; after every drill the legs must be
+ * byte-identical (compared block by block by the drill). Per transport, one client-kill drill driven from outside the
+ * client ({@code weft drill m0 --fault client-kill}, the CLI in this JVM); and a two-node topology (storage s, client
+ * c, single-leg device) with a kill of s.
+ *
  * <p>Also here: a resync after a kill copies only the regions written meanwhile (counted), and a client node killed
  * and restarted (same data directory) in the middle of a degraded period keeps its write-intent bitmap, so the
  * returning leg gets exactly the regions written while it was away (RDMA cluster).
@@ -250,8 +255,9 @@ class DrillsIT {
             }
             h.append("weft.data-dir = \"").append(dir.resolve("data-" + name)).append("\"\n");
             h.append("weft.management.jmx.enabled = false\n");
-            // IO queues through the storage node's restart (a JVM start on a loaded machine) instead of failing.
-            h.append("weft.client.io-timeout = 60s\n");
+            // IO queues through the storage node's restart (a JVM start and cluster rejoin took 50 s on a loaded
+            // 2-core machine) instead of failing.
+            h.append("weft.client.io-timeout = 150s\n");
             h.append("weft.client.map-timeout = 30s\n");
             h.append("weft.management.ask-timeout = 40s\n");
             h.append("weft.rdma.provider = software\n");
@@ -319,11 +325,11 @@ class DrillsIT {
             HttpResponse<String> posted = c.post("/weft/drills", "{\"device\":\"d\",\"fault\":\"kill\","
                     + "\"target\":\"s\",\"overwrite\":true,\"seed\":" + drillSeed + ",\"queueDepth\":8,"
                     + "\"workingSet\":\"16MiB\",\"before\":\"400ms\",\"during\":\"1s\",\"after\":\"400ms\","
-                    + "\"resyncTimeout\":\"50s\"}");
+                    + "\"resyncTimeout\":\"120s\"}");
             assertEquals(202, posted.statusCode(), posted.body());
             String id = json(posted).get("id").asText();
             JsonNode[] last = new JsonNode[1];
-            await("two-node drill " + id + " done", Duration.ofMinutes(3), () -> {
+            await("two-node drill " + id + " done", Duration.ofMinutes(4), () -> {
                 try {
                     last[0] = json(c.get("/weft/drills/" + id));
                     String phase = last[0].get("phase").asText();
@@ -661,7 +667,7 @@ class DrillsIT {
                 // The rdma cluster's c was restarted by the test before (Order 2) and mapped only m1 again.
                 await("m0 mapped on c", WAIT, () -> {
                     try {
-                        return mapMirrorStatus(c, "m0") == 200;
+                        return mapMirrorStatus(c, "m0") == 200 || device(c, "m0") != null;
                     } catch (Exception e) {
                         return false;
                     }

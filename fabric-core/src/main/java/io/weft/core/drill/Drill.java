@@ -466,6 +466,13 @@ public final class Drill {
             int n = (int) Math.min(chunkBlocks, blocks - b);
             buf.clear().limit(n * BLOCK);
             int st = wait.run(device, IoOp.READ, b * BLOCK, n * BLOCK, buf);
+            if (st == IoStatus.ETIMEDOUT) {
+                // The read is still live below: cancelled, but its buffer and completion may yet be used by the
+                // device. Neither is used again (ownership rule): fresh ones for the rest of the check.
+                device.cancel(0, wait);
+                buf = ByteBuffer.allocateDirect(chunkBlocks * BLOCK).order(ByteOrder.LITTLE_ENDIAN);
+                wait = new WaitingCompletion();
+            }
             for (int k = 0; k < n; k++) {
                 if (st != IoStatus.OK) {
                     counts[3]++;
