@@ -103,6 +103,11 @@ public final class NodeState {
          * so this, not {@code spec.legs()}, is the device's current leg set; empty until the device actor sets it).
          */
         public volatile List<MapSpec.Leg> legPositions = List.of();
+        /**
+         * Per mirror position: the leg's own device as the mirror sees it (its current session path), null for an
+         * empty position. Read directly, it bypasses the mirror's read policy: drills compare the legs through it.
+         */
+        public volatile List<io.weft.core.io.BlockDevice> legDevices = List.of();
         // Set by the SessionActor serving this entry (a device's, or one mirror leg's): how a drill reaches it to cut
         // its transport, and how many transport paths its current channel has (0 while it has none).
         public volatile org.apache.pekko.actor.typed.ActorRef<io.weft.actors.client.SessionActor.Command> session;

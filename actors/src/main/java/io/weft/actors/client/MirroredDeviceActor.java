@@ -284,6 +284,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             views.add(legs[i] == null ? null : legEntries[i]);
         }
         entry.legSessions = Collections.unmodifiableList(views);
+        entry.legDevices = Collections.unmodifiableList(Arrays.asList(legPaths.clone()));
     }
 
     @Override
@@ -470,6 +471,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             devices.add(legPaths[i]);
             pendingPaths[i] = null;
         }
+        entry.legDevices = Collections.unmodifiableList(Arrays.asList(legPaths.clone()));
         try {
             mirror = new MirrorBlockDevice(devices, bitmap, MirrorOptions.defaults()
                     .withActivityLog(settings.mirrorActivityExtents(), settings.mirrorActivityExtentSize()));

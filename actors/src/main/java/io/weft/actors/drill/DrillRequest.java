@@ -15,14 +15,15 @@ import java.util.concurrent.ThreadLocalRandom;
  * @param target  a storage node holding a leg (or the backend) of the device
  * @param path    cut only: one transport path index of each of the device's sessions to the target; null = all
  * @param restart kill only: start the killed node again at recover
+ * @param flap    flap only: how many freezes, how long each and how long the target runs between them
  * @param options the workload and its phases
  */
 public record DrillRequest(String device, Fault fault, String target, Integer path, boolean restart,
-                           DrillOptions options) {
+                           FlapPlan flap, DrillOptions options) {
 
-    /** The faults a drill can inject on a storage node. */
+    /** The faults a drill run on the client node can inject on a storage node. */
     public enum Fault {
-        KILL, FREEZE, CUT;
+        KILL, FREEZE, CUT, FLAP;
 
         public String wireName() {
             return name().toLowerCase(Locale.ROOT);
@@ -34,11 +35,53 @@ public record DrillRequest(String device, Fault fault, String target, Integer pa
                     return f;
                 }
             }
-            throw new IllegalArgumentException("'fault' must be kill, freeze or cut: " + s);
+            if ("client-kill".equals(s)) {
+                throw new IllegalArgumentException("a client-kill drill kills this node, so it is driven from"
+                        + " outside it: run 'weft drill DEVICE --fault client-kill --overwrite' on this node's host"
+                        + " (docs/drills.md, \"Client kill\")");
+            }
+            throw new IllegalArgumentException("'fault' must be kill, freeze, flap or cut: " + s);
         }
     }
 
+    /**
+     * A flap's schedule: {@code cycles} times SIGSTOP for {@code freezeMillis}, then SIGCONT and {@code runMillis}
+     * running (none after the last).
+     *
+     * @param freezeMillis 0 = the device's mirror leg timeout + {@value #FREEZE_MARGIN_MILLIS} ms (just past it, so
+     *                     every freeze drops the leg), decided by the node
+     */
+    public record FlapPlan(int cycles, long freezeMillis, long runMillis) {
+        public static final int DEFAULT_CYCLES = 3;
+        public static final long DEFAULT_RUN_MILLIS = 1000;
+        public static final long FREEZE_MARGIN_MILLIS = 300;
+        public static final FlapPlan DEFAULT = new FlapPlan(DEFAULT_CYCLES, 0, DEFAULT_RUN_MILLIS);
+
+        public FlapPlan {
+            if (cycles < 1 || cycles > 100) {
+                throw new IllegalArgumentException("'flaps' must be 1..100: " + cycles);
+            }
+            if (freezeMillis < 0 || runMillis < 0) {
+                throw new IllegalArgumentException("'freezeFor' and 'runFor' must be >= 0");
+            }
+        }
+
+        /** The freeze length, with 0 resolved against the leg timeout. */
+        public long freezeMillis(long legTimeoutMillis) {
+            return freezeMillis > 0 ? freezeMillis : legTimeoutMillis + FREEZE_MARGIN_MILLIS;
+        }
+    }
+
+    /** A request without a flap schedule (any fault but flap). */
+    public DrillRequest(String device, Fault fault, String target, Integer path, boolean restart,
+                        DrillOptions options) {
+        this(device, fault, target, path, restart, FlapPlan.DEFAULT, options);
+    }
+
     public DrillRequest {
+        if (flap == null) {
+            flap = FlapPlan.DEFAULT;
+        }
         if (path != null && fault != Fault.CUT) {
             throw new IllegalArgumentException("'path' applies to a cut only");
         }
@@ -70,6 +113,14 @@ public record DrillRequest(String device, Fault fault, String target, Integer pa
             path = p.asInt();
         }
         boolean restart = body.path("restart").asBoolean(true);
+        FlapPlan flap = FlapPlan.DEFAULT;
+        if (body.has("flaps") || body.has("freezeFor") || body.has("runFor")) {
+            if (fault != Fault.FLAP) {
+                throw new IllegalArgumentException("'flaps', 'freezeFor' and 'runFor' apply to a flap only");
+            }
+            flap = new FlapPlan((int) number(body, "flaps", FlapPlan.DEFAULT_CYCLES),
+                    millis(body, "freezeFor", 0), millis(body, "runFor", FlapPlan.DEFAULT_RUN_MILLIS));
+        }
         long seed = body.has("seed") ? number(body, "seed") : ThreadLocalRandom.current().nextLong(1L << 40);
         DrillOptions d = DrillOptions.defaults(seed);
         DrillOptions options = new DrillOptions(seed,
@@ -82,7 +133,7 @@ public record DrillRequest(String device, Fault fault, String target, Integer pa
                 millis(body, "during", d.duringMillis()),
                 millis(body, "after", d.afterMillis()),
                 millis(body, "resyncTimeout", d.resyncTimeoutMillis()));
-        return new DrillRequest(device, fault, target, path, restart, options);
+        return new DrillRequest(device, fault, target, path, restart, flap, options);
     }
 
     private static String text(JsonNode body, String field) {

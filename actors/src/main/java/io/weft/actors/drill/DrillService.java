@@ -11,6 +11,9 @@ import io.weft.actors.storage.StorageService;
 import io.weft.core.drill.Drill;
 import io.weft.core.drill.DrillOptions;
 import io.weft.core.drill.DrillReport;
+import io.weft.core.drill.LegComparison;
+import io.weft.core.io.BlockDevice;
+import io.weft.core.mirror.MirrorOptions;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -49,6 +52,8 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 public final class DrillService extends AbstractBehavior<DrillService.Command> {
     /** Drills kept for {@code GET /weft/drills}. */
     public static final int KEEP = 20;
+    /** Bound of one leg read while comparing legs (1 MiB or less on an idle device). */
+    static final long COMPARE_READ_TIMEOUT_MILLIS = 10_000;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public interface Command {
@@ -65,7 +70,35 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
     }
 
     /** @param httpStatus 400 bad request, 404 no such device, 409 conflict (busy, not on this host, ...) */
-    public record Refused(int httpStatus, String message) implements StartReply {
+    public record Refused(int httpStatus, String message) implements StartReply, CompareReply {
+    }
+
+    /**
+     * Compares the legs of a mirrored device block by block (each leg read directly) over {@code [0, length)}:
+     * {@code length} 0 = the drill's default (64 MiB, or the whole device when smaller), -1 = the whole device.
+     * Answered with {@link Compared}, or {@link Refused} when the device is not mirrored, has a leg out of sync or a
+     * drill running.
+     */
+    public record CompareLegs(String device, long length, ActorRef<CompareReply> replyTo) implements Command {
+    }
+
+    public sealed interface CompareReply permits Compared, Refused {
+    }
+
+    public record Compared(String device, LegComparison.Result result) implements CompareReply {
+        /** The JSON body of {@code POST /weft/devices/{id}/compare-legs}. */
+        public Map<String, Object> toMap() {
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("device", device);
+            out.put("legs", result.legs());
+            out.put("bytesCompared", result.bytesCompared());
+            out.put("identical", result.identical());
+            out.put("differingBytes", result.differingBytes());
+            out.put("regions", result.regions().stream().map(r -> Map.of("leg", r.leg(), "offset", r.offset(),
+                    "length", r.length())).toList());
+            out.put("text", result.describe());
+            return out;
+        }
     }
 
     /** Every kept drill, oldest first. */
@@ -134,6 +167,7 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
                 .onMessage(TargetFound.class, this::onTargetFound)
                 .onMessage(TargetDescribed.class, this::onTargetDescribed)
                 .onMessage(Finished.class, this::onFinished)
+                .onMessage(CompareLegs.class, this::onCompareLegs)
                 .onMessage(ListDrills.class, l -> {
                     l.replyTo().tell(runs.values().stream().map(this::status).toList());
                     return this;
@@ -318,6 +352,13 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         }
         if (req.fault() == DrillRequest.Fault.FREEZE) {
             run.fault = ProcessFaults.freeze(req.target(), pid);
+        } else if (req.fault() == DrillRequest.Fault.FLAP) {
+            NodeState.DeviceEntry entry = nodeState.device(req.device());
+            long legTimeoutMillis = (entry == null || entry.mirror == null ? MirrorOptions.defaults()
+                    : entry.mirror.options()).legTimeoutNanos() / 1_000_000L;
+            DrillRequest.FlapPlan plan = req.flap();
+            run.fault = ProcessFaults.flap(req.target(), pid, plan.cycles(), plan.freezeMillis(legTimeoutMillis),
+                    plan.runMillis());
         } else {
             ProcFs.ProcessImage image;
             try {
@@ -328,6 +369,11 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
             }
             Path fallbackLog = settings.dataDir().toAbsolutePath().resolve("drill-restart-" + req.target() + ".log");
             run.fault = ProcessFaults.kill(req.target(), image, req.restart(), fallbackLog);
+            NodeState.DeviceEntry entry = nodeState.device(req.device());
+            if (req.restart() && entry != null && entry.spec.legs().isEmpty()) {
+                // A plain device has no mirror events to wait for: recovery lasts until it has reconnected.
+                run.fault = new AwaitReconnect(run.fault, entry, req.options().resyncTimeoutMillis());
+            }
         }
         launch(run);
         return this;
@@ -353,7 +399,8 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
             return;
         }
         try {
-            run.drill = new Drill(entry.device, entry.mirror, run.fault, req.options());
+            run.drill = new Drill(entry.device, entry.mirror, run.fault, req.options(),
+                    entry.mirror == null ? null : length -> compareLegs(entry, length));
         } catch (IllegalArgumentException e) {
             refuse(run, 400, e.getMessage());
             return;
@@ -382,6 +429,132 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
                 req.options().seed(), drill.describe());
         run.pendingReply.tell(new Started(status(run)));
         run.pendingReply = null;
+    }
+
+    private Behavior<Command> onCompareLegs(CompareLegs ask) {
+        NodeState.DeviceEntry entry = nodeState.device(ask.device());
+        if (entry == null) {
+            ask.replyTo().tell(new Refused(404, "no device " + ask.device() + " mapped on node "
+                    + nodeState.nodeName()));
+            return this;
+        }
+        var mirror = entry.mirror;
+        if (mirror == null) {
+            ask.replyTo().tell(new Refused(409, "device " + ask.device() + (entry.spec.legs().isEmpty()
+                    ? " is not mirrored: no legs to compare" : " has no mirror yet (its legs are still opening)")));
+            return this;
+        }
+        String running = drillOnDevice.get(ask.device());
+        if (running != null) {
+            ask.replyTo().tell(new Refused(409, running + " is running on device " + ask.device()
+                    + "; it compares the legs itself when it ends"));
+            return this;
+        }
+        for (int leg = 0; leg < io.weft.core.mirror.MirrorBlockDevice.MAX_LEGS; leg++) {
+            var state = mirror.legState(leg);
+            if (state != io.weft.core.mirror.LegState.IN_SYNC && state != io.weft.core.mirror.LegState.EMPTY) {
+                ask.replyTo().tell(new Refused(409, "leg " + leg + " of device " + ask.device() + " is "
+                        + state.name().toLowerCase(Locale.ROOT) + "; legs are compared once every leg is in sync"));
+                return this;
+            }
+        }
+        long size = entry.device.info().size() / DrillOptions.BLOCK * DrillOptions.BLOCK;
+        long length = ask.length() < 0 ? size : ask.length() == 0 ? Math.min(size, Drill.LEG_COMPARE_MIN_BYTES)
+                : ask.length();
+        if (length > size || length % DrillOptions.BLOCK != 0 || length == 0) {
+            ask.replyTo().tell(new Refused(400, "'length' must be a multiple of 4096 up to the device's " + size
+                    + " bytes: " + length));
+            return this;
+        }
+        // Blocking reads: on a thread of its own, never on a dispatcher thread.
+        Thread t = new Thread(() -> {
+            try {
+                ask.replyTo().tell(new Compared(ask.device(), compareLegs(entry, length)));
+            } catch (RuntimeException e) {
+                ask.replyTo().tell(new Refused(409, "legs of " + ask.device() + " not compared: " + e.getMessage()));
+            }
+        }, "weft-compare-legs-" + ask.device());
+        t.setDaemon(true);
+        t.start();
+        return this;
+    }
+
+    /**
+     * Compares the mirror's legs, each read through its own device (the leg's session path, not the mirror), over
+     * {@code [0, length)}; on the calling (drill or comparison) thread.
+     */
+    static LegComparison.Result compareLegs(NodeState.DeviceEntry entry, long length) {
+        List<BlockDevice> legs = new ArrayList<>();
+        for (BlockDevice leg : entry.legDevices) {
+            if (leg != null) {
+                legs.add(leg);
+            }
+        }
+        return LegComparison.compare(legs, length, COMPARE_READ_TIMEOUT_MILLIS);
+    }
+
+    /**
+     * A kill of a plain (single-backend) device's storage node: recovery restarts the node, then waits until the
+     * device has reconnected to it (its reconnect count moved past the one at inject and it is ready), bounded by
+     * the resync timeout. Meanwhile the workload's IO queues in the device (up to {@code weft.client.io-timeout}).
+     */
+    private static final class AwaitReconnect implements NodeFault {
+        private final NodeFault inner;
+        private final NodeState.DeviceEntry entry;
+        private final long timeoutMillis;
+        private volatile long reconnectsAtInject;
+        private volatile String waited = "";
+
+        AwaitReconnect(NodeFault inner, NodeState.DeviceEntry entry, long timeoutMillis) {
+            this.inner = inner;
+            this.entry = entry;
+            this.timeoutMillis = timeoutMillis;
+        }
+
+        @Override
+        public String name() {
+            return inner.name();
+        }
+
+        @Override
+        public void prepare() throws Exception {
+            inner.prepare();
+        }
+
+        @Override
+        public void inject() throws Exception {
+            reconnectsAtInject = entry.reconnects.get();
+            inner.inject();
+        }
+
+        @Override
+        public void recover() throws Exception {
+            inner.recover();
+            long start = System.nanoTime();
+            long deadline = start + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+            while (!(entry.reconnects.get() > reconnectsAtInject && entry.state == DeviceState.READY)
+                    && System.nanoTime() < deadline) {
+                java.util.concurrent.locks.LockSupport.parkNanos(5_000_000L); // polling the device's state
+            }
+            boolean back = entry.reconnects.get() > reconnectsAtInject && entry.state == DeviceState.READY;
+            waited = String.format(Locale.ROOT, "; device %s %s %.1f s after the restart", entry.spec.deviceId(),
+                    back ? "reconnected" : "NOT reconnected", (System.nanoTime() - start) / 1e9);
+        }
+
+        @Override
+        public boolean legReturns() {
+            return inner.legReturns();
+        }
+
+        @Override
+        public String describe() {
+            return inner.describe() + waited;
+        }
+
+        @Override
+        public void close() {
+            inner.close();
+        }
     }
 
     // ------------------------------------------------------------------------------------------ end

@@ -36,6 +36,24 @@ public final class ProcFs {
     }
 
     /**
+     * When {@code pid} started, in clock ticks since boot (field 22 of {@code /proc/<pid>/stat}): with the pid, it
+     * names one process for the life of the host, so a pid reused by another process after the first one died is
+     * told apart. -1 when there is no such process (or it cannot be read).
+     */
+    public static long startTime(long pid) {
+        try {
+            String stat = Files.readString(PROC.resolve(Long.toString(pid)).resolve("stat"),
+                    StandardCharsets.US_ASCII);
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses; fields after the last ')' are plain.
+            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).trim().split(" ");
+            // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
+            return Long.parseLong(fields[19]);
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+    }
+
+    /**
      * How a process was started, read from {@code /proc/<pid>}: command line, working directory, environment, and
      * where its stdout and stderr go when those are regular files (else null).
      */

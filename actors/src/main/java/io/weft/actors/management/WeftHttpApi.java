@@ -67,6 +67,8 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                                 post(() -> mutating(rt, body -> reply(rt.unmap(id, bool(body, "force")))))),
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("remap"), id ->
                                 post(() -> mutating(rt, body -> reply(rt.remap(id))))),
+                        path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("compare-legs"), id ->
+                                post(() -> mutating(rt, body -> compareLegs(rt, id, body)))),
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("probe"), id ->
                                 post(() -> mutating(rt, body -> onComplete(rt.probe(id), r -> {
                                     if (r.isFailure() || r.get() == null) {
@@ -260,6 +262,26 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
         });
     }
 
+    /** {@code POST /weft/devices/{id}/compare-legs}: {"length": size or "all"} (default 64 MiB or the device). */
+    private Route compareLegs(WeftRuntime rt, String id, JsonNode body) {
+        long length;
+        try {
+            length = "all".equals(body.path("length").asText()) ? -1 : bytes(body, "length", 0);
+        } catch (IllegalArgumentException e) {
+            return drillError(StatusCodes.BAD_REQUEST, e.getMessage());
+        }
+        return onComplete(rt.compareLegs(id, length), result -> {
+            if (result.isFailure()) {
+                return drillError(StatusCodes.GATEWAY_TIMEOUT, "no answer in time: "
+                        + result.failed().get().getMessage());
+            }
+            if (result.get() instanceof io.weft.actors.drill.DrillService.Refused refused) {
+                return drillError(StatusCodes.get(refused.httpStatus()), refused.message());
+            }
+            return json(StatusCodes.OK, ((io.weft.actors.drill.DrillService.Compared) result.get()).toMap());
+        });
+    }
+
     /** The drill routes' error shape: {@code {"error": "..."}} (plus "message", as the other routes say it). */
     private Route drillError(StatusCode code, String message) {
         Map<String, Object> out = new LinkedHashMap<>();
@@ -298,6 +320,8 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
         out.put("transports", rt.transports());
         out.put("pid", ProcessHandle.current().pid());
         out.put("incarnation", rt.incarnation());
+        // With the pid, tells a tool on the same host (same boot id) which process this node is (client-kill drill).
+        out.put("bootId", io.weft.actors.drill.ProcFs.bootId());
         out.put("dataDir", rt.settings().dataDir().toAbsolutePath().toString());
         return out;
     }

@@ -98,6 +98,12 @@ class DrillServiceTest {
                 .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
+    private HttpResponse<String> postTo(String path, String body) throws Exception {
+        return http.send(HttpRequest.newBuilder(base.resolve(path))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
     private void assertRefused(int status, String mustMention, String body) throws Exception {
         HttpResponse<String> r = post(body);
         assertEquals(status, r.statusCode(), r.body());
@@ -122,7 +128,7 @@ class DrillServiceTest {
     @Test
     void badRequestsAreRefusedWithTheRightStatus() throws Exception {
         assertRefused(400, "fault", "{\"device\":\"m\",\"target\":\"b\",\"overwrite\":true}");
-        assertRefused(400, "kill, freeze or cut", "{\"device\":\"m\",\"fault\":\"melt\",\"target\":\"b\","
+        assertRefused(400, "kill, freeze, flap or cut", "{\"device\":\"m\",\"fault\":\"melt\",\"target\":\"b\","
                 + "\"overwrite\":true}");
         assertRefused(400, "overwrite", "{\"device\":\"m\",\"fault\":\"cut\",\"target\":\"b\"}");
         assertRefused(400, "path", "{\"device\":\"m\",\"fault\":\"kill\",\"target\":\"b\",\"path\":0,"
@@ -142,6 +148,13 @@ class DrillServiceTest {
                 + "\"workingSet\":\"4MiB\",\"overwrite\":true}");
         assertRefused(409, "runs in this JVM", "{\"device\":\"p\",\"fault\":\"kill\",\"target\":\"a\","
                 + "\"workingSet\":\"4MiB\",\"overwrite\":true}");
+        assertRefused(409, "runs in this JVM", "{\"device\":\"m\",\"fault\":\"flap\",\"target\":\"b\","
+                + "\"flaps\":2,\"workingSet\":\"4MiB\",\"overwrite\":true}");
+        assertRefused(400, "'flaps', 'freezeFor' and 'runFor' apply to a flap only", "{\"device\":\"m\","
+                + "\"fault\":\"freeze\",\"target\":\"b\",\"flaps\":2,\"overwrite\":true}");
+        // A client-kill kills this node: the node cannot drive it, the CLI on its host does.
+        assertRefused(400, "driven from outside it: run 'weft drill DEVICE --fault client-kill", "{\"device\":"
+                + "\"m\",\"fault\":\"client-kill\",\"target\":\"b\",\"overwrite\":true}");
         assertEquals(404, httpGet("/weft/drills/drill-999").statusCode());
     }
 
@@ -183,7 +196,23 @@ class DrillServiceTest {
         assertEquals(1.0, end.path("progress").asDouble());
         assertTrue(end.path("requests").asLong() > 0);
         assertTrue(end.path("faultDone").asText().contains("reconnected"), end.path("faultDone").asText());
+        long size = dev.device.info().size();
+        assertEquals(Math.min(size, 64L << 20), report.path("legBytesCompared").asLong(),
+                "legs compared over the whole (small) device: " + report);
+        assertEquals(0, report.path("legDifferingBytes").asLong(), end.path("reportText").asText());
+        assertTrue(events.contains("2 legs byte-identical"), events);
         await("mirror whole again", WAIT, () -> dev.state == DeviceState.READY);
+
+        // The same comparison on demand, each leg read through its own device.
+        HttpResponse<String> compared = postTo("/weft/devices/m/compare-legs", "{\"length\":\"all\"}");
+        assertEquals(200, compared.statusCode(), compared.body());
+        JsonNode result = JSON.readTree(compared.body());
+        assertTrue(result.path("identical").asBoolean(), compared.body());
+        assertEquals(size, result.path("bytesCompared").asLong(), compared.body());
+        assertEquals(2, result.path("legs").asInt(), compared.body());
+        HttpResponse<String> plain = postTo("/weft/devices/p/compare-legs", "{}");
+        assertEquals(409, plain.statusCode(), plain.body());
+        assertTrue(plain.body().contains("is not mirrored"), plain.body());
 
         JsonNode list = JSON.readTree(httpGet("/weft/drills").body());
         assertTrue(list.isArray());
@@ -205,6 +234,7 @@ class DrillServiceTest {
         System.out.println(end.path("reportText").asText());
         assertTrue(report.path("intact").asBoolean(), end.path("reportText").asText());
         assertEquals(0, report.path("writesFailed").asLong(), "IO queued through the cut instead of failing");
+        assertEquals(-1, report.path("legBytesCompared").asLong(), "a plain device has no legs to compare");
         assertFalse(end.path("reportText").asText().isEmpty());
         await("plain device reconnected", WAIT, () -> dev.state == DeviceState.READY);
     }

@@ -165,6 +165,71 @@ class ProcessFaultsTest {
     }
 
     @Test
+    void aFlapStopsTheTargetOncePerCycleAndLeavesItRunning() throws Exception {
+        Process p = startNode(tmp.resolve("flap.log"));
+        long pid = p.pid();
+        await("child running", WAIT, () -> state(pid) == 'S' || state(pid) == 'R');
+        NodeFault flap = ProcessFaults.flap("child", pid, 3, 400, 300);
+        flap.prepare();
+        flap.inject();
+        // Watch the child's state: every freeze must be seen as one stretch of 'T'.
+        int stops = 0;
+        boolean wasStopped = false;
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (System.nanoTime() < deadline && !(flap.describe().startsWith("3 of 3") && state(pid) != 'T'
+                && flap.describe().endsWith("running"))) {
+            boolean stopped = state(pid) == 'T';
+            if (stopped && !wasStopped) {
+                stops++;
+            }
+            wasStopped = stopped;
+            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000); // sampling rate of the watcher
+        }
+        flap.recover();
+        assertEquals(3, stops, flap.describe());
+        await("child running after the flap", WAIT, () -> state(pid) != 'T');
+        assertTrue(p.isAlive());
+        assertEquals("3 of 3 freeze(s) of child (pid " + pid + ") (SIGSTOP for 400 ms, then SIGCONT and 300 ms"
+                + " running), running", flap.describe());
+        flap.close();
+    }
+
+    @Test
+    void closingAFlapInTheMiddleOfAFreezeContinuesTheProcess() throws Exception {
+        Process p = startNode(tmp.resolve("flap-close.log"));
+        long pid = p.pid();
+        NodeFault flap = ProcessFaults.flap("child", pid, 5, 60_000, 1000);
+        flap.inject();
+        await("child stopped", WAIT, () -> state(pid) == 'T');
+        flap.close(); // as when the drill or the node ends mid-freeze
+        await("child continued", WAIT, () -> state(pid) != 'T');
+        assertTrue(flap.describe().startsWith("1 of 5"), flap.describe());
+        flap.close(); // idempotent
+        assertTrue(p.isAlive());
+    }
+
+    @Test
+    void aPidThatNamesAnotherProcessNowIsNeverSignalled() throws Exception {
+        Process p = startNode(tmp.resolve("reuse.log"));
+        long pid = p.pid();
+        long started = ProcFs.startTime(pid);
+        assertTrue(started > 0, "start time read from /proc/" + pid + "/stat");
+        assertEquals(started, ProcFs.startTime(pid), "stable for one process");
+        // The same pid with another start time: what a reused pid looks like to a fault that saw the old process.
+        ProcessTarget old = new ProcessTarget("child", pid, started - 1);
+        assertFalse(old.alive());
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> old.signal(io.weft.core.drill.ProcessSignals.SIGSTOP));
+        assertTrue(e.getMessage().contains("pid " + pid + " is no longer child's process"), e.getMessage());
+        assertTrue(state(pid) != 'T', "not stopped");
+        ProcessTarget now = ProcessTarget.of("child", pid);
+        assertTrue(now.alive());
+        Process gone = new ProcessBuilder("true").start();
+        gone.waitFor();
+        assertEquals(-1, ProcFs.startTime(gone.pid()));
+    }
+
+    @Test
     void signallingAVanishedProcessFailsClearly() throws Exception {
         Process p = new ProcessBuilder("true").start();
         p.waitFor();

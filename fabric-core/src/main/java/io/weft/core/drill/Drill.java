@@ -42,15 +42,20 @@ import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
  * <p>Phases: prefill (sequential max-IO writes of generation 1 over the whole working set, so every block has a known
  * acknowledged version whatever an earlier drill left there) → before (baseline) → {@code fault.inject()} → during
  * → {@code fault.recover()} → wait for the mirror's leg-in-sync events of every leg the fault dropped (dropped between
- * the inject and the end of recovery) → after → drain → read back the whole working set.
+ * the inject and the end of recovery) → after → drain → read back the whole working set → compare the legs block by
+ * block (with a {@link LegComparator}: each leg read directly, once every leg is in sync) over
+ * {@link #legCompareLength} bytes: any difference is a data problem, as a lost write is.
  */
 public final class Drill {
     private static final int BLOCK = DrillOptions.BLOCK;
+    /** The legs are compared over at least this much of the device (all of it when smaller): 64 MiB. */
+    public static final long LEG_COMPARE_MIN_BYTES = 64L << 20;
 
     private final BlockDevice device;
     private final MirrorBlockDevice mirror;
     private final DrillFault fault;
     private final DrillOptions options;
+    private final LegComparator legComparator;
 
     private final long blocks;
     private final long[] ackedGen;
@@ -110,6 +115,14 @@ public final class Drill {
      * @param options workload and phases
      */
     public Drill(BlockDevice device, MirrorBlockDevice mirror, DrillFault fault, DrillOptions options) {
+        this(device, mirror, fault, options, null);
+    }
+
+    /**
+     * @param legs compares the legs once the drill has verified the data (null: the device has no legs to compare)
+     */
+    public Drill(BlockDevice device, MirrorBlockDevice mirror, DrillFault fault, DrillOptions options,
+                 LegComparator legs) {
         if (options.workingSetBytes() > device.info().size()) {
             throw new IllegalArgumentException("working set " + options.workingSetBytes() + " exceeds device size "
                     + device.info().size());
@@ -122,6 +135,7 @@ public final class Drill {
         this.mirror = mirror;
         this.fault = fault;
         this.options = options;
+        this.legComparator = legs;
         this.blocks = options.workingSetBytes() / BLOCK;
         if (blocks > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("working set too large for the in-memory model");
@@ -277,6 +291,7 @@ public final class Drill {
             }
             long hung = driver.inFlightAtEnd;
             long[] check = verifyAll();
+            LegComparison.Result legs = compareLegs();
             double before = nanosToMillis(driver.maxLatency[0]);
             double stall = 0;
             for (long l : driver.maxLatency) {
@@ -299,13 +314,67 @@ public final class Drill {
                     driver.iops(0), driver.iops(1), driver.iops(3),
                     driver.completed, driver.writesOk, driver.writesFailed, driver.readsFailed,
                     driver.readMismatches, check[0], check[1], check[2], check[3], hung,
-                    regionsDirtyBeforeFault, resync[0], written, resync[1], resync[2], events);
+                    regionsDirtyBeforeFault, resync[0], written, resync[1], resync[2],
+                    legs == null ? -1 : legs.bytesCompared(), legs == null ? -1 : legs.differingBytes(),
+                    legs == null ? List.of() : legs.regions().stream().map(Object::toString).toList(), events);
         } finally {
             driver.running = false;
             if (mirror != null) {
                 mirror.removeListener(listener);
             }
         }
+    }
+
+    /** Bytes of the device the legs are compared over: the working set, at least 64 MiB, at most the device. */
+    public long legCompareLength() {
+        long size = device.info().size() / BLOCK * BLOCK;
+        return Math.min(size, Math.max(options.workingSetBytes(), LEG_COMPARE_MIN_BYTES));
+    }
+
+    /**
+     * Once every leg is in sync (waited for up to the resync timeout), compares them block by block. Null, with an
+     * event saying why, when there is nothing to compare or the legs cannot be compared (a leg still out, a read
+     * failing): the report then has -1 for the comparison, which is not in itself a data problem.
+     */
+    private LegComparison.Result compareLegs() {
+        if (legComparator == null) {
+            return null;
+        }
+        if (mirror != null) {
+            if (!fault.legReturns()) {
+                events.add(event(System.nanoTime(), "legs not compared: the fault's leg does not return"));
+                return null;
+            }
+            long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(options.resyncTimeoutMillis());
+            String out;
+            while ((out = legsNotInSync()) != null && System.nanoTime() < deadline && !cancelled) {
+                LockSupport.parkNanos(1_000_000);
+            }
+            if (out != null) {
+                events.add(event(System.nanoTime(), "legs not compared: " + out));
+                return null;
+            }
+        }
+        long length = legCompareLength();
+        try {
+            LegComparison.Result r = legComparator.compare(length);
+            events.add(event(System.nanoTime(), r.describe()));
+            return r;
+        } catch (Exception | Error e) {
+            events.add(event(System.nanoTime(), "legs not compared: " + e.getMessage()));
+            return null;
+        }
+    }
+
+    /** Why the mirror's legs are not all in sync now (a leg out, a resync running), or null when they are. */
+    private String legsNotInSync() {
+        for (int leg = 0; leg < MirrorBlockDevice.MAX_LEGS; leg++) {
+            var state = mirror.legState(leg);
+            if (state != io.weft.core.mirror.LegState.IN_SYNC && state != io.weft.core.mirror.LegState.EMPTY) {
+                return "leg " + leg + " is " + state.name().toLowerCase(Locale.ROOT);
+            }
+        }
+        return mirror.progress().running() ? "a resync is running" : null;
     }
 
     private String event(long nanoTime, String what) {
@@ -397,6 +466,13 @@ public final class Drill {
             int n = (int) Math.min(chunkBlocks, blocks - b);
             buf.clear().limit(n * BLOCK);
             int st = wait.run(device, IoOp.READ, b * BLOCK, n * BLOCK, buf);
+            if (st == IoStatus.ETIMEDOUT) {
+                // The read is still live below: cancelled, but its buffer and completion may yet be used by the
+                // device. Neither is used again (ownership rule): fresh ones for the rest of the check.
+                device.cancel(0, wait);
+                buf = ByteBuffer.allocateDirect(chunkBlocks * BLOCK).order(ByteOrder.LITTLE_ENDIAN);
+                wait = new WaitingCompletion();
+            }
             for (int k = 0; k < n; k++) {
                 if (st != IoStatus.OK) {
                     counts[3]++;

@@ -36,6 +36,13 @@ import java.util.Locale;
  * @param regionsCopied         regions the resync of the fault leg(s) copied; -1 as above
  * @param bytesCopied           bytes that resync wrote (more than regions × region size when foreground writes
  *                              raced with a region copy and it was repeated); -1 as above
+ * @param legBytesCompared      bytes of each leg compared block by block after the drill (each leg read directly,
+ *                              not through the mirror); -1 when the legs were not compared (a plain device, a leg
+ *                              still out: an event says why)
+ * @param legDifferingBytes     bytes (4 KiB blocks, summed over the legs) where a leg differs from leg 0: any is a
+ *                              data problem (the same block would read back differently depending on the leg);
+ *                              -1 when not compared
+ * @param legDifferences        the first differing regions, for people ("leg 1 differs from leg 0 in [a, b) ...")
  * @param events                leg events seen, in order, with their time relative to the fault (for people)
  */
 public record DrillReport(String fault, long seed, double longestStallMillis, double stallBeforeMillis,
@@ -45,16 +52,21 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
                           long blocksVerified, long blocksLost, long blocksCorrupted, long blocksUnreadable,
                           long requestsHung, long regionsDirtyBeforeFault, long regionsDirtyAtReturn,
                           long regionsWrittenWhileOut, long regionsCopied, long bytesCopied,
+                          long legBytesCompared, long legDifferingBytes, List<String> legDifferences,
                           List<String> events) {
 
     public DrillReport {
+        legDifferences = List.copyOf(legDifferences);
         events = List.copyOf(events);
     }
 
-    /** Every block was read back and held what it should, no read returned wrong data, nothing hung. */
+    /**
+     * Every block was read back and held what it should, no read returned wrong data, nothing hung, and the legs
+     * (when compared) are byte-identical.
+     */
     public boolean intact() {
         return blocksLost == 0 && blocksCorrupted == 0 && blocksUnreadable == 0 && readMismatches == 0
-                && requestsHung == 0;
+                && requestsHung == 0 && legDifferingBytes <= 0;
     }
 
     private static String ms(double v) {
@@ -83,6 +95,12 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
             row(b, "regions written while out", count(regionsWrittenWhileOut));
             row(b, "resync copied", count(regionsCopied) + " regions, "
                     + (bytesCopied < 0 ? "-" : (bytesCopied >> 20) + " MiB"));
+        }
+        row(b, "legs compared", legBytesCompared < 0 ? "- (see events)"
+                : (legBytesCompared >> 20) + " MiB, " + (legDifferingBytes == 0 ? "byte-identical"
+                : "DIFFERENT in " + legDifferingBytes + " bytes"));
+        for (String d : legDifferences) {
+            row(b, "leg difference", d);
         }
         for (String e : events) {
             row(b, "event", e);
@@ -127,7 +145,16 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
         num(b, "regionsWrittenWhileOut", regionsWrittenWhileOut).append(',');
         num(b, "regionsCopied", regionsCopied).append(',');
         num(b, "bytesCopied", bytesCopied).append(',');
-        b.append("\"events\":[");
+        num(b, "legBytesCompared", legBytesCompared).append(',');
+        num(b, "legDifferingBytes", legDifferingBytes).append(',');
+        b.append("\"legDifferences\":[");
+        for (int i = 0; i < legDifferences.size(); i++) {
+            if (i > 0) {
+                b.append(',');
+            }
+            quote(b, legDifferences.get(i));
+        }
+        b.append("],\"events\":[");
         for (int i = 0; i < events.size(); i++) {
             if (i > 0) {
                 b.append(',');

@@ -316,7 +316,7 @@ class DrillTest {
     @Test
     void theReportRendersForPeopleAndScripts() {
         DrillReport r = new DrillReport("leg0-\"hang\"", 7, 130.5, 0.2, 101, 102.25, 40, 1000, 900, 1100, 5000,
-                3000, 0, 0, 0, 4096, 0, 0, 0, 0, 2, 30, 27, 29, 31L << 20,
+                3000, 0, 0, 0, 4096, 0, 0, 0, 0, 2, 30, 27, 29, 31L << 20, 64L << 20, 0, List.of(),
                 List.of("+101.0 ms leg 0 dropped: no completion within 100 ms"));
         String json = r.toJson();
         assertTrue(json.startsWith("{\"fault\":\"leg0-\\\"hang\\\"\",\"seed\":7,\"intact\":true,"), json);

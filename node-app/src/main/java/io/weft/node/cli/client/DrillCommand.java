@@ -16,9 +16,14 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "drill", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Runs a verifying workload on DEVICE (mapped on the node you talk to) while it kills "
-                + "(kill -9, then restarts), freezes (SIGSTOP, then SIGCONT) or cuts the transport paths to storage "
-                + "node NODE, then prints the report: longest IO stall, time to detect, fail over and resync, IOPS "
-                + "before/during/after, and whether every acknowledged write reads back intact.",
+                + "(kill -9, then restarts), freezes (SIGSTOP, then SIGCONT), flaps (repeated freezes just past the "
+                + "mirror's leg timeout) or cuts the transport paths to storage node NODE, then prints the report: "
+                + "longest IO stall, time to detect, fail over and resync, IOPS before/during/after, whether every "
+                + "acknowledged write reads back intact and whether the mirror's legs are byte-identical.",
+            "--fault client-kill kills the client node itself (the node you talk to): this command then drives "
+                + "the workload through the node's NBD export, kill -9s the node, starts it again with its own "
+                + "command line, maps DEVICE again with its current legs and checks every acknowledged write and "
+                + "the legs (run it on the node's host).",
             "The workload OVERWRITES the first --working-set bytes of the device: --overwrite confirms it. "
                 + "Progress (phase, elapsed time, requests) goes to stderr, the report to stdout.", ""},
         footer = {"", "Exit codes: 0 every acknowledged write intact, 1 data problem or the drill failed, "
@@ -34,14 +39,28 @@ public final class DrillCommand extends ClientCommand {
     @Parameters(index = "0", paramLabel = "DEVICE", description = "A device mapped on the node (--node).")
     String device;
 
-    @Option(names = "--fault", required = true, paramLabel = "kill|freeze|cut",
+    @Option(names = "--fault", required = true, paramLabel = "kill|freeze|flap|cut|client-kill",
             description = "kill: kill -9 of the target node (restarted afterwards unless --no-restart); freeze: "
-                    + "SIGSTOP, SIGCONT at recovery; cut: close the transport paths to the target.")
+                    + "SIGSTOP, SIGCONT at recovery; flap: --flaps freezes of the target, each just past the leg "
+                    + "timeout; cut: close the transport paths to the target; client-kill: kill -9 of the client "
+                    + "node itself, driven from this process (no --target).")
     String fault;
 
-    @Option(names = "--target", required = true, paramLabel = "NODE",
-            description = "Storage node (weft.node.name) holding a leg of DEVICE (or its only backend).")
+    @Option(names = "--target", paramLabel = "NODE",
+            description = "Storage node (weft.node.name) holding a leg of DEVICE (or its only backend); "
+                    + "not with client-kill.")
     String target;
+
+    @Option(names = "--flaps", paramLabel = "N", description = "flap only: freezes (default 3).")
+    Integer flaps;
+
+    @Option(names = "--freeze-for", paramLabel = "DURATION",
+            description = "flap only: length of each freeze (default: the mirror's leg timeout + 300ms).")
+    String freezeFor;
+
+    @Option(names = "--run-for", paramLabel = "DURATION",
+            description = "flap only: the target runs this long between freezes (default 1s).")
+    String runFor;
 
     @Option(names = "--path", paramLabel = "N", description = "cut only: cut one transport path (index) instead of all.")
     Integer path;
@@ -90,6 +109,17 @@ public final class DrillCommand extends ClientCommand {
     @Override
     void run(NodeApi api) {
         ObjectNode body = requestBody();
+        if (ClientKillDrill.FAULT.equals(body.path("fault").asText())) {
+            PrintWriter err = spec.commandLine().getErr();
+            if (!json()) {
+                err.println("weft drill: client-kill of " + api.node() + " under " + device + ", driven from this"
+                        + " process through the node's NBD export");
+                err.flush();
+            }
+            JsonNode status = new ClientKillDrill(api, device, options(body), err, !json()).run();
+            verdict = print(status, out(), err, json());
+            return;
+        }
         JsonNode started = api.post("/weft/drills", body);
         String id = started.path("id").asText();
         if (id.isEmpty()) {
@@ -153,6 +183,12 @@ public final class DrillCommand extends ClientCommand {
         count(found, report, "blocksUnreadable", "block(s) unreadable in the final check");
         count(found, report, "readMismatches", "read(s) returned data no write had put there");
         count(found, report, "requestsHung", "request(s) hung");
+        long differing = report.path("legDifferingBytes").asLong();
+        if (differing > 0) {
+            JsonNode first = report.path("legDifferences").path(0);
+            found.add("the mirror's legs differ in " + differing + " bytes"
+                    + (first.isMissingNode() ? "" : " (" + first.asText() + ")"));
+        }
         return found.isEmpty() ? "the node says the data is not intact" : String.join(", ", found);
     }
 
@@ -171,8 +207,21 @@ public final class DrillCommand extends ClientCommand {
                     + "pass --overwrite to confirm");
         }
         String f = fault.toLowerCase(Locale.ROOT);
-        if (!f.equals("kill") && !f.equals("freeze") && !f.equals("cut")) {
-            throw usage("--fault is kill, freeze or cut; got '" + fault + "'");
+        if (!List.of("kill", "freeze", "flap", "cut", ClientKillDrill.FAULT).contains(f)) {
+            throw usage("--fault is kill, freeze, flap, cut or client-kill; got '" + fault + "'");
+        }
+        boolean clientKill = f.equals(ClientKillDrill.FAULT);
+        if (clientKill && target != null) {
+            throw usage("--fault client-kill kills the node you talk to (--node): leave out --target");
+        }
+        if (!clientKill && (target == null || target.isBlank())) {
+            throw usage("--target NODE is required: the storage node the fault hits");
+        }
+        if ((flaps != null || freezeFor != null || runFor != null) && !f.equals("flap")) {
+            throw usage("--flaps, --freeze-for and --run-for go with --fault flap only");
+        }
+        if (flaps != null && (flaps < 1 || flaps > 100)) {
+            throw usage("--flaps is 1..100; got " + flaps);
         }
         if (path != null && !f.equals("cut")) {
             throw usage("--path goes with --fault cut only");
@@ -189,8 +238,13 @@ public final class DrillCommand extends ClientCommand {
         if (queueDepth != null && (queueDepth < 1 || queueDepth > 1024)) {
             throw usage("--queue-depth is 1..1024; got " + queueDepth);
         }
-        ObjectNode body = NodeApi.object().put("device", device).put("fault", f).put("target", target)
-                .put("overwrite", true);
+        ObjectNode body = NodeApi.object().put("device", device).put("fault", f).put("overwrite", true);
+        if (!clientKill) {
+            body.put("target", target);
+        }
+        if (flaps != null) {
+            body.put("flaps", flaps);
+        }
         if (path != null) {
             body.put("path", path);
         }
@@ -214,10 +268,29 @@ public final class DrillCommand extends ClientCommand {
             putMillis(body, "during", "--during", during);
             putMillis(body, "after", "--after", after);
             putMillis(body, "resyncTimeout", "--resync-timeout", resyncTimeout);
+            putMillis(body, "freezeFor", "--freeze-for", freezeFor);
+            putMillis(body, "runFor", "--run-for", runFor);
         } catch (IllegalArgumentException e) {
             throw usage(e.getMessage());
         }
         return body;
+    }
+
+    /** The workload of a drill this process runs itself (client-kill), from the same fields a node reads. */
+    static io.weft.core.drill.DrillOptions options(ObjectNode body) {
+        long seed = body.has("seed") ? body.get("seed").asLong()
+                : java.util.concurrent.ThreadLocalRandom.current().nextLong(1L << 40);
+        io.weft.core.drill.DrillOptions d = io.weft.core.drill.DrillOptions.defaults(seed);
+        try {
+            return new io.weft.core.drill.DrillOptions(seed, body.path("queueDepth").asInt(d.queueDepth()),
+                    body.path("minIo").asInt(d.minIoBytes()), body.path("maxIo").asInt(d.maxIoBytes()),
+                    body.path("readPercent").asInt(d.readPercent()),
+                    body.path("workingSet").asLong(d.workingSetBytes()), millisOr(body, "before", d.beforeMillis()),
+                    millisOr(body, "during", d.duringMillis()), millisOr(body, "after", d.afterMillis()),
+                    millisOr(body, "resyncTimeout", d.resyncTimeoutMillis()));
+        } catch (IllegalArgumentException e) {
+            throw usage(e.getMessage());
+        }
     }
 
     /** A usage error found after parsing: one line on stderr (not the whole usage text), exit 2. */

@@ -45,7 +45,7 @@ class DrillCommandTest {
 
     static DrillReport report(long lost) {
         return new DrillReport("kill", 7, 412.5, 3.25, 180.0, 230.0, 950.0, 12000, 9000, 11800, 45678, 30000, 12,
-                0, 0, 8192 - lost, lost, 0, 0, 0, 3, 8, 8, 8, 32L << 20, List.of("+181 ms leg 1 dropped", "+2950 ms leg 1 in sync"));
+                0, 0, 8192 - lost, lost, 0, 0, 0, 3, 8, 8, 8, 32L << 20, 64L << 20, 0, List.of(), List.of("+181 ms leg 1 dropped", "+2950 ms leg 1 in sync"));
     }
 
     static String status(String phase, double progress, DrillReport report, String error) throws Exception {
@@ -160,7 +160,7 @@ class DrillCommandTest {
     void invalidOptionsAreUsageErrors() {
         assertEquals(2, weft("drill", "m0", "--fault", "melt", "--target", "b", "--overwrite", "--node",
                 node.address()));
-        assertTrue(err.toString().contains("--fault is kill, freeze or cut"), err.toString());
+        assertTrue(err.toString().contains("--fault is kill, freeze, flap, cut or client-kill"), err.toString());
         assertEquals(2, weft("drill", "m0", "--fault", "kill", "--path", "1", "--target", "b", "--overwrite",
                 "--node", node.address()));
         assertTrue(err.toString().contains("--path goes with --fault cut only"), err.toString());
@@ -169,6 +169,52 @@ class DrillCommandTest {
         assertTrue(err.toString().contains("--during: expected a duration"), err.toString());
         assertEquals(2, weft("drill", "m0", "--target", "b", "--overwrite", "--node", node.address()));
         assertTrue(node.requests.isEmpty(), "no request: " + node.requests);
+    }
+
+    @Test
+    void aFlapSendsItsSchedule() throws Exception {
+        drillAnswers(status("done", 1, report(0), ""));
+        assertEquals(0, weft("drill", "m0", "--fault", "flap", "--target", "b", "--flaps", "4", "--freeze-for",
+                "800ms", "--run-for", "1s", "--overwrite", "--node", node.address()), err.toString());
+        JsonNode body = JSON.readTree(node.requests("POST", "/weft/drills").get(0).body());
+        assertEquals("flap", body.path("fault").asText());
+        assertEquals(4, body.path("flaps").asInt());
+        assertEquals(800, body.path("freezeFor").asLong());
+        assertEquals(1000, body.path("runFor").asLong());
+        assertEquals(2, weft("drill", "m0", "--fault", "freeze", "--target", "b", "--flaps", "2", "--overwrite",
+                "--node", node.address()));
+        assertTrue(err.toString().contains("--flaps, --freeze-for and --run-for go with --fault flap only"),
+                err.toString());
+    }
+
+    @Test
+    void legsThatDifferAreADataProblemEvenWithEveryWriteIntact() throws Exception {
+        DrillReport differing = new DrillReport("kill", 7, 412.5, 3.25, 180.0, 230.0, 950.0, 12000, 9000, 11800,
+                45678, 30000, 12, 0, 0, 8192, 0, 0, 0, 0, 3, 8, 8, 8, 32L << 20, 64L << 20, 8192,
+                List.of("leg 1 differs from leg 0 in [4096, 12288) (8 KiB at 0.00 MiB)"), List.of());
+        drillAnswers(status("done", 1, differing, ""));
+        int exit = weft("drill", "m0", "--fault", "kill", "--target", "b", "--overwrite", "--node", node.address());
+        assertEquals(1, exit, err.toString());
+        assertTrue(out.toString().contains("DATA PROBLEM: the mirror's legs differ in 8192 bytes (leg 1 differs"
+                + " from leg 0 in [4096, 12288)"), out.toString());
+        assertTrue(out.toString().contains("legs compared                 64 MiB, DIFFERENT in 8192 bytes"),
+                out.toString());
+    }
+
+    @Test
+    void aClientKillTakesNoTargetAndIsRefusedForANodeOnAnotherHost() throws Exception {
+        assertEquals(2, weft("drill", "m0", "--fault", "client-kill", "--target", "b", "--overwrite", "--node",
+                node.address()));
+        assertTrue(err.toString().contains("--fault client-kill kills the node you talk to (--node): leave out"
+                + " --target"), err.toString());
+        assertEquals(2, weft("drill", "m0", "--fault", "kill", "--overwrite", "--node", node.address()));
+        assertTrue(err.toString().contains("--target NODE is required"), err.toString());
+        assertTrue(node.requests.isEmpty(), "no request: " + node.requests);
+
+        node.on("GET /weft/node", 200, "{\"name\":\"c\",\"pid\":4242,\"bootId\":\"another-host\"}");
+        assertEquals(2, weft("drill", "m0", "--fault", "client-kill", "--overwrite", "--node", node.address()));
+        assertTrue(err.toString().contains("node c runs on another host (boot id another-host"), err.toString());
+        assertTrue(node.requests("POST", "/weft/drills").isEmpty(), "a client-kill is not run by the node");
     }
 
     @Test
