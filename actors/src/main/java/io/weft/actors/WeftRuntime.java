@@ -497,13 +497,13 @@ public final class WeftRuntime implements AutoCloseable {
      * -1: the whole device), each leg read directly (docs/drills.md, "Leg comparison").
      */
     public CompletionStage<io.weft.actors.drill.DrillService.CompareReply> compareLegs(String device, long length) {
-        if (services.drills().isEmpty()) {
+        if (services().drills().isEmpty()) {
             return CompletableFuture.completedFuture(new io.weft.actors.drill.DrillService.Refused(404,
                     "node " + nodeName() + " has no client role, so no device " + device));
         }
-        return AskPattern.ask(services.drills().get(),
+        return AskPattern.ask(services().drills().get(),
                 replyTo -> new io.weft.actors.drill.DrillService.CompareLegs(device, length, replyTo),
-                settings.askTimeout(), system.scheduler());
+                settings.askTimeout(), system().scheduler());
     }
 
     /** The last drills run on this node, oldest first (empty without the client role). */
