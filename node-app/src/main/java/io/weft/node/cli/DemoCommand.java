@@ -342,7 +342,7 @@ public final class DemoCommand implements Callable<Integer> {
             s.append(i == 0 ? "" : ", ").append('"').append(seeds.get(i).cluster()).append('"');
         }
         s.append("]\n");
-        s.append("weft.pekko.cluster.seed-node-timeout = 2s\n");
+        s.append("weft.cluster.seed-node-timeout = 2s\n");
         s.append("weft.rdma.provider = software\n");
         if (region != null) {
             s.append("weft.cxl.regions = [\"").append(region).append("\"]\n");
