@@ -51,8 +51,10 @@ class PartitionIT {
         return "weft.node.name = \"" + name + "\"\n"
                 + "weft.node.roles = [" + roles + "]\n"
                 + "weft.cluster.seed-nodes = [" + seeds + "]\n"
-                // Long enough that "unreachable but not yet downed" can be observed on a loaded machine.
+                // Long enough that "unreachable but not yet downed, lease still live" is observed on a loaded
+                // machine: the failure detector needs ~2-3 s, the lease outlives it.
                 + "weft.cluster.split-brain-resolver.stable-after = 8s\n"
+                + "weft.storage.mapping-lease = 10s\n"
                 + "weft.storage.export-roots = [\"" + root + "\"]\n"
                 + "weft.management.jmx.enabled = false\n"
                 + "weft.volumes = []\n"

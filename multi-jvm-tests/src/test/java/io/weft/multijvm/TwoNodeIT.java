@@ -59,10 +59,11 @@ class TwoNodeIT {
         int p2 = NodeProcess.freePort();
         storagePort = Math.min(p1, p2);
         clientPort = Math.max(p1, p2);
-        s = NodeProcess.start(dir, "s", 1, config("s", "storage"), storagePort);
-        started.add(s);
+        // c first: when s (the first seed) starts, c answers that it is not in a cluster yet and s forms at once.
         c = NodeProcess.start(dir, "c", 1, config("c", "client"), clientPort);
         started.add(c);
+        s = NodeProcess.start(dir, "s", 1, config("s", "storage"), storagePort);
+        started.add(s);
         await("s and c in one cluster", WAIT, () -> bothSee(Set.of(storagePort, clientPort)));
     }
 
