@@ -47,8 +47,8 @@ import org.apache.pekko.pattern.Patterns;
  *       other seed answers that it is not: all are starting, the node forms the cluster and they join it. Otherwise
  *       it forms a cluster only when, for {@code weft.cluster.seed-node-timeout}, no seed said it is in one and
  *       every seed that did not answer at all is not even listening on its cluster port (a TCP connect fails). A
- *       seed that listens but does not answer (slow to handshake with a restarted address, or frozen) is waited
- *       for, up to six times the timeout.</li>
+ *       seed that listens but does not answer (slow to handshake with a restarted address, frozen, or cut off at
+ *       the cluster protocol only) is waited for as long as that lasts: forming then could make an island.</li>
  * </ul>
  *
  * <p>Why not Pekko's own first-seed procedure: it forms a new cluster when no answer came within the timeout, and a
@@ -64,7 +64,7 @@ public final class ClusterFormation extends AbstractBehavior<ClusterFormation.Co
     private static final Duration ROUND = Duration.ofMillis(500);
     private static final Duration PROBE_TIMEOUT = Duration.ofSeconds(1);
     private static final int TCP_CONNECT_TIMEOUT_MILLIS = 500;
-    private static final int PATIENCE_FACTOR = 6;
+    private static final Duration WARN_EVERY = Duration.ofSeconds(10);
 
     public interface Command {
     }
@@ -120,10 +120,7 @@ public final class ClusterFormation extends AbstractBehavior<ClusterFormation.Co
         }
         boolean anyAliveUnanswered = others.stream()
                 .anyMatch(s -> s == SeedState.LISTENING || s == SeedState.UNKNOWN);
-        if (!anyAliveUnanswered || elapsed.compareTo(timeout.multipliedBy(PATIENCE_FACTOR)) >= 0) {
-            return Decision.FORM_CLUSTER;
-        }
-        return Decision.WAIT;
+        return anyAliveUnanswered ? Decision.WAIT : Decision.FORM_CLUSTER;
     }
 
     /** Starts the procedure for this actor system; {@code config} holds the {@code weft.cluster} keys. */
@@ -152,6 +149,7 @@ public final class ClusterFormation extends AbstractBehavior<ClusterFormation.Co
     private final Executor blocking;
     private final TimerScheduler<Command> timers;
     private long startedNanos;
+    private long warnedNanos;
     private boolean decided;
 
     private ClusterFormation(ActorContext<Command> ctx, TimerScheduler<Command> timers, List<Address> seeds,
@@ -263,6 +261,12 @@ public final class ClusterFormation extends AbstractBehavior<ClusterFormation.Co
                 finish();
             }
             case WAIT -> {
+                if (elapsed.compareTo(timeout) >= 0 && System.nanoTime() - warnedNanos > WARN_EVERY.toNanos()) {
+                    warnedNanos = System.nanoTime();
+                    getContext().getLog().warn("first seed: still waiting after {} s for an answer from the seeds"
+                            + " that listen but do not answer ({}); it forms no cluster while they may be in one",
+                            elapsed.toSeconds(), states);
+                }
             }
         }
         return this;

@@ -39,13 +39,12 @@ class ClusterFormationTest {
     }
 
     @Test
-    void aSeedThatListensButIsSlowToAnswerIsWaitedForUpToSixTimeouts() {
-        // The restarted first seed of a running cluster: the others' answers are slow, not absent.
+    void aSeedThatListensButDoesNotAnswerIsWaitedFor() {
+        // The restarted first seed of a running cluster: the others' answers are slow, not absent; or a seed cut off
+        // at the cluster protocol only. Forming a cluster then could make an island.
         assertEquals(WAIT, ClusterFormation.decide(List.of(LISTENING, DOWN), LATE, TIMEOUT));
         assertEquals(WAIT, ClusterFormation.decide(List.of(UNKNOWN, NOT_MEMBER), LATE, TIMEOUT));
-        assertEquals(WAIT, ClusterFormation.decide(List.of(LISTENING), TIMEOUT.multipliedBy(6).minusMillis(1),
-                TIMEOUT));
-        assertEquals(FORM_CLUSTER, ClusterFormation.decide(List.of(LISTENING), TIMEOUT.multipliedBy(6), TIMEOUT));
+        assertEquals(WAIT, ClusterFormation.decide(List.of(LISTENING), TIMEOUT.multipliedBy(100), TIMEOUT));
     }
 
     @Test
