@@ -23,8 +23,10 @@ import org.junit.jupiter.api.TestInstance;
  * c1 maps d rw from s over rdma and writes (acknowledged, verified). Then c1's cluster port is black-holed with an
  * {@code iptables -j DROP} rule on loopback (not killed: its process and data path keep running). c2 asks for the
  * same backend rw: refused while c1's mapping lease is live, also once s holds c1 unreachable. When the cluster has
- * removed c1 (split-brain resolver) s has revoked c1's mapping; only then c2's rw map succeeds, and it reads every
- * write c1 had acknowledged. s holds exactly one rw mapping at every check.
+ * removed c1 (split-brain resolver) s has revoked c1's mapping; a new client node c3 then maps the backend rw and
+ * reads every write c1 had acknowledged. s holds at most one rw mapping at every check. (The cut is one-way: c1 still
+ * reaches the others, so Pekko's resolver may also down c2 as indirectly connected; c2 is not needed after its
+ * refusals.)
  *
  * <p>Needs root for iptables (the rule is removed in a finally; the test fails naming the {@code iptables} package
  * when the command is missing).
@@ -146,23 +148,27 @@ class PartitionIT {
             });
             assertRefusedBecauseOfC1(mapRw(c2), "while c1 is unreachable but not removed");
 
-            await("the cluster removes c1 (s and c2 survive)", WAIT, () -> {
+            await("the cluster removes c1", WAIT, () -> {
                 Membership m = Membership.of(s);
-                return m != null && m.isExactly(java.util.Set.of(ports.get(0), ports.get(2)));
+                return m != null && !m.upPorts().contains(c1Port)
+                        && m.other().stream().noneMatch(o -> o.contains(":" + c1Port + " "));
             });
-            // c1 is out of the cluster: s has revoked its mapping, so c2 may now become the one writer.
-            await("c2 maps d rw once c1's mapping is revoked", WAIT, () -> {
-                try {
-                    return mapRw(c2).statusCode() == 200;
-                } catch (Exception e) {
-                    return false;
-                }
-            });
-            assertEquals(List.of("c2/d"), writers());
-            fio.verify(c2, "d", 0);
+            // c1 is out of the cluster: s has revoked its mapping. The cut is one-way (c1 still reaches the others),
+            // so Pekko may find c2 indirectly connected and down it too; the next writer is a fresh client node.
+            assertTrue(writers().isEmpty(), "c1's mapping revoked: " + writers());
         } finally {
             iptables("-D", c1Port);
         }
-        assertEquals(List.of("c2/d"), writers(), "c1 did not take the backend back after the partition healed");
+        NodeProcess c3 = start("c3", NodeProcess.freePort(), "client");
+        await("c3 maps d rw once c1's mapping is revoked", WAIT, () -> {
+            try {
+                return mapRw(c3).statusCode() == 200;
+            } catch (Exception e) {
+                return false;
+            }
+        });
+        assertEquals(List.of("c3/d"), writers());
+        // Every write c1 had acknowledged is there.
+        fio.verify(c3, "d", 0);
     }
 }
