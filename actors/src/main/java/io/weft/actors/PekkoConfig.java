@@ -3,7 +3,6 @@ package io.weft.actors;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -19,16 +18,14 @@ public final class PekkoConfig {
     public static Config build(Config user) {
         Config withDefaults = user.withFallback(ConfigFactory.defaultReference()).resolve();
         Config w = withDefaults.getConfig("weft");
-        String system = w.getString("cluster.name");
         Map<String, Object> derived = new HashMap<>();
         derived.put("pekko.remote.artery.canonical.hostname", w.getString("cluster.hostname"));
         derived.put("pekko.remote.artery.canonical.port", w.getInt("cluster.port"));
         derived.put("pekko.cluster.roles", w.getStringList("node.roles"));
-        List<String> seeds = new ArrayList<>();
-        for (String seed : w.getStringList("cluster.seed-nodes")) {
-            seeds.add(seed.startsWith("pekko://") ? seed : "pekko://" + system + "@" + seed);
-        }
-        derived.put("pekko.cluster.seed-nodes", seeds);
+        // No pekko.cluster.seed-nodes: Pekko would join them by itself at start, and its first seed forms a new
+        // cluster when answers are slow. io.weft.actors.cluster.ClusterFormation joins weft.cluster.seed-nodes.
+        derived.put("pekko.cluster.seed-nodes", List.of());
+        derived.put("pekko.cluster.seed-node-timeout", w.getString("cluster.seed-node-timeout"));
         derived.put("pekko.cluster.failure-detector.heartbeat-interval",
                 w.getString("cluster.failure-detector.heartbeat-interval"));
         derived.put("pekko.cluster.failure-detector.acceptable-heartbeat-pause",

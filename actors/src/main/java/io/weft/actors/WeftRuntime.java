@@ -4,6 +4,7 @@ import com.typesafe.config.Config;
 import io.weft.actors.client.ClientService;
 import io.weft.actors.client.DeviceExporter;
 import io.weft.actors.client.DeviceRegistry;
+import io.weft.actors.cluster.ClusterFormation;
 import io.weft.actors.management.JmxPublisher;
 import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.TransportSettings;
@@ -29,7 +30,6 @@ import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.cluster.typed.Cluster;
-import org.apache.pekko.cluster.typed.Join;
 import org.apache.pekko.management.javadsl.PekkoManagement;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -42,7 +42,7 @@ import org.slf4j.LoggerFactory;
  *   node.shutdown();                                            // leaves the cluster, stops everything
  * </pre>
  * {@code start} builds the Pekko config from {@code weft.*} ({@link PekkoConfig}), starts the actor system with
- * {@link WeftNode} as guardian, joins the cluster (seed nodes, or itself), starts Pekko Management HTTP with the Weft
+ * {@link WeftNode} as guardian, joins the cluster ({@link ClusterFormation}: the seeds, or itself), starts Pekko Management HTTP with the Weft
  * routes and registers the JMX MBeans. The operations below are what the HTTP routes and JMX call; they are safe
  * from any thread.
  *
@@ -164,10 +164,8 @@ public final class WeftRuntime implements AutoCloseable {
             WeftNode.Services services = AskPattern.<WeftNode.Command, WeftNode.Services>ask(system,
                     WeftNode.GetServices::new, timeout, system.scheduler()).toCompletableFuture()
                     .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
-            Cluster cluster = Cluster.get(system);
-            if (pekko.getStringList("pekko.cluster.seed-nodes").isEmpty()) {
-                cluster.manager().tell(Join.create(cluster.selfMember().address()));
-            }
+            // Weft's seed procedure (ClusterFormation): a restarted first seed joins the running cluster.
+            ClusterFormation.start(system, pekko);
             Incarnation incarnation = new Incarnation(number, system, services);
             settings = configured.withNodeName(services.nodeName());
             BY_SYSTEM.put(Adapter.toClassic(system), this);

@@ -18,16 +18,20 @@ class PekkoConfigTest {
     void derivesClusterSettingsFromWeftKeys() {
         Config c = build("weft.node.roles = [storage]\n"
                 + "weft.cluster { hostname = \"10.0.0.5\", port = 2552, seed-nodes = [\"10.0.0.1:2552\"] }\n"
-                + "weft.cluster.failure-detector.heartbeat-interval = 300ms\n");
+                + "weft.cluster.failure-detector.heartbeat-interval = 300ms\n"
+                + "weft.cluster.seed-node-timeout = 7s\n");
         assertEquals("cluster", c.getString("pekko.actor.provider"));
         assertEquals("tcp", c.getString("pekko.remote.artery.transport"));
         assertEquals("10.0.0.5", c.getString("pekko.remote.artery.canonical.hostname"));
         assertEquals(2552, c.getInt("pekko.remote.artery.canonical.port"));
         assertEquals(List.of("storage"), c.getStringList("pekko.cluster.roles"));
-        assertEquals(List.of("pekko://weft@10.0.0.1:2552"), c.getStringList("pekko.cluster.seed-nodes"));
-        assertEquals("org.apache.pekko.cluster.sbr.SplitBrainResolverProvider",
+        // The seeds stay Weft's: ClusterFormation joins them (Pekko would join pekko.cluster.seed-nodes by itself).
+        assertEquals(List.of(), c.getStringList("pekko.cluster.seed-nodes"));
+        assertEquals(List.of("10.0.0.1:2552"), c.getStringList("weft.cluster.seed-nodes"));
+        assertEquals("io.weft.actors.cluster.StorageAwareDowningProvider",
                 c.getString("pekko.cluster.downing-provider-class"));
         assertEquals("keep-majority", c.getString("pekko.cluster.split-brain-resolver.active-strategy"));
+        assertEquals(7, c.getDuration("pekko.cluster.seed-node-timeout").toSeconds());
         assertEquals(300, c.getDuration("pekko.cluster.failure-detector.heartbeat-interval").toMillis());
         assertEquals(1500, c.getDuration("pekko.cluster.failure-detector.acceptable-heartbeat-pause").toMillis());
         assertEquals("jackson-json",
@@ -52,8 +56,8 @@ class PekkoConfigTest {
                 + "pekko.cluster.downing-provider-class = \"\"\n");
         assertEquals("keep-oldest", c.getString("pekko.cluster.split-brain-resolver.active-strategy"));
         assertEquals("DEBUG", c.getString("pekko.loglevel"));
-        // Weft insists on the SBR unless overridden through weft.pekko.
-        assertEquals("org.apache.pekko.cluster.sbr.SplitBrainResolverProvider",
+        // Weft insists on its SBR (Pekko's with Weft's rule) unless overridden through weft.pekko.
+        assertEquals("io.weft.actors.cluster.StorageAwareDowningProvider",
                 c.getString("pekko.cluster.downing-provider-class"));
     }
 

@@ -80,6 +80,13 @@ class SerializationTest {
     }
 
     @Test
+    void formationMessagesRoundTrip() throws Exception {
+        var answerTo = testKit.<io.weft.actors.cluster.ClusterFormation.Answer>createTestProbe().getRef();
+        roundTrip(new io.weft.actors.cluster.ClusterFormation.Probe(answerTo));
+        roundTrip(new io.weft.actors.cluster.ClusterFormation.Answer("127.0.0.1:25520", true));
+    }
+
+    @Test
     void drillMessagesRoundTrip() throws Exception {
         var processReply = testKit.<StorageService.ProcessInfo>createTestProbe().getRef();
         roundTrip(new StorageService.DescribeProcess(processReply));

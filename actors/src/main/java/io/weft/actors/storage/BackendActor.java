@@ -44,7 +44,11 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  *
  * <p>A mapping is released — its view revoked so the old client cannot write through it, its served channel
  * stopped — when the client closes it, when its session's node leaves the cluster or the session actor stops, or
- * when no heartbeat arrived for {@code weft.storage.mapping-lease} (a client process that died).
+ * when no heartbeat arrived for {@code weft.storage.mapping-lease} (a client process that died). A mapping is thus a
+ * lease its client renews; this node alone decides who writes, so rw exclusivity never depends on the cluster's
+ * split-brain decisions. A new writable mapping is granted only once every released writer's view has drained
+ * (its last requests left the store; {@link MappingView#drained()}): the old holder's late write cannot land over
+ * the new holder's.
  *
  * <p>Supervision: each mapping's served channel is a {@link ChannelActor} child (restarted with backoff; a restart
  * with a new endpoint revokes the mapping so the client re-opens). The backend itself is restarted by
@@ -90,6 +94,10 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
     private record LeaseCheck() implements Command {
     }
 
+    /** A writable open waiting for a revoked writer's last requests to leave the store; {@code since} in nanos. */
+    private record DeferredOpen(StorageService.Open open, long since) implements Command {
+    }
+
     private record Channel(ChannelActor.Event event) implements Command {
     }
 
@@ -108,6 +116,8 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
     private final NodeState.BackendEntry entry;
     private final ActorRef<ChannelActor.Event> channelEvents;
     private final Map<String, Mapping> mappings = new LinkedHashMap<>();
+    /** Views of released writable mappings with requests possibly still at the store (see MappingView#drained). */
+    private final List<MappingView> draining = new ArrayList<>();
 
     private static final class Mapping {
         final String id;
@@ -158,7 +168,8 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
     @Override
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
-                .onMessage(OpenMapping.class, this::onOpen)
+                .onMessage(OpenMapping.class, m -> onOpen(m.open(), System.nanoTime()))
+                .onMessage(DeferredOpen.class, m -> onOpen(m.open(), m.since()))
                 .onMessage(Channel.class, this::onChannel)
                 .onMessage(Heartbeat.class, this::onHeartbeat)
                 .onMessage(CloseMapping.class, this::onClose)
@@ -171,8 +182,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
                 .build();
     }
 
-    private Behavior<Command> onOpen(OpenMapping msg) {
-        StorageService.Open open = msg.open();
+    private Behavior<Command> onOpen(StorageService.Open open, long since) {
         // A re-open by the same owner replaces its previous mapping before the mode check.
         for (Mapping m : new ArrayList<>(mappings.values())) {
             if (m.sameOwner(open)) {
@@ -184,6 +194,17 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
             getContext().getLog().info("refused {} open of {} by {}/{}: {}", open.mode().wireName(), path,
                     open.clientNode(), open.deviceId(), conflict);
             open.replyTo().tell(new StorageService.OpenRefused(conflict, true));
+            return this;
+        }
+        draining.removeIf(MappingView::drained);
+        if (open.mode().writable() && !draining.isEmpty()) {
+            // Fencing: a revoked writer's request may still be writing; the next writer starts after it.
+            if (System.nanoTime() - since > settings.mappingLease().toNanos()) {
+                open.replyTo().tell(new StorageService.OpenRefused("a previous writer's last request is still"
+                        + " running on the store of " + path, false));
+            } else {
+                getContext().scheduleOnce(Duration.ofMillis(2), getContext().getSelf(), new DeferredOpen(open, since));
+            }
             return this;
         }
         if (open.mode().writable() && store.readOnly()) {
@@ -319,6 +340,9 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
             return this;
         }
         m.view.revoke();
+        if (m.open.mode().writable() && !m.view.drained()) {
+            draining.add(m.view);
+        }
         getContext().stop(m.channel);
         getContext().unwatch(m.open.session());
         if (tellClient) {

@@ -8,6 +8,8 @@ import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
 import io.weft.core.io.IoStatus;
 import io.weft.core.store.StoreBlockDevice;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 
 /**
@@ -15,13 +17,32 @@ import java.nio.ByteBuffer;
  * whatever the store allows, and once revoked (mapping closed, lease expired, client node gone) every request
  * completes with {@link IoStatus#ESHUTDOWN}, so a client that lost its mapping cannot keep writing through it.
  * Counts into the backend's stats; no allocation per request.
+ *
+ * <p>Fencing: a request that passed the revoked check before {@link #revoke()} may still be writing to the store
+ * afterwards (the transport's agent thread runs it while the backend actor revokes). {@link #drained()} says when no
+ * such request is left; the backend grants the next writer only then, so a late write of the old holder can never
+ * land over the new holder's writes. Each request counts itself in flight before it reads the revoked flag (both
+ * volatile), so once {@code revoke()} has run and {@code drained()} is true, no request of this view touches the
+ * store again.
  */
 final class MappingView implements BlockDevice {
+    private static final VarHandle IN_FLIGHT;
+
+    static {
+        try {
+            IN_FLIGHT = MethodHandles.lookup().findVarHandle(MappingView.class, "inFlight", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     private final StoreBlockDevice store;
     private final boolean readOnly;
     private final IoStats stats;
     private volatile DeviceInfo info;
     private volatile boolean revoked;
+    /** Requests between their revoked check and the end of their store access. */
+    private volatile int inFlight;
 
     MappingView(StoreBlockDevice store, boolean readOnly, IoStats stats) {
         this.store = store;
@@ -40,6 +61,11 @@ final class MappingView implements BlockDevice {
         revoked = true;
     }
 
+    /** After {@link #revoke()}: true once no request that passed the revoked check is still at the store. */
+    boolean drained() {
+        return inFlight == 0;
+    }
+
     @Override
     public DeviceInfo info() {
         return info;
@@ -50,13 +76,18 @@ final class MappingView implements BlockDevice {
                        IoCompletion completion) {
         long start = System.nanoTime();
         int status;
-        if (revoked) {
-            status = IoStatus.ESHUTDOWN;
-        } else {
-            status = IoRequests.check(info, op, offset, length, flags);
-            if (status == IoStatus.OK) {
-                status = store.execute(op, offset, length, flags, buffer);
+        IN_FLIGHT.getAndAdd(this, 1);
+        try {
+            if (revoked) {
+                status = IoStatus.ESHUTDOWN;
+            } else {
+                status = IoRequests.check(info, op, offset, length, flags);
+                if (status == IoStatus.OK) {
+                    status = store.execute(op, offset, length, flags, buffer);
+                }
             }
+        } finally {
+            IN_FLIGHT.getAndAdd(this, -1);
         }
         stats.record(op, length, status, System.nanoTime() - start);
         completion.onComplete(tag, status);

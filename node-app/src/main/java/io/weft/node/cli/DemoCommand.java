@@ -327,10 +327,10 @@ public final class DemoCommand implements Callable<Integer> {
     }
 
     /**
-     * The nodes' shared settings. Every node lists the same seeds, client node c first: the first seed forms the
-     * cluster when no other seed answers, so it must be a node the drill never kills (a storage node restarted as
-     * first seed could form a cluster of its own before the others have removed its old incarnation). c starts
-     * first; it waits {@code seed-node-timeout} for the other seeds before it forms the cluster, shortened here.
+     * The nodes' shared settings. Every node lists the same seeds, client node c first: the first seed is the one
+     * that forms the cluster, and c is the node the drills never kill (a killed first seed rejoins the running
+     * cluster too, but only after asking the others). c starts first; it waits {@code seed-node-timeout} for the
+     * other seeds before it forms the cluster, shortened here.
      */
     static String config(Path region, List<NodePlan> nodes) {
         StringBuilder s = new StringBuilder("# written by weft demo\n");
@@ -342,7 +342,7 @@ public final class DemoCommand implements Callable<Integer> {
             s.append(i == 0 ? "" : ", ").append('"').append(seeds.get(i).cluster()).append('"');
         }
         s.append("]\n");
-        s.append("weft.pekko.cluster.seed-node-timeout = 2s\n");
+        s.append("weft.cluster.seed-node-timeout = 2s\n");
         s.append("weft.rdma.provider = software\n");
         if (region != null) {
             s.append("weft.cxl.regions = [\"").append(region).append("\"]\n");

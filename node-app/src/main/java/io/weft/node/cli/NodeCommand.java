@@ -33,11 +33,12 @@ import picocli.CommandLine.Option;
             "finish, flushes every device, leaves the cluster and exits 0.",
             ""},
         footer = {"",
-            "Three nodes on one machine:",
-            "  ./weft node --data-dir data/a --name a",
-            "  ./weft node --data-dir data/b --name b --cluster-port 25521 --seed 127.0.0.1:25520 \\",
+            "Three nodes on one machine (every node names every seed, itself included):",
+            "  SEEDS=\"--seed 127.0.0.1:25520 --seed 127.0.0.1:25521 --seed 127.0.0.1:25522\"",
+            "  ./weft node --data-dir data/a --name a $SEEDS",
+            "  ./weft node --data-dir data/b --name b --cluster-port 25521 $SEEDS \\",
             "      --nbd-listen 127.0.0.1:10810 --http-listen 127.0.0.1:7627",
-            "  ./weft node --data-dir data/c --name c --cluster-port 25522 --seed 127.0.0.1:25520 \\",
+            "  ./weft node --data-dir data/c --name c --cluster-port 25522 $SEEDS \\",
             "      --nbd-listen 127.0.0.1:10811 --http-listen 127.0.0.1:7628",
             "",
             "Precedence, lowest first: reference.conf, the --config file, JVM system",
@@ -89,7 +90,8 @@ public final class NodeCommand implements Callable<Integer> {
     String clusterPort;
 
     @Option(names = "--seed", paramLabel = "HOST:PORT",
-            description = "Adds to weft.cluster.seed-nodes (repeatable). None: forms a cluster of its own.")
+            description = "Adds to weft.cluster.seed-nodes (repeatable). Give every node the same seeds, its own "
+                    + "address included when it is one. None: forms a cluster of its own (a single node).")
     List<String> seeds;
 
     @Option(names = "--export-root", paramLabel = "DIR",

@@ -56,7 +56,7 @@ class DemoCommandTest {
         // the file must be valid HOCON
         com.typesafe.config.Config parsed = com.typesafe.config.ConfigFactory.parseString(cxl);
         assertEquals(3, parsed.getStringList("weft.cluster.seed-nodes").size());
-        assertEquals("2s", parsed.getString("weft.pekko.cluster.seed-node-timeout"));
+        assertEquals("2s", parsed.getString("weft.cluster.seed-node-timeout"));
     }
 
     @Test
