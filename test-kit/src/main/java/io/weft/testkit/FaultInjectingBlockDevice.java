@@ -53,6 +53,8 @@ public final class FaultInjectingBlockDevice implements BlockDevice {
         public final long tag;
         public final IoCompletion completion;
         public final Fault fault;
+        /** What the inner device answered a DROP request (the answer that was lost); MIN_VALUE until then. */
+        volatile int innerStatus = Integer.MIN_VALUE;
 
         Request(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag, IoCompletion completion,
                 Fault fault) {
@@ -155,7 +157,7 @@ public final class FaultInjectingBlockDevice implements BlockDevice {
                 }
                 if (fault == Fault.DROP) {
                     // The storage executes it; only the answer is lost.
-                    inner.submit(op, offset, length, flags, buffer, tag, (t, s) -> { });
+                    inner.submit(op, offset, length, flags, buffer, tag, (t, s) -> r.innerStatus = s);
                 } else if (fault == Fault.DELAY) {
                     timer().schedule(() -> release(r), delayNanos, TimeUnit.NANOSECONDS);
                 }
@@ -225,19 +227,22 @@ public final class FaultInjectingBlockDevice implements BlockDevice {
         return n;
     }
 
-    /** Answers every dropped request after all, with its real status (OK): a lost answer that arrives late. */
+    /**
+     * Answers every dropped request after all, with the status the inner device gave it: a lost answer that arrives
+     * late. (One the inner device has not answered yet stays dropped.)
+     */
     public int answerDropped() {
         List<Request> dropped = new ArrayList<>();
         synchronized (this) {
             for (Request r : kept) {
-                if (r.fault == Fault.DROP) {
+                if (r.fault == Fault.DROP && r.innerStatus != Integer.MIN_VALUE) {
                     dropped.add(r);
                 }
             }
             kept.removeAll(dropped);
         }
         for (Request r : dropped) {
-            r.completion.onComplete(r.tag, IoStatus.OK);
+            r.completion.onComplete(r.tag, r.innerStatus);
         }
         return dropped.size();
     }
