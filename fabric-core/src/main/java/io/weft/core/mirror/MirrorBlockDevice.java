@@ -397,7 +397,8 @@ public final class MirrorBlockDevice implements BlockDevice {
             if ((targets & (1 << i)) != 0) {
                 LegState st = legs[i].state;
                 if (cancelledMeanwhile || st == LegState.FAILED || st == LegState.EMPTY) {
-                    cancelLegPart(s, gen, i, cancelledMeanwhile);
+                    // Forced: a drop's sweep may have sent its cancel before this part reached the leg.
+                    cancelLegPart(s, gen, i, true);
                 }
             }
         }
