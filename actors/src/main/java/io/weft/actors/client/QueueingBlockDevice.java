@@ -17,9 +17,20 @@ import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
  *
  * <p>Each request occupies one of a fixed set of slots for its lifetime; the slot is the completion handed to the
  * path (tag = generation &lt;&lt; 32 | slot index), so the connected steady state allocates nothing. A slot's state
- * and generation live in one atomic word: whoever moves it out of QUEUED or INFLIGHT first (the path's completion,
- * the timeout sweep, a force close) completes the caller; everyone else sees the CAS fail. A late completion from a
- * dead path therefore never touches a recycled slot.
+ * and generation live in one atomic word ({@code generation << 3 | state}); every transition is a CAS, so the path's
+ * completion, the timeout sweep, a force close and a cancel race safely, and a late completion from a dead path
+ * (an older generation) never touches a recycled slot.
+ *
+ * <p>Buffer ownership (docs/architecture.md, "Buffer ownership"): the caller's buffer belongs to the path from
+ * submit until the path's completion. So a request the path holds is never completed to the caller by anyone but
+ * that completion: the io-timeout ({@link #expire}), {@link #forceClose} and the caller's {@link #cancel} move the
+ * slot INFLIGHT &rarr; EXPIRING (or CANCELLING) and call {@code cancel} on the path the slot was submitted to
+ * (remembered per slot: the current path may have changed since). The path then completes it — with ECANCELED once
+ * it will not touch the buffer any more, which reaches the caller as EIO after an io-timeout or force close and as
+ * ECANCELED after the caller's cancel; or with its real status (OK, an error) if it finished first, which reaches the
+ * caller unchanged. A queued request (never handed to a path) is completed at once. A path that never answers a
+ * cancel keeps its request, and the caller waits for it: the transports bound that with their own deadline (see
+ * cxl.md and rdma.md); the sweep does not cancel a request twice.
  *
  * <p>A path that completes with {@link IoStatus#ESHUTDOWN} is going away: the request is queued again for the next
  * path (its deadline still counts from the original submit). Threads: {@link #submit} from any thread; the
@@ -30,6 +41,14 @@ public final class QueueingBlockDevice implements BlockDevice {
     private static final int QUEUED = 1;
     private static final int INFLIGHT = 2;
     private static final int DONE = 3;
+    /** In flight, given up (io-timeout, force close): cancelled on its path; an ECANCELED answer becomes EIO. */
+    private static final int EXPIRING = 4;
+    /** In flight, cancelled by the caller: cancelled on its path; ECANCELED passes through. */
+    private static final int CANCELLING = 5;
+    /** Completed to its caller while its entry is still in the pending queue: freed by whoever polls it. */
+    private static final int COMPLETED_QUEUED = 6;
+    private static final int STATE_BITS = 3;
+    private static final long STATE_MASK = 7;
     private static final long GEN_MASK = 0x7FFF_FFFFL;
 
     private final Slot[] slots;
@@ -135,6 +154,7 @@ public final class QueueingBlockDevice implements BlockDevice {
         slot.generation = gen;
         BlockDevice current = path;
         if (current != null) {
+            slot.submittedTo = current;
             slot.stamp.set(stamp(gen, INFLIGHT));
             current.submit(op, offset, length, flags, buffer, (gen << 32) | slot.index, router);
         } else {
@@ -145,7 +165,9 @@ public final class QueueingBlockDevice implements BlockDevice {
             }
         }
         if (mode == CLOSED) {
-            // Raced with a force close: make sure this request is not left behind.
+            // Raced with a force close: make sure this request is not left behind (cancelled on its path if it
+            // reached one: a cancel that arrives there before the request does is simply a no-op, and the request
+            // then completes with its real status).
             failEverything(IoStatus.EIO);
         }
     }
@@ -171,21 +193,28 @@ public final class QueueingBlockDevice implements BlockDevice {
         for (int n = pending.size(); n > 0 && (slot = pending.poll()) != null; n--) {
             BlockDevice current = path;
             long s = slot.stamp.get();
-            if ((s & 3) != QUEUED) {
+            if (state(s) != QUEUED) {
+                releaseIfCompleted(slot, s);
                 continue;
             }
-            long gen = s >>> 2;
+            long gen = s >>> STATE_BITS;
             if (current == null) {
                 if (mode == CLOSED) {
-                    finish(slot, gen, QUEUED, IoStatus.EIO);
+                    if (!finish(slot, gen, QUEUED, IoStatus.EIO)) {
+                        releaseIfCompleted(slot, slot.stamp.get());
+                    }
                     continue;
                 }
                 enqueue(slot);
                 return;
             }
+            slot.submittedTo = current;
             if (slot.stamp.compareAndSet(stamp(gen, QUEUED), stamp(gen, INFLIGHT))) {
                 current.submit(slot.op, slot.offset, slot.length, slot.flags, slot.buffer, (gen << 32) | slot.index,
                         router);
+            } else {
+                // Cancelled by its caller after we polled it: this entry was its last, so free it here.
+                releaseIfCompleted(slot, slot.stamp.get());
             }
         }
     }
@@ -203,14 +232,32 @@ public final class QueueingBlockDevice implements BlockDevice {
             // sends it on.
             if (slot.stamp.compareAndSet(stamp(gen, INFLIGHT), stamp(gen, QUEUED))) {
                 enqueue(slot);
+                return;
             }
+            // Given up meanwhile (EXPIRING/CANCELLING): the path let go of it, so it completes now, below.
+        }
+        if (finish(slot, gen, INFLIGHT, status)) {
             return;
         }
-        finish(slot, gen, INFLIGHT, status);
+        // Cancelled while in flight: this is the path's answer to the cancel (or its real status, if it finished
+        // first). Only now is the buffer the caller's again.
+        if (!finish(slot, gen, EXPIRING, status == IoStatus.ECANCELED || status == IoStatus.ESHUTDOWN
+                ? IoStatus.EIO : status)) {
+            finish(slot, gen, CANCELLING, status == IoStatus.ESHUTDOWN ? IoStatus.ECANCELED : status);
+        }
     }
 
     private boolean finish(Slot slot, long gen, int expected, int status) {
-        if (!slot.stamp.compareAndSet(stamp(gen, expected), stamp(gen, DONE))) {
+        return finish(slot, gen, expected, status, false);
+    }
+
+    /**
+     * Completes the caller if the slot is still in {@code expected} for {@code gen}.
+     *
+     * @param stillQueued the slot still has an entry in the pending queue: it is freed when that entry is polled
+     */
+    private boolean finish(Slot slot, long gen, int expected, int status, boolean stillQueued) {
+        if (!slot.stamp.compareAndSet(stamp(gen, expected), stamp(gen, stillQueued ? COMPLETED_QUEUED : DONE))) {
             return false;
         }
         IoCompletion caller = slot.caller;
@@ -220,19 +267,31 @@ public final class QueueingBlockDevice implements BlockDevice {
         long latency = System.nanoTime() - slot.startNanos;
         slot.caller = null;
         slot.buffer = null;
-        slot.stamp.set(stamp(gen, FREE));
-        free.offer(slot);
+        slot.submittedTo = null;
+        if (!stillQueued) {
+            slot.stamp.set(stamp(gen, FREE));
+            free.offer(slot);
+        }
         inFlight.decrementAndGet();
         stats.record(op, length, status, latency);
         caller.onComplete(callerTag, status);
         return true;
     }
 
+    /** A slot completed while queued, polled from the pending queue now: it can be reused. */
+    private void releaseIfCompleted(Slot slot, long s) {
+        if (state(s) == COMPLETED_QUEUED && slot.stamp.compareAndSet(s, stamp(s >>> STATE_BITS, FREE))) {
+            free.offer(slot);
+        }
+    }
+
     /**
-     * Fails every request older than the io-timeout with EIO: queued ones (no path came back in time) and in-flight
-     * ones (the path never answered). Called periodically by the owning actor.
+     * Gives up on every request older than the io-timeout: queued ones (no path came back in time) fail with EIO
+     * now; in-flight ones (the path did not answer) are cancelled on their path and fail with EIO when the path
+     * answers the cancel (or complete with the path's real status if it finished first). Called periodically by
+     * the owning actor.
      *
-     * @return how many requests were failed
+     * @return how many requests were failed or cancelled
      */
     public int expire(long nowNanos) {
         int failed = 0;
@@ -244,12 +303,15 @@ public final class QueueingBlockDevice implements BlockDevice {
                 break;
             }
             long s = slot.stamp.get();
-            if ((s & 3) != QUEUED) {
+            if (state(s) != QUEUED) {
+                releaseIfCompleted(slot, s);
                 continue;
             }
             if (nowNanos - slot.startNanos > ioTimeoutNanos) {
-                if (finish(slot, s >>> 2, QUEUED, IoStatus.EIO)) {
+                if (finish(slot, s >>> STATE_BITS, QUEUED, IoStatus.EIO)) {
                     failed++;
+                } else {
+                    releaseIfCompleted(slot, slot.stamp.get());
                 }
             } else {
                 enqueue(slot);
@@ -260,8 +322,8 @@ public final class QueueingBlockDevice implements BlockDevice {
         }
         for (Slot slot : slots) {
             long s = slot.stamp.get();
-            if ((s & 3) == INFLIGHT && nowNanos - slot.startNanos > ioTimeoutNanos) {
-                if (finish(slot, s >>> 2, INFLIGHT, IoStatus.EIO)) {
+            if (state(s) == INFLIGHT && nowNanos - slot.startNanos > ioTimeoutNanos) {
+                if (cancelInFlight(slot, s >>> STATE_BITS, EXPIRING)) {
                     failed++;
                 }
             }
@@ -269,7 +331,48 @@ public final class QueueingBlockDevice implements BlockDevice {
         return failed;
     }
 
-    /** Force close: every queued and in-flight request completes with EIO now; later IO gets ESHUTDOWN. */
+    /**
+     * INFLIGHT &rarr; {@code to} (EXPIRING or CANCELLING), then asks the path it was submitted to to cancel it; the
+     * caller is completed from the path's completion.
+     */
+    private boolean cancelInFlight(Slot slot, long gen, int to) {
+        BlockDevice target = slot.submittedTo; // read before the CAS: after it the completion may clear it
+        if (!slot.stamp.compareAndSet(stamp(gen, INFLIGHT), stamp(gen, to))) {
+            return false;
+        }
+        if (target != null) {
+            target.cancel((gen << 32) | slot.index, router);
+        }
+        return true;
+    }
+
+    /**
+     * Cancels the caller's request ({@code tag}, {@code completion}): a queued one completes with ECANCELED at
+     * once, an in-flight one is cancelled on its path and completes from the path's answer (ECANCELED, or its real
+     * status if it finished first). Unknown or completed requests: no effect. Any thread.
+     */
+    @Override
+    public void cancel(long tag, IoCompletion completion) {
+        for (Slot slot : slots) {
+            long s = slot.stamp.get();
+            int state = state(s);
+            if ((state != QUEUED && state != INFLIGHT) || slot.caller != completion || slot.callerTag != tag) {
+                continue;
+            }
+            long gen = s >>> STATE_BITS;
+            if (state == QUEUED) {
+                // Its pending-queue entry stays; whoever polls it frees the slot.
+                finish(slot, gen, QUEUED, IoStatus.ECANCELED, true);
+            } else {
+                cancelInFlight(slot, gen, CANCELLING);
+            }
+        }
+    }
+
+    /**
+     * Force close: every queued request completes with EIO now, every in-flight one is cancelled on its path and
+     * completes with EIO from the path's answer (its real status if it finished first); later IO gets ESHUTDOWN.
+     */
     public void forceClose() {
         mode = CLOSED;
         path = null;
@@ -280,14 +383,14 @@ public final class QueueingBlockDevice implements BlockDevice {
         Slot queued;
         while ((queued = pending.poll()) != null) {
             long s = queued.stamp.get();
-            if ((s & 3) == QUEUED) {
-                finish(queued, s >>> 2, QUEUED, status);
+            if (state(s) != QUEUED || !finish(queued, s >>> STATE_BITS, QUEUED, status)) {
+                releaseIfCompleted(queued, queued.stamp.get());
             }
         }
         for (Slot slot : slots) {
             long s = slot.stamp.get();
-            if ((s & 3) == INFLIGHT) {
-                finish(slot, s >>> 2, INFLIGHT, status);
+            if (state(s) == INFLIGHT) {
+                cancelInFlight(slot, s >>> STATE_BITS, EXPIRING);
             }
         }
     }
@@ -299,14 +402,18 @@ public final class QueueingBlockDevice implements BlockDevice {
         }
     }
 
-    /** Closes for good: what is still outstanding fails with EIO. Does not close the path (the session owns it). */
+    /** Closes for good: as {@link #forceClose}. Does not close the path (the session owns it). */
     @Override
     public void close() {
         forceClose();
     }
 
     private static long stamp(long gen, int state) {
-        return (gen << 2) | state;
+        return (gen << STATE_BITS) | state;
+    }
+
+    private static int state(long stamp) {
+        return (int) (stamp & STATE_MASK);
     }
 
     private static final class Slot {
@@ -321,6 +428,8 @@ public final class QueueingBlockDevice implements BlockDevice {
         long callerTag;
         IoCompletion caller;
         long startNanos;
+        /** The path this request was handed to: the one a cancel must reach. */
+        BlockDevice submittedTo;
 
         Slot(int index) {
             this.index = index;

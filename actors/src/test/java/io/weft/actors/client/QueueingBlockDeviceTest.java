@@ -11,6 +11,11 @@ import io.weft.core.io.DeviceInfo;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
+import io.weft.testkit.FaultInjectingBlockDevice;
+import io.weft.testkit.FaultInjectingBlockDevice.CancelAnswer;
+import io.weft.testkit.FaultInjectingBlockDevice.Fault;
+import io.weft.testkit.MemoryBlockDevice;
+import io.weft.testkit.OwnershipChecker;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -74,6 +79,16 @@ class QueueingBlockDeviceTest {
 
         void release(int index, int status) {
             heldCompletions.get(index).onComplete(held.get(index)[0], status);
+        }
+
+        /** As a transport does: a held request is answered ECANCELED at once (a later release is a duplicate). */
+        @Override
+        public void cancel(long tag, IoCompletion completion) {
+            for (int i = 0; i < held.size(); i++) {
+                if (held.get(i)[0] == tag && heldCompletions.get(i) == completion) {
+                    completion.onComplete(tag, IoStatus.ECANCELED);
+                }
+            }
         }
 
         @Override
@@ -268,5 +283,105 @@ class QueueingBlockDeviceTest {
         dev.submit(IoOp.READ, 4096, 512, 0, ByteBuffer.allocate(512), 1, done);
         assertEquals(IoStatus.EOVERFLOW, done.of(1));
         assertEquals(4096, dev.info().size());
+    }
+
+    // ------------------------------------------------------------------------------- buffer ownership (issue 11)
+
+    /** A path over an in-memory store whose answers are held: a late answer copies into the caller's buffer. */
+    private static FaultInjectingBlockDevice holdingPath() {
+        MemoryBlockDevice store = new MemoryBlockDevice(INFO);
+        store.submit(IoOp.WRITE, 0, 4096, 0, pattern(4096, 5), 0, (t, s) -> { });
+        return new FaultInjectingBlockDevice(store, "path").defaultFault(Fault.HOLD);
+    }
+
+    @Test
+    void anInFlightRequestExpiredAtTheIoTimeoutIsCompletedOnlyFromThePathsCancelledCompletion() {
+        QueueingBlockDevice dev = device(4);
+        FaultInjectingBlockDevice path = holdingPath();
+        dev.connect(path, INFO);
+        OwnershipChecker checker = new OwnershipChecker();
+        ByteBuffer buffer = ByteBuffer.allocate(4096);
+        OwnershipChecker.Tracked read = checker.track(IoOp.READ, 0, 4096, buffer);
+        dev.submit(IoOp.READ, 0, 4096, 0, buffer, read.id, checker);
+
+        assertEquals(1, dev.expire(System.nanoTime() + TIMEOUT + 1));
+        path.releaseAll(); // the path's late answer (a response that was already on its way)
+
+        checker.assertNoViolations();
+        assertEquals(IoStatus.EIO, read.status(), "the io-timeout is reported as EIO");
+        assertEquals(1, path.cancelsAsked(), "the expired request was cancelled on the path");
+        assertEquals(0, dev.inFlight());
+    }
+
+    @Test
+    void aPathThatIgnoresTheCancelKeepsTheCallerWaitingUntilItAnswersWithItsRealStatus() {
+        QueueingBlockDevice dev = device(4);
+        FaultInjectingBlockDevice path = holdingPath().cancelAnswer(CancelAnswer.IGNORE);
+        dev.connect(path, INFO);
+        OwnershipChecker checker = new OwnershipChecker();
+        ByteBuffer buffer = ByteBuffer.allocate(4096);
+        OwnershipChecker.Tracked read = checker.track(IoOp.READ, 0, 4096, buffer);
+        dev.submit(IoOp.READ, 0, 4096, 0, buffer, read.id, checker);
+
+        dev.expire(System.nanoTime() + TIMEOUT + 1);
+        assertFalse(read.completed(), "completed while the path still holds the buffer");
+        dev.expire(System.nanoTime() + 2 * TIMEOUT + 1); // a second sweep neither completes nor re-cancels it
+        assertFalse(read.completed());
+        path.releaseAll();
+
+        checker.assertNoViolations();
+        assertEquals(IoStatus.OK, read.status(), "the path finished first: its real status");
+        assertArrayEquals(pattern(4096, 5).array(), read.returned());
+        assertEquals(0, dev.inFlight());
+    }
+
+    @Test
+    void forceCloseCompletesAnInFlightRequestOnlyFromThePathsCancelledCompletion() {
+        QueueingBlockDevice dev = device(4);
+        FaultInjectingBlockDevice path = holdingPath();
+        dev.connect(path, INFO);
+        OwnershipChecker checker = new OwnershipChecker();
+        ByteBuffer inFlight = ByteBuffer.allocate(4096);
+        OwnershipChecker.Tracked read = checker.track(IoOp.READ, 0, 4096, inFlight);
+        dev.submit(IoOp.READ, 0, 4096, 0, inFlight, read.id, checker);
+        dev.disconnect();
+        ByteBuffer queuedBuffer = ByteBuffer.allocate(4096);
+        OwnershipChecker.Tracked queued = checker.track(IoOp.READ, 0, 4096, queuedBuffer);
+        dev.submit(IoOp.READ, 0, 4096, 0, queuedBuffer, queued.id, checker);
+
+        dev.forceClose();
+        path.releaseAll();
+
+        checker.assertNoViolations();
+        assertEquals(IoStatus.EIO, read.status());
+        assertEquals(IoStatus.EIO, queued.status(), "a queued request is failed at once");
+        assertEquals(0, dev.inFlight());
+    }
+
+    @Test
+    void theCallerMayCancelQueuedAndInFlightRequests() {
+        QueueingBlockDevice dev = device(4);
+        FaultInjectingBlockDevice path = holdingPath();
+        dev.connect(path, INFO);
+        OwnershipChecker checker = new OwnershipChecker();
+        ByteBuffer inFlight = ByteBuffer.allocate(4096);
+        OwnershipChecker.Tracked read = checker.track(IoOp.READ, 0, 4096, inFlight);
+        dev.submit(IoOp.READ, 0, 4096, 0, inFlight, read.id, checker);
+        dev.disconnect();
+        ByteBuffer queuedBuffer = ByteBuffer.allocate(4096);
+        OwnershipChecker.Tracked queued = checker.track(IoOp.READ, 0, 4096, queuedBuffer);
+        dev.submit(IoOp.READ, 0, 4096, 0, queuedBuffer, queued.id, checker);
+
+        dev.cancel(read.id, checker);
+        dev.cancel(queued.id, checker);
+        dev.cancel(12345, checker); // unknown: no effect
+        path.releaseAll();
+
+        checker.assertNoViolations();
+        assertEquals(IoStatus.ECANCELED, read.status());
+        assertEquals(IoStatus.ECANCELED, queued.status());
+        assertEquals(0, dev.inFlight());
+        dev.connect(path, INFO);
+        assertTrue(path.held().isEmpty(), "the cancelled queued request is not sent later");
     }
 }

@@ -61,6 +61,14 @@ import java.util.concurrent.locks.LockSupport;
  * views again; a new pairing rebuilds the views once ({@link #viewRebuilds()}). The views keep that caller buffer
  * reachable until the slot serves another one or the device is closed: at most {@code parentSlots} buffers.
  *
+ * <p>Cancel ({@link #cancel}): a request that passed straight through is cancelled on the inner device as it is
+ * (same tag, same completion). A split request stops submitting parts and every part already submitted is cancelled
+ * on the inner device; the caller completes, as always, once every submitted part has completed — with the first
+ * error, which is ECANCELED unless a part failed first (or OK, if every part finished before the cancel took
+ * effect). The submitter and the canceller meet Dekker-style ({@code submitted} written before a part is submitted
+ * and {@code cancelGeneration} read after; the canceller the other way round), so a part submitted while the cancel
+ * runs is cancelled by one of them.
+ *
  * <p>Threads: {@link #submit} from any number of threads; completions on whatever thread the inner device uses
  * (the caller's completion runs on the thread of the part that completed last).
  */
@@ -193,6 +201,7 @@ public final class SplittingBlockDevice implements BlockDevice {
         slot.callerTag = tag;
         slot.caller = completion;
         slot.firstError.set(IoStatus.OK);
+        slot.submitted = 0;
         slot.remaining.set(parts);
         if (payload && slot.viewSource != buffer) {
             slot.rebind(buffer);
@@ -202,8 +211,10 @@ public final class SplittingBlockDevice implements BlockDevice {
         int base = payload ? buffer.position() : 0;
         int done = 0;
         for (int part = 0; part < parts; part++) {
-            if (part > 0 && slot.firstError.get() != IoStatus.OK) {
-                // A part failed already: the request fails whatever the rest does, so the rest is not sent.
+            if (part > 0 && (slot.firstError.get() != IoStatus.OK || slot.cancelGeneration == generation)) {
+                // A part failed already, or the caller cancelled: the request fails whatever the rest does, so the
+                // rest is not sent.
+                slot.firstError.compareAndSet(IoStatus.OK, IoStatus.ECANCELED);
                 if (slot.remaining.addAndGet(part - parts) == 0) {
                     finish(slot);
                 }
@@ -211,9 +222,15 @@ public final class SplittingBlockDevice implements BlockDevice {
             }
             int partLength = Math.min(part == 0 ? partSize - head : partSize, length - done);
             acquireCredit();
-            // After the last part is submitted the slot may already be finished and reused: touch it no more.
+            slot.submitted = part + 1; // before the submit: the slot may be finished and reused right after it
+            // After the last part is submitted the slot may already be finished and reused: touch it no more
+            // (but for the volatile cancel check, whose stale answer only cancels a tag the inner device no
+            // longer knows).
             inner.submit(op, offset + done, partLength, flags,
                     payload ? slot.view(part, base + done, partLength) : null, tagBase | part, partCompletion);
+            if (slot.cancelGeneration == generation) {
+                inner.cancel(tagBase | part, partCompletion);
+            }
             done += partLength;
         }
     }
@@ -291,6 +308,32 @@ public final class SplittingBlockDevice implements BlockDevice {
         return inner.describeExtents(offset, length, consumer);
     }
 
+    /**
+     * Cancels the caller's request: forwarded as it is (it may have passed straight through), and for a split one,
+     * every submitted part is cancelled and no further part is submitted. The caller completes from the parts'
+     * completions. Any thread; unknown or completed requests: no effect.
+     */
+    @Override
+    public void cancel(long tag, IoCompletion completion) {
+        inner.cancel(tag, completion);
+        for (Slot slot : slots) {
+            if (slot.state.get() != BUSY) {
+                continue;
+            }
+            int generation = slot.generation;
+            if (slot.caller != completion || slot.callerTag != tag) {
+                continue;
+            }
+            slot.cancelGeneration = generation;
+            int submitted = slot.submitted;
+            long tagBase = ((long) generation << GENERATION_SHIFT) | ((long) slot.index << PART_BITS);
+            for (int part = 0; part < submitted; part++) {
+                // A part that completed already, or a stale generation: the inner device ignores it.
+                inner.cancel(tagBase | part, partCompletion);
+            }
+        }
+    }
+
     /** Closes the inner device (its in-flight parts complete, and with them their requests) and drops the views. */
     @Override
     public void close() {
@@ -338,6 +381,10 @@ public final class SplittingBlockDevice implements BlockDevice {
         final AtomicInteger firstError = new AtomicInteger();
         /** Written by the claiming thread before any part is submitted; the inner device's hand-off publishes it. */
         int generation;
+        /** The generation whose request the caller cancelled (-1: none). */
+        volatile int cancelGeneration = -1;
+        /** Parts of the current request handed (or about to be handed) to the inner device. */
+        volatile int submitted;
         int parts;
         long callerTag;
         IoCompletion caller;

@@ -54,10 +54,10 @@ import java.util.concurrent.locks.LockSupport;
  * <h2>Slots, no allocation, no locks on the hot path</h2>
  * Each request takes one of {@code maxInFlight} preallocated slots. The slot's state is one atomic word:
  * <pre>
- *  63            32 31     19 18  16 15 14  12 11 10   8 7   4  3  2     0
- * +----------------+---------+------+--+------+--+------+-----+--+-------+
- * | generation     |    0    |failed|  |tried |  |ok    | 0 |RT|IS|pending|   (one bit per leg in each field)
- * +----------------+---------+------+--+------+--+------+---+--+--+-------+
+ *  63            32 31  23 22   20 19 18  16 15 14  12 11 10   8 7 6  5  4  3  2     0
+ * +----------------+------+-------+--+------+--+------+--+------+---+--+--+--+-------+
+ * | generation     |  0   |cancel |  |failed|  |tried |  |ok    | 0 |CC|RT|IS|pending|  (one bit per leg per field)
+ * +----------------+------+-------+--+------+--+------+--+------+---+--+--+--+-------+
  * </pre>
  * The tag handed to leg {@code i} is {@code generation << 32 | slot << 2 | i}. Whoever clears the last pending bit
  * (and the ISSUING bit "IS", held by the submitting thread while it hands the request to the legs, and "RT", held
@@ -73,6 +73,19 @@ import java.util.concurrent.locks.LockSupport;
  * A watchdog (the device's timer thread every legTimeout/4, or the owner via {@link #checkTimeouts}) scans the slots;
  * a leg with a request older than the leg timeout (default 500 ms) is dropped and all of its requests are failed over,
  * so a frozen leg stalls IO for at most about legTimeout + legTimeout/4 — unless it is the last IN_SYNC leg (rule 3).
+ *
+ * <h2>Buffer ownership: failing a leg's part over means cancelling it</h2>
+ * A leg's part holds the caller's buffer (or a view of it) until that leg's completion has run, so nothing here
+ * counts a part as done before that: the leg timeout, {@link #dropLeg a drop}, {@link #removeLeg a removal},
+ * {@link #close} and the caller's {@link #cancel} call {@code cancel} on the device the part was issued to (remembered
+ * per slot and leg) and set the part's "cancel" bit (so it is cancelled once); the part then completes through
+ * {@link #onLegComplete} like any other — ECANCELED (the leg let go of the buffer) or its real status — and only then
+ * does a read move to another leg or a write count the leg as failed. A read is therefore never in two legs at
+ * once, and the caller completes only when no leg holds its buffer. An ECANCELED answer is no leg failure by itself
+ * (the leg was dropped already, or the caller gave up); "CC" (cancelled by the caller) stops a read from being
+ * retried. The answer of a device that was removed (or replaced) since counts as "removed". A leg that never answers
+ * a cancel keeps its part, and the request waits: the transports bound that with their own deadline (cxl.md, rdma.md).
+ * All of this is the rare path; the hot path only records the leg device per part.
  *
  * <h2>Write intent and resync</h2>
  * While any leg is FAILED, a write marks its regions in the {@link WriteIntentBitmap} durably <em>before</em> it is
@@ -98,8 +111,8 @@ import java.util.concurrent.locks.LockSupport;
  * any thread.
  *
  * <p>Requirement on legs: once a leg has been dropped, requests still held by it may not land later than
- * {@link #legReturned} (a transport must fence or tear down the old session before the leg is reported back), and a
- * leg must not write into a read buffer after reporting completion.
+ * {@link #legReturned} (a transport must fence or tear down the old session before the leg is reported back), a
+ * leg must not touch a buffer after reporting completion, and it answers {@link BlockDevice#cancel} in bounded time.
  */
 public final class MirrorBlockDevice implements BlockDevice {
     public static final int MAX_LEGS = 3;
@@ -114,9 +127,13 @@ public final class MirrorBlockDevice implements BlockDevice {
     /** Held by a completion thread while it re-issues a failed read to another leg. */
     private static final long RETRYING = 1L << 4;
     private static final long BUSY = PENDING_MASK | ISSUING | RETRYING;
+    /** The caller cancelled this request: a failed read is not retried. */
+    private static final long CALLER_CANCELLED = 1L << 5;
     private static final int OK_SHIFT = 8;
     private static final int TRIED_SHIFT = 12;
     private static final int FAILED_SHIFT = 16;
+    /** A cancel was sent to this leg's part (one bit per leg). */
+    private static final int CANCEL_SHIFT = 20;
     private static final long LOW_MASK = 0xFFFF_FFFFL;
 
     private final Leg[] legs = new Leg[MAX_LEGS];
@@ -524,12 +541,15 @@ public final class MirrorBlockDevice implements BlockDevice {
             first = false;
             issue(s, gen, i, b);
         }
-        // A leg dropped while we were issuing may have missed the sweep of this slot: fail it over now.
+        // A leg dropped while we were issuing may have missed the sweep of this slot (or the caller cancelled
+        // while the parts were being handed out, before a leg knew its part): cancel those parts now.
+        boolean cancelledMeanwhile = (s.word.get() & CALLER_CANCELLED) != 0;
         for (int i = 0; i < MAX_LEGS; i++) {
             if ((targets & (1 << i)) != 0) {
                 LegState st = legs[i].state;
-                if (st == LegState.FAILED || st == LegState.EMPTY) {
-                    legDone(s, gen, i, st == LegState.EMPTY ? REMOVED : IoStatus.EIO);
+                if (cancelledMeanwhile || st == LegState.FAILED || st == LegState.EMPTY) {
+                    // Forced: a drop's sweep may have sent its cancel before this part reached the leg.
+                    cancelLegPart(s, gen, i, true);
                 }
             }
         }
@@ -545,6 +565,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         BlockDevice d = l.device;
         l.inFlight.incrementAndGet();
         s.legEpoch[leg] = l.resyncEpoch;
+        s.legDevice[leg] = d;
         long legTag = ((long) gen << 32) | ((long) s.index << 2) | leg;
         if (d == null) {
             onLegComplete(legTag, REMOVED);
@@ -599,7 +620,13 @@ public final class MirrorBlockDevice implements BlockDevice {
                     && l.resyncEpoch == s.legEpoch[leg]) {
                 return; // the last in-sync leg is never dropped for slowness: its request waits (rule 3)
             }
-            status = IoStatus.ETIMEDOUT; // dropped (its part is failed over) or dropped meanwhile
+            // Dropped (dropLeg cancelled its parts) or dropped meanwhile: the part still holds the buffer, so it is
+            // cancelled, and counted when the leg answers.
+            cancelLegPart(s, gen, leg, false);
+            return;
+        }
+        if (status != IoStatus.OK && status != REMOVED && s.legDevice[leg] != legs[leg].device) {
+            status = REMOVED; // the answer of a device removed (or replaced) since: neither success nor failure
         }
         if (status != IoStatus.OK && status != REMOVED && isLegFailure(status)) {
             long w0 = s.word.get();
@@ -626,13 +653,18 @@ public final class MirrorBlockDevice implements BlockDevice {
             } else {
                 if (status != REMOVED) {
                     nw |= 1L << (FAILED_SHIFT + leg);
-                    s.lastError = status;
+                    // A part this device cancelled failed for the caller as EIO (timeout, drop) or ESHUTDOWN
+                    // (close); ECANCELED reaches the caller only when it asked for the cancel itself.
+                    s.lastError = status != IoStatus.ECANCELED || (w & CALLER_CANCELLED) != 0 ? status
+                            : closed ? IoStatus.ESHUTDOWN : IoStatus.EIO;
                 }
-                if (op == IoOp.READ) {
+                if (op == IoOp.READ && (w & CALLER_CANCELLED) == 0) {
                     int tried = (int) ((w >>> TRIED_SHIFT) & 7);
                     retryLeg = pickReadLeg(tried | (1 << leg));
                     if (retryLeg >= 0) {
+                        // This leg's part has completed: the buffer is free for the next leg.
                         nw |= (1L << retryLeg) | (1L << (TRIED_SHIFT + retryLeg)) | RETRYING;
+                        nw &= ~(1L << (CANCEL_SHIFT + retryLeg));
                         s.issuedAt = System.nanoTime();
                     }
                 } else if (isWriteLike(op) && status != REMOVED) {
@@ -656,6 +688,9 @@ public final class MirrorBlockDevice implements BlockDevice {
             if (retryLeg >= 0) {
                 s.buffer.limit(s.limit).position(s.position);
                 issue(s, gen, retryLeg, s.buffer);
+                if ((s.word.get() & CALLER_CANCELLED) != 0) {
+                    cancelLegPart(s, gen, retryLeg, true); // cancelled while the retry was being handed out
+                }
                 endIssuing(s, gen, RETRYING);
             } else if ((nw & BUSY) == 0) {
                 finish(s, nw);
@@ -838,8 +873,9 @@ public final class MirrorBlockDevice implements BlockDevice {
                 continue;
             }
             int gen = (int) (w >>> 32);
+            int cancelled = (int) ((w >>> CANCEL_SHIFT) & 7);
             for (int i = 0; i < MAX_LEGS; i++) {
-                if ((pending & (1 << i)) != 0) {
+                if ((pending & ~cancelled & (1 << i)) != 0) {
                     legDone(s, gen, i, LEG_TIMEOUT);
                 }
             }
@@ -888,7 +924,7 @@ public final class MirrorBlockDevice implements BlockDevice {
             m.legDropped(leg, reason, now);
         }
         // Only requests issued to the dropped incarnation: the leg may have been returned again already.
-        failOver(leg, IoStatus.EIO, droppedEpoch);
+        failOver(leg, droppedEpoch);
         return true;
     }
 
@@ -901,13 +937,67 @@ public final class MirrorBlockDevice implements BlockDevice {
         return false;
     }
 
-    /** Completes this leg's part of every in-flight request with {@code status} (reads move to another leg). */
-    private void failOver(int leg, int status, long upToEpoch) {
+    /**
+     * Cancels this leg's part of every in-flight request issued to it up to {@code upToEpoch}; each part is then
+     * counted when the leg answers (reads move to another leg then, writes count the leg as failed).
+     */
+    private void failOver(int leg, long upToEpoch) {
         long bit = 1L << leg;
         for (Slot s : slots) {
             long w = s.word.get();
             if ((w & bit) != 0 && s.legEpoch[leg] <= upToEpoch) {
-                legDone(s, (int) (w >>> 32), leg, status);
+                cancelLegPart(s, (int) (w >>> 32), leg, false);
+            }
+        }
+    }
+
+    /**
+     * Asks the device leg {@code leg}'s part of {@code s} was issued to to cancel it, once (its cancel bit), or again
+     * if {@code force} (the part may have been issued after an earlier cancel found nothing to cancel).
+     */
+    private void cancelLegPart(Slot s, int gen, int leg, boolean force) {
+        long cancelBit = 1L << (CANCEL_SHIFT + leg);
+        BlockDevice d = s.legDevice[leg];
+        while (true) {
+            long w = s.word.get();
+            if ((int) (w >>> 32) != gen || (w & (1L << leg)) == 0) {
+                return; // completed meanwhile
+            }
+            if ((w & cancelBit) != 0 && !force) {
+                return;
+            }
+            if ((w & cancelBit) != 0 || s.word.compareAndSet(w, w | cancelBit)) {
+                break;
+            }
+        }
+        if (d != null) {
+            d.cancel(((long) gen << 32) | ((long) s.index << 2) | leg, legCompletion);
+        }
+    }
+
+    /**
+     * Cancels the caller's request: every leg's part still live is cancelled, a failed read is not retried, and the
+     * caller completes from the legs' answers (ECANCELED, or OK if a leg finished first). A write cancelled on one
+     * leg but done on another makes the legs differ: as for any write a leg failed, its regions are marked and the
+     * leg that missed it is dropped by the usual rules ({@code settle}) unless it is the last in-sync one.
+     * Any thread; unknown or completed requests: no effect.
+     */
+    @Override
+    public void cancel(long tag, IoCompletion completion) {
+        for (Slot s : slots) {
+            long w = s.word.get();
+            if ((w & BUSY) == 0 || s.callerCompletion != completion || s.callerTag != tag) {
+                continue;
+            }
+            int gen = (int) (w >>> 32);
+            while (!s.word.compareAndSet(w, w | CALLER_CANCELLED)) {
+                w = s.word.get();
+                if ((int) (w >>> 32) != gen || (w & BUSY) == 0) {
+                    break;
+                }
+            }
+            for (int i = 0; i < MAX_LEGS; i++) {
+                cancelLegPart(s, gen, i, false);
             }
         }
     }
@@ -1065,7 +1155,7 @@ public final class MirrorBlockDevice implements BlockDevice {
             persistedFullSync &= ~(1 << leg);
             bitmap.updateLegs(persistedInSync, persistedFullSync);
         }
-        failOver(leg, REMOVED, Long.MAX_VALUE);
+        failOver(leg, Long.MAX_VALUE);
         return d;
     }
 
@@ -1428,7 +1518,10 @@ public final class MirrorBlockDevice implements BlockDevice {
         return d.describeExtents(offset, length, consumer);
     }
 
-    /** Stops the watchdog and resync, fails in-flight requests with ESHUTDOWN, closes the legs and the bitmap. */
+    /**
+     * Stops the watchdog and resync, closes the legs (they complete what they hold, with ESHUTDOWN), cancels any
+     * leg part still live, closes the bitmap.
+     */
     @Override
     public void close() {
         if (closed) {
@@ -1449,7 +1542,8 @@ public final class MirrorBlockDevice implements BlockDevice {
             }
         }
         for (Leg l : legs) {
-            failOver(l.index, IoStatus.ESHUTDOWN, Long.MAX_VALUE);
+            // Closed legs complete what they held (ESHUTDOWN); anything still live is cancelled, not abandoned.
+            failOver(l.index, Long.MAX_VALUE);
         }
         bitmap.close();
     }
@@ -1501,6 +1595,8 @@ public final class MirrorBlockDevice implements BlockDevice {
         int divergedMask;
         /** The leg's resync epoch when this request was issued to it (which incarnation to blame). */
         final long[] legEpoch = new long[MAX_LEGS];
+        /** The device each leg's part was issued to: where a cancel goes, and whether it was removed since. */
+        final BlockDevice[] legDevice = new BlockDevice[MAX_LEGS];
         int firstRegion;
         int lastRegion;
         /** FLUSH only: the activity log's flush round this flush completes. */

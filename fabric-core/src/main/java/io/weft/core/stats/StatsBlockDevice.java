@@ -15,6 +15,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * object is the completion it calls. Free slots form a lock-free stack whose head packs a version counter next to
  * the index, so a slot taken and returned between a reader's load and its CAS cannot be mistaken for the old head.
  *
+ * <p>The tag handed to the wrapped device is {@code generation << 32 | slot}; the slot's generation is bumped each
+ * time it is taken, so {@link #cancel} (which translates the caller's tag and completion to that tag) can never
+ * reach a later request that reuses the slot.
+ *
  * <p>When every slot is busy the request is passed through untracked (counted in ops and bytes, not in latency or
  * errors; {@link IoStatsSnapshot#untracked()} says how often), so statistics never throttle IO.
  */
@@ -32,6 +36,7 @@ public final class StatsBlockDevice implements BlockDevice, IoCompletion {
     private final IoOp[] ops;
     private final int[] lengths;
     private final int[] nextFree;
+    private final int[] generations;
     /** High 32 bits: version; low 32 bits: index of the first free slot, or {@link #EMPTY}. */
     private final AtomicLong freeHead;
 
@@ -51,6 +56,7 @@ public final class StatsBlockDevice implements BlockDevice, IoCompletion {
         this.ops = new IoOp[slots];
         this.lengths = new int[slots];
         this.nextFree = new int[slots];
+        this.generations = new int[slots];
         for (int i = 0; i < slots; i++) {
             nextFree[i] = i + 1 < slots ? i + 1 : EMPTY;
         }
@@ -90,7 +96,25 @@ public final class StatsBlockDevice implements BlockDevice, IoCompletion {
         ops[slot] = op;
         lengths[slot] = length;
         startNanos[slot] = stats.begin();
-        delegate.submit(op, offset, length, flags, buffer, slot, this);
+        int generation = generations[slot] + 1;
+        generations[slot] = generation;
+        delegate.submit(op, offset, length, flags, buffer, ((long) generation << 32) | slot, this);
+    }
+
+    /**
+     * Forwards the cancel: as it is (an untracked request went through with the caller's own tag and completion),
+     * and translated to the slot's tag for a tracked one. Control path: scans the slots.
+     */
+    @Override
+    public void cancel(long tag, IoCompletion completion) {
+        delegate.cancel(tag, completion);
+        for (int slot = 0; slot < callerCompletions.length; slot++) {
+            int generation = generations[slot];
+            if (callerCompletions[slot] == completion && callerTags[slot] == tag) {
+                // A slot released and retaken meanwhile has a newer generation: this tag then names nothing.
+                delegate.cancel(((long) generation << 32) | slot, this);
+            }
+        }
     }
 
     /** Completion of the wrapped device: the tag is our slot index. */

@@ -26,6 +26,10 @@ import org.slf4j.LoggerFactory;
  * ~0% CPU) polls it, runs it on the store, completes it and returns the slot. Nothing is allocated per request.
  * When every slot is busy the request runs inline on the caller: that is the back-pressure, and it never fails a
  * request just because the queue is deep.
+ *
+ * <p>{@link #cancel}: a request still waiting in the queue is completed with ECANCELED at once and skipped by the
+ * worker that polls it (each slot has a QUEUED/RUNNING/CANCELLED word the worker takes with a CAS before it runs
+ * it); a request a worker is running completes with its real status, as the store answers.
  */
 public final class IoWorkerBlockDevice implements BlockDevice {
     private static final Logger LOG = LoggerFactory.getLogger(IoWorkerBlockDevice.class);
@@ -34,6 +38,7 @@ public final class IoWorkerBlockDevice implements BlockDevice {
     private final StoreBlockDevice device;
     private final ManyToManyConcurrentArrayQueue<Request> free;
     private final ManyToManyConcurrentArrayQueue<Request> pending;
+    private final Request[] all;
     private final AgentRunner[] runners;
     private final AtomicInteger inFlight = new AtomicInteger();
     private volatile boolean closed;
@@ -51,8 +56,10 @@ public final class IoWorkerBlockDevice implements BlockDevice {
         this.device = device;
         this.free = new ManyToManyConcurrentArrayQueue<>(queueDepth);
         this.pending = new ManyToManyConcurrentArrayQueue<>(queueDepth);
+        this.all = new Request[queueDepth];
         for (int i = 0; i < queueDepth; i++) {
-            free.offer(new Request());
+            all[i] = new Request();
+            free.offer(all[i]);
         }
         this.runners = new AgentRunner[threads];
         for (int i = 0; i < threads; i++) {
@@ -94,7 +101,21 @@ public final class IoWorkerBlockDevice implements BlockDevice {
         request.buffer = buffer;
         request.tag = tag;
         request.completion = completion;
+        request.state.set(QUEUED);
         offerUntilTaken(pending, request);
+    }
+
+    /** A request still queued completes with ECANCELED now; one being run completes as the store answers. */
+    @Override
+    public void cancel(long tag, IoCompletion completion) {
+        for (Request r : all) {
+            if (r.state.get() == QUEUED && r.completion == completion && r.tag == tag
+                    && r.state.compareAndSet(QUEUED, CANCELLED)) {
+                // Its queue entry stays: the worker that polls it returns the slot.
+                inFlight.decrementAndGet();
+                completion.onComplete(tag, IoStatus.ECANCELED);
+            }
+        }
     }
 
     /** Requests handed to the workers and not yet completed. */
@@ -125,7 +146,11 @@ public final class IoWorkerBlockDevice implements BlockDevice {
         }
         Request leftover;
         while ((leftover = pending.poll()) != null) {
-            complete(leftover, IoStatus.ESHUTDOWN);
+            if (leftover.state.compareAndSet(QUEUED, RUNNING)) {
+                complete(leftover, IoStatus.ESHUTDOWN);
+            } else {
+                recycle(leftover);
+            }
         }
         device.close();
     }
@@ -133,11 +158,16 @@ public final class IoWorkerBlockDevice implements BlockDevice {
     private void complete(Request request, int status) {
         IoCompletion completion = request.completion;
         long tag = request.tag;
-        request.buffer = null;
-        request.completion = null;
-        offerUntilTaken(free, request);
+        recycle(request);
         inFlight.decrementAndGet();
         completion.onComplete(tag, status);
+    }
+
+    private void recycle(Request request) {
+        request.buffer = null;
+        request.completion = null;
+        request.state.set(FREE);
+        offerUntilTaken(free, request);
     }
 
     /**
@@ -151,8 +181,14 @@ public final class IoWorkerBlockDevice implements BlockDevice {
         }
     }
 
+    private static final int FREE = 0;
+    private static final int QUEUED = 1;
+    private static final int RUNNING = 2;
+    private static final int CANCELLED = 3;
+
     /** One reusable request slot. */
     private static final class Request {
+        final AtomicInteger state = new AtomicInteger(FREE);
         IoOp op;
         long offset;
         int length;
@@ -175,6 +211,10 @@ public final class IoWorkerBlockDevice implements BlockDevice {
             Request request = pending.poll();
             if (request == null) {
                 return 0;
+            }
+            if (!request.state.compareAndSet(QUEUED, RUNNING)) {
+                recycle(request); // cancelled while queued: its caller has been completed
+                return 1;
             }
             int status = device.execute(request.op, request.offset, request.length, request.flags, request.buffer);
             complete(request, status);

@@ -13,7 +13,9 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * A test leg: forwards to a real device, or fails every request with EIO, or never completes (a frozen node), or
  * holds requests until {@link #releaseHeld()} (a slow node), and optionally completes on its own thread (as a
- * transport would). Counts the writes that reach the inner device.
+ * transport would). Counts the writes that reach the inner device. Like a transport, it answers
+ * {@link #cancel} of a request it has not executed (hung, held, or still queued for its thread) with ECANCELED at
+ * once, and never executes it afterwards: a frozen node's transport retires the slot locally.
  */
 public final class FaultyBlockDevice implements BlockDevice {
     public enum Mode { PASS, FAIL, HANG, HOLD }
@@ -28,8 +30,33 @@ public final class FaultyBlockDevice implements BlockDevice {
     public final AtomicLong hung = new AtomicLong();
     public final AtomicLong flushes = new AtomicLong();
     public final AtomicLong fuaWrites = new AtomicLong();
-    private final java.util.concurrent.ConcurrentLinkedQueue<Runnable> held =
+    private final java.util.concurrent.ConcurrentLinkedQueue<Parked> held =
             new java.util.concurrent.ConcurrentLinkedQueue<>();
+    /** Requests accepted and never executed (HANG, a discarded session): answered only by a cancel. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<Parked> parked =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
+    public final AtomicLong cancelled = new AtomicLong();
+    /** Requests handed to the private thread and not started yet. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<Parked> queued =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
+
+    /** A request not executed yet; whoever claims it first (execution or cancel) completes it. */
+    private final class Parked {
+        final long tag;
+        final IoCompletion completion;
+        final Runnable run;
+        final java.util.concurrent.atomic.AtomicBoolean claimed = new java.util.concurrent.atomic.AtomicBoolean();
+
+        Parked(long tag, IoCompletion completion, Runnable run) {
+            this.tag = tag;
+            this.completion = completion;
+            this.run = run;
+        }
+
+        boolean claim() {
+            return claimed.compareAndSet(false, true);
+        }
+    }
 
     /** @param async complete on a private thread instead of inline */
     public FaultyBlockDevice(BlockDevice inner, boolean async) {
@@ -58,10 +85,30 @@ public final class FaultyBlockDevice implements BlockDevice {
     /** Switches to PASS and runs every held request, in arrival order, on the calling thread (a slow leg answers). */
     public void releaseHeld() {
         mode = Mode.PASS;
-        Runnable r;
-        while ((r = held.poll()) != null) {
-            r.run();
+        Parked p;
+        while ((p = held.poll()) != null) {
+            if (p.claim()) {
+                p.run.run();
+            }
         }
+    }
+
+    @Override
+    public void cancel(long tag, IoCompletion completion) {
+        if (cancel(held, tag, completion) || cancel(parked, tag, completion) || cancel(queued, tag, completion)) {
+            cancelled.incrementAndGet();
+            completion.onComplete(tag, IoStatus.ECANCELED);
+        }
+    }
+
+    private static boolean cancel(java.util.Queue<FaultyBlockDevice.Parked> queue, long tag, IoCompletion completion) {
+        for (FaultyBlockDevice.Parked p : queue) {
+            if (p.tag == tag && p.completion == completion && p.claim()) {
+                queue.remove(p);
+                return true;
+            }
+        }
+        return false;
     }
 
     public Mode mode() {
@@ -83,6 +130,7 @@ public final class FaultyBlockDevice implements BlockDevice {
         Mode m = mode;
         if (m == Mode.HANG) {
             hung.incrementAndGet();
+            parked.add(new Parked(tag, completion, null));
             return;
         }
         if (m == Mode.FAIL) {
@@ -90,19 +138,25 @@ public final class FaultyBlockDevice implements BlockDevice {
             return;
         }
         if (m == Mode.HOLD) {
-            held.add(() -> run(op, offset, length, flags, buffer, tag, completion));
+            held.add(new Parked(tag, completion, () -> run(op, offset, length, flags, buffer, tag, completion)));
             return;
         }
         if (executor == null) {
             run(op, offset, length, flags, buffer, tag, completion);
         } else {
             long mySession = session.get();
+            Parked p = new Parked(tag, completion, null);
+            queued.add(p);
             executor.execute(() -> {
+                queued.remove(p);
                 if (mode == Mode.HANG || session.get() != mySession) {
                     hung.incrementAndGet();
+                    parked.add(p);
                     return;
                 }
-                run(op, offset, length, flags, buffer, tag, completion);
+                if (p.claim()) {
+                    run(op, offset, length, flags, buffer, tag, completion);
+                }
             });
         }
     }
