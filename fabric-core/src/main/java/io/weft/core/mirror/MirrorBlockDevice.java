@@ -283,7 +283,8 @@ public final class MirrorBlockDevice implements BlockDevice {
 
     /**
      * The activity log's flush (before an extent leaves it, and at a clean close): FLUSH every live leg that can
-     * flush, in parallel. A leg that fails or does not answer within twice the leg timeout is dropped if another
+     * flush, in parallel (no longer waiting for a leg dropped or removed meanwhile: {@link LegFlush.LegWatch}).
+     * A leg that fails or does not answer within twice the leg timeout is dropped if another
      * in-sync leg remains (its unflushed extents are then marked in the bitmap); otherwise the flush failed.
      */
     private boolean flushLiveLegs() {
@@ -1260,7 +1261,8 @@ public final class MirrorBlockDevice implements BlockDevice {
      * Copies one region from an in-sync leg to {@code x}. Race rule: a copy counts only if no write to the region was
      * in flight when it started ({@code finished == started}) and none started before it ended ({@code started}
      * unchanged); otherwise it is repeated. After 3 tries the region is fenced: new writes to it wait (spinning,
-     * then parking 20 µs) for the one copy to end.
+     * then parking 20 µs) for the one copy to end, which {@link #syncIo} bounds (one leg timeout per request, and
+     * not beyond the target's stay in this resync).
      *
      * @return true: the region's bit may be cleared once the copy is flushed ({@link #flushAndClear})
      */
