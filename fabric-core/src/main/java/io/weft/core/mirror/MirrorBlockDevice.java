@@ -147,6 +147,10 @@ public final class MirrorBlockDevice implements BlockDevice {
     private final BlockDevice[] alFlushDevices = new BlockDevice[MAX_LEGS];
     private final long[] alFlushEpochs = new long[MAX_LEGS];
     private final int[] alFlushStatuses = new int[MAX_LEGS];
+    /** The activity log's flush waits only for legs still live in the incarnation it flushed (alFlushEpochs). */
+    private final LegFlush.LegWatch alFlushWatch = this::stillLiveForActivityLogFlush;
+    /** The resync's flush waits only while its target is still in this resync (see syncIo for the bound). */
+    private final LegFlush.LegWatch resyncFlushWatch = this::stillInThisResync;
     /** Extents the activity log held at construction (an unclean stop before); 0 after a clean close. */
     private final int recoveredExtents;
     private final int regionShift;
@@ -296,7 +300,8 @@ public final class MirrorBlockDevice implements BlockDevice {
 
     /**
      * The activity log's flush (before an extent leaves it, and at a clean close): FLUSH every live leg that can
-     * flush, in parallel. A leg that fails or does not answer within twice the leg timeout is dropped if another
+     * flush, in parallel (no longer waiting for a leg dropped or removed meanwhile: {@link LegFlush.LegWatch}).
+     * A leg that fails or does not answer within twice the leg timeout is dropped if another
      * in-sync leg remains (its unflushed extents are then marked in the bitmap); otherwise the flush failed.
      */
     private boolean flushLiveLegs() {
@@ -318,7 +323,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         if (mask == 0) {
             return true;
         }
-        legFlush.run(devices, mask, options.legTimeoutNanos() * 2, statuses);
+        legFlush.run(devices, mask, options.legTimeoutNanos() * 2, alFlushWatch, statuses);
         boolean ok = true;
         for (int i = 0; i < MAX_LEGS; i++) {
             if ((mask & (1 << i)) != 0 && statuses[i] != IoStatus.OK && !dropLeg(i, statuses[i], epochs[i])) {
@@ -365,8 +370,20 @@ public final class MirrorBlockDevice implements BlockDevice {
         BlockDevice[] devices = new BlockDevice[MAX_LEGS];
         devices[x.index] = d;
         int[] statuses = new int[MAX_LEGS];
-        legFlush.run(devices, 1 << x.index, options.legTimeoutNanos() * 2, statuses);
+        // One leg timeout, as for the copy's requests (see syncIo), and no longer than the leg stays in this resync.
+        legFlush.run(devices, 1 << x.index, options.legTimeoutNanos(), resyncFlushWatch, statuses);
         return statuses[x.index];
+    }
+
+    private boolean stillInThisResync(int leg) {
+        return !closed && legs[leg].state == LegState.RESYNCING && legs[leg].resyncEpoch == resyncEpoch;
+    }
+
+    private boolean stillLiveForActivityLogFlush(int leg) {
+        // Not "closed": close() itself flushes through here (a clean close empties the activity log).
+        LegState st = legs[leg].state;
+        return (st == LegState.IN_SYNC || st == LegState.RESYNCING)
+                && legs[leg].resyncEpoch == alFlushEpochs[leg];
     }
 
     private static Thread daemon(Runnable r, String name) {
@@ -852,6 +869,11 @@ public final class MirrorBlockDevice implements BlockDevice {
         }
     }
 
+    /** The region the resync has fenced (foreground writes to it wait), or -1; for tests. */
+    long fencedRegion() {
+        return fencedRegion;
+    }
+
     private void endRegionWrite(int first, int last) {
         for (int r = first; r <= last; r++) {
             regionFinished.incrementAndGet(r);
@@ -1261,6 +1283,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         checkStillResyncing(x);
         int st = flushLeg(x);
         if (st != IoStatus.OK) {
+            checkStillResyncing(x); // given up on because the leg left this resync: say so
             dropLeg(x.index, st == IoStatus.ESHUTDOWN ? IoStatus.ESHUTDOWN : st, resyncEpoch);
             throw new ResyncAbort("leg " + x.index + " failed the flush after its copy: " + IoStatus.name(st));
         }
@@ -1328,7 +1351,8 @@ public final class MirrorBlockDevice implements BlockDevice {
      * Copies one region from an in-sync leg to {@code x}. Race rule: a copy counts only if no write to the region was
      * in flight when it started ({@code finished == started}) and none started before it ended ({@code started}
      * unchanged); otherwise it is repeated. After 3 tries the region is fenced: new writes to it wait (spinning,
-     * then parking 20 µs) for the one copy to end.
+     * then parking 20 µs) for the one copy to end, which {@link #syncIo} bounds (one leg timeout per request, and
+     * not beyond the target's stay in this resync).
      *
      * @return true: the region's bit may be cleared once the copy is flushed ({@link #flushAndClear})
      */
@@ -1403,15 +1427,25 @@ public final class MirrorBlockDevice implements BlockDevice {
             if (src < 0) {
                 throw new ResyncAbort("no in-sync leg to copy from");
             }
-            BlockDevice source = legs[src].device;
+            Leg source = legs[src];
+            long sourceEpoch = source.resyncEpoch;
+            BlockDevice sourceDevice = source.device;
             copyBuffer.clear().limit(len);
-            int st = syncIo(source, IoOp.READ, pos, len);
+            int st = sourceDevice == null ? LEG_LEFT
+                    : syncIo(sourceDevice, IoOp.READ, pos, len, source, LegState.IN_SYNC, sourceEpoch);
             if (st != IoStatus.OK) {
-                return dropLeg(src, st) ? SOURCE_DROPPED : SOURCE_UNAVAILABLE;
+                // Dropped or removed meanwhile (by us or by the watchdog): copy from another in-sync leg.
+                return st == LEG_LEFT || dropLeg(src, st) || source.state != LegState.IN_SYNC
+                        ? SOURCE_DROPPED : SOURCE_UNAVAILABLE;
             }
             copyBuffer.clear().limit(len);
             BlockDevice target = x.device;
-            st = target == null ? REMOVED : syncIo(target, IoOp.WRITE, pos, len);
+            st = target == null ? REMOVED
+                    : syncIo(target, IoOp.WRITE, pos, len, x, LegState.RESYNCING, resyncEpoch);
+            if (st == LEG_LEFT) {
+                checkStillResyncing(x); // throws: the leg was dropped, removed or restarted, or the device closed
+                throw new ResyncAbort("leg " + x.index + " left RESYNCING");
+            }
             if (st != IoStatus.OK) {
                 // Only this incarnation: a leg returned again meanwhile belongs to the next resync.
                 dropLeg(x.index, st == REMOVED ? IoStatus.ESHUTDOWN : st, resyncEpoch);
@@ -1424,23 +1458,42 @@ public final class MirrorBlockDevice implements BlockDevice {
 
     private final SyncIo syncIo = new SyncIo();
 
-    private int syncIo(BlockDevice device, IoOp op, long offset, int length) {
-        int st = syncIo.run(device, op, offset, length, copyBuffer, options.legTimeoutNanos() * 2);
-        if (st == IoStatus.ETIMEDOUT) {
-            // The leg may still hold the old buffer: never hand it out again.
+    /**
+     * One copy request on {@code leg}, waited for while the leg is still {@code state} in {@code epoch} and at most
+     * one leg timeout. Why that bound: the copy may hold a fence, and foreground writes to the fenced region wait for
+     * it; the watchdog gives a foreground request exactly the leg timeout before it drops the leg, so the copy's
+     * request gets no more (twice it let a frozen leg stall fenced writes for 2 x legTimeout, past the failover
+     * bound). Its answer is not awaited beyond the leg's stay either: once the leg is dropped or removed, nothing
+     * it holds is wanted.
+     *
+     * @return the request's status; ETIMEDOUT or {@link #LEG_LEFT} if it was given up on (and cancelled below)
+     */
+    private int syncIo(BlockDevice device, IoOp op, long offset, int length, Leg leg, LegState state, long epoch) {
+        int st = syncIo.run(device, op, offset, length, copyBuffer, options.legTimeoutNanos(), leg, state, epoch);
+        if (st == IoStatus.ETIMEDOUT || st == LEG_LEFT) {
+            // Given up on: the request is cancelled below, but a leg without cancel may still hold the old buffer
+            // (and write into it, for a READ). Never hand it out again.
             copyBuffer = ByteBuffer.allocateDirect(copyBuffer.capacity());
         }
         return st;
     }
 
-    /** One request at a time from the resync thread, waited for with a deadline. */
-    private static final class SyncIo implements IoCompletion {
+    /** Internal status: the resync gave up on a copy request because its leg left the state it was issued in. */
+    private static final int LEG_LEFT = -3;
+
+    /**
+     * One request at a time from the resync thread, waited for with a deadline and while its leg stays where it
+     * was. A request given up on is cancelled below ({@link BlockDevice#cancel}); its late completion (ECANCELED or
+     * a real answer) carries a stale tag and is ignored.
+     */
+    private final class SyncIo implements IoCompletion {
         private static final int WAITING = Integer.MIN_VALUE;
         private final AtomicLong expectedTag = new AtomicLong();
         private volatile int status = WAITING;
         private volatile Thread waiter;
 
-        int run(BlockDevice device, IoOp op, long offset, int length, ByteBuffer buffer, long timeoutNanos) {
+        int run(BlockDevice device, IoOp op, long offset, int length, ByteBuffer buffer, long timeoutNanos,
+                Leg leg, LegState state, long epoch) {
             long tag = expectedTag.incrementAndGet();
             status = WAITING;
             waiter = Thread.currentThread();
@@ -1452,12 +1505,14 @@ public final class MirrorBlockDevice implements BlockDevice {
             long deadline = System.nanoTime() + timeoutNanos;
             int st;
             while ((st = status) == WAITING) {
-                long left = deadline - System.nanoTime();
-                if (left <= 0) {
-                    expectedTag.incrementAndGet();
-                    return IoStatus.ETIMEDOUT;
+                boolean left = closed || leg.state != state || leg.resyncEpoch != epoch;
+                long remaining = deadline - System.nanoTime();
+                if (left || remaining <= 0) {
+                    expectedTag.incrementAndGet(); // from now on its completion is stale
+                    device.cancel(tag, this);
+                    return left ? LEG_LEFT : IoStatus.ETIMEDOUT;
                 }
-                LockSupport.parkNanos(this, Math.min(left, 1_000_000L));
+                LockSupport.parkNanos(this, Math.min(remaining, 1_000_000L));
             }
             return st;
         }
