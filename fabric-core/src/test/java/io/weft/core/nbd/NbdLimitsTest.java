@@ -179,6 +179,28 @@ class NbdLimitsTest {
         }
     }
 
+    /**
+     * A connection closed for a stall while the device still holds one of its READs: the READ's buffer stays the
+     * device's, so its share of the budget comes back only when the device completes it, not at the close.
+     */
+    @Test
+    void aStalledConnectionsBufferStaysCountedUntilTheDeviceCompletesIt() throws Exception {
+        int payload = 1 << 20;
+        NbdServerOptions options = NbdServerOptions.defaults().withReadStallTimeout(SHORT);
+        GatedDevice[] gate = new GatedDevice[1];
+        try (NbdFixture fx = new NbdFixture(SIZE, options, d -> gate[0] = new GatedDevice(d))) {
+            RawNbdClient c = fx.closeLater(RawNbdClient.connect(fx.tcp));
+            c.go("vol0", false, false);
+            c.sendRequest(0, NbdProtocol.CMD_READ, 1, 0, payload, null);
+            c.writeRaw(new byte[] {0x25, 0x60}); // half of the next header's magic, then nothing
+            await(() -> fx.server.connectionCount() == 0, () -> "the stalled connection was never closed");
+            assertEquals(payload, fx.server.bufferedBytes(), "the held READ's buffer is still the device's");
+            gate[0].open();
+            await(() -> fx.server.bufferedBytes() == 0, () -> "the READ completed but its buffer was not given back: "
+                    + fx.server.bufferedBytes() + " bytes");
+        }
+    }
+
     /** A request that cannot get buffer memory within the read-stall timeout fails with ENOMEM; the connection lives. */
     @Test
     void aRequestThatWaitsTooLongForTheBudgetFailsWithEnomem() throws Exception {
