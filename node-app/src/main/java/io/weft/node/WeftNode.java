@@ -106,16 +106,18 @@ public final class WeftNode implements AutoCloseable {
         }
     }
 
-    /** NBD server limits; its largest request (weft.nbd.max-request-size) is also what exported devices accept. */
+    /**
+     * NBD server limits (weft.nbd.max-request-size, the timeouts, buffer-budget); the largest request is also what
+     * exported devices accept. An invalid value stops start-up with a message naming its key.
+     */
     private static NbdServerOptions nbdOptions(Config config) throws InvalidSettingException {
         try {
             return NbdServerExporter.serverOptions(config);
-        } catch (ConfigException e) {
-            throw new InvalidSettingException(NbdServerExporter.MAX_REQUEST_SIZE_KEY, e.getMessage());
         } catch (IllegalArgumentException e) {
             String message = e.getMessage();
-            throw new InvalidSettingException(NbdServerExporter.MAX_REQUEST_SIZE_KEY,
-                    message.substring(message.indexOf(':') + 1).trim());
+            int colon = message.indexOf(':');
+            String key = message.startsWith("weft.nbd.") && colon > 0 ? message.substring(0, colon) : "weft.nbd";
+            throw new InvalidSettingException(key, message.substring(colon + 1).trim());
         }
     }
 

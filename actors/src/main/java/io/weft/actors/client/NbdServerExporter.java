@@ -1,11 +1,13 @@
 package io.weft.actors.client;
 
 import com.typesafe.config.Config;
+import com.typesafe.config.ConfigException;
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.SplittingBlockDevice;
 import io.weft.core.nbd.NbdExport;
 import io.weft.core.nbd.NbdServer;
 import io.weft.core.nbd.NbdServerOptions;
+import java.time.Duration;
 
 /**
  * Exports devices through an {@link NbdServer} that the caller (node-app) created and bound.
@@ -19,6 +21,12 @@ import io.weft.core.nbd.NbdServerOptions;
 public final class NbdServerExporter implements DeviceExporter {
     /** Largest NBD READ/WRITE a node accepts and advertises; larger ones are split for the device. */
     public static final String MAX_REQUEST_SIZE_KEY = "weft.nbd.max-request-size";
+    /** The connection limits of {@link NbdServerOptions}, with the same meanings. */
+    public static final String HANDSHAKE_TIMEOUT_KEY = "weft.nbd.handshake-timeout";
+    public static final String IDLE_TIMEOUT_KEY = "weft.nbd.idle-timeout";
+    public static final String READ_STALL_TIMEOUT_KEY = "weft.nbd.read-stall-timeout";
+    public static final String WRITE_STALL_TIMEOUT_KEY = "weft.nbd.write-stall-timeout";
+    public static final String BUFFER_BUDGET_KEY = "weft.nbd.buffer-budget";
     /** Bounds of {@link #MAX_REQUEST_SIZE_KEY}: one 4 KiB block up to 1 GiB (NBD clients rarely exceed 32 MiB). */
     static final long MIN_REQUEST_SIZE = 4096;
     static final long MAX_REQUEST_SIZE = 1L << 30;
@@ -40,17 +48,51 @@ public final class NbdServerExporter implements DeviceExporter {
 
     /**
      * The NBD server options for a node's configuration: the defaults with {@code maxPayload} =
-     * {@value #MAX_REQUEST_SIZE_KEY}.
+     * {@value #MAX_REQUEST_SIZE_KEY} and the timeouts and buffer budget of {@code weft.nbd.*}.
      *
-     * @throws IllegalArgumentException naming the key when the value is out of range or not a multiple of 4 KiB
+     * @throws IllegalArgumentException whose message starts with the offending key ({@code "weft.nbd.KEY: ..."})
+     *                                  when a value is malformed or out of range
      */
     public static NbdServerOptions serverOptions(Config config) {
-        long size = config.getBytes(MAX_REQUEST_SIZE_KEY);
+        long size = bytes(config, MAX_REQUEST_SIZE_KEY);
         if (size < MIN_REQUEST_SIZE || size > MAX_REQUEST_SIZE || size % MIN_REQUEST_SIZE != 0) {
             throw new IllegalArgumentException(MAX_REQUEST_SIZE_KEY + ": must be a multiple of 4 KiB from 4 KiB to "
                     + "1 GiB: " + size);
         }
-        return NbdServerOptions.defaults().withMaxPayload((int) size);
+        long budget = bytes(config, BUFFER_BUDGET_KEY);
+        if (budget < 2 * size) {
+            throw new IllegalArgumentException(BUFFER_BUDGET_KEY + ": must be at least twice " + MAX_REQUEST_SIZE_KEY
+                    + " (" + 2 * size + " bytes): " + budget);
+        }
+        return NbdServerOptions.defaults()
+                .withMaxPayload((int) size)
+                .withBufferBudget(budget)
+                .withHandshakeTimeout(duration(config, HANDSHAKE_TIMEOUT_KEY))
+                .withIdleTimeout(duration(config, IDLE_TIMEOUT_KEY))
+                .withReadStallTimeout(duration(config, READ_STALL_TIMEOUT_KEY))
+                .withWriteStallTimeout(duration(config, WRITE_STALL_TIMEOUT_KEY));
+    }
+
+    private static long bytes(Config config, String key) {
+        try {
+            return config.getBytes(key);
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException(key + ": expected a size such as 256MiB: " + e.getMessage(), e);
+        }
+    }
+
+    private static Duration duration(Config config, String key) {
+        Duration d;
+        try {
+            d = config.getDuration(key);
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException(key + ": expected a duration such as 30s (0 = off): "
+                    + e.getMessage(), e);
+        }
+        if (d.isNegative()) {
+            throw new IllegalArgumentException(key + ": must not be negative (0 = off): " + d);
+        }
+        return d;
     }
 
     /** Largest READ/WRITE an exported device accepts (requests beyond the device's own limit are split). */

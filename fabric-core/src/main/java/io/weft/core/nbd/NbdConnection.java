@@ -44,6 +44,11 @@ import org.slf4j.LoggerFactory;
  * has run; only then is it read for the reply and the slot reused. A connection that gives up on requests in flight
  * cancels them ({@link BlockDevice#cancel}) and never reuses their slots (see {@link #cancelInFlight}).
  *
+ * <p>Limits (see {@link NbdServerOptions}): every data buffer is reserved from the server-wide buffer budget before it
+ * is allocated, and given back when it is dropped. For the server's watchdog the reader and the writer only bump
+ * progress marks (a release store, no clock, no system call); the watchdog owns the clock and closes a connection
+ * whose marks stood still for a timeout ({@link #checkProgress}).
+ *
  * <p>Block sizes: a client that did not ask for {@code NBD_INFO_BLOCK_SIZE} is on the protocol's defaults (minimum
  * block size 1); its unaligned requests are made aligned here, a WRITE by a read-modify-write that is a barrier on
  * this connection (see {@link #unalignedWrite}; docs/nbd.md says what it does not guarantee across connections).
@@ -85,6 +90,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         private static final VarHandle STATE;
         private static final VarHandle LIVE_PARTS;
         private static final VarHandle FIRST_ERROR;
+        private static final VarHandle BUDGET;
         /** At most this many parts: a 32-bit length cut into parts of 1 GiB needs 4, an unaligned READ 2. */
         static final int MAX_PARTS = 8;
         /** The reader's own part while it submits the others (see {@link #submitParts}). */
@@ -97,6 +103,7 @@ final class NbdConnection implements IoCompletion, Runnable {
                 STATE = lookup.findVarHandle(Slot.class, "state", int.class);
                 LIVE_PARTS = lookup.findVarHandle(Slot.class, "liveParts", int.class);
                 FIRST_ERROR = lookup.findVarHandle(Slot.class, "firstError", int.class);
+                BUDGET = lookup.findVarHandle(Slot.class, "budget", long.class);
             } catch (ReflectiveOperationException e) {
                 throw new ExceptionInInitializerError(e);
             }
@@ -125,6 +132,15 @@ final class NbdConnection implements IoCompletion, Runnable {
         int status;
         /** Bytes of BLOCK_STATUS descriptors in {@link #data}. */
         int extentBytes;
+        /**
+         * Bytes of the server's buffer budget that {@link #data} holds; given back exactly once, by whoever zeroes
+         * it: the reader when it drops the buffer, or after the connection ended, the reader or the slot's late
+         * completion (see {@link #returnBudget}).
+         */
+        @SuppressWarnings("unused") // accessed through BUDGET
+        private volatile long budget;
+        /** Bytes of {@link #data} counted in the reader's allocatedBytes (reader-owned). */
+        int counted;
 
         Slot(int index) {
             this.index = index;
@@ -202,6 +218,19 @@ final class NbdConnection implements IoCompletion, Runnable {
             STATE.setRelease(this, SLOT_SUBMITTED);
         }
 
+        /** Takes the slot's budget bytes for giving back; 0 if they were taken already. */
+        long takeBudget() {
+            long b = (long) BUDGET.getVolatile(this);
+            while (b != 0 && !BUDGET.compareAndSet(this, b, 0L)) {
+                b = (long) BUDGET.getVolatile(this);
+            }
+            return b;
+        }
+
+        void holdBudget(long bytes) {
+            BUDGET.setRelease(this, bytes);
+        }
+
         void free() {
             generation++;
             STATE.setRelease(this, SLOT_FREE);
@@ -223,6 +252,8 @@ final class NbdConnection implements IoCompletion, Runnable {
     private BlockDevice device;
     /** Longest the reader waits in {@link BlockDevice#awaitCompletions} before it blocks on the socket. */
     private static final long AWAIT_COMPLETIONS_NANOS = 1_000_000;
+    /** Longest a reader waiting for buffer budget parks before it looks at its own finished requests again. */
+    private static final long BUDGET_POLL_NANOS = 10_000_000;
     private boolean structured;
     private boolean baseAllocation;
     private int transmissionFlags;
@@ -262,6 +293,54 @@ final class NbdConnection implements IoCompletion, Runnable {
     private volatile boolean broken;
     private volatile boolean finished;
     private volatile boolean negotiated;
+    /** Set once the reader has left: buffers of requests still with the device are given back by their completion. */
+    private volatile boolean tornDown;
+
+    // Progress marks for the watchdog (written with release stores by their owner, read by the watchdog).
+    private static final VarHandle READ_MARK;
+    private static final VarHandle READ_PHASE;
+    private static final VarHandle WRITE_MARK;
+    private static final VarHandle REQUESTS_RECEIVED;
+    private static final VarHandle REPLIES_WRITTEN;
+    /** The reader is not in a socket read (decoding, submitting, waiting for slots or the device). */
+    private static final int PHASE_BUSY = 0;
+    /** The reader waits for the first byte of a request (the idle timeout may apply). */
+    private static final int PHASE_AWAITING_REQUEST = 1;
+    /** The reader waits for the rest of a started request, header or payload (the read-stall timeout applies). */
+    private static final int PHASE_IN_REQUEST = 2;
+    /** Largest write call: the write-stall timeout sees progress at least every this many bytes. */
+    static final int WRITE_SLICE = 1 << 20;
+
+    static {
+        try {
+            MethodHandles.Lookup lookup = MethodHandles.lookup();
+            READ_MARK = lookup.findVarHandle(NbdConnection.class, "readMark", long.class);
+            READ_PHASE = lookup.findVarHandle(NbdConnection.class, "readPhase", int.class);
+            WRITE_MARK = lookup.findVarHandle(NbdConnection.class, "writeMark", long.class);
+            REQUESTS_RECEIVED = lookup.findVarHandle(NbdConnection.class, "requestsReceived", long.class);
+            REPLIES_WRITTEN = lookup.findVarHandle(NbdConnection.class, "repliesWritten", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    /** Bumped by the reader at every phase change and every socket read that returned. */
+    @SuppressWarnings("unused") private long readMark;
+    @SuppressWarnings("unused") private int readPhase;
+    /** Odd while a write call to the socket runs; bumped before and after each (under the write lock). */
+    @SuppressWarnings("unused") private long writeMark;
+    /** Requests decoded (reader) and replies written (under the write lock): equal when nothing is outstanding. */
+    @SuppressWarnings("unused") private long requestsReceived;
+    @SuppressWarnings("unused") private long repliesWritten;
+    private long readMarkOwn;
+    private long requestsOwn;
+
+    // Watchdog-owned.
+    private final long acceptedAt = System.nanoTime();
+    private long seenReadMark = -1;
+    private long readSince;
+    private long seenWriteMark = -1;
+    private long writeSince;
 
     NbdConnection(long id, NbdServer server, SocketChannel channel, NbdServerOptions options, String peer) {
         this.id = id;
@@ -302,12 +381,66 @@ final class NbdConnection implements IoCompletion, Runnable {
         }
     }
 
-    /** Called when the handshake time limit expires: closes the connection unless it has negotiated by now. */
-    void handshakeDeadline() {
-        if (!negotiated && !finished) {
-            LOG.info("{} closed: no export negotiated within {}", this, options.handshakeTimeout());
-            forceClose();
+    /**
+     * The watchdog's look at this connection ({@link NbdServer}'s watchdog thread only): closes it when the
+     * handshake took too long, or when a mark stood still for a timeout: the reader in the middle of a request
+     * (read stall), a write call to the socket (write stall), or the reader waiting for a request with nothing
+     * outstanding (idle). Closing goes through {@link #forceClose}, so requests in flight are cancelled and their
+     * buffers stay theirs until their completions ran.
+     */
+    void checkProgress(long now) {
+        if (finished || forced) {
+            return;
         }
+        if (!negotiated) {
+            long limit = options.handshakeTimeout().toNanos();
+            if (limit > 0 && now - acceptedAt >= limit) {
+                LOG.info("{} closed: no export negotiated within {} (weft.nbd.handshake-timeout)", this,
+                        options.handshakeTimeout());
+                forceClose();
+            }
+            return;
+        }
+        long readMark = (long) READ_MARK.getAcquire(this);
+        if (readMark != seenReadMark) {
+            seenReadMark = readMark;
+            readSince = now;
+        } else {
+            int phase = (int) READ_PHASE.getAcquire(this);
+            long stall = options.readStallTimeout().toNanos();
+            long idle = options.idleTimeout().toNanos();
+            if (phase == PHASE_IN_REQUEST && stall > 0 && now - readSince >= stall) {
+                LOG.info("{} closed: a request stopped arriving, nothing of it for {} (weft.nbd.read-stall-timeout)",
+                        this, options.readStallTimeout());
+                forceClose();
+                return;
+            }
+            if (phase == PHASE_AWAITING_REQUEST && idle > 0 && now - readSince >= idle
+                    && (long) REQUESTS_RECEIVED.getAcquire(this) == (long) REPLIES_WRITTEN.getAcquire(this)
+                    && ((long) WRITE_MARK.getAcquire(this) & 1) == 0) {
+                LOG.info("{} closed: idle for {} (weft.nbd.idle-timeout)", this, options.idleTimeout());
+                forceClose();
+                return;
+            }
+        }
+        long writeMark = (long) WRITE_MARK.getAcquire(this);
+        if (writeMark != seenWriteMark) {
+            seenWriteMark = writeMark;
+            writeSince = now;
+        } else {
+            long stall = options.writeStallTimeout().toNanos();
+            if ((writeMark & 1) != 0 && stall > 0 && now - writeSince >= stall) {
+                LOG.info("{} closed: the client accepted no reply bytes for {} (weft.nbd.write-stall-timeout)",
+                        this, options.writeStallTimeout());
+                forceClose();
+            }
+        }
+    }
+
+    /** Reader: records a phase change or a socket read for the watchdog (a release store; no clock). */
+    private void readProgress(int phase) {
+        READ_PHASE.setRelease(this, phase);
+        READ_MARK.setRelease(this, ++readMarkOwn);
     }
 
     /** Closes the socket now; replies not yet written are lost. Safe from any thread. */
@@ -355,6 +488,7 @@ final class NbdConnection implements IoCompletion, Runnable {
                 cancelInFlight();
                 stopWriter();
                 closeChannel();
+                returnBuffersAtEnd();
                 finished = true;
                 server.connectionFinished(this);
             }
@@ -388,6 +522,33 @@ final class NbdConnection implements IoCompletion, Runnable {
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * Gives the buffer budget back once the reader has left: now for every buffer no device holds, and for a request
+     * still with the device (cancelled by {@link #cancelInFlight}) when its completion runs ({@link #onComplete}).
+     * Both sides look at the other's store (tornDown, the slot's state) and {@link Slot#takeBudget} makes sure only
+     * one of them gives the bytes back.
+     */
+    private void returnBuffersAtEnd() {
+        tornDown = true;
+        VarHandle.fullFence();
+        Slot[] all = slots;
+        if (all == null) {
+            return;
+        }
+        for (Slot s : all) {
+            if (!s.isSubmitted()) {
+                returnBudget(s);
+            }
+        }
+    }
+
+    private void returnBudget(Slot s) {
+        long bytes = s.takeBudget();
+        if (bytes != 0) {
+            server.returnBuffer(bytes);
         }
     }
 
@@ -436,6 +597,9 @@ final class NbdConnection implements IoCompletion, Runnable {
                     flushInline();
                     reclaimReturned();
                 }
+                if (!receive.hasRemaining() && !server.mayKeepIdleBuffers()) {
+                    dropIdleBuffers(); // about to wait for the client: leave the budget to busy connections
+                }
                 if (!fill()) {
                     break;
                 }
@@ -452,7 +616,9 @@ final class NbdConnection implements IoCompletion, Runnable {
     /** Reads whatever the socket has (blocking for at least one byte). @return false at end of stream */
     private boolean fill() throws IOException {
         receive.compact();
+        readProgress(receive.position() == 0 ? PHASE_AWAITING_REQUEST : PHASE_IN_REQUEST);
         int n = channel.read(receive);
+        readProgress(PHASE_BUSY);
         receive.flip();
         return n >= 0;
     }
@@ -474,6 +640,7 @@ final class NbdConnection implements IoCompletion, Runnable {
             draining = true; // answer everything in flight, then close
             return;
         }
+        REQUESTS_RECEIVED.setRelease(this, ++requestsOwn);
         Slot s = acquireSlot();
         s.handle = handle;
         s.command = type;
@@ -497,12 +664,18 @@ final class NbdConnection implements IoCompletion, Runnable {
                     // Read the covering blocks into the slot's buffer; the reply is sent from the client's offset.
                     long start = offset & -lbs;
                     long cover = alignUp(offset + length, lbs) - start;
-                    ensureCapacity(s, (int) cover);
+                    if (!ensureCapacity(s, (int) cover)) {
+                        completeLocally(s, IoStatus.ENOMEM);
+                        return;
+                    }
                     s.dataStart = (int) (offset - start);
                     submitParts(s, IoOp.READ, start, cover, maxIoParts(info), 0, s.data);
                     return;
                 }
-                ensureCapacity(s, (int) length);
+                if (!ensureCapacity(s, (int) length)) {
+                    completeLocally(s, IoStatus.ENOMEM);
+                    return;
+                }
                 ByteBuffer data = s.data;
                 data.clear().limit((int) length);
                 submit(s, IoOp.READ, offset, (int) length, 0, data);
@@ -521,7 +694,16 @@ final class NbdConnection implements IoCompletion, Runnable {
                     return;
                 }
                 int at0 = unaligned ? (int) (offset & (lbs - 1)) : 0;
-                ensureCapacity(s, unaligned ? (int) (alignUp(offset + length, lbs) - (offset - at0)) : (int) length);
+                if (!ensureCapacity(s, unaligned ? (int) (alignUp(offset + length, lbs) - (offset - at0))
+                        : (int) length)) {
+                    if (!skipPayload(length)) {
+                        release(s);
+                        draining = true;
+                        return;
+                    }
+                    completeLocally(s, IoStatus.ENOMEM);
+                    return;
+                }
                 if (!readPayload(s, at0, (int) length)) {
                     release(s); // the client vanished mid-payload: nothing reaches the device
                     draining = true;
@@ -674,7 +856,10 @@ final class NbdConnection implements IoCompletion, Runnable {
             completeLocally(s, IoStatus.EINVAL);
             return;
         }
-        ensureCapacity(s, MAX_EXTENTS * 8);
+        if (!ensureCapacity(s, MAX_EXTENTS * 8)) {
+            completeLocally(s, IoStatus.ENOMEM);
+            return;
+        }
         boolean one = (flags & NbdProtocol.CMD_FLAG_REQ_ONE) != 0;
         s.data.clear(); // a reused buffer still has the limit of its last request
         extents.begin(s.data, offset, length, granule, one ? 1 : MAX_EXTENTS);
@@ -943,6 +1128,10 @@ final class NbdConnection implements IoCompletion, Runnable {
             return; // stale or second completion, or other parts still live
         }
         s.status = s.firstError();
+        if (tornDown) {
+            returnBudget(s); // the connection is gone: nobody reads this buffer again
+            return;
+        }
         if (Thread.currentThread() == readerThread) {
             inlineReady[inlineReadyCount++] = s;
             inlineReadyBytes += replyBytes(s);
@@ -1031,6 +1220,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         try {
             synchronized (writeLock) {
                 writeFully(gather, buffers, bytes);
+                REPLIES_WRITTEN.setRelease(this, (long) REPLIES_WRITTEN.get(this) + count);
             }
         } finally {
             for (int i = 0; i < buffers; i++) {
@@ -1039,11 +1229,34 @@ final class NbdConnection implements IoCompletion, Runnable {
         }
     }
 
+    /**
+     * Writes {@code bytes} from {@code gather[0, count)} (caller holds the write lock). A blocking write returns only
+     * when the kernel took everything, so each call takes at most {@link #WRITE_SLICE} bytes: the write-stall
+     * timeout then sees progress as long as the client keeps reading, however large the batch.
+     */
     private void writeFully(ByteBuffer[] gather, int count, long bytes) throws IOException {
         int first = 0;
         long left = bytes;
         while (left > 0) {
-            long n = channel.write(gather, first, count - first);
+            int end = first;
+            long slice = 0;
+            while (end < count && slice < WRITE_SLICE) {
+                slice += gather[end++].remaining();
+            }
+            ByteBuffer last = gather[end - 1];
+            int limit = last.limit();
+            if (slice > WRITE_SLICE) {
+                last.limit((int) (limit - (slice - WRITE_SLICE)));
+            }
+            long mark = (long) WRITE_MARK.get(this);
+            WRITE_MARK.setRelease(this, mark + 1); // odd: a write call runs
+            long n;
+            try {
+                n = channel.write(gather, first, end - first);
+            } finally {
+                last.limit(limit);
+                WRITE_MARK.setRelease(this, mark + 2);
+            }
             left -= n;
             while (first < count && !gather[first].hasRemaining()) {
                 first++;
@@ -1071,9 +1284,13 @@ final class NbdConnection implements IoCompletion, Runnable {
 
     private void release(Slot s) {
         s.free();
-        if (s.data != null && allocatedBytes > options.maxBufferedBytesPerConnection()) {
-            allocatedBytes -= s.data.capacity();
-            s.data(null);
+        if (s.data == null && s.counted != 0) {
+            allocatedBytes -= s.counted; // the writer dropped it (see writerLoop)
+            s.counted = 0;
+        }
+        if (s.data != null && (allocatedBytes > options.maxBufferedBytesPerConnection()
+                || server.bufferBudgetWanted())) {
+            dropBuffer(s);
         }
         freeStack[freeCount++] = s.index;
         inFlight--;
@@ -1104,44 +1321,104 @@ final class NbdConnection implements IoCompletion, Runnable {
         }
     }
 
-    /** Gives {@code s} a data buffer of at least {@code length} bytes, within the connection's buffer budget. */
-    private void ensureCapacity(Slot s, int length) throws IOException {
+    /**
+     * Gives {@code s} a data buffer of at least {@code length} bytes, within the connection's limit and the server's
+     * buffer budget. When the budget is short the reader waits (its own finished requests and idle buffers go back
+     * first), at most the read-stall timeout.
+     *
+     * @return false if no budget came within the read-stall timeout: the request is to be answered ENOMEM
+     */
+    private boolean ensureCapacity(Slot s, int length) throws IOException {
         ByteBuffer d = s.data;
         if (d != null && d.capacity() >= length) {
-            return;
+            return true;
         }
         int capacity = Math.max(4096, length);
-        // Powers of two get reused by later requests; a length past the payload limit (the covering blocks of an
-        // unaligned maximum-size request) is rare and gets exactly what it needs, not twice the limit.
+        // Powers of two (up to the payload limit) get reused by later requests; a length past the payload limit
+        // (the covering blocks of an unaligned maximum-size request) is rare and gets exactly what it needs.
         if (capacity < (1 << 30) && length <= maxPayload) {
-            capacity = Math.max(length, Integer.highestOneBit(capacity - 1) << 1);
+            capacity = Math.max(length, Math.min(maxPayload, Integer.highestOneBit(capacity - 1) << 1));
         }
-        long budget = options.maxBufferedBytesPerConnection();
+        long limit = options.maxBufferedBytesPerConnection();
         long current = d == null ? 0 : d.capacity();
-        if (allocatedBytes - current + capacity > budget) {
+        if (allocatedBytes - current + capacity > limit) {
             dropIdleBuffers();
             // Still over: wait for requests in flight to return their buffers (this slot counts as one).
-            while (allocatedBytes - current + capacity > budget && inFlight > 1) {
+            while (allocatedBytes - current + capacity > limit && inFlight > 1) {
                 flushInline();
                 reclaimReturned();
                 dropIdleBuffers();
-                if (allocatedBytes - current + capacity > budget && inFlight > 1) {
+                if (allocatedBytes - current + capacity > limit && inFlight > 1) {
                     awaitReturned();
                     dropIdleBuffers();
                 }
             }
         }
-        allocatedBytes -= current;
+        if (d != null) {
+            dropBuffer(s); // its bytes count towards the new one
+        }
+        if (!server.tryReserveBuffer(capacity) && !awaitBudget(capacity)) {
+            return false;
+        }
+        s.holdBudget(capacity);
         s.data(ByteBuffer.allocateDirect(capacity));
+        s.counted = capacity;
         allocatedBytes += capacity;
+        return true;
+    }
+
+    /**
+     * Waits for {@code bytes} of buffer budget: gives back this connection's idle buffers and those of its requests
+     * that finished meanwhile, and is woken when another connection gives some back. Registered as a waiter, so the
+     * other connections drop their buffers after use instead of keeping them.
+     */
+    private boolean awaitBudget(int bytes) throws IOException {
+        dropIdleBuffers();
+        if (server.tryReserveBuffer(bytes)) {
+            return true;
+        }
+        long limit = options.readStallTimeout().toNanos();
+        long deadline = System.nanoTime() + limit;
+        server.bufferWaiter(readerThread, true);
+        try {
+            while (true) {
+                flushInline();
+                reclaimReturned();
+                dropIdleBuffers();
+                if (server.tryReserveBuffer(bytes)) {
+                    return true;
+                }
+                if (forced || broken) {
+                    throw new IOException("connection closed while waiting for buffer budget");
+                }
+                long left = limit == 0 ? BUDGET_POLL_NANOS : deadline - System.nanoTime();
+                if (left <= 0) {
+                    LOG.warn("{}: a request of {} bytes found no buffer memory within {} (weft.nbd.buffer-budget = "
+                            + "{} bytes, all in use; waits are bounded by weft.nbd.read-stall-timeout): answered "
+                            + "ENOMEM", this, bytes, options.readStallTimeout(), options.bufferBudget());
+                    return false;
+                }
+                // Woken by a connection that gives budget back; the bound picks up this connection's own replies.
+                LockSupport.parkNanos(this, Math.min(left, BUDGET_POLL_NANOS));
+            }
+        } finally {
+            server.bufferWaiter(readerThread, false);
+        }
+    }
+
+    /** Drops a slot's data buffer (reader-owned, not with the device) and gives its bytes back to the budget. */
+    private void dropBuffer(Slot s) {
+        allocatedBytes -= s.counted;
+        s.counted = 0;
+        returnBudget(s);
+        s.data(null);
     }
 
     private void dropIdleBuffers() {
         for (int i = 0; i < freeCount; i++) {
             Slot idle = slots[freeStack[i]];
             if (idle.data != null) {
-                allocatedBytes -= idle.data.capacity();
-                idle.data(null);
+                dropBuffer(idle);
             }
         }
     }
@@ -1160,10 +1437,12 @@ final class NbdConnection implements IoCompletion, Runnable {
         if (d.hasRemaining()) {
             flushInline();
             while (d.hasRemaining()) {
+                readProgress(PHASE_IN_REQUEST);
                 if (channel.read(d) < 0) {
                     return false;
                 }
             }
+            readProgress(PHASE_BUSY);
         }
         d.position(at);
         return true;
@@ -1180,6 +1459,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         flushInline();
         while (left > 0) {
             receive.clear().limit((int) Math.min(receive.capacity(), left));
+            readProgress(PHASE_IN_REQUEST);
             int n = channel.read(receive);
             if (n < 0) {
                 receive.clear().flip();
@@ -1187,6 +1467,7 @@ final class NbdConnection implements IoCompletion, Runnable {
             }
             left -= n;
         }
+        readProgress(PHASE_BUSY);
         receive.clear().flip();
         return true;
     }
@@ -1257,11 +1538,25 @@ final class NbdConnection implements IoCompletion, Runnable {
                     LOG.debug("nbd connection {}: writing replies failed: {}", id, e.toString());
                 }
             }
+            // The reader may be blocked on the socket for a long time before it takes these slots back, so under
+            // budget pressure their buffers are given back here (the writer owns a slot until it hands it back).
+            boolean drop = !server.mayKeepIdleBuffers();
             for (int i = 0; i < count; i++) {
+                if (drop) {
+                    dropBufferFromWriter(batch[i]);
+                }
                 returned.offer(batch[i]);
                 batch[i] = null;
             }
             returned.signal(broken);
+        }
+    }
+
+    private void dropBufferFromWriter(Slot s) {
+        long bytes = s.takeBudget();
+        if (bytes != 0) {
+            s.data(null); // the reader fixes its allocatedBytes when it takes the slot back (release)
+            server.returnBuffer(bytes);
         }
     }
 

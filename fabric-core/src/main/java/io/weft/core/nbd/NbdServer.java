@@ -22,9 +22,6 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -41,7 +38,10 @@ import org.slf4j.LoggerFactory;
  * simple or structured, completed out of order. See {@code docs/nbd.md} for the threading model and limits.
  *
  * <p>Each connection has a reader thread and, only when the device completes on its own threads, a writer thread
- * (see {@link NbdConnection}); one acceptor thread per listener. The server never closes the exported devices.
+ * (see {@link NbdConnection}); one acceptor thread per listener; one watchdog thread that closes connections which
+ * stop making progress (handshake, idle, read-stall and write-stall timeouts, see {@link NbdServerOptions}). Request
+ * buffers of all connections together stay within {@link NbdServerOptions#bufferBudget()}. The server never closes
+ * the exported devices.
  */
 public final class NbdServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(NbdServer.class);
@@ -55,8 +55,15 @@ public final class NbdServer implements AutoCloseable {
     private final AtomicInteger connectionCount = new AtomicInteger();
     private final AtomicLong connectionIds = new AtomicLong();
     private volatile boolean closing;
-    /** Enforces handshake time limits; created with the first listener. */
-    private volatile ScheduledExecutorService handshakeTimer;
+    /** Scans the connections' progress marks and closes the stalled ones; started with the first listener. */
+    private Thread watchdog;
+    private volatile boolean watchdogStop;
+
+    // The buffer budget: payload buffer bytes of all connections, and the readers waiting for some.
+    private final AtomicLong bufferedBytes = new AtomicLong();
+    private final AtomicLong peakBufferedBytes = new AtomicLong();
+    private final AtomicInteger bufferWaiters = new AtomicInteger();
+    private final Set<Thread> bufferWaiterThreads = ConcurrentHashMap.newKeySet();
 
     private record Listener(ServerSocketChannel channel, Thread acceptor, Path unixPath, String description) {
     }
@@ -114,6 +121,21 @@ public final class NbdServer implements AutoCloseable {
         return connectionCount.get();
     }
 
+    /** Request payload buffer bytes held by all connections now (within {@link NbdServerOptions#bufferBudget()}). */
+    public long bufferedBytes() {
+        return bufferedBytes.get();
+    }
+
+    /** The most {@link #bufferedBytes()} has ever been. */
+    public long peakBufferedBytes() {
+        return peakBufferedBytes.get();
+    }
+
+    /** Connections whose next request waits for buffer budget now. */
+    public int bufferWaiters() {
+        return bufferWaiters.get();
+    }
+
     /** Listens on TCP; port 0 picks a free port. Returns the bound address. */
     public synchronized InetSocketAddress bindTcp(String host, int port) throws IOException {
         ensureOpen();
@@ -159,14 +181,12 @@ public final class NbdServer implements AutoCloseable {
     }
 
     private void startListener(ServerSocketChannel ch, Path unixPath, String description) {
-        if (handshakeTimer == null && !options.handshakeTimeout().isZero()) {
-            ScheduledThreadPoolExecutor timer = new ScheduledThreadPoolExecutor(1, r -> {
-                Thread t = new Thread(r, "weft-nbd-handshake-timer");
-                t.setDaemon(true);
-                return t;
-            });
-            timer.setRemoveOnCancelPolicy(true);
-            handshakeTimer = timer;
+        long tick = watchdogTickNanos(options);
+        if (watchdog == null && tick > 0) {
+            Thread w = new Thread(() -> watchdogLoop(tick), "weft-nbd-watchdog");
+            w.setDaemon(true);
+            watchdog = w;
+            w.start();
         }
         Thread t = new Thread(() -> acceptLoop(ch, unixPath != null, description), "weft-nbd-accept-"
                 + (unixPath != null ? "unix" : "tcp-" + ((InetSocketAddress) localAddress(ch)).getPort()));
@@ -229,19 +249,43 @@ public final class NbdServer implements AutoCloseable {
                 c.beginDrain();
             }
             c.start();
-            scheduleHandshakeDeadline(c);
         }
     }
 
-    private void scheduleHandshakeDeadline(NbdConnection c) {
-        ScheduledExecutorService timer = handshakeTimer;
-        if (timer == null) {
-            return;
+    /**
+     * How often the watchdog looks at the connections: a quarter of the shortest timeout that is on, between 5 ms
+     * and 1 s, so a connection is closed at most about a quarter late. 0 when every timeout is off.
+     */
+    static long watchdogTickNanos(NbdServerOptions o) {
+        long shortest = Long.MAX_VALUE;
+        for (java.time.Duration d : new java.time.Duration[] {o.handshakeTimeout(), o.idleTimeout(),
+                o.readStallTimeout(), o.writeStallTimeout()}) {
+            if (!d.isZero()) {
+                shortest = Math.min(shortest, d.toNanos());
+            }
         }
-        try {
-            timer.schedule(c::handshakeDeadline, options.handshakeTimeout().toNanos(), TimeUnit.NANOSECONDS);
-        } catch (RejectedExecutionException e) {
-            // The server is closing: the connection is being drained anyway.
+        if (shortest == Long.MAX_VALUE) {
+            return 0;
+        }
+        return Math.max(TimeUnit.MILLISECONDS.toNanos(5), Math.min(TimeUnit.SECONDS.toNanos(1), shortest / 4));
+    }
+
+    /**
+     * The data path only bumps counters (no clock, no system call); this thread owns the clock: a connection whose
+     * marks did not move for a timeout is closed through {@link NbdConnection#forceClose()}, which cancels its
+     * requests in flight (the ownership rule of docs/nbd.md).
+     */
+    private void watchdogLoop(long tickNanos) {
+        while (!watchdogStop) {
+            long now = System.nanoTime();
+            for (NbdConnection c : connections) {
+                try {
+                    c.checkProgress(now);
+                } catch (RuntimeException e) {
+                    LOG.warn("NBD watchdog: checking {} failed", c, e);
+                }
+            }
+            LockSupport.parkNanos(this, tickNanos);
         }
     }
 
@@ -296,6 +340,60 @@ public final class NbdServer implements AutoCloseable {
         return max - max % info.logicalBlockSize();
     }
 
+    /** Takes {@code bytes} from the buffer budget if that many are left. No lock; allocation-free. */
+    boolean tryReserveBuffer(long bytes) {
+        long budget = options.bufferBudget();
+        while (true) {
+            long used = bufferedBytes.get();
+            if (used + bytes > budget) {
+                return false;
+            }
+            if (bufferedBytes.compareAndSet(used, used + bytes)) {
+                long total = used + bytes;
+                long peak;
+                while (total > (peak = peakBufferedBytes.get()) && !peakBufferedBytes.compareAndSet(peak, total)) {
+                    // another reservation raced; retry
+                }
+                return true;
+            }
+        }
+    }
+
+    /** Gives {@code bytes} back to the budget and wakes the readers waiting for some. */
+    void returnBuffer(long bytes) {
+        bufferedBytes.addAndGet(-bytes);
+        if (bufferWaiters.get() > 0) {
+            for (Thread t : bufferWaiterThreads) {
+                LockSupport.unpark(t);
+            }
+        }
+    }
+
+    /** Whether a reader waits for budget: connections then drop their buffers after use instead of keeping them. */
+    boolean bufferBudgetWanted() {
+        return bufferWaiters.get() > 0;
+    }
+
+    /**
+     * Whether a connection about to wait for its client may keep its request buffers for reuse: only while nobody
+     * waits for budget and the buffers of all connections leave room for two maximum-size requests, so idle
+     * connections can never hold the budget that busy ones need.
+     */
+    boolean mayKeepIdleBuffers() {
+        return bufferWaiters.get() == 0
+                && bufferedBytes.get() <= options.bufferBudget() - 2L * options.maxPayload();
+    }
+
+    void bufferWaiter(Thread reader, boolean waiting) {
+        if (waiting) {
+            bufferWaiterThreads.add(reader);
+            bufferWaiters.incrementAndGet();
+        } else {
+            bufferWaiters.decrementAndGet();
+            bufferWaiterThreads.remove(reader);
+        }
+    }
+
     void connectionFinished(NbdConnection c) {
         if (connections.remove(c)) {
             connectionCount.decrementAndGet();
@@ -340,14 +438,11 @@ public final class NbdServer implements AutoCloseable {
                 joinQuietly(c.readerThread(), 5_000);
             }
         }
-        ScheduledExecutorService timer = handshakeTimer;
-        if (timer != null) {
-            timer.shutdownNow();
-            try {
-                timer.awaitTermination(5, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+        watchdogStop = true;
+        Thread w = watchdog;
+        if (w != null) {
+            LockSupport.unpark(w);
+            joinQuietly(w, 5_000);
         }
         LOG.info("NBD server closed");
     }

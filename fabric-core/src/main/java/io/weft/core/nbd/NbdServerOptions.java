@@ -18,6 +18,19 @@ import java.time.Duration;
  *                                connections hard
  * @param handshakeTimeout        a connection that has not finished negotiating by then is closed (so idle or slow
  *                                clients cannot hold connection slots); zero disables the limit
+ *                                ({@code weft.nbd.handshake-timeout})
+ * @param idleTimeout             a negotiated connection with no request in flight, no reply pending and no byte
+ *                                arriving for this long is closed; zero (the default) keeps idle connections open,
+ *                                as nbdfuse and nbd-client hold them for days ({@code weft.nbd.idle-timeout})
+ * @param readStallTimeout        once a request has started arriving, its header and payload must keep arriving: no
+ *                                byte of it for this long closes the connection. Also bounds a request's wait for
+ *                                {@link #bufferBudget}. Zero disables it ({@code weft.nbd.read-stall-timeout})
+ * @param writeStallTimeout       replies pending and no write call to the socket (at most 1 MiB each) completing
+ *                                for this long closes the connection; zero disables it
+ *                                ({@code weft.nbd.write-stall-timeout})
+ * @param bufferBudget            request payload buffer bytes of all connections together; a request whose buffer
+ *                                would exceed it waits (at most {@link #readStallTimeout}) and then fails with
+ *                                ENOMEM; at least twice {@link #maxPayload} ({@code weft.nbd.buffer-budget})
  */
 public record NbdServerOptions(
         int maxConnections,
@@ -27,10 +40,16 @@ public record NbdServerOptions(
         int receiveBufferSize,
         int socketBufferSize,
         Duration closeTimeout,
-        Duration handshakeTimeout) {
+        Duration handshakeTimeout,
+        Duration idleTimeout,
+        Duration readStallTimeout,
+        Duration writeStallTimeout,
+        long bufferBudget) {
 
     /** 32 MiB: NBD's customary maximum, which every client honours. */
     public static final int DEFAULT_MAX_PAYLOAD = 32 << 20;
+    /** 256 MiB of request buffers over all connections: eight maximum-size requests at once. */
+    public static final long DEFAULT_BUFFER_BUDGET = 256L << 20;
 
     public NbdServerOptions {
         if (maxConnections < 1) {
@@ -56,44 +75,88 @@ public record NbdServerOptions(
         if (closeTimeout == null || closeTimeout.isNegative()) {
             throw new IllegalArgumentException("closeTimeout must be >= 0");
         }
-        if (handshakeTimeout == null || handshakeTimeout.isNegative()) {
-            throw new IllegalArgumentException("handshakeTimeout must be >= 0");
+        requireNonNegative(handshakeTimeout, "handshakeTimeout");
+        requireNonNegative(idleTimeout, "idleTimeout");
+        requireNonNegative(readStallTimeout, "readStallTimeout");
+        requireNonNegative(writeStallTimeout, "writeStallTimeout");
+        if (bufferBudget < 2L * maxPayload) {
+            // Half the budget may sit in idle connections' buffers; the other half must hold the largest request.
+            throw new IllegalArgumentException("bufferBudget must be at least twice maxPayload (" + 2L * maxPayload
+                    + " bytes): " + bufferBudget);
+        }
+    }
+
+    private static void requireNonNegative(Duration d, String name) {
+        if (d == null || d.isNegative()) {
+            throw new IllegalArgumentException(name + " must be >= 0: " + d);
         }
     }
 
     public static NbdServerOptions defaults() {
         return new NbdServerOptions(256, 128, DEFAULT_MAX_PAYLOAD, 64L << 20, 256 << 10, 0, Duration.ofSeconds(30),
-                Duration.ofSeconds(10));
+                Duration.ofSeconds(10), Duration.ZERO, Duration.ofSeconds(30), Duration.ofSeconds(30),
+                DEFAULT_BUFFER_BUDGET);
     }
 
     public NbdServerOptions withMaxConnections(int n) {
         return new NbdServerOptions(n, maxInFlightPerConnection, maxPayload, maxBufferedBytesPerConnection,
-                receiveBufferSize, socketBufferSize, closeTimeout, handshakeTimeout);
+                receiveBufferSize, socketBufferSize, closeTimeout, handshakeTimeout, idleTimeout, readStallTimeout,
+                writeStallTimeout, bufferBudget);
     }
 
     public NbdServerOptions withMaxInFlightPerConnection(int n) {
         return new NbdServerOptions(maxConnections, n, maxPayload, maxBufferedBytesPerConnection,
-                receiveBufferSize, socketBufferSize, closeTimeout, handshakeTimeout);
+                receiveBufferSize, socketBufferSize, closeTimeout, handshakeTimeout, idleTimeout, readStallTimeout,
+                writeStallTimeout, bufferBudget);
     }
 
+    /** Also raises the per-connection buffer limit and the buffer budget where they would be below their minimum. */
     public NbdServerOptions withMaxPayload(int n) {
         return new NbdServerOptions(maxConnections, maxInFlightPerConnection, n,
                 Math.max(n, maxBufferedBytesPerConnection), receiveBufferSize, socketBufferSize, closeTimeout,
-                handshakeTimeout);
+                handshakeTimeout, idleTimeout, readStallTimeout, writeStallTimeout,
+                Math.max(2L * n, bufferBudget));
     }
 
     public NbdServerOptions withSocketBufferSize(int n) {
         return new NbdServerOptions(maxConnections, maxInFlightPerConnection, maxPayload,
-                maxBufferedBytesPerConnection, receiveBufferSize, n, closeTimeout, handshakeTimeout);
+                maxBufferedBytesPerConnection, receiveBufferSize, n, closeTimeout, handshakeTimeout, idleTimeout,
+                readStallTimeout, writeStallTimeout, bufferBudget);
     }
 
     public NbdServerOptions withCloseTimeout(Duration d) {
         return new NbdServerOptions(maxConnections, maxInFlightPerConnection, maxPayload,
-                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, d, handshakeTimeout);
+                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, d, handshakeTimeout, idleTimeout,
+                readStallTimeout, writeStallTimeout, bufferBudget);
     }
 
     public NbdServerOptions withHandshakeTimeout(Duration d) {
         return new NbdServerOptions(maxConnections, maxInFlightPerConnection, maxPayload,
-                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, closeTimeout, d);
+                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, closeTimeout, d, idleTimeout,
+                readStallTimeout, writeStallTimeout, bufferBudget);
+    }
+
+    public NbdServerOptions withIdleTimeout(Duration d) {
+        return new NbdServerOptions(maxConnections, maxInFlightPerConnection, maxPayload,
+                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, closeTimeout, handshakeTimeout, d,
+                readStallTimeout, writeStallTimeout, bufferBudget);
+    }
+
+    public NbdServerOptions withReadStallTimeout(Duration d) {
+        return new NbdServerOptions(maxConnections, maxInFlightPerConnection, maxPayload,
+                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, closeTimeout, handshakeTimeout,
+                idleTimeout, d, writeStallTimeout, bufferBudget);
+    }
+
+    public NbdServerOptions withWriteStallTimeout(Duration d) {
+        return new NbdServerOptions(maxConnections, maxInFlightPerConnection, maxPayload,
+                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, closeTimeout, handshakeTimeout,
+                idleTimeout, readStallTimeout, d, bufferBudget);
+    }
+
+    public NbdServerOptions withBufferBudget(long bytes) {
+        return new NbdServerOptions(maxConnections, maxInFlightPerConnection, maxPayload,
+                maxBufferedBytesPerConnection, receiveBufferSize, socketBufferSize, closeTimeout, handshakeTimeout,
+                idleTimeout, readStallTimeout, writeStallTimeout, bytes);
     }
 }

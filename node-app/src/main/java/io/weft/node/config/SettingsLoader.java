@@ -102,6 +102,7 @@ public final class SettingsLoader {
     private static void validateControlPlane(Config config) {
         try {
             io.weft.actors.WeftSettings.from(config);
+            io.weft.actors.client.NbdServerExporter.serverOptions(config); // weft.nbd limits and timeouts
         } catch (ConfigException e) {
             String m = e.getMessage() == null ? "" : e.getMessage();
             java.util.regex.Matcher k = Pattern.compile("(weft\\.[A-Za-z0-9._-]+)").matcher(m);

@@ -1,0 +1,58 @@
+package io.weft.actors.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.weft.core.nbd.NbdServerOptions;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+
+/** weft.nbd.* → NbdServerOptions: the documented defaults, every key applied, and errors that name the key. */
+class NbdServerExporterTest {
+
+    private static Config config(String hocon) {
+        return ConfigFactory.parseString(hocon).withFallback(ConfigFactory.defaultReference()).resolve();
+    }
+
+    @Test
+    void defaultsAreTheDocumentedOnes() {
+        NbdServerOptions o = NbdServerExporter.serverOptions(config(""));
+        assertEquals(32 << 20, o.maxPayload());
+        assertEquals(Duration.ofSeconds(10), o.handshakeTimeout());
+        assertEquals(Duration.ZERO, o.idleTimeout(), "idle connections are kept by default");
+        assertEquals(Duration.ofSeconds(30), o.readStallTimeout());
+        assertEquals(Duration.ofSeconds(30), o.writeStallTimeout());
+        assertEquals(256L << 20, o.bufferBudget());
+    }
+
+    @Test
+    void everyKeyIsApplied() {
+        NbdServerOptions o = NbdServerExporter.serverOptions(config("weft.nbd { max-request-size = 1MiB, "
+                + "handshake-timeout = 2s, idle-timeout = 1h, read-stall-timeout = 3s, write-stall-timeout = 4s, "
+                + "buffer-budget = 8MiB }"));
+        assertEquals(1 << 20, o.maxPayload());
+        assertEquals(Duration.ofSeconds(2), o.handshakeTimeout());
+        assertEquals(Duration.ofHours(1), o.idleTimeout());
+        assertEquals(Duration.ofSeconds(3), o.readStallTimeout());
+        assertEquals(Duration.ofSeconds(4), o.writeStallTimeout());
+        assertEquals(8L << 20, o.bufferBudget());
+    }
+
+    @Test
+    void errorsNameTheKey() {
+        for (String[] c : new String[][] {
+                {"weft.nbd.handshake-timeout = soon", "weft.nbd.handshake-timeout: "},
+                {"weft.nbd.write-stall-timeout = -1s", "weft.nbd.write-stall-timeout: must not be negative"},
+                {"weft.nbd.buffer-budget = lots", "weft.nbd.buffer-budget: "},
+                {"weft.nbd.buffer-budget = 48MiB", "weft.nbd.buffer-budget: must be at least twice "
+                        + "weft.nbd.max-request-size"},
+        }) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> NbdServerExporter.serverOptions(config(c[0])), c[0]);
+            assertTrue(e.getMessage().startsWith(c[1]), c[0] + " → " + e.getMessage());
+        }
+    }
+}
