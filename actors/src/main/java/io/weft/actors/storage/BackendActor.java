@@ -2,6 +2,7 @@ package io.weft.actors.storage;
 
 import io.weft.actors.AccessMode;
 import io.weft.actors.ChannelActor;
+import io.weft.actors.ExportRoots;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
 import io.weft.actors.WeftSerializable;
@@ -139,11 +140,14 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         this.nodeState = nodeState;
         this.transports = transports;
         FileBackingStore opened;
+        // Opened relative to its export root (a symlink swapped in since StorageService checked the path cannot
+        // lead outside) and locked: exclusive read-write, shared read-only.
+        ExportRoots roots = new ExportRoots(settings.exportRoots());
         try {
-            opened = FileBackingStore.open(realPath, false);
+            opened = roots.open(realPath, false);
         } catch (AccessDeniedException e) {
             // A read-only file still serves ro mappings.
-            opened = FileBackingStore.open(realPath, true);
+            opened = roots.open(realPath, true);
         }
         this.store = opened;
         this.storeDevice = new StoreBlockDevice(store);
