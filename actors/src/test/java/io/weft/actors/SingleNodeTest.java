@@ -146,6 +146,22 @@ class SingleNodeTest {
     }
 
     @Test
+    void anImageAnotherProcessHoldsIsNotMappedAndTheReasonSaysLocked() throws Exception {
+        assertTrue(createVolume("held.img", 1 << 20).ok());
+        // Stands in for another process (a second node on this host, qemu): its own open file, locked read-write.
+        try (io.weft.core.store.FileBackingStore other =
+                     io.weft.core.store.FileBackingStore.open(exports.resolve("held.img"), false)) {
+            Reply refused = map("h1", "held.img", AccessMode.RW);
+            assertFalse(refused.ok(), refused.message());
+            assertTrue(refused.message().contains("locked"), refused.message());
+            await("refused device dropped", WAIT, () -> node.state().device("h1") == null);
+        }
+        Reply mapped = map("h2", "held.img", AccessMode.RW);
+        assertTrue(mapped.ok(), mapped.message());
+        assertTrue(get(node.unmap("h2", false)).ok());
+    }
+
+    @Test
     void exportRootsAreEnforced() throws Exception {
         Path outside = Files.write(tmp.resolve("outside.img"), new byte[4096]);
         Files.createSymbolicLink(exports.resolve("escape.img"), outside);

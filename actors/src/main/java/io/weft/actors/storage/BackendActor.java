@@ -96,8 +96,33 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
 
     public static Behavior<Command> create(Path realPath, WeftSettings settings, NodeState nodeState,
                                            Transports transports) {
-        return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-                new BackendActor(ctx, timers, realPath, settings, nodeState, transports)));
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+            try {
+                return new BackendActor(ctx, timers, realPath, settings, nodeState, transports);
+            } catch (IOException e) {
+                return cannotOpen(ctx, realPath, settings.nodeName(), e);
+            }
+        }));
+    }
+
+    /**
+     * The store could not be opened (locked by another process, gone, no permission): the open that spawned this
+     * backend is refused with the reason instead of timing out, and the actor stops, so the next open tries afresh.
+     */
+    private static Behavior<Command> cannotOpen(ActorContext<Command> ctx, Path realPath, String nodeName,
+                                                IOException cause) {
+        String reason = "cannot open " + realPath + " on storage node " + nodeName + ": " + cause.getMessage();
+        ctx.getLog().warn(reason);
+        return Behaviors.receive(Command.class)
+                .onMessage(OpenMapping.class, m -> {
+                    m.open().replyTo().tell(new StorageService.OpenRefused(reason, true));
+                    return Behaviors.stopped();
+                })
+                .onMessage(Resize.class, r -> {
+                    r.replyTo().tell(Reply.error(reason));
+                    return Behaviors.stopped();
+                })
+                .build();
     }
 
     private final Path path;

@@ -86,6 +86,22 @@ class ImageLockTest {
                     image.toString()).redirectErrorStream(true).start();
             String out = new String(qemu.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             assertTrue(qemu.waitFor(60, TimeUnit.SECONDS), "qemu-io finished");
+            System.out.println("qemu-io against a held image: " + out);
+            assertTrue(out.contains("lock"), "qemu-io reports a lock conflict: " + out);
+            assertNotEquals(0, qemu.exitValue(), "qemu-io failed: " + out);
+        }
+        assertArrayEquals(original, Files.readAllBytes(image), "qemu wrote nothing");
+    }
+
+    @Test
+    void qemuCannotWriteAnImageThisProcessHoldsReadOnly() throws Exception {
+        Path qemuIo = RequiredTool.require("qemu-io", "qemu-utils");
+        try (FileBackingStore held = FileBackingStore.open(image, true)) {
+            Process qemu = new ProcessBuilder(qemuIo.toString(), "-f", "raw", "-c", "write -P 0xab 0 4k",
+                    image.toString()).redirectErrorStream(true).start();
+            String out = new String(qemu.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(qemu.waitFor(60, TimeUnit.SECONDS), "qemu-io finished");
+            System.out.println("qemu-io against a held image: " + out);
             assertTrue(out.contains("lock"), "qemu-io reports a lock conflict: " + out);
             assertNotEquals(0, qemu.exitValue(), "qemu-io failed: " + out);
         }
