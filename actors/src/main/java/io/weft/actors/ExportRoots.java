@@ -1,5 +1,6 @@
 package io.weft.actors;
 
+import io.weft.core.store.FileBackingStore;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -11,6 +12,10 @@ import java.util.List;
  * The directories a storage node serves from. A client names a path; it is served only if its real path (every
  * symlink resolved) lies inside the real path of one root. {@code ..} segments are refused outright, so a request
  * never depends on how a path normalises.
+ *
+ * <p>The check is for a clear early answer; it is not what keeps a store inside its root. The store is opened (or
+ * created) with {@link #open} / {@link #create}, relative to a descriptor of the root in the kernel, so a symlink
+ * swapped in after the check cannot lead the open outside ({@link FileBackingStore#openBeneath}).
  */
 public final class ExportRoots {
     private final List<Path> roots;
@@ -87,6 +92,34 @@ public final class ExportRoots {
         }
         requireInside(realAncestor, requested, true);
         return realAncestor.resolve(existingAncestor.relativize(candidate));
+    }
+
+    /**
+     * Opens the store at {@code real} (a path {@link #resolveExisting} returned) relative to its root, without
+     * following anything out of the root, whatever changed since the check. The store is locked (exclusive when
+     * read-write, shared when read-only).
+     */
+    public FileBackingStore open(Path real, boolean readOnly) throws IOException {
+        Path root = rootOf(real);
+        return FileBackingStore.openBeneath(root, root.relativize(real), readOnly, false);
+    }
+
+    /**
+     * Creates a sparse volume of {@code size} bytes at {@code target} (a path {@link #resolveNew} returned) and
+     * opens it read-write: created relative to the root's descriptor, no component followed if it is a symlink.
+     */
+    public FileBackingStore create(Path target, long size) throws IOException {
+        Path root = rootOf(target);
+        return FileBackingStore.createBeneath(root, root.relativize(target), size);
+    }
+
+    private Path rootOf(Path real) throws IOException {
+        for (Path root : roots) {
+            if (real.isAbsolute() && real.startsWith(root) && !real.equals(root)) {
+                return root;
+            }
+        }
+        throw new IOException("outside every export root: " + real);
     }
 
     private Path candidate(String requested) throws RefusedPathException {

@@ -146,6 +146,36 @@ class SingleNodeTest {
     }
 
     @Test
+    void anImageAnotherProcessHoldsIsNotMappedAndTheReasonSaysLocked() throws Exception {
+        assertTrue(createVolume("held.img", 1 << 20).ok());
+        // Stands in for another process (a second node on this host, qemu): its own open file, locked read-write.
+        try (io.weft.core.store.FileBackingStore other =
+                     io.weft.core.store.FileBackingStore.open(exports.resolve("held.img"), false)) {
+            Reply refused = map("h1", "held.img", AccessMode.RW);
+            assertFalse(refused.ok(), refused.message());
+            assertTrue(refused.message().contains("locked"), refused.message());
+            await("refused device dropped", WAIT, () -> node.state().device("h1") == null);
+        }
+        Reply mapped = map("h2", "held.img", AccessMode.RW);
+        assertTrue(mapped.ok(), mapped.message());
+        assertTrue(get(node.unmap("h2", false)).ok());
+    }
+
+    @Test
+    void twoPathsToOneImageNeverGiveTwoWriters() throws Exception {
+        // A hard link is another path, so another backend, whose own access modes know nothing of the first.
+        assertTrue(createVolume("linked.img", 1 << 20).ok());
+        Files.createLink(exports.resolve("linked-too.img"), exports.resolve("linked.img"));
+        Reply first = map("l1", "linked.img", AccessMode.RW);
+        assertTrue(first.ok(), first.message());
+        Reply second = map("l2", "linked-too.img", AccessMode.RW);
+        assertFalse(second.ok(), second.message());
+        assertTrue(second.message().contains("locked"), second.message());
+        await("refused device dropped", WAIT, () -> node.state().device("l2") == null);
+        assertTrue(get(node.unmap("l1", false)).ok());
+    }
+
+    @Test
     void exportRootsAreEnforced() throws Exception {
         Path outside = Files.write(tmp.resolve("outside.img"), new byte[4096]);
         Files.createSymbolicLink(exports.resolve("escape.img"), outside);

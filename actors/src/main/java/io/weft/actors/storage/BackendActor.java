@@ -2,6 +2,7 @@ package io.weft.actors.storage;
 
 import io.weft.actors.AccessMode;
 import io.weft.actors.ChannelActor;
+import io.weft.actors.ExportRoots;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
 import io.weft.actors.WeftSerializable;
@@ -103,8 +104,33 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
 
     public static Behavior<Command> create(Path realPath, WeftSettings settings, NodeState nodeState,
                                            Transports transports) {
-        return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-                new BackendActor(ctx, timers, realPath, settings, nodeState, transports)));
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
+            try {
+                return new BackendActor(ctx, timers, realPath, settings, nodeState, transports);
+            } catch (IOException e) {
+                return cannotOpen(ctx, realPath, settings.nodeName(), e);
+            }
+        }));
+    }
+
+    /**
+     * The store could not be opened (locked by another process, gone, no permission): the open that spawned this
+     * backend is refused with the reason instead of timing out, and the actor stops, so the next open tries afresh.
+     */
+    private static Behavior<Command> cannotOpen(ActorContext<Command> ctx, Path realPath, String nodeName,
+                                                IOException cause) {
+        String reason = "cannot open " + realPath + " on storage node " + nodeName + ": " + cause.getMessage();
+        ctx.getLog().warn(reason);
+        return Behaviors.receive(Command.class)
+                .onMessage(OpenMapping.class, m -> {
+                    m.open().replyTo().tell(new StorageService.OpenRefused(reason, true));
+                    return Behaviors.stopped();
+                })
+                .onMessage(Resize.class, r -> {
+                    r.replyTo().tell(Reply.error(reason));
+                    return Behaviors.stopped();
+                })
+                .build();
     }
 
     private final Path path;
@@ -149,11 +175,14 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         this.nodeState = nodeState;
         this.transports = transports;
         FileBackingStore opened;
+        // Opened relative to its export root (a symlink swapped in since StorageService checked the path cannot
+        // lead outside) and locked: exclusive read-write, shared read-only.
+        ExportRoots roots = new ExportRoots(settings.exportRoots());
         try {
-            opened = FileBackingStore.open(realPath, false);
+            opened = roots.open(realPath, false);
         } catch (AccessDeniedException e) {
             // A read-only file still serves ro mappings.
-            opened = FileBackingStore.open(realPath, true);
+            opened = roots.open(realPath, true);
         }
         this.store = opened;
         this.storeDevice = new StoreBlockDevice(store);

@@ -10,7 +10,6 @@ import io.weft.actors.client.SessionActor;
 import io.weft.actors.transport.TransportEndpoint;
 import io.weft.actors.transport.Transports;
 import io.weft.core.io.DeviceInfo;
-import io.weft.core.store.FileBackingStore;
 import java.io.IOException;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
@@ -191,7 +190,7 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
         }
         try {
             Path target = exportRoots.resolveNew(create.path());
-            FileBackingStore.createSparse(target, size).close();
+            exportRoots.create(target, size).close();
             getContext().getLog().info("created volume {} ({} bytes)", target, size);
             create.replyTo().tell(Reply.ok("created " + target + " (" + size + " bytes, sparse) on "
                     + settings.nodeName()));

@@ -35,7 +35,9 @@ class BackendActorTest {
         testKit = ActorTestKit.create();
         settings = WeftSettings.from(ConfigFactory.parseMap(Map.of(
                 "weft.node.name", "unit",
-                "weft.storage.mapping-lease", "400ms")).withFallback(ConfigFactory.defaultReference()).resolve());
+                "weft.storage.mapping-lease", "400ms",
+                // The backend opens its store relative to an export root; the test's files live under tmpdir.
+                "weft.storage.export-roots", List.of(System.getProperty("java.io.tmpdir")))).withFallback(ConfigFactory.defaultReference()).resolve());
     }
 
     @AfterAll

@@ -32,8 +32,13 @@ import java.util.List;
  *   aligned direct buffer go through a per-thread aligned bounce buffer.</li>
  *   <li>Every request is checked against the size and the logical block size before it reaches the kernel; a refusal
  *   is a {@link StoreException} carrying the {@link IoStatus} to report.</li>
- *   <li>{@link #lock()} takes a {@code flock} on the store's descriptor (exclusive when writable, shared when
- *   read-only), so two owners that both lock, in this process or another, never write the same file or device.</li>
+ *   <li>Every open locks the image with an open-file-description lock on the store's descriptor: exclusive when
+ *   writable, shared when read-only. A conflicting open, in this process or another (another Weft node, qemu),
+ *   fails at once naming the image; the lock goes with {@link #close()}. A block device opened read-write is in
+ *   addition claimed with {@code O_EXCL}, so the kernel refuses it while it is mounted or claimed elsewhere.</li>
+ *   <li>{@link #openBeneath} and {@link #createBeneath} open an image relative to an export root in the kernel
+ *   ({@code openat2} with {@code RESOLVE_BENEATH}, or an {@code O_NOFOLLOW} walk), and the store keeps that
+ *   descriptor: a symlink swapped in after a path was checked cannot lead the store outside the root.</li>
  *   <li>A thread interrupted during IO makes the JDK close the channel; the store then reopens it from its native
  *   descriptor, fails only the interrupted request and lets the others retry, so one interrupt cannot kill a
  *   store shared by many connections.</li>
@@ -102,7 +107,49 @@ public final class FileBackingStore implements BackingStore {
      */
     static FileBackingStore open(Path path, boolean readOnly, boolean directIo, boolean allowPunch)
             throws IOException {
-        int fd = LinuxIo.open(path, readOnly);
+        return fromDescriptor(LinuxIo.open(path, readOnly), path, readOnly, directIo, allowPunch);
+    }
+
+    /**
+     * Opens the existing image {@code relative} under the export root {@code root} without leaving it: an absolute
+     * path, a {@code ..} component or a symlink that leads out of the root is refused (a symlink that stays inside
+     * is followed where the kernel has {@code openat2}, Linux 5.6+; older kernels refuse every symlink).
+     *
+     * @param root     the export root (an existing directory; the node resolved it when it started)
+     * @param relative the image's path below the root
+     */
+    public static FileBackingStore openBeneath(Path root, Path relative, boolean readOnly, boolean directIo)
+            throws IOException {
+        return fromDescriptor(LinuxIo.openBeneath(root, relative, readOnly), root.resolve(relative), readOnly,
+                directIo, true);
+    }
+
+    /**
+     * Creates the image {@code relative} under the export root {@code root} as a sparse file of {@code size} bytes
+     * (missing parent directories are created) and opens it read-write. Nothing may exist at that path; no
+     * component is followed if it is a symlink.
+     */
+    public static FileBackingStore createBeneath(Path root, Path relative, long size) throws IOException {
+        if (size < 0) {
+            throw new IOException("negative size " + size + " for " + root.resolve(relative));
+        }
+        FileBackingStore store = fromDescriptor(LinuxIo.createBeneath(root, relative), root.resolve(relative), false,
+                false, true);
+        if (size > 0) {
+            try {
+                store.resize(size);
+            } catch (IOException e) {
+                store.close();
+                throw e;
+            }
+        }
+        return store;
+    }
+
+    /** Builds the store around a descriptor it now owns (closed on failure); the file is not opened again by name. */
+    private static FileBackingStore fromDescriptor(int openedFd, Path path, boolean readOnly, boolean directIo,
+                                                   boolean allowPunch) throws IOException {
+        int fd = openedFd;
         try {
             Path same = LinuxIo.procPath(fd);
             int mode = (Integer) Files.getAttribute(same, "unix:mode");
@@ -110,6 +157,11 @@ public final class FileBackingStore implements BackingStore {
             if (!block && (mode & S_IFMT) != S_IFREG) {
                 throw new IOException(path + " is neither a regular file nor a block device");
             }
+            if (block && !readOnly) {
+                fd = LinuxIo.reopenBlockDeviceExclusive(fd, path);
+                same = LinuxIo.procPath(fd);
+            }
+            LinuxIo.lockOrFail(fd, readOnly, path);
             List<OpenOption> options = new ArrayList<>();
             options.add(StandardOpenOption.READ);
             if (!readOnly) {
@@ -224,15 +276,6 @@ public final class FileBackingStore implements BackingStore {
     @Override
     public boolean rotational() {
         return rotational;
-    }
-
-    /**
-     * Locks the store against other lockers: exclusively when it is writable, shared when read-only. Fails at once
-     * (never waits) if another store or process holds a conflicting lock. The lock lasts until {@link #close()}.
-     * POSIX record locks (which qemu uses on images) are independent of it.
-     */
-    public void lock() throws IOException {
-        LinuxIo.lockOrFail(fd, readOnly, path);
     }
 
     /** True for a raw block device, false for a regular file. */

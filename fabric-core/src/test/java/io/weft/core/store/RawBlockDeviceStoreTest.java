@@ -103,6 +103,25 @@ class RawBlockDeviceStoreTest {
     }
 
     @Test
+    void aMountedDeviceIsNotOpenedReadWrite() throws IOException {
+        RequiredTool.require("mkfs.ext4", "e2fsprogs");
+        Path device = attach();
+        StoreTestFiles.run("mkfs.ext4", "-q", device.toString());
+        Path mountPoint = Files.createDirectories(dir.resolve("mnt"));
+        StoreTestFiles.run("mount", device.toString(), mountPoint.toString());
+        try {
+            // O_EXCL: the kernel refuses a read-write claim on a device a file system has mounted.
+            IOException refused = assertThrows(IOException.class, () -> FileBackingStore.open(device, false).close());
+            assertTrue(refused.getMessage().contains("in use"), refused.getMessage());
+        } finally {
+            StoreTestFiles.run("umount", mountPoint.toString());
+        }
+        try (FileBackingStore store = FileBackingStore.open(device, false)) {
+            assertFalse(store.readOnly(), "unmounted, the device can be claimed again");
+        }
+    }
+
+    @Test
     void discardOnALoopDeviceFreesTheBackingFile() throws IOException {
         Path device = attach();
         try (FileBackingStore store = FileBackingStore.open(device, false)) {
