@@ -170,4 +170,33 @@ class MirrorCancelledWriteTest {
             assertArrayEquals(onLeg[authority], readThroughMirror(), "read " + k + " after the resync");
         }
     }
+
+    /** The caller cancels after leg 0 answered OK: the legs in doubt are dropped and the caller hears OK. */
+    @ParameterizedTest(name = "{0} legs")
+    @CsvSource({"2", "3"})
+    void aWriteCancelledAfterOneLegCompletedItDropsTheLegsInDoubt(int legCount) throws Exception {
+        mirror(legCount);
+        assertEquals(IoStatus.OK, write(pattern(1)));
+        for (int i = 1; i < legCount; i++) {
+            legs[i].defaultFault(i == 1 ? Fault.DROP : Fault.HOLD);
+        }
+        Answer cancelled = new Answer();
+        mirror.submit(IoOp.WRITE, OFFSET, LENGTH, 0, pattern(2), 78, cancelled);
+        for (int i = 0; i < legCount; i++) {
+            legs[i].defaultFault(Fault.PASS);
+        }
+        mirror.cancel(78, cancelled);
+        assertEquals(IoStatus.OK, cancelled.await(), "leg 0 has the write and the legs without it are out");
+        assertEquals(LegState.IN_SYNC, mirror.legState(0));
+        for (int i = 1; i < legCount; i++) {
+            assertEquals(LegState.FAILED, mirror.legState(i), "leg " + i + " is in doubt");
+        }
+        for (int k = 0; k < 4 * legCount; k++) {
+            assertArrayEquals(pattern(2).array(), readThroughMirror(), "read " + k);
+        }
+        for (int i = 1; i < legCount; i++) {
+            mirror.legReturned(i).get(10, TimeUnit.SECONDS);
+            assertArrayEquals(pattern(2).array(), stores[i].snapshot(OFFSET, LENGTH), "leg " + i + " resynced");
+        }
+    }
 }

@@ -983,6 +983,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         long now = System.nanoTime();
         String reason = status == IoStatus.ETIMEDOUT
                 ? "no completion within " + options.legTimeoutNanos() / 1_000_000 + " ms"
+                : status == IoStatus.ECANCELED ? "a write cancelled on it may or may not have landed"
                 : IoStatus.name(status);
         for (MirrorListener m : listeners) {
             m.legDropped(leg, reason, now);
