@@ -47,6 +47,10 @@ import java.util.concurrent.locks.LockSupport;
  * <li>A leg becomes IN_SYNC only by a completed resync from an IN_SYNC leg (or by being in the persisted in-sync
  *     mask at construction), so no leg that missed an acknowledged write is ever promoted.</li>
  * </ol>
+ * A write-class part a leg answers ECANCELED (cancelled below: by the caller, or given up here) is in doubt: it may
+ * have landed. It counts as a failed part (region marked, the leg dropped if an in-sync leg completed the write);
+ * if no in-sync leg completed it OK, the lowest in-sync leg stays the authority and every other live leg in doubt is
+ * dropped, so two in-sync legs never differ after a write cancelled everywhere ({@code dropLegsInDoubt}).
  * Without a live IN_SYNC leg (its transport is down), requests wait in that leg or in the layer above (the client's
  * {@code QueueingBlockDevice} queues while no in-sync leg is connected) up to the io-timeout, then fail with EIO:
  * the single-device rules. With no leg at all a request fails with EIO at once.
@@ -54,11 +58,12 @@ import java.util.concurrent.locks.LockSupport;
  * <h2>Slots, no allocation, no locks on the hot path</h2>
  * Each request takes one of {@code maxInFlight} preallocated slots. The slot's state is one atomic word:
  * <pre>
- *  63            32 31  23 22   20 19 18  16 15 14  12 11 10   8 7 6  5  4  3  2     0
- * +----------------+------+-------+--+------+--+------+--+------+---+--+--+--+-------+
- * | generation     |  0   |cancel |  |failed|  |tried |  |ok    | 0 |CC|RT|IS|pending|  (one bit per leg per field)
- * +----------------+------+-------+--+------+--+------+--+------+---+--+--+--+-------+
+ *  63            32 31 27 26  24 23 22   20 19 18  16 15 14  12 11 10   8 7 6  5  4  3  2     0
+ * +----------------+-----+------+--+-------+--+------+--+------+--+------+---+--+--+--+-------+
+ * | generation     |  0  |doubt |  |cancel |  |failed|  |tried |  |ok    | 0 |CC|RT|IS|pending|  (one bit per leg)
+ * +----------------+-----+------+--+-------+--+------+--+------+--+------+---+--+--+--+-------+
  * </pre>
+ * "doubt": the leg answered a write-class part ECANCELED, so it may or may not hold that write ({@code settle}).
  * The tag handed to leg {@code i} is {@code generation << 32 | slot << 2 | i}. Whoever clears the last pending bit
  * (and the ISSUING bit "IS", held by the submitting thread while it hands the request to the legs, and "RT", held
  * while a failed read is handed to another leg) completes the
@@ -134,6 +139,8 @@ public final class MirrorBlockDevice implements BlockDevice {
     private static final int FAILED_SHIFT = 16;
     /** A cancel was sent to this leg's part (one bit per leg). */
     private static final int CANCEL_SHIFT = 20;
+    /** This leg answered a WRITE/DISCARD/WRITE_ZEROES part ECANCELED: it may or may not have executed it. */
+    private static final int DOUBT_SHIFT = 24;
     private static final long LOW_MASK = 0xFFFF_FFFFL;
 
     private final Leg[] legs = new Leg[MAX_LEGS];
@@ -690,6 +697,9 @@ public final class MirrorBlockDevice implements BlockDevice {
                     if (!isLegFailure(status)) {
                         s.divergedMask |= 1 << leg;
                     }
+                    if (status == IoStatus.ECANCELED) {
+                        nw |= 1L << (DOUBT_SHIFT + leg); // cancelled below: it may have landed anyway
+                    }
                 }
             }
             if (!s.word.compareAndSet(w, nw)) {
@@ -746,7 +756,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         if (op == IoOp.READ) {
             status = ok != 0 ? IoStatus.OK : s.lastError != 0 ? s.lastError : IoStatus.EIO;
         } else {
-            status = settle(s, ok, failed);
+            status = settle(s, ok, failed, (int) ((w >>> DOUBT_SHIFT) & 7));
         }
         if (op == IoOp.FLUSH && status == IoStatus.OK) {
             activityLog.flushRoundDone(s.flushRound); // activity log
@@ -776,8 +786,10 @@ public final class MirrorBlockDevice implements BlockDevice {
      * acknowledged but reached a non-authoritative leg makes that leg differ from the authority: it is dropped too.
      * A flush is settled like a write: OK only if an in-sync leg flushed and every leg that failed it (with any
      * status: ENOSPC too) is no longer in sync; the last in-sync leg is never dropped, so its failure fails the flush.
+     * A write part cancelled below (ECANCELED: the caller gave up, or a drop) may or may not have landed: it counts
+     * as failed, and if no in-sync leg completed the write OK, {@link #dropLegsInDoubt} keeps one authority.
      */
-    private int settle(Slot s, int ok, int failed) {
+    private int settle(Slot s, int ok, int failed, int inDoubt) {
         boolean writeLike = isWriteLike(s.op);
         int error = s.lastError != 0 ? s.lastError : IoStatus.EIO;
         boolean failedStillInSync = false;
@@ -800,6 +812,9 @@ public final class MirrorBlockDevice implements BlockDevice {
                 bitmap.markDirty(s.offset, s.length);
             }
         }
+        if (writeLike && inDoubt != 0 && (ok & inSyncMask()) == 0) {
+            dropLegsInDoubt(s, inDoubt, error);
+        }
         if ((ok & inSyncMask()) != 0 && !failedStillInSync) {
             return IoStatus.OK;
         }
@@ -812,6 +827,33 @@ public final class MirrorBlockDevice implements BlockDevice {
             }
         }
         return error;
+    }
+
+    /**
+     * No in-sync leg completed this write OK and some live legs answered it ECANCELED (cancelled everywhere, e.g. by
+     * the caller): each of those may or may not hold it, so two in-sync legs may now differ. The lowest in-sync leg
+     * stays the authority (whatever it holds: the caller did not hear OK, so either content is allowed) and every
+     * other live leg in doubt is dropped, so it serves no read and gets the region back from the authority by a
+     * resync (rule 3 holds: the authority stays in sync). The region is marked in the bitmap before the drop is
+     * persisted (legDone marked it already; a resync that ended meanwhile may have cleared it).
+     */
+    private void dropLegsInDoubt(Slot s, int inDoubt, int error) {
+        int authority = Integer.numberOfTrailingZeros(inSyncMask());
+        boolean marked = false;
+        for (int i = 0; i < MAX_LEGS; i++) {
+            if ((inDoubt & (1 << i)) == 0 || i == authority) {
+                continue;
+            }
+            Leg l = legs[i];
+            LegState st = l.state;
+            if ((st == LegState.IN_SYNC || st == LegState.RESYNCING) && l.resyncEpoch == s.legEpoch[i]) {
+                if (!marked) {
+                    bitmap.markDirty(s.offset, s.length);
+                    marked = true;
+                }
+                dropLeg(i, error, s.legEpoch[i]);
+            }
+        }
     }
 
     private int inSyncMask() {
@@ -941,6 +983,7 @@ public final class MirrorBlockDevice implements BlockDevice {
         long now = System.nanoTime();
         String reason = status == IoStatus.ETIMEDOUT
                 ? "no completion within " + options.legTimeoutNanos() / 1_000_000 + " ms"
+                : status == IoStatus.ECANCELED ? "a write cancelled on it may or may not have landed"
                 : IoStatus.name(status);
         for (MirrorListener m : listeners) {
             m.legDropped(leg, reason, now);
@@ -999,9 +1042,10 @@ public final class MirrorBlockDevice implements BlockDevice {
 
     /**
      * Cancels the caller's request: every leg's part still live is cancelled, a failed read is not retried, and the
-     * caller completes from the legs' answers (ECANCELED, or OK if a leg finished first). A write cancelled on one
-     * leg but done on another makes the legs differ: as for any write a leg failed, its regions are marked and the
-     * leg that missed it is dropped by the usual rules ({@code settle}) unless it is the last in-sync one.
+     * caller completes from the legs' answers (ECANCELED, or OK if a leg finished first). A write part cancelled
+     * below is in doubt (it may have landed): its regions are marked and, as for any write a leg failed, the leg is
+     * dropped if an in-sync leg completed the write ({@code settle}); if none did (cancelled everywhere), the lowest
+     * in-sync leg stays the authority and the other legs in doubt are dropped, so they resync the region from it.
      * Any thread; unknown or completed requests: no effect.
      */
     @Override
