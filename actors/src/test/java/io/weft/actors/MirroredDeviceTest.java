@@ -235,4 +235,81 @@ class MirroredDeviceTest {
         assertTrue(refused.message().contains("differ in size"), refused.message());
         await("refused device removed", WAIT, () -> client.state().device("m") == null);
     }
+
+    @Test
+    void aDownedClientNodeKeepsItsMirrorAndExportAndTheNewIncarnationAdoptsAndResyncsIt() throws Exception {
+        Path exportsA = Files.createDirectories(tmp.resolve("a"));
+        Path exportsB = Files.createDirectories(tmp.resolve("b"));
+        Files.write(exportsA.resolve("m.img"), new byte[SIZE]);
+        Files.write(exportsB.resolve("m.img"), new byte[SIZE]);
+        Path dataDir = Files.createDirectories(tmp.resolve("client-data"));
+        a = startStorage("a", exportsA, List.of());
+        String seed = hostPort(a.clusterAddress());
+        b = startStorage("b", exportsB, List.of(seed));
+        RecordingExporter exporter = new RecordingExporter();
+        client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null, List.of(seed),
+                Map.of("weft.data-dir", dataDir.toString(), "weft.client.io-timeout", "60s",
+                        "weft.node.rejoin.min-backoff", "200ms")), exporter);
+        await("client sees both storage nodes", WAIT,
+                () -> get(client.storageNodes()).containsAll(List.of("a", "b")));
+        Reply mapped = get(client.map(MapSpec.mirrored("m", List.of(new MapSpec.Leg("a", "m.img"),
+                new MapSpec.Leg("b", "m.img")), AccessMode.RW, null)));
+        assertTrue(mapped.ok(), mapped.message());
+        NodeState.DeviceEntry dev = client.state().device("m");
+        io.weft.core.mirror.MirrorBlockDevice mirror = dev.mirror;
+        assertEquals(DeviceState.READY, dev.state);
+        assertEquals(List.of("export m"), exporter.events);
+        assertEquals(1, client.incarnation());
+
+        // The cluster downs the client node (as the split-brain resolver does to a minority).
+        a.system().log().info("test: downing the client node");
+        org.apache.pekko.cluster.typed.Cluster.get(a.system()).manager()
+                .tell(new org.apache.pekko.cluster.typed.Down(client.clusterAddress()));
+        await("the client's first incarnation ended", WAIT,
+                () -> dev.state == DeviceState.RECONNECTING || dev.state == DeviceState.CLOSED);
+        assertEquals(DeviceState.RECONNECTING, dev.state,
+                "the downed incarnation leaves the mirror running, waiting for its legs (" + dev.lastError + ")");
+        byte[] pattern = new byte[8192];
+        new Random(15).nextBytes(pattern);
+        long offset = 3L * REGION + 4096;
+        java.util.concurrent.CompletableFuture<Integer> write = TestNodes.submit(dev.device, IoOp.WRITE, offset,
+                pattern.length, ByteBuffer.wrap(pattern.clone()));
+
+        await("a new incarnation of the client node", WAIT, () -> client.incarnation() == 2);
+        await("the write queued across the incarnations completed", WAIT, write::isDone);
+        assertEquals(IoStatus.OK, write.get());
+        await("mirror ready (every leg in sync) again", WAIT, () -> dev.state == DeviceState.READY);
+        assertTrue(client.state().device("m") == dev, "the same device (queue, export) was adopted");
+        assertTrue(dev.mirror == mirror, "the same mirror was adopted");
+        assertEquals(List.of("export m"), exporter.events, "the export was neither withdrawn nor added again");
+        assertFalse(dev.mirrorStatus().degraded());
+        assertEquals(IoStatus.OK, io(dev.device, IoOp.FLUSH, 0, 0, ByteBuffer.allocate(0)));
+        byte[] onA = Files.readAllBytes(exportsA.resolve("m.img"));
+        byte[] onB = Files.readAllBytes(exportsB.resolve("m.img"));
+        byte[] written = new byte[pattern.length];
+        System.arraycopy(onA, (int) offset, written, 0, pattern.length);
+        assertArrayEquals(pattern, written, "the write reached leg a");
+        assertArrayEquals(onA, onB, "both legs byte-identical");
+
+        // Management works in the new incarnation: an unmap withdraws the export and closes the mirror.
+        Reply unmapped = get(client.unmap("m", false));
+        assertTrue(unmapped.ok(), unmapped.message());
+        assertEquals(List.of("export m", "unexport m"), exporter.events);
+    }
+
+    /** Records what the device actors do to exports: a downing must neither withdraw nor re-add one. */
+    private static final class RecordingExporter implements io.weft.actors.client.DeviceExporter {
+        final List<String> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        @Override
+        public String export(String name, String description, io.weft.core.io.BlockDevice device) {
+            events.add("export " + name);
+            return "test://" + name;
+        }
+
+        @Override
+        public void unexport(String name) {
+            events.add("unexport " + name);
+        }
+    }
 }

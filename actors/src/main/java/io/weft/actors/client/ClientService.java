@@ -25,8 +25,8 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
  * devices are untouched. Its {@link DeviceActor} children are restarted on failure (see there).
  *
  * <p>When it starts in a new actor-system incarnation of the node (the previous one was downed), it adopts the
- * devices the previous incarnation left running from the node's {@link DeviceRegistry}: one {@link DeviceActor} each,
- * over the same queueing device and export.
+ * devices the previous incarnation left running from the node's {@link DeviceRegistry}: one {@link DeviceActor} each
+ * (a {@link MirroredDeviceActor} for a mirrored one, over the same mirror), over the same queueing device and export.
  */
 public final class ClientService extends AbstractBehavior<ClientService.Command> {
 
@@ -97,8 +97,11 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
                         entry.spec.transport());
                 continue;
             }
-            getContext().spawn(Behaviors.supervise(DeviceActor.adopt(entry, nodeState.nodeName(), transport,
-                    settings, exporter, registry)).onFailure(SupervisorStrategy.restart()), childName(id));
+            getContext().spawn(entry.spec.mirrored()
+                    // Not restarted, as when mapped (see onMap).
+                    ? MirroredDeviceActor.adopt(entry, nodeState.nodeName(), transport, settings, exporter, registry)
+                    : Behaviors.supervise(DeviceActor.adopt(entry, nodeState.nodeName(), transport, settings,
+                            exporter, registry)).onFailure(SupervisorStrategy.restart()), childName(id));
         }
     }
 

@@ -300,6 +300,7 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
 
     private Behavior<Command> finishUnmap(ActorRef<Reply> replyTo, String message) {
         getContext().getLog().info(message);
+        registry.forgotten(entry.spec.deviceId()); // before the answer: whoever reads the record next sees it gone
         replyTo.tell(Reply.ok(message));
         return closeNow();
     }

@@ -28,7 +28,8 @@ import org.slf4j.LoggerFactory;
  * <p>The data plane of a mapped device — its {@link QueueingBlockDevice} (in its {@link NodeState.DeviceEntry}) and
  * its NBD export — belongs to the node, not to the actor system that maps it. When an incarnation ends because the
  * cluster downed or removed the node (not because the node stops), the device actors leave the data plane alone
- * ({@link #keepsDataPlane}): only their transport path goes, IO queues under the io-timeout, the export stays. The
+ * ({@link #keepsDataPlane}): only their transport path goes (a mirrored device keeps its mirror, whose legs lose
+ * their paths), IO queues under the io-timeout, the export stays. The
  * next incarnation's {@link ClientService} takes the devices back ({@link #adoptable}) and each new device actor
  * re-opens its mapping. Created once per node by {@code WeftRuntime}, which also closes what is left when the node
  * stops ({@link #closeAll}).
@@ -178,10 +179,9 @@ public final class DeviceRegistry {
     }
 
     /**
-     * The devices a new incarnation's client service takes over: every single-leg device still open in this
-     * process that had become ready (its export exists); the recorded spec and the in-process data plane meet here.
-     * Mirrored devices are not adopted yet (their mirror is rebuilt by a map after the incarnation, see
-     * docs/control-plane.md).
+     * The devices a new incarnation's client service takes over: every device still open in this process that had
+     * become ready (its export exists; for a mirrored device, its mirror exists); the recorded spec and the
+     * in-process data plane meet here.
      */
     public List<NodeState.DeviceEntry> adoptable() {
         List<NodeState.DeviceEntry> adopt = new ArrayList<>();
@@ -190,13 +190,13 @@ public final class DeviceRegistry {
             known = Map.copyOf(recorded);
         }
         for (NodeState.DeviceEntry e : nodeState.devices()) {
-            if (e.state == DeviceState.READY || e.state == DeviceState.RECONNECTING) {
-                if (!e.spec.mirrored()) {
-                    if (!known.containsKey(e.spec.deviceId())) {
-                        LOG.warn("device {} is mapped but not in the record; adopting it anyway", e.spec.deviceId());
-                    }
-                    adopt.add(e);
+            boolean running = e.state == DeviceState.READY || e.state == DeviceState.DEGRADED
+                    || e.state == DeviceState.RECONNECTING;
+            if (running && (!e.spec.mirrored() || e.mirror != null)) {
+                if (!known.containsKey(e.spec.deviceId())) {
+                    LOG.warn("device {} is mapped but not in the record; adopting it anyway", e.spec.deviceId());
                 }
+                adopt.add(e);
             }
         }
         return adopt;
@@ -221,6 +221,9 @@ public final class DeviceRegistry {
                 LOG.warn("device {}: withdrawing the export failed: {}", e.spec.deviceId(), ex.toString());
             }
             e.device.forceClose();
+            if (e.mirror != null) {
+                e.mirror.close(); // persists the bitmap; the legs' paths belong to sessions long gone
+            }
             e.state(DeviceState.CLOSED);
             nodeState.removeDevice(e.spec.deviceId(), e);
         }

@@ -58,6 +58,13 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * kept in {@code <data-dir>/<device>.legs} next to the bitmap (whose leg masks are per position), so a later map —
  * after a client restart — puts every leg it names back at its old position, whatever the order in the map, and
  * gives a leg the file does not know a full sync (see {@link LegFile}).
+ *
+ * <p>Incarnations (as {@link DeviceActor}): when the node's actor system ends because the cluster downed or removed
+ * the node, this actor stops without tearing the device down ({@link DeviceRegistry#keepsDataPlane}): the mirror
+ * (its bitmap, its watchdog, its {@link LegPath}s, now without a path), the queueing device (disconnected, so IO
+ * queues under the io-timeout) and the export stay. The next incarnation's actor ({@link #adopt}) takes the same
+ * mirror over and opens a session per leg again; each leg's path up reconnects its {@link LegPath}, exactly as after
+ * a lost session: a leg the mirror dropped meanwhile (a request found it without a path) is resynced from the bitmap.
  */
 public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Command> {
 
@@ -119,7 +126,20 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                                                        ActorRef<Reply> mapReplyTo) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
                 new MirroredDeviceActor(ctx, timers, entry, clientNode, transport, settings, exporter, registry,
-                        mapReplyTo)));
+                        mapReplyTo, false)));
+    }
+
+    /**
+     * Takes over a mirrored device a previous actor-system incarnation of this node mapped (see
+     * {@link DeviceRegistry}): its mirror, queueing device and export are running; this actor opens every leg's
+     * session again and reconnects each leg's path as it comes up.
+     */
+    public static Behavior<DeviceActor.Command> adopt(NodeState.DeviceEntry entry, String clientNode,
+                                                      Transport transport, WeftSettings settings,
+                                                      DeviceExporter exporter, DeviceRegistry registry) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
+                new MirroredDeviceActor(ctx, timers, entry, clientNode, transport, settings, exporter, registry,
+                        ctx.getSystem().ignoreRef(), true)));
     }
 
     private static final int POSITIONS = MirrorBlockDevice.MAX_LEGS;
@@ -154,13 +174,15 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
     private PendingAdd pendingAdd;
     private long sessionSeq;
     private MirrorBlockDevice mirror;
+    /** This actor's listener on the mirror: removed when an incarnation leaves the mirror to the next one. */
+    private MirrorListener mirrorListener;
     private boolean closing;
     private boolean mapAnswered;
 
     private MirroredDeviceActor(ActorContext<DeviceActor.Command> ctx, TimerScheduler<DeviceActor.Command> timers,
                                 NodeState.DeviceEntry entry, String clientNode, Transport transport,
                                 WeftSettings settings, DeviceExporter exporter, DeviceRegistry registry,
-                                ActorRef<Reply> mapReplyTo) {
+                                ActorRef<Reply> mapReplyTo, boolean adopted) {
         super(ctx);
         this.registry = registry;
         this.timers = timers;
@@ -172,9 +194,12 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         this.mapReplyTo = mapReplyTo;
         this.nodeState = entry.nodeState;
         entry.transport = transport.name();
-        Path wib = wibPath();
         this.legFile = new LegFile(settings.dataDir().resolve(entry.spec.deviceId() + ".legs"));
-        placeLegs(Files.exists(wib));
+        if (adopted) {
+            takeOver();
+        } else {
+            placeLegs(Files.exists(wibPath()));
+        }
         for (int i = 0; i < POSITIONS; i++) {
             if (legs[i] != null) {
                 spawnSession(i, legs[i], "session-" + URLEncoder.encode(legs[i].storageNode(), StandardCharsets.UTF_8));
@@ -188,7 +213,31 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             tick = Duration.ofSeconds(1);
         }
         timers.startTimerWithFixedDelay("expire", new ExpireTick(), tick);
-        timers.startSingleTimer("map-deadline", new MapDeadline(), settings.mapTimeout());
+        if (adopted) {
+            ctx.getLog().info("device {} adopted by this actor-system incarnation: mirror of {} and export {} kept, {}"
+                    + " request(s) waiting; re-opening its legs", entry.spec.deviceId(), currentLegs(),
+                    entry.exportedAs, entry.device.inFlight());
+        } else {
+            timers.startSingleTimer("map-deadline", new MapDeadline(), settings.mapTimeout());
+        }
+    }
+
+    /**
+     * Adoption: the mirror, its legs by position and their {@link LegPath}s (all without a path) as the previous
+     * incarnation left them; the map was answered long ago.
+     */
+    private void takeOver() {
+        mapAnswered = true;
+        mirror = entry.mirror;
+        List<MapSpec.Leg> positions = entry.legPositions;
+        List<BlockDevice> paths = entry.legDevices;
+        for (int i = 0; i < POSITIONS && i < positions.size(); i++) {
+            legs[i] = positions.get(i);
+            legPaths[i] = legs[i] == null ? null : (LegPath) paths.get(i);
+        }
+        listenToMirror();
+        entry.device.disconnect();
+        entry.state(DeviceState.RECONNECTING);
     }
 
     private Path wibPath() {
@@ -480,23 +529,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             answerMap(Reply.error("map of mirrored device " + entry.spec.deviceId() + " failed: " + e.getMessage()));
             return closeNow();
         }
-        ActorRef<DeviceActor.Command> self = getContext().getSelf();
-        mirror.addListener(new MirrorListener() {
-            @Override
-            public void legDropped(int leg, String reason, long nanoTime) {
-                self.tell(new LegDropped(leg, reason));
-            }
-
-            @Override
-            public void legInSync(int leg, long nanoTime) {
-                self.tell(new LegInSync(leg));
-            }
-
-            @Override
-            public void resyncFailed(int leg, String reason, long nanoTime) {
-                self.tell(new ResyncFailed(leg, reason));
-            }
-        });
+        listenToMirror();
         entry.mirror = mirror;
         if (mirror.recoveredExtents() > 0) {
             getContext().getLog().warn("device {}: the last client stopped uncleanly with writes in {} extent(s) of"
@@ -522,6 +555,28 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                 + entry.spec.mode().wireName() + ", " + size + " bytes, " + entry.transport + ")"
                 + (entry.exportedAs.isEmpty() ? "" : " exported at " + entry.exportedAs)));
         return this;
+    }
+
+    /** Mirror events come to this actor (the watchdog and resync threads report through the listener). */
+    private void listenToMirror() {
+        ActorRef<DeviceActor.Command> self = getContext().getSelf();
+        mirrorListener = new MirrorListener() {
+            @Override
+            public void legDropped(int leg, String reason, long nanoTime) {
+                self.tell(new LegDropped(leg, reason));
+            }
+
+            @Override
+            public void legInSync(int leg, long nanoTime) {
+                self.tell(new LegInSync(leg));
+            }
+
+            @Override
+            public void resyncFailed(int leg, String reason, long nanoTime) {
+                self.tell(new ResyncFailed(leg, reason));
+            }
+        };
+        mirror.addListener(mirrorListener);
     }
 
     private List<MapSpec.Leg> currentLegs() {
@@ -902,6 +957,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
 
     private Behavior<DeviceActor.Command> finishUnmap(ActorRef<Reply> replyTo, String message) {
         getContext().getLog().info(message);
+        registry.forgotten(entry.spec.deviceId()); // before the answer: whoever reads the record next sees it gone
         replyTo.tell(Reply.ok(message));
         return closeNow();
     }
@@ -940,11 +996,24 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         }
     }
 
-    /**
-     * Mirrored devices are not yet adopted by a new actor-system incarnation (see {@link DeviceRegistry}): when the
-     * node is downed, the mirror is closed (its bitmap persisted) and the device is gone until it is mapped again.
-     */
     private Behavior<DeviceActor.Command> onStopped() {
+        if (!closing && mirror != null && registry.keepsDataPlane(getContext().getSystem())) {
+            // This actor-system incarnation ends (the node was downed or removed) and the node goes on: the mirror,
+            // its queueing device and export belong to the node, and the next incarnation adopts them. Only the
+            // legs' paths go (their sessions' channels closed with this incarnation; a request still on one is
+            // completed by that channel, and a cancel still reaches it through the LegPath), so IO queues under the
+            // io-timeout; the mirror's watchdog keeps running.
+            mirror.removeListener(mirrorListener);
+            entry.device.disconnect();
+            for (LegPath path : legPaths) {
+                if (path != null) {
+                    path.disconnect();
+                }
+            }
+            entry.state(DeviceState.RECONNECTING);
+            entry.lastError = "this node's actor system is restarting (downed or removed from the cluster)";
+            return this;
+        }
         unexport();
         entry.device.forceClose();
         closeMirror();
