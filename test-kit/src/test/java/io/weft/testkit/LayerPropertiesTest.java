@@ -21,13 +21,13 @@ import org.junit.jupiter.api.TestFactory;
  * <p>Seeds and replay: the run prints its run seed; a failing scenario's name and message carry its own seed
  * ("scenario seed N"). Replay that one scenario:
  * <pre>
- * ./mvnw -B -ntp -o verify -pl test-kit -am -Dtest='LayerProperties' -Dsurefire.failIfNoSpecifiedTests=false \
+ * ./mvnw -B -ntp -o verify -pl test-kit -am -Dtest='LayerPropertiesTest' -Dsurefire.failIfNoSpecifiedTests=false \
  *     -Dweft.property.seed=N
  * </pre>
  * or the whole run with {@code -Dweft.property.run-seed=M}. Scenario counts are bounded so each property runs in a
  * few seconds on the 2-core CI machine.
  */
-class LayerProperties {
+class LayerPropertiesTest {
     static final long SIZE = 64 * 4096;
     static final long LEG_TIMEOUT = 50_000_000L;
 

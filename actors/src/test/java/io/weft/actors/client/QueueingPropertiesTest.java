@@ -25,11 +25,11 @@ import org.junit.jupiter.api.TestFactory;
  * timeouts, force close and caller cancels at random moments: see {@link RandomIoScenario} for what is checked.
  *
  * <p>Replay: a failing try's message starts with "scenario seed N"; run
- * {@code ./mvnw -B -ntp -o verify -pl actors -am -Dtest='QueueingProperties' -Dsurefire.failIfNoSpecifiedTests=false
+ * {@code ./mvnw -B -ntp -o verify -pl actors -am -Dtest='QueueingPropertiesTest' -Dsurefire.failIfNoSpecifiedTests=false
  * -DskipITs -Dweft.property.seed=N}, or the whole run with {@code -Dweft.property.run-seed=M} (printed at start;
  * see {@link PropertyRuns}). docs/architecture.md, "Buffer ownership", says more.
  */
-class QueueingProperties {
+class QueueingPropertiesTest {
     static final long SIZE = 64 * 4096;
     static final long IO_TIMEOUT = 1_000_000_000L;
     static final long LEG_TIMEOUT = 50_000_000L;
