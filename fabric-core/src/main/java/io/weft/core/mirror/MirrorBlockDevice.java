@@ -506,7 +506,6 @@ public final class MirrorBlockDevice implements BlockDevice {
         s.limit = buffer == null ? 0 : buffer.limit();
         s.lastError = 0;
         s.skippedMask = 0;
-        s.divergedMask = 0;
         boolean writeLike = isWriteLike(op);
         int targets;
         if (op == IoOp.READ) {
@@ -694,9 +693,6 @@ public final class MirrorBlockDevice implements BlockDevice {
                 } else if (isWriteLike(op) && status != REMOVED) {
                     // Durable before the caller can hear OK: this leg missed the write.
                     bitmap.markDirty(s.offset, s.length);
-                    if (!isLegFailure(status)) {
-                        s.divergedMask |= 1 << leg;
-                    }
                     if (status == IoStatus.ECANCELED) {
                         nw |= 1L << (DOUBT_SHIFT + leg); // cancelled below: it may have landed anyway
                     }
@@ -1690,8 +1686,6 @@ public final class MirrorBlockDevice implements BlockDevice {
         volatile long issuedAt;
         int lastError;
         int skippedMask;
-        /** Legs that refused this write with a request-level error (ENOSPC, ENOTSUP...) rather than failing. */
-        int divergedMask;
         /** The leg's resync epoch when this request was issued to it (which incarnation to blame). */
         final long[] legEpoch = new long[MAX_LEGS];
         /** The device each leg's part was issued to: where a cancel goes, and whether it was removed since. */
