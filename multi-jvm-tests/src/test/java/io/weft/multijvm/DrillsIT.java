@@ -688,8 +688,10 @@ class DrillsIT {
             cli.setOut(new java.io.PrintWriter(out, true));
             cli.setErr(new java.io.PrintWriter(err, true));
             long t0 = System.nanoTime();
+            // The node left its management token in the test's runtime dir, not this user's: hand it over.
             int exit = cli.execute("drill", "m0", "--fault", "client-kill", "--overwrite", "--json",
-                    "--node", c.ready.getProperty("http"), "--seed", Long.toString(drillSeed), "--queue-depth", "16",
+                    "--node", c.ready.getProperty("http"), "--token", c.bearer().substring("Bearer ".length()),
+                    "--seed", Long.toString(drillSeed), "--queue-depth", "16",
                     "--working-set", Long.toString(workingSet), "--before", "400ms", "--during", "1s",
                     "--after", "400ms", "--resync-timeout", "90s");
             long wall = (System.nanoTime() - t0) / 1_000_000;

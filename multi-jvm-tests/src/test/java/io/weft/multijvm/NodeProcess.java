@@ -365,15 +365,25 @@ final class NodeProcess {
     static final String JMX_USER = "weft";
     static final String JMX_PASSWORD = "weft-test-" + Long.toHexString(new java.security.SecureRandom().nextLong());
 
-    /** The JMX password file (0600, as the JDK insists) and access file of the test's nodes, in {@code dir}. */
-    private static Path[] jmxAuthFiles(Path dir) throws IOException {
+    /**
+     * The JMX password file (0600, as the JDK insists) and access file of the test's nodes, in {@code dir}: written
+     * once per directory (nodes of one test start in parallel and share them; a restarted node reads them again).
+     */
+    private static synchronized Path[] jmxAuthFiles(Path dir) throws IOException {
         Path password = dir.resolve("jmx.password");
         Path access = dir.resolve("jmx.access");
-        Files.deleteIfExists(password);
-        Files.createFile(password, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
-        Files.writeString(password, JMX_USER + " " + JMX_PASSWORD + "\n", StandardCharsets.UTF_8);
-        Files.writeString(access, JMX_USER + " readwrite\n", StandardCharsets.UTF_8);
+        String expected = JMX_USER + " " + JMX_PASSWORD + "\n";
+        if (!Files.exists(password) || !Files.readString(password, StandardCharsets.UTF_8).equals(expected)) {
+            Path tmp = Files.createTempFile(dir, "jmx.password", ".tmp",
+                    java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                            java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+            Files.writeString(tmp, expected, StandardCharsets.UTF_8);
+            Files.move(tmp, password, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        }
+        if (!Files.exists(access)) {
+            Files.writeString(access, JMX_USER + " readwrite\n", StandardCharsets.UTF_8);
+        }
         return new Path[] {password, access};
     }
 
