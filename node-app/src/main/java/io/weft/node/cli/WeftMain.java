@@ -35,7 +35,7 @@ public final class WeftMain implements Runnable {
     /** Every sub-command of {@code weft}; add new ones here. */
     static final Class<?>[] SUBCOMMANDS = {NodeCommand.class, StatusCommand.class, MapCommand.class,
         UnmapCommand.class, RemapCommand.class, ResizeCommand.class, VolumeCommand.class, LegCommand.class,
-        DrillCommand.class, DemoCommand.class, CxlCommand.class};
+        DrillCommand.class, DemoCommand.class, CxlCommand.class, CertsCommand.class};
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
