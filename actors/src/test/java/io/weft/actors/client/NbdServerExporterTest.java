@@ -8,8 +8,9 @@ import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.weft.core.nbd.NbdServerOptions;
 import io.weft.core.nbd.NbdTls;
-import io.weft.core.tls.TestCertificates;
+import io.weft.core.tls.CertificateAuthority;
 import java.nio.file.Path;
+import java.util.List;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -68,7 +69,7 @@ class NbdServerExporterTest {
 
     @Test
     void tlsCertificatesDefaultToTheNodesCertificates(@TempDir Path certs) throws Exception {
-        TestCertificates.create(certs);
+        CertificateAuthority.create("weft-test").writeNodeLayout(certs, "node", List.of());
         NbdTls own = NbdServerExporter.serverTls(config("weft.nbd { tls = require, tls-certificates = \""
                 + certs + "\", tls-verify-peer = on }"));
         assertEquals(NbdTls.Mode.REQUIRE, own.mode());

@@ -22,8 +22,10 @@ import javax.net.ssl.SSLContext;
 import javax.net.ssl.TrustManagerFactory;
 
 /**
- * Loads the PEM layout that nbdkit, qemu and libnbd read (a directory with {@value #CA_CERT}, {@value #SERVER_CERT},
- * {@value #SERVER_KEY} and optionally {@value #CLIENT_CERT}, {@value #CLIENT_KEY}) into a JDK {@link SSLContext}. JDK
+ * Loads the PEM layout that nbdkit, qemu and libnbd read ({@link TlsLayout}'s names: a directory with
+ * {@code ca-cert.pem}, {@code server-cert.pem}, {@code server-key.pem} and optionally {@code client-cert.pem},
+ * {@code client-key.pem}) into a JDK {@link SSLContext}, so a directory written by another tool (nbdkit's
+ * documentation, {@code certtool}, {@code openssl}) works as well as one from {@link CertificateAuthority}. JDK
  * only: {@link CertificateFactory} for certificates, {@link KeyFactory} over PKCS#8 for keys. Keys in PKCS#1
  * ({@code RSA PRIVATE KEY}, what older {@code openssl genrsa} and {@code certtool} write) and SEC1
  * ({@code EC PRIVATE KEY}) are rewrapped into PKCS#8 here; encrypted keys are refused (the files are protected by their
@@ -32,12 +34,6 @@ import javax.net.ssl.TrustManagerFactory;
  * <p>Control path only: reads files and allocates freely.
  */
 public final class PemTlsMaterial {
-    public static final String CA_CERT = "ca-cert.pem";
-    public static final String SERVER_CERT = "server-cert.pem";
-    public static final String SERVER_KEY = "server-key.pem";
-    public static final String CLIENT_CERT = "client-cert.pem";
-    public static final String CLIENT_KEY = "client-key.pem";
-
     /** TLS 1.3 only: no renegotiation, and every client this serves (gnutls, the JDK) speaks it. */
     public static final String[] PROTOCOLS = {"TLSv1.3"};
 
@@ -53,33 +49,34 @@ public final class PemTlsMaterial {
     }
 
     /**
-     * A server context from {@code dir}: {@value #SERVER_CERT} (the chain, leaf first) and {@value #SERVER_KEY}; with
-     * {@code trustDir} holding {@value #CA_CERT}, the peers' certificates are checked against it (the caller still
-     * decides, per engine, whether a client certificate is required).
+     * A server context from {@code dir}: {@code server-cert.pem} (the chain, leaf first) and {@code server-key.pem};
+     * with {@code trustCa}, {@code ca-cert.pem} is the trust anchor the peers' certificates are checked against (the
+     * caller still decides, per engine, whether a client certificate is required).
      *
-     * @param trustCa whether to load {@value #CA_CERT} as the trust anchor (required when peers are verified)
+     * @param trustCa whether to load {@code ca-cert.pem} as the trust anchor (required when peers are verified)
      */
     public static SSLContext serverContext(Path dir, boolean trustCa) throws IOException {
-        return context(dir.resolve(SERVER_CERT), dir.resolve(SERVER_KEY), trustCa ? dir.resolve(CA_CERT) : null);
+        return context(dir.resolve(TlsLayout.SERVER_CERT), dir.resolve(TlsLayout.SERVER_KEY),
+                trustCa ? dir.resolve(TlsLayout.CA_CERT) : null);
     }
 
     /**
-     * A client context from {@code dir}: trusts {@value #CA_CERT}; presents {@value #CLIENT_CERT} and
-     * {@value #CLIENT_KEY} when both exist (mutual authentication), else {@value #SERVER_CERT}/{@value #SERVER_KEY}
-     * when those exist (a node's own identity), else no certificate.
+     * A client context from {@code dir}: trusts {@code ca-cert.pem}; presents {@code client-cert.pem} and
+     * {@code client-key.pem} when both exist (mutual authentication), else {@code server-cert.pem} and
+     * {@code server-key.pem} when those exist (a node's own identity), else no certificate.
      */
     public static SSLContext clientContext(Path dir) throws IOException {
-        Path cert = dir.resolve(CLIENT_CERT);
-        Path key = dir.resolve(CLIENT_KEY);
+        Path cert = dir.resolve(TlsLayout.CLIENT_CERT);
+        Path key = dir.resolve(TlsLayout.CLIENT_KEY);
         if (!Files.exists(cert) || !Files.exists(key)) {
-            cert = dir.resolve(SERVER_CERT);
-            key = dir.resolve(SERVER_KEY);
+            cert = dir.resolve(TlsLayout.SERVER_CERT);
+            key = dir.resolve(TlsLayout.SERVER_KEY);
         }
         if (!Files.exists(cert) || !Files.exists(key)) {
             cert = null;
             key = null;
         }
-        return context(cert, key, dir.resolve(CA_CERT));
+        return context(cert, key, dir.resolve(TlsLayout.CA_CERT));
     }
 
     private static SSLContext context(Path certFile, Path keyFile, Path caFile) throws IOException {
@@ -132,7 +129,9 @@ public final class PemTlsMaterial {
         return out;
     }
 
-    /** The private key of a PEM file: {@code PRIVATE KEY} (PKCS#8), {@code RSA PRIVATE KEY} or {@code EC PRIVATE KEY}. */
+    /**
+     * The private key of a PEM file: {@code PRIVATE KEY} (PKCS#8), {@code RSA PRIVATE KEY} or {@code EC PRIVATE KEY}.
+     */
     public static PrivateKey readPrivateKey(Path file) throws IOException {
         byte[] pkcs8;
         List<byte[]> blocks = pemBlocks(file, "PRIVATE KEY");
@@ -256,8 +255,8 @@ public final class PemTlsMaterial {
     /** The decoded bodies of the {@code -----BEGIN label-----} blocks of a PEM file (exact label match). */
     static List<byte[]> pemBlocks(Path file, String label) throws IOException {
         if (!Files.isRegularFile(file)) {
-            throw new IOException(file + ": no such file (the PEM layout: " + CA_CERT + ", " + SERVER_CERT + ", "
-                    + SERVER_KEY + ")");
+            throw new IOException(file + ": no such file (the PEM layout: " + TlsLayout.CA_CERT + ", "
+                    + TlsLayout.SERVER_CERT + ", " + TlsLayout.SERVER_KEY + ")");
         }
         String text = Files.readString(file, StandardCharsets.US_ASCII);
         String begin = "-----BEGIN " + label + "-----";

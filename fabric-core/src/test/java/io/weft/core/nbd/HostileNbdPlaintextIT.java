@@ -4,9 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.testing.RequiredTool;
-import io.weft.core.tls.TestCertificates;
+import io.weft.core.tls.CertificateAuthority;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.time.Duration;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -27,7 +28,7 @@ class HostileNbdPlaintextIT {
         String nbdinfo = RequiredTool.require("nbdinfo", "libnbd-bin").toString();
         String nbdcopy = RequiredTool.require("nbdcopy", "libnbd-bin").toString();
         String qemuImg = RequiredTool.require("qemu-img", "qemu-utils").toString();
-        TestCertificates.create(certs);
+        CertificateAuthority.create("weft-test").writeNodeLayout(certs, "node", List.of());
         try (NbdFixture fx = new NbdFixture(SIZE, NbdServerOptions.defaults(), d -> d,
                 NbdTls.fromDirectory(NbdTls.Mode.REQUIRE, certs, false))) {
             byte[] before = fx.fileBytes(0, (int) SIZE);

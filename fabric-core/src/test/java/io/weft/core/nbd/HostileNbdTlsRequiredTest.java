@@ -6,10 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.tls.PemTlsMaterial;
-import io.weft.core.tls.TestCertificates;
+import io.weft.core.tls.CertificateAuthority;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -29,7 +30,7 @@ class HostileNbdTlsRequiredTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        TestCertificates.create(certs);
+        CertificateAuthority.create("weft-test").writeNodeLayout(certs, "node", List.of());
         fx = new NbdFixture(SIZE, NbdServerOptions.defaults(), d -> d,
                 NbdTls.fromDirectory(NbdTls.Mode.REQUIRE, certs, false));
     }

@@ -7,10 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.tls.PemTlsMaterial;
-import io.weft.core.tls.TestCertificates;
+import io.weft.core.tls.TlsLayout;
+import io.weft.core.tls.CertificateAuthority;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Random;
 import javax.net.ssl.SSLContext;
 import org.junit.jupiter.api.AfterEach;
@@ -33,8 +35,10 @@ class NbdStartTlsTest {
 
     @BeforeAll
     static void makeCertificates() throws Exception {
-        serverDir = TestCertificates.create(certs.resolve("cluster"));
-        otherCaDir = TestCertificates.create(certs.resolve("other"), "some-other-ca");
+        serverDir = certs.resolve("cluster");
+        CertificateAuthority.create("weft-test").writeNodeLayout(serverDir, "node", List.of());
+        otherCaDir = certs.resolve("other");
+        CertificateAuthority.create("some-other").writeNodeLayout(otherCaDir, "node", List.of());
         client = PemTlsMaterial.clientContext(serverDir);
     }
 
@@ -142,14 +146,14 @@ class NbdStartTlsTest {
     void verifyPeerAcceptsOnlyClientsWithACertificateFromTheCa() throws Exception {
         serve(NbdTls.Mode.REQUIRE, true);
         Path caOnly = Files.createDirectories(certs.resolve("ca-only"));
-        Files.copy(serverDir.resolve(PemTlsMaterial.CA_CERT), caOnly.resolve(PemTlsMaterial.CA_CERT),
+        Files.copy(serverDir.resolve(TlsLayout.CA_CERT), caOnly.resolve(TlsLayout.CA_CERT),
                 java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         // The other CA's client certificate, but trusting our server's CA (so only the server can object).
         Path foreign = Files.createDirectories(certs.resolve("foreign-client"));
-        for (String f : new String[] {PemTlsMaterial.CLIENT_CERT, PemTlsMaterial.CLIENT_KEY}) {
+        for (String f : new String[] {TlsLayout.CLIENT_CERT, TlsLayout.CLIENT_KEY}) {
             Files.copy(otherCaDir.resolve(f), foreign.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
-        Files.copy(serverDir.resolve(PemTlsMaterial.CA_CERT), foreign.resolve(PemTlsMaterial.CA_CERT),
+        Files.copy(serverDir.resolve(TlsLayout.CA_CERT), foreign.resolve(TlsLayout.CA_CERT),
                 java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         for (Path dir : new Path[] {caOnly, foreign}) {
             try (RawNbdClient c = RawNbdClient.connect(fx.tcp).start()) {

@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.testing.RequiredTool;
-import io.weft.core.tls.PemTlsMaterial;
-import io.weft.core.tls.TestCertificates;
+import io.weft.core.tls.TlsLayout;
+import io.weft.core.tls.CertificateAuthority;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -43,7 +43,7 @@ class NbdTlsIT {
         String nbdinfo = tool("nbdinfo", "libnbd-bin");
         String nbdcopy = tool("nbdcopy", "libnbd-bin");
         String qemuImg = tool("qemu-img", "qemu-utils");
-        TestCertificates.create(certs);
+        CertificateAuthority.create("weft-test").writeNodeLayout(certs, "node", List.of());
         try (NbdFixture fx = new NbdFixture(SIZE, NbdServerOptions.defaults(), d -> d,
                 NbdTls.fromDirectory(NbdTls.Mode.REQUIRE, certs, false))) {
             String info = ExternalTool.run(TOOL_TIMEOUT, nbdinfo, nbds(fx, certs)).assertOk().output();
@@ -82,9 +82,9 @@ class NbdTlsIT {
     @Test
     void verifyPeerRefusesAClientWithoutACertificate() throws Exception {
         String nbdinfo = tool("nbdinfo", "libnbd-bin");
-        TestCertificates.create(certs);
+        CertificateAuthority.create("weft-test").writeNodeLayout(certs, "node", List.of());
         Path caOnly = Files.createDirectories(certs.resolve("ca-only"));
-        Files.copy(certs.resolve(PemTlsMaterial.CA_CERT), caOnly.resolve(PemTlsMaterial.CA_CERT));
+        Files.copy(certs.resolve(TlsLayout.CA_CERT), caOnly.resolve(TlsLayout.CA_CERT));
         try (NbdFixture fx = new NbdFixture(SIZE, NbdServerOptions.defaults(), d -> d,
                 NbdTls.fromDirectory(NbdTls.Mode.REQUIRE, certs, true))) {
             ExternalTool.Result anonymous = ExternalTool.run(TOOL_TIMEOUT, nbdinfo, nbds(fx, caOnly));
