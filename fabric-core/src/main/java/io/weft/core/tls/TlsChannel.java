@@ -13,9 +13,16 @@ import javax.net.ssl.SSLEngineResult;
 import javax.net.ssl.SSLException;
 
 /**
- * TLS over a <b>blocking</b> {@link SocketChannel}, with a JDK {@link SSLEngine}: a drop-in {@link ByteChannel} and
- * {@link GatheringByteChannel} for code that reads on one thread and writes from others, serialised (the NBD
- * connection's reader and writer).
+ * TLS over a {@link SocketChannel}, with a JDK {@link SSLEngine}: a drop-in {@link ByteChannel} and
+ * {@link GatheringByteChannel}, for code that reads on one thread and writes from others, serialised (the NBD
+ * connection's reader and writer), or for one thread polling a non-blocking socket (the software RDMA provider).
+ *
+ * <p>Blocking sockets ({@link #serverHandshake}, {@link #clientHandshake}): reads block for a record, writes return
+ * when everything is on the socket. Non-blocking sockets ({@link #nonBlockingServer}, {@link #nonBlockingClient},
+ * driven by {@link #handshakeStep}): {@link #read} returns 0 when no whole record is there, {@link #write} encrypts
+ * what fits into {@code netOut} and writes what the socket takes, leaving the rest for {@link #flush};
+ * {@link #hasPendingOutput} says when to wait for OP_WRITE and {@link #hasBufferedInput} when data is here that no
+ * selector will announce.
  *
  * <p>Threads: {@link #read} is for one thread at a time (the reader); {@link #write} calls are serialised here under
  * {@link #wrapLock}. The engine allows wrap and unwrap to run at once. A post-handshake message that asks for an
@@ -48,10 +55,13 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
     private final Object wrapLock = new Object();
     private static final ByteBuffer[] EMPTY = {ByteBuffer.allocate(0)};
     private volatile boolean closeNotifyReceived;
+    /** The socket is in non-blocking mode: never spin or block on it (see the class comment). */
+    private final boolean nonBlocking;
 
     private TlsChannel(SocketChannel socket, SSLEngine engine) {
         this.socket = socket;
         this.engine = engine;
+        this.nonBlocking = !socket.isBlocking();
         int packet = engine.getSession().getPacketBufferSize();
         this.packetSize = packet;
         this.appBufferSize = engine.getSession().getApplicationBufferSize();
@@ -89,6 +99,145 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
         return ch;
     }
 
+    /**
+     * The server side of a handshake on a <b>non-blocking</b> socket: call {@link #handshakeStep} whenever the socket
+     * is readable until it returns true.
+     */
+    public static TlsChannel nonBlockingServer(SocketChannel socket, SSLContext context, boolean needClientAuth)
+            throws IOException {
+        if (socket.isBlocking()) {
+            throw new IllegalArgumentException("socket must be non-blocking");
+        }
+        SSLEngine engine = context.createSSLEngine();
+        engine.setUseClientMode(false);
+        engine.setEnabledProtocols(PemTlsMaterial.PROTOCOLS);
+        engine.setNeedClientAuth(needClientAuth);
+        TlsChannel ch = new TlsChannel(socket, engine);
+        ch.engine.beginHandshake();
+        return ch;
+    }
+
+    /** The client side of a handshake on a <b>non-blocking</b> socket (see {@link #nonBlockingServer}). */
+    public static TlsChannel nonBlockingClient(SocketChannel socket, SSLContext context, String peerHost,
+                                               int peerPort) throws IOException {
+        if (socket.isBlocking()) {
+            throw new IllegalArgumentException("socket must be non-blocking");
+        }
+        SSLEngine engine = context.createSSLEngine(peerHost, peerPort);
+        engine.setUseClientMode(true);
+        engine.setEnabledProtocols(PemTlsMaterial.PROTOCOLS);
+        TlsChannel ch = new TlsChannel(socket, engine);
+        ch.engine.beginHandshake();
+        return ch;
+    }
+
+    /**
+     * Advances the handshake of a non-blocking channel as far as the bytes at hand allow (handshake messages are
+     * small: they are written out before this returns, spinning on a full socket buffer for at most
+     * {@link #SMALL_WRITE_NANOS}).
+     *
+     * @return true once the handshake is complete; false when it waits for the peer
+     * @throws IOException when the handshake fails (bad certificate, peer closed)
+     */
+    public boolean handshakeStep() throws IOException {
+        while (true) {
+            switch (engine.getHandshakeStatus()) {
+                case NEED_WRAP:
+                    synchronized (wrapLock) {
+                        wrapAndFlush(EMPTY, 0, 1);
+                        flushFully();
+                    }
+                    break;
+                case NEED_UNWRAP:
+                case NEED_UNWRAP_AGAIN: {
+                    SSLEngineResult.Status status = unwrapHandshake();
+                    if (status == SSLEngineResult.Status.BUFFER_UNDERFLOW) {
+                        int n = readSocket();
+                        if (n < 0) {
+                            throw new EOFException("peer closed during the TLS handshake");
+                        }
+                        if (n == 0) {
+                            return false;
+                        }
+                    }
+                    break;
+                }
+                case NEED_TASK:
+                    runTasks();
+                    break;
+                default:
+                    synchronized (wrapLock) {
+                        flushFully();
+                    }
+                    return true;
+            }
+        }
+    }
+
+    /** Longest a non-blocking channel spins to write a handshake or control message into a full socket buffer. */
+    public static final long SMALL_WRITE_NANOS = 5_000_000_000L;
+
+    /** Writes out all pending ciphertext, spinning on a non-blocking socket (small messages only). */
+    private void flushFully() throws IOException {
+        long deadline = System.nanoTime() + SMALL_WRITE_NANOS;
+        while (!flushNetOut()) {
+            if (System.nanoTime() - deadline > 0) {
+                throw new IOException("peer does not read (TLS handshake or control message)");
+            }
+            Thread.onSpinWait();
+        }
+    }
+
+    /** Unwraps one handshake record into {@code plainIn} (application data that follows it is kept there). */
+    private SSLEngineResult.Status unwrapHandshake() throws IOException {
+        plainIn.compact();
+        netIn.flip();
+        SSLEngineResult r;
+        try {
+            r = engine.unwrap(netIn, plainIn);
+        } finally {
+            netIn.compact();
+            plainIn.flip();
+        }
+        if (r.getStatus() == SSLEngineResult.Status.CLOSED) {
+            throw new SSLException("peer closed the TLS session during the handshake");
+        } else if (r.getStatus() == SSLEngineResult.Status.BUFFER_OVERFLOW) {
+            throw new SSLException("TLS record larger than the negotiated buffer");
+        }
+        return r.getStatus();
+    }
+
+    /** Whether encrypted bytes wait for the socket (non-blocking: wait for OP_WRITE and call {@link #flush}). */
+    public boolean hasPendingOutput() {
+        synchronized (wrapLock) {
+            return netOut.position() > 0;
+        }
+    }
+
+    /** Writes pending ciphertext as far as the socket takes it. @return true when nothing is pending any more */
+    public boolean flush() throws IOException {
+        synchronized (wrapLock) {
+            return flushNetOut();
+        }
+    }
+
+    /**
+     * Whether a read can return data without the socket becoming readable: decrypted bytes are buffered, or a whole
+     * record already sits in the ciphertext buffer (reader-owned, like {@link #read}).
+     */
+    public boolean hasBufferedInput() {
+        if (plainIn.hasRemaining()) {
+            return true;
+        }
+        int buffered = netIn.position();
+        if (buffered < 5) {
+            return false;
+        }
+        // TLS record header: type (1), legacy version (2), length (2).
+        int length = ((netIn.get(3) & 0xff) << 8) | (netIn.get(4) & 0xff);
+        return buffered >= 5 + length;
+    }
+
     /** The negotiated session (peer certificates, cipher suite). */
     public javax.net.ssl.SSLSession session() {
         return engine.getSession();
@@ -105,23 +254,8 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
                     break;
                 case NEED_UNWRAP:
                 case NEED_UNWRAP_AGAIN:
-                    plainIn.compact();
-                    netIn.flip();
-                    SSLEngineResult r;
-                    try {
-                        r = engine.unwrap(netIn, plainIn);
-                    } finally {
-                        netIn.compact();
-                        plainIn.flip();
-                    }
-                    if (r.getStatus() == SSLEngineResult.Status.BUFFER_UNDERFLOW) {
-                        if (readSocket() < 0) {
-                            throw new EOFException("peer closed during the TLS handshake");
-                        }
-                    } else if (r.getStatus() == SSLEngineResult.Status.CLOSED) {
-                        throw new SSLException("peer closed the TLS session during the handshake");
-                    } else if (r.getStatus() == SSLEngineResult.Status.BUFFER_OVERFLOW) {
-                        throw new SSLException("TLS record larger than the negotiated buffer");
+                    if (unwrapHandshake() == SSLEngineResult.Status.BUFFER_UNDERFLOW && readSocket() < 0) {
+                        throw new EOFException("peer closed during the TLS handshake");
                     }
                     break;
                 case NEED_TASK:
@@ -201,8 +335,12 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
                     if (produced > 0) {
                         return produced;
                     }
-                    if (readSocket() < 0) {
+                    int n = readSocket();
+                    if (n < 0) {
                         return -1;
+                    }
+                    if (n == 0) {
+                        return 0; // non-blocking: no whole record yet
                     }
                     break;
                 case CLOSED:
@@ -232,7 +370,7 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
         if (status == SSLEngineResult.HandshakeStatus.NEED_WRAP) {
             synchronized (wrapLock) {
                 if (engine.getHandshakeStatus() == SSLEngineResult.HandshakeStatus.NEED_WRAP) {
-                    wrapAndFlush(EMPTY, 0, 1);
+                    wrapAndFlush(EMPTY, 0, 1); // non-blocking: what the socket does not take waits for flush()
                 }
             }
         }
@@ -260,10 +398,18 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
         }
     }
 
-    /** Caller holds {@link #wrapLock}. Wraps until the sources are empty (and the engine wants nothing more). */
+    /**
+     * Caller holds {@link #wrapLock}. Wraps until the sources are empty (and the engine wants nothing more). On a
+     * non-blocking socket it stops early when the socket takes no more and {@code netOut} has no room for another
+     * record: the caller sees fewer bytes consumed, and the ciphertext already made waits for {@link #flush}.
+     */
     private long wrapAndFlush(ByteBuffer[] srcs, int offset, int length) throws IOException {
         long consumed = 0;
         while (true) {
+            if (nonBlocking && netOut.remaining() < packetSize && !flushNetOut()
+                    && netOut.remaining() < packetSize) {
+                return consumed;
+            }
             SSLEngineResult r = engine.wrap(srcs, offset, length, netOut);
             consumed += r.bytesConsumed();
             switch (r.getStatus()) {
@@ -273,10 +419,12 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
                     if (netOut.position() == 0) {
                         throw new SSLException("TLS record larger than the send buffer");
                     }
-                    flushNetOut();
+                    if (!flushBlocking() && nonBlocking) {
+                        return consumed;
+                    }
                     continue;
                 case CLOSED:
-                    flushNetOut();
+                    flushBlocking();
                     if (remaining(srcs, offset, length)) {
                         throw new ClosedChannelException();
                     }
@@ -290,12 +438,23 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
             boolean more = remaining(srcs, offset, length)
                     || engine.getHandshakeStatus() == SSLEngineResult.HandshakeStatus.NEED_WRAP;
             if (!more || netOut.remaining() < packetSize) {
-                flushNetOut();
+                flushBlocking();
             }
             if (!more) {
                 return consumed;
             }
         }
+    }
+
+    /** Blocking socket: writes all of {@code netOut}. Non-blocking: as much as the socket takes. */
+    private boolean flushBlocking() throws IOException {
+        if (nonBlocking) {
+            return flushNetOut();
+        }
+        while (!flushNetOut()) {
+            // a blocking write returns only when it wrote something
+        }
+        return true;
     }
 
     private static boolean remaining(ByteBuffer[] srcs, int offset, int length) {
@@ -307,12 +466,16 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
         return false;
     }
 
-    private void flushNetOut() throws IOException {
+    /** Writes {@code netOut} once as far as the socket takes it. @return true when it is empty */
+    private boolean flushNetOut() throws IOException {
         netOut.flip();
         try {
             while (netOut.hasRemaining()) {
-                socket.write(netOut);
+                if (socket.write(netOut) == 0 && nonBlocking) {
+                    break;
+                }
             }
+            return !netOut.hasRemaining();
         } finally {
             netOut.compact();
         }
