@@ -3,13 +3,21 @@ package io.weft.actors;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
+import io.weft.actors.security.NodeTls;
+import io.weft.core.tls.TlsLayout;
+import java.io.IOException;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Builds the Pekko configuration of a node from its {@code weft.*} keys. Precedence, highest first:
  * {@code weft.pekko} (escape hatch), values derived from {@code weft.*}, {@code weft-pekko.conf}, the user's config.
+ *
+ * <p>Cluster TLS: {@code weft.tls.certificates} (a {@code weft certs init} directory) or, when that is empty,
+ * {@code weft.cluster.tls.*} turn Artery's transport to {@code tls-tcp} with mutual authentication: a connection in
+ * either direction completes only when both peers present a certificate of the trusted CA.
  */
 public final class PekkoConfig {
     private PekkoConfig() {
@@ -38,14 +46,34 @@ public final class PekkoConfig {
         long waitMillis = Math.max(w.getDuration("client.io-timeout").toMillis(),
                 w.getDuration("client.map-timeout").toMillis()) + w.getDuration("management.ask-timeout").toMillis();
         derived.put("pekko.http.server.request-timeout", Math.max(20_000, waitMillis) + "ms");
-        if (w.getBoolean("cluster.tls.enabled")) {
-            String ssl = "pekko.remote.artery.ssl.config-ssl-engine.";
+        String ssl = "pekko.remote.artery.ssl.config-ssl-engine.";
+        Optional<TlsLayout> certificates = NodeTls.layout(withDefaults);
+        if (certificates.isPresent()) {
+            // weft.tls.certificates: everything from the node's certificate directory (weft certs init).
+            TlsLayout layout = certificates.get();
+            String password;
+            try {
+                password = layout.password();
+            } catch (IOException e) {
+                throw new IllegalArgumentException(NodeTls.CERTIFICATES + ": cannot read "
+                        + layout.dir().resolve(TlsLayout.KEYSTORE_PASSWORD) + ": " + e, e);
+            }
+            derived.put("pekko.remote.artery.transport", "tls-tcp");
+            derived.put(ssl + "key-store", layout.keyStore().toString());
+            derived.put(ssl + "key-store-password", password);
+            derived.put(ssl + "key-password", password);
+            derived.put(ssl + "trust-store", layout.trustStore().toString());
+            derived.put(ssl + "trust-store-password", password);
+            derived.put(ssl + "require-mutual-authentication", true);
+            derived.put(ssl + "hostname-verification", w.getBoolean("cluster.tls.hostname-verification"));
+        } else if (w.getBoolean("cluster.tls.enabled")) {
             derived.put("pekko.remote.artery.transport", "tls-tcp");
             derived.put(ssl + "key-store", w.getString("cluster.tls.key-store"));
             derived.put(ssl + "key-store-password", w.getString("cluster.tls.key-store-password"));
             derived.put(ssl + "key-password", w.getString("cluster.tls.key-password"));
             derived.put(ssl + "trust-store", w.getString("cluster.tls.trust-store"));
             derived.put(ssl + "trust-store-password", w.getString("cluster.tls.trust-store-password"));
+            derived.put(ssl + "require-mutual-authentication", true);
             derived.put(ssl + "hostname-verification", w.getBoolean("cluster.tls.hostname-verification"));
         }
         Config derivedConfig = ConfigFactory.empty();

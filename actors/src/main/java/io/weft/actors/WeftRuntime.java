@@ -6,6 +6,7 @@ import io.weft.actors.client.DeviceExporter;
 import io.weft.actors.client.DeviceRegistry;
 import io.weft.actors.cluster.ClusterFormation;
 import io.weft.actors.management.JmxPublisher;
+import io.weft.actors.security.NetworkExposure;
 import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.TransportSettings;
 import io.weft.actors.transport.Transports;
@@ -126,6 +127,7 @@ public final class WeftRuntime implements AutoCloseable {
      */
     public static WeftRuntime start(Config config, DeviceExporter exporter) {
         Config pekko = PekkoConfig.build(config);
+        NetworkExposure.check(pekko);
         WeftSettings settings = WeftSettings.from(pekko);
         if (!settings.enabledTransports().contains(settings.defaultTransport())) {
             throw new IllegalArgumentException("weft.transport.default = " + settings.defaultTransport()

@@ -64,4 +64,48 @@ class TlsClusterTest {
             }
         }
     }
+
+    /**
+     * weft.tls.certificates alone (a certs-init directory per node): Artery runs tls-tcp with mutual authentication,
+     * two nodes of one CA form a cluster and map; a node whose certificate another CA issued never becomes a member,
+     * while a node of the right CA that asks after it joins.
+     */
+    @Test
+    void certificatesFromOneCaFormAMutuallyAuthenticatedClusterAndAnotherCaIsKeptOut() throws Exception {
+        io.weft.core.tls.CertificateAuthority ca = io.weft.core.tls.CertificateAuthority.create("test");
+        for (String node : List.of("st", "cl", "late")) {
+            ca.writeNodeLayout(tmp.resolve(node), node, List.of());
+        }
+        io.weft.core.tls.CertificateAuthority.create("hostile").writeNodeLayout(tmp.resolve("x"), "x", List.of());
+
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        Files.write(exports.resolve("t.img"), new byte[1 << 16]);
+        try (WeftRuntime storage = WeftRuntime.start(TestNodes.config("st", List.of("storage"), exports,
+                List.of(), Map.of("weft.tls.certificates", tmp.resolve("st").toString())))) {
+            var ssl = storage.system().settings().config().getConfig("pekko.remote.artery");
+            assertEquals("tls-tcp", ssl.getString("transport"));
+            assertTrue(ssl.getBoolean("ssl.config-ssl-engine.require-mutual-authentication"));
+            String seed = storage.clusterAddress().host().get() + ":" + storage.clusterAddress().port().get();
+            try (WeftRuntime client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null,
+                    List.of(seed), Map.of("weft.tls.certificates", tmp.resolve("cl").toString())))) {
+                await("client joined over TLS", Duration.ofSeconds(30), () -> client.awaitUp(Duration.ZERO));
+                Reply mapped = get(client.map(new MapSpec("t", "st", "t.img", AccessMode.RO, null)));
+                assertTrue(mapped.ok(), mapped.message());
+
+                try (WeftRuntime hostile = WeftRuntime.start(TestNodes.config("x", List.of("storage"), null,
+                        List.of(seed), Map.of("weft.tls.certificates", tmp.resolve("x").toString())));
+                     WeftRuntime late = WeftRuntime.start(TestNodes.config("late", List.of("client"), null,
+                             List.of(seed), Map.of("weft.tls.certificates", tmp.resolve("late").toString())))) {
+                    await("a node of the cluster's CA that asked later joined", Duration.ofSeconds(30),
+                            () -> late.awaitUp(Duration.ZERO));
+                    // The hostile node asked first and retries every seed-node-timeout; it is never let in.
+                    assertTrue(!hostile.awaitUp(Duration.ofSeconds(3)), "a node of another CA joined");
+                    var members = org.apache.pekko.cluster.typed.Cluster.get(storage.system()).state().getMembers();
+                    for (var m : members) {
+                        assertTrue(!m.address().equals(hostile.clusterAddress()), "member: " + m);
+                    }
+                }
+            }
+        }
+    }
 }

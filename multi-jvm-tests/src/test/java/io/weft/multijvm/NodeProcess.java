@@ -107,7 +107,7 @@ final class NodeProcess {
         Path readyFile = dir.resolve(name + "-" + incarnation + ".ready");
         Path log = dir.resolve(name + "-" + incarnation + ".log");
         Files.deleteIfExists(readyFile);
-        Files.writeString(conf, hocon + "\nweft.cluster.port = " + clusterPort
+        Files.writeString(conf, hocon + ItTls.settings(name, hocon) + "\nweft.cluster.port = " + clusterPort
                 + "\nweft.management.http.port = " + freePort() + "\n", StandardCharsets.UTF_8);
         int jmxPort = freePort();
         List<String> cmd = new ArrayList<>();

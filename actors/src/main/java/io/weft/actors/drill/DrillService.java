@@ -306,6 +306,31 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         return null;
     }
 
+    /**
+     * Null when the target's membership proves who it is; else why a drill must not trust what it says about itself
+     * (its pid, its host). A drill signals the pid the target reports, so a process that joined under a storage
+     * node's name could direct signals at any process of the drilling node's user. Trusted: every member of a cluster
+     * whose transport is TLS with mutual authentication (only holders of a certificate of the cluster's CA are
+     * members), and, without TLS, a member reached over loopback (only a process on this host can be one).
+     */
+    static String unauthenticatedTarget(com.typesafe.config.Config pekko, org.apache.pekko.actor.Address target,
+                                        String name) {
+        String artery = "pekko.remote.artery.";
+        boolean mutualTls = "tls-tcp".equals(pekko.getString(artery + "transport"))
+                && pekko.getBoolean(artery + "ssl.config-ssl-engine.require-mutual-authentication");
+        if (mutualTls) {
+            return null;
+        }
+        String host = target.host().isDefined() ? target.host().get() : null;
+        if (host != null && io.weft.actors.security.NetworkExposure.isLoopback(host)) {
+            return null;
+        }
+        return "storage node " + name + " is a member at " + (host == null ? target : host) + ", not over loopback,"
+                + " and the cluster does not run TLS with mutual authentication, so nothing proves that member is the"
+                + " storage node it claims to be; a drill signals the process it names. Set weft.tls.certificates on"
+                + " every node (docs/security.md, \"Drills\")";
+    }
+
     private Behavior<Command> onTargetFound(TargetFound found) {
         Run run = runs.get(found.id());
         if (run == null || run.pendingReply == null) {
@@ -315,6 +340,11 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
             return refuse(run, 409, "storage node " + run.request.target() + " is not in the cluster now"
                     + (found.failure() == null ? "" : " (" + found.failure().getMessage() + ")")
                     + "; a " + run.request.fault().wireName() + " drill needs it up");
+        }
+        String unauthenticated = unauthenticatedTarget(getContext().getSystem().settings().config(),
+                found.refs().iterator().next().path().address(), run.request.target());
+        if (unauthenticated != null) {
+            return refuse(run, 409, unauthenticated);
         }
         getContext().ask(StorageService.ProcessInfo.class, found.refs().iterator().next(), settings.askTimeout(),
                 StorageService.DescribeProcess::new,
@@ -351,7 +381,8 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
                     + " host (another PID namespace or container?)");
         }
         if (req.fault() == DrillRequest.Fault.FREEZE) {
-            run.fault = ProcessFaults.freeze(req.target(), pid);
+            run.fault = ProcessFaults.freeze(req.target(), pid, java.time.Duration.ofMillis(
+                    req.options().duringMillis() + ProcessFaults.WATCHDOG_GRACE_MILLIS));
         } else if (req.fault() == DrillRequest.Fault.FLAP) {
             NodeState.DeviceEntry entry = nodeState.device(req.device());
             long legTimeoutMillis = (entry == null || entry.mirror == null ? MirrorOptions.defaults()

@@ -54,6 +54,21 @@ public final class ProcFs {
     }
 
     /**
+     * The raw command line of {@code pid} ({@code /proc/<pid>/cmdline}: arguments, each ended by a NUL byte), one
+     * char per byte (ISO-8859-1, so {@code getBytes(ISO_8859_1)} gives the bytes back). "" when there is no such
+     * process, it cannot be read, or it has none (a zombie or a kernel thread). A process keeps its pid and start
+     * time across {@code exec}; this is what changes.
+     */
+    public static String commandLine(long pid) {
+        try {
+            return new String(Files.readAllBytes(PROC.resolve(Long.toString(pid)).resolve("cmdline")),
+                    StandardCharsets.ISO_8859_1);
+        } catch (IOException | RuntimeException e) {
+            return "";
+        }
+    }
+
+    /**
      * How a process was started, read from {@code /proc/<pid>}: command line, working directory, environment, and
      * where its stdout and stderr go when those are regular files (else null).
      */

@@ -2,20 +2,31 @@ package io.weft.actors.drill;
 
 import io.weft.core.drill.ProcessSignals;
 import java.nio.file.Path;
+import java.time.Duration;
 
 /**
  * Faults that signal a storage node's process on this host: {@code kill -9} (and, optionally, start it again as it
  * was started), {@code SIGSTOP}/{@code SIGCONT} once (freeze) or repeatedly (flap). Every signal is sent only after
- * the pid's start time is checked again ({@link ProcessTarget}), so a pid reused by another process is never hit. The target must share this host's kernel (the
+ * the pid's start time and command line are checked again ({@link ProcessTarget}), so a pid reused by another
+ * process, or a process that executed another program, is never hit. A stopped target is resumed by the drill, by a
+ * shutdown hook when this JVM exits, and by a {@link FreezeWatchdog} process when this JVM dies or the freeze's
+ * deadline passes. The target must share this host's kernel (the
  * {@link DrillService} checks the boot id and that the pid is visible before it builds one).
  */
 public final class ProcessFaults {
+    /** Added to a fault's planned stop time for the watchdog's deadline (a slow recover must not race it). */
+    static final long WATCHDOG_GRACE_MILLIS = 10_000;
+
     private ProcessFaults() {
     }
 
-    /** {@code SIGSTOP} at inject, {@code SIGCONT} at recover; {@link #close()} sends SIGCONT if still stopped. */
-    public static NodeFault freeze(String node, long pid) {
-        return new Freeze(ProcessTarget.of(node, pid));
+    /**
+     * {@code SIGSTOP} at inject, {@code SIGCONT} at recover; {@link #close()} sends SIGCONT if still stopped. The
+     * target is resumed by a {@link FreezeWatchdog} at the latest {@code maxFreeze} after the freeze, or as soon as
+     * this process dies.
+     */
+    public static NodeFault freeze(String node, long pid, Duration maxFreeze) {
+        return new Freeze(ProcessTarget.of(node, pid), maxFreeze);
     }
 
     /**
@@ -48,17 +59,25 @@ public final class ProcessFaults {
      */
     private static class Stopper {
         final ProcessTarget target;
+        /** The longest the target may stay stopped from the first stop: the watchdog's deadline. */
+        private final Duration maxFreeze;
         private boolean stopped; // guarded by this
         private Thread hook; // guarded by this
+        private FreezeWatchdog watchdog; // guarded by this
 
-        Stopper(ProcessTarget target) {
+        Stopper(ProcessTarget target, Duration maxFreeze) {
             this.target = target;
+            this.maxFreeze = maxFreeze;
         }
 
         synchronized void stop() {
             if (hook == null) {
                 hook = new Thread(this::thawQuietly, "weft-drill-thaw-" + target.node());
                 Runtime.getRuntime().addShutdownHook(hook);
+            }
+            if (watchdog == null) {
+                // Armed before the first SIGSTOP: from then on the target resumes even if this JVM dies.
+                watchdog = FreezeWatchdog.arm(target, maxFreeze);
             }
             target.signal(ProcessSignals.SIGSTOP);
             stopped = true;
@@ -84,9 +103,13 @@ public final class ProcessFaults {
             }
         }
 
-        /** Thaws and drops the shutdown hook (it has nothing left to do). */
+        /** Thaws and drops the shutdown hook and the watchdog (they have nothing left to do). */
         synchronized void release() {
             thawQuietly();
+            if (watchdog != null) {
+                watchdog.cancel();
+                watchdog = null;
+            }
             if (hook != null) {
                 try {
                     Runtime.getRuntime().removeShutdownHook(hook);
@@ -101,8 +124,8 @@ public final class ProcessFaults {
     private static final class Freeze extends Stopper implements NodeFault {
         private String done = "nothing yet"; // guarded by this
 
-        Freeze(ProcessTarget target) {
-            super(target);
+        Freeze(ProcessTarget target, Duration maxFreeze) {
+            super(target, maxFreeze);
         }
 
         @Override
@@ -153,7 +176,8 @@ public final class ProcessFaults {
         private Thread cycler; // set by inject, read by recover/close (both on the drill's threads, after inject)
 
         Flap(ProcessTarget target, int cycles, long freezeMillis, long runMillis) {
-            super(target);
+            // The watchdog covers the whole schedule, plus the time recover() may take to end it.
+            super(target, Duration.ofMillis(cycles * freezeMillis + (cycles - 1) * runMillis + WATCHDOG_GRACE_MILLIS));
             this.cycles = cycles;
             this.freezeMillis = freezeMillis;
             this.runMillis = runMillis;

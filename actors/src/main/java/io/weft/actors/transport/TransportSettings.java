@@ -72,7 +72,7 @@ public record TransportSettings(String nodeName, String rdmaProvider, List<InetS
     }
 
     /**
-     * {@value #RDMA_TLS_KEY}: {@code off} (null) or {@code on}, with the PEM layout of
+     * {@value #RDMA_TLS_KEY}: {@code off} (null) or {@code on} ({@code require} is the same), with the PEM layout of
      * {@value #RDMA_TLS_CERTIFICATES_KEY} (default {@value #NODE_CERTIFICATES_KEY}): {@code server-cert.pem} and
      * {@code server-key.pem} are this node's identity in both directions, {@code ca-cert.pem} the only trust anchor.
      *
@@ -82,8 +82,9 @@ public record TransportSettings(String nodeName, String rdmaProvider, List<InetS
         String value = root.getString(RDMA_TLS_KEY).trim().toLowerCase(Locale.ROOT);
         boolean on;
         switch (value) {
-            case "on", "true", "yes" -> on = true;
-            case "off", "false", "no" -> on = false;
+            // require = on: a TLS node never talks to a plaintext peer (security.NodeTls reads it the same way).
+            case "on", "require", "true", "yes" -> on = true;
+            case "off", "false", "no", "" -> on = false;
             default -> throw new IllegalArgumentException(RDMA_TLS_KEY + ": expected off or on, got '" + value + "'");
         }
         if (!on) {

@@ -73,7 +73,7 @@ class ProcessFaultsTest {
         Process p = startNode(tmp.resolve("freeze.log"));
         long pid = p.pid();
         await("child running", WAIT, () -> state(pid) == 'S' || state(pid) == 'R');
-        NodeFault freeze = ProcessFaults.freeze("child", pid);
+        NodeFault freeze = ProcessFaults.freeze("child", pid, Duration.ofMinutes(5));
         freeze.prepare(); // signal 0: checks the process, stops nothing
         assertTrue(state(pid) != 'T');
         freeze.inject();
@@ -89,7 +89,7 @@ class ProcessFaultsTest {
     void closingAFreezeThatWasNotRecoveredContinuesTheProcess() throws Exception {
         Process p = startNode(tmp.resolve("crash.log"));
         long pid = p.pid();
-        NodeFault freeze = ProcessFaults.freeze("child", pid);
+        NodeFault freeze = ProcessFaults.freeze("child", pid, Duration.ofMinutes(5));
         freeze.inject();
         await("child stopped", WAIT, () -> state(pid) == 'T');
         freeze.close(); // as after a drill that crashed between inject and recover
@@ -216,7 +216,7 @@ class ProcessFaultsTest {
         assertTrue(started > 0, "start time read from /proc/" + pid + "/stat");
         assertEquals(started, ProcFs.startTime(pid), "stable for one process");
         // The same pid with another start time: what a reused pid looks like to a fault that saw the old process.
-        ProcessTarget old = new ProcessTarget("child", pid, started - 1);
+        ProcessTarget old = new ProcessTarget("child", pid, started - 1, ProcFs.commandLine(pid));
         assertFalse(old.alive());
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> old.signal(io.weft.core.drill.ProcessSignals.SIGSTOP));
@@ -237,8 +237,98 @@ class ProcessFaultsTest {
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> io.weft.core.drill.ProcessSignals.send(p.pid(), io.weft.core.drill.ProcessSignals.SIGCONT));
         assertTrue(e.getMessage().contains("kill(" + p.pid()), e.getMessage());
-        assertThrows(IllegalStateException.class, () -> ProcessFaults.freeze("gone", p.pid()).prepare());
+        assertThrows(IllegalStateException.class, () -> ProcessFaults.freeze("gone", p.pid(), Duration.ofMinutes(5)).prepare());
         assertThrows(IllegalArgumentException.class, () -> io.weft.core.drill.ProcessSignals.send(1, 0));
         assertThrows(IOException.class, () -> ProcFs.snapshot(p.pid()));
+    }
+
+    /** The command line of {@code pid}, NUL bytes as spaces ("" when gone). */
+    private static String cmdline(long pid) {
+        try {
+            return new String(Files.readAllBytes(Path.of("/proc/" + pid + "/cmdline")), StandardCharsets.UTF_8)
+                    .replace('\0', ' ').trim();
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
+    /**
+     * A pid keeps its start time across exec(): only the command line tells that the process a drill looked at is
+     * now another program, so it is checked before every signal too.
+     */
+    @Test
+    void aPidThatExecutedAnotherProgramIsNeverSignalled() throws Exception {
+        Process p = new ProcessBuilder("sh", "-c", "read go; exec sleep 300").directory(tmp.toFile()).start();
+        started.add(p.toHandle());
+        long pid = p.pid();
+        await("shell running", WAIT, () -> cmdline(pid).startsWith("sh -c"));
+        ProcessTarget target = ProcessTarget.of("child", pid);
+        p.getOutputStream().write('\n');
+        p.getOutputStream().flush();
+        await("shell replaced by sleep (same pid, same start time)", WAIT, () -> cmdline(pid).startsWith("sleep"));
+        assertEquals(ProcFs.startTime(pid), target.startTime());
+        IllegalStateException refused = assertThrows(IllegalStateException.class,
+                () -> target.signal(io.weft.core.drill.ProcessSignals.SIGSTOP));
+        assertTrue(refused.getMessage().contains("command line"), refused.getMessage());
+        assertNotEquals('T', state(pid), "the other program was stopped");
+        assertFalse(target.alive(), "a pid running another program is not the target");
+    }
+
+    /**
+     * The drilling JVM is killed (kill -9, no shutdown hook) while its freeze holds the target stopped: the target
+     * must not stay stopped. {@link FreezeHolder} is the drilling node.
+     */
+    @Test
+    void aFreezeEndsWhenTheDrillingJvmIsKilled() throws Exception {
+        Process target = startNode(tmp.resolve("target.log"));
+        long pid = target.pid();
+        await("target running", WAIT, () -> state(pid) == 'S' || state(pid) == 'R');
+        Path holderLog = tmp.resolve("holder.log");
+        Process holder = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xmx64m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
+                FreezeHolder.class.getName(), Long.toString(pid))
+                .redirectErrorStream(true).redirectOutput(holderLog.toFile()).start();
+        started.add(holder.toHandle());
+        await("target frozen by the holder JVM (log " + holderLog + ")", WAIT, () -> state(pid) == 'T'
+                || !holder.isAlive());
+        assertTrue(holder.isAlive(), () -> "holder exited: " + read(holderLog));
+        holder.destroyForcibly();
+        holder.waitFor();
+        await("target running again after the drilling JVM died", WAIT, () -> state(pid) != 'T');
+    }
+
+    private static String read(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (IOException e) {
+            return e.toString();
+        }
+    }
+
+    /** A drill that never recovers (a hung drilling node) still cannot keep the target stopped past the deadline. */
+    @Test
+    void aFreezeEndsAtItsDeadlineEvenWhileTheDrillingNodeLives() throws Exception {
+        Process p = startNode(tmp.resolve("deadline.log"));
+        long pid = p.pid();
+        await("child running", WAIT, () -> state(pid) == 'S' || state(pid) == 'R');
+        NodeFault freeze = ProcessFaults.freeze("child", pid, Duration.ofMillis(600));
+        freeze.prepare();
+        freeze.inject();
+        await("child stopped", WAIT, () -> state(pid) == 'T');
+        await("child resumed by the watchdog at the deadline, no recover", WAIT, () -> state(pid) != 'T');
+        freeze.close();
+    }
+
+    @Test
+    void theWatchdogOfARecoveredFreezeEndsWithoutSignalling() throws Exception {
+        Process p = startNode(tmp.resolve("cancel.log"));
+        long pid = p.pid();
+        await("child running", WAIT, () -> state(pid) == 'S' || state(pid) == 'R');
+        FreezeWatchdog watchdog = FreezeWatchdog.arm(ProcessTarget.of("child", pid), Duration.ofMinutes(5));
+        assertTrue(watchdog.running());
+        watchdog.cancel();
+        await("watchdog gone", WAIT, () -> !watchdog.running());
+        assertEquals(FreezeWatchdog.sha256(ProcFs.commandLine(pid)), FreezeWatchdog.sha256(
+                ProcessTarget.of("child", pid).commandLine()));
     }
 }

@@ -98,6 +98,16 @@ public final class NodeCommand implements Callable<Integer> {
             description = "Adds to weft.storage.export-roots (repeatable; default: the data dir).")
     List<String> exportRoots;
 
+    @Option(names = "--tls-certificates", paramLabel = "DIR",
+            description = "Sets weft.tls.certificates: this node's directory from `weft certs init` (cluster TLS"
+                    + " with mutual authentication).")
+    String tlsCertificates;
+
+    @Option(names = "--insecure",
+            description = "Sets weft.insecure: start even though a cluster, management or RDMA listener is on a"
+                    + " non-loopback address without TLS.")
+    boolean insecure;
+
     @Option(names = "-D", paramLabel = "KEY=VALUE", mapFallbackValue = "",
             description = "Overrides one setting, e.g. -Dweft.client.io-timeout=10s.")
     Map<String, String> properties = new LinkedHashMap<>();
@@ -124,6 +134,11 @@ public final class NodeCommand implements Callable<Integer> {
         putIfSet(cli, "weft.cluster.hostname", clusterHost);
         putIfSet(cli, "weft.cluster.port", clusterPort);
         putIfSet(cli, "weft.cluster.seed-nodes", seeds);
+        putIfSet(cli, "weft.tls.certificates", tlsCertificates == null ? null
+                : Path.of(tlsCertificates).toAbsolutePath().normalize().toString());
+        if (insecure) {
+            cli.put("weft.insecure", true);
+        }
         putIfSet(cli, "weft.storage.export-roots", exportRoots == null ? null
                 : exportRoots.stream().map(r -> Path.of(r).toAbsolutePath().normalize().toString()).toList());
         Config loaded = SettingsLoader.load(Optional.ofNullable(config), properties, cli);

@@ -95,7 +95,10 @@ public final class SettingsLoader {
             throw new InvalidSettingException("weft.nbd.listen",
                     "NBD is off on TCP and on the Unix socket (weft.nbd.unix-socket); enable at least one");
         }
-        return new NodeSettings(dataDir, nbdListen, unixSocket, httpListen, volumes);
+        Optional<Path> tlsCertificates = io.weft.actors.security.NodeTls.certificatesDir(config)
+                .map(p -> workingDir.resolve(config.getString(io.weft.actors.security.NodeTls.CERTIFICATES).strip())
+                        .normalize());
+        return new NodeSettings(dataDir, nbdListen, unixSocket, httpListen, volumes, tlsCertificates);
     }
 
     /** The control plane's own keys, checked before anything is created (it reads them again when it starts). */
@@ -103,6 +106,8 @@ public final class SettingsLoader {
         try {
             io.weft.actors.WeftSettings.from(config);
             io.weft.actors.client.NbdServerExporter.serverOptions(config); // weft.nbd limits and timeouts
+            io.weft.actors.security.NodeTls.layout(config); // weft.tls.certificates complete
+            io.weft.actors.security.NetworkExposure.check(config); // no listener off loopback without TLS
         } catch (ConfigException e) {
             String m = e.getMessage() == null ? "" : e.getMessage();
             java.util.regex.Matcher k = Pattern.compile("(weft\\.[A-Za-z0-9._-]+)").matcher(m);

@@ -152,7 +152,8 @@ class SettingsLoaderTest {
         "weft.nbd.idle-timeout | -1s | weft.nbd.idle-timeout: must not be negative (0 = off)",
         "weft.nbd.buffer-budget | 32MiB | weft.nbd.buffer-budget: must be at least twice weft.nbd.max-request-size (67108864 bytes): 33554432",
         "weft.nbd.max-request-size | 1000 | weft.nbd.max-request-size: must be a multiple of 4 KiB",
-        "weft.colour | blue | weft.colour: unknown setting (known under weft: client, cluster, cxl, data-dir, management,",
+        "weft.colour | blue | weft.colour: unknown setting (known under weft: client, cluster, cxl, data-dir, insecure, management,",
+        "weft.tls.certificates | /nonexistent/certs | weft.tls.certificates: certificate directory /nonexistent/certs has no readable ca-cert.pem",
     })
     void eachInvalidSettingIsNamed(String key, String value, String expectedMessage) {
         InvalidSettingException e = assertThrows(InvalidSettingException.class, () -> parseD(Map.of(key, value)));
@@ -229,5 +230,44 @@ class SettingsLoaderTest {
                 () -> parseFile("weft { nbd { listen = "));
         assertEquals("--config", broken.key());
         assertTrue(broken.getMessage().contains("node.conf"), broken.getMessage());
+    }
+
+    // --- exposure: a listener on a non-loopback address needs TLS or an explicit --insecure (docs/security.md) ---
+
+    @ParameterizedTest
+    @CsvSource({
+        "weft.cluster.hostname, 0.0.0.0",
+        "weft.cluster.hostname, 192.0.2.10",
+        "weft.management.http.hostname, 0.0.0.0",
+        "weft.rdma.listen, 192.0.2.10:0"})
+    void aListenerOnANonLoopbackAddressWithoutTlsRefusesToStart(String key, String value) {
+        Map<String, String> d = key.equals("weft.rdma.listen")
+                ? Map.of("weft.rdma.listen.0", value) : Map.of(key, value);
+        InvalidSettingException e = assertThrows(InvalidSettingException.class, () -> parseD(d));
+        assertEquals(key, e.key(), e.getMessage());
+        assertTrue(e.getMessage().contains("--insecure"), e.getMessage());
+        assertTrue(e.getMessage().contains("not a loopback address"), e.getMessage());
+    }
+
+    @Test
+    void insecureLetsANodeListenOnANonLoopbackAddressWithoutTls() {
+        parseD(Map.of("weft.cluster.hostname", "0.0.0.0", "weft.management.http.hostname", "0.0.0.0",
+                "weft.insecure", "true"));
+    }
+
+    @ParameterizedTest
+    @CsvSource({"127.0.0.1", "127.0.0.7", "localhost", "::1"})
+    void loopbackNeedsNoCertificates(String host) {
+        parseD(Map.of("weft.cluster.hostname", host, "weft.management.http.hostname", host));
+    }
+
+    @Test
+    void tlsCertificatesFromCertsInitTurnOnClusterTlsSoANodeMayListenOffLoopback() throws IOException {
+        io.weft.core.tls.CertificateAuthority ca = io.weft.core.tls.CertificateAuthority.create("t");
+        ca.writeNodeLayout(tmp.resolve("a"), "a", java.util.List.of());
+        NodeSettings s = parseD(Map.of("weft.tls.certificates", tmp.resolve("a").toString(),
+                "weft.cluster.hostname", "0.0.0.0", "weft.rdma.listen.0", "127.0.0.1:0"));
+        assertEquals(Optional.of(tmp.resolve("a")), s.tlsCertificates());
+        assertEquals(Optional.empty(), parseD(Map.of()).tlsCertificates());
     }
 }
