@@ -52,6 +52,10 @@ import org.slf4j.LoggerFactory;
  * progress marks (a release store, no clock, no system call); the watchdog owns the clock and closes a connection
  * whose marks stood still for a timeout ({@link #checkProgress}).
  *
+ * <p>TLS: after NBD_OPT_STARTTLS the reader reads and the reply path writes through a
+ * {@link io.weft.core.tls.TlsChannel} over the same socket ({@link #in}, {@link #out}); the threads, the write lock and
+ * the progress marks stay as they are (see docs/nbd.md, "TLS").
+ *
  * <p>Block sizes: a client that did not ask for {@code NBD_INFO_BLOCK_SIZE} is on the protocol's defaults (minimum
  * block size 1); its unaligned requests are made aligned here, a WRITE by a read-modify-write that is a barrier on
  * this connection (see {@link #unalignedWrite}; docs/nbd.md says what it does not guarantee across connections).

@@ -53,6 +53,8 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
     private final ByteBuffer plainIn;
     private final ByteBuffer netOut;
     private final Object wrapLock = new Object();
+    /** {@link #write(ByteBuffer)}'s source as an array, reused under {@link #wrapLock} (no allocation per write). */
+    private final ByteBuffer[] single = new ByteBuffer[1];
     private static final ByteBuffer[] EMPTY = {ByteBuffer.allocate(0)};
     private volatile boolean closeNotifyReceived;
     /** The socket is in non-blocking mode: never spin or block on it (see the class comment). */
@@ -238,6 +240,71 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
         return buffered >= 5 + length;
     }
 
+    /**
+     * Runs one handshake between two engines of {@code context} in memory (a server requiring a client certificate,
+     * and a client), so the first real connection does not spend its connect budget on loading and initialising
+     * the JDK's TLS stack (a second or more on a busy machine). Best effort: a context that cannot complete a
+     * handshake with itself fails later, at the real connection, with the real error.
+     */
+    public static void warmUp(SSLContext context) {
+        try {
+            SSLEngine server = context.createSSLEngine();
+            server.setUseClientMode(false);
+            server.setEnabledProtocols(PemTlsMaterial.PROTOCOLS);
+            server.setNeedClientAuth(true);
+            SSLEngine client = context.createSSLEngine("localhost", 0);
+            client.setUseClientMode(true);
+            client.setEnabledProtocols(PemTlsMaterial.PROTOCOLS);
+            int packet = server.getSession().getPacketBufferSize();
+            ByteBuffer toServer = ByteBuffer.allocate(4 * packet);
+            ByteBuffer toClient = ByteBuffer.allocate(4 * packet);
+            ByteBuffer app = ByteBuffer.allocate(4 * server.getSession().getApplicationBufferSize());
+            client.beginHandshake();
+            server.beginHandshake();
+            for (int i = 0; i < 64 && (handshaking(client) || handshaking(server)); i++) {
+                warmUpStep(client, toServer, toClient, app);
+                warmUpStep(server, toClient, toServer, app);
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // best effort (see above)
+        }
+    }
+
+    private static boolean handshaking(SSLEngine e) {
+        SSLEngineResult.HandshakeStatus s = e.getHandshakeStatus();
+        return s != SSLEngineResult.HandshakeStatus.NOT_HANDSHAKING && s != SSLEngineResult.HandshakeStatus.FINISHED;
+    }
+
+    private static void warmUpStep(SSLEngine e, ByteBuffer out, ByteBuffer in, ByteBuffer app) throws SSLException {
+        for (int i = 0; i < 8; i++) {
+            switch (e.getHandshakeStatus()) {
+                case NEED_WRAP:
+                    e.wrap(EMPTY, out);
+                    break;
+                case NEED_UNWRAP:
+                case NEED_UNWRAP_AGAIN: {
+                    in.flip();
+                    SSLEngineResult r = e.unwrap(in, app);
+                    in.compact();
+                    app.clear();
+                    if (r.getStatus() == SSLEngineResult.Status.BUFFER_UNDERFLOW) {
+                        return; // the other side's turn
+                    }
+                    break;
+                }
+                case NEED_TASK: {
+                    Runnable task;
+                    while ((task = e.getDelegatedTask()) != null) {
+                        task.run();
+                    }
+                    break;
+                }
+                default:
+                    return;
+            }
+        }
+    }
+
     /** The negotiated session (peer certificates, cipher suite). */
     public javax.net.ssl.SSLSession session() {
         return engine.getSession();
@@ -380,7 +447,12 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
     public int write(ByteBuffer src) throws IOException {
         synchronized (wrapLock) {
             int before = src.remaining();
-            wrapAndFlush(new ByteBuffer[] {src}, 0, 1);
+            single[0] = src;
+            try {
+                wrapAndFlush(single, 0, 1);
+            } finally {
+                single[0] = null;
+            }
             return before - src.remaining();
         }
     }

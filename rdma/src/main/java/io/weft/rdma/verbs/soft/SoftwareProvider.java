@@ -52,6 +52,9 @@ public final class SoftwareProvider implements VerbsProvider {
      */
     public SoftwareProvider(SSLContext tls) {
         this.tls = tls;
+        if (tls != null) {
+            TlsChannel.warmUp(tls); // the first connect's budget (1 s in a session) is not for loading the TLS stack
+        }
     }
 
     /** Whether connections run over TLS. */
