@@ -13,6 +13,7 @@ import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import io.weft.core.nbd.NbdServer;
 import io.weft.core.nbd.NbdServerOptions;
+import io.weft.core.nbd.NbdTls;
 import io.weft.core.store.FileBackingStore;
 import io.weft.node.config.HostPort;
 import io.weft.node.config.InvalidSettingException;
@@ -77,10 +78,11 @@ public final class WeftNode implements AutoCloseable {
             } catch (IOException e) {
                 throw new StartupException("weft.data-dir: cannot create " + settings.dataDir() + ": " + e, e);
             }
-            nbd = new NbdServer(nbdOptions(config));
+            nbd = new NbdServer(nbdOptions(config), nbdTls(config));
             InetSocketAddress bound = bindNbd(nbd, settings);
-            String urlPrefix = bound != null ? "nbd://" + hostPort(bound) + "/"
-                    : "nbd+unix:///";
+            String scheme = nbd.tls().mode() == NbdTls.Mode.REQUIRE ? "nbds" : "nbd";
+            String urlPrefix = bound != null ? scheme + "://" + hostPort(bound) + "/"
+                    : scheme + "+unix:///";
             runtime = startRuntime(controlPlaneConfig(settings, config), new NbdServerExporter(nbd, urlPrefix));
             List<VolumeSettings> mapped = new ArrayList<>();
             if (runtime.settings().isStorage() && runtime.settings().isClient()) {
@@ -114,11 +116,25 @@ public final class WeftNode implements AutoCloseable {
         try {
             return NbdServerExporter.serverOptions(config);
         } catch (IllegalArgumentException e) {
-            String message = e.getMessage();
-            int colon = message.indexOf(':');
-            String key = message.startsWith("weft.nbd.") && colon > 0 ? message.substring(0, colon) : "weft.nbd";
-            throw new InvalidSettingException(key, message.substring(colon + 1).trim());
+            throw nbdSetting(e);
         }
+    }
+
+    /** NBD TLS (weft.nbd.tls, tls-certificates, tls-verify-peer); bad values and unreadable files name their key. */
+    private static NbdTls nbdTls(Config config) throws InvalidSettingException {
+        try {
+            return NbdServerExporter.serverTls(config);
+        } catch (IllegalArgumentException e) {
+            throw nbdSetting(e);
+        }
+    }
+
+    private static InvalidSettingException nbdSetting(IllegalArgumentException e) {
+        String message = e.getMessage();
+        int colon = message.indexOf(':');
+        String key = (message.startsWith("weft.nbd.") || message.startsWith("weft.tls.")) && colon > 0
+                ? message.substring(0, colon) : "weft.nbd";
+        return new InvalidSettingException(key, message.substring(colon + 1).trim());
     }
 
     private static InetSocketAddress bindNbd(NbdServer nbd, NodeSettings settings) throws StartupException {
@@ -127,9 +143,10 @@ public final class WeftNode implements AutoCloseable {
             HostPort listen = settings.nbdListen().get();
             try {
                 bound = nbd.bindTcp(listen.host(), listen.port());
-                if (!bound.getAddress().isLoopbackAddress()) {
-                    LOG.warn("NBD listens on {}: NBD has no authentication, so everyone who can reach it can "
-                            + "read and write every device", listen);
+                if (!bound.getAddress().isLoopbackAddress() && !nbd.tls().verifyPeer()) {
+                    LOG.warn("NBD listens on {} with weft.nbd.tls = {} and no client certificate check "
+                            + "(weft.nbd.tls-verify-peer = off): everyone who can reach it can read and write every "
+                            + "device", listen, nbd.tls().mode().name().toLowerCase(java.util.Locale.ROOT));
                 }
             } catch (IOException e) {
                 throw new StartupException("weft.nbd.listen: cannot listen on " + listen + ": " + e.getMessage(), e);

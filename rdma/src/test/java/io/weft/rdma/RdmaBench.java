@@ -28,6 +28,8 @@ import org.HdrHistogram.Histogram;
  * out:  RESULT case qd iops p50_us p99_us errors
  * </pre>
  * Run through bench/rdma/run.sh, which also measures nbdkit + fio on the same file in the same run.
+ * {@code -Dweft.bench.rdma.tls=DIR} (a PEM layout, e.g. from {@code weft certs init}) runs both sides over TLS
+ * ({@code bench/rdma/tls.sh} compares that with plaintext in one run).
  */
 public final class RdmaBench {
     private static final int BLOCK = 4096;
@@ -43,7 +45,7 @@ public final class RdmaBench {
         Path log = Path.of(System.getProperty("java.io.tmpdir"), "weft-rdma-bench-storage-" + ProcessHandle.current().pid()
                 + ".log");
         try (StorageProcess storage = StorageProcess.start(file, size, "127.0.0.1:0", 1, log);
-             SoftwareProvider provider = new SoftwareProvider();
+             SoftwareProvider provider = new SoftwareProvider(benchTls());
              RdmaSession session = RdmaSession.open(provider, "bench", "vol0",
                      List.of(PathSpec.to(storage.addresses().get(0))), RdmaClientConfig.DEFAULTS)) {
             for (int i = 4; i < args.length; i++) {
@@ -57,6 +59,12 @@ public final class RdmaBench {
                 System.out.flush();
             }
         }
+    }
+
+    /** {@code -Dweft.bench.rdma.tls=DIR}: the TLS context of both sides, else null (plaintext). */
+    static javax.net.ssl.SSLContext benchTls() throws java.io.IOException {
+        String dir = System.getProperty("weft.bench.rdma.tls");
+        return dir == null || dir.isEmpty() ? null : io.weft.core.tls.PemTlsMaterial.serverContext(Path.of(dir), true);
     }
 
     /** One closed-loop request slot: resubmits from its own completion until the end time. */

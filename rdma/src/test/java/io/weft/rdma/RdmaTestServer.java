@@ -39,7 +39,7 @@ public final class RdmaTestServer {
             listen.add(parse(hp));
         }
         int agents = args.length > 3 ? Integer.parseInt(args[3]) : 1;
-        VerbsProvider provider = VerbsProviders.open(VerbsProviders.Mode.SOFTWARE).provider();
+        VerbsProvider provider = VerbsProviders.open(VerbsProviders.Mode.SOFTWARE, RdmaBench.benchTls()).provider();
         HoldingDevice device = new HoldingDevice(new StoreBlockDevice(FileBackingStore.createSparse(file, size)));
         RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS.withAgents(agents),
                 Map.of("vol0", device), listen);

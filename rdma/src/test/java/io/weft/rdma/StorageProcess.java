@@ -50,7 +50,7 @@ public final class StorageProcess implements AutoCloseable {
         cmd.add("--add-opens");
         cmd.add("java.base/java.nio=ALL-UNNAMED");
         cmd.add("-Xmx256m");
-        for (String prop : new String[] {"weft.rdma.idle.spins", "weft.rdma.idle.yields"}) {
+        for (String prop : new String[] {"weft.rdma.idle.spins", "weft.rdma.idle.yields", "weft.bench.rdma.tls"}) {
             if (System.getProperty(prop) != null) {
                 cmd.add("-D" + prop + "=" + System.getProperty(prop));
             }

@@ -7,6 +7,9 @@ import io.weft.core.io.SplittingBlockDevice;
 import io.weft.core.nbd.NbdExport;
 import io.weft.core.nbd.NbdServer;
 import io.weft.core.nbd.NbdServerOptions;
+import io.weft.core.nbd.NbdTls;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
 
 /**
@@ -27,6 +30,14 @@ public final class NbdServerExporter implements DeviceExporter {
     public static final String READ_STALL_TIMEOUT_KEY = "weft.nbd.read-stall-timeout";
     public static final String WRITE_STALL_TIMEOUT_KEY = "weft.nbd.write-stall-timeout";
     public static final String BUFFER_BUDGET_KEY = "weft.nbd.buffer-budget";
+    /** TLS policy: off, on or require (nbdkit's {@code --tls} meanings, see {@link NbdTls}). */
+    public static final String TLS_KEY = "weft.nbd.tls";
+    /** Directory in the PEM layout ({@code ca-cert.pem}, {@code server-cert.pem}, {@code server-key.pem}). */
+    public static final String TLS_CERTIFICATES_KEY = "weft.nbd.tls-certificates";
+    /** Whether NBD clients must present a certificate signed by {@code ca-cert.pem}. */
+    public static final String TLS_VERIFY_PEER_KEY = "weft.nbd.tls-verify-peer";
+    /** The node's certificate directory, the default of {@link #TLS_CERTIFICATES_KEY} (weft.tls.* keys). */
+    public static final String NODE_CERTIFICATES_KEY = "weft.tls.certificates";
     /** Bounds of {@link #MAX_REQUEST_SIZE_KEY}: one 4 KiB block up to 1 GiB (NBD clients rarely exceed 32 MiB). */
     static final long MIN_REQUEST_SIZE = 4096;
     static final long MAX_REQUEST_SIZE = 1L << 30;
@@ -71,6 +82,51 @@ public final class NbdServerExporter implements DeviceExporter {
                 .withIdleTimeout(duration(config, IDLE_TIMEOUT_KEY))
                 .withReadStallTimeout(duration(config, READ_STALL_TIMEOUT_KEY))
                 .withWriteStallTimeout(duration(config, WRITE_STALL_TIMEOUT_KEY));
+    }
+
+    /**
+     * The NBD TLS policy for a node's configuration: {@value #TLS_KEY}, with the certificates of
+     * {@value #TLS_CERTIFICATES_KEY}, or when that is empty the node's {@value #NODE_CERTIFICATES_KEY}.
+     *
+     * @throws IllegalArgumentException whose message starts with the offending key when a value is malformed, the
+     *                                  certificates are missing or cannot be loaded
+     */
+    public static NbdTls serverTls(Config config) {
+        NbdTls.Mode mode;
+        String value = config.getString(TLS_KEY);
+        try {
+            // HOCON reads an unquoted true/false as a boolean; take them as on/off.
+            mode = "true".equals(value) ? NbdTls.Mode.ON : "false".equals(value) ? NbdTls.Mode.OFF
+                    : NbdTls.Mode.parse(value);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(TLS_KEY + ": " + e.getMessage(), e);
+        }
+        boolean verifyPeer;
+        try {
+            verifyPeer = config.getBoolean(TLS_VERIFY_PEER_KEY);
+        } catch (ConfigException e) {
+            throw new IllegalArgumentException(TLS_VERIFY_PEER_KEY + ": expected on or off: " + e.getMessage(), e);
+        }
+        if (mode == NbdTls.Mode.OFF) {
+            return NbdTls.off();
+        }
+        String dir = config.getString(TLS_CERTIFICATES_KEY);
+        String key = TLS_CERTIFICATES_KEY;
+        if (dir.isEmpty() && config.hasPath(NODE_CERTIFICATES_KEY)) {
+            dir = config.getString(NODE_CERTIFICATES_KEY);
+            key = NODE_CERTIFICATES_KEY;
+        }
+        if (dir.isEmpty()) {
+            throw new IllegalArgumentException(TLS_CERTIFICATES_KEY + ": " + TLS_KEY + " = "
+                    + mode.name().toLowerCase(java.util.Locale.ROOT) + " needs a certificate directory in the PEM "
+                    + "layout (ca-cert.pem, server-cert.pem, server-key.pem); it defaults to "
+                    + NODE_CERTIFICATES_KEY + ", which is empty too");
+        }
+        try {
+            return NbdTls.fromDirectory(mode, Path.of(dir), verifyPeer);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(key + ": " + e.getMessage(), e);
+        }
     }
 
     private static long bytes(Config config, String key) {

@@ -58,7 +58,8 @@ public final class RdmaTransport implements Transport, AutoCloseable {
 
     private synchronized VerbsProvider provider() {
         if (provider == null) {
-            provider = VerbsProviders.open(VerbsProviders.Mode.parse(settings.rdmaProvider())).provider();
+            provider = VerbsProviders.open(VerbsProviders.Mode.parse(settings.rdmaProvider()), settings.rdmaTls())
+                    .provider();
         }
         return provider;
     }

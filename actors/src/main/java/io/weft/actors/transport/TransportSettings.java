@@ -1,11 +1,15 @@
 package io.weft.actors.transport;
 
 import com.typesafe.config.Config;
+import io.weft.core.tls.PemTlsMaterial;
+import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
+import javax.net.ssl.SSLContext;
 
 /**
  * What the cxl and rdma transports read from config ({@code weft.rdma.*}, {@code weft.cxl.*}; documented in
@@ -24,11 +28,27 @@ import java.util.List;
  * @param channelGrace     a client channel without a working path this long reports itself failed
  * @param ioTimeout        {@code weft.client.io-timeout}; the transports' own timeouts are set above it so the
  *                         device's queue decides when IO fails
+ * @param rdmaTls          {@code weft.rdma.tls = on}: the node's certificate and the cluster CA for the software
+ *                         provider's TLS (mutual authentication); null when off
  */
 public record TransportSettings(String nodeName, String rdmaProvider, List<InetSocketAddress> rdmaListen,
                                 int rdmaQueueDepth, int rdmaMaxIoSize, int rdmaAgents, List<Path> cxlRegions,
                                 int cxlChannels, Duration cxlHeartbeat, Duration cxlDeadTimeout,
-                                Duration channelGrace, Duration ioTimeout) {
+                                Duration channelGrace, Duration ioTimeout, SSLContext rdmaTls) {
+
+    public static final String RDMA_TLS_KEY = "weft.rdma.tls";
+    public static final String RDMA_TLS_CERTIFICATES_KEY = "weft.rdma.tls-certificates";
+    /** The node's certificate directory, the default of {@link #RDMA_TLS_CERTIFICATES_KEY}. */
+    public static final String NODE_CERTIFICATES_KEY = "weft.tls.certificates";
+
+    /** Without TLS on the software RDMA provider. */
+    public TransportSettings(String nodeName, String rdmaProvider, List<InetSocketAddress> rdmaListen,
+                             int rdmaQueueDepth, int rdmaMaxIoSize, int rdmaAgents, List<Path> cxlRegions,
+                             int cxlChannels, Duration cxlHeartbeat, Duration cxlDeadTimeout,
+                             Duration channelGrace, Duration ioTimeout) {
+        this(nodeName, rdmaProvider, rdmaListen, rdmaQueueDepth, rdmaMaxIoSize, rdmaAgents, cxlRegions, cxlChannels,
+                cxlHeartbeat, cxlDeadTimeout, channelGrace, ioTimeout, null);
+    }
 
     /** @param root the whole config (with reference.conf applied) */
     public static TransportSettings from(Config root) {
@@ -48,7 +68,44 @@ public record TransportSettings(String nodeName, String rdmaProvider, List<InetS
                 w.getInt("rdma.queue-depth"), (int) w.getBytes("rdma.max-io-size").longValue(),
                 w.getInt("rdma.server-agents"), List.copyOf(regions), w.getInt("cxl.channels"),
                 w.getDuration("cxl.heartbeat-interval"), w.getDuration("cxl.dead-timeout"),
-                w.getDuration("transport.channel-grace"), w.getDuration("client.io-timeout"));
+                w.getDuration("transport.channel-grace"), w.getDuration("client.io-timeout"), rdmaTls(root));
+    }
+
+    /**
+     * {@value #RDMA_TLS_KEY}: {@code off} (null) or {@code on} ({@code require} is the same), with the PEM layout of
+     * {@value #RDMA_TLS_CERTIFICATES_KEY} (default {@value #NODE_CERTIFICATES_KEY}): {@code server-cert.pem} and
+     * {@code server-key.pem} are this node's identity in both directions, {@code ca-cert.pem} the only trust anchor.
+     *
+     * @throws IllegalArgumentException whose message starts with the offending key
+     */
+    static SSLContext rdmaTls(Config root) {
+        String value = root.getString(RDMA_TLS_KEY).trim().toLowerCase(Locale.ROOT);
+        boolean on;
+        switch (value) {
+            // require = on: a TLS node never talks to a plaintext peer (security.NodeTls reads it the same way).
+            case "on", "require", "true", "yes" -> on = true;
+            case "off", "false", "no", "" -> on = false;
+            default -> throw new IllegalArgumentException(RDMA_TLS_KEY + ": expected off or on, got '" + value + "'");
+        }
+        if (!on) {
+            return null;
+        }
+        String key = RDMA_TLS_CERTIFICATES_KEY;
+        String dir = root.getString(key);
+        if (dir.isEmpty() && root.hasPath(NODE_CERTIFICATES_KEY)) {
+            key = NODE_CERTIFICATES_KEY;
+            dir = root.getString(key);
+        }
+        if (dir.isEmpty()) {
+            throw new IllegalArgumentException(RDMA_TLS_CERTIFICATES_KEY + ": " + RDMA_TLS_KEY + " = on needs a "
+                    + "certificate directory (ca-cert.pem, server-cert.pem, server-key.pem; weft certs init writes "
+                    + "one); it defaults to " + NODE_CERTIFICATES_KEY + ", which is empty too");
+        }
+        try {
+            return PemTlsMaterial.serverContext(Path.of(dir), true);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(key + ": " + e.getMessage(), e);
+        }
     }
 
     static InetSocketAddress parseHostPort(String hp, String key) {

@@ -7,8 +7,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.weft.core.nbd.NbdServerOptions;
+import io.weft.core.nbd.NbdTls;
+import io.weft.core.tls.CertificateAuthority;
+import java.nio.file.Path;
+import java.util.List;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** weft.nbd.* → NbdServerOptions: the documented defaults, every key applied, and errors that name the key. */
 class NbdServerExporterTest {
@@ -52,6 +57,42 @@ class NbdServerExporterTest {
         }) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> NbdServerExporter.serverOptions(config(c[0])), c[0]);
+            assertTrue(e.getMessage().startsWith(c[1]), c[0] + " → " + e.getMessage());
+        }
+    }
+
+    @Test
+    void tlsIsOffByDefault() {
+        NbdTls tls = NbdServerExporter.serverTls(config(""));
+        assertEquals(NbdTls.Mode.OFF, tls.mode());
+    }
+
+    @Test
+    void tlsCertificatesDefaultToTheNodesCertificates(@TempDir Path certs) throws Exception {
+        CertificateAuthority.create("weft-test").writeNodeLayout(certs, "node", List.of());
+        NbdTls own = NbdServerExporter.serverTls(config("weft.nbd { tls = require, tls-certificates = \""
+                + certs + "\", tls-verify-peer = on }"));
+        assertEquals(NbdTls.Mode.REQUIRE, own.mode());
+        assertTrue(own.verifyPeer());
+        NbdTls node = NbdServerExporter.serverTls(config("weft.nbd.tls = on\nweft.tls.certificates = \"" + certs
+                + "\""));
+        assertEquals(NbdTls.Mode.ON, node.mode());
+        assertTrue(node.context() != null);
+    }
+
+    @Test
+    void tlsErrorsNameTheKey(@TempDir Path empty) {
+        for (String[] c : new String[][] {
+                {"weft.nbd.tls = maybe", "weft.nbd.tls: expected off, on or require"},
+                {"weft.nbd.tls = require", "weft.nbd.tls-certificates: weft.nbd.tls = require needs a certificate"},
+                {"weft.nbd.tls = on\nweft.nbd.tls-certificates = \"" + empty + "\"",
+                        "weft.nbd.tls-certificates: " + empty.resolve("server-cert.pem") + ": no such file"},
+                {"weft.nbd.tls = on\nweft.tls.certificates = \"" + empty + "\"",
+                        "weft.tls.certificates: " + empty.resolve("server-cert.pem") + ": no such file"},
+                {"weft.nbd.tls-verify-peer = perhaps", "weft.nbd.tls-verify-peer: "},
+        }) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> NbdServerExporter.serverTls(config(c[0])), c[0]);
             assertTrue(e.getMessage().startsWith(c[1]), c[0] + " → " + e.getMessage());
         }
     }

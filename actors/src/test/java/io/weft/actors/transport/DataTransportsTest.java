@@ -131,6 +131,64 @@ class DataTransportsTest {
         await("rdma session closed on the storage node", WAIT, () -> served.serverSessions().isEmpty());
     }
 
+    /**
+     * weft.rdma.tls = on on both nodes (certificates of one cluster CA): the map runs over TLS and moves data; a
+     * client node without TLS cannot map from that storage node.
+     */
+    @Test
+    void rdmaMapOverTlsMovesDataAndAPlaintextClientIsRefused() throws Exception {
+        io.weft.core.tls.CertificateAuthority ca = io.weft.core.tls.CertificateAuthority.create("test");
+        Path certsSt = tmp.resolve("certs-st");
+        Path certsCl = tmp.resolve("certs-cl");
+        ca.writeNodeLayout(certsSt, "st", List.of());
+        ca.writeNodeLayout(certsCl, "cl", List.of());
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        WeftRuntime storage = start("st", "storage", exports, List.of(), null,
+                Map.of("weft.rdma.tls", "on", "weft.rdma.tls-certificates", certsSt.toString()));
+        WeftRuntime client = start("cl", "client", null, List.of(hostPort(storage.clusterAddress())), null,
+                Map.of("weft.rdma.tls", "on", "weft.rdma.tls-certificates", certsCl.toString()));
+        await("client sees st", WAIT, () -> get(client.storageNodes()).contains("st"));
+        assertTrue(get(client.createVolume("st", "t.img", 1 << 20)).ok());
+        Reply mapped = get(client.map(new MapSpec("t", "st", "t.img", AccessMode.RW, "rdma")));
+        assertTrue(mapped.ok(), mapped.message());
+        NodeState.DeviceEntry dev = client.state().device("t");
+        assertEquals("rdma", dev.transport);
+        verifiedIo(dev.device, 21);
+        assertFileHolds(exports.resolve("t.img"), 4096, pattern(16384, 21));
+        assertTrue(get(client.unmap("t", false)).ok());
+
+        WeftRuntime plain = start("pl", "client", null, List.of(hostPort(storage.clusterAddress())), null, Map.of());
+        await("plain client sees st", WAIT, () -> get(plain.storageNodes()).contains("st"));
+        Reply refused = get(plain.map(new MapSpec("p", "st", "t.img", AccessMode.RW, "rdma")));
+        assertFalse(refused.ok(), "a plaintext client must not reach a TLS storage node: " + refused.message());
+    }
+
+    @Test
+    void rdmaTlsSettingsNameTheirKey() throws Exception {
+        com.typesafe.config.Config ref = com.typesafe.config.ConfigFactory.defaultReference();
+        assertEquals(null, TransportSettings.rdmaTls(ref), "off by default");
+        Path empty = Files.createDirectories(tmp.resolve("no-certs"));
+        for (String[] c : new String[][] {
+                {"weft.rdma.tls = maybe", "weft.rdma.tls: expected off or on"},
+                {"weft.rdma.tls = on", "weft.rdma.tls-certificates: weft.rdma.tls = on needs a certificate"},
+                {"weft.rdma.tls = on\nweft.rdma.tls-certificates = \"" + empty + "\"",
+                        "weft.rdma.tls-certificates: " + empty.resolve("server-cert.pem")},
+                {"weft.rdma.tls = on\nweft.tls.certificates = \"" + empty + "\"",
+                        "weft.tls.certificates: " + empty.resolve("server-cert.pem")},
+        }) {
+            com.typesafe.config.Config conf = com.typesafe.config.ConfigFactory.parseString(c[0]).withFallback(ref)
+                    .resolve();
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
+                    IllegalArgumentException.class, () -> TransportSettings.rdmaTls(conf), c[0]);
+            assertTrue(e.getMessage().startsWith(c[1]), c[0] + " -> " + e.getMessage());
+        }
+        Path certs = tmp.resolve("node-certs");
+        io.weft.core.tls.CertificateAuthority.create("t").writeNodeLayout(certs, "n", List.of());
+        com.typesafe.config.Config on = com.typesafe.config.ConfigFactory.parseString("weft.rdma.tls = on\n"
+                + "weft.tls.certificates = \"" + certs + "\"").withFallback(ref).resolve();
+        assertTrue(TransportSettings.rdmaTls(on) != null, "the node's certificates are the default");
+    }
+
     @Test
     void cxlMapMovesDataThroughTheSharedRegionAndUnmapFreesTheBackend() throws Exception {
         Path region = region();

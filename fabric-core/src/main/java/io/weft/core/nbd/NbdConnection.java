@@ -7,10 +7,13 @@ import io.weft.core.io.IoFlags;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
 import io.weft.core.io.IoStatus;
+import io.weft.core.tls.TlsChannel;
 import java.io.IOException;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
+import java.nio.channels.GatheringByteChannel;
+import java.nio.channels.ReadableByteChannel;
 import java.nio.channels.SocketChannel;
 import java.util.concurrent.locks.LockSupport;
 import org.agrona.concurrent.ManyToOneConcurrentArrayQueue;
@@ -48,6 +51,10 @@ import org.slf4j.LoggerFactory;
  * is allocated, and given back when it is dropped. For the server's watchdog the reader and the writer only bump
  * progress marks (a release store, no clock, no system call); the watchdog owns the clock and closes a connection
  * whose marks stood still for a timeout ({@link #checkProgress}).
+ *
+ * <p>TLS: after NBD_OPT_STARTTLS the reader reads and the reply path writes through a
+ * {@link io.weft.core.tls.TlsChannel} over the same socket ({@link #in}, {@link #out}); the threads, the write lock and
+ * the progress marks stay as they are (see docs/nbd.md, "TLS").
  *
  * <p>Block sizes: a client that did not ask for {@code NBD_INFO_BLOCK_SIZE} is on the protocol's defaults (minimum
  * block size 1); its unaligned requests are made aligned here, a WRITE by a read-modify-write that is a barrier on
@@ -239,7 +246,16 @@ final class NbdConnection implements IoCompletion, Runnable {
 
     private final long id;
     private final NbdServer server;
+    /** The socket: closed and shut down here whether or not TLS runs over it. */
     private final SocketChannel channel;
+    /**
+     * Where requests are read from (reader-owned) and replies written to: the socket, or after NBD_OPT_STARTTLS the
+     * {@link TlsChannel} over it. Set by the reader when the handshake ends, before any writer exists.
+     */
+    private ReadableByteChannel in;
+    private volatile GatheringByteChannel out;
+    /** Non-null when the client negotiated TLS. */
+    private TlsChannel tls;
     private final NbdServerOptions options;
     private final String peer;
     private final Thread readerThread;
@@ -346,6 +362,8 @@ final class NbdConnection implements IoCompletion, Runnable {
         this.id = id;
         this.server = server;
         this.channel = channel;
+        this.in = channel;
+        this.out = channel;
         this.options = options;
         this.peer = peer;
         this.readerThread = new Thread(this, "weft-nbd-" + id + "-reader");
@@ -459,14 +477,20 @@ final class NbdConnection implements IoCompletion, Runnable {
     public void run() {
         boolean graceful = false;
         try {
-            NbdHandshake.Result negotiated = new NbdHandshake(channel, server).negotiate();
+            NbdHandshake handshake = new NbdHandshake(channel, server);
+            NbdHandshake.Result negotiated = handshake.negotiate();
             if (negotiated == null) {
                 return;
             }
+            if (handshake.tls() != null) {
+                tls = handshake.tls();
+                in = tls;
+                out = tls;
+            }
             this.negotiated = true;
             setUp(negotiated);
-            LOG.debug("nbd connection {} from {} serving export '{}' (structured={}, flags=0x{})", id, peer,
-                    negotiated.export().name(), structured, Integer.toHexString(transmissionFlags));
+            LOG.debug("nbd connection {} from {} serving export '{}' (structured={}, flags=0x{}, tls={})", id, peer,
+                    negotiated.export().name(), structured, Integer.toHexString(transmissionFlags), tls != null);
             transmission();
             graceful = true;
         } catch (NbdHandshake.ProtocolViolation e) {
@@ -487,6 +511,9 @@ final class NbdConnection implements IoCompletion, Runnable {
             } finally {
                 cancelInFlight();
                 stopWriter();
+                if (graceful && tls != null && !forced && !broken) {
+                    tls.closeOutbound(); // close_notify, so the client sees a clean end rather than a truncation
+                }
                 closeChannel();
                 returnBuffersAtEnd();
                 finished = true;
@@ -617,7 +644,7 @@ final class NbdConnection implements IoCompletion, Runnable {
     private boolean fill() throws IOException {
         receive.compact();
         readProgress(receive.position() == 0 ? PHASE_AWAITING_REQUEST : PHASE_IN_REQUEST);
-        int n = channel.read(receive);
+        int n = in.read(receive);
         readProgress(PHASE_BUSY);
         receive.flip();
         return n >= 0;
@@ -1252,7 +1279,7 @@ final class NbdConnection implements IoCompletion, Runnable {
             WRITE_MARK.setRelease(this, mark + 1); // odd: a write call runs
             long n;
             try {
-                n = channel.write(gather, first, end - first);
+                n = out.write(gather, first, end - first);
             } finally {
                 last.limit(limit);
                 WRITE_MARK.setRelease(this, mark + 2);
@@ -1438,7 +1465,7 @@ final class NbdConnection implements IoCompletion, Runnable {
             flushInline();
             while (d.hasRemaining()) {
                 readProgress(PHASE_IN_REQUEST);
-                if (channel.read(d) < 0) {
+                if (in.read(d) < 0) {
                     return false;
                 }
             }
@@ -1460,7 +1487,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         while (left > 0) {
             receive.clear().limit((int) Math.min(receive.capacity(), left));
             readProgress(PHASE_IN_REQUEST);
-            int n = channel.read(receive);
+            int n = in.read(receive);
             if (n < 0) {
                 receive.clear().flip();
                 return false;

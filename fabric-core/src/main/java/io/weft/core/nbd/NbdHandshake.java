@@ -1,10 +1,12 @@
 package io.weft.core.nbd;
 
 import io.weft.core.io.DeviceInfo;
+import io.weft.core.tls.TlsChannel;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
@@ -18,6 +20,11 @@ import java.util.List;
  * <p>Greeting (server, 18 bytes): {@code "NBDMAGIC"} (8) | {@code "IHAVEOPT"} (8) | handshake flags (2).
  * Client flags: 4 bytes. Each option (client): {@code "IHAVEOPT"} (8) | option (4) | data length (4) | data.
  * Each option reply (server): magic {@code 0x3e889045565a9} (8) | option (4) | reply type (4) | length (4) | data.
+ *
+ * <p>TLS ({@link NbdTls}): NBD_OPT_STARTTLS is answered with an ACK in plaintext, then the TLS handshake runs on the
+ * same socket and every later byte (options, then transmission) goes through {@link #tls()}. As the protocol asks,
+ * what was negotiated before STARTTLS (structured replies, the meta context) is forgotten. Under
+ * {@link NbdTls.Mode#REQUIRE} every other option but ABORT is refused with NBD_REP_ERR_TLS_REQD until TLS is up.
  */
 final class NbdHandshake {
     /** Options carrying more data than this are refused with ERR_TOO_BIG (names and queries are at most 4 KiB). */
@@ -42,16 +49,25 @@ final class NbdHandshake {
         }
     }
 
-    private final ByteChannel channel;
+    private final SocketChannel socket;
+    /** The socket, or after STARTTLS the TLS channel over it. */
+    private ByteChannel channel;
+    private TlsChannel tls;
     private final NbdServer server;
     private boolean structured;
     private boolean noZeroes;
     /** Export the last successful SET_META_CONTEXT referred to, when it selected base:allocation. */
     private String metaExport;
 
-    NbdHandshake(ByteChannel channel, NbdServer server) {
-        this.channel = channel;
+    NbdHandshake(SocketChannel socket, NbdServer server) {
+        this.socket = socket;
+        this.channel = socket;
         this.server = server;
+    }
+
+    /** The TLS channel the client started with NBD_OPT_STARTTLS, or null when the connection is plaintext. */
+    TlsChannel tls() {
+        return tls;
     }
 
     Result negotiate() throws IOException {
@@ -81,7 +97,21 @@ final class NbdHandshake {
 
     /** @return null to keep haggling, a Result to enter transmission, a Result with a null export to end */
     private Result handleOption(int option, long length) throws IOException {
+        if (tls == null && server.tls().mode() == NbdTls.Mode.REQUIRE && option != NbdProtocol.OPT_STARTTLS
+                && option != NbdProtocol.OPT_ABORT) {
+            if (option == NbdProtocol.OPT_EXPORT_NAME) {
+                // EXPORT_NAME cannot carry an error: the protocol mandates a hard disconnect.
+                throw new ProtocolViolation("NBD_OPT_EXPORT_NAME without TLS (weft.nbd.tls = require)");
+            }
+            skip(length);
+            replyError(option, NbdProtocol.REP_ERR_TLS_REQD,
+                    "TLS is required (weft.nbd.tls = require): send NBD_OPT_STARTTLS first");
+            return null;
+        }
         switch (option) {
+            case NbdProtocol.OPT_STARTTLS:
+                startTls(length);
+                return null;
             case NbdProtocol.OPT_EXPORT_NAME:
                 return exportName(length);
             case NbdProtocol.OPT_ABORT:
@@ -124,11 +154,43 @@ final class NbdHandshake {
                 metaContext(option, length);
                 return null;
             default:
-                // Unknown (or deliberately unsupported, e.g. STARTTLS, EXTENDED_HEADERS): say so and go on.
+                // Unknown (or deliberately unsupported, e.g. EXTENDED_HEADERS): say so and go on.
                 skip(length);
                 replyError(option, NbdProtocol.REP_ERR_UNSUP, "option " + option + " is not supported");
                 return null;
         }
+    }
+
+    /**
+     * NBD_OPT_STARTTLS: ACK in plaintext, then the TLS handshake (blocking, bounded by the handshake timeout like the
+     * rest of the negotiation). A failed handshake ends the connection, as the protocol requires.
+     */
+    private void startTls(long length) throws IOException {
+        if (length != 0) {
+            skip(length);
+            replyError(NbdProtocol.OPT_STARTTLS, NbdProtocol.REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+            return;
+        }
+        NbdTls policy = server.tls();
+        if (policy.mode() == NbdTls.Mode.OFF) {
+            replyError(NbdProtocol.OPT_STARTTLS, NbdProtocol.REP_ERR_UNSUP, "TLS is off (weft.nbd.tls = off)");
+            return;
+        }
+        if (tls != null) {
+            replyError(NbdProtocol.OPT_STARTTLS, NbdProtocol.REP_ERR_INVALID, "TLS is already negotiated");
+            return;
+        }
+        reply(NbdProtocol.OPT_STARTTLS, NbdProtocol.REP_ACK, null);
+        try {
+            tls = TlsChannel.serverHandshake(socket, policy.context(), policy.verifyPeer());
+        } catch (javax.net.ssl.SSLException e) {
+            throw new ProtocolViolation("TLS handshake failed: " + e.getMessage()
+                    + (policy.verifyPeer() ? " (weft.nbd.tls-verify-peer = on)" : ""));
+        }
+        channel = tls;
+        // The protocol: whatever was negotiated in plaintext is forgotten once TLS is up.
+        structured = false;
+        metaExport = null;
     }
 
     private Result exportName(long length) throws IOException {

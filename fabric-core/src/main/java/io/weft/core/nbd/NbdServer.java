@@ -32,8 +32,8 @@ import org.slf4j.LoggerFactory;
 /**
  * NBD server (fixed newstyle) exporting {@link io.weft.core.io.BlockDevice}s over TCP and Unix sockets.
  *
- * <p>Protocol coverage: options EXPORT_NAME, INFO, GO, LIST, ABORT, STRUCTURED_REPLY, LIST_META_CONTEXT and
- * SET_META_CONTEXT ({@code base:allocation}); unknown options get ERR_UNSUP and the handshake goes on. Commands
+ * <p>Protocol coverage: options EXPORT_NAME, INFO, GO, LIST, ABORT, STRUCTURED_REPLY, LIST_META_CONTEXT,
+ * SET_META_CONTEXT ({@code base:allocation}) and STARTTLS (X.509, see {@link NbdTls}); unknown options get ERR_UNSUP and the handshake goes on. Commands
  * READ, WRITE, DISC, FLUSH, TRIM, WRITE_ZEROES (NO_HOLE, FAST_ZERO), CACHE, BLOCK_STATUS and the FUA flag; replies
  * simple or structured, completed out of order. See {@code docs/nbd.md} for the threading model and limits.
  *
@@ -49,6 +49,7 @@ public final class NbdServer implements AutoCloseable {
     private static final long ACCEPT_RETRY_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
 
     private final NbdServerOptions options;
+    private final NbdTls tls;
     private final Map<String, NbdExport> exports = new LinkedHashMap<>();
     private final List<Listener> listeners = new CopyOnWriteArrayList<>();
     private final Set<NbdConnection> connections = ConcurrentHashMap.newKeySet();
@@ -73,13 +74,24 @@ public final class NbdServer implements AutoCloseable {
         this(NbdServerOptions.defaults());
     }
 
-    /** A server with explicit limits (see {@link NbdServerOptions}). */
+    /** A server with explicit limits (see {@link NbdServerOptions}), without TLS. */
     public NbdServer(NbdServerOptions options) {
+        this(options, NbdTls.off());
+    }
+
+    /** A server with explicit limits and a TLS policy ({@link NbdTls}: off, on or require). */
+    public NbdServer(NbdServerOptions options, NbdTls tls) {
         this.options = Objects.requireNonNull(options, "options");
+        this.tls = Objects.requireNonNull(tls, "tls");
     }
 
     public NbdServerOptions options() {
         return options;
+    }
+
+    /** The TLS policy (weft.nbd.tls). */
+    public NbdTls tls() {
+        return tls;
     }
 
     /** Adds or replaces an export; new connections see it at once. */
@@ -193,7 +205,8 @@ public final class NbdServer implements AutoCloseable {
         t.setDaemon(true);
         listeners.add(new Listener(ch, t, unixPath, description));
         t.start();
-        LOG.info("NBD server listening on {}", description);
+        LOG.info("NBD server listening on {} (TLS {})", description, tls.mode().name().toLowerCase(
+                java.util.Locale.ROOT));
     }
 
     private static Object localAddress(ServerSocketChannel ch) {

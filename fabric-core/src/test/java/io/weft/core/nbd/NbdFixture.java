@@ -41,6 +41,12 @@ final class NbdFixture implements AutoCloseable {
     /** {@code wrap} may put a test device in front of the store device. */
     NbdFixture(long size, NbdServerOptions options, Function<StoreBlockDevice, BlockDevice> wrap)
             throws IOException {
+        this(size, options, wrap, NbdTls.off());
+    }
+
+    /** With a TLS policy ({@link NbdTls}). */
+    NbdFixture(long size, NbdServerOptions options, Function<StoreBlockDevice, BlockDevice> wrap, NbdTls tls)
+            throws IOException {
         Path shm = Path.of("/dev/shm");
         dir = Files.isDirectory(shm) && Files.isWritable(shm)
                 ? Files.createTempDirectory(shm, "weft-nbd-") : Files.createTempDirectory("weft-nbd-");
@@ -48,7 +54,7 @@ final class NbdFixture implements AutoCloseable {
         store = FileBackingStore.createSparse(file, size);
         storeDevice = new StoreBlockDevice(store);
         device = wrap.apply(storeDevice);
-        server = new NbdServer(options);
+        server = new NbdServer(options, tls);
         server.addExport(new NbdExport(EXPORT, "test volume", device));
         tcp = server.bindTcp("127.0.0.1", 0);
         unixSocket = dir.resolve("nbd.sock");

@@ -9,7 +9,8 @@ import java.util.concurrent.CountDownLatch;
 /**
  * Serves one file as export {@code vol0} for measuring with fio / nbdinfo by hand:
  * {@code java -cp ... io.weft.core.nbd.NbdServeMain FILE SIZE_MIB UNIX_SOCKET [TCP_PORT]}.
- * The file is created sparse if missing. Runs until killed.
+ * The file is created sparse if missing. Runs until killed. {@code -Dweft.nbd.tls=on|require} with
+ * {@code -Dweft.nbd.tls-certificates=DIR} (the PEM layout) serves NBD over TLS.
  */
 public final class NbdServeMain {
     private NbdServeMain() {
@@ -24,7 +25,10 @@ public final class NbdServeMain {
         StoreBlockDevice device = new StoreBlockDevice(store);
         // -Dweft.nbd.socketBuffer=BYTES sets SO_SNDBUF/SO_RCVBUF (0 = system default), for experiments.
         NbdServer server = new NbdServer(NbdServerOptions.defaults()
-                .withSocketBufferSize(Integer.getInteger("weft.nbd.socketBuffer", 0)));
+                .withSocketBufferSize(Integer.getInteger("weft.nbd.socketBuffer", 0)),
+                NbdTls.fromDirectory(NbdTls.Mode.parse(System.getProperty("weft.nbd.tls", "off")),
+                        Path.of(System.getProperty("weft.nbd.tls-certificates", ".")),
+                        Boolean.getBoolean("weft.nbd.tls-verify-peer")));
         server.addExport(new NbdExport("vol0", "bench volume " + file, device));
         server.bindUnix(socket);
         if (port >= 0) {

@@ -1,5 +1,6 @@
 package io.weft.core.nbd;
 
+import io.weft.core.tls.TlsChannel;
 import java.io.EOFException;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -7,10 +8,12 @@ import java.net.SocketAddress;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import javax.net.ssl.SSLContext;
 
 /** A deliberately low-level NBD client for protocol tests: every byte on the wire is under the test's control. */
 final class RawNbdClient implements AutoCloseable {
@@ -19,6 +22,8 @@ final class RawNbdClient implements AutoCloseable {
     static final long OPTION_REPLY_MAGIC = 0x3e889045565a9L;
 
     final SocketChannel channel;
+    /** The socket, or after {@link #startTls} the TLS channel over it. */
+    private ByteChannel wire;
     int handshakeFlags;
 
     /** One option reply. */
@@ -41,6 +46,20 @@ final class RawNbdClient implements AutoCloseable {
 
     private RawNbdClient(SocketChannel channel) {
         this.channel = channel;
+        this.wire = channel;
+    }
+
+    /**
+     * Sends NBD_OPT_STARTTLS and returns the server's reply; on an ACK runs the TLS handshake (a JDK client with
+     * {@code context}), after which every byte goes through TLS.
+     */
+    OptionReply startTls(SSLContext context) throws IOException {
+        sendOption(NbdProtocol.OPT_STARTTLS, new byte[0]);
+        OptionReply r = readOptionReply();
+        if (r.type() == NbdProtocol.REP_ACK) {
+            wire = TlsChannel.clientHandshake(channel, context, "localhost", 0);
+        }
+        return r;
     }
 
     static RawNbdClient connect(SocketAddress address) throws IOException {
@@ -273,7 +292,7 @@ final class RawNbdClient implements AutoCloseable {
     boolean closedByServer() {
         try {
             ByteBuffer b = ByteBuffer.allocate(1);
-            return channel.read(b) < 0;
+            return wire.read(b) < 0;
         } catch (IOException e) {
             return true;
         }
@@ -281,7 +300,7 @@ final class RawNbdClient implements AutoCloseable {
 
     void write(ByteBuffer b) throws IOException {
         while (b.hasRemaining()) {
-            channel.write(b);
+            wire.write(b);
         }
     }
 
@@ -292,7 +311,7 @@ final class RawNbdClient implements AutoCloseable {
     ByteBuffer readFully(int n) throws IOException {
         ByteBuffer b = ByteBuffer.allocate(n);
         while (b.hasRemaining()) {
-            if (channel.read(b) < 0) {
+            if (wire.read(b) < 0) {
                 throw new EOFException("server closed the connection");
             }
         }

@@ -147,7 +147,7 @@ class SettingsLoaderTest {
         "weft.data-dir | '' | weft.data-dir: must not be empty",
         "weft.nbd.unix-socket | '' | weft.nbd.unix-socket: must not be empty",
         "weft.store.io-threads | 2 | weft.store.io-threads: unknown setting",
-        "weft.nbd.lisen | 1 | weft.nbd.lisen: unknown setting (known under weft.nbd: buffer-budget, handshake-timeout, idle-timeout, listen, max-request-size, read-stall-timeout, unix-socket, write-stall-timeout)",
+        "weft.nbd.lisen | 1 | weft.nbd.lisen: unknown setting (known under weft.nbd: buffer-budget, handshake-timeout, idle-timeout, listen, max-request-size, read-stall-timeout, tls, tls-certificates, tls-verify-peer, unix-socket, write-stall-timeout)",
         "weft.nbd.read-stall-timeout | soon | weft.nbd.read-stall-timeout: expected a duration such as 30s (0 = off)",
         "weft.nbd.idle-timeout | -1s | weft.nbd.idle-timeout: must not be negative (0 = off)",
         "weft.nbd.buffer-budget | 32MiB | weft.nbd.buffer-budget: must be at least twice weft.nbd.max-request-size (67108864 bytes): 33554432",

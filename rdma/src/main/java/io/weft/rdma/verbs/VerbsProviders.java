@@ -5,6 +5,7 @@ import io.weft.rdma.verbs.disni.DisniProvider;
 import io.weft.rdma.verbs.soft.SoftwareProvider;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicBoolean;
+import javax.net.ssl.SSLContext;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,10 +48,19 @@ public final class VerbsProviders {
      *                                  missing piece)
      */
     public static Choice open(Mode mode) {
+        return open(mode, null);
+    }
+
+    /**
+     * As {@link #open(Mode)}; with {@code tls} non-null the software provider runs every connection over TLS with
+     * mutual authentication ({@code weft.rdma.tls}). DiSNI ignores it: RDMA hardware does not carry TCP.
+     */
+    public static Choice open(Mode mode, SSLContext tls) {
         Choice choice;
+        String secured = tls != null ? ", TLS with mutual authentication" : "";
         switch (mode) {
             case SOFTWARE:
-                choice = new Choice(new SoftwareProvider(), "configured: software");
+                choice = new Choice(new SoftwareProvider(tls), "configured: software" + secured);
                 break;
             case DISNI: {
                 DisniProbe.Result probe = DisniProbe.probe();
@@ -66,10 +76,13 @@ public final class VerbsProviders {
                 DisniProbe.Result probe = DisniProbe.probe();
                 choice = probe.available()
                         ? new Choice(new DisniProvider(), "auto: " + probe.reason())
-                        : new Choice(new SoftwareProvider(), "auto: DiSNI unavailable (" + probe.reason()
-                                + "), using the software provider over TCP");
+                        : new Choice(new SoftwareProvider(tls), "auto: DiSNI unavailable (" + probe.reason()
+                                + "), using the software provider over TCP" + secured);
                 break;
             }
+        }
+        if (tls != null && choice.provider() instanceof DisniProvider) {
+            LOG.warn("weft.rdma.tls = on does not apply to the DiSNI provider (RDMA hardware, not TCP)");
         }
         if (LOGGED.compareAndSet(false, true)) {
             LOG.info("RDMA verbs provider: {} — {}", choice.provider().name(), choice.reason());

@@ -17,20 +17,20 @@ import org.junit.jupiter.api.Test;
 
 /** The software provider enforces what an RNIC enforces: keys, access rights, bounds, posted receives. */
 class SoftwareVerbsTest {
-    private static final ConnectionOptions OPTIONS = new ConnectionOptions(64 * 1024, 16, 16);
+    static final ConnectionOptions OPTIONS = new ConnectionOptions(64 * 1024, 16, 16);
 
-    private SoftwareProvider provider;
-    private ProtectionDomain serverPd;
-    private ProtectionDomain clientPd;
-    private CompletionQueue serverCq;
-    private CompletionQueue clientCq;
-    private VerbsListener listener;
-    private final AtomicReference<VerbsConnection> accepted = new AtomicReference<>();
-    private final Recorder serverEvents = new Recorder();
-    private final Recorder clientEvents = new Recorder();
-    private MemoryRegion target;
-    private MemoryRegion source;
-    private VerbsConnection client;
+    SoftwareProvider provider;
+    ProtectionDomain serverPd;
+    ProtectionDomain clientPd;
+    CompletionQueue serverCq;
+    CompletionQueue clientCq;
+    VerbsListener listener;
+    final AtomicReference<VerbsConnection> accepted = new AtomicReference<>();
+    final Recorder serverEvents = new Recorder();
+    final Recorder clientEvents = new Recorder();
+    MemoryRegion target;
+    MemoryRegion source;
+    VerbsConnection client;
 
     static final class Recorder implements CompletionHandler {
         final List<String> events = new ArrayList<>();
@@ -51,9 +51,14 @@ class SoftwareVerbsTest {
         }
     }
 
+    /** The provider under test (subclasses run every test over TLS). */
+    SoftwareProvider newProvider() throws Exception {
+        return new SoftwareProvider();
+    }
+
     @BeforeEach
     void connect() throws Exception {
-        provider = new SoftwareProvider();
+        provider = newProvider();
         serverPd = provider.createProtectionDomain();
         clientPd = provider.createProtectionDomain();
         serverCq = provider.createCompletionQueue("server");
@@ -85,7 +90,7 @@ class SoftwareVerbsTest {
         provider.close();
     }
 
-    private void pump(Recorder expectServer, int serverEventsWanted, int clientEventsWanted) throws Exception {
+    void pump(Recorder expectServer, int serverEventsWanted, int clientEventsWanted) throws Exception {
         TestIo.await("completions", Duration.ofSeconds(5), () -> {
             serverCq.poll(serverEvents, 16);
             clientCq.poll(clientEvents, 16);

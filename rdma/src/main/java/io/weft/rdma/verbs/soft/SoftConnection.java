@@ -1,5 +1,6 @@
 package io.weft.rdma.verbs.soft;
 
+import io.weft.core.tls.TlsChannel;
 import io.weft.rdma.verbs.Access;
 import io.weft.rdma.verbs.CompletionHandler;
 import io.weft.rdma.verbs.ConnectionOptions;
@@ -10,6 +11,7 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.ByteChannel;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
@@ -19,11 +21,20 @@ import org.agrona.concurrent.UnsafeBuffer;
  * One software queue pair over a TCP socket. Posts append frames to a send buffer that the owner's poll flushes;
  * the poll also reads whole frames and executes them like an RNIC responder: every RDMA write is checked against the
  * regions of this connection's protection domain (key, access, bounds) before a single byte is copied.
+ *
+ * <p>With TLS ({@link SoftwareProvider#SoftwareProvider(javax.net.ssl.SSLContext)}) the frames go through a
+ * non-blocking {@link TlsChannel} over the same socket: a flush encrypts what fits and leaves ciphertext the socket did
+ * not take for the next flush (OP_WRITE stays on), a read decrypts every whole record the socket has, and
+ * {@link #hasBufferedFrame} also reports records already read but not yet decrypted, which no selector announces.
  */
 final class SoftConnection implements VerbsConnection {
     private static final int MIN_BUFFER = 256 * 1024;
 
     private final SocketChannel channel;
+    /** The socket, or the TLS channel over it: every frame byte goes through this. */
+    private final ByteChannel io;
+    /** Non-null when the connection runs over TLS. */
+    private final TlsChannel tls;
     private final SoftProtectionDomain pd;
     private final SoftCompletionQueue cq;
     private final int maxMessage;
@@ -58,7 +69,14 @@ final class SoftConnection implements VerbsConnection {
 
     SoftConnection(SocketChannel channel, SoftProtectionDomain pd, SoftCompletionQueue cq, ConnectionOptions options)
             throws IOException {
+        this(channel, null, pd, cq, options);
+    }
+
+    SoftConnection(SocketChannel channel, TlsChannel tls, SoftProtectionDomain pd, SoftCompletionQueue cq,
+                   ConnectionOptions options) throws IOException {
         this.channel = channel;
+        this.tls = tls;
+        this.io = tls != null ? tls : channel;
         this.pd = pd;
         this.cq = cq;
         this.maxMessage = options.maxMessageSize();
@@ -179,7 +197,13 @@ final class SoftConnection implements VerbsConnection {
 
     /** A whole frame is already buffered (a poll stopped at its completion budget): do not sleep on the socket. */
     boolean hasBufferedFrame() {
-        if (failStatus >= 0 || recvTail - recvHead < SoftFrame.HEADER_LENGTH) {
+        if (failStatus >= 0) {
+            return false;
+        }
+        if (tls != null && tls.hasBufferedInput()) {
+            return true;
+        }
+        if (recvTail - recvHead < SoftFrame.HEADER_LENGTH) {
             return false;
         }
         int length = recvView.getInt(recvHead + SoftFrame.LENGTH_OFFSET, ByteOrder.LITTLE_ENDIAN);
@@ -187,7 +211,7 @@ final class SoftConnection implements VerbsConnection {
     }
 
     boolean hasPendingSend() {
-        return sendTail > sendHead && failStatus < 0;
+        return (sendTail > sendHead || (tls != null && tls.hasPendingOutput())) && failStatus < 0;
     }
 
     // ---------------------------------------------------------------- progress (owner thread)
@@ -208,16 +232,22 @@ final class SoftConnection implements VerbsConnection {
     }
 
     int flush() {
-        if (sendTail == sendHead || failStatus >= 0) {
+        if (failStatus >= 0 || (sendTail == sendHead && (tls == null || !tls.hasPendingOutput()))) {
             return 0;
         }
         try {
-            sendBuffer.limit(sendTail).position(sendHead);
-            int written = channel.write(sendBuffer);
-            sendHead += written;
+            int written = 0;
+            if (sendTail > sendHead) {
+                sendBuffer.limit(sendTail).position(sendHead);
+                written = io.write(sendBuffer);
+                sendHead += written;
+            }
+            boolean cipherPending = tls != null && !tls.flush();
             if (sendHead == sendTail) {
                 sendHead = 0;
                 sendTail = 0;
+            }
+            if (sendHead == sendTail && !cipherPending) {
                 interest(SelectionKey.OP_READ);
             } else {
                 interest(SelectionKey.OP_READ | SelectionKey.OP_WRITE);
@@ -248,14 +278,24 @@ final class SoftConnection implements VerbsConnection {
         }
         try {
             recvBuffer.limit(recvBuffer.capacity()).position(recvTail);
-            int n = channel.read(recvBuffer);
+            int n = io.read(recvBuffer);
             if (n < 0) {
                 fail(WcStatus.TRANSPORT_ERROR, recvTail > recvHead
                         ? "peer closed the connection in the middle of a frame" : "peer closed the connection");
                 return 1;
             }
             recvTail += n;
-            return n > 0 ? 1 : 0;
+            int total = n;
+            // TLS hands out a record or so per read: take every whole record the socket brought while there is
+            // room (an end of stream now shows at the next poll).
+            while (tls != null && n > 0 && recvTail < recvBuffer.capacity()) {
+                n = io.read(recvBuffer);
+                if (n > 0) {
+                    recvTail += n;
+                    total += n;
+                }
+            }
+            return total > 0 ? 1 : 0;
         } catch (IOException e) {
             fail(WcStatus.TRANSPORT_ERROR, "receive failed: " + e.getMessage());
             return 1;
@@ -381,7 +421,10 @@ final class SoftConnection implements VerbsConnection {
             frame.putInt(SoftFrame.IMMEDIATE_OFFSET, status);
             frame.put(SoftFrame.HEADER_LENGTH, text, 0, length);
             if (sendTail == sendHead) {
-                channel.write(frame);
+                io.write(frame);
+                if (tls != null) {
+                    tls.flush();
+                }
             }
         } catch (IOException | RuntimeException e) {
             // The peer is already gone; the local failure below is what matters.

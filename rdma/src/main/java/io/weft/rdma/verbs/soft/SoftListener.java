@@ -1,5 +1,6 @@
 package io.weft.rdma.verbs.soft;
 
+import io.weft.core.tls.TlsChannel;
 import io.weft.rdma.verbs.CompletionQueue;
 import io.weft.rdma.verbs.ConnectionOptions;
 import io.weft.rdma.verbs.ConnectionRequest;
@@ -15,6 +16,7 @@ import java.net.InetSocketAddress;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.ByteChannel;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.nio.channels.ServerSocketChannel;
@@ -22,12 +24,17 @@ import java.nio.channels.SocketChannel;
 import java.util.ArrayList;
 import java.util.List;
 import org.slf4j.Logger;
+import javax.net.ssl.SSLContext;
 import org.slf4j.LoggerFactory;
 
 /**
  * Accepts sockets and reads their connect requests on one selector thread, without blocking on any peer: a peer
  * that stops in the middle of its request is dropped after {@link SoftwareProvider#HANDSHAKE_TIMEOUT} and never
  * delays anyone else's connect. Complete requests go to the handler on this thread (control path).
+ *
+ * <p>With TLS, each accepted socket first runs a TLS handshake that requires a client certificate from the context's
+ * trust anchors (mutual authentication), advanced on this thread as its bytes arrive ({@link
+ * TlsChannel#handshakeStep}); the connect request then arrives through TLS. The same deadline covers both.
  */
 final class SoftListener implements VerbsListener {
     private static final Logger LOG = LoggerFactory.getLogger(SoftListener.class);
@@ -42,6 +49,8 @@ final class SoftListener implements VerbsListener {
     private final Thread thread;
     private final InetSocketAddress address;
     private final List<Pending> pending = new ArrayList<>();
+    /** Null: plaintext. */
+    private final SSLContext tls;
     private volatile boolean closed;
 
     /** A socket whose connect request is still arriving. */
@@ -50,16 +59,25 @@ final class SoftListener implements VerbsListener {
         final SelectionKey key;
         final ByteBuffer hello = ByteBuffer.allocate(MAX_HELLO).order(ByteOrder.LITTLE_ENDIAN);
         final long deadline;
+        /** Non-null with TLS; {@link #secured} once its handshake is complete. */
+        final TlsChannel tls;
+        boolean secured;
 
-        Pending(SocketChannel channel, SelectionKey key, long deadline) {
+        Pending(SocketChannel channel, SelectionKey key, long deadline, TlsChannel tls) {
             this.channel = channel;
             this.key = key;
             this.deadline = deadline;
+            this.tls = tls;
+        }
+
+        ByteChannel io() {
+            return tls != null ? tls : channel;
         }
     }
 
-    SoftListener(InetSocketAddress bindAddress, ConnectionRequestHandler handler) throws IOException {
+    SoftListener(InetSocketAddress bindAddress, ConnectionRequestHandler handler, SSLContext tls) throws IOException {
         this.handler = handler;
+        this.tls = tls;
         this.server = ServerSocketChannel.open();
         server.setOption(StandardSocketOptions.SO_REUSEADDR, true);
         server.bind(bindAddress, 128);
@@ -107,8 +125,9 @@ final class SoftListener implements VerbsListener {
                 channel.configureBlocking(false);
                 channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
                 SelectionKey key = channel.register(selector, SelectionKey.OP_READ);
+                TlsChannel secure = tls == null ? null : TlsChannel.nonBlockingServer(channel, tls, true);
                 Pending p = new Pending(channel, key,
-                        System.nanoTime() + SoftwareProvider.HANDSHAKE_TIMEOUT.toNanos());
+                        System.nanoTime() + SoftwareProvider.HANDSHAKE_TIMEOUT.toNanos(), secure);
                 key.attach(p);
                 pending.add(p);
             }
@@ -120,8 +139,19 @@ final class SoftListener implements VerbsListener {
     }
 
     private void readHello(Pending p) {
+        if (p.tls != null && !p.secured) {
+            try {
+                if (!p.tls.handshakeStep()) {
+                    return;
+                }
+            } catch (IOException e) {
+                drop(p, "TLS handshake failed: " + e.getMessage());
+                return;
+            }
+            p.secured = true; // the connect request may already be buffered: read on
+        }
         try {
-            int n = p.channel.read(p.hello);
+            int n = p.io().read(p.hello);
             if (n < 0) {
                 drop(p, null);
                 return;
@@ -158,7 +188,7 @@ final class SoftListener implements VerbsListener {
         pending.remove(p);
         byte[] privateData = new byte[privateLength];
         b.get(at + SoftFrame.HELLO_FIXED_LENGTH, privateData);
-        Request request = new Request(p.channel, ByteBuffer.wrap(privateData).asReadOnlyBuffer());
+        Request request = new Request(p.channel, p.tls, ByteBuffer.wrap(privateData).asReadOnlyBuffer());
         try {
             handler.onConnectRequest(request);
         } catch (RuntimeException e) {
@@ -204,15 +234,17 @@ final class SoftListener implements VerbsListener {
     }
 
     /** Writes a small frame on a non-blocking socket (it fits the socket buffer of a fresh connection). */
-    private static void writeSmall(SocketChannel channel, ByteBuffer frame) throws IOException {
+    static void writeSmall(SocketChannel channel, TlsChannel tls, ByteBuffer frame) throws IOException {
         long deadline = System.nanoTime() + SoftwareProvider.HANDSHAKE_TIMEOUT.toNanos();
-        while (frame.hasRemaining()) {
-            if (channel.write(frame) == 0) {
-                if (System.nanoTime() - deadline > 0) {
-                    throw new IOException("peer does not read its connect reply");
-                }
-                Thread.onSpinWait();
+        ByteChannel io = tls != null ? tls : channel;
+        while (frame.hasRemaining() || (tls != null && !tls.flush())) {
+            if (frame.hasRemaining() && io.write(frame) > 0) {
+                continue;
             }
+            if (System.nanoTime() - deadline > 0) {
+                throw new IOException("peer does not read its connect reply");
+            }
+            Thread.onSpinWait();
         }
     }
 
@@ -236,11 +268,13 @@ final class SoftListener implements VerbsListener {
 
     private final class Request implements ConnectionRequest {
         private final SocketChannel channel;
+        private final TlsChannel tls;
         private final ByteBuffer privateData;
         private boolean decided;
 
-        Request(SocketChannel channel, ByteBuffer privateData) {
+        Request(SocketChannel channel, TlsChannel tls, ByteBuffer privateData) {
             this.channel = channel;
+            this.tls = tls;
             this.privateData = privateData;
         }
 
@@ -273,7 +307,7 @@ final class SoftListener implements VerbsListener {
                 throw new IllegalArgumentException("reply private data too long");
             }
             decided = true;
-            SoftConnection connection = new SoftConnection(channel, (SoftProtectionDomain) pd,
+            SoftConnection connection = new SoftConnection(channel, tls, (SoftProtectionDomain) pd,
                     (SoftCompletionQueue) cq, options);
             connection.peerPrivateData(privateData);
             try {
@@ -283,7 +317,7 @@ final class SoftListener implements VerbsListener {
                 reply.put(SoftFrame.TYPE_OFFSET, SoftFrame.ACCEPT);
                 reply.putInt(SoftFrame.LENGTH_OFFSET, replyPrivateData.length);
                 reply.put(SoftFrame.HEADER_LENGTH, replyPrivateData);
-                writeSmall(channel, reply);
+                writeSmall(channel, tls, reply);
             } catch (IOException | RuntimeException e) {
                 connection.fail(WcStatus.TRANSPORT_ERROR, "accept failed");
                 throw e;
@@ -302,7 +336,7 @@ final class SoftListener implements VerbsListener {
             reply.put(SoftFrame.TYPE_OFFSET, SoftFrame.REJECT);
             reply.putInt(SoftFrame.IMMEDIATE_OFFSET, reason);
             try {
-                writeSmall(channel, reply);
+                writeSmall(channel, tls, reply);
             } catch (IOException e) {
                 // The peer left first; nothing to tell it.
             }
