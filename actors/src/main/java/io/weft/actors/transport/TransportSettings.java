@@ -17,6 +17,10 @@ import java.util.List;
  * @param rdmaQueueDepth   permits per session (= server chunks)
  * @param rdmaMaxIoSize    largest payload per request
  * @param rdmaAgents       storage-side IO agents of the node's RDMA server
+ * @param rdmaHandshakeTimeout an RDMA admin connection that has not proven a grant this long is closed
+ * @param rdmaMaxUnauthenticatedPerAddress unauthenticated RDMA admin connections one remote address may hold
+ * @param rdmaMaxSessionsPerClient RDMA sessions one client node may hold on this storage node
+ * @param rdmaMaxMemoryPerClient   bytes of RDMA session pools one client node may hold on this storage node
  * @param cxlRegions       region files this node attaches at start
  * @param cxlChannels      channels (shared-memory queues) per served mapping
  * @param cxlHeartbeat     host heartbeat interval in the region
@@ -26,7 +30,9 @@ import java.util.List;
  *                         device's queue decides when IO fails
  */
 public record TransportSettings(String nodeName, String rdmaProvider, List<InetSocketAddress> rdmaListen,
-                                int rdmaQueueDepth, int rdmaMaxIoSize, int rdmaAgents, List<Path> cxlRegions,
+                                int rdmaQueueDepth, int rdmaMaxIoSize, int rdmaAgents, Duration rdmaHandshakeTimeout,
+                                int rdmaMaxUnauthenticatedPerAddress, int rdmaMaxSessionsPerClient,
+                                long rdmaMaxMemoryPerClient, List<Path> cxlRegions,
                                 int cxlChannels, Duration cxlHeartbeat, Duration cxlDeadTimeout,
                                 Duration channelGrace, Duration ioTimeout) {
 
@@ -46,7 +52,9 @@ public record TransportSettings(String nodeName, String rdmaProvider, List<InetS
         }
         return new TransportSettings(w.getString("node.name"), w.getString("rdma.provider"), List.copyOf(listen),
                 w.getInt("rdma.queue-depth"), (int) w.getBytes("rdma.max-io-size").longValue(),
-                w.getInt("rdma.server-agents"), List.copyOf(regions), w.getInt("cxl.channels"),
+                w.getInt("rdma.server-agents"), w.getDuration("rdma.handshake-timeout"),
+                w.getInt("rdma.max-unauthenticated-per-address"), w.getInt("rdma.max-sessions-per-client"),
+                w.getBytes("rdma.max-memory-per-client"), List.copyOf(regions), w.getInt("cxl.channels"),
                 w.getDuration("cxl.heartbeat-interval"), w.getDuration("cxl.dead-timeout"),
                 w.getDuration("transport.channel-grace"), w.getDuration("client.io-timeout"));
     }
