@@ -106,7 +106,8 @@ public final class CxlBlockDevice implements BlockDevice {
         byte[] digest = new byte[Records.GRANT_DIGEST_LENGTH];
         body.getBytes(Records.BACKEND_GRANT_DIGEST, digest);
         if (!java.util.Arrays.equals(digest, new byte[Records.GRANT_DIGEST_LENGTH])
-                && (capability == null || !java.security.MessageDigest.isEqual(digest, CxlHost.grantDigest(capability)))) {
+                && (capability == null
+                        || !java.security.MessageDigest.isEqual(digest, CxlHost.grantDigest(capability)))) {
             throw new IllegalStateException("backend " + backendId + " is granted to another client: "
                     + (capability == null ? "no capability presented" : "the capability presented does not match"));
         }

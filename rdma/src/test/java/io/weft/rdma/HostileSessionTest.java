@@ -204,7 +204,8 @@ class HostileSessionTest {
     @Test
     void guessedCapabilitiesAreRefused() throws Exception {
         long seed = Long.getLong("weft.test.seed", System.nanoTime());
-        System.out.println("guessedCapabilitiesAreRefused seed=" + seed + " (replay with -Dweft.test.seed=" + seed + ")");
+        System.out.println("guessedCapabilitiesAreRefused seed=" + seed + " (replay with -Dweft.test.seed=" + seed
+                + ")");
         Random random = new Random(seed);
         start(RdmaServerConfig.DEFAULTS);
         RdmaSession victim = victim();

@@ -63,7 +63,8 @@ class LateAnswerTest {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
              HoldingDevice holding = new HoldingDevice(store);
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, TestGrants.served("vol0", holding),
+             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
+                     TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
              RdmaSession session = RdmaSession.open(provider, "late", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0))),
@@ -108,7 +109,8 @@ class LateAnswerTest {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
              HoldingDevice holding = new HoldingDevice(store);
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, TestGrants.served("vol0", holding),
+             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
+                     TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
              RdmaSession session = RdmaSession.open(provider, "expired", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0))),
@@ -144,7 +146,8 @@ class LateAnswerTest {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
              HoldingDevice holding = new HoldingDevice(store);
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, TestGrants.served("vol0", holding),
+             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
+                     TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
              RdmaSession session = RdmaSession.open(provider, "queued", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0))),

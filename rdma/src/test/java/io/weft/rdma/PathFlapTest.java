@@ -59,7 +59,8 @@ class PathFlapTest {
              WireFaultProvider clientProvider = new WireFaultProvider(new SoftwareProvider());
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 4 << 20));
              RdmaServer server = RdmaServer.start(serverProvider,
-                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)), TestGrants.served("vol0", store),
+                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)),
+                     TestGrants.served("vol0", store),
                      List.of(new InetSocketAddress("127.0.0.1", 0), new InetSocketAddress("127.0.0.2", 0)));
              RdmaSession session = RdmaSession.open(clientProvider, "flap", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0)),

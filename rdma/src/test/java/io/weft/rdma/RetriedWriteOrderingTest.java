@@ -63,7 +63,8 @@ class RetriedWriteOrderingTest {
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
              // The storage side's own heartbeat timeout stays far away: it still serves path A when A's frames come.
              RdmaServer server = RdmaServer.start(serverProvider,
-                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)), TestGrants.served("vol0", store),
+                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)),
+                     TestGrants.served("vol0", store),
                      List.of(new InetSocketAddress("127.0.0.1", 0), new InetSocketAddress("127.0.0.2", 0)));
              RdmaSession session = RdmaSession.open(clientProvider, "ordering", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0)),
@@ -117,7 +118,8 @@ class RetriedWriteOrderingTest {
              WireFaultProvider clientProvider = new WireFaultProvider(new SoftwareProvider());
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
              RdmaServer server = RdmaServer.start(serverProvider,
-                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)), TestGrants.served("vol0", store),
+                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)),
+                     TestGrants.served("vol0", store),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
              RdmaSession session = RdmaSession.open(clientProvider, "reopen", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0))), config)) {

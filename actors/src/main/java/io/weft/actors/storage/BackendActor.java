@@ -248,7 +248,8 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         // The data plane admits only the client that proves this grant; it reaches that client in the open reply.
         MappingGrant grant = MappingGrant.issue(open.clientNode(), open.session(), getContext().getSystem());
         ActorRef<ChannelActor.Command> channel = getContext().spawn(
-                ChannelActor.create(mappingId, l -> transport.acceptor().serve(mappingId, view, grant, l), channelEvents,
+                ChannelActor.create(mappingId, l -> transport.acceptor().serve(mappingId, view, grant, l),
+                        channelEvents,
                         settings.reconnectMinBackoff(), settings.reconnectMaxBackoff()),
                 "channel-" + mappingId);
         Mapping mapping = new Mapping(mappingId, open, view, channel);

@@ -36,6 +36,25 @@ public record TransportSettings(String nodeName, String rdmaProvider, List<InetS
                                 int cxlChannels, Duration cxlHeartbeat, Duration cxlDeadTimeout,
                                 Duration channelGrace, Duration ioTimeout) {
 
+    public TransportSettings {
+        if (rdmaHandshakeTimeout.isNegative() || rdmaHandshakeTimeout.isZero()) {
+            throw new IllegalArgumentException("weft.rdma.handshake-timeout: must be positive, got "
+                    + rdmaHandshakeTimeout);
+        }
+        if (rdmaMaxUnauthenticatedPerAddress < 1) {
+            throw new IllegalArgumentException("weft.rdma.max-unauthenticated-per-address: must be at least 1, got "
+                    + rdmaMaxUnauthenticatedPerAddress);
+        }
+        if (rdmaMaxSessionsPerClient < 1) {
+            throw new IllegalArgumentException("weft.rdma.max-sessions-per-client: must be at least 1, got "
+                    + rdmaMaxSessionsPerClient);
+        }
+        if (rdmaMaxMemoryPerClient < 1) {
+            throw new IllegalArgumentException("weft.rdma.max-memory-per-client: must be positive, got "
+                    + rdmaMaxMemoryPerClient);
+        }
+    }
+
     /** @param root the whole config (with reference.conf applied) */
     public static TransportSettings from(Config root) {
         Config w = root.getConfig("weft");

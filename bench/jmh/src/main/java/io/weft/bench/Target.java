@@ -196,8 +196,8 @@ final class Target implements AutoCloseable {
             port = Integer.parseInt(ready.replaceAll(".*port=(\\d+).*", "$1"));
             capability = ready.replaceAll(".*capability=(\\S+).*", "$1");
         } else if (capability == null) {
-            throw new IllegalArgumentException("an rdma: target needs the server's grant in " + LoadGen.RDMA_CAPABILITY_ENV
-                    + " (serve-rdma prints it on its READY line)");
+            throw new IllegalArgumentException("an rdma: target needs the server's grant in "
+                    + LoadGen.RDMA_CAPABILITY_ENV + " (serve-rdma prints it on its READY line)");
         }
         io.weft.rdma.protocol.Grant grant = io.weft.rdma.protocol.Grant.decode(LoadGen.RDMA_CLIENT,
                 LoadGen.RDMA_CLIENT, capability);

@@ -15,7 +15,8 @@ import javax.crypto.spec.SecretKeySpec;
  * what is being opened, by whom, under which two nonces:
  *
  * <pre>
- *   proof = HMAC-SHA256(capability, tag | clientNonce | serverNonce | session | pathId | clientNode | identity | device)
+ *   proof = HMAC-SHA256(capability,
+ *                       tag | clientNonce | serverNonce | session | pathId | clientNode | identity | device)
  *   tag   = "weft-rdma/2 server" (storage proves itself in CHALLENGE) or "weft-rdma/2 client" (PROOF)
  *   strings: u16 length (little-endian) + UTF-8; pathId: u32 little-endian
  * </pre>

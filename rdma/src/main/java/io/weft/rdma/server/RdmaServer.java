@@ -165,6 +165,11 @@ public final class RdmaServer implements AutoCloseable {
             if (r.kind() == ConnectData.KIND_ADMIN) {
                 java.net.InetAddress peer = request.remoteAddress() == null ? null
                         : request.remoteAddress().getAddress();
+                if (unauthenticated.size() > 4096) {
+                    // Many source addresses: forget those with nothing pending (a counter dropped while another
+                    // listener thread takes it only lets that one connection through uncounted).
+                    unauthenticated.values().removeIf(c -> c.get() <= 0);
+                }
                 AtomicInteger pending = unauthenticated.computeIfAbsent(peer == null
                         ? java.net.InetAddress.getLoopbackAddress() : peer, a -> new AtomicInteger());
                 if (pending.incrementAndGet() > config.maxUnauthenticatedPerAddress()) {

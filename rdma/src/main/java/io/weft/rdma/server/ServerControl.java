@@ -312,8 +312,8 @@ final class ServerControl implements Runnable, CompletionHandler {
         }
         admin.pending = null;
         if (!Capability.matches(p.expectedProof(), m.proofClientProof())) {
-            refuse(admin, channel, IoStatus.EPERM, "capability proof for device '" + p.deviceName() + "' from client node '"
-                    + p.clientNode() + "' does not match");
+            refuse(admin, channel, IoStatus.EPERM, "capability proof for device '" + p.deviceName()
+                    + "' from client node '" + p.clientNode() + "' does not match");
             return false;
         }
         ServedDevice served = server.served(p.deviceName());

@@ -38,8 +38,8 @@ final class ServerSession {
     final AtomicLong requests = new AtomicLong();
     final AtomicLong rejected = new AtomicLong();
 
-    ServerSession(String name, String deviceName, String clientNode, BlockDevice device, long token, int chunkCount, int chunkSize,
-                  int maxIoSize, ProtectionDomain pd, ByteBuffer pool, MemoryRegion poolRegion) {
+    ServerSession(String name, String deviceName, String clientNode, BlockDevice device, long token, int chunkCount,
+                  int chunkSize, int maxIoSize, ProtectionDomain pd, ByteBuffer pool, MemoryRegion poolRegion) {
         this.name = name;
         this.deviceName = deviceName;
         this.clientNode = clientNode;
