@@ -224,6 +224,15 @@ class HostileSessionTest {
                 assertEquals(IoStatus.EPERM, m.errStatus());
             }
         }
+        // IO connections need the session token revealed only in OPEN_OK: guessed tokens are rejected.
+        for (int i = 0; i < 20; i++) {
+            try (RawPeer p = RawPeer.connect(address)) {
+                RawPeer.Frame f = RawPeer.handshake(p, ConnectData.request(ConnectData.KIND_IO, 0,
+                        random.nextLong(), victim.paths().get(0).id(), i));
+                assertEquals(RawPeer.REJECT, f.type(), "an IO connection with a guessed token was accepted");
+                assertEquals(ConnectData.REJECT_UNKNOWN_SESSION, f.imm());
+            }
+        }
         // A real client holding a wrong capability refuses the storage side too: its proof does not match.
         IOException e = assertThrows(IOException.class, () -> RdmaSession.open(provider, "wrong", "vol0",
                 new Grant("test-client", "test-client#1", new byte[32]), List.of(PathSpec.to(address)),

@@ -142,7 +142,8 @@ class RetriedWriteOrderingTest {
             TestIo.await("old connections gone on the storage side", WAIT,
                     () -> server.sessions().get(0).ioConnections() == 1 && server.sessions().get(0).paths() == 1);
             assertArrayEquals(w2, TestIo.read(store, 0, 4096), "a held WRITE executed after its retry and W2");
-            assertEquals(0, session.stats().fencesPending());
+            assertEquals(0, session.stats().fencesPending(), () -> "DEBUG " + session.stats() + " server "
+                    + server.sessions());
         }
     }
 
