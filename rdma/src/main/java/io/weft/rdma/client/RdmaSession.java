@@ -435,6 +435,9 @@ public final class RdmaSession implements AutoCloseable {
             PendingFence f = it.next();
             if (f.pathId == pathId && (int) f.generation == generation) {
                 it.remove();
+                // Published before the agents may act on the ack: once a request retried after this fence has
+                // completed, stats() no longer counts the fence (the control thread can be descheduled right here).
+                fencesPendingSnapshot = pendingFences.size();
                 fencedGenerations.add(f.generation);
                 fenceAcks++;
                 for (ClientQueue q : queues) {
