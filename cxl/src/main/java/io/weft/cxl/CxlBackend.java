@@ -29,7 +29,8 @@ public final class CxlBackend implements AutoCloseable {
     private boolean closed;
 
     private CxlBackend(CxlHost host, int slot, long token, BlockDevice device, String storePath, int[] segments,
-                       BackendOptions options, boolean fresh) {
+                       BackendOptions options, boolean fresh, byte[] grantDigest) {
+        this.grantDigest = grantDigest;
         this.host = host;
         this.slot = slot;
         this.token = token;
@@ -76,7 +77,14 @@ public final class CxlBackend implements AutoCloseable {
         }
     }
 
-    static CxlBackend create(CxlHost host, BlockDevice device, String storePath, BackendOptions options) {
+    /** SHA-256 of the capability a blkdev must present (see {@link CxlHost#createBackend}), or 32 zero bytes. */
+    private final byte[] grantDigest;
+
+    static CxlBackend create(CxlHost host, BlockDevice device, String storePath, BackendOptions options,
+                             byte[] grantDigest) {
+        if (grantDigest.length != Records.GRANT_DIGEST_LENGTH) {
+            throw new IllegalArgumentException("grant digest must be " + Records.GRANT_DIGEST_LENGTH + " bytes");
+        }
         CxlRegion region = host.region();
         long token = CxlHost.newToken();
         int slot = -1;
@@ -106,7 +114,7 @@ public final class CxlBackend implements AutoCloseable {
             region.entry(Table.BACKEND, slot).casClaim(token, 0);
             throw new IllegalStateException("only " + found + " free segments, backend needs " + segments.length);
         }
-        return new CxlBackend(host, slot, token, device, storePath, segments, options, true);
+        return new CxlBackend(host, slot, token, device, storePath, segments, options, true, grantDigest.clone());
     }
 
     static CxlBackend reattach(CxlHost host, int backendId, BlockDevice device, BackendOptions options) {
@@ -130,6 +138,8 @@ public final class CxlBackend implements AutoCloseable {
             throw new IllegalStateException("backend " + backendId + " record has " + channels + " channels");
         }
         String path = Records.getString(body, Records.BACKEND_PATH, Records.BACKEND_PATH_MAX);
+        byte[] digest = new byte[Records.GRANT_DIGEST_LENGTH]; // the grant survives the takeover
+        body.getBytes(Records.BACKEND_GRANT_DIGEST, digest);
         long token = CxlHost.newToken();
         if (!e.casClaim(oldToken, token)) {
             throw new IllegalStateException("backend " + backendId + " changed owner during takeover");
@@ -149,7 +159,7 @@ public final class CxlBackend implements AutoCloseable {
         // The old owner looked dead but may only be paused: its claim checks fail from now on; give a publish it
         // began before the takeover time to land before the new handlers read the indexes (docs/cxl.md, "Claims").
         CxlHost.awaitGrace(host.options());
-        return new CxlBackend(host, backendId, token, device, path, segments, options, false);
+        return new CxlBackend(host, backendId, token, device, path, segments, options, false, digest);
     }
 
     private void writeRecord(int state) {
@@ -167,6 +177,7 @@ public final class CxlBackend implements AutoCloseable {
         }
         Records.putString(body, Records.BACKEND_PATH, Records.BACKEND_PATH_MAX, storePath);
         body.putLong(Records.BACKEND_NODE_ID, host.nodeId());
+        body.putBytes(Records.BACKEND_GRANT_DIGEST, grantDigest);
         entry.write(body);
     }
 

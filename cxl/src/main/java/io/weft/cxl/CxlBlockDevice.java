@@ -91,7 +91,7 @@ public final class CxlBlockDevice implements BlockDevice {
         }
     }
 
-    static CxlBlockDevice open(CxlHost host, int backendId, BlkdevOptions options) {
+    static CxlBlockDevice open(CxlHost host, int backendId, BlkdevOptions options, byte[] capability) {
         CxlRegion region = host.region();
         MetaEntry backend = region.entry(Table.BACKEND, backendId);
         UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
@@ -102,6 +102,14 @@ public final class CxlBlockDevice implements BlockDevice {
         if (body.getInt(Records.BACKEND_STATE) != Records.STATE_RUNNING) {
             throw new IllegalStateException("backend " + backendId + " is "
                     + Records.stateName(body.getInt(Records.BACKEND_STATE)));
+        }
+        byte[] digest = new byte[Records.GRANT_DIGEST_LENGTH];
+        body.getBytes(Records.BACKEND_GRANT_DIGEST, digest);
+        if (!java.util.Arrays.equals(digest, new byte[Records.GRANT_DIGEST_LENGTH])
+                && (capability == null
+                        || !java.security.MessageDigest.isEqual(digest, CxlHost.grantDigest(capability)))) {
+            throw new IllegalStateException("backend " + backendId + " is granted to another client: "
+                    + (capability == null ? "no capability presented" : "the capability presented does not match"));
         }
         int caps = body.getInt(Records.BACKEND_CAPS);
         int lbs = body.getInt(Records.BACKEND_LOGICAL_BLOCK);

@@ -183,11 +183,30 @@ public final class CxlHost implements AutoCloseable {
         entry.write(body);
     }
 
-    /** Creates a backend serving {@code device} on fresh channels. */
+    /** Creates a backend serving {@code device} on fresh channels, to any blkdev in the region (no grant). */
     public CxlBackend createBackend(BlockDevice device, String storePath, BackendOptions backendOptions) {
-        CxlBackend backend = CxlBackend.create(this, device, storePath, backendOptions);
+        return createBackend(device, storePath, backendOptions, new byte[Records.GRANT_DIGEST_LENGTH]);
+    }
+
+    /**
+     * Creates a backend that only a blkdev holding the capability whose SHA-256 is {@code grantDigest} opens (see
+     * {@link #openBlkdev(int, BlkdevOptions, byte[])}). A cooperative check between Weft processes: anything that can
+     * map the region can read and write all of it (docs/security.md, "Data plane").
+     */
+    public CxlBackend createBackend(BlockDevice device, String storePath, BackendOptions backendOptions,
+                                    byte[] grantDigest) {
+        CxlBackend backend = CxlBackend.create(this, device, storePath, backendOptions, grantDigest);
         backends.add(backend);
         return backend;
+    }
+
+    /** SHA-256 of a capability, as a backend record holds it. */
+    public static byte[] grantDigest(byte[] capability) {
+        try {
+            return java.security.MessageDigest.getInstance("SHA-256").digest(capability);
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 unavailable", e);
+        }
     }
 
     /**
@@ -200,9 +219,17 @@ public final class CxlHost implements AutoCloseable {
         return backend;
     }
 
-    /** Opens a client block device on the channels of backend {@code backendId}. */
+    /** Opens a client block device on the channels of backend {@code backendId} (one without a grant). */
     public CxlBlockDevice openBlkdev(int backendId, BlkdevOptions blkdevOptions) {
-        CxlBlockDevice dev = CxlBlockDevice.open(this, backendId, blkdevOptions);
+        return openBlkdev(backendId, blkdevOptions, null);
+    }
+
+    /**
+     * Opens a client block device on the channels of backend {@code backendId}, presenting {@code capability} (the
+     * mapping's grant, or null): a backend with a grant digest opens only for the capability that hashes to it.
+     */
+    public CxlBlockDevice openBlkdev(int backendId, BlkdevOptions blkdevOptions, byte[] capability) {
+        CxlBlockDevice dev = CxlBlockDevice.open(this, backendId, blkdevOptions, capability);
         blkdevs.add(dev);
         return dev;
     }

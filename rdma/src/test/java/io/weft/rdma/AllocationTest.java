@@ -108,9 +108,9 @@ class AllocationTest {
         threads.setThreadAllocatedMemoryEnabled(true);
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 8 << 20));
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, Map.of("vol0", store),
+             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, TestGrants.served("vol0", store),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
-             RdmaSession session = RdmaSession.open(provider, "alloc", "vol0",
+             RdmaSession session = RdmaSession.open(provider, "alloc", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0))),
                      RdmaClientConfig.DEFAULTS.withQueueDepth(16))) {
             AtomicLong errors = new AtomicLong();

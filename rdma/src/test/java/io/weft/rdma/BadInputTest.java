@@ -12,6 +12,7 @@ import io.weft.core.store.StoreBlockDevice;
 import io.weft.rdma.client.PathSpec;
 import io.weft.rdma.client.RdmaClientConfig;
 import io.weft.rdma.client.RdmaSession;
+import io.weft.rdma.protocol.Capability;
 import io.weft.rdma.protocol.ConnectData;
 import io.weft.rdma.protocol.ControlMessage;
 import io.weft.rdma.protocol.Immediate;
@@ -55,10 +56,10 @@ class BadInputTest {
     void start() throws Exception {
         provider = new SoftwareProvider();
         store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("vol"), SIZE));
-        server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, Map.of("vol0", store),
+        server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, TestGrants.served("vol0", store),
                 List.of(new InetSocketAddress("127.0.0.1", 0)));
         address = server.listenAddresses().get(0);
-        good = RdmaSession.open(provider, "good", "vol0", List.of(PathSpec.to(address)),
+        good = RdmaSession.open(provider, "good", "vol0", TestGrants.GRANT, List.of(PathSpec.to(address)),
                 RdmaClientConfig.DEFAULTS.withQueueDepth(16));
         load = new VerifyingLoad(good.device(), 8, 256);
         load.start();
@@ -96,13 +97,33 @@ class BadInputTest {
             admin = RawPeer.connect(address);
             RawPeer.Frame accept = RawPeer.handshake(admin, ConnectData.request(ConnectData.KIND_ADMIN, 0, 0, 1));
             assertEquals(RawPeer.ACCEPT, accept.type());
+            // A client that holds the grant (proves the capability) and then misbehaves.
+            byte[] nonce = Capability.nonce();
             byte[] open = new byte[ControlMessage.MAX_LENGTH];
             int len = new ControlMessage().wrap(new UnsafeBuffer(open), 0).encodeOpen(8, 64 * 1024, 1, session,
-                    device);
+                    device, TestGrants.GRANT.clientNode(), nonce);
             admin.send(RawPeer.SEND, 0, 0, 0, Arrays.copyOf(open, len));
+            ControlMessage challenge = reply();
+            if (challenge.type() == ControlMessage.CHALLENGE) {
+                Capability.Transcript t = new Capability.Transcript(nonce, challenge.challengeServerNonce(), session,
+                        1, TestGrants.GRANT.clientNode(), TestGrants.GRANT.identity(), device);
+                byte[] proof = new byte[ControlMessage.MAX_LENGTH];
+                len = new ControlMessage().wrap(new UnsafeBuffer(proof), 0)
+                        .encodeProof(Capability.clientProof(TestGrants.GRANT, t));
+                admin.send(RawPeer.SEND, 0, 0, 0, Arrays.copyOf(proof, len));
+            } else {
+                pendingReply = challenge;
+            }
         }
 
+        private ControlMessage pendingReply;
+
         ControlMessage reply() throws Exception {
+            if (pendingReply != null) {
+                ControlMessage m = pendingReply;
+                pendingReply = null;
+                return m;
+            }
             RawPeer.Frame f = admin.read(WAIT);
             assertNotNull(f, "admin connection closed instead of answering OPEN");
             assertEquals(RawPeer.SEND, f.type());
@@ -223,7 +244,8 @@ class BadInputTest {
         try (Attacker a = new Attacker("nodev", "no-such-device")) {
             ControlMessage m = a.reply();
             assertEquals(ControlMessage.OPEN_ERR, m.type());
-            assertEquals(IoStatus.EINVAL, m.errStatus());
+            // The same answer as for a device granted to someone else: a stranger cannot probe what is served.
+            assertEquals(IoStatus.EPERM, m.errStatus());
         }
     }
 

@@ -43,9 +43,10 @@ class DuplicateAndReorderedResponseTest {
         try (SoftwareProvider serverProvider = new SoftwareProvider();
              WireFaultProvider clientProvider = new WireFaultProvider(new SoftwareProvider());
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             RdmaServer server = RdmaServer.start(serverProvider, RdmaServerConfig.DEFAULTS, Map.of("vol0", store),
+             RdmaServer server = RdmaServer.start(serverProvider, RdmaServerConfig.DEFAULTS,
+                     TestGrants.served("vol0", store),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
-             RdmaSession session = RdmaSession.open(clientProvider, "dup", "vol0",
+             RdmaSession session = RdmaSession.open(clientProvider, "dup", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0))),
                      RdmaClientConfig.DEFAULTS.withQueueDepth(8))) {
             var dev = session.device();

@@ -63,9 +63,10 @@ class LateAnswerTest {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
              HoldingDevice holding = new HoldingDevice(store);
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, Map.of("vol0", holding),
+             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
+                     TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
-             RdmaSession session = RdmaSession.open(provider, "late", "vol0",
+             RdmaSession session = RdmaSession.open(provider, "late", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0))),
                      RdmaClientConfig.DEFAULTS.withQueueDepth(1))) {
             var dev = session.device();
@@ -108,9 +109,10 @@ class LateAnswerTest {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
              HoldingDevice holding = new HoldingDevice(store);
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, Map.of("vol0", holding),
+             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
+                     TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
-             RdmaSession session = RdmaSession.open(provider, "expired", "vol0",
+             RdmaSession session = RdmaSession.open(provider, "expired", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0))),
                      RdmaClientConfig.DEFAULTS.withQueueDepth(1).withIoTimeout(Duration.ofMillis(300)))) {
             var dev = session.device();
@@ -144,9 +146,10 @@ class LateAnswerTest {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
              HoldingDevice holding = new HoldingDevice(store);
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, Map.of("vol0", holding),
+             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
+                     TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
-             RdmaSession session = RdmaSession.open(provider, "queued", "vol0",
+             RdmaSession session = RdmaSession.open(provider, "queued", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0))),
                      RdmaClientConfig.DEFAULTS.withQueueDepth(4))) {
             var dev = session.device();

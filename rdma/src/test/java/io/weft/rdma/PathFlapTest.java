@@ -59,9 +59,10 @@ class PathFlapTest {
              WireFaultProvider clientProvider = new WireFaultProvider(new SoftwareProvider());
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 4 << 20));
              RdmaServer server = RdmaServer.start(serverProvider,
-                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)), Map.of("vol0", store),
+                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)),
+                     TestGrants.served("vol0", store),
                      List.of(new InetSocketAddress("127.0.0.1", 0), new InetSocketAddress("127.0.0.2", 0)));
-             RdmaSession session = RdmaSession.open(clientProvider, "flap", "vol0",
+             RdmaSession session = RdmaSession.open(clientProvider, "flap", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0)),
                              PathSpec.to(server.listenAddresses().get(1))), config)) {
             int[] ids = {session.paths().get(0).id(), session.paths().get(1).id()};

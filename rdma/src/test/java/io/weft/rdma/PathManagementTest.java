@@ -37,9 +37,9 @@ class PathManagementTest {
     void pathsChangeAtRunTimeWithoutLosingIo() throws Exception {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 16 << 20));
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, Map.of("vol0", store),
+             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, TestGrants.served("vol0", store),
                      List.of(new InetSocketAddress("127.0.0.1", 0), new InetSocketAddress("127.0.0.2", 0)));
-             RdmaSession session = RdmaSession.open(provider, "paths", "vol0",
+             RdmaSession session = RdmaSession.open(provider, "paths", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0)),
                              PathSpec.to(server.listenAddresses().get(1))),
                      RdmaClientConfig.DEFAULTS.withPolicy(PathPolicy.MIN_INFLIGHT).withQueuesPerPath(2))) {

@@ -46,7 +46,7 @@ public final class RdmaBench {
                 + ".log");
         try (StorageProcess storage = StorageProcess.start(file, size, "127.0.0.1:0", 1, log);
              SoftwareProvider provider = new SoftwareProvider(benchTls());
-             RdmaSession session = RdmaSession.open(provider, "bench", "vol0",
+             RdmaSession session = RdmaSession.open(provider, "bench", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(storage.addresses().get(0))), RdmaClientConfig.DEFAULTS)) {
             for (int i = 4; i < args.length; i++) {
                 String[] c = args[i].split(":");

@@ -42,7 +42,7 @@ public final class RdmaTestServer {
         VerbsProvider provider = VerbsProviders.open(VerbsProviders.Mode.SOFTWARE, RdmaBench.benchTls()).provider();
         HoldingDevice device = new HoldingDevice(new StoreBlockDevice(FileBackingStore.createSparse(file, size)));
         RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS.withAgents(agents),
-                Map.of("vol0", device), listen);
+                TestGrants.served("vol0", device), listen);
         StringBuilder ready = new StringBuilder("READY");
         for (InetSocketAddress a : server.listenAddresses()) {
             ready.append(' ').append(a.getAddress().getHostAddress()).append(':').append(a.getPort());

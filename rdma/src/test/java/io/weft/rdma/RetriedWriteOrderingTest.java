@@ -63,9 +63,10 @@ class RetriedWriteOrderingTest {
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
              // The storage side's own heartbeat timeout stays far away: it still serves path A when A's frames come.
              RdmaServer server = RdmaServer.start(serverProvider,
-                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)), Map.of("vol0", store),
+                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)),
+                     TestGrants.served("vol0", store),
                      List.of(new InetSocketAddress("127.0.0.1", 0), new InetSocketAddress("127.0.0.2", 0)));
-             RdmaSession session = RdmaSession.open(clientProvider, "ordering", "vol0",
+             RdmaSession session = RdmaSession.open(clientProvider, "ordering", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0)),
                              PathSpec.to(server.listenAddresses().get(1))), config)) {
             InetSocketAddress routeA = server.listenAddresses().get(0);
@@ -117,9 +118,10 @@ class RetriedWriteOrderingTest {
              WireFaultProvider clientProvider = new WireFaultProvider(new SoftwareProvider());
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
              RdmaServer server = RdmaServer.start(serverProvider,
-                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)), Map.of("vol0", store),
+                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)),
+                     TestGrants.served("vol0", store),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
-             RdmaSession session = RdmaSession.open(clientProvider, "reopen", "vol0",
+             RdmaSession session = RdmaSession.open(clientProvider, "reopen", "vol0", TestGrants.GRANT,
                      List.of(PathSpec.to(server.listenAddresses().get(0))), config)) {
             InetSocketAddress route = server.listenAddresses().get(0);
             int a = session.paths().get(0).id();
@@ -140,7 +142,8 @@ class RetriedWriteOrderingTest {
             TestIo.await("old connections gone on the storage side", WAIT,
                     () -> server.sessions().get(0).ioConnections() == 1 && server.sessions().get(0).paths() == 1);
             assertArrayEquals(w2, TestIo.read(store, 0, 4096), "a held WRITE executed after its retry and W2");
-            assertEquals(0, session.stats().fencesPending());
+            assertEquals(0, session.stats().fencesPending(), () -> "DEBUG " + session.stats() + " server "
+                    + server.sessions());
         }
     }
 

@@ -63,6 +63,7 @@ public final class StorageProcess implements AutoCloseable {
         cmd.add(listen);
         cmd.add(Integer.toString(agents));
         ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().put(TestGrants.ENV, TestGrants.GRANT.encodedCapability());
         pb.redirectError(ProcessBuilder.Redirect.appendTo(log.toFile()));
         StorageProcess sp = new StorageProcess(pb.start());
         String ready = sp.expect("READY", 60);

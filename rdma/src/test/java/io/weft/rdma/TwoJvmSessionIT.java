@@ -47,7 +47,7 @@ class TwoJvmSessionIT {
         try (StorageProcess storage = StorageProcess.start(dir.resolve("vol"), SIZE, "127.0.0.1:0,127.0.0.2:0", 1,
                 dir.resolve("storage.log"));
              SoftwareProvider provider = new SoftwareProvider();
-             RdmaSession session = RdmaSession.open(provider, "two-paths", "vol0", specs(storage),
+             RdmaSession session = RdmaSession.open(provider, "two-paths", "vol0", TestGrants.GRANT, specs(storage),
                      RdmaClientConfig.DEFAULTS.withPolicy(PathPolicy.ROUND_ROBIN))) {
             TestIo.await("both paths connected", Duration.ofSeconds(10), () -> session.paths().stream()
                     .allMatch(p -> p.state() == PathState.CONNECTED));
@@ -72,7 +72,7 @@ class TwoJvmSessionIT {
         try (StorageProcess storage = StorageProcess.start(dir.resolve("vol"), SIZE, "127.0.0.1:0,127.0.0.2:0", 1,
                 dir.resolve("storage.log"));
              SoftwareProvider provider = new SoftwareProvider();
-             RdmaSession session = RdmaSession.open(provider, "failover", "vol0", specs(storage),
+             RdmaSession session = RdmaSession.open(provider, "failover", "vol0", TestGrants.GRANT, specs(storage),
                      RdmaClientConfig.DEFAULTS.withPolicy(PathPolicy.ROUND_ROBIN))) {
             TestIo.await("both paths connected", Duration.ofSeconds(10), () -> session.paths().stream()
                     .allMatch(p -> p.state() == PathState.CONNECTED));
@@ -119,7 +119,7 @@ class TwoJvmSessionIT {
                 dir.resolve("storage.log"));
         String listen = storage.listenSpec();
         try (SoftwareProvider provider = new SoftwareProvider();
-             RdmaSession session = RdmaSession.open(provider, "restart", "vol0", specs(storage),
+             RdmaSession session = RdmaSession.open(provider, "restart", "vol0", TestGrants.GRANT, specs(storage),
                      RdmaClientConfig.DEFAULTS.withReconnect(Duration.ofMillis(20), Duration.ofMillis(500)))) {
             byte[] before = TestIo.pattern(1, 1, 64 * 1024);
             TestIo.write(session.device(), 0, before);
@@ -147,7 +147,7 @@ class TwoJvmSessionIT {
         try (StorageProcess storage = StorageProcess.start(dir.resolve("vol"), SIZE, "127.0.0.1:0,127.0.0.2:0", 1,
                 dir.resolve("storage.log"));
              SoftwareProvider provider = new SoftwareProvider();
-             RdmaSession session = RdmaSession.open(provider, "frozen", "vol0", specs(storage),
+             RdmaSession session = RdmaSession.open(provider, "frozen", "vol0", TestGrants.GRANT, specs(storage),
                      RdmaClientConfig.DEFAULTS.withReconnect(Duration.ofMillis(20), Duration.ofMillis(300)))) {
             VerifyingLoad load = new VerifyingLoad(session.device(), 32, BLOCKS);
             load.start();

@@ -8,6 +8,7 @@ import io.weft.actors.Reply;
 import io.weft.actors.WeftSerializable;
 import io.weft.actors.WeftSettings;
 import io.weft.actors.client.SessionActor;
+import io.weft.actors.transport.MappingGrant;
 import io.weft.actors.transport.ServedChannel;
 import io.weft.actors.transport.Transport;
 import io.weft.actors.transport.TransportEndpoint;
@@ -244,8 +245,11 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         Transport transport = transports.get(open.transport());
         String mappingId = UUID.randomUUID().toString();
         MappingView view = new MappingView(storeDevice, !open.mode().writable(), entry.stats);
+        // The data plane admits only the client that proves this grant; it reaches that client in the open reply.
+        MappingGrant grant = MappingGrant.issue(open.clientNode(), open.session(), getContext().getSystem());
         ActorRef<ChannelActor.Command> channel = getContext().spawn(
-                ChannelActor.create(mappingId, l -> transport.acceptor().serve(mappingId, view, l), channelEvents,
+                ChannelActor.create(mappingId, l -> transport.acceptor().serve(mappingId, view, grant, l),
+                        channelEvents,
                         settings.reconnectMinBackoff(), settings.reconnectMaxBackoff()),
                 "channel-" + mappingId);
         Mapping mapping = new Mapping(mappingId, open, view, channel);

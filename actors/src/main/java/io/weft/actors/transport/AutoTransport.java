@@ -39,14 +39,14 @@ public final class AutoTransport implements Transport {
 
     @Override
     public TransportAcceptor acceptor() {
-        return (mappingId, device, onFailure) -> {
-            ServedChannel local = inProcess.acceptor().serve(mappingId, device, onFailure);
+        return (mappingId, device, grant, onFailure) -> {
+            ServedChannel local = inProcess.acceptor().serve(mappingId, device, grant, onFailure);
             CxlTransport.Served shared = null;
             try {
                 Map<String, String> props = new HashMap<>(local.endpoint().properties());
                 // Each offer is best effort: a full region or an RDMA listen failure must not stop the others.
                 try {
-                    shared = cxl.serveBackends(mappingId, device);
+                    shared = cxl.serveBackends(mappingId, device, grant);
                 } catch (IOException | RuntimeException e) {
                     LOG.warn("auto: mapping {} not offered over cxl: {}", mappingId, e.getMessage());
                 }
@@ -55,7 +55,7 @@ public final class AutoTransport implements Transport {
                     shared.watch(onFailure);
                 }
                 try {
-                    props.putAll(rdma.serveProperties(mappingId, device));
+                    props.putAll(rdma.serveProperties(mappingId, device, grant));
                 } catch (IOException | RuntimeException e) {
                     LOG.warn("auto: mapping {} not offered over rdma: {}", mappingId, e.getMessage());
                 }

@@ -23,7 +23,7 @@ public final class ControlOnlyTransport implements Transport {
 
     @Override
     public TransportAcceptor acceptor() {
-        return (mappingId, device, onFailure) -> new ServedChannel() {
+        return (mappingId, device, grant, onFailure) -> new ServedChannel() {
             @Override
             public TransportEndpoint endpoint() {
                 return new TransportEndpoint(NAME, Map.of("mapping", mappingId));

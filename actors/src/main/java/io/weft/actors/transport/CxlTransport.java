@@ -36,6 +36,8 @@ import org.slf4j.LoggerFactory;
  *   cxl.regions          hex region ids (the random format id in each region's header), comma separated
  *   cxl.&lt;id&gt;.backend   backend slot serving the mapping in that region
  *   cxl.&lt;id&gt;.path      where the storage node attached that region (informational: identity is the id)
+ *   cxl.capability       the mapping grant's secret; each backend entry holds its SHA-256 and opens only for a
+ *                        blkdev presenting it (cooperative: whatever maps the region reads and writes all of it)
  * </pre>
  * Client side: the first listed region this node has attached too — same format id, wherever its file is — gets a
  * {@link CxlBlockDevice} on that backend. No shared region is an {@link UnreachableEndpointException}.
@@ -49,6 +51,7 @@ import org.slf4j.LoggerFactory;
 public final class CxlTransport implements Transport, AutoCloseable {
     public static final String NAME = "cxl";
     static final String REGIONS = "cxl.regions";
+    static final String CAPABILITY = "cxl.capability";
     private static final Logger LOG = LoggerFactory.getLogger(CxlTransport.class);
 
     private final TransportSettings settings;
@@ -187,7 +190,7 @@ public final class CxlTransport implements Transport, AutoCloseable {
     }
 
     /** @return null when this node attaches no region */
-    Served serveBackends(String mappingId, BlockDevice device) throws IOException {
+    Served serveBackends(String mappingId, BlockDevice device, MappingGrant grant) throws IOException {
         if (attached.isEmpty()) {
             return null;
         }
@@ -195,8 +198,10 @@ public final class CxlTransport implements Transport, AutoCloseable {
         Map<String, String> props = new HashMap<>();
         try {
             for (Attached a : attached) {
+                // The backend entry holds the grant's digest; only a blkdev presenting the capability opens it.
                 CxlBackend backend = a.host().createBackend(device, mappingId,
-                        BackendOptions.defaults().withChannels(settings.cxlChannels()));
+                        BackendOptions.defaults().withChannels(settings.cxlChannels()),
+                        CxlHost.grantDigest(grant.capabilityBytes()));
                 backends.add(backend);
                 props.put("cxl." + a.id() + ".backend", Integer.toString(backend.id()));
                 props.put("cxl." + a.id() + ".path", a.path().toString());
@@ -206,12 +211,13 @@ public final class CxlTransport implements Transport, AutoCloseable {
             throw new IOException("cannot serve " + mappingId + " over cxl: " + e.getMessage(), e);
         }
         props.put(REGIONS, String.join(",", regionIds()));
+        props.put(CAPABILITY, grant.capability());
         return new Served(backends, props, watcher);
     }
 
-    private ServedChannel serve(String mappingId, BlockDevice device, ChannelFailureListener onFailure)
-            throws IOException {
-        Served served = serveBackends(mappingId, device);
+    private ServedChannel serve(String mappingId, BlockDevice device, MappingGrant grant,
+                                ChannelFailureListener onFailure) throws IOException {
+        Served served = serveBackends(mappingId, device, grant);
         if (served == null) {
             throw new IOException("cxl transport: this storage node attaches no region (weft.cxl.regions is empty)");
         }
@@ -266,7 +272,9 @@ public final class CxlTransport implements Transport, AutoCloseable {
         }
         CxlBlockDevice dev;
         try {
-            dev = region.host().openBlkdev(backendId, BlkdevOptions.submitterAssisted());
+            String capability = endpoint.properties().get(CAPABILITY);
+            dev = region.host().openBlkdev(backendId, BlkdevOptions.submitterAssisted(),
+                    capability == null ? null : java.util.Base64.getUrlDecoder().decode(capability));
         } catch (RuntimeException e) {
             throw new IOException("cxl: cannot open backend " + backendId + " in " + region.path() + ": "
                     + e.getMessage(), e);

@@ -27,7 +27,8 @@ public final class InProcessTransport implements Transport {
 
     @Override
     public TransportAcceptor acceptor() {
-        return (mappingId, device, onFailure) -> {
+        // Same JVM: the token is a JVM-local random name, unreachable from outside; the grant adds nothing here.
+        return (mappingId, device, grant, onFailure) -> {
             String token = mappingId + "/" + UUID.randomUUID();
             Served served = new Served(token, device);
             SERVED.put(token, served);

@@ -28,7 +28,14 @@ import java.util.UUID;
  *   rdma.addresses  host:port[,host:port...]   one client path per listen address
  *   rdma.device     the mapping id (the device name the session opens)
  *   rdma.provider   verbs provider name (a software client cannot talk to a DiSNI server)
+ *   rdma.client     the client node the mapping is granted to
+ *   rdma.identity   that node's identity (name, address, incarnation) the grant is bound to
+ *   rdma.capability the grant's secret (base64url); only the granted client receives it, in the open reply
  * </pre>
+ * The server serves each mapping to its grant only: a session opens after the client proves the capability
+ * (challenge-response, docs/rdma.md), and per-peer limits ({@code weft.rdma.handshake-timeout},
+ * {@code max-unauthenticated-per-address}, {@code max-sessions-per-client}, {@code max-memory-per-client}) bound
+ * what one address or client node can hold.
  * Client side: one {@link RdmaSession} per channel with a path to every address; its {@code RdmaBlockDevice} is the
  * channel's device. Closing the channel closes the session (requests it still holds complete with ESHUTDOWN, so the
  * device retries them on the next path); a session with no connected path for {@code weft.transport.channel-grace}
@@ -39,6 +46,9 @@ public final class RdmaTransport implements Transport, AutoCloseable {
     static final String ADDRESSES = "rdma.addresses";
     static final String DEVICE = "rdma.device";
     static final String PROVIDER = "rdma.provider";
+    static final String CLIENT = "rdma.client";
+    static final String IDENTITY = "rdma.identity";
+    static final String CAPABILITY = "rdma.capability";
 
     private final TransportSettings settings;
     private final ChannelWatcher watcher;
@@ -69,7 +79,9 @@ public final class RdmaTransport implements Transport, AutoCloseable {
             throw new IOException("rdma transport is closed (node shutting down)");
         }
         if (server == null) {
-            RdmaServerConfig config = RdmaServerConfig.DEFAULTS.withAgents(settings.rdmaAgents());
+            RdmaServerConfig config = RdmaServerConfig.DEFAULTS.withAgents(settings.rdmaAgents())
+                    .withPeerLimits(settings.rdmaHandshakeTimeout(), settings.rdmaMaxUnauthenticatedPerAddress(),
+                            settings.rdmaMaxSessionsPerClient(), settings.rdmaMaxMemoryPerClient());
             server = RdmaServer.start(provider(), config, Map.of(), settings.rdmaListen());
         }
         return server;
@@ -90,9 +102,10 @@ public final class RdmaTransport implements Transport, AutoCloseable {
         return this::serve;
     }
 
-    Map<String, String> serveProperties(String mappingId, BlockDevice device) throws IOException {
+    Map<String, String> serveProperties(String mappingId, BlockDevice device, MappingGrant grant)
+            throws IOException {
         RdmaServer s = server();
-        s.addDevice(mappingId, device);
+        s.addDevice(mappingId, device, grant.toRdma());
         List<String> addresses = new ArrayList<>();
         for (InetSocketAddress a : s.listenAddresses()) {
             addresses.add(TransportSettings.format(a));
@@ -101,6 +114,9 @@ public final class RdmaTransport implements Transport, AutoCloseable {
         props.put(ADDRESSES, String.join(",", addresses));
         props.put(DEVICE, mappingId);
         props.put(PROVIDER, s.providerName());
+        props.put(CLIENT, grant.clientNode());
+        props.put(IDENTITY, grant.identity());
+        props.put(CAPABILITY, grant.capability());
         return props;
     }
 
@@ -114,9 +130,9 @@ public final class RdmaTransport implements Transport, AutoCloseable {
         }
     }
 
-    private ServedChannel serve(String mappingId, BlockDevice device, ChannelFailureListener onFailure)
-            throws IOException {
-        TransportEndpoint endpoint = new TransportEndpoint(NAME, serveProperties(mappingId, device));
+    private ServedChannel serve(String mappingId, BlockDevice device, MappingGrant grant,
+                                ChannelFailureListener onFailure) throws IOException {
+        TransportEndpoint endpoint = new TransportEndpoint(NAME, serveProperties(mappingId, device, grant));
         return new ServedChannel() {
             @Override
             public TransportEndpoint endpoint() {
@@ -157,7 +173,14 @@ public final class RdmaTransport implements Transport, AutoCloseable {
                 .withMaxIoSize(settings.rdmaMaxIoSize())
                 .withIoTimeout(settings.ioTimeout().plus(Duration.ofSeconds(5)));
         String sessionName = "s-" + UUID.randomUUID();
-        RdmaSession session = RdmaSession.open(local, sessionName, endpoint.require(DEVICE), paths, config);
+        io.weft.rdma.protocol.Grant grant;
+        try {
+            grant = io.weft.rdma.protocol.Grant.decode(endpoint.require(CLIENT), endpoint.require(IDENTITY),
+                    endpoint.require(CAPABILITY));
+        } catch (IllegalArgumentException e) {
+            throw new IOException("rdma endpoint carries a malformed grant: " + e.getMessage(), e);
+        }
+        RdmaSession session = RdmaSession.open(local, sessionName, endpoint.require(DEVICE), grant, paths, config);
         Object key = new Object();
         watcher.watch(key, () -> noConnectedPath(session), onFailure);
         return new ClientChannel() {

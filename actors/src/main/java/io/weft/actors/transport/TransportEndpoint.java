@@ -14,6 +14,22 @@ public record TransportEndpoint(String transport, Map<String, String> properties
         properties = Map.copyOf(properties);
     }
 
+    /** Properties whose values are secrets (grant capabilities): never printed. */
+    private static boolean secret(String key) {
+        return key.endsWith("capability");
+    }
+
+    @Override
+    public String toString() {
+        StringBuilder b = new StringBuilder("TransportEndpoint[transport=").append(transport).append(", properties={");
+        String sep = "";
+        for (Map.Entry<String, String> e : new java.util.TreeMap<>(properties).entrySet()) {
+            b.append(sep).append(e.getKey()).append('=').append(secret(e.getKey()) ? "<redacted>" : e.getValue());
+            sep = ", ";
+        }
+        return b.append("}]").toString();
+    }
+
     public String require(String key) throws java.io.IOException {
         String value = properties.get(key);
         if (value == null) {

@@ -21,6 +21,10 @@ import javax.net.ssl.SSLContext;
  * @param rdmaQueueDepth   permits per session (= server chunks)
  * @param rdmaMaxIoSize    largest payload per request
  * @param rdmaAgents       storage-side IO agents of the node's RDMA server
+ * @param rdmaHandshakeTimeout an RDMA admin connection that has not proven a grant this long is closed
+ * @param rdmaMaxUnauthenticatedPerAddress unauthenticated RDMA admin connections one remote address may hold
+ * @param rdmaMaxSessionsPerClient RDMA sessions one client node may hold on this storage node
+ * @param rdmaMaxMemoryPerClient   bytes of RDMA session pools one client node may hold on this storage node
  * @param cxlRegions       region files this node attaches at start
  * @param cxlChannels      channels (shared-memory queues) per served mapping
  * @param cxlHeartbeat     host heartbeat interval in the region
@@ -32,7 +36,9 @@ import javax.net.ssl.SSLContext;
  *                         provider's TLS (mutual authentication); null when off
  */
 public record TransportSettings(String nodeName, String rdmaProvider, List<InetSocketAddress> rdmaListen,
-                                int rdmaQueueDepth, int rdmaMaxIoSize, int rdmaAgents, List<Path> cxlRegions,
+                                int rdmaQueueDepth, int rdmaMaxIoSize, int rdmaAgents, Duration rdmaHandshakeTimeout,
+                                int rdmaMaxUnauthenticatedPerAddress, int rdmaMaxSessionsPerClient,
+                                long rdmaMaxMemoryPerClient, List<Path> cxlRegions,
                                 int cxlChannels, Duration cxlHeartbeat, Duration cxlDeadTimeout,
                                 Duration channelGrace, Duration ioTimeout, SSLContext rdmaTls) {
 
@@ -43,11 +49,33 @@ public record TransportSettings(String nodeName, String rdmaProvider, List<InetS
 
     /** Without TLS on the software RDMA provider. */
     public TransportSettings(String nodeName, String rdmaProvider, List<InetSocketAddress> rdmaListen,
-                             int rdmaQueueDepth, int rdmaMaxIoSize, int rdmaAgents, List<Path> cxlRegions,
-                             int cxlChannels, Duration cxlHeartbeat, Duration cxlDeadTimeout,
-                             Duration channelGrace, Duration ioTimeout) {
-        this(nodeName, rdmaProvider, rdmaListen, rdmaQueueDepth, rdmaMaxIoSize, rdmaAgents, cxlRegions, cxlChannels,
-                cxlHeartbeat, cxlDeadTimeout, channelGrace, ioTimeout, null);
+                             int rdmaQueueDepth, int rdmaMaxIoSize, int rdmaAgents, Duration rdmaHandshakeTimeout,
+                             int rdmaMaxUnauthenticatedPerAddress, int rdmaMaxSessionsPerClient,
+                             long rdmaMaxMemoryPerClient, List<Path> cxlRegions, int cxlChannels,
+                             Duration cxlHeartbeat, Duration cxlDeadTimeout, Duration channelGrace,
+                             Duration ioTimeout) {
+        this(nodeName, rdmaProvider, rdmaListen, rdmaQueueDepth, rdmaMaxIoSize, rdmaAgents, rdmaHandshakeTimeout,
+                rdmaMaxUnauthenticatedPerAddress, rdmaMaxSessionsPerClient, rdmaMaxMemoryPerClient, cxlRegions,
+                cxlChannels, cxlHeartbeat, cxlDeadTimeout, channelGrace, ioTimeout, null);
+    }
+
+    public TransportSettings {
+        if (rdmaHandshakeTimeout.isNegative() || rdmaHandshakeTimeout.isZero()) {
+            throw new IllegalArgumentException("weft.rdma.handshake-timeout: must be positive, got "
+                    + rdmaHandshakeTimeout);
+        }
+        if (rdmaMaxUnauthenticatedPerAddress < 1) {
+            throw new IllegalArgumentException("weft.rdma.max-unauthenticated-per-address: must be at least 1, got "
+                    + rdmaMaxUnauthenticatedPerAddress);
+        }
+        if (rdmaMaxSessionsPerClient < 1) {
+            throw new IllegalArgumentException("weft.rdma.max-sessions-per-client: must be at least 1, got "
+                    + rdmaMaxSessionsPerClient);
+        }
+        if (rdmaMaxMemoryPerClient < 1) {
+            throw new IllegalArgumentException("weft.rdma.max-memory-per-client: must be positive, got "
+                    + rdmaMaxMemoryPerClient);
+        }
     }
 
     /** @param root the whole config (with reference.conf applied) */
@@ -66,7 +94,9 @@ public record TransportSettings(String nodeName, String rdmaProvider, List<InetS
         }
         return new TransportSettings(w.getString("node.name"), w.getString("rdma.provider"), List.copyOf(listen),
                 w.getInt("rdma.queue-depth"), (int) w.getBytes("rdma.max-io-size").longValue(),
-                w.getInt("rdma.server-agents"), List.copyOf(regions), w.getInt("cxl.channels"),
+                w.getInt("rdma.server-agents"), w.getDuration("rdma.handshake-timeout"),
+                w.getInt("rdma.max-unauthenticated-per-address"), w.getInt("rdma.max-sessions-per-client"),
+                w.getBytes("rdma.max-memory-per-client"), List.copyOf(regions), w.getInt("cxl.channels"),
                 w.getDuration("cxl.heartbeat-interval"), w.getDuration("cxl.dead-timeout"),
                 w.getDuration("transport.channel-grace"), w.getDuration("client.io-timeout"), rdmaTls(root));
     }

@@ -41,6 +41,7 @@ import org.junit.jupiter.api.io.TempDir;
  * tears the channels down, a storage restart re-creates them and queued IO completes.
  */
 class DataTransportsTest {
+    private static final MappingGrant GRANT = MappingGrant.issue("client", "client@test#1");
     private static final Duration WAIT = Duration.ofSeconds(20);
     @TempDir
     Path tmp;
@@ -240,7 +241,7 @@ class DataTransportsTest {
              Transports sameRegion = Transports.of(List.of("auto"), with(base, "c1", List.of(shared)));
              Transports noRegion = Transports.of(List.of("auto"), with(base, "c2", List.of()))) {
             BlockDevice device = new io.weft.core.store.StoreBlockDevice(store);
-            ServedChannel served = storageSide.get("auto").acceptor().serve("m1", device, c -> { });
+            ServedChannel served = storageSide.get("auto").acceptor().serve("m1", device, GRANT, c -> { });
             Map<String, String> props = new HashMap<>(served.endpoint().properties());
             assertEquals(InProcessTransport.JVM_ID, props.get("jvm"), "same JVM is offered in-process");
             props.remove("jvm"); // as seen from another JVM
@@ -273,7 +274,7 @@ class DataTransportsTest {
                 Files.write(file, new byte[1 << 20]);
                 try (var store = io.weft.core.store.FileBackingStore.open(file, false)) {
                     ServedChannel served = storageSide.get("auto").acceptor().serve("m2",
-                            new io.weft.core.store.StoreBlockDevice(store), c -> { });
+                            new io.weft.core.store.StoreBlockDevice(store), GRANT, c -> { });
                     Map<String, String> props = new HashMap<>(served.endpoint().properties());
                     props.remove("jvm");
                     try (ClientChannel ch = client.get("auto").connector().connect(
@@ -295,7 +296,9 @@ class DataTransportsTest {
                 .withFallback(com.typesafe.config.ConfigFactory.defaultReference()));
         // Every segment of the small region goes to one mapping, so the second finds none.
         TransportSettings greedy = new TransportSettings("st", base.rdmaProvider(), base.rdmaListen(),
-                base.rdmaQueueDepth(), base.rdmaMaxIoSize(), base.rdmaAgents(), List.of(shared),
+                base.rdmaQueueDepth(), base.rdmaMaxIoSize(), base.rdmaAgents(), base.rdmaHandshakeTimeout(),
+                base.rdmaMaxUnauthenticatedPerAddress(), base.rdmaMaxSessionsPerClient(), base.rdmaMaxMemoryPerClient(),
+                List.of(shared),
                 RegionGeometry.small().segmentCount(), base.cxlHeartbeat(), base.cxlDeadTimeout(), base.channelGrace(),
                 base.ioTimeout());
         Path file = tmp.resolve("g.img");
@@ -304,8 +307,8 @@ class DataTransportsTest {
              Transports storageSide = Transports.of(List.of("auto"), greedy);
              Transports client = Transports.of(List.of("auto"), with(base, "cl", List.of(shared)))) {
             BlockDevice device = new io.weft.core.store.StoreBlockDevice(store);
-            ServedChannel first = storageSide.get("auto").acceptor().serve("g1", device, c -> { });
-            ServedChannel second = storageSide.get("auto").acceptor().serve("g2", device, c -> { });
+            ServedChannel first = storageSide.get("auto").acceptor().serve("g1", device, GRANT, c -> { });
+            ServedChannel second = storageSide.get("auto").acceptor().serve("g2", device, GRANT, c -> { });
             assertTrue(first.endpoint().properties().containsKey(CxlTransport.REGIONS), "first gets cxl");
             assertFalse(second.endpoint().properties().containsKey(CxlTransport.REGIONS), "no segments left");
             Map<String, String> props = new HashMap<>(second.endpoint().properties());
@@ -322,7 +325,9 @@ class DataTransportsTest {
 
     private static TransportSettings with(TransportSettings s, String node, List<Path> regions) {
         return new TransportSettings(node, s.rdmaProvider(), s.rdmaListen(), s.rdmaQueueDepth(), s.rdmaMaxIoSize(),
-                s.rdmaAgents(), regions, s.cxlChannels(), s.cxlHeartbeat(), s.cxlDeadTimeout(), s.channelGrace(),
+                s.rdmaAgents(), s.rdmaHandshakeTimeout(),
+                s.rdmaMaxUnauthenticatedPerAddress(), s.rdmaMaxSessionsPerClient(), s.rdmaMaxMemoryPerClient(),
+                regions, s.cxlChannels(), s.cxlHeartbeat(), s.cxlDeadTimeout(), s.channelGrace(),
                 s.ioTimeout());
     }
 

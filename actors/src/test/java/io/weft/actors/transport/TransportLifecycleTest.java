@@ -33,6 +33,7 @@ import org.junit.jupiter.api.io.TempDir;
  * its listener (so its ChannelActor replaces it) within the grace period, and a healthy one never does.
  */
 class TransportLifecycleTest {
+    private static final MappingGrant GRANT = MappingGrant.issue("client", "client@test#1");
     private static final Duration WAIT = Duration.ofSeconds(20);
     @TempDir
     Path tmp;
@@ -62,7 +63,9 @@ class TransportLifecycleTest {
                                 "weft.transport.channel-grace", "300ms"))
                 .withFallback(com.typesafe.config.ConfigFactory.defaultReference()));
         return new TransportSettings(node, s.rdmaProvider(), s.rdmaListen(), s.rdmaQueueDepth(), s.rdmaMaxIoSize(),
-                s.rdmaAgents(), List.of(region), s.cxlChannels(), s.cxlHeartbeat(), s.cxlDeadTimeout(),
+                s.rdmaAgents(), s.rdmaHandshakeTimeout(),
+                s.rdmaMaxUnauthenticatedPerAddress(), s.rdmaMaxSessionsPerClient(), s.rdmaMaxMemoryPerClient(),
+                List.of(region), s.cxlChannels(), s.cxlHeartbeat(), s.cxlDeadTimeout(),
                 s.channelGrace(), s.ioTimeout());
     }
 
@@ -79,7 +82,7 @@ class TransportLifecycleTest {
     private void reportsFailureWhenServingStops(String transport) throws Exception {
         try (Transports storage = Transports.of(List.of(transport), settings("st"));
              Transports client = Transports.of(List.of(transport), settings("cl"))) {
-            ServedChannel served = storage.get(transport).acceptor().serve("m-" + transport, device, c -> { });
+            ServedChannel served = storage.get(transport).acceptor().serve("m-" + transport, device, GRANT, c -> { });
             AtomicReference<Throwable> failed = new AtomicReference<>();
             ClientChannel channel = client.get(transport).connector().connect(served.endpoint(), failed::set);
             ByteBuffer data = ByteBuffer.allocateDirect(4096);
@@ -111,7 +114,9 @@ class TransportLifecycleTest {
         TransportSettings s = settings("x");
         Path missing = Path.of("/dev/shm", "weft-missing-" + UUID.randomUUID());
         TransportSettings bad = new TransportSettings("x", s.rdmaProvider(), s.rdmaListen(), s.rdmaQueueDepth(),
-                s.rdmaMaxIoSize(), s.rdmaAgents(), List.of(missing), s.cxlChannels(), s.cxlHeartbeat(),
+                s.rdmaMaxIoSize(), s.rdmaAgents(), s.rdmaHandshakeTimeout(),
+                s.rdmaMaxUnauthenticatedPerAddress(), s.rdmaMaxSessionsPerClient(), s.rdmaMaxMemoryPerClient(),
+                List.of(missing), s.cxlChannels(), s.cxlHeartbeat(),
                 s.cxlDeadTimeout(), s.channelGrace(), s.ioTimeout());
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> Transports.of(List.of("cxl"), bad));

@@ -254,17 +254,31 @@ public final class LoadGen {
         }
     }
 
+    /** The environment variable that gives an {@code rdma:} target (and serve-rdma) the load generator's grant. */
+    static final String RDMA_CAPABILITY_ENV = "WEFT_RDMA_CAPABILITY";
+    static final String RDMA_CLIENT = "loadgen";
+
     /** Storage child for {@code rdma+child:}: a software-provider RDMA server for FILE until stdin closes. */
     private static void serveRdma(Path file, String listen, int maxIo, String device) throws Exception {
         int colon = listen.lastIndexOf(':');
         InetSocketAddress address = new InetSocketAddress(listen.substring(0, colon),
                 Integer.parseInt(listen.substring(colon + 1)));
-        RdmaServerConfig config = new RdmaServerConfig(RdmaServerConfig.DEFAULTS.maxQueueDepth(),
-                Math.max(maxIo, RdmaServerConfig.DEFAULTS.maxIoSize()), 1, RdmaServerConfig.DEFAULTS.heartbeatTimeout());
+        RdmaServerConfig d = RdmaServerConfig.DEFAULTS;
+        RdmaServerConfig config = new RdmaServerConfig(d.maxQueueDepth(), Math.max(maxIo, d.maxIoSize()), 1,
+                d.heartbeatTimeout(), d.handshakeTimeout(), d.maxUnauthenticatedPerAddress(), d.maxSessionsPerClient(),
+                d.maxMemoryPerClient());
+        // The load generator's grant: WEFT_RDMA_CAPABILITY if set (an external client knows it), else a fresh one
+        // that the READY line hands to the parent.
+        String given = System.getenv(RDMA_CAPABILITY_ENV);
+        io.weft.rdma.protocol.Grant grant = given != null
+                ? io.weft.rdma.protocol.Grant.decode(RDMA_CLIENT, RDMA_CLIENT, given)
+                : io.weft.rdma.protocol.Grant.issue(RDMA_CLIENT, RDMA_CLIENT);
         try (StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.open(file, false));
              SoftwareProvider provider = new SoftwareProvider();
-             RdmaServer server = RdmaServer.start(provider, config, Map.of(device, store), List.of(address))) {
-            System.out.println("READY port=" + server.listenAddresses().get(0).getPort());
+             RdmaServer server = RdmaServer.start(provider, config,
+                     Map.of(device, new io.weft.rdma.server.ServedDevice(store, grant)), List.of(address))) {
+            System.out.println("READY port=" + server.listenAddresses().get(0).getPort() + " capability="
+                    + grant.encodedCapability());
             System.out.flush();
             waitForStdinClose();
         }

@@ -187,19 +187,26 @@ final class Target implements AutoCloseable {
         int colon = where.lastIndexOf(':');
         String hostName = where.substring(0, colon);
         int port = Integer.parseInt(where.substring(colon + 1));
+        String capability = System.getenv(LoadGen.RDMA_CAPABILITY_ENV);
         if (child) {
             ChildJvm storage = ChildJvm.start("serve-rdma", o.file().toString(), hostName + ":" + port,
                     Integer.toString(o.maxIoSize()), o.rdmaDevice());
             res.add(storage);
             String ready = storage.awaitLine("READY");
             port = Integer.parseInt(ready.replaceAll(".*port=(\\d+).*", "$1"));
+            capability = ready.replaceAll(".*capability=(\\S+).*", "$1");
+        } else if (capability == null) {
+            throw new IllegalArgumentException("an rdma: target needs the server's grant in "
+                    + LoadGen.RDMA_CAPABILITY_ENV + " (serve-rdma prints it on its READY line)");
         }
+        io.weft.rdma.protocol.Grant grant = io.weft.rdma.protocol.Grant.decode(LoadGen.RDMA_CLIENT,
+                LoadGen.RDMA_CLIENT, capability);
         SoftwareProvider provider = new SoftwareProvider();
         res.add(provider);
         RdmaClientConfig config = RdmaClientConfig.DEFAULTS.withMaxIoSize(Math.max(o.maxIoSize(), 4096))
                 .withQueueDepth(Math.max(RdmaClientConfig.DEFAULTS.queueDepth(), o.maxQd()));
         RdmaSession session = RdmaSession.open(provider, "loadgen-" + ProcessHandle.current().pid(), o.rdmaDevice(),
-                List.of(PathSpec.to(new InetSocketAddress(hostName, port))), config);
+                grant, List.of(PathSpec.to(new InetSocketAddress(hostName, port))), config);
         res.add(session);
         return new Target(spec, session.device(), null, res);
     }

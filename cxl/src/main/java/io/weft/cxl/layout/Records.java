@@ -12,6 +12,7 @@ import org.agrona.concurrent.UnsafeBuffer;
  * host:     | nodeId (8) | state (4) | name (2 + 62)                                                      |
  * backend:  | hostSlot (4) | state (4) | size (8) | logicalBlock (4) | maxIo (4) | capabilities (4) |
  *           | channels (4) | channel segment ids (4 × 32) @32 | store path (2 + 254) @160 | nodeId (8) @416 |
+ *           | grant digest (32) @424: SHA-256 of the mapping's capability, all zero = open to any blkdev        |
  * blkdev:   | backendSlot (4) | hostSlot (4) | queues (4) | state (4) | nodeId (8)                      |
  * segment:  | type (4) | state (4) | backendSlot (4) | channelIndex (4)                                  |
  * </pre>
@@ -47,6 +48,9 @@ public final class Records {
     public static final int BACKEND_PATH = 160;
     public static final int BACKEND_PATH_MAX = 254;
     public static final int BACKEND_NODE_ID = 416;
+    /** SHA-256 of the capability a blkdev must hold to open the backend; all zero = no grant (any blkdev). */
+    public static final int BACKEND_GRANT_DIGEST = 424;
+    public static final int GRANT_DIGEST_LENGTH = 32;
 
     // blkdev
     public static final int BLKDEV_BACKEND_SLOT = 0;

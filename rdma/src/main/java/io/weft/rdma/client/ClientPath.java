@@ -49,6 +49,9 @@ final class ClientPath {
     boolean everConnected;
     ClientSessionOpen openResult;
     String openError;
+    /** The storage side's CHALLENGE to the OPEN in progress (nonce, proof), or null. */
+    byte[] challengeNonce;
+    byte[] challengeProof;
 
     ClientPath(int id, int slot, PathSpec spec) {
         this.id = id;

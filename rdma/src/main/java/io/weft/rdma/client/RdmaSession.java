@@ -6,6 +6,8 @@ import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
 import io.weft.core.io.IoStatus;
 import io.weft.rdma.protocol.AdminChannel;
+import io.weft.rdma.protocol.Capability;
+import io.weft.rdma.protocol.Grant;
 import io.weft.rdma.protocol.ConnectData;
 import io.weft.rdma.protocol.ControlMessage;
 import io.weft.rdma.protocol.RequestHeader;
@@ -13,6 +15,7 @@ import io.weft.rdma.verbs.Access;
 import io.weft.rdma.verbs.CompletionHandler;
 import io.weft.rdma.verbs.CompletionQueue;
 import io.weft.rdma.verbs.ConnectionOptions;
+import io.weft.rdma.verbs.ConnectionRejectedException;
 import io.weft.rdma.verbs.MemoryRegion;
 import io.weft.rdma.verbs.ProtectionDomain;
 import io.weft.rdma.verbs.VerbsConnection;
@@ -34,10 +37,12 @@ import org.slf4j.LoggerFactory;
  * The client side of one session: 1..N paths to one storage node, each an admin connection (session open,
  * heartbeats measuring RTT) plus one IO connection per queue. Owns the permits (= storage chunk indices), a local
  * pool of the same shape registered once, the queue agents and a control thread that connects, heartbeats, fails
- * paths over and reconnects them with exponential backoff and jitter.
+ * paths over and reconnects them with exponential backoff and jitter. Every path's admin connection proves the
+ * device's {@link Grant} (challenge-response, see ControlMessage) before the storage side reveals the session's
+ * token and pool key, and checks the storage side's proof in turn.
  *
  * <pre>
- *   RdmaSession s = RdmaSession.open(provider, "client-a", "vol0",
+ *   RdmaSession s = RdmaSession.open(provider, "session-1", "vol0", grant,
  *           List.of(PathSpec.to(addr1), PathSpec.to(addr2)), RdmaClientConfig.DEFAULTS);
  *   BlockDevice dev = s.device();
  * </pre>
@@ -49,6 +54,7 @@ public final class RdmaSession implements AutoCloseable {
 
     final String name;
     final String deviceName;
+    private final Grant grant;
     final RdmaClientConfig config;
     private final VerbsProvider provider;
     final int queueDepth;
@@ -114,11 +120,12 @@ public final class RdmaSession implements AutoCloseable {
         }
     }
 
-    private RdmaSession(VerbsProvider provider, String name, String deviceName, RdmaClientConfig config)
+    private RdmaSession(VerbsProvider provider, String name, String deviceName, Grant grant, RdmaClientConfig config)
             throws IOException {
         this.provider = provider;
         this.name = name;
         this.deviceName = deviceName;
+        this.grant = grant;
         this.config = config;
         this.queueDepth = config.queueDepth();
         this.queueCount = config.queuesPerPath();
@@ -155,13 +162,15 @@ public final class RdmaSession implements AutoCloseable {
     /**
      * Opens a session and waits until at least one path is connected (or every path failed its first attempt
      * within the connect timeout; then the session keeps retrying in the background and this throws).
+     *
+     * @param grant the storage node's grant of {@code deviceName} to this client node (from the control plane)
      */
-    public static RdmaSession open(VerbsProvider provider, String sessionName, String deviceName,
+    public static RdmaSession open(VerbsProvider provider, String sessionName, String deviceName, Grant grant,
                                    List<PathSpec> paths, RdmaClientConfig config) throws IOException {
         if (paths.isEmpty() || paths.size() > MAX_PATHS) {
             throw new IllegalArgumentException("a session needs 1.." + MAX_PATHS + " paths");
         }
-        RdmaSession s = new RdmaSession(provider, sessionName, deviceName, config);
+        RdmaSession s = new RdmaSession(provider, sessionName, deviceName, grant, config);
         for (PathSpec p : paths) {
             s.addPath(p);
         }
@@ -426,6 +435,9 @@ public final class RdmaSession implements AutoCloseable {
             PendingFence f = it.next();
             if (f.pathId == pathId && (int) f.generation == generation) {
                 it.remove();
+                // Published before the agents may act on the ack: once a request retried after this fence has
+                // completed, stats() no longer counts the fence (the control thread can be descheduled right here).
+                fencesPendingSnapshot = pendingFences.size();
                 fencedGenerations.add(f.generation);
                 fenceAcks++;
                 for (ClientQueue q : queues) {
@@ -494,14 +506,40 @@ public final class RdmaSession implements AutoCloseable {
             p.admin = admin;
             p.openResult = null;
             p.openError = null;
-            VerbsConnection ac = provider.connect(p.spec.remote(), p.spec.local(), pd, adminCq, AdminChannel.OPTIONS,
+            p.challengeNonce = null;
+            p.challengeProof = null;
+            VerbsConnection ac = connectOrExplain(p, adminCq, AdminChannel.OPTIONS,
                     ConnectData.request(ConnectData.KIND_ADMIN, 0, 0, p.id), config.connectTimeout(),
                     admin::prepare);
             if (ConnectData.parseReply(ac.peerPrivateData()) != 0) {
                 throw new IOException("storage refused the admin connection");
             }
+            byte[] clientNonce = Capability.nonce();
             ControlMessage open = admin.beginSend();
-            admin.send(open.encodeOpen(queueDepth, config.maxIoSize(), p.id, name, deviceName));
+            admin.send(open.encodeOpen(queueDepth, config.maxIoSize(), p.id, name, deviceName, grant.clientNode(),
+                    clientNonce));
+            while (p.challengeNonce == null && p.openError == null && ac.isOpen()
+                    && System.nanoTime() - deadline < 0) {
+                if (adminCq.poll(adminHandler, 32) == 0) {
+                    adminCq.await(TimeUnit.MILLISECONDS.toNanos(1), () -> false);
+                }
+            }
+            if (p.openError != null) {
+                throw new IOException("storage refused the session: " + p.openError);
+            }
+            if (p.challengeNonce == null) {
+                throw new IOException(ac.isOpen() ? "no answer to session open within "
+                        + config.connectTimeout().toMillis() + " ms" : "admin connection closed during session open");
+            }
+            Capability.Transcript transcript = new Capability.Transcript(clientNonce, p.challengeNonce, name, p.id,
+                    grant.clientNode(), grant.identity(), deviceName);
+            if (!Capability.matches(Capability.serverProof(grant, transcript), p.challengeProof)) {
+                throw new IOException("the storage side at " + p.spec.remote() + " could not prove it holds the"
+                        + " grant of device '" + deviceName + "' (another node at that address, or the grant was"
+                        + " replaced)");
+            }
+            ControlMessage proof = admin.beginSend();
+            admin.send(proof.encodeProof(Capability.clientProof(grant, transcript)));
             while (p.openResult == null && p.openError == null && ac.isOpen() && System.nanoTime() - deadline < 0) {
                 if (adminCq.poll(adminHandler, 32) == 0) {
                     adminCq.await(TimeUnit.MILLISECONDS.toNanos(1), () -> false);
@@ -525,7 +563,7 @@ public final class RdmaSession implements AutoCloseable {
             ClientPath.IoTag tag = new ClientPath.IoTag(p.slot, generation);
             for (int q = 0; q < queueCount; q++) {
                 Duration left = Duration.ofNanos(Math.max(1_000_000, deadline - System.nanoTime()));
-                io[q] = provider.connect(p.spec.remote(), p.spec.local(), pd, queues[q].cq, ioOptions,
+                io[q] = connectOrExplain(p, queues[q].cq, ioOptions,
                         ConnectData.request(ConnectData.KIND_IO, q, pool.token(), p.id, (int) generation), left, c -> {
                             c.attach(tag);
                             for (int i = 0; i < queueDepth + 1; i++) {
@@ -568,6 +606,18 @@ public final class RdmaSession implements AutoCloseable {
             p.admin = null;
             p.lastError = e.getMessage();
             scheduleReconnect(p, System.nanoTime());
+        }
+    }
+
+    /** Connects, turning a reject reason into words (a peer of another protocol version, too many handshakes). */
+    private VerbsConnection connectOrExplain(ClientPath p, CompletionQueue cq, ConnectionOptions options,
+                                             byte[] privateData, Duration timeout,
+                                             io.weft.rdma.verbs.ConnectionSetup setup) throws IOException {
+        try {
+            return provider.connect(p.spec.remote(), p.spec.local(), pd, cq, options, privateData, timeout, setup);
+        } catch (ConnectionRejectedException e) {
+            throw new IOException("storage at " + p.spec.remote() + " rejected the connection: "
+                    + ConnectData.describeReject(e.reason()), e);
         }
     }
 
@@ -668,6 +718,10 @@ public final class RdmaSession implements AutoCloseable {
                             m.okPoolRkey(), m.okChunkSize(), m.okChunkCount(), m.okMaxIoSize(), m.okToken(),
                             m.okEpoch()), m.okDeviceSize(), m.okLogicalBlock(), m.okPreferredBlock(),
                             m.okCapabilities());
+                    break;
+                case ControlMessage.CHALLENGE:
+                    p.challengeNonce = m.challengeServerNonce();
+                    p.challengeProof = m.challengeServerProof();
                     break;
                 case ControlMessage.OPEN_ERR:
                     p.openError = IoStatus.name(m.errStatus()) + ": " + m.errReason(byteLength);

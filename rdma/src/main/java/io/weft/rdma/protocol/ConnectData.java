@@ -16,7 +16,10 @@ import java.nio.ByteOrder;
  *  16              20              24
  *  | path id       | generation    |
  *  +---------------+---------------+
+ *  version: {@link #VERSION} (u16); a request of another version is rejected with {@link #REJECT_VERSION}
  *  kind: 1 = admin (control + heartbeats), 2 = IO (one per client queue)
+ *  session token (IO only): 64 bits from SecureRandom that the storage side reveals only in OPEN_OK, after the
+ *  session's capability was proven on an admin connection (ControlMessage); an unknown token is rejected
  *  generation (IO only): the client's number for this set of IO connections of the path (u32, never reused within a
  *  client session); a FENCE names it (see ControlMessage)
  *
@@ -29,7 +32,8 @@ import java.nio.ByteOrder;
  */
 public final class ConnectData {
     public static final int MAGIC = 0x52544657; // "WFTR"
-    public static final short VERSION = 1;
+    /** 2: sessions opened by capability (ControlMessage version 2). */
+    public static final short VERSION = 2;
     public static final int KIND_ADMIN = 1;
     public static final int KIND_IO = 2;
     public static final int REQUEST_LENGTH = 24;
@@ -39,6 +43,36 @@ public final class ConnectData {
     public static final int REJECT_MALFORMED = 1;
     public static final int REJECT_UNKNOWN_SESSION = 2;
     public static final int REJECT_SHUTTING_DOWN = 3;
+    /** The request's protocol version is not this node's. */
+    public static final int REJECT_VERSION = 4;
+    /** Too many admin connections from the peer's address have not authenticated yet. */
+    public static final int REJECT_BUSY = 5;
+
+    /** Why a connect request was rejected, for the client's error message. */
+    public static String describeReject(int reason) {
+        switch (reason) {
+            case REJECT_MALFORMED: return "malformed connect data (a storage node of another Weft version?)";
+            case REJECT_UNKNOWN_SESSION: return "unknown session token";
+            case REJECT_SHUTTING_DOWN: return "storage node shutting down";
+            case REJECT_VERSION: return "the storage node speaks another RDMA protocol version (this node speaks "
+                    + VERSION + "); run the same Weft version on both nodes";
+            case REJECT_BUSY: return "too many unauthenticated admin connections from this address"
+                    + " (weft.rdma.max-unauthenticated-per-address on the storage node)";
+            default: return "reason " + reason;
+        }
+    }
+
+    /**
+     * @return the version of a request that carries the Weft magic, or -1 when it does not (for telling a peer of
+     * another version from garbage)
+     */
+    public static int requestVersion(ByteBuffer data) {
+        ByteBuffer b = data.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        if (b.remaining() < 6 || b.getInt(b.position()) != MAGIC) {
+            return -1;
+        }
+        return b.getShort(b.position() + 4) & 0xFFFF;
+    }
 
     private ConnectData() {
     }

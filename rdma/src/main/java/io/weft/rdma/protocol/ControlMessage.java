@@ -11,9 +11,12 @@ import org.agrona.concurrent.UnsafeBuffer;
  * the received length because callers check {@link #minimumLength(int)} first.
  *
  * <pre>
- * common:      0 type u16 | 2 version u16
+ * common:      0 type u16 | 2 version u16 (= {@link #VERSION}; a message of another version closes the connection)
  * OPEN (1)     4 queue depth u32 | 8 max IO size u32 | 12 path id u32 | 16 session-name length u16
- *              | 18 device-name length u16 | 20 session name (64 bytes) | 84 device name (64 bytes)   = 148 bytes
+ *              | 18 device-name length u16 | 20 client-node length u16 | 22 reserved u16 | 24 client nonce (32 bytes)
+ *              | 56 session name (64 bytes) | 120 device name (64 bytes) | 184 client node (64 bytes)   = 248 bytes
+ * CHALLENGE (9) 4 reserved u32 | 8 server nonce (32 bytes) | 40 server proof (32 bytes)              = 72 bytes
+ * PROOF (10)   4 reserved u32 | 8 client proof (32 bytes)                                          = 40 bytes
  * OPEN_OK (2)  4 chunk count u32 | 8 chunk size u32 | 12 max IO size u32 | 16 session token u64
  *              | 24 pool address u64 | 32 pool rkey u32 | 36 server epoch u32 | 40 device size u64
  *              | 48 logical block u32 | 52 preferred block u32 | 56 capability bits u32 | 60 reserved   = 64 bytes
@@ -22,15 +25,57 @@ import org.agrona.concurrent.UnsafeBuffer;
  * CLOSE (6)    nothing more                                                                        = 4 bytes
  * FENCE (7) / FENCE_ACK (8)          4 path id u32 | 8 generation u32 | 12 reserved u32              = 16 bytes
  *
- * FENCE (client to storage, on the admin connection of any open path of the session): stop executing anything that
- * arrives on the IO connections of path {@code path id} opened with {@code generation} (ConnectData), close them, let
- * the requests already handed to the device finish, then answer FENCE_ACK with the same two fields. After the ack
- * nothing received on those connections can reach the device or the session's chunks, so the client may post their
- * requests again, on other connections, with the same chunks.
+ * Session open (one per admin connection; see {@link Capability} for the proofs and docs/rdma.md):
+ *   client                                          storage
+ *   OPEN(session, device, path id, client node, client nonce) -->
+ *                                                   refuses (OPEN_ERR) unless it granted the device to that node
+ *        <-- CHALLENGE(server nonce, server proof = HMAC(capability, "server" | nonces | fields))
+ *   checks the server proof (a storage node without the grant cannot make it)
+ *   PROOF(client proof = HMAC(capability, "client" | nonces | fields)) -->
+ *                                                   checks it in constant time; one try per connection
+ *        <-- OPEN_OK(session token, pool rkey, chunks ...)   or   OPEN_ERR (and the connection closes)
+ * Nothing but OPEN, PROOF and CLOSE is accepted before OPEN_OK; the session token (64 bits from SecureRandom) that
+ * IO connections present in ConnectData is revealed only in OPEN_OK.
  *
  *  0               2               4                               8
  *  +---------------+---------------+-------------------------------+
- *  |  type 7 or 8  |   version 1   |            path id            |
+ *  |  type 1       |   version 2   |          queue depth          |  OPEN
+ *  +---------------+---------------+-------------------------------+
+ *  |          max IO size          |            path id            |  8
+ *  +---------------+---------------+---------------+---------------+
+ *  | session len   | device len    | node len      |  reserved 0   |  16
+ *  +---------------+---------------+---------------+---------------+
+ *  |                 client nonce (32 bytes)                       |  24
+ *  +---------------------------------------------------------------+
+ *  |  session name (64) | device name (64) | client node (64)      |  56 / 120 / 184 .. 248
+ *  +---------------------------------------------------------------+
+ *
+ *  0               2               4                               8
+ *  +---------------+---------------+-------------------------------+
+ *  |  type 9       |   version 2   |           reserved 0          |  CHALLENGE
+ *  +---------------+---------------+-------------------------------+
+ *  |                 server nonce (32 bytes)                       |  8
+ *  +---------------------------------------------------------------+
+ *  |                 server proof (32 bytes)                       |  40 .. 72
+ *  +---------------------------------------------------------------+
+ *
+ *  0               2               4                               8
+ *  +---------------+---------------+-------------------------------+
+ *  |  type 10      |   version 2   |           reserved 0          |  PROOF
+ *  +---------------+---------------+-------------------------------+
+ *  |                 client proof (32 bytes)                       |  8 .. 40
+ *  +---------------------------------------------------------------+
+ *
+ * FENCE (client to storage, on an authenticated admin connection of the session, i.e. after OPEN_OK): stop
+ * executing anything that arrives on the IO connections of path {@code path id} of this session opened with
+ * {@code generation} (ConnectData), close them, let the requests already handed to the device finish, then answer
+ * FENCE_ACK with the same two fields. After the ack nothing received on those connections can reach the device or
+ * the session's chunks, so the client may post their requests again, on other connections, with the same chunks.
+ * A FENCE on a connection that has not finished the handshake closes it.
+ *
+ *  0               2               4                               8
+ *  +---------------+---------------+-------------------------------+
+ *  |  type 7 or 8  |   version 2   |            path id            |
  *  +---------------+---------------+-------------------------------+
  *  |          generation           |           reserved 0          |  8
  *  +-------------------------------+-------------------------------+
@@ -38,7 +83,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  */
 public final class ControlMessage {
     public static final int MAX_LENGTH = 256;
-    public static final short VERSION = 1;
+    /** 2: capabilities (OPEN carries the client node and a nonce; CHALLENGE and PROOF). */
+    public static final short VERSION = 2;
     public static final int OPEN = 1;
     public static final int OPEN_OK = 2;
     public static final int OPEN_ERR = 3;
@@ -47,6 +93,8 @@ public final class ControlMessage {
     public static final int CLOSE = 6;
     public static final int FENCE = 7;
     public static final int FENCE_ACK = 8;
+    public static final int CHALLENGE = 9;
+    public static final int PROOF = 10;
     public static final int MAX_NAME = 64;
     public static final int MAX_REASON = 180;
 
@@ -71,7 +119,9 @@ public final class ControlMessage {
     /** Smallest valid length of a message of {@code type}, or -1 for an unknown type. */
     public static int minimumLength(int type) {
         switch (type) {
-            case OPEN: return 148;
+            case OPEN: return 248;
+            case CHALLENGE: return 72;
+            case PROOF: return 40;
             case OPEN_OK: return 64;
             case OPEN_ERR: return 10;
             case HEARTBEAT:
@@ -98,18 +148,26 @@ public final class ControlMessage {
     }
 
     // OPEN
-    public int encodeOpen(int queueDepth, int maxIoSize, int pathId, String sessionName, String deviceName) {
+    public int encodeOpen(int queueDepth, int maxIoSize, int pathId, String sessionName, String deviceName,
+                          String clientNode, byte[] clientNonce) {
+        if (clientNonce.length != Capability.NONCE_LENGTH) {
+            throw new IllegalArgumentException("client nonce must be " + Capability.NONCE_LENGTH + " bytes");
+        }
         header(OPEN);
         buffer.putInt(base + 4, queueDepth, ORDER);
         buffer.putInt(base + 8, maxIoSize, ORDER);
         buffer.putInt(base + 12, pathId, ORDER);
         byte[] s = name(sessionName);
         byte[] d = name(deviceName);
+        byte[] n = name(clientNode);
         buffer.putShort(base + 16, (short) s.length, ORDER);
         buffer.putShort(base + 18, (short) d.length, ORDER);
-        buffer.putBytes(base + 20, s);
-        buffer.putBytes(base + 84, d);
-        return 148;
+        buffer.putShort(base + 20, (short) n.length, ORDER);
+        buffer.putBytes(base + 24, clientNonce);
+        buffer.putBytes(base + 56, s);
+        buffer.putBytes(base + 120, d);
+        buffer.putBytes(base + 184, n);
+        return 248;
     }
 
     private static byte[] name(String name) {
@@ -134,11 +192,53 @@ public final class ControlMessage {
 
     /** @return the session name, or null when its length field is out of range */
     public String openSessionName() {
-        return string(base + 20, buffer.getShort(base + 16, ORDER) & 0xFFFF, MAX_NAME);
+        return string(base + 56, buffer.getShort(base + 16, ORDER) & 0xFFFF, MAX_NAME);
     }
 
     public String openDeviceName() {
-        return string(base + 84, buffer.getShort(base + 18, ORDER) & 0xFFFF, MAX_NAME);
+        return string(base + 120, buffer.getShort(base + 18, ORDER) & 0xFFFF, MAX_NAME);
+    }
+
+    /** @return the client node's name, or null when its length field is out of range */
+    public String openClientNode() {
+        return string(base + 184, buffer.getShort(base + 20, ORDER) & 0xFFFF, MAX_NAME);
+    }
+
+    public byte[] openClientNonce() {
+        return bytes(base + 24, Capability.NONCE_LENGTH);
+    }
+
+    // CHALLENGE
+    public int encodeChallenge(byte[] serverNonce, byte[] serverProof) {
+        header(CHALLENGE);
+        buffer.putBytes(base + 8, serverNonce, 0, Capability.NONCE_LENGTH);
+        buffer.putBytes(base + 40, serverProof, 0, Capability.PROOF_LENGTH);
+        return 72;
+    }
+
+    public byte[] challengeServerNonce() {
+        return bytes(base + 8, Capability.NONCE_LENGTH);
+    }
+
+    public byte[] challengeServerProof() {
+        return bytes(base + 40, Capability.PROOF_LENGTH);
+    }
+
+    // PROOF
+    public int encodeProof(byte[] clientProof) {
+        header(PROOF);
+        buffer.putBytes(base + 8, clientProof, 0, Capability.PROOF_LENGTH);
+        return 40;
+    }
+
+    public byte[] proofClientProof() {
+        return bytes(base + 8, Capability.PROOF_LENGTH);
+    }
+
+    private byte[] bytes(int at, int length) {
+        byte[] out = new byte[length];
+        buffer.getBytes(at, out);
+        return out;
     }
 
     private String string(int at, int length, int max) {

@@ -24,11 +24,14 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The storage side of the RDMA transport: listens on one address per path, opens a session (with its chunk pool,
- * registered once) when a client's admin connection asks for one, and serves the session's IO connections against
- * a {@link BlockDevice} with a bounded set of agents.
+ * registered once) when a client's admin connection proves the device's capability ({@link ServedDevice#grant()},
+ * see ControlMessage), and serves the session's IO connections against a {@link BlockDevice} with a bounded set of
+ * agents. Per-peer limits (RdmaServerConfig) bound what one address or one client node can hold.
  *
  * <pre>
- *   RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, Map.of("vol0", device),
+ *   Grant grant = Grant.issue("client-a", "client-a#incarnation");  // handed to client-a by the control plane
+ *   RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
+ *           Map.of("vol0", new ServedDevice(device, grant)),
  *           List.of(new InetSocketAddress("127.0.0.1", 0), new InetSocketAddress("127.0.0.2", 0)));
  * </pre>
  */
@@ -37,7 +40,7 @@ public final class RdmaServer implements AutoCloseable {
 
     private final VerbsProvider provider;
     private final RdmaServerConfig config;
-    private final Map<String, BlockDevice> devices;
+    private final Map<String, ServedDevice> devices;
     private final int epoch = ThreadLocalRandom.current().nextInt();
     private final ProtectionDomain controlPd;
     private final ServerControl control;
@@ -50,15 +53,17 @@ public final class RdmaServer implements AutoCloseable {
     private final java.util.Set<ServerIoConnection> ioConnections = ConcurrentHashMap.newKeySet();
     private final AtomicInteger nextConnectionId = new AtomicInteger();
     private final AtomicInteger nextAgent = new AtomicInteger();
+    /** Admin connections per remote address that have not authenticated yet (weft.rdma.max-unauthenticated-...). */
+    private final Map<java.net.InetAddress, AtomicInteger> unauthenticated = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
-    private RdmaServer(VerbsProvider provider, RdmaServerConfig config, Map<String, BlockDevice> devices) {
+    private RdmaServer(VerbsProvider provider, RdmaServerConfig config, Map<String, ServedDevice> devices) {
         this.provider = provider;
         this.config = config;
         this.devices = new ConcurrentHashMap<>(devices);
         this.controlPd = provider.createProtectionDomain();
         this.control = new ServerControl(this, provider.createCompletionQueue("storage-control"),
-                config.heartbeatTimeout().toNanos());
+                config.heartbeatTimeout().toNanos(), config.handshakeTimeout().toNanos());
         this.agents = new ServerAgent[config.agents()];
         for (int i = 0; i < agents.length; i++) {
             agents[i] = new ServerAgent("weft-rdma-storage-io-" + i,
@@ -66,8 +71,8 @@ public final class RdmaServer implements AutoCloseable {
         }
     }
 
-    /** Starts serving {@code devices} (name to device) on every address in {@code listen}. */
-    public static RdmaServer start(VerbsProvider provider, RdmaServerConfig config, Map<String, BlockDevice> devices,
+    /** Starts serving {@code devices} (name to device and its grant) on every address in {@code listen}. */
+    public static RdmaServer start(VerbsProvider provider, RdmaServerConfig config, Map<String, ServedDevice> devices,
                                    List<InetSocketAddress> listen) throws IOException {
         RdmaServer server = new RdmaServer(provider, config, devices);
         server.control.start("weft-rdma-storage-control");
@@ -100,12 +105,13 @@ public final class RdmaServer implements AutoCloseable {
     }
 
     /**
-     * Serves one more device under {@code name} (a control plane that opens devices while running).
+     * Serves one more device under {@code name} (a control plane that opens devices while running), to the one
+     * client that holds {@code grant}.
      *
      * @throws IllegalArgumentException when the name is already served
      */
-    public void addDevice(String name, BlockDevice device) {
-        if (devices.putIfAbsent(name, device) != null) {
+    public void addDevice(String name, BlockDevice device, io.weft.rdma.protocol.Grant grant) {
+        if (devices.putIfAbsent(name, new ServedDevice(device, grant)) != null) {
             throw new IllegalArgumentException("device '" + name + "' is already served");
         }
     }
@@ -137,6 +143,13 @@ public final class RdmaServer implements AutoCloseable {
 
     private void onConnectRequest(ConnectionRequest request) {
         ConnectData.Request r = ConnectData.parseRequest(request.privateData());
+        int version = ConnectData.requestVersion(request.privateData());
+        if (r == null && version >= 0 && version != ConnectData.VERSION) {
+            LOG.warn("rejecting connection from {}: it speaks RDMA protocol version {}, this node speaks {}",
+                    request.remoteAddress(), version, ConnectData.VERSION);
+            request.reject(ConnectData.REJECT_VERSION);
+            return;
+        }
         if (r == null) {
             LOG.warn("rejecting connection from {}: malformed connect data", request.remoteAddress());
             request.reject(ConnectData.REJECT_MALFORMED);
@@ -150,11 +163,33 @@ public final class RdmaServer implements AutoCloseable {
         connectionListeners.keySet().removeIf(c -> !((io.weft.rdma.verbs.VerbsConnection) c).isOpen());
         try {
             if (r.kind() == ConnectData.KIND_ADMIN) {
-                ServerControl.AdminState admin = new ServerControl.AdminState(listener);
-                admin.channel = new AdminChannel(controlPd, admin);
-                var connection = request.accept(controlPd, control.cq, AdminChannel.OPTIONS,
-                        ConnectData.reply(0), admin.channel::prepare);
-                connectionListeners.put(connection, listener);
+                java.net.InetAddress peer = request.remoteAddress() == null ? null
+                        : request.remoteAddress().getAddress();
+                if (unauthenticated.size() > 4096) {
+                    // Many source addresses: forget those with nothing pending (a counter dropped while another
+                    // listener thread takes it only lets that one connection through uncounted).
+                    unauthenticated.values().removeIf(c -> c.get() <= 0);
+                }
+                AtomicInteger pending = unauthenticated.computeIfAbsent(peer == null
+                        ? java.net.InetAddress.getLoopbackAddress() : peer, a -> new AtomicInteger());
+                if (pending.incrementAndGet() > config.maxUnauthenticatedPerAddress()) {
+                    pending.decrementAndGet();
+                    LOG.warn("rejecting admin connection from {}: {} admin connections from that address have not"
+                            + " authenticated yet (weft.rdma.max-unauthenticated-per-address)",
+                            request.remoteAddress(), config.maxUnauthenticatedPerAddress());
+                    request.reject(ConnectData.REJECT_BUSY);
+                    return;
+                }
+                ServerControl.AdminState admin = new ServerControl.AdminState(listener, pending);
+                try {
+                    admin.channel = new AdminChannel(controlPd, admin);
+                    var connection = request.accept(controlPd, control.cq, AdminChannel.OPTIONS,
+                            ConnectData.reply(0), admin.channel::prepare);
+                    connectionListeners.put(connection, listener);
+                } catch (IOException | RuntimeException e) {
+                    admin.authenticatedOrGone();
+                    throw e;
+                }
                 control.add(admin);
             } else {
                 ServerSession session = sessionsByToken.get(r.token());
@@ -192,10 +227,11 @@ public final class RdmaServer implements AutoCloseable {
      *
      * @return the connections fenced; the fence holds once each of them is {@link ServerIoConnection#drained}
      */
-    List<ServerIoConnection> fence(String sessionName, int pathId, int generation) {
+    List<ServerIoConnection> fence(ServerSession asking, int pathId, int generation) {
         List<ServerIoConnection> out = new ArrayList<>();
         for (ServerIoConnection io : ioConnections) {
-            if (io.pathId == pathId && io.generation == generation && io.session.name.equals(sessionName)) {
+            if (io.pathId == pathId && io.generation == generation && io.session.name.equals(asking.name)
+                    && io.session.clientNode.equals(asking.clientNode)) {
                 io.requestFence();
                 out.add(io);
             }
@@ -207,18 +243,49 @@ public final class RdmaServer implements AutoCloseable {
         return sessionsByName.get(name);
     }
 
-    /** Control thread: allocates and registers the chunk pool of a new session. */
-    ServerSession createSession(String name, String deviceName, int queueDepth, int requestedMaxIo,
-                                io.weft.rdma.verbs.VerbsConnection sameDevice) throws IOException {
-        BlockDevice device = devices.get(deviceName);
-        if (device == null) {
+    /** The device served under {@code name} and its grant, or null. */
+    ServedDevice served(String name) {
+        return devices.get(name);
+    }
+
+    /**
+     * Control thread: allocates and registers the chunk pool of a new session for {@code clientNode}, within its
+     * limits.
+     *
+     * @throws IllegalArgumentException for an unknown device
+     * @throws LimitException when the client node is at weft.rdma.max-sessions-per-client or the pool would take it
+     *                        past weft.rdma.max-memory-per-client
+     */
+    ServerSession createSession(String name, String deviceName, String clientNode, int queueDepth,
+                                int requestedMaxIo, io.weft.rdma.verbs.VerbsConnection sameDevice)
+            throws IOException {
+        ServedDevice served = devices.get(deviceName);
+        if (served == null) {
             throw new IllegalArgumentException("unknown device '" + deviceName + "'");
         }
+        BlockDevice device = served.device();
         int maxIo = Math.min(requestedMaxIo, device.info().maxIoSize());
         int chunkSize = ServerControl.chunkSizeFor(maxIo);
         long poolBytes = (long) chunkSize * queueDepth;
         if (poolBytes > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("chunk pool of " + poolBytes + " bytes is too large");
+        }
+        int sessions = 0;
+        long held = 0;
+        for (ServerSession s : sessionsByName.values()) {
+            if (s.clientNode.equals(clientNode)) {
+                sessions++;
+                held += s.poolBytes();
+            }
+        }
+        if (sessions >= config.maxSessionsPerClient()) {
+            throw new LimitException("client node '" + clientNode + "' already holds " + sessions
+                    + " sessions (weft.rdma.max-sessions-per-client = " + config.maxSessionsPerClient() + ")");
+        }
+        if (held + poolBytes > config.maxMemoryPerClient()) {
+            throw new LimitException("client node '" + clientNode + "' holds " + held + " bytes of session pools;"
+                    + " another " + poolBytes + " would pass weft.rdma.max-memory-per-client ("
+                    + config.maxMemoryPerClient() + " bytes)");
         }
         ProtectionDomain pd = provider.createProtectionDomain();
         pd.bindTo(sameDevice); // with real verbs the pool's keys exist only once the domain has a device
@@ -226,10 +293,10 @@ public final class RdmaServer implements AutoCloseable {
         MemoryRegion region = pd.register(pool, Access.REMOTE_WRITE);
         long token;
         do {
-            token = ThreadLocalRandom.current().nextLong();
-        } while (token == 0 || sessionsByToken.containsKey(token));
-        ServerSession session = new ServerSession(name, deviceName, device, token, queueDepth, chunkSize, maxIo, pd,
-                pool, region);
+            token = io.weft.rdma.protocol.Capability.sessionToken(); // revealed only after the capability proof
+        } while (sessionsByToken.containsKey(token));
+        ServerSession session = new ServerSession(name, deviceName, clientNode, device, token, queueDepth, chunkSize,
+                maxIo, pd, pool, region);
         sessionsByName.put(name, session);
         sessionsByToken.put(token, session);
         return session;
@@ -265,15 +332,22 @@ public final class RdmaServer implements AutoCloseable {
         return n;
     }
 
+    /** A per-peer limit refused a session; the message names the setting. */
+    static final class LimitException extends RuntimeException {
+        LimitException(String message) {
+            super(message);
+        }
+    }
+
     /** A snapshot of one open session. */
-    public record SessionStatus(String name, String device, int chunks, int chunkSize, int paths,
+    public record SessionStatus(String name, String device, String clientNode, int chunks, int chunkSize, int paths,
                                 int ioConnections, long requests, long rejected) {
     }
 
     public List<SessionStatus> sessions() {
         List<SessionStatus> out = new ArrayList<>();
         for (ServerSession s : sessionsByName.values()) {
-            out.add(new SessionStatus(s.name, s.deviceName, s.chunkCount, s.chunkSize, s.paths.size(),
+            out.add(new SessionStatus(s.name, s.deviceName, s.clientNode, s.chunkCount, s.chunkSize, s.paths.size(),
                     s.ioConnections.size(), s.requests.get(), s.rejected.get()));
         }
         return out;

@@ -3,6 +3,8 @@ package io.weft.rdma.server;
 import io.weft.core.io.DeviceInfo;
 import io.weft.core.io.IoStatus;
 import io.weft.rdma.protocol.AdminChannel;
+import io.weft.rdma.protocol.Capability;
+import io.weft.rdma.protocol.Grant;
 import io.weft.rdma.protocol.ControlMessage;
 import io.weft.rdma.protocol.RequestHeader;
 import io.weft.rdma.verbs.CompletionHandler;
@@ -14,12 +16,16 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The storage side's control thread: owns every admin connection, opens sessions, answers heartbeats and closes
- * paths whose client went silent. Control path: it may allocate and log.
+ * The storage side's control thread: owns every admin connection, authenticates session opens (OPEN, CHALLENGE,
+ * PROOF; see ControlMessage), opens sessions, answers heartbeats and closes paths whose client went silent or never
+ * authenticated. Until OPEN_OK an admin connection may send only OPEN, PROOF and CLOSE; anything else closes it.
+ * Control path: it may allocate and log.
  */
 final class ServerControl implements Runnable, CompletionHandler {
     private static final Logger LOG = LoggerFactory.getLogger(ServerControl.class);
@@ -29,7 +35,10 @@ final class ServerControl implements Runnable, CompletionHandler {
     private final ConcurrentLinkedQueue<AdminState> arriving = new ConcurrentLinkedQueue<>();
     private final List<AdminState> admins = new ArrayList<>();
     private final long heartbeatTimeoutNanos;
+    private final long handshakeTimeoutNanos;
     private final List<PendingFence> fences = new ArrayList<>();
+    /** Refused connections, closed after the poll that sent their OPEN_ERR (so the reason goes out first). */
+    private final List<VerbsConnection> closing = new ArrayList<>();
     private volatile boolean running = true;
     private Thread thread;
 
@@ -45,24 +54,44 @@ final class ServerControl implements Runnable, CompletionHandler {
         }
     }
 
-    /** One admin connection (one path of one session once OPEN arrived). */
+    /** An OPEN answered with a CHALLENGE, waiting for the client's PROOF. */
+    private record PendingOpen(String sessionName, String deviceName, String clientNode, int queueDepth, int maxIo,
+                               int pathId, Grant grant, byte[] expectedProof) {
+    }
+
+    /** One admin connection (one path of one session once it authenticated: {@code session != null}). */
     static final class AdminState {
         AdminChannel channel;
         ServerSession session;
         int pathId = -1;
-        long lastHeardNanos = System.nanoTime();
+        final long acceptedNanos = System.nanoTime();
+        long lastHeardNanos = acceptedNanos;
         final InetSocketAddress listener;
         boolean closed;
+        /** Set once the OPEN was answered with a CHALLENGE; one OPEN per connection. */
+        PendingOpen pending;
+        /** The remote address's count of unauthenticated admin connections; released once, by either outcome. */
+        private final AtomicInteger unauthenticatedOfPeer;
+        private final AtomicBoolean counted = new AtomicBoolean(true);
 
-        AdminState(InetSocketAddress listener) {
+        AdminState(InetSocketAddress listener, AtomicInteger unauthenticatedOfPeer) {
             this.listener = listener;
+            this.unauthenticatedOfPeer = unauthenticatedOfPeer;
+        }
+
+        /** The connection authenticated or went away: it no longer counts against its address. */
+        void authenticatedOrGone() {
+            if (counted.compareAndSet(true, false)) {
+                unauthenticatedOfPeer.decrementAndGet();
+            }
         }
     }
 
-    ServerControl(RdmaServer server, CompletionQueue cq, long heartbeatTimeoutNanos) {
+    ServerControl(RdmaServer server, CompletionQueue cq, long heartbeatTimeoutNanos, long handshakeTimeoutNanos) {
         this.server = server;
         this.cq = cq;
         this.heartbeatTimeoutNanos = heartbeatTimeoutNanos;
+        this.handshakeTimeoutNanos = handshakeTimeoutNanos;
     }
 
     void start(String name) {
@@ -86,6 +115,12 @@ final class ServerControl implements Runnable, CompletionHandler {
                     admins.add(a);
                 }
                 int work = cq.poll(this, 32);
+                if (!closing.isEmpty()) {
+                    for (VerbsConnection c : closing) {
+                        c.close();
+                    }
+                    closing.clear();
+                }
                 long now = System.nanoTime();
                 if (!fences.isEmpty()) {
                     work += acknowledgeFences();
@@ -127,7 +162,13 @@ final class ServerControl implements Runnable, CompletionHandler {
 
     private void checkHeartbeats(long now) {
         for (AdminState a : admins) {
-            if (!a.closed && now - a.lastHeardNanos > heartbeatTimeoutNanos) {
+            if (!a.closed && a.session == null && now - a.acceptedNanos > handshakeTimeoutNanos) {
+                LOG.warn("closing admin connection {}: not authenticated within {} ms (weft.rdma.handshake-timeout)",
+                        a.channel.connection().remoteAddress(), TimeUnit.NANOSECONDS.toMillis(handshakeTimeoutNanos));
+                a.closed = true;
+                a.authenticatedOrGone();
+                a.channel.connection().close();
+            } else if (!a.closed && now - a.lastHeardNanos > heartbeatTimeoutNanos) {
                 LOG.warn("closing path {} of session '{}': no heartbeat for {} ms", a.pathId,
                         a.session == null ? "?" : a.session.name, TimeUnit.NANOSECONDS.toMillis(now - a.lastHeardNanos));
                 a.closed = true;
@@ -147,10 +188,28 @@ final class ServerControl implements Runnable, CompletionHandler {
             connection.close();
             return;
         }
+        if (admin.closed) {
+            return; // refused or timed out: nothing it says counts any more
+        }
         admin.lastHeardNanos = System.nanoTime();
-        switch (m.type()) {
+        int type = m.type();
+        if (admin.session == null && type != ControlMessage.OPEN && type != ControlMessage.PROOF
+                && type != ControlMessage.CLOSE) {
+            LOG.warn("closing admin connection {}: control message type {} before the session open was"
+                    + " authenticated", connection.remoteAddress(), type);
+            connection.close();
+            return;
+        }
+        switch (type) {
             case ControlMessage.OPEN:
-                open(admin, channel, m);
+                if (!challenge(admin, channel, m)) {
+                    return;
+                }
+                break;
+            case ControlMessage.PROOF:
+                if (!proven(admin, channel, m)) {
+                    return;
+                }
                 break;
             case ControlMessage.HEARTBEAT: {
                 long seq = m.heartbeatSequence();
@@ -163,13 +222,9 @@ final class ServerControl implements Runnable, CompletionHandler {
                 connection.close();
                 break;
             case ControlMessage.FENCE:
-                if (admin.session == null) {
-                    LOG.warn("closing admin connection {}: FENCE before OPEN", connection.remoteAddress());
-                    connection.close();
-                    return;
-                }
+                // Authenticated (checked above): the fence reaches only this session's own connections.
                 fences.add(new PendingFence(admin, m.fencePathId(), m.fenceGeneration(),
-                        server.fence(admin.session.name, m.fencePathId(), m.fenceGeneration())));
+                        server.fence(admin.session, m.fencePathId(), m.fenceGeneration())));
                 acknowledgeFences(); // nothing to wait for when nothing matched
                 break;
             default:
@@ -181,46 +236,118 @@ final class ServerControl implements Runnable, CompletionHandler {
         channel.repost(wrId);
     }
 
-    private void open(AdminState admin, AdminChannel channel, ControlMessage m) {
+    /**
+     * OPEN: checks the request and that {@code clientNode} holds the grant of the device, then answers a CHALLENGE
+     * (fresh server nonce, server proof) and remembers what the PROOF must be.
+     *
+     * @return false when the connection was closed (the receive slot is not reposted)
+     */
+    private boolean challenge(AdminState admin, AdminChannel channel, ControlMessage m) {
         String sessionName = m.openSessionName();
         String deviceName = m.openDeviceName();
+        String clientNode = m.openClientNode();
+        byte[] clientNonce = m.openClientNonce();
         int queueDepth = m.openQueueDepth();
         int maxIo = m.openMaxIoSize();
         int pathId = m.openPathId();
         String error = null;
         int status = IoStatus.EINVAL;
-        if (admin.session != null) {
-            error = "session already open on this connection";
-        } else if (sessionName == null || deviceName == null) {
-            error = "session or device name length out of range";
+        ServedDevice served = null;
+        if (admin.session != null || admin.pending != null) {
+            error = "OPEN already sent on this connection";
+        } else if (sessionName == null || deviceName == null || clientNode == null) {
+            error = "session, device or client node name length out of range";
         } else if (queueDepth < 1 || queueDepth > server.config().maxQueueDepth()) {
             error = "queue depth " + queueDepth + " outside 1.." + server.config().maxQueueDepth();
         } else if (maxIo < 512 || maxIo > server.config().maxIoSize()) {
             error = "max IO size " + maxIo + " outside 512.." + server.config().maxIoSize();
-        }
-        ServerSession session = null;
-        if (error == null) {
-            session = server.findSession(sessionName);
-            if (session == null) {
-                try {
-                    session = server.createSession(sessionName, deviceName, queueDepth, maxIo, channel.connection());
-                } catch (IllegalArgumentException e) {
-                    error = e.getMessage();
-                } catch (Exception e) {
-                    error = "cannot allocate the session's chunk pool: " + e;
-                    status = IoStatus.ENOMEM;
-                }
-            } else if (!session.deviceName.equals(deviceName)) {
-                error = "session '" + sessionName + "' serves device '" + session.deviceName + "'";
+        } else {
+            served = server.served(deviceName);
+            if (served == null || !served.grant().clientNode().equals(clientNode)) {
+                // One answer for "no such device" and "not yours": a stranger learns nothing about what is served.
+                error = "client node '" + clientNode + "' holds no grant for device '" + deviceName + "'";
                 status = IoStatus.EPERM;
             }
         }
-        ControlMessage reply = channel.beginSend();
         if (error != null) {
-            LOG.warn("refusing OPEN from {}: {}", channel.connection().remoteAddress(), error);
-            channel.send(reply.encodeOpenErr(status, error));
-            return;
+            refuse(admin, channel, status, error);
+            return false;
         }
+        Grant grant = served.grant();
+        byte[] serverNonce = Capability.nonce();
+        Capability.Transcript t = new Capability.Transcript(clientNonce, serverNonce, sessionName, pathId,
+                clientNode, grant.identity(), deviceName);
+        admin.pending = new PendingOpen(sessionName, deviceName, clientNode, queueDepth, maxIo, pathId, grant,
+                Capability.clientProof(grant, t));
+        ControlMessage reply = channel.beginSend();
+        channel.send(reply.encodeChallenge(serverNonce, Capability.serverProof(grant, t)));
+        return true;
+    }
+
+    /**
+     * Answers OPEN_ERR and closes the connection after this poll, once the answer is flushed (one try per
+     * connection: a refused connection never gets a second CHALLENGE).
+     */
+    private void refuse(AdminState admin, AdminChannel channel, int status, String error) {
+        LOG.warn("refusing OPEN from {}: {}", channel.connection().remoteAddress(), error);
+        ControlMessage reply = channel.beginSend();
+        channel.send(reply.encodeOpenErr(status, error));
+        admin.closed = true;
+        admin.pending = null;
+        admin.authenticatedOrGone(); // refused: it no longer counts against its address, whenever its close lands
+        closing.add(channel.connection());
+    }
+
+    /**
+     * PROOF: the client proved the capability for exactly the OPEN it sent under this connection's nonces; the
+     * session is opened or joined (only by the node it belongs to) and OPEN_OK reveals its token and pool key.
+     *
+     * @return false when the connection was closed
+     */
+    private boolean proven(AdminState admin, AdminChannel channel, ControlMessage m) {
+        PendingOpen p = admin.pending;
+        if (p == null || admin.session != null) {
+            refuse(admin, channel, IoStatus.EINVAL, "PROOF without a CHALLENGE");
+            return false;
+        }
+        admin.pending = null;
+        if (!Capability.matches(p.expectedProof(), m.proofClientProof())) {
+            refuse(admin, channel, IoStatus.EPERM, "capability proof for device '" + p.deviceName()
+                    + "' from client node '" + p.clientNode() + "' does not match");
+            return false;
+        }
+        ServedDevice served = server.served(p.deviceName());
+        if (served == null || !served.grant().equals(p.grant())) {
+            refuse(admin, channel, IoStatus.EPERM, "the grant of device '" + p.deviceName() + "' was withdrawn");
+            return false;
+        }
+        String error = null;
+        int status = IoStatus.EINVAL;
+        ServerSession session = server.findSession(p.sessionName());
+        if (session == null) {
+            try {
+                session = server.createSession(p.sessionName(), p.deviceName(), p.clientNode(), p.queueDepth(),
+                        p.maxIo(), channel.connection());
+            } catch (RdmaServer.LimitException e) {
+                error = e.getMessage();
+                status = IoStatus.ENOMEM;
+            } catch (IllegalArgumentException e) {
+                error = e.getMessage();
+            } catch (Exception e) {
+                error = "cannot allocate the session's chunk pool: " + e;
+                status = IoStatus.ENOMEM;
+            }
+        } else if (!session.clientNode.equals(p.clientNode()) || !session.deviceName.equals(p.deviceName())) {
+            // A session name is not a secret (it is printed by the management API); joining needs the owner's proof.
+            error = "session '" + p.sessionName() + "' belongs to another client or device";
+            status = IoStatus.EPERM;
+        }
+        if (error != null) {
+            refuse(admin, channel, status, error);
+            return false;
+        }
+        admin.authenticatedOrGone();
+        int pathId = p.pathId();
         AdminState previous = session.paths.put(pathId, admin);
         if (previous != null && previous != admin) {
             // The client reconnected this path before we noticed the old one die: fence the old IO connections
@@ -233,11 +360,14 @@ final class ServerControl implements Runnable, CompletionHandler {
         admin.pathId = pathId;
         DeviceInfo info = session.device.info();
         int caps = info.capabilityBits();
+        ControlMessage reply = channel.beginSend();
         channel.send(reply.encodeOpenOk(session.chunkCount, session.chunkSize, session.maxIoSize, session.token,
                 session.poolRegion.address(), session.poolRegion.rkey(), server.epoch(), info.size(),
                 info.logicalBlockSize(), info.preferredBlockSize(), caps));
-        LOG.info("session '{}' path {} opened from {} (device '{}', {} chunks of {} bytes)", session.name, pathId,
-                channel.connection().remoteAddress(), deviceName, session.chunkCount, session.chunkSize);
+        LOG.info("session '{}' path {} opened by client node '{}' from {} (device '{}', {} chunks of {} bytes)",
+                session.name, pathId, p.clientNode(), channel.connection().remoteAddress(), p.deviceName(),
+                session.chunkCount, session.chunkSize);
+        return true;
     }
 
     @Override
@@ -255,6 +385,7 @@ final class ServerControl implements Runnable, CompletionHandler {
         }
         AdminState admin = (AdminState) channel.owner();
         admin.closed = true;
+        admin.authenticatedOrGone();
         admins.remove(admin);
         channel.close();
         ServerSession session = admin.session;

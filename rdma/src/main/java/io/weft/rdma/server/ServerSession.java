@@ -17,6 +17,8 @@ import java.util.concurrent.atomic.AtomicLong;
 final class ServerSession {
     final String name;
     final String deviceName;
+    /** The client node that proved the device's capability when the session was created; only it may join. */
+    final String clientNode;
     final BlockDevice device;
     final long token;
     final int chunkCount;
@@ -24,6 +26,11 @@ final class ServerSession {
     final int maxIoSize;
     final ProtectionDomain pd;
     final ByteBuffer pool;
+    /** Direct memory of the pool, counted against weft.rdma.max-memory-per-client. */
+    long poolBytes() {
+        return pool.capacity();
+    }
+
     final MemoryRegion poolRegion;
     /** Admin state per path id; control thread only. */
     final Map<Integer, ServerControl.AdminState> paths = new HashMap<>();
@@ -31,10 +38,11 @@ final class ServerSession {
     final AtomicLong requests = new AtomicLong();
     final AtomicLong rejected = new AtomicLong();
 
-    ServerSession(String name, String deviceName, BlockDevice device, long token, int chunkCount, int chunkSize,
-                  int maxIoSize, ProtectionDomain pd, ByteBuffer pool, MemoryRegion poolRegion) {
+    ServerSession(String name, String deviceName, String clientNode, BlockDevice device, long token, int chunkCount,
+                  int chunkSize, int maxIoSize, ProtectionDomain pd, ByteBuffer pool, MemoryRegion poolRegion) {
         this.name = name;
         this.deviceName = deviceName;
+        this.clientNode = clientNode;
         this.device = device;
         this.token = token;
         this.chunkCount = chunkCount;

@@ -46,13 +46,30 @@ class ProtocolCodecTest {
     void controlMessagesRoundTrip() {
         byte[] bytes = new byte[ControlMessage.MAX_LENGTH];
         ControlMessage m = new ControlMessage().wrap(new UnsafeBuffer(bytes), 0);
-        assertEquals(148, m.encodeOpen(64, 131072, 3, "sess", "vol0"));
+        byte[] nonce = new byte[Capability.NONCE_LENGTH];
+        java.util.Arrays.fill(nonce, (byte) 0x42);
+        assertEquals(248, m.encodeOpen(64, 131072, 3, "sess", "vol0", "node-a", nonce));
         assertEquals(ControlMessage.OPEN, m.type());
+        assertEquals(ControlMessage.VERSION, m.version());
         assertEquals("sess", m.openSessionName());
         assertEquals("vol0", m.openDeviceName());
+        assertEquals("node-a", m.openClientNode());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(nonce, m.openClientNonce());
         assertEquals(3, m.openPathId());
         ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putShort(16, (short) 65); // name length out of range
         assertNull(m.openSessionName());
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putShort(20, (short) 0); // empty node name
+        assertNull(m.openClientNode());
+
+        byte[] proof = new byte[Capability.PROOF_LENGTH];
+        java.util.Arrays.fill(proof, (byte) 7);
+        assertEquals(72, m.encodeChallenge(nonce, proof));
+        assertEquals(ControlMessage.CHALLENGE, m.type());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(nonce, m.challengeServerNonce());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(proof, m.challengeServerProof());
+        assertEquals(40, m.encodeProof(proof));
+        assertEquals(ControlMessage.PROOF, m.type());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(proof, m.proofClientProof());
 
         assertEquals(64, m.encodeOpenOk(64, 131136, 131072, 7L, 0x7f00_0000_1000L, 99, 5, 1L << 30, 512, 4096, 3));
         assertEquals(0x7f00_0000_1000L, m.okPoolAddress());

@@ -162,8 +162,9 @@ public final class SoftwareProvider implements VerbsProvider {
         byte type = header.get(SoftFrame.TYPE_OFFSET);
         int length = header.getInt(SoftFrame.LENGTH_OFFSET);
         if (type == SoftFrame.REJECT) {
-            throw new IOException("connection to " + remote + " rejected (reason "
-                    + header.getInt(SoftFrame.IMMEDIATE_OFFSET) + ")");
+            int reason = header.getInt(SoftFrame.IMMEDIATE_OFFSET);
+            throw new io.weft.rdma.verbs.ConnectionRejectedException("connection to " + remote
+                    + " rejected (reason " + reason + ")", reason);
         }
         if (type != SoftFrame.ACCEPT || length < 0 || length > MAX_PRIVATE_DATA) {
             throw new IOException("peer " + remote + " is not a Weft software-verbs endpoint");
