@@ -165,6 +165,8 @@ class DistributionIT {
             assertTrue(loaded.contains("io.weft.node.cli.client.StatusCommand"), "class log written");
             assertFalse(loaded.contains("org.apache.pekko") || loaded.contains("ch.qos.logback")
                     || loaded.contains("scala."), "a client command loads no Pekko, Scala or logback");
+            assertFalse(loaded.contains("sun.security.ssl.TrustStoreManager"),
+                    "a client command talking plain HTTP does not load the CA trust store (LazyDefaultSslContext)");
 
             Process kill = new ProcessBuilder("kill", "-TERM", Long.toString(node.pid())).inheritIO().start();
             assertEquals(0, kill.waitFor());
