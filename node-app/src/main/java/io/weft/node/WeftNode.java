@@ -304,7 +304,12 @@ public final class WeftNode implements AutoCloseable {
             String node = http(a);
             String flag = node.equals("127.0.0.1:7626") ? "" : " --node " + node;
             out.println("  ./weft status" + flag + "        # devices, backends, cluster members");
-            out.println("  curl http://" + node + "/metrics");
+            String tokenFile = runtime.managementToken().explicit() ? "(your --token)"
+                    : "$(cat " + settings.dataDir().resolve(io.weft.actors.management.ManagementToken.FILE_NAME)
+                    + ")";
+            out.println("  curl -H \"Authorization: Bearer " + tokenFile + "\" http://" + node + "/metrics");
+            out.println("Console: http://" + node + "/  (sign in once with this link: "
+                    + io.weft.actors.management.WeftHttpApi.signInLink(runtime) + " )");
         });
         out.println("Stop with Ctrl-C (or SIGTERM): in-flight IO finishes, every device is flushed, the node leaves "
                 + "the cluster.");

@@ -56,6 +56,7 @@ class DistributionIT {
         env.put("PATH", "/usr/local/bin:/usr/bin:/bin");
         env.put("HOME", home.toString());
         env.put("WEFT_CACHE_DIR", cache.toString());
+        env.put("WEFT_RUNTIME_DIR", home.resolve("run").toString());   // where the node leaves its token for the CLI
         env.put("JAVA_HOME", System.getProperty("java.home"));
         return pb;
     }
