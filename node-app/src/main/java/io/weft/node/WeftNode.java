@@ -168,13 +168,21 @@ public final class WeftNode implements AutoCloseable {
         return bound;
     }
 
-    /** The data directory is the export root unless {@code weft.storage.export-roots} names some. */
+    /**
+     * The data directory is always an export root, first in the list, and {@code weft.storage.export-roots} adds to
+     * it: the node's own volumes ({@code vol0} by default) live there, so naming one extra root must not make them
+     * unmappable (issue 13: the node used to exit at start).
+     */
     static Config controlPlaneConfig(NodeSettings settings, Config config) {
-        if (config.getStringList("weft.storage.export-roots").isEmpty()) {
-            return config.withValue("weft.storage.export-roots",
-                    ConfigValueFactory.fromIterable(List.of(settings.dataDir().toString())));
+        String dataDir = settings.dataDir().toString();
+        List<String> roots = new java.util.ArrayList<>();
+        roots.add(dataDir);
+        for (String root : config.getStringList("weft.storage.export-roots")) {
+            if (!roots.contains(root)) {
+                roots.add(root);
+            }
         }
-        return config;
+        return config.withValue("weft.storage.export-roots", ConfigValueFactory.fromIterable(roots));
     }
 
     private static WeftRuntime startRuntime(Config config, NbdServerExporter exporter) throws StartupException {

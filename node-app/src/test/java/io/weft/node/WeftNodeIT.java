@@ -135,6 +135,29 @@ class WeftNodeIT {
         }
     }
 
+    /**
+     * Issue 13: one extra {@code --export-root} used to replace the data dir as export root, so the default vol0 in
+     * the data dir was refused and the node exited. The data dir stays a root for the node's own volumes.
+     */
+    @Test
+    void anExtraExportRootKeepsTheDefaultVolumeInTheDataDir() throws Exception {
+        Path extra = Files.createDirectories(cwd.resolve("extra"));
+        try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--export-root", extra.toString(),
+                "--nbd-listen", "127.0.0.1:0", "--nbd-unix", "off", "--http-listen", "127.0.0.1:0", "--cluster-port", "0")) {
+            String ready = node.awaitLine(l -> l.startsWith("weft node ready:"), 60);
+            assertTrue(ready.contains(" volumes=1 "), node.output());
+            Matcher http = Pattern.compile("http=(127\\.0\\.0\\.1:\\d+)").matcher(ready);
+            assertTrue(http.find(), ready);
+            String volumes = get("http://" + http.group(1) + "/weft/volumes").body().replaceAll("\\s", "");
+            // vol0.img is listed because the data dir is still an export root
+            assertTrue(volumes.contains("vol0.img") && volumes.contains("\"open\":true"), volumes);
+            String devices = get("http://" + http.group(1) + "/weft/devices").body().replaceAll("\\s", "");
+            assertTrue(devices.contains("\"id\":\"vol0\"") && devices.contains("\"state\":\"ready\""), devices);
+            node.signal("TERM");
+            assertEquals(0, node.awaitExit(60), node.output());
+        }
+    }
+
     @Test
     void aPortInUseIsNamedAndNothingKeepsRunning() throws Exception {
         try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());

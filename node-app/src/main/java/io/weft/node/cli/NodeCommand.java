@@ -13,7 +13,6 @@ import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -47,8 +46,6 @@ import picocli.CommandLine.Option;
             "Exit codes: 0 stopped cleanly, 1 start-up or shutdown failed, 2 invalid",
             "usage or setting."})
 public final class NodeCommand implements Callable<Integer> {
-    private static final Logger LOG = LoggerFactory.getLogger(NodeCommand.class);
-
     @Option(names = "--config", paramLabel = "FILE", description = "HOCON file with weft.* settings.")
     Path config;
 
@@ -96,7 +93,7 @@ public final class NodeCommand implements Callable<Integer> {
     List<String> seeds;
 
     @Option(names = "--export-root", paramLabel = "DIR",
-            description = "Adds to weft.storage.export-roots (repeatable; default: the data dir).")
+            description = "Adds to weft.storage.export-roots (repeatable); the data dir is always a root too.")
     List<String> exportRoots;
 
     @Option(names = "--tls-certificates", paramLabel = "DIR",
@@ -151,7 +148,9 @@ public final class NodeCommand implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(fallbackHook);
         node.printWelcome(System.out);
         String signal = signals.await();
-        LOG.info("{} received", signal);
+        // the logger is fetched here, not in a static field: `weft --help` and `--version` instantiate every
+        // command, and a static logger would start logback for them (start-up time, docs/BENCHMARKS.md)
+        LoggerFactory.getLogger(NodeCommand.class).info("{} received", signal);
         boolean flushed = node.shutdown();
         return flushed ? 0 : WeftMain.EXIT_FAILURE;
     }

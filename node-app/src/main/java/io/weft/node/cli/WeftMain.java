@@ -10,6 +10,7 @@ import io.weft.node.cli.client.StatusCommand;
 import io.weft.node.cli.client.UnmapCommand;
 import io.weft.node.cli.client.VolumeCommand;
 import io.weft.node.config.InvalidSettingException;
+import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -45,11 +46,24 @@ public final class WeftMain implements Runnable {
         spec.commandLine().usage(System.out);
     }
 
-    /** The configured picocli command line (also used by tests). */
+    /** The configured picocli command line with every sub-command (also used by tests). */
     public static CommandLine commandLine() {
+        return commandLine(null);
+    }
+
+    /**
+     * The command line for running {@code weft FIRST ...}: when {@code first} names a sub-command, only that one is
+     * built, because picocli builds each sub-command's model by reflection at start and that was a good part of a
+     * client command's start-up time (docs/BENCHMARKS.md). Anything else ({@code --help}, {@code help}, a typo, no
+     * argument) gets every sub-command, so help, suggestions and errors are the same as before.
+     */
+    static CommandLine commandLine(String first) {
         CommandLine cli = new CommandLine(new WeftMain());
+        Class<?> only = first == null ? null : subcommandNamed(first);
         for (Class<?> sub : SUBCOMMANDS) {
-            cli.addSubcommand(sub);
+            if (only == null || sub == only) {
+                cli.addSubcommand(sub);
+            }
         }
         cli.addSubcommand(new CommandLine.HelpCommand());
         cli.setExecutionExceptionHandler((ex, line, parseResult) -> {
@@ -67,7 +81,18 @@ public final class WeftMain implements Runnable {
     }
 
     public static void main(String[] args) {
-        System.exit(commandLine().execute(args));
+        System.exit(commandLine(args.length == 0 ? null : args[0]).execute(args));
+    }
+
+    /** The sub-command class whose {@code @Command} name or alias is {@code name}, or null. */
+    static Class<?> subcommandNamed(String name) {
+        for (Class<?> sub : SUBCOMMANDS) {
+            Command command = sub.getAnnotation(Command.class);
+            if (command != null && (command.name().equals(name) || List.of(command.aliases()).contains(name))) {
+                return sub;
+            }
+        }
+        return null;
     }
 
     /** Version from the jar manifest (absent when running from classes). */

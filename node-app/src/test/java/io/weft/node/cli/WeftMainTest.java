@@ -55,4 +55,35 @@ class WeftMainTest {
         assertEquals(WeftMain.EXIT_USAGE, run("node", "--nbd-lisen", "x"));
         assertTrue(err.toString().contains("--nbd-lisen"), err.toString());
     }
+
+    /** Output and exit code of {@code weft ARGS} run on the given command line. */
+    private static String outcome(CommandLine cli, String... args) {
+        StringWriter o = new StringWriter();
+        StringWriter e = new StringWriter();
+        cli.setOut(new PrintWriter(o, true));
+        cli.setErr(new PrintWriter(e, true));
+        int exit = cli.execute(args);
+        return "exit " + exit + "\nout:\n" + o + "\nerr:\n" + e;
+    }
+
+    /** main() builds only the named sub-command (start-up time); what a user sees must not change. */
+    @Test
+    void theCommandLineOfOneSubcommandAnswersLikeTheFullOne() {
+        int checked = 0;
+        for (Class<?> sub : WeftMain.SUBCOMMANDS) {
+            String name = sub.getAnnotation(CommandLine.Command.class).name();
+            assertEquals(sub, WeftMain.subcommandNamed(name));
+            CommandLine lean = WeftMain.commandLine(name);
+            assertEquals(java.util.Set.of(name, "help"), lean.getSubcommands().keySet(), name);
+            for (String[] args : new String[][] {{name, "--help"}, {name, "--no-such-option"}}) {
+                assertEquals(outcome(WeftMain.commandLine(), args), outcome(WeftMain.commandLine(name), args),
+                        String.join(" ", args));
+                checked++;
+            }
+        }
+        assertEquals(2 * WeftMain.SUBCOMMANDS.length, checked);
+        assertEquals(null, WeftMain.subcommandNamed("--help"));
+        assertEquals(WeftMain.SUBCOMMANDS.length + 1, WeftMain.commandLine("stauts").getSubcommands().size(),
+                "a typo gets every sub-command, so picocli can suggest the right one");
+    }
 }

@@ -54,7 +54,9 @@ public final class NodeApi {
         this.token = token == null ? "" : token;
         this.timeout = timeout;
         this.runtimeDir = runtimeDir;
-        this.http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+        // TLS set up only if a handshake needs it: SSLContext.getDefault() at build time cost ~0.4 s of start-up
+        this.http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5))
+                .sslContext(new LazyDefaultSslContext()).sslParameters(LazyDefaultSslContext.parameters()).build();
     }
 
     /** The token to send: the given one, else the one a node on this host left for this address. */
