@@ -298,6 +298,8 @@ public final class WeftNode implements AutoCloseable {
             out.println("  ./weft status" + flag + "        # devices, backends, cluster members");
             out.println("  curl http://" + node + "/metrics");
         });
+        // The web console is served by the same management listener (docs/console.md).
+        httpUri().ifPresent(a -> out.println("Console: http://" + http(a) + "/   (cluster, devices, actions, drills)"));
         out.println("Stop with Ctrl-C (or SIGTERM): in-flight IO finishes, every device is flushed, the node leaves "
                 + "the cluster.");
         StringBuilder line = new StringBuilder("weft node ready:");
