@@ -108,6 +108,12 @@ class CliIT {
     }
 
     @Test
+    @Order(0)
+    void theNodePrintsWhereItsWebConsoleIs() {
+        assertTrue(node.output().contains("Console: http://" + http + "/ "), node.output());
+    }
+
+    @Test
     @Order(1)
     void statusShowsTheDefaultVolumeAsAReadyDevice() {
         Result r = onNode("status");
