@@ -98,9 +98,11 @@ async function api(method, path, body) {
   const text = await r.text();
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch (e) { /* not JSON: shown as text */ }
-  if (r.status === 401 || r.status === 403) {
-    showBanner('Not signed in to this node (HTTP ' + r.status + '): open the sign-in link `weft node` printed at '
-        + 'start. The node said: ' + ((json && (json.message || json.error)) || text));
+  if (r.status === 401) {
+    // No session (never signed in, expired, or the node restarted): the sign-in form, and nothing else changes.
+    $('#signin').hidden = false;
+  } else if (r.ok) {
+    $('#signin').hidden = true;
   }
   if (!r.ok) {
     throw new HttpError(r.status, (json && (json.message || json.error)) || text || ('HTTP ' + r.status));
@@ -148,7 +150,9 @@ async function poll() {
     state.lastOk = Date.now();
     showBanner('');
   } catch (e) {
-    if (!(e instanceof HttpError && (e.status === 401 || e.status === 403))) {
+    if (e instanceof HttpError) {
+      showBanner(e.status === 401 ? '' : 'The node refused (HTTP ' + e.status + '): ' + e.message);
+    } else {
       showBanner('The node does not answer: ' + e.message);
     }
   } finally {
@@ -510,6 +514,25 @@ function form(id, handler) {
   });
 }
 
+function wireSignIn() {
+  $('#signin').addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const token = ev.target.elements.token.value.trim();
+    try {
+      await api('POST', '/login', { token });
+      ev.target.elements.token.value = '';
+      $('#signin-error').textContent = '';
+      $('#signin').hidden = true;
+      state.node = null;
+      state.listsAt = 0;
+      poll();
+    } catch (e) {
+      $('#signin').hidden = false;
+      $('#signin-error').textContent = e.message;
+    }
+  });
+}
+
 function wireForms() {
   form('#form-map', v => {
     const legs = [1, 2, 3].map(i => ({ storage: v('storage' + i), path: v('path' + i) })).filter(l => l.storage && l.path);
@@ -608,6 +631,7 @@ function renderDrills() {
 
 // ---------------------------------------------------------------- start
 
+wireSignIn();
 wireForms();
 showView(location.hash.slice(1) || 'cluster');
 poll();

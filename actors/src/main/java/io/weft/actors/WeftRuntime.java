@@ -5,7 +5,10 @@ import io.weft.actors.client.ClientService;
 import io.weft.actors.client.DeviceExporter;
 import io.weft.actors.client.DeviceRegistry;
 import io.weft.actors.cluster.ClusterFormation;
+import io.weft.actors.management.ClusterTokenActor;
 import io.weft.actors.management.JmxPublisher;
+import io.weft.actors.management.ManagementToken;
+import io.weft.actors.management.SignIn;
 import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.TransportSettings;
 import io.weft.actors.transport.Transports;
@@ -26,6 +29,9 @@ import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.SupervisorStrategy;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
@@ -81,6 +87,8 @@ public final class WeftRuntime implements AutoCloseable {
     private final Transports transports;
     private final DeviceExporter exporter;
     private final DeviceRegistry registry;
+    private final ManagementToken managementToken;
+    private final SignIn signIn = new SignIn();
     private final Duration rejoinMinBackoff;
     private final Duration rejoinMaxBackoff;
     private final CompletableFuture<Void> terminated = new CompletableFuture<>();
@@ -96,8 +104,10 @@ public final class WeftRuntime implements AutoCloseable {
     private boolean stopping;
 
     private WeftRuntime(Config pekko, String systemName, WeftSettings settings, NodeState nodeState,
-                        Transports transports, DeviceExporter exporter, DeviceRegistry registry) {
+                        Transports transports, DeviceExporter exporter, DeviceRegistry registry,
+                        ManagementToken managementToken) {
         this.pekko = pekko;
+        this.managementToken = managementToken;
         this.systemName = systemName;
         this.configured = settings;
         this.settings = settings;
@@ -142,17 +152,39 @@ public final class WeftRuntime implements AutoCloseable {
         Optional<Path> record = pekko.hasPath("weft.data-dir")
                 ? Optional.of(settings.dataDir().resolve(DeviceRegistry.FILE_NAME)) : Optional.empty();
         DeviceRegistry registry = new DeviceRegistry(nodeState, exporter, record);
+        ManagementToken token;
+        try {
+            token = managementToken(pekko, settings);
+        } catch (RuntimeException e) {
+            transports.close();
+            throw e;
+        }
         WeftRuntime runtime = new WeftRuntime(pekko, PekkoConfig.systemName(config), settings, nodeState,
-                transports, exporter, registry);
+                transports, exporter, registry, token);
         try {
             runtime.startIncarnation(1);
             runtime.sampler.start();
         } catch (RuntimeException e) {
             runtime.rejoiner.shutdownNow();
+            token.unpublish();
             transports.close();
             throw e;
         }
         return runtime;
+    }
+
+    /**
+     * The node's management token (docs/security.md "Management"): explicit, from the data dir, generated now by a
+     * node that forms a cluster of its own, or later from the cluster ({@link ClusterTokenActor}).
+     */
+    private static ManagementToken managementToken(Config pekko, WeftSettings settings) {
+        // weft.data-dir is node-app's key: a bare control-plane node (tests) keeps no token file, only the runtime one.
+        Optional<Path> dataDir = pekko.hasPath("weft.data-dir") ? Optional.of(settings.dataDir()) : Optional.empty();
+        String runtime = pekko.getString("weft.management.http.runtime-dir");
+        Optional<Path> runtimeDir = runtime.equals("off") ? Optional.empty()
+                : Optional.of(runtime.isEmpty() ? ManagementToken.defaultRuntimeDir(System.getenv()) : Path.of(runtime));
+        boolean formsOwnCluster = pekko.getStringList("weft.cluster.seed-nodes").isEmpty();
+        return ManagementToken.load(settings.httpToken(), dataDir, runtimeDir, formsOwnCluster);
     }
 
     /**
@@ -172,6 +204,8 @@ public final class WeftRuntime implements AutoCloseable {
                     .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
             // Weft's seed procedure (ClusterFormation): a restarted first seed joins the running cluster.
             ClusterFormation.start(system, pekko);
+            system.systemActorOf(Behaviors.supervise(ClusterTokenActor.create(managementToken))
+                    .onFailure(SupervisorStrategy.restart()), "management-token", Props.empty());
             Incarnation incarnation = new Incarnation(number, system, services);
             settings = configured.withNodeName(services.nodeName());
             BY_SYSTEM.put(Adapter.toClassic(system), this);
@@ -180,6 +214,7 @@ public final class WeftRuntime implements AutoCloseable {
                 var bound = PekkoManagement.get(Adapter.toClassic(system)).start().toCompletableFuture()
                         .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
                 incarnation.httpUri = Optional.of(URI.create(bound.toString()));
+                managementToken.publish(configured.httpHostname(), incarnation.httpUri.get().getPort());
             }
             if (configured.jmxEnabled()) {
                 incarnation.jmx = JmxPublisher.start(this);
@@ -272,6 +307,7 @@ public final class WeftRuntime implements AutoCloseable {
 
     /** The last incarnation has ended: release the data plane (devices, exports) and the transports. */
     private void finish() {
+        managementToken.unpublish();
         registry.closeAll();
         transports.close();
         rejoiner.shutdownNow();
@@ -301,6 +337,16 @@ public final class WeftRuntime implements AutoCloseable {
 
     public WeftSettings settings() {
         return settings;
+    }
+
+    /** What {@code Authorization: Bearer} must carry (docs/security.md, "Management"). */
+    public ManagementToken managementToken() {
+        return managementToken;
+    }
+
+    /** The console's one-time sign-in codes and browser sessions. */
+    public SignIn signIn() {
+        return signIn;
     }
 
     /** This node's {@code weft.node.name} (resolved when it was configured empty). */

@@ -124,7 +124,7 @@ class MirrorLegsTest {
     private WeftRuntime startClient(String seed, String name, boolean jmx) {
         WeftRuntime n = WeftRuntime.start(TestNodes.config(name, List.of("client"), null, List.of(seed),
                 Map.of("weft.data-dir", dataDir.toString(), "weft.client.io-timeout", "30s",
-                        "weft.management.jmx.enabled", jmx)));
+                        "weft.management.jmx.enabled", jmx, "weft.management.jmx.allow-changes", jmx)));
         await("client sees the storage nodes", WAIT,
                 () -> get(n.storageNodes()).containsAll(List.of("a", "b", "c")));
         return n;
@@ -402,6 +402,7 @@ class MirrorLegsTest {
 
     private HttpResponse<String> post(URI base, String path, String body) throws Exception {
         return http.send(HttpRequest.newBuilder(base.resolve(path)).header("Content-Type", "application/json")
+                .header("Authorization", TestNodes.bearer(client))
                 .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 

@@ -33,8 +33,20 @@ public final class TestNodes {
         m.put("weft.client.map-timeout", "10s");
         m.put("weft.management.http.port", 0);
         m.put("weft.management.jmx.enabled", false);
+        // No runtime token file in the user's directory from unit tests (HostileManagementTest sets one).
+        m.put("weft.management.http.runtime-dir", "off");
         m.putAll(extra);
         return ConfigFactory.parseMap(m);
+    }
+
+    /**
+     * {@code Bearer <token>} of a node's management token, once it has one (a joining node receives the cluster's
+     * from its oldest member shortly after it is Up).
+     */
+    public static String bearer(WeftRuntime node) {
+        await("node has its management token", Duration.ofSeconds(30),
+                () -> node.managementToken().current().isPresent());
+        return "Bearer " + node.managementToken().current().orElseThrow();
     }
 
     /** Polls {@code condition} every 20 ms until it holds or {@code timeout} passes. */

@@ -79,7 +79,9 @@ class ClusterIT {
         a = start("store-a", 1, config("store-a", "storage", rootA, List.of()));
         List<String> seed = List.of(a.clusterAddress());
         b = start("store-b", 1, config("store-b", "storage, client", rootB, seed));
-        c = start("client-c", 1, config("client-c", "client", null, seed));
+        // JMX operations that change state: allowed here because NodeProcess runs JMX with authentication.
+        c = start("client-c", 1, config("client-c", "client", null, seed)
+                + "\nweft.management.jmx.allow-changes = true");
         for (NodeProcess n : List.of(a, b, c)) {
             await(n.name + " ready", WAIT, () -> status(n, "/ready") == 200);
         }
@@ -140,7 +142,7 @@ class ClusterIT {
         assertEquals("ENOTSUP", probe(c, "d1"));
         JsonNode backends = json(a.get("/weft/backends"));
         assertEquals("client-c", backends.get(0).get("mappings").get(0).get("clientNode").asText());
-        // JMX from outside the JVM: the same state, and operations work.
+        // JMX from outside the JVM (authenticated, allow-changes on): the same state, and operations work.
         String bean = "io.weft:type=Device,node=\"client-c\",name=\"d1\"";
         await("d1 MBean registered", WAIT, () -> {
             try {

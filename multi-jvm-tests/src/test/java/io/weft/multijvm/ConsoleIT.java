@@ -90,9 +90,6 @@ class ConsoleIT {
         s.append("weft.rdma.listen = [\"127.0.0.1:0\"]\n");
         // A returning leg's few dirty regions copy in seconds, not milliseconds: the bar has time to move.
         s.append("weft.mirror.resync-rate = 1MiB\n");
-        if (name.equals("a")) {
-            s.append("weft.management.http.token = \"console-it-token\"\n");
-        }
         return s.toString();
     }
 
@@ -154,6 +151,16 @@ class ConsoleIT {
                 "--window-size=1360,1000", "--user-data-dir=" + dir.resolve("chromium-profile"));
         browser = new ChromeDriver(service, options);
         base = c.http().toString().replaceAll("/$", "");
+        signInWithTheLink();
+    }
+
+    /** As an operator does: the one-time link (here asked of c with its token, as `weft node` prints one). */
+    void signInWithTheLink() throws Exception {
+        HttpResponse<String> link = c.post("/weft/sign-in-link", "{}");
+        assertEquals(200, link.statusCode(), link.body());
+        browser.get(json(link).get("url").asText());
+        waiting(WAIT).until(d -> d.getCurrentUrl().replaceAll("#.*$", "").equals(base + "/")
+                && d.manage().getCookies().stream().anyMatch(k -> k.getName().startsWith("weft-session-")));
     }
 
     @AfterAll
@@ -389,10 +396,32 @@ class ConsoleIT {
 
     @Test
     @Order(6)
-    void aChangeWithoutCredentialsIsRefused() throws Exception {
-        // a has a token (weft.management.http.token): a change sent straight to its API without it is refused.
-        HttpResponse<String> r = a.post("/weft/volumes", "{\"storageNode\":\"a\",\"path\":\"sneaky.img\"}");
-        assertEquals(401, r.statusCode(), r.body());
-        assertTrue(!Files.exists(dir.resolve("exports-a").resolve("sneaky.img")), "nothing was created");
+    void aChangeWithoutCredentialsIsRefusedAndThePageAsksToSignIn() throws Exception {
+        // Straight to the API, as a script or another site's page without the cookie or the token would.
+        HttpResponse<String> raw = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest
+                .newBuilder(c.http().resolve("/weft/devices/vol1/unmap")).header("Content-Type", "application/json")
+                .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"force\":true}")).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertEquals(401, raw.statusCode(), raw.body());
+
+        // The browser without its session: the page's unmap is refused, the node's words shown, vol1 stays.
+        open("actions");
+        WebElement form = browser.findElement(By.id("form-unmap"));
+        choose(form, "device", "vol1");
+        browser.manage().deleteAllCookies(); // the page stays, with what it read while signed in
+        form.findElement(By.cssSelector("button[type=submit]")).click();
+        confirm();
+        WebElement result = browser.findElement(By.id("action-result"));
+        waiting(WAIT).until(d -> result.getAttribute("class").contains("error"));
+        assertTrue(result.getText().startsWith("HTTP 401"), result.getText());
+        waiting(WAIT).until(ExpectedConditions.visibilityOfElementLocated(By.id("signin")));
+        assertEquals(200, c.get("/weft/devices/vol1").statusCode(), "vol1 is still mapped");
+
+        // Signing in with the token in the page's form opens a session again.
+        WebElement signin = browser.findElement(By.id("signin"));
+        fill(signin, "token", c.bearer().substring("Bearer ".length()));
+        signin.findElement(By.cssSelector("button[type=submit]")).click();
+        waiting(WAIT).until(ExpectedConditions.invisibilityOfElementLocated(By.id("signin")));
+        assertTrue(browser.manage().getCookies().stream().anyMatch(k -> k.getName().startsWith("weft-session-")));
     }
 }

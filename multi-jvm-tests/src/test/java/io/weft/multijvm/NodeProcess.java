@@ -49,12 +49,14 @@ final class NodeProcess {
     final int jmxPort;
     final Properties ready = new Properties();
     private final Path readyFile;
+    private final Path runtimeDir;
     /** The pid of the node's current incarnation (this process, or one a drill restarted). */
     private volatile long pid;
     /** Every pid this node has had, for the final clean-up. */
     private final Set<Long> pids = ConcurrentHashMap.newKeySet();
 
-    private NodeProcess(String name, Process process, Path log, int jmxPort, Path readyFile) {
+    private NodeProcess(String name, Process process, Path log, int jmxPort, Path readyFile, Path runtimeDir) {
+        this.runtimeDir = runtimeDir;
         this.name = name;
         this.process = process;
         this.log = log;
@@ -62,6 +64,25 @@ final class NodeProcess {
         this.readyFile = readyFile;
         this.pid = process.pid();
         pids.add(pid);
+    }
+
+    static Path runtimeDir(Path dir) {
+        return dir.toAbsolutePath().resolve("runtime");
+    }
+
+    /**
+     * {@code Bearer <token>}: the management token the node left for its HTTP address in the runtime directory. A
+     * node that joined a cluster receives the cluster's token a moment after it is up: waits for it (up to 30 s).
+     */
+    String bearer() {
+        URI http = http();
+        java.util.concurrent.atomic.AtomicReference<String> token = new java.util.concurrent.atomic.AtomicReference<>();
+        await(name + " has left its management token in " + runtimeDir, Duration.ofSeconds(30), () -> {
+            token.set(io.weft.actors.management.ManagementToken.findForAddress(runtimeDir, http.getHost(),
+                    http.getPort()).orElse(null));
+            return token.get() != null;
+        });
+        return "Bearer " + token.get();
     }
 
     static int freePort() throws IOException {
@@ -107,9 +128,13 @@ final class NodeProcess {
         Path readyFile = dir.resolve(name + "-" + incarnation + ".ready");
         Path log = dir.resolve(name + "-" + incarnation + ".log");
         Files.deleteIfExists(readyFile);
+        // The node leaves its management token in <dir>/runtime (instead of the user's runtime directory), where
+        // token() reads it: the test's nodes need no extra step and leave nothing behind in the user's home.
         Files.writeString(conf, hocon + "\nweft.cluster.port = " + clusterPort
-                + "\nweft.management.http.port = " + freePort() + "\n", StandardCharsets.UTF_8);
+                + "\nweft.management.http.port = " + freePort()
+                + "\nweft.management.http.runtime-dir = \"" + runtimeDir(dir) + "\"\n", StandardCharsets.UTF_8);
         int jmxPort = freePort();
+        Path[] jmxFiles = jmxAuthFiles(dir);
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         for (String flag : System.getProperty("weft.jvm.opens", "").split("\\s+")) {
@@ -122,13 +147,16 @@ final class NodeProcess {
                 "-Dcom.sun.management.jmxremote.rmi.port=" + jmxPort,
                 "-Dcom.sun.management.jmxremote.host=127.0.0.1",
                 "-Djava.rmi.server.hostname=127.0.0.1",
-                "-Dcom.sun.management.jmxremote.authenticate=false",
+                // Authenticated JMX (docs/security.md): weft.management.jmx.allow-changes applies only then.
+                "-Dcom.sun.management.jmxremote.authenticate=true",
+                "-Dcom.sun.management.jmxremote.password.file=" + jmxFiles[0],
+                "-Dcom.sun.management.jmxremote.access.file=" + jmxFiles[1],
                 "-Dcom.sun.management.jmxremote.ssl=false",
                 "-cp", System.getProperty("java.class.path"),
                 NodeMain.class.getName(), conf.toString(), readyFile.toString()));
         Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
                 .redirectOutput(log.toFile()).start();
-        NodeProcess node = new NodeProcess(name, p, log, jmxPort, readyFile);
+        NodeProcess node = new NodeProcess(name, p, log, jmxPort, readyFile, runtimeDir(dir));
         await(name + " started (see " + log + ")", START_TIMEOUT, () -> Files.exists(readyFile) || !p.isAlive());
         if (!p.isAlive()) {
             String text = Files.readString(log);
@@ -173,7 +201,8 @@ final class NodeProcess {
      */
     long refreshPid() throws Exception {
         HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(http().resolve("/weft/node"))
-                .timeout(Duration.ofSeconds(5)).GET().build(), HttpResponse.BodyHandlers.ofString());
+                .header("Authorization", bearerIfAny()).timeout(Duration.ofSeconds(5)).GET().build(),
+                HttpResponse.BodyHandlers.ofString());
         JsonNode node = r.statusCode() == 200 ? json(r).get("pid") : null;
         long now;
         if (node != null && node.canConvertToLong()) {
@@ -294,9 +323,16 @@ final class NodeProcess {
         }
     }
 
+    /** The token header without waiting (clean-up and polling of a node that may be gone): "" when none yet. */
+    private String bearerIfAny() {
+        URI http = http();
+        return io.weft.actors.management.ManagementToken.findForAddress(runtimeDir, http.getHost(), http.getPort())
+                .map(t -> "Bearer " + t).orElse("Bearer none");
+    }
+
     HttpResponse<String> get(String path) throws Exception {
-        return HTTP.send(HttpRequest.newBuilder(http().resolve(path)).timeout(Duration.ofSeconds(20)).GET().build(),
-                HttpResponse.BodyHandlers.ofString());
+        return HTTP.send(HttpRequest.newBuilder(http().resolve(path)).header("Authorization", bearer())
+                .timeout(Duration.ofSeconds(20)).GET().build(), HttpResponse.BodyHandlers.ofString());
     }
 
     /** Parses a management answer's JSON body. */
@@ -321,15 +357,35 @@ final class NodeProcess {
 
     HttpResponse<String> post(String path, String json) throws Exception {
         return HTTP.send(HttpRequest.newBuilder(http().resolve(path)).timeout(Duration.ofSeconds(30))
-                        .header("Content-Type", "application/json")
+                        .header("Content-Type", "application/json").header("Authorization", bearer())
                         .POST(HttpRequest.BodyPublishers.ofString(json)).build(),
                 HttpResponse.BodyHandlers.ofString());
     }
 
+    static final String JMX_USER = "weft";
+    static final String JMX_PASSWORD = "weft-test-" + Long.toHexString(new java.security.SecureRandom().nextLong());
+
+    /** The JMX password file (0600, as the JDK insists) and access file of the test's nodes, in {@code dir}. */
+    private static Path[] jmxAuthFiles(Path dir) throws IOException {
+        Path password = dir.resolve("jmx.password");
+        Path access = dir.resolve("jmx.access");
+        Files.deleteIfExists(password);
+        Files.createFile(password, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+        Files.writeString(password, JMX_USER + " " + JMX_PASSWORD + "\n", StandardCharsets.UTF_8);
+        Files.writeString(access, JMX_USER + " readwrite\n", StandardCharsets.UTF_8);
+        return new Path[] {password, access};
+    }
+
+    private JMXConnector jmx() throws IOException {
+        JMXServiceURL url = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://127.0.0.1:" + jmxPort + "/jmxrmi");
+        return JMXConnectorFactory.connect(url, java.util.Map.of(JMXConnector.CREDENTIALS,
+                new String[] {JMX_USER, JMX_PASSWORD}));
+    }
+
     /** Reads one MBean attribute over remote JMX, from outside the node's JVM. */
     Object jmxAttribute(String objectName, String attribute) throws Exception {
-        JMXServiceURL url = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://127.0.0.1:" + jmxPort + "/jmxrmi");
-        try (JMXConnector c = JMXConnectorFactory.connect(url)) {
+        try (JMXConnector c = jmx()) {
             MBeanServerConnection mbs = c.getMBeanServerConnection();
             return mbs.getAttribute(new ObjectName(objectName), attribute);
         }
@@ -337,8 +393,7 @@ final class NodeProcess {
 
     /** Invokes a no-argument MBean operation over remote JMX. */
     Object jmxInvoke(String objectName, String operation) throws Exception {
-        JMXServiceURL url = new JMXServiceURL("service:jmx:rmi:///jndi/rmi://127.0.0.1:" + jmxPort + "/jmxrmi");
-        try (JMXConnector c = JMXConnectorFactory.connect(url)) {
+        try (JMXConnector c = jmx()) {
             return c.getMBeanServerConnection().invoke(new ObjectName(objectName), operation, new Object[0],
                     new String[0]);
         }

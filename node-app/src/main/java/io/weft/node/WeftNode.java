@@ -296,10 +296,14 @@ public final class WeftNode implements AutoCloseable {
             String node = http(a);
             String flag = node.equals("127.0.0.1:7626") ? "" : " --node " + node;
             out.println("  ./weft status" + flag + "        # devices, backends, cluster members");
-            out.println("  curl http://" + node + "/metrics");
+            String tokenFile = runtime.managementToken().explicit() ? "(your --token)"
+                    : "$(cat " + settings.dataDir().resolve(io.weft.actors.management.ManagementToken.FILE_NAME)
+                    + ")";
+            out.println("  curl -H \"Authorization: Bearer " + tokenFile + "\" http://" + node + "/metrics");
+            // The web console (docs/console.md), served by this same listener.
+            out.println("Console: http://" + node + "/  (sign in once with this link: "
+                    + io.weft.actors.management.WeftHttpApi.signInLink(runtime) + " )");
         });
-        // The web console is served by the same management listener (docs/console.md).
-        httpUri().ifPresent(a -> out.println("Console: http://" + http(a) + "/   (cluster, devices, actions, drills)"));
         out.println("Stop with Ctrl-C (or SIGTERM): in-flight IO finishes, every device is flushed, the node leaves "
                 + "the cluster.");
         StringBuilder line = new StringBuilder("weft node ready:");

@@ -110,7 +110,8 @@ class CliIT {
     @Test
     @Order(0)
     void theNodePrintsWhereItsWebConsoleIs() {
-        assertTrue(node.output().contains("Console: http://" + http + "/ "), node.output());
+        assertTrue(node.output().contains("Console: http://" + http + "/  (sign in once with this link: http://"
+                + http + "/login?code="), node.output());
     }
 
     @Test

@@ -49,9 +49,14 @@ class WeftNodeIT {
         return out;
     }
 
-    private static HttpResponse<String> get(String url) throws IOException, InterruptedException {
-        return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url)).build(),
-                HttpResponse.BodyHandlers.ofString());
+    /** A GET with the management token the node keeps in its data dir (./data/management.token). */
+    private HttpResponse<String> get(String url) throws IOException, InterruptedException {
+        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(url));
+        Path token = cwd.resolve("data").resolve("management.token");
+        if (Files.exists(token)) {
+            request.header("Authorization", "Bearer " + Files.readString(token).strip());
+        }
+        return HttpClient.newHttpClient().send(request.build(), HttpResponse.BodyHandlers.ofString());
     }
 
     @Test

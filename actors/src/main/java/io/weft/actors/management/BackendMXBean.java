@@ -13,6 +13,6 @@ public interface BackendMXBean {
     long getBytesWritten();
     long getErrors();
 
-    /** Grows or shrinks the store; mapped clients learn the new size. */
+    /** Grows the store (shrinks it only while nothing is mapped); mapped clients learn the new size. */
     String resize(long newSizeBytes);
 }

@@ -39,7 +39,9 @@ import org.apache.pekko.management.javadsl.ManagementRouteProviderSettings;
  * JavaScript from this jar's {@code console/} resources; they hold no data), and the two data routes only the console
  * needs: {@code GET /weft/cluster} (every member with what its {@link NodeDirectory} says) and the IO samples ring
  * ({@code GET /weft/samples}, {@code GET /weft/devices/{id}/samples}). Everything else the page reads and does goes
- * through {@link WeftHttpApi}'s routes, under the same rules as any other client. Registered with Pekko Management
+ * through {@link WeftHttpApi}'s routes, under the same rules as any other client: the data routes here are wrapped
+ * in {@link ManagementAuth#authenticated} (token or console session), the static files in
+ * {@link ManagementAuth#sameOrigin}. Registered with Pekko Management
  * next to {@link WeftRoutes} ({@code pekko.management.http.routes.weft-console}, weft-pekko.conf).
  */
 public final class ConsoleRoutes extends AllDirectives implements ManagementRouteProvider, Extension {
@@ -76,20 +78,28 @@ public final class ConsoleRoutes extends AllDirectives implements ManagementRout
 
     @Override
     public Route routes(ManagementRouteProviderSettings settings) {
+        ManagementAuth auth = ManagementAuth.of(system);
         return concat(
-                get(() -> respondWithHeaders(List.of(
-                        RawHeader.create("Content-Security-Policy", CONTENT_SECURITY_POLICY),
-                        RawHeader.create("X-Content-Type-Options", "nosniff"),
-                        RawHeader.create("Cache-Control", "no-cache")), () -> concat(
-                        pathSingleSlash(() -> getFromResource("console/index.html")),
-                        pathPrefix("console", () -> getFromResourceDirectory("console"))))),
-                pathPrefix("weft", () -> withRuntime(rt -> concat(
+                // The files reveal nothing (no data, no token): only the Host/Origin rules. The page then signs in
+                // (cookie from the one-time link, or POST /login with the token) and reads through the API.
+                pathSingleSlash(() -> get(() -> auth.sameOrigin(() -> staticHeaders(() ->
+                        getFromResource("console/index.html"))))),
+                pathPrefix("console", () -> get(() -> auth.sameOrigin(() -> staticHeaders(() ->
+                        getFromResourceDirectory("console"))))),
+                // The data routes: the same token or session as every other /weft route.
+                pathPrefix("weft", () -> auth.authenticated(() -> withRuntime(rt -> concat(
                         path("cluster", () -> get(() -> onSuccess(cluster(rt), list -> json(StatusCodes.OK, list)))),
                         path("samples", () -> get(() -> since(after -> json(StatusCodes.OK, samples(rt, after))))),
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("samples"), id ->
                                 get(() -> since(after -> rt.state().device(id) == null
                                         ? json(StatusCodes.NOT_FOUND, io.weft.actors.Reply.error("no device " + id))
-                                        : json(StatusCodes.OK, deviceSamples(rt, id, after)))))))));
+                                        : json(StatusCodes.OK, deviceSamples(rt, id, after))))))))));
+    }
+
+    private Route staticHeaders(java.util.function.Supplier<Route> inner) {
+        return respondWithHeaders(List.of(RawHeader.create("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+                RawHeader.create("X-Content-Type-Options", "nosniff"), RawHeader.create("Cache-Control", "no-cache")),
+                inner);
     }
 
     private Route withRuntime(Function<WeftRuntime, Route> inner) {

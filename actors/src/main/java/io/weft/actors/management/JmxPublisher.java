@@ -22,6 +22,10 @@ import javax.management.ObjectName;
  * Keeps the platform MBean server in step with a node: one MBean for the node, one per device, one per backend.
  * A daemon thread re-syncs registrations twice a second (devices and backends come and go with the actors); the
  * attributes are read live from {@link NodeState}, operations go through {@link WeftRuntime}.
+ *
+ * <p>Operations that change state honour {@link #changesAllowed}: off unless {@code weft.management.jmx.allow-changes}
+ * is true and the JVM's remote JMX connector, if it has one, requires authentication (docs/security.md,
+ * "Management"). JMX carries no bearer token; its own authentication is what stands in for it.
  */
 public final class JmxPublisher implements AutoCloseable {
     private final WeftRuntime runtime;
@@ -119,6 +123,32 @@ public final class JmxPublisher implements AutoCloseable {
         }
     }
 
+    /**
+     * Why state-changing operations are refused, or empty when they may run: {@code allowChanges} must be true and
+     * a remote connector ({@code com.sun.management.jmxremote.port}) must not run with
+     * {@code com.sun.management.jmxremote.authenticate=false}.
+     */
+    static java.util.Optional<String> refusal(boolean allowChanges, java.util.Properties system) {
+        if (!allowChanges) {
+            return java.util.Optional.of("error: JMX operations that change state are off "
+                    + "(weft.management.jmx.allow-changes = false; use the HTTP API with the management token, or "
+                    + "enable them together with JMX authentication, docs/security.md)");
+        }
+        boolean remote = system.getProperty("com.sun.management.jmxremote.port") != null;
+        if (remote && "false".equalsIgnoreCase(system.getProperty("com.sun.management.jmxremote.authenticate"))) {
+            return java.util.Optional.of("error: JMX operations that change state are off: this JVM's remote JMX "
+                    + "connector runs without authentication (com.sun.management.jmxremote.authenticate=false), "
+                    + "so weft.management.jmx.allow-changes does not apply");
+        }
+        return java.util.Optional.empty();
+    }
+
+    /** Runs a state-changing operation if {@link #refusal} allows it. */
+    static String change(WeftRuntime rt, java.util.function.Supplier<String> operation) {
+        boolean allow = rt.system().settings().config().getBoolean("weft.management.jmx.allow-changes");
+        return refusal(allow, System.getProperties()).orElseGet(operation);
+    }
+
     static String await(WeftRuntime rt, CompletionStage<Reply> stage) {
         try {
             Reply r = stage.toCompletableFuture().get(rt.settings().askTimeout().toMillis() * 2,
@@ -158,21 +188,24 @@ public final class JmxPublisher implements AutoCloseable {
 
         @Override
         public String map(String deviceId, String storageNode, String path, String mode, String transport) {
-            try {
-                return await(rt, rt.map(new MapSpec(deviceId, storageNode, path, AccessMode.parse(mode), transport)));
-            } catch (IllegalArgumentException e) {
-                return "error: " + e.getMessage();
-            }
+            return change(rt, () -> {
+                try {
+                    return await(rt, rt.map(new MapSpec(deviceId, storageNode, path, AccessMode.parse(mode),
+                            transport)));
+                } catch (IllegalArgumentException e) {
+                    return "error: " + e.getMessage();
+                }
+            });
         }
 
         @Override
         public String createVolume(String storageNode, String path, long sizeBytes) {
-            return await(rt, rt.createVolume(storageNode, path, sizeBytes));
+            return change(rt, () -> await(rt, rt.createVolume(storageNode, path, sizeBytes)));
         }
 
         @Override
         public String resize(String storageNode, String path, long newSizeBytes) {
-            return await(rt, rt.resize(storageNode, path, newSizeBytes));
+            return change(rt, () -> await(rt, rt.resize(storageNode, path, newSizeBytes)));
         }
     }
 
@@ -223,18 +256,24 @@ public final class JmxPublisher implements AutoCloseable {
             var m = entry.mirrorStatus();
             return m == null ? 100 : m.resync().percent();
         }
-        @Override public String unmap(boolean force) { return await(rt, rt.unmap(entry.spec.deviceId(), force)); }
-        @Override public String remap() { return await(rt, rt.remap(entry.spec.deviceId())); }
-        @Override public String addLeg(String storage, String path) {
-            try {
-                return await(rt, rt.addLeg(entry.spec.deviceId(), new io.weft.actors.MapSpec.Leg(storage, path)));
-            } catch (IllegalArgumentException e) {
-                return "error: " + e.getMessage();
-            }
+        @Override public String unmap(boolean force) {
+            return change(rt, () -> await(rt, rt.unmap(entry.spec.deviceId(), force)));
         }
-        @Override public String removeLeg(int index) { return await(rt, rt.removeLeg(entry.spec.deviceId(), index)); }
+        @Override public String remap() { return change(rt, () -> await(rt, rt.remap(entry.spec.deviceId()))); }
+        @Override public String addLeg(String storage, String path) {
+            return change(rt, () -> {
+                try {
+                    return await(rt, rt.addLeg(entry.spec.deviceId(), new io.weft.actors.MapSpec.Leg(storage, path)));
+                } catch (IllegalArgumentException e) {
+                    return "error: " + e.getMessage();
+                }
+            });
+        }
+        @Override public String removeLeg(int index) {
+            return change(rt, () -> await(rt, rt.removeLeg(entry.spec.deviceId(), index)));
+        }
         @Override public String resyncLeg(int index, boolean full) {
-            return await(rt, rt.resyncLeg(entry.spec.deviceId(), index, full));
+            return change(rt, () -> await(rt, rt.resyncLeg(entry.spec.deviceId(), index, full)));
         }
         @Override public String probe() {
             try {
@@ -273,7 +312,7 @@ public final class JmxPublisher implements AutoCloseable {
         @Override public long getBytesWritten() { return io().bytesWritten(); }
         @Override public long getErrors() { return io().errors(); }
         @Override public String resize(long newSizeBytes) {
-            return await(rt, rt.resize(rt.nodeName(), entry.path, newSizeBytes));
+            return change(rt, () -> await(rt, rt.resize(rt.nodeName(), entry.path, newSizeBytes)));
         }
     }
 }

@@ -9,12 +9,9 @@ import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
 import io.weft.actors.WeftRuntime;
-import java.security.MessageDigest;
-import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.CompletionStage;
 import java.util.function.Function;
 import org.apache.pekko.actor.ExtendedActorSystem;
@@ -34,8 +31,8 @@ import org.apache.pekko.management.javadsl.ManagementRouteProviderSettings;
 /**
  * Weft's HTTP API under {@code /weft/} plus Prometheus text at {@code /metrics} (see docs/http-api.md).
  * Reads come from {@link NodeState}; mutations go to the actors through {@link WeftRuntime} and answer with the
- * actors' {@link Reply}. When {@code weft.management.http.token} is set, every POST needs
- * {@code Authorization: Bearer <token>}.
+ * actors' {@link Reply}. Every route here needs the node's management token or a console session, and obeys the
+ * Host, Origin and Content-Type rules ({@link ManagementAuth}); {@code /login} signs a browser in.
  */
 public final class WeftHttpApi extends AllDirectives implements ManagementRouteProvider {
     static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -48,10 +45,16 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
 
     @Override
     public Route routes(ManagementRouteProviderSettings settings) {
+        ManagementAuth auth = ManagementAuth.of(system);
         return concat(
-                path("metrics", () -> get(() -> withRuntime(rt -> complete(HttpResponse.create()
-                        .withEntity(HttpEntities.create(ContentTypes.TEXT_PLAIN_UTF8, PrometheusText.render(rt))))))),
-                pathPrefix("weft", () -> withRuntime(rt -> concat(
+                auth.signInRoutes(),
+                path("metrics", () -> auth.authenticated(() -> get(() -> withRuntime(rt -> complete(
+                        HttpResponse.create().withEntity(HttpEntities.create(ContentTypes.TEXT_PLAIN_UTF8,
+                                PrometheusText.render(rt)))))))),
+                pathPrefix("weft", () -> auth.authenticated(() -> withRuntime(rt -> concat(
+                        // A new one-time console sign-in link (the one printed at start works once).
+                        path("sign-in-link", () -> post(() -> mutating(rt, body -> json(StatusCodes.OK,
+                                Map.of("url", signInLink(rt)))))),
                         path("node", () -> get(() -> json(StatusCodes.OK, node(rt)))),
                         path("devices", () -> concat(
                                 get(() -> json(StatusCodes.OK, rt.state().devices().stream()
@@ -112,7 +115,17 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                                                 + " on node " + rt.nodeName()))))),
                         // ---- end drills
                         path("transports", () -> get(() -> json(StatusCodes.OK, Map.of("enabled", rt.transports(),
-                                "default", rt.settings().defaultTransport()))))))));
+                                "default", rt.settings().defaultTransport())))))))));
+    }
+
+    /** {@code http://HOST:PORT/login?code=...}: signs a browser in once (docs/http-api.md, "Authentication"). */
+    public static String signInLink(WeftRuntime rt) {
+        java.net.URI base = rt.httpUri().orElseThrow(() -> new IllegalStateException("management HTTP is off"));
+        String host = base.getHost();
+        if (host != null && (host.equals("0.0.0.0") || host.equals("[::]") || host.equals("::"))) {
+            host = "127.0.0.1"; // bound to every address: the operator's browser is on this host
+        }
+        return "http://" + host + ":" + base.getPort() + "/login?code=" + rt.signIn().newCode();
     }
 
     private Route withRuntime(Function<WeftRuntime, Route> inner) {
@@ -122,37 +135,22 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                 .orElseGet(() -> error(StatusCodes.SERVICE_UNAVAILABLE, "weft node is starting or stopping")));
     }
 
-    /** A POST: checks the bearer token, parses the JSON body, turns bad input into 400. */
+    /** A POST (already authenticated by {@link ManagementAuth}): parses the JSON body, turns bad input into 400. */
     private Route mutating(WeftRuntime rt, Function<JsonNode, Route> handler) {
-        String token = rt.settings().httpToken();
-        return optionalHeaderValueByName("Authorization", auth -> {
-            if (!token.isEmpty() && !tokenMatches(auth, token)) {
-                return error(StatusCodes.UNAUTHORIZED,
-                        "this node needs 'Authorization: Bearer <token>' for changes (weft.management.http.token)");
-            }
-            return entity(Unmarshaller.entityToString(), text -> {
-                JsonNode body;
-                try {
-                    body = text.isBlank() ? JSON.createObjectNode() : JSON.readTree(text);
-                    if (!body.isObject()) {
-                        return error(StatusCodes.BAD_REQUEST, "body must be a JSON object");
-                    }
-                    return handler.apply(body);
-                } catch (IllegalArgumentException e) {
-                    return error(StatusCodes.BAD_REQUEST, e.getMessage());
-                } catch (java.io.IOException e) {
-                    return error(StatusCodes.BAD_REQUEST, "malformed JSON: " + e.getMessage());
+        return entity(Unmarshaller.entityToString(), text -> {
+            JsonNode body;
+            try {
+                body = text.isBlank() ? JSON.createObjectNode() : JSON.readTree(text);
+                if (!body.isObject()) {
+                    return error(StatusCodes.BAD_REQUEST, "body must be a JSON object");
                 }
-            });
+                return handler.apply(body);
+            } catch (IllegalArgumentException e) {
+                return error(StatusCodes.BAD_REQUEST, e.getMessage());
+            } catch (java.io.IOException e) {
+                return error(StatusCodes.BAD_REQUEST, "malformed JSON: " + e.getMessage());
+            }
         });
-    }
-
-    private static boolean tokenMatches(Optional<String> header, String token) {
-        if (header.isEmpty() || !header.get().startsWith("Bearer ")) {
-            return false;
-        }
-        byte[] given = header.get().substring("Bearer ".length()).trim().getBytes(StandardCharsets.UTF_8);
-        return MessageDigest.isEqual(given, token.getBytes(StandardCharsets.UTF_8));
     }
 
     private Route map(WeftRuntime rt, JsonNode body) {

@@ -325,6 +325,17 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
     }
 
     private Behavior<Command> onResize(Resize resize) {
+        long current = storeDevice.info().size();
+        if (resize.newSize() < current && !mappings.isEmpty()) {
+            // The mapped clients still address the blocks a shrink would cut off (a filesystem's last group, a
+            // mirror leg's tail): they would read EIO or write past the end. Unmap first, then shrink.
+            resize.replyTo().tell(Reply.error("cannot shrink " + path + " from " + current + " to "
+                    + resize.newSize() + " bytes: it is mapped (" + mappings.size() + " mapping(s): "
+                    + String.join(", ", mappings.values().stream().map(m -> m.open.clientNode() + "/"
+                            + m.open.deviceId()).sorted().toList())
+                    + "); unmap it first (growing is allowed while mapped)"));
+            return this;
+        }
         try {
             store.resize(resize.newSize());
         } catch (IOException e) {

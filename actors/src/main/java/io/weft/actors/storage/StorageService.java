@@ -81,7 +81,7 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
     public record CreateVolume(String path, long size, ActorRef<Reply> replyTo) implements Command, WeftSerializable {
     }
 
-    /** Grows or shrinks a backing store; mapped clients learn the new size through their sessions. */
+    /** Grows a backing store (shrinks it only while unmapped); mapped clients learn the new size through their sessions. */
     public record Resize(String path, long newSize, ActorRef<Reply> replyTo) implements Command, WeftSerializable {
     }
 

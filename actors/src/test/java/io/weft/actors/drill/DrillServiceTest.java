@@ -88,19 +88,19 @@ class DrillServiceTest {
     }
 
     private HttpResponse<String> httpGet(String path) throws Exception {
-        return http.send(HttpRequest.newBuilder(base.resolve(path)).GET().build(),
-                HttpResponse.BodyHandlers.ofString());
+        return http.send(HttpRequest.newBuilder(base.resolve(path)).header("Authorization", TestNodes.bearer(client))
+                .GET().build(), HttpResponse.BodyHandlers.ofString());
     }
 
     private HttpResponse<String> post(String body) throws Exception {
         return http.send(HttpRequest.newBuilder(base.resolve("/weft/drills"))
-                .header("Content-Type", "application/json")
+                .header("Content-Type", "application/json").header("Authorization", TestNodes.bearer(client))
                 .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
     private HttpResponse<String> postTo(String path, String body) throws Exception {
         return http.send(HttpRequest.newBuilder(base.resolve(path))
-                .header("Content-Type", "application/json")
+                .header("Content-Type", "application/json").header("Authorization", TestNodes.bearer(client))
                 .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 

@@ -30,6 +30,7 @@ class ConsoleRoutesTest {
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     private WeftRuntime node;
     private URI base;
+    private String bearer;
 
     @BeforeAll
     void start(@TempDir Path tmp) throws Exception {
@@ -39,6 +40,7 @@ class ConsoleRoutesTest {
                         "weft.management.jmx.enabled", false)));
         base = node.httpUri().orElseThrow();
         assertTrue(node.awaitUp(Duration.ofSeconds(20)), "node joined itself");
+        bearer = TestNodes.bearer(node);
         Files.write(exports.resolve("v.img"), new byte[1 << 20]);
         HttpResponse<String> mapped = post("/weft/devices", "{\"id\":\"v\",\"storageNode\":\"con\",\"path\":\"v.img\"}");
         assertEquals(200, mapped.statusCode(), mapped.body());
@@ -50,24 +52,41 @@ class ConsoleRoutesTest {
     }
 
     private HttpResponse<String> get(String path) throws Exception {
+        return http.send(HttpRequest.newBuilder(base.resolve(path)).header("Authorization", bearer).GET().build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    private HttpResponse<String> getWithoutCredentials(String path) throws Exception {
         return http.send(HttpRequest.newBuilder(base.resolve(path)).GET().build(),
                 HttpResponse.BodyHandlers.ofString());
     }
 
     private HttpResponse<String> post(String path, String body) throws Exception {
         return http.send(HttpRequest.newBuilder(base.resolve(path)).header("Content-Type", "application/json")
+                .header("Authorization", bearer)
                 .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
     @Test
+    void theDataRoutesNeedTheTokenOrASessionAsEveryOtherWeftRoute() throws Exception {
+        for (String path : List.of("/weft/cluster", "/weft/samples", "/weft/devices/v/samples")) {
+            HttpResponse<String> r = getWithoutCredentials(path);
+            assertEquals(401, r.statusCode(), path + ": " + r.body());
+        }
+        HttpResponse<String> foreignHost = http.send(HttpRequest.newBuilder(base.resolve("/"))
+                .header("Origin", "http://evil.example").GET().build(), HttpResponse.BodyHandlers.ofString());
+        assertEquals(403, foreignHost.statusCode(), "the page keeps the Origin rule: " + foreignHost.body());
+    }
+
+    @Test
     void thePageAndItsFilesAreServedWithAPolicyThatLoadsNothingFromElsewhere() throws Exception {
-        HttpResponse<String> page = get("/");
+        HttpResponse<String> page = getWithoutCredentials("/");
         assertEquals(200, page.statusCode());
         assertTrue(page.headers().firstValue("Content-Type").orElse("").startsWith("text/html"), page.headers().toString());
         assertTrue(page.body().contains("<script src=\"/console/app.js\""), page.body());
         String csp = page.headers().firstValue("Content-Security-Policy").orElse("");
         assertTrue(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), csp);
-        HttpResponse<String> js = get("/console/app.js");
+        HttpResponse<String> js = getWithoutCredentials("/console/app.js");
         assertEquals(200, js.statusCode());
         assertTrue(js.headers().firstValue("Content-Type").orElse("").contains("javascript"), js.headers().toString());
         assertEquals(200, get("/console/app.css").statusCode());

@@ -41,7 +41,8 @@ class HttpApiTest {
     void start(@TempDir Path tmp) throws Exception {
         Path exports = Files.createDirectories(tmp.resolve("exports"));
         node = WeftRuntime.start(TestNodes.config("web", List.of("storage", "client"), exports, List.of(),
-                Map.of("weft.management.http.token", TOKEN, "weft.management.jmx.enabled", true)));
+                Map.of("weft.management.http.token", TOKEN, "weft.management.jmx.enabled", true,
+                        "weft.management.jmx.allow-changes", true)));
         base = node.httpUri().orElseThrow();
         assertTrue(node.awaitUp(Duration.ofSeconds(20)), "node joined itself");
         assertTrue(base.getPort() > 0, base.toString());
@@ -53,8 +54,8 @@ class HttpApiTest {
     }
 
     private HttpResponse<String> get(String path) throws Exception {
-        return http.send(HttpRequest.newBuilder(base.resolve(path)).GET().build(),
-                HttpResponse.BodyHandlers.ofString());
+        return http.send(HttpRequest.newBuilder(base.resolve(path)).header("Authorization", "Bearer " + TOKEN)
+                .GET().build(), HttpResponse.BodyHandlers.ofString());
     }
 
     private HttpResponse<String> post(String path, String body, String token) throws Exception {

@@ -122,6 +122,28 @@ class BackendActorTest {
         assertEquals(1 << 17, state.backends().get(0).size);
     }
 
+    /**
+     * Issue 14: shrinking a backend under a live mapping cuts the device's end off under its client (the client's
+     * filesystem still addresses the lost blocks). Refused while anything is mapped; growing stays allowed.
+     */
+    @Test
+    void shrinkingAMappedBackendIsRefusedAndNothingChanges() throws Exception {
+        NodeState state = new NodeState();
+        ActorRef<BackendActor.Command> backend = backend(state);
+        TestProbe<SessionActor.Command> session = testKit.createTestProbe();
+        assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d", AccessMode.RW, session));
+        TestProbe<Reply> reply = testKit.createTestProbe();
+        backend.tell(new BackendActor.Resize(1 << 15, reply.getRef()));
+        Reply refused = reply.receiveMessage();
+        assertFalse(refused.ok(), "shrinking a mapped backend must be refused: " + refused.message());
+        assertTrue(refused.message().contains("mapped"), refused.message());
+        assertEquals(1 << 16, Files.size(tmp.resolve("b.img")), "the file keeps its size");
+        assertEquals(1 << 16, state.backends().get(0).size);
+        session.expectNoMessage(Duration.ofMillis(100));
+        backend.tell(new BackendActor.Resize(1 << 17, reply.getRef()));
+        assertTrue(reply.receiveMessage().ok(), "growing a mapped backend is fine");
+    }
+
     @Test
     void aStoppedSessionReleasesItsMapping() throws Exception {
         NodeState state = new NodeState();

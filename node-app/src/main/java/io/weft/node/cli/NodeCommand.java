@@ -69,8 +69,9 @@ public final class NodeCommand implements Callable<Integer> {
                     + " 127.0.0.1:7626; port 0 = any free port); off sets .enabled = false.")
     String httpListen;
 
-    @Option(names = "--token", paramLabel = "TOKEN",
-            description = "Sets weft.management.http.token: mutating HTTP calls then need it.")
+    @Option(names = "--token", paramLabel = "TOKEN", defaultValue = "${env:WEFT_TOKEN}",
+            description = "Sets weft.management.http.token (env WEFT_TOKEN): the management token, instead of the "
+                    + "one the node keeps in its data dir (management.token) or receives from its cluster.")
     String token;
 
     @Option(names = "--name", paramLabel = "NAME",

@@ -1,0 +1,133 @@
+package io.weft.actors.management;
+
+import io.weft.actors.WeftSerializable;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.Set;
+import org.apache.pekko.actor.Address;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+import org.apache.pekko.actor.typed.receptionist.Receptionist;
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+import org.apache.pekko.cluster.Member;
+import org.apache.pekko.cluster.MemberStatus;
+import org.apache.pekko.cluster.typed.Cluster;
+
+/**
+ * Hands the cluster's management token to every member (ROADMAP "Tokens": one cluster token). The cluster's token is
+ * its <em>oldest</em> Up member's: that member generates one if it has none; every other member asks the oldest's
+ * {@code ClusterTokenActor} (found through the Receptionist) and adopts the answer into its {@link ManagementToken}
+ * (data-dir file and runtime file). A member asks again whenever the oldest member changes, so two clusters whose
+ * nodes had different token files end up with the token of the oldest member. A member with an explicit
+ * {@code weft.management.http.token} keeps it (and hands it out when it is the oldest).
+ *
+ * <p>The token travels in a cluster message: across hosts only with Artery TLS (docs/security.md); any member may ask
+ * for it — membership is the trust boundary.
+ *
+ * <p>One per actor-system incarnation, a system actor started by {@code WeftRuntime}; restarted on failure (its state
+ * is whom it asked last, rebuilt by the next tick).
+ */
+public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.Command> {
+    public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "weft-management-token");
+    /** While this member has not got the oldest member's token, it asks this often. */
+    static final Duration TICK = Duration.ofMillis(250);
+
+    public interface Command {
+    }
+
+    /** Cross-node: what is your token? */
+    public record TokenQuery(ActorRef<TokenAnswer> replyTo) implements Command, WeftSerializable {
+    }
+
+    /** Cross-node: the token of member {@code from} (its cluster address), "" when it has none yet. */
+    public record TokenAnswer(String token, String from) implements Command, WeftSerializable {
+    }
+
+    private record ListingChanged(Receptionist.Listing listing) implements Command {
+    }
+
+    private enum Tick implements Command {
+        INSTANCE
+    }
+
+    public static Behavior<Command> create(ManagementToken token) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new ClusterTokenActor(ctx, timers, token)));
+    }
+
+    private final ManagementToken token;
+    private final Cluster cluster;
+    private Set<ActorRef<Command>> keepers = Set.of();
+    /** The oldest member whose token this member holds (or itself, when it is the oldest). */
+    private Address settledWith;
+
+    private ClusterTokenActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, ManagementToken token) {
+        super(ctx);
+        this.token = token;
+        this.cluster = Cluster.get(ctx.getSystem());
+        ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
+        ctx.getSystem().receptionist().tell(Receptionist.subscribe(KEY,
+                ctx.messageAdapter(Receptionist.Listing.class, ListingChanged::new)));
+        timers.startTimerWithFixedDelay(Tick.INSTANCE, TICK);
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(ListingChanged.class, l -> {
+                    keepers = l.listing().getServiceInstances(KEY);
+                    return this;
+                })
+                .onMessageEquals(Tick.INSTANCE, this::onTick)
+                .onMessage(TokenQuery.class, q -> {
+                    q.replyTo().tell(new TokenAnswer(token.current().orElse(""), self().toString()));
+                    return this;
+                })
+                .onMessage(TokenAnswer.class, this::onAnswer)
+                .build();
+    }
+
+    private Address self() {
+        return cluster.selfMember().address();
+    }
+
+    private Behavior<Command> onTick() {
+        Optional<Member> oldest = oldestUp();
+        if (oldest.isEmpty() || oldest.get().address().equals(settledWith)) {
+            return this;
+        }
+        if (oldest.get().address().equals(self())) {
+            token.generateIfMissing();
+            settledWith = self();
+            return this;
+        }
+        Address at = oldest.get().address();
+        keepers.stream().filter(k -> k.path().address().equals(at)).findFirst()
+                .ifPresent(k -> k.tell(new TokenQuery(getContext().getSelf().narrow())));
+        return this;
+    }
+
+    private Behavior<Command> onAnswer(TokenAnswer answer) {
+        Optional<Member> oldest = oldestUp();
+        if (answer.token().isEmpty() || oldest.isEmpty() || !oldest.get().address().toString().equals(answer.from())) {
+            return this; // not yet generated, or no longer the oldest: the next tick asks again
+        }
+        token.adopt(answer.token(), answer.from());
+        settledWith = oldest.get().address();
+        return this;
+    }
+
+    private Optional<Member> oldestUp() {
+        Member oldest = null;
+        for (Member m : cluster.state().getMembers()) {
+            if (m.status() == MemberStatus.up() && (oldest == null || m.isOlderThan(oldest))) {
+                oldest = m;
+            }
+        }
+        return Optional.ofNullable(oldest);
+    }
+}
