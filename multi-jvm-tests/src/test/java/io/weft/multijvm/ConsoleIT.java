@@ -312,7 +312,8 @@ class ConsoleIT {
         var cli = io.weft.node.cli.WeftMain.commandLine();
         cli.setOut(new java.io.PrintWriter(out, true));
         cli.setErr(new java.io.PrintWriter(out, true));
-        int exit = cli.execute("status", "--node", c.ready.getProperty("http"));
+        int exit = cli.execute("status", "--node", c.ready.getProperty("http"), "--token",
+                c.bearer().substring("Bearer ".length()));
         assertEquals(0, exit, out.toString());
         assertTrue(out.toString().contains("vol1"), "weft status lists the device mapped in the page:\n" + out);
         screenshot("actions");
