@@ -366,14 +366,20 @@ final class NodeProcess {
     static final String JMX_PASSWORD = "weft-test-" + Long.toHexString(new java.security.SecureRandom().nextLong());
 
     /** The JMX password file (0600, as the JDK insists) and access file of the test's nodes, in {@code dir}. */
-    private static Path[] jmxAuthFiles(Path dir) throws IOException {
+    private static synchronized Path[] jmxAuthFiles(Path dir) throws IOException {
+        // Written once per directory and never replaced: tests start nodes of one directory on several threads at
+        // once (a delete-and-create here made a concurrent start fail with FileAlreadyExistsException), and a
+        // starting child JVM may be reading the files.
         Path password = dir.resolve("jmx.password");
         Path access = dir.resolve("jmx.access");
-        Files.deleteIfExists(password);
-        Files.createFile(password, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
-                java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
-        Files.writeString(password, JMX_USER + " " + JMX_PASSWORD + "\n", StandardCharsets.UTF_8);
-        Files.writeString(access, JMX_USER + " readwrite\n", StandardCharsets.UTF_8);
+        if (!Files.exists(password)) {
+            Files.createFile(password, java.nio.file.attribute.PosixFilePermissions.asFileAttribute(
+                    java.nio.file.attribute.PosixFilePermissions.fromString("rw-------")));
+            Files.writeString(password, JMX_USER + " " + JMX_PASSWORD + "\n", StandardCharsets.UTF_8);
+        }
+        if (!Files.exists(access)) {
+            Files.writeString(access, JMX_USER + " readwrite\n", StandardCharsets.UTF_8);
+        }
         return new Path[] {password, access};
     }
 
