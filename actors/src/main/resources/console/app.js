@@ -622,6 +622,10 @@ function renderDrills() {
   const markers = [];
   if (d.faultAtMillis > 0) markers.push({ at: d.faultAtMillis, label: 'fault: ' + d.fault, color: COLORS.fault });
   if (d.recoveredAtMillis > 0) markers.push({ at: d.recoveredAtMillis, label: 'recover', color: COLORS.recover });
+  const resync = d.report ? d.report.timeToResyncMillis : -1;
+  if (d.recoveredAtMillis > 0 && resync >= 0) {
+    markers.push({ at: d.recoveredAtMillis + resync, label: 'legs in sync', color: COLORS.recover });
+  }
   const samples = (state.samples[d.device] || []);
   drawChart($('#drill-timeline'), samples, [
     { key: 'readIops', label: 'read IOPS', color: COLORS.read },
