@@ -340,7 +340,8 @@ class MirrorLegsTest {
         assertEquals(409, post(base, "/weft/devices/m/legs", "{\"storage\":\"c\",\"path\":\"x.img\"}")
                 .statusCode(), "three legs: no free position");
         await("c in sync", WAIT, () -> dev.state == DeviceState.READY);
-        HttpResponse<String> status = http.send(HttpRequest.newBuilder(base.resolve("/weft/devices/m")).GET().build(),
+        HttpResponse<String> status = http.send(HttpRequest.newBuilder(base.resolve("/weft/devices/m"))
+                .header("Authorization", TestNodes.bearer(client)).GET().build(),
                 HttpResponse.BodyHandlers.ofString());
         assertTrue(status.body().contains("\"storageNode\" : \"c\""), status.body());
 

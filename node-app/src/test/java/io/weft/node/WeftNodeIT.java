@@ -95,6 +95,19 @@ class WeftNodeIT {
             assertTrue(Pattern.compile("(?m)^weft_device_bytes_total\\{[^}]*device=\"vol0\"[^}]*direction=\"write\"\\}"
                     + " 1048576(\\.0)?$").matcher(metrics.body()).find(), metrics.body());
 
+            // The README's quick start: `./weft status` with no token and no option finds the node's token (the
+            // node left it in the user's runtime directory for its address).
+            java.io.StringWriter statusOut = new java.io.StringWriter();
+            java.io.StringWriter statusErr = new java.io.StringWriter();
+            picocli.CommandLine cli = io.weft.node.cli.WeftMain.commandLine();
+            cli.setOut(new java.io.PrintWriter(statusOut, true));
+            cli.setErr(new java.io.PrintWriter(statusErr, true));
+            assertEquals(0, cli.execute("status", "--node", "127.0.0.1:" + ready.group(3)),
+                    statusOut + "\n" + statusErr);
+            assertTrue(statusOut.toString().contains("vol0"), statusOut.toString());
+            assertTrue(node.output().contains("Console: " + http + "/  (sign in once with this link: " + http
+                    + "/login?code="), "start-up prints the console's sign-in link:\n" + node.output());
+
             node.signal("TERM");
             assertEquals(0, node.awaitExit(60), node.output());
             assertTrue(node.output().contains("stopped: every device flushed"), node.output());

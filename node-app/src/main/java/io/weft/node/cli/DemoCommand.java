@@ -256,7 +256,8 @@ public final class DemoCommand implements Callable<Integer> {
         out.println("  ./weft status --node " + c.http() + "       # legs, resync progress, IO counters");
         out.println("  ./weft drill " + DEVICE + " --target b --fault freeze --overwrite --node " + c.http());
         out.println("  ./weft drill " + DEVICE + " --target a --fault cut --overwrite --node " + c.http());
-        out.println("  curl http://" + c.http() + "/metrics");
+        out.println("  curl -H \"Authorization: Bearer $(cat " + c.dataDir().resolve("management.token") + ")\" http://"
+                + c.http() + "/metrics");
         consoleLink(client).ifPresent(link -> out.println("Console of c (cluster, devices, drills): " + link
                 + "   (a one-time sign-in link)"));
         out.println("Logs: " + dir.resolve("a.log") + ", b.log, c.log");

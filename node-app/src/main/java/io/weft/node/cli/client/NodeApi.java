@@ -37,7 +37,14 @@ public final class NodeApi {
     private static final Duration TOKEN_WAIT = Duration.ofSeconds(15);
 
     public NodeApi(String node, String token, Duration timeout) {
-        this(node, token, timeout, ManagementToken.defaultRuntimeDir(System.getenv()));
+        this(node, token, timeout, runtimeDir());
+    }
+
+    /** The node's setting as a system property (as {@code weft node -D...} takes it), else the per-user default. */
+    private static Path runtimeDir() {
+        String configured = System.getProperty("weft.management.http.runtime-dir", "");
+        return configured.isBlank() || configured.equals("off") ? ManagementToken.defaultRuntimeDir(System.getenv())
+                : Path.of(configured);
     }
 
     /** With the runtime directory to look for the node's token in (tests). */
@@ -161,9 +168,9 @@ public final class NodeApi {
                     ? "no token for " + node + " in " + runtimeDir + " (a node run by another user, or on another "
                     + "host, leaves it elsewhere)"
                     : "the token " + (token.isEmpty() ? "found in " + runtimeDir : "given") + " is not the node's";
-            throw new CliException(CliException.FAILED, node + " refused " + what + ": it needs its management "
-                    + "token; " + why + ". Pass --token TOKEN or set WEFT_TOKEN (the token is in the node's "
-                    + "<data-dir>/" + ManagementToken.FILE_NAME + ")");
+            throw new CliException(CliException.FAILED, node + " refused " + what + ": it needs a token (the "
+                    + "node's management token); " + why + ". Pass --token TOKEN or set WEFT_TOKEN (the token is in "
+                    + "the node's <data-dir>/" + ManagementToken.FILE_NAME + ")");
         }
         // operations answer {"ok": false, "message": ...}; the drill and leg routes {"error": ...}
         String message = body.path("message").asText(body.path("error").asText(""));
