@@ -4,6 +4,7 @@ import io.weft.actors.client.ClientService;
 import io.weft.actors.client.DeviceExporter;
 import io.weft.actors.client.DeviceRegistry;
 import io.weft.actors.drill.DrillService;
+import io.weft.actors.management.NodeDirectory;
 import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.Transports;
 import java.util.Optional;
@@ -19,7 +20,7 @@ import org.apache.pekko.cluster.typed.Cluster;
 
 /**
  * The guardian of a Weft node: starts {@link StorageService} and/or {@link ClientService} for the node's roles, and
- * with the client role a {@link DrillService}.
+ * with the client role a {@link DrillService}; on every node a {@link NodeDirectory} (what the consoles show).
  *
  * <p>Supervision: both services are restarted on failure without stopping their children (their state is their
  * children plus {@link NodeState}), so a bug in a service never unmaps a device or closes a backend. If the guardian
@@ -73,6 +74,9 @@ public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
             drills = Optional.of(ctx.spawn(Behaviors.supervise(DrillService.create(settings, nodeState))
                     .onFailure(SupervisorStrategy.resume()), "drills"));
         }
+        // What this node tells the others' consoles (name, roles, transports); stateless.
+        ctx.spawn(Behaviors.supervise(NodeDirectory.create(settings, transports))
+                .onFailure(SupervisorStrategy.restart()), "directory");
         this.services = new Services(name, storage, client, drills);
         ctx.getLog().info("weft node '{}' started with roles {}", name, settings.roles());
     }

@@ -94,6 +94,8 @@ public final class WeftRuntime implements AutoCloseable {
     private final Duration rejoinMaxBackoff;
     private final CompletableFuture<Void> terminated = new CompletableFuture<>();
     private final ScheduledExecutorService rejoiner;
+    /** The console's per-device ring of IO samples (docs/console.md); lives as long as the node. */
+    private final io.weft.actors.management.DeviceSampler sampler;
     /** The config each incarnation starts with: the first one's, with the ports it bound pinned. */
     private volatile Config pekko;
     private volatile Incarnation current;
@@ -116,6 +118,9 @@ public final class WeftRuntime implements AutoCloseable {
         this.registry = registry;
         this.rejoinMinBackoff = pekko.getDuration("weft.node.rejoin.min-backoff");
         this.rejoinMaxBackoff = pekko.getDuration("weft.node.rejoin.max-backoff");
+        this.sampler = new io.weft.actors.management.DeviceSampler(nodeState,
+                pekko.getInt("weft.management.console.samples"),
+                pekko.getDuration("weft.management.console.sample-interval"), System::currentTimeMillis);
         this.rejoiner = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "weft-rejoin");
             t.setDaemon(true);
@@ -160,6 +165,7 @@ public final class WeftRuntime implements AutoCloseable {
                 transports, exporter, registry, token);
         try {
             runtime.startIncarnation(1);
+            runtime.sampler.start();
         } catch (RuntimeException e) {
             runtime.rejoiner.shutdownNow();
             token.unpublish();
@@ -307,6 +313,7 @@ public final class WeftRuntime implements AutoCloseable {
         registry.closeAll();
         transports.close();
         rejoiner.shutdownNow();
+        sampler.close();
         terminated.complete(null);
     }
 
@@ -370,6 +377,11 @@ public final class WeftRuntime implements AutoCloseable {
 
     public List<String> transports() {
         return transports.names();
+    }
+
+    /** The last minutes of every device's IO, one sample per interval (the console's charts). */
+    public io.weft.actors.management.DeviceSampler samples() {
+        return sampler;
     }
 
     /** Maps a device on this (client) node. Completes when it is ready or the map failed. */

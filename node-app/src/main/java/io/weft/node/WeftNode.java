@@ -325,6 +325,7 @@ public final class WeftNode implements AutoCloseable {
                     : "$(cat " + settings.dataDir().resolve(io.weft.actors.management.ManagementToken.FILE_NAME)
                     + ")";
             out.println("  curl -H \"Authorization: Bearer " + tokenFile + "\" http://" + node + "/metrics");
+            // The web console (docs/console.md), served by this same listener.
             out.println("Console: http://" + node + "/  (sign in once with this link: "
                     + io.weft.actors.management.WeftHttpApi.signInLink(runtime) + " )");
         });

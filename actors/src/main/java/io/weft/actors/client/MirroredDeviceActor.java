@@ -523,7 +523,9 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         entry.legDevices = Collections.unmodifiableList(Arrays.asList(legPaths.clone()));
         try {
             mirror = new MirrorBlockDevice(devices, bitmap, MirrorOptions.defaults()
-                    .withActivityLog(settings.mirrorActivityExtents(), settings.mirrorActivityExtentSize()));
+                    .withActivityLog(settings.mirrorActivityExtents(), settings.mirrorActivityExtentSize())
+                    .withResyncBytesPerSecond(getContext().getSystem().settings().config()
+                            .getBytes("weft.mirror.resync-rate")));
         } catch (RuntimeException e) {
             bitmap.close();
             answerMap(Reply.error("map of mirrored device " + entry.spec.deviceId() + " failed: " + e.getMessage()));

@@ -128,6 +128,7 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         final String id;
         final DrillRequest request;
         final long startNanos = System.nanoTime();
+        final long startedAtMillis = System.currentTimeMillis();
         ActorRef<StartReply> pendingReply;
         Drill drill;
         NodeFault fault;
@@ -642,7 +643,14 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         double progress = run.ended() ? 1.0 : Math.min(0.99, (double) elapsed / planned);
         return new DrillStatus(run.id, req.device(), req.fault().wireName(), req.target(), req.path(), o.seed(),
                 phase, elapsed, drill == null ? 0 : drill.completedRequests(), progress, run.error,
-                run.fault == null ? "" : run.fault.describe(), run.report, run.reportText);
+                run.fault == null ? "" : run.fault.describe(), run.report, run.reportText, run.startedAtMillis,
+                wallClock(run, drill == null ? 0 : drill.faultNanos()),
+                wallClock(run, drill == null ? 0 : drill.recoverNanos()));
+    }
+
+    /** A drill's nanoTime instant as wall-clock milliseconds (-1 for 0: not yet). */
+    private static long wallClock(Run run, long nanos) {
+        return nanos == 0 ? -1 : run.startedAtMillis + (nanos - run.startNanos) / 1_000_000;
     }
 
     /**

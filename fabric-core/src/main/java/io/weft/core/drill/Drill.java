@@ -154,6 +154,16 @@ public final class Drill {
         return phase;
     }
 
+    /** {@link System#nanoTime()} when the fault was injected; 0 before. */
+    public long faultNanos() {
+        return faultNanos;
+    }
+
+    /** {@link System#nanoTime()} when recovery began (the fault undone); 0 before. */
+    public long recoverNanos() {
+        return recoverNanos;
+    }
+
     /** Requests completed so far (any status); safe from any thread, lags the driver by at most a few requests. */
     public long completedRequests() {
         return completedRequests.get();

@@ -39,8 +39,11 @@ public final class IoStats {
     private final Histogram[] totalHistograms = new Histogram[OPS.length];
     private final IoStatsSnapshot.Latency[] lastInterval = new IoStatsSnapshot.Latency[OPS.length];
     private final IoStatsSnapshot.Latency[] lastTotal = new IoStatsSnapshot.Latency[OPS.length];
+    /** Latencies since the last {@link #sample()}, whoever took the snapshots in between (the console's ring). */
+    private final Histogram[] sampleHistograms = new Histogram[OPS.length];
     private long lastSnapshotNanos = System.nanoTime();
     private long lastIntervalNanos;
+    private long lastSampleNanos = lastSnapshotNanos;
 
     public IoStats(String device) {
         this.device = device;
@@ -51,6 +54,7 @@ public final class IoStats {
             latency[i] = new Recorder(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
             intervalHistograms[i] = new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
             totalHistograms[i] = new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
+            sampleHistograms[i] = new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
             lastInterval[i] = IoStatsSnapshot.Latency.EMPTY;
             lastTotal[i] = IoStatsSnapshot.Latency.EMPTY;
         }
@@ -105,6 +109,7 @@ public final class IoStats {
         for (int i = 0; i < OPS.length; i++) {
             latency[i].getIntervalHistogramInto(intervalHistograms[i]);
             totalHistograms[i].add(intervalHistograms[i]);
+            sampleHistograms[i].add(intervalHistograms[i]);
             lastInterval[i] = latencyOf(intervalHistograms[i]);
             lastTotal[i] = latencyOf(totalHistograms[i]);
             perOp.add(new IoStatsSnapshot.OpStats(OPS[i], ops[i].sum(), bytes[i].sum(), errors[i].sum(),
@@ -114,6 +119,26 @@ public final class IoStats {
         lastSnapshotNanos = now;
         return new IoStatsSnapshot(device, System.currentTimeMillis(), lastIntervalNanos, inFlight.sum(),
                 untracked.sum(), perOp);
+    }
+
+    /**
+     * Like {@link #snapshot()}, but each {@code interval} latency covers every request completed since the previous
+     * {@code sample()} (and {@code intervalNanos} that time), however many {@link #snapshot()}s other readers (HTTP,
+     * JMX, Prometheus) took meanwhile: one periodic sampler owns this window, the others keep theirs. Control plane
+     * only (it copies histograms); recording is not affected.
+     */
+    public synchronized IoStatsSnapshot sample() {
+        IoStatsSnapshot now = snapshot();
+        List<IoStatsSnapshot.OpStats> perOp = new ArrayList<>(OPS.length);
+        for (int i = 0; i < OPS.length; i++) {
+            IoStatsSnapshot.OpStats op = now.ops().get(i);
+            perOp.add(new IoStatsSnapshot.OpStats(OPS[i], op.ops(), op.bytes(), op.errors(),
+                    latencyOf(sampleHistograms[i]), op.total()));
+            sampleHistograms[i].reset();
+        }
+        long nanos = lastSnapshotNanos - lastSampleNanos;
+        lastSampleNanos = lastSnapshotNanos;
+        return new IoStatsSnapshot(device, now.takenAtMillis(), nanos, now.inFlight(), now.untracked(), perOp);
     }
 
     /**

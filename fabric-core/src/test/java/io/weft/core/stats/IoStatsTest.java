@@ -115,4 +115,28 @@ class IoStatsTest {
         IoStatsSnapshot s = new IoStats("vol0").snapshot();
         assertThrows(UnsupportedOperationException.class, () -> s.ops().clear());
     }
+
+    @Test
+    void aSampleCoversEveryRequestSinceThePreviousSampleWhateverSnapshotsOthersTook() {
+        IoStats stats = new IoStats("vol0");
+        stats.record(IoOp.READ, 4096, IoStatus.OK, 10_000);
+        stats.snapshot(); // an HTTP status read in between
+        stats.record(IoOp.READ, 4096, IoStatus.OK, 3_000_000);
+        stats.snapshot(); // and a Prometheus scrape
+        stats.record(IoOp.READ, 4096, IoStatus.OK, 20_000);
+
+        IoStatsSnapshot sample = stats.sample();
+        IoStatsSnapshot.Latency l = sample.op(IoOp.READ).interval();
+        assertEquals(3, l.count(), "every read since the start, not only since the last snapshot");
+        assertWithinOnePercent(3_000_000, l.maxNanos(), "max");
+        assertEquals(3, sample.op(IoOp.READ).ops());
+
+        stats.record(IoOp.READ, 4096, IoStatus.OK, 50_000);
+        stats.snapshot();
+        IoStatsSnapshot next = stats.sample();
+        assertEquals(1, next.op(IoOp.READ).interval().count(), "the next sample starts where the last one ended");
+        assertWithinOnePercent(50_000, next.op(IoOp.READ).interval().maxNanos(), "max of the next window");
+        assertEquals(4, next.op(IoOp.READ).total().count());
+        assertEquals(0, stats.sample().op(IoOp.READ).interval().count(), "nothing since the last sample");
+    }
 }

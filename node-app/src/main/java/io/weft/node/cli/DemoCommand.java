@@ -258,9 +258,21 @@ public final class DemoCommand implements Callable<Integer> {
         out.println("  ./weft drill " + DEVICE + " --target a --fault cut --overwrite --node " + c.http());
         out.println("  curl -H \"Authorization: Bearer $(cat " + c.dataDir().resolve("management.token") + ")\" http://"
                 + c.http() + "/metrics");
+        consoleLink(client).ifPresent(link -> out.println("Console of c (cluster, devices, drills): " + link
+                + "   (a one-time sign-in link)"));
         out.println("Logs: " + dir.resolve("a.log") + ", b.log, c.log");
         out.flush();
         return exit;
+    }
+
+    /** A one-time sign-in link to c's web console (docs/console.md); empty when c does not give one. */
+    private static java.util.Optional<String> consoleLink(NodeApi client) {
+        try {
+            String url = client.post("/weft/sign-in-link", NodeApi.object()).path("url").asText("");
+            return url.isEmpty() ? java.util.Optional.empty() : java.util.Optional.of(url);
+        } catch (RuntimeException e) {
+            return java.util.Optional.empty(); // the demo's result does not depend on the console
+        }
     }
 
     private JsonNode runDrill(NodeApi client) {
