@@ -37,7 +37,10 @@ import org.slf4j.LoggerFactory;
  * removed at a clean stop.
  */
 public final class ManagementToken {
-    private static final Logger LOG = LoggerFactory.getLogger(ManagementToken.class);
+    /** In a holder: the CLI uses this class's static helpers and should not start logging for them. */
+    private static final class Log {
+        static final Logger LOG = LoggerFactory.getLogger(ManagementToken.class);
+    }
     public static final String FILE_NAME = "management.token";
     private static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
     private static final SecureRandom RANDOM = new SecureRandom();
@@ -120,7 +123,7 @@ public final class ManagementToken {
         if (token.isEmpty()) {
             token = generate();
             persist();
-            LOG.info("generated the management token{}", dataDirFile.map(f -> " (" + f + ")").orElse(""));
+            Log.LOG.info("generated the management token{}", dataDirFile.map(f -> " (" + f + ")").orElse(""));
         }
         return token;
     }
@@ -138,7 +141,7 @@ public final class ManagementToken {
         if (explicit) {
             if (!warnedExplicit) {
                 warnedExplicit = true;
-                LOG.warn("the cluster's management token (from {}) differs from this node's "
+                Log.LOG.warn("the cluster's management token (from {}) differs from this node's "
                         + "weft.management.http.token; this node keeps its own", from);
             }
             return false;
@@ -146,7 +149,7 @@ public final class ManagementToken {
         boolean had = !token.isEmpty();
         token = clusterToken;
         persist();
-        LOG.info(had ? "management token replaced by the cluster's (from its oldest member {})"
+        Log.LOG.info(had ? "management token replaced by the cluster's (from its oldest member {})"
                 : "management token received from the cluster's oldest member {}", from);
         return true;
     }
@@ -156,14 +159,14 @@ public final class ManagementToken {
             try {
                 writeOwnerOnly(f, token);
             } catch (IOException e) {
-                LOG.warn("could not write the management token to {}: {}", f, e.toString());
+                Log.LOG.warn("could not write the management token to {}: {}", f, e.toString());
             }
         });
         runtimeFile.ifPresent(f -> {
             try {
                 writeOwnerOnly(f, token);
             } catch (IOException e) {
-                LOG.warn("could not write the management token to {}: {}", f, e.toString());
+                Log.LOG.warn("could not write the management token to {}: {}", f, e.toString());
             }
         });
     }
@@ -182,7 +185,7 @@ public final class ManagementToken {
             try {
                 writeOwnerOnly(file, token);
             } catch (IOException e) {
-                LOG.warn("could not leave the management token in {} (the CLI then needs --token): {}", file,
+                Log.LOG.warn("could not leave the management token in {} (the CLI then needs --token): {}", file,
                         e.toString());
             }
         }
@@ -197,7 +200,7 @@ public final class ManagementToken {
                     Files.delete(f);
                 }
             } catch (IOException e) {
-                LOG.debug("could not remove {}: {}", f, e.toString());
+                Log.LOG.debug("could not remove {}: {}", f, e.toString());
             }
         });
         runtimeFile = Optional.empty();
