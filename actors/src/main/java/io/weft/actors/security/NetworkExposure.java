@@ -16,7 +16,8 @@ import org.slf4j.LoggerFactory;
  * loopback such as {@code localhost}) needs nothing, so single-host use and the test suite need no certificates.
  *
  * <p>Management HTTP has no TLS of its own: a non-loopback management address always needs {@code weft.insecure}
- * (put a TLS proxy in front, or reach it through an SSH tunnel). NBD listeners are not checked here.
+ * (put a TLS proxy in front, or reach it through an SSH tunnel). An NBD TCP listener ({@code weft.nbd.listen}, a
+ * node-app key) off loopback needs {@code weft.nbd.tls = require}: with {@code on} plaintext clients are still served.
  */
 public final class NetworkExposure {
     public static final String INSECURE = "weft.insecure";
@@ -65,6 +66,15 @@ public final class NetworkExposure {
                                     + " weft.cluster.hostname" : "") + ")"));
                     break;
                 }
+            }
+        }
+        if (config.hasPath("weft.nbd.listen")) {
+            String nbd = config.getString("weft.nbd.listen").strip();
+            String mode = config.hasPath("weft.nbd.tls") ? config.getString("weft.nbd.tls").strip() : "off";
+            if (!nbd.isEmpty() && !nbd.equalsIgnoreCase("off") && !isLoopback(host(nbd))
+                    && !mode.equalsIgnoreCase("require")) {
+                exposed.add(refusal("weft.nbd.listen", host(nbd), "NBD has no authentication and weft.nbd.tls is "
+                        + mode + " (plaintext clients are served). Set weft.nbd.tls = require with certificates"));
             }
         }
         if (exposed.isEmpty()) {

@@ -53,4 +53,26 @@ class NetworkExposureTest {
                 e.getMessage());
         assertTrue(e.getMessage().contains("--insecure"), e.getMessage());
     }
+
+    @Test
+    void anNbdListenerOffLoopbackNeedsTlsRequired() {
+        // A client-only node on loopback: only its NBD listener can be exposed.
+        Map<String, Object> base = Map.of("weft.node.roles", List.of("client"), "weft.nbd.listen", "0.0.0.0:10809");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> NetworkExposure.check(config(base)));
+        assertTrue(e.getMessage().startsWith("weft.nbd.listen: 0.0.0.0 is not a loopback address"), e.getMessage());
+        // tls = on still serves plaintext clients: not enough off loopback.
+        Map<String, Object> on = new java.util.HashMap<>(base);
+        on.put("weft.nbd.tls", "on");
+        assertThrows(IllegalArgumentException.class, () -> NetworkExposure.check(config(on)));
+        Map<String, Object> required = new java.util.HashMap<>(base);
+        required.put("weft.nbd.tls", "require");
+        NetworkExposure.check(config(required));
+        Map<String, Object> insecure = new java.util.HashMap<>(base);
+        insecure.put(NetworkExposure.INSECURE, true);
+        NetworkExposure.check(config(insecure));
+        NetworkExposure.check(config(Map.of("weft.node.roles", List.of("client"), "weft.nbd.listen", "127.0.0.1:0")));
+        // "off" disables the TCP listener.
+        NetworkExposure.check(config(Map.of("weft.node.roles", List.of("client"), "weft.nbd.listen", "off")));
+    }
 }

@@ -75,7 +75,8 @@ class SettingsLoaderTest {
 
     @Test
     void layersApplyFileThenDashDThenCommandLine() throws IOException {
-        Path file = writeConfig("weft { data-dir = /var/weft, nbd.listen = \"0.0.0.0:10000\", "
+        // insecure: an NBD listener off loopback without TLS is refused otherwise (aListenerOnANonLoopback...).
+        Path file = writeConfig("weft { data-dir = /var/weft, nbd.listen = \"0.0.0.0:10000\", insecure = true, "
                 + "management.http.enabled = off, volumes = [{ name = a, path = a.img, size = 1g }] }");
         NodeSettings fileOnly = parse(Optional.of(file), Map.of(), Map.of());
         assertEquals(Path.of("/var/weft"), fileOnly.dataDir());
