@@ -121,8 +121,9 @@ public final class ManagementToken {
     /** The oldest member has no token: it makes the cluster's. Returns the token. */
     synchronized String generateIfMissing() {
         if (token.isEmpty()) {
-            token = generate();
-            persist();
+            String made = generate();
+            persist(made);
+            token = made;
             Log.LOG.info("generated the management token{}", dataDirFile.map(f -> " (" + f + ")").orElse(""));
         }
         return token;
@@ -147,24 +148,26 @@ public final class ManagementToken {
             return false;
         }
         boolean had = !token.isEmpty();
+        // On disk first, then in memory: whoever sees the new token (HTTP, a test) finds it in the files too, and a
+        // crash in between leaves the node with the token it will be given again.
+        persist(clusterToken);
         token = clusterToken;
-        persist();
         Log.LOG.info(had ? "management token replaced by the cluster's (from its oldest member {})"
                 : "management token received from the cluster's oldest member {}", from);
         return true;
     }
 
-    private void persist() {
+    private void persist(String value) {
         dataDirFile.ifPresent(f -> {
             try {
-                writeOwnerOnly(f, token);
+                writeOwnerOnly(f, value);
             } catch (IOException e) {
                 Log.LOG.warn("could not write the management token to {}: {}", f, e.toString());
             }
         });
         runtimeFile.ifPresent(f -> {
             try {
-                writeOwnerOnly(f, token);
+                writeOwnerOnly(f, value);
             } catch (IOException e) {
                 Log.LOG.warn("could not write the management token to {}: {}", f, e.toString());
             }
