@@ -26,6 +26,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.CoordinatedShutdown;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -74,6 +75,8 @@ public final class WeftRuntime implements AutoCloseable {
         final WeftNode.Services services;
         volatile Optional<URI> httpUri = Optional.empty();
         volatile JmxPublisher jmx;
+        /** Set once by whichever comes first: its system terminated, or the node gave up waiting for that. */
+        final AtomicBoolean ended = new AtomicBoolean();
 
         Incarnation(int number, ActorSystem<WeftNode.Command> system, WeftNode.Services services) {
             this.number = number;
@@ -92,6 +95,7 @@ public final class WeftRuntime implements AutoCloseable {
     private final SignIn signIn = new SignIn();
     private final Duration rejoinMinBackoff;
     private final Duration rejoinMaxBackoff;
+    private final Duration rejoinTerminationTimeout;
     private final CompletableFuture<Void> terminated = new CompletableFuture<>();
     private final ScheduledExecutorService rejoiner;
     /** The console's per-device ring of IO samples (docs/console.md); lives as long as the node. */
@@ -118,6 +122,7 @@ public final class WeftRuntime implements AutoCloseable {
         this.registry = registry;
         this.rejoinMinBackoff = pekko.getDuration("weft.node.rejoin.min-backoff");
         this.rejoinMaxBackoff = pekko.getDuration("weft.node.rejoin.max-backoff");
+        this.rejoinTerminationTimeout = pekko.getDuration("weft.node.rejoin.termination-timeout");
         this.sampler = new io.weft.actors.management.DeviceSampler(nodeState,
                 pekko.getInt("weft.management.console.samples"),
                 pekko.getDuration("weft.management.console.sample-interval"), System::currentTimeMillis);
@@ -224,6 +229,11 @@ public final class WeftRuntime implements AutoCloseable {
             pinPorts(incarnation);
             between = false;
             system.getWhenTerminated().thenRun(() -> onIncarnationEnded(incarnation));
+            CoordinatedShutdown.get(Adapter.toClassic(system)).addTask(
+                    CoordinatedShutdown.PhaseBeforeActorSystemTerminate(), "weft-bound-incarnation-end", () -> {
+                        watchTermination(incarnation);
+                        return CompletableFuture.completedFuture(org.apache.pekko.Done.getInstance());
+                    });
         } catch (Exception e) {
             registry.abandoning(system);
             system.terminate();
@@ -247,8 +257,51 @@ public final class WeftRuntime implements AutoCloseable {
         pekko = pinned;
     }
 
+    /**
+     * A downed or removed incarnation's system is about to terminate: if it has not within
+     * {@code weft.node.rejoin.termination-timeout}, the node stops waiting for it. Artery's TLS connections close
+     * only when the peer closes them (Pekko's {@code IgnoreComplete}): an outbound connection to a live member can
+     * stay open after its stream ended, and Artery unbinds the cluster port only once every stream completed, with no
+     * deadline (Pekko 1.7) - so the old system may never terminate and the next incarnation could never bind the
+     * port. The node then releases the old system's sockets itself ({@link #releaseSockets}) and starts the next
+     * incarnation; the old system's threads are left to finish (or not) on their own.
+     */
+    private void watchTermination(Incarnation incarnation) {
+        if (stopping || !DeviceRegistry.membershipEnded(incarnation.system)) {
+            return;
+        }
+        try {
+            rejoiner.schedule(() -> {
+                if (incarnation.ended.get() || stopping) {
+                    return;
+                }
+                LOG.warn("weft node '{}': actor-system incarnation {} did not terminate within {} ms of being "
+                        + "downed or removed; releasing its sockets and starting the next incarnation without it",
+                        settings.nodeName(), incarnation.number, rejoinTerminationTimeout.toMillis());
+                releaseSockets(incarnation.system);
+                onIncarnationEnded(incarnation);
+            }, rejoinTerminationTimeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            // The node has finished: nothing to start.
+        }
+    }
+
+    /**
+     * Closes every TCP socket {@code system} still holds through Pekko IO (Artery's cluster port and connections,
+     * the management HTTP port): listeners are unbound, connections aborted (reset), which also fails the streams
+     * that held the old system's termination up. Commands other than a socket's own are ignored by it.
+     */
+    private static void releaseSockets(ActorSystem<?> system) {
+        var sockets = Adapter.toClassic(system).actorSelection("/system/IO-TCP/selectors/*/*");
+        sockets.tell(org.apache.pekko.io.TcpMessage.unbind(), org.apache.pekko.actor.ActorRef.noSender());
+        sockets.tell(org.apache.pekko.io.TcpMessage.abort(), org.apache.pekko.actor.ActorRef.noSender());
+    }
+
     /** An incarnation's actor system terminated: the end of the node, or (downed, removed) the start of the next. */
     private void onIncarnationEnded(Incarnation ended) {
+        if (!ended.ended.compareAndSet(false, true)) {
+            return; // already ended by the termination watch, or the system terminated after it
+        }
         BY_SYSTEM.remove(Adapter.toClassic(ended.system));
         JmxPublisher published = ended.jmx;
         if (published != null) {
@@ -624,7 +677,7 @@ public final class WeftRuntime implements AutoCloseable {
             return;
         }
         BY_SYSTEM.remove(Adapter.toClassic(last.system));
-        if (last.system.getWhenTerminated().toCompletableFuture().isDone()) {
+        if (last.ended.get() || last.system.getWhenTerminated().toCompletableFuture().isDone()) {
             // Between two incarnations: nothing will end this one again.
             finish();
         } else {

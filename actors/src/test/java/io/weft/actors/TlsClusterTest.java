@@ -108,4 +108,37 @@ class TlsClusterTest {
             }
         }
     }
+    /**
+     * A node downed by the cluster comes back as a new incarnation over TLS too, on the same cluster port. (Here the
+     * old system terminates by itself; when a lingering TLS connection holds it up, see HeldTerminationTest and
+     * PartitionIT with -Dweft.it.tls=true.)
+     */
+    @Test
+    void aDownedNodeOverTlsStartsANewIncarnationOnItsPort() throws Exception {
+        io.weft.core.tls.CertificateAuthority ca = io.weft.core.tls.CertificateAuthority.create("test");
+        for (String node : List.of("st", "cl")) {
+            ca.writeNodeLayout(tmp.resolve(node), node, List.of());
+        }
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        Files.write(exports.resolve("t.img"), new byte[1 << 16]);
+        try (WeftRuntime storage = WeftRuntime.start(TestNodes.config("st", List.of("storage"), exports,
+                List.of(), Map.of("weft.tls.certificates", tmp.resolve("st").toString())))) {
+            String seed = storage.clusterAddress().host().get() + ":" + storage.clusterAddress().port().get();
+            try (WeftRuntime client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null,
+                    List.of(seed), Map.of("weft.tls.certificates", tmp.resolve("cl").toString(),
+                            "weft.node.rejoin.min-backoff", "200ms")))) {
+                await("client joined over TLS", Duration.ofSeconds(30), () -> client.awaitUp(Duration.ZERO));
+                Reply mapped = get(client.map(new MapSpec("t", "st", "t.img", AccessMode.RO, null)));
+                assertTrue(mapped.ok(), mapped.message());
+                var firstAddress = client.clusterAddress();
+                org.apache.pekko.cluster.typed.Cluster.get(storage.system()).manager()
+                        .tell(new org.apache.pekko.cluster.typed.Down(firstAddress));
+                await("the downed client node's second incarnation", Duration.ofSeconds(60),
+                        () -> client.incarnation() == 2);
+                await("the second incarnation joined over TLS", Duration.ofSeconds(30),
+                        () -> client.awaitUp(Duration.ZERO));
+                assertEquals(firstAddress.port(), client.clusterAddress().port(), "same cluster port");
+            }
+        }
+    }
 }
