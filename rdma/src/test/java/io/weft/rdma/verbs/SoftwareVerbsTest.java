@@ -98,6 +98,168 @@ class SoftwareVerbsTest {
         });
     }
 
+    /**
+     * Each queue polled by its own thread that sleeps on the queue with no timeout to speak of (an hour), the way an
+     * agent's idle strategy does but without the periodic wake that would hide a stall: bytes that sit in a buffer no
+     * selector announces (decrypted frames, whole TLS records already read, ciphertext the socket did not take)
+     * show as completions that never come. The receiver takes one completion per poll, so frames stay buffered
+     * between polls.
+     */
+    static final class SleepingPoller implements AutoCloseable {
+        private final CompletionQueue cq;
+        private final CompletionHandler handler;
+        private final Thread thread;
+        private volatile boolean running = true;
+        private volatile Throwable failure;
+
+        SleepingPoller(String name, CompletionQueue cq, CompletionHandler handler, Runnable beforeEachPoll) {
+            this.cq = cq;
+            this.handler = handler;
+            this.thread = new Thread(() -> {
+                try {
+                    while (running) {
+                        beforeEachPoll.run();
+                        if (cq.poll(handler, 1) == 0) {
+                            cq.await(java.util.concurrent.TimeUnit.HOURS.toNanos(1), () -> !running);
+                        }
+                    }
+                } catch (Throwable t) {
+                    failure = t;
+                }
+            }, name);
+            thread.setDaemon(true);
+        }
+
+        SleepingPoller start() {
+            thread.start();
+            return this;
+        }
+
+        void check() {
+            if (failure != null) {
+                throw new AssertionError("poller failed", failure);
+            }
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            running = false;
+            cq.wakeup();
+            thread.join(5_000);
+        }
+    }
+
+    /** Counts completions per connection and puts every consumed receive back (what a real responder does). */
+    static final class Reposting implements CompletionHandler {
+        final java.util.concurrent.atomic.AtomicInteger completions = new java.util.concurrent.atomic.AtomicInteger();
+        final java.util.concurrent.atomic.AtomicReference<String> error = new java.util.concurrent.atomic.AtomicReference<>();
+        private final MemoryRegion receiveInto;
+        private final java.util.function.Consumer<VerbsConnection> onCompletion;
+
+        Reposting(MemoryRegion receiveInto, java.util.function.Consumer<VerbsConnection> onCompletion) {
+            this.receiveInto = receiveInto;
+            this.onCompletion = onCompletion;
+        }
+
+        @Override
+        public void onReceive(VerbsConnection c, long wrId, int byteLength) {
+            completed(c, wrId);
+        }
+
+        @Override
+        public void onWriteWithImmediate(VerbsConnection c, long wrId, int immediate, int byteLength) {
+            completed(c, wrId);
+        }
+
+        private void completed(VerbsConnection c, long wrId) {
+            c.postReceive(receiveInto, 0, 1024, wrId);
+            completions.incrementAndGet();
+            onCompletion.accept(c);
+        }
+
+        @Override
+        public void onError(VerbsConnection c, int status, String reason) {
+            error.compareAndSet(null, WcStatus.name(status) + ": " + reason);
+        }
+    }
+
+    @Test
+    void framesPostedBackToBackAllArriveWhileBothEndsSleepOnTheirQueues() throws Exception {
+        assertAllArriveWithoutFurtherTraffic(500, 100);
+    }
+
+    @Test
+    void largeFramesThatOverrunTheSocketBuffersAllArriveWhileBothEndsSleep() throws Exception {
+        assertAllArriveWithoutFurtherTraffic(200, 60_000); // 12 MB: partial writes, ciphertext left for OP_WRITE
+    }
+
+    /** The client posts {@code frames} writes-with-immediate at once, then only sleeps; all must complete. */
+    private void assertAllArriveWithoutFurtherTraffic(int frames, int length) throws Exception {
+        MemoryRegion landing = serverPd.register(ByteBuffer.allocateDirect(64 * 1024), Access.REMOTE_WRITE);
+        MemoryRegion payload = clientPd.register(ByteBuffer.allocateDirect(64 * 1024), Access.LOCAL_WRITE);
+        Reposting server = new Reposting(target, c -> { });
+        Reposting silent = new Reposting(source, c -> { });
+        java.util.concurrent.atomic.AtomicInteger posted = new java.util.concurrent.atomic.AtomicInteger();
+        try (SleepingPoller s = new SleepingPoller("server-cq", serverCq, server, () -> { }).start();
+             SleepingPoller c = new SleepingPoller("client-cq", clientCq, silent, () -> {
+                 while (posted.get() < frames && client.postWriteWithImmediate(payload, 0, length,
+                         landing.address(), landing.rkey(), posted.get())) {
+                     posted.incrementAndGet();
+                 }
+             }).start()) {
+            try {
+                TestIo.await("all " + frames + " frames of " + length + " bytes at the sleeping receiver",
+                        Duration.ofSeconds(60), () -> server.completions.get() >= frames || server.error.get() != null);
+            } catch (AssertionError e) {
+                throw new AssertionError(e.getMessage() + ": " + server.completions.get() + " arrived, "
+                        + posted.get() + " posted", e);
+            }
+            s.check();
+            c.check();
+            assertEquals(null, server.error.get());
+            assertEquals(frames, server.completions.get());
+        }
+    }
+
+    @Test
+    void pingPongBetweenTwoSleepingQueuesNeverWaitsForATimeout() throws Exception {
+        MemoryRegion clientInbox = clientPd.register(ByteBuffer.allocateDirect(8192), Access.LOCAL_WRITE);
+        for (int i = 0; i < 4; i++) {
+            client.postReceive(clientInbox, 0, 1024, i);
+        }
+        int rounds = 2_000;
+        // The server answers every frame with a send; the client sends the next frame on each answer.
+        Reposting server = new Reposting(target, c -> c.postSend(target, 0, 64));
+        Reposting pinger = new Reposting(clientInbox, c -> {
+            if (c.isOpen()) {
+                c.postWriteWithImmediate(source, 0, 64, target.address(), target.rkey(), 0);
+            }
+        });
+        boolean[] first = {true};
+        long start = System.nanoTime();
+        try (SleepingPoller s = new SleepingPoller("server-cq", serverCq, server, () -> { }).start();
+             SleepingPoller c = new SleepingPoller("client-cq", clientCq, pinger, () -> {
+                 if (first[0]) {
+                     first[0] = false;
+                     client.postWriteWithImmediate(source, 0, 64, target.address(), target.rkey(), 0);
+                 }
+             }).start()) {
+            try {
+                TestIo.await(rounds + " round trips between sleeping queues", Duration.ofSeconds(60),
+                        () -> pinger.completions.get() >= rounds || server.error.get() != null
+                                || pinger.error.get() != null);
+            } catch (AssertionError e) {
+                throw new AssertionError(e.getMessage() + ": " + pinger.completions.get() + " done", e);
+            }
+            s.check();
+            c.check();
+            assertEquals(null, server.error.get());
+            assertEquals(null, pinger.error.get());
+        }
+        System.out.printf("%s: %d round trips, %.1f us each (informative, not asserted)%n", getClass().getSimpleName(),
+                rounds, (System.nanoTime() - start) / 1e3 / rounds);
+    }
+
     @Test
     void writeWithImmediateLandsInsideTheRegionAndConsumesAReceive() throws Exception {
         source.buffer().put(0, (byte) 42).put(99, (byte) 43);
