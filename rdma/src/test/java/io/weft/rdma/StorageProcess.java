@@ -55,6 +55,11 @@ public final class StorageProcess implements AutoCloseable {
                 cmd.add("-D" + prop + "=" + System.getProperty(prop));
             }
         }
+        // Extra JVM options for the child only, e.g. a flight recording of the storage side of a benchmark.
+        String childOptions = System.getProperty("weft.bench.storage.jvm", "").trim();
+        if (!childOptions.isEmpty()) {
+            cmd.addAll(List.of(childOptions.split("\\s+")));
+        }
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(RdmaTestServer.class.getName());
