@@ -157,7 +157,13 @@ class PartitionIT {
             // so Pekko may find c2 indirectly connected and down it too; the next writer is a fresh client node.
             // s reacts to the member-removed event by itself, a moment after the membership shows it: wait for that
             // (bounded), rather than race the HTTP view of membership against the revocation.
-            await("s revokes c1's mapping once c1 is out", Duration.ofSeconds(10), () -> writers().isEmpty());
+            await("s revokes c1's mapping once c1 is out", Duration.ofSeconds(10), () -> {
+                try {
+                    return writers().isEmpty();
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            });
         } finally {
             iptables("-D", c1Port);
         }
