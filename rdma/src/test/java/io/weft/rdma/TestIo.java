@@ -53,10 +53,17 @@ public final class TestIo {
 
     /** Polls {@code condition} until it holds or {@code timeout} passes. */
     public static void await(String what, Duration timeout, BooleanSupplier condition) throws InterruptedException {
+        await(what, timeout, condition, () -> "");
+    }
+
+    /** As {@link #await(String, Duration, BooleanSupplier)}; a timeout also reports {@code state} (what was seen). */
+    public static void await(String what, Duration timeout, BooleanSupplier condition,
+                             java.util.function.Supplier<String> state) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() - deadline > 0) {
-                throw new AssertionError("timed out waiting for " + what);
+                String seen = state.get();
+                throw new AssertionError("timed out waiting for " + what + (seen.isEmpty() ? "" : "; seen: " + seen));
             }
             Thread.sleep(5);
         }

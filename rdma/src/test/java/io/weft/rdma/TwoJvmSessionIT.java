@@ -38,6 +38,14 @@ class TwoJvmSessionIT {
         return storage.addresses().stream().map(PathSpec::to).toList();
     }
 
+    private static String storageSessions(StorageProcess storage) {
+        try {
+            return storage.command("sessions", "SESSIONS");
+        } catch (Exception e) {
+            return "(no answer: " + e + ")";
+        }
+    }
+
     private static long completedOn(RdmaSession s, int index) {
         return s.paths().get(index).completed();
     }
@@ -97,7 +105,9 @@ class TwoJvmSessionIT {
             // snapshot (the likely cause of one CI failure, where the await on the full count never came true).
             assertTrue(stuckOnVictim > 0);
             TestIo.await("requests of the cut path moved over", Duration.ofSeconds(30),
-                    () -> session.paths().get(0).failedOver() >= 1);
+                    () -> session.paths().get(0).failedOver() >= 1,
+                    () -> "in flight on the cut path at the drop " + stuckOnVictim + ", " + dropped + ", paths "
+                            + session.paths() + ", stats " + session.stats() + ", storage " + storageSessions(storage));
             storage.command("release", "RELEASED");
             long atDrop = load.completed();
             TestIo.await("IO continuing after the drop", Duration.ofSeconds(30),
