@@ -92,6 +92,12 @@ public final class RequestHeader {
         return buffer.getLong(base + SEQUENCE, ORDER);
     }
 
+    /** As the full form with device id 0, which no session ever opens (kept for the codec benchmark in bench/). */
+    public void encode(int op, int flags, long offset, int length, long readAddress, int readRkey, int readLength,
+                       long sequence) {
+        encode(op, flags, offset, length, 0, readAddress, readRkey, readLength, sequence);
+    }
+
     /** Writes a whole header (reserved fields zeroed). */
     public void encode(int op, int flags, long offset, int length, int deviceId, long readAddress, int readRkey,
                        int readLength, long sequence) {
