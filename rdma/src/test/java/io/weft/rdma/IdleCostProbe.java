@@ -20,9 +20,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 
 /**
- * A measurement, not a test (nothing asserted): idle CPU (utime + stime of this JVM from /proc/self/stat over 20 s)
- * and thread count with 1 and with 100 devices open in one session, storage and client in this JVM, software
- * provider on loopback. Run with {@code -Dweft.rdma.measureIdle=true -Dtest=IdleCostProbe}.
+ * A measurement, not a test (nothing asserted): idle CPU (utime + stime of this JVM from /proc/self/stat over 20 s),
+ * thread count, heap in use and RSS with 1 and with 100 devices open in one session, and for comparison with 100
+ * single-device sessions (one per mapping, the shape before sessions were shared); storage and client in this JVM,
+ * software provider on loopback. Run with {@code -Dweft.rdma.measureIdle=true -Dtest=IdleCostProbe}.
  */
 @EnabledIfSystemProperty(named = "weft.rdma.measureIdle", matches = "true")
 class IdleCostProbe {
@@ -50,7 +51,21 @@ class IdleCostProbe {
             for (int i = 1; i < 100; i++) {
                 session.openDevice("vol" + i, served.get("vol" + i).grant());
             }
-            measure("100 devices");
+            measure("100 devices in one session");
+        }
+        java.util.List<RdmaSession> perMapping = new java.util.ArrayList<>();
+        try (SoftwareProvider provider = new SoftwareProvider();
+             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, served,
+                     List.of(new InetSocketAddress("127.0.0.1", 0)))) {
+            for (int i = 0; i < 100; i++) {
+                perMapping.add(RdmaSession.open(provider, "m" + i, "vol" + i, served.get("vol" + i).grant(),
+                        List.of(PathSpec.to(server.listenAddresses().get(0))),
+                        RdmaClientConfig.DEFAULTS.withQueueDepth(8))); // 100 default pools would pass 1 GiB
+            }
+            measure("100 single-device sessions (queue depth 8)");
+            for (RdmaSession s : perMapping) {
+                s.close();
+            }
         }
     }
 
@@ -61,7 +76,12 @@ class IdleCostProbe {
         Thread.sleep(20_000);
         double seconds = (System.nanoTime() - n0) / 1e9;
         double cpu = (cpuTicks() - t0) / 100.0 / seconds * 100;
-        System.out.printf("IDLE %s: %.2f %% of a core (client + storage JVM), %d threads%n", what, cpu,
-                Thread.activeCount());
+        System.gc();
+        Runtime rt = Runtime.getRuntime();
+        long heapKiB = (rt.totalMemory() - rt.freeMemory()) >> 10;
+        String rss = Files.readAllLines(Path.of("/proc/self/status")).stream().filter(l -> l.startsWith("VmRSS"))
+                .findFirst().orElse("VmRSS: ?").replaceAll("\\s+", " ");
+        System.out.printf("IDLE %s: %.2f %% of a core (client + storage JVM), %d threads, heap in use %d KiB, %s%n",
+                what, cpu, Thread.activeCount(), heapKiB, rss);
     }
 }

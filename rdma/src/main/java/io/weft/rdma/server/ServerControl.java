@@ -135,8 +135,8 @@ final class ServerControl implements Runnable, CompletionHandler {
         String name;
         while ((name = withdrawn.poll()) != null) {
             for (ServerSession session : server.openSessions()) {
-                SessionDevice d = session.deviceNamed(name);
-                if (d != null) {
+                SessionDevice d;
+                while ((d = session.deviceNamed(name)) != null) {
                     session.close(d.id());
                     session.closedNotices.add(d.id());
                     LOG.info("session '{}': device '{}' (id {}) closed, no longer served", session.name, name,
@@ -507,13 +507,9 @@ final class ServerControl implements Runnable, CompletionHandler {
                     + "' was withdrawn");
             return;
         }
-        SessionDevice open = session.deviceNamed(p.deviceName());
-        if (open == null || open.device() != served.device()) {
-            if (open != null) {
-                session.close(open.id()); // served anew under the same name: the old one is gone
-            }
-            open = session.open(p.deviceName(), served.device(), served.grant());
-        }
+        // Always a new id, even for a name already open here: a DEVICE_CLOSE of an earlier open of it (a channel
+        // being replaced) then never closes this one.
+        SessionDevice open = session.open(p.deviceName(), served.device(), served.grant());
         if (open == null) {
             deviceRefused(channel, requestId, IoStatus.ENOMEM, "session '" + session.name + "' already holds "
                     + ServerSession.MAX_DEVICES + " devices");
