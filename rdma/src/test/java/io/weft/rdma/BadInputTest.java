@@ -92,8 +92,14 @@ class BadInputTest {
         int chunkSize;
         int chunks;
         long token;
+        /** The id the storage side gave {@link #device} in this session (DEVICE_OK). */
+        int deviceId;
+        final String session;
+        final String device;
 
         Attacker(String session, String device) throws Exception {
+            this.session = session;
+            this.device = device;
             admin = RawPeer.connect(address);
             RawPeer.Frame accept = RawPeer.handshake(admin, ConnectData.request(ConnectData.KIND_ADMIN, 0, 0, 1));
             assertEquals(RawPeer.ACCEPT, accept.type());
@@ -139,6 +145,22 @@ class BadInputTest {
             chunkSize = ok.okChunkSize();
             chunks = ok.okChunkCount();
             token = ok.okToken();
+            // Then it opens the device inside its session, proving the device's grant, as a client does.
+            byte[] nonce = Capability.nonce();
+            byte[] open = new byte[ControlMessage.MAX_LENGTH];
+            int len = new ControlMessage().wrap(new UnsafeBuffer(open), 0).encodeDeviceOpen(1, device, nonce);
+            admin.send(RawPeer.SEND, 0, 0, 0, Arrays.copyOf(open, len));
+            ControlMessage challenge = reply();
+            assertEquals(ControlMessage.DEVICE_CHALLENGE, challenge.type());
+            Capability.Transcript t = new Capability.Transcript(nonce, challenge.challengeServerNonce(), session, 1,
+                    TestGrants.GRANT.clientNode(), TestGrants.GRANT.identity(), device);
+            byte[] proof = new byte[ControlMessage.MAX_LENGTH];
+            len = new ControlMessage().wrap(new UnsafeBuffer(proof), 0)
+                    .encodeDeviceProof(1, Capability.deviceClientProof(TestGrants.GRANT, t));
+            admin.send(RawPeer.SEND, 0, 0, 0, Arrays.copyOf(proof, len));
+            ControlMessage deviceOk = reply();
+            assertEquals(ControlMessage.DEVICE_OK, deviceOk.type());
+            deviceId = deviceOk.deviceOkId();
             io = RawPeer.connect(address);
             RawPeer.Frame accept = RawPeer.handshake(io, ConnectData.request(ConnectData.KIND_IO, 0, token, 1));
             assertEquals(RawPeer.ACCEPT, accept.type());
@@ -148,7 +170,7 @@ class BadInputTest {
         /** Sends header (+ payload) into chunk {@code chunk} with the request immediate, as a client would. */
         void request(int chunk, int op, long offset, int length, byte[] payload, int immediate) throws Exception {
             byte[] bytes = new byte[RequestHeader.LENGTH + payload.length];
-            new RequestHeader().wrap(new UnsafeBuffer(bytes), 0).encode(op, 0, offset, length, 0, 0, 0, 1);
+            new RequestHeader().wrap(new UnsafeBuffer(bytes), 0).encode(op, 0, offset, length, deviceId, 0, 0, 0, 1);
             System.arraycopy(payload, 0, bytes, RequestHeader.LENGTH, payload.length);
             io.send(RawPeer.WRITE_IMM, poolAddress + (long) chunk * chunkSize, poolRkey, immediate, bytes);
         }
@@ -318,6 +340,38 @@ class BadInputTest {
     }
 
     @Test
+    void requestNamingADeviceIdNotOpenInTheSessionIsAnsweredAndTouchesNoDevice() throws Exception {
+        try (Attacker a = new Attacker("devids", "vol0").opened()) {
+            byte[] data = new byte[4096];
+            Arrays.fill(data, (byte) 0x66);
+            int write = IoOp.WRITE.ordinal();
+            int[] strangers = {a.deviceId + 1, a.deviceId ^ 0x10000, 0xFFFF, -1, Integer.MAX_VALUE, 0x7FFF0000};
+            int open = a.deviceId;
+            for (int i = 0; i < strangers.length; i++) {
+                a.deviceId = strangers[i];
+                a.request(i % a.chunks, write, WATCHED, 4096, data, Immediate.request(i % a.chunks));
+                assertEquals(IoStatus.ESHUTDOWN, a.status(), "a WRITE naming device id 0x"
+                        + Integer.toHexString(strangers[i]) + ", which this session never opened");
+            }
+            // Closed inside the session (DEVICE_CLOSE): its id is refused from then on; the connection stays.
+            a.deviceId = open;
+            a.request(0, IoOp.FLUSH.ordinal(), 0, 0, new byte[0], Immediate.request(0));
+            assertEquals(IoStatus.OK, a.status());
+            byte[] close = new byte[ControlMessage.MAX_LENGTH];
+            int len = new ControlMessage().wrap(new UnsafeBuffer(close), 0)
+                    .encodeDeviceClose(ControlMessage.DEVICE_CLOSE, open, 0);
+            a.admin.send(RawPeer.SEND, 0, 0, 0, Arrays.copyOf(close, len));
+            ControlMessage closed = a.reply();
+            assertEquals(ControlMessage.DEVICE_CLOSED, closed.type());
+            assertEquals(IoStatus.OK, closed.deviceCloseStatus());
+            a.request(1, write, WATCHED, 4096, data, Immediate.request(1));
+            assertEquals(IoStatus.ESHUTDOWN, a.status(), "a WRITE naming a device closed in this session");
+            assertEquals(server.sessions().stream().filter(s -> s.name().equals("devids")).findFirst().orElseThrow()
+                    .rejected(), strangers.length + 1, "every refused request counted");
+        }
+    }
+
+    @Test
     void writePastTheEndOfTheChunkPoolClosesTheConnection() throws Exception {
         try (Attacker a = new Attacker("pastpool", "vol0").opened()) {
             long end = a.poolAddress + (long) a.chunks * a.chunkSize;
@@ -382,7 +436,7 @@ class BadInputTest {
         try (Attacker a = new Attacker("readkey", "vol0").opened()) {
             byte[] bytes = new byte[RequestHeader.LENGTH];
             new RequestHeader().wrap(new UnsafeBuffer(bytes), 0).encode(IoOp.READ.ordinal(), 0, 0, 4096,
-                    0xdead0000L, 0x1234, 4096, 1);
+                    a.deviceId, 0xdead0000L, 0x1234, 4096, 1);
             a.io.send(RawPeer.WRITE_IMM, a.poolAddress, a.poolRkey, Immediate.request(0), bytes);
             // The storage side RDMA-writes the data to exactly the descriptor the request named; the requester's own
             // adapter (or software provider) is what refuses a bogus key, so a lying client only hurts itself.
@@ -420,8 +474,8 @@ class BadInputTest {
     void peerStoppingMidFrameIsClosedOrIgnoredWithoutHarm() throws Exception {
         try (Attacker a = new Attacker("midframe", "vol0").opened()) {
             byte[] header = new byte[RequestHeader.LENGTH];
-            new RequestHeader().wrap(new UnsafeBuffer(header), 0).encode(IoOp.WRITE.ordinal(), 0, WATCHED, 4096, 0,
-                    0, 0, 1);
+            new RequestHeader().wrap(new UnsafeBuffer(header), 0).encode(IoOp.WRITE.ordinal(), 0, WATCHED, 4096,
+                    a.deviceId, 0, 0, 0, 1);
             byte[] whole = RawPeer.frame(RawPeer.WRITE_IMM, RequestHeader.LENGTH + 4096, a.poolAddress, a.poolRkey,
                     Immediate.request(0), concat(header, new byte[4096]));
             a.io.raw(Arrays.copyOf(whole, 24 + RequestHeader.LENGTH + 1000)); // stops inside the payload

@@ -12,6 +12,7 @@ import io.weft.core.store.FileBackingStore;
 import io.weft.core.store.StoreBlockDevice;
 import io.weft.rdma.client.PathSpec;
 import io.weft.rdma.client.RdmaClientConfig;
+import io.weft.rdma.client.RdmaBlockDevice;
 import io.weft.rdma.client.RdmaSession;
 import io.weft.rdma.protocol.ConnectData;
 import io.weft.rdma.protocol.ControlMessage;
@@ -47,6 +48,8 @@ class HostileSessionTest {
     private static final long SIZE = 8L << 20;
     /** Another client node, with a legitimate grant of its own for "vol1" only. */
     private static final Grant MALLORY = Grant.issue("mallory", "mallory#7");
+    /** A second device of the victim's node (its own mapping capability), opened inside the victim's session. */
+    private static final Grant VICTIM_VOL2 = Grant.issue("test-client", "test-client#1");
 
     @TempDir
     Path dir;
@@ -67,10 +70,13 @@ class HostileSessionTest {
         closeLast.add(provider);
         StoreBlockDevice vol0 = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("vol0"), SIZE));
         StoreBlockDevice vol1 = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("vol1"), SIZE));
+        StoreBlockDevice vol2 = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("vol2"), SIZE));
         closeLast.add(vol0);
         closeLast.add(vol1);
+        closeLast.add(vol2);
         server = RdmaServer.start(provider, config, Map.of("vol0", new ServedDevice(vol0, TestGrants.GRANT),
-                "vol1", new ServedDevice(vol1, MALLORY)), List.of(new InetSocketAddress("127.0.0.1", 0)));
+                "vol1", new ServedDevice(vol1, MALLORY), "vol2", new ServedDevice(vol2, VICTIM_VOL2)),
+                List.of(new InetSocketAddress("127.0.0.1", 0)));
         closeLast.add(server);
         address = server.listenAddresses().get(0);
     }
@@ -86,6 +92,7 @@ class HostileSessionTest {
         MessageDigest md = MessageDigest.getInstance("SHA-256");
         md.update(Files.readAllBytes(dir.resolve("vol0")));
         md.update(Files.readAllBytes(dir.resolve("vol1")));
+        md.update(Files.readAllBytes(dir.resolve("vol2")));
         return HexFormat.of().formatHex(md.digest());
     }
 
@@ -321,6 +328,41 @@ class HostileSessionTest {
         var t = new io.weft.rdma.protocol.Capability.Transcript(nonce, challenge.challengeServerNonce(), session, 1,
                 grant.clientNode(), grant.identity(), device);
         return a.proof(io.weft.rdma.protocol.Capability.clientProof(grant, t));
+    }
+
+    @Test
+    void deviceOpenedWithoutOrWithAWrongCapabilityInsideAValidSessionIsRefused() throws Exception {
+        start(RdmaServerConfig.DEFAULTS);
+        RdmaSession victim = victim();
+        RdmaBlockDevice vol2 = victim.openDevice("vol2", VICTIM_VOL2);
+        TestIo.write(vol2, 4096, TestIo.pattern(1, 1, 4096));
+        String before = disk();
+        int pathId = 6;
+        // A connection that joins the victim's session (its owner's credentials) and then opens devices it has no
+        // capability for: each is refused with DEVICE_ERR and nothing else changes.
+        try (RawAdmin a = RawAdmin.connect(address, pathId)) {
+            assertEquals(ControlMessage.OPEN_OK, a.openWith(TestGrants.GRANT, "victim", "vol0", pathId).type());
+            Grant guessed = new Grant("test-client", "test-client#1", new byte[32]);
+            ControlMessage m = a.openDevice(guessed, "victim", "vol2", 1);
+            assertEquals(ControlMessage.DEVICE_ERR, m.type(), "vol2 opened with a guessed capability: id "
+                    + (m.type() == ControlMessage.DEVICE_OK ? m.deviceOkId() : -1));
+            assertEquals(IoStatus.EPERM, m.deviceErrStatus());
+            m = a.openDevice(MALLORY, "victim", "vol1", 2);
+            assertEquals(ControlMessage.DEVICE_ERR, m.type(), "another node's device opened in the victim's session");
+            assertEquals(IoStatus.EPERM, m.deviceErrStatus());
+            m = a.deviceProof(3, new byte[32]);
+            assertEquals(ControlMessage.DEVICE_ERR, m.type(), "DEVICE_PROOF without DEVICE_OPEN");
+            m = a.openDevice(VICTIM_VOL2, "victim", "vol1", 4);
+            assertEquals(ControlMessage.DEVICE_ERR, m.type(), "a capability of one device opened another");
+            assertEquals(List.of("vol0", "vol2"), server.sessions().get(0).devices().stream().sorted().toList());
+        }
+        // The session's client refuses a storage side that cannot prove the device's grant, and keeps its session.
+        IOException e = assertThrows(IOException.class, () -> victim.openDevice("vol2",
+                new Grant("test-client", "test-client#1", new byte[32])));
+        assertTrue(e.getMessage().contains("could not prove"), e.getMessage());
+        TestIo.await("the extra path closed", RawAdmin.WAIT, () -> server.sessions().get(0).paths() == 1);
+        assertArrayEquals(TestIo.pattern(1, 1, 4096), TestIo.read(vol2, 4096, 4096), "vol2 disturbed");
+        assertVictimUntouched(victim, before);
     }
 
     @Test

@@ -64,6 +64,30 @@ final class RawAdmin implements AutoCloseable {
         return proof(Capability.clientProof(grant, t));
     }
 
+    /**
+     * DEVICE_OPEN and, if challenged, DEVICE_PROOF with {@code grant}'s capability, on an authenticated connection.
+     *
+     * @return DEVICE_OK, DEVICE_ERR or null (closed)
+     */
+    ControlMessage openDevice(Grant grant, String session, String device, int requestId) throws IOException {
+        byte[] nonce = Capability.nonce();
+        byte[] b = new byte[ControlMessage.MAX_LENGTH];
+        int len = new ControlMessage().wrap(new UnsafeBuffer(b), 0).encodeDeviceOpen(requestId, device, nonce);
+        ControlMessage challenge = sendAndRead(Arrays.copyOf(b, len));
+        if (challenge == null || challenge.type() != ControlMessage.DEVICE_CHALLENGE) {
+            return challenge;
+        }
+        Capability.Transcript t = new Capability.Transcript(nonce, challenge.challengeServerNonce(), session,
+                requestId, grant.clientNode(), grant.identity(), device);
+        return deviceProof(requestId, Capability.deviceClientProof(grant, t));
+    }
+
+    ControlMessage deviceProof(int requestId, byte[] proof) throws IOException {
+        byte[] b = new byte[ControlMessage.MAX_LENGTH];
+        int len = new ControlMessage().wrap(new UnsafeBuffer(b), 0).encodeDeviceProof(requestId, proof);
+        return sendAndRead(Arrays.copyOf(b, len));
+    }
+
     /** Sends raw message bytes (a replay) and reads the answer. */
     ControlMessage sendAndRead(byte[] message) throws IOException {
         peer.send(RawPeer.SEND, 0, 0, 0, message);

@@ -4,6 +4,7 @@ import io.weft.core.io.BlockDevice;
 import io.weft.rdma.client.PathSpec;
 import io.weft.rdma.client.PathState;
 import io.weft.rdma.client.PathStatus;
+import io.weft.rdma.client.RdmaBlockDevice;
 import io.weft.rdma.client.RdmaClientConfig;
 import io.weft.rdma.client.RdmaSession;
 import io.weft.rdma.server.RdmaServer;
@@ -31,15 +32,19 @@ import java.util.UUID;
  *   rdma.client     the client node the mapping is granted to
  *   rdma.identity   that node's identity (name, address, incarnation) the grant is bound to
  *   rdma.capability the grant's secret (base64url); only the granted client receives it, in the open reply
+ *   rdma.session-capability the client node's session grant on this storage node (base64url), derived from the
+ *                   server's secret and the client's identity: the same for every mapping of that incarnation
  * </pre>
- * The server serves each mapping to its grant only: a session opens after the client proves the capability
- * (challenge-response, docs/rdma.md), and per-peer limits ({@code weft.rdma.handshake-timeout},
- * {@code max-unauthenticated-per-address}, {@code max-sessions-per-client}, {@code max-memory-per-client}) bound
- * what one address or client node can hold.
- * Client side: one {@link RdmaSession} per channel with a path to every address; its {@code RdmaBlockDevice} is the
- * channel's device. Closing the channel closes the session (requests it still holds complete with ESHUTDOWN, so the
- * device retries them on the next path); a session with no connected path for {@code weft.transport.channel-grace}
- * reports the channel failed. Stopping a served mapping stops serving its device and closes its IO connections.
+ * A client node keeps <b>one session per storage node and path set</b>, opened with the session grant and shared by
+ * every device it maps there; each mapping is a device opened inside it with its own capability (challenge-response,
+ * docs/rdma.md). Per-peer limits ({@code weft.rdma.handshake-timeout}, {@code max-unauthenticated-per-address},
+ * {@code max-sessions-per-client}, {@code max-memory-per-client}) bound what one address or client node can hold.
+ * Client side: sessions are reference-counted by their channels; a channel's device is its {@code RdmaBlockDevice}.
+ * Closing a channel closes its device (requests it still holds complete with ESHUTDOWN, so the device layer retries
+ * them on the next path) and the session with its last device; a session with no connected path for
+ * {@code weft.transport.channel-grace}, or a device the storage node stopped serving, reports the channel failed.
+ * Stopping a served mapping closes its device in every session that holds it; the sessions and their other devices
+ * go on.
  */
 public final class RdmaTransport implements Transport, AutoCloseable {
     public static final String NAME = "rdma";
@@ -49,12 +54,29 @@ public final class RdmaTransport implements Transport, AutoCloseable {
     static final String CLIENT = "rdma.client";
     static final String IDENTITY = "rdma.identity";
     static final String CAPABILITY = "rdma.capability";
+    static final String SESSION_CAPABILITY = "rdma.session-capability";
 
     private final TransportSettings settings;
     private final ChannelWatcher watcher;
     private VerbsProvider provider; // guarded by this
     private RdmaServer server; // guarded by this
     private boolean closed; // guarded by this
+    /** Client side: the sessions this node holds, per storage node and path set; guarded by {@link #sessions}. */
+    private final Map<SessionKey, SharedSession> sessions = new HashMap<>();
+
+    /** What makes two mappings share a session: the same storage addresses and the same session grant. */
+    private record SessionKey(String addresses, String clientNode, String identity, String sessionCapability) {
+    }
+
+    /** A session and the number of channels (devices) using it. */
+    private static final class SharedSession {
+        final RdmaSession session;
+        int users;
+
+        SharedSession(RdmaSession session) {
+            this.session = session;
+        }
+    }
 
     RdmaTransport(TransportSettings settings, ChannelWatcher watcher) {
         this.settings = settings;
@@ -117,6 +139,7 @@ public final class RdmaTransport implements Transport, AutoCloseable {
         props.put(CLIENT, grant.clientNode());
         props.put(IDENTITY, grant.identity());
         props.put(CAPABILITY, grant.capability());
+        props.put(SESSION_CAPABILITY, s.sessionGrant(grant.clientNode(), grant.identity()).encodedCapability());
         return props;
     }
 
@@ -172,21 +195,35 @@ public final class RdmaTransport implements Transport, AutoCloseable {
         RdmaClientConfig config = RdmaClientConfig.DEFAULTS.withQueueDepth(settings.rdmaQueueDepth())
                 .withMaxIoSize(settings.rdmaMaxIoSize())
                 .withIoTimeout(settings.ioTimeout().plus(Duration.ofSeconds(5)));
-        String sessionName = "s-" + UUID.randomUUID();
         io.weft.rdma.protocol.Grant grant;
+        io.weft.rdma.protocol.Grant sessionGrant;
         try {
             grant = io.weft.rdma.protocol.Grant.decode(endpoint.require(CLIENT), endpoint.require(IDENTITY),
                     endpoint.require(CAPABILITY));
+            sessionGrant = io.weft.rdma.protocol.Grant.decode(grant.clientNode(), grant.identity(),
+                    endpoint.require(SESSION_CAPABILITY));
         } catch (IllegalArgumentException e) {
             throw new IOException("rdma endpoint carries a malformed grant: " + e.getMessage(), e);
         }
-        RdmaSession session = RdmaSession.open(local, sessionName, endpoint.require(DEVICE), grant, paths, config);
+        SessionKey sessionKey = new SessionKey(endpoint.require(ADDRESSES), grant.clientNode(), grant.identity(),
+                endpoint.require(SESSION_CAPABILITY));
+        RdmaSession session = acquireSession(local, sessionKey, sessionGrant, paths, config);
+        RdmaBlockDevice device;
+        try {
+            device = session.openDevice(endpoint.require(DEVICE), grant);
+        } catch (IOException | RuntimeException e) {
+            releaseSession(sessionKey, session);
+            throw e;
+        }
         Object key = new Object();
-        watcher.watch(key, () -> noConnectedPath(session), onFailure);
+        watcher.watch(key, () -> device.failure() != null ? "rdma device: " + device.failure()
+                : noConnectedPath(session), onFailure);
         return new ClientChannel() {
+            private boolean channelClosed; // guarded by this
+
             @Override
             public BlockDevice device() {
-                return session.device();
+                return device;
             }
 
             @Override
@@ -211,10 +248,61 @@ public final class RdmaTransport implements Transport, AutoCloseable {
 
             @Override
             public void close() {
+                synchronized (this) {
+                    if (channelClosed) {
+                        return;
+                    }
+                    channelClosed = true;
+                }
                 watcher.unwatch(key);
-                session.close();
+                device.close();
+                releaseSession(sessionKey, session);
             }
         };
+    }
+
+    /**
+     * The session to the storage node at {@code key}'s addresses with {@code key}'s session grant, opened on first
+     * use; every caller must {@link #releaseSession} it once. Opening holds the map's lock: the first device of a
+     * storage node waits for the session, later ones reuse it.
+     */
+    private RdmaSession acquireSession(VerbsProvider local, SessionKey key, io.weft.rdma.protocol.Grant sessionGrant,
+                                       List<PathSpec> paths, RdmaClientConfig config) throws IOException {
+        synchronized (sessions) {
+            SharedSession shared = sessions.get(key);
+            if (shared == null) {
+                RdmaSession session = RdmaSession.open(local, "s-" + UUID.randomUUID(), sessionGrant, paths, config);
+                shared = new SharedSession(session);
+                sessions.put(key, shared);
+            }
+            shared.users++;
+            return shared.session;
+        }
+    }
+
+    private void releaseSession(SessionKey key, RdmaSession session) {
+        RdmaSession toClose = null;
+        synchronized (sessions) {
+            SharedSession shared = sessions.get(key);
+            if (shared != null && shared.session == session && --shared.users == 0) {
+                sessions.remove(key);
+                toClose = session;
+            }
+        }
+        if (toClose != null) {
+            toClose.close();
+        }
+    }
+
+    /** Client side: sessions this node holds (one per storage node and path set) and their devices. */
+    public List<RdmaSession> clientSessions() {
+        synchronized (sessions) {
+            List<RdmaSession> out = new ArrayList<>();
+            for (SharedSession s : sessions.values()) {
+                out.add(s.session);
+            }
+            return out;
+        }
     }
 
     /** The session's id of the path at {@code index} in its path list (the order of {@code rdma.addresses}). */
@@ -241,7 +329,7 @@ public final class RdmaTransport implements Transport, AutoCloseable {
 
     @Override
     public synchronized void close() {
-        closed = true;
+        closed = true; // client sessions belong to their channels, which close them (with their last device)
         if (server != null) {
             server.close();
             server = null;

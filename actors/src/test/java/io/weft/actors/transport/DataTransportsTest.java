@@ -132,6 +132,38 @@ class DataTransportsTest {
         await("rdma session closed on the storage node", WAIT, () -> served.serverSessions().isEmpty());
     }
 
+    @Test
+    void rdmaMappingsOfOneClientShareOneSessionAndUnmapLeavesTheOthers() throws Exception {
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        WeftRuntime storage = start("st", "storage", exports, List.of(), null, Map.of());
+        WeftRuntime client = start("cl", "client", null, List.of(hostPort(storage.clusterAddress())), null, Map.of());
+        await("client sees st", WAIT, () -> get(client.storageNodes()).contains("st"));
+        String[] ids = {"a", "b", "c"};
+        for (String id : ids) {
+            assertTrue(get(client.createVolume("st", id + ".img", 1 << 20)).ok());
+            Reply mapped = get(client.map(new MapSpec(id, "st", id + ".img", AccessMode.RW, "rdma")));
+            assertTrue(mapped.ok(), mapped.message());
+        }
+        RdmaTransport served = storage.dataTransports().rdma();
+        assertEquals(1, served.serverSessions().size(), "one rdma session for the client's three mappings: "
+                + served.serverSessions());
+        assertEquals(3, served.serverSessions().get(0).devices().size());
+        assertEquals(1, client.dataTransports().rdma().clientSessions().size(), "one session on the client");
+        for (int i = 0; i < ids.length; i++) {
+            verifiedIo(client.state().device(ids[i]).device, 10 + i);
+            assertFileHolds(exports.resolve(ids[i] + ".img"), 4096, pattern(16384, 10 + i));
+        }
+        assertTrue(get(client.unmap("b", false)).ok());
+        await("b closed in the session", WAIT, () -> served.serverSessions().size() == 1
+                && served.serverSessions().get(0).devices().size() == 2);
+        verifiedIo(client.state().device("a").device, 20);
+        verifiedIo(client.state().device("c").device, 21);
+        assertFileHolds(exports.resolve("c.img"), 4096, pattern(16384, 21));
+        assertTrue(get(client.unmap("a", false)).ok());
+        assertTrue(get(client.unmap("c", false)).ok());
+        await("rdma session closed with the last device", WAIT, () -> served.serverSessions().isEmpty());
+    }
+
     /**
      * weft.rdma.tls = on on both nodes (certificates of one cluster CA): the map runs over TLS and moves data; a
      * client node without TLS cannot map from that storage node.

@@ -52,9 +52,12 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     /** Posted on a retired connection: waits for the storage side to acknowledge that connection's fence. */
     private static final int FENCING = 3;
     private static final UnsafeBuffer EMPTY = new UnsafeBuffer(new byte[8]);
-    /** Ring message types: {@code permit + 1} submits; {@code CANCEL_BASE + permit} (payload: use u64) cancels. */
+    /**
+     * Ring message types: {@code permit + 1} submits; {@code CANCEL_BASE + permit} (payload: use u64, status u32)
+     * gives a request up (cancel: ECANCELED; its device closed: ESHUTDOWN).
+     */
     private static final int CANCEL_BASE = 1 << 20;
-    private static final int CANCEL_LENGTH = 8;
+    private static final int CANCEL_LENGTH = 12;
 
     private final RdmaSession session;
     final int index;
@@ -69,6 +72,8 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private final long[] fenceGeneration;
     /** A cancel that overtook its submission in the ring: the use it names, or -1. */
     private final long[] cancelBeforeSubmit;
+    /** The status that early cancel completes with. */
+    private final int[] cancelStatus;
     private long seenFenceAcks;
     private final RequestHeader header = new RequestHeader();
     private final UnsafeBuffer localView;
@@ -103,13 +108,17 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         this.fenceGeneration = new long[permits];
         this.cancelBeforeSubmit = new long[permits];
         java.util.Arrays.fill(cancelBeforeSubmit, -1);
+        this.cancelStatus = new int[permits];
         this.localView = new UnsafeBuffer(session.localPool);
         java.util.Arrays.fill(generations, -1);
     }
 
     void start() {
-        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> submissions.size() > 0, IdleStrategies.SPINS, IdleStrategies.YIELDS,
-                IdleStrategies.DEFAULT_MAX_SLEEP_NANOS),
+        // Sleeps on the completion queue; the bound on a sleep only matters for the io-timeout scan, so it is short
+        // while requests are held and long when none is (an idle session costs no wake-ups per device or per 10 ms).
+        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> submissions.size() > 0, IdleStrategies.SPINS,
+                IdleStrategies.YIELDS, () -> session.permits.inUse() > 0 ? IdleStrategies.DEFAULT_MAX_SLEEP_NANOS
+                        : IdleStrategies.IDLE_MAX_SLEEP_NANOS),
                 e -> LOG.error("client queue {} of session '{}' failed", index, session.name, e), null, this);
         AgentRunner.startOnThread(runner, r -> {
             Thread t = new Thread(r, "weft-rdma-client-" + session.name + "-q" + index);
@@ -126,13 +135,14 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         cq.wakeup();
     }
 
-    /** Any thread: asks the agent to cancel use {@code use} of {@code permit}. No allocation. */
-    void enqueueCancel(int permit, long use) {
+    /** Any thread: asks the agent to give up use {@code use} of {@code permit} with {@code status}. No allocation. */
+    void enqueueCancel(int permit, long use, int status) {
         int at;
         while ((at = submissions.tryClaim(CANCEL_BASE + permit, CANCEL_LENGTH)) < 0) {
             Thread.yield(); // bounded like enqueue: space frees as the agent reads
         }
         submissions.buffer().putLong(at, use);
+        submissions.buffer().putInt(at + 8, status);
         submissions.commit(at);
         cq.wakeup();
     }
@@ -164,7 +174,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     @Override
     public void onMessage(int msgTypeId, MutableDirectBuffer buffer, int offset, int length) {
         if (msgTypeId >= CANCEL_BASE) {
-            cancel(msgTypeId - CANCEL_BASE, buffer.getLong(offset));
+            cancel(msgTypeId - CANCEL_BASE, buffer.getLong(offset), buffer.getInt(offset + 8));
             return;
         }
         int permit = msgTypeId - 1;
@@ -172,7 +182,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         if (cancelBeforeSubmit[permit] == session.uses[permit]) {
             cancelBeforeSubmit[permit] = -1;
             state[permit] = QUEUED; // never posted: nothing can land anywhere
-            finish(permit, IoStatus.ECANCELED);
+            finish(permit, cancelStatus[permit]);
             return;
         }
         cancelBeforeSubmit[permit] = -1;
@@ -180,8 +190,8 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         pending.addInt(permit);
     }
 
-    /** Agent: the caller gives up on use {@code use} of {@code permit}. */
-    private void cancel(int permit, long use) {
+    /** Agent: the caller gives up on use {@code use} of {@code permit}, completing it with {@code status}. */
+    private void cancel(int permit, long use, int status) {
         if (permit < 0 || permit >= state.length || session.uses[permit] != use) {
             return; // already completed and reused
         }
@@ -189,13 +199,14 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
             case FREE:
                 if (session.completions[permit] != null) {
                     cancelBeforeSubmit[permit] = use; // the submission is still behind us in the ring
+                    cancelStatus[permit] = status;
                 }
                 break;
             case QUEUED:
-                finish(permit, IoStatus.ECANCELED); // its stale entry in 'pending' is skipped
+                finish(permit, status); // its stale entry in 'pending' is skipped
                 break;
             default: // INFLIGHT, FENCING: the storage side may still answer into the chunk
-                abandon(permit, IoStatus.ECANCELED);
+                abandon(permit, status);
                 break;
         }
     }
@@ -300,19 +311,33 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         return work;
     }
 
+    /**
+     * Posts queued requests. A request whose device is not open in the current storage session yet (being opened
+     * again after a reconnect) waits without holding up the others; one whose device failed or was closed completes
+     * with ESHUTDOWN.
+     */
     private int dispatch() {
         int work = 0;
-        while (!pending.isEmpty()) {
-            int permit = pending.peekInt();
+        for (int n = pending.size(); n > 0 && !pending.isEmpty(); n--) {
+            int permit = pending.pollInt();
             if (state[permit] != QUEUED) {
-                pending.pollInt(); // completed by a timeout while it waited
+                continue; // completed by a timeout or cancel while it waited
+            }
+            RdmaBlockDevice device = session.deviceOf[permit];
+            if (!device.usable()) {
+                finish(permit, IoStatus.ESHUTDOWN);
+                work++;
                 continue;
             }
-            int slot = choosePath();
-            if (slot < 0 || !post(permit, slot)) {
-                break;
+            int deviceId = device.remoteId;
+            int slot = deviceId < 0 ? -1 : choosePath();
+            if (slot < 0 || !post(permit, slot, deviceId)) {
+                pending.addInt(permit); // stays queued, behind the others
+                if (deviceId >= 0) {
+                    break; // no path or a full send queue: nothing else can go either
+                }
+                continue;
             }
-            pending.pollInt();
             work++;
         }
         return work;
@@ -335,7 +360,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         return chosen;
     }
 
-    private boolean post(int permit, int slot) {
+    private boolean post(int permit, int slot, int deviceId) {
         ClientPath p = paths[slot];
         ClientPath.RemotePool remote = p.pool;
         IoOp op = session.ops[permit];
@@ -343,7 +368,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         int base = permit * session.chunkSize;
         boolean read = op == IoOp.READ;
         header.wrap(localView, base).encode(op.ordinal(), session.flags[permit], session.offsets[permit], length,
-                read ? session.localRegion.address() + base + RequestHeader.LENGTH : 0,
+                deviceId, read ? session.localRegion.address() + base + RequestHeader.LENGTH : 0,
                 read ? session.localRegion.rkey() : 0, read ? length : 0, ++sequence);
         int bytes = RequestHeader.LENGTH + (op == IoOp.WRITE ? length : 0);
         if (!connections[slot].postWriteWithImmediate(session.localRegion, base, bytes,

@@ -4,36 +4,89 @@ import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
+import io.weft.rdma.protocol.Grant;
 import java.nio.ByteBuffer;
+import java.util.concurrent.CompletableFuture;
 
 /**
- * A remote device reached through an {@link RdmaSession}: asynchronous, no allocation per request. A WRITE's payload
- * is copied into the request's chunk on the submitting thread; a READ's data is copied into the caller's buffer on
- * the queue agent just before the completion runs there. Submitting more requests than the session's queue depth
- * makes {@code submit} wait for a free permit (up to the IO timeout), except on the session's own queue agent (a
- * completion callback submitting again), where a full queue completes the request with {@code ENOMEM} rather than
- * deadlock. {@link #cancel} completes a request early without ever touching its buffer afterwards.
+ * A remote device opened inside an {@link RdmaSession} (DEVICE_OPEN, proven with its own mapping grant): asynchronous,
+ * no allocation per request. Every device of a session shares its paths, permits (queue depth), chunk pools and
+ * agents; a request carries the device's id in its header. A WRITE's payload is copied into the request's chunk on
+ * the submitting thread; a READ's data is copied into the caller's buffer on the queue agent just before the
+ * completion runs there. Submitting more requests than the session's queue depth makes {@code submit} wait for a free
+ * permit (up to the IO timeout), except on the session's own queue agent (a completion callback submitting again),
+ * where a full queue completes the request with {@code ENOMEM} rather than deadlock. {@link #cancel} completes a
+ * request early without ever touching its buffer afterwards.
+ *
+ * <p>{@link #close} closes this device only (its held requests complete with ESHUTDOWN, the storage side is told with
+ * DEVICE_CLOSE) and leaves the session and its other devices alone, except for the device of the single-device
+ * {@link RdmaSession#open(io.weft.rdma.verbs.VerbsProvider, String, String, Grant, java.util.List, RdmaClientConfig)},
+ * which owns its session and closes it.
  */
 public final class RdmaBlockDevice implements BlockDevice {
-    private final RdmaSession session;
+    /** Control-thread states of the device's open inside the session. */
+    static final int NEEDS_OPEN = 0;
+    static final int CHALLENGED = 1;
+    static final int PROVING = 2;
+    static final int OPEN = 3;
+    static final int GONE = 4;
 
-    RdmaBlockDevice(RdmaSession session) {
+    private final RdmaSession session;
+    final String name;
+    final Grant grant;
+    /** The client's number for this device's DEVICE_* requests; unique within the session, never reused. */
+    final int requestId;
+    final boolean ownsSession;
+    /** The id the storage side gave the device in the current storage session, or -1 while it is not open there. */
+    volatile int remoteId = -1;
+    volatile DeviceInfo info;
+    /** Closed by its user: new requests complete with ESHUTDOWN. */
+    volatile boolean closed;
+    /** Why the device can no longer be used (refused on re-open, no longer served), or null. */
+    volatile String failure;
+    final CompletableFuture<Void> opened = new CompletableFuture<>();
+
+    // control thread only
+    int state = NEEDS_OPEN;
+    byte[] clientNonce;
+    io.weft.rdma.protocol.AdminChannel askedOn;
+
+    RdmaBlockDevice(RdmaSession session, String name, Grant grant, int requestId, boolean ownsSession) {
         this.session = session;
+        this.name = name;
+        this.grant = grant;
+        this.requestId = requestId;
+        this.ownsSession = ownsSession;
     }
 
     public RdmaSession session() {
         return session;
     }
 
+    /** The device's name on the storage node (the mapping id). */
+    public String name() {
+        return name;
+    }
+
+    /** Why the device failed (no longer served, refused when re-opened after a reconnect), or null. */
+    public String failure() {
+        return failure;
+    }
+
+    /** True while requests can reach the device: not closed, not failed. */
+    boolean usable() {
+        return !closed && failure == null;
+    }
+
     @Override
     public DeviceInfo info() {
-        return session.info();
+        return info;
     }
 
     @Override
     public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
                        IoCompletion completion) {
-        session.submit(op, offset, length, flags, buffer, tag, completion);
+        session.submit(this, op, offset, length, flags, buffer, tag, completion);
     }
 
     /**
@@ -45,9 +98,18 @@ public final class RdmaBlockDevice implements BlockDevice {
         session.cancel(tag, completion);
     }
 
-    /** Closes the session (and with it every path). */
+    /** Closes this device in its session (or the session, for a device that owns it). */
     @Override
     public void close() {
-        session.close();
+        if (ownsSession) {
+            session.close();
+        } else {
+            session.closeDevice(this);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "RdmaBlockDevice[" + name + " in session " + session.name() + "]";
     }
 }

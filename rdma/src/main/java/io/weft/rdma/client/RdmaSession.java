@@ -34,17 +34,21 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The client side of one session: 1..N paths to one storage node, each an admin connection (session open,
- * heartbeats measuring RTT) plus one IO connection per queue. Owns the permits (= storage chunk indices), a local
- * pool of the same shape registered once, the queue agents and a control thread that connects, heartbeats, fails
- * paths over and reconnects them with exponential backoff and jitter. Every path's admin connection proves the
- * device's {@link Grant} (challenge-response, see ControlMessage) before the storage side reveals the session's
- * token and pool key, and checks the storage side's proof in turn.
+ * The client side of one session with a storage node, shared by every device this client opens there: 1..N paths,
+ * each an admin connection (session open, device opens, heartbeats measuring RTT) plus one IO connection per queue.
+ * Owns the permits (= storage chunk indices), a local pool of the same shape registered once, the queue agents and a
+ * control thread that connects, heartbeats, fails paths over and reconnects them with exponential backoff and
+ * jitter — all per session, none per device. Every path's admin connection proves the session's {@link Grant}
+ * (challenge-response, see ControlMessage) before the storage side reveals the session's token and pool key, and
+ * checks the storage side's proof in turn; each device is then opened inside the session with its own mapping grant
+ * (DEVICE_OPEN/CHALLENGE/PROOF) and gets an id its requests carry. When a reconnect lands on a new storage session
+ * (storage restart, or every path was lost), the control thread opens every device again before its requests move.
  *
  * <pre>
- *   RdmaSession s = RdmaSession.open(provider, "session-1", "vol0", grant,
+ *   RdmaSession s = RdmaSession.open(provider, "client-a", sessionGrant,
  *           List.of(PathSpec.to(addr1), PathSpec.to(addr2)), RdmaClientConfig.DEFAULTS);
- *   BlockDevice dev = s.device();
+ *   RdmaBlockDevice vol0 = s.openDevice("vol0", grantOfVol0);
+ *   RdmaBlockDevice vol1 = s.openDevice("vol1", grantOfVol1);
  * </pre>
  */
 public final class RdmaSession implements AutoCloseable {
@@ -53,7 +57,8 @@ public final class RdmaSession implements AutoCloseable {
     public static final int MAX_PATHS = 8;
 
     final String name;
-    final String deviceName;
+    /** The device whose grant opens the session (single-device sessions), or null for a session grant. */
+    private final String openingDevice;
     private final Grant grant;
     final RdmaClientConfig config;
     private final VerbsProvider provider;
@@ -68,14 +73,39 @@ public final class RdmaSession implements AutoCloseable {
     private final CompletionQueue adminCq;
     private final AtomicReferenceArray<ClientPath> slots = new AtomicReferenceArray<>(MAX_PATHS);
     private final AtomicInteger nextPathId = new AtomicInteger();
-    private final RdmaBlockDevice device;
+    /** The device of a single-device session (see the six-argument open), or null. */
+    private volatile RdmaBlockDevice device;
+    /** Every device opened and not closed; written by the control thread and openDevice, read anywhere. */
+    private final java.util.concurrent.CopyOnWriteArrayList<RdmaBlockDevice> devices =
+            new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final java.util.concurrent.ConcurrentLinkedQueue<RdmaBlockDevice> deviceCommands =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
+    private final AtomicInteger nextDeviceRequest = new AtomicInteger();
+    /** DEVICE_CLOSEs to send or waiting for DEVICE_CLOSED (control thread). */
+    private final List<PendingClose> pendingCloses = new ArrayList<>();
+
+    /** A device id to close in the current storage session, and the channel it was last asked on. */
+    private static final class PendingClose {
+        final int id;
+        AdminChannel askedOn;
+
+        PendingClose(int id) {
+            this.id = id;
+        }
+    }
+    /** At most this many device messages wait for an answer at once: the peer has few receive slots. */
+    static final int MAX_DEVICE_OPS_IN_FLIGHT = 4;
+    /** Token of the storage session the devices are open in (control thread); another token means open them again. */
+    private long storageSessionToken;
+    /** Largest IO the storage session granted when first opened; a reconnect must grant at least as much. */
+    private volatile int grantedMaxIo;
     private final Thread control;
     private final AdminHandler adminHandler = new AdminHandler();
     private final ConnectionOptions ioOptions;
     private long nextGeneration;
     private volatile boolean running = true;
     private volatile boolean closed;
-    private volatile DeviceInfo info;
+    private volatile boolean everOpened;
     private volatile int storageEpoch;
     private volatile boolean commandPending;
     private volatile int fencesPendingSnapshot;
@@ -92,6 +122,8 @@ public final class RdmaSession implements AutoCloseable {
     final long[] deadlines;
     /** Bumped by the submitter for each use of a permit: a cancel names the use, so it never hits a later one. */
     final long[] uses;
+    /** The device each permit's request is for. */
+    final RdmaBlockDevice[] deviceOf;
 
     final LongAdder staleResponses = new LongAdder();
     final LongAdder malformedResponses = new LongAdder();
@@ -120,11 +152,11 @@ public final class RdmaSession implements AutoCloseable {
         }
     }
 
-    private RdmaSession(VerbsProvider provider, String name, String deviceName, Grant grant, RdmaClientConfig config)
-            throws IOException {
+    private RdmaSession(VerbsProvider provider, String name, String openingDevice, Grant grant,
+                        RdmaClientConfig config) throws IOException {
         this.provider = provider;
         this.name = name;
-        this.deviceName = deviceName;
+        this.openingDevice = openingDevice;
         this.grant = grant;
         this.config = config;
         this.queueDepth = config.queueDepth();
@@ -147,6 +179,7 @@ public final class RdmaSession implements AutoCloseable {
         this.completions = new IoCompletion[queueDepth];
         this.deadlines = new long[queueDepth];
         this.uses = new long[queueDepth];
+        this.deviceOf = new RdmaBlockDevice[queueDepth];
         this.ioOptions = new ConnectionOptions(chunkSize, queueDepth + 16, queueDepth + 16);
         this.adminCq = provider.createCompletionQueue("session-" + name + "-control");
         this.queues = new ClientQueue[queueCount];
@@ -154,23 +187,48 @@ public final class RdmaSession implements AutoCloseable {
             queues[q] = new ClientQueue(this, q, provider.createCompletionQueue("session-" + name + "-q" + q),
                     config.policy());
         }
-        this.device = new RdmaBlockDevice(this);
         this.control = new Thread(this::controlLoop, "weft-rdma-client-" + name + "-control");
         control.setDaemon(true);
     }
 
     /**
-     * Opens a session and waits until at least one path is connected (or every path failed its first attempt
-     * within the connect timeout; then the session keeps retrying in the background and this throws).
+     * Opens a single-device session: the session is authenticated with the device's own grant, the device is opened
+     * in it, and closing {@link #device()} closes the session. For a client with one device (tests, benchmarks); a
+     * node with many devices on one storage node opens one session with its session grant and
+     * {@link #openDevice} each.
      *
      * @param grant the storage node's grant of {@code deviceName} to this client node (from the control plane)
      */
     public static RdmaSession open(VerbsProvider provider, String sessionName, String deviceName, Grant grant,
                                    List<PathSpec> paths, RdmaClientConfig config) throws IOException {
+        RdmaSession s = start(provider, sessionName, deviceName, grant, paths, config);
+        try {
+            s.device = s.openDevice(deviceName, grant, true);
+        } catch (IOException | RuntimeException e) {
+            s.close();
+            throw e;
+        }
+        return s;
+    }
+
+    /**
+     * Opens a session authenticated by this client node's session grant and waits until at least one path is
+     * connected (or every path failed its first attempt within the connect timeout; then this throws). Devices are
+     * opened in it with {@link #openDevice}.
+     *
+     * @param sessionGrant the storage node's session grant for this client node (from the control plane)
+     */
+    public static RdmaSession open(VerbsProvider provider, String sessionName, Grant sessionGrant,
+                                   List<PathSpec> paths, RdmaClientConfig config) throws IOException {
+        return start(provider, sessionName, null, sessionGrant, paths, config);
+    }
+
+    private static RdmaSession start(VerbsProvider provider, String sessionName, String openingDevice, Grant grant,
+                                     List<PathSpec> paths, RdmaClientConfig config) throws IOException {
         if (paths.isEmpty() || paths.size() > MAX_PATHS) {
             throw new IllegalArgumentException("a session needs 1.." + MAX_PATHS + " paths");
         }
-        RdmaSession s = new RdmaSession(provider, sessionName, deviceName, grant, config);
+        RdmaSession s = new RdmaSession(provider, sessionName, openingDevice, grant, config);
         for (PathSpec p : paths) {
             s.addPath(p);
         }
@@ -186,14 +244,14 @@ public final class RdmaSession implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (s.info == null) {
+        if (!s.everOpened) {
             StringBuilder why = new StringBuilder();
             for (PathStatus st : s.paths()) {
                 why.append(' ').append(st.remote()).append(": ").append(st.lastError()).append(';');
             }
             s.close();
-            throw new IOException("session '" + sessionName + "' could not open device '" + deviceName
-                    + "' on any path:" + why);
+            throw new IOException("session '" + sessionName + "' could not open "
+                    + (openingDevice == null ? "" : "device '" + openingDevice + "' ") + "on any path:" + why);
         }
         return s;
     }
@@ -202,12 +260,73 @@ public final class RdmaSession implements AutoCloseable {
         return name;
     }
 
+    /** The device of a single-device session, or null for a session opened with a session grant. */
     public RdmaBlockDevice device() {
         return device;
     }
 
-    DeviceInfo info() {
-        return info;
+    /**
+     * Opens {@code deviceName} inside this session, proving {@code mappingGrant} (its capability) to the storage side,
+     * and waits for its id and geometry. A refusal fails this device only; the session and its other devices go on.
+     *
+     * @throws IOException when the storage side refuses it or does not answer within the connect budget
+     */
+    public RdmaBlockDevice openDevice(String deviceName, Grant mappingGrant) throws IOException {
+        return openDevice(deviceName, mappingGrant, false);
+    }
+
+    private RdmaBlockDevice openDevice(String deviceName, Grant mappingGrant, boolean ownsSession)
+            throws IOException {
+        if (closed) {
+            throw new IOException("session '" + name + "' is closed");
+        }
+        RdmaBlockDevice d = new RdmaBlockDevice(this, deviceName, mappingGrant, nextDeviceRequest.incrementAndGet(),
+                ownsSession);
+        devices.add(d);
+        deviceCommands.add(d);
+        wakeControl();
+        long waitMs = config.connectTimeout().toMillis() * (MAX_PATHS + 1) + 1000;
+        try {
+            d.opened.get(waitMs, TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.ExecutionException e) {
+            closeDevice(d);
+            throw new IOException("session '" + name + "' could not open device '" + deviceName + "': "
+                    + e.getCause().getMessage(), e.getCause());
+        } catch (java.util.concurrent.TimeoutException e) {
+            closeDevice(d);
+            throw new IOException("session '" + name + "' could not open device '" + deviceName + "' within "
+                    + waitMs + " ms (no connected path, or no answer)");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            closeDevice(d);
+            throw new IOException("interrupted while opening device '" + deviceName + "'");
+        }
+        return d;
+    }
+
+    /**
+     * Closes one device: new requests complete with ESHUTDOWN, held ones at once with ESHUTDOWN (a posted one's
+     * permit stays reserved until its answer or fence), and the storage side is told (DEVICE_CLOSE). The session and
+     * its other devices are not disturbed.
+     */
+    void closeDevice(RdmaBlockDevice d) {
+        if (d.closed) {
+            return;
+        }
+        d.closed = true;
+        devices.remove(d); // an answer still coming for it finds no device and is closed again (stepDevices)
+        for (int permit = 0; permit < queueDepth; permit++) {
+            if (deviceOf[permit] == d && completions[permit] != null) {
+                queues[permit % queueCount].enqueueCancel(permit, uses[permit], IoStatus.ESHUTDOWN);
+            }
+        }
+        deviceCommands.add(d);
+        wakeControl();
+    }
+
+    /** Devices open (or being opened) in this session. */
+    public List<RdmaBlockDevice> devices() {
+        return List.copyOf(devices);
     }
 
     ClientPath path(int slot) {
@@ -216,9 +335,10 @@ public final class RdmaSession implements AutoCloseable {
 
     // ------------------------------------------------------------------ data path
 
-    void submit(IoOp op, long offset, int length, int ioFlags, ByteBuffer buffer, long tag, IoCompletion completion) {
-        DeviceInfo di = info;
-        if (closed || di == null) {
+    void submit(RdmaBlockDevice device, IoOp op, long offset, int length, int ioFlags, ByteBuffer buffer, long tag,
+                IoCompletion completion) {
+        DeviceInfo di = device.info;
+        if (closed || di == null || !device.usable()) {
             completion.onComplete(tag, IoStatus.ESHUTDOWN);
             return;
         }
@@ -257,6 +377,7 @@ public final class RdmaSession implements AutoCloseable {
         tags[permit] = tag;
         completions[permit] = completion;
         deadlines[permit] = deadline;
+        deviceOf[permit] = device;
         uses[permit]++;
         if (op == IoOp.WRITE) {
             localPool.put(permit * chunkSize + RequestHeader.LENGTH, buffer, buffer.position(), length);
@@ -277,7 +398,7 @@ public final class RdmaSession implements AutoCloseable {
         for (int permit = 0; permit < queueDepth; permit++) {
             if (completions[permit] == completion && tags[permit] == tag) {
                 long use = uses[permit];
-                queues[permit % queueCount].enqueueCancel(permit, use);
+                queues[permit % queueCount].enqueueCancel(permit, use, IoStatus.ECANCELED);
             }
         }
     }
@@ -363,8 +484,8 @@ public final class RdmaSession implements AutoCloseable {
     }
 
     public SessionStats stats() {
-        DeviceInfo di = info;
-        return new SessionStats(name, deviceName, queueDepth, di == null ? config.maxIoSize() : di.maxIoSize(),
+        int maxIo = grantedMaxIo;
+        return new SessionStats(name, openingDevice, queueDepth, maxIo == 0 ? config.maxIoSize() : maxIo,
                 permits.inUse(), staleResponses.sum(), malformedResponses.sum(), lateResponses.sum(),
                 fencesPendingSnapshot, paths());
     }
@@ -376,6 +497,9 @@ public final class RdmaSession implements AutoCloseable {
             try {
                 commandPending = false;
                 long now = System.nanoTime();
+                // The loop sleeps until the earliest timer of any path (heartbeat, its timeout, a reconnect) or
+                // until woken (answers, commands): no polling while nothing is due.
+                wakeAt = now + TimeUnit.SECONDS.toNanos(1);
                 for (int slot = 0; slot < MAX_PATHS; slot++) {
                     ClientPath p = slots.get(slot);
                     if (p != null) {
@@ -383,9 +507,11 @@ public final class RdmaSession implements AutoCloseable {
                     }
                 }
                 askFences();
+                stepDevices();
                 int work = adminCq.poll(adminHandler, 32);
                 if (work == 0) {
-                    adminCq.await(TimeUnit.MILLISECONDS.toNanos(5), () -> commandPending || !running);
+                    long sleep = Math.max(TimeUnit.MICROSECONDS.toNanos(100), wakeAt - System.nanoTime());
+                    adminCq.await(sleep, () -> commandPending || !running);
                 }
             } catch (RuntimeException e) {
                 LOG.error("session '{}' control loop error", name, e);
@@ -427,6 +553,189 @@ public final class RdmaSession implements AutoCloseable {
                     f.askedOn = via.admin;
                 }
             }
+        }
+    }
+
+    /** Earliest time the control loop has something to do (control thread). */
+    private long wakeAt;
+
+    private void wakeBy(long at) {
+        if (at - wakeAt < 0) {
+            wakeAt = at;
+        }
+    }
+
+    /**
+     * Control thread: takes new device opens and closes, and sends the DEVICE_OPENs (re-opens after a new storage
+     * session included) and DEVICE_CLOSEs due, on the admin channel of a connected path, at most
+     * {@link #MAX_DEVICE_OPS_IN_FLIGHT} waiting for an answer at once.
+     */
+    private void stepDevices() {
+        RdmaBlockDevice command;
+        while ((command = deviceCommands.poll()) != null) {
+            if (command.closed) {
+                int id = command.remoteId;
+                command.remoteId = -1;
+                if (id >= 0) {
+                    pendingCloses.add(new PendingClose(id)); // a DEVICE_OK still on its way is closed when it comes
+                }
+                command.state = RdmaBlockDevice.GONE;
+                command.opened.completeExceptionally(new IOException("device closed"));
+            }
+        }
+        ClientPath via = connectedPath();
+        if (via == null) {
+            return;
+        }
+        int inFlight = 0;
+        for (PendingClose c : pendingCloses) {
+            if (c.askedOn != null) {
+                inFlight++;
+            }
+        }
+        for (RdmaBlockDevice d : devices) {
+            if (d.state == RdmaBlockDevice.CHALLENGED || d.state == RdmaBlockDevice.PROVING) {
+                inFlight++;
+            }
+        }
+        for (PendingClose c : pendingCloses) {
+            if (inFlight >= MAX_DEVICE_OPS_IN_FLIGHT) {
+                return;
+            }
+            if (c.askedOn == null) {
+                ControlMessage m = via.admin.beginSend();
+                if (via.admin.send(m.encodeDeviceClose(ControlMessage.DEVICE_CLOSE, c.id, 0))) {
+                    c.askedOn = via.admin;
+                    inFlight++;
+                }
+            }
+        }
+        for (RdmaBlockDevice d : devices) {
+            if (inFlight >= MAX_DEVICE_OPS_IN_FLIGHT) {
+                return;
+            }
+            if (d.state == RdmaBlockDevice.NEEDS_OPEN && d.usable()) {
+                d.clientNonce = Capability.nonce();
+                ControlMessage m = via.admin.beginSend();
+                if (via.admin.send(m.encodeDeviceOpen(d.requestId, d.name, d.clientNonce))) {
+                    d.state = RdmaBlockDevice.CHALLENGED;
+                    d.askedOn = via.admin;
+                    inFlight++;
+                }
+            }
+        }
+    }
+
+    private ClientPath connectedPath() {
+        for (int slot = 0; slot < MAX_PATHS; slot++) {
+            ClientPath p = slots.get(slot);
+            if (p != null && p.state == PathState.CONNECTED && p.admin != null) {
+                return p;
+            }
+        }
+        return null;
+    }
+
+    private RdmaBlockDevice deviceByRequest(int requestId) {
+        for (RdmaBlockDevice d : devices) {
+            if (d.requestId == requestId) {
+                return d;
+            }
+        }
+        return null;
+    }
+
+    /** Control thread: a device's open ended without an id (refused, or its proof failed). */
+    private void deviceOpenFailed(RdmaBlockDevice d, String reason) {
+        d.state = RdmaBlockDevice.GONE;
+        d.remoteId = -1;
+        d.failure = reason;
+        if (!d.opened.completeExceptionally(new IOException(reason))) {
+            LOG.warn("session '{}': device '{}' failed: {}", name, d.name, reason);
+        }
+        wakeQueues(); // its queued requests fail now instead of waiting for a path
+    }
+
+    private void wakeQueues() {
+        for (ClientQueue q : queues) {
+            q.cq.wakeup();
+        }
+    }
+
+    private void onDeviceMessage(AdminChannel channel, ControlMessage m, int byteLength) {
+        int type = m.type();
+        if (type == ControlMessage.DEVICE_CLOSED) {
+            int id = m.deviceCloseId();
+            if (m.deviceCloseStatus() == IoStatus.ESHUTDOWN) {
+                for (RdmaBlockDevice d : devices) {
+                    if (d.remoteId == id && d.state == RdmaBlockDevice.OPEN) {
+                        deviceOpenFailed(d, "the storage node no longer serves device '" + d.name + "'");
+                    }
+                }
+            } else {
+                pendingCloses.removeIf(c -> c.id == id && c.askedOn == channel);
+            }
+            return;
+        }
+        RdmaBlockDevice d = deviceByRequest(m.deviceRequestId());
+        if (d == null) {
+            if (type == ControlMessage.DEVICE_OK) {
+                pendingCloses.add(new PendingClose(m.deviceOkId())); // closed while its open was answered
+            }
+            return;
+        }
+        if (d.askedOn != channel) {
+            return; // an answer on a channel it is no longer waiting on
+        }
+        switch (type) {
+            case ControlMessage.DEVICE_CHALLENGE: {
+                if (d.state != RdmaBlockDevice.CHALLENGED) {
+                    return;
+                }
+                ClientPath p = (ClientPath) channel.owner();
+                Capability.Transcript t = new Capability.Transcript(d.clientNonce, m.challengeServerNonce(), name,
+                        d.requestId, d.grant.clientNode(), d.grant.identity(), d.name);
+                if (!Capability.matches(Capability.deviceServerProof(d.grant, t), m.challengeServerProof())) {
+                    deviceOpenFailed(d, "the storage side at " + p.spec.remote() + " could not prove it holds the"
+                            + " grant of device '" + d.name + "'");
+                    return;
+                }
+                ControlMessage proof = channel.beginSend();
+                channel.send(proof.encodeDeviceProof(d.requestId, Capability.deviceClientProof(d.grant, t)));
+                d.state = RdmaBlockDevice.PROVING;
+                break;
+            }
+            case ControlMessage.DEVICE_OK: {
+                if (d.state != RdmaBlockDevice.PROVING) {
+                    return;
+                }
+                DeviceInfo current = d.info;
+                int maxIo = current != null ? current.maxIoSize()
+                        : Math.min(Math.min(config.maxIoSize(), grantedMaxIo), m.deviceOkMaxIoSize());
+                if (maxIo < 512 || m.deviceOkSize() < 0) {
+                    deviceOpenFailed(d, "storage answered device '" + d.name + "' with max IO " + maxIo
+                            + " and size " + m.deviceOkSize());
+                    return;
+                }
+                DeviceInfo next = DeviceInfo.fromCapabilityBits(m.deviceOkSize(), m.deviceOkLogicalBlock(),
+                        m.deviceOkPreferredBlock(), maxIo, m.deviceOkCapabilities());
+                if (!next.equals(current)) {
+                    d.info = next;
+                }
+                d.remoteId = m.deviceOkId();
+                d.state = RdmaBlockDevice.OPEN;
+                d.opened.complete(null);
+                wakeQueues();
+                break;
+            }
+            case ControlMessage.DEVICE_ERR:
+                if (d.state == RdmaBlockDevice.CHALLENGED || d.state == RdmaBlockDevice.PROVING) {
+                    deviceOpenFailed(d, "storage refused device '" + d.name + "': "
+                            + IoStatus.name(m.deviceErrStatus()) + ": " + m.deviceErrReason(byteLength));
+                }
+                break;
+            default:
+                break;
         }
     }
 
@@ -478,6 +787,11 @@ public final class RdmaSession implements AutoCloseable {
                 if (now - p.nextAttemptNanos >= 0) {
                     connect(p);
                 }
+                if (p.state != PathState.CONNECTED) {
+                    wakeBy(p.nextAttemptNanos);
+                } else {
+                    wakeBy(p.nextHeartbeatNanos);
+                }
                 break;
             case CONNECTED:
                 if (p.failedGeneration == p.generation) {
@@ -488,6 +802,12 @@ public final class RdmaSession implements AutoCloseable {
                     p.nextHeartbeatNanos = now + config.heartbeatInterval().toNanos();
                     ControlMessage m = p.admin.beginSend();
                     p.admin.send(m.encodeHeartbeat(ControlMessage.HEARTBEAT, ++p.heartbeatSequence, now));
+                }
+                if (p.state == PathState.CONNECTED) {
+                    wakeBy(p.nextHeartbeatNanos);
+                    wakeBy(p.lastAckNanos + config.heartbeatTimeout().toNanos() + 1);
+                } else {
+                    wakeBy(p.nextAttemptNanos);
                 }
                 break;
             default:
@@ -516,8 +836,11 @@ public final class RdmaSession implements AutoCloseable {
             }
             byte[] clientNonce = Capability.nonce();
             ControlMessage open = admin.beginSend();
-            admin.send(open.encodeOpen(queueDepth, config.maxIoSize(), p.id, name, deviceName, grant.clientNode(),
-                    clientNonce));
+            admin.send(openingDevice != null
+                    ? open.encodeOpen(queueDepth, config.maxIoSize(), p.id, name, openingDevice, grant.clientNode(),
+                            clientNonce)
+                    : open.encodeSessionOpen(queueDepth, config.maxIoSize(), p.id, name, grant.clientNode(),
+                            Capability.identityDigest(grant.identity()), clientNonce));
             while (p.challengeNonce == null && p.openError == null && ac.isOpen()
                     && System.nanoTime() - deadline < 0) {
                 if (adminCq.poll(adminHandler, 32) == 0) {
@@ -532,11 +855,11 @@ public final class RdmaSession implements AutoCloseable {
                         + config.connectTimeout().toMillis() + " ms" : "admin connection closed during session open");
             }
             Capability.Transcript transcript = new Capability.Transcript(clientNonce, p.challengeNonce, name, p.id,
-                    grant.clientNode(), grant.identity(), deviceName);
+                    grant.clientNode(), grant.identity(), openingDevice == null ? "" : openingDevice);
             if (!Capability.matches(Capability.serverProof(grant, transcript), p.challengeProof)) {
                 throw new IOException("the storage side at " + p.spec.remote() + " could not prove it holds the"
-                        + " grant of device '" + deviceName + "' (another node at that address, or the grant was"
-                        + " replaced)");
+                        + (openingDevice == null ? " session grant" : " grant of device '" + openingDevice + "'")
+                        + " (another node at that address, or the grant was replaced)");
             }
             ControlMessage proof = admin.beginSend();
             admin.send(proof.encodeProof(Capability.clientProof(grant, transcript)));
@@ -555,7 +878,7 @@ public final class RdmaSession implements AutoCloseable {
             }
             ClientPath.RemotePool pool = opened.pool();
             if (pool.chunkCount() < queueDepth || pool.chunkSize() < RequestHeader.LENGTH + pool.maxIoSize()
-                    || (info != null && pool.maxIoSize() < info.maxIoSize())) {
+                    || pool.maxIoSize() < 512 || (grantedMaxIo != 0 && pool.maxIoSize() < grantedMaxIo)) {
                 throw new IOException("storage granted " + pool.chunkCount() + " chunks of " + pool.chunkSize()
                         + " bytes, this session needs " + queueDepth);
             }
@@ -574,7 +897,24 @@ public final class RdmaSession implements AutoCloseable {
                     throw new IOException("storage refused IO connection " + q);
                 }
             }
-            publishDeviceInfo(opened);
+            if (grantedMaxIo == 0) {
+                grantedMaxIo = pool.maxIoSize();
+            }
+            if (pool.token() != storageSessionToken) {
+                // A new storage session (first open, storage restart, or every path was lost): device ids of the old
+                // one mean nothing here. Unpublished before this path is, so no agent posts with a stale id.
+                storageSessionToken = pool.token();
+                pendingCloses.clear();
+                for (RdmaBlockDevice d : devices) {
+                    d.remoteId = -1;
+                    if (d.state != RdmaBlockDevice.GONE) {
+                        d.state = RdmaBlockDevice.NEEDS_OPEN;
+                        d.askedOn = null;
+                    }
+                }
+            }
+            everOpened = true;
+            firstOpen.complete(null);
             if (storageEpoch != 0 && storageEpoch != pool.epoch()) {
                 LOG.warn("session '{}': storage side restarted (new epoch), session reopened on path {}", name, p.id);
             }
@@ -619,18 +959,6 @@ public final class RdmaSession implements AutoCloseable {
             throw new IOException("storage at " + p.spec.remote() + " rejected the connection: "
                     + ConnectData.describeReject(e.reason()), e);
         }
-    }
-
-    private void publishDeviceInfo(ClientPath.ClientSessionOpen o) {
-        int caps = o.capabilities();
-        DeviceInfo current = info;
-        int maxIo = current != null ? current.maxIoSize() : Math.min(config.maxIoSize(), o.pool().maxIoSize());
-        DeviceInfo next = DeviceInfo.fromCapabilityBits(o.deviceSize(), o.logicalBlock(), o.preferredBlock(), maxIo,
-                caps);
-        if (!next.equals(current)) {
-            info = next;
-        }
-        firstOpen.complete(null);
     }
 
     private void scheduleReconnect(ClientPath p, long now) {
@@ -684,6 +1012,18 @@ public final class RdmaSession implements AutoCloseable {
                 f.askedOn = null; // its answer cannot come on this channel any more
             }
         }
+        for (RdmaBlockDevice d : devices) {
+            if (d.askedOn == p.admin && p.admin != null
+                    && (d.state == RdmaBlockDevice.CHALLENGED || d.state == RdmaBlockDevice.PROVING)) {
+                d.state = RdmaBlockDevice.NEEDS_OPEN; // asked again on another path
+                d.askedOn = null;
+            }
+        }
+        for (PendingClose c : pendingCloses) {
+            if (c.askedOn == p.admin && p.admin != null) {
+                c.askedOn = null;
+            }
+        }
         VerbsConnection[] io = p.io;
         if (io != null) {
             for (VerbsConnection c : io) {
@@ -728,6 +1068,12 @@ public final class RdmaSession implements AutoCloseable {
                     break;
                 case ControlMessage.FENCE_ACK:
                     fenceAcknowledged(m.fencePathId(), m.fenceGeneration());
+                    break;
+                case ControlMessage.DEVICE_CHALLENGE:
+                case ControlMessage.DEVICE_OK:
+                case ControlMessage.DEVICE_ERR:
+                case ControlMessage.DEVICE_CLOSED:
+                    onDeviceMessage(channel, m, byteLength);
                     break;
                 case ControlMessage.HEARTBEAT_ACK: {
                     long now = System.nanoTime();
@@ -791,6 +1137,10 @@ public final class RdmaSession implements AutoCloseable {
         for (ClientQueue q : queues) {
             q.failAll(IoStatus.ESHUTDOWN);
             q.cq.close();
+        }
+        for (RdmaBlockDevice d : devices) {
+            d.closed = true;
+            d.opened.completeExceptionally(new IOException("session '" + name + "' closed"));
         }
         pd.close();
     }

@@ -14,7 +14,8 @@ import java.nio.ByteBuffer;
  * thread polling the connection's completion queue.
  */
 public final class AdminChannel {
-    public static final int RECEIVE_SLOTS = 8;
+    /** Enough for every answer a peer may have outstanding (device ops, notices, heartbeat, fences). */
+    public static final int RECEIVE_SLOTS = 16;
     public static final int SEND_SLOTS = 8;
     public static final ConnectionOptions OPTIONS =
             new ConnectionOptions(ControlMessage.MAX_LENGTH, SEND_SLOTS * 2, RECEIVE_SLOTS);

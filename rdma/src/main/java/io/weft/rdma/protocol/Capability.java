@@ -17,19 +17,29 @@ import javax.crypto.spec.SecretKeySpec;
  * <pre>
  *   proof = HMAC-SHA256(capability,
  *                       tag | clientNonce | serverNonce | session | pathId | clientNode | identity | device)
- *   tag   = "weft-rdma/2 server" (storage proves itself in CHALLENGE) or "weft-rdma/2 client" (PROOF)
+ *   tag   = "weft-rdma/3 server" (storage proves itself in CHALLENGE) or "weft-rdma/3 client" (PROOF);
+ *           "weft-rdma/3 device server" (DEVICE_CHALLENGE) or "weft-rdma/3 device client" (DEVICE_PROOF), where
+ *           pathId is the DEVICE_OPEN's request id and the nonces are that device handshake's own
  *   strings: u16 length (little-endian) + UTF-8; pathId: u32 little-endian
+ *
+ *   session grant = HMAC-SHA256(storage node's session secret, "weft-rdma/3 session grant" | clientNode | identity)
  * </pre>
  *
- * The two tags keep a storage proof from ever being valid as a client proof (reflection); the server's fresh nonce
- * makes a captured PROOF useless on any later connection (replay). Control path: allocation is fine here.
+ * The tags keep a storage proof from ever being valid as a client proof (reflection) and a session proof from
+ * passing as a device proof; the server's fresh nonce makes a captured PROOF useless on any later connection
+ * (replay). The session grant is derived, not stored: every mapping the storage node grants one client incarnation
+ * carries the same one, and a new incarnation (new identity) gets another. Control path: allocation is fine here.
  */
 public final class Capability {
     public static final int LENGTH = 32;
     public static final int NONCE_LENGTH = 32;
     public static final int PROOF_LENGTH = 32;
-    static final String SERVER_TAG = "weft-rdma/2 server";
-    static final String CLIENT_TAG = "weft-rdma/2 client";
+    public static final int DIGEST_LENGTH = 32;
+    static final String SERVER_TAG = "weft-rdma/3 server";
+    static final String CLIENT_TAG = "weft-rdma/3 client";
+    static final String DEVICE_SERVER_TAG = "weft-rdma/3 device server";
+    static final String DEVICE_CLIENT_TAG = "weft-rdma/3 device client";
+    static final String SESSION_GRANT_TAG = "weft-rdma/3 session grant";
     private static final SecureRandom RANDOM = new SecureRandom();
 
     private Capability() {
@@ -69,6 +79,38 @@ public final class Capability {
         return proof(grant, CLIENT_TAG, t);
     }
 
+    /** The storage side's proof in DEVICE_CHALLENGE, keyed with the device's mapping capability. */
+    public static byte[] deviceServerProof(Grant mapping, Transcript t) {
+        return proof(mapping, DEVICE_SERVER_TAG, t);
+    }
+
+    /** The client's proof in DEVICE_PROOF, keyed with the device's mapping capability. */
+    public static byte[] deviceClientProof(Grant mapping, Transcript t) {
+        return proof(mapping, DEVICE_CLIENT_TAG, t);
+    }
+
+    /**
+     * The session grant of one client incarnation: derived from the storage node's secret, so the storage node keeps
+     * no state per client and every map reply to that incarnation carries the same grant.
+     */
+    public static Grant sessionGrant(byte[] storageSecret, String clientNode, String identity) {
+        ByteBuffer b = ByteBuffer.allocate(6 + utf8(SESSION_GRANT_TAG).length + utf8(clientNode).length
+                + utf8(identity).length).order(ByteOrder.LITTLE_ENDIAN);
+        put(b, SESSION_GRANT_TAG);
+        put(b, clientNode);
+        put(b, identity);
+        return new Grant(clientNode, identity, hmac(storageSecret, b.array(), b.position()));
+    }
+
+    /** SHA-256 of the identity: OPEN names the session grant by it without putting the identity on the wire. */
+    public static byte[] identityDigest(String identity) {
+        try {
+            return MessageDigest.getInstance("SHA-256").digest(identity.getBytes(StandardCharsets.UTF_8));
+        } catch (GeneralSecurityException e) {
+            throw new IllegalStateException("SHA-256 unavailable", e);
+        }
+    }
+
     /** Constant-time comparison, so the time to refuse does not say how many bytes were right. */
     public static boolean matches(byte[] expected, byte[] presented) {
         return expected != null && presented != null && MessageDigest.isEqual(expected, presented);
@@ -86,10 +128,14 @@ public final class Capability {
         put(b, t.clientNode());
         put(b, t.identity());
         put(b, t.device());
+        return hmac(grant.capability(), b.array(), b.position());
+    }
+
+    private static byte[] hmac(byte[] key, byte[] data, int length) {
         try {
             Mac mac = Mac.getInstance("HmacSHA256");
-            mac.init(new SecretKeySpec(grant.capability(), "HmacSHA256"));
-            mac.update(b.array(), 0, b.position());
+            mac.init(new SecretKeySpec(key, "HmacSHA256"));
+            mac.update(data, 0, length);
             return mac.doFinal();
         } catch (GeneralSecurityException e) {
             throw new IllegalStateException("HmacSHA256 unavailable", e);

@@ -32,8 +32,8 @@ import java.nio.ByteOrder;
  */
 public final class ConnectData {
     public static final int MAGIC = 0x52544657; // "WFTR"
-    /** 2: sessions opened by capability (ControlMessage version 2). */
-    public static final short VERSION = 2;
+    /** 3: sessions per client and storage node with devices inside (ControlMessage version 3); 2: capabilities. */
+    public static final short VERSION = 3;
     public static final int KIND_ADMIN = 1;
     public static final int KIND_IO = 2;
     public static final int REQUEST_LENGTH = 24;

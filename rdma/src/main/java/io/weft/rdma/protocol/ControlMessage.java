@@ -83,8 +83,11 @@ import org.agrona.concurrent.UnsafeBuffer;
  */
 public final class ControlMessage {
     public static final int MAX_LENGTH = 256;
-    /** 2: capabilities (OPEN carries the client node and a nonce; CHALLENGE and PROOF). */
-    public static final short VERSION = 2;
+    /**
+     * 3: one session per client and storage node, devices opened inside it (DEVICE_* messages, device id in the
+     * request header). 2: capabilities (OPEN carries the client node and a nonce; CHALLENGE and PROOF).
+     */
+    public static final short VERSION = 3;
     public static final int OPEN = 1;
     public static final int OPEN_OK = 2;
     public static final int OPEN_ERR = 3;
@@ -95,6 +98,13 @@ public final class ControlMessage {
     public static final int FENCE_ACK = 8;
     public static final int CHALLENGE = 9;
     public static final int PROOF = 10;
+    public static final int DEVICE_OPEN = 11;
+    public static final int DEVICE_CHALLENGE = 12;
+    public static final int DEVICE_PROOF = 13;
+    public static final int DEVICE_OK = 14;
+    public static final int DEVICE_ERR = 15;
+    public static final int DEVICE_CLOSE = 16;
+    public static final int DEVICE_CLOSED = 17;
     public static final int MAX_NAME = 64;
     public static final int MAX_REASON = 180;
 
@@ -129,6 +139,13 @@ public final class ControlMessage {
             case CLOSE: return 4;
             case FENCE:
             case FENCE_ACK: return 16;
+            case DEVICE_OPEN: return 108;
+            case DEVICE_CHALLENGE: return 72;
+            case DEVICE_PROOF: return 40;
+            case DEVICE_OK: return 40;
+            case DEVICE_ERR: return 14;
+            case DEVICE_CLOSE:
+            case DEVICE_CLOSED: return 12;
             default: return -1;
         }
     }
@@ -168,6 +185,40 @@ public final class ControlMessage {
         buffer.putBytes(base + 120, d);
         buffer.putBytes(base + 184, n);
         return 248;
+    }
+
+    /**
+     * OPEN of a session authenticated by the client node's session grant (no device named): device length 0 and the
+     * SHA-256 of the client's identity at 120..152, which selects the grant (the identity itself stays off the wire).
+     */
+    public int encodeSessionOpen(int queueDepth, int maxIoSize, int pathId, String sessionName, String clientNode,
+                                 byte[] identityDigest, byte[] clientNonce) {
+        if (clientNonce.length != Capability.NONCE_LENGTH || identityDigest.length != Capability.DIGEST_LENGTH) {
+            throw new IllegalArgumentException("client nonce and identity digest must be 32 bytes");
+        }
+        header(OPEN);
+        buffer.putInt(base + 4, queueDepth, ORDER);
+        buffer.putInt(base + 8, maxIoSize, ORDER);
+        buffer.putInt(base + 12, pathId, ORDER);
+        byte[] s = name(sessionName);
+        byte[] n = name(clientNode);
+        buffer.putShort(base + 16, (short) s.length, ORDER);
+        buffer.putShort(base + 18, (short) 0, ORDER);
+        buffer.putShort(base + 20, (short) n.length, ORDER);
+        buffer.putBytes(base + 24, clientNonce);
+        buffer.putBytes(base + 56, s);
+        buffer.putBytes(base + 120, identityDigest);
+        buffer.putBytes(base + 184, n);
+        return 248;
+    }
+
+    /** @return true when the OPEN names no device: the session grant (selected by the identity digest) is proven */
+    public boolean openBySessionGrant() {
+        return (buffer.getShort(base + 18, ORDER) & 0xFFFF) == 0;
+    }
+
+    public byte[] openIdentityDigest() {
+        return bytes(base + 120, Capability.DIGEST_LENGTH);
     }
 
     private static byte[] name(String name) {
@@ -364,6 +415,127 @@ public final class ControlMessage {
     }
 
     public int fenceGeneration() {
+        return buffer.getInt(base + 8, ORDER);
+    }
+
+    // DEVICE_OPEN
+    public int encodeDeviceOpen(int requestId, String deviceName, byte[] clientNonce) {
+        if (clientNonce.length != Capability.NONCE_LENGTH) {
+            throw new IllegalArgumentException("client nonce must be " + Capability.NONCE_LENGTH + " bytes");
+        }
+        header(DEVICE_OPEN);
+        byte[] d = name(deviceName);
+        buffer.putInt(base + 4, requestId, ORDER);
+        buffer.putShort(base + 8, (short) d.length, ORDER);
+        buffer.putBytes(base + 12, clientNonce);
+        buffer.putBytes(base + 44, d);
+        return 108;
+    }
+
+    /** DEVICE_* messages: the client's number for the device request (DEVICE_OPEN to DEVICE_OK/ERR). */
+    public int deviceRequestId() {
+        return buffer.getInt(base + 4, ORDER);
+    }
+
+    /** @return the device name, or null when its length field is out of range */
+    public String deviceOpenName() {
+        return string(base + 44, buffer.getShort(base + 8, ORDER) & 0xFFFF, MAX_NAME);
+    }
+
+    public byte[] deviceOpenClientNonce() {
+        return bytes(base + 12, Capability.NONCE_LENGTH);
+    }
+
+    // DEVICE_CHALLENGE (same layout as CHALLENGE, request id in place of the reserved word)
+    public int encodeDeviceChallenge(int requestId, byte[] serverNonce, byte[] serverProof) {
+        encodeChallenge(serverNonce, serverProof);
+        buffer.putShort(base, (short) DEVICE_CHALLENGE, ORDER);
+        buffer.putInt(base + 4, requestId, ORDER);
+        return 72;
+    }
+
+    // DEVICE_PROOF (same layout as PROOF, request id in place of the reserved word)
+    public int encodeDeviceProof(int requestId, byte[] clientProof) {
+        encodeProof(clientProof);
+        buffer.putShort(base, (short) DEVICE_PROOF, ORDER);
+        buffer.putInt(base + 4, requestId, ORDER);
+        return 40;
+    }
+
+    // DEVICE_OK
+    public int encodeDeviceOk(int requestId, int deviceId, int maxIoSize, long deviceSize, int logicalBlock,
+                              int preferredBlock, int capabilities) {
+        header(DEVICE_OK);
+        buffer.putInt(base + 4, requestId, ORDER);
+        buffer.putInt(base + 8, deviceId, ORDER);
+        buffer.putInt(base + 12, maxIoSize, ORDER);
+        buffer.putLong(base + 16, deviceSize, ORDER);
+        buffer.putInt(base + 24, logicalBlock, ORDER);
+        buffer.putInt(base + 28, preferredBlock, ORDER);
+        buffer.putInt(base + 32, capabilities, ORDER);
+        return 40;
+    }
+
+    public int deviceOkId() {
+        return buffer.getInt(base + 8, ORDER);
+    }
+
+    public int deviceOkMaxIoSize() {
+        return buffer.getInt(base + 12, ORDER);
+    }
+
+    public long deviceOkSize() {
+        return buffer.getLong(base + 16, ORDER);
+    }
+
+    public int deviceOkLogicalBlock() {
+        return buffer.getInt(base + 24, ORDER);
+    }
+
+    public int deviceOkPreferredBlock() {
+        return buffer.getInt(base + 28, ORDER);
+    }
+
+    public int deviceOkCapabilities() {
+        return buffer.getInt(base + 32, ORDER);
+    }
+
+    // DEVICE_ERR
+    public int encodeDeviceErr(int requestId, int status, String reason) {
+        header(DEVICE_ERR);
+        buffer.putInt(base + 4, requestId, ORDER);
+        buffer.putInt(base + 8, status, ORDER);
+        byte[] r = reason.getBytes(StandardCharsets.UTF_8);
+        int n = Math.min(r.length, MAX_REASON);
+        buffer.putShort(base + 12, (short) n, ORDER);
+        buffer.putBytes(base + 14, r, 0, n);
+        return 14 + n;
+    }
+
+    public int deviceErrStatus() {
+        return buffer.getInt(base + 8, ORDER);
+    }
+
+    /** @param received the message's received length, so the reason never reads past it */
+    public String deviceErrReason(int received) {
+        int n = Math.min(buffer.getShort(base + 12, ORDER) & 0xFFFF, Math.min(MAX_REASON, received - 14));
+        return n <= 0 ? "" : string(base + 14, n, MAX_REASON);
+    }
+
+    // DEVICE_CLOSE (client: stop serving this device id in this session) / DEVICE_CLOSED (storage: it is closed,
+    // in answer to DEVICE_CLOSE or because the storage node stopped serving the device)
+    public int encodeDeviceClose(int type, int deviceId, int status) {
+        header(type);
+        buffer.putInt(base + 4, deviceId, ORDER);
+        buffer.putInt(base + 8, status, ORDER);
+        return 12;
+    }
+
+    public int deviceCloseId() {
+        return buffer.getInt(base + 4, ORDER);
+    }
+
+    public int deviceCloseStatus() {
         return buffer.getInt(base + 8, ORDER);
     }
 

@@ -19,6 +19,15 @@ public final class IdleStrategies {
 
     public static IdleStrategy spinThenAwait(CompletionQueue cq, BooleanSupplier hasPendingWork, int spins, int yields,
                                              long maxSleepNanos) {
+        return spinThenAwait(cq, hasPendingWork, spins, yields, () -> maxSleepNanos);
+    }
+
+    /**
+     * As above with the longest sleep chosen at each sleep: an agent with timers only while requests are held sleeps
+     * long when none is, so an idle agent wakes only when something arrives.
+     */
+    public static IdleStrategy spinThenAwait(CompletionQueue cq, BooleanSupplier hasPendingWork, int spins, int yields,
+                                             java.util.function.LongSupplier maxSleepNanos) {
         return new IdleStrategy() {
             private int idleCount;
 
@@ -39,7 +48,7 @@ public final class IdleStrategies {
                 } else if (idleCount <= spins + yields) {
                     Thread.yield();
                 } else {
-                    cq.await(maxSleepNanos, hasPendingWork);
+                    cq.await(maxSleepNanos.getAsLong(), hasPendingWork);
                 }
             }
 
@@ -61,4 +70,6 @@ public final class IdleStrategies {
     public static final int YIELDS = Integer.getInteger("weft.rdma.idle.yields", 0);
 
     public static final long DEFAULT_MAX_SLEEP_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
+    /** Longest sleep of an agent with nothing in flight: a safety net only, work always wakes it. */
+    public static final long IDLE_MAX_SLEEP_NANOS = TimeUnit.SECONDS.toNanos(1);
 }

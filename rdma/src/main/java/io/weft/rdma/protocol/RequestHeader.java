@@ -16,7 +16,7 @@ import org.agrona.MutableDirectBuffer;
  *  +-------+-------+---------------+-------------------------------+
  *  |                       device offset (bytes)                   |  8
  *  +-------------------------------+-------------------------------+
- *  |        length (bytes)         |           reserved            |  16
+ *  |        length (bytes)         |    device id (session's)      |  16
  *  +-------------------------------+-------------------------------+
  *  |               READ: client buffer virtual address             |  24
  *  +-------------------------------+-------------------------------+
@@ -35,6 +35,7 @@ public final class RequestHeader {
     private static final int FLAGS = 4;
     private static final int OFFSET = 8;
     private static final int IO_LENGTH = 16;
+    private static final int DEVICE_ID = 20;
     private static final int READ_ADDRESS = 24;
     private static final int READ_RKEY = 32;
     private static final int READ_LENGTH = 36;
@@ -70,6 +71,11 @@ public final class RequestHeader {
         return buffer.getInt(base + IO_LENGTH, ORDER);
     }
 
+    /** The device (opened in this session by DEVICE_OPEN) the request is for; read once, bounded by the server. */
+    public int deviceId() {
+        return buffer.getInt(base + DEVICE_ID, ORDER);
+    }
+
     public long readAddress() {
         return buffer.getLong(base + READ_ADDRESS, ORDER);
     }
@@ -86,14 +92,21 @@ public final class RequestHeader {
         return buffer.getLong(base + SEQUENCE, ORDER);
     }
 
-    /** Writes a whole header (reserved fields zeroed). */
+    /** As the full form with device id 0, which no session ever opens (kept for the codec benchmark in bench/). */
     public void encode(int op, int flags, long offset, int length, long readAddress, int readRkey, int readLength,
                        long sequence) {
+        encode(op, flags, offset, length, 0, readAddress, readRkey, readLength, sequence);
+    }
+
+    /** Writes a whole header (reserved fields zeroed). */
+    public void encode(int op, int flags, long offset, int length, int deviceId, long readAddress, int readRkey,
+                       int readLength, long sequence) {
         mutable.setMemory(base, LENGTH, (byte) 0);
         mutable.putByte(base + OP, (byte) op);
         mutable.putInt(base + FLAGS, flags, ORDER);
         mutable.putLong(base + OFFSET, offset, ORDER);
         mutable.putInt(base + IO_LENGTH, length, ORDER);
+        mutable.putInt(base + DEVICE_ID, deviceId, ORDER);
         mutable.putLong(base + READ_ADDRESS, readAddress, ORDER);
         mutable.putInt(base + READ_RKEY, readRkey, ORDER);
         mutable.putInt(base + READ_LENGTH, readLength, ORDER);

@@ -2,6 +2,8 @@ package io.weft.rdma.server;
 
 import io.weft.core.io.BlockDevice;
 import io.weft.rdma.protocol.AdminChannel;
+import io.weft.rdma.protocol.Capability;
+import io.weft.rdma.protocol.Grant;
 import io.weft.rdma.protocol.ConnectData;
 import io.weft.rdma.verbs.Access;
 import io.weft.rdma.verbs.ConnectionOptions;
@@ -24,9 +26,11 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The storage side of the RDMA transport: listens on one address per path, opens a session (with its chunk pool,
- * registered once) when a client's admin connection proves the device's capability ({@link ServedDevice#grant()},
- * see ControlMessage), and serves the session's IO connections against a {@link BlockDevice} with a bounded set of
- * agents. Per-peer limits (RdmaServerConfig) bound what one address or one client node can hold.
+ * registered once) when a client's admin connection proves its node's {@link #sessionGrant session grant} (or, for
+ * a single-device client, one device's grant; see ControlMessage), opens devices inside the session when the client
+ * proves each one's mapping capability ({@link ServedDevice#grant()}), and serves the session's IO connections
+ * against those devices with one control thread and a bounded set of agents for every session and device. Per-peer
+ * limits (RdmaServerConfig) bound what one address or one client node can hold.
  *
  * <pre>
  *   Grant grant = Grant.issue("client-a", "client-a#incarnation");  // handed to client-a by the control plane
@@ -42,6 +46,8 @@ public final class RdmaServer implements AutoCloseable {
     private final RdmaServerConfig config;
     private final Map<String, ServedDevice> devices;
     private final int epoch = ThreadLocalRandom.current().nextInt();
+    /** The secret session grants are derived from (Capability.sessionGrant); never leaves this object. */
+    private final byte[] sessionSecret;
     private final ProtectionDomain controlPd;
     private final ServerControl control;
     private final ServerAgent[] agents;
@@ -57,10 +63,15 @@ public final class RdmaServer implements AutoCloseable {
     private final Map<java.net.InetAddress, AtomicInteger> unauthenticated = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
-    private RdmaServer(VerbsProvider provider, RdmaServerConfig config, Map<String, ServedDevice> devices) {
+    private RdmaServer(VerbsProvider provider, RdmaServerConfig config, Map<String, ServedDevice> devices,
+                       byte[] sessionSecret) {
         this.provider = provider;
         this.config = config;
         this.devices = new ConcurrentHashMap<>(devices);
+        if (sessionSecret.length != Capability.LENGTH) {
+            throw new IllegalArgumentException("session secret must be " + Capability.LENGTH + " bytes");
+        }
+        this.sessionSecret = sessionSecret.clone();
         this.controlPd = provider.createProtectionDomain();
         this.control = new ServerControl(this, provider.createCompletionQueue("storage-control"),
                 config.heartbeatTimeout().toNanos(), config.handshakeTimeout().toNanos());
@@ -74,7 +85,16 @@ public final class RdmaServer implements AutoCloseable {
     /** Starts serving {@code devices} (name to device and its grant) on every address in {@code listen}. */
     public static RdmaServer start(VerbsProvider provider, RdmaServerConfig config, Map<String, ServedDevice> devices,
                                    List<InetSocketAddress> listen) throws IOException {
-        RdmaServer server = new RdmaServer(provider, config, devices);
+        return start(provider, config, devices, listen, Capability.generate());
+    }
+
+    /**
+     * As {@link #start(VerbsProvider, RdmaServerConfig, Map, List)} with the secret session grants are derived from
+     * ({@link Capability#LENGTH} random bytes; a node makes one per start, tests share one with a child process).
+     */
+    public static RdmaServer start(VerbsProvider provider, RdmaServerConfig config, Map<String, ServedDevice> devices,
+                                   List<InetSocketAddress> listen, byte[] sessionSecret) throws IOException {
+        RdmaServer server = new RdmaServer(provider, config, devices, sessionSecret);
         server.control.start("weft-rdma-storage-control");
         for (ServerAgent a : server.agents) {
             a.start();
@@ -117,24 +137,40 @@ public final class RdmaServer implements AutoCloseable {
     }
 
     /**
-     * Stops serving {@code name}: new sessions for it are refused and the IO connections of its open sessions are
-     * closed (their clients see the paths fail).
+     * Stops serving {@code name}: new opens of it are refused, every session that holds it open closes it (requests
+     * naming it are answered ESHUTDOWN from then on; requests already on the device finish) and its client is told
+     * with DEVICE_CLOSED. The sessions, their paths and their other devices are not disturbed.
      *
      * @return true if the device was served
      */
     public boolean removeDevice(String name) {
         boolean removed = devices.remove(name) != null;
-        for (ServerSession s : sessionsByName.values()) {
-            if (s.deviceName.equals(name)) {
-                for (ServerIoConnection io : s.ioConnections) {
-                    io.weft.rdma.verbs.VerbsConnection c = io.connection();
-                    if (c != null) {
-                        c.close(); // thread-safe; the owning agent sees the error and drops the connection
-                    }
-                }
+        control.withdraw(name);
+        return removed;
+    }
+
+    /**
+     * The session grant of client node {@code clientNode} in its incarnation {@code identity}: what the control
+     * plane hands that node (with every mapping) so it can open one session here for all its devices. Derived from
+     * this server's secret, so it is the same for every mapping of that incarnation and differs for the next one.
+     */
+    public Grant sessionGrant(String clientNode, String identity) {
+        return Capability.sessionGrant(sessionSecret, clientNode, identity);
+    }
+
+    /**
+     * Control thread: the session grant of {@code clientNode} whose identity hashes to {@code identityDigest}, if a
+     * device is served to that incarnation (no device, no session), else null.
+     */
+    Grant sessionGrantFor(String clientNode, byte[] identityDigest) {
+        for (ServedDevice served : devices.values()) {
+            Grant g = served.grant();
+            if (g.clientNode().equals(clientNode)
+                    && java.security.MessageDigest.isEqual(Capability.identityDigest(g.identity()), identityDigest)) {
+                return sessionGrant(clientNode, g.identity());
             }
         }
-        return removed;
+        return null;
     }
 
     int epoch() {
@@ -252,19 +288,13 @@ public final class RdmaServer implements AutoCloseable {
      * Control thread: allocates and registers the chunk pool of a new session for {@code clientNode}, within its
      * limits.
      *
-     * @throws IllegalArgumentException for an unknown device
      * @throws LimitException when the client node is at weft.rdma.max-sessions-per-client or the pool would take it
      *                        past weft.rdma.max-memory-per-client
      */
-    ServerSession createSession(String name, String deviceName, String clientNode, int queueDepth,
+    ServerSession createSession(String name, String clientNode, String identity, int queueDepth,
                                 int requestedMaxIo, io.weft.rdma.verbs.VerbsConnection sameDevice)
             throws IOException {
-        ServedDevice served = devices.get(deviceName);
-        if (served == null) {
-            throw new IllegalArgumentException("unknown device '" + deviceName + "'");
-        }
-        BlockDevice device = served.device();
-        int maxIo = Math.min(requestedMaxIo, device.info().maxIoSize());
+        int maxIo = requestedMaxIo;
         int chunkSize = ServerControl.chunkSizeFor(maxIo);
         long poolBytes = (long) chunkSize * queueDepth;
         if (poolBytes > Integer.MAX_VALUE) {
@@ -295,8 +325,8 @@ public final class RdmaServer implements AutoCloseable {
         do {
             token = io.weft.rdma.protocol.Capability.sessionToken(); // revealed only after the capability proof
         } while (sessionsByToken.containsKey(token));
-        ServerSession session = new ServerSession(name, deviceName, clientNode, device, token, queueDepth, chunkSize,
-                maxIo, pd, pool, region);
+        ServerSession session = new ServerSession(name, clientNode, identity, token, queueDepth, chunkSize, maxIo, pd,
+                pool, region);
         sessionsByName.put(name, session);
         sessionsByToken.put(token, session);
         return session;
@@ -339,18 +369,31 @@ public final class RdmaServer implements AutoCloseable {
         }
     }
 
-    /** A snapshot of one open session. */
-    public record SessionStatus(String name, String device, String clientNode, int chunks, int chunkSize, int paths,
-                                int ioConnections, long requests, long rejected) {
+    /**
+     * A snapshot of one open session.
+     *
+     * @param devices the names of the devices open in it
+     */
+    public record SessionStatus(String name, List<String> devices, String clientNode, int chunks, int chunkSize,
+                                int paths, int ioConnections, long requests, long rejected) {
     }
 
     public List<SessionStatus> sessions() {
         List<SessionStatus> out = new ArrayList<>();
         for (ServerSession s : sessionsByName.values()) {
-            out.add(new SessionStatus(s.name, s.deviceName, s.clientNode, s.chunkCount, s.chunkSize, s.paths.size(),
+            List<String> names = new ArrayList<>();
+            for (SessionDevice d : s.openDevices()) {
+                names.add(d.name());
+            }
+            out.add(new SessionStatus(s.name, names, s.clientNode, s.chunkCount, s.chunkSize, s.paths.size(),
                     s.ioConnections.size(), s.requests.get(), s.rejected.get()));
         }
         return out;
+    }
+
+    /** Control thread: every open session (device withdrawal walks them). */
+    java.util.Collection<ServerSession> openSessions() {
+        return sessionsByName.values();
     }
 
     public String providerName() {

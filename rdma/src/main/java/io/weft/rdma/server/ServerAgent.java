@@ -54,15 +54,28 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
     }
 
     void start() {
+        // Work always wakes the queue (requests, device completions, fences, new connections); the bound on a sleep
+        // is a safety net, short only while requests are on the devices.
         runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> completions.size() > 0 || !arriving.isEmpty(),
                 IdleStrategies.SPINS, IdleStrategies.YIELDS,
-                IdleStrategies.DEFAULT_MAX_SLEEP_NANOS),
+                () -> busy() ? IdleStrategies.DEFAULT_MAX_SLEEP_NANOS : IdleStrategies.IDLE_MAX_SLEEP_NANOS),
                 e -> LOG.error("storage IO agent {} failed", name, e), null, this);
         AgentRunner.startOnThread(runner, r -> {
             Thread t = new Thread(r, name);
             t.setDaemon(true);
             return t;
         });
+    }
+
+    /** Agent thread: does any connection have requests on a device or answers to send? */
+    private boolean busy() {
+        for (int i = 0; i < active.size(); i++) {
+            ServerIoConnection c = active.get(i);
+            if (c.executing > 0 || c.hasUnsent() || (c.fenceRequested && !c.drained)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     void add(ServerIoConnection io) {

@@ -23,9 +23,11 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The storage side's control thread: owns every admin connection, authenticates session opens (OPEN, CHALLENGE,
- * PROOF; see ControlMessage), opens sessions, answers heartbeats and closes paths whose client went silent or never
- * authenticated. Until OPEN_OK an admin connection may send only OPEN, PROOF and CLOSE; anything else closes it.
- * Control path: it may allocate and log.
+ * PROOF; see ControlMessage), opens sessions, opens and closes devices inside them (DEVICE_OPEN, DEVICE_CHALLENGE,
+ * DEVICE_PROOF, DEVICE_CLOSE), answers heartbeats and closes paths whose client went silent or never authenticated.
+ * Until OPEN_OK an admin connection may send only OPEN, PROOF and CLOSE; anything else closes it. A refused device
+ * open answers DEVICE_ERR and leaves the session and its other devices as they were. One thread for every session
+ * and device of the node. Control path: it may allocate and log.
  */
 final class ServerControl implements Runnable, CompletionHandler {
     private static final Logger LOG = LoggerFactory.getLogger(ServerControl.class);
@@ -54,10 +56,25 @@ final class ServerControl implements Runnable, CompletionHandler {
         }
     }
 
-    /** An OPEN answered with a CHALLENGE, waiting for the client's PROOF. */
+    /**
+     * An OPEN answered with a CHALLENGE, waiting for the client's PROOF.
+     *
+     * @param deviceName the device whose grant the session is opened with, or null for the node's session grant
+     */
     private record PendingOpen(String sessionName, String deviceName, String clientNode, int queueDepth, int maxIo,
                                int pathId, Grant grant, byte[] expectedProof) {
     }
+
+    /** A DEVICE_OPEN answered with a DEVICE_CHALLENGE, waiting for the client's DEVICE_PROOF. */
+    private record PendingDevice(String deviceName, Grant grant, byte[] expectedProof) {
+    }
+
+    /** Device handshakes one admin connection may have waiting for their proof at once. */
+    static final int MAX_PENDING_DEVICES = 8;
+    /** DEVICE_CLOSED notices sent after each heartbeat answer: bounded so the client's receive slots never run out. */
+    static final int NOTICES_PER_HEARTBEAT = 4;
+    /** Devices the storage node stopped serving (RdmaServer.removeDevice, any thread); the control thread closes them. */
+    private final ConcurrentLinkedQueue<String> withdrawn = new ConcurrentLinkedQueue<>();
 
     /** One admin connection (one path of one session once it authenticated: {@code session != null}). */
     static final class AdminState {
@@ -70,6 +87,8 @@ final class ServerControl implements Runnable, CompletionHandler {
         boolean closed;
         /** Set once the OPEN was answered with a CHALLENGE; one OPEN per connection. */
         PendingOpen pending;
+        /** Device handshakes waiting for DEVICE_PROOF, by the client's request id. */
+        final java.util.Map<Integer, PendingDevice> pendingDevices = new java.util.HashMap<>();
         /** The remote address's count of unauthenticated admin connections; released once, by either outcome. */
         private final AtomicInteger unauthenticatedOfPeer;
         private final AtomicBoolean counted = new AtomicBoolean(true);
@@ -105,6 +124,30 @@ final class ServerControl implements Runnable, CompletionHandler {
         cq.wakeup();
     }
 
+    /** Any thread: the storage node stopped serving {@code deviceName}; every session holding it closes it. */
+    void withdraw(String deviceName) {
+        withdrawn.add(deviceName);
+        cq.wakeup();
+    }
+
+    private int closeWithdrawn() {
+        int work = 0;
+        String name;
+        while ((name = withdrawn.poll()) != null) {
+            for (ServerSession session : server.openSessions()) {
+                SessionDevice d;
+                while ((d = session.deviceNamed(name)) != null) {
+                    session.close(d.id());
+                    session.closedNotices.add(d.id());
+                    LOG.info("session '{}': device '{}' (id {}) closed, no longer served", session.name, name,
+                            d.id());
+                }
+            }
+            work++;
+        }
+        return work;
+    }
+
     @Override
     public void run() {
         long nextCheck = 0;
@@ -114,7 +157,8 @@ final class ServerControl implements Runnable, CompletionHandler {
                 while ((a = arriving.poll()) != null) {
                     admins.add(a);
                 }
-                int work = cq.poll(this, 32);
+                int work = closeWithdrawn();
+                work += cq.poll(this, 32);
                 if (!closing.isEmpty()) {
                     for (VerbsConnection c : closing) {
                         c.close();
@@ -130,7 +174,8 @@ final class ServerControl implements Runnable, CompletionHandler {
                     nextCheck = now + TimeUnit.MILLISECONDS.toNanos(100);
                 }
                 if (work == 0) {
-                    cq.await(TimeUnit.MILLISECONDS.toNanos(50), () -> !arriving.isEmpty() || !running);
+                    cq.await(TimeUnit.MILLISECONDS.toNanos(50),
+                            () -> !arriving.isEmpty() || !withdrawn.isEmpty() || !running);
                 }
             } catch (RuntimeException e) {
                 LOG.error("storage control loop error", e);
@@ -216,6 +261,29 @@ final class ServerControl implements Runnable, CompletionHandler {
                 long clock = m.heartbeatClock();
                 ControlMessage ack = channel.beginSend();
                 channel.send(ack.encodeHeartbeat(ControlMessage.HEARTBEAT_ACK, seq, clock));
+                for (int i = 0; i < NOTICES_PER_HEARTBEAT && !admin.session.closedNotices.isEmpty(); i++) {
+                    ControlMessage notice = channel.beginSend();
+                    channel.send(notice.encodeDeviceClose(ControlMessage.DEVICE_CLOSED,
+                            admin.session.closedNotices.poll(), IoStatus.ESHUTDOWN));
+                }
+                break;
+            }
+            case ControlMessage.DEVICE_OPEN:
+                deviceChallenge(admin, channel, m);
+                break;
+            case ControlMessage.DEVICE_PROOF:
+                deviceProven(admin, channel, m);
+                break;
+            case ControlMessage.DEVICE_CLOSE: {
+                int id = m.deviceCloseId();
+                SessionDevice closed = admin.session.close(id);
+                if (closed != null) {
+                    LOG.info("session '{}': device '{}' (id {}) closed by the client", admin.session.name,
+                            closed.name(), id);
+                }
+                ControlMessage reply = channel.beginSend();
+                channel.send(reply.encodeDeviceClose(ControlMessage.DEVICE_CLOSED, id,
+                        closed != null ? IoStatus.OK : IoStatus.EINVAL));
                 break;
             }
             case ControlMessage.CLOSE:
@@ -244,7 +312,8 @@ final class ServerControl implements Runnable, CompletionHandler {
      */
     private boolean challenge(AdminState admin, AdminChannel channel, ControlMessage m) {
         String sessionName = m.openSessionName();
-        String deviceName = m.openDeviceName();
+        boolean bySessionGrant = m.openBySessionGrant();
+        String deviceName = bySessionGrant ? "" : m.openDeviceName();
         String clientNode = m.openClientNode();
         byte[] clientNonce = m.openClientNonce();
         int queueDepth = m.openQueueDepth();
@@ -253,6 +322,7 @@ final class ServerControl implements Runnable, CompletionHandler {
         String error = null;
         int status = IoStatus.EINVAL;
         ServedDevice served = null;
+        Grant sessionGrant = null;
         if (admin.session != null || admin.pending != null) {
             error = "OPEN already sent on this connection";
         } else if (sessionName == null || deviceName == null || clientNode == null) {
@@ -261,6 +331,13 @@ final class ServerControl implements Runnable, CompletionHandler {
             error = "queue depth " + queueDepth + " outside 1.." + server.config().maxQueueDepth();
         } else if (maxIo < 512 || maxIo > server.config().maxIoSize()) {
             error = "max IO size " + maxIo + " outside 512.." + server.config().maxIoSize();
+        } else if (bySessionGrant) {
+            sessionGrant = server.sessionGrantFor(clientNode, m.openIdentityDigest());
+            if (sessionGrant == null) {
+                // No device is served to that node incarnation: nothing a session could open.
+                error = "client node '" + clientNode + "' holds no grant on this storage node";
+                status = IoStatus.EPERM;
+            }
         } else {
             served = server.served(deviceName);
             if (served == null || !served.grant().clientNode().equals(clientNode)) {
@@ -273,12 +350,12 @@ final class ServerControl implements Runnable, CompletionHandler {
             refuse(admin, channel, status, error);
             return false;
         }
-        Grant grant = served.grant();
+        Grant grant = bySessionGrant ? sessionGrant : served.grant();
         byte[] serverNonce = Capability.nonce();
         Capability.Transcript t = new Capability.Transcript(clientNonce, serverNonce, sessionName, pathId,
                 clientNode, grant.identity(), deviceName);
-        admin.pending = new PendingOpen(sessionName, deviceName, clientNode, queueDepth, maxIo, pathId, grant,
-                Capability.clientProof(grant, t));
+        admin.pending = new PendingOpen(sessionName, bySessionGrant ? null : deviceName, clientNode, queueDepth,
+                maxIo, pathId, grant, Capability.clientProof(grant, t));
         ControlMessage reply = channel.beginSend();
         channel.send(reply.encodeChallenge(serverNonce, Capability.serverProof(grant, t)));
         return true;
@@ -311,13 +388,14 @@ final class ServerControl implements Runnable, CompletionHandler {
             return false;
         }
         admin.pending = null;
+        String what = p.deviceName() == null ? "the session grant" : "device '" + p.deviceName() + "'";
         if (!Capability.matches(p.expectedProof(), m.proofClientProof())) {
-            refuse(admin, channel, IoStatus.EPERM, "capability proof for device '" + p.deviceName()
-                    + "' from client node '" + p.clientNode() + "' does not match");
+            refuse(admin, channel, IoStatus.EPERM, "capability proof for " + what + " from client node '"
+                    + p.clientNode() + "' does not match");
             return false;
         }
-        ServedDevice served = server.served(p.deviceName());
-        if (served == null || !served.grant().equals(p.grant())) {
+        ServedDevice served = p.deviceName() == null ? null : server.served(p.deviceName());
+        if (p.deviceName() != null && (served == null || !served.grant().equals(p.grant()))) {
             refuse(admin, channel, IoStatus.EPERM, "the grant of device '" + p.deviceName() + "' was withdrawn");
             return false;
         }
@@ -326,7 +404,7 @@ final class ServerControl implements Runnable, CompletionHandler {
         ServerSession session = server.findSession(p.sessionName());
         if (session == null) {
             try {
-                session = server.createSession(p.sessionName(), p.deviceName(), p.clientNode(), p.queueDepth(),
+                session = server.createSession(p.sessionName(), p.clientNode(), p.grant().identity(), p.queueDepth(),
                         p.maxIo(), channel.connection());
             } catch (RdmaServer.LimitException e) {
                 error = e.getMessage();
@@ -337,9 +415,9 @@ final class ServerControl implements Runnable, CompletionHandler {
                 error = "cannot allocate the session's chunk pool: " + e;
                 status = IoStatus.ENOMEM;
             }
-        } else if (!session.clientNode.equals(p.clientNode()) || !session.deviceName.equals(p.deviceName())) {
+        } else if (!session.clientNode.equals(p.clientNode()) || !session.identity.equals(p.grant().identity())) {
             // A session name is not a secret (it is printed by the management API); joining needs the owner's proof.
-            error = "session '" + p.sessionName() + "' belongs to another client or device";
+            error = "session '" + p.sessionName() + "' belongs to another client or incarnation";
             status = IoStatus.EPERM;
         }
         if (error != null) {
@@ -358,16 +436,96 @@ final class ServerControl implements Runnable, CompletionHandler {
         }
         admin.session = session;
         admin.pathId = pathId;
-        DeviceInfo info = session.device.info();
-        int caps = info.capabilityBits();
+        // Device fields: those of the device the session was opened with, zero for a session grant (the client
+        // learns each device's geometry in its DEVICE_OK).
+        DeviceInfo info = served == null ? null : served.device().info();
         ControlMessage reply = channel.beginSend();
         channel.send(reply.encodeOpenOk(session.chunkCount, session.chunkSize, session.maxIoSize, session.token,
-                session.poolRegion.address(), session.poolRegion.rkey(), server.epoch(), info.size(),
-                info.logicalBlockSize(), info.preferredBlockSize(), caps));
-        LOG.info("session '{}' path {} opened by client node '{}' from {} (device '{}', {} chunks of {} bytes)",
-                session.name, pathId, p.clientNode(), channel.connection().remoteAddress(), p.deviceName(),
+                session.poolRegion.address(), session.poolRegion.rkey(), server.epoch(),
+                info == null ? 0 : info.size(), info == null ? 0 : info.logicalBlockSize(),
+                info == null ? 0 : info.preferredBlockSize(), info == null ? 0 : info.capabilityBits()));
+        LOG.info("session '{}' path {} opened by client node '{}' from {} ({}, {} chunks of {} bytes)",
+                session.name, pathId, p.clientNode(), channel.connection().remoteAddress(), what,
                 session.chunkCount, session.chunkSize);
         return true;
+    }
+
+    /**
+     * DEVICE_OPEN on an authenticated admin connection: the device must be served to this session's client node and
+     * incarnation; then a DEVICE_CHALLENGE proves the storage side holds its mapping capability and asks the client
+     * to prove it too. A refusal is a DEVICE_ERR; the session is not touched.
+     */
+    private void deviceChallenge(AdminState admin, AdminChannel channel, ControlMessage m) {
+        int requestId = m.deviceRequestId();
+        String deviceName = m.deviceOpenName();
+        byte[] clientNonce = m.deviceOpenClientNonce();
+        ServerSession session = admin.session;
+        if (deviceName == null) {
+            deviceRefused(channel, requestId, IoStatus.EINVAL, "device name length out of range");
+            return;
+        }
+        if (admin.pendingDevices.size() >= MAX_PENDING_DEVICES || admin.pendingDevices.containsKey(requestId)) {
+            deviceRefused(channel, requestId, IoStatus.EINVAL, "more than " + MAX_PENDING_DEVICES
+                    + " device opens waiting for their proof, or a request id in use");
+            return;
+        }
+        ServedDevice served = server.served(deviceName);
+        if (served == null || !served.grant().clientNode().equals(session.clientNode)
+                || !served.grant().identity().equals(session.identity)) {
+            // One answer for "no such device" and "not granted to you": nothing is learnt about what is served.
+            deviceRefused(channel, requestId, IoStatus.EPERM, "client node '" + session.clientNode
+                    + "' holds no grant for device '" + deviceName + "'");
+            return;
+        }
+        Grant grant = served.grant();
+        byte[] serverNonce = Capability.nonce();
+        Capability.Transcript t = new Capability.Transcript(clientNonce, serverNonce, session.name, requestId,
+                session.clientNode, session.identity, deviceName);
+        admin.pendingDevices.put(requestId, new PendingDevice(deviceName, grant, Capability.deviceClientProof(grant,
+                t)));
+        ControlMessage reply = channel.beginSend();
+        channel.send(reply.encodeDeviceChallenge(requestId, serverNonce, Capability.deviceServerProof(grant, t)));
+    }
+
+    /** DEVICE_PROOF: one try per DEVICE_OPEN; a match opens the device in the session and answers its id. */
+    private void deviceProven(AdminState admin, AdminChannel channel, ControlMessage m) {
+        int requestId = m.deviceRequestId();
+        PendingDevice p = admin.pendingDevices.remove(requestId);
+        ServerSession session = admin.session;
+        if (p == null) {
+            deviceRefused(channel, requestId, IoStatus.EINVAL, "DEVICE_PROOF without a DEVICE_CHALLENGE");
+            return;
+        }
+        if (!Capability.matches(p.expectedProof(), m.proofClientProof())) {
+            deviceRefused(channel, requestId, IoStatus.EPERM, "capability proof for device '" + p.deviceName()
+                    + "' from client node '" + session.clientNode + "' does not match");
+            return;
+        }
+        ServedDevice served = server.served(p.deviceName());
+        if (served == null || !served.grant().equals(p.grant())) {
+            deviceRefused(channel, requestId, IoStatus.EPERM, "the grant of device '" + p.deviceName()
+                    + "' was withdrawn");
+            return;
+        }
+        // Always a new id, even for a name already open here: a DEVICE_CLOSE of an earlier open of it (a channel
+        // being replaced) then never closes this one.
+        SessionDevice open = session.open(p.deviceName(), served.device(), served.grant());
+        if (open == null) {
+            deviceRefused(channel, requestId, IoStatus.ENOMEM, "session '" + session.name + "' already holds "
+                    + ServerSession.MAX_DEVICES + " devices");
+            return;
+        }
+        DeviceInfo info = served.device().info();
+        ControlMessage reply = channel.beginSend();
+        channel.send(reply.encodeDeviceOk(requestId, open.id(), Math.min(session.maxIoSize, info.maxIoSize()),
+                info.size(), info.logicalBlockSize(), info.preferredBlockSize(), info.capabilityBits()));
+        LOG.info("session '{}': device '{}' opened as id {}", session.name, p.deviceName(), open.id());
+    }
+
+    private static void deviceRefused(AdminChannel channel, int requestId, int status, String error) {
+        LOG.warn("refusing DEVICE_OPEN from {}: {}", channel.connection().remoteAddress(), error);
+        ControlMessage reply = channel.beginSend();
+        channel.send(reply.encodeDeviceErr(requestId, status, error));
     }
 
     @Override

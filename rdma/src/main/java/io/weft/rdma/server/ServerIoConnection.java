@@ -16,7 +16,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The storage side of one IO connection: turns each request immediate into one {@link io.weft.core.io.BlockDevice}
- * call on the chunk's buffer and answers with one write-with-immediate. Owned by one {@link ServerAgent}; every
+ * call on the chunk's buffer, against the session device its header names, and answers with one write-with-immediate.
+ * A device id the session does not hold open is answered with ESHUTDOWN and touches no device. Owned by one {@link ServerAgent}; every
  * field read from the chunk is checked before use, and a request the device cannot take gets an error status rather
  * than touching anything.
  */
@@ -155,9 +156,17 @@ final class ServerIoConnection implements IoCompletion {
         int length = header.length();
         long offset = header.offset();
         int flags = header.flags();
+        SessionDevice target = session.device(header.deviceId());
         ops[chunk] = op;
         lengths[chunk] = length;
-        int status = IoRequests.check(session.device.info(), op, offset, length, flags);
+        if (target == null) {
+            // Not open in this session (never opened, closed, or no longer served): touch nothing, say so.
+            session.rejected.incrementAndGet();
+            ops[chunk] = null;
+            respond(chunk, IoStatus.ESHUTDOWN);
+            return;
+        }
+        int status = IoRequests.check(target.device().info(), op, offset, length, flags);
         if (status == IoStatus.OK && (op == IoOp.READ || op == IoOp.WRITE) && length > session.maxIoSize) {
             status = IoStatus.EOVERFLOW;
         }
@@ -185,7 +194,7 @@ final class ServerIoConnection implements IoCompletion {
             readRkeys[chunk] = header.readRkey();
         }
         executing++;
-        session.device.submit(op, offset, length, flags, payload, chunk, this);
+        target.device().submit(op, offset, length, flags, payload, chunk, this);
     }
 
     /** Device completion: any thread. Answers inline on the agent thread, else hands the answer to the agent. */

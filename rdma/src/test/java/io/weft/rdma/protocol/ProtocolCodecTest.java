@@ -27,12 +27,13 @@ class ProtocolCodecTest {
     void requestHeaderLayout() {
         byte[] bytes = new byte[RequestHeader.LENGTH + 8];
         new RequestHeader().wrap(new UnsafeBuffer(bytes), 8).encode(1, 1, 0x0102030405060708L, 4096,
-                0x1122334455667788L, 0xCAFEBABE, 4096, 42);
+                0x00050003, 0x1122334455667788L, 0xCAFEBABE, 4096, 42);
         ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         assertEquals(1, b.get(8));
         assertEquals(1, b.getInt(8 + 4));
         assertEquals(0x0102030405060708L, b.getLong(8 + 8));
         assertEquals(4096, b.getInt(8 + 16));
+        assertEquals(0x00050003, b.getInt(8 + 20), "device id");
         assertEquals(0x1122334455667788L, b.getLong(8 + 24));
         assertEquals(0xCAFEBABE, b.getInt(8 + 32));
         assertEquals(4096, b.getInt(8 + 36));
@@ -40,6 +41,7 @@ class ProtocolCodecTest {
         RequestHeader h = new RequestHeader().wrap(new UnsafeBuffer(bytes), 8);
         assertEquals(0x0102030405060708L, h.offset());
         assertEquals(0xCAFEBABE, h.readRkey());
+        assertEquals(0x00050003, h.deviceId());
     }
 
     @Test
@@ -87,6 +89,70 @@ class ProtocolCodecTest {
         int n = m.encodeOpenErr(IoStatus.EINVAL, "unknown device 'x'");
         assertEquals("unknown device 'x'", m.errReason(n));
         assertEquals("unknown", m.errReason(17), "never reads past the received length");
+    }
+
+    @Test
+    void deviceMessagesRoundTrip() {
+        byte[] bytes = new byte[ControlMessage.MAX_LENGTH];
+        ByteBuffer le = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        ControlMessage m = new ControlMessage().wrap(new UnsafeBuffer(bytes), 0);
+        byte[] nonce = new byte[Capability.NONCE_LENGTH];
+        java.util.Arrays.fill(nonce, (byte) 0x42);
+        byte[] digest = Capability.identityDigest("node-a#1");
+        assertEquals(248, m.encodeSessionOpen(64, 131072, 3, "sess", "node-a", digest, nonce));
+        assertEquals(true, m.openBySessionGrant());
+        assertEquals(0, le.getShort(18), "device length 0: a session grant is proven");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(digest, m.openIdentityDigest());
+        assertEquals("node-a", m.openClientNode());
+
+        assertEquals(108, m.encodeDeviceOpen(77, "vol9", nonce));
+        assertEquals(ControlMessage.DEVICE_OPEN, m.type());
+        assertEquals(77, le.getInt(4), "request id at byte 4");
+        assertEquals(4, le.getShort(8), "device name length at byte 8");
+        assertEquals(0x42, bytes[12], "client nonce at byte 12");
+        assertEquals('v', bytes[44], "device name at byte 44");
+        assertEquals("vol9", m.deviceOpenName());
+        le.putShort(8, (short) 65);
+        assertNull(m.deviceOpenName(), "name length out of range");
+
+        byte[] proof = new byte[Capability.PROOF_LENGTH];
+        java.util.Arrays.fill(proof, (byte) 7);
+        assertEquals(72, m.encodeDeviceChallenge(77, nonce, proof));
+        assertEquals(ControlMessage.DEVICE_CHALLENGE, m.type());
+        assertEquals(77, m.deviceRequestId());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(nonce, m.challengeServerNonce());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(proof, m.challengeServerProof());
+        assertEquals(40, m.encodeDeviceProof(77, proof));
+        assertEquals(ControlMessage.DEVICE_PROOF, m.type());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(proof, m.proofClientProof());
+
+        assertEquals(40, m.encodeDeviceOk(77, 0x00020005, 65536, 1L << 33, 512, 4096, 0x1F));
+        assertEquals(0x00020005, le.getInt(8), "device id at byte 8");
+        assertEquals(1L << 33, le.getLong(16), "device size at byte 16");
+        assertEquals(0x00020005, m.deviceOkId());
+        assertEquals(65536, m.deviceOkMaxIoSize());
+        assertEquals(512, m.deviceOkLogicalBlock());
+        assertEquals(4096, m.deviceOkPreferredBlock());
+        assertEquals(0x1F, m.deviceOkCapabilities());
+
+        int n = m.encodeDeviceErr(77, IoStatus.EPERM, "no grant for device 'vol9'");
+        assertEquals(IoStatus.EPERM, m.deviceErrStatus());
+        assertEquals("no grant for device 'vol9'", m.deviceErrReason(n));
+        assertEquals("no grant", m.deviceErrReason(22), "never reads past the received length");
+
+        assertEquals(12, m.encodeDeviceClose(ControlMessage.DEVICE_CLOSED, 0x00020005, IoStatus.ESHUTDOWN));
+        assertEquals(0x00020005, m.deviceCloseId());
+        assertEquals(IoStatus.ESHUTDOWN, m.deviceCloseStatus());
+    }
+
+    @Test
+    void sessionGrantIsDerivedPerIncarnation() {
+        byte[] secret = Capability.generate();
+        Grant a = Capability.sessionGrant(secret, "node-a", "node-a#1");
+        assertEquals(a, Capability.sessionGrant(secret, "node-a", "node-a#1"), "same incarnation, same grant");
+        org.junit.jupiter.api.Assertions.assertNotEquals(a, Capability.sessionGrant(secret, "node-a", "node-a#2"));
+        org.junit.jupiter.api.Assertions.assertNotEquals(a, Capability.sessionGrant(Capability.generate(), "node-a",
+                "node-a#1"), "another storage node's secret");
     }
 
     @Test
