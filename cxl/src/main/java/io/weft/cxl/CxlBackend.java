@@ -97,7 +97,8 @@ public final class CxlBackend implements AutoCloseable {
             }
         }
         if (slot < 0) {
-            throw new IllegalStateException("backend table full (" + region.tableSize(Table.BACKEND) + " entries)");
+            int size = region.tableSize(Table.BACKEND);
+            throw RegionFullException.of(region, "backends", size, 1, size);
         }
         int[] segments = new int[options.channels()];
         int found = 0;
@@ -112,7 +113,8 @@ public final class CxlBackend implements AutoCloseable {
                 region.entry(Table.SEGMENT, segments[i]).casClaim(token, 0);
             }
             region.entry(Table.BACKEND, slot).casClaim(token, 0);
-            throw new IllegalStateException("only " + found + " free segments, backend needs " + segments.length);
+            int total = region.geometry().segmentCount();
+            throw RegionFullException.of(region, "channel segments", total - found, segments.length, total);
         }
         return new CxlBackend(host, slot, token, device, storePath, segments, options, true, grantDigest.clone());
     }

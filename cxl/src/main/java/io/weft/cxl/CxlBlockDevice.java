@@ -138,7 +138,8 @@ public final class CxlBlockDevice implements BlockDevice {
             }
         }
         if (slot < 0) {
-            throw new IllegalStateException("blkdev table full");
+            int size = region.tableSize(Table.BLKDEV);
+            throw RegionFullException.of(region, "blkdevs", size, 1, size);
         }
         List<ChannelSegment> claimed = new ArrayList<>();
         try {
