@@ -51,8 +51,12 @@ public final class RegionFullException extends IllegalStateException {
                 + " weft.cxl.channels of them, " + g.maxHosts() + " hosts). Unmap a device, or format a larger"
                 + " region with every node that attaches it stopped: weft cxl format " + path
                 + " --backends " + backends + " --blkdevs " + blkdevs + " --channels " + segments
-                + " --ring-depth " + g.ringDepth() + " --slot-size " + g.slotSize() + " --force"
+                + " --ring-depth " + g.ringDepth() + " --slot-size " + size(g.slotSize()) + " --force"
                 + " (docs/cxl.md, \"Limits of a region\")";
         return new RegionFullException(message, resource, limit);
+    }
+
+    private static String size(int bytes) {
+        return bytes % (1 << 20) == 0 ? (bytes >> 20) + "MiB" : bytes % 1024 == 0 ? (bytes >> 10) + "KiB" : bytes + "";
     }
 }
