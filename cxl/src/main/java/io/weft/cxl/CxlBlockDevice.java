@@ -18,10 +18,10 @@ import org.agrona.concurrent.UnsafeBuffer;
 /**
  * Client side of a backend: a {@link BlockDevice} whose requests travel through the backend's channels in the shared
  * region. WRITE payloads are copied into the request's data slot at submit, READ payloads are copied out when the
- * completion arrives (one copy per hop); completions are consumed by one completion agent (its own thread, or the
- * caller's through {@link #invoker()}; the thread is one of the process's shared {@link CompletionAgent}s, not one per
- * blkdev) and, when opened with {@link BlkdevOptions#submitterAssists()}, also by the
- * submitting thread right after it publishes (one consumer at a time per channel). A submitting thread is mapped to a channel by its thread id, so threads that
+ * completion arrives (one copy per hop); completions are consumed by a completion agent — one of the process's
+ * shared {@link CompletionAgent} threads, not one per blkdev, or the caller's thread through {@link #invoker()} — and,
+ * when opened with {@link BlkdevOptions#submitterAssists()}, also by the submitting thread right after it publishes
+ * (one consumer at a time per channel). A submitting thread is mapped to a channel by its thread id, so threads that
  * each own a queue never contend. Nothing is allocated per request.
  */
 public final class CxlBlockDevice implements BlockDevice {
