@@ -341,6 +341,19 @@ public final class CxlBlockDevice implements BlockDevice {
         }
     }
 
+    /**
+     * Why the first failed queue fails requests, or null while every queue is healthy. Allocates nothing while
+     * healthy: a node's watcher polls every device several times a second.
+     */
+    public String firstFailure() {
+        for (ClientChannel c : channels) {
+            if (c.failStatus() != 0) {
+                return IoStatus.name(c.failStatus()) + ": " + c.failReason();
+            }
+        }
+        return null;
+    }
+
     /** Channel states for diagnostics. */
     public List<String> describeChannels() {
         List<String> out = new ArrayList<>();

@@ -311,12 +311,8 @@ public final class CxlTransport implements Transport, AutoCloseable {
         if (!dev.backendAlive()) {
             return "cxl backend " + dev.backendId() + " heartbeat stopped";
         }
-        for (String f : dev.failures()) {
-            if (f != null) {
-                return "cxl channel failed: " + f;
-            }
-        }
-        return null;
+        String failure = dev.firstFailure(); // polled per device several times a second: no list per poll
+        return failure == null ? null : "cxl channel failed: " + failure;
     }
 
     /** Frees what dead processes left in the regions (after two dead timeouts, so their peers noticed first). */
