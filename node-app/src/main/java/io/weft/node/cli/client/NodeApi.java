@@ -1,7 +1,6 @@
 package io.weft.node.cli.client;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.weft.core.management.ManagementTokenFiles;
 import java.io.IOException;
@@ -25,8 +24,6 @@ import java.util.Optional;
  * a short-lived JVM and the JDK's client cost a quarter of its start-up (docs/BENCHMARKS.md, "CLI start-up time").
  */
 public final class NodeApi {
-    static final ObjectMapper JSON = new ObjectMapper();
-
     /** {@code ManagementToken.FILE_NAME} of the actors module, which a client command does not load. */
     static final String TOKEN_FILE_NAME = "management.token";
 
@@ -85,7 +82,7 @@ public final class NodeApi {
     }
 
     public JsonNode post(String path, ObjectNode body) {
-        return send("POST", path, body.toString());
+        return send("POST", path, JsonText.compact(body));
     }
 
     /**
@@ -119,7 +116,7 @@ public final class NodeApi {
     }
 
     public static ObjectNode object() {
-        return JSON.createObjectNode();
+        return JsonText.object();
     }
 
     private URI uri(String path) {
@@ -158,7 +155,7 @@ public final class NodeApi {
         }
         JsonNode body;
         try {
-            body = response.body().isBlank() ? JSON.createObjectNode() : JSON.readTree(response.body());
+            body = response.body().isBlank() ? JsonText.object() : JsonText.parse(response.body());
         } catch (IOException e) {
             if (response.status() >= 500) {
                 // e.g. Pekko HTTP's own 503 when a route did not answer in time: plain text, worth showing
