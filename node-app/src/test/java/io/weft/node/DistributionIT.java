@@ -167,7 +167,19 @@ class DistributionIT {
             assertFalse(loaded.contains("org.apache.pekko") || loaded.contains("ch.qos.logback")
                     || loaded.contains("scala."), "a client command loads no Pekko, Scala or logback");
             assertFalse(loaded.contains("sun.security.ssl.TrustStoreManager"),
-                    "a client command talking plain HTTP does not load the CA trust store (LazyDefaultSslContext)");
+                    "a client command talking plain HTTP does not load the CA trust store");
+            // what made a command take 1.2 s on a quiet machine (docs/BENCHMARKS.md, "CLI start-up time"): the
+            // actors jar for the token lookup, java.net.http's client, and picocli's classes outside the archive
+            assertFalse(loaded.contains(" io.weft.actors."), "a client command does not load the actors jar:\n"
+                    + linesContaining(loaded, " io.weft.actors."));
+            assertFalse(loaded.contains(" jdk.internal.net.http."), "a client command does not build "
+                    + "java.net.http's client:\n" + linesContaining(loaded, " jdk.internal.net.http."));
+            for (String cls : List.of("picocli.CommandLine", "io.weft.node.cli.client.StatusCommand",
+                    "com.fasterxml.jackson.databind.ObjectMapper", "io.weft.core.management.ManagementTokenFiles")) {
+                String line = linesContaining(loaded, " " + cls + " source:");
+                assertTrue(line.contains(cls + " source: shared objects file"),
+                        cls + " comes from the AppCDS archive, not from its jar: " + line);
+            }
 
             Process kill = new ProcessBuilder("kill", "-TERM", Long.toString(node.pid())).inheritIO().start();
             assertEquals(0, kill.waitFor());
@@ -180,6 +192,10 @@ class DistributionIT {
             }
         }
         assertEquals(64L << 20, Files.size(data.resolve("scratch.img")));
+    }
+
+    private static String linesContaining(String text, String part) {
+        return String.join("\n", text.lines().filter(l -> l.contains(part)).limit(10).toList());
     }
 
     /** The generated completion script completes sub-commands and their options in bash. */

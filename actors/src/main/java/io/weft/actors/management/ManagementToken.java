@@ -12,10 +12,10 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
 import java.util.Base64;
-import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import io.weft.core.management.ManagementTokenFiles;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -33,8 +33,8 @@ import org.slf4j.LoggerFactory;
  *       routes answer 503. When two token files meet (clusters merged, a node moved), the oldest member's wins.</li>
  * </ol>
  * Besides the data-dir file, the node leaves the token (0600) in the per-user runtime directory keyed by its
- * management address ({@link #runtimeFile}), where the CLI on the same host finds it whatever data dir the node had;
- * removed at a clean stop.
+ * management address ({@link #runtimeFile}, named by {@link ManagementTokenFiles}), where the CLI on the same host
+ * finds it whatever data dir the node had; removed at a clean stop.
  */
 public final class ManagementToken {
     /** In a holder: the CLI uses this class's static helpers and should not start logging for them. */
@@ -214,58 +214,21 @@ public final class ManagementToken {
         return runtimeFile;
     }
 
-    // ---------------------------------------------------------------- shared with the CLI (no Pekko in here)
+    // ---------------------------------------------------------------- the runtime file, shared with the CLI
 
-    /**
-     * The per-user runtime directory (like Jupyter's): {@code $WEFT_RUNTIME_DIR} if set, else
-     * {@code $XDG_RUNTIME_DIR/weft}, else {@code ~/.local/share/weft/runtime}.
-     */
+    /** See {@link ManagementTokenFiles#defaultRuntimeDir}. */
     public static Path defaultRuntimeDir(Map<String, String> env) {
-        String weft = env.get("WEFT_RUNTIME_DIR");
-        if (weft != null && !weft.isBlank()) {
-            return Path.of(weft);
-        }
-        String xdg = env.get("XDG_RUNTIME_DIR");
-        if (xdg != null && !xdg.isBlank()) {
-            return Path.of(xdg, "weft");
-        }
-        return Path.of(System.getProperty("user.home"), ".local", "share", "weft", "runtime");
+        return ManagementTokenFiles.defaultRuntimeDir(env);
     }
 
-    /** {@code management-127.0.0.1-7626.token}; an IPv6 host's colons become underscores. */
+    /** See {@link ManagementTokenFiles#runtimeFileName}. */
     public static String runtimeFileName(String host, int port) {
-        String h = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
-        return "management-" + h.replace(':', '_').replace('/', '_') + "-" + port + ".token";
+        return ManagementTokenFiles.runtimeFileName(host, port);
     }
 
-    /**
-     * The token a node on this host left for management address {@code host:port}, as the CLI looks for it. A
-     * loopback or {@code localhost} address also finds a node bound to another loopback name or to every address.
-     */
+    /** See {@link ManagementTokenFiles#findForAddress}. */
     public static Optional<String> findForAddress(Path runtimeDir, String host, int port) {
-        String h = host.startsWith("[") && host.endsWith("]") ? host.substring(1, host.length() - 1) : host;
-        List<String> candidates = new java.util.ArrayList<>(List.of(h));
-        if (h.equals("localhost") || h.startsWith("127.") || h.equals("::1") || h.equals("0:0:0:0:0:0:0:1")) {
-            for (String other : List.of("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")) {
-                if (!candidates.contains(other)) {
-                    candidates.add(other);
-                }
-            }
-        }
-        for (String c : candidates) {
-            Path f = runtimeDir.resolve(runtimeFileName(c, port));
-            try {
-                if (Files.isRegularFile(f)) {
-                    String t = Files.readString(f, StandardCharsets.UTF_8).strip();
-                    if (!t.isEmpty()) {
-                        return Optional.of(t);
-                    }
-                }
-            } catch (IOException e) {
-                // not readable by this user (a node run as another user): the CLI then says --token
-            }
-        }
-        return Optional.empty();
+        return ManagementTokenFiles.findForAddress(runtimeDir, host, port);
     }
 
     /** Writes {@code text} to {@code file} with mode 0600 from the first byte (temp file, then atomic rename). */

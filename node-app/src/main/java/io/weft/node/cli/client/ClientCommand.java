@@ -1,6 +1,5 @@
 package io.weft.node.cli.client;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
@@ -65,11 +64,7 @@ abstract class ClientCommand implements Callable<Integer> {
     }
 
     void printJson(JsonNode node) {
-        try {
-            out().println(NodeApi.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(node));
-        } catch (JsonProcessingException e) {
-            throw new CliException(CliException.FAILED, "cannot print JSON: " + e.getMessage());
-        }
+        out().println(JsonText.pretty(node));
     }
 
     /** Prints an operation's reply: its JSON, or its message. */

@@ -93,7 +93,7 @@ final class ClientKillDrill {
             Drill drill = new Drill(nbd, null, fault, options, legs);
             DrillReport report = runWatched(drill);
             status.put("phase", "done").put("error", "");
-            status.set("report", NodeApi.JSON.readTree(report.toJson()));
+            status.set("report", JsonText.parse(report.toJson()));
             status.put("reportText", report.toText());
         } catch (IOException | RuntimeException e) {
             Throwable cause = e.getCause() != null && e instanceof IllegalStateException ? e.getCause() : e;

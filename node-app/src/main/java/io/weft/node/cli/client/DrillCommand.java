@@ -143,11 +143,7 @@ public final class DrillCommand extends ClientCommand {
      */
     public static int print(JsonNode status, PrintWriter out, PrintWriter err, boolean json) {
         if (json) {
-            try {
-                out.println(NodeApi.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(status));
-            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
-                out.println(status);
-            }
+            out.println(JsonText.pretty(status));
         }
         String faultDone = status.path("faultDone").asText("");
         if (!json && !faultDone.isEmpty()) {

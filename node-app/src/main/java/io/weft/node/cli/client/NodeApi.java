@@ -1,20 +1,15 @@
 package io.weft.node.cli.client;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.weft.core.management.ManagementTokenFiles;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpConnectTimeoutException;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.net.http.HttpTimeoutException;
+import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Optional;
-import io.weft.actors.management.ManagementToken;
 
 /**
  * A running node's management HTTP API (docs/http-api.md) as the CLI uses it: JSON in, JSON out, and every failure
@@ -22,19 +17,24 @@ import io.weft.actors.management.ManagementToken;
  *
  * <p>Every request carries the node's management token: the one given ({@code --token}, {@code WEFT_TOKEN}), else
  * the one a node on this host left for this address in the per-user runtime directory
- * ({@link ManagementToken#findForAddress}), read again for each request (a joining node gets the cluster's token a
- * moment after it starts).
+ * ({@link ManagementTokenFiles#findForAddress}), read again for each request (a joining node gets the cluster's token
+ * a moment after it starts).
+ *
+ * <p>Requests go through {@link OneShotHttp} (one connection each), not {@code java.net.http}: a client command is
+ * a short-lived JVM and the JDK's client cost a quarter of its start-up (docs/BENCHMARKS.md, "CLI start-up time").
  */
 public final class NodeApi {
-    static final ObjectMapper JSON = new ObjectMapper();
+    /** {@code ManagementToken.FILE_NAME} of the actors module, which a client command does not load. */
+    static final String TOKEN_FILE_NAME = "management.token";
 
     private final String node;
     private final String token;
-    private final HttpClient http;
     private final Duration timeout;
     private final Path runtimeDir;
     /** How long a request waits for a joining node to receive the cluster's token (its 503 "no token yet"). */
     private static final Duration TOKEN_WAIT = Duration.ofSeconds(15);
+    /** How long connecting may take (a node that drops packets is reported as unreachable after it). */
+    private static final int CONNECT_TIMEOUT_MILLIS = 5_000;
 
     public NodeApi(String node, String token, Duration timeout) {
         this(node, token, timeout, runtimeDir());
@@ -43,7 +43,7 @@ public final class NodeApi {
     /** The node's setting as a system property (as {@code weft node -D...} takes it), else the per-user default. */
     private static Path runtimeDir() {
         String configured = System.getProperty("weft.management.http.runtime-dir", "");
-        return configured.isBlank() || configured.equals("off") ? ManagementToken.defaultRuntimeDir(System.getenv())
+        return configured.isBlank() || configured.equals("off") ? ManagementTokenFiles.defaultRuntimeDir(System.getenv())
                 : Path.of(configured);
     }
 
@@ -54,9 +54,6 @@ public final class NodeApi {
         this.token = token == null ? "" : token;
         this.timeout = timeout;
         this.runtimeDir = runtimeDir;
-        // TLS set up only if a handshake needs it: SSLContext.getDefault() at build time cost ~0.4 s of start-up
-        this.http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5))
-                .sslContext(new LazyDefaultSslContext()).sslParameters(LazyDefaultSslContext.parameters()).build();
     }
 
     /** The token to send: the given one, else the one a node on this host left for this address. */
@@ -69,7 +66,7 @@ public final class NodeApi {
             return Optional.empty();
         }
         try {
-            return ManagementToken.findForAddress(runtimeDir, node.substring(0, colon),
+            return ManagementTokenFiles.findForAddress(runtimeDir, node.substring(0, colon),
                     Integer.parseInt(node.substring(colon + 1)));
         } catch (NumberFormatException e) {
             return Optional.empty();
@@ -81,26 +78,24 @@ public final class NodeApi {
     }
 
     public JsonNode get(String path) {
-        return send(() -> HttpRequest.newBuilder(uri(path)).GET(), "GET " + path);
+        return send("GET", path, null);
     }
 
     public JsonNode post(String path, ObjectNode body) {
-        return send(() -> HttpRequest.newBuilder(uri(path))
-                .header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofString(body.toString())), "POST " + path);
+        return send("POST", path, JsonText.compact(body));
     }
 
     /**
      * Sends with the current token; while the node answers 503 because it has no token yet (it joined a moment ago
      * and waits for the cluster's), tries again for up to {@link #TOKEN_WAIT}.
      */
-    private JsonNode send(java.util.function.Supplier<HttpRequest.Builder> request, String what) {
+    private JsonNode send(String method, String path, String body) {
+        String what = method + " " + path;
+        URI uri = uri(path);
         long deadline = System.nanoTime() + TOKEN_WAIT.toNanos();
         while (true) {
-            HttpRequest.Builder req = request.get();
-            token().ifPresent(t -> req.header("Authorization", "Bearer " + t));
             try {
-                return send(req, what);
+                return send(uri, method, body, token().orElse(null), what);
             } catch (CliException e) {
                 boolean waitingForToken = e.getMessage().contains("no management token yet");
                 if (!waitingForToken || System.nanoTime() - deadline > 0) {
@@ -121,50 +116,57 @@ public final class NodeApi {
     }
 
     public static ObjectNode object() {
-        return JSON.createObjectNode();
+        return JsonText.object();
     }
 
     private URI uri(String path) {
         try {
-            return URI.create("http://" + node + path);
+            URI uri = URI.create("http://" + node + path);
+            if (uri.getHost() == null) {
+                throw new IllegalArgumentException("no host");
+            }
+            return uri;
         } catch (IllegalArgumentException e) {
             throw new CliException(CliException.USAGE, "--node " + node + " is not HOST:PORT");
         }
     }
 
-    private JsonNode send(HttpRequest.Builder request, String what) {
-        HttpResponse<String> response;
+    private JsonNode send(URI uri, String method, String requestBody, String bearer, String what) {
+        String host = uri.getHost();
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);   // an IPv6 literal: bracketed in URIs, not in addresses
+        }
+        String target = uri.getRawPath() + (uri.getRawQuery() == null ? "" : "?" + uri.getRawQuery());
+        OneShotHttp.Response response;
         try {
-            response = http.send(request.timeout(timeout).build(), HttpResponse.BodyHandlers.ofString());
-        } catch (ConnectException | HttpConnectTimeoutException e) {
+            response = OneShotHttp.exchange(host, uri.getPort() < 0 ? 80 : uri.getPort(), uri.getRawAuthority(),
+                    method, target, bearer, requestBody, CONNECT_TIMEOUT_MILLIS, timeout.toNanos());
+        } catch (ConnectException | OneShotHttp.ConnectTimeoutException e) {
             throw unreachable();
-        } catch (HttpTimeoutException e) {
+        } catch (OneShotHttp.AnswerTimeoutException e) {
             throw new CliException(CliException.UNREACHABLE, "node " + node + " did not answer " + what + " within "
                     + timeout.toSeconds() + " s: it may be overloaded or stuck; check its log");
+        } catch (UnknownHostException e) {
+            throw new CliException(CliException.UNREACHABLE, "no host " + host + " (of --node " + node
+                    + ") is known: check the name, or use the node's IP address");
         } catch (IOException e) {
-            if (e.getCause() instanceof ConnectException) {
-                throw unreachable();
-            }
             throw new CliException(CliException.UNREACHABLE, "talking to " + node + " failed (" + e
                     + "): is it a Weft node's management address (--http-listen of `weft node`)?");
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CliException(CliException.FAILED, "interrupted");
         }
         JsonNode body;
         try {
-            body = response.body().isBlank() ? JSON.createObjectNode() : JSON.readTree(response.body());
+            body = response.body().isBlank() ? JsonText.object() : JsonText.parse(response.body());
         } catch (IOException e) {
-            if (response.statusCode() >= 500) {
+            if (response.status() >= 500) {
                 // e.g. Pekko HTTP's own 503 when a route did not answer in time: plain text, worth showing
                 String first = response.body().strip().lines().findFirst().orElse("");
                 throw new CliException(CliException.FAILED, node + " answered " + what + " with HTTP "
-                        + response.statusCode() + (first.isEmpty() ? "" : ": " + first) + hint(response.statusCode()));
+                        + response.status() + (first.isEmpty() ? "" : ": " + first) + hint(response.status()));
             }
             throw new CliException(CliException.FAILED, node + " answered " + what + " with HTTP "
-                    + response.statusCode() + " and no JSON: is it a Weft node's management address?");
+                    + response.status() + " and no JSON: is it a Weft node's management address?");
         }
-        int status = response.statusCode();
+        int status = response.status();
         if (status == 401) {
             String why = token.isEmpty() && token().isEmpty()
                     ? "no token for " + node + " in " + runtimeDir + " (a node run by another user, or on another "
@@ -172,7 +174,7 @@ public final class NodeApi {
                     : "the token " + (token.isEmpty() ? "found in " + runtimeDir : "given") + " is not the node's";
             throw new CliException(CliException.FAILED, node + " refused " + what + ": it needs a token (the "
                     + "node's management token); " + why + ". Pass --token TOKEN or set WEFT_TOKEN (the token is in "
-                    + "the node's <data-dir>/" + ManagementToken.FILE_NAME + ")");
+                    + "the node's <data-dir>/" + TOKEN_FILE_NAME + ")");
         }
         // operations answer {"ok": false, "message": ...}; the drill and leg routes {"error": ...}
         String message = body.path("message").asText(body.path("error").asText(""));
