@@ -20,18 +20,22 @@ import java.nio.ByteBuffer;
  * can be answered with a slice of a read-only mapping of the file, so the NBD server writes the page-cache pages
  * straight into the socket (one copy instead of a {@code pread} into its buffer plus the socket write, and no
  * {@code pread} system call). The loan needs no release: the mapping lives as long as anything references it.
- * Lending can be turned off ({@link #lendReads}) to compare.
+ * Only READs of at least {@link #DEFAULT_LEND_MINIMUM} bytes are lent by default: for a small READ the copy saved is
+ * a few hundred nanoseconds while first touches of mapped pages cost page faults (docs/benchmarks-nbd.md). The
+ * threshold can be changed, or lending turned off, with {@link #lendReads}.
  */
 public final class StoreBlockDevice implements BlockDevice, ReadLending {
     /** Default largest READ/WRITE payload: 32 MiB, NBD's customary maximum. */
     public static final int DEFAULT_MAX_IO = 32 << 20;
+    /** Smallest READ lent by default (see the class comment). */
+    public static final int DEFAULT_LEND_MINIMUM = 64 << 10;
 
     private final BackingStore store;
     private final boolean readOnly;
     private final int maxIoSize;
     private volatile DeviceInfo info;
     private volatile boolean closed;
-    private volatile boolean lendReads = true;
+    private volatile int lendMinimum = DEFAULT_LEND_MINIMUM;
 
     public StoreBlockDevice(BackingStore store) {
         this(store, store.readOnly(), DEFAULT_MAX_IO);
@@ -68,15 +72,20 @@ public final class StoreBlockDevice implements BlockDevice, ReadLending {
         completion.onComplete(tag, execute(op, offset, length, flags, buffer));
     }
 
-    /** Turns lent READs on (the default) or off; off, every READ is copied into the caller's buffer. */
+    /** Turns lent READs on (for READs of at least {@link #DEFAULT_LEND_MINIMUM} bytes: the default) or off. */
     public StoreBlockDevice lendReads(boolean on) {
-        lendReads = on;
+        return lendReads(on ? DEFAULT_LEND_MINIMUM : Integer.MAX_VALUE);
+    }
+
+    /** Lends READs of at least {@code minimumBytes} (1: every READ; {@link Integer#MAX_VALUE}: none). */
+    public StoreBlockDevice lendReads(int minimumBytes) {
+        lendMinimum = Math.max(1, minimumBytes);
         return this;
     }
 
     @Override
     public boolean trySubmitLend(long offset, int length, int flags, long tag, LoanCompletion completion) {
-        if (!lendReads || closed || !(store instanceof FileBackingStore)) {
+        if (length < lendMinimum || closed || !(store instanceof FileBackingStore)) {
             return false;
         }
         int status = IoRequests.check(info, IoOp.READ, offset, length, flags);

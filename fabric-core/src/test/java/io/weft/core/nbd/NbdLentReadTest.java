@@ -293,13 +293,24 @@ class NbdLentReadTest {
             base[0].duplicate().position(result[1]).get(got);
             assertArrayEquals(bytes, got, "the lent mapping holds the file's bytes");
             // beyond the end: completed with an error, nothing lent
-            assertTrue(fx.storeDevice.trySubmitLend(4L << 20, 4096, 0, 8, c));
+            assertTrue(fx.storeDevice.trySubmitLend(4L << 20, 64 << 10, 0, 8, c));
             assertEquals(IoStatus.EOVERFLOW, result[0]);
+            // small READs are copied unless asked for: a page fault per first touch costs more than the copy saved
+            assertFalse(fx.storeDevice.trySubmitLend(1 << 20, 4096, 0, 11, c));
+            assertTrue(new StoreBlockDevice(fx.store).lendReads(1).trySubmitLend(1 << 20, 4096, 0, 12, c));
+            assertEquals(IoStatus.OK, result[0]);
+            // and end to end: the server's reply gathered from the mapping carries the file's bytes
+            try (RawNbdClient client = RawNbdClient.connect(fx.unixAddress())) {
+                client.go(NbdFixture.EXPORT, false, false);
+                assertArrayEquals(bytes, client.read(1 << 20, 1 << 20, 1));
+                assertArrayEquals(Arrays.copyOfRange(bytes, 4096, 4096 + (64 << 10)),
+                        client.read((1 << 20) + 4096, 64 << 10, 2));
+            }
             // a READ the splitter would cut is never lent
             StoreBlockDevice small = new StoreBlockDevice(fx.store, false, 64 << 10);
             assertFalse(new SplittingBlockDevice(small, 1 << 20, 4, 16).trySubmitLend(0, 128 << 10, 0, 9, c));
             // switched off: the caller copies
-            assertFalse(new StoreBlockDevice(fx.store).lendReads(false).trySubmitLend(0, 4096, 0, 10, c));
+            assertFalse(new StoreBlockDevice(fx.store).lendReads(false).trySubmitLend(0, 1 << 20, 0, 10, c));
         }
     }
 
