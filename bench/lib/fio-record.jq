@@ -15,6 +15,7 @@ def size_bytes:
     rw: $opt.rw,
     bs_bytes: ($opt.bs | size_bytes),
     iodepth: ($opt.iodepth // "1" | tonumber),
+    numjobs: ($opt.numjobs // "1" | tonumber),
     error: $job.error,
     iops: (($job.read.iops // 0) + ($job.write.iops // 0)),
     bw_bytes: (($job.read.bw_bytes // 0) + ($job.write.bw_bytes // 0)),

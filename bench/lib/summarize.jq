@@ -2,8 +2,11 @@
 #   jq -n -r --slurpfile runs runs.jsonl --slurpfile targets targets.jsonl --slurpfile cases cases.jsonl
 #      --arg mode tables|chart-data [--arg case ID] -f summarize.jq
 # targets.jsonl: one object per target instance in report order:
-#   {id, name, transport, status: "ok"|"unavailable"|"failed", reason, baseline, local}
-#   baseline = id of the instance to compare against (nbdkit over the same transport), local = the local IO id.
+#   {id, name, transport, status: "ok"|"unavailable"|"failed", reason, baseline, twohop, inproc, local}
+#   baseline = id of the instance to compare against (nbdkit over the same transport), twohop = nbdkit two-hop over
+#   the same transport (the peer of a client node in front of a storage node), inproc = single-node Weft over the
+#   same transport (the peer of weft-cxl and weft-rdma; null for the others), local = the local IO id.
+# The × two-hop and × weft columns appear only when their reference target was measured in the run.
 # Ratios are medians of per-pass ratios (target / reference measured in the same pass), so slow drifts of a shared
 # machine cancel out; absolute figures are medians over passes with min–max beside them.
 
@@ -48,8 +51,19 @@ def metric($bs): if $bs >= 65536 then .bw_bytes else .iops end;
         p99: ($rs | map(.lat_p99_ns) | median),
         cpu: ($rs | map(.server_cpu_pct | select(. != null)) | median),
         vs_base: pass_ratio($case; $t.id; $t.baseline),
+        vs_twohop: pass_ratio($case; $t.id; $t.twohop),
+        vs_inproc: pass_ratio($case; $t.id; $t.inproc),
         vs_local: pass_ratio($case; $t.id; $t.local)
       };
+  # optional ratio columns: present when some measured target is the reference of another one
+  def measured($prefix): [$targets[] | select(.status == "ok" and (.id | startswith($prefix)))] | length > 0;
+  (measured("nbdkit-two-hop/")) as $has_twohop
+  | (measured("weft/") and (measured("weft-cxl/") or measured("weft-rdma/"))) as $has_inproc
+  | (if $has_twohop then " × two-hop |" else "" end) as $twohop_head
+  | (if $has_inproc then " × weft |" else "" end) as $inproc_head
+  | ((if $has_twohop then "--:|" else "" end) + (if $has_inproc then "--:|" else "" end)) as $extra_rule
+  | def extra_cells($s): (if $has_twohop then " \($s.vs_twohop | ratio) |" else "" end)
+      + (if $has_inproc then " \($s.vs_inproc | ratio) |" else "" end);
 
 if $mode == "tables" then
   $cases[] as $c
@@ -57,9 +71,9 @@ if $mode == "tables" then
   | (if $bs >= 65536 then "MiB/s" else "IOPS" end) as $unit
   | "### \($c.title)\n\nJob file: `bench/fio/\($c.id).fio`. Median of \($c.passes) passes; ratios are medians of per-pass ratios.\n",
     (if $unit == "MiB/s"
-     then "| target | MiB/s | min–max | IOPS | lat p50 | lat p99 | server CPU | × nbdkit | × local |"
-     else "| target | IOPS | min–max | lat p50 | lat p99 | server CPU | × nbdkit | × local |" end),
-    (if $unit == "MiB/s" then "|---|--:|--:|--:|--:|--:|--:|--:|--:|" else "|---|--:|--:|--:|--:|--:|--:|--:|" end),
+     then "| target | MiB/s | min–max | IOPS | lat p50 | lat p99 | server CPU | × nbdkit |\($twohop_head)\($inproc_head) × local |"
+     else "| target | IOPS | min–max | lat p50 | lat p99 | server CPU | × nbdkit |\($twohop_head)\($inproc_head) × local |" end),
+    (if $unit == "MiB/s" then "|---|--:|--:|--:|--:|--:|--:|--:|\($extra_rule)--:|" else "|---|--:|--:|--:|--:|--:|--:|\($extra_rule)--:|" end),
     ($targets[] as $t
      | if $t.status != "ok" then
          "| \($t.name) | \(if $t.status == "unavailable" then "not available" else "failed to start" end): \($t.reason | md_escape) |" 
@@ -69,7 +83,7 @@ if $mode == "tables" then
             elif $unit == "MiB/s" then "\($s.median | mib_s) | \($s.min | mib_s)–\($s.max | mib_s) | \($s.iops | human_iops)"
             else "\($s.median | human_iops) | \($s.min | human_iops)–\($s.max | human_iops)" end) as $head
          | if $s.n == 0 then "| \($t.name) | \($head) |"
-           else "| \($t.name)\(if $s.failed > 0 then " (\($s.failed) of \($s.n + $s.failed) runs failed)" else "" end) | \($head) | \($s.p50 | usec) | \($s.p99 | usec) | \($s.cpu | pct) | \($s.vs_base | ratio) | \($s.vs_local | ratio) |" end
+           else "| \($t.name)\(if $s.failed > 0 then " (\($s.failed) of \($s.n + $s.failed) runs failed)" else "" end) | \($head) | \($s.p50 | usec) | \($s.p99 | usec) | \($s.cpu | pct) | \($s.vs_base | ratio) |\(extra_cells($s)) \($s.vs_local | ratio) |" end
        end),
     ""
 elif $mode == "chart-data" then

@@ -69,10 +69,14 @@ import java.util.concurrent.locks.LockSupport;
  * and {@code cancelGeneration} read after; the canceller the other way round), so a part submitted while the cancel
  * runs is cancelled by one of them.
  *
+ * <p>Lent READs ({@link ReadLending}): a READ the inner device takes whole is passed through as a lending READ when
+ * the inner device lends (same tag, same completion, the inner device's loan); a READ that would be split is never
+ * lent (the caller copies it the ordinary way).
+ *
  * <p>Threads: {@link #submit} from any number of threads; completions on whatever thread the inner device uses
  * (the caller's completion runs on the thread of the part that completed last).
  */
-public final class SplittingBlockDevice implements BlockDevice {
+public final class SplittingBlockDevice implements BlockDevice, ReadLending {
     /** NBD's customary largest request, which every NBD client honours. */
     public static final int DEFAULT_MAX_IO_SIZE = 32 << 20;
     public static final int DEFAULT_PARENT_SLOTS = 32;
@@ -313,6 +317,24 @@ public final class SplittingBlockDevice implements BlockDevice {
      * every submitted part is cancelled and no further part is submitted. The caller completes from the parts'
      * completions. Any thread; unknown or completed requests: no effect.
      */
+    @Override
+    public boolean trySubmitLend(long offset, int length, int flags, long tag, LoanCompletion completion) {
+        return inner instanceof ReadLending && length <= inner.info().maxIoSize()
+                && ((ReadLending) inner).trySubmitLend(offset, length, flags, tag, completion);
+    }
+
+    @Override
+    public void releaseLoan(long loan) {
+        ((ReadLending) inner).releaseLoan(loan); // only loans the inner device made reach here
+    }
+
+    @Override
+    public void cancelLend(long tag, LoanCompletion completion) {
+        if (inner instanceof ReadLending) {
+            ((ReadLending) inner).cancelLend(tag, completion);
+        }
+    }
+
     @Override
     public void cancel(long tag, IoCompletion completion) {
         inner.cancel(tag, completion);

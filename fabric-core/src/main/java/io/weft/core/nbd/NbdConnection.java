@@ -7,6 +7,7 @@ import io.weft.core.io.IoFlags;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
 import io.weft.core.io.IoStatus;
+import io.weft.core.io.ReadLending;
 import io.weft.core.tls.TlsChannel;
 import java.io.IOException;
 import java.lang.invoke.MethodHandles;
@@ -52,6 +53,16 @@ import org.slf4j.LoggerFactory;
  * progress marks (a release store, no clock, no system call); the watchdog owns the clock and closes a connection
  * whose marks stood still for a timeout ({@link #checkProgress}).
  *
+ * <p>Zero-copy READ replies: when the device lends its bytes ({@link ReadLending}; a buffered file store does, through
+ * a read-only mapping), an aligned READ is submitted as a lending READ and needs no request buffer: its reply is
+ * gathered straight from the lent bytes into the socket, and the loan is released once the reply was written (or
+ * the connection gave up on it). Who owns the lent bytes: the device lends them at the completion; from then the
+ * slot's owner (the reader for an inline completion, the writer for another thread's) only reads them, for the
+ * reply, and ends the loan before the slot is reused ({@link #endLoan}); a loan that arrives after the connection
+ * has left is released at once, and one the connection has not ended when it leaves is released then
+ * ({@link #returnBuffersAtEnd}) — the slot's loan flag makes sure exactly one of them releases it. Plaintext only:
+ * over TLS the reply is encrypted from a copy anyway.
+ *
  * <p>TLS: after NBD_OPT_STARTTLS the reader reads and the reply path writes through a
  * {@link io.weft.core.tls.TlsChannel} over the same socket ({@link #in}, {@link #out}); the threads, the write lock and
  * the progress marks stay as they are (see docs/nbd.md, "TLS").
@@ -60,7 +71,7 @@ import org.slf4j.LoggerFactory;
  * block size 1); its unaligned requests are made aligned here, a WRITE by a read-modify-write that is a barrier on
  * this connection (see {@link #unalignedWrite}; docs/nbd.md says what it does not guarantee across connections).
  */
-final class NbdConnection implements IoCompletion, Runnable {
+final class NbdConnection implements IoCompletion, ReadLending.LoanCompletion, Runnable {
     private static final Logger LOG = LoggerFactory.getLogger(NbdConnection.class);
 
     /** Pending reply bytes that trigger a write even though more requests are still buffered. */
@@ -98,6 +109,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         private static final VarHandle LIVE_PARTS;
         private static final VarHandle FIRST_ERROR;
         private static final VarHandle BUDGET;
+        private static final VarHandle LOAN_HELD;
         /** At most this many parts: a 32-bit length cut into parts of 1 GiB needs 4, an unaligned READ 2. */
         static final int MAX_PARTS = 8;
         /** The reader's own part while it submits the others (see {@link #submitParts}). */
@@ -111,6 +123,7 @@ final class NbdConnection implements IoCompletion, Runnable {
                 LIVE_PARTS = lookup.findVarHandle(Slot.class, "liveParts", int.class);
                 FIRST_ERROR = lookup.findVarHandle(Slot.class, "firstError", int.class);
                 BUDGET = lookup.findVarHandle(Slot.class, "budget", long.class);
+                LOAN_HELD = lookup.findVarHandle(Slot.class, "loanHeld", int.class);
             } catch (ReflectiveOperationException e) {
                 throw new ExceptionInInitializerError(e);
             }
@@ -148,6 +161,21 @@ final class NbdConnection implements IoCompletion, Runnable {
         private volatile long budget;
         /** Bytes of {@link #data} counted in the reader's allocatedBytes (reader-owned). */
         int counted;
+        /** The request went to the device as a lending READ (reader-owned; for cancelling it the right way). */
+        boolean lending;
+        /**
+         * A lending READ's loan: the device's buffer, where the data starts in it, the handle to release. Written by
+         * the completing thread after it completed the slot (before it hands the slot on), read by the slot's owner.
+         */
+        ByteBuffer loanBase;
+        int loanAt;
+        long loan;
+        /** 1 while the loan is unreleased; whoever takes it (CAS to 0) releases it, exactly once. */
+        @SuppressWarnings("unused") // accessed through LOAN_HELD
+        private volatile int loanHeld;
+        /** This slot's own view of {@link #loanBase} (lent bases are shared); rebuilt when the base changes. */
+        private ByteBuffer loanView;
+        private ByteBuffer loanViewOf;
 
         Slot(int index) {
             this.index = index;
@@ -238,6 +266,29 @@ final class NbdConnection implements IoCompletion, Runnable {
             BUDGET.setRelease(this, bytes);
         }
 
+        /** Records the loan (a volatile store: the Dekker side of the check against tornDown in onLent). */
+        void holdLoan(ByteBuffer base, int at, long handle) {
+            loanBase = base;
+            loanAt = at;
+            loan = handle;
+            LOAN_HELD.setVolatile(this, 1);
+        }
+
+        /** Takes the loan for releasing it: true for exactly one caller per loan. */
+        boolean takeLoan() {
+            return (int) LOAN_HELD.getVolatile(this) == 1 && LOAN_HELD.compareAndSet(this, 1, 0);
+        }
+
+        /** The lent data {@code loanBase[loanAt, loanAt + length)} through this slot's own view. */
+        ByteBuffer lentData() {
+            if (loanViewOf != loanBase) {
+                loanView = loanBase.duplicate();
+                loanViewOf = loanBase;
+            }
+            loanView.clear().limit(loanAt + length).position(loanAt);
+            return loanView;
+        }
+
         void free() {
             generation++;
             STATE.setRelease(this, SLOT_FREE);
@@ -266,6 +317,8 @@ final class NbdConnection implements IoCompletion, Runnable {
     // Negotiated in the handshake.
     private volatile NbdExport export;
     private BlockDevice device;
+    /** The device's lending side when it lends READs and the connection is plaintext; else null. */
+    private volatile ReadLending lender;
     /** Longest the reader waits in {@link BlockDevice#awaitCompletions} before it blocks on the socket. */
     private static final long AWAIT_COMPLETIONS_NANOS = 1_000_000;
     /** Longest a reader waiting for buffer budget parks before it looks at its own finished requests again. */
@@ -543,7 +596,11 @@ final class NbdConnection implements IoCompletion, Runnable {
             for (int part = 0; live != 0; part++, live >>>= 1) {
                 if ((live & 1) != 0) {
                     try {
-                        d.cancel(s.tag(part), this);
+                        if (s.lending) {
+                            lender.cancelLend(s.tag(part), this);
+                        } else {
+                            d.cancel(s.tag(part), this);
+                        }
                     } catch (RuntimeException e) {
                         LOG.warn("nbd connection {}: cancel threw", id, e);
                     }
@@ -569,6 +626,27 @@ final class NbdConnection implements IoCompletion, Runnable {
             if (!s.isSubmitted()) {
                 returnBudget(s);
             }
+            endLoan(s); // a reply that will never be written (the slot's completion ends a later loan itself)
+        }
+    }
+
+    /**
+     * Gives a slot's loan back to the device, if it holds one not given back yet (any owner of the slot, or the
+     * teardown; {@link Slot#takeLoan} picks exactly one).
+     */
+    private void endLoan(Slot s) {
+        if (s.takeLoan()) {
+            long loan = s.loan;
+            s.loanBase = null;
+            releaseLoan(loan);
+        }
+    }
+
+    private void releaseLoan(long loan) {
+        try {
+            lender.releaseLoan(loan);
+        } catch (RuntimeException e) {
+            LOG.warn("nbd connection {}: releasing a lent READ threw", id, e);
         }
     }
 
@@ -587,6 +665,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         transmissionFlags = negotiated.transmissionFlags();
         maxPayload = negotiated.maxPayload();
         defaultBlockSizes = !negotiated.blockSizeAgreed();
+        lender = tls == null && device instanceof ReadLending ? (ReadLending) device : null;
         int n = options.maxInFlightPerConnection();
         slots = new Slot[n];
         freeStack = new int[n];
@@ -675,6 +754,7 @@ final class NbdConnection implements IoCompletion, Runnable {
         s.length = (int) length; // meaningful for READ only (at most maxPayload); the others keep the long
         s.dataStart = 0;
         s.fastZero = false;
+        s.lending = false;
         DeviceInfo info = device.info();
         int lbs = info.logicalBlockSize();
         // Unaligned requests are ours to make aligned only for a client that did not agree to the constraints.
@@ -698,6 +778,9 @@ final class NbdConnection implements IoCompletion, Runnable {
                     s.dataStart = (int) (offset - start);
                     submitParts(s, IoOp.READ, start, cover, maxIoParts(info), 0, s.data);
                     return;
+                }
+                if (lender != null && submitLending(s, offset, (int) length)) {
+                    return; // answered from the device's own bytes: no request buffer
                 }
                 if (!ensureCapacity(s, (int) length)) {
                     completeLocally(s, IoStatus.ENOMEM);
@@ -949,6 +1032,27 @@ final class NbdConnection implements IoCompletion, Runnable {
         }
     }
 
+    /**
+     * Submits an aligned READ as a lending READ. @return false if the device does not lend this one (nothing was
+     * submitted; the caller copies as usual)
+     */
+    private boolean submitLending(Slot s, long offset, int length) {
+        s.lending = true;
+        s.begin(1);
+        try {
+            if (lender.trySubmitLend(offset, length, 0, s.tag(0), this)) {
+                return true;
+            }
+        } catch (RuntimeException e) {
+            // The contract says it never throws; if it does, the request fails rather than hangs.
+            LOG.warn("nbd connection {}: device lending submit threw", id, e);
+            onLent(s.tag(0), IoStatus.EIO, null, 0, 0L);
+            return true;
+        }
+        s.lending = false;
+        return false;
+    }
+
     /** Completes a request the server answers itself (validation errors, CACHE, BLOCK_STATUS, read-modify-write). */
     private void completeLocally(Slot s, int status) {
         s.begin(1);
@@ -1144,19 +1248,47 @@ final class NbdConnection implements IoCompletion, Runnable {
 
     @Override
     public void onComplete(long tag, int status) {
+        Slot s = completedBy(tag, status);
+        if (s != null) {
+            deliver(s);
+        }
+    }
+
+    @Override
+    public void onLent(long tag, int status, ByteBuffer base, int at, long loan) {
+        Slot s = completedBy(tag, status);
+        if (s == null) {
+            if (status == IoStatus.OK) {
+                releaseLoan(loan); // stale or second completion: nobody will read these bytes
+            }
+            return;
+        }
+        if (s.status == IoStatus.OK) {
+            s.holdLoan(base, at, loan);
+        }
+        deliver(s);
+    }
+
+    /** The slot this completion completed (it is then the caller's to hand on), or null. */
+    private Slot completedBy(long tag, int status) {
         int index = (int) tag & 0xffff;
         int part = ((int) tag >>> 16) & 0xffff;
         Slot[] all = slots;
         if (index >= all.length || part > Slot.GUARD_PART) {
-            return; // not ours: a misbehaving device must not corrupt another request
+            return null; // not ours: a misbehaving device must not corrupt another request
         }
         Slot s = all[index];
         if (s.generation != (int) (tag >>> 32) || !s.partDone(part, status) || !s.complete()) {
-            return; // stale or second completion, or other parts still live
+            return null; // stale or second completion, or other parts still live
         }
         s.status = s.firstError();
+        return s;
+    }
+
+    private void deliver(Slot s) {
         if (tornDown) {
             returnBudget(s); // the connection is gone: nobody reads this buffer again
+            endLoan(s);
             return;
         }
         if (Thread.currentThread() == readerThread) {
@@ -1185,9 +1317,13 @@ final class NbdConnection implements IoCompletion, Runnable {
                 n = structured ? NbdReplyEncoder.offsetDataHeader(h, 0, s.handle, s.offset, s.length)
                         : NbdReplyEncoder.simpleReply(h, 0, 0, s.handle);
                 h.limit(n);
-                s.data.limit(s.dataStart + s.length).position(s.dataStart); // the device may have moved them
                 gather[at] = h;
-                gather[at + 1] = s.data;
+                if (s.loanBase != null) {
+                    gather[at + 1] = s.lentData();
+                } else {
+                    s.data.limit(s.dataStart + s.length).position(s.dataStart); // the device may have moved them
+                    gather[at + 1] = s.data;
+                }
                 return 2;
             }
             if (s.command == NbdProtocol.CMD_BLOCK_STATUS) {
@@ -1310,6 +1446,7 @@ final class NbdConnection implements IoCompletion, Runnable {
     }
 
     private void release(Slot s) {
+        endLoan(s);
         s.free();
         if (s.data == null && s.counted != 0) {
             allocatedBytes -= s.counted; // the writer dropped it (see writerLoop)
@@ -1572,6 +1709,7 @@ final class NbdConnection implements IoCompletion, Runnable {
                 if (drop) {
                     dropBufferFromWriter(batch[i]);
                 }
+                endLoan(batch[i]); // its reply is written (or never will be): the lent bytes go back
                 returned.offer(batch[i]);
                 batch[i] = null;
             }

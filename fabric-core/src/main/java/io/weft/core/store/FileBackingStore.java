@@ -5,6 +5,7 @@ import io.weft.core.io.BlockDevice;
 import io.weft.core.io.IoStatus;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.MappedByteBuffer;
 import java.nio.channels.ClosedByInterruptException;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
@@ -13,6 +14,7 @@ import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -67,6 +69,15 @@ public final class FileBackingStore implements BackingStore {
     /** 1 = FALLOC_FL_ZERO_RANGE works, 0 = not tried yet, -1 = unsupported. */
     private volatile int zeroRangeSupport;
     private volatile boolean closed;
+    /**
+     * Read-only mappings of the file for lent READs ({@link #readMapping}), one per {@link #MAP_WINDOW} of the file,
+     * made on first use. Replaced by a fresh array when the size changes; a mapping already lent stays valid for its
+     * borrower (the JDK unmaps it only once nothing references it).
+     */
+    private volatile MappedByteBuffer[] readMappings = new MappedByteBuffer[0];
+
+    /** Size of one read mapping window (a mapping is at most 2 GiB in the JDK; a READ across two windows is copied). */
+    public static final long MAP_WINDOW = 1L << 30;
 
     private FileBackingStore(Path path, int fd, FileChannel channel, boolean readOnly, boolean directIo,
                              boolean blockDevice, long size, int logicalBlockSize, boolean rotational,
@@ -567,6 +578,57 @@ public final class FileBackingStore implements BackingStore {
         }
         LinuxIo.ftruncate(fd, newSize, path);
         size = newSize;
+        readMappings = new MappedByteBuffer[0]; // windows are cut at the old size: map again on demand
+    }
+
+    /**
+     * A read-only mapping of the file holding {@code [offset, offset + length)} at index
+     * {@code offset - mappingStart(offset)}, for lending the bytes of a READ without copying them (see
+     * {@link io.weft.core.io.ReadLending}); null when this store does not lend that range: O_DIRECT (the page cache
+     * is bypassed on purpose), a raw block device, a closed store, a range outside the file or across two
+     * {@link #MAP_WINDOW windows}, or a mapping that failed. The caller never writes through it, nor changes its
+     * position or limit (it is shared). If the file is later truncated below the range by someone else, reading the
+     * lost pages faults: the kernel fails a socket write from them with EFAULT (the connection then closes), so
+     * lent bytes go to a socket, not through Java code that would see SIGBUS.
+     */
+    public ByteBuffer readMapping(long offset, int length) {
+        long currentSize = size;
+        if (directIo || blockDevice || closed || length <= 0 || offset < 0 || offset > currentSize - length) {
+            return null;
+        }
+        long start = mappingStart(offset);
+        if (offset + length > start + MAP_WINDOW) {
+            return null;
+        }
+        int window = (int) (offset / MAP_WINDOW);
+        MappedByteBuffer[] maps = readMappings;
+        if (window < maps.length && maps[window] != null) {
+            return offset + length <= start + maps[window].capacity() ? maps[window] : null;
+        }
+        synchronized (reopenLock) { // control path: once per window
+            maps = readMappings;
+            if (window < maps.length && maps[window] != null) {
+                return offset + length <= start + maps[window].capacity() ? maps[window] : null;
+            }
+            if (closed || size != currentSize) {
+                return null;
+            }
+            MappedByteBuffer m;
+            try {
+                m = channel.map(FileChannel.MapMode.READ_ONLY, start, Math.min(MAP_WINDOW, currentSize - start));
+            } catch (IOException | RuntimeException e) {
+                return null; // not mappable here: the caller copies
+            }
+            MappedByteBuffer[] grown = Arrays.copyOf(maps, Math.max(maps.length, window + 1));
+            grown[window] = m;
+            readMappings = grown;
+            return offset + length <= start + m.capacity() ? m : null;
+        }
+    }
+
+    /** Where the {@link #readMapping} window holding {@code offset} starts in the file. */
+    public static long mappingStart(long offset) {
+        return offset & -MAP_WINDOW;
     }
 
     /**
@@ -580,6 +642,7 @@ public final class FileBackingStore implements BackingStore {
                 return;
             }
             closed = true;
+            readMappings = new MappedByteBuffer[0];
             try {
                 channel.close();
             } finally {

@@ -22,7 +22,12 @@ public final class NbdServeMain {
         Path socket = Path.of(args[2]);
         int port = args.length > 3 ? Integer.parseInt(args[3]) : -1;
         FileBackingStore store = FileBackingStore.createSparse(file, size);
-        StoreBlockDevice device = new StoreBlockDevice(store);
+        // -Dweft.nbd.lendReads=false answers every READ from a copy (the path before zero-copy replies), to compare;
+        // -Dweft.nbd.lendMinimum=BYTES lends READs from that size on (default StoreBlockDevice.DEFAULT_LEND_MINIMUM).
+        StoreBlockDevice device = new StoreBlockDevice(store)
+                .lendReads(Boolean.parseBoolean(System.getProperty("weft.nbd.lendReads", "true"))
+                        ? Integer.getInteger("weft.nbd.lendMinimum", StoreBlockDevice.DEFAULT_LEND_MINIMUM)
+                        : Integer.MAX_VALUE);
         // -Dweft.nbd.socketBuffer=BYTES sets SO_SNDBUF/SO_RCVBUF (0 = system default), for experiments.
         NbdServer server = new NbdServer(NbdServerOptions.defaults()
                 .withSocketBufferSize(Integer.getInteger("weft.nbd.socketBuffer", 0)),
