@@ -1264,7 +1264,15 @@ final class NbdConnection implements IoCompletion, ReadLending.LoanCompletion, R
             return;
         }
         if (s.status == IoStatus.OK) {
-            s.holdLoan(base, at, loan);
+            if (base == null || at < 0 || at > base.capacity() - s.length) {
+                // A lent range outside its buffer (a device bug): never gather from it; the READ fails instead.
+                LOG.warn("nbd connection {}: device lent [{}, +{}) of a buffer of {} bytes: answered EIO", id, at,
+                        s.length, base == null ? 0 : base.capacity());
+                releaseLoan(loan);
+                s.status = IoStatus.EIO;
+            } else {
+                s.holdLoan(base, at, loan);
+            }
         }
         deliver(s);
     }

@@ -315,6 +315,60 @@ class NbdLentReadTest {
     }
 
     @Test
+    void aLoanOutsideItsBufferIsNeverSentAndTheReadFails() throws Exception {
+        // A device that lends [at, at + length) past the end of its buffer: the server must not gather from it.
+        final class BadLender implements BlockDevice, ReadLending {
+            private final BlockDevice inner;
+            final AtomicInteger released = new AtomicInteger();
+
+            BadLender(BlockDevice inner) {
+                this.inner = inner;
+            }
+
+            @Override
+            public DeviceInfo info() {
+                return inner.info();
+            }
+
+            @Override
+            public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                               IoCompletion completion) {
+                inner.submit(op, offset, length, flags, buffer, tag, completion);
+            }
+
+            @Override
+            public boolean trySubmitLend(long offset, int length, int flags, long tag, LoanCompletion completion) {
+                completion.onLent(tag, IoStatus.OK, ByteBuffer.allocateDirect(4096), 2048, 99);
+                return true;
+            }
+
+            @Override
+            public void releaseLoan(long loan) {
+                released.incrementAndGet();
+            }
+
+            @Override
+            public void close() {
+            }
+        }
+        BadLender[] holder = new BadLender[1];
+        try (NbdFixture fx = new NbdFixture(1L << 20, NbdServerOptions.defaults(), d -> {
+            holder[0] = new BadLender(d);
+            return holder[0];
+        })) {
+            try (RawNbdClient c = RawNbdClient.connect(fx.unixAddress())) {
+                c.go(NbdFixture.EXPORT, true, false);
+                c.sendRequest(0, NbdProtocol.CMD_READ, 1, 0, 4096, null);
+                RawNbdClient.Reply r = c.readReply(0);
+                assertEquals(1, r.handle());
+                assertEquals(5, r.error(), "NBD_EIO expected for a lent range outside its buffer");
+                c.write(0, new byte[4096], 2); // the connection goes on
+            }
+            assertEquals(1, holder[0].released.get(), "the bad loan was given back");
+        }
+    }
+
+    @Test
     void aDirectIoStoreDoesNotLend() throws Exception {
         java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("weft-lend-");
         java.nio.file.Path file = dir.resolve("v.img");
