@@ -174,8 +174,10 @@ class DistributionIT {
                     + linesContaining(loaded, " io.weft.actors."));
             assertFalse(loaded.contains(" jdk.internal.net.http."), "a client command does not build "
                     + "java.net.http's client:\n" + linesContaining(loaded, " jdk.internal.net.http."));
+            assertFalse(loaded.contains(" com.fasterxml.jackson.databind.ObjectMapper "), "a client command reads "
+                    + "and writes JSON without an ObjectMapper (JsonText)");
             for (String cls : List.of("picocli.CommandLine", "io.weft.node.cli.client.StatusCommand",
-                    "com.fasterxml.jackson.databind.ObjectMapper", "io.weft.core.management.ManagementTokenFiles")) {
+                    "com.fasterxml.jackson.core.JsonFactory", "io.weft.core.management.ManagementTokenFiles")) {
                 String line = linesContaining(loaded, " " + cls + " source:");
                 assertTrue(line.contains(cls + " source: shared objects file"),
                         cls + " comes from the AppCDS archive, not from its jar: " + line);

@@ -5,9 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.weft.testkit.PropertyRuns;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
 
 /**
  * The CLI's JSON without an ObjectMapper reads and writes exactly what ObjectMapper does: the same trees from the same
@@ -38,19 +43,25 @@ class JsonTextTest {
         assertEquals(MAPPER.writeValueAsString(built), JsonText.compact(built));
     }
 
-    @Test
-    void randomTreesRoundTripLikeObjectMapper() throws IOException {
-        long seed = Long.getLong("weft.test.seed", System.nanoTime());
-        System.out.println("JsonTextTest seed " + seed + " (replay with -Dweft.test.seed=" + seed + ")");
-        Random random = new Random(seed);
-        for (int i = 0; i < 200; i++) {
-            JsonNode tree = randomValue(random, 4);
-            String text = MAPPER.writeValueAsString(tree);
-            assertEquals(MAPPER.readTree(text), JsonText.parse(text), "seed " + seed + ": " + text);
-            assertEquals(MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(tree), JsonText.pretty(tree),
-                    "seed " + seed + ": " + text);
-            assertEquals(text, JsonText.compact(tree), "seed " + seed);
-        }
+    /** Random trees (seeds and replay: {@link PropertyRuns}): read, written compact and pretty like ObjectMapper. */
+    @TestFactory
+    Stream<DynamicTest> randomTreesRoundTripLikeObjectMapper() {
+        return PropertyRuns.scenarios("json-text", 200, seed -> {
+            try {
+                roundTrip(seed);
+            } catch (IOException e) {
+                throw new UncheckedIOException("scenario seed " + seed, e);
+            }
+        });
+    }
+
+    private static void roundTrip(long seed) throws IOException {
+        JsonNode tree = randomValue(new Random(seed), 4);
+        String text = MAPPER.writeValueAsString(tree);
+        assertEquals(MAPPER.readTree(text), JsonText.parse(text), "scenario seed " + seed + ": " + text);
+        assertEquals(MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(tree), JsonText.pretty(tree),
+                "scenario seed " + seed + ": " + text);
+        assertEquals(text, JsonText.compact(tree), "scenario seed " + seed);
     }
 
     private static JsonNode randomValue(Random random, int depth) {
