@@ -157,4 +157,53 @@ class ManyDevicesSessionTest {
         assertFalse(threadsAfter > threadsBefore, "client threads left behind: " + threadsAfter + " > "
                 + threadsBefore);
     }
+
+    @Test
+    void everyDeviceIsOpenedAgainInANewStorageSessionAndOneRefusedFailsAlone() throws Exception {
+        List<StoreBlockDevice> stores = new ArrayList<>();
+        Map<String, ServedDevice> served = new HashMap<>();
+        for (int i = 0; i < 3; i++) {
+            StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("r" + i), SIZE));
+            stores.add(store);
+            served.put("vol" + i, new ServedDevice(store, Grant.issue(CLIENT, IDENTITY)));
+        }
+        byte[] secret = io.weft.rdma.protocol.Capability.generate(); // the storage node's, kept across its restart
+        try (SoftwareProvider provider = new SoftwareProvider()) {
+            RdmaServer first = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, served,
+                    List.of(new InetSocketAddress("127.0.0.1", 0)), secret);
+            InetSocketAddress address = first.listenAddresses().get(0);
+            try (RdmaSession session = RdmaSession.open(provider, "restart", first.sessionGrant(CLIENT, IDENTITY),
+                    List.of(PathSpec.to(address)), RdmaClientConfig.DEFAULTS.withQueueDepth(8))) {
+                List<RdmaBlockDevice> devices = new ArrayList<>();
+                for (int i = 0; i < 3; i++) {
+                    devices.add(session.openDevice("vol" + i, served.get("vol" + i).grant()));
+                    TestIo.write(devices.get(i), 0, TestIo.pattern(i, 1, 4096));
+                }
+                first.close();
+                // The storage node comes back on the same address serving two of the three devices: the session
+                // reconnects into a new storage session, opens every device again, and vol2 alone fails.
+                Map<String, ServedDevice> again = new HashMap<>(served);
+                again.remove("vol2");
+                try (RdmaServer second = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, again,
+                        List.of(address), secret)) {
+                    for (int i = 0; i < 2; i++) {
+                        assertArrayEquals(TestIo.pattern(i, 1, 4096), TestIo.read(devices.get(i), 0, 4096),
+                                "vol" + i + " after the storage restart");
+                    }
+                    TestIo.await("vol2 refused when opened again", WAIT, () -> devices.get(2).failure() != null);
+                    assertTrue(devices.get(2).failure().contains("refused"), devices.get(2).failure());
+                    assertEquals(IoStatus.ESHUTDOWN, TestIo.io(devices.get(2), io.weft.core.io.IoOp.FLUSH, 0,
+                            null));
+                    assertEquals(List.of("vol0", "vol1"), second.sessions().get(0).devices().stream().sorted()
+                            .toList());
+                    TestIo.write(devices.get(1), 4096, TestIo.pattern(1, 2, 4096));
+                    assertArrayEquals(TestIo.pattern(1, 2, 4096), TestIo.read(stores.get(1), 4096, 4096));
+                }
+            }
+        } finally {
+            for (StoreBlockDevice s : stores) {
+                s.close();
+            }
+        }
+    }
 }

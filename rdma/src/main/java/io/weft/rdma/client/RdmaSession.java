@@ -93,6 +93,7 @@ public final class RdmaSession implements AutoCloseable {
             this.id = id;
         }
     }
+
     /** At most this many device messages wait for an answer at once: the peer has few receive slots. */
     static final int MAX_DEVICE_OPS_IN_FLIGHT = 4;
     /** Token of the storage session the devices are open in (control thread); another token means open them again. */
