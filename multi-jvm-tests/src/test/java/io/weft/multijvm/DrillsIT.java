@@ -41,6 +41,7 @@ import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.TestMethodOrder;
+import org.junit.jupiter.api.parallel.Isolated;
 
 /**
  * Randomized failover drills across real JVMs, once per data transport (CXL over a shared /dev/shm region, RDMA with
@@ -64,7 +65,10 @@ import org.junit.jupiter.api.TestMethodOrder;
  * sets the drills per transport (default 11). One line per drill and the stall distribution per fault kind go to the
  * test output; every drill is also appended to {@code target/multi-jvm/drills-<pid>/drills.csv}. Node logs: same
  * directory.
+ *
+ * <p>{@link Isolated}: the stall bound is measured, so no other test class shares the machine meanwhile.
  */
+@Isolated
 class DrillsIT {
     /** DESIGN.md §8: the longest IO stall while a mirror leg's node dies. */
     static final double STALL_BOUND_MILLIS = 1000;
