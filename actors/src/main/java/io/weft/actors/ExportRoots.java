@@ -7,6 +7,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The directories a storage node serves from. A client names a path; it is served only if its real path (every
@@ -16,12 +17,38 @@ import java.util.List;
  * <p>The check is for a clear early answer; it is not what keeps a store inside its root. The store is opened (or
  * created) with {@link #open} / {@link #create}, relative to a descriptor of the root in the kernel, so a symlink
  * swapped in after the check cannot lead the open outside ({@link FileBackingStore#openBeneath}).
+ *
+ * <p>The node's data directory is an export root of its own, and also holds the node's state: those files
+ * ({@link NodeStateFiles}) are never served, created, resized or listed.
  */
 public final class ExportRoots {
     private final List<Path> roots;
+    /** Real path of the node's data directory, when it exists: its state files are not volumes. */
+    private final Optional<Path> stateDir;
 
     /** @param roots configured roots; each must exist (they are resolved to real paths once, here) */
     public ExportRoots(List<Path> roots) {
+        this(roots, Optional.empty());
+    }
+
+    /** This node's roots, with its data directory's state files kept out. */
+    public static ExportRoots forNode(WeftSettings settings) {
+        return new ExportRoots(settings.exportRoots(), Optional.of(settings.dataDir()));
+    }
+
+    /**
+     * @param roots    configured roots; each must exist (they are resolved to real paths once, here)
+     * @param dataDir  the node's data directory, whose {@link NodeStateFiles} are refused (may not exist yet)
+     */
+    public ExportRoots(List<Path> roots, Optional<Path> dataDir) {
+        Optional<Path> state;
+        try {
+            state = dataDir.isPresent() && Files.isDirectory(dataDir.get())
+                    ? Optional.of(dataDir.get().toRealPath()) : dataDir.map(d -> d.toAbsolutePath().normalize());
+        } catch (IOException e) {
+            state = dataDir.map(d -> d.toAbsolutePath().normalize());
+        }
+        this.stateDir = state;
         List<Path> real = new ArrayList<>();
         for (Path root : roots) {
             try {
@@ -58,6 +85,7 @@ public final class ExportRoots {
             throw new RefusedPathException("no such backing store: " + requested);
         }
         requireInside(real, requested, false);
+        refuseNodeState(real, requested);
         if (!Files.isRegularFile(real) && !isBlockDevice(real)) {
             throw new RefusedPathException("not a regular file or block device: " + requested);
         }
@@ -91,7 +119,21 @@ public final class ExportRoots {
             throw new RefusedPathException("cannot resolve " + existingAncestor + ": " + e.getMessage());
         }
         requireInside(realAncestor, requested, true);
-        return realAncestor.resolve(existingAncestor.relativize(candidate));
+        Path target = realAncestor.resolve(existingAncestor.relativize(candidate));
+        refuseNodeState(target, requested);
+        return target;
+    }
+
+    /** Whether {@code real} is one of the node's own state files (not a volume, whatever its root says). */
+    public boolean isNodeState(Path real) {
+        return stateDir.isPresent() && NodeStateFiles.isStateFile(stateDir.get(), real);
+    }
+
+    private void refuseNodeState(Path real, String requested) throws RefusedPathException {
+        if (isNodeState(real)) {
+            throw new RefusedPathException("not a volume: " + requested + " is node state (" + real.getFileName()
+                    + " in the node's data directory)");
+        }
     }
 
     /**

@@ -1,6 +1,7 @@
 package io.weft.actors.client;
 
 import io.weft.actors.MapSpec;
+import io.weft.actors.NodeStateFiles;
 import io.weft.core.mirror.MirrorBlockDevice;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -96,6 +97,7 @@ final class LegFile {
 
     private String deviceName() {
         String name = path.getFileName().toString();
-        return name.endsWith(".legs") ? name.substring(0, name.length() - ".legs".length()) : name;
+        return name.endsWith(NodeStateFiles.LEGS_SUFFIX)
+                ? name.substring(0, name.length() - NodeStateFiles.LEGS_SUFFIX.length()) : name;
     }
 }

@@ -3,6 +3,7 @@ package io.weft.actors.client;
 import io.weft.actors.DeviceState;
 import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
+import io.weft.actors.NodeStateFiles;
 import io.weft.actors.Reply;
 import io.weft.actors.WeftSettings;
 import io.weft.actors.transport.Transport;
@@ -194,7 +195,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         this.mapReplyTo = mapReplyTo;
         this.nodeState = entry.nodeState;
         entry.transport = transport.name();
-        this.legFile = new LegFile(settings.dataDir().resolve(entry.spec.deviceId() + ".legs"));
+        this.legFile = new LegFile(settings.dataDir().resolve(entry.spec.deviceId() + NodeStateFiles.LEGS_SUFFIX));
         if (adopted) {
             takeOver();
         } else {
@@ -241,7 +242,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
     }
 
     private Path wibPath() {
-        return settings.dataDir().resolve(entry.spec.deviceId() + ".wib");
+        return settings.dataDir().resolve(entry.spec.deviceId() + NodeStateFiles.BITMAP_SUFFIX);
     }
 
     /**

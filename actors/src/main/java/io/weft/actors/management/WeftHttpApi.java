@@ -337,6 +337,13 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
             return List.of();
         }
         List<VolumeFile> out = new java.util.ArrayList<>();
+        java.nio.file.Path stateDir;
+        try {
+            stateDir = rt.settings().dataDir().toRealPath();
+        } catch (java.io.IOException e) {
+            stateDir = rt.settings().dataDir();
+        }
+        java.nio.file.Path dataDir = stateDir;
         for (java.nio.file.Path root : rt.settings().exportRoots()) {
             if (!java.nio.file.Files.isDirectory(root)) {
                 continue;
@@ -344,7 +351,11 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
             try (var files = java.nio.file.Files.walk(root, 4)) {
                 files.filter(java.nio.file.Files::isRegularFile).sorted().forEach(f -> {
                     try {
-                        String real = f.toRealPath().toString();
+                        java.nio.file.Path realPath = f.toRealPath();
+                        if (io.weft.actors.NodeStateFiles.isStateFile(dataDir, realPath)) {
+                            return; // the node's own state, not a volume
+                        }
+                        String real = realPath.toString();
                         out.add(new VolumeFile(f.toString(), java.nio.file.Files.size(f),
                                 rt.state().backend(real) != null || rt.state().backend(f.toString()) != null));
                     } catch (java.io.IOException e) {

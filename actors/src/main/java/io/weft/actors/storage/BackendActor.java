@@ -178,7 +178,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         FileBackingStore opened;
         // Opened relative to its export root (a symlink swapped in since StorageService checked the path cannot
         // lead outside) and locked: exclusive read-write, shared read-only.
-        ExportRoots roots = new ExportRoots(settings.exportRoots());
+        ExportRoots roots = ExportRoots.forNode(settings);
         try {
             opened = roots.open(realPath, false);
         } catch (AccessDeniedException e) {

@@ -122,7 +122,7 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
         this.settings = settings;
         this.nodeState = nodeState;
         this.transports = transports;
-        this.exportRoots = new ExportRoots(settings.exportRoots());
+        this.exportRoots = ExportRoots.forNode(settings);
         ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
         ctx.getSystem().receptionist().tell(Receptionist.register(keyFor(settings.nodeName()), ctx.getSelf()));
         ActorRef<ClusterEvent.MemberRemoved> removed =
