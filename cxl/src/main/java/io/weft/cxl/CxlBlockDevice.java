@@ -202,6 +202,11 @@ public final class CxlBlockDevice implements BlockDevice {
         if (status == IoStatus.OK) {
             ClientChannel channel = channels[(int) (Thread.currentThread().getId() % channels.length)];
             status = channel.submit(op, offset, length, flags, buffer, tag, completion);
+            if (status >= 0 && refuseStatus != 0) {
+                // Closed (or force-stopped) by its owner while this request waited for room inside submit: the
+                // close is the reason, not the claim it released on the way (which reads like a lost channel, EIO).
+                status = refuseStatus;
+            }
             if (status < 0) {
                 // Deliver what is ready, never wait here: a caller with more requests to submit (an NBD reader with
                 // a pipeline of them) must not be held up by this one; it waits in awaitCompletions when it has

@@ -1,0 +1,91 @@
+package io.weft.cxl;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.weft.core.io.IoOp;
+import io.weft.core.io.IoStatus;
+import io.weft.cxl.layout.RegionGeometry;
+import io.weft.cxl.layout.RegionHeader;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A request submitted while its device is being closed by its owner completes with what the close says
+ * ({@code ESHUTDOWN}; {@code EIO} for a force stop), never with the {@code EIO} of a lost claim: the claim was released
+ * by the close itself, the channel was not taken away. (Seen in SharedAgentsTest under load: "request 390: EIO".)
+ */
+class CloseRaceTest {
+    private static final RegionGeometry GEOMETRY = new RegionGeometry(4, 4, 4, 4, 8, 16 << 10);
+    private static final int ROUNDS = 200;
+    /** Several submitters: while the queue is full they wait for room inside submit, which widens the race. */
+    private static final int SUBMITTERS = 4;
+
+    @Test
+    void aRequestRacingItsDevicesCloseCompletesWithEshutdown() throws Exception {
+        Path regionPath = TestSupport.shmPath("close-race-region");
+        Path storePath = TestSupport.shmPath("close-race-store");
+        Map<String, AtomicInteger> statuses = new ConcurrentHashMap<>();
+        try (CxlRegion region = CxlRegion.format(regionPath, GEOMETRY, RegionHeader.FLAG_ENTRY_CRC);
+             CxlHost storage = CxlHost.register(region, 1, "storage", TestSupport.fastOptions());
+             CxlHost client = CxlHost.register(region, 2, "client", TestSupport.fastOptions());
+             CxlBackend backend = storage.createBackend(TestSupport.newStore(storePath, 1 << 20), "s",
+                     BackendOptions.defaults().withChannels(1))) {
+            for (int round = 0; round < ROUNDS; round++) {
+                CxlBlockDevice dev = client.openBlkdev(backend.id(), BlkdevOptions.defaults());
+                AtomicLong outstanding = new AtomicLong();
+                CountDownLatch submitting = new CountDownLatch(SUBMITTERS);
+                java.util.List<Thread> submitters = new java.util.ArrayList<>();
+                for (int t = 0; t < SUBMITTERS; t++) {
+                    Thread submitter = new Thread(() -> {
+                        ByteBuffer buf = ByteBuffer.allocateDirect(4096);
+                        boolean refused = false;
+                        for (int n = 0; n < 100_000 && !refused; n++) {
+                            if (n == 8) {
+                                submitting.countDown();
+                            }
+                            outstanding.incrementAndGet();
+                            int[] inline = {-1};
+                            dev.submit(IoOp.WRITE, (n % 64) * 4096L, 4096, 0, buf.duplicate(), n, (tag, s) -> {
+                                statuses.computeIfAbsent(IoStatus.name(s), k -> new AtomicInteger()).incrementAndGet();
+                                inline[0] = s;
+                                outstanding.decrementAndGet();
+                            });
+                            // A request refused at once (the device is closed) ends this round's submitter.
+                            refused = n > 8 && inline[0] > 0;
+                        }
+                        submitting.countDown();
+                    }, "submitter-" + round + "-" + t);
+                    submitters.add(submitter);
+                    submitter.start();
+                }
+                assertTrue(submitting.await(30, TimeUnit.SECONDS));
+                dev.close();
+                for (Thread submitter : submitters) {
+                    submitter.join(30_000);
+                    assertTrue(!submitter.isAlive(), submitter.getName() + " finished");
+                }
+                TestSupport.await(java.time.Duration.ofSeconds(30), "every request of round " + round
+                        + " completed", () -> outstanding.get() == 0);
+                assertEquals(java.util.Set.of(), difference(statuses.keySet()),
+                        "statuses seen so far (round " + round + "): " + statuses);
+            }
+        } finally {
+            TestSupport.deleteQuietly(regionPath, storePath);
+        }
+    }
+
+    private static java.util.Set<String> difference(java.util.Set<String> seen) {
+        java.util.Set<String> out = new java.util.TreeSet<>(seen);
+        out.remove("OK");
+        out.remove("ESHUTDOWN");
+        return out;
+    }
+}
