@@ -806,7 +806,9 @@ class DrillsIT {
 
         /**
          * Counted independently of the bitmap: the resync copies no region the drill did not write while the leg was
-         * out (or that was already dirty before the fault), and the bitmap holds every region the drill wrote then.
+         * out (or that was already dirty before the fault, or in an activity-log extent the drill had not flushed when
+         * the leg was dropped: the mirror marks those for a dropped leg), and the bitmap holds every region the drill
+         * wrote then.
          */
         List<String> onlyDirtyRegionsCopied(JsonNode r) {
             List<String> problems = new ArrayList<>();
@@ -814,22 +816,23 @@ class DrillsIT {
             long atReturn = r.get("regionsDirtyAtReturn").asLong();
             long written = r.get("regionsWrittenWhileOut").asLong();
             long copied = r.get("regionsCopied").asLong();
-            if (atReturn < 0 || written < 0 || copied < 0) {
+            long unflushed = r.get("regionsUnflushedAtDrop").asLong();
+            if (atReturn < 0 || written < 0 || copied < 0 || unflushed < 0) {
                 problems.add("kill drill without resync counts: dirty at return " + atReturn + ", written while out "
-                        + written + ", copied " + copied);
+                        + written + ", unflushed at the drop " + unflushed + ", copied " + copied);
             } else {
-                if (copied > written + before) {
+                if (copied > written + unflushed + before) {
                     problems.add("resync copied " + copied + " regions > " + written + " written while the leg was out"
-                            + " + " + before + " dirty before the fault");
+                            + " + " + unflushed + " unflushed at its drop + " + before + " dirty before the fault");
                 }
                 if (written > atReturn) {
                     problems.add(written + " regions written while the leg was out > " + atReturn
                             + " dirty in the bitmap at its return");
                 }
             }
-            System.out.printf("[drills] %s kill: regions dirty before %d, written while out %d, dirty at return %d,"
-                    + " copied %d (%d bytes)%n", transport, before, written, atReturn, copied,
-                    r.get("bytesCopied").asLong());
+            System.out.printf("[drills] %s kill: regions dirty before %d, written while out %d, unflushed at the"
+                    + " drop %d, dirty at return %d, copied %d (%d bytes)%n", transport, before, written, unflushed,
+                    atReturn, copied, r.get("bytesCopied").asLong());
             return problems;
         }
 

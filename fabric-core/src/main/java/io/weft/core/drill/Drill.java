@@ -73,6 +73,19 @@ public final class Drill {
     private volatile long outUntilNanos;
     private final int regionSize;
     private final boolean[] regionWritten;
+    /**
+     * The mirror's activity-log extent (at least one region), as a shift: when a leg is dropped the mirror marks the
+     * regions of every extent the log holds unflushed (its node may lose what it had not flushed), so its resync
+     * copies those too. 0 on a plain device.
+     */
+    private final int extentShift;
+    /** Per extent of the working set: the latest end of a drill write to it before the fault leg's drop (driver). */
+    private final long[] extentLastWriteEnd;
+    /** The last successful FLUSHes that completed before the fault (submitted, completed): a ring (driver thread). */
+    private final long[] okFlushStart = new long[FLUSH_HISTORY];
+    private final long[] okFlushEnd = new long[FLUSH_HISTORY];
+    private int okFlushes;
+    private static final int FLUSH_HISTORY = 16;
     private long regionsDirtyBeforeFault = -1;
     private final List<String> events = new CopyOnWriteArrayList<>();
     private volatile long faultNanos;
@@ -147,6 +160,10 @@ public final class Drill {
         this.regionSize = mirror == null ? 0 : mirror.bitmap().regionSize();
         this.regionWritten = mirror == null ? new boolean[0]
                 : new boolean[(int) ((options.workingSetBytes() + regionSize - 1) / regionSize)];
+        this.extentShift = mirror == null ? 0
+                : Integer.numberOfTrailingZeros(Math.max(mirror.activityLog().extentSize(), regionSize));
+        this.extentLastWriteEnd = mirror == null ? new long[0]
+                : new long[(int) ((options.workingSetBytes() + (1L << extentShift) - 1) >>> extentShift)];
     }
 
     /** The current phase; safe from any thread. */
@@ -317,6 +334,7 @@ public final class Drill {
                 }
             }
             long[] resync = legTrack.resyncCounts(mirror != null);
+            long unflushed = regionsUnflushedAtDrop();
             return new DrillReport(fault.name(), options.seed(), stall, before,
                     drop == 0 ? -1 : nanosToMillis(drop - faultNanos),
                     driver.failoverNanos == 0 ? -1 : nanosToMillis(driver.failoverNanos - faultNanos),
@@ -324,7 +342,7 @@ public final class Drill {
                     driver.iops(0), driver.iops(1), driver.iops(3),
                     driver.completed, driver.writesOk, driver.writesFailed, driver.readsFailed,
                     driver.readMismatches, check[0], check[1], check[2], check[3], hung,
-                    regionsDirtyBeforeFault, resync[0], written, resync[1], resync[2],
+                    regionsDirtyBeforeFault, resync[0], written, unflushed, resync[1], resync[2],
                     legs == null ? -1 : legs.bytesCompared(), legs == null ? -1 : legs.differingBytes(),
                     legs == null ? List.of() : legs.regions().stream().map(Object::toString).toList(), events);
         } finally {
@@ -333,6 +351,43 @@ public final class Drill {
                 mirror.removeListener(listener);
             }
         }
+    }
+
+    /**
+     * The drill's own upper bound, from its writes and flushes only (not the mirror's log), of the regions the mirror
+     * marked for the fault leg at its drop besides those written while it was out: every region of each activity-log
+     * extent that a drill write ended in after the submission of the last successful FLUSH completed before the fault
+     * (the mirror counts a write flushed only by a flush round started after it ended; the fault, not the drop event:
+     * the mirror marks the extents a moment before it stamps the drop). Writes before this drill (another drill, a
+     * user) are not seen: their unflushed extents are not counted. -1 on a plain device or when no fault leg was
+     * dropped.
+     */
+    private long regionsUnflushedAtDrop() {
+        long fault = faultNanos;
+        if (mirror == null || outSinceNanos == 0) {
+            return -1;
+        }
+        long lastFlushStart = 0;
+        for (int i = 0; i < Math.min(okFlushes, FLUSH_HISTORY); i++) {
+            if (okFlushEnd[i] < fault) {
+                lastFlushStart = Math.max(lastFlushStart, okFlushStart[i]);
+            }
+        }
+        long deviceRegions = mirror.bitmap().regionCount();
+        long regionsPerExtent = (1L << extentShift) / regionSize;
+        long count = 0;
+        for (int e = 0; e < extentLastWriteEnd.length; e++) {
+            long end = extentLastWriteEnd[e];
+            if (end == 0 || end < lastFlushStart) {
+                continue;
+            }
+            for (long r = e * regionsPerExtent; r < Math.min((e + 1) * regionsPerExtent, deviceRegions); r++) {
+                if (r >= regionWritten.length || !regionWritten[(int) r]) {
+                    count++;
+                }
+            }
+        }
+        return count;
     }
 
     /** Bytes of the device the legs are compared over: the working set, at least 64 MiB, at most the device. */
@@ -637,6 +692,7 @@ public final class Drill {
         private void completePrefill(Request r) {
             inFlight--;
             r.inUse = false;
+            noteWriteEnd(r);
             if (r.status == IoStatus.OK) {
                 for (int k = 0; k < r.blocks; k++) {
                     ackedGen[(int) (r.firstBlock + k)] = r.gen;
@@ -661,6 +717,33 @@ public final class Drill {
             for (long g = first; g <= last; g++) {
                 regionWritten[(int) g] = true;
             }
+        }
+
+        /**
+         * Remembers when a write (either outcome: a failed one may have landed) to each extent last ended before the
+         * drop. One that ended later but is seen before the drop event only makes the bound larger, never smaller.
+         */
+        private void noteWriteEnd(Request r) {
+            long since = outSinceNanos;
+            if (extentLastWriteEnd.length == 0 || (since != 0 && r.endNanos >= since)) {
+                return;
+            }
+            long first = r.firstBlock * BLOCK >>> extentShift;
+            long last = ((r.firstBlock + r.blocks) * BLOCK - 1) >>> extentShift;
+            for (long e = first; e <= last; e++) {
+                extentLastWriteEnd[(int) e] = Math.max(extentLastWriteEnd[(int) e], r.endNanos);
+            }
+        }
+
+        /** A successful FLUSH that ended before the fault (seen before it or not: filtered again by its end). */
+        private void noteFlushOk(Request r) {
+            long fault = faultNanos;
+            if (fault != 0 && r.endNanos >= fault) {
+                return;
+            }
+            int i = okFlushes++ % FLUSH_HISTORY;
+            okFlushStart[i] = r.startNanos;
+            okFlushEnd[i] = r.endNanos;
         }
 
         private boolean issue(Request r) {
@@ -757,6 +840,7 @@ public final class Drill {
                         busy[b] = false;
                     }
                     countWhileOut(r);
+                    noteWriteEnd(r);
                     if (r.status == IoStatus.OK) {
                         writesOk++;
                     } else {
@@ -773,6 +857,11 @@ public final class Drill {
                             readMismatches++;
                         }
                         busy[(int) b] = false;
+                    }
+                    break;
+                case FLUSH:
+                    if (r.status == IoStatus.OK) {
+                        noteFlushOk(r);
                     }
                     break;
                 default:

@@ -33,6 +33,12 @@ import java.util.Locale;
  * @param regionsWrittenWhileOut the drill's own count of distinct bitmap regions touched by writes that completed
  *                              (acknowledged or failed) between the fault leg's drop event and its resync start,
  *                              independent of the bitmap; -1 for a plain device
+ * @param regionsUnflushedAtDrop the drill's own bound, also independent of the bitmap, of the other regions the mirror
+ *                              marked for the fault leg at its drop: those of the activity-log extents the drill
+ *                              wrote to after its last successful FLUSH before the drop (the leg's node may lose
+ *                              what it had not flushed), not counted in {@code regionsWrittenWhileOut}; so the
+ *                              resync copies at most {@code regionsWrittenWhileOut + regionsUnflushedAtDrop +
+ *                              regionsDirtyBeforeFault} regions. -1 for a plain device or when no fault leg dropped
  * @param regionsCopied         regions the resync of the fault leg(s) copied; -1 as above
  * @param bytesCopied           bytes that resync wrote (more than regions × region size when foreground writes
  *                              raced with a region copy and it was repeated); -1 as above
@@ -51,13 +57,31 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
                           long writesAcknowledged, long writesFailed, long readsFailed, long readMismatches,
                           long blocksVerified, long blocksLost, long blocksCorrupted, long blocksUnreadable,
                           long requestsHung, long regionsDirtyBeforeFault, long regionsDirtyAtReturn,
-                          long regionsWrittenWhileOut, long regionsCopied, long bytesCopied,
+                          long regionsWrittenWhileOut, long regionsUnflushedAtDrop, long regionsCopied,
+                          long bytesCopied,
                           long legBytesCompared, long legDifferingBytes, List<String> legDifferences,
                           List<String> events) {
 
     public DrillReport {
         legDifferences = List.copyOf(legDifferences);
         events = List.copyOf(events);
+    }
+
+    /** A report without the unflushed-extent count ({@code regionsUnflushedAtDrop} = -1: not measured). */
+    public DrillReport(String fault, long seed, double longestStallMillis, double stallBeforeMillis,
+                       double timeToDetectMillis, double timeToFailoverMillis, double timeToResyncMillis,
+                       double iopsBefore, double iopsDuring, double iopsAfter, long requests,
+                       long writesAcknowledged, long writesFailed, long readsFailed, long readMismatches,
+                       long blocksVerified, long blocksLost, long blocksCorrupted, long blocksUnreadable,
+                       long requestsHung, long regionsDirtyBeforeFault, long regionsDirtyAtReturn,
+                       long regionsWrittenWhileOut, long regionsCopied, long bytesCopied,
+                       long legBytesCompared, long legDifferingBytes, List<String> legDifferences,
+                       List<String> events) {
+        this(fault, seed, longestStallMillis, stallBeforeMillis, timeToDetectMillis, timeToFailoverMillis,
+                timeToResyncMillis, iopsBefore, iopsDuring, iopsAfter, requests, writesAcknowledged, writesFailed,
+                readsFailed, readMismatches, blocksVerified, blocksLost, blocksCorrupted, blocksUnreadable,
+                requestsHung, regionsDirtyBeforeFault, regionsDirtyAtReturn, regionsWrittenWhileOut, -1,
+                regionsCopied, bytesCopied, legBytesCompared, legDifferingBytes, legDifferences, events);
     }
 
     /**
@@ -93,6 +117,7 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
         if (regionsDirtyBeforeFault >= 0) {
             row(b, "regions dirty before/at return", regionsDirtyBeforeFault + " / " + count(regionsDirtyAtReturn));
             row(b, "regions written while out", count(regionsWrittenWhileOut));
+            row(b, "regions unflushed at the drop", count(regionsUnflushedAtDrop));
             row(b, "resync copied", count(regionsCopied) + " regions, "
                     + (bytesCopied < 0 ? "-" : (bytesCopied >> 20) + " MiB"));
         }
@@ -143,6 +168,7 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
         num(b, "regionsDirtyBeforeFault", regionsDirtyBeforeFault).append(',');
         num(b, "regionsDirtyAtReturn", regionsDirtyAtReturn).append(',');
         num(b, "regionsWrittenWhileOut", regionsWrittenWhileOut).append(',');
+        num(b, "regionsUnflushedAtDrop", regionsUnflushedAtDrop).append(',');
         num(b, "regionsCopied", regionsCopied).append(',');
         num(b, "bytesCopied", bytesCopied).append(',');
         num(b, "legBytesCompared", legBytesCompared).append(',');

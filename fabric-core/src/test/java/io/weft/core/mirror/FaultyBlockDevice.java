@@ -32,13 +32,15 @@ public final class FaultyBlockDevice implements BlockDevice {
     public final AtomicLong fuaWrites = new AtomicLong();
     private final java.util.concurrent.ConcurrentLinkedQueue<Parked> held =
             new java.util.concurrent.ConcurrentLinkedQueue<>();
-    /** Requests accepted and never executed (HANG, a discarded session): answered only by a cancel. */
-    private final java.util.concurrent.ConcurrentLinkedQueue<Parked> parked =
+    /**
+     * Requests accepted and not executed: still queued for the private thread, or never to be executed (HANG, a
+     * discarded session: answered only by a cancel). One collection, which a request leaves only when it is claimed
+     * (by its execution or a cancel): moving it between two let a cancel look in both while it was in neither, and a
+     * request so missed was never answered (the mirror cancels a part once, then waits for its answer).
+     */
+    private final java.util.concurrent.ConcurrentLinkedQueue<Parked> unexecuted =
             new java.util.concurrent.ConcurrentLinkedQueue<>();
     public final AtomicLong cancelled = new AtomicLong();
-    /** Requests handed to the private thread and not started yet. */
-    private final java.util.concurrent.ConcurrentLinkedQueue<Parked> queued =
-            new java.util.concurrent.ConcurrentLinkedQueue<>();
 
     /** A request not executed yet; whoever claims it first (execution or cancel) completes it. */
     private final class Parked {
@@ -95,7 +97,7 @@ public final class FaultyBlockDevice implements BlockDevice {
 
     @Override
     public void cancel(long tag, IoCompletion completion) {
-        if (cancel(held, tag, completion) || cancel(parked, tag, completion) || cancel(queued, tag, completion)) {
+        if (cancel(held, tag, completion) || cancel(unexecuted, tag, completion)) {
             cancelled.incrementAndGet();
             completion.onComplete(tag, IoStatus.ECANCELED);
         }
@@ -130,7 +132,7 @@ public final class FaultyBlockDevice implements BlockDevice {
         Mode m = mode;
         if (m == Mode.HANG) {
             hung.incrementAndGet();
-            parked.add(new Parked(tag, completion, null));
+            unexecuted.add(new Parked(tag, completion, null));
             return;
         }
         if (m == Mode.FAIL) {
@@ -146,15 +148,14 @@ public final class FaultyBlockDevice implements BlockDevice {
         } else {
             long mySession = session.get();
             Parked p = new Parked(tag, completion, null);
-            queued.add(p);
+            unexecuted.add(p);
             executor.execute(() -> {
-                queued.remove(p);
                 if (mode == Mode.HANG || session.get() != mySession) {
-                    hung.incrementAndGet();
-                    parked.add(p);
+                    hung.incrementAndGet(); // stays unexecuted: a cancel answers it
                     return;
                 }
                 if (p.claim()) {
+                    unexecuted.remove(p);
                     run(op, offset, length, flags, buffer, tag, completion);
                 }
             });
