@@ -2,6 +2,7 @@ package io.weft.actors;
 
 import io.weft.actors.transport.ChannelFailureListener;
 import io.weft.actors.transport.DataChannel;
+import io.weft.actors.transport.TransportFullException;
 import io.weft.actors.transport.UnreachableEndpointException;
 import java.time.Duration;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -50,7 +51,9 @@ public final class ChannelActor extends AbstractBehavior<ChannelActor.Command> {
     /**
      * The agent died, or could not be opened; a new one is being opened after backoff.
      *
-     * @param unreachable the endpoint can never be reached from here ({@link UnreachableEndpointException})
+     * @param unreachable retrying cannot help: the endpoint can never be reached from here
+     *                    ({@link UnreachableEndpointException}) or the transport has no room for the channel
+     *                    ({@link TransportFullException})
      */
     public record Down(String channelId, String reason, boolean unreachable) implements Event {
     }
@@ -87,7 +90,7 @@ public final class ChannelActor extends AbstractBehavior<ChannelActor.Command> {
             this.channel = opener.open(cause -> self.tell(new AgentDied(me, cause)));
         } catch (Exception e) {
             listener.tell(new Down(channelId, "open failed: " + e.getMessage(),
-                    e instanceof UnreachableEndpointException));
+                    e instanceof UnreachableEndpointException || e instanceof TransportFullException));
             throw new AgentFailedException("channel " + channelId + " could not open: " + e.getMessage(), e);
         }
         listener.tell(new Up(channelId, channel));

@@ -4,7 +4,9 @@ package io.weft.cxl;
  * How a backend serves its channels.
  *
  * @param channels      channel segments to create (one per client queue); default = available processors
- * @param handlerAgents handler threads; channels are spread round-robin over them (1 suits a 2-core machine)
+ * @param handlerAgents how many of the process's shared handler agents ({@link CxlOptions#handlerAgents()}) this
+ *                      backend's channels are spread over, round-robin, the least loaded first (1 suits a 2-core
+ *                      machine); never more threads than the process runs
  * @param entryCrc      CRC32C on every ring entry, checked on receipt
  * @param dataCrc       CRC32C on every payload, checked on receipt
  */

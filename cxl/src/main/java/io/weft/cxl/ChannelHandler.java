@@ -154,6 +154,9 @@ final class ChannelHandler implements IoCompletion {
 
     /** Names the segment whose doorbell word the owning agent sleeps on (clients ring it after publishing). */
     void useDoorbell(int segmentId) {
+        if (doorbellSegment == segmentId + 1 || !holdsClaim()) {
+            return; // unchanged, or no longer ours to write
+        }
         doorbellSegment = segmentId + 1;
         control.putIntRelease(ChannelLayout.DOORBELL_SEGMENT, doorbellSegment);
     }

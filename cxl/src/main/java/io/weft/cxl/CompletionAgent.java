@@ -1,77 +1,161 @@
 package io.weft.cxl;
 
+import java.util.Arrays;
+import java.util.concurrent.locks.LockSupport;
 import org.agrona.concurrent.Agent;
+import org.agrona.concurrent.AgentRunner;
 
 /**
- * Client-side duty cycle: consumes completions of every channel of one blkdev and carries out stop requests. A
- * channel whose consumer role a submitting thread holds (assisting, see {@link ClientChannel#assist}) is skipped for
- * that cycle.
+ * Client-side duty cycle shared by many blkdevs: runs the {@link BlkdevCompletions} of every blkdev assigned to it.
+ * A process runs {@link CxlOptions#completionAgents()} of them per region (see {@link CxlHost}), so threads and idle
+ * wake-ups do not grow with the number of devices: with nothing in flight on any member the agent sleeps up to one
+ * heartbeat interval, and a submitter that leaves a request behind unparks it ({@link #wake}).
+ *
+ * <p>Membership (control path, any thread): {@link #add} and {@link #remove} replace the member array (copy on
+ * write). {@link #remove} returns only once no duty cycle can still be running the removed blkdev's channels: a
+ * cycle counts itself started (volatile) <em>before</em> it reads the array and finished after, and the remover,
+ * after publishing the new array, waits until every cycle started so far has finished. From then on the channels
+ * are the remover's alone (it drains and detaches them). A blkdev driven by its own invoker
+ * ({@link BlkdevOptions#useInvoker()}) gets a private agent of its own, never started on a thread.
  */
 final class CompletionAgent implements Agent {
+    private static final BlkdevCompletions[] NONE = new BlkdevCompletions[0];
+
     private final String name;
-    private final ClientChannel[] channels;
-    private final long beatIntervalNs;
-    private final long ioTimeoutNs;
-    private volatile int stopStatus;
-    private volatile String stopReason;
-    private volatile boolean stopDone;
-    /** Completions consumed on all channels at the last duty cycle (by this agent or by assisting submitters). */
-    private long lastDelivered;
+    private volatile BlkdevCompletions[] members = NONE;
+    /** Duty cycles begun (incremented before the member array is read) and finished; written by the agent only. */
+    private volatile long cyclesStarted;
+    private volatile long cyclesFinished;
+    private HotWindowIdleStrategy idle;
+    private AgentRunner runner;
+    private volatile Thread thread;
 
-    CompletionAgent(String name, ClientChannel[] channels, long beatIntervalNs, long ioTimeoutNs) {
+    CompletionAgent(String name) {
         this.name = name;
-        this.channels = channels;
-        this.beatIntervalNs = beatIntervalNs;
-        this.ioTimeoutNs = ioTimeoutNs;
     }
 
-    void requestStop(int status, String reason) {
-        stopReason = reason;
-        stopStatus = status;
+    /** Starts this agent on its own thread with the options' idle strategy (hot window, then a parked sleep). */
+    CompletionAgent start(CxlOptions options) {
+        idle = options.newIdleStrategy(this::hasInFlight, new HotWindowIdleStrategy.Sleeper() {
+            @Override
+            public boolean announce() {
+                return !stopPending(); // a stop request is carried out before the agent sleeps
+            }
+
+            @Override
+            public void sleep(long maxNs) {
+                LockSupport.parkNanos(maxNs);
+            }
+        });
+        runner = new AgentRunner(idle, t -> System.err.println("cxl completion error: " + t), null, this);
+        thread = AgentRunner.startOnThread(runner);
+        return this;
     }
 
-    /** True while any channel has a request published and not yet completed. */
-    boolean hasInFlight() {
-        for (ClientChannel channel : channels) {
-            if (channel.inFlight() > 0) {
+    /** Blkdevs served; used to assign a new blkdev to the least loaded agent. */
+    int memberCount() {
+        return members.length;
+    }
+
+    synchronized void add(BlkdevCompletions member) {
+        BlkdevCompletions[] old = members;
+        BlkdevCompletions[] next = Arrays.copyOf(old, old.length + 1);
+        next[old.length] = member;
+        members = next;
+    }
+
+    /**
+     * Removes {@code member}; returns once no duty cycle still runs it, or false when the agent did not finish its
+     * current cycle within {@code timeoutNs} (a callback that blocks): the caller then proceeds anyway, as a stop
+     * with a dead agent does.
+     */
+    boolean remove(BlkdevCompletions member, long timeoutNs) {
+        synchronized (this) {
+            BlkdevCompletions[] old = members;
+            int at = -1;
+            for (int i = 0; i < old.length; i++) {
+                if (old[i] == member) {
+                    at = i;
+                }
+            }
+            if (at < 0) {
+                return true;
+            }
+            BlkdevCompletions[] next = new BlkdevCompletions[old.length - 1];
+            System.arraycopy(old, 0, next, 0, at);
+            System.arraycopy(old, at + 1, next, at, old.length - at - 1);
+            members = next;
+        }
+        long started = cyclesStarted; // every cycle that may have read the old array has started by now
+        long deadline = System.nanoTime() + timeoutNs;
+        while (cyclesFinished < started) {
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            Thread.onSpinWait();
+        }
+        return true;
+    }
+
+    /** Ends a sleep now if the agent may be parked (no system call while it is busy). */
+    void wake() {
+        HotWindowIdleStrategy i = idle;
+        Thread t = thread;
+        if (i != null && t != null && i.mayPark()) {
+            LockSupport.unpark(t);
+        }
+    }
+
+    /** Ends a sleep now, unconditionally (a stop request must not wait out a heartbeat interval). */
+    void wakeNow() {
+        Thread t = thread;
+        if (t != null) {
+            LockSupport.unpark(t);
+        }
+    }
+
+    /** Stops the thread (after its members are gone). */
+    void close() {
+        if (runner != null) {
+            runner.close();
+        }
+    }
+
+    private boolean hasInFlight() {
+        for (BlkdevCompletions m : members) {
+            if (m.hasInFlight()) {
                 return true;
             }
         }
         return false;
     }
 
-    boolean stopRequested() {
-        return stopStatus != 0;
-    }
-
-    boolean stopDone() {
-        return stopDone;
+    private boolean stopPending() {
+        for (BlkdevCompletions m : members) {
+            if (m.stopPending()) {
+                return true;
+            }
+        }
+        return false;
     }
 
     @Override
     public int doWork() {
+        long started = cyclesStarted + 1;
+        cyclesStarted = started; // before the member array is read: see remove
+        BlkdevCompletions[] current = members;
         long now = System.nanoTime();
-        int status = stopStatus;
-        if (status != 0 && !stopDone) {
-            for (ClientChannel channel : channels) {
-                channel.failAsConsumer(status, stopReason);
-            }
-            stopDone = true;
-        }
         int work = 0;
-        long delivered = 0;
-        for (ClientChannel channel : channels) {
-            work += channel.pollIfFree(now, beatIntervalNs, ioTimeoutNs);
-            delivered += channel.consumedCount();
+        for (BlkdevCompletions m : current) {
+            work += m.doWork(now);
         }
-        if (delivered != lastDelivered) {
-            // Completions delivered by an assisting submitter count as progress: without this, an agent whose
-            // submitters take every completion never "works", decides after 10 ms that the ones in flight are overdue
-            // and parks up to 1 ms at a time, and the requests the submitter leaves behind wait out those parks.
-            lastDelivered = delivered;
-            work++;
-        }
+        cyclesFinished = started;
         return work;
+    }
+
+    @Override
+    public void onClose() {
+        cyclesFinished = cyclesStarted; // a removal waiting on this thread must not wait for a cycle that never ends
     }
 
     @Override

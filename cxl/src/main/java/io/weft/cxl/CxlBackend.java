@@ -8,7 +8,6 @@ import io.weft.cxl.layout.MetaEntry;
 import io.weft.cxl.layout.Records;
 import java.util.ArrayList;
 import java.util.List;
-import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
@@ -24,8 +23,9 @@ public final class CxlBackend implements AutoCloseable {
     private final String storePath;
     private final int[] segments;
     private final ChannelHandler[] handlers;
-    private final AgentRunner[] runners;
+    /** The process's shared handler agents serving this backend, and this backend's group on each. */
     private final HandlerAgent[] agents;
+    private final HandlerAgent.Group[] groups;
     private boolean closed;
 
     private CxlBackend(CxlHost host, int slot, long token, BlockDevice device, String storePath, int[] segments,
@@ -60,20 +60,17 @@ public final class CxlBackend implements AutoCloseable {
         }
         writeRecord(Records.STATE_RUNNING);
         host.own(entry, token);
-        int agents = Math.min(options.handlerAgents(), segments.length);
-        this.runners = new AgentRunner[agents];
-        this.agents = new HandlerAgent[agents];
-        for (int a = 0; a < agents; a++) {
+        // Channels spread round-robin over the least loaded of the process's shared handler agents: no thread of its
+        // own, so threads and idle wake-ups do not grow with the number of backends.
+        this.agents = host.handlerAgentsFor(Math.min(options.handlerAgents(), segments.length));
+        this.groups = new HandlerAgent.Group[agents.length];
+        for (int a = 0; a < agents.length; a++) {
             List<ChannelHandler> mine = new ArrayList<>();
-            for (int c = a; c < handlers.length; c += agents) {
+            for (int c = a; c < handlers.length; c += agents.length) {
                 mine.add(handlers[c]);
             }
-            HandlerAgent agent = new HandlerAgent("cxl-backend-" + slot + "-" + a, mine.toArray(new ChannelHandler[0]),
-                    host.options().idleMaxPark().toNanos());
-            this.agents[a] = agent;
-            runners[a] = new AgentRunner(host.options().newIdleStrategy(() -> false, agent), t -> System.err.println(
-                    "cxl handler error: " + t), null, agent);
-            AgentRunner.startOnThread(runners[a]);
+            groups[a] = new HandlerAgent.Group(mine.toArray(new ChannelHandler[0]));
+            agents[a].add(groups[a]);
         }
     }
 
@@ -97,7 +94,8 @@ public final class CxlBackend implements AutoCloseable {
             }
         }
         if (slot < 0) {
-            throw new IllegalStateException("backend table full (" + region.tableSize(Table.BACKEND) + " entries)");
+            int size = region.tableSize(Table.BACKEND);
+            throw RegionFullException.of(region, "backends", size, 1, size);
         }
         int[] segments = new int[options.channels()];
         int found = 0;
@@ -112,7 +110,8 @@ public final class CxlBackend implements AutoCloseable {
                 region.entry(Table.SEGMENT, segments[i]).casClaim(token, 0);
             }
             region.entry(Table.BACKEND, slot).casClaim(token, 0);
-            throw new IllegalStateException("only " + found + " free segments, backend needs " + segments.length);
+            int total = region.geometry().segmentCount();
+            throw RegionFullException.of(region, "channel segments", total - found, segments.length, total);
         }
         return new CxlBackend(host, slot, token, device, storePath, segments, options, true, grantDigest.clone());
     }
@@ -181,29 +180,26 @@ public final class CxlBackend implements AutoCloseable {
         entry.write(body);
     }
 
-    /** Tests: stops (or resumes) every handler agent's duty cycle, as if the process were paused. */
+    /** Tests: stops (or resumes) this backend's duty cycles on every agent, as if the process were paused. */
     void freezeForTest(boolean frozen) {
-        for (HandlerAgent a : agents) {
-            a.frozen = frozen;
-            if (frozen) {
-                a.wake(false); // out of a deep sleep, so it sees the freeze; while frozen it never sleeps deeply
-            }
+        for (int a = 0; a < agents.length; a++) {
+            agents[a].freeze(groups[a], frozen);
         }
     }
 
-    /** Tests: duty cycles run by all handler agents so far. */
+    /** Tests: duty cycles run for this backend so far. */
     long dutyCyclesForTest() {
         long n = 0;
-        for (HandlerAgent a : agents) {
-            n += a.dutyCycles.get();
+        for (HandlerAgent.Group g : groups) {
+            n += g.dutyCycles.get();
         }
         return n;
     }
 
-    /** Tests: true once every handler agent has seen the freeze (it writes nothing into the region from then on). */
+    /** Tests: true once every agent has seen the freeze (it writes nothing into these segments from then on). */
     boolean frozenForTest() {
-        for (HandlerAgent a : agents) {
-            if (!a.frozenSeen) {
+        for (HandlerAgent.Group g : groups) {
+            if (!g.frozenSeen) {
                 return false;
             }
         }
@@ -259,7 +255,7 @@ public final class CxlBackend implements AutoCloseable {
         }
         handler.requestReset();
         for (HandlerAgent a : agents) {
-            a.wake(false);
+            a.wake();
         }
         long deadline = System.nanoTime() + host.options().deadTimeout().toNanos() * 5;
         while (handler.resetPending()) {
@@ -280,11 +276,13 @@ public final class CxlBackend implements AutoCloseable {
             return;
         }
         closed = true;
-        for (HandlerAgent a : agents) {
-            a.wake(true);
-        }
-        for (AgentRunner r : runners) {
-            r.close();
+        long timeoutNs = host.options().deadTimeout().toNanos() * 5;
+        for (int a = 0; a < agents.length; a++) {
+            // The agent marks the channels stopped and lets go of them; only then are the segments freed below.
+            if (!agents[a].remove(groups[a], timeoutNs)) {
+                System.err.println("cxl: handler agent " + agents[a].roleName() + " did not release backend " + slot
+                        + " within " + timeoutNs / 1_000_000 + " ms; freeing its segments anyway");
+            }
         }
         // Only what is still ours: a backend paused past the dead timeout may have been cleared and its entry and
         // segments reassigned meanwhile. Stopped first, so no client opens it while its segments are being freed.

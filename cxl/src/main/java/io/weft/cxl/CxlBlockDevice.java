@@ -12,17 +12,16 @@ import io.weft.cxl.layout.Records;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.locks.LockSupport;
 import org.agrona.concurrent.AgentInvoker;
-import org.agrona.concurrent.AgentRunner;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
  * Client side of a backend: a {@link BlockDevice} whose requests travel through the backend's channels in the shared
  * region. WRITE payloads are copied into the request's data slot at submit, READ payloads are copied out when the
- * completion arrives (one copy per hop); completions are consumed by one completion agent (its own thread, or the
- * caller's through {@link #invoker()}) and, when opened with {@link BlkdevOptions#submitterAssists()}, also by the
- * submitting thread right after it publishes (one consumer at a time per channel). A submitting thread is mapped to a channel by its thread id, so threads that
+ * completion arrives (one copy per hop); completions are consumed by a completion agent — one of the process's
+ * shared {@link CompletionAgent} threads, not one per blkdev, or the caller's thread through {@link #invoker()} — and,
+ * when opened with {@link BlkdevOptions#submitterAssists()}, also by the submitting thread right after it publishes
+ * (one consumer at a time per channel). A submitting thread is mapped to a channel by its thread id, so threads that
  * each own a queue never contend. Nothing is allocated per request.
  */
 public final class CxlBlockDevice implements BlockDevice {
@@ -33,11 +32,11 @@ public final class CxlBlockDevice implements BlockDevice {
     private final int backendId;
     private final DeviceInfo info;
     private final ClientChannel[] channels;
+    /** This blkdev's completion work, run by {@link #agent}. */
+    private final BlkdevCompletions completions;
+    /** The process's shared completion agent serving this blkdev, or (invoker mode) a private one. */
     private final CompletionAgent agent;
-    private final AgentRunner runner;
     private final AgentInvoker invoker;
-    private final HotWindowIdleStrategy idle;
-    private final Thread agentThread;
     /** Negative: the submitter never delivers completions; else how long it waits for a lone request of its own. */
     private final long submitterWaitNs;
     private final long submitterSpinNs;
@@ -60,34 +59,17 @@ public final class CxlBlockDevice implements BlockDevice {
         this.submitterSpinNs = options.submitterSpinNs();
         this.beatIntervalNs = o.heartbeatInterval().toNanos();
         this.ioTimeoutNs = o.ioTimeout().toNanos();
-        this.agent = new CompletionAgent("cxl-blkdev-" + slot, channels, o.heartbeatInterval().toNanos(),
-                o.ioTimeout().toNanos());
+        this.completions = new BlkdevCompletions(channels, o.heartbeatInterval().toNanos(), o.ioTimeout().toNanos());
         if (options.useInvoker()) {
-            this.runner = null;
-            this.idle = null;
-            this.agentThread = null;
+            this.agent = new CompletionAgent("cxl-blkdev-" + slot);
+            agent.add(completions);
             this.invoker = new AgentInvoker(t -> System.err.println("cxl completion error: " + t), null, agent);
             invoker.start();
         } else {
+            // One of the process's shared agents: no thread per blkdev. With nothing in flight on any of its blkdevs
+            // it sleeps (re-checked after announcing); a submitter that leaves a request behind wakes it.
             this.invoker = null;
-            // Deep sleep: nothing in flight (re-checked after announcing); a submit unparks it (see submit). When the
-            // submitters assist, no hot window: with nothing in flight the agent sleeps at once (a submitter that
-            // leaves a request behind wakes it), so it does not spin beside a submitter that waits for its own
-            // completion on a 2-core machine.
-            this.idle = o.newIdleStrategy(options.submitterAssists() ? 0 : o.hotWindow().toNanos(),
-                    agent::hasInFlight, new HotWindowIdleStrategy.Sleeper() {
-                @Override
-                public boolean announce() {
-                    return !agent.stopRequested();
-                }
-
-                @Override
-                public void sleep(long maxNs) {
-                    LockSupport.parkNanos(maxNs);
-                }
-            });
-            this.runner = new AgentRunner(idle, t -> System.err.println("cxl completion error: " + t), null, agent);
-            this.agentThread = AgentRunner.startOnThread(runner);
+            this.agent = host.completionAgentFor(completions);
         }
     }
 
@@ -138,7 +120,8 @@ public final class CxlBlockDevice implements BlockDevice {
             }
         }
         if (slot < 0) {
-            throw new IllegalStateException("blkdev table full");
+            int size = region.tableSize(Table.BLKDEV);
+            throw RegionFullException.of(region, "blkdevs", size, 1, size);
         }
         List<ChannelSegment> claimed = new ArrayList<>();
         try {
@@ -233,9 +216,7 @@ public final class CxlBlockDevice implements BlockDevice {
                         return; // everything this queue had is delivered: nothing to wake the agent for
                     }
                 }
-                if (idle != null && idle.mayPark()) {
-                    LockSupport.unpark(agentThread); // only after an idle spell: no syscall on a busy path
-                }
+                agent.wake(); // only after an idle spell: no syscall on a busy path
                 return;
             }
         }
@@ -277,8 +258,8 @@ public final class CxlBlockDevice implements BlockDevice {
         } finally {
             channel.releaseConsumer();
         }
-        if (channel.inFlight() > 0 && idle != null && idle.mayPark()) {
-            LockSupport.unpark(agentThread); // the rest is the agent's again
+        if (channel.inFlight() > 0) {
+            agent.wake(); // the rest is the agent's again
         }
     }
 
@@ -329,12 +310,11 @@ public final class CxlBlockDevice implements BlockDevice {
         }
         closed = true;
         refuseStatus = status;
-        agent.requestStop(status, reason);
-        if (agentThread != null) {
-            LockSupport.unpark(agentThread); // it may be in a deep sleep
-        }
-        long deadline = System.nanoTime() + host.options().deadTimeout().toNanos() * 5;
-        while (!agent.stopDone() && System.nanoTime() < deadline) {
+        completions.requestStop(status, reason);
+        agent.wakeNow(); // it may be in a deep sleep
+        long timeoutNs = host.options().deadTimeout().toNanos() * 5;
+        long deadline = System.nanoTime() + timeoutNs;
+        while (!completions.stopDone() && System.nanoTime() < deadline) {
             if (invoker != null) {
                 invoker.invoke();
             } else {
@@ -346,7 +326,8 @@ public final class CxlBlockDevice implements BlockDevice {
             invoker.invoke();
             invoker.close();
         } else {
-            runner.close();
+            // From here on no duty cycle of the shared agent touches these channels: they are ours to drain.
+            host.releaseCompletionAgent(agent, completions, timeoutNs);
         }
         for (ClientChannel c : channels) {
             c.drainAfterAgent();
@@ -358,6 +339,19 @@ public final class CxlBlockDevice implements BlockDevice {
             entry.wipeRecords();
             entry.casClaim(token, 0);
         }
+    }
+
+    /**
+     * Why the first failed queue fails requests, or null while every queue is healthy. Allocates nothing while
+     * healthy: a node's watcher polls every device several times a second.
+     */
+    public String firstFailure() {
+        for (ClientChannel c : channels) {
+            if (c.failStatus() != 0) {
+                return IoStatus.name(c.failStatus()) + ": " + c.failReason();
+            }
+        }
+        return null;
     }
 
     /** Channel states for diagnostics. */

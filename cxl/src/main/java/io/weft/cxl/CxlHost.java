@@ -40,6 +40,10 @@ public final class CxlHost implements AutoCloseable {
     private final List<CxlBlockDevice> blkdevs = new CopyOnWriteArrayList<>();
     private final AgentRunner runner;
     private final HostAgent hostAgent;
+    /** Client side: the shared completion agents, started with the first blkdev (guarded by this). */
+    private CompletionAgent[] completionAgents;
+    /** Storage side: the shared handler agents, started with the first backend (guarded by this). */
+    private HandlerAgent[] handlerAgents;
     private volatile boolean closed;
 
     private CxlHost(CxlRegion region, CxlOptions options, long nodeId, String name, int slot, long token) {
@@ -234,6 +238,65 @@ public final class CxlHost implements AutoCloseable {
         return dev;
     }
 
+    /**
+     * Assigns a blkdev's completions to the least loaded of this process's shared completion agents (starting them
+     * with the first blkdev), so the number of completion threads is {@link CxlOptions#completionAgents()}, however
+     * many blkdevs are open.
+     */
+    synchronized CompletionAgent completionAgentFor(BlkdevCompletions completions) {
+        if (closed) {
+            throw new IllegalStateException("host " + name + " is closed");
+        }
+        if (completionAgents == null) {
+            completionAgents = new CompletionAgent[options.completionAgents()];
+            for (int i = 0; i < completionAgents.length; i++) {
+                completionAgents[i] = new CompletionAgent("cxl-completions-" + slot + "-" + i).start(options);
+            }
+        }
+        CompletionAgent least = completionAgents[0];
+        for (CompletionAgent a : completionAgents) {
+            if (a.memberCount() < least.memberCount()) {
+                least = a;
+            }
+        }
+        least.add(completions);
+        return least;
+    }
+
+    /**
+     * Storage side: the {@code count} least loaded of this process's shared handler agents (starting them with the
+     * first backend), over which a new backend spreads its channels.
+     */
+    synchronized HandlerAgent[] handlerAgentsFor(int count) {
+        if (closed) {
+            throw new IllegalStateException("host " + name + " is closed");
+        }
+        if (handlerAgents == null) {
+            handlerAgents = new HandlerAgent[options.handlerAgents()];
+            for (int i = 0; i < handlerAgents.length; i++) {
+                handlerAgents[i] = new HandlerAgent("cxl-handlers-" + slot + "-" + i,
+                        options.idleMaxPark().toNanos()).start(options);
+            }
+        }
+        HandlerAgent[] byLoad = handlerAgents.clone();
+        java.util.Arrays.sort(byLoad, java.util.Comparator.comparingInt(HandlerAgent::channelCount));
+        return java.util.Arrays.copyOf(byLoad, Math.min(count, byLoad.length));
+    }
+
+    /** Takes a closing blkdev off its agent; returns once no duty cycle runs its channels any more. */
+    void releaseCompletionAgent(CompletionAgent agent, BlkdevCompletions completions, long timeoutNs) {
+        if (!agent.remove(completions, timeoutNs)) {
+            System.err.println("cxl: completion agent " + agent.roleName() + " did not finish its duty cycle within "
+                    + timeoutNs / 1_000_000 + " ms (a blocking callback?); closing the blkdev anyway");
+        }
+    }
+
+    /** Agent threads this process runs in the region: completion agents, handler agents (tests, status). */
+    public synchronized int agentThreads() {
+        return (completionAgents == null ? 0 : completionAgents.length)
+                + (handlerAgents == null ? 0 : handlerAgents.length);
+    }
+
     void own(MetaEntry e, long claimToken) {
         owned.add(new Owned(e, claimToken));
     }
@@ -400,6 +463,16 @@ public final class CxlHost implements AutoCloseable {
         }
         for (CxlBackend b : backends) {
             b.close();
+        }
+        if (completionAgents != null) {
+            for (CompletionAgent a : completionAgents) {
+                a.close();
+            }
+        }
+        if (handlerAgents != null) {
+            for (HandlerAgent a : handlerAgents) {
+                a.close();
+            }
         }
         runner.close();
         if (entry.claim() == token) { // a host paused past the dead timeout may have been cleared meanwhile

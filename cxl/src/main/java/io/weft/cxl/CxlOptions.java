@@ -24,11 +24,34 @@ import org.agrona.concurrent.BackoffIdleStrategy;
  *                          machine (docs/benchmarks-cxl.md, "Two-JVM NBD path"), a handler that spun 200 µs between
  *                          requests got the core later than one that slept on its futex and was woken by the
  *                          client: the scheduler favours a thread waking from sleep over one that kept spinning.
+ * @param completionAgents  client side: completion agent threads of this process in the region, shared by every blkdev
+ *                          it opens (each blkdev is served by one of them); started with the first blkdev. Default 1:
+ *                          threads and idle wake-ups do not grow with the number of devices
+ * @param handlerAgents     storage side: handler agent threads of this process in the region, shared by every backend
+ *                          it serves (a backend's channels are spread over up to
+ *                          {@link BackendOptions#handlerAgents()} of them); started with the first backend. Default 1
  */
 public record CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Duration ioTimeout, int idleMaxSpins,
-                         int idleMaxYields, Duration idleMinPark, Duration idleMaxPark, Duration hotWindow) {
+                         int idleMaxYields, Duration idleMinPark, Duration idleMaxPark, Duration hotWindow,
+                         int completionAgents, int handlerAgents) {
+    /** Most agent threads of either kind one process runs in a region. */
+    public static final int MAX_AGENTS = 64;
+
+    /** One completion agent and one handler agent per process. */
+    public CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Duration ioTimeout, int idleMaxSpins,
+                      int idleMaxYields, Duration idleMinPark, Duration idleMaxPark, Duration hotWindow) {
+        this(heartbeatInterval, deadTimeout, ioTimeout, idleMaxSpins, idleMaxYields, idleMinPark, idleMaxPark,
+                hotWindow, 1, 1);
+    }
 
     public CxlOptions {
+        if (completionAgents < 1 || completionAgents > MAX_AGENTS) {
+            throw new IllegalArgumentException("completionAgents must be in [1, " + MAX_AGENTS + "]: "
+                    + completionAgents);
+        }
+        if (handlerAgents < 1 || handlerAgents > MAX_AGENTS) {
+            throw new IllegalArgumentException("handlerAgents must be in [1, " + MAX_AGENTS + "]: " + handlerAgents);
+        }
         if (heartbeatInterval.isNegative() || heartbeatInterval.isZero()) {
             throw new IllegalArgumentException("heartbeatInterval must be positive");
         }
@@ -42,23 +65,29 @@ public record CxlOptions(Duration heartbeatInterval, Duration deadTimeout, Durat
 
     public static CxlOptions defaults() {
         return new CxlOptions(Duration.ofMillis(100), Duration.ofSeconds(1), Duration.ofSeconds(30), 200, 100,
-                Duration.ofNanos(1_000), Duration.ofMillis(1), Duration.ZERO);
+                Duration.ofNanos(1_000), Duration.ofMillis(1), Duration.ZERO, 1, 1);
     }
 
     public CxlOptions withDeadTimeout(Duration heartbeat, Duration dead) {
         return new CxlOptions(heartbeat, dead, ioTimeout.compareTo(dead) < 0 ? dead : ioTimeout, idleMaxSpins,
-                idleMaxYields, idleMinPark, idleMaxPark, hotWindow);
+                idleMaxYields, idleMinPark, idleMaxPark, hotWindow, completionAgents, handlerAgents);
+    }
+
+    /** The same options with another number of shared completion agents (client) and handler agents (storage). */
+    public CxlOptions withAgents(int completion, int handler) {
+        return new CxlOptions(heartbeatInterval, deadTimeout, ioTimeout, idleMaxSpins, idleMaxYields, idleMinPark,
+                idleMaxPark, hotWindow, completion, handler);
     }
 
     /** The same options with another hot window (spin-then-yield time before an idle agent sleeps). */
     public CxlOptions withHotWindow(Duration window) {
         return new CxlOptions(heartbeatInterval, deadTimeout, ioTimeout, idleMaxSpins, idleMaxYields, idleMinPark,
-                idleMaxPark, window);
+                idleMaxPark, window, completionAgents, handlerAgents);
     }
 
     public CxlOptions withIoTimeout(Duration timeout) {
         return new CxlOptions(heartbeatInterval, deadTimeout, timeout, idleMaxSpins, idleMaxYields, idleMinPark,
-                idleMaxPark, hotWindow);
+                idleMaxPark, hotWindow, completionAgents, handlerAgents);
     }
 
     /**

@@ -58,7 +58,7 @@ class AllocationTest {
             }
             long tid = Thread.currentThread().getId();
             long handlerTid = Thread.getAllStackTraces().keySet().stream()
-                    .filter(t -> t.getName().startsWith("cxl-backend-" + backend.id())).findFirst().orElseThrow()
+                    .filter(t -> t.getName().startsWith("cxl-handlers-" + host.slot() + "-")).findFirst().orElseThrow()
                     .getId();
             long before = threads.getThreadAllocatedBytes(tid);
             long handlerBefore = threads.getThreadAllocatedBytes(handlerTid);

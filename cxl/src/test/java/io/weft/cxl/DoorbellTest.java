@@ -43,6 +43,10 @@ class DoorbellTest {
             int[] segments = backend.segmentIds();
             ChannelSegment first = region.channel(segments[0]);
             ChannelSegment second = region.channel(segments[1]);
+            // The shared agent points its channels at its lead's doorbell on its own thread, before it first sleeps.
+            TestSupport.await(Duration.ofSeconds(10), "both channels name the lead's doorbell", () ->
+                    first.control.getIntVolatile(ChannelLayout.DOORBELL_SEGMENT) == segments[0] + 1
+                    && second.control.getIntVolatile(ChannelLayout.DOORBELL_SEGMENT) == segments[0] + 1);
             assertEquals(segments[0] + 1, first.control.getIntVolatile(ChannelLayout.DOORBELL_SEGMENT));
             assertEquals(segments[0] + 1, second.control.getIntVolatile(ChannelLayout.DOORBELL_SEGMENT));
             CxlBlockDevice dev = host.openBlkdev(backend.id(), new BlkdevOptions(2, true));

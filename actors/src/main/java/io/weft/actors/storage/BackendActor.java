@@ -302,8 +302,9 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
                 release(m.id, "served channel restarted", true);
             }
         } else if (event instanceof ChannelActor.Down down && m.pendingReply != null) {
+            // A full transport (no room for the channel) refuses for good: the client's map fails at once.
             m.pendingReply.tell(new StorageService.OpenRefused("could not serve over " + m.open.transport() + ": "
-                    + down.reason(), false));
+                    + down.reason(), down.unreachable()));
             m.pendingReply = null;
             release(m.id, "serving failed", false);
         }

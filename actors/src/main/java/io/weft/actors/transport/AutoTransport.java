@@ -16,7 +16,7 @@ import java.util.Map;
  *
  * <p>Each offer is best effort (a full region or a failed RDMA listener leaves that offer out and is logged); the
  * in-process offer always works. The offers the client does not take stay allocated until the mapping is released (an RDMA device name costs
- * nothing until a session opens; a CXL backend holds {@code weft.cxl.channels} segments and a handler thread).
+ * nothing until a session opens; a CXL backend holds {@code weft.cxl.channels} segments, served by the node's shared handler agent).
  */
 public final class AutoTransport implements Transport {
     public static final String NAME = "auto";

@@ -8,6 +8,7 @@ import io.weft.cxl.CxlBlockDevice;
 import io.weft.cxl.CxlHost;
 import io.weft.cxl.CxlOptions;
 import io.weft.cxl.CxlRegion;
+import io.weft.cxl.RegionFullException;
 import io.weft.cxl.layout.RegionGeometry;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -208,6 +209,9 @@ public final class CxlTransport implements Transport, AutoCloseable {
             }
         } catch (RuntimeException e) {
             new Served(backends, props, watcher).close();
+            if (e instanceof RegionFullException) {
+                throw new TransportFullException(e.getMessage(), e);
+            }
             throw new IOException("cannot serve " + mappingId + " over cxl: " + e.getMessage(), e);
         }
         props.put(REGIONS, String.join(",", regionIds()));
@@ -276,6 +280,9 @@ public final class CxlTransport implements Transport, AutoCloseable {
             dev = region.host().openBlkdev(backendId, BlkdevOptions.submitterAssisted(),
                     capability == null ? null : java.util.Base64.getUrlDecoder().decode(capability));
         } catch (RuntimeException e) {
+            if (e instanceof RegionFullException) {
+                throw new TransportFullException(e.getMessage(), e);
+            }
             throw new IOException("cxl: cannot open backend " + backendId + " in " + region.path() + ": "
                     + e.getMessage(), e);
         }
@@ -304,12 +311,8 @@ public final class CxlTransport implements Transport, AutoCloseable {
         if (!dev.backendAlive()) {
             return "cxl backend " + dev.backendId() + " heartbeat stopped";
         }
-        for (String f : dev.failures()) {
-            if (f != null) {
-                return "cxl channel failed: " + f;
-            }
-        }
-        return null;
+        String failure = dev.firstFailure(); // polled per device several times a second: no list per poll
+        return failure == null ? null : "cxl channel failed: " + failure;
     }
 
     /** Frees what dead processes left in the regions (after two dead timeouts, so their peers noticed first). */

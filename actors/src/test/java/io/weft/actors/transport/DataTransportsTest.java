@@ -215,6 +215,41 @@ class DataTransportsTest {
         await("blkdev closed", WAIT, () -> client.dataTransports().cxl().hosts().get(0).blkdevs().isEmpty());
     }
 
+    /**
+     * Issue 12: a map beyond the region's backend table used to retry until map-timeout with "backend table full" in
+     * the storage node's log. It must fail at once, naming the region's limits and how to format a larger one.
+     */
+    @Test
+    void cxlMapBeyondTheRegionsBackendTableIsRefusedAtOnceNamingTheLimitAndTheFormatOption() throws Exception {
+        Path region = region();
+        int backends = RegionGeometry.small().maxBackends();
+        Path exports = Files.createDirectories(tmp.resolve("exports"));
+        // A long map-timeout: a refusal that only arrives as a timeout would say "timed out after 20000 ms".
+        Map<String, Object> slowTimeout = Map.of("weft.client.map-timeout", "20s");
+        WeftRuntime storage = start("st", "storage", exports, List.of(), region, Map.of());
+        WeftRuntime client = start("cl", "client", null, List.of(hostPort(storage.clusterAddress())), region,
+                slowTimeout);
+        await("client sees st", WAIT, () -> get(client.storageNodes()).contains("st"));
+        for (int i = 0; i <= backends; i++) {
+            assertTrue(get(client.createVolume("st", "v" + i + ".img", 1 << 20)).ok());
+        }
+        for (int i = 0; i < backends; i++) {
+            Reply mapped = get(client.map(new MapSpec("v" + i, "st", "v" + i + ".img", AccessMode.RW, "cxl")));
+            assertTrue(mapped.ok(), "map " + i + " of " + backends + ": " + mapped.message());
+        }
+        Reply refused = get(client.map(new MapSpec("v" + backends, "st", "v" + backends + ".img", AccessMode.RW,
+                "cxl")));
+        assertFalse(refused.ok(), refused.message());
+        assertFalse(refused.message().contains("timed out"), "refused at once, not by map-timeout: "
+                + refused.message());
+        assertTrue(refused.message().contains(backends + " of " + backends + " backends"),
+                "names the limit: " + refused.message());
+        assertTrue(refused.message().contains("weft cxl format") && refused.message().contains("--backends"),
+                "names the format command and option: " + refused.message());
+        // The mappings that fit are untouched: the first one still moves data.
+        verifiedIo(client.state().device("v0").device, 11);
+    }
+
     @Test
     void cxlMapIsRefusedAtOnceWhenTheNodesShareNoRegion() throws Exception {
         Path exports = Files.createDirectories(tmp.resolve("exports"));
