@@ -56,6 +56,8 @@ class SerializationTest {
         var backend = testKit.<BackendActor.Command>createTestProbe().getRef();
         var reply = testKit.<Reply>createTestProbe().getRef();
         var hbReply = testKit.<BackendActor.HeartbeatReply>createTestProbe().getRef();
+        var renewer = testKit.<io.weft.actors.client.LeaseRenewer.Command>createTestProbe().getRef();
+        var renewedReply = testKit.<StorageService.LeasesRenewed>createTestProbe().getRef();
         DeviceInfo info = new DeviceInfo(1 << 20, 512, 4096, 1 << 25, false, true, true, false, true, false, false,
                 true);
         TransportEndpoint endpoint = new TransportEndpoint("inprocess", Map.of("token", "t", "jvm", "1"));
@@ -68,6 +70,10 @@ class SerializationTest {
                 new StorageService.BackendList("n", List.of(new NodeState.BackendStatus("/x", 1,
                         List.of(new NodeState.MappingStatus("m", "c", "d", "rw", "inprocess", "a")),
                         io.weft.actors.management.IoFigures.EMPTY))),
+                new StorageService.RenewLeases("c", List.of(new StorageService.Lease("m", backend, 1 << 20),
+                        new StorageService.Lease("n", backend, 4096)), renewer, renewedReply),
+                new StorageService.LeasesRenewed(2),
+                new io.weft.actors.client.LeaseRenewer.MappingUnknown("m"),
                 new BackendActor.Heartbeat("m", hbReply),
                 new BackendActor.Alive("m", info),
                 new BackendActor.UnknownMapping("m"),

@@ -25,13 +25,15 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 
 /**
  * One client device's association with one storage node (an RTRS session): finds the node through the Receptionist,
- * opens the backing store, keeps the mapping alive with heartbeats, and re-opens by itself whenever the path is lost.
+ * opens the backing store, keeps the mapping alive through the node's {@link LeaseRenewer} (one batched renewal per
+ * storage node and interval for every session, not a heartbeat per device), and re-opens by itself whenever the path
+ * is lost.
  *
  * <p>Phases: SEARCHING (the node is not in the Receptionist listing, or is unreachable) → OPENING (open sent) →
- * CONNECTING (opened; the {@link ChannelActor} is attaching the data path) → CONNECTED (IO flows; heartbeats every
- * {@code weft.client.heartbeat-interval}). The path is lost — and the parent {@link DeviceActor} told, so IO queues —
- * when the node leaves the listing, {@code heartbeat-misses} heartbeats in a row go unanswered, the storage forgets or
- * revokes the mapping, or the channel dies. It then re-opens after an exponential backoff
+ * CONNECTING (opened; the {@link ChannelActor} is attaching the data path) → CONNECTED (IO flows; the lease renewed
+ * every {@code weft.client.heartbeat-interval}). The path is lost — and the parent {@link DeviceActor} told, so IO
+ * queues — when the node leaves the listing, {@code heartbeat-misses} renewal batches in a row go unanswered, the
+ * storage forgets or revokes the mapping, or the channel dies. It then re-opens after an exponential backoff
  * ({@code weft.client.reconnect.*}); a restarted storage node re-registers, which re-opens at once.
  *
  * <p>Drills ({@code io.weft.actors.drill}) reach a session through {@code NodeState.DeviceEntry.session} and cut it
@@ -83,11 +85,8 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     private record OpenResult(int attempt, StorageService.OpenReply reply, Throwable failure) implements Command {
     }
 
-    private record HeartbeatTick() implements Command {
-    }
-
-    private record HeartbeatResult(String mappingId, BackendActor.HeartbeatReply reply, Throwable failure)
-            implements Command {
+    /** From the node's {@link LeaseRenewer}: {@code missed} renewal batches in a row to the storage node unanswered. */
+    public record RenewalsUnanswered(String mappingId, int missed) implements Command {
     }
 
     private record Channel(ChannelActor.Event event) implements Command {
@@ -126,7 +125,8 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     private StorageService.Opened opened;
     private ActorRef<ChannelActor.Command> channel;
     private String channelId;
-    private int missed;
+    /** The node's lease renewer (one batch per storage node per heartbeat interval, for every session). */
+    private final ActorRef<LeaseRenewer.Command> renewer;
     /** The connected channel's own geometry (its per-request limit), or null. */
     private DeviceInfo channelInfo;
     /** The connected channel, or null. */
@@ -148,6 +148,8 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
         this.settings = settings;
         this.device = device;
         this.backoff = settings.reconnectMinBackoff();
+        this.renewer = LeaseRenewer.of(ctx.getSystem(), clientNode, settings.heartbeatInterval(),
+                settings.heartbeatMisses());
         this.channelEvents = ctx.messageAdapter(ChannelActor.Event.class, Channel::new);
         this.key = StorageService.keyFor(entry.spec.storageNode());
         ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class,
@@ -163,8 +165,7 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
                 .onMessage(Listing.class, this::onListing)
                 .onMessage(OpenResult.class, this::onOpenResult)
                 .onMessage(Channel.class, this::onChannel)
-                .onMessage(HeartbeatTick.class, this::onHeartbeatTick)
-                .onMessage(HeartbeatResult.class, this::onHeartbeatResult)
+                .onMessage(RenewalsUnanswered.class, this::onRenewalsUnanswered)
                 .onMessage(InfoChanged.class, this::onInfoChanged)
                 .onMessage(MappingRevoked.class, this::onRevoked)
                 .onMessage(Reconnect.class, r -> pathLost("remap requested", Duration.ZERO))
@@ -241,7 +242,6 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
         }
         opened = (StorageService.Opened) result.reply();
         entry.mappingId = opened.mappingId();
-        missed = 0;
         channelId = opened.mappingId() + "-" + (++channelSeq);
         var endpoint = opened.endpoint();
         channel = getContext().spawn(
@@ -249,7 +249,7 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
                         settings.reconnectMinBackoff(), settings.reconnectMaxBackoff()),
                 "channel-" + channelSeq);
         phase(Phase.CONNECTING);
-        timers.startTimerWithFixedDelay("heartbeat", new HeartbeatTick(), settings.heartbeatInterval());
+        registerLease();
         return this;
     }
 
@@ -283,40 +283,18 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
         return this;
     }
 
-    private Behavior<Command> onHeartbeatTick(HeartbeatTick tick) {
-        if (opened == null) {
-            return this;
-        }
-        String mappingId = opened.mappingId();
-        getContext().ask(BackendActor.HeartbeatReply.class, opened.backend(), settings.heartbeatInterval(),
-                replyTo -> new BackendActor.Heartbeat(mappingId, replyTo),
-                (reply, failure) -> new HeartbeatResult(mappingId, reply, failure));
-        return this;
+    /** From now on the node's renewer renews this mapping's lease (again, with a changed size). */
+    private void registerLease() {
+        renewer.tell(new LeaseRenewer.Register(opened.mappingId(), storage, opened.backend(), opened.info().size(),
+                getContext().getSelf(), entry));
     }
 
-    private Behavior<Command> onHeartbeatResult(HeartbeatResult result) {
-        if (opened == null || !result.mappingId().equals(opened.mappingId())) {
+    private Behavior<Command> onRenewalsUnanswered(RenewalsUnanswered unanswered) {
+        if (opened == null || !unanswered.mappingId().equals(opened.mappingId())) {
             return this;
         }
-        if (result.failure() != null) {
-            missed++;
-            if (missed >= settings.heartbeatMisses()) {
-                return pathLost(missed + " heartbeats in a row unanswered by " + entry.spec.storageNode(),
-                        Duration.ZERO);
-            }
-            return this;
-        }
-        if (result.reply() instanceof BackendActor.UnknownMapping) {
-            return pathLost("storage node " + entry.spec.storageNode() + " no longer knows the mapping",
-                    Duration.ZERO);
-        }
-        missed = 0;
-        entry.lastHeartbeatMillis = System.currentTimeMillis();
-        DeviceInfo info = ((BackendActor.Alive) result.reply()).info();
-        if (!info.equals(opened.info())) {
-            applyInfo(info);
-        }
-        return this;
+        return pathLost(unanswered.missed() + " lease renewals in a row unanswered by " + entry.spec.storageNode(),
+                Duration.ZERO);
     }
 
     private Behavior<Command> onInfoChanged(InfoChanged changed) {
@@ -329,6 +307,7 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     private void applyInfo(DeviceInfo info) {
         opened = new StorageService.Opened(opened.mappingId(), opened.backendPath(), info, opened.endpoint(),
                 opened.backend());
+        registerLease();
         device.tell(new DeviceActor.GeometryChanged(TransportGeometry.narrow(info, channelInfo)));
     }
 
@@ -341,6 +320,7 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
 
     private Behavior<Command> onClose(Close close) {
         if (opened != null) {
+            renewer.tell(new LeaseRenewer.Unregister(opened.mappingId()));
             opened.backend().tell(new BackendActor.CloseMapping(opened.mappingId(),
                     getContext().getSystem().ignoreRef()));
         }
@@ -378,13 +358,13 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     }
 
     private void dropPath() {
-        timers.cancel("heartbeat");
         if (channel != null) {
             getContext().stop(channel);
             channel = null;
         }
         channelId = null;
         if (opened != null) {
+            renewer.tell(new LeaseRenewer.Unregister(opened.mappingId()));
             // Tell the storage node at once rather than let the lease run out: frees an rw slot sooner.
             opened.backend().tell(new BackendActor.CloseMapping(opened.mappingId(),
                     getContext().getSystem().ignoreRef()));

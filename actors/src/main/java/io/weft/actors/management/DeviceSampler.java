@@ -2,6 +2,7 @@ package io.weft.actors.management;
 
 import io.weft.actors.NodeState;
 import io.weft.core.io.IoOp;
+import io.weft.core.stats.IoStats;
 import io.weft.core.stats.IoStatsSnapshot;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -21,7 +22,9 @@ import org.slf4j.LoggerFactory;
  * The console's memory of the last minutes: once per {@code weft.management.console.sample-interval} it reads every
  * mapped device's IO counters and latency histograms ({@link io.weft.core.stats.IoStats#sample()}, its own window,
  * whatever HTTP/JMX/Prometheus read meanwhile) and keeps the rates and percentiles of that interval in a ring of
- * {@code weft.management.console.samples} entries per device. Control plane only: one thread of its own, nothing on
+ * {@code weft.management.console.samples} entries per device. A device with no request completed or in flight since
+ * the last tick gets an empty sample from a counter read alone (no histogram copy), so idle devices cost next to
+ * nothing (issue 12). Control plane only: one thread of its own, nothing on
  * the IO path; the data plane's recording is wait-free and does not see it.
  *
  * <p>A device unmapped loses its ring; one mapped again under the same id (a new {@link NodeState.DeviceEntry})
@@ -52,6 +55,8 @@ public final class DeviceSampler implements AutoCloseable {
         long bytesRead;
         long bytesWritten;
         long errors;
+        /** {@link IoStats#completed()} when this ring last took a statistics sample. */
+        long completed;
         /** False until the first sample set the counters' baseline (a device's counters start before its ring). */
         boolean primed;
 
@@ -141,7 +146,19 @@ public final class DeviceSampler implements AutoCloseable {
     }
 
     private void record(Ring ring, NodeState.DeviceEntry e) {
-        IoStatsSnapshot s = e.device.stats().sample();
+        IoStats stats = e.device.stats();
+        int resync = resyncPercent(e);
+        String state = e.state.name().toLowerCase(java.util.Locale.ROOT);
+        if (ring.primed && stats.completed() == ring.completed && stats.inFlight() == 0) {
+            // Idle since the last tick: an empty sample without copying the device's histograms, so a node's idle
+            // devices cost the sampler a counter read each rather than a statistics snapshot.
+            stats.skipIdleSample();
+            ring.add(new Sample(clock.getAsLong(), interval.toMillis(), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, state,
+                    resync));
+            return;
+        }
+        long completed = stats.completed();
+        IoStatsSnapshot s = stats.sample();
         IoStatsSnapshot.OpStats read = s.op(IoOp.READ);
         IoStatsSnapshot.OpStats write = s.op(IoOp.WRITE);
         long errors = 0;
@@ -149,11 +166,6 @@ public final class DeviceSampler implements AutoCloseable {
             errors += op.errors();
         }
         double seconds = Math.max(1, s.intervalNanos()) / 1e9;
-        int resync = -1;
-        var mirror = e.mirrorStatus();
-        if (mirror != null && mirror.resync().running()) {
-            resync = mirror.resync().percent();
-        }
         Sample sample;
         synchronized (ring) {
             sample = new Sample(clock.getAsLong(), seconds * 1000,
@@ -161,18 +173,24 @@ public final class DeviceSampler implements AutoCloseable {
                     (read.bytes() - ring.bytesRead) / seconds, (write.bytes() - ring.bytesWritten) / seconds,
                     read.interval().p50Nanos() / 1000.0, read.interval().p99Nanos() / 1000.0,
                     write.interval().p50Nanos() / 1000.0, write.interval().p99Nanos() / 1000.0,
-                    s.inFlight(), errors - ring.errors, e.state.name().toLowerCase(java.util.Locale.ROOT), resync);
+                    s.inFlight(), errors - ring.errors, state, resync);
             ring.reads = read.ops();
             ring.writes = write.ops();
             ring.bytesRead = read.bytes();
             ring.bytesWritten = write.bytes();
             ring.errors = errors;
+            ring.completed = completed;
             if (!ring.primed) {
                 ring.primed = true;
                 return;
             }
         }
         ring.add(sample);
+    }
+
+    private static int resyncPercent(NodeState.DeviceEntry e) {
+        var mirror = e.mirrorStatus();
+        return mirror != null && mirror.resync().running() ? mirror.resync().percent() : -1;
     }
 
     /** The samples of one device taken after {@code afterMillis}, oldest first; empty for an unknown device. */

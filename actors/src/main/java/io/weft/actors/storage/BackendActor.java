@@ -7,6 +7,7 @@ import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
 import io.weft.actors.WeftSerializable;
 import io.weft.actors.WeftSettings;
+import io.weft.actors.client.LeaseRenewer;
 import io.weft.actors.client.SessionActor;
 import io.weft.actors.transport.MappingGrant;
 import io.weft.actors.transport.ServedChannel;
@@ -46,7 +47,8 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  *
  * <p>A mapping is released — its view revoked so the old client cannot write through it, its served channel
  * stopped — when the client closes it, when its session's node leaves the cluster or the session actor stops, or
- * when no heartbeat arrived for {@code weft.storage.mapping-lease} (a client process that died). A mapping is thus a
+ * when no renewal arrived for {@code weft.storage.mapping-lease} (a client process that died). Renewals come
+ * batched per client node ({@link StorageService.RenewLeases} → {@link Renew}). A mapping is thus a
  * lease its client renews; this node alone decides who writes, so rw exclusivity never depends on the cluster's
  * split-brain decisions. A new writable mapping is granted only once every released writer's view has drained
  * (its last requests left the store; {@link MappingView#drained()}): the old holder's late write cannot land over
@@ -65,8 +67,18 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
     record OpenMapping(StorageService.Open open) implements Command {
     }
 
-    /** From a client session, every {@code weft.client.heartbeat-interval}; renews the mapping's lease. */
+    /**
+     * Renews one mapping's lease and answers with its geometry. Clients renew in batches ({@link Renew} through
+     * {@link StorageService.RenewLeases}); this single-mapping form stays for tools and tests that probe one mapping.
+     */
     public record Heartbeat(String mappingId, ActorRef<HeartbeatReply> replyTo) implements Command, WeftSerializable {
+    }
+
+    /**
+     * From {@link StorageService.RenewLeases} (one client node's batch): renews the mapping's lease. An unknown
+     * mapping is reported to the client's renewer; a size other than the client's is sent to its session.
+     */
+    record Renew(String mappingId, long knownSize, ActorRef<LeaseRenewer.Command> renewer) implements Command {
     }
 
     public interface HeartbeatReply {
@@ -202,6 +214,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
                 .onMessage(DeferredOpen.class, m -> onOpen(m.open(), m.since()))
                 .onMessage(Channel.class, this::onChannel)
                 .onMessage(Heartbeat.class, this::onHeartbeat)
+                .onMessage(Renew.class, this::onRenew)
                 .onMessage(CloseMapping.class, this::onClose)
                 .onMessage(Resize.class, this::onResize)
                 .onMessage(ReleaseNode.class, this::onReleaseNode)
@@ -318,6 +331,21 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         } else {
             m.lastHeartbeatNanos = System.nanoTime();
             hb.replyTo().tell(new Alive(m.id, m.view.info()));
+        }
+        return this;
+    }
+
+    private Behavior<Command> onRenew(Renew renew) {
+        Mapping m = mappings.get(renew.mappingId());
+        if (m == null) {
+            renew.renewer().tell(new LeaseRenewer.MappingUnknown(renew.mappingId()));
+            return this;
+        }
+        m.lastHeartbeatNanos = System.nanoTime();
+        DeviceInfo info = m.view.info();
+        if (info.size() != renew.knownSize()) {
+            // A resize whose InfoChanged the client missed: the renewal carries it there as the heartbeat did.
+            m.open.session().tell(new SessionActor.InfoChanged(m.id, info));
         }
         return this;
     }

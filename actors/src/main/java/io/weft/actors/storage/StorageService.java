@@ -6,6 +6,7 @@ import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
 import io.weft.actors.WeftSerializable;
 import io.weft.actors.WeftSettings;
+import io.weft.actors.client.LeaseRenewer;
 import io.weft.actors.client.SessionActor;
 import io.weft.actors.transport.TransportEndpoint;
 import io.weft.actors.transport.Transports;
@@ -77,6 +78,24 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
     public record OpenRefused(String reason, boolean permanent) implements OpenReply, WeftSerializable {
     }
 
+    /** One mapping in a {@link RenewLeases} batch: its backend here and the store size its client knows. */
+    public record Lease(String mappingId, ActorRef<BackendActor.Command> backend, long knownSize)
+            implements WeftSerializable {
+    }
+
+    /**
+     * From a client node's {@link LeaseRenewer}, every {@code weft.client.heartbeat-interval}: renews the lease of
+     * every mapping named, each in its backend (issue 12: one message per client/storage node pair, not per
+     * device). A mapping not named is not renewed. A mapping this node does not know is reported to {@code renewer}
+     * ({@link LeaseRenewer.MappingUnknown}); the answer ({@code replyTo}) says the batch arrived.
+     */
+    public record RenewLeases(String clientNode, List<Lease> leases, ActorRef<LeaseRenewer.Command> renewer,
+                              ActorRef<LeasesRenewed> replyTo) implements Command, WeftSerializable {
+    }
+
+    public record LeasesRenewed(int count) implements WeftSerializable {
+    }
+
     /** Creates a sparse file of {@code size} bytes under an export root. */
     public record CreateVolume(String path, long size, ActorRef<Reply> replyTo) implements Command, WeftSerializable {
     }
@@ -135,6 +154,7 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
                 .onMessage(Open.class, this::onOpen)
+                .onMessage(RenewLeases.class, this::onRenewLeases)
                 .onMessage(CreateVolume.class, this::onCreateVolume)
                 .onMessage(Resize.class, this::onResize)
                 .onMessage(ListBackends.class, this::onList)
@@ -163,6 +183,20 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
             return this;
         }
         backendFor(real).tell(new BackendActor.OpenMapping(open));
+        return this;
+    }
+
+    private Behavior<Command> onRenewLeases(RenewLeases renew) {
+        for (Lease lease : renew.leases()) {
+            // Only a live child: a backend that stopped since the client opened has forgotten its mappings.
+            Optional<ActorRef<Void>> child = getContext().getChild(lease.backend().path().name());
+            if (child.isPresent() && child.get().equals(lease.backend())) {
+                lease.backend().tell(new BackendActor.Renew(lease.mappingId(), lease.knownSize(), renew.renewer()));
+            } else {
+                renew.renewer().tell(new LeaseRenewer.MappingUnknown(lease.mappingId()));
+            }
+        }
+        renew.replyTo().tell(new LeasesRenewed(renew.leases().size()));
         return this;
     }
 

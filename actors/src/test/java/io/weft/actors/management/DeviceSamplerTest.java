@@ -112,4 +112,31 @@ class DeviceSamplerTest {
         tick(sampler);
         assertEquals(1, sampler.samples("vol0", 0).size());
     }
+    @Test
+    void aDeviceWithoutIoTakesNoStatisticsSnapshotYetStillGetsItsIdleSample() {
+        DeviceSampler sampler = new DeviceSampler(state, 10, Duration.ofSeconds(1), clock::get);
+        NodeState.DeviceEntry vol = map("vol0");
+        vol.device.stats().record(IoOp.READ, 4096, IoStatus.OK, 100_000);
+        tick(sampler); // baseline: one statistics sample of the device
+        long windowAfterBaseline = vol.device.stats().peek().intervalNanos();
+
+        tick(sampler);
+        tick(sampler);
+        assertEquals(windowAfterBaseline, vol.device.stats().peek().intervalNanos(),
+                "an idle device's histograms were snapshotted by the sampler (per-device work with no IO)");
+        List<DeviceSampler.Sample> idle = sampler.samples("vol0", 0);
+        assertEquals(2, idle.size(), "the idle intervals still have their (empty) samples for the charts");
+        assertEquals(0, idle.get(1).readIops());
+        assertEquals(0, idle.get(1).readP99Micros());
+        assertEquals("ready", idle.get(1).state());
+
+        for (int i = 0; i < 5; i++) {
+            vol.device.stats().record(IoOp.READ, 8192, IoStatus.OK, 300_000);
+        }
+        tick(sampler);
+        DeviceSampler.Sample busy = sampler.samples("vol0", 0).get(2);
+        assertEquals(5, Math.round(busy.readIops() * busy.intervalMillis() / 1000),
+                "IO after idle intervals is counted in the interval it completed in");
+        assertEquals(300, busy.readP99Micros(), 300 * 0.01 + 1);
+    }
 }

@@ -10,6 +10,7 @@ import io.weft.actors.AccessMode;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
 import io.weft.actors.WeftSettings;
+import io.weft.actors.client.LeaseRenewer;
 import io.weft.actors.client.SessionActor;
 import io.weft.actors.transport.Transports;
 import java.nio.file.Files;
@@ -17,6 +18,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -101,6 +104,42 @@ class BackendActorTest {
         assertTrue(revoked.reason().contains("heartbeat"), revoked.reason());
         TestProbe<SessionActor.Command> next = testKit.createTestProbe();
         assertInstanceOf(StorageService.Opened.class, open(backend, "n2", "d", AccessMode.RW, next));
+    }
+
+    @Test
+    void batchedRenewalsKeepEveryNamedMappingAliveAndOneLeftOutExpiresAlone() throws Exception {
+        NodeState state = new NodeState();
+        ActorRef<BackendActor.Command> backend = backend(state);
+        TestProbe<SessionActor.Command> s1 = testKit.createTestProbe();
+        TestProbe<SessionActor.Command> s2 = testKit.createTestProbe();
+        TestProbe<SessionActor.Command> s3 = testKit.createTestProbe();
+        TestProbe<LeaseRenewer.Command> renewer = testKit.createTestProbe();
+        var m1 = assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d1", AccessMode.RO, s1));
+        var m2 = assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d2", AccessMode.RO, s2));
+        var m3 = assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d3", AccessMode.RO, s3));
+        long size = m1.info().size();
+
+        // Renew d1 and d2, never d3, until d3's lease (400 ms here) has run out; the renewed ones stay known.
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (state.backends().get(0).mappings.size() == 3 && System.nanoTime() < deadline) {
+            backend.tell(new BackendActor.Renew(m1.mappingId(), size, renewer.getRef()));
+            backend.tell(new BackendActor.Renew(m2.mappingId(), size, renewer.getRef()));
+            renewer.expectNoMessage(Duration.ofMillis(50)); // no "unknown mapping" for a renewed one
+        }
+        var revoked = s3.expectMessageClass(SessionActor.MappingRevoked.class, Duration.ofSeconds(5));
+        assertEquals(m3.mappingId(), revoked.mappingId());
+        assertTrue(revoked.reason().contains("heartbeat"), revoked.reason());
+        assertEquals(Set.of(m1.mappingId(), m2.mappingId()), state.backends().get(0).mappings.stream()
+                .map(NodeState.MappingStatus::mappingId).collect(Collectors.toSet()), "only d3 expired");
+        s1.expectNoMessage(Duration.ZERO);
+        s2.expectNoMessage(Duration.ZERO);
+
+        // A renewal of a mapping this backend no longer has tells the client's renewer.
+        backend.tell(new BackendActor.Renew(m3.mappingId(), size, renewer.getRef()));
+        assertEquals(m3.mappingId(), renewer.expectMessageClass(LeaseRenewer.MappingUnknown.class).mappingId());
+        // A client that knows another size (it missed a resize) gets the current geometry.
+        backend.tell(new BackendActor.Renew(m1.mappingId(), size / 2, renewer.getRef()));
+        assertEquals(size, s1.expectMessageClass(SessionActor.InfoChanged.class).info().size());
     }
 
     @Test

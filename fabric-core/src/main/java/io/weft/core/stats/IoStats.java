@@ -102,6 +102,28 @@ public final class IoStats {
         return inFlight.sum();
     }
 
+    /**
+     * Requests completed so far, every operation together (failed and untracked ones included): lock-free and
+     * allocation-free, so a periodic sampler can tell "nothing happened since last time" without {@link #sample()}.
+     */
+    public long completed() {
+        long sum = 0;
+        for (LongAdder adder : ops) {
+            sum += adder.sum();
+        }
+        return sum;
+    }
+
+    /**
+     * Closes the {@link #sample()} window without copying anything, for a sampler that saw no request complete since
+     * its last sample ({@link #completed()} unchanged, nothing in flight): the next {@code sample()}'s interval then
+     * starts here, so its rates are over its own interval only. A request completing concurrently is not lost: its
+     * counts and latency go to the next sample.
+     */
+    public synchronized void skipIdleSample() {
+        lastSampleNanos = System.nanoTime();
+    }
+
     /** Takes the latencies of the interval since the previous snapshot and returns every figure. */
     public synchronized IoStatsSnapshot snapshot() {
         long now = System.nanoTime();

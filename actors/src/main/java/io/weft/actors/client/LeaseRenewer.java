@@ -1,0 +1,207 @@
+package io.weft.actors.client;
+
+import io.weft.actors.NodeState;
+import io.weft.actors.WeftSerializable;
+import io.weft.actors.storage.BackendActor;
+import io.weft.actors.storage.StorageService;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.Extension;
+import org.apache.pekko.actor.typed.ExtensionId;
+import org.apache.pekko.actor.typed.Props;
+import org.apache.pekko.actor.typed.Terminated;
+import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
+import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.actor.typed.javadsl.Receive;
+import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
+
+/**
+ * Renews the mapping leases of every session of a client node, batched per storage node (issue 12): once per
+ * {@code weft.client.heartbeat-interval} it sends each storage node's {@link StorageService} ONE
+ * {@link StorageService.RenewLeases} naming every mapping this node holds there, instead of one heartbeat per device.
+ * The storage side renews each named mapping's lease in its {@link BackendActor}; a mapping left out of the batch (its
+ * session stopped renewing) expires alone after {@code weft.storage.mapping-lease}, exactly as before.
+ *
+ * <p>What a per-device heartbeat told a session, the batch tells it too: a batch unanswered
+ * {@code heartbeat-misses} times in a row tells every session on that storage node ({@link
+ * SessionActor.RenewalsUnanswered}); a mapping the storage node no longer knows is reported back here
+ * ({@link MappingUnknown}) and passed to its session as {@link SessionActor.MappingRevoked}; a size that differs from
+ * the one the session knows comes back to the session as {@link SessionActor.InfoChanged}. The timer runs only while
+ * some lease is registered.
+ *
+ * <p>One renewer per actor system and client settings ({@link #of}), a system actor like the Receptionist. Sessions
+ * register on open and unregister when they drop their path; the renewer watches them, so a session that stops
+ * without unregistering stops being renewed. Supervision: none needed beyond the default (stop on failure would lose
+ * every lease; it holds no IO and throws nothing by design — a failure is a bug, and the leases then expire, which
+ * the sessions see as unanswered renewals once they re-register after their path is lost).
+ */
+public final class LeaseRenewer extends AbstractBehavior<LeaseRenewer.Command> {
+
+    public interface Command {
+    }
+
+    /**
+     * Renew {@code mappingId} on the storage node {@code storage} (its backend actor {@code backend}) every interval,
+     * until {@link Unregister}; a newer Register of the same mapping id replaces it (a changed size).
+     */
+    public record Register(String mappingId, ActorRef<StorageService.Command> storage,
+                           ActorRef<BackendActor.Command> backend, long knownSize,
+                           ActorRef<SessionActor.Command> session, NodeState.DeviceEntry entry) implements Command {
+    }
+
+    public record Unregister(String mappingId) implements Command {
+    }
+
+    /** From a storage node: it has no mapping {@code mappingId} (released, or its backend restarted). */
+    public record MappingUnknown(String mappingId) implements Command, WeftSerializable {
+    }
+
+    private record Tick() implements Command {
+    }
+
+    private record BatchResult(ActorRef<StorageService.Command> storage, List<String> mappingIds,
+                               StorageService.LeasesRenewed reply, Throwable failure) implements Command {
+    }
+
+    /** The node's renewer for these settings, started on first use. */
+    public static ActorRef<Command> of(ActorSystem<?> system, String clientNode, Duration interval, int misses) {
+        return Renewers.ID.apply(system).renewer(system, clientNode, interval, misses);
+    }
+
+    public static Behavior<Command> create(String clientNode, Duration interval, int misses) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
+                new LeaseRenewer(ctx, timers, clientNode, interval, misses)));
+    }
+
+    private final TimerScheduler<Command> timers;
+    private final String clientNode;
+    private final Duration interval;
+    private final int misses;
+    private final Map<String, Register> leases = new LinkedHashMap<>();
+    /** Batches in a row without an answer, per storage node. */
+    private final Map<ActorRef<StorageService.Command>, Integer> unanswered = new HashMap<>();
+
+    private LeaseRenewer(ActorContext<Command> ctx, TimerScheduler<Command> timers, String clientNode,
+                         Duration interval, int misses) {
+        super(ctx);
+        this.timers = timers;
+        this.clientNode = clientNode;
+        this.interval = interval;
+        this.misses = misses;
+    }
+
+    @Override
+    public Receive<Command> createReceive() {
+        return newReceiveBuilder()
+                .onMessage(Register.class, this::onRegister)
+                .onMessage(Unregister.class, u -> {
+                    leases.remove(u.mappingId());
+                    stopTimerIfIdle();
+                    return this;
+                })
+                .onMessage(Tick.class, this::onTick)
+                .onMessage(BatchResult.class, this::onBatchResult)
+                .onMessage(MappingUnknown.class, this::onUnknown)
+                .onSignal(Terminated.class, t -> {
+                    leases.values().removeIf(r -> r.session().equals(t.getRef()));
+                    stopTimerIfIdle();
+                    return this;
+                })
+                .build();
+    }
+
+    private Behavior<Command> onRegister(Register register) {
+        leases.put(register.mappingId(), register);
+        getContext().watch(register.session());
+        if (!timers.isTimerActive("renew")) {
+            timers.startTimerWithFixedDelay("renew", new Tick(), interval);
+        }
+        return this;
+    }
+
+    private void stopTimerIfIdle() {
+        if (leases.isEmpty()) {
+            timers.cancel("renew");
+            unanswered.clear();
+        }
+    }
+
+    private Behavior<Command> onTick(Tick tick) {
+        Map<ActorRef<StorageService.Command>, List<StorageService.Lease>> batches = new HashMap<>();
+        for (Register r : leases.values()) {
+            batches.computeIfAbsent(r.storage(), s -> new ArrayList<>())
+                    .add(new StorageService.Lease(r.mappingId(), r.backend(), r.knownSize()));
+        }
+        ActorRef<Command> self = getContext().getSelf();
+        batches.forEach((storage, batch) -> {
+            List<String> ids = batch.stream().map(StorageService.Lease::mappingId).toList();
+            getContext().ask(StorageService.LeasesRenewed.class, storage, interval,
+                    replyTo -> new StorageService.RenewLeases(clientNode, List.copyOf(batch), self, replyTo),
+                    (reply, failure) -> new BatchResult(storage, ids, reply, failure));
+        });
+        return this;
+    }
+
+    private Behavior<Command> onBatchResult(BatchResult result) {
+        if (result.failure() == null) {
+            unanswered.remove(result.storage());
+            long now = System.currentTimeMillis();
+            for (String id : result.mappingIds()) {
+                Register r = leases.get(id);
+                if (r != null) {
+                    r.entry().lastHeartbeatMillis = now;
+                }
+            }
+            return this;
+        }
+        int missed = unanswered.merge(result.storage(), 1, Integer::sum);
+        if (missed >= misses) {
+            unanswered.remove(result.storage());
+            for (Register r : leases.values()) {
+                if (r.storage().equals(result.storage())) {
+                    r.session().tell(new SessionActor.RenewalsUnanswered(r.mappingId(), missed));
+                }
+            }
+        }
+        return this;
+    }
+
+    private Behavior<Command> onUnknown(MappingUnknown unknown) {
+        Register r = leases.remove(unknown.mappingId());
+        if (r != null) {
+            r.session().tell(new SessionActor.MappingRevoked(r.mappingId(), "storage node no longer knows the"
+                    + " mapping"));
+        }
+        stopTimerIfIdle();
+        return this;
+    }
+
+    /** The renewers of one actor system, one per client settings (a node has one; tests may run several). */
+    static final class Renewers implements Extension {
+        static final ExtensionId<Renewers> ID = new ExtensionId<>() {
+            @Override
+            public Renewers createExtension(ActorSystem<?> system) {
+                return new Renewers();
+            }
+        };
+
+        private final Map<String, ActorRef<Command>> renewers = new ConcurrentHashMap<>();
+        private final AtomicInteger seq = new AtomicInteger();
+
+        ActorRef<Command> renewer(ActorSystem<?> system, String clientNode, Duration interval, int misses) {
+            String key = clientNode + "|" + interval.toNanos() + "|" + misses;
+            return renewers.computeIfAbsent(key, k -> system.systemActorOf(create(clientNode, interval, misses),
+                    "weft-lease-renewer-" + seq.incrementAndGet(), Props.empty()));
+        }
+    }
+}

@@ -1,0 +1,147 @@
+package io.weft.actors.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.weft.actors.AccessMode;
+import io.weft.actors.MapSpec;
+import io.weft.actors.NodeState;
+import io.weft.actors.storage.BackendActor;
+import io.weft.actors.storage.StorageService;
+import io.weft.core.io.DeviceInfo;
+import io.weft.core.stats.IoStats;
+import java.time.Duration;
+import java.util.Set;
+import java.util.function.Predicate;
+import java.util.stream.Collectors;
+import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
+import org.apache.pekko.actor.testkit.typed.javadsl.TestProbe;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The client side of batched lease renewal (issue 12): one batch per storage node per interval, every mapping in it. */
+class LeaseRenewerTest {
+    private static final DeviceInfo INFO = new DeviceInfo(1 << 20, 512, 4096, 1 << 16, false, true, true, false,
+            true, false, false, true);
+    private static final Duration INTERVAL = Duration.ofMillis(100);
+    private static final int MISSES = 3;
+    private static ActorTestKit testKit;
+
+    @BeforeAll
+    static void start() {
+        testKit = ActorTestKit.create();
+    }
+
+    @AfterAll
+    static void stop() {
+        testKit.shutdownTestKit();
+    }
+
+    private final NodeState state = new NodeState();
+    private final TestProbe<BackendActor.Command> backend = testKit.createTestProbe();
+
+    private LeaseRenewer.Register lease(String id, TestProbe<StorageService.Command> storage,
+                                        ActorRef<SessionActor.Command> session) {
+        NodeState.DeviceEntry entry = new NodeState.DeviceEntry(state,
+                new MapSpec(id, "s", id + ".img", AccessMode.RW, "inprocess"),
+                new QueueingBlockDevice(INFO, 8, 1_000_000_000L, new IoStats(id)));
+        return new LeaseRenewer.Register(id, storage.getRef(), backend.getRef(), INFO.size(), session, entry);
+    }
+
+    /** Receives batches (answering each when {@code answer}) until one satisfies {@code until}; returns it. */
+    private static StorageService.RenewLeases batchUntil(TestProbe<StorageService.Command> storage, boolean answer,
+                                                         Predicate<Set<String>> until) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (System.nanoTime() < deadline) {
+            var batch = storage.expectMessageClass(StorageService.RenewLeases.class, Duration.ofSeconds(5));
+            if (answer) {
+                batch.replyTo().tell(new StorageService.LeasesRenewed(batch.leases().size()));
+            }
+            if (until.test(ids(batch))) {
+                return batch;
+            }
+        }
+        throw new AssertionError("no batch as expected within 10 s");
+    }
+
+    private static Set<String> ids(StorageService.RenewLeases batch) {
+        return batch.leases().stream().map(StorageService.Lease::mappingId).collect(Collectors.toSet());
+    }
+
+    @Test
+    void oneBatchPerStorageNodeCarriesEveryMappingAndAMappingLeftOutIsNoLongerRenewed() {
+        ActorRef<LeaseRenewer.Command> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        TestProbe<StorageService.Command> storageA = testKit.createTestProbe();
+        TestProbe<StorageService.Command> storageB = testKit.createTestProbe();
+        TestProbe<SessionActor.Command> a1 = testKit.createTestProbe();
+        TestProbe<SessionActor.Command> a2 = testKit.createTestProbe();
+        TestProbe<SessionActor.Command> a3 = testKit.createTestProbe();
+        TestProbe<SessionActor.Command> b1 = testKit.createTestProbe();
+        renewer.tell(lease("m1", storageA, a1.getRef()));
+        renewer.tell(lease("m2", storageA, a2.getRef()));
+        renewer.tell(lease("m3", storageA, a3.getRef()));
+        renewer.tell(lease("m4", storageB, b1.getRef()));
+
+        var batchA = batchUntil(storageA, true, ids -> ids.size() == 3);
+        assertEquals(Set.of("m1", "m2", "m3"), ids(batchA), "one message renews every mapping on storage A");
+        assertEquals("c", batchA.clientNode());
+        assertEquals(INFO.size(), batchA.leases().get(0).knownSize());
+        assertEquals(Set.of("m4"), ids(batchUntil(storageB, true, ids -> true)), "storage B gets its own batch");
+
+        renewer.tell(new LeaseRenewer.Unregister("m2"));
+        assertEquals(Set.of("m1", "m3"), ids(batchUntil(storageA, true, ids -> !ids.contains("m2"))));
+
+        // The storage node forgot m3: its session is told to open again, and m3 leaves the batch.
+        renewer.tell(new LeaseRenewer.MappingUnknown("m3"));
+        var revoked = a3.expectMessageClass(SessionActor.MappingRevoked.class);
+        assertEquals("m3", revoked.mappingId());
+        assertEquals(Set.of("m1"), ids(batchUntil(storageA, true, ids -> !ids.contains("m3"))));
+
+        a1.expectNoMessage(Duration.ZERO);
+        a2.expectNoMessage(Duration.ZERO);
+        b1.expectNoMessage(Duration.ZERO);
+    }
+
+    @Test
+    void unansweredBatchesLoseThePathOfTheSessionsOnThatStorageNodeOnly() {
+        ActorRef<LeaseRenewer.Command> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        TestProbe<StorageService.Command> silent = testKit.createTestProbe();
+        TestProbe<StorageService.Command> answering = testKit.createTestProbe();
+        TestProbe<SessionActor.Command> onSilent1 = testKit.createTestProbe();
+        TestProbe<SessionActor.Command> onSilent2 = testKit.createTestProbe();
+        TestProbe<SessionActor.Command> onAnswering = testKit.createTestProbe();
+        renewer.tell(lease("s1", silent, onSilent1.getRef()));
+        renewer.tell(lease("s2", silent, onSilent2.getRef()));
+        renewer.tell(lease("a1", answering, onAnswering.getRef()));
+
+        for (int i = 0; i < MISSES; i++) {
+            silent.expectMessageClass(StorageService.RenewLeases.class, Duration.ofSeconds(5));
+            batchUntil(answering, true, ids -> true);
+        }
+        var lost1 = onSilent1.expectMessageClass(SessionActor.RenewalsUnanswered.class, Duration.ofSeconds(5));
+        var lost2 = onSilent2.expectMessageClass(SessionActor.RenewalsUnanswered.class, Duration.ofSeconds(5));
+        assertEquals("s1", lost1.mappingId());
+        assertEquals("s2", lost2.mappingId());
+        assertTrue(lost1.missed() >= MISSES, String.valueOf(lost1.missed()));
+        batchUntil(answering, true, ids -> true);
+        onAnswering.expectNoMessage(Duration.ZERO);
+    }
+
+    @Test
+    void aSessionThatStopsWithoutUnregisteringIsNoLongerRenewed() {
+        ActorRef<LeaseRenewer.Command> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        TestProbe<StorageService.Command> storage = testKit.createTestProbe();
+        ActorRef<SessionActor.Command> crashing = testKit.spawn(Behaviors.ignore());
+        TestProbe<SessionActor.Command> staying = testKit.createTestProbe();
+        renewer.tell(lease("gone", storage, crashing));
+        renewer.tell(lease("kept", storage, staying.getRef()));
+        assertEquals(Set.of("gone", "kept"), ids(batchUntil(storage, true, ids -> ids.size() == 2)));
+
+        testKit.stop(crashing);
+        assertEquals(Set.of("kept"), ids(batchUntil(storage, true, ids -> !ids.contains("gone"))),
+                "the lease of a stopped session must run out on the storage node");
+    }
+}
