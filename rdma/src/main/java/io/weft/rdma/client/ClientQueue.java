@@ -91,6 +91,8 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private long nextTimeoutScan;
     private AgentRunner runner;
     volatile Thread thread;
+    /** Set by {@link #stop}: the agent must not go back to a long sleep while its runner is being closed. */
+    private volatile boolean stopping;
 
     ClientQueue(RdmaSession session, int index, CompletionQueue cq, PathPolicy policy) {
         this.session = session;
@@ -116,7 +118,8 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     void start() {
         // Sleeps on the completion queue; the bound on a sleep only matters for the io-timeout scan, so it is short
         // while requests are held and long when none is (an idle session costs no wake-ups per device or per 10 ms).
-        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> submissions.size() > 0, IdleStrategies.SPINS,
+        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> submissions.size() > 0 || stopping,
+                IdleStrategies.SPINS,
                 IdleStrategies.YIELDS, () -> session.permits.inUse() > 0 ? IdleStrategies.DEFAULT_MAX_SLEEP_NANOS
                         : IdleStrategies.IDLE_MAX_SLEEP_NANOS),
                 e -> LOG.error("client queue {} of session '{}' failed", index, session.name, e), null, this);
@@ -528,6 +531,9 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
 
     void stop() {
         if (runner != null) {
+            // An idle agent may sleep up to IDLE_MAX_SLEEP_NANOS: wake it, or the close waits that long.
+            stopping = true;
+            cq.wakeup();
             runner.close();
         }
     }

@@ -39,6 +39,8 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
     private final ArrayList<ServerIoConnection> active = new ArrayList<>();
     private final Int2ObjectHashMap<ServerIoConnection> byId = new Int2ObjectHashMap<>();
     private volatile Thread thread;
+    /** Set by {@link #close}: the agent must not go back to a long sleep while its runner is being closed. */
+    private volatile boolean stopping;
     private AgentRunner runner;
 
     /**
@@ -56,7 +58,8 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
     void start() {
         // Work always wakes the queue (requests, device completions, fences, new connections); the bound on a sleep
         // is a safety net, short only while requests are on the devices.
-        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> completions.size() > 0 || !arriving.isEmpty(),
+        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq,
+                () -> completions.size() > 0 || !arriving.isEmpty() || stopping,
                 IdleStrategies.SPINS, IdleStrategies.YIELDS,
                 () -> busy() ? IdleStrategies.DEFAULT_MAX_SLEEP_NANOS : IdleStrategies.IDLE_MAX_SLEEP_NANOS),
                 e -> LOG.error("storage IO agent {} failed", name, e), null, this);
@@ -182,6 +185,9 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
 
     void close() {
         if (runner != null) {
+            // An idle agent may sleep up to IDLE_MAX_SLEEP_NANOS: wake it, or the close waits that long.
+            stopping = true;
+            cq.wakeup();
             runner.close();
         }
         cq.close();
