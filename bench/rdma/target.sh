@@ -1,6 +1,6 @@
 # Target weft-rdma: Weft with storage and client in two JVMs, joined in one cluster, the device mapped over the
 # software RDMA provider (TCP on 127.0.0.1):
-#   weft node --name storage --roles storage --data-dir S          (S/vol0.img = hard link to the backing file)
+#   weft node --name storage --roles storage --data-dir S          (S/vol0.img = a copy of the backing file)
 #   weft node --name client  --roles client  --seed STORAGE_CLUSTER --nbd-unix SOCK --nbd-listen 127.0.0.1:PORT
 #   weft map bench0 --storage storage --path S/vol0.img --transport rdma --node CLIENT_HTTP
 # fio talks NBD to the client node, which forwards every request to the storage node over the transport.
@@ -113,11 +113,13 @@ weft_pair_available() { # TRANSPORT
 
 weft_pair_start() { # TRANSPORT(rdma|cxl) WORKDIR FILE NBD_TRANSPORT(unix|tcp)
     local transport=$1 dir=$2 file=$3 nbd=$4 region="" storage_data nbd_port sock
-    # the storage node's data dir sits next to the backing file (same file system), so vol0.img is a hard link:
-    # the export root check resolves symlinks, and a link out of the root would be refused
+    # the storage node's data dir sits next to the backing file (same file system). vol0.img is a copy, not a link:
+    # the export root check resolves symlinks (a link out of the root is refused), and a hard link is the same
+    # inode, which the single-node weft target holds open read-write while every target runs — the storage node's
+    # image lock then refuses a second writer ("is locked by another process")
     storage_data="$(dirname "$file")/weft-$transport-storage"
     mkdir -p "$storage_data" || return 1
-    ln -f "$file" "$storage_data/vol0.img" || { echo "cannot hard-link $file into $storage_data"; return 1; }
+    cp --sparse=always "$file" "$storage_data/vol0.img" || { echo "cannot copy $file into $storage_data"; return 1; }
     if [[ $transport == cxl ]]; then
         region=$(mktemp -u /dev/shm/weft-bench-cxl.XXXXXXXX) || return 1
     fi
@@ -129,7 +131,7 @@ weft_pair_start() { # TRANSPORT(rdma|cxl) WORKDIR FILE NBD_TRANSPORT(unix|tcp)
         "$transport" "$storage_data" "$region" "$nbd_port" "$sock" || return 1
     TARGET_CMD=""
     [[ $transport == rdma ]] && TARGET_CMD="(both nodes: weft.rdma.provider = software) "
-    TARGET_CMD+="weft node --name storage --roles storage --data-dir S (S/vol0.img = \$FILE)"
+    TARGET_CMD+="weft node --name storage --roles storage --data-dir S (S/vol0.img = a copy of \$FILE)"
     TARGET_CMD+="; weft node --name client --roles client --seed STORAGE --nbd-unix SOCK --nbd-listen 127.0.0.1:PORT"
     [[ $transport == cxl ]] && TARGET_CMD="weft cxl format /dev/shm/REGION --channels 2 --ring-depth 64 --slot-size 1MiB; $TARGET_CMD (both: weft.cxl.regions = [REGION])"
     TARGET_CMD+="; weft map bench0 --storage storage --path S/vol0.img --transport $transport"
