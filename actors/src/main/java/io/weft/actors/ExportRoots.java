@@ -41,14 +41,7 @@ public final class ExportRoots {
      * @param dataDir  the node's data directory, whose {@link NodeStateFiles} are refused (may not exist yet)
      */
     public ExportRoots(List<Path> roots, Optional<Path> dataDir) {
-        Optional<Path> state;
-        try {
-            state = dataDir.isPresent() && Files.isDirectory(dataDir.get())
-                    ? Optional.of(dataDir.get().toRealPath()) : dataDir.map(d -> d.toAbsolutePath().normalize());
-        } catch (IOException e) {
-            state = dataDir.map(d -> d.toAbsolutePath().normalize());
-        }
-        this.stateDir = state;
+        this.stateDir = dataDir.map(NodeStateFiles::resolvedDataDir);
         List<Path> real = new ArrayList<>();
         for (Path root : roots) {
             try {

@@ -32,6 +32,18 @@ public final class NodeStateFiles {
                 || (name.endsWith(BITMAP_SUFFIX) && name.length() > BITMAP_SUFFIX.length());
     }
 
+    /**
+     * The data directory as state files are compared against: its real path (every symlink resolved, as export roots
+     * resolve requested paths), or its normalised absolute path while it does not exist.
+     */
+    public static Path resolvedDataDir(Path dataDir) {
+        try {
+            return dataDir.toRealPath();
+        } catch (java.io.IOException e) {
+            return dataDir.toAbsolutePath().normalize();
+        }
+    }
+
     /** Whether {@code path} (a real or normalised absolute path) is a node state file of {@code dataDir}. */
     public static boolean isStateFile(Path dataDir, Path path) {
         Path parent = path.getParent();

@@ -337,13 +337,7 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
             return List.of();
         }
         List<VolumeFile> out = new java.util.ArrayList<>();
-        java.nio.file.Path stateDir;
-        try {
-            stateDir = rt.settings().dataDir().toRealPath();
-        } catch (java.io.IOException e) {
-            stateDir = rt.settings().dataDir();
-        }
-        java.nio.file.Path dataDir = stateDir;
+        java.nio.file.Path dataDir = io.weft.actors.NodeStateFiles.resolvedDataDir(rt.settings().dataDir());
         for (java.nio.file.Path root : rt.settings().exportRoots()) {
             if (!java.nio.file.Files.isDirectory(root)) {
                 continue;
