@@ -15,8 +15,10 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 import org.apache.pekko.cluster.Member;
+import org.apache.pekko.cluster.ClusterEvent;
 import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
+import org.apache.pekko.cluster.typed.Subscribe;
 
 /**
  * Hands the cluster's management token to every member (ROADMAP "Tokens": one cluster token). The cluster's token is
@@ -28,6 +30,9 @@ import org.apache.pekko.cluster.typed.Cluster;
  *
  * <p>The token travels in a cluster message: across hosts only with Artery TLS (docs/security.md); any member may ask
  * for it — membership is the trust boundary.
+ *
+ * <p>It ticks only while it has not settled with the oldest member: once settled it stays quiet (an idle node's CPU,
+ * issue 12) until a membership change, which can change the oldest member, arms the tick again.
  *
  * <p>One per actor-system incarnation, a system actor started by {@code WeftRuntime}; restarted on failure (its state
  * is whom it asked last, rebuilt by the next tick).
@@ -55,11 +60,15 @@ public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.
         INSTANCE
     }
 
+    private record MembershipChanged(ClusterEvent.MemberEvent event) implements Command {
+    }
+
     public static Behavior<Command> create(ManagementToken token) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new ClusterTokenActor(ctx, timers, token)));
     }
 
     private final ManagementToken token;
+    private final TimerScheduler<Command> timers;
     private final Cluster cluster;
     private Set<ActorRef<Command>> keepers = Set.of();
     /** The oldest member whose token this member holds (or itself, when it is the oldest). */
@@ -68,11 +77,22 @@ public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.
     private ClusterTokenActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, ManagementToken token) {
         super(ctx);
         this.token = token;
+        this.timers = timers;
         this.cluster = Cluster.get(ctx.getSystem());
         ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(KEY,
                 ctx.messageAdapter(Receptionist.Listing.class, ListingChanged::new)));
-        timers.startTimerWithFixedDelay(Tick.INSTANCE, TICK);
+        cluster.subscriptions().tell(new Subscribe<>(
+                ctx.messageAdapter(ClusterEvent.MemberEvent.class, MembershipChanged::new),
+                ClusterEvent.MemberEvent.class));
+        armTick();
+    }
+
+    /** Ticks until settled; a no-op while the tick runs. */
+    private void armTick() {
+        if (!timers.isTimerActive(Tick.INSTANCE)) {
+            timers.startTimerWithFixedDelay(Tick.INSTANCE, TICK);
+        }
     }
 
     @Override
@@ -83,6 +103,10 @@ public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.
                     return this;
                 })
                 .onMessageEquals(Tick.INSTANCE, this::onTick)
+                .onMessage(MembershipChanged.class, m -> {
+                    armTick();
+                    return this;
+                })
                 .onMessage(TokenQuery.class, q -> {
                     q.replyTo().tell(new TokenAnswer(token.current().orElse(""), self().toString()));
                     return this;
@@ -97,7 +121,11 @@ public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.
 
     private Behavior<Command> onTick() {
         Optional<Member> oldest = oldestUp();
-        if (oldest.isEmpty() || oldest.get().address().equals(settledWith)) {
+        if (oldest.isEmpty()) {
+            return this;
+        }
+        if (oldest.get().address().equals(settledWith)) {
+            timers.cancel(Tick.INSTANCE); // settled: quiet until the membership changes
             return this;
         }
         if (oldest.get().address().equals(self())) {
