@@ -191,6 +191,16 @@ public final class ManagementToken {
                 Log.LOG.warn("could not leave the management token in {} (the CLI then needs --token): {}", file,
                         e.toString());
             }
+            return;
+        }
+        // No token yet (a member waiting for the cluster's). This process holds the address now, so a file there is
+        // a dead node's (killed, no clean stop): the CLI must not present that node's token to this one.
+        try {
+            if (Files.deleteIfExists(file)) {
+                Log.LOG.info("removed {}: left by a node that no longer holds this management address", file);
+            }
+        } catch (IOException e) {
+            Log.LOG.warn("could not remove the stale management token file {}: {}", file, e.toString());
         }
     }
 

@@ -87,15 +87,26 @@ public final class NodeApi {
 
     /**
      * Sends with the current token; while the node answers 503 because it has no token yet (it joined a moment ago
-     * and waits for the cluster's), tries again for up to {@link #TOKEN_WAIT}.
+     * and waits for the cluster's), tries again for up to {@link #TOKEN_WAIT}. Refused (401) with a token read from
+     * the runtime file while the file now holds another one (the node adopted the cluster's token meanwhile; it
+     * writes the file before it switches), it retries once with the new one.
      */
     private JsonNode send(String method, String path, String body) {
         String what = method + " " + path;
         URI uri = uri(path);
         long deadline = System.nanoTime() + TOKEN_WAIT.toNanos();
+        boolean retriedWithNewToken = false;
         while (true) {
+            String sent = token().orElse(null);
             try {
-                return send(uri, method, body, token().orElse(null), what);
+                return send(uri, method, body, sent, what);
+            } catch (Unauthorized e) {
+                String now = token.isEmpty() ? token().orElse(null) : null;
+                if (retriedWithNewToken || sent == null || now == null || now.equals(sent)) {
+                    throw e.refusal;
+                }
+                retriedWithNewToken = true;
+                continue;
             } catch (CliException e) {
                 boolean waitingForToken = e.getMessage().contains("no management token yet");
                 if (!waitingForToken || System.nanoTime() - deadline > 0) {
@@ -108,6 +119,16 @@ public final class NodeApi {
                 Thread.currentThread().interrupt();
                 throw new CliException(CliException.FAILED, "interrupted");
             }
+        }
+    }
+
+    /** A 401 on its way to the retry decision in {@link #send(String, String, String)}; thrown on as its cause. */
+    private static final class Unauthorized extends RuntimeException {
+        private final CliException refusal;
+
+        Unauthorized(CliException refusal) {
+            super(refusal.getMessage(), null, false, false);
+            this.refusal = refusal;
         }
     }
 
@@ -172,9 +193,9 @@ public final class NodeApi {
                     ? "no token for " + node + " in " + runtimeDir + " (a node run by another user, or on another "
                     + "host, leaves it elsewhere)"
                     : "the token " + (token.isEmpty() ? "found in " + runtimeDir : "given") + " is not the node's";
-            throw new CliException(CliException.FAILED, node + " refused " + what + ": it needs a token (the "
-                    + "node's management token); " + why + ". Pass --token TOKEN or set WEFT_TOKEN (the token is in "
-                    + "the node's <data-dir>/" + TOKEN_FILE_NAME + ")");
+            throw new Unauthorized(new CliException(CliException.FAILED, node + " refused " + what + ": it needs a "
+                    + "token (the node's management token); " + why + ". Pass --token TOKEN or set WEFT_TOKEN (the "
+                    + "token is in the node's <data-dir>/" + TOKEN_FILE_NAME + ")"));
         }
         // operations answer {"ok": false, "message": ...}; the drill and leg routes {"error": ...}
         String message = body.path("message").asText(body.path("error").asText(""));

@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Consumer;
 
 /**
  * A stand-in for a node's management HTTP API: answers "METHOD /path" with canned JSON, in turn (the last answer
@@ -28,6 +29,8 @@ final class FakeNode implements AutoCloseable {
     private final HttpServer server;
     private final Map<String, Deque<Answer>> answers = new ConcurrentHashMap<>();
     final List<Request> requests = new CopyOnWriteArrayList<>();
+    /** Runs on every request before its answer is sent: what the node does meanwhile (e.g. change its token). */
+    private volatile Consumer<Request> beforeAnswer = r -> { };
 
     FakeNode() throws IOException {
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
@@ -46,6 +49,11 @@ final class FakeNode implements AutoCloseable {
         return this;
     }
 
+    FakeNode beforeEachAnswer(Consumer<Request> action) {
+        this.beforeAnswer = action;
+        return this;
+    }
+
     String address() {
         return "127.0.0.1:" + server.getAddress().getPort();
     }
@@ -58,7 +66,9 @@ final class FakeNode implements AutoCloseable {
         String body = new String(exchange.getRequestBody().readAllBytes(), StandardCharsets.UTF_8);
         String method = exchange.getRequestMethod();
         String path = exchange.getRequestURI().getPath();
-        requests.add(new Request(method, path, body, exchange.getRequestHeaders().getFirst("Authorization")));
+        Request request = new Request(method, path, body, exchange.getRequestHeaders().getFirst("Authorization"));
+        requests.add(request);
+        beforeAnswer.accept(request);
         Deque<Answer> queue = answers.get(method + " " + path);
         Answer answer;
         if (queue == null) {

@@ -4,8 +4,13 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.weft.core.management.ManagementTokenFiles;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** How NodeApi turns a node's answers into messages. */
 class NodeApiTest {
@@ -31,6 +36,51 @@ class NodeApiTest {
             assertEquals(node.address(), api.node());
             CliException e = assertThrows(CliException.class, () -> api.get("/weft/drills/drill-9"));
             assertTrue(e.getMessage().startsWith("no drill drill-9 on node c"), e.getMessage());
+        }
+    }
+
+    @TempDir
+    Path runtimeDir;
+
+    /**
+     * A node that joined adopts the cluster's token (its oldest member's) a moment after start: it writes the runtime
+     * file first, then switches. A CLI that read the file just before sends the old token and gets 401 although the
+     * file already holds the right one: it must read the file again and retry, not fail (session 5: `weft map` right
+     * after a client node joined was refused).
+     */
+    @Test
+    void aTokenReplacedInTheRuntimeFileWhileTheRequestWasUnderwayIsReadAgainAndTheRequestRetriedOnce()
+            throws Exception {
+        try (FakeNode node = new FakeNode()) {
+            int port = Integer.parseInt(node.address().substring(node.address().lastIndexOf(':') + 1));
+            Path file = runtimeDir.resolve(ManagementTokenFiles.runtimeFileName("127.0.0.1", port));
+            Files.writeString(file, "node-own-token\n");
+            node.on("GET /weft/node", 401, "{\"error\":\"wrong token\"}").on("GET /weft/node", 200, "{\"name\":\"c\"}");
+            node.beforeEachAnswer(r -> {
+                try {
+                    Files.writeString(file, "the-clusters-token\n"); // adopted while the request was underway
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+            NodeApi api = new NodeApi(node.address(), null, Duration.ofSeconds(10), runtimeDir);
+            assertEquals("c", api.get("/weft/node").path("name").asText());
+            assertEquals(List.of("Bearer node-own-token", "Bearer the-clusters-token"),
+                    node.requests("GET", "/weft/node").stream().map(FakeNode.Request::authorization).toList());
+        }
+    }
+
+    @Test
+    void aWrongTokenThatTheRuntimeFileStillHoldsIsRefusedAtOnce() throws Exception {
+        try (FakeNode node = new FakeNode()) {
+            int port = Integer.parseInt(node.address().substring(node.address().lastIndexOf(':') + 1));
+            Files.writeString(runtimeDir.resolve(ManagementTokenFiles.runtimeFileName("127.0.0.1", port)),
+                    "stale-token\n");
+            node.on("GET /weft/node", 401, "{\"error\":\"wrong token\"}");
+            NodeApi api = new NodeApi(node.address(), null, Duration.ofSeconds(10), runtimeDir);
+            CliException e = assertThrows(CliException.class, () -> api.get("/weft/node"));
+            assertTrue(e.getMessage().contains("is not the node's"), e.getMessage());
+            assertEquals(1, node.requests("GET", "/weft/node").size(), "no retry when the file did not change");
         }
     }
 }
