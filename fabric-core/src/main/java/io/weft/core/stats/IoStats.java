@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 import org.HdrHistogram.Histogram;
+import org.HdrHistogram.PackedHistogram;
 import org.HdrHistogram.Recorder;
 
 /**
@@ -15,7 +16,8 @@ import org.HdrHistogram.Recorder;
  *
  * <p>Recording ({@link #begin()}/{@link #end}, {@link #record}) may happen on any number of threads at once and is
  * wait-free: {@link LongAdder}s for counters and an HdrHistogram {@link Recorder} per operation, whose fixed-range
- * histograms never resize, so nothing is allocated or locked per request. Readers call {@link #snapshot()}, which
+ * histograms never resize, so nothing is allocated or locked per request. The reader-side histograms are packed:
+ * they grow, under the reader's lock, only as far as the latencies seen need. Readers call {@link #snapshot()}, which
  * swaps each recorder's interval histogram and returns an immutable {@link IoStatsSnapshot}; only readers
  * synchronise with each other.
  */
@@ -24,6 +26,9 @@ public final class IoStats {
     public static final long HIGHEST_TRACKABLE_NANOS = TimeUnit.SECONDS.toNanos(60);
     private static final int SIGNIFICANT_DIGITS = 2;
     private static final IoOp[] OPS = IoOp.values();
+    /** A recorder holds two of these (active and inactive), full size from the start. */
+    private static final long RECORDER_HISTOGRAM_FOOTPRINT =
+            new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS).getEstimatedFootprintInBytes();
 
     private final String device;
     private final LongAdder[] ops = new LongAdder[OPS.length];
@@ -52,9 +57,11 @@ public final class IoStats {
             bytes[i] = new LongAdder();
             errors[i] = new LongAdder();
             latency[i] = new Recorder(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
-            intervalHistograms[i] = new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
-            totalHistograms[i] = new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
-            sampleHistograms[i] = new Histogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
+            // Reader side: packed, so they take room only for the latencies recorded (an idle device's cost a few
+            // hundred bytes, not 31 KB each); they grow under the reader's lock, never on the recording path.
+            intervalHistograms[i] = new PackedHistogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
+            totalHistograms[i] = new PackedHistogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
+            sampleHistograms[i] = new PackedHistogram(1, HIGHEST_TRACKABLE_NANOS, SIGNIFICANT_DIGITS);
             lastInterval[i] = IoStatsSnapshot.Latency.EMPTY;
             lastTotal[i] = IoStatsSnapshot.Latency.EMPTY;
         }
@@ -175,6 +182,17 @@ public final class IoStats {
         }
         return new IoStatsSnapshot(device, System.currentTimeMillis(), lastIntervalNanos, inFlight.sum(),
                 untracked.sum(), perOp);
+    }
+
+    /** The histograms' estimated memory (what a mapped device costs in statistics; docs/BENCHMARKS.md "Scale"). */
+    public synchronized long estimatedFootprintBytes() {
+        long sum = 0;
+        for (int i = 0; i < OPS.length; i++) {
+            sum += 2 * RECORDER_HISTOGRAM_FOOTPRINT + intervalHistograms[i].getEstimatedFootprintInBytes()
+                    + totalHistograms[i].getEstimatedFootprintInBytes()
+                    + sampleHistograms[i].getEstimatedFootprintInBytes();
+        }
+        return sum;
     }
 
     private static IoStatsSnapshot.Latency latencyOf(Histogram h) {

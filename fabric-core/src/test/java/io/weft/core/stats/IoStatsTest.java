@@ -139,4 +139,27 @@ class IoStatsTest {
         assertEquals(4, next.op(IoOp.READ).total().count());
         assertEquals(0, stats.sample().op(IoOp.READ).interval().count(), "nothing since the last sample");
     }
+
+    /**
+     * Issue 12: every mapped device has an IoStats on each node; an idle one held five fixed-range histograms per
+     * operation (~31 KB each, ~780 KB a device). The reader-side ones (interval, total, sample) now grow with what
+     * was recorded; only the recorders' fixed pairs, which recording must never resize, stay full size.
+     */
+    @Test
+    void anIdleDevicesStatisticsHoldOnlyTheRecordersFixedHistograms() {
+        IoStats stats = new IoStats("idle");
+        stats.snapshot();
+        stats.sample();
+        long recordersOnly = 2L * IoOp.values().length
+                * new org.HdrHistogram.Histogram(1, IoStats.HIGHEST_TRACKABLE_NANOS, 2).getEstimatedFootprintInBytes();
+        long footprint = stats.estimatedFootprintBytes();
+        assertTrue(footprint <= recordersOnly + 16 * 1024,
+                "an idle device's statistics take " + footprint + " bytes; the recorders alone " + recordersOnly);
+        for (int i = 0; i < 10_000; i++) {
+            stats.record(IoOp.READ, 4096, IoStatus.OK, 1_000 + (i % 5_000) * 100L);
+        }
+        IoStatsSnapshot.Latency total = stats.snapshot().op(IoOp.READ).total();
+        assertEquals(10_000, total.count());
+        assertTrue(total.p50Nanos() >= 200_000 && total.p50Nanos() <= 300_000, "p50 " + total.p50Nanos());
+    }
 }
