@@ -44,6 +44,16 @@ final class FanOutSlot {
         this.index = index;
     }
 
+    /** No leg view of another buffer: a write of {@code buffer} here allocates no view (see MirrorFanOut.claim). */
+    boolean viewsFitFor(ByteBuffer buffer) {
+        for (ByteBuffer source : viewSource) {
+            if (source != null && source != buffer) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** The caller's buffer as seen by leg {@code leg}: own position and limit, same bytes. */
     ByteBuffer view(int leg, ByteBuffer buffer) {
         ByteBuffer v = views[leg];

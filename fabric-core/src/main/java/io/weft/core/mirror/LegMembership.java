@@ -57,7 +57,7 @@ final class LegMembership {
 
     /**
      * Validates the legs against the bitmap and sets each leg's starting state from the bitmap's in-sync mask
-     * (see {@link MirrorBlockDevice#MirrorBlockDevice}).
+     * (see the {@link MirrorBlockDevice} constructor).
      */
     LegMembership(List<BlockDevice> legDevices, WriteIntentBitmap bitmap, MirrorOptions options) {
         if (legDevices.isEmpty() || legDevices.size() > MAX_LEGS) {

@@ -31,8 +31,9 @@ import java.nio.ByteBuffer;
  * finds its bit gone (or a newer generation) and is ignored. Completions are one long-lived object. A write to more
  * than one leg gives every leg but the first a {@code duplicate()} of the caller's buffer (independent position and
  * limit); slots are chosen by the buffer's identity hash so a caller that reuses its buffers reuses the duplicates
- * and the steady state allocates nothing. Leg-state changes take the membership's lock (rare); this path reads leg
- * states with volatile reads.
+ * and the steady state allocates nothing (a write looks a few slots on for one that holds its own duplicates, so two
+ * buffers whose hashes pick one slot do not take turns on it: {@code claim}). Leg-state changes take the
+ * membership's lock (rare); this path reads leg states with volatile reads.
  *
  * <h2>Hung legs</h2>
  * A watchdog (the device's timer thread every legTimeout/4, or the owner via {@link #checkTimeouts}) scans the slots;
@@ -44,8 +45,8 @@ import java.nio.ByteBuffer;
  * counts a part as done before that: the leg timeout, a drop ({@link #failOver}), a removal, the device's close and
  * the caller's {@link #cancel} call {@code cancel} on the device the part was issued to (remembered per slot and leg)
  * and set the part's "cancel" bit (so it is cancelled once); the part then completes through
- * {@link #onLegComplete} like any other — ECANCELED (the leg let go of the buffer) or its real status — and only then
- * does a read move to another leg or a write count the leg as failed. A read is therefore never in two legs at
+ * {@link #onLegComplete} like any other — ECANCELED (the leg let go of the buffer) or its real status — and only
+ * then does a read move to another leg or a write count the leg as failed. A read is therefore never in two legs at
  * once, and the caller completes only when no leg holds its buffer. An ECANCELED answer is no leg failure by itself
  * (the leg was dropped already, or the caller gave up); "CC" (cancelled by the caller) stops a read from being
  * retried. The answer of a device that was removed (or replaced) since counts as "removed". A leg that never answers
@@ -73,6 +74,8 @@ final class MirrorFanOut {
     /** This leg answered a WRITE/DISCARD/WRITE_ZEROES part ECANCELED: it may or may not have executed it. */
     private static final int DOUBT_SHIFT = 24;
     private static final long LOW_MASK = 0xFFFF_FFFFL;
+    /** Slots a WRITE looks at for one that holds its buffer's leg views (see claim). */
+    private static final int VIEW_PROBE = 4;
 
     private final LegMembership membership;
     /** The membership's leg records (fixed per position; their fields change). */
@@ -109,7 +112,7 @@ final class MirrorFanOut {
 
     /** A request the device has checked (open, valid): to the legs, or failed with ENOMEM/EIO at once. */
     void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag, IoCompletion completion) {
-        FanOutSlot s = claim(buffer);
+        FanOutSlot s = claim(buffer, op == IoOp.WRITE);
         if (s == null) {
             completion.onComplete(tag, IoStatus.ENOMEM);
             return;
@@ -219,11 +222,33 @@ final class MirrorFanOut {
         }
     }
 
-    private FanOutSlot claim(ByteBuffer buffer) {
+    /**
+     * Takes a free slot: from the buffer's identity hash on (so a caller that reuses its buffers reuses the slots'
+     * leg views), or round-robin without a buffer. A WRITE, the one request that takes views, first looks
+     * {@value #VIEW_PROBE} slots from there for a free slot whose views are of this buffer or that has none: two
+     * buffers whose hashes pick one slot then settle on neighbouring slots instead of taking turns on one set of
+     * views (a {@code duplicate()} per write). Otherwise the first free slot.
+     */
+    private FanOutSlot claim(ByteBuffer buffer, boolean takesViews) {
         int n = slots.length;
         int start = buffer != null
                 ? (System.identityHashCode(buffer) & 0x7FFF_FFFF) % n
                 : (claimRotation++ & 0x7FFF_FFFF) % n;
+        if (takesViews && buffer != null) {
+            for (int k = 0, probe = Math.min(n, VIEW_PROBE); k < probe; k++) {
+                int idx = start + k;
+                if (idx >= n) {
+                    idx -= n;
+                }
+                FanOutSlot s = slots[idx];
+                long w = s.word.get();
+                // viewsFitFor is read before the CAS: the slot is free, so only its next owner writes its views.
+                if ((w & LOW_MASK) == 0 && s.viewsFitFor(buffer)
+                        && s.word.compareAndSet(w, (w & ~LOW_MASK) + (1L << 32) | ISSUING)) {
+                    return s;
+                }
+            }
+        }
         for (int k = 0; k < n; k++) {
             int idx = start + k;
             if (idx >= n) {

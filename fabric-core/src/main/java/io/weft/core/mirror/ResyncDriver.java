@@ -221,7 +221,7 @@ final class ResyncDriver {
         return membership.stillResyncing(legs[leg], resyncEpoch) == null;
     }
 
-    /** Throws {@link ResyncAbort} unless the copy to {@code x} is still wanted ({@link LegMembership#stillResyncing}). */
+    /** Throws {@link ResyncAbort} unless the copy to {@code x} is still wanted (see LegMembership.stillResyncing). */
     private void checkStillResyncing(MirrorLeg x) {
         String notResyncing = membership.stillResyncing(x, resyncEpoch);
         if (notResyncing != null) {
