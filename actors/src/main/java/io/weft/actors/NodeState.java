@@ -1,9 +1,8 @@
 package io.weft.actors;
 
+import io.weft.actors.client.QueueingBlockDevice;
 import io.weft.actors.management.IoFigures;
 import io.weft.core.stats.IoStats;
-
-import io.weft.actors.client.QueueingBlockDevice;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -88,16 +87,11 @@ public final class NodeState {
         public volatile String lastError = "";
         public volatile String transport = "";
         public final AtomicLong reconnects = new AtomicLong();
-        // Session view
-        public volatile String sessionState = "searching";
-        public volatile String storageAddress = "";
-        public volatile String mappingId = "";
-        public volatile long lastHeartbeatMillis;
         public volatile Instant stateSince = Instant.now();
         // Mirrored devices only: the mirror once every leg has opened, and each leg's session view.
         public volatile io.weft.core.mirror.MirrorBlockDevice mirror;
         /** Per mirror position (index = leg index): that leg's session view, null for an empty position. */
-        public volatile List<DeviceEntry> legSessions = List.of();
+        public volatile List<SessionView> legSessions = List.of();
         /**
          * Per mirror position: the leg there, null for an empty position (legs are added and removed at run time,
          * so this, not {@code spec.legs()}, is the device's current leg set; empty until the device actor sets it).
@@ -108,15 +102,14 @@ public final class NodeState {
          * empty position. Read directly, it bypasses the mirror's read policy: drills compare the legs through it.
          */
         public volatile List<io.weft.core.io.BlockDevice> legDevices = List.of();
-        // Set by the SessionActor serving this entry (a device's, or one mirror leg's): how a drill reaches it to cut
-        // its transport, and how many transport paths its current channel has (0 while it has none).
-        public volatile org.apache.pekko.actor.typed.ActorRef<io.weft.actors.client.SessionActor.Command> session;
-        public volatile int transportPaths;
+        /** A single-leg device's session (a mirrored device's are in {@link #legSessions}). */
+        public final SessionView sessionView;
 
         public DeviceEntry(NodeState nodeState, MapSpec spec, QueueingBlockDevice device) {
             this.nodeState = nodeState;
             this.spec = spec;
             this.device = device;
+            this.sessionView = new SessionView(spec.deviceId(), spec.storageNode());
         }
 
         public void state(DeviceState s) {
@@ -137,7 +130,7 @@ public final class NodeState {
         /** The legs and resync of a mirrored device; null for a single-leg one (or before its mirror exists). */
         public MirrorView mirrorStatus() {
             var m = mirror;
-            List<DeviceEntry> sessions = legSessions;
+            List<SessionView> sessions = legSessions;
             if (spec.legs().isEmpty()) {
                 return null;
             }
@@ -149,8 +142,8 @@ public final class NodeState {
                 if (leg == null) {
                     continue; // an empty position: the leg there was removed
                 }
-                DeviceEntry session = i < sessions.size() ? sessions.get(i) : null;
-                boolean connected = session != null && "connected".equals(session.sessionState);
+                SessionView session = i < sessions.size() ? sessions.get(i) : null;
+                boolean connected = session != null && session.phase == SessionPhase.CONNECTED;
                 String state;
                 if (status == null || !connected) {
                     state = "failed";
@@ -163,7 +156,7 @@ public final class NodeState {
                 }
                 legs.add(new LegView(i, leg.storageNode(), leg.path(), state,
                         status == null ? "" : status.legs().get(i).state().name().toLowerCase(java.util.Locale.ROOT),
-                        session == null ? "" : session.sessionState, session == null ? "" : session.lastError));
+                        session == null ? "" : session.phase.wireName(), session == null ? "" : session.lastError));
             }
             var p = status == null ? io.weft.core.mirror.ResyncProgress.IDLE : status.resync();
             ResyncView resync = new ResyncView(p.leg(), p.running(), p.full(), p.regionsDone(), p.regionsTotal(),
@@ -176,9 +169,35 @@ public final class NodeState {
         }
 
         public SessionStatus sessionStatus() {
-            long hb = lastHeartbeatMillis;
-            return new SessionStatus(spec.deviceId(), spec.storageNode(), sessionState, storageAddress, mappingId,
-                    reconnects.get(), hb == 0 ? -1 : Math.max(0, System.currentTimeMillis() - hb), lastError);
+            SessionView v = sessionView;
+            long hb = v.lastHeartbeatMillis;
+            return new SessionStatus(spec.deviceId(), spec.storageNode(), v.phase.wireName(), v.storageAddress,
+                    v.mappingId, reconnects.get(), hb == 0 ? -1 : Math.max(0, System.currentTimeMillis() - hb),
+                    lastError);
+        }
+    }
+
+    /**
+     * What one session (a single-leg device's, or one mirror leg's) last published: written by its SessionActor (and
+     * the node's lease renewer, for the last renewal), read by management and drills.
+     */
+    public static final class SessionView {
+        public final String deviceId;
+        public final String storageNode;
+        /** How a drill reaches the session to cut its transport; null while no session serves this view. */
+        public volatile org.apache.pekko.actor.typed.ActorRef<io.weft.actors.protocol.SessionCommand> session;
+        public volatile SessionPhase phase = SessionPhase.SEARCHING;
+        public volatile String storageAddress = "";
+        public volatile String mappingId = "";
+        /** Why the session last lost its path or failed to open ("" before any). */
+        public volatile String lastError = "";
+        public volatile long lastHeartbeatMillis;
+        /** How many transport paths the current channel has (0 while it has none). */
+        public volatile int transportPaths;
+
+        public SessionView(String deviceId, String storageNode) {
+            this.deviceId = deviceId;
+            this.storageNode = storageNode;
         }
     }
 

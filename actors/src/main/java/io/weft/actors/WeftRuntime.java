@@ -1,6 +1,7 @@
 package io.weft.actors;
 
 import com.typesafe.config.Config;
+import com.typesafe.config.ConfigValueFactory;
 import io.weft.actors.client.ClientService;
 import io.weft.actors.client.DeviceExporter;
 import io.weft.actors.client.DeviceRegistry;
@@ -8,12 +9,17 @@ import io.weft.actors.cluster.ClusterFormation;
 import io.weft.actors.management.ClusterTokenActor;
 import io.weft.actors.management.JmxPublisher;
 import io.weft.actors.management.ManagementToken;
+import io.weft.actors.management.NodeOperations;
 import io.weft.actors.management.SignIn;
+import io.weft.actors.protocol.BackendList;
+import io.weft.actors.protocol.CreateVolume;
+import io.weft.actors.protocol.ListBackends;
+import io.weft.actors.protocol.ResizeStore;
+import io.weft.actors.protocol.StorageServiceCommand;
 import io.weft.actors.security.NetworkExposure;
-import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.TransportSettings;
 import io.weft.actors.transport.Transports;
-import com.typesafe.config.ConfigValueFactory;
+import io.weft.core.retry.Backoff;
 import java.net.URI;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -33,9 +39,9 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.Props;
 import org.apache.pekko.actor.typed.SupervisorStrategy;
-import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.management.javadsl.PekkoManagement;
@@ -50,7 +56,7 @@ import org.slf4j.LoggerFactory;
  *   node.shutdown();                                            // leaves the cluster, stops everything
  * </pre>
  * {@code start} builds the Pekko config from {@code weft.*} ({@link PekkoConfig}), starts the actor system with
- * {@link WeftNode} as guardian, joins the cluster ({@link ClusterFormation}: the seeds, or itself), starts Pekko Management HTTP with the Weft
+ * {@link NodeGuardian} as guardian, joins the cluster ({@link ClusterFormation}: the seeds, or itself), starts Pekko Management HTTP with the Weft
  * routes and registers the JMX MBeans. The operations below are what the HTTP routes and JMX call; they are safe
  * from any thread.
  *
@@ -64,21 +70,21 @@ import org.slf4j.LoggerFactory;
  * client service adopts the running devices, which re-open their mappings once the storage node is reachable; HTTP
  * and JMX come back with it. Only {@link #shutdown} ends the node.
  */
-public final class WeftRuntime implements AutoCloseable {
+public final class WeftRuntime implements NodeOperations, AutoCloseable {
     private static final Map<org.apache.pekko.actor.ActorSystem, WeftRuntime> BY_SYSTEM = new ConcurrentHashMap<>();
     private static final Logger LOG = LoggerFactory.getLogger(WeftRuntime.class);
 
     /** One actor-system incarnation of the node and what lives exactly as long as it: HTTP and JMX. */
     private static final class Incarnation {
         final int number;
-        final ActorSystem<WeftNode.Command> system;
-        final WeftNode.Services services;
+        final ActorSystem<NodeGuardian.Command> system;
+        final NodeGuardian.Services services;
         volatile Optional<URI> httpUri = Optional.empty();
         volatile JmxPublisher jmx;
         /** Set once by whichever comes first: its system terminated, or the node gave up waiting for that. */
         final AtomicBoolean ended = new AtomicBoolean();
 
-        Incarnation(int number, ActorSystem<WeftNode.Command> system, WeftNode.Services services) {
+        Incarnation(int number, ActorSystem<NodeGuardian.Command> system, NodeGuardian.Services services) {
             this.number = number;
             this.system = system;
             this.services = services;
@@ -93,8 +99,11 @@ public final class WeftRuntime implements AutoCloseable {
     private final DeviceRegistry registry;
     private final ManagementToken managementToken;
     private final SignIn signIn = new SignIn();
-    private final Duration rejoinMinBackoff;
-    private final Duration rejoinMaxBackoff;
+    /**
+     * The wait before the next incarnation starts ({@code weft.node.rejoin.*}): reset when one ends, advanced by each
+     * start that fails. Used by the thread that saw the end, then only by the rejoiner thread (one after the other).
+     */
+    private final Backoff rejoinBackoff;
     private final Duration rejoinTerminationTimeout;
     private final CompletableFuture<Void> terminated = new CompletableFuture<>();
     private final ScheduledExecutorService rejoiner;
@@ -120,8 +129,8 @@ public final class WeftRuntime implements AutoCloseable {
         this.transports = transports;
         this.exporter = exporter;
         this.registry = registry;
-        this.rejoinMinBackoff = pekko.getDuration("weft.node.rejoin.min-backoff");
-        this.rejoinMaxBackoff = pekko.getDuration("weft.node.rejoin.max-backoff");
+        this.rejoinBackoff = Backoff.exponential(pekko.getDuration("weft.node.rejoin.min-backoff"),
+                pekko.getDuration("weft.node.rejoin.max-backoff"));
         this.rejoinTerminationTimeout = pekko.getDuration("weft.node.rejoin.termination-timeout");
         this.sampler = new io.weft.actors.management.DeviceSampler(nodeState,
                 pekko.getInt("weft.management.console.samples"),
@@ -202,12 +211,12 @@ public final class WeftRuntime implements AutoCloseable {
         if (stopping) {
             return;
         }
-        ActorSystem<WeftNode.Command> system = ActorSystem.create(
-                WeftNode.create(configured, nodeState, transports, exporter, registry), systemName, pekko);
+        ActorSystem<NodeGuardian.Command> system = ActorSystem.create(
+                NodeGuardian.create(configured, nodeState, transports, exporter, registry), systemName, pekko);
         try {
             Duration timeout = configured.askTimeout();
-            WeftNode.Services services = AskPattern.<WeftNode.Command, WeftNode.Services>ask(system,
-                    WeftNode.GetServices::new, timeout, system.scheduler()).toCompletableFuture()
+            NodeGuardian.Services services = AskPattern.<NodeGuardian.Command, NodeGuardian.Services>ask(system,
+                    NodeGuardian.GetServices::new, timeout, system.scheduler()).toCompletableFuture()
                     .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
             // Weft's seed procedure (ClusterFormation): a restarted first seed joins the running cluster.
             ClusterFormation.start(system, pekko);
@@ -319,11 +328,13 @@ public final class WeftRuntime implements AutoCloseable {
             }
             if (!stopping) {
                 between = true;
+                rejoinBackoff.reset();
+                Duration first = rejoinBackoff.nextDelay();
                 LOG.warn("weft node '{}': actor-system incarnation {} ended (downed or removed from the cluster); "
                         + "devices keep their exports and queue IO (up to {} ms); starting incarnation {} in {} ms",
                         settings.nodeName(), ended.number, configured.ioTimeout().toMillis(), ended.number + 1,
-                        rejoinMinBackoff.toMillis());
-                scheduleIncarnation(ended.number + 1, rejoinMinBackoff);
+                        first.toMillis());
+                scheduleIncarnation(ended.number + 1, first);
                 scheduleOrphanExpiry();
                 return;
             }
@@ -340,8 +351,7 @@ public final class WeftRuntime implements AutoCloseable {
                             + "mappings", settings.nodeName(), number);
                 }
             } catch (RuntimeException e) {
-                Duration next = delay.multipliedBy(2).compareTo(rejoinMaxBackoff) > 0 ? rejoinMaxBackoff
-                        : delay.multipliedBy(2);
+                Duration next = rejoinBackoff.nextDelay();
                 LOG.warn("weft node '{}': incarnation {} did not start ({}); trying again in {} ms",
                         settings.nodeName(), number, e.toString(), next.toMillis());
                 scheduleIncarnation(number, next);
@@ -376,7 +386,8 @@ public final class WeftRuntime implements AutoCloseable {
     }
 
     /** The current incarnation's actor system (a terminated one between two incarnations). */
-    public ActorSystem<WeftNode.Command> system() {
+    @Override
+    public ActorSystem<NodeGuardian.Command> system() {
         return current.system;
     }
 
@@ -390,6 +401,7 @@ public final class WeftRuntime implements AutoCloseable {
         return registry;
     }
 
+    @Override
     public WeftSettings settings() {
         return settings;
     }
@@ -405,6 +417,7 @@ public final class WeftRuntime implements AutoCloseable {
     }
 
     /** This node's {@code weft.node.name} (resolved when it was configured empty). */
+    @Override
     public String nodeName() {
         return current.services.nodeName();
     }
@@ -419,6 +432,7 @@ public final class WeftRuntime implements AutoCloseable {
         return current.httpUri;
     }
 
+    @Override
     public NodeState state() {
         return nodeState;
     }
@@ -438,6 +452,7 @@ public final class WeftRuntime implements AutoCloseable {
     }
 
     /** Maps a device on this (client) node. Completes when it is ready or the map failed. */
+    @Override
     public CompletionStage<Reply> map(MapSpec spec) {
         if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
@@ -448,6 +463,7 @@ public final class WeftRuntime implements AutoCloseable {
     }
 
     /** Unmaps a device; {@code force} fails in-flight IO with EIO instead of waiting for it. */
+    @Override
     public CompletionStage<Reply> unmap(String deviceId, boolean force) {
         if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
@@ -458,6 +474,7 @@ public final class WeftRuntime implements AutoCloseable {
     }
 
     /** Drops a device's path and opens it again. */
+    @Override
     public CompletionStage<Reply> remap(String deviceId) {
         if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
@@ -472,6 +489,7 @@ public final class WeftRuntime implements AutoCloseable {
      * Adds a leg to a mirrored device on this (client) node. Completes once the leg has opened and its full sync has
      * started in the background (or with the reason it was refused); the leg serves no reads until in sync.
      */
+    @Override
     public CompletionStage<Reply> addLeg(String deviceId, MapSpec.Leg leg) {
         if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
@@ -482,6 +500,7 @@ public final class WeftRuntime implements AutoCloseable {
     }
 
     /** Removes the leg at {@code index} (as in the device status) from a mirrored device; never the last in-sync one. */
+    @Override
     public CompletionStage<Reply> removeLeg(String deviceId, int index) {
         if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
@@ -495,6 +514,7 @@ public final class WeftRuntime implements AutoCloseable {
      * Resyncs the leg at {@code index} of a mirrored device from an in-sync leg ({@code full}: every region). Answered
      * once the copy has started in the background; refused for the only in-sync leg, which is the source.
      */
+    @Override
     public CompletionStage<Reply> resyncLeg(String deviceId, int index, boolean full) {
         if (services().client().isEmpty()) {
             return CompletableFuture.completedFuture(Reply.error("node " + nodeName() + " has no client role"));
@@ -509,6 +529,7 @@ public final class WeftRuntime implements AutoCloseable {
      * reports the status and how long it took. While the device has no path the probe waits like any IO and fails
      * with EIO after the io-timeout. Allocates a buffer per call: an operator tool, not an IO path.
      */
+    @Override
     public CompletionStage<ProbeResult> probe(String deviceId) {
         NodeState.DeviceEntry e = nodeState.device(deviceId);
         if (e == null) {
@@ -524,34 +545,28 @@ public final class WeftRuntime implements AutoCloseable {
         return result;
     }
 
-    /**
-     * @param status        {@code OK} or the error name ({@code EIO}, {@code ENOTSUP}, ...)
-     * @param bytes         bytes read
-     * @param latencyMicros time to completion
-     * @param stateAfter    device state when the probe completed
-     */
-    public record ProbeResult(String deviceId, String status, int bytes, long latencyMicros, String stateAfter) {
-    }
-
     /** Resizes a backing store on a storage node (any node, by name); mapped clients learn the new size. */
+    @Override
     public CompletionStage<Reply> resize(String storageNode, String path, long newSize) {
-        return onStorage(storageNode, replyTo -> new StorageService.Resize(path, newSize, replyTo));
+        return onStorage(storageNode, replyTo -> new ResizeStore(path, newSize, replyTo));
     }
 
     /** Creates a sparse volume under an export root of a storage node. {@code size <= 0}: the node's default. */
+    @Override
     public CompletionStage<Reply> createVolume(String storageNode, String path, long size) {
-        return onStorage(storageNode, replyTo -> new StorageService.CreateVolume(path, size, replyTo));
+        return onStorage(storageNode, replyTo -> new CreateVolume(path, size, replyTo));
     }
 
     /** Storage nodes currently reachable, by name. */
     public CompletionStage<List<String>> storageNodes() {
         CompletionStage<Receptionist.Listing> listing = AskPattern.ask(system().receptionist(),
-                replyTo -> Receptionist.find(StorageService.KEY, replyTo), settings.askTimeout(), system().scheduler());
+                replyTo -> Receptionist.find(StorageServiceCommand.ALL, replyTo), settings.askTimeout(),
+                system().scheduler());
         return listing.thenCompose(l -> {
-            List<CompletableFuture<String>> names = l.getServiceInstances(StorageService.KEY).stream()
-                    .map(ref -> AskPattern.<StorageService.Command, StorageService.BackendList>ask(ref,
-                            StorageService.ListBackends::new, settings.askTimeout(), system().scheduler())
-                            .thenApply(StorageService.BackendList::node).toCompletableFuture()
+            List<CompletableFuture<String>> names = l.getServiceInstances(StorageServiceCommand.ALL).stream()
+                    .map(ref -> AskPattern.<StorageServiceCommand, BackendList>ask(ref,
+                            ListBackends::new, settings.askTimeout(), system().scheduler())
+                            .thenApply(BackendList::node).toCompletableFuture()
                             .exceptionally(t -> null))
                     .toList();
             return CompletableFuture.allOf(names.toArray(new CompletableFuture<?>[0]))
@@ -561,17 +576,17 @@ public final class WeftRuntime implements AutoCloseable {
     }
 
     private CompletionStage<Reply> onStorage(String storageNode,
-                                             java.util.function.Function<ActorRef<Reply>, StorageService.Command> msg) {
+                                             java.util.function.Function<ActorRef<Reply>, StorageServiceCommand> msg) {
         long deadline = System.nanoTime() + settings.storageLookupTimeout().toNanos();
-        return findStorage(StorageService.keyFor(storageNode), deadline).thenCompose(ref -> ref == null
+        return findStorage(StorageServiceCommand.keyFor(storageNode), deadline).thenCompose(ref -> ref == null
                 ? CompletableFuture.completedFuture(Reply.error("storage node '" + storageNode
                         + "' not found in the cluster (check its weft.node.name, its storage role and that it is up)"))
                 : AskPattern.ask(ref, msg::apply, settings.askTimeout(), system().scheduler()));
     }
 
     /** Looks a storage node up, retrying until the deadline: right after start-up the listing may not be in yet. */
-    private CompletionStage<ActorRef<StorageService.Command>> findStorage(
-            org.apache.pekko.actor.typed.receptionist.ServiceKey<StorageService.Command> key, long deadlineNanos) {
+    private CompletionStage<ActorRef<StorageServiceCommand>> findStorage(
+            org.apache.pekko.actor.typed.receptionist.ServiceKey<StorageServiceCommand> key, long deadlineNanos) {
         CompletionStage<Receptionist.Listing> listing = AskPattern.ask(system().receptionist(),
                 replyTo -> Receptionist.find(key, replyTo), settings.askTimeout(), system().scheduler());
         return listing.thenCompose(l -> {
@@ -653,7 +668,7 @@ public final class WeftRuntime implements AutoCloseable {
         return true;
     }
 
-    private WeftNode.Services services() {
+    private NodeGuardian.Services services() {
         return current.services;
     }
 

@@ -160,7 +160,7 @@ class LegFailureDetectionTest {
     /** Waits until leg {@code leg}'s session has lost its connected path; returns when that was seen. */
     private static long awaitPathDown(NodeState.DeviceEntry dev, int leg) {
         await("leg " + leg + " session loses its path", WAIT,
-                () -> !"connected".equals(dev.legSessions.get(leg).sessionState));
+                () -> dev.legSessions.get(leg).phase != SessionPhase.CONNECTED);
         return System.nanoTime();
     }
 

@@ -1,13 +1,38 @@
 package io.weft.actors;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.typesafe.config.ConfigFactory;
-import io.weft.actors.client.SessionActor;
-import io.weft.actors.storage.BackendActor;
-import io.weft.actors.storage.StorageService;
+import io.weft.actors.protocol.BackendCommand;
+import io.weft.actors.protocol.BackendList;
+import io.weft.actors.protocol.CloseMapping;
+import io.weft.actors.protocol.CreateVolume;
+import io.weft.actors.protocol.DescribeProcess;
+import io.weft.actors.protocol.Heartbeat;
+import io.weft.actors.protocol.HeartbeatReply;
+import io.weft.actors.protocol.Lease;
+import io.weft.actors.protocol.LeaseRenewerCommand;
+import io.weft.actors.protocol.LeaseUnknown;
+import io.weft.actors.protocol.LeasesRenewed;
+import io.weft.actors.protocol.ListBackends;
+import io.weft.actors.protocol.MappingAlive;
+import io.weft.actors.protocol.MappingRevoked;
+import io.weft.actors.protocol.OpenRefused;
+import io.weft.actors.protocol.OpenReply;
+import io.weft.actors.protocol.OpenStore;
+import io.weft.actors.protocol.ProcessInfo;
+import io.weft.actors.protocol.RenewLeases;
+import io.weft.actors.protocol.ResizeStore;
+import io.weft.actors.protocol.SessionCommand;
+import io.weft.actors.protocol.StoreInfoChanged;
+import io.weft.actors.protocol.StoreOpened;
+import io.weft.actors.protocol.UnknownMapping;
 import io.weft.actors.transport.TransportEndpoint;
 import io.weft.core.io.DeviceInfo;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
@@ -51,38 +76,63 @@ class SerializationTest {
 
     @Test
     void crossNodeMessagesRoundTrip() throws Exception {
-        var session = testKit.<SessionActor.Command>createTestProbe().getRef();
-        var openReply = testKit.<StorageService.OpenReply>createTestProbe().getRef();
-        var backend = testKit.<BackendActor.Command>createTestProbe().getRef();
+        var session = testKit.<SessionCommand>createTestProbe().getRef();
+        var openReply = testKit.<OpenReply>createTestProbe().getRef();
+        var backend = testKit.<BackendCommand>createTestProbe().getRef();
         var reply = testKit.<Reply>createTestProbe().getRef();
-        var hbReply = testKit.<BackendActor.HeartbeatReply>createTestProbe().getRef();
-        var renewer = testKit.<io.weft.actors.client.LeaseRenewer.Command>createTestProbe().getRef();
-        var renewedReply = testKit.<StorageService.LeasesRenewed>createTestProbe().getRef();
+        var hbReply = testKit.<HeartbeatReply>createTestProbe().getRef();
+        var renewer = testKit.<LeaseRenewerCommand>createTestProbe().getRef();
+        var renewedReply = testKit.<LeasesRenewed>createTestProbe().getRef();
+        var backendList = testKit.<BackendList>createTestProbe().getRef();
         DeviceInfo info = new DeviceInfo(1 << 20, 512, 4096, 1 << 25, false, true, true, false, true, false, false,
                 true);
         TransportEndpoint endpoint = new TransportEndpoint("inprocess", Map.of("token", "t", "jvm", "1"));
         for (Object m : List.of(
-                new StorageService.Open("c", "d", "p", AccessMode.MIGRATION, "inprocess", session, openReply),
-                new StorageService.Opened("m", "/x", info, endpoint, backend),
-                new StorageService.OpenRefused("no", true),
-                new StorageService.CreateVolume("v", 4096, reply),
-                new StorageService.Resize("v", 8192, reply),
-                new StorageService.BackendList("n", List.of(new NodeState.BackendStatus("/x", 1,
+                new OpenStore("c", "d", "p", AccessMode.MIGRATION, "inprocess", session, openReply),
+                new StoreOpened("m", "/x", info, endpoint, backend),
+                new OpenRefused("no", true),
+                new CreateVolume("v", 4096, reply),
+                new ResizeStore("v", 8192, reply),
+                new ListBackends(backendList),
+                new BackendList("n", List.of(new NodeState.BackendStatus("/x", 1,
                         List.of(new NodeState.MappingStatus("m", "c", "d", "rw", "inprocess", "a")),
                         io.weft.actors.management.IoFigures.EMPTY))),
-                new StorageService.RenewLeases("c", List.of(new StorageService.Lease("m", backend, 1 << 20),
-                        new StorageService.Lease("n", backend, 4096)), renewer, renewedReply),
-                new StorageService.LeasesRenewed(2),
-                new io.weft.actors.client.LeaseRenewer.MappingUnknown("m"),
-                new BackendActor.Heartbeat("m", hbReply),
-                new BackendActor.Alive("m", info),
-                new BackendActor.UnknownMapping("m"),
-                new BackendActor.CloseMapping("m", reply),
-                new SessionActor.InfoChanged("m", info),
-                new SessionActor.MappingRevoked("m", "why"),
+                new RenewLeases("c", List.of(new Lease("m", backend, 1 << 20),
+                        new Lease("n", backend, 4096)), renewer, renewedReply),
+                new LeasesRenewed(2),
+                new LeaseUnknown("m"),
+                new Heartbeat("m", hbReply),
+                new MappingAlive("m", info),
+                new UnknownMapping("m"),
+                new CloseMapping("m", reply),
+                new StoreInfoChanged("m", info),
+                new MappingRevoked("m", "why"),
                 Reply.ok("fine"))) {
             roundTrip(m);
         }
+    }
+
+    /** A record added to the protocol package without the marker would fail only when it first crossed nodes. */
+    @Test
+    void everyProtocolRecordIsWeftSerializable() throws Exception {
+        var dir = Path.of(OpenStore.class.getProtectionDomain().getCodeSource().getLocation().toURI())
+                .resolve(OpenStore.class.getPackageName().replace('.', '/'));
+        List<String> records = new ArrayList<>();
+        try (var files = Files.list(dir)) {
+            for (Path f : files.toList()) {
+                String name = f.getFileName().toString();
+                if (!name.endsWith(".class") || name.contains("$") || name.startsWith("package-info")) {
+                    continue;
+                }
+                Class<?> c = Class.forName(OpenStore.class.getPackageName() + "." + name.replace(".class", ""));
+                if (c.isRecord()) {
+                    records.add(c.getSimpleName());
+                    assertTrue(WeftSerializable.class.isAssignableFrom(c), c + " must implement WeftSerializable");
+                }
+            }
+        }
+        assertTrue(records.contains("OpenStore") && records.contains("RenewLeases"),
+                "the scan found the protocol records: " + records);
     }
 
     @Test
@@ -94,8 +144,8 @@ class SerializationTest {
 
     @Test
     void drillMessagesRoundTrip() throws Exception {
-        var processReply = testKit.<StorageService.ProcessInfo>createTestProbe().getRef();
-        roundTrip(new StorageService.DescribeProcess(processReply));
-        roundTrip(new StorageService.ProcessInfo("b", 4242, "0f0e-boot"));
+        var processReply = testKit.<ProcessInfo>createTestProbe().getRef();
+        roundTrip(new DescribeProcess(processReply));
+        roundTrip(new ProcessInfo("b", 4242, "0f0e-boot"));
     }
 }

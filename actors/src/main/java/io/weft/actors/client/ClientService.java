@@ -1,6 +1,5 @@
 package io.weft.actors.client;
 
-import io.weft.core.stats.IoStats;
 import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
@@ -8,6 +7,7 @@ import io.weft.actors.WeftSettings;
 import io.weft.actors.transport.Transport;
 import io.weft.actors.transport.Transports;
 import io.weft.core.io.DeviceInfo;
+import io.weft.core.stats.IoStats;
 import java.util.Optional;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -21,7 +21,7 @@ import org.apache.pekko.actor.typed.javadsl.Receive;
  * The client role of a node: maps, unmaps and remaps devices, one {@link DeviceActor} each (child named
  * {@code device-<id>}, so the service keeps no state of its own beyond its children and {@link NodeState}).
  *
- * <p>Supervision (applied by {@code WeftNode}): restarted on failure without stopping its children, so mapped
+ * <p>Supervision (applied by {@code NodeGuardian}): restarted on failure without stopping its children, so mapped
  * devices are untouched. Its {@link DeviceActor} children are restarted on failure (see there).
  *
  * <p>When it starts in a new actor-system incarnation of the node (the previous one was downed), it adopts the

@@ -1,9 +1,16 @@
 package io.weft.actors.client;
 
 import io.weft.actors.NodeState;
-import io.weft.actors.WeftSerializable;
-import io.weft.actors.storage.BackendActor;
-import io.weft.actors.storage.StorageService;
+import io.weft.actors.protocol.BackendCommand;
+import io.weft.actors.protocol.Lease;
+import io.weft.actors.protocol.LeaseRenewerCommand;
+import io.weft.actors.protocol.LeaseUnknown;
+import io.weft.actors.protocol.LeasesRenewed;
+import io.weft.actors.protocol.MappingRevoked;
+import io.weft.actors.protocol.RenewLeases;
+import io.weft.actors.protocol.SessionCommand;
+import io.weft.actors.protocol.StorageServiceCommand;
+import io.weft.actors.protocol.StoreInfoChanged;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -27,16 +34,16 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
 
 /**
  * Renews the mapping leases of every session of a client node, batched per storage node (issue 12): once per
- * {@code weft.client.heartbeat-interval} it sends each storage node's {@link StorageService} ONE
- * {@link StorageService.RenewLeases} naming every mapping this node holds there, instead of one heartbeat per device.
- * The storage side renews each named mapping's lease in its {@link BackendActor}; a mapping left out of the batch (its
+ * {@code weft.client.heartbeat-interval} it sends each storage node's storage service ONE
+ * {@link RenewLeases} naming every mapping this node holds there, instead of one heartbeat per device.
+ * The storage side renews each named mapping's lease in its backend actor; a mapping left out of the batch (its
  * session stopped renewing) expires alone after {@code weft.storage.mapping-lease}, exactly as before.
  *
  * <p>What a per-device heartbeat told a session, the batch tells it too: a batch unanswered
  * {@code heartbeat-misses} times in a row tells every session on that storage node ({@link
  * SessionActor.RenewalsUnanswered}); a mapping the storage node no longer knows is reported back here
- * ({@link MappingUnknown}) and passed to its session as {@link SessionActor.MappingRevoked}; a size that differs from
- * the one the session knows comes back to the session as {@link SessionActor.InfoChanged}. The timer runs only while
+ * ({@link LeaseUnknown}) and passed to its session as {@link MappingRevoked}; a size that differs from
+ * the one the session knows comes back to the session as {@link StoreInfoChanged}. The timer runs only while
  * some lease is registered.
  *
  * <p>One renewer per actor system and client settings ({@link #of}), a system actor like the Receptionist. Sessions
@@ -45,53 +52,50 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * every lease; it holds no IO and throws nothing by design — a failure is a bug, and the leases then expire, which
  * the sessions see as unanswered renewals once they re-register after their path is lost).
  */
-public final class LeaseRenewer extends AbstractBehavior<LeaseRenewer.Command> {
+public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
 
-    public interface Command {
+    /** Its own messages, from this node's sessions; the cross-node ones are in {@code io.weft.actors.protocol}. */
+    public interface Command extends LeaseRenewerCommand {
     }
 
     /**
      * Renew {@code mappingId} on the storage node {@code storage} (its backend actor {@code backend}) every interval,
      * until {@link Unregister}; a newer Register of the same mapping id replaces it (a changed size).
      */
-    public record Register(String mappingId, ActorRef<StorageService.Command> storage,
-                           ActorRef<BackendActor.Command> backend, long knownSize,
-                           ActorRef<SessionActor.Command> session, NodeState.DeviceEntry entry) implements Command {
+    public record Register(String mappingId, ActorRef<StorageServiceCommand> storage,
+                           ActorRef<BackendCommand> backend, long knownSize,
+                           ActorRef<SessionCommand> session, NodeState.SessionView view) implements Command {
     }
 
     public record Unregister(String mappingId) implements Command {
     }
 
-    /** From a storage node: it has no mapping {@code mappingId} (released, or its backend restarted). */
-    public record MappingUnknown(String mappingId) implements Command, WeftSerializable {
-    }
-
     private record Tick() implements Command {
     }
 
-    private record BatchResult(ActorRef<StorageService.Command> storage, List<String> mappingIds,
-                               StorageService.LeasesRenewed reply, Throwable failure) implements Command {
+    private record BatchResult(ActorRef<StorageServiceCommand> storage, List<String> mappingIds,
+                               LeasesRenewed reply, Throwable failure) implements Command {
     }
 
     /** The node's renewer for these settings, started on first use. */
-    public static ActorRef<Command> of(ActorSystem<?> system, String clientNode, Duration interval, int misses) {
+    public static ActorRef<LeaseRenewerCommand> of(ActorSystem<?> system, String clientNode, Duration interval, int misses) {
         return Renewers.ID.apply(system).renewer(system, clientNode, interval, misses);
     }
 
-    public static Behavior<Command> create(String clientNode, Duration interval, int misses) {
+    public static Behavior<LeaseRenewerCommand> create(String clientNode, Duration interval, int misses) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
                 new LeaseRenewer(ctx, timers, clientNode, interval, misses)));
     }
 
-    private final TimerScheduler<Command> timers;
+    private final TimerScheduler<LeaseRenewerCommand> timers;
     private final String clientNode;
     private final Duration interval;
     private final int misses;
     private final Map<String, Register> leases = new LinkedHashMap<>();
     /** Batches in a row without an answer, per storage node. */
-    private final Map<ActorRef<StorageService.Command>, Integer> unanswered = new HashMap<>();
+    private final Map<ActorRef<StorageServiceCommand>, Integer> unanswered = new HashMap<>();
 
-    private LeaseRenewer(ActorContext<Command> ctx, TimerScheduler<Command> timers, String clientNode,
+    private LeaseRenewer(ActorContext<LeaseRenewerCommand> ctx, TimerScheduler<LeaseRenewerCommand> timers, String clientNode,
                          Duration interval, int misses) {
         super(ctx);
         this.timers = timers;
@@ -101,7 +105,7 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewer.Command> {
     }
 
     @Override
-    public Receive<Command> createReceive() {
+    public Receive<LeaseRenewerCommand> createReceive() {
         return newReceiveBuilder()
                 .onMessage(Register.class, this::onRegister)
                 .onMessage(Unregister.class, u -> {
@@ -111,7 +115,7 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewer.Command> {
                 })
                 .onMessage(Tick.class, this::onTick)
                 .onMessage(BatchResult.class, this::onBatchResult)
-                .onMessage(MappingUnknown.class, this::onUnknown)
+                .onMessage(LeaseUnknown.class, this::onUnknown)
                 .onSignal(Terminated.class, t -> {
                     leases.values().removeIf(r -> r.session().equals(t.getRef()));
                     stopTimerIfIdle();
@@ -120,7 +124,7 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewer.Command> {
                 .build();
     }
 
-    private Behavior<Command> onRegister(Register register) {
+    private Behavior<LeaseRenewerCommand> onRegister(Register register) {
         leases.put(register.mappingId(), register);
         getContext().watch(register.session());
         if (!timers.isTimerActive("renew")) {
@@ -136,30 +140,30 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewer.Command> {
         }
     }
 
-    private Behavior<Command> onTick(Tick tick) {
-        Map<ActorRef<StorageService.Command>, List<StorageService.Lease>> batches = new HashMap<>();
+    private Behavior<LeaseRenewerCommand> onTick(Tick tick) {
+        Map<ActorRef<StorageServiceCommand>, List<Lease>> batches = new HashMap<>();
         for (Register r : leases.values()) {
             batches.computeIfAbsent(r.storage(), s -> new ArrayList<>())
-                    .add(new StorageService.Lease(r.mappingId(), r.backend(), r.knownSize()));
+                    .add(new Lease(r.mappingId(), r.backend(), r.knownSize()));
         }
-        ActorRef<Command> self = getContext().getSelf();
+        ActorRef<LeaseRenewerCommand> self = getContext().getSelf();
         batches.forEach((storage, batch) -> {
-            List<String> ids = batch.stream().map(StorageService.Lease::mappingId).toList();
-            getContext().ask(StorageService.LeasesRenewed.class, storage, interval,
-                    replyTo -> new StorageService.RenewLeases(clientNode, List.copyOf(batch), self, replyTo),
+            List<String> ids = batch.stream().map(Lease::mappingId).toList();
+            getContext().ask(LeasesRenewed.class, storage, interval,
+                    replyTo -> new RenewLeases(clientNode, List.copyOf(batch), self, replyTo),
                     (reply, failure) -> new BatchResult(storage, ids, reply, failure));
         });
         return this;
     }
 
-    private Behavior<Command> onBatchResult(BatchResult result) {
+    private Behavior<LeaseRenewerCommand> onBatchResult(BatchResult result) {
         if (result.failure() == null) {
             unanswered.remove(result.storage());
             long now = System.currentTimeMillis();
             for (String id : result.mappingIds()) {
                 Register r = leases.get(id);
                 if (r != null) {
-                    r.entry().lastHeartbeatMillis = now;
+                    r.view().lastHeartbeatMillis = now;
                 }
             }
             return this;
@@ -176,10 +180,10 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewer.Command> {
         return this;
     }
 
-    private Behavior<Command> onUnknown(MappingUnknown unknown) {
+    private Behavior<LeaseRenewerCommand> onUnknown(LeaseUnknown unknown) {
         Register r = leases.remove(unknown.mappingId());
         if (r != null) {
-            r.session().tell(new SessionActor.MappingRevoked(r.mappingId(), "storage node no longer knows the"
+            r.session().tell(new MappingRevoked(r.mappingId(), "storage node no longer knows the"
                     + " mapping"));
         }
         stopTimerIfIdle();
@@ -195,10 +199,10 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewer.Command> {
             }
         };
 
-        private final Map<String, ActorRef<Command>> renewers = new ConcurrentHashMap<>();
+        private final Map<String, ActorRef<LeaseRenewerCommand>> renewers = new ConcurrentHashMap<>();
         private final AtomicInteger seq = new AtomicInteger();
 
-        ActorRef<Command> renewer(ActorSystem<?> system, String clientNode, Duration interval, int misses) {
+        ActorRef<LeaseRenewerCommand> renewer(ActorSystem<?> system, String clientNode, Duration interval, int misses) {
             String key = clientNode + "|" + interval.toNanos() + "|" + misses;
             return renewers.computeIfAbsent(key, k -> system.systemActorOf(create(clientNode, interval, misses),
                     "weft-lease-renewer-" + seq.incrementAndGet(), Props.empty()));

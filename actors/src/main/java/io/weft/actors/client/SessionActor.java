@@ -1,16 +1,27 @@
 package io.weft.actors.client;
 
 import io.weft.actors.ChannelActor;
+import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
-import io.weft.actors.WeftSerializable;
+import io.weft.actors.SessionPhase;
 import io.weft.actors.WeftSettings;
-import io.weft.actors.storage.BackendActor;
-import io.weft.actors.storage.StorageService;
+import io.weft.actors.protocol.CloseMapping;
+import io.weft.actors.protocol.LeaseRenewerCommand;
+import io.weft.actors.protocol.MappingRevoked;
+import io.weft.actors.protocol.OpenRefused;
+import io.weft.actors.protocol.OpenReply;
+import io.weft.actors.protocol.OpenStore;
+import io.weft.actors.protocol.SessionCommand;
+import io.weft.actors.protocol.StorageServiceCommand;
+import io.weft.actors.protocol.StoreInfoChanged;
+import io.weft.actors.protocol.StoreOpened;
 import io.weft.actors.transport.ClientChannel;
 import io.weft.actors.transport.Transport;
 import io.weft.actors.transport.TransportGeometry;
+import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
+import io.weft.core.retry.Backoff;
 import java.time.Duration;
 import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -31,30 +42,23 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  *
  * <p>Phases: SEARCHING (the node is not in the Receptionist listing, or is unreachable) → OPENING (open sent) →
  * CONNECTING (opened; the {@link ChannelActor} is attaching the data path) → CONNECTED (IO flows; the lease renewed
- * every {@code weft.client.heartbeat-interval}). The path is lost — and the parent {@link DeviceActor} told, so IO
+ * every {@code weft.client.heartbeat-interval}). The path is lost — and the parent told ({@link Event}), so IO
  * queues — when the node leaves the listing, {@code heartbeat-misses} renewal batches in a row go unanswered, the
  * storage forgets or revokes the mapping, or the channel dies. It then re-opens after an exponential backoff
  * ({@code weft.client.reconnect.*}); a restarted storage node re-registers, which re-opens at once.
  *
- * <p>Drills ({@code io.weft.actors.drill}) reach a session through {@code NodeState.DeviceEntry.session} and cut it
+ * <p>Drills ({@code io.weft.actors.drill}) reach a session through {@code NodeState.SessionView.session} and cut it
  * with {@link Cut}: the whole session (as if the transport failed, but re-opened only when the cut ends) or one path of
  * a multipath channel; {@link EndCut} or the cut's own time limit ends it.
  *
- * <p>Supervision: restarted with backoff by its {@link DeviceActor} on failure (a failed path is replaced: the new
+ * <p>Supervision: restarted with backoff by its parent on failure (a failed path is replaced: the new
  * incarnation opens again, and the storage node replaces the old mapping because the owner is the same). Its
  * {@link ChannelActor} child is restarted with backoff when the data agent dies.
  */
-public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
+public final class SessionActor extends AbstractBehavior<SessionCommand> {
 
-    public interface Command {
-    }
-
-    /** From the backend: the store was resized. */
-    public record InfoChanged(String mappingId, DeviceInfo info) implements Command, WeftSerializable {
-    }
-
-    /** From the backend: it dropped the mapping (lease expired, channel moved); open again. */
-    public record MappingRevoked(String mappingId, String reason) implements Command, WeftSerializable {
+    /** Its own messages, from this node; the cross-node ones are in {@code io.weft.actors.protocol}. */
+    public interface Command extends SessionCommand {
     }
 
     /** Drop the path and open again (operator remap). */
@@ -79,10 +83,10 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     public record EndCut(ActorRef<Reply> replyTo) implements Command {
     }
 
-    private record Listing(Set<ActorRef<StorageService.Command>> storage) implements Command {
+    private record Listing(Set<ActorRef<StorageServiceCommand>> storage) implements Command {
     }
 
-    private record OpenResult(int attempt, StorageService.OpenReply reply, Throwable failure) implements Command {
+    private record OpenResult(int attempt, OpenReply reply, Throwable failure) implements Command {
     }
 
     /** From the node's {@link LeaseRenewer}: {@code missed} renewal batches in a row to the storage node unanswered. */
@@ -98,35 +102,72 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     private record CutExpired(long cut) implements Command {
     }
 
-    private enum Phase { SEARCHING, OPENING, CONNECTING, CONNECTED, BACKOFF }
-
-    public static Behavior<Command> create(NodeState.DeviceEntry entry, String clientNode, Transport transport,
-                                           WeftSettings settings, ActorRef<DeviceActor.Command> device) {
-        return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-                new SessionActor(ctx, timers, entry, clientNode, transport, settings, device)));
+    /**
+     * What this session tells its parent (a {@link DeviceActor}, or a {@link MirroredDeviceActor} per leg), which
+     * adapts them into its own protocol. Only the parent's behaviour hangs on them; what management shows is in the
+     * session's {@link NodeState.SessionView}.
+     */
+    public sealed interface Event {
+        /** The session that reports it: a parent with several (one per mirror leg) tells them apart by it. */
+        ActorRef<SessionCommand> session();
     }
 
-    private final TimerScheduler<Command> timers;
-    private final NodeState.DeviceEntry entry;
+    /** A path is up: IO may flow through {@code path}, whose geometry is {@code info}. */
+    public record PathUp(ActorRef<SessionCommand> session, DeviceInfo info, BlockDevice path, String mappingId,
+                         String transport) implements Event {
+    }
+
+    /** The path is gone; IO queues until the next {@link PathUp}. */
+    public record PathDown(ActorRef<SessionCommand> session, String reason) implements Event {
+    }
+
+    /** The store was resized while mapped. */
+    public record GeometryChanged(ActorRef<SessionCommand> session, DeviceInfo info) implements Event {
+    }
+
+    /** The storage node refused the open ({@code permanent}: retrying cannot help) or is unreachable for good. */
+    public record OpenFailed(ActorRef<SessionCommand> session, String reason, boolean permanent) implements Event {
+    }
+
+    /** The session will retry after its backoff, for this reason (an open that got no answer or was refused). */
+    public record SessionError(ActorRef<SessionCommand> session, String reason) implements Event {
+    }
+
+    /**
+     * @param spec   the device id, storage node, path and mode to open (a mirror leg's, for a mirrored device)
+     * @param view   where this session publishes its state for management and drills
+     * @param events its parent's adapter for {@link Event}s
+     */
+    public static Behavior<SessionCommand> create(MapSpec spec, NodeState.SessionView view, String clientNode,
+                                                  Transport transport, WeftSettings settings,
+                                                  ActorRef<Event> events) {
+        return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
+                new SessionActor(ctx, timers, spec, view, clientNode, transport, settings, events)));
+    }
+
+    private final TimerScheduler<SessionCommand> timers;
+    private final MapSpec spec;
+    private final NodeState.SessionView view;
     private final String clientNode;
     private final Transport transport;
     private final WeftSettings settings;
-    private final ActorRef<DeviceActor.Command> device;
+    private final ActorRef<Event> parent;
     private final ActorRef<ChannelActor.Event> channelEvents;
-    private final ServiceKey<StorageService.Command> key;
+    private final ServiceKey<StorageServiceCommand> key;
 
-    private Set<ActorRef<StorageService.Command>> reachable = Set.of();
-    private Phase phase = Phase.SEARCHING;
+    private Set<ActorRef<StorageServiceCommand>> reachable = Set.of();
+    private SessionPhase phase = SessionPhase.SEARCHING;
     private int attempt;
     private int channelSeq;
-    private Duration backoff;
-    private ActorRef<StorageService.Command> storage;
-    private ActorRef<StorageService.Command> lastLost;
-    private StorageService.Opened opened;
+    /** The wait before the next open after a failed one ({@code weft.client.reconnect.*}); reset once connected. */
+    private final Backoff backoff;
+    private ActorRef<StorageServiceCommand> storage;
+    private ActorRef<StorageServiceCommand> lastLost;
+    private StoreOpened opened;
     private ActorRef<ChannelActor.Command> channel;
     private String channelId;
     /** The node's lease renewer (one batch per storage node per heartbeat interval, for every session). */
-    private final ActorRef<LeaseRenewer.Command> renewer;
+    private final ActorRef<LeaseRenewerCommand> renewer;
     /** The connected channel's own geometry (its per-request limit), or null. */
     private DeviceInfo channelInfo;
     /** The connected channel, or null. */
@@ -137,36 +178,37 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     private Integer cutPath;
     private ClientChannel cutChannel;
 
-    private SessionActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, NodeState.DeviceEntry entry,
-                         String clientNode, Transport transport, WeftSettings settings,
-                         ActorRef<DeviceActor.Command> device) {
+    private SessionActor(ActorContext<SessionCommand> ctx, TimerScheduler<SessionCommand> timers, MapSpec spec,
+                         NodeState.SessionView view, String clientNode, Transport transport, WeftSettings settings,
+                         ActorRef<Event> parent) {
         super(ctx);
         this.timers = timers;
-        this.entry = entry;
+        this.spec = spec;
+        this.view = view;
         this.clientNode = clientNode;
         this.transport = transport;
         this.settings = settings;
-        this.device = device;
-        this.backoff = settings.reconnectMinBackoff();
+        this.parent = parent;
+        this.backoff = Backoff.exponential(settings.reconnectMinBackoff(), settings.reconnectMaxBackoff());
         this.renewer = LeaseRenewer.of(ctx.getSystem(), clientNode, settings.heartbeatInterval(),
                 settings.heartbeatMisses());
         this.channelEvents = ctx.messageAdapter(ChannelActor.Event.class, Channel::new);
-        this.key = StorageService.keyFor(entry.spec.storageNode());
+        this.key = StorageServiceCommand.keyFor(spec.storageNode());
         ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class,
                 l -> new Listing(l.getServiceInstances(key)));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(key, listings));
-        entry.session = ctx.getSelf();
-        phase(Phase.SEARCHING);
+        view.session = ctx.getSelf();
+        phase(SessionPhase.SEARCHING);
     }
 
     @Override
-    public Receive<Command> createReceive() {
+    public Receive<SessionCommand> createReceive() {
         return newReceiveBuilder()
                 .onMessage(Listing.class, this::onListing)
                 .onMessage(OpenResult.class, this::onOpenResult)
                 .onMessage(Channel.class, this::onChannel)
                 .onMessage(RenewalsUnanswered.class, this::onRenewalsUnanswered)
-                .onMessage(InfoChanged.class, this::onInfoChanged)
+                .onMessage(StoreInfoChanged.class, this::onInfoChanged)
                 .onMessage(MappingRevoked.class, this::onRevoked)
                 .onMessage(Reconnect.class, r -> pathLost("remap requested", Duration.ZERO))
                 // While a drill holds the session cut, only the end of the cut opens it again.
@@ -187,98 +229,98 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
                 .build();
     }
 
-    private Behavior<Command> onListing(Listing listing) {
+    private Behavior<SessionCommand> onListing(Listing listing) {
         reachable = listing.storage();
         if (storage != null && !reachable.contains(storage)) {
             // Unreachable (failure detector), downed, or replaced by a restarted incarnation.
-            return pathLost("storage node " + entry.spec.storageNode() + " is unreachable or gone", Duration.ZERO);
+            return pathLost("storage node " + spec.storageNode() + " is unreachable or gone", Duration.ZERO);
         }
-        if (phase == Phase.SEARCHING) {
+        if (phase == SessionPhase.SEARCHING) {
             return tryOpen();
         }
         return this;
     }
 
-    private Behavior<Command> tryOpen() {
-        if (phase == Phase.OPENING || phase == Phase.CONNECTING || phase == Phase.CONNECTED) {
+    private Behavior<SessionCommand> tryOpen() {
+        if (phase == SessionPhase.OPENING || phase == SessionPhase.CONNECTING || phase == SessionPhase.CONNECTED) {
             return this;
         }
         if (reachable.isEmpty()) {
-            phase(Phase.SEARCHING);
+            phase(SessionPhase.SEARCHING);
             return this;
         }
-        // Normally one entry; while a restarted node's old incarnation lingers, prefer the one not just lost.
-        ActorRef<StorageService.Command> target = null;
-        for (ActorRef<StorageService.Command> ref : reachable) {
+        // Normally one listing entry; while a restarted node's old incarnation lingers, prefer the one not just lost.
+        ActorRef<StorageServiceCommand> target = null;
+        for (ActorRef<StorageServiceCommand> ref : reachable) {
             if (target == null || target.equals(lastLost)) {
                 target = ref;
             }
         }
         storage = target;
-        entry.storageAddress = NodeState.addressOf(getContext().getSystem(), target);
+        view.storageAddress = NodeState.addressOf(getContext().getSystem(), target);
         int thisAttempt = ++attempt;
-        phase(Phase.OPENING);
-        getContext().ask(StorageService.OpenReply.class, target, settings.openTimeout(),
-                replyTo -> new StorageService.Open(clientNode, entry.spec.deviceId(), entry.spec.path(),
-                        entry.spec.mode(), transport.name(), getContext().getSelf(), replyTo),
+        phase(SessionPhase.OPENING);
+        getContext().ask(OpenReply.class, target, settings.openTimeout(),
+                replyTo -> new OpenStore(clientNode, spec.deviceId(), spec.path(),
+                        spec.mode(), transport.name(), getContext().getSelf(), replyTo),
                 (reply, failure) -> new OpenResult(thisAttempt, reply, failure));
         return this;
     }
 
-    private Behavior<Command> onOpenResult(OpenResult result) {
-        if (result.attempt() != attempt || phase != Phase.OPENING) {
+    private Behavior<SessionCommand> onOpenResult(OpenResult result) {
+        if (result.attempt() != attempt || phase != SessionPhase.OPENING) {
             return this;
         }
         if (result.failure() != null) {
-            return retryLater("open of " + entry.spec.path() + " on " + entry.spec.storageNode()
+            return retryLater("open of " + spec.path() + " on " + spec.storageNode()
                     + " got no answer within " + settings.openTimeout().toMillis() + " ms");
         }
-        if (result.reply() instanceof StorageService.OpenRefused refused) {
-            device.tell(new DeviceActor.OpenFailed(refused.reason(), refused.permanent()));
+        if (result.reply() instanceof OpenRefused refused) {
+            parent.tell(new OpenFailed(getContext().getSelf(), refused.reason(), refused.permanent()));
             if (refused.permanent()) {
-                backoff = settings.reconnectMaxBackoff();
+                backoff.jumpToMax();
             }
             return retryLater(refused.reason());
         }
-        opened = (StorageService.Opened) result.reply();
-        entry.mappingId = opened.mappingId();
+        opened = (StoreOpened) result.reply();
+        view.mappingId = opened.mappingId();
         channelId = opened.mappingId() + "-" + (++channelSeq);
         var endpoint = opened.endpoint();
         channel = getContext().spawn(
                 ChannelActor.create(channelId, l -> transport.connector().connect(endpoint, l), channelEvents,
                         settings.reconnectMinBackoff(), settings.reconnectMaxBackoff()),
                 "channel-" + channelSeq);
-        phase(Phase.CONNECTING);
+        phase(SessionPhase.CONNECTING);
         registerLease();
         return this;
     }
 
-    private Behavior<Command> onChannel(Channel msg) {
+    private Behavior<SessionCommand> onChannel(Channel msg) {
         ChannelActor.Event event = msg.event();
         if (!event.channelId().equals(channelId) || opened == null) {
             return this;
         }
         if (event instanceof ChannelActor.Up up) {
-            phase(Phase.CONNECTED);
-            backoff = settings.reconnectMinBackoff();
+            phase(SessionPhase.CONNECTED);
+            backoff.reset();
             ClientChannel connected = (ClientChannel) up.channel();
             connectedChannel = connected;
-            entry.transportPaths = connected.pathCount();
+            view.transportPaths = connected.pathCount();
             String carriedBy = connected.transportName() != null ? connected.transportName() : transport.name();
             channelInfo = connected.device().info();
-            device.tell(new DeviceActor.PathUp(TransportGeometry.narrow(opened.info(), channelInfo),
+            parent.tell(new PathUp(getContext().getSelf(), TransportGeometry.narrow(opened.info(), channelInfo),
                     connected.device(), opened.mappingId(), carriedBy));
         } else if (event instanceof ChannelActor.Down down) {
             // The channel actor opens a new agent after its backoff; meanwhile IO queues.
             connectedChannel = null;
-            entry.transportPaths = 0;
-            if (phase == Phase.CONNECTED) {
-                phase(Phase.CONNECTING);
+            view.transportPaths = 0;
+            if (phase == SessionPhase.CONNECTED) {
+                phase(SessionPhase.CONNECTING);
             }
             if (down.unreachable()) {
-                device.tell(new DeviceActor.OpenFailed(down.reason(), true));
+                parent.tell(new OpenFailed(getContext().getSelf(), down.reason(), true));
             }
-            device.tell(new DeviceActor.PathDown("data channel: " + down.reason()));
+            parent.tell(new PathDown(getContext().getSelf(), "data channel: " + down.reason()));
         }
         return this;
     }
@@ -286,18 +328,18 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     /** From now on the node's renewer renews this mapping's lease (again, with a changed size). */
     private void registerLease() {
         renewer.tell(new LeaseRenewer.Register(opened.mappingId(), storage, opened.backend(), opened.info().size(),
-                getContext().getSelf(), entry));
+                getContext().getSelf(), view));
     }
 
-    private Behavior<Command> onRenewalsUnanswered(RenewalsUnanswered unanswered) {
+    private Behavior<SessionCommand> onRenewalsUnanswered(RenewalsUnanswered unanswered) {
         if (opened == null || !unanswered.mappingId().equals(opened.mappingId())) {
             return this;
         }
-        return pathLost(unanswered.missed() + " lease renewals in a row unanswered by " + entry.spec.storageNode(),
+        return pathLost(unanswered.missed() + " lease renewals in a row unanswered by " + spec.storageNode(),
                 Duration.ZERO);
     }
 
-    private Behavior<Command> onInfoChanged(InfoChanged changed) {
+    private Behavior<SessionCommand> onInfoChanged(StoreInfoChanged changed) {
         if (opened != null && changed.mappingId().equals(opened.mappingId())) {
             applyInfo(changed.info());
         }
@@ -305,55 +347,55 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
     }
 
     private void applyInfo(DeviceInfo info) {
-        opened = new StorageService.Opened(opened.mappingId(), opened.backendPath(), info, opened.endpoint(),
+        opened = new StoreOpened(opened.mappingId(), opened.backendPath(), info, opened.endpoint(),
                 opened.backend());
         registerLease();
-        device.tell(new DeviceActor.GeometryChanged(TransportGeometry.narrow(info, channelInfo)));
+        parent.tell(new GeometryChanged(getContext().getSelf(), TransportGeometry.narrow(info, channelInfo)));
     }
 
-    private Behavior<Command> onRevoked(MappingRevoked revoked) {
+    private Behavior<SessionCommand> onRevoked(MappingRevoked revoked) {
         if (opened != null && revoked.mappingId().equals(opened.mappingId())) {
             return pathLost("storage revoked the mapping: " + revoked.reason(), Duration.ZERO);
         }
         return this;
     }
 
-    private Behavior<Command> onClose(Close close) {
+    private Behavior<SessionCommand> onClose(Close close) {
         if (opened != null) {
             renewer.tell(new LeaseRenewer.Unregister(opened.mappingId()));
-            opened.backend().tell(new BackendActor.CloseMapping(opened.mappingId(),
+            opened.backend().tell(new CloseMapping(opened.mappingId(),
                     getContext().getSystem().ignoreRef()));
         }
-        entry.sessionState = "closed";
+        view.phase = SessionPhase.CLOSED;
         return Behaviors.stopped();
     }
 
     /** Drops the current path (if any), tells the device, and opens again after {@code delay} or the backoff. */
-    private Behavior<Command> pathLost(String reason, Duration delay) {
-        boolean hadPath = opened != null || phase == Phase.OPENING;
+    private Behavior<SessionCommand> pathLost(String reason, Duration delay) {
+        boolean hadPath = opened != null || phase == SessionPhase.OPENING;
         dropPath();
         lastLost = storage;
         storage = null;
         if (hadPath) {
-            device.tell(new DeviceActor.PathDown(reason));
+            parent.tell(new PathDown(getContext().getSelf(), reason));
+        } else {
+            parent.tell(new SessionError(getContext().getSelf(), reason));
         }
-        entry.lastError = reason;
-        getContext().getLog().info("session {} → {}: path lost: {}", entry.spec.deviceId(),
-                entry.spec.storageNode(), reason);
-        phase(Phase.BACKOFF);
+        view.lastError = reason;
+        getContext().getLog().info("session {} → {}: path lost: {}", spec.deviceId(),
+                spec.storageNode(), reason);
+        phase(SessionPhase.BACKOFF);
         timers.startSingleTimer("retry", new Retry(), delay.isZero() ? settings.reconnectMinBackoff() : delay);
         return this;
     }
 
-    private Behavior<Command> retryLater(String reason) {
+    private Behavior<SessionCommand> retryLater(String reason) {
         dropPath();
         storage = null;
-        entry.lastError = reason;
-        device.tell(new DeviceActor.SessionError(reason));
-        phase(Phase.BACKOFF);
-        timers.startSingleTimer("retry", new Retry(), backoff);
-        backoff = backoff.multipliedBy(2).compareTo(settings.reconnectMaxBackoff()) > 0
-                ? settings.reconnectMaxBackoff() : backoff.multipliedBy(2);
+        view.lastError = reason;
+        parent.tell(new SessionError(getContext().getSelf(), reason));
+        phase(SessionPhase.BACKOFF);
+        timers.startSingleTimer("retry", new Retry(), backoff.nextDelay());
         return this;
     }
 
@@ -366,19 +408,19 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
         if (opened != null) {
             renewer.tell(new LeaseRenewer.Unregister(opened.mappingId()));
             // Tell the storage node at once rather than let the lease run out: frees an rw slot sooner.
-            opened.backend().tell(new BackendActor.CloseMapping(opened.mappingId(),
+            opened.backend().tell(new CloseMapping(opened.mappingId(),
                     getContext().getSystem().ignoreRef()));
         }
         opened = null;
         channelInfo = null;
         connectedChannel = null;
-        entry.transportPaths = 0;
-        entry.mappingId = "";
+        view.transportPaths = 0;
+        view.mappingId = "";
     }
 
-    private Behavior<Command> onCut(Cut cut) {
+    private Behavior<SessionCommand> onCut(Cut cut) {
         if (cutActive) {
-            cut.replyTo().tell(Reply.error("session " + entry.spec.deviceId() + " → " + entry.spec.storageNode()
+            cut.replyTo().tell(Reply.error("session " + spec.deviceId() + " → " + spec.storageNode()
                     + " is already cut"));
             return this;
         }
@@ -387,12 +429,12 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
             ClientChannel ch = connectedChannel;
             int paths = ch == null ? 0 : ch.pathCount();
             if (ch == null) {
-                cut.replyTo().tell(Reply.error("session " + entry.spec.deviceId() + " → " + entry.spec.storageNode()
+                cut.replyTo().tell(Reply.error("session " + spec.deviceId() + " → " + spec.storageNode()
                         + " has no connected channel to cut a path of"));
                 return this;
             }
             if (paths <= 1 || path < 0 || path >= paths) {
-                cut.replyTo().tell(Reply.error("session " + entry.spec.deviceId() + " → " + entry.spec.storageNode()
+                cut.replyTo().tell(Reply.error("session " + spec.deviceId() + " → " + spec.storageNode()
                         + " has " + paths + " transport path(s); path " + path + " cannot be cut alone"));
                 return this;
             }
@@ -404,13 +446,13 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
         long seq = ++cutSeq;
         timers.startSingleTimer("cut", new CutExpired(seq), cut.holdFor());
         String what = path == null ? "transport" : "transport path " + path;
-        getContext().getLog().info("session {} → {}: drill cuts its {} for up to {} ms", entry.spec.deviceId(),
-                entry.spec.storageNode(), what, cut.holdFor().toMillis());
+        getContext().getLog().info("session {} → {}: drill cuts its {} for up to {} ms", spec.deviceId(),
+                spec.storageNode(), what, cut.holdFor().toMillis());
         if (path == null) {
             pathLost("drill: " + what + " cut", cut.holdFor());
         }
-        cut.replyTo().tell(Reply.ok("cut " + what + " of " + entry.spec.deviceId() + " → "
-                + entry.spec.storageNode()));
+        cut.replyTo().tell(Reply.ok("cut " + what + " of " + spec.deviceId() + " → "
+                + spec.storageNode()));
         return this;
     }
 
@@ -425,26 +467,26 @@ public final class SessionActor extends AbstractBehavior<SessionActor.Command> {
         ClientChannel ch = cutChannel;
         cutPath = null;
         cutChannel = null;
-        getContext().getLog().info("session {} → {}: drill cut ends", entry.spec.deviceId(),
-                entry.spec.storageNode());
+        getContext().getLog().info("session {} → {}: drill cut ends", spec.deviceId(),
+                spec.storageNode());
         if (path != null) {
             // A channel replaced meanwhile has all its paths; the old one is closed with its cut path.
             if (ch != null && ch == connectedChannel) {
                 try {
                     ch.reconnectPath(path);
                 } catch (RuntimeException e) {
-                    getContext().getLog().warn("session {}: reconnecting path {} failed: {}", entry.spec.deviceId(),
+                    getContext().getLog().warn("session {}: reconnecting path {} failed: {}", spec.deviceId(),
                             path, e.toString());
                 }
             }
-        } else if (phase == Phase.BACKOFF || phase == Phase.SEARCHING) {
+        } else if (phase == SessionPhase.BACKOFF || phase == SessionPhase.SEARCHING) {
             timers.cancel("retry");
             tryOpen();
         }
     }
 
-    private void phase(Phase p) {
+    private void phase(SessionPhase p) {
         phase = p;
-        entry.sessionState = p.name().toLowerCase(java.util.Locale.ROOT);
+        view.phase = p;
     }
 }

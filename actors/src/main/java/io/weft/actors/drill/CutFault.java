@@ -2,6 +2,7 @@ package io.weft.actors.drill;
 
 import io.weft.actors.Reply;
 import io.weft.actors.client.SessionActor;
+import io.weft.actors.protocol.SessionCommand;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -16,7 +17,7 @@ import org.apache.pekko.actor.typed.javadsl.AskPattern;
  */
 final class CutFault implements NodeFault {
     private final String node;
-    private final List<ActorRef<SessionActor.Command>> sessions;
+    private final List<ActorRef<SessionCommand>> sessions;
     private final Integer path;
     private final Duration holdFor;
     private final Duration askTimeout;
@@ -24,7 +25,7 @@ final class CutFault implements NodeFault {
     private boolean cut; // guarded by this
     private String done = "nothing yet"; // guarded by this
 
-    CutFault(String node, List<ActorRef<SessionActor.Command>> sessions, Integer path, Duration holdFor,
+    CutFault(String node, List<ActorRef<SessionCommand>> sessions, Integer path, Duration holdFor,
              Duration askTimeout, ActorSystem<?> system) {
         this.node = node;
         this.sessions = List.copyOf(sessions);
@@ -42,8 +43,8 @@ final class CutFault implements NodeFault {
     @Override
     public synchronized void inject() throws Exception {
         cut = true;
-        for (ActorRef<SessionActor.Command> session : sessions) {
-            Reply r = AskPattern.<SessionActor.Command, Reply>ask(session,
+        for (ActorRef<SessionCommand> session : sessions) {
+            Reply r = AskPattern.<SessionCommand, Reply>ask(session,
                             replyTo -> new SessionActor.Cut(holdFor, path, replyTo), askTimeout, system.scheduler())
                     .toCompletableFuture().get(askTimeout.toMillis(), TimeUnit.MILLISECONDS);
             if (!r.ok()) {

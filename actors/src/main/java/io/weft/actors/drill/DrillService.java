@@ -6,8 +6,10 @@ import io.weft.actors.DeviceState;
 import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
 import io.weft.actors.WeftSettings;
-import io.weft.actors.client.SessionActor;
-import io.weft.actors.storage.StorageService;
+import io.weft.actors.protocol.DescribeProcess;
+import io.weft.actors.protocol.ProcessInfo;
+import io.weft.actors.protocol.SessionCommand;
+import io.weft.actors.protocol.StorageServiceCommand;
 import io.weft.core.drill.Drill;
 import io.weft.core.drill.DrillOptions;
 import io.weft.core.drill.DrillReport;
@@ -38,14 +40,14 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
 /**
  * Runs drills on this (client) node: a verifying {@link Drill} workload over a mapped device while a
  * {@link NodeFault} kills, freezes or cuts one of the device's storage nodes (docs/drills.md). One per node with the
- * client role, spawned by {@code WeftNode} as {@code drills}.
+ * client role, spawned by {@code NodeGuardian} as {@code drills}.
  *
  * <p>It validates a request (the device is mapped here and idle, the target holds one of its legs, a kill or freeze
  * target runs on this host), answers at once, and runs each drill on its own thread (the workload blocks; it never
  * runs on a dispatcher thread). The thread tells this actor when the drill ends; meanwhile status queries read the
  * drill's phase and request count from the {@link Drill} itself. The last {@value #KEEP} drills are kept.
  *
- * <p>Supervision (applied by {@code WeftNode}): resumed on failure, because its state is the drills it is running
+ * <p>Supervision (applied by {@code NodeGuardian}): resumed on failure, because its state is the drills it is running
  * (their threads and faults) which a restart would orphan. When it stops (node shutdown) every running drill is
  * cancelled and its fault closed, so no node is left stopped or cut off.
  */
@@ -108,11 +110,11 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
     public record GetDrill(String id, ActorRef<Optional<DrillStatus>> replyTo) implements Command {
     }
 
-    private record TargetFound(String id, Set<ActorRef<StorageService.Command>> refs, Throwable failure)
+    private record TargetFound(String id, Set<ActorRef<StorageServiceCommand>> refs, Throwable failure)
             implements Command {
     }
 
-    private record TargetDescribed(String id, StorageService.ProcessInfo info, Throwable failure)
+    private record TargetDescribed(String id, ProcessInfo info, Throwable failure)
             implements Command {
     }
 
@@ -210,13 +212,13 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         }
         Run run = new Run("drill-" + (++sequence), req);
         if (req.fault() == DrillRequest.Fault.CUT) {
-            List<NodeState.DeviceEntry> legs = sessionsTo(entry, req.target());
+            List<NodeState.SessionView> legs = sessionsTo(entry, req.target());
             String refused = cutRefusal(entry, legs, req);
             if (refused != null) {
                 start.replyTo().tell(new Refused(refused.contains("out of range") ? 400 : 409, refused));
                 return this;
             }
-            List<ActorRef<SessionActor.Command>> sessions = legs.stream().map(l -> l.session).toList();
+            List<ActorRef<SessionCommand>> sessions = legs.stream().map(l -> l.session).toList();
             // The sessions end the cut by themselves a little after the planned during phase, should the drill die.
             Duration hold = Duration.ofMillis(req.options().duringMillis()).plus(settings.askTimeout());
             run.fault = new CutFault(req.target(), sessions, req.path(), hold, settings.askTimeout(),
@@ -230,9 +232,9 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         run.pendingReply = start.replyTo();
         admit(run);
         getContext().ask(Receptionist.Listing.class, getContext().getSystem().receptionist(), settings.askTimeout(),
-                replyTo -> Receptionist.find(StorageService.keyFor(req.target()), replyTo),
+                replyTo -> Receptionist.find(StorageServiceCommand.keyFor(req.target()), replyTo),
                 (listing, failure) -> new TargetFound(run.id,
-                        listing == null ? Set.of() : listing.getServiceInstances(StorageService.keyFor(req.target())),
+                        listing == null ? Set.of() : listing.getServiceInstances(StorageServiceCommand.keyFor(req.target())),
                         failure));
         return this;
     }
@@ -273,19 +275,19 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
     }
 
     /** The session views of the device's legs on {@code target} (the device's own for a single-backend device). */
-    private static List<NodeState.DeviceEntry> sessionsTo(NodeState.DeviceEntry entry, String target) {
+    private static List<NodeState.SessionView> sessionsTo(NodeState.DeviceEntry entry, String target) {
         if (entry.spec.legs().isEmpty()) {
-            return List.of(entry);
+            return List.of(entry.sessionView);
         }
-        return entry.legSessions.stream().filter(l -> l != null && l.spec.storageNode().equals(target)).toList();
+        return entry.legSessions.stream().filter(l -> l != null && l.storageNode.equals(target)).toList();
     }
 
-    private static String cutRefusal(NodeState.DeviceEntry entry, List<NodeState.DeviceEntry> legs,
+    private static String cutRefusal(NodeState.DeviceEntry entry, List<NodeState.SessionView> legs,
                                      DrillRequest req) {
         if (legs.isEmpty()) {
             return "device " + req.device() + " has no session to " + req.target() + " yet";
         }
-        for (NodeState.DeviceEntry leg : legs) {
+        for (NodeState.SessionView leg : legs) {
             if (leg.session == null) {
                 return "device " + req.device() + " has no session to " + req.target() + " yet";
             }
@@ -347,8 +349,8 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         if (unauthenticated != null) {
             return refuse(run, 409, unauthenticated);
         }
-        getContext().ask(StorageService.ProcessInfo.class, found.refs().iterator().next(), settings.askTimeout(),
-                StorageService.DescribeProcess::new,
+        getContext().ask(ProcessInfo.class, found.refs().iterator().next(), settings.askTimeout(),
+                DescribeProcess::new,
                 (info, failure) -> new TargetDescribed(run.id, info, failure));
         return this;
     }
@@ -359,7 +361,7 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
             return this;
         }
         DrillRequest req = run.request;
-        StorageService.ProcessInfo info = described.info();
+        ProcessInfo info = described.info();
         if (info == null) {
             return refuse(run, 409, "storage node " + req.target() + " did not say which process it is: "
                     + described.failure());

@@ -4,7 +4,6 @@ import io.weft.actors.AccessMode;
 import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
-import io.weft.actors.WeftRuntime;
 import java.lang.management.ManagementFactory;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -21,19 +20,19 @@ import javax.management.ObjectName;
 /**
  * Keeps the platform MBean server in step with a node: one MBean for the node, one per device, one per backend.
  * A daemon thread re-syncs registrations twice a second (devices and backends come and go with the actors); the
- * attributes are read live from {@link NodeState}, operations go through {@link WeftRuntime}.
+ * attributes are read live from {@link NodeState}, operations go through {@link NodeOperations} (the runtime).
  *
  * <p>Operations that change state honour {@link #changesAllowed}: off unless {@code weft.management.jmx.allow-changes}
  * is true and the JVM's remote JMX connector, if it has one, requires authentication (docs/security.md,
  * "Management"). JMX carries no bearer token; its own authentication is what stands in for it.
  */
 public final class JmxPublisher implements AutoCloseable {
-    private final WeftRuntime runtime;
+    private final NodeOperations runtime;
     private final MBeanServer server = ManagementFactory.getPlatformMBeanServer();
     private final ScheduledExecutorService timer;
     private final Map<ObjectName, Object> registered = new HashMap<>();
 
-    private JmxPublisher(WeftRuntime runtime) {
+    private JmxPublisher(NodeOperations runtime) {
         this.runtime = runtime;
         this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "weft-jmx-" + runtime.nodeName());
@@ -42,7 +41,7 @@ public final class JmxPublisher implements AutoCloseable {
         });
     }
 
-    public static JmxPublisher start(WeftRuntime runtime) {
+    public static JmxPublisher start(NodeOperations runtime) {
         JmxPublisher p = new JmxPublisher(runtime);
         p.register(p.name("Node", "name", runtime.nodeName()), new NodeBean(runtime));
         p.sync();
@@ -144,12 +143,12 @@ public final class JmxPublisher implements AutoCloseable {
     }
 
     /** Runs a state-changing operation if {@link #refusal} allows it. */
-    static String change(WeftRuntime rt, java.util.function.Supplier<String> operation) {
+    static String change(NodeOperations rt, java.util.function.Supplier<String> operation) {
         boolean allow = rt.system().settings().config().getBoolean("weft.management.jmx.allow-changes");
         return refusal(allow, System.getProperties()).orElseGet(operation);
     }
 
-    static String await(WeftRuntime rt, CompletionStage<Reply> stage) {
+    static String await(NodeOperations rt, CompletionStage<Reply> stage) {
         try {
             Reply r = stage.toCompletableFuture().get(rt.settings().askTimeout().toMillis() * 2,
                     TimeUnit.MILLISECONDS);
@@ -160,9 +159,9 @@ public final class JmxPublisher implements AutoCloseable {
     }
 
     static final class NodeBean implements NodeMXBean {
-        private final WeftRuntime rt;
+        private final NodeOperations rt;
 
-        NodeBean(WeftRuntime rt) {
+        NodeBean(NodeOperations rt) {
             this.rt = rt;
         }
 
@@ -210,10 +209,10 @@ public final class JmxPublisher implements AutoCloseable {
     }
 
     static final class DeviceBean implements DeviceMXBean {
-        private final WeftRuntime rt;
+        private final NodeOperations rt;
         final NodeState.DeviceEntry entry;
 
-        DeviceBean(WeftRuntime rt, NodeState.DeviceEntry entry) {
+        DeviceBean(NodeOperations rt, NodeState.DeviceEntry entry) {
             this.rt = rt;
             this.entry = entry;
         }
@@ -242,7 +241,7 @@ public final class JmxPublisher implements AutoCloseable {
         @Override public double getReadLatencyP99Micros() { return io().readP99Micros(); }
         @Override public double getWriteLatencyP50Micros() { return io().writeP50Micros(); }
         @Override public double getWriteLatencyP99Micros() { return io().writeP99Micros(); }
-        @Override public String getSessionState() { return entry.sessionState; }
+        @Override public String getSessionState() { return entry.sessionView.phase.wireName(); }
         @Override public long getLastHeartbeatAgoMillis() { return entry.sessionStatus().lastHeartbeatAgoMillis(); }
         @Override public int getLegCount() {
             var positions = entry.legPositions.isEmpty() ? entry.spec.legs() : entry.legPositions;
@@ -287,10 +286,10 @@ public final class JmxPublisher implements AutoCloseable {
     }
 
     static final class BackendBean implements BackendMXBean {
-        private final WeftRuntime rt;
+        private final NodeOperations rt;
         final NodeState.BackendEntry entry;
 
-        BackendBean(WeftRuntime rt, NodeState.BackendEntry entry) {
+        BackendBean(NodeOperations rt, NodeState.BackendEntry entry) {
             this.rt = rt;
             this.entry = entry;
         }

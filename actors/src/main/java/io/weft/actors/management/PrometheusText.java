@@ -36,7 +36,7 @@ final class PrometheusText {
         }
         header(out, "weft_session_heartbeat_age_seconds", "gauge", "time since the storage node last answered");
         for (NodeState.DeviceEntry e : rt.state().devices()) {
-            long hb = e.lastHeartbeatMillis;
+            long hb = e.sessionView.lastHeartbeatMillis;
             if (hb != 0) {
                 line(out, "weft_session_heartbeat_age_seconds", "node=\"" + esc(node) + "\",device=\""
                         + esc(e.spec.deviceId()) + "\",storage_node=\"" + esc(e.spec.storageNode()) + "\"",

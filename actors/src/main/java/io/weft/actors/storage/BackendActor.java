@@ -5,10 +5,21 @@ import io.weft.actors.ChannelActor;
 import io.weft.actors.ExportRoots;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
-import io.weft.actors.WeftSerializable;
 import io.weft.actors.WeftSettings;
-import io.weft.actors.client.LeaseRenewer;
-import io.weft.actors.client.SessionActor;
+import io.weft.actors.protocol.BackendCommand;
+import io.weft.actors.protocol.CloseMapping;
+import io.weft.actors.protocol.Heartbeat;
+import io.weft.actors.protocol.LeaseRenewerCommand;
+import io.weft.actors.protocol.LeaseUnknown;
+import io.weft.actors.protocol.MappingAlive;
+import io.weft.actors.protocol.MappingRevoked;
+import io.weft.actors.protocol.OpenRefused;
+import io.weft.actors.protocol.OpenReply;
+import io.weft.actors.protocol.OpenStore;
+import io.weft.actors.protocol.RenewLeases;
+import io.weft.actors.protocol.StoreInfoChanged;
+import io.weft.actors.protocol.StoreOpened;
+import io.weft.actors.protocol.UnknownMapping;
 import io.weft.actors.transport.MappingGrant;
 import io.weft.actors.transport.ServedChannel;
 import io.weft.actors.transport.Transport;
@@ -48,7 +59,7 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * <p>A mapping is released — its view revoked so the old client cannot write through it, its served channel
  * stopped — when the client closes it, when its session's node leaves the cluster or the session actor stops, or
  * when no renewal arrived for {@code weft.storage.mapping-lease} (a client process that died). Renewals come
- * batched per client node ({@link StorageService.RenewLeases} → {@link Renew}). A mapping is thus a
+ * batched per client node ({@link RenewLeases} → {@link Renew}). A mapping is thus a
  * lease its client renews; this node alone decides who writes, so rw exclusivity never depends on the cluster's
  * split-brain decisions. A new writable mapping is granted only once every released writer's view has drained
  * (its last requests left the store; {@link MappingView#drained()}): the old holder's late write cannot land over
@@ -59,41 +70,20 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * {@link StorageService} on failure, which reopens the store and drops every mapping (clients re-open).
  * The store stays open while idle and closes when the actor stops.
  */
-public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
+public final class BackendActor extends AbstractBehavior<BackendCommand> {
 
-    public interface Command {
+    /** Its own messages, from its storage service; the cross-node ones are in {@code io.weft.actors.protocol}. */
+    interface Command extends BackendCommand {
     }
 
-    record OpenMapping(StorageService.Open open) implements Command {
-    }
-
-    /**
-     * Renews one mapping's lease and answers with its geometry. Clients renew in batches ({@link Renew} through
-     * {@link StorageService.RenewLeases}); this single-mapping form stays for tools and tests that probe one mapping.
-     */
-    public record Heartbeat(String mappingId, ActorRef<HeartbeatReply> replyTo) implements Command, WeftSerializable {
+    record OpenMapping(OpenStore open) implements Command {
     }
 
     /**
-     * From {@link StorageService.RenewLeases} (one client node's batch): renews the mapping's lease. An unknown
-     * mapping is reported to the client's renewer; a size other than the client's is sent to its session.
+     * From {@link RenewLeases} (one client node's batch): renews the mapping's lease. An unknown mapping is reported
+     * to the client's renewer; a size other than the client's is sent to its session.
      */
-    record Renew(String mappingId, long knownSize, ActorRef<LeaseRenewer.Command> renewer) implements Command {
-    }
-
-    public interface HeartbeatReply {
-    }
-
-    /** The mapping is alive; carries the current geometry so a resize always reaches the client. */
-    public record Alive(String mappingId, DeviceInfo info) implements HeartbeatReply, WeftSerializable {
-    }
-
-    /** The mapping is gone (released or the store restarted): the client must open again. */
-    public record UnknownMapping(String mappingId) implements HeartbeatReply, WeftSerializable {
-    }
-
-    /** The client unmaps. */
-    public record CloseMapping(String mappingId, ActorRef<Reply> replyTo) implements Command, WeftSerializable {
+    record Renew(String mappingId, long knownSize, ActorRef<LeaseRenewerCommand> renewer) implements Command {
     }
 
     record Resize(long newSize, ActorRef<Reply> replyTo) implements Command {
@@ -109,13 +99,13 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
     }
 
     /** A writable open waiting for a revoked writer's last requests to leave the store; {@code since} in nanos. */
-    private record DeferredOpen(StorageService.Open open, long since) implements Command {
+    private record DeferredOpen(OpenStore open, long since) implements Command {
     }
 
     private record Channel(ChannelActor.Event event) implements Command {
     }
 
-    public static Behavior<Command> create(Path realPath, WeftSettings settings, NodeState nodeState,
+    public static Behavior<BackendCommand> create(Path realPath, WeftSettings settings, NodeState nodeState,
                                            Transports transports) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> {
             try {
@@ -130,13 +120,13 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
      * The store could not be opened (locked by another process, gone, no permission): the open that spawned this
      * backend is refused with the reason instead of timing out, and the actor stops, so the next open tries afresh.
      */
-    private static Behavior<Command> cannotOpen(ActorContext<Command> ctx, Path realPath, String nodeName,
-                                                IOException cause) {
+    private static Behavior<BackendCommand> cannotOpen(ActorContext<BackendCommand> ctx, Path realPath,
+                                                       String nodeName, IOException cause) {
         String reason = "cannot open " + realPath + " on storage node " + nodeName + ": " + cause.getMessage();
         ctx.getLog().warn(reason);
-        return Behaviors.receive(Command.class)
+        return Behaviors.receive(BackendCommand.class)
                 .onMessage(OpenMapping.class, m -> {
-                    m.open().replyTo().tell(new StorageService.OpenRefused(reason, true));
+                    m.open().replyTo().tell(new OpenRefused(reason, true));
                     return Behaviors.stopped();
                 })
                 .onMessage(Resize.class, r -> {
@@ -160,14 +150,14 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
 
     private static final class Mapping {
         final String id;
-        final StorageService.Open open;
+        final OpenStore open;
         final MappingView view;
         final ActorRef<ChannelActor.Command> channel;
         TransportEndpoint endpoint;
-        ActorRef<StorageService.OpenReply> pendingReply;
+        ActorRef<OpenReply> pendingReply;
         long lastHeartbeatNanos = System.nanoTime();
 
-        Mapping(String id, StorageService.Open open, MappingView view, ActorRef<ChannelActor.Command> channel) {
+        Mapping(String id, OpenStore open, MappingView view, ActorRef<ChannelActor.Command> channel) {
             this.id = id;
             this.open = open;
             this.view = view;
@@ -175,12 +165,12 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
             this.pendingReply = open.replyTo();
         }
 
-        boolean sameOwner(StorageService.Open other) {
+        boolean sameOwner(OpenStore other) {
             return open.clientNode().equals(other.clientNode()) && open.deviceId().equals(other.deviceId());
         }
     }
 
-    private BackendActor(ActorContext<Command> ctx, TimerScheduler<Command> timers, Path realPath,
+    private BackendActor(ActorContext<BackendCommand> ctx, TimerScheduler<BackendCommand> timers, Path realPath,
                          WeftSettings settings, NodeState nodeState, Transports transports) throws IOException {
         super(ctx);
         this.path = realPath;
@@ -208,7 +198,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
     }
 
     @Override
-    public Receive<Command> createReceive() {
+    public Receive<BackendCommand> createReceive() {
         return newReceiveBuilder()
                 .onMessage(OpenMapping.class, m -> onOpen(m.open(), System.nanoTime()))
                 .onMessage(DeferredOpen.class, m -> onOpen(m.open(), m.since()))
@@ -225,7 +215,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
                 .build();
     }
 
-    private Behavior<Command> onOpen(StorageService.Open open, long since) {
+    private Behavior<BackendCommand> onOpen(OpenStore open, long since) {
         // A re-open by the same owner replaces its previous mapping before the mode check.
         for (Mapping m : new ArrayList<>(mappings.values())) {
             if (m.sameOwner(open)) {
@@ -236,14 +226,14 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         if (conflict != null) {
             getContext().getLog().info("refused {} open of {} by {}/{}: {}", open.mode().wireName(), path,
                     open.clientNode(), open.deviceId(), conflict);
-            open.replyTo().tell(new StorageService.OpenRefused(conflict, true));
+            open.replyTo().tell(new OpenRefused(conflict, true));
             return this;
         }
         draining.removeIf(MappingView::drained);
         if (open.mode().writable() && !draining.isEmpty()) {
             // Fencing: a revoked writer's request may still be writing; the next writer starts after it.
             if (System.nanoTime() - since > settings.mappingLease().toNanos()) {
-                open.replyTo().tell(new StorageService.OpenRefused("a previous writer's last request is still"
+                open.replyTo().tell(new OpenRefused("a previous writer's last request is still"
                         + " running on the store of " + path, false));
             } else {
                 getContext().scheduleOnce(Duration.ofMillis(2), getContext().getSelf(), new DeferredOpen(open, since));
@@ -251,7 +241,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
             return this;
         }
         if (open.mode().writable() && store.readOnly()) {
-            open.replyTo().tell(new StorageService.OpenRefused(path + " is read-only on storage node "
+            open.replyTo().tell(new OpenRefused(path + " is read-only on storage node "
                     + settings.nodeName() + "; map it ro", true));
             return this;
         }
@@ -297,7 +287,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         }
     }
 
-    private Behavior<Command> onChannel(Channel msg) {
+    private Behavior<BackendCommand> onChannel(Channel msg) {
         ChannelActor.Event event = msg.event();
         Mapping m = mappings.get(event.channelId());
         if (m == null) {
@@ -307,7 +297,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
             TransportEndpoint endpoint = ((ServedChannel) up.channel()).endpoint();
             if (m.pendingReply != null) {
                 m.endpoint = endpoint;
-                m.pendingReply.tell(new StorageService.Opened(m.id, path.toString(), m.view.info(), endpoint,
+                m.pendingReply.tell(new StoreOpened(m.id, path.toString(), m.view.info(), endpoint,
                         getContext().getSelf()));
                 m.pendingReply = null;
             } else if (!endpoint.equals(m.endpoint)) {
@@ -316,7 +306,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
             }
         } else if (event instanceof ChannelActor.Down down && m.pendingReply != null) {
             // A full transport (no room for the channel) refuses for good: the client's map fails at once.
-            m.pendingReply.tell(new StorageService.OpenRefused("could not serve over " + m.open.transport() + ": "
+            m.pendingReply.tell(new OpenRefused("could not serve over " + m.open.transport() + ": "
                     + down.reason(), down.unreachable()));
             m.pendingReply = null;
             release(m.id, "serving failed", false);
@@ -324,40 +314,40 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         return this;
     }
 
-    private Behavior<Command> onHeartbeat(Heartbeat hb) {
+    private Behavior<BackendCommand> onHeartbeat(Heartbeat hb) {
         Mapping m = mappings.get(hb.mappingId());
         if (m == null) {
             hb.replyTo().tell(new UnknownMapping(hb.mappingId()));
         } else {
             m.lastHeartbeatNanos = System.nanoTime();
-            hb.replyTo().tell(new Alive(m.id, m.view.info()));
+            hb.replyTo().tell(new MappingAlive(m.id, m.view.info()));
         }
         return this;
     }
 
-    private Behavior<Command> onRenew(Renew renew) {
+    private Behavior<BackendCommand> onRenew(Renew renew) {
         Mapping m = mappings.get(renew.mappingId());
         if (m == null) {
-            renew.renewer().tell(new LeaseRenewer.MappingUnknown(renew.mappingId()));
+            renew.renewer().tell(new LeaseUnknown(renew.mappingId()));
             return this;
         }
         m.lastHeartbeatNanos = System.nanoTime();
         DeviceInfo info = m.view.info();
         if (info.size() != renew.knownSize()) {
             // A resize whose InfoChanged the client missed: the renewal carries it there as the heartbeat did.
-            m.open.session().tell(new SessionActor.InfoChanged(m.id, info));
+            m.open.session().tell(new StoreInfoChanged(m.id, info));
         }
         return this;
     }
 
-    private Behavior<Command> onClose(CloseMapping close) {
+    private Behavior<BackendCommand> onClose(CloseMapping close) {
         boolean known = mappings.containsKey(close.mappingId());
         release(close.mappingId(), "closed by client", false);
         close.replyTo().tell(known ? Reply.ok("closed " + close.mappingId()) : Reply.ok("already closed"));
         return this;
     }
 
-    private Behavior<Command> onResize(Resize resize) {
+    private Behavior<BackendCommand> onResize(Resize resize) {
         long current = storeDevice.info().size();
         if (resize.newSize() < current && !mappings.isEmpty()) {
             // The mapped clients still address the blocks a shrink would cut off (a filesystem's last group, a
@@ -379,7 +369,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         entry.size = storeDevice.info().size();
         for (Mapping m : mappings.values()) {
             m.view.refresh();
-            m.open.session().tell(new SessionActor.InfoChanged(m.id, m.view.info()));
+            m.open.session().tell(new StoreInfoChanged(m.id, m.view.info()));
         }
         getContext().getLog().info("resized {} to {} bytes", path, entry.size);
         resize.replyTo().tell(Reply.ok("resized " + path + " to " + entry.size + " bytes; " + mappings.size()
@@ -387,7 +377,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         return this;
     }
 
-    private Behavior<Command> onReleaseNode(ReleaseNode msg) {
+    private Behavior<BackendCommand> onReleaseNode(ReleaseNode msg) {
         for (Mapping m : new ArrayList<>(mappings.values())) {
             if (msg.address().equals(m.open.session().path().address())) {
                 release(m.id, "client node " + msg.address() + " left the cluster", false);
@@ -396,7 +386,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         return this;
     }
 
-    private Behavior<Command> onLeaseCheck(LeaseCheck check) {
+    private Behavior<BackendCommand> onLeaseCheck(LeaseCheck check) {
         long now = System.nanoTime();
         long lease = settings.mappingLease().toNanos();
         for (Mapping m : new ArrayList<>(mappings.values())) {
@@ -407,7 +397,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         return this;
     }
 
-    private Behavior<Command> release(String mappingId, String reason, boolean tellClient) {
+    private Behavior<BackendCommand> release(String mappingId, String reason, boolean tellClient) {
         Mapping m = mappings.remove(mappingId);
         if (m == null) {
             return this;
@@ -419,7 +409,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         getContext().stop(m.channel);
         getContext().unwatch(m.open.session());
         if (tellClient) {
-            m.open.session().tell(new SessionActor.MappingRevoked(m.id, reason));
+            m.open.session().tell(new MappingRevoked(m.id, reason));
         }
         publish();
         getContext().getLog().info("released mapping {} of {} by {}/{}: {}", m.id, path, m.open.clientNode(),
@@ -437,7 +427,7 @@ public final class BackendActor extends AbstractBehavior<BackendActor.Command> {
         entry.mappings = List.copyOf(list);
     }
 
-    private Behavior<Command> closeAll() {
+    private Behavior<BackendCommand> closeAll() {
         for (Mapping m : mappings.values()) {
             m.view.revoke();
         }

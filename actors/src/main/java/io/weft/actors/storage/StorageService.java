@@ -1,16 +1,24 @@
 package io.weft.actors.storage;
 
-import io.weft.actors.AccessMode;
 import io.weft.actors.ExportRoots;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
-import io.weft.actors.WeftSerializable;
 import io.weft.actors.WeftSettings;
-import io.weft.actors.client.LeaseRenewer;
-import io.weft.actors.client.SessionActor;
-import io.weft.actors.transport.TransportEndpoint;
+import io.weft.actors.protocol.BackendCommand;
+import io.weft.actors.protocol.BackendList;
+import io.weft.actors.protocol.CreateVolume;
+import io.weft.actors.protocol.DescribeProcess;
+import io.weft.actors.protocol.Lease;
+import io.weft.actors.protocol.LeaseUnknown;
+import io.weft.actors.protocol.LeasesRenewed;
+import io.weft.actors.protocol.ListBackends;
+import io.weft.actors.protocol.OpenRefused;
+import io.weft.actors.protocol.OpenStore;
+import io.weft.actors.protocol.ProcessInfo;
+import io.weft.actors.protocol.RenewLeases;
+import io.weft.actors.protocol.ResizeStore;
+import io.weft.actors.protocol.StorageServiceCommand;
 import io.weft.actors.transport.Transports;
-import io.weft.core.io.DeviceInfo;
 import java.io.IOException;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
@@ -27,7 +35,6 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.receptionist.Receptionist;
-import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 import org.apache.pekko.cluster.ClusterEvent;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Subscribe;
@@ -36,97 +43,23 @@ import org.apache.pekko.cluster.typed.Subscribe;
  * The storage role of a node: passive, as an IBNBD server is. Clients name a path; it is served if it lies under an
  * export root ({@link ExportRoots}), through one {@link BackendActor} per opened backing store.
  *
- * <p>Registered with the Receptionist twice: under {@link #KEY} (every storage node) and under
- * {@link #keyFor(String)} (this node by name), which is what clients' sessions subscribe to. Watches cluster
- * membership: when a node is removed (left or downed), every backend drops that node's mappings.
+ * <p>Its messages, the records of {@code io.weft.actors.protocol} that implement {@link StorageServiceCommand}, come
+ * from other nodes. Registered with the Receptionist twice: under {@link StorageServiceCommand#ALL} (every storage
+ * node) and under {@link StorageServiceCommand#keyFor(String)} (this node by name), which is what clients'
+ * sessions subscribe to. Watches cluster membership: when a node is removed (left or downed), every backend drops that node's mappings.
  *
- * <p>Supervision (applied by {@code WeftNode}): restarted on failure without stopping its children, so open backends
+ * <p>Supervision (applied by {@code NodeGuardian}): restarted on failure without stopping its children, so open backends
  * and their mappings survive; backends are found again by child name. Its own children ({@link BackendActor}) are
  * restarted on failure, which reopens the store and drops its mappings; clients then re-open by themselves.
  */
-public final class StorageService extends AbstractBehavior<StorageService.Command> {
+public final class StorageService extends AbstractBehavior<StorageServiceCommand> {
 
-    /** Every storage node. */
-    public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "weft-storage");
-
-    /** One storage node, by its {@code weft.node.name}. */
-    public static ServiceKey<Command> keyFor(String nodeName) {
-        return ServiceKey.create(Command.class, "weft-storage@" + nodeName);
+    /** Its own message: a node left the cluster (the cross-node ones are in {@code io.weft.actors.protocol}). */
+    private record NodeRemoved(Address address) implements StorageServiceCommand {
     }
 
-    public interface Command {
-    }
-
-    /** A client opens a backing store (the IBNBD "map" request). */
-    public record Open(String clientNode, String deviceId, String path, AccessMode mode, String transport,
-                       ActorRef<SessionActor.Command> session, ActorRef<OpenReply> replyTo)
-            implements Command, WeftSerializable {
-    }
-
-    public interface OpenReply {
-    }
-
-    /** The store is open for this client: geometry, capabilities and where to reach the data path. */
-    public record Opened(String mappingId, String backendPath, DeviceInfo info, TransportEndpoint endpoint,
-                         ActorRef<BackendActor.Command> backend) implements OpenReply, WeftSerializable {
-    }
-
-    /**
-     * @param permanent true when retrying cannot help (path refused, mode conflict, unknown transport); false when
-     *                  it may (serving failed, store busy restarting)
-     */
-    public record OpenRefused(String reason, boolean permanent) implements OpenReply, WeftSerializable {
-    }
-
-    /** One mapping in a {@link RenewLeases} batch: its backend here and the store size its client knows. */
-    public record Lease(String mappingId, ActorRef<BackendActor.Command> backend, long knownSize)
-            implements WeftSerializable {
-    }
-
-    /**
-     * From a client node's {@link LeaseRenewer}, every {@code weft.client.heartbeat-interval}: renews the lease of
-     * every mapping named, each in its backend (issue 12: one message per client/storage node pair, not per
-     * device). A mapping not named is not renewed. A mapping this node does not know is reported to {@code renewer}
-     * ({@link LeaseRenewer.MappingUnknown}); the answer ({@code replyTo}) says the batch arrived.
-     */
-    public record RenewLeases(String clientNode, List<Lease> leases, ActorRef<LeaseRenewer.Command> renewer,
-                              ActorRef<LeasesRenewed> replyTo) implements Command, WeftSerializable {
-    }
-
-    public record LeasesRenewed(int count) implements WeftSerializable {
-    }
-
-    /** Creates a sparse file of {@code size} bytes under an export root. */
-    public record CreateVolume(String path, long size, ActorRef<Reply> replyTo) implements Command, WeftSerializable {
-    }
-
-    /** Grows a backing store (shrinks it only while unmapped); mapped clients learn the new size through their sessions. */
-    public record Resize(String path, long newSize, ActorRef<Reply> replyTo) implements Command, WeftSerializable {
-    }
-
-    public record ListBackends(ActorRef<BackendList> replyTo) implements Command, WeftSerializable {
-    }
-
-    public record BackendList(String node, List<NodeState.BackendStatus> backends) implements WeftSerializable {
-    }
-
-    /** Drills: which process serves this storage node, so a client on the same host can signal it. */
-    public record DescribeProcess(ActorRef<ProcessInfo> replyTo) implements Command, WeftSerializable {
-    }
-
-    /**
-     * @param node   this node's name
-     * @param pid    the node's JVM process id
-     * @param bootId the kernel's boot id ({@code /proc/sys/kernel/random/boot_id}), "" when unreadable: two nodes
-     *               with the same non-empty boot id run on the same host
-     */
-    public record ProcessInfo(String node, long pid, String bootId) implements WeftSerializable {
-    }
-
-    private record NodeRemoved(Address address) implements Command {
-    }
-
-    public static Behavior<Command> create(WeftSettings settings, NodeState nodeState, Transports transports) {
+    public static Behavior<StorageServiceCommand> create(WeftSettings settings, NodeState nodeState,
+                                                         Transports transports) {
         return Behaviors.setup(ctx -> new StorageService(ctx, settings, nodeState, transports));
     }
 
@@ -135,15 +68,16 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
     private final Transports transports;
     private final ExportRoots exportRoots;
 
-    private StorageService(ActorContext<Command> ctx, WeftSettings settings, NodeState nodeState,
+    private StorageService(ActorContext<StorageServiceCommand> ctx, WeftSettings settings, NodeState nodeState,
                            Transports transports) {
         super(ctx);
         this.settings = settings;
         this.nodeState = nodeState;
         this.transports = transports;
         this.exportRoots = ExportRoots.forNode(settings);
-        ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
-        ctx.getSystem().receptionist().tell(Receptionist.register(keyFor(settings.nodeName()), ctx.getSelf()));
+        ctx.getSystem().receptionist().tell(Receptionist.register(StorageServiceCommand.ALL, ctx.getSelf()));
+        ctx.getSystem().receptionist().tell(
+                Receptionist.register(StorageServiceCommand.keyFor(settings.nodeName()), ctx.getSelf()));
         ActorRef<ClusterEvent.MemberRemoved> removed =
                 ctx.messageAdapter(ClusterEvent.MemberRemoved.class, e -> new NodeRemoved(e.member().address()));
         Cluster.get(ctx.getSystem()).subscriptions().tell(Subscribe.create(removed, ClusterEvent.MemberRemoved.class));
@@ -151,12 +85,12 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
     }
 
     @Override
-    public Receive<Command> createReceive() {
+    public Receive<StorageServiceCommand> createReceive() {
         return newReceiveBuilder()
-                .onMessage(Open.class, this::onOpen)
+                .onMessage(OpenStore.class, this::onOpen)
                 .onMessage(RenewLeases.class, this::onRenewLeases)
                 .onMessage(CreateVolume.class, this::onCreateVolume)
-                .onMessage(Resize.class, this::onResize)
+                .onMessage(ResizeStore.class, this::onResize)
                 .onMessage(ListBackends.class, this::onList)
                 .onMessage(NodeRemoved.class, this::onNodeRemoved)
                 .onMessage(DescribeProcess.class, d -> {
@@ -167,7 +101,7 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
                 .build();
     }
 
-    private Behavior<Command> onOpen(Open open) {
+    private Behavior<StorageServiceCommand> onOpen(OpenStore open) {
         Path real;
         try {
             real = exportRoots.resolveExisting(open.path());
@@ -186,21 +120,21 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
         return this;
     }
 
-    private Behavior<Command> onRenewLeases(RenewLeases renew) {
+    private Behavior<StorageServiceCommand> onRenewLeases(RenewLeases renew) {
         for (Lease lease : renew.leases()) {
             // Only a live child: a backend that stopped since the client opened has forgotten its mappings.
             Optional<ActorRef<Void>> child = getContext().getChild(lease.backend().path().name());
             if (child.isPresent() && child.get().equals(lease.backend())) {
                 lease.backend().tell(new BackendActor.Renew(lease.mappingId(), lease.knownSize(), renew.renewer()));
             } else {
-                renew.renewer().tell(new LeaseRenewer.MappingUnknown(lease.mappingId()));
+                renew.renewer().tell(new LeaseUnknown(lease.mappingId()));
             }
         }
         renew.replyTo().tell(new LeasesRenewed(renew.leases().size()));
         return this;
     }
 
-    private ActorRef<BackendActor.Command> backendFor(Path real) {
+    private ActorRef<BackendCommand> backendFor(Path real) {
         String name = childName(real);
         Optional<ActorRef<Void>> existing = getContext().getChild(name);
         if (existing.isPresent()) {
@@ -216,7 +150,7 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
         return "backend-" + URLEncoder.encode(real.toString(), StandardCharsets.UTF_8);
     }
 
-    private Behavior<Command> onCreateVolume(CreateVolume create) {
+    private Behavior<StorageServiceCommand> onCreateVolume(CreateVolume create) {
         long size = create.size() > 0 ? create.size() : settings.defaultVolumeSize();
         if (size % 512 != 0) {
             create.replyTo().tell(Reply.error("volume size must be a multiple of 512 bytes: " + size));
@@ -236,7 +170,7 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
         return this;
     }
 
-    private Behavior<Command> onResize(Resize resize) {
+    private Behavior<StorageServiceCommand> onResize(ResizeStore resize) {
         if (resize.newSize() <= 0 || resize.newSize() % 512 != 0) {
             resize.replyTo().tell(Reply.error("new size must be a positive multiple of 512 bytes: "
                     + resize.newSize()));
@@ -253,7 +187,7 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
         return this;
     }
 
-    private Behavior<Command> onList(ListBackends list) {
+    private Behavior<StorageServiceCommand> onList(ListBackends list) {
         List<NodeState.BackendStatus> out = new ArrayList<>();
         for (NodeState.BackendEntry e : nodeState.backends()) {
             out.add(e.status());
@@ -262,10 +196,10 @@ public final class StorageService extends AbstractBehavior<StorageService.Comman
         return this;
     }
 
-    private Behavior<Command> onNodeRemoved(NodeRemoved removed) {
+    private Behavior<StorageServiceCommand> onNodeRemoved(NodeRemoved removed) {
         getContext().getLog().info("node {} left the cluster; releasing its mappings", removed.address());
         getContext().getChildren().forEach(child ->
-                child.<BackendActor.Command>unsafeUpcast().tell(new BackendActor.ReleaseNode(removed.address())));
+                child.<BackendCommand>unsafeUpcast().tell(new BackendActor.ReleaseNode(removed.address())));
         return this;
     }
 }

@@ -3,13 +3,17 @@ package io.weft.actors.client;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.weft.actors.AccessMode;
-import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
-import io.weft.actors.storage.BackendActor;
-import io.weft.actors.storage.StorageService;
+import io.weft.actors.protocol.BackendCommand;
+import io.weft.actors.protocol.Lease;
+import io.weft.actors.protocol.LeaseRenewerCommand;
+import io.weft.actors.protocol.LeaseUnknown;
+import io.weft.actors.protocol.LeasesRenewed;
+import io.weft.actors.protocol.MappingRevoked;
+import io.weft.actors.protocol.RenewLeases;
+import io.weft.actors.protocol.SessionCommand;
+import io.weft.actors.protocol.StorageServiceCommand;
 import io.weft.core.io.DeviceInfo;
-import io.weft.core.stats.IoStats;
 import java.time.Duration;
 import java.util.Set;
 import java.util.function.Predicate;
@@ -40,25 +44,22 @@ class LeaseRenewerTest {
         testKit.shutdownTestKit();
     }
 
-    private final NodeState state = new NodeState();
-    private final TestProbe<BackendActor.Command> backend = testKit.createTestProbe();
+    private final TestProbe<BackendCommand> backend = testKit.createTestProbe();
 
-    private LeaseRenewer.Register lease(String id, TestProbe<StorageService.Command> storage,
-                                        ActorRef<SessionActor.Command> session) {
-        NodeState.DeviceEntry entry = new NodeState.DeviceEntry(state,
-                new MapSpec(id, "s", id + ".img", AccessMode.RW, "inprocess"),
-                new QueueingBlockDevice(INFO, 8, 1_000_000_000L, new IoStats(id)));
-        return new LeaseRenewer.Register(id, storage.getRef(), backend.getRef(), INFO.size(), session, entry);
+    private LeaseRenewer.Register lease(String id, TestProbe<StorageServiceCommand> storage,
+                                        ActorRef<SessionCommand> session) {
+        return new LeaseRenewer.Register(id, storage.getRef(), backend.getRef(), INFO.size(), session,
+                new NodeState.SessionView(id, "s"));
     }
 
     /** Receives batches (answering each when {@code answer}) until one satisfies {@code until}; returns it. */
-    private static StorageService.RenewLeases batchUntil(TestProbe<StorageService.Command> storage, boolean answer,
+    private static RenewLeases batchUntil(TestProbe<StorageServiceCommand> storage, boolean answer,
                                                          Predicate<Set<String>> until) {
         long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
         while (System.nanoTime() < deadline) {
-            var batch = storage.expectMessageClass(StorageService.RenewLeases.class, Duration.ofSeconds(5));
+            var batch = storage.expectMessageClass(RenewLeases.class, Duration.ofSeconds(5));
             if (answer) {
-                batch.replyTo().tell(new StorageService.LeasesRenewed(batch.leases().size()));
+                batch.replyTo().tell(new LeasesRenewed(batch.leases().size()));
             }
             if (until.test(ids(batch))) {
                 return batch;
@@ -67,19 +68,19 @@ class LeaseRenewerTest {
         throw new AssertionError("no batch as expected within 10 s");
     }
 
-    private static Set<String> ids(StorageService.RenewLeases batch) {
-        return batch.leases().stream().map(StorageService.Lease::mappingId).collect(Collectors.toSet());
+    private static Set<String> ids(RenewLeases batch) {
+        return batch.leases().stream().map(Lease::mappingId).collect(Collectors.toSet());
     }
 
     @Test
     void oneBatchPerStorageNodeCarriesEveryMappingAndAMappingLeftOutIsNoLongerRenewed() {
-        ActorRef<LeaseRenewer.Command> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
-        TestProbe<StorageService.Command> storageA = testKit.createTestProbe();
-        TestProbe<StorageService.Command> storageB = testKit.createTestProbe();
-        TestProbe<SessionActor.Command> a1 = testKit.createTestProbe();
-        TestProbe<SessionActor.Command> a2 = testKit.createTestProbe();
-        TestProbe<SessionActor.Command> a3 = testKit.createTestProbe();
-        TestProbe<SessionActor.Command> b1 = testKit.createTestProbe();
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        TestProbe<StorageServiceCommand> storageA = testKit.createTestProbe();
+        TestProbe<StorageServiceCommand> storageB = testKit.createTestProbe();
+        TestProbe<SessionCommand> a1 = testKit.createTestProbe();
+        TestProbe<SessionCommand> a2 = testKit.createTestProbe();
+        TestProbe<SessionCommand> a3 = testKit.createTestProbe();
+        TestProbe<SessionCommand> b1 = testKit.createTestProbe();
         renewer.tell(lease("m1", storageA, a1.getRef()));
         renewer.tell(lease("m2", storageA, a2.getRef()));
         renewer.tell(lease("m3", storageA, a3.getRef()));
@@ -95,8 +96,8 @@ class LeaseRenewerTest {
         assertEquals(Set.of("m1", "m3"), ids(batchUntil(storageA, true, ids -> !ids.contains("m2"))));
 
         // The storage node forgot m3: its session is told to open again, and m3 leaves the batch.
-        renewer.tell(new LeaseRenewer.MappingUnknown("m3"));
-        var revoked = a3.expectMessageClass(SessionActor.MappingRevoked.class);
+        renewer.tell(new LeaseUnknown("m3"));
+        var revoked = a3.expectMessageClass(MappingRevoked.class);
         assertEquals("m3", revoked.mappingId());
         assertEquals(Set.of("m1"), ids(batchUntil(storageA, true, ids -> !ids.contains("m3"))));
 
@@ -107,18 +108,18 @@ class LeaseRenewerTest {
 
     @Test
     void unansweredBatchesLoseThePathOfTheSessionsOnThatStorageNodeOnly() {
-        ActorRef<LeaseRenewer.Command> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
-        TestProbe<StorageService.Command> silent = testKit.createTestProbe();
-        TestProbe<StorageService.Command> answering = testKit.createTestProbe();
-        TestProbe<SessionActor.Command> onSilent1 = testKit.createTestProbe();
-        TestProbe<SessionActor.Command> onSilent2 = testKit.createTestProbe();
-        TestProbe<SessionActor.Command> onAnswering = testKit.createTestProbe();
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        TestProbe<StorageServiceCommand> silent = testKit.createTestProbe();
+        TestProbe<StorageServiceCommand> answering = testKit.createTestProbe();
+        TestProbe<SessionCommand> onSilent1 = testKit.createTestProbe();
+        TestProbe<SessionCommand> onSilent2 = testKit.createTestProbe();
+        TestProbe<SessionCommand> onAnswering = testKit.createTestProbe();
         renewer.tell(lease("s1", silent, onSilent1.getRef()));
         renewer.tell(lease("s2", silent, onSilent2.getRef()));
         renewer.tell(lease("a1", answering, onAnswering.getRef()));
 
         for (int i = 0; i < MISSES; i++) {
-            silent.expectMessageClass(StorageService.RenewLeases.class, Duration.ofSeconds(5));
+            silent.expectMessageClass(RenewLeases.class, Duration.ofSeconds(5));
             batchUntil(answering, true, ids -> true);
         }
         var lost1 = onSilent1.expectMessageClass(SessionActor.RenewalsUnanswered.class, Duration.ofSeconds(5));
@@ -132,10 +133,10 @@ class LeaseRenewerTest {
 
     @Test
     void aSessionThatStopsWithoutUnregisteringIsNoLongerRenewed() {
-        ActorRef<LeaseRenewer.Command> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
-        TestProbe<StorageService.Command> storage = testKit.createTestProbe();
-        ActorRef<SessionActor.Command> crashing = testKit.spawn(Behaviors.ignore());
-        TestProbe<SessionActor.Command> staying = testKit.createTestProbe();
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        TestProbe<StorageServiceCommand> storage = testKit.createTestProbe();
+        ActorRef<SessionCommand> crashing = testKit.spawn(Behaviors.ignore());
+        TestProbe<SessionCommand> staying = testKit.createTestProbe();
         renewer.tell(lease("gone", storage, crashing));
         renewer.tell(lease("kept", storage, staying.getRef()));
         assertEquals(Set.of("gone", "kept"), ids(batchUntil(storage, true, ids -> ids.size() == 2)));

@@ -69,7 +69,7 @@ class DrillPathCutTest {
         Reply mapped = get(client.map(new MapSpec("r", "st", "r.img", AccessMode.RW, "rdma")));
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("r");
-        await("two transport paths", WAIT, () -> dev.transportPaths == 2);
+        await("two transport paths", WAIT, () -> dev.sessionView.transportPaths == 2);
         RdmaTransport served = storage.dataTransports().rdma();
         await("both paths up on the server", WAIT, () -> serverPaths(served) == 2);
 

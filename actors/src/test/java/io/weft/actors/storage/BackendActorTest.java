@@ -10,8 +10,21 @@ import io.weft.actors.AccessMode;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
 import io.weft.actors.WeftSettings;
-import io.weft.actors.client.LeaseRenewer;
-import io.weft.actors.client.SessionActor;
+import io.weft.actors.protocol.BackendCommand;
+import io.weft.actors.protocol.Heartbeat;
+import io.weft.actors.protocol.HeartbeatReply;
+import io.weft.actors.protocol.Lease;
+import io.weft.actors.protocol.LeaseRenewerCommand;
+import io.weft.actors.protocol.LeaseUnknown;
+import io.weft.actors.protocol.MappingAlive;
+import io.weft.actors.protocol.MappingRevoked;
+import io.weft.actors.protocol.OpenRefused;
+import io.weft.actors.protocol.OpenReply;
+import io.weft.actors.protocol.OpenStore;
+import io.weft.actors.protocol.SessionCommand;
+import io.weft.actors.protocol.StoreInfoChanged;
+import io.weft.actors.protocol.StoreOpened;
+import io.weft.actors.protocol.UnknownMapping;
 import io.weft.actors.transport.Transports;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,15 +66,15 @@ class BackendActorTest {
 
     private final Transports transports = Transports.of(List.of("inprocess", "control-only"));
 
-    private ActorRef<BackendActor.Command> backend(NodeState state) throws Exception {
+    private ActorRef<BackendCommand> backend(NodeState state) throws Exception {
         Path file = Files.write(tmp.resolve("b.img"), new byte[1 << 16]);
         return testKit.spawn(BackendActor.create(file.toRealPath(), settings, state, transports));
     }
 
-    private StorageService.OpenReply open(ActorRef<BackendActor.Command> backend, String client, String device,
-                                          AccessMode mode, TestProbe<SessionActor.Command> session) {
-        TestProbe<StorageService.OpenReply> reply = testKit.createTestProbe();
-        backend.tell(new BackendActor.OpenMapping(new StorageService.Open(client, device, "b.img", mode,
+    private OpenReply open(ActorRef<BackendCommand> backend, String client, String device,
+                                          AccessMode mode, TestProbe<SessionCommand> session) {
+        TestProbe<OpenReply> reply = testKit.createTestProbe();
+        backend.tell(new BackendActor.OpenMapping(new OpenStore(client, device, "b.img", mode,
                 "control-only", session.getRef(), reply.getRef())));
         return reply.receiveMessage();
     }
@@ -69,24 +82,24 @@ class BackendActorTest {
     @Test
     void modesOwnersAndHeartbeats() throws Exception {
         NodeState state = new NodeState();
-        ActorRef<BackendActor.Command> backend = backend(state);
-        TestProbe<SessionActor.Command> s1 = testKit.createTestProbe();
-        TestProbe<SessionActor.Command> s2 = testKit.createTestProbe();
-        var first = assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d", AccessMode.RW, s1));
+        ActorRef<BackendCommand> backend = backend(state);
+        TestProbe<SessionCommand> s1 = testKit.createTestProbe();
+        TestProbe<SessionCommand> s2 = testKit.createTestProbe();
+        var first = assertInstanceOf(StoreOpened.class, open(backend, "n1", "d", AccessMode.RW, s1));
         assertEquals(1 << 16, first.info().size());
         assertFalse(first.info().readOnly());
         assertEquals("control-only", first.endpoint().transport());
-        var refused = assertInstanceOf(StorageService.OpenRefused.class,
+        var refused = assertInstanceOf(OpenRefused.class,
                 open(backend, "n2", "d", AccessMode.RW, s2));
         assertTrue(refused.permanent());
         // The same owner re-opening (client reconnect) replaces its mapping instead of being refused.
-        var again = assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d", AccessMode.RW, s1));
-        TestProbe<BackendActor.HeartbeatReply> hb = testKit.createTestProbe();
-        backend.tell(new BackendActor.Heartbeat(first.mappingId(), hb.getRef()));
-        assertInstanceOf(BackendActor.UnknownMapping.class, hb.receiveMessage());
-        backend.tell(new BackendActor.Heartbeat(again.mappingId(), hb.getRef()));
-        assertInstanceOf(BackendActor.Alive.class, hb.receiveMessage());
-        var ro = assertInstanceOf(StorageService.Opened.class, open(backend, "n2", "r", AccessMode.RO, s2));
+        var again = assertInstanceOf(StoreOpened.class, open(backend, "n1", "d", AccessMode.RW, s1));
+        TestProbe<HeartbeatReply> hb = testKit.createTestProbe();
+        backend.tell(new Heartbeat(first.mappingId(), hb.getRef()));
+        assertInstanceOf(UnknownMapping.class, hb.receiveMessage());
+        backend.tell(new Heartbeat(again.mappingId(), hb.getRef()));
+        assertInstanceOf(MappingAlive.class, hb.receiveMessage());
+        var ro = assertInstanceOf(StoreOpened.class, open(backend, "n2", "r", AccessMode.RO, s2));
         assertTrue(ro.info().readOnly());
         assertEquals(2, state.backends().get(0).mappings.size());
     }
@@ -94,29 +107,29 @@ class BackendActorTest {
     @Test
     void aMappingWithoutHeartbeatsIsReleasedAndItsClientTold() throws Exception {
         NodeState state = new NodeState();
-        ActorRef<BackendActor.Command> backend = backend(state);
-        TestProbe<SessionActor.Command> silent = testKit.createTestProbe();
-        var opened = assertInstanceOf(StorageService.Opened.class,
+        ActorRef<BackendCommand> backend = backend(state);
+        TestProbe<SessionCommand> silent = testKit.createTestProbe();
+        var opened = assertInstanceOf(StoreOpened.class,
                 open(backend, "n1", "d", AccessMode.RW, silent));
         // Lease is 400 ms in this test; the revocation arrives without anyone sending a heartbeat.
-        var revoked = silent.expectMessageClass(SessionActor.MappingRevoked.class, Duration.ofSeconds(5));
+        var revoked = silent.expectMessageClass(MappingRevoked.class, Duration.ofSeconds(5));
         assertEquals(opened.mappingId(), revoked.mappingId());
         assertTrue(revoked.reason().contains("heartbeat"), revoked.reason());
-        TestProbe<SessionActor.Command> next = testKit.createTestProbe();
-        assertInstanceOf(StorageService.Opened.class, open(backend, "n2", "d", AccessMode.RW, next));
+        TestProbe<SessionCommand> next = testKit.createTestProbe();
+        assertInstanceOf(StoreOpened.class, open(backend, "n2", "d", AccessMode.RW, next));
     }
 
     @Test
     void batchedRenewalsKeepEveryNamedMappingAliveAndOneLeftOutExpiresAlone() throws Exception {
         NodeState state = new NodeState();
-        ActorRef<BackendActor.Command> backend = backend(state);
-        TestProbe<SessionActor.Command> s1 = testKit.createTestProbe();
-        TestProbe<SessionActor.Command> s2 = testKit.createTestProbe();
-        TestProbe<SessionActor.Command> s3 = testKit.createTestProbe();
-        TestProbe<LeaseRenewer.Command> renewer = testKit.createTestProbe();
-        var m1 = assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d1", AccessMode.RO, s1));
-        var m2 = assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d2", AccessMode.RO, s2));
-        var m3 = assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d3", AccessMode.RO, s3));
+        ActorRef<BackendCommand> backend = backend(state);
+        TestProbe<SessionCommand> s1 = testKit.createTestProbe();
+        TestProbe<SessionCommand> s2 = testKit.createTestProbe();
+        TestProbe<SessionCommand> s3 = testKit.createTestProbe();
+        TestProbe<LeaseRenewerCommand> renewer = testKit.createTestProbe();
+        var m1 = assertInstanceOf(StoreOpened.class, open(backend, "n1", "d1", AccessMode.RO, s1));
+        var m2 = assertInstanceOf(StoreOpened.class, open(backend, "n1", "d2", AccessMode.RO, s2));
+        var m3 = assertInstanceOf(StoreOpened.class, open(backend, "n1", "d3", AccessMode.RO, s3));
         long size = m1.info().size();
 
         // Renew d1 and d2, never d3, until d3's lease (400 ms here) has run out; the renewed ones stay known.
@@ -126,7 +139,7 @@ class BackendActorTest {
             backend.tell(new BackendActor.Renew(m2.mappingId(), size, renewer.getRef()));
             renewer.expectNoMessage(Duration.ofMillis(50)); // no "unknown mapping" for a renewed one
         }
-        var revoked = s3.expectMessageClass(SessionActor.MappingRevoked.class, Duration.ofSeconds(5));
+        var revoked = s3.expectMessageClass(MappingRevoked.class, Duration.ofSeconds(5));
         assertEquals(m3.mappingId(), revoked.mappingId());
         assertTrue(revoked.reason().contains("heartbeat"), revoked.reason());
         assertEquals(Set.of(m1.mappingId(), m2.mappingId()), state.backends().get(0).mappings.stream()
@@ -136,28 +149,28 @@ class BackendActorTest {
 
         // A renewal of a mapping this backend no longer has tells the client's renewer.
         backend.tell(new BackendActor.Renew(m3.mappingId(), size, renewer.getRef()));
-        assertEquals(m3.mappingId(), renewer.expectMessageClass(LeaseRenewer.MappingUnknown.class).mappingId());
+        assertEquals(m3.mappingId(), renewer.expectMessageClass(LeaseUnknown.class).mappingId());
         // A client that knows another size (it missed a resize) gets the current geometry.
         backend.tell(new BackendActor.Renew(m1.mappingId(), size / 2, renewer.getRef()));
-        assertEquals(size, s1.expectMessageClass(SessionActor.InfoChanged.class).info().size());
+        assertEquals(size, s1.expectMessageClass(StoreInfoChanged.class).info().size());
     }
 
     @Test
     void resizeIsPushedToMappedSessionsAndReportedInHeartbeats() throws Exception {
         NodeState state = new NodeState();
-        ActorRef<BackendActor.Command> backend = backend(state);
-        TestProbe<SessionActor.Command> session = testKit.createTestProbe();
-        var opened = assertInstanceOf(StorageService.Opened.class,
+        ActorRef<BackendCommand> backend = backend(state);
+        TestProbe<SessionCommand> session = testKit.createTestProbe();
+        var opened = assertInstanceOf(StoreOpened.class,
                 open(backend, "n1", "d", AccessMode.RO, session));
         TestProbe<Reply> reply = testKit.createTestProbe();
         backend.tell(new BackendActor.Resize(1 << 17, reply.getRef()));
         assertTrue(reply.receiveMessage().ok());
-        var changed = session.expectMessageClass(SessionActor.InfoChanged.class);
+        var changed = session.expectMessageClass(StoreInfoChanged.class);
         assertEquals(1 << 17, changed.info().size());
         assertTrue(changed.info().readOnly(), "an ro mapping stays read-only after a resize");
-        TestProbe<BackendActor.HeartbeatReply> hb = testKit.createTestProbe();
-        backend.tell(new BackendActor.Heartbeat(opened.mappingId(), hb.getRef()));
-        assertEquals(1 << 17, ((BackendActor.Alive) hb.receiveMessage()).info().size());
+        TestProbe<HeartbeatReply> hb = testKit.createTestProbe();
+        backend.tell(new Heartbeat(opened.mappingId(), hb.getRef()));
+        assertEquals(1 << 17, ((MappingAlive) hb.receiveMessage()).info().size());
         assertEquals(1 << 17, state.backends().get(0).size);
     }
 
@@ -168,9 +181,9 @@ class BackendActorTest {
     @Test
     void shrinkingAMappedBackendIsRefusedAndNothingChanges() throws Exception {
         NodeState state = new NodeState();
-        ActorRef<BackendActor.Command> backend = backend(state);
-        TestProbe<SessionActor.Command> session = testKit.createTestProbe();
-        assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d", AccessMode.RW, session));
+        ActorRef<BackendCommand> backend = backend(state);
+        TestProbe<SessionCommand> session = testKit.createTestProbe();
+        assertInstanceOf(StoreOpened.class, open(backend, "n1", "d", AccessMode.RW, session));
         TestProbe<Reply> reply = testKit.createTestProbe();
         backend.tell(new BackendActor.Resize(1 << 15, reply.getRef()));
         Reply refused = reply.receiveMessage();
@@ -186,13 +199,13 @@ class BackendActorTest {
     @Test
     void aStoppedSessionReleasesItsMapping() throws Exception {
         NodeState state = new NodeState();
-        ActorRef<BackendActor.Command> backend = backend(state);
-        TestProbe<SessionActor.Command> session = testKit.createTestProbe();
-        assertInstanceOf(StorageService.Opened.class, open(backend, "n1", "d", AccessMode.RW, session));
+        ActorRef<BackendCommand> backend = backend(state);
+        TestProbe<SessionCommand> session = testKit.createTestProbe();
+        assertInstanceOf(StoreOpened.class, open(backend, "n1", "d", AccessMode.RW, session));
         session.stop();
-        TestProbe<SessionActor.Command> next = testKit.createTestProbe();
+        TestProbe<SessionCommand> next = testKit.createTestProbe();
         next.awaitAssert(Duration.ofSeconds(5), () -> {
-            assertInstanceOf(StorageService.Opened.class, open(backend, "n2", "d", AccessMode.RW, next));
+            assertInstanceOf(StoreOpened.class, open(backend, "n2", "d", AccessMode.RW, next));
             return null;
         });
     }

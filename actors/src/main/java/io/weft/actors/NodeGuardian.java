@@ -5,6 +5,7 @@ import io.weft.actors.client.DeviceExporter;
 import io.weft.actors.client.DeviceRegistry;
 import io.weft.actors.drill.DrillService;
 import io.weft.actors.management.NodeDirectory;
+import io.weft.actors.protocol.StorageServiceCommand;
 import io.weft.actors.storage.StorageService;
 import io.weft.actors.transport.Transports;
 import java.util.Optional;
@@ -28,7 +29,7 @@ import org.apache.pekko.cluster.typed.Cluster;
  * lives for one incarnation of the node: when the cluster downs the node, {@code WeftRuntime} starts a new one, whose
  * client service adopts the running devices.
  */
-public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
+public final class NodeGuardian extends AbstractBehavior<NodeGuardian.Command> {
 
     public interface Command {
     }
@@ -37,19 +38,19 @@ public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
     }
 
     /** The running services; empty for a role the node does not have ({@code drills} runs with the client role). */
-    public record Services(String nodeName, Optional<ActorRef<StorageService.Command>> storage,
+    public record Services(String nodeName, Optional<ActorRef<StorageServiceCommand>> storage,
                            Optional<ActorRef<ClientService.Command>> client,
                            Optional<ActorRef<DrillService.Command>> drills) {
     }
 
     public static Behavior<Command> create(WeftSettings settings, NodeState nodeState, Transports transports,
                                            DeviceExporter exporter, DeviceRegistry registry) {
-        return Behaviors.setup(ctx -> new WeftNode(ctx, settings, nodeState, transports, exporter, registry));
+        return Behaviors.setup(ctx -> new NodeGuardian(ctx, settings, nodeState, transports, exporter, registry));
     }
 
     private final Services services;
 
-    private WeftNode(ActorContext<Command> ctx, WeftSettings configured, NodeState nodeState, Transports transports,
+    private NodeGuardian(ActorContext<Command> ctx, WeftSettings configured, NodeState nodeState, Transports transports,
                      DeviceExporter exporter, DeviceRegistry registry) {
         super(ctx);
         String name = configured.nodeName();
@@ -60,7 +61,7 @@ public final class WeftNode extends AbstractBehavior<WeftNode.Command> {
         WeftSettings settings = configured.withNodeName(name);
         nodeState.nodeName(name);
         SupervisorStrategy keepChildren = SupervisorStrategy.restart().withStopChildren(false);
-        Optional<ActorRef<StorageService.Command>> storage = Optional.empty();
+        Optional<ActorRef<StorageServiceCommand>> storage = Optional.empty();
         Optional<ActorRef<ClientService.Command>> client = Optional.empty();
         Optional<ActorRef<DrillService.Command>> drills = Optional.empty();
         if (settings.isStorage()) {
