@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -85,7 +86,7 @@ class FaultInjectionTest {
         int seg = backend.segmentIds()[c];
         // The fence is written reason, code, then state (the state is what peers poll): wait for the state too, or a
         // status read between the code and the state stores sees the code with the state still active.
-        TestSupport.await(WAIT, "channel " + c + " fenced with " + code,
+        await("channel " + c + " fenced with " + code, WAIT,
                 () -> host.status().channel(seg).backendFence() == code
                         && host.status().channel(seg).backendState().equals("fenced"));
         RegionStatus.Channel status = host.status().channel(seg);
@@ -162,7 +163,7 @@ class FaultInjectionTest {
         ChannelSegment reset = channel(4);
         writeEntry(reset, 0, 1, IoOp.WRITE, 0x50000, 4096, 0, true);
         reset.control.putLongRelease(ChannelLayout.SUB_TAIL, 1);
-        TestSupport.await(WAIT, "reset channel completes a request", () -> reset.completionTail() == 1);
+        await("reset channel completes a request", WAIT, () -> reset.completionTail() == 1);
         assertTrue(recording.seen.contains("WRITE@327680+4096/0"), recording.seen.toString());
         assertEquals(FenceCode.DATA_CHECKSUM, host.status().channel(backend.segmentIds()[6]).backendFence(),
                 "other fences stay until reset");
@@ -177,13 +178,13 @@ class FaultInjectionTest {
         CxlBlockDevice dev = host.openBlkdev(held.id(), BlkdevOptions.defaults());
         ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
         dev.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096), 1, (t, s) -> statuses.add(s));
-        TestSupport.await(WAIT, "request held by the device", () -> holding.held() == 1);
+        await("request held by the device", WAIT, () -> holding.held() == 1);
         // A "backend" publishes a completion with a garbage checksum.
         ChannelSegment seg = region.channel(held.segmentIds()[0]);
         seg.completions.putLong(ChannelLayout.COMP_REQUEST_ID, 1);
         seg.completions.putInt(ChannelLayout.COMP_CRC, 0xDEAD);
         seg.control.putLongRelease(ChannelLayout.COMP_TAIL, 1);
-        TestSupport.await(WAIT, "request failed", () -> statuses.size() == 1);
+        await("request failed", WAIT, () -> statuses.size() == 1);
         assertEquals(IoStatus.EIO, statuses.peek());
         assertEquals(FenceCode.ENTRY_CHECKSUM, host.status().channel(held.segmentIds()[0]).clientFence());
         assertTrue(dev.failures().get(0).contains("ENTRY_CHECKSUM"), dev.failures().toString());

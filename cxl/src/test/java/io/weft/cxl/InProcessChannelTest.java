@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -171,9 +172,9 @@ class InProcessChannelTest {
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
         dev.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096), 1, (t, s) -> statuses.add(s));
-        TestSupport.await(java.time.Duration.ofSeconds(10), "request held", () -> holding.held() == 1);
+        await("request held", java.time.Duration.ofSeconds(10), () -> holding.held() == 1);
         backend.close();
-        TestSupport.await(java.time.Duration.ofSeconds(10), "in-flight failed", () -> statuses.size() == 1);
+        await("in-flight failed", java.time.Duration.ofSeconds(10), () -> statuses.size() == 1);
         assertEquals(IoStatus.ESHUTDOWN, statuses.peek());
         assertEquals(IoStatus.ESHUTDOWN, SyncIo.run(dev, IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096)));
         dev.close();

@@ -1,5 +1,6 @@
 package io.weft.core.drill;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -17,6 +18,7 @@ import io.weft.core.mirror.ReadPolicy;
 import io.weft.core.mirror.WriteIntentBitmap;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -83,7 +85,7 @@ class DrillTest {
                             if (kind == Kind.FLAP) {
                                 // Fail again while (or just after) it resyncs; the workload's writes notice it.
                                 leg.mode(FaultyBlockDevice.Mode.FAIL);
-                                MirrorFixture.await("leg " + victim + " dropped again", 10_000,
+                                await("leg " + victim + " dropped again", Duration.ofSeconds(10),
                                         () -> mirror.legState(victim) == LegState.FAILED);
                                 leg.mode(FaultyBlockDevice.Mode.PASS);
                                 returnLeg(mirror, victim);
@@ -238,7 +240,7 @@ class DrillTest {
         Forgetful forgetful = new Forgetful(store);
         DrillFault fault = DrillFault.of("forget", () -> forgetful.forget = true, () -> {
             // However loaded the machine, let the fault touch some writes before it ends.
-            MirrorFixture.await("20 forgotten writes", 20_000, () -> forgetful.affected.get() >= 20);
+            await("20 forgotten writes", Duration.ofSeconds(20), () -> forgetful.affected.get() >= 20);
             forgetful.forget = false;
         });
         DrillReport report = new Drill(forgetful, null, fault,
@@ -257,7 +259,7 @@ class DrillTest {
         BlockDevice store = MirrorFixture.fileLeg(dir, "single", SIZE);
         Forgetful shifting = new Forgetful(store);
         DrillFault fault = DrillFault.of("shift", () -> shifting.shift = true, () -> {
-            MirrorFixture.await("20 misplaced writes", 20_000, () -> shifting.affected.get() >= 20);
+            await("20 misplaced writes", Duration.ofSeconds(20), () -> shifting.affected.get() >= 20);
             shifting.shift = false;
         });
         DrillReport report = new Drill(shifting, null, fault,
@@ -341,7 +343,7 @@ class DrillTest {
         BlockDevice store = MirrorFixture.fileLeg(dir, "doubt", SIZE);
         Forgetful device = new Forgetful(store);
         DrillFault failWrites = DrillFault.of("fail-writes", () -> device.failSomeLand = true, () -> {
-            MirrorFixture.await("100 failed writes", 20_000, () -> device.affected.get() >= 100);
+            await("100 failed writes", Duration.ofSeconds(20), () -> device.affected.get() >= 100);
             device.failSomeLand = false;
         });
         // 64 KiB working set of 16 blocks: every block gets several failed writes, some of which land.
