@@ -10,6 +10,7 @@ import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.ManuallyCompletedBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -54,7 +55,7 @@ class CancelTest {
 
     @Test
     void aCancelledReadIsNeverCopiedIntoTheCallersBufferWhenItsLateCompletionArrives() {
-        HoldingDevice holding = new HoldingDevice(INFO);
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
         CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         int seg = backend.segmentIds()[0];
@@ -97,7 +98,7 @@ class CancelTest {
 
     @Test
     void aCancelledWriteCompletesAtOnceAndItsSlotIsReusedOnlyAfterTheBackendAnswered() {
-        HoldingDevice holding = new HoldingDevice(INFO);
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
         CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         int depth = region.geometry().ringDepth();
@@ -146,7 +147,7 @@ class CancelTest {
     }
 
     private void race(Random random, long seed, BlkdevOptions options, int rounds) throws Exception {
-        HoldingDevice holding = new HoldingDevice(INFO);
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
         CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), options);
         int seg = backend.segmentIds()[0];

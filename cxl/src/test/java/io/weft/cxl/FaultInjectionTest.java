@@ -15,6 +15,8 @@ import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.FenceCode;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.ManuallyCompletedBlockDevice;
+import io.weft.testkit.RecordingBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -37,7 +39,7 @@ class FaultInjectionTest {
     private CxlRegion region;
     private CxlHost host;
     private CxlBackend backend;
-    private RecordingDevice recording;
+    private RecordingBlockDevice recording;
 
     @BeforeEach
     void setUp() throws Exception {
@@ -46,7 +48,7 @@ class FaultInjectionTest {
         region = CxlRegion.format(regionPath, RegionGeometry.small(), RegionHeader.FLAG_ENTRY_CRC);
         host = CxlHost.register(region, 1, "node-1", TestSupport.fastOptions());
         StoreBlockDevice store = TestSupport.newStore(storePath, 1L << 20);
-        recording = new RecordingDevice(store);
+        recording = new RecordingBlockDevice(store);
         backend = host.createBackend(recording, storePath.toString(),
                 BackendOptions.defaults().withChannels(8).withHandlerAgents(1).withCrc(true, true));
     }
@@ -143,7 +145,7 @@ class FaultInjectionTest {
         awaitFence(7, FenceCode.WILD_INDEX);
 
         // None of the bad requests reached the device; channel 0 still serves verified IO.
-        for (String seen : recording.seen) {
+        for (String seen : recording.requests()) {
             assertTrue(!seen.contains("@65536") && !seen.contains("@131072") && !seen.contains("@196608")
                     && !seen.contains("@262144") && !seen.contains("@1099511627776"), seen);
         }
@@ -164,7 +166,7 @@ class FaultInjectionTest {
         writeEntry(reset, 0, 1, IoOp.WRITE, 0x50000, 4096, 0, true);
         reset.control.putLongRelease(ChannelLayout.SUB_TAIL, 1);
         await("reset channel completes a request", WAIT, () -> reset.completionTail() == 1);
-        assertTrue(recording.seen.contains("WRITE@327680+4096/0"), recording.seen.toString());
+        assertTrue(recording.requests().contains("WRITE@327680+4096/0"), recording.requests().toString());
         assertEquals(FenceCode.DATA_CHECKSUM, host.status().channel(backend.segmentIds()[6]).backendFence(),
                 "other fences stay until reset");
         dev.close();
@@ -172,7 +174,8 @@ class FaultInjectionTest {
 
     @Test
     void aCorruptCompletionFencesTheClientSideAndFailsItsRequests() {
-        HoldingDevice holding = new HoldingDevice(new DeviceInfo(1 << 20, 512, 4096, 1 << 20, false, true, true,
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(
+                new DeviceInfo(1 << 20, 512, 4096, 1 << 20, false, true, true,
                 false, false, false, false, true));
         CxlBackend held = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(held.id(), BlkdevOptions.defaults());

@@ -12,6 +12,8 @@ import io.weft.core.io.IoStatus;
 import io.weft.core.store.StoreBlockDevice;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.ManuallyCompletedBlockDevice;
+import io.weft.testkit.RecordingBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -146,7 +148,7 @@ class InProcessChannelTest {
     @Test
     void flushAndFuaReachTheBackendDevice() throws Exception {
         StoreBlockDevice store = TestSupport.newStore(storePath, 1L << 20);
-        RecordingDevice recording = new RecordingDevice(store);
+        RecordingBlockDevice recording = new RecordingBlockDevice(store);
         CxlBackend backend = host.createBackend(recording, "s", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         assertTrue(dev.info().canFlush());
@@ -155,18 +157,19 @@ class InProcessChannelTest {
         assertEquals(IoStatus.OK, SyncIo.run(dev, IoOp.WRITE, 8192, 4096, IoFlags.FUA, buf));
         assertEquals(IoStatus.OK, SyncIo.run(dev, IoOp.FLUSH, 0, 0, 0, null));
         assertEquals(IoStatus.OK, SyncIo.run(dev, IoOp.WRITE_ZEROES, 0, 8192, IoFlags.NO_HOLE, null));
-        assertEquals(List.of("WRITE@8192+4096/1", "FLUSH@0+0/0", "WRITE_ZEROES@0+8192/2"), List.copyOf(recording.seen));
+        assertEquals(List.of("WRITE@8192+4096/1", "FLUSH@0+0/0", "WRITE_ZEROES@0+8192/2"), recording.requests());
         // Requests the client can judge itself never reach the channel.
         assertEquals(IoStatus.EOVERFLOW, SyncIo.run(dev, IoOp.READ, 1L << 20, 4096, 0, buf));
         assertEquals(IoStatus.EINVAL, SyncIo.run(dev, IoOp.READ, 100, 4096, 0, buf));
-        assertEquals(3, recording.seen.size());
+        assertEquals(3, recording.requests().size());
         dev.close();
         backend.close();
     }
 
     @Test
     void closingTheBackendFailsInFlightAndNewRequestsWithShutdown() throws Exception {
-        HoldingDevice holding = new HoldingDevice(new DeviceInfo(1 << 20, 512, 4096, 1 << 20, false, true, true,
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(
+                new DeviceInfo(1 << 20, 512, 4096, 1 << 20, false, true, true,
                 false, false, false, false, true));
         CxlBackend backend = host.createBackend(holding, "hold", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());

@@ -16,6 +16,8 @@ import io.weft.cxl.layout.MetaEntry;
 import io.weft.cxl.layout.Records;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.ManuallyCompletedBlockDevice;
+import io.weft.testkit.RecordingBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -197,7 +199,7 @@ class LifecycleTest {
 
     @Test
     void forceStopCompletesInFlightWithEioExactlyOnceAndTheBackendServesTheNextBlkdev() {
-        HoldingDevice holding = new HoldingDevice(INFO);
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
         CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         ConcurrentLinkedQueue<String> completions = new ConcurrentLinkedQueue<>();
@@ -240,7 +242,7 @@ class LifecycleTest {
     void aRequestThatNeverCompletesFailsWithEtimedoutAfterTheIoTimeout() throws Exception {
         CxlOptions shortIo = TestSupport.fastOptions().withIoTimeout(Duration.ofSeconds(1));
         try (CxlHost impatient = CxlHost.register(region, 5, "impatient", shortIo)) {
-            HoldingDevice holding = new HoldingDevice(INFO);
+            ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
             CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
             CxlBlockDevice dev = impatient.openBlkdev(backend.id(), BlkdevOptions.defaults());
             ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
@@ -277,7 +279,7 @@ class LifecycleTest {
     @Test
     void aRestartedHandlerReplaysPendingRequestsButNeverReappliesOnesMarkedDone() throws Exception {
         StoreBlockDevice store = TestSupport.newStore(storePath, 1 << 20);
-        RecordingDevice device = new RecordingDevice(store);
+        RecordingBlockDevice device = new RecordingBlockDevice(store);
         ChannelSegment seg = region.channel(0);
         seg.initialise(0, 0, ChannelLayout.FLAG_ENTRY_CRC | ChannelLayout.FLAG_DATA_CRC);
         long clientToken = 0xC11E;
@@ -305,7 +307,7 @@ class LifecycleTest {
             restarted.doWork(beat += 1000);
         }
         assertEquals(3, seg.completionTail());
-        assertEquals(List.of("WRITE@4096+4096/0", "WRITE@8192+4096/0"), List.copyOf(device.seen),
+        assertEquals(List.of("WRITE@4096+4096/0", "WRITE@8192+4096/0"), List.copyOf(device.requests()),
                 "request 1 was not applied again; 2 and 3 were applied once");
         long now = System.nanoTime();
         for (int i = 0; i < 1000 && completions.size() < 3; i++) {
@@ -319,7 +321,7 @@ class LifecycleTest {
         for (int i = 0; i < 100; i++) {
             again.doWork(beat += 1000);
         }
-        assertEquals(2, device.seen.size());
+        assertEquals(2, device.requests().size());
         ByteBuffer back = ByteBuffer.allocateDirect(4096);
         for (int i = 0; i < 3; i++) {
             back.clear();

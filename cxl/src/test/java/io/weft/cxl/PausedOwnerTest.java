@@ -13,6 +13,7 @@ import io.weft.cxl.layout.MetaEntry;
 import io.weft.cxl.layout.Records;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.ManuallyCompletedBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -130,7 +131,7 @@ class PausedOwnerTest {
 
     @Test
     void aPausedBackendDeclaredDeadWritesNothingIntoItsReassignedSegment() throws Exception {
-        HoldingDevice holding = new HoldingDevice(INFO);
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
         CxlBackend paused = storage.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice orphan = client.openBlkdev(paused.id(), new BlkdevOptions(0, true));
         ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();

@@ -16,6 +16,7 @@ import io.weft.rdma.client.RdmaSession;
 import io.weft.rdma.server.RdmaServer;
 import io.weft.rdma.server.RdmaServerConfig;
 import io.weft.rdma.verbs.soft.SoftwareProvider;
+import io.weft.testkit.CompletionHoldingBlockDevice;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -63,7 +64,7 @@ class LateAnswerTest {
     void cancelledReadIsNeverFilledByItsLateAnswerAndItsPermitWaitsForIt() throws Exception {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             HoldingDevice holding = new HoldingDevice(store);
+             CompletionHoldingBlockDevice holding = new CompletionHoldingBlockDevice(store);
              RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
                      TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
@@ -109,7 +110,7 @@ class LateAnswerTest {
     void expiredReadIsNeverFilledAndItsPermitWaitsForTheStorageSide() throws Exception {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             HoldingDevice holding = new HoldingDevice(store);
+             CompletionHoldingBlockDevice holding = new CompletionHoldingBlockDevice(store);
              RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
                      TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
@@ -146,7 +147,7 @@ class LateAnswerTest {
     void queuedRequestIsCancelledAtOnceAndNeverSent() throws Exception {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             HoldingDevice holding = new HoldingDevice(store);
+             CompletionHoldingBlockDevice holding = new CompletionHoldingBlockDevice(store);
              RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
                      TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));

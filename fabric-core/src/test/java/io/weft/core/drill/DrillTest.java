@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
@@ -393,8 +393,7 @@ class DrillTest {
     }
 
     /** A device that, when told to, acknowledges writes without doing them, or does them one block too far. */
-    static final class Forgetful implements BlockDevice {
-        final BlockDevice inner;
+    static final class Forgetful extends ForwardingBlockDevice {
         volatile boolean forget;
         volatile boolean shift;
         volatile boolean failSomeLand;
@@ -403,12 +402,7 @@ class DrillTest {
         final java.util.concurrent.atomic.AtomicLong affected = new java.util.concurrent.atomic.AtomicLong();
 
         Forgetful(BlockDevice inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public DeviceInfo info() {
-            return inner.info();
+            super(inner);
         }
 
         @Override
@@ -423,7 +417,7 @@ class DrillTest {
                 // Every other failed write still reaches the medium: its block may hold any of them.
                 boolean lands = affected.incrementAndGet() % 2 == 0;
                 if (lands) {
-                    inner.submit(op, offset, length, flags, buffer, tag,
+                    delegate.submit(op, offset, length, flags, buffer, tag,
                             (t, st) -> completion.onComplete(t, IoStatus.EIO));
                 } else {
                     completion.onComplete(tag, IoStatus.EIO);
@@ -432,24 +426,19 @@ class DrillTest {
             }
             if (op == IoOp.WRITE && shift) {
                 affected.incrementAndGet();
-                inner.submit(op, offset + 4096, length, flags, buffer, tag, completion);
+                delegate.submit(op, offset + 4096, length, flags, buffer, tag, completion);
                 return;
             }
             long bad = corruptAfterDrain;
             if (op == IoOp.READ && bad >= 0 && offset <= bad * 4096 && bad * 4096 < offset + length) {
                 int at = (int) (bad * 4096 - offset);
-                inner.submit(op, offset, length, flags, buffer, tag, (t, st) -> {
+                delegate.submit(op, offset, length, flags, buffer, tag, (t, st) -> {
                     buffer.putLong(at + 100, 0x0BAD_0BAD_0BAD_0BADL);
                     completion.onComplete(t, st);
                 });
                 return;
             }
-            inner.submit(op, offset, length, flags, buffer, tag, completion);
-        }
-
-        @Override
-        public void close() {
-            inner.close();
+            delegate.submit(op, offset, length, flags, buffer, tag, completion);
         }
     }
 }

@@ -10,7 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
@@ -154,8 +154,7 @@ class ResyncStallTest {
      * A leg whose node is frozen: while {@code holding}, every request is held until released one by one; {@link
      * #cancel} completes a held request with ECANCELED and drops it (nothing of its buffer is touched after).
      */
-    static final class FreezingLeg implements BlockDevice {
-        final BlockDevice inner;
+    static final class FreezingLeg extends ForwardingBlockDevice {
         volatile boolean holding;
         /** While holding, hold only FLUSH (the node's disk cache is stuck, reads and writes still answer). */
         volatile boolean holdFlushesOnly;
@@ -167,12 +166,7 @@ class ResyncStallTest {
         }
 
         FreezingLeg(BlockDevice inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public DeviceInfo info() {
-            return inner.info();
+            super(inner);
         }
 
         @Override
@@ -181,7 +175,7 @@ class ResyncStallTest {
             if (holding && (!holdFlushesOnly || op == IoOp.FLUSH)) {
                 held.add(new Held(op, offset, length, flags, buffer, tag, completion));
             } else {
-                inner.submit(op, offset, length, flags, buffer, tag, completion);
+                delegate.submit(op, offset, length, flags, buffer, tag, completion);
             }
         }
 
@@ -217,7 +211,7 @@ class ResyncStallTest {
 
         void release(Held h) {
             if (held.remove(h)) {
-                inner.submit(h.op, h.offset, h.length, h.flags, h.buffer, h.tag, h.completion);
+                delegate.submit(h.op, h.offset, h.length, h.flags, h.buffer, h.tag, h.completion);
             }
         }
 
@@ -226,13 +220,8 @@ class ResyncStallTest {
             holding = false;
             Held h;
             while ((h = held.poll()) != null) {
-                inner.submit(h.op, h.offset, h.length, h.flags, h.buffer, h.tag, h.completion);
+                delegate.submit(h.op, h.offset, h.length, h.flags, h.buffer, h.tag, h.completion);
             }
-        }
-
-        @Override
-        public void close() {
-            inner.close();
         }
     }
 }

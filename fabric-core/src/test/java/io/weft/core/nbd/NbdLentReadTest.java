@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
@@ -320,23 +321,11 @@ class NbdLentReadTest {
     @Test
     void aLoanOutsideItsBufferIsNeverSentAndTheReadFails() throws Exception {
         // A device that lends [at, at + length) past the end of its buffer: the server must not gather from it.
-        final class BadLender implements BlockDevice, ReadLending {
-            private final BlockDevice inner;
+        final class BadLender extends ForwardingBlockDevice implements ReadLending {
             final AtomicInteger released = new AtomicInteger();
 
             BadLender(BlockDevice inner) {
-                this.inner = inner;
-            }
-
-            @Override
-            public DeviceInfo info() {
-                return inner.info();
-            }
-
-            @Override
-            public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
-                               IoCompletion completion) {
-                inner.submit(op, offset, length, flags, buffer, tag, completion);
+                super(inner);
             }
 
             @Override
@@ -350,6 +339,7 @@ class NbdLentReadTest {
                 released.incrementAndGet();
             }
 
+            /** Leaves the wrapped device open, as before: the fixture closes it. */
             @Override
             public void close() {
             }
