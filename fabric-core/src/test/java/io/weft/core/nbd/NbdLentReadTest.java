@@ -9,9 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
 import io.weft.core.io.ForwardingBlockDevice;
-import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import io.weft.core.io.ReadLending;
@@ -50,7 +48,7 @@ class NbdLentReadTest {
      * it. No free slot: the READ is not lent. Completions inline, or on a thread of its own ({@code async}), or held
      * until the test lets them go ({@link #hold}).
      */
-    static final class PoolLendingDevice implements BlockDevice, ReadLending {
+    static final class PoolLendingDevice extends ForwardingBlockDevice implements ReadLending {
         private record Held(int slot, long offset, int length, long tag, LoanCompletion completion) {
         }
 
@@ -68,6 +66,7 @@ class NbdLentReadTest {
         final AtomicInteger cancels = new AtomicInteger();
 
         PoolLendingDevice(StoreBlockDevice store, int slots, int slotSize, boolean async) {
+            super(store);
             this.store = store;
             this.slotSize = slotSize;
             this.region = ByteBuffer.allocateDirect(slots * slotSize);
@@ -97,17 +96,6 @@ class NbdLentReadTest {
             for (Held h : all) {
                 lendNow(h.slot(), h.offset(), h.length(), h.tag(), h.completion());
             }
-        }
-
-        @Override
-        public DeviceInfo info() {
-            return store.info();
-        }
-
-        @Override
-        public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
-                           IoCompletion completion) {
-            store.submit(op, offset, length, flags, buffer, tag, completion);
         }
 
         @Override
