@@ -1,8 +1,8 @@
 package io.weft.actors;
 
-import static io.weft.actors.TestNodes.await;
 import static io.weft.actors.TestNodes.get;
 import static io.weft.actors.TestNodes.io;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

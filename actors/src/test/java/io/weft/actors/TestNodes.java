@@ -1,5 +1,7 @@
 package io.weft.actors;
 
+import static io.weft.testkit.Await.await;
+
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import io.weft.core.io.BlockDevice;
@@ -13,7 +15,6 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 
 /** Helpers for tests that start real nodes in this JVM (ephemeral ports, short timeouts). */
 public final class TestNodes {
@@ -47,22 +48,6 @@ public final class TestNodes {
         await("node has its management token", Duration.ofSeconds(30),
                 () -> node.managementToken().current().isPresent());
         return "Bearer " + node.managementToken().current().orElseThrow();
-    }
-
-    /** Polls {@code condition} every 20 ms until it holds or {@code timeout} passes. */
-    public static void await(String what, Duration timeout, BooleanSupplier condition) {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() - deadline > 0) {
-                throw new AssertionError("timed out after " + timeout.toMillis() + " ms waiting for: " + what);
-            }
-            try {
-                Thread.sleep(20);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new AssertionError("interrupted waiting for " + what);
-            }
-        }
     }
 
     public static <T> T get(CompletionStage<T> stage) {

@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,6 +10,7 @@ import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.ManuallyCompletedBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -53,7 +55,7 @@ class CancelTest {
 
     @Test
     void aCancelledReadIsNeverCopiedIntoTheCallersBufferWhenItsLateCompletionArrives() {
-        HoldingDevice holding = new HoldingDevice(INFO);
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
         CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         int seg = backend.segmentIds()[0];
@@ -64,15 +66,15 @@ class CancelTest {
             statuses.add(status);
         };
         dev.submit(IoOp.READ, 0, 4096, 0, buffer, 7, completion);
-        TestSupport.await(WAIT, "the READ held by the store", () -> holding.held() == 1);
+        await("the READ held by the store", WAIT, () -> holding.held() == 1);
 
         dev.cancel(7, completion);
-        TestSupport.await(WAIT, "the cancelled READ completes", () -> !statuses.isEmpty());
+        await("the cancelled READ completes", WAIT, () -> !statuses.isEmpty());
         assertEquals(List.of(IoStatus.ECANCELED), List.copyOf(statuses));
 
         // The store answers late with data in the slot: the client consumes the completion, copies nothing.
         holding.releaseAllFilled(LATE);
-        TestSupport.await(WAIT, "the late completion consumed", () -> region.channel(seg).completionHead() == 1);
+        await("the late completion consumed", WAIT, () -> region.channel(seg).completionHead() == 1);
         assertAllPoison(buffer, "the late READ payload was copied into a buffer handed back by cancel");
         assertEquals(1, statuses.size(), "completed exactly once");
 
@@ -80,9 +82,9 @@ class CancelTest {
         ByteBuffer next = ByteBuffer.allocateDirect(4096);
         ConcurrentLinkedQueue<Integer> nextStatus = new ConcurrentLinkedQueue<>();
         dev.submit(IoOp.READ, 4096, 4096, 0, next, 8, (tag, status) -> nextStatus.add(status));
-        TestSupport.await(WAIT, "the next READ held", () -> holding.held() == 1);
+        await("the next READ held", WAIT, () -> holding.held() == 1);
         holding.releaseAllFilled((byte) 0x33);
-        TestSupport.await(WAIT, "the next READ completes", () -> !nextStatus.isEmpty());
+        await("the next READ completes", WAIT, () -> !nextStatus.isEmpty());
         assertEquals(IoStatus.OK, nextStatus.peek());
         assertEquals((byte) 0x33, next.get(4095));
         // Cancelling a request that is already complete, or one never submitted, does nothing.
@@ -96,7 +98,7 @@ class CancelTest {
 
     @Test
     void aCancelledWriteCompletesAtOnceAndItsSlotIsReusedOnlyAfterTheBackendAnswered() {
-        HoldingDevice holding = new HoldingDevice(INFO);
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
         CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         int depth = region.geometry().ringDepth();
@@ -106,7 +108,7 @@ class CancelTest {
         for (int i = 0; i < depth; i++) {
             dev.submit(IoOp.WRITE, 0, 4096, 0, payload, i, completion);
         }
-        TestSupport.await(WAIT, "a full ring held", () -> holding.held() == depth);
+        await("a full ring held", WAIT, () -> holding.held() == depth);
         for (int i = 0; i < depth; i++) {
             dev.cancel(i, completion);
         }
@@ -119,9 +121,9 @@ class CancelTest {
         submitter.start();
         assertEquals(depth, holding.submitted.get(), "no slot was handed to a new request while the backend owns it");
         holding.releaseAll(IoStatus.OK);
-        TestSupport.await(WAIT, "the waiting request is served", () -> holding.held() == 1);
+        await("the waiting request is served", WAIT, () -> holding.held() == 1);
         holding.releaseAll(IoStatus.OK);
-        TestSupport.await(WAIT, "the waiting request completes", () -> !later.isEmpty());
+        await("the waiting request completes", WAIT, () -> !later.isEmpty());
         assertEquals(IoStatus.OK, later.peek());
         assertEquals(depth, done.size(), "late completions of cancelled requests call nobody");
         dev.close();
@@ -145,7 +147,7 @@ class CancelTest {
     }
 
     private void race(Random random, long seed, BlkdevOptions options, int rounds) throws Exception {
-        HoldingDevice holding = new HoldingDevice(INFO);
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
         CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), options);
         int seg = backend.segmentIds()[0];
@@ -167,7 +169,7 @@ class CancelTest {
                 dev.submit(IoOp.READ, 4096L * i, 4096, 0, buffers[first + i], first + i, completion);
             }
             submitted += n;
-            TestSupport.await(WAIT, "round " + r + " held", () -> holding.held() == n);
+            await("round " + r + " held", WAIT, () -> holding.held() == n);
             int[] order = shuffled(n, random);
             int cancels = random.nextInt(n + 1);
             Thread releaser = new Thread(() -> holding.releaseAllFilled(LATE), "releaser");
@@ -177,11 +179,11 @@ class CancelTest {
             }
             releaser.join();
             long expected = submitted;
-            TestSupport.await(WAIT, "round " + r + " consumed",
+            await("round " + r + " consumed", WAIT,
                     () -> region.channel(seg).completionHead() == expected);
             for (int i = 0; i < n; i++) {
                 int t = first + i;
-                TestSupport.await(WAIT, "request " + t + " completed", () -> calls.get(t) > 0);
+                await("request " + t + " completed", WAIT, () -> calls.get(t) > 0);
                 assertEquals(1, calls.get(t), "request " + t + " completed more than once (seed " + seed + ")");
                 int status = results.get(t);
                 assertTrue(status == IoStatus.OK || status == IoStatus.ECANCELED,

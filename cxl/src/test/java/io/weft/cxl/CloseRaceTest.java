@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -72,8 +73,8 @@ class CloseRaceTest {
                     submitter.join(30_000);
                     assertTrue(!submitter.isAlive(), submitter.getName() + " finished");
                 }
-                TestSupport.await(java.time.Duration.ofSeconds(30), "every request of round " + round
-                        + " completed", () -> outstanding.get() == 0);
+                await("every request of round " + round
+                        + " completed", java.time.Duration.ofSeconds(30), () -> outstanding.get() == 0);
                 assertEquals(java.util.Set.of(), difference(statuses.keySet()),
                         "statuses seen so far (round " + round + "): " + statuses);
             }

@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -44,7 +45,7 @@ class DoorbellTest {
             ChannelSegment first = region.channel(segments[0]);
             ChannelSegment second = region.channel(segments[1]);
             // The shared agent points its channels at its lead's doorbell on its own thread, before it first sleeps.
-            TestSupport.await(Duration.ofSeconds(10), "both channels name the lead's doorbell", () ->
+            await("both channels name the lead's doorbell", Duration.ofSeconds(10), () ->
                     first.control.getIntVolatile(ChannelLayout.DOORBELL_SEGMENT) == segments[0] + 1
                     && second.control.getIntVolatile(ChannelLayout.DOORBELL_SEGMENT) == segments[0] + 1);
             assertEquals(segments[0] + 1, first.control.getIntVolatile(ChannelLayout.DOORBELL_SEGMENT));
@@ -52,14 +53,14 @@ class DoorbellTest {
             CxlBlockDevice dev = host.openBlkdev(backend.id(), new BlkdevOptions(2, true));
             ByteBuffer buf = ByteBuffer.allocateDirect(4096);
             for (int round = 0; round < 3; round++) {
-                TestSupport.await(Duration.ofSeconds(10), "handler announces sleep", () ->
+                await("handler announces sleep", Duration.ofSeconds(10), () ->
                         first.control.getIntVolatile(ChannelLayout.HANDLER_DOORBELL) == ChannelLayout.DOORBELL_ASLEEP
                         && second.control.getIntVolatile(ChannelLayout.HANDLER_DOORBELL)
                         == ChannelLayout.DOORBELL_ASLEEP);
                 buf.clear();
                 AtomicInteger status = new AtomicInteger(-1);
                 dev.submit(IoOp.WRITE, round * 4096L, 4096, 0, buf, round, (tag, s) -> status.set(s));
-                TestSupport.await(Duration.ofSeconds(10), "request served after the doorbell", () -> {
+                await("request served after the doorbell", Duration.ofSeconds(10), () -> {
                     dev.invoker().invoke();
                     return status.get() >= 0;
                 });
@@ -67,12 +68,12 @@ class DoorbellTest {
             }
             assertTrue(backend.served(0) + backend.served(1) >= 3, "the handler served every request");
             dev.close();
-            TestSupport.await(Duration.ofSeconds(10), "handler asleep again", () ->
+            await("handler asleep again", Duration.ofSeconds(10), () ->
                     first.control.getIntVolatile(ChannelLayout.HANDLER_DOORBELL) == ChannelLayout.DOORBELL_ASLEEP);
             // The agent is asleep on its doorbell: close must wake it rather than wait out the 20 s sleep.
             Thread closer = new Thread(backend::close, "closer");
             closer.start();
-            TestSupport.await(Duration.ofSeconds(10), "backend close returns", () -> !closer.isAlive());
+            await("backend close returns", Duration.ofSeconds(10), () -> !closer.isAlive());
         } finally {
             TestSupport.deleteQuietly(regionPath, storePath);
         }
@@ -95,7 +96,7 @@ class DoorbellTest {
                         sleeps.incrementAndGet();
                     }
                 });
-        TestSupport.await(Duration.ofSeconds(10), "back-off after the 10 ms in-flight spin", () -> {
+        await("back-off after the 10 ms in-flight spin", Duration.ofSeconds(10), () -> {
             idle.idle(0);
             return backOffs.get() > 0;
         });

@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -14,6 +15,8 @@ import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.FenceCode;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.ManuallyCompletedBlockDevice;
+import io.weft.testkit.RecordingBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,7 +39,7 @@ class FaultInjectionTest {
     private CxlRegion region;
     private CxlHost host;
     private CxlBackend backend;
-    private RecordingDevice recording;
+    private RecordingBlockDevice recording;
 
     @BeforeEach
     void setUp() throws Exception {
@@ -45,7 +48,7 @@ class FaultInjectionTest {
         region = CxlRegion.format(regionPath, RegionGeometry.small(), RegionHeader.FLAG_ENTRY_CRC);
         host = CxlHost.register(region, 1, "node-1", TestSupport.fastOptions());
         StoreBlockDevice store = TestSupport.newStore(storePath, 1L << 20);
-        recording = new RecordingDevice(store);
+        recording = new RecordingBlockDevice(store);
         backend = host.createBackend(recording, storePath.toString(),
                 BackendOptions.defaults().withChannels(8).withHandlerAgents(1).withCrc(true, true));
     }
@@ -85,7 +88,7 @@ class FaultInjectionTest {
         int seg = backend.segmentIds()[c];
         // The fence is written reason, code, then state (the state is what peers poll): wait for the state too, or a
         // status read between the code and the state stores sees the code with the state still active.
-        TestSupport.await(WAIT, "channel " + c + " fenced with " + code,
+        await("channel " + c + " fenced with " + code, WAIT,
                 () -> host.status().channel(seg).backendFence() == code
                         && host.status().channel(seg).backendState().equals("fenced"));
         RegionStatus.Channel status = host.status().channel(seg);
@@ -142,7 +145,7 @@ class FaultInjectionTest {
         awaitFence(7, FenceCode.WILD_INDEX);
 
         // None of the bad requests reached the device; channel 0 still serves verified IO.
-        for (String seen : recording.seen) {
+        for (String seen : recording.requests()) {
             assertTrue(!seen.contains("@65536") && !seen.contains("@131072") && !seen.contains("@196608")
                     && !seen.contains("@262144") && !seen.contains("@1099511627776"), seen);
         }
@@ -162,8 +165,8 @@ class FaultInjectionTest {
         ChannelSegment reset = channel(4);
         writeEntry(reset, 0, 1, IoOp.WRITE, 0x50000, 4096, 0, true);
         reset.control.putLongRelease(ChannelLayout.SUB_TAIL, 1);
-        TestSupport.await(WAIT, "reset channel completes a request", () -> reset.completionTail() == 1);
-        assertTrue(recording.seen.contains("WRITE@327680+4096/0"), recording.seen.toString());
+        await("reset channel completes a request", WAIT, () -> reset.completionTail() == 1);
+        assertTrue(recording.requests().contains("WRITE@327680+4096/0"), recording.requests().toString());
         assertEquals(FenceCode.DATA_CHECKSUM, host.status().channel(backend.segmentIds()[6]).backendFence(),
                 "other fences stay until reset");
         dev.close();
@@ -171,19 +174,20 @@ class FaultInjectionTest {
 
     @Test
     void aCorruptCompletionFencesTheClientSideAndFailsItsRequests() {
-        HoldingDevice holding = new HoldingDevice(new DeviceInfo(1 << 20, 512, 4096, 1 << 20, false, true, true,
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(
+                new DeviceInfo(1 << 20, 512, 4096, 1 << 20, false, true, true,
                 false, false, false, false, true));
         CxlBackend held = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(held.id(), BlkdevOptions.defaults());
         ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
         dev.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096), 1, (t, s) -> statuses.add(s));
-        TestSupport.await(WAIT, "request held by the device", () -> holding.held() == 1);
+        await("request held by the device", WAIT, () -> holding.held() == 1);
         // A "backend" publishes a completion with a garbage checksum.
         ChannelSegment seg = region.channel(held.segmentIds()[0]);
         seg.completions.putLong(ChannelLayout.COMP_REQUEST_ID, 1);
         seg.completions.putInt(ChannelLayout.COMP_CRC, 0xDEAD);
         seg.control.putLongRelease(ChannelLayout.COMP_TAIL, 1);
-        TestSupport.await(WAIT, "request failed", () -> statuses.size() == 1);
+        await("request failed", WAIT, () -> statuses.size() == 1);
         assertEquals(IoStatus.EIO, statuses.peek());
         assertEquals(FenceCode.ENTRY_CHECKSUM, host.status().channel(held.segmentIds()[0]).clientFence());
         assertTrue(dev.failures().get(0).contains("ENTRY_CHECKSUM"), dev.failures().toString());

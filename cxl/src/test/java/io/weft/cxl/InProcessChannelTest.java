@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,6 +12,8 @@ import io.weft.core.io.IoStatus;
 import io.weft.core.store.StoreBlockDevice;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.ManuallyCompletedBlockDevice;
+import io.weft.testkit.RecordingBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -145,7 +148,7 @@ class InProcessChannelTest {
     @Test
     void flushAndFuaReachTheBackendDevice() throws Exception {
         StoreBlockDevice store = TestSupport.newStore(storePath, 1L << 20);
-        RecordingDevice recording = new RecordingDevice(store);
+        RecordingBlockDevice recording = new RecordingBlockDevice(store);
         CxlBackend backend = host.createBackend(recording, "s", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         assertTrue(dev.info().canFlush());
@@ -154,26 +157,27 @@ class InProcessChannelTest {
         assertEquals(IoStatus.OK, SyncIo.run(dev, IoOp.WRITE, 8192, 4096, IoFlags.FUA, buf));
         assertEquals(IoStatus.OK, SyncIo.run(dev, IoOp.FLUSH, 0, 0, 0, null));
         assertEquals(IoStatus.OK, SyncIo.run(dev, IoOp.WRITE_ZEROES, 0, 8192, IoFlags.NO_HOLE, null));
-        assertEquals(List.of("WRITE@8192+4096/1", "FLUSH@0+0/0", "WRITE_ZEROES@0+8192/2"), List.copyOf(recording.seen));
+        assertEquals(List.of("WRITE@8192+4096/1", "FLUSH@0+0/0", "WRITE_ZEROES@0+8192/2"), recording.requests());
         // Requests the client can judge itself never reach the channel.
         assertEquals(IoStatus.EOVERFLOW, SyncIo.run(dev, IoOp.READ, 1L << 20, 4096, 0, buf));
         assertEquals(IoStatus.EINVAL, SyncIo.run(dev, IoOp.READ, 100, 4096, 0, buf));
-        assertEquals(3, recording.seen.size());
+        assertEquals(3, recording.requests().size());
         dev.close();
         backend.close();
     }
 
     @Test
     void closingTheBackendFailsInFlightAndNewRequestsWithShutdown() throws Exception {
-        HoldingDevice holding = new HoldingDevice(new DeviceInfo(1 << 20, 512, 4096, 1 << 20, false, true, true,
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(
+                new DeviceInfo(1 << 20, 512, 4096, 1 << 20, false, true, true,
                 false, false, false, false, true));
         CxlBackend backend = host.createBackend(holding, "hold", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
         dev.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096), 1, (t, s) -> statuses.add(s));
-        TestSupport.await(java.time.Duration.ofSeconds(10), "request held", () -> holding.held() == 1);
+        await("request held", java.time.Duration.ofSeconds(10), () -> holding.held() == 1);
         backend.close();
-        TestSupport.await(java.time.Duration.ofSeconds(10), "in-flight failed", () -> statuses.size() == 1);
+        await("in-flight failed", java.time.Duration.ofSeconds(10), () -> statuses.size() == 1);
         assertEquals(IoStatus.ESHUTDOWN, statuses.peek());
         assertEquals(IoStatus.ESHUTDOWN, SyncIo.run(dev, IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096)));
         dev.close();

@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -15,6 +16,8 @@ import io.weft.cxl.layout.MetaEntry;
 import io.weft.cxl.layout.Records;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.ManuallyCompletedBlockDevice;
+import io.weft.testkit.RecordingBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -79,7 +82,7 @@ class LifecycleTest {
             // Another host watches the live objects past the dead timeout: they stay alive and cannot be cleared.
             Duration beyondTimeout = TestSupport.fastOptions().deadTimeout().multipliedBy(2);
             long until = System.nanoTime() + beyondTimeout.toNanos();
-            TestSupport.await(WAIT, "two dead timeouts of observation", () -> System.nanoTime() > until);
+            await("two dead timeouts of observation", WAIT, () -> System.nanoTime() > until);
             assertTrue(other.isAlive(Table.BLKDEV, dev.id()));
             assertTrue(other.isAlive(Table.BACKEND, backend.id()));
             assertTrue(other.isAlive(Table.HOST, host.slot()));
@@ -102,7 +105,7 @@ class LifecycleTest {
             body.putLong(Records.HOST_NODE_ID, 99);
             e.write(body);
             int staleSlot = stale;
-            TestSupport.await(WAIT, "stale host detected", () -> other.isDead(Table.HOST, staleSlot));
+            await("stale host detected", WAIT, () -> other.isDead(Table.HOST, staleSlot));
             assertTrue(other.status().hosts().stream().anyMatch(h -> h.slot() == staleSlot && !h.alive()));
             other.clearDead(Table.HOST, staleSlot);
             assertEquals(0, region.entry(Table.HOST, staleSlot).claim());
@@ -118,7 +121,7 @@ class LifecycleTest {
     @Test
     void aRestartedHostWhosePredecessorIsClearedWhileItWatchesRegistersInAFreeSlot() throws Exception {
         int staleSlot = staleHostEntry(42, 0);
-        TestSupport.await(WAIT, "stale host detected", () -> host.isDead(Table.HOST, staleSlot));
+        await("stale host detected", WAIT, () -> host.isDead(Table.HOST, staleSlot));
         CompletableFuture<CxlHost> restarted = registerWhenWatching(42);
         host.clearDead(Table.HOST, staleSlot);
         try (CxlHost h = restarted.get(10, TimeUnit.SECONDS)) {
@@ -189,14 +192,14 @@ class LifecycleTest {
             }
         }, "registering");
         registering.start();
-        TestSupport.await(WAIT, "register watching the stale entry",
+        await("register watching the stale entry", WAIT,
                 () -> registering.getState() == Thread.State.TIMED_WAITING || restarted.isDone());
         return restarted;
     }
 
     @Test
     void forceStopCompletesInFlightWithEioExactlyOnceAndTheBackendServesTheNextBlkdev() {
-        HoldingDevice holding = new HoldingDevice(INFO);
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
         CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice dev = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         ConcurrentLinkedQueue<String> completions = new ConcurrentLinkedQueue<>();
@@ -208,7 +211,7 @@ class LifecycleTest {
                 completions.add(tag + ":" + IoStatus.name(status));
             });
         }
-        TestSupport.await(WAIT, "5 requests held by the store", () -> holding.held() == 5);
+        await("5 requests held by the store", WAIT, () -> holding.held() == 5);
         assertEquals(5, dev.inFlight());
         dev.forceStop();
         assertEquals(List.of("0:EIO", "1:EIO", "2:EIO", "3:EIO", "4:EIO"), List.copyOf(completions));
@@ -218,7 +221,7 @@ class LifecycleTest {
         // payload reaches a buffer whose completion already ran.
         holding.releaseAllFilled((byte) 0x5A);
         int seg = backend.segmentIds()[0];
-        TestSupport.await(WAIT, "late completions published", () -> region.channel(seg).completionTail() == 5);
+        await("late completions published", WAIT, () -> region.channel(seg).completionTail() == 5);
         assertEquals(5, completions.size());
         for (ByteBuffer b : buffers) {
             assertPoisoned(b);
@@ -227,9 +230,9 @@ class LifecycleTest {
         CxlBlockDevice next = host.openBlkdev(backend.id(), BlkdevOptions.defaults());
         ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
         next.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096), 9, (t, s) -> statuses.add(s));
-        TestSupport.await(WAIT, "held again", () -> holding.held() == 1);
+        await("held again", WAIT, () -> holding.held() == 1);
         holding.releaseAll(IoStatus.OK);
-        TestSupport.await(WAIT, "completed", () -> statuses.size() == 1);
+        await("completed", WAIT, () -> statuses.size() == 1);
         assertEquals(IoStatus.OK, statuses.peek());
         next.close();
         backend.close();
@@ -239,7 +242,7 @@ class LifecycleTest {
     void aRequestThatNeverCompletesFailsWithEtimedoutAfterTheIoTimeout() throws Exception {
         CxlOptions shortIo = TestSupport.fastOptions().withIoTimeout(Duration.ofSeconds(1));
         try (CxlHost impatient = CxlHost.register(region, 5, "impatient", shortIo)) {
-            HoldingDevice holding = new HoldingDevice(INFO);
+            ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
             CxlBackend backend = host.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
             CxlBlockDevice dev = impatient.openBlkdev(backend.id(), BlkdevOptions.defaults());
             ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
@@ -248,13 +251,13 @@ class LifecycleTest {
                 poison(buffer);
                 statuses.add(s);
             });
-            TestSupport.await(WAIT, "request timed out", () -> !statuses.isEmpty());
+            await("request timed out", WAIT, () -> !statuses.isEmpty());
             assertEquals(IoStatus.ETIMEDOUT, statuses.peek());
             assertTrue(dev.failures().get(0).startsWith("ETIMEDOUT"), dev.failures().toString());
             dev.close();
             holding.releaseAllFilled((byte) 0x5A);
             int seg = backend.segmentIds()[0];
-            TestSupport.await(WAIT, "late completion published", () -> region.channel(seg).completionTail() == 1);
+            await("late completion published", WAIT, () -> region.channel(seg).completionTail() == 1);
             assertEquals(1, statuses.size());
             assertPoisoned(buffer);
             backend.close();
@@ -276,7 +279,7 @@ class LifecycleTest {
     @Test
     void aRestartedHandlerReplaysPendingRequestsButNeverReappliesOnesMarkedDone() throws Exception {
         StoreBlockDevice store = TestSupport.newStore(storePath, 1 << 20);
-        RecordingDevice device = new RecordingDevice(store);
+        RecordingBlockDevice device = new RecordingBlockDevice(store);
         ChannelSegment seg = region.channel(0);
         seg.initialise(0, 0, ChannelLayout.FLAG_ENTRY_CRC | ChannelLayout.FLAG_DATA_CRC);
         long clientToken = 0xC11E;
@@ -304,7 +307,7 @@ class LifecycleTest {
             restarted.doWork(beat += 1000);
         }
         assertEquals(3, seg.completionTail());
-        assertEquals(List.of("WRITE@4096+4096/0", "WRITE@8192+4096/0"), List.copyOf(device.seen),
+        assertEquals(List.of("WRITE@4096+4096/0", "WRITE@8192+4096/0"), List.copyOf(device.requests()),
                 "request 1 was not applied again; 2 and 3 were applied once");
         long now = System.nanoTime();
         for (int i = 0; i < 1000 && completions.size() < 3; i++) {
@@ -318,7 +321,7 @@ class LifecycleTest {
         for (int i = 0; i < 100; i++) {
             again.doWork(beat += 1000);
         }
-        assertEquals(2, device.seen.size());
+        assertEquals(2, device.requests().size());
         ByteBuffer back = ByteBuffer.allocateDirect(4096);
         for (int i = 0; i < 3; i++) {
             back.clear();

@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -12,6 +13,7 @@ import io.weft.cxl.layout.MetaEntry;
 import io.weft.cxl.layout.Records;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.ManuallyCompletedBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -66,12 +68,12 @@ class PausedOwnerTest {
 
         // The client process pauses; the storage node sees its blkdev dead, clears it and opens the channel itself.
         client.freezeForTest(true);
-        TestSupport.await(WAIT, "the paused blkdev declared dead", () -> storage.isDead(Table.BLKDEV, paused.id()));
+        await("the paused blkdev declared dead", WAIT, () -> storage.isDead(Table.BLKDEV, paused.id()));
         storage.clearDead(Table.BLKDEV, paused.id());
         CxlBlockDevice successor = storage.openBlkdev(backend.id(), new BlkdevOptions(0, true));
         assertEquals(IoStatus.OK, driven(successor, IoOp.WRITE, 4096, pattern((byte) 2)));
         backend.freezeForTest(true); // a quiet segment, so any byte that changes below was written by the paused one
-        TestSupport.await(WAIT, "handlers frozen", backend::frozenForTest);
+        await("handlers frozen", WAIT, backend::frozenForTest);
         ChannelSegment seg = region.channel(backend.segmentIds()[0]);
         byte[][] before = snapshot(seg);
 
@@ -83,7 +85,7 @@ class PausedOwnerTest {
             paused.invoker().invoke();
         }
         assertUnchanged(before, snapshot(seg), "the resumed client wrote into the channel it no longer holds");
-        TestSupport.await(WAIT, "the resumed client's request completes", () -> !statuses.isEmpty());
+        await("the resumed client's request completes", WAIT, () -> !statuses.isEmpty());
         int status = statuses.peek();
         assertTrue(status == IoStatus.EIO || status == IoStatus.ESHUTDOWN, IoStatus.name(status));
         assertTrue(paused.failures().get(0).contains("claim lost"), paused.failures().toString());
@@ -129,26 +131,26 @@ class PausedOwnerTest {
 
     @Test
     void aPausedBackendDeclaredDeadWritesNothingIntoItsReassignedSegment() throws Exception {
-        HoldingDevice holding = new HoldingDevice(INFO);
+        ManuallyCompletedBlockDevice holding = new ManuallyCompletedBlockDevice(INFO);
         CxlBackend paused = storage.createBackend(holding, "held", BackendOptions.defaults().withChannels(1));
         CxlBlockDevice orphan = client.openBlkdev(paused.id(), new BlkdevOptions(0, true));
         ConcurrentLinkedQueue<Integer> statuses = new ConcurrentLinkedQueue<>();
         ByteBuffer buffer = ByteBuffer.allocateDirect(4096);
         orphan.submit(IoOp.READ, 0, 4096, 0, buffer, 1, (tag, status) -> statuses.add(status));
-        TestSupport.await(WAIT, "the READ held by the store", () -> holding.held() == 1);
+        await("the READ held by the store", WAIT, () -> holding.held() == 1);
 
         // The storage process pauses with the READ in its store; the client node declares it dead, clears it and
         // creates a backend of its own, which takes the freed segment.
         storage.freezeForTest(true);
         paused.freezeForTest(true);
-        TestSupport.await(WAIT, "handlers frozen", paused::frozenForTest);
-        TestSupport.await(WAIT, "the paused backend declared dead", () -> client.isDead(Table.BACKEND, paused.id()));
+        await("handlers frozen", WAIT, paused::frozenForTest);
+        await("the paused backend declared dead", WAIT, () -> client.isDead(Table.BACKEND, paused.id()));
         client.clearDead(Table.BACKEND, paused.id());
         StoreBlockDevice store = TestSupport.newStore(storePath, 1 << 20);
         CxlBackend successor = client.createBackend(store, "s", BackendOptions.defaults().withChannels(1));
         assertEquals(paused.segmentIds()[0], successor.segmentIds()[0], "the freed segment was reassigned");
         successor.freezeForTest(true);
-        TestSupport.await(WAIT, "successor frozen", successor::frozenForTest);
+        await("successor frozen", WAIT, successor::frozenForTest);
         ChannelSegment seg = region.channel(successor.segmentIds()[0]);
         byte[][] before = snapshot(seg);
 
@@ -158,7 +160,7 @@ class PausedOwnerTest {
         holding.releaseAll(IoStatus.OK);
         long cycles = paused.dutyCyclesForTest();
         paused.freezeForTest(false);
-        TestSupport.await(WAIT, "the resumed handler ran duty cycles", () -> paused.dutyCyclesForTest() > cycles + 2);
+        await("the resumed handler ran duty cycles", WAIT, () -> paused.dutyCyclesForTest() > cycles + 2);
         assertUnchanged(before, snapshot(seg), "the resumed backend wrote into the segment it no longer holds");
         assertTrue(paused.fenceReasons().get(0) != null && paused.fenceReasons().get(0).contains("CLAIM_LOST"),
                 "the resumed backend reports the lost claim: " + paused.fenceReasons());
@@ -167,7 +169,7 @@ class PausedOwnerTest {
         for (int i = 0; i < 100 && statuses.isEmpty(); i++) {
             orphan.invoker().invoke();
         }
-        TestSupport.await(WAIT, "the orphaned READ fails", () -> !statuses.isEmpty());
+        await("the orphaned READ fails", WAIT, () -> !statuses.isEmpty());
         assertEquals(IoStatus.EIO, (int) statuses.peek());
         assertUnchanged(before, snapshot(seg), "the orphaned client wrote into the reassigned segment");
         orphan.close();
@@ -182,7 +184,7 @@ class PausedOwnerTest {
     private static int driven(CxlBlockDevice dev, IoOp op, long offset, ByteBuffer buffer) {
         ConcurrentLinkedQueue<Integer> done = new ConcurrentLinkedQueue<>();
         dev.submit(op, offset, 4096, 0, buffer, 0, (tag, status) -> done.add(status));
-        TestSupport.await(WAIT, op + " completes", () -> {
+        await(op + " completes", WAIT, () -> {
             dev.invoker().invoke();
             return !done.isEmpty();
         });

@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -136,7 +137,7 @@ class SharedAgentsTest {
                 t.join(WAIT.toMillis());
                 assertTrue(!t.isAlive(), t.getName() + " finished submitting");
             }
-            TestSupport.await(WAIT, "every request completed", () -> {
+            await("every request completed", WAIT, () -> {
                 for (int d = 0; d < count; d++) {
                     for (int round = 0; round < 16; round++) {
                         if (completions.get(d * 64 + round * 4 + d % 4) == 0) {
@@ -197,14 +198,14 @@ class SharedAgentsTest {
             for (int round = 0; round < 2; round++) {
                 for (int d = 0; d < devs.size(); d++) {
                     CxlBackend b = backends.get(d);
-                    TestSupport.await(WAIT, "handler agent asleep on its doorbell", () -> asleep(b, region));
-                    TestSupport.await(WAIT, "completion agent parked", () ->
+                    await("handler agent asleep on its doorbell", WAIT, () -> asleep(b, region));
+                    await("completion agent parked", WAIT, () ->
                             completionAgent.getState() == Thread.State.TIMED_WAITING);
                     AtomicInteger status = new AtomicInteger(-1);
                     devs.get(d).submit(IoOp.WRITE, 0, BLOCK, 0, block(d, 0, round), d,
                             (tag, s) -> status.set(s));
                     // Far below the 20 s heartbeat: only the doorbell and the unpark can have woken the agents.
-                    TestSupport.await(Duration.ofSeconds(10), "device " + d + "'s request completed",
+                    await("device " + d + "'s request completed", Duration.ofSeconds(10),
                             () -> status.get() >= 0);
                     assertEquals(IoStatus.OK, status.get());
                 }
@@ -221,20 +222,20 @@ class SharedAgentsTest {
             CxlBackend lead = newBackend(storage);
             CxlBackend other = newBackend(storage);
             ChannelSegment otherChannel = region.channel(other.segmentIds()[0]);
-            TestSupport.await(WAIT, "both name the first backend's channel as the doorbell", () ->
+            await("both name the first backend's channel as the doorbell", WAIT, () ->
                     otherChannel.control.getIntVolatile(ChannelLayout.DOORBELL_SEGMENT) == lead.segmentIds()[0] + 1);
             lead.close();
-            TestSupport.await(WAIT, "the remaining channel names its own doorbell", () ->
+            await("the remaining channel names its own doorbell", WAIT, () ->
                     otherChannel.control.getIntVolatile(ChannelLayout.DOORBELL_SEGMENT)
                     == other.segmentIds()[0] + 1);
             // A new backend takes the freed segment: ringing it must not be what wakes the agent.
             CxlBackend third = newBackend(storage);
             CxlBlockDevice dev = client.openBlkdev(other.id(), BlkdevOptions.defaults());
             for (int round = 0; round < 3; round++) {
-                TestSupport.await(WAIT, "handler agent asleep", () -> asleep(other, region) && asleep(third, region));
+                await("handler agent asleep", WAIT, () -> asleep(other, region) && asleep(third, region));
                 AtomicInteger status = new AtomicInteger(-1);
                 dev.submit(IoOp.WRITE, 0, BLOCK, 0, block(1, 0, round), round, (tag, s) -> status.set(s));
-                TestSupport.await(Duration.ofSeconds(10), "request completed after the lead's backend closed",
+                await("request completed after the lead's backend closed", Duration.ofSeconds(10),
                         () -> status.get() >= 0);
                 assertEquals(IoStatus.OK, status.get());
             }

@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -59,7 +60,7 @@ class SubmitterAssistTest {
                     writeStatus.set(s);
                 });
                 dev.awaitCompletions(2_000_000_000L); // what an NBD reader does before it blocks on its socket
-                TestSupport.await(Duration.ofSeconds(10), "write completes", () -> writeStatus.get() >= 0);
+                await("write completes", Duration.ofSeconds(10), () -> writeStatus.get() >= 0);
                 assertEquals(IoStatus.OK, writeStatus.get());
                 ByteBuffer in = ByteBuffer.allocateDirect(4096);
                 Thread[] readThread = new Thread[1];
@@ -69,7 +70,7 @@ class SubmitterAssistTest {
                     readStatus.set(s);
                 });
                 dev.awaitCompletions(2_000_000_000L);
-                TestSupport.await(Duration.ofSeconds(10), "read completes", () -> readStatus.get() >= 0);
+                await("read completes", Duration.ofSeconds(10), () -> readStatus.get() >= 0);
                 assertEquals(IoStatus.OK, readStatus.get());
                 byte[] expected = new byte[4096];
                 byte[] actual = new byte[4096];
@@ -135,7 +136,7 @@ class SubmitterAssistTest {
             assertTrue(submitted.await(30, TimeUnit.SECONDS), "submit waited for its own completion");
             assertEquals(-1, status.get(), "the request was still held by the backend's device");
             gate.countDown();
-            TestSupport.await(Duration.ofSeconds(30), "the held request completes", () -> status.get() >= 0);
+            await("the held request completes", Duration.ofSeconds(30), () -> status.get() >= 0);
             assertEquals(IoStatus.OK, status.get());
             submitter.join(10_000);
             dev.close();
@@ -181,7 +182,7 @@ class SubmitterAssistTest {
                 }, "submitter-" + t);
                 submitters[t].start();
             }
-            TestSupport.await(Duration.ofSeconds(60), "every request completes",
+            await("every request completes", Duration.ofSeconds(60),
                     () -> completed.size() >= threads * perThread);
             for (Thread t : submitters) {
                 t.join(10_000);

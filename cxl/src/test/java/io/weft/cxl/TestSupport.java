@@ -7,7 +7,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.UUID;
-import java.util.function.BooleanSupplier;
 
 /** Shared helpers: unique /dev/shm paths, stores, and polling with a deadline (never a sleep as synchronisation). */
 public final class TestSupport {
@@ -42,18 +41,6 @@ public final class TestSupport {
             } catch (IOException e) {
                 // best effort cleanup of a temp file
             }
-        }
-    }
-
-    /** Polls {@code condition} until it holds or {@code timeout} passes; fails with {@code what}. */
-    public static void await(Duration timeout, String what, BooleanSupplier condition) {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out after " + timeout.toMillis() + " ms waiting for: " + what);
-            }
-            Thread.onSpinWait();
-            Thread.yield();
         }
     }
 }

@@ -1,5 +1,6 @@
 package io.weft.cxl;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -64,7 +65,7 @@ class TwoJvmIT {
             CxlBlockDevice dev = host.openBlkdev(id, BlkdevOptions.defaults());
             assertEquals(16, dev.queueCount());
             Workload w = new Workload(dev, 16, 32).start();
-            TestSupport.await(Duration.ofSeconds(120), "4000 verified ops", () -> w.ops.get() >= 4000
+            await("4000 verified ops", Duration.ofSeconds(120), () -> w.ops.get() >= 4000
                     || !w.errors.isEmpty());
             w.stopAndJoin();
             assertTrue(w.errors.isEmpty(), () -> "errors: " + w.errors);
@@ -102,7 +103,7 @@ class TwoJvmIT {
             id = backendIdOf(backend.awaitLine("READY", START));
             dev = host.openBlkdev(id, BlkdevOptions.defaults());
             w = new Workload(dev, 6, 64).start();
-            TestSupport.await(Duration.ofSeconds(60), "1000 ops before the kill", () -> w.ops.get() >= 1000
+            await("1000 ops before the kill", Duration.ofSeconds(60), () -> w.ops.get() >= 1000
                     || !w.errors.isEmpty());
             assertTrue(dev.backendAlive());
             // Freeze the store with requests pending, so the kill certainly leaves submitted-but-not-completed work.
@@ -123,13 +124,13 @@ class TwoJvmIT {
             pending += c.submissionTail() - c.completionTail();
         }
         assertTrue(pending > 0, "the killed backend left requests pending");
-        TestSupport.await(Duration.ofSeconds(10), "client notices the dead backend", () -> !dev.backendAlive());
-        TestSupport.await(Duration.ofSeconds(10), "host notices the dead backend",
+        await("client notices the dead backend", Duration.ofSeconds(10), () -> !dev.backendAlive());
+        await("host notices the dead backend", Duration.ofSeconds(10),
                 () -> host.isDead(Table.BACKEND, id));
         long opsAtDeath = w.ops.get();
         try (ChildJvm restarted = startBackend(2, "REATTACH:" + id, false, false)) {
             assertEquals(id, backendIdOf(restarted.awaitLine("READY", START)));
-            TestSupport.await(Duration.ofSeconds(60), "workload resumes", () -> w.ops.get() >= opsAtDeath + 1000
+            await("workload resumes", Duration.ofSeconds(60), () -> w.ops.get() >= opsAtDeath + 1000
                     || !w.errors.isEmpty());
             assertTrue(dev.backendAlive());
             w.stopAndJoin();
@@ -197,7 +198,7 @@ class TwoJvmIT {
             String open = client.awaitLine("OPEN", START);
             blkdevSlot = Integer.parseInt(open.replaceAll(".*blkdev=(\\d+).*", "$1"));
             clientHostSlot = Integer.parseInt(open.replaceAll(".*host=(\\d+).*", "$1"));
-            TestSupport.await(Duration.ofSeconds(60), "500 acknowledged writes", () -> client.lineCount.get() > 500);
+            await("500 acknowledged writes", Duration.ofSeconds(60), () -> client.lineCount.get() > 500);
             // A live blkdev is never cleared.
             assertThrows(IllegalStateException.class, () -> host.clearDead(Table.BLKDEV, blkdevSlot));
             client.kill();
@@ -210,8 +211,8 @@ class TwoJvmIT {
             }
         }
         assertTrue(acked.size() == blocks, "every block acknowledged at least once: " + acked.size());
-        TestSupport.await(Duration.ofSeconds(10), "blkdev seen dead", () -> host.isDead(Table.BLKDEV, blkdevSlot));
-        TestSupport.await(Duration.ofSeconds(10), "client host seen dead",
+        await("blkdev seen dead", Duration.ofSeconds(10), () -> host.isDead(Table.BLKDEV, blkdevSlot));
+        await("client host seen dead", Duration.ofSeconds(10),
                 () -> host.isDead(Table.HOST, clientHostSlot));
         host.clearDead(Table.BLKDEV, blkdevSlot);
         host.clearDead(Table.HOST, clientHostSlot);

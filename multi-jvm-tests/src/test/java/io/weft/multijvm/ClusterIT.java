@@ -1,7 +1,7 @@
 package io.weft.multijvm;
 
-import static io.weft.multijvm.NodeProcess.await;
 import static io.weft.multijvm.NodeProcess.json;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 

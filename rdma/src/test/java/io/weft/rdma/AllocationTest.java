@@ -1,5 +1,6 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -86,7 +87,7 @@ class AllocationTest {
         for (Loop l : loops) {
             l.next();
         }
-        TestIo.await(ios + " IOs", Duration.ofSeconds(120), () -> idle.get() == DEPTH);
+        await(ios + " IOs", Duration.ofSeconds(120), () -> idle.get() == DEPTH);
     }
 
     private static long allocatedByAgents(com.sun.management.ThreadMXBean threads) {

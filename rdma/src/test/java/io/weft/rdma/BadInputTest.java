@@ -1,5 +1,6 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -68,7 +69,7 @@ class BadInputTest {
     @AfterEach
     void stop() throws Exception {
         long before = load.completed();
-        TestIo.await("good session still doing IO", WAIT, () -> load.completed() > before + 200);
+        await("good session still doing IO", WAIT, () -> load.completed() > before + 200);
         load.stop();
         load.verifyAll();
         assertTrue(load.failures().isEmpty(), () -> "good session saw failures: " + load.failures());
@@ -312,7 +313,7 @@ class BadInputTest {
             }
         }
         long before = load.completed();
-        TestIo.await("good session keeps doing IO", WAIT, () -> load.completed() > before + 200);
+        await("good session keeps doing IO", WAIT, () -> load.completed() > before + 200);
         assertEquals(0, good.paths().get(0).reconnects(), "another session's FENCE cut the good session's path");
     }
 
@@ -484,7 +485,7 @@ class BadInputTest {
         try (Attacker a = new Attacker("midheader", "vol0").opened()) {
             a.io.raw(new byte[] {5, 0, 0, 0, 64}); // five bytes of a frame header, then close
         }
-        TestIo.await("attacker sessions cleaned up", WAIT, () -> server.sessions().stream()
+        await("attacker sessions cleaned up", WAIT, () -> server.sessions().stream()
                 .noneMatch(s -> s.name().startsWith("mid")));
     }
 

@@ -1,5 +1,6 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -65,7 +66,7 @@ class DuplicateAndReorderedResponseTest {
             TestIo.write(dev, 3 * 4096L, TestIo.pattern(3, 2, 4096));
             assertEquals(4, io.duplicatedInbound());
             // The copy is delivered right after the original, which already woke this thread: wait for it.
-            TestIo.await("every duplicate dropped as stale", WAIT,
+            await("every duplicate dropped as stale", WAIT,
                     () -> session.stats().staleResponses() == staleBefore + 4);
 
             io.reorderNextInboundPair();

@@ -1,5 +1,6 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -175,7 +176,7 @@ class HostileSessionTest {
                     .encodeFence(ControlMessage.FENCE, pathId, 1);
             assertNull(a.sendAndRead(java.util.Arrays.copyOf(fence, len)), "FENCE before authentication answered");
         }
-        TestIo.await("mallory's session closed", RawAdmin.WAIT, () -> server.sessions().size() == 1);
+        await("mallory's session closed", RawAdmin.WAIT, () -> server.sessions().size() == 1);
         assertVictimUntouched(victim, before);
     }
 
@@ -193,7 +194,7 @@ class HostileSessionTest {
             capturedOpen = genuine.sentOpen;
             capturedProof = genuine.sentProof;
         }
-        TestIo.await("the genuine extra path closed", RawAdmin.WAIT, () -> server.sessions().get(0).paths() == 1);
+        await("the genuine extra path closed", RawAdmin.WAIT, () -> server.sessions().get(0).paths() == 1);
         for (int attempt = 0; attempt < 3; attempt++) {
             try (RawAdmin replay = RawAdmin.connect(address, pathId)) {
                 ControlMessage challenge = replay.sendAndRead(capturedOpen);
@@ -307,7 +308,7 @@ class HostileSessionTest {
                 a.close();
             }
         }
-        TestIo.await("mallory's sessions closed", RawAdmin.WAIT, () -> server.sessions().isEmpty());
+        await("mallory's sessions closed", RawAdmin.WAIT, () -> server.sessions().isEmpty());
         // Memory: 16 MiB per client here; one pool of 8 x 64 KiB fits, a deep one does not.
         try (RawAdmin a = RawAdmin.connect(address, 1)) {
             ControlMessage m = deepOpen(a, MALLORY, "deep", "vol1");
@@ -360,7 +361,7 @@ class HostileSessionTest {
         IOException e = assertThrows(IOException.class, () -> victim.openDevice("vol2",
                 new Grant("test-client", "test-client#1", new byte[32])));
         assertTrue(e.getMessage().contains("could not prove"), e.getMessage());
-        TestIo.await("the extra path closed", RawAdmin.WAIT, () -> server.sessions().get(0).paths() == 1);
+        await("the extra path closed", RawAdmin.WAIT, () -> server.sessions().get(0).paths() == 1);
         assertArrayEquals(TestIo.pattern(1, 1, 4096), TestIo.read(vol2, 4096, 4096), "vol2 disturbed");
         assertVictimUntouched(victim, before);
     }

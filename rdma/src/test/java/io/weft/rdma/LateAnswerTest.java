@@ -1,5 +1,6 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -15,6 +16,7 @@ import io.weft.rdma.client.RdmaSession;
 import io.weft.rdma.server.RdmaServer;
 import io.weft.rdma.server.RdmaServerConfig;
 import io.weft.rdma.verbs.soft.SoftwareProvider;
+import io.weft.testkit.CompletionHoldingBlockDevice;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -62,7 +64,7 @@ class LateAnswerTest {
     void cancelledReadIsNeverFilledByItsLateAnswerAndItsPermitWaitsForIt() throws Exception {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             HoldingDevice holding = new HoldingDevice(store);
+             CompletionHoldingBlockDevice holding = new CompletionHoldingBlockDevice(store);
              RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
                      TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
@@ -77,7 +79,7 @@ class LateAnswerTest {
             ByteBuffer callerBuffer = ByteBuffer.allocate(4096);
             PoisoningCompletion first = new PoisoningCompletion(callerBuffer);
             dev.submit(IoOp.READ, 0, 4096, 0, callerBuffer, 7, first);
-            TestIo.await("the READ's answer held on the storage side", WAIT, () -> holding.heldCount() == 1);
+            await("the READ's answer held on the storage side", WAIT, () -> holding.heldCount() == 1);
 
             dev.cancel(7, first);
             int status;
@@ -91,7 +93,7 @@ class LateAnswerTest {
                     "the cancelled READ's permit must stay reserved while its answer may still land in its chunk");
 
             holding.release(); // the late answer goes out now: RDMA write into the chunk + response immediate
-            TestIo.await("the late answer dropped and the permit freed", WAIT,
+            await("the late answer dropped and the permit freed", WAIT,
                     () -> session.stats().permitsInUse() == 0);
             byte[] poisoned = new byte[4096];
             Arrays.fill(poisoned, POISON);
@@ -108,7 +110,7 @@ class LateAnswerTest {
     void expiredReadIsNeverFilledAndItsPermitWaitsForTheStorageSide() throws Exception {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             HoldingDevice holding = new HoldingDevice(store);
+             CompletionHoldingBlockDevice holding = new CompletionHoldingBlockDevice(store);
              RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
                      TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
@@ -126,14 +128,14 @@ class LateAnswerTest {
             assertEquals(IoStatus.ETIMEDOUT, first.status.get(WAIT.toSeconds(), TimeUnit.SECONDS));
             // The storage device still has the READ (its chunk is being filled): the permit is not free, even after
             // the path was failed and reconnected, until the storage side acknowledges the fence, which waits for it.
-            TestIo.await("the path reconnected after the timeout", WAIT, () -> session.paths().get(0).reconnects() >= 1
+            await("the path reconnected after the timeout", WAIT, () -> session.paths().get(0).reconnects() >= 1
                     && session.paths().get(0).state() == io.weft.rdma.client.PathState.CONNECTED);
             assertEquals(1, session.stats().permitsInUse(),
                     "an expired READ's permit must stay reserved while the storage side may still use its chunk");
             assertEquals(1, session.stats().fencesPending(), "the fence waits for the device to finish the READ");
 
             assertEquals(1, holding.release());
-            TestIo.await("fence acknowledged, permit freed", WAIT, () -> session.stats().permitsInUse() == 0);
+            await("fence acknowledged, permit freed", WAIT, () -> session.stats().permitsInUse() == 0);
             byte[] poisoned = new byte[4096];
             Arrays.fill(poisoned, POISON);
             assertArrayEquals(poisoned, callerBuffer.array(), "an expired READ's buffer was written after completion");
@@ -145,7 +147,7 @@ class LateAnswerTest {
     void queuedRequestIsCancelledAtOnceAndNeverSent() throws Exception {
         try (SoftwareProvider provider = new SoftwareProvider();
              StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             HoldingDevice holding = new HoldingDevice(store);
+             CompletionHoldingBlockDevice holding = new CompletionHoldingBlockDevice(store);
              RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
                      TestGrants.served("vol0", holding),
                      List.of(new InetSocketAddress("127.0.0.1", 0)));
@@ -156,7 +158,7 @@ class LateAnswerTest {
             // No path: the request waits in the queue.
             int id = session.paths().get(0).id();
             session.disconnectPath(id);
-            TestIo.await("path down", WAIT, () -> session.paths().get(0).state()
+            await("path down", WAIT, () -> session.paths().get(0).state()
                     == io.weft.rdma.client.PathState.DISCONNECTED);
             ByteBuffer callerBuffer = ByteBuffer.allocate(4096);
             PoisoningCompletion queued = new PoisoningCompletion(callerBuffer);
@@ -169,7 +171,7 @@ class LateAnswerTest {
                 throw new AssertionError("cancel did not complete the queued WRITE");
             }
             assertEquals(IoStatus.ECANCELED, status);
-            TestIo.await("the queued request's permit freed", WAIT, () -> session.stats().permitsInUse() == 0);
+            await("the queued request's permit freed", WAIT, () -> session.stats().permitsInUse() == 0);
             session.reconnectPath(id);
             byte[] zeros = new byte[4096];
             assertArrayEquals(zeros, TestIo.read(dev, 0, 4096), "a cancelled queued WRITE must never be sent");

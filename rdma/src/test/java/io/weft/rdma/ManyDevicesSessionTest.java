@@ -1,5 +1,6 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -89,11 +90,11 @@ class ManyDevicesSessionTest {
                 }
                 for (int i : loaded) {
                     VerifyingLoad load = loads.get(i);
-                    TestIo.await("load on vol" + i + " going", WAIT, () -> load.completed() > 300);
+                    await("load on vol" + i + " going", WAIT, () -> load.completed() > 300);
                 }
                 devices.get(closing).close();
                 assertTrue(session.devices().stream().noneMatch(d -> d.name().equals("vol" + closing)));
-                TestIo.await("vol" + closing + " closed on the storage side", WAIT, () -> !server.sessions().get(0)
+                await("vol" + closing + " closed on the storage side", WAIT, () -> !server.sessions().get(0)
                         .devices().contains("vol" + closing));
                 long[] after = new long[loaded.length];
                 for (int k = 0; k < loaded.length; k++) {
@@ -105,7 +106,7 @@ class ManyDevicesSessionTest {
                     }
                     VerifyingLoad load = loads.get(loaded[k]);
                     long mark = after[k];
-                    TestIo.await("load on vol" + loaded[k] + " going after the close", WAIT,
+                    await("load on vol" + loaded[k] + " going after the close", WAIT,
                             () -> load.completed() > mark + 300);
                 }
                 for (int i : loaded) {
@@ -129,7 +130,7 @@ class ManyDevicesSessionTest {
                 int withdrawn = DEVICES - 1;
                 server.removeDevice("vol" + withdrawn);
                 RdmaBlockDevice gone = devices.get(withdrawn);
-                TestIo.await("vol" + withdrawn + " told it is no longer served", WAIT, () -> gone.failure() != null);
+                await("vol" + withdrawn + " told it is no longer served", WAIT, () -> gone.failure() != null);
                 assertEquals(IoStatus.ESHUTDOWN, TestIo.io(gone, io.weft.core.io.IoOp.FLUSH, 0, null));
 
                 // Every device's requests land in its own store: a signature per device, read back from the stores.
@@ -147,7 +148,7 @@ class ManyDevicesSessionTest {
                         "a device's close disturbed the session's paths");
                 assertNull(devices.get(0).failure());
             }
-            TestIo.await("the storage session closed with the client's", WAIT, () -> server.sessions().isEmpty());
+            await("the storage session closed with the client's", WAIT, () -> server.sessions().isEmpty());
         } finally {
             for (StoreBlockDevice s : stores) {
                 s.close();
@@ -190,7 +191,7 @@ class ManyDevicesSessionTest {
                         assertArrayEquals(TestIo.pattern(i, 1, 4096), TestIo.read(devices.get(i), 0, 4096),
                                 "vol" + i + " after the storage restart");
                     }
-                    TestIo.await("vol2 refused when opened again", WAIT, () -> devices.get(2).failure() != null);
+                    await("vol2 refused when opened again", WAIT, () -> devices.get(2).failure() != null);
                     assertTrue(devices.get(2).failure().contains("refused"), devices.get(2).failure());
                     assertEquals(IoStatus.ESHUTDOWN, TestIo.io(devices.get(2), io.weft.core.io.IoOp.FLUSH, 0,
                             null));

@@ -1,5 +1,6 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -66,7 +67,7 @@ class PathFlapTest {
                      List.of(PathSpec.to(server.listenAddresses().get(0)),
                              PathSpec.to(server.listenAddresses().get(1))), config)) {
             int[] ids = {session.paths().get(0).id(), session.paths().get(1).id()};
-            TestIo.await("both paths connected", WAIT,
+            await("both paths connected", WAIT,
                     () -> session.paths().stream().allMatch(p -> p.state() == PathState.CONNECTED));
             VerifyingLoad load = new VerifyingLoad(session.device(), 8, 64);
             load.start();
@@ -74,15 +75,15 @@ class PathFlapTest {
                 int cut = random.nextInt(2);
                 int other = 1 - cut;
                 InetSocketAddress route = server.listenAddresses().get(cut);
-                TestIo.await("path " + other + " connected before cutting " + cut, WAIT,
+                await("path " + other + " connected before cutting " + cut, WAIT,
                         () -> path(session, ids[other]).state() == PathState.CONNECTED);
                 long before = load.completed();
-                TestIo.await("IO flowing", WAIT, () -> load.completed() > before + 50);
+                await("IO flowing", WAIT, () -> load.completed() > before + 50);
                 clientProvider.partition(route);
-                TestIo.await("cut path declared failed", WAIT,
+                await("cut path declared failed", WAIT,
                         () -> path(session, ids[cut]).state() != PathState.CONNECTED);
                 long during = load.completed();
-                TestIo.await("IO continues on the other path", WAIT, () -> load.completed() > during + 100);
+                await("IO continues on the other path", WAIT, () -> load.completed() > during + 100);
                 boolean deliverLate = random.nextBoolean();
                 // The IO frames first: delivered late (behind them, the close) or lost (then the close).
                 for (WireFaultConnection c : clientProvider.connectionsTo(route)) {
@@ -94,20 +95,20 @@ class PathFlapTest {
                 }
                 // Once the storage side has dropped the cut path's IO connections, whatever they carried has run
                 // or been refused; then the admin connection's held heartbeats and close go too.
-                TestIo.await("storage side dropped the cut path's IO connections", WAIT,
+                await("storage side dropped the cut path's IO connections", WAIT,
                         () -> server.sessions().get(0).ioConnections() == config.queuesPerPath());
                 for (WireFaultConnection c : clientProvider.connectionsTo(route)) {
                     c.releaseOutbound();
                 }
                 clientProvider.heal(route);
-                TestIo.await("cut path back", WAIT, () -> path(session, ids[cut]).state() == PathState.CONNECTED);
+                await("cut path back", WAIT, () -> path(session, ids[cut]).state() == PathState.CONNECTED);
                 int r = round;
                 assertTrue(load.failures().isEmpty(), () -> "seed " + seed + ", round " + r + ": " + load.failures());
             }
             load.stop();
             load.verifyAll();
             assertTrue(load.failures().isEmpty(), () -> "seed " + seed + ": " + load.failures());
-            TestIo.await("no permit or fence left over", WAIT,
+            await("no permit or fence left over", WAIT,
                     () -> session.stats().permitsInUse() == 0 && 0 == 0);
             assertEquals(0, session.stats().malformedResponses());
         }

@@ -1,5 +1,6 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -45,31 +46,31 @@ class PathManagementTest {
                      RdmaClientConfig.DEFAULTS.withPolicy(PathPolicy.MIN_INFLIGHT).withQueuesPerPath(2))) {
             int first = session.paths().get(0).id();
             int second = session.paths().get(1).id();
-            TestIo.await("both connected", WAIT, () -> session.paths().stream()
+            await("both connected", WAIT, () -> session.paths().stream()
                     .allMatch(p -> p.state() == PathState.CONNECTED));
             VerifyingLoad load = new VerifyingLoad(session.device(), 16, 512);
             load.start();
-            TestIo.await("IO on both paths", WAIT, () -> path(session, first).completed() > 100
+            await("IO on both paths", WAIT, () -> path(session, first).completed() > 100
                     && path(session, second).completed() > 100);
 
             session.disconnectPath(first);
             // Answers already on the wire may still complete on it; once nothing is in flight there, nothing can.
-            TestIo.await("first path disconnected and drained", WAIT,
+            await("first path disconnected and drained", WAIT,
                     () -> path(session, first).state() == PathState.DISCONNECTED && path(session, first).inflight() == 0);
             long frozen = path(session, first).completed();
             long onSecond = path(session, second).completed();
-            TestIo.await("IO continues on the second path", WAIT,
+            await("IO continues on the second path", WAIT,
                     () -> path(session, second).completed() > onSecond + 500);
             assertEquals(frozen, path(session, first).completed(), "a disconnected path must carry nothing");
 
             session.reconnectPath(first);
-            TestIo.await("first path back and used", WAIT, () -> path(session, first).state() == PathState.CONNECTED
+            await("first path back and used", WAIT, () -> path(session, first).state() == PathState.CONNECTED
                     && path(session, first).completed() > frozen + 100);
 
             session.removePath(second);
-            TestIo.await("second path gone", WAIT, () -> session.paths().size() == 1);
+            await("second path gone", WAIT, () -> session.paths().size() == 1);
             int third = session.addPath(PathSpec.to(server.listenAddresses().get(1)));
-            TestIo.await("added path carries IO", WAIT, () -> path(session, third).state() == PathState.CONNECTED
+            await("added path carries IO", WAIT, () -> path(session, third).state() == PathState.CONNECTED
                     && path(session, third).completed() > 100);
 
             load.stop();

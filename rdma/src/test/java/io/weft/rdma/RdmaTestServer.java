@@ -6,6 +6,7 @@ import io.weft.rdma.server.RdmaServer;
 import io.weft.rdma.server.RdmaServerConfig;
 import io.weft.rdma.verbs.VerbsProvider;
 import io.weft.rdma.verbs.VerbsProviders;
+import io.weft.testkit.CompletionHoldingBlockDevice;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.net.InetSocketAddress;
@@ -40,7 +41,8 @@ public final class RdmaTestServer {
         }
         int agents = args.length > 3 ? Integer.parseInt(args[3]) : 1;
         VerbsProvider provider = VerbsProviders.open(VerbsProviders.Mode.SOFTWARE, RdmaBench.benchTls()).provider();
-        HoldingDevice device = new HoldingDevice(new StoreBlockDevice(FileBackingStore.createSparse(file, size)));
+        CompletionHoldingBlockDevice device =
+                new CompletionHoldingBlockDevice(new StoreBlockDevice(FileBackingStore.createSparse(file, size)));
         RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS.withAgents(agents),
                 TestGrants.served("vol0", device), listen);
         StringBuilder ready = new StringBuilder("READY");

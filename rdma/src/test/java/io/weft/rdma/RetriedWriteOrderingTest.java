@@ -1,5 +1,6 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -72,17 +73,17 @@ class RetriedWriteOrderingTest {
             InetSocketAddress routeA = server.listenAddresses().get(0);
             int a = session.paths().get(0).id();
             int b = session.paths().get(1).id();
-            TestIo.await("both paths connected", WAIT,
+            await("both paths connected", WAIT,
                     () -> session.paths().stream().allMatch(p -> p.state() == PathState.CONNECTED));
             // Only A is up when W1 leaves, so W1 goes out on A.
             session.disconnectPath(b);
-            TestIo.await("path B down", WAIT, () -> path(session, b).state() == PathState.DISCONNECTED);
+            await("path B down", WAIT, () -> path(session, b).state() == PathState.DISCONNECTED);
 
             clientProvider.partition(routeA); // A's frames (requests, heartbeats, closes) stay on the wire
             byte[] w1 = TestIo.pattern(0, 1, 4096);
             byte[] w2 = TestIo.pattern(0, 2, 4096);
             CompletableFuture<Integer> first = submit(session, IoOp.WRITE, 0, w1);
-            TestIo.await("W1 held on path A's wire", WAIT, () -> clientProvider.connectionsTo(routeA).stream()
+            await("W1 held on path A's wire", WAIT, () -> clientProvider.connectionsTo(routeA).stream()
                     .anyMatch(c -> c.heldOutbound() > 0 && isIo(c)));
 
             session.reconnectPath(b);
@@ -100,7 +101,7 @@ class RetriedWriteOrderingTest {
             }
             // Frames before the EOF are executed before it: once the storage side dropped A's IO connection, the
             // held W1 has run there or been refused.
-            TestIo.await("storage side has only path B's IO connection", WAIT,
+            await("storage side has only path B's IO connection", WAIT,
                     () -> server.sessions().get(0).ioConnections() == 1);
             assertArrayEquals(w2, TestIo.read(store, 0, 4096),
                     "the store holds W1's data: the delayed original WRITE executed after its retry and after W2");
@@ -129,9 +130,9 @@ class RetriedWriteOrderingTest {
             byte[] w1 = TestIo.pattern(0, 1, 4096);
             byte[] w2 = TestIo.pattern(0, 2, 4096);
             CompletableFuture<Integer> first = submit(session, IoOp.WRITE, 0, w1);
-            TestIo.await("W1 held on the wire", WAIT, () -> clientProvider.connectionsTo(route).stream()
+            await("W1 held on the wire", WAIT, () -> clientProvider.connectionsTo(route).stream()
                     .anyMatch(c -> c.heldOutbound() > 0 && isIo(c)));
-            TestIo.await("path declared failed", WAIT, () -> path(session, a).state() != PathState.CONNECTED);
+            await("path declared failed", WAIT, () -> path(session, a).state() != PathState.CONNECTED);
             List<WireFaultConnection> old = clientProvider.connectionsTo(route);
             clientProvider.heal(route); // the same path re-OPENs the session on new connections
             assertEquals(IoStatus.OK, first.get(WAIT.toSeconds(), TimeUnit.SECONDS), "W1 retried after re-OPEN");
@@ -139,7 +140,7 @@ class RetriedWriteOrderingTest {
             for (WireFaultConnection c : old) {
                 c.releaseOutbound(); // the old IO frames (and the old admin's heartbeats and close) arrive now
             }
-            TestIo.await("old connections gone on the storage side", WAIT,
+            await("old connections gone on the storage side", WAIT,
                     () -> server.sessions().get(0).ioConnections() == 1 && server.sessions().get(0).paths() == 1);
             assertArrayEquals(w2, TestIo.read(store, 0, 4096), "a held WRITE executed after its retry and W2");
             assertEquals(0, session.stats().fencesPending(), () -> "DEBUG " + session.stats() + " server "

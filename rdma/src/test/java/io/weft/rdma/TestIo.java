@@ -4,10 +4,8 @@ import io.weft.core.io.BlockDevice;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import java.nio.ByteBuffer;
-import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 
 /** Small helpers shared by the RDMA tests. */
 public final class TestIo {
@@ -49,23 +47,5 @@ public final class TestIo {
             b[i] = (byte) x;
         }
         return b;
-    }
-
-    /** Polls {@code condition} until it holds or {@code timeout} passes. */
-    public static void await(String what, Duration timeout, BooleanSupplier condition) throws InterruptedException {
-        await(what, timeout, condition, () -> "");
-    }
-
-    /** As {@link #await(String, Duration, BooleanSupplier)}; a timeout also reports {@code state} (what was seen). */
-    public static void await(String what, Duration timeout, BooleanSupplier condition,
-                             java.util.function.Supplier<String> state) throws InterruptedException {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() - deadline > 0) {
-                String seen = state.get();
-                throw new AssertionError("timed out waiting for " + what + (seen.isEmpty() ? "" : "; seen: " + seen));
-            }
-            Thread.sleep(5);
-        }
     }
 }

@@ -1,5 +1,6 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -57,11 +58,11 @@ class TwoJvmSessionIT {
              SoftwareProvider provider = new SoftwareProvider();
              RdmaSession session = RdmaSession.open(provider, "two-paths", "vol0", TestGrants.GRANT, specs(storage),
                      RdmaClientConfig.DEFAULTS.withPolicy(PathPolicy.ROUND_ROBIN))) {
-            TestIo.await("both paths connected", Duration.ofSeconds(10), () -> session.paths().stream()
+            await("both paths connected", Duration.ofSeconds(10), () -> session.paths().stream()
                     .allMatch(p -> p.state() == PathState.CONNECTED));
             VerifyingLoad load = new VerifyingLoad(session.device(), 32, BLOCKS);
             load.start();
-            TestIo.await("2000 verified IOs", Duration.ofSeconds(60), () -> load.completed() >= 2000);
+            await("2000 verified IOs", Duration.ofSeconds(60), () -> load.completed() >= 2000);
             load.stop();
             load.verifyAll();
             assertTrue(load.failures().isEmpty(), () -> "failures: " + load.failures());
@@ -82,15 +83,15 @@ class TwoJvmSessionIT {
              SoftwareProvider provider = new SoftwareProvider();
              RdmaSession session = RdmaSession.open(provider, "failover", "vol0", TestGrants.GRANT, specs(storage),
                      RdmaClientConfig.DEFAULTS.withPolicy(PathPolicy.ROUND_ROBIN))) {
-            TestIo.await("both paths connected", Duration.ofSeconds(10), () -> session.paths().stream()
+            await("both paths connected", Duration.ofSeconds(10), () -> session.paths().stream()
                     .allMatch(p -> p.state() == PathState.CONNECTED));
             VerifyingLoad load = new VerifyingLoad(session.device(), 32, BLOCKS);
             load.start();
-            TestIo.await("IO running", Duration.ofSeconds(30), () -> load.completed() >= 500);
+            await("IO running", Duration.ofSeconds(30), () -> load.completed() >= 500);
             // Keep answers back so requests are provably in flight on both paths when one of them is cut.
             storage.command("hold", "HELD");
             // Once all 32 workers' requests are in flight and no answer can come back, the split cannot change.
-            TestIo.await("every request in flight, on both paths", Duration.ofSeconds(30), () -> {
+            await("every request in flight, on both paths", Duration.ofSeconds(30), () -> {
                 List<PathStatus> p = session.paths();
                 return p.get(0).inflight() > 0 && p.get(1).inflight() > 0
                         && p.get(0).inflight() + p.get(1).inflight() == 32;
@@ -104,15 +105,15 @@ class TwoJvmSessionIT {
             // stuckOnVictim: an answer already on its way before "hold" can still complete one of them after the
             // snapshot (the likely cause of one CI failure, where the await on the full count never came true).
             assertTrue(stuckOnVictim > 0);
-            TestIo.await("requests of the cut path moved over", Duration.ofSeconds(30),
+            await("requests of the cut path moved over", Duration.ofSeconds(30),
                     () -> session.paths().get(0).failedOver() >= 1,
                     () -> "in flight on the cut path at the drop " + stuckOnVictim + ", " + dropped + ", paths "
                             + session.paths() + ", stats " + session.stats() + ", storage " + storageSessions(storage));
             storage.command("release", "RELEASED");
             long atDrop = load.completed();
-            TestIo.await("IO continuing after the drop", Duration.ofSeconds(30),
+            await("IO continuing after the drop", Duration.ofSeconds(30),
                     () -> load.completed() >= atDrop + 2000);
-            TestIo.await("dropped path reconnected", Duration.ofSeconds(30), () -> {
+            await("dropped path reconnected", Duration.ofSeconds(30), () -> {
                 PathStatus p = session.paths().get(0);
                 return p.state() == PathState.CONNECTED && p.reconnects() >= 1;
             });
@@ -134,7 +135,7 @@ class TwoJvmSessionIT {
             byte[] before = TestIo.pattern(1, 1, 64 * 1024);
             TestIo.write(session.device(), 0, before);
             storage.kill();
-            TestIo.await("paths down", Duration.ofSeconds(10), () -> session.paths().stream()
+            await("paths down", Duration.ofSeconds(10), () -> session.paths().stream()
                     .noneMatch(p -> p.state() == PathState.CONNECTED));
             // Submitted while no storage exists: must wait for the restart, not fail.
             byte[] during = TestIo.pattern(2, 1, 4096);
@@ -145,7 +146,7 @@ class TwoJvmSessionIT {
             assertEquals(IoStatus.OK, pending.get(30, TimeUnit.SECONDS));
             assertArrayEquals(before, TestIo.read(session.device(), 0, before.length));
             assertArrayEquals(during, TestIo.read(session.device(), 1 << 20, 4096));
-            TestIo.await("both paths back", Duration.ofSeconds(10), () -> session.paths().stream()
+            await("both paths back", Duration.ofSeconds(10), () -> session.paths().stream()
                     .allMatch(p -> p.state() == PathState.CONNECTED));
         } finally {
             storage.close();
@@ -161,10 +162,10 @@ class TwoJvmSessionIT {
                      RdmaClientConfig.DEFAULTS.withReconnect(Duration.ofMillis(20), Duration.ofMillis(300)))) {
             VerifyingLoad load = new VerifyingLoad(session.device(), 32, BLOCKS);
             load.start();
-            TestIo.await("IO running", Duration.ofSeconds(30), () -> load.completed() >= 500);
+            await("IO running", Duration.ofSeconds(30), () -> load.completed() >= 500);
             storage.signal("STOP"); // sockets stay open: only heartbeats can tell
             try {
-                TestIo.await("heartbeat timeout fails both paths", Duration.ofSeconds(20), () -> session.paths()
+                await("heartbeat timeout fails both paths", Duration.ofSeconds(20), () -> session.paths()
                         .stream().allMatch(p -> p.state() != PathState.CONNECTED));
                 assertTrue(session.paths().stream().anyMatch(p -> String.valueOf(p.lastError()).contains("heartbeat")),
                         () -> "paths should have failed on heartbeats: " + session.paths());
@@ -172,7 +173,7 @@ class TwoJvmSessionIT {
                 storage.signal("CONT");
             }
             long atResume = load.completed();
-            TestIo.await("IO resumed", Duration.ofSeconds(30), () -> load.completed() >= atResume + 2000);
+            await("IO resumed", Duration.ofSeconds(30), () -> load.completed() >= atResume + 2000);
             load.stop();
             load.verifyAll();
             assertTrue(load.failures().isEmpty(), () -> "failures: " + load.failures());

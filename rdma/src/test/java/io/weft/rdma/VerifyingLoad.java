@@ -1,5 +1,7 @@
 package io.weft.rdma;
 
+import static io.weft.testkit.Await.await;
+
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
@@ -45,7 +47,7 @@ final class VerifyingLoad {
 
     void stop() throws InterruptedException {
         stopping = true;
-        TestIo.await("load to drain", Duration.ofSeconds(60), () -> running.get() == 0);
+        await("load to drain", Duration.ofSeconds(60), () -> running.get() == 0);
     }
 
     long completed() {

@@ -1,7 +1,7 @@
 package io.weft.actors.client;
 
-import static io.weft.actors.TestNodes.await;
 import static io.weft.actors.TestNodes.get;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -9,6 +9,7 @@ import com.typesafe.config.ConfigFactory;
 import io.weft.core.nbd.NbdServerOptions;
 import io.weft.core.nbd.NbdTls;
 import io.weft.core.tls.CertificateAuthority;
+import io.weft.testkit.TestConfig;
 import java.nio.file.Path;
 import java.util.List;
 import java.time.Duration;
@@ -70,12 +71,12 @@ class NbdServerExporterTest {
     @Test
     void tlsCertificatesDefaultToTheNodesCertificates(@TempDir Path certs) throws Exception {
         CertificateAuthority.create("weft-test").writeNodeLayout(certs, "node", List.of());
-        NbdTls own = NbdServerExporter.serverTls(config("weft.nbd { tls = require, tls-certificates = \""
-                + certs + "\", tls-verify-peer = on }"));
+        NbdTls own = NbdServerExporter.serverTls(TestConfig.of("weft.nbd.tls", "require")
+                .with("weft.nbd.tls-certificates", certs).with("weft.nbd.tls-verify-peer", "on").overReference());
         assertEquals(NbdTls.Mode.REQUIRE, own.mode());
         assertTrue(own.verifyPeer());
-        NbdTls node = NbdServerExporter.serverTls(config("weft.nbd.tls = on\nweft.tls.certificates = \"" + certs
-                + "\""));
+        NbdTls node = NbdServerExporter.serverTls(TestConfig.of("weft.nbd.tls", "on")
+                .with("weft.tls.certificates", certs).overReference());
         assertEquals(NbdTls.Mode.ON, node.mode());
         assertTrue(node.context() != null);
     }

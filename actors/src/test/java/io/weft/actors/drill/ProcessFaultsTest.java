@@ -1,6 +1,6 @@
 package io.weft.actors.drill;
 
-import static io.weft.actors.TestNodes.await;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;

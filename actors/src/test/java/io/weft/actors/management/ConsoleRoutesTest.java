@@ -1,6 +1,6 @@
 package io.weft.actors.management;
 
-import static io.weft.actors.TestNodes.await;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 

@@ -1,6 +1,7 @@
 package io.weft.actors.management;
 
 import static io.weft.actors.TestNodes.get;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -129,7 +130,7 @@ class HostileCsrfTest {
 
     @Test
     void readyAndAliveStayOpen() throws Exception {
-        TestNodes.await("ready", Duration.ofSeconds(20), () -> {
+        await("ready", Duration.ofSeconds(20), () -> {
             try {
                 return RawHttp.send(base, "GET", "/ready", Map.of(), null).status() == 200;
             } catch (Exception e) {

@@ -1,8 +1,8 @@
 package io.weft.actors.transport;
 
-import static io.weft.actors.TestNodes.await;
 import static io.weft.actors.TestNodes.get;
 import static io.weft.actors.TestNodes.io;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -20,6 +20,7 @@ import io.weft.core.io.IoStatus;
 import io.weft.cxl.CxlRegion;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import io.weft.testkit.TestConfig;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -201,24 +202,26 @@ class DataTransportsTest {
         com.typesafe.config.Config ref = com.typesafe.config.ConfigFactory.defaultReference();
         assertEquals(null, TransportSettings.rdmaTls(ref), "off by default");
         Path empty = Files.createDirectories(tmp.resolve("no-certs"));
-        for (String[] c : new String[][] {
-                {"weft.rdma.tls = maybe", "weft.rdma.tls: expected off or on"},
-                {"weft.rdma.tls = on", "weft.rdma.tls-certificates: weft.rdma.tls = on needs a certificate"},
-                {"weft.rdma.tls = on\nweft.rdma.tls-certificates = \"" + empty + "\"",
-                        "weft.rdma.tls-certificates: " + empty.resolve("server-cert.pem")},
-                {"weft.rdma.tls = on\nweft.tls.certificates = \"" + empty + "\"",
-                        "weft.tls.certificates: " + empty.resolve("server-cert.pem")},
-        }) {
-            com.typesafe.config.Config conf = com.typesafe.config.ConfigFactory.parseString(c[0]).withFallback(ref)
-                    .resolve();
+        record Case(TestConfig settings, String message) {
+        }
+        for (Case c : List.of(
+                new Case(TestConfig.of("weft.rdma.tls", "maybe"), "weft.rdma.tls: expected off or on"),
+                new Case(TestConfig.of("weft.rdma.tls", "on"),
+                        "weft.rdma.tls-certificates: weft.rdma.tls = on needs a certificate"),
+                new Case(TestConfig.of("weft.rdma.tls", "on").with("weft.rdma.tls-certificates", empty),
+                        "weft.rdma.tls-certificates: " + empty.resolve("server-cert.pem")),
+                new Case(TestConfig.of("weft.rdma.tls", "on").with("weft.tls.certificates", empty),
+                        "weft.tls.certificates: " + empty.resolve("server-cert.pem")))) {
+            com.typesafe.config.Config conf = c.settings().overReference();
+            String settings = c.settings().build().root().render(com.typesafe.config.ConfigRenderOptions.concise());
             IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
-                    IllegalArgumentException.class, () -> TransportSettings.rdmaTls(conf), c[0]);
-            assertTrue(e.getMessage().startsWith(c[1]), c[0] + " -> " + e.getMessage());
+                    IllegalArgumentException.class, () -> TransportSettings.rdmaTls(conf), settings);
+            assertTrue(e.getMessage().startsWith(c.message()), settings + " -> " + e.getMessage());
         }
         Path certs = tmp.resolve("node-certs");
         io.weft.core.tls.CertificateAuthority.create("t").writeNodeLayout(certs, "n", List.of());
-        com.typesafe.config.Config on = com.typesafe.config.ConfigFactory.parseString("weft.rdma.tls = on\n"
-                + "weft.tls.certificates = \"" + certs + "\"").withFallback(ref).resolve();
+        com.typesafe.config.Config on = TestConfig.of("weft.rdma.tls", "on").with("weft.tls.certificates", certs)
+                .overReference();
         assertTrue(TransportSettings.rdmaTls(on) != null, "the node's certificates are the default");
     }
 

@@ -1,7 +1,7 @@
 package io.weft.actors.transport;
 
-import static io.weft.actors.TestNodes.await;
 import static io.weft.actors.TestNodes.io;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;

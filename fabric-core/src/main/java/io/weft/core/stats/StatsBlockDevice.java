@@ -1,7 +1,7 @@
 package io.weft.core.stats;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import java.nio.ByteBuffer;
@@ -19,15 +19,17 @@ import java.util.concurrent.atomic.AtomicLong;
  * time it is taken, so {@link #cancel} (which translates the caller's tag and completion to that tag) can never
  * reach a later request that reuses the slot.
  *
+ * <p>{@code info}, {@code describeExtents} and {@code close} go straight to the wrapped device
+ * ({@link ForwardingBlockDevice}).
+ *
  * <p>When every slot is busy the request is passed through untracked (counted in ops and bytes, not in latency or
  * errors; {@link IoStatsSnapshot#untracked()} says how often), so statistics never throttle IO.
  */
-public final class StatsBlockDevice implements BlockDevice, IoCompletion {
+public final class StatsBlockDevice extends ForwardingBlockDevice implements IoCompletion {
     /** Default number of requests measured at once; NBD clients rarely exceed a queue depth of 128 per connection. */
     public static final int DEFAULT_SLOTS = 1024;
     private static final int EMPTY = -1;
 
-    private final BlockDevice delegate;
     private final IoStats stats;
 
     private final long[] startNanos;
@@ -45,10 +47,10 @@ public final class StatsBlockDevice implements BlockDevice, IoCompletion {
     }
 
     public StatsBlockDevice(BlockDevice delegate, IoStats stats, int slots) {
+        super(delegate);
         if (slots < 1) {
             throw new IllegalArgumentException("slots must be >= 1: " + slots);
         }
-        this.delegate = delegate;
         this.stats = stats;
         this.startNanos = new long[slots];
         this.callerTags = new long[slots];
@@ -65,16 +67,6 @@ public final class StatsBlockDevice implements BlockDevice, IoCompletion {
 
     public IoStats stats() {
         return stats;
-    }
-
-    /** The device being measured. */
-    public BlockDevice delegate() {
-        return delegate;
-    }
-
-    @Override
-    public DeviceInfo info() {
-        return delegate.info();
     }
 
     @Override
@@ -157,14 +149,12 @@ public final class StatsBlockDevice implements BlockDevice, IoCompletion {
         }
     }
 
+    /**
+     * Not forwarded, as before {@link ForwardingBlockDevice} existed: the measured device's completions keep arriving
+     * on its own threads. Forwarding would let a shared-memory device deliver them on the NBD reader's thread (likely
+     * faster) — a behaviour change of its own, not part of extracting the base class.
+     */
     @Override
-    public long describeExtents(long offset, long length, ExtentConsumer consumer) {
-        return delegate.describeExtents(offset, length, consumer);
-    }
-
-    /** Closes the wrapped device. */
-    @Override
-    public void close() {
-        delegate.close();
+    public void awaitCompletions(long maxWaitNanos) {
     }
 }

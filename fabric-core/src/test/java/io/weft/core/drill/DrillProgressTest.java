@@ -1,5 +1,6 @@
 package io.weft.core.drill;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -9,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.weft.core.io.BlockDevice;
 import io.weft.core.mirror.MirrorFixture;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
@@ -80,10 +82,10 @@ class DrillProgressTest {
             }
         });
         runner.start();
-        MirrorFixture.await("workload running", 20_000,
+        await("workload running", Duration.ofSeconds(20),
                 () -> drill.phase() == Drill.Phase.BEFORE && drill.completedRequests() > 0);
         long midway = drill.completedRequests();
-        MirrorFixture.await("request count advances", 20_000, () -> drill.completedRequests() > midway);
+        await("request count advances", Duration.ofSeconds(20), () -> drill.completedRequests() > midway);
         drill.cancel();
         runner.join(60_000);
         assertFalse(runner.isAlive(), "the drill ended after cancel");

@@ -1,10 +1,11 @@
 package io.weft.core.drill;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
@@ -17,6 +18,7 @@ import io.weft.core.mirror.ReadPolicy;
 import io.weft.core.mirror.WriteIntentBitmap;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -83,7 +85,7 @@ class DrillTest {
                             if (kind == Kind.FLAP) {
                                 // Fail again while (or just after) it resyncs; the workload's writes notice it.
                                 leg.mode(FaultyBlockDevice.Mode.FAIL);
-                                MirrorFixture.await("leg " + victim + " dropped again", 10_000,
+                                await("leg " + victim + " dropped again", Duration.ofSeconds(10),
                                         () -> mirror.legState(victim) == LegState.FAILED);
                                 leg.mode(FaultyBlockDevice.Mode.PASS);
                                 returnLeg(mirror, victim);
@@ -238,7 +240,7 @@ class DrillTest {
         Forgetful forgetful = new Forgetful(store);
         DrillFault fault = DrillFault.of("forget", () -> forgetful.forget = true, () -> {
             // However loaded the machine, let the fault touch some writes before it ends.
-            MirrorFixture.await("20 forgotten writes", 20_000, () -> forgetful.affected.get() >= 20);
+            await("20 forgotten writes", Duration.ofSeconds(20), () -> forgetful.affected.get() >= 20);
             forgetful.forget = false;
         });
         DrillReport report = new Drill(forgetful, null, fault,
@@ -257,7 +259,7 @@ class DrillTest {
         BlockDevice store = MirrorFixture.fileLeg(dir, "single", SIZE);
         Forgetful shifting = new Forgetful(store);
         DrillFault fault = DrillFault.of("shift", () -> shifting.shift = true, () -> {
-            MirrorFixture.await("20 misplaced writes", 20_000, () -> shifting.affected.get() >= 20);
+            await("20 misplaced writes", Duration.ofSeconds(20), () -> shifting.affected.get() >= 20);
             shifting.shift = false;
         });
         DrillReport report = new Drill(shifting, null, fault,
@@ -341,7 +343,7 @@ class DrillTest {
         BlockDevice store = MirrorFixture.fileLeg(dir, "doubt", SIZE);
         Forgetful device = new Forgetful(store);
         DrillFault failWrites = DrillFault.of("fail-writes", () -> device.failSomeLand = true, () -> {
-            MirrorFixture.await("100 failed writes", 20_000, () -> device.affected.get() >= 100);
+            await("100 failed writes", Duration.ofSeconds(20), () -> device.affected.get() >= 100);
             device.failSomeLand = false;
         });
         // 64 KiB working set of 16 blocks: every block gets several failed writes, some of which land.
@@ -391,8 +393,7 @@ class DrillTest {
     }
 
     /** A device that, when told to, acknowledges writes without doing them, or does them one block too far. */
-    static final class Forgetful implements BlockDevice {
-        final BlockDevice inner;
+    static final class Forgetful extends ForwardingBlockDevice {
         volatile boolean forget;
         volatile boolean shift;
         volatile boolean failSomeLand;
@@ -401,12 +402,7 @@ class DrillTest {
         final java.util.concurrent.atomic.AtomicLong affected = new java.util.concurrent.atomic.AtomicLong();
 
         Forgetful(BlockDevice inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public DeviceInfo info() {
-            return inner.info();
+            super(inner);
         }
 
         @Override
@@ -421,7 +417,7 @@ class DrillTest {
                 // Every other failed write still reaches the medium: its block may hold any of them.
                 boolean lands = affected.incrementAndGet() % 2 == 0;
                 if (lands) {
-                    inner.submit(op, offset, length, flags, buffer, tag,
+                    delegate.submit(op, offset, length, flags, buffer, tag,
                             (t, st) -> completion.onComplete(t, IoStatus.EIO));
                 } else {
                     completion.onComplete(tag, IoStatus.EIO);
@@ -430,24 +426,19 @@ class DrillTest {
             }
             if (op == IoOp.WRITE && shift) {
                 affected.incrementAndGet();
-                inner.submit(op, offset + 4096, length, flags, buffer, tag, completion);
+                delegate.submit(op, offset + 4096, length, flags, buffer, tag, completion);
                 return;
             }
             long bad = corruptAfterDrain;
             if (op == IoOp.READ && bad >= 0 && offset <= bad * 4096 && bad * 4096 < offset + length) {
                 int at = (int) (bad * 4096 - offset);
-                inner.submit(op, offset, length, flags, buffer, tag, (t, st) -> {
+                delegate.submit(op, offset, length, flags, buffer, tag, (t, st) -> {
                     buffer.putLong(at + 100, 0x0BAD_0BAD_0BAD_0BADL);
                     completion.onComplete(t, st);
                 });
                 return;
             }
-            inner.submit(op, offset, length, flags, buffer, tag, completion);
-        }
-
-        @Override
-        public void close() {
-            inner.close();
+            delegate.submit(op, offset, length, flags, buffer, tag, completion);
         }
     }
 }

@@ -1,5 +1,6 @@
 package io.weft.core.drill;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -13,6 +14,7 @@ import io.weft.core.nbd.NbdServer;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -61,7 +63,7 @@ class NbdDriveDeviceTest {
             assertTrue(java.util.Arrays.equals(data, MirrorFixture.read(store, 4096, 65536)), "on the export");
 
             server.close();
-            MirrorFixture.await("connection seen closed", 10_000, () -> !d.connected());
+            await("connection seen closed", Duration.ofSeconds(10), () -> !d.connected());
             // Submitted with no connection: held, not failed.
             CompletableFuture<Integer> held = new CompletableFuture<>();
             ByteBuffer buf = ByteBuffer.allocateDirect(4096);

@@ -1,5 +1,6 @@
 package io.weft.core.io;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -9,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
@@ -22,7 +24,6 @@ import java.util.concurrent.Future;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -31,7 +32,7 @@ class SplittingBlockDeviceTest {
     private static final long SIZE = 64L << 20;
     private static final DeviceInfo INNER = new DeviceInfo(SIZE, 512, 4096, INNER_MAX, false, true, true, true, true,
             false, false, true);
-    private static final long WAIT_NANOS = TimeUnit.SECONDS.toNanos(20);
+    private static final Duration WAIT = Duration.ofSeconds(20);
 
     private final List<ExecutorService> executors = new ArrayList<>();
 
@@ -167,17 +168,6 @@ class SplittingBlockDeviceTest {
         }
     }
 
-    private static void await(String what, BooleanSupplier condition) {
-        long deadline = System.nanoTime() + WAIT_NANOS;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() - deadline > 0) {
-                fail("timed out waiting for: " + what);
-            }
-            Thread.onSpinWait();
-            Thread.yield();
-        }
-    }
-
     @Test
     void smallRequestsAndFlushPassStraightThrough() {
         HeldDevice inner = new HeldDevice();
@@ -249,7 +239,7 @@ class SplittingBlockDeviceTest {
             }
         });
         completer.start();
-        await("all but one part completed", () -> !completer.isAlive());
+        await("all but one part completed", WAIT, () -> !completer.isAlive());
         assertEquals(0, caller.calls.get(), "not complete while a part is outstanding");
         parts.get(parts.size() - 1).complete(IoStatus.OK);
         assertEquals(1, caller.calls.get());
@@ -369,7 +359,7 @@ class SplittingBlockDeviceTest {
             dev.submit(IoOp.WRITE, 1L << 20, 3 * INNER_MAX, 0, ByteBuffer.allocate(3 * INNER_MAX), 2, second);
         }, "submitter");
         submitter.start();
-        await("the submitter waits for a part credit", () -> dev.waits() > 0 && inner.held.size() == 2);
+        await("the submitter waits for a part credit", WAIT, () -> dev.waits() > 0 && inner.held.size() == 2);
         assertTrue(submitter.isAlive(), "waiting, not failing");
         while (first.calls.get() == 0 || second.calls.get() == 0) {
             Part p = inner.held.poll();

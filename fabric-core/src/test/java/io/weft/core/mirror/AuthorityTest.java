@@ -1,12 +1,12 @@
 package io.weft.core.mirror;
 
-import static io.weft.core.mirror.MirrorFixture.await;
 import static io.weft.core.mirror.MirrorFixture.faultyLegs;
 import static io.weft.core.mirror.MirrorFixture.fileLeg;
 import static io.weft.core.mirror.MirrorFixture.firstDifference;
 import static io.weft.core.mirror.MirrorFixture.pattern;
 import static io.weft.core.mirror.MirrorFixture.read;
 import static io.weft.core.mirror.MirrorFixture.write;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -17,6 +17,7 @@ import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -156,7 +157,7 @@ class AuthorityTest {
         for (int r = 3; r < 8; r++) {
             pending.add(submitWrite(r, 10 + r, whileSlow));
         }
-        await("b holding the writes", 10_000, () -> b.heldCount() >= 5);
+        await("b holding the writes", Duration.ofSeconds(10), () -> b.heldCount() >= 5);
         mirror.checkTimeouts(System.nanoTime() + LONG_AFTER);
 
         assertEquals(LegState.IN_SYNC, mirror.legState(B), "the only in-sync leg is not dropped for slowness");
@@ -197,7 +198,7 @@ class AuthorityTest {
         ByteBuffer readBuffer = ByteBuffer.allocateDirect(4096);
         CompletableFuture<Integer> pendingRead = new CompletableFuture<>();
         mirror.submit(IoOp.READ, 8192, 4096, 0, readBuffer, 2, (tag, status) -> pendingRead.complete(status));
-        await("b holding every request", 10_000, () -> b.heldCount() >= 5);
+        await("b holding every request", Duration.ofSeconds(10), () -> b.heldCount() >= 5);
         for (int k = 1; k <= 3; k++) {
             mirror.checkTimeouts(System.nanoTime() + k * LONG_AFTER);
         }
@@ -235,7 +236,7 @@ class AuthorityTest {
         a.mode(FaultyBlockDevice.Mode.PASS);
         b.mode(FaultyBlockDevice.Mode.HOLD); // keeps a RESYNCING: the copy waits for b
         mirror.legReturned(A);
-        await("the resync reading from b", 10_000, () -> b.heldCount() >= 1);
+        await("the resync reading from b", Duration.ofSeconds(10), () -> b.heldCount() >= 1);
         b.mode(FaultyBlockDevice.Mode.FAIL);
 
         assertEquals(IoStatus.EIO, write(mirror, 4L * REGION, pattern(4096, 2)), "not acknowledged by a alone");
@@ -265,7 +266,7 @@ class AuthorityTest {
         mirror.legReturned(A);
         Map<Long, byte[]> whileSlow = new LinkedHashMap<>();
         CompletableFuture<Integer> unacknowledged = submitWrite(6, 6, whileSlow);
-        await("b holding the write", 10_000, () -> b.heldCount() >= 1);
+        await("b holding the write", Duration.ofSeconds(10), () -> b.heldCount() >= 1);
         mirror.checkTimeouts(System.nanoTime() + LONG_AFTER);
         assertFalse(unacknowledged.isDone());
         assertEquals(0b10, mirror.bitmap().inSyncMask(), "persisted: b is the authority, a is not");
@@ -299,7 +300,7 @@ class AuthorityTest {
         b.mode(FaultyBlockDevice.Mode.HOLD);
         Map<Long, byte[]> whileSlow = new LinkedHashMap<>();
         CompletableFuture<Integer> w = submitWrite(4, 4, whileSlow);
-        await("b holding the write", 10_000, () -> b.heldCount() >= 1);
+        await("b holding the write", Duration.ofSeconds(10), () -> b.heldCount() >= 1);
         mirror.checkTimeouts(System.nanoTime() + LONG_AFTER);
         assertEquals(IoStatus.OK, w.get(10, TimeUnit.SECONDS), "a is in sync: b may be dropped for slowness");
         acknowledged.putAll(whileSlow);

@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
+import io.weft.testkit.RecordingBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -1,7 +1,7 @@
 package io.weft.core.mirror;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
@@ -17,10 +17,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@link #cancel} of a request it has not executed (hung, held, or still queued for its thread) with ECANCELED at
  * once, and never executes it afterwards: a frozen node's transport retires the slot locally.
  */
-public final class FaultyBlockDevice implements BlockDevice {
+public final class FaultyBlockDevice extends ForwardingBlockDevice {
     public enum Mode { PASS, FAIL, HANG, HOLD }
 
-    private final BlockDevice inner;
     private final ExecutorService executor;
     private volatile Mode mode = Mode.PASS;
     private final AtomicLong session = new AtomicLong();
@@ -62,7 +61,7 @@ public final class FaultyBlockDevice implements BlockDevice {
 
     /** @param async complete on a private thread instead of inline */
     public FaultyBlockDevice(BlockDevice inner, boolean async) {
-        this.inner = inner;
+        super(inner);
         this.executor = async ? Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "faulty-leg");
             t.setDaemon(true);
@@ -117,13 +116,9 @@ public final class FaultyBlockDevice implements BlockDevice {
         return mode;
     }
 
+    /** The wrapped device ({@link #delegate()}), by the name the mirror tests use. */
     public BlockDevice inner() {
-        return inner;
-    }
-
-    @Override
-    public DeviceInfo info() {
-        return inner.info();
+        return delegate;
     }
 
     @Override
@@ -176,7 +171,7 @@ public final class FaultyBlockDevice implements BlockDevice {
         } else if (op == IoOp.READ) {
             reads.incrementAndGet();
         }
-        inner.submit(op, offset, length, flags, buffer, tag, completion);
+        delegate.submit(op, offset, length, flags, buffer, tag, completion);
     }
 
     @Override
@@ -184,7 +179,7 @@ public final class FaultyBlockDevice implements BlockDevice {
         if (executor != null) {
             executor.shutdownNow();
         }
-        inner.close();
+        delegate.close();
     }
 
     @Override

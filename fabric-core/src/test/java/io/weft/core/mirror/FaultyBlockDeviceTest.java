@@ -1,5 +1,6 @@
 package io.weft.core.mirror;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -9,6 +10,7 @@ import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
@@ -52,7 +54,7 @@ class FaultyBlockDeviceTest {
                     assertEquals(1, answers.get(i), "round " + round + ": request " + i
                             + " not answered ECANCELED by its cancel");
                 }
-                MirrorFixture.await("request 0 executed", 30_000, () -> answers.get(0) == 2);
+                await("request 0 executed", Duration.ofSeconds(30), () -> answers.get(0) == 2);
             } finally {
                 gate.countDown();
                 leg.close();

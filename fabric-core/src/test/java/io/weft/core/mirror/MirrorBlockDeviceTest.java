@@ -12,6 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoFlags;
 import io.weft.core.io.IoOp;
@@ -310,31 +311,25 @@ class MirrorBlockDeviceTest {
     }
 
     /** Adds ~2 ms to every request (completing on its own thread). */
-    static final class SlowDevice implements BlockDevice {
-        final BlockDevice inner;
+    static final class SlowDevice extends ForwardingBlockDevice {
         final java.util.concurrent.ScheduledExecutorService timer =
                 java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
 
         SlowDevice(BlockDevice inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public DeviceInfo info() {
-            return inner.info();
+            super(inner);
         }
 
         @Override
         public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
                            IoCompletion completion) {
-            timer.schedule(() -> inner.submit(op, offset, length, flags, buffer, tag, completion), 2,
+            timer.schedule(() -> delegate.submit(op, offset, length, flags, buffer, tag, completion), 2,
                     java.util.concurrent.TimeUnit.MILLISECONDS);
         }
 
         @Override
         public void close() {
             timer.shutdownNow();
-            inner.close();
+            delegate.close();
         }
     }
     @Test

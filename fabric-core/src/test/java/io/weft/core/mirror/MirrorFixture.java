@@ -98,16 +98,4 @@ public final class MirrorFixture {
             s.sorted((x, y) -> y.getNameCount() - x.getNameCount()).forEach(p -> p.toFile().delete());
         }
     }
-
-    /** Polls {@code condition} until true or the deadline; fails with {@code what}. */
-    public static void await(String what, long timeoutMillis, java.util.function.BooleanSupplier condition) {
-        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for " + what);
-            }
-            Thread.onSpinWait();
-            java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
-        }
-    }
 }

@@ -1,21 +1,22 @@
 package io.weft.core.mirror;
 
-import static io.weft.core.mirror.MirrorFixture.await;
 import static io.weft.core.mirror.MirrorFixture.fileLeg;
 import static io.weft.core.mirror.MirrorFixture.pattern;
 import static io.weft.core.mirror.MirrorFixture.read;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -75,7 +76,7 @@ class ResyncStallTest {
         CompletableFuture<Integer> w1 = submitWrite(0, pattern(4096, 1));
         FreezingLeg.Held w1OnLeg1 = frozen.awaitHeld(h -> h.op == IoOp.WRITE && h.length == 4096 && h.offset == 0);
         CompletableFuture<ResyncProgress> resync = mirror.resyncLeg(1, true);
-        await("region 0 fenced by the resync", PROMPTLY_MS, () -> mirror.fencedRegion() == 0);
+        await("region 0 fenced by the resync", Duration.ofMillis(PROMPTLY_MS), () -> mirror.fencedRegion() == 0);
 
         // W2 to the fenced region, from its own thread: it waits in submit for the copy of region 0.
         byte[] w2Data = pattern(8192, 2);
@@ -96,7 +97,7 @@ class ResyncStallTest {
 
         // The copy gives up at once: the resync ends, the fence goes, W2 completes with leg 0 holding its data.
         await("the resync to the dropped leg to end (the old code waited 2 x legTimeout for its frozen write)",
-                PROMPTLY_MS, resync::isDone);
+                Duration.ofMillis(PROMPTLY_MS), resync::isDone);
         assertTrue(resync.isCompletedExceptionally(), "a resync to a dropped leg fails");
         assertEquals(-1, mirror.fencedRegion(), "fence released");
         assertEquals(IoStatus.OK, w2.get(PROMPTLY_MS, TimeUnit.MILLISECONDS), "the write to the fenced region");
@@ -114,7 +115,7 @@ class ResyncStallTest {
         BlockDevice removed = mirror.removeLeg(1);
         assertNotNull(removed);
         await("the resync to the removed leg to end (the old code waited 2 x legTimeout for its frozen write)",
-                PROMPTLY_MS, resync::isDone);
+                Duration.ofMillis(PROMPTLY_MS), resync::isDone);
         assertTrue(resync.isCompletedExceptionally(), "a resync to a removed leg fails");
         assertTrue(frozen.cancelled(copyWrite), "the copy's frozen WRITE was cancelled");
         byte[] data = pattern(4096, 4);
@@ -133,7 +134,7 @@ class ResyncStallTest {
         FreezingLeg.Held flush = frozen.awaitHeld(h -> h.op == IoOp.FLUSH);
         BlockDevice removed = mirror.removeLeg(1);
         await("the resync to the removed leg to end (the old code waited 2 x legTimeout for its frozen flush)",
-                PROMPTLY_MS, resync::isDone);
+                Duration.ofMillis(PROMPTLY_MS), resync::isDone);
         assertTrue(resync.isCompletedExceptionally(), "a resync to a removed leg fails");
         assertTrue(frozen.cancelled(flush), "the frozen FLUSH was cancelled");
         // The activity log's flush (it shares the flusher with the resync) is not held up either.
@@ -153,8 +154,7 @@ class ResyncStallTest {
      * A leg whose node is frozen: while {@code holding}, every request is held until released one by one; {@link
      * #cancel} completes a held request with ECANCELED and drops it (nothing of its buffer is touched after).
      */
-    static final class FreezingLeg implements BlockDevice {
-        final BlockDevice inner;
+    static final class FreezingLeg extends ForwardingBlockDevice {
         volatile boolean holding;
         /** While holding, hold only FLUSH (the node's disk cache is stuck, reads and writes still answer). */
         volatile boolean holdFlushesOnly;
@@ -166,12 +166,7 @@ class ResyncStallTest {
         }
 
         FreezingLeg(BlockDevice inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public DeviceInfo info() {
-            return inner.info();
+            super(inner);
         }
 
         @Override
@@ -180,7 +175,7 @@ class ResyncStallTest {
             if (holding && (!holdFlushesOnly || op == IoOp.FLUSH)) {
                 held.add(new Held(op, offset, length, flags, buffer, tag, completion));
             } else {
-                inner.submit(op, offset, length, flags, buffer, tag, completion);
+                delegate.submit(op, offset, length, flags, buffer, tag, completion);
             }
         }
 
@@ -198,7 +193,7 @@ class ResyncStallTest {
 
         Held awaitHeld(java.util.function.Predicate<Held> which) {
             Held[] found = new Held[1];
-            await("a held request on the frozen leg", PROMPTLY_MS, () -> {
+            await("a held request on the frozen leg", Duration.ofMillis(PROMPTLY_MS), () -> {
                 for (Held h : held) {
                     if (which.test(h)) {
                         found[0] = h;
@@ -216,7 +211,7 @@ class ResyncStallTest {
 
         void release(Held h) {
             if (held.remove(h)) {
-                inner.submit(h.op, h.offset, h.length, h.flags, h.buffer, h.tag, h.completion);
+                delegate.submit(h.op, h.offset, h.length, h.flags, h.buffer, h.tag, h.completion);
             }
         }
 
@@ -225,13 +220,8 @@ class ResyncStallTest {
             holding = false;
             Held h;
             while ((h = held.poll()) != null) {
-                inner.submit(h.op, h.offset, h.length, h.flags, h.buffer, h.tag, h.completion);
+                delegate.submit(h.op, h.offset, h.length, h.flags, h.buffer, h.tag, h.completion);
             }
-        }
-
-        @Override
-        public void close() {
-            inner.close();
         }
     }
 }

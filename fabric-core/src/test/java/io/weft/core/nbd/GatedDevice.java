@@ -1,7 +1,7 @@
 package io.weft.core.nbd;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import java.nio.ByteBuffer;
@@ -12,19 +12,13 @@ import java.util.List;
  * Test device that holds every request until {@link #open()}; then it performs the held ones (and all later ones)
  * on a thread of its own, so completions always arrive off the server's reader thread.
  */
-final class GatedDevice implements BlockDevice {
-    private final BlockDevice delegate;
+final class GatedDevice extends ForwardingBlockDevice {
     private final List<Runnable> held = new ArrayList<>();
     private boolean open;
     private int submitted;
 
     GatedDevice(BlockDevice delegate) {
-        this.delegate = delegate;
-    }
-
-    @Override
-    public DeviceInfo info() {
-        return delegate.info();
+        super(delegate);
     }
 
     @Override
@@ -61,11 +55,7 @@ final class GatedDevice implements BlockDevice {
         t.start();
     }
 
-    @Override
-    public long describeExtents(long offset, long length, ExtentConsumer consumer) {
-        return delegate.describeExtents(offset, length, consumer);
-    }
-
+    /** Leaves the delegate open, as before: the test that made it closes it. */
     @Override
     public void close() {
     }

@@ -2,6 +2,7 @@ package io.weft.core.nbd;
 
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
@@ -15,17 +16,16 @@ import java.util.List;
  * store would (a misaligned or oversized request fails with EINVAL and never reaches the delegate). It also records
  * every request it passed on, so a test can see how the server cut a request.
  */
-final class GeometryDevice implements BlockDevice {
+final class GeometryDevice extends ForwardingBlockDevice {
     record Seen(IoOp op, long offset, int length) {
     }
 
-    private final BlockDevice delegate;
     private final int blockSize;
     private final int maxIoSize;
     private final List<Seen> seen = new ArrayList<>();
 
     GeometryDevice(BlockDevice delegate, int blockSize, int maxIoSize) {
-        this.delegate = delegate;
+        super(delegate);
         this.blockSize = blockSize;
         this.maxIoSize = maxIoSize;
     }
@@ -64,11 +64,7 @@ final class GeometryDevice implements BlockDevice {
         }
     }
 
-    @Override
-    public long describeExtents(long offset, long length, ExtentConsumer consumer) {
-        return delegate.describeExtents(offset, length, consumer);
-    }
-
+    /** Leaves the delegate open, as before: the test that made it closes it. */
     @Override
     public void close() {
     }

@@ -2,6 +2,7 @@ package io.weft.core.nbd;
 
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoFlags;
 import io.weft.core.io.IoOp;
@@ -14,13 +15,12 @@ import java.util.BitSet;
  * granularity, as a hole that reads as zeros; {@link #describeExtents} reports those blocks as HOLE|ZERO and every
  * other block as data. It stands in for a hole-punching store so base:allocation can be checked end to end.
  */
-final class HoleReportingDevice implements BlockDevice {
+final class HoleReportingDevice extends ForwardingBlockDevice {
     static final int GRANULE = 4096;
-    private final BlockDevice delegate;
     private final BitSet holes = new BitSet();
 
     HoleReportingDevice(BlockDevice delegate) {
-        this.delegate = delegate;
+        super(delegate);
     }
 
     @Override
@@ -83,6 +83,7 @@ final class HoleReportingDevice implements BlockDevice {
         return length;
     }
 
+    /** Leaves the delegate open, as before: the test that made it closes it. */
     @Override
     public void close() {
     }

@@ -1,5 +1,6 @@
 package io.weft.core.nbd;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -14,9 +15,6 @@ import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
-import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -114,25 +112,17 @@ class NbdConnectionOwnershipTest {
                         c.sendRequest(0, NbdProtocol.CMD_READ, i, i * 8192L, 4096, null);
                     }
                 }
-                awaitTrue(() -> device.heldCount() == n, () -> "the device holds all " + n + " requests");
+                await("device.heldCount() == n", Duration.ofSeconds(20), () -> device.heldCount() == n,
+                        () -> "the device holds all " + n + " requests");
                 // The server stops: the connection drains for closeTimeout, then gives up on what is in flight.
                 fx.server.close();
-                awaitTrue(() -> device.cancelledCount() == n, () -> "the connection gave up on " + n
+                await("device.cancelledCount() == n", Duration.ofSeconds(20), () -> device.cancelledCount() == n,
+                        () -> "the connection gave up on " + n
                         + " requests in flight and cancelled " + device.cancelledCount() + " of them");
                 assertEquals(0, device.heldCount());
                 assertEquals(0, device.reused(), "a buffer was handed in again while its request was live");
                 assertTrue(c.closedByServer());
             }
-        }
-    }
-
-    private static void awaitTrue(BooleanSupplier condition, Supplier<String> what) {
-        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError(what.get() + " (waited 20 s)");
-            }
-            LockSupport.parkNanos(1_000_000);
         }
     }
 }

@@ -1,5 +1,6 @@
 package io.weft.core.nbd;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -50,7 +51,7 @@ class NbdFuseIT {
                         fx.unixUri("vol0")).redirectErrorStream(true)
                         .redirectOutput(fx.dir.resolve("nbdfuse.log").toFile()).start();
                 Process started = fuse;
-                NbdPipeliningTest.await(() -> Files.exists(pidFile) || !started.isAlive(), "nbdfuse mounted");
+                await("nbdfuse mounted", Duration.ofSeconds(30), () -> Files.exists(pidFile) || !started.isAlive());
                 assertTrue(fuse.isAlive(), () -> "nbdfuse exited: " + readQuietly(fx.dir.resolve("nbdfuse.log")));
                 assertEquals(SIZE, Files.size(image));
 

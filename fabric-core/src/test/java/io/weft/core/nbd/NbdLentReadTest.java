@@ -1,5 +1,6 @@
 package io.weft.core.nbd;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -8,8 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
-import io.weft.core.io.IoCompletion;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import io.weft.core.io.ReadLending;
@@ -25,9 +25,6 @@ import java.util.Random;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
-import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -51,7 +48,7 @@ class NbdLentReadTest {
      * it. No free slot: the READ is not lent. Completions inline, or on a thread of its own ({@code async}), or held
      * until the test lets them go ({@link #hold}).
      */
-    static final class PoolLendingDevice implements BlockDevice, ReadLending {
+    static final class PoolLendingDevice extends ForwardingBlockDevice implements ReadLending {
         private record Held(int slot, long offset, int length, long tag, LoanCompletion completion) {
         }
 
@@ -69,6 +66,7 @@ class NbdLentReadTest {
         final AtomicInteger cancels = new AtomicInteger();
 
         PoolLendingDevice(StoreBlockDevice store, int slots, int slotSize, boolean async) {
+            super(store);
             this.store = store;
             this.slotSize = slotSize;
             this.region = ByteBuffer.allocateDirect(slots * slotSize);
@@ -98,17 +96,6 @@ class NbdLentReadTest {
             for (Held h : all) {
                 lendNow(h.slot(), h.offset(), h.length(), h.tag(), h.completion());
             }
-        }
-
-        @Override
-        public DeviceInfo info() {
-            return store.info();
-        }
-
-        @Override
-        public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
-                           IoCompletion completion) {
-            store.submit(op, offset, length, flags, buffer, tag, completion);
         }
 
         @Override
@@ -237,7 +224,8 @@ class NbdLentReadTest {
                 }
                 c.disconnect();
             }
-            awaitTrue(() -> device.released.get() == device.lent.get(),
+            await("device.released.get() == device.lent.get()", Duration.ofSeconds(20),
+                    () -> device.released.get() == device.lent.get(),
                     () -> device.lent.get() + " loans, " + device.released.get() + " released");
             assertTrue(device.lent.get() > 0, "no READ was lent");
             assertTrue(device.notLent.get() > 0, "no READ took the copying path (slots never ran out)");
@@ -260,14 +248,18 @@ class NbdLentReadTest {
                 for (int i = 0; i < 4; i++) {
                     c.sendRequest(0, NbdProtocol.CMD_READ, i, i * 65536L, 65536, null);
                 }
-                awaitTrue(() -> device.heldCount() == 4, () -> "the device holds " + device.heldCount() + " of 4");
+                await("device.heldCount() == 4", Duration.ofSeconds(20), () -> device.heldCount() == 4,
+                        () -> "the device holds " + device.heldCount() + " of 4");
                 fx.server.close(); // drains for 200 ms, then gives up on the 4 READs
-                awaitTrue(() -> device.cancels.get() == 4, () -> device.cancels.get() + " of 4 READs cancelled");
-                awaitTrue(c::closedByServer, () -> "the server closed the connection");
+                await("device.cancels.get() == 4", Duration.ofSeconds(20), () -> device.cancels.get() == 4,
+                        () -> device.cancels.get() + " of 4 READs cancelled");
+                await("c::closedByServer", Duration.ofSeconds(20), c::closedByServer,
+                        () -> "the server closed the connection");
             }
             device.completeHeld(); // the answers come after all, each with a loan nobody will send
             assertEquals(4, device.lent.get());
-            awaitTrue(() -> device.released.get() == 4, () -> device.released.get() + " of 4 late loans released");
+            await("device.released.get() == 4", Duration.ofSeconds(20), () -> device.released.get() == 4,
+                    () -> device.released.get() + " of 4 late loans released");
             assertEquals(0, device.badReleases.get());
         }
     }
@@ -317,23 +309,11 @@ class NbdLentReadTest {
     @Test
     void aLoanOutsideItsBufferIsNeverSentAndTheReadFails() throws Exception {
         // A device that lends [at, at + length) past the end of its buffer: the server must not gather from it.
-        final class BadLender implements BlockDevice, ReadLending {
-            private final BlockDevice inner;
+        final class BadLender extends ForwardingBlockDevice implements ReadLending {
             final AtomicInteger released = new AtomicInteger();
 
             BadLender(BlockDevice inner) {
-                this.inner = inner;
-            }
-
-            @Override
-            public DeviceInfo info() {
-                return inner.info();
-            }
-
-            @Override
-            public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
-                               IoCompletion completion) {
-                inner.submit(op, offset, length, flags, buffer, tag, completion);
+                super(inner);
             }
 
             @Override
@@ -347,6 +327,7 @@ class NbdLentReadTest {
                 released.incrementAndGet();
             }
 
+            /** Leaves the wrapped device open, as before: the fixture closes it. */
             @Override
             public void close() {
             }
@@ -385,15 +366,5 @@ class NbdLentReadTest {
     private static byte[] dataOf(RawNbdClient.Reply r) {
         // a structured OFFSET_DATA chunk: 8 bytes of offset, then the data
         return Arrays.copyOfRange(r.payload(), 8, r.payload().length);
-    }
-
-    private static void awaitTrue(BooleanSupplier condition, Supplier<String> what) {
-        long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError(what.get() + " (waited 20 s)");
-            }
-            LockSupport.parkNanos(1_000_000);
-        }
     }
 }

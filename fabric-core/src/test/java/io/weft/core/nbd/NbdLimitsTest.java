@@ -1,9 +1,9 @@
 package io.weft.core.nbd;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import io.weft.core.io.BlockDevice;
 import io.weft.core.store.StoreBlockDevice;
@@ -14,11 +14,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 import java.util.function.Function;
-import java.util.function.Supplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -33,17 +29,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 class NbdLimitsTest {
     private static final long SIZE = 16L << 20;
     private static final Duration SHORT = Duration.ofMillis(300);
-    private static final long DEADLINE_NANOS = TimeUnit.SECONDS.toNanos(30);
-
-    private static void await(BooleanSupplier condition, Supplier<String> failure) {
-        long deadline = System.nanoTime() + DEADLINE_NANOS;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() - deadline > 0) {
-                fail(failure.get());
-            }
-            LockSupport.parkNanos(2_000_000); // a polling interval, not a synchronisation: the condition decides
-        }
-    }
+    private static final Duration DEADLINE = Duration.ofSeconds(30);
 
     private static Function<StoreBlockDevice, BlockDevice> device(boolean async) {
         return async ? d -> new ReorderingDevice(d, 1) : d -> d;
@@ -68,13 +54,15 @@ class NbdLimitsTest {
             halfHeader.write(header.position(0).limit(14));
 
             assertEquals(2, fx.server.connectionCount());
-            await(() -> fx.server.connectionCount() == 0, () -> fx.server.connectionCount()
+            await("fx.server.connectionCount() == 0", DEADLINE, () -> fx.server.connectionCount() == 0,
+                    () -> fx.server.connectionCount()
                     + " connection(s) still open long after their requests stopped arriving (read-stall timeout "
                     + SHORT + ")");
             assertTrue(halfPayload.closedByServer(), "the half-sent WRITE's connection is closed");
             assertTrue(halfHeader.closedByServer(), "the half-sent header's connection is closed");
             assertArrayEquals(new byte[64 << 10], fx.fileBytes(0, 64 << 10), "nothing of the partial WRITE landed");
-            await(() -> fx.server.bufferedBytes() == 0, () -> "request buffers not returned to the budget: "
+            await("fx.server.bufferedBytes() == 0", DEADLINE, () -> fx.server.bufferedBytes() == 0,
+                    () -> "request buffers not returned to the budget: "
                     + fx.server.bufferedBytes() + " bytes");
         }
     }
@@ -92,9 +80,11 @@ class NbdLimitsTest {
             for (int i = 0; i < 64; i++) {
                 deaf.sendRequest(0, NbdProtocol.CMD_READ, i, (i % 16) << 20, 1 << 20, null);
             }
-            await(() -> fx.server.connectionCount() == 0, () -> "a client that reads no replies still holds its "
+            await("fx.server.connectionCount() == 0", DEADLINE, () -> fx.server.connectionCount() == 0,
+                    () -> "a client that reads no replies still holds its "
                     + "connection long after the write-stall timeout (" + SHORT + ")");
-            await(() -> fx.server.bufferedBytes() == 0, () -> "request buffers not returned to the budget: "
+            await("fx.server.bufferedBytes() == 0", DEADLINE, () -> fx.server.bufferedBytes() == 0,
+                    () -> "request buffers not returned to the budget: "
                     + fx.server.bufferedBytes() + " bytes");
         }
     }
@@ -113,7 +103,8 @@ class NbdLimitsTest {
             RawNbdClient stalled = fx.closeLater(RawNbdClient.connect(fx.tcp));
             stalled.go("vol0", false, false);
             stalled.writeRaw(new byte[] {0x25, 0x60, (byte) 0x95, 0x13});
-            await(() -> fx.server.connectionCount() == 1, () -> fx.server.connectionCount()
+            await("fx.server.connectionCount() == 1", DEADLINE, () -> fx.server.connectionCount() == 1,
+                    () -> fx.server.connectionCount()
                     + " connections open: the stalled one was never closed (read-stall timeout " + SHORT + ")");
             assertTrue(stalled.closedByServer());
             assertArrayEquals(new byte[512], idle.read(4096, 512, 2), "the idle connection still serves");
@@ -127,7 +118,8 @@ class NbdLimitsTest {
             RawNbdClient idle = fx.closeLater(RawNbdClient.connect(fx.unixAddress()));
             idle.go("vol0", false, false);
             assertArrayEquals(new byte[512], idle.read(0, 512, 1));
-            await(() -> fx.server.connectionCount() == 0, () -> "an idle connection outlived the idle timeout ("
+            await("fx.server.connectionCount() == 0", DEADLINE, () -> fx.server.connectionCount() == 0,
+                    () -> "an idle connection outlived the idle timeout ("
                     + SHORT + ")");
             assertTrue(idle.closedByServer());
         }
@@ -159,7 +151,8 @@ class NbdLimitsTest {
                 c.write(header);
                 all.add(c);
             }
-            await(() -> fx.server.bufferedBytes() == budget && fx.server.bufferWaiters() == clients - 4,
+            await("fx.server.bufferedBytes() == budget && fx.server.bufferWaiters() == clients - 4", DEADLINE,
+                    () -> fx.server.bufferedBytes() == budget && fx.server.bufferWaiters() == clients - 4,
                     () -> "expected the budget (" + budget + " bytes) taken by 4 connections and 4 waiting, but "
                             + fx.server.bufferedBytes() + " bytes are buffered and " + fx.server.bufferWaiters()
                             + " wait");
@@ -193,10 +186,12 @@ class NbdLimitsTest {
             c.go("vol0", false, false);
             c.sendRequest(0, NbdProtocol.CMD_READ, 1, 0, payload, null);
             c.writeRaw(new byte[] {0x25, 0x60}); // half of the next header's magic, then nothing
-            await(() -> fx.server.connectionCount() == 0, () -> "the stalled connection was never closed");
+            await("fx.server.connectionCount() == 0", DEADLINE, () -> fx.server.connectionCount() == 0,
+                    () -> "the stalled connection was never closed");
             assertEquals(payload, fx.server.bufferedBytes(), "the held READ's buffer is still the device's");
             gate[0].open();
-            await(() -> fx.server.bufferedBytes() == 0, () -> "the READ completed but its buffer was not given back: "
+            await("fx.server.bufferedBytes() == 0", DEADLINE, () -> fx.server.bufferedBytes() == 0,
+                    () -> "the READ completed but its buffer was not given back: "
                     + fx.server.bufferedBytes() + " bytes");
         }
     }
@@ -214,7 +209,8 @@ class NbdLimitsTest {
             holder.go("vol0", false, false);
             holder.sendRequest(0, NbdProtocol.CMD_READ, 1, 0, payload, null);
             holder.sendRequest(0, NbdProtocol.CMD_READ, 2, payload, payload, null);
-            await(() -> fx.server.bufferedBytes() == 2L * payload, () -> "the held READs did not take the budget: "
+            await("fx.server.bufferedBytes() == 2L * payload", DEADLINE,
+                    () -> fx.server.bufferedBytes() == 2L * payload, () -> "the held READs did not take the budget: "
                     + fx.server.bufferedBytes());
             RawNbdClient starved = fx.closeLater(RawNbdClient.connect(fx.unixAddress()));
             starved.go("vol0", false, false);

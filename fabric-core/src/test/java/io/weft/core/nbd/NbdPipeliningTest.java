@@ -1,5 +1,6 @@
 package io.weft.core.nbd;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -16,7 +17,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -162,11 +162,11 @@ class NbdPipeliningTest {
                     burst.position(burst.position() + 28).put(data);
                 }
                 c.write(burst.flip());
-                await(() -> device.submittedCount() == n, "all writes reach the device");
+                await("all writes reach the device", Duration.ofSeconds(30), () -> device.submittedCount() == n);
 
                 CompletableFuture<Void> closing = CompletableFuture.runAsync(fx.server::close);
                 // The listener goes away first: new connections are refused while old requests are pending.
-                await(() -> !canConnect(fx), "listener closed");
+                await("listener closed", Duration.ofSeconds(30), () -> !canConnect(fx));
                 assertFalse(closing.isDone(), "close() waits for the held requests");
 
                 device.open();
@@ -242,7 +242,8 @@ class NbdPipeliningTest {
             a.disconnect();
             assertTrue(a.closedByServer());
             a.close();
-            await(() -> fx.server.connectionCount() == 1, "the slot of the closed connection is free");
+            await("the slot of the closed connection is free", Duration.ofSeconds(30),
+                    () -> fx.server.connectionCount() == 1);
             try (RawNbdClient c = RawNbdClient.connect(fx.tcp)) {
                 c.go("vol0", false, false);
                 assertArrayEquals(new byte[512], c.read(512, 512, 2));
@@ -273,7 +274,7 @@ class NbdPipeliningTest {
             fx.close();
             async.close();
         }
-        await(() -> serverThreads() == 0, "every acceptor, reader and writer thread ended");
+        await("every acceptor, reader and writer thread ended", Duration.ofSeconds(30), () -> serverThreads() == 0);
         for (RawNbdClient c : clients) {
             assertTrue(c.closedByServer());
             c.close();
@@ -290,17 +291,6 @@ class NbdPipeliningTest {
             return true;
         } catch (java.io.IOException e) {
             return false;
-        }
-    }
-
-    static void await(BooleanSupplier condition, String what) throws InterruptedException {
-        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError("timed out waiting for: " + what);
-            }
-            Thread.onSpinWait();
-            Thread.yield();
         }
     }
 }

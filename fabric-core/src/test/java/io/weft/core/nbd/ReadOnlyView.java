@@ -2,6 +2,7 @@ package io.weft.core.nbd;
 
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
@@ -9,11 +10,9 @@ import io.weft.core.io.IoStatus;
 import java.nio.ByteBuffer;
 
 /** Test device: a read-only view of another device (as an `ro` mapping would be). */
-final class ReadOnlyView implements BlockDevice {
-    private final BlockDevice delegate;
-
+final class ReadOnlyView extends ForwardingBlockDevice {
     ReadOnlyView(BlockDevice delegate) {
-        this.delegate = delegate;
+        super(delegate);
     }
 
     @Override
@@ -32,11 +31,7 @@ final class ReadOnlyView implements BlockDevice {
         delegate.submit(op, offset, length, flags, buffer, tag, completion);
     }
 
-    @Override
-    public long describeExtents(long offset, long length, ExtentConsumer consumer) {
-        return delegate.describeExtents(offset, length, consumer);
-    }
-
+    /** Leaves the delegate open, as before: the test that made it closes it. */
     @Override
     public void close() {
     }

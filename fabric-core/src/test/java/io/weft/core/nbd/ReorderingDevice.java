@@ -1,7 +1,7 @@
 package io.weft.core.nbd;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import java.nio.ByteBuffer;
@@ -16,12 +16,11 @@ import java.util.concurrent.TimeUnit;
  * performs and completes them in reverse arrival order on its own thread. So the server sees asynchronous,
  * out-of-order completions; the delegate does the real IO.
  */
-final class ReorderingDevice implements BlockDevice {
+final class ReorderingDevice extends ForwardingBlockDevice {
     private record Pending(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
                            IoCompletion completion) {
     }
 
-    private final BlockDevice delegate;
     private final ExecutorService completer = Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, "reordering-device-completer");
         t.setDaemon(true);
@@ -33,17 +32,12 @@ final class ReorderingDevice implements BlockDevice {
     private int submitted;
 
     ReorderingDevice(BlockDevice delegate, int batch) {
-        this.delegate = delegate;
+        super(delegate);
         this.batch = batch;
     }
 
     void setBatch(int batch) {
         this.batch = batch;
-    }
-
-    @Override
-    public DeviceInfo info() {
-        return delegate.info();
     }
 
     @Override
@@ -85,11 +79,6 @@ final class ReorderingDevice implements BlockDevice {
         synchronized (completedOffsets) {
             return new ArrayList<>(completedOffsets);
         }
-    }
-
-    @Override
-    public long describeExtents(long offset, long length, ExtentConsumer consumer) {
-        return delegate.describeExtents(offset, length, consumer);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.weft.core.store;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -14,11 +15,11 @@ import io.weft.core.store.StoreTestFiles.Medium;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLongArray;
 import org.junit.jupiter.api.AfterEach;
@@ -158,7 +159,8 @@ class StoreBlockDeviceTest {
                 buffers[i].putInt(0, i).putInt(block - 4, ~i);
                 device.submit(IoOp.WRITE, (long) i * block, block, 0, buffers[i], i, writes);
             }
-            awaitCount(writes.calls, requests);
+            await(requests + " completions", Duration.ofSeconds(30), () -> writes.calls.get() >= requests,
+                    () -> "only " + writes.calls.get() + " of " + requests + " completed");
             assertTrue(writes.byTag.values().stream().allMatch(s -> s == IoStatus.OK), writes.byTag.toString());
 
             Statuses reads = new Statuses();
@@ -172,7 +174,8 @@ class StoreBlockDeviceTest {
                 buffers[i].clear().putInt(0, -1).putInt(block - 4, -1);
                 device.submit(IoOp.READ, (long) i * block, block, 0, buffers[i], i, check);
             }
-            awaitCount(reads.calls, requests);
+            await(requests + " completions", Duration.ofSeconds(30), () -> reads.calls.get() >= requests,
+                    () -> "only " + reads.calls.get() + " of " + requests + " completed");
             for (int i = 0; i < requests; i++) {
                 assertEquals(1, seen.get(i), "request " + i);
             }
@@ -198,16 +201,5 @@ class StoreBlockDeviceTest {
         assertEquals(48, statuses.calls.get(), "every request completed by the time close returns");
         assertTrue(statuses.byTag.values().stream().allMatch(s -> s == IoStatus.OK), statuses.byTag.toString());
         assertEquals(0, device.inFlight());
-    }
-
-    private static void awaitCount(AtomicInteger counter, int expected) {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (counter.get() < expected) {
-            if (System.nanoTime() - deadline > 0) {
-                throw new AssertionError("only " + counter.get() + " of " + expected + " completed");
-            }
-            Thread.onSpinWait();
-            java.util.concurrent.locks.LockSupport.parkNanos(100_000);
-        }
     }
 }

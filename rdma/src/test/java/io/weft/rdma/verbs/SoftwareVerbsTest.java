@@ -1,9 +1,9 @@
 package io.weft.rdma.verbs;
 
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.weft.rdma.TestIo;
 import io.weft.rdma.verbs.soft.SoftwareProvider;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -79,7 +79,7 @@ class SoftwareVerbsTest {
         client = provider.connect(listener.localAddress(), null, clientPd, clientCq, OPTIONS, new byte[] {1, 2},
                 Duration.ofSeconds(5), ConnectionSetup.NONE);
         assertEquals(7, client.peerPrivateData().get(0));
-        TestIo.await("accept", Duration.ofSeconds(5), () -> accepted.get() != null);
+        await("accept", Duration.ofSeconds(5), () -> accepted.get() != null);
         assertEquals(2, accepted.get().peerPrivateData().remaining());
     }
 
@@ -91,7 +91,7 @@ class SoftwareVerbsTest {
     }
 
     void pump(Recorder expectServer, int serverEventsWanted, int clientEventsWanted) throws Exception {
-        TestIo.await("completions", Duration.ofSeconds(5), () -> {
+        await("completions", Duration.ofSeconds(5), () -> {
             serverCq.poll(serverEvents, 16);
             clientCq.poll(clientEvents, 16);
             return serverEvents.events.size() >= serverEventsWanted && clientEvents.events.size() >= clientEventsWanted;
@@ -208,7 +208,7 @@ class SoftwareVerbsTest {
                  }
              }).start()) {
             try {
-                TestIo.await("all " + frames + " frames of " + length + " bytes at the sleeping receiver",
+                await("all " + frames + " frames of " + length + " bytes at the sleeping receiver",
                         Duration.ofSeconds(60), () -> server.completions.get() >= frames || server.error.get() != null);
             } catch (AssertionError e) {
                 throw new AssertionError(e.getMessage() + ": " + server.completions.get() + " arrived, "
@@ -245,7 +245,7 @@ class SoftwareVerbsTest {
                  }
              }).start()) {
             try {
-                TestIo.await(rounds + " round trips between sleeping queues", Duration.ofSeconds(60),
+                await(rounds + " round trips between sleeping queues", Duration.ofSeconds(60),
                         () -> pinger.completions.get() >= rounds || server.error.get() != null
                                 || pinger.error.get() != null);
             } catch (AssertionError e) {

@@ -1,7 +1,7 @@
-package io.weft.rdma;
+package io.weft.testkit;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.DeviceInfo;
+import io.weft.core.io.ForwardingBlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import java.nio.ByteBuffer;
@@ -9,30 +9,36 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Test device: does every request at once (so data lands when it arrives) but, while holding, keeps the
- * completions back until {@link #release()} — requests stay "in flight" for as long as a test needs, and their
- * answers come from another thread, like a slow asynchronous store.
+ * Does every request at once (so data lands when it arrives) but, while holding ({@link #hold}), keeps the
+ * completions back until {@link #release()}: requests stay "in flight" for as long as a test needs, and their answers
+ * come from another thread, like a slow asynchronous store. Not holding, requests pass straight through (no wrapper
+ * completion, so a benchmark through it measures the delegate). Compare {@link ManuallyCompletedBlockDevice}, which
+ * never does the request at all.
  */
-final class HoldingDevice implements BlockDevice {
-    private final BlockDevice delegate;
+public final class CompletionHoldingBlockDevice extends ForwardingBlockDevice {
     private final List<Runnable> held = new ArrayList<>();
     private volatile boolean holding;
 
-    HoldingDevice(BlockDevice delegate) {
-        this.delegate = delegate;
+    public CompletionHoldingBlockDevice(BlockDevice delegate) {
+        super(delegate);
     }
 
-    synchronized void hold() {
+    /** From now on, completions are kept back until {@link #release()}. */
+    public synchronized void hold() {
         holding = true;
     }
 
     /** Completions kept back right now. */
-    synchronized int heldCount() {
+    public synchronized int heldCount() {
         return held.size();
     }
 
-    /** @return how many completions were released */
-    int release() {
+    /**
+     * Stops holding and runs every kept-back completion (on the calling thread).
+     *
+     * @return how many completions were released
+     */
+    public int release() {
         List<Runnable> out;
         synchronized (this) {
             holding = false;
@@ -44,15 +50,10 @@ final class HoldingDevice implements BlockDevice {
     }
 
     @Override
-    public DeviceInfo info() {
-        return delegate.info();
-    }
-
-    @Override
     public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
                        IoCompletion completion) {
         if (!holding) {
-            delegate.submit(op, offset, length, flags, buffer, tag, completion); // benchmark path: no wrapper
+            delegate.submit(op, offset, length, flags, buffer, tag, completion);
             return;
         }
         delegate.submit(op, offset, length, flags, buffer, tag, (t, status) -> {
@@ -64,10 +65,5 @@ final class HoldingDevice implements BlockDevice {
             }
             completion.onComplete(t, status);
         });
-    }
-
-    @Override
-    public void close() {
-        delegate.close();
     }
 }
