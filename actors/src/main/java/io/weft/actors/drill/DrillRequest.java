@@ -2,7 +2,7 @@ package io.weft.actors.drill;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.typesafe.config.ConfigFactory;
-import io.weft.core.drill.DrillOptions;
+import io.weft.actors.drill.harness.DrillOptions;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.ThreadLocalRandom;

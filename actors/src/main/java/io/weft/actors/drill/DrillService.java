@@ -1,17 +1,16 @@
 package io.weft.actors.drill;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.weft.actors.DeviceState;
 import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
 import io.weft.actors.WeftSettings;
 import io.weft.actors.client.SessionActor;
 import io.weft.actors.storage.StorageService;
-import io.weft.core.drill.Drill;
-import io.weft.core.drill.DrillOptions;
-import io.weft.core.drill.DrillReport;
-import io.weft.core.drill.LegComparison;
+import io.weft.actors.drill.harness.Drill;
+import io.weft.actors.drill.harness.DrillOptions;
+import io.weft.actors.drill.harness.DrillReport;
+import io.weft.actors.drill.harness.LegComparison;
 import io.weft.core.io.BlockDevice;
 import io.weft.core.mirror.MirrorOptions;
 import java.io.IOException;
@@ -54,7 +53,6 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
     public static final int KEEP = 20;
     /** Bound of one leg read while comparing legs (1 MiB or less on an idle device). */
     static final long COMPARE_READ_TIMEOUT_MILLIS = 10_000;
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     public interface Command {
     }
@@ -601,11 +599,7 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         if (finished.report() != null) {
             DrillReport r = finished.report();
             run.endPhase = "done";
-            try {
-                run.report = JSON.readTree(r.toJson());
-            } catch (IOException e) {
-                run.error = "report did not render: " + e.getMessage();
-            }
+            run.report = r.toJsonTree();
             run.reportText = r.toText();
             getContext().getLog().info("{} done: {}", run.id, r.intact() ? "every acknowledged write intact"
                     : "DATA PROBLEM");

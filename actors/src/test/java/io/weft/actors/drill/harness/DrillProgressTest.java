@@ -1,4 +1,4 @@
-package io.weft.core.drill;
+package io.weft.actors.drill.harness;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
