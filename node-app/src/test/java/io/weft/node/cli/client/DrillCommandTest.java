@@ -189,6 +189,23 @@ class DrillCommandTest {
                 err.toString());
     }
 
+    /** The client-kill driver reads its workload from the body the CLI built, through the node's own body record. */
+    @Test
+    void theClientKillWorkloadComesFromTheBodyTheCliBuilt() {
+        ObjectNode body = JSON.createObjectNode().put("device", "m0").put("fault", "client-kill").put("overwrite", true)
+                .put("seed", 11).put("queueDepth", 4).put("workingSet", 8L << 20).put("maxIo", 32768)
+                .put("before", 100).put("during", 2500);
+        io.weft.actors.drill.harness.DrillOptions o = DrillCommand.options(body);
+        assertEquals(11, o.seed());
+        assertEquals(4, o.queueDepth());
+        assertEquals(8L << 20, o.workingSetBytes());
+        assertEquals(32768, o.maxIoBytes());
+        assertEquals(4096, o.minIoBytes(), "the default");
+        assertEquals(100, o.beforeMillis());
+        assertEquals(2500, o.duringMillis());
+        assertEquals(2000, o.afterMillis(), "the default");
+    }
+
     @Test
     void legsThatDifferAreADataProblemEvenWithEveryWriteIntact() throws Exception {
         DrillReport differing = new DrillReport("kill", 7, 412.5, 3.25, 180.0, 230.0, 950.0, 12000, 9000, 11800,
