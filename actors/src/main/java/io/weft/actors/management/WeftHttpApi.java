@@ -171,7 +171,8 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
     }
 
     private static MapSpec.Leg leg(HttpBodies.LegBody body) {
-        return new MapSpec.Leg(JsonBodies.required(body.storage(), "storage"), JsonBodies.required(body.path(), "path"));
+        return new MapSpec.Leg(JsonBodies.required(body.storage(), "storage"),
+                JsonBodies.required(body.path(), "path"));
     }
 
     private Route resize(WeftRuntime rt, JsonNode json) {

@@ -420,7 +420,8 @@ class DrillTest {
         assertEquals("leg 1 resync failed: EIO", new DrillEvent.ResyncFailed(1, "EIO").describe());
         assertEquals("gave up waiting for leg(s) 0, 2 to be back in sync",
                 new DrillEvent.ResyncWaitAbandoned("0, 2").describe());
-        assertEquals("legs not compared: leg 1 is failed", new DrillEvent.LegsNotCompared("leg 1 is failed").describe());
+        assertEquals("legs not compared: leg 1 is failed",
+                new DrillEvent.LegsNotCompared("leg 1 is failed").describe());
         assertEquals("2 legs byte-identical over [0, 1048576) (1 MiB)",
                 new DrillEvent.LegsCompared(new LegComparison.Result(2, 1 << 20, 0, List.of())).describe());
     }
