@@ -1,14 +1,15 @@
 package io.weft.actors.drill;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.typesafe.config.ConfigFactory;
-import io.weft.core.drill.DrillOptions;
-import java.time.Duration;
+import io.weft.actors.drill.harness.DrillOptions;
+import io.weft.actors.json.ByteSize;
+import io.weft.actors.json.DurationMillis;
+import io.weft.actors.json.JsonBodies;
 import java.util.Locale;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * A drill as {@code POST /weft/drills} asks for it (see docs/drills.md).
+ * A drill as {@code POST /weft/drills} asks for it (see docs/drills.md); {@link Body} is the JSON body.
  *
  * @param device  a device mapped on this node
  * @param fault   what to do to the target
@@ -91,101 +92,65 @@ public record DrillRequest(String device, Fault fault, String target, Integer pa
     }
 
     /**
-     * Parses a request body. Missing optional fields take {@link DrillOptions#defaults} (a random seed when none is
-     * given); a drill overwrites the start of the device, so {@code "overwrite": true} is required.
+     * The JSON body of {@code POST /weft/drills} as Jackson reads it (docs/drills.md); {@link #toRequest()} applies
+     * the defaults and the rules. Every field is optional here: the required ones are checked there, so that a
+     * missing one is named the same way as before.
+     */
+    public record Body(String device, String fault, String target, Boolean overwrite, Integer path, Boolean restart,
+                       Integer flaps, DurationMillis freezeFor, DurationMillis runFor, Long seed, Integer queueDepth,
+                       ByteSize minIo, ByteSize maxIo, Integer readPercent, ByteSize workingSet,
+                       DurationMillis before, DurationMillis during, DurationMillis after,
+                       DurationMillis resyncTimeout) {
+
+        /**
+         * The request, with {@link DrillOptions#defaults} for what is missing (a random seed when none is given); a
+         * drill overwrites the start of the device, so {@code "overwrite": true} is required.
+         */
+        public DrillRequest toRequest() {
+            String dev = JsonBodies.required(device, "device");
+            Fault f = Fault.parse(JsonBodies.required(fault, "fault"));
+            String tgt = JsonBodies.required(target, "target");
+            if (!Boolean.TRUE.equals(overwrite)) {
+                throw new IllegalArgumentException("a drill overwrites [0, workingSet) of device " + dev
+                        + " with its own patterns; pass \"overwrite\": true to allow that");
+            }
+            FlapPlan flap = FlapPlan.DEFAULT;
+            if (flaps != null || freezeFor != null || runFor != null) {
+                if (f != Fault.FLAP) {
+                    throw new IllegalArgumentException("'flaps', 'freezeFor' and 'runFor' apply to a flap only");
+                }
+                flap = new FlapPlan(flaps == null ? FlapPlan.DEFAULT_CYCLES : flaps,
+                        DurationMillis.or(freezeFor, 0), DurationMillis.or(runFor, FlapPlan.DEFAULT_RUN_MILLIS));
+            }
+            return new DrillRequest(dev, f, tgt, path, restart == null || restart, flap, options());
+        }
+
+        /**
+         * The workload and its phases, with {@link DrillOptions#defaults} for what is missing (a random seed when
+         * none is given). Also what the CLI's client-kill driver runs, from the body it builds.
+         */
+        public DrillOptions options() {
+            long s = seed != null ? seed : ThreadLocalRandom.current().nextLong(1L << 40);
+            DrillOptions d = DrillOptions.defaults(s);
+            return new DrillOptions(s,
+                    queueDepth == null ? d.queueDepth() : queueDepth,
+                    (int) ByteSize.or(minIo, d.minIoBytes()),
+                    (int) ByteSize.or(maxIo, d.maxIoBytes()),
+                    readPercent == null ? d.readPercent() : readPercent,
+                    ByteSize.or(workingSet, d.workingSetBytes()),
+                    DurationMillis.or(before, d.beforeMillis()),
+                    DurationMillis.or(during, d.duringMillis()),
+                    DurationMillis.or(after, d.afterMillis()),
+                    DurationMillis.or(resyncTimeout, d.resyncTimeoutMillis()));
+        }
+    }
+
+    /**
+     * Parses a request body ({@link Body}).
      *
-     * @throws IllegalArgumentException for a missing or malformed field (the route answers 400 with the message)
+     * @throws IllegalArgumentException for a missing or malformed field, named (the route answers 400 with it)
      */
     public static DrillRequest fromJson(JsonNode body) {
-        String device = text(body, "device");
-        Fault fault = Fault.parse(text(body, "fault"));
-        String target = text(body, "target");
-        if (!body.path("overwrite").asBoolean(false)) {
-            throw new IllegalArgumentException("a drill overwrites [0, workingSet) of device " + device
-                    + " with its own patterns; pass \"overwrite\": true to allow that");
-        }
-        Integer path = null;
-        JsonNode p = body.get("path");
-        if (p != null && !p.isNull()) {
-            if (!p.canConvertToInt() || !p.isIntegralNumber()) {
-                throw new IllegalArgumentException("'path' must be a path index: " + p);
-            }
-            path = p.asInt();
-        }
-        boolean restart = body.path("restart").asBoolean(true);
-        FlapPlan flap = FlapPlan.DEFAULT;
-        if (body.has("flaps") || body.has("freezeFor") || body.has("runFor")) {
-            if (fault != Fault.FLAP) {
-                throw new IllegalArgumentException("'flaps', 'freezeFor' and 'runFor' apply to a flap only");
-            }
-            flap = new FlapPlan((int) number(body, "flaps", FlapPlan.DEFAULT_CYCLES),
-                    millis(body, "freezeFor", 0), millis(body, "runFor", FlapPlan.DEFAULT_RUN_MILLIS));
-        }
-        long seed = body.has("seed") ? number(body, "seed") : ThreadLocalRandom.current().nextLong(1L << 40);
-        DrillOptions d = DrillOptions.defaults(seed);
-        DrillOptions options = new DrillOptions(seed,
-                (int) number(body, "queueDepth", d.queueDepth()),
-                (int) size(body, "minIo", d.minIoBytes()),
-                (int) size(body, "maxIo", d.maxIoBytes()),
-                (int) number(body, "readPercent", d.readPercent()),
-                size(body, "workingSet", d.workingSetBytes()),
-                millis(body, "before", d.beforeMillis()),
-                millis(body, "during", d.duringMillis()),
-                millis(body, "after", d.afterMillis()),
-                millis(body, "resyncTimeout", d.resyncTimeoutMillis()));
-        return new DrillRequest(device, fault, target, path, restart, flap, options);
-    }
-
-    private static String text(JsonNode body, String field) {
-        JsonNode n = body.get(field);
-        if (n == null || n.isNull() || !n.isTextual() || n.asText().isBlank()) {
-            throw new IllegalArgumentException("missing field '" + field + "'");
-        }
-        return n.asText();
-    }
-
-    private static long number(JsonNode body, String field) {
-        JsonNode n = body.get(field);
-        if (n == null || !n.isIntegralNumber()) {
-            throw new IllegalArgumentException("'" + field + "' must be an integer: " + n);
-        }
-        return n.asLong();
-    }
-
-    private static long number(JsonNode body, String field, long missing) {
-        return body.has(field) && !body.get(field).isNull() ? number(body, field) : missing;
-    }
-
-    /** A size: a number of bytes or "64MiB"-style text (Typesafe Config's size syntax). */
-    private static long size(JsonNode body, String field, long missing) {
-        JsonNode n = body.get(field);
-        if (n == null || n.isNull()) {
-            return missing;
-        }
-        if (n.isIntegralNumber()) {
-            return n.asLong();
-        }
-        try {
-            return ConfigFactory.parseString("v = \"" + n.asText().replace("\"", "") + "\"").getBytes("v");
-        } catch (RuntimeException e) {
-            throw new IllegalArgumentException("'" + field + "' is not a size: " + n.asText());
-        }
-    }
-
-    /** A duration: a number of milliseconds or "2s" / "500ms"-style text (Typesafe Config's duration syntax). */
-    private static long millis(JsonNode body, String field, long missing) {
-        JsonNode n = body.get(field);
-        if (n == null || n.isNull()) {
-            return missing;
-        }
-        if (n.isIntegralNumber()) {
-            return n.asLong();
-        }
-        try {
-            Duration d = ConfigFactory.parseString("v = \"" + n.asText().replace("\"", "") + "\"").getDuration("v");
-            return d.toMillis();
-        } catch (RuntimeException e) {
-            throw new IllegalArgumentException("'" + field + "' is not a duration: " + n.asText());
-        }
+        return JsonBodies.read(body, Body.class).toRequest();
     }
 }

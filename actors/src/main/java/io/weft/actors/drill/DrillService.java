@@ -1,19 +1,16 @@
 package io.weft.actors.drill;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import io.weft.actors.DeviceState;
-import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
 import io.weft.actors.WeftSettings;
 import io.weft.actors.protocol.DescribeProcess;
 import io.weft.actors.protocol.ProcessInfo;
 import io.weft.actors.protocol.SessionCommand;
 import io.weft.actors.protocol.StorageServiceCommand;
-import io.weft.core.drill.Drill;
-import io.weft.core.drill.DrillOptions;
-import io.weft.core.drill.DrillReport;
-import io.weft.core.drill.LegComparison;
+import io.weft.actors.drill.harness.Drill;
+import io.weft.actors.drill.harness.DrillOptions;
+import io.weft.actors.drill.harness.DrillReport;
+import io.weft.actors.drill.harness.LegComparison;
 import io.weft.core.io.BlockDevice;
 import io.weft.core.mirror.MirrorOptions;
 import java.io.IOException;
@@ -47,6 +44,9 @@ import org.apache.pekko.actor.typed.receptionist.Receptionist;
  * runs on a dispatcher thread). The thread tells this actor when the drill ends; meanwhile status queries read the
  * drill's phase and request count from the {@link Drill} itself. The last {@value #KEEP} drills are kept.
  *
+ * <p>What it checks before it starts a drill is {@link DrillAdmission}; a kill of a single-backend device's storage
+ * node recovers through {@link AwaitReconnect}; the workload itself is {@code io.weft.actors.drill.harness}.
+ *
  * <p>Supervision (applied by {@code NodeGuardian}): resumed on failure, because its state is the drills it is running
  * (their threads and faults) which a restart would orphan. When it stops (node shutdown) every running drill is
  * cancelled and its fault closed, so no node is left stopped or cut off.
@@ -56,7 +56,6 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
     public static final int KEEP = 20;
     /** Bound of one leg read while comparing legs (1 MiB or less on an idle device). */
     static final long COMPARE_READ_TIMEOUT_MILLIS = 10_000;
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     public interface Command {
     }
@@ -199,21 +198,21 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
                     + "; one drill at a time per device"));
             return this;
         }
-        List<String> storageNodes = storageNodes(entry.spec);
+        List<String> storageNodes = DrillAdmission.storageNodes(entry.spec);
         if (!storageNodes.contains(req.target())) {
             start.replyTo().tell(new Refused(400, "'" + req.target() + "' holds no leg of device " + req.device()
                     + "; its storage nodes are " + storageNodes));
             return this;
         }
-        String unfit = unfit(entry, req.options());
+        String unfit = DrillAdmission.unfit(entry, req.options());
         if (unfit != null) {
             start.replyTo().tell(new Refused(unfit.startsWith("device") ? 409 : 400, unfit));
             return this;
         }
         Run run = new Run("drill-" + (++sequence), req);
         if (req.fault() == DrillRequest.Fault.CUT) {
-            List<NodeState.SessionView> legs = sessionsTo(entry, req.target());
-            String refused = cutRefusal(entry, legs, req);
+            List<NodeState.SessionView> legs = DrillAdmission.sessionsTo(entry, req.target());
+            String refused = DrillAdmission.cutRefusal(entry, legs, req);
             if (refused != null) {
                 start.replyTo().tell(new Refused(refused.contains("out of range") ? 400 : 409, refused));
                 return this;
@@ -245,95 +244,6 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         evict();
     }
 
-    private static List<String> storageNodes(MapSpec spec) {
-        return spec.legs().isEmpty() ? List.of(spec.storageNode())
-                : spec.legs().stream().map(MapSpec.Leg::storageNode).distinct().toList();
-    }
-
-    /** Why the device cannot take this workload now, or null. Messages about the device's state start "device". */
-    private static String unfit(NodeState.DeviceEntry entry, DrillOptions options) {
-        String id = entry.spec.deviceId();
-        if (entry.state == DeviceState.MAPPING || entry.state == DeviceState.CLOSED) {
-            return "device " + id + " is " + entry.state.name().toLowerCase(Locale.ROOT) + "; drill a ready device";
-        }
-        if (!entry.spec.legs().isEmpty() && entry.mirror == null) {
-            return "device " + id + " has no mirror yet (its legs are still opening)";
-        }
-        var info = entry.device.info();
-        if (info.readOnly()) {
-            return "device " + id + " is read-only; a drill writes";
-        }
-        if (options.workingSetBytes() > info.size()) {
-            return "working set " + options.workingSetBytes() + " bytes exceeds the size of " + id + " ("
-                    + info.size() + " bytes)";
-        }
-        if (options.maxIoBytes() > info.maxIoSize()) {
-            return "maxIo " + options.maxIoBytes() + " exceeds what " + id + " takes per request ("
-                    + info.maxIoSize() + " bytes)";
-        }
-        return null;
-    }
-
-    /** The session views of the device's legs on {@code target} (the device's own for a single-backend device). */
-    private static List<NodeState.SessionView> sessionsTo(NodeState.DeviceEntry entry, String target) {
-        if (entry.spec.legs().isEmpty()) {
-            return List.of(entry.sessionView);
-        }
-        return entry.legSessions.stream().filter(l -> l != null && l.storageNode.equals(target)).toList();
-    }
-
-    private static String cutRefusal(NodeState.DeviceEntry entry, List<NodeState.SessionView> legs,
-                                     DrillRequest req) {
-        if (legs.isEmpty()) {
-            return "device " + req.device() + " has no session to " + req.target() + " yet";
-        }
-        for (NodeState.SessionView leg : legs) {
-            if (leg.session == null) {
-                return "device " + req.device() + " has no session to " + req.target() + " yet";
-            }
-            if (req.path() != null) {
-                int paths = leg.transportPaths;
-                if (paths <= 1) {
-                    return "device " + req.device() + "'s session to " + req.target() + " has "
-                            + (paths == 0 ? "no connected transport path" : "a single transport path ("
-                            + entry.transport + ")") + "; \"path\" cuts one path of a multipath session (rdma with"
-                            + " several weft.rdma.listen addresses on the storage node): leave it out to cut the"
-                            + " whole session";
-                }
-                if (req.path() >= paths) {
-                    return "path " + req.path() + " out of range: device " + req.device() + "'s session to "
-                            + req.target() + " has paths 0.." + (paths - 1);
-                }
-            }
-        }
-        return null;
-    }
-
-    /**
-     * Null when the target's membership proves who it is; else why a drill must not trust what it says about itself
-     * (its pid, its host). A drill signals the pid the target reports, so a process that joined under a storage
-     * node's name could direct signals at any process of the drilling node's user. Trusted: every member of a cluster
-     * whose transport is TLS with mutual authentication (only holders of a certificate of the cluster's CA are
-     * members), and, without TLS, a member reached over loopback (only a process on this host can be one).
-     */
-    static String unauthenticatedTarget(com.typesafe.config.Config pekko, org.apache.pekko.actor.Address target,
-                                        String name) {
-        String artery = "pekko.remote.artery.";
-        boolean mutualTls = "tls-tcp".equals(pekko.getString(artery + "transport"))
-                && pekko.getBoolean(artery + "ssl.config-ssl-engine.require-mutual-authentication");
-        if (mutualTls) {
-            return null;
-        }
-        String host = target.host().isDefined() ? target.host().get() : null;
-        if (host != null && io.weft.actors.security.NetworkExposure.isLoopback(host)) {
-            return null;
-        }
-        return "storage node " + name + " is a member at " + (host == null ? target : host) + ", not over loopback,"
-                + " and the cluster does not run TLS with mutual authentication, so nothing proves that member is the"
-                + " storage node it claims to be; a drill signals the process it names. Set weft.tls.certificates on"
-                + " every node (docs/security.md, \"Drills\")";
-    }
-
     private Behavior<Command> onTargetFound(TargetFound found) {
         Run run = runs.get(found.id());
         if (run == null || run.pendingReply == null) {
@@ -344,7 +254,7 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
                     + (found.failure() == null ? "" : " (" + found.failure().getMessage() + ")")
                     + "; a " + run.request.fault().wireName() + " drill needs it up");
         }
-        String unauthenticated = unauthenticatedTarget(getContext().getSystem().settings().config(),
+        String unauthenticated = DrillAdmission.unauthenticatedTarget(getContext().getSystem().settings().config(),
                 found.refs().iterator().next().path().address(), run.request.target());
         if (unauthenticated != null) {
             return refuse(run, 409, unauthenticated);
@@ -527,70 +437,6 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         return LegComparison.compare(legs, length, COMPARE_READ_TIMEOUT_MILLIS);
     }
 
-    /**
-     * A kill of a plain (single-backend) device's storage node: recovery restarts the node, then waits until the
-     * device has reconnected to it (its reconnect count moved past the one at inject and it is ready), bounded by
-     * the resync timeout. Meanwhile the workload's IO queues in the device (up to {@code weft.client.io-timeout}).
-     */
-    private static final class AwaitReconnect implements NodeFault {
-        private final NodeFault inner;
-        private final NodeState.DeviceEntry entry;
-        private final long timeoutMillis;
-        private volatile long reconnectsAtInject;
-        private volatile String waited = "";
-
-        AwaitReconnect(NodeFault inner, NodeState.DeviceEntry entry, long timeoutMillis) {
-            this.inner = inner;
-            this.entry = entry;
-            this.timeoutMillis = timeoutMillis;
-        }
-
-        @Override
-        public String name() {
-            return inner.name();
-        }
-
-        @Override
-        public void prepare() throws Exception {
-            inner.prepare();
-        }
-
-        @Override
-        public void inject() throws Exception {
-            reconnectsAtInject = entry.reconnects.get();
-            inner.inject();
-        }
-
-        @Override
-        public void recover() throws Exception {
-            inner.recover();
-            long start = System.nanoTime();
-            long deadline = start + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
-            while (!(entry.reconnects.get() > reconnectsAtInject && entry.state == DeviceState.READY)
-                    && System.nanoTime() < deadline) {
-                java.util.concurrent.locks.LockSupport.parkNanos(5_000_000L); // polling the device's state
-            }
-            boolean back = entry.reconnects.get() > reconnectsAtInject && entry.state == DeviceState.READY;
-            waited = String.format(Locale.ROOT, "; device %s %s %.1f s after the restart", entry.spec.deviceId(),
-                    back ? "reconnected" : "NOT reconnected", (System.nanoTime() - start) / 1e9);
-        }
-
-        @Override
-        public boolean legReturns() {
-            return inner.legReturns();
-        }
-
-        @Override
-        public String describe() {
-            return inner.describe() + waited;
-        }
-
-        @Override
-        public void close() {
-            inner.close();
-        }
-    }
-
     // ------------------------------------------------------------------------------------------ end
 
     private Behavior<Command> onFinished(Finished finished) {
@@ -603,11 +449,7 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         if (finished.report() != null) {
             DrillReport r = finished.report();
             run.endPhase = "done";
-            try {
-                run.report = JSON.readTree(r.toJson());
-            } catch (IOException e) {
-                run.error = "report did not render: " + e.getMessage();
-            }
+            run.report = r.toJsonTree();
             run.reportText = r.toText();
             getContext().getLog().info("{} done: {}", run.id, r.intact() ? "every acknowledged write intact"
                     : "DATA PROBLEM");

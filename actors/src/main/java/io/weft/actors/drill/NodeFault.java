@@ -1,6 +1,6 @@
 package io.weft.actors.drill;
 
-import io.weft.core.drill.DrillFault;
+import io.weft.actors.drill.harness.DrillFault;
 
 /**
  * A drill fault on a real node that must never outlive its drill: {@link #close()} undoes whatever

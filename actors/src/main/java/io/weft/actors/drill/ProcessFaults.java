@@ -1,6 +1,5 @@
 package io.weft.actors.drill;
 
-import io.weft.core.drill.ProcessSignals;
 import java.nio.file.Path;
 import java.time.Duration;
 

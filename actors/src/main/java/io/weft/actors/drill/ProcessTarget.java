@@ -1,6 +1,5 @@
 package io.weft.actors.drill;
 
-import io.weft.core.drill.ProcessSignals;
 
 /**
  * One process a drill signals, named by its pid, its start time ({@link ProcFs#startTime}) and its command line

@@ -3,12 +3,12 @@ package io.weft.actors.management;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import com.typesafe.config.ConfigFactory;
 import io.weft.actors.AccessMode;
 import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
 import io.weft.actors.WeftRuntime;
+import io.weft.actors.json.JsonBodies;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -67,7 +67,8 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                                             : json(StatusCodes.OK, e.status());
                                 })),
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("unmap"), id ->
-                                post(() -> mutating(rt, body -> reply(rt.unmap(id, bool(body, "force")))))),
+                                post(() -> mutating(rt, body -> reply(rt.unmap(id,
+                                        JsonBodies.read(body, HttpBodies.UnmapBody.class).forced()))))),
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("remap"), id ->
                                 post(() -> mutating(rt, body -> reply(rt.remap(id))))),
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("compare-legs"), id ->
@@ -82,7 +83,7 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                         // Mirror legs (docs/http-api.md "Mirror legs"): add one, remove or resync one by index.
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("legs"), id ->
                                 post(() -> mutating(rt, body -> legRoute(() -> legReply(rt.addLeg(id,
-                                        new MapSpec.Leg(text(body, "storage"), text(body, "path")))))))),
+                                        leg(JsonBodies.read(body, HttpBodies.LegBody.class)))))))),
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("legs")
                                 .slash(PathMatchers.segment()).slash("remove"), (id, index) ->
                                 post(() -> mutating(rt, body -> legRoute(() ->
@@ -90,18 +91,17 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
                         path(PathMatchers.segment("devices").slash(PathMatchers.segment()).slash("legs")
                                 .slash(PathMatchers.segment()).slash("resync"), (id, index) ->
                                 post(() -> mutating(rt, body -> legRoute(() ->
-                                        legReply(rt.resyncLeg(id, legIndex(index), bool(body, "full"))))))),
+                                        legReply(rt.resyncLeg(id, legIndex(index),
+                                                JsonBodies.read(body, HttpBodies.ResyncBody.class).isFull())))))),
                         path("sessions", () -> get(() -> json(StatusCodes.OK, rt.state().devices().stream()
                                 .map(NodeState.DeviceEntry::sessionStatus).toList()))),
                         path("backends", () -> get(() -> json(StatusCodes.OK, rt.state().backends().stream()
                                 .map(NodeState.BackendEntry::status).toList()))),
                         path(PathMatchers.segment("backends").slash("resize"), () ->
-                                post(() -> mutating(rt, body -> reply(rt.resize(text(body, "storageNode"),
-                                        text(body, "path"), bytes(body, "size", -1)))))),
+                                post(() -> mutating(rt, body -> resize(rt, body)))),
                         path("volumes", () -> concat(
                                 get(() -> json(StatusCodes.OK, volumes(rt))),
-                                post(() -> mutating(rt, body -> reply(rt.createVolume(text(body, "storageNode"),
-                                        text(body, "path"), bytes(body, "size", 0))))))),
+                                post(() -> mutating(rt, body -> createVolume(rt, body))))),
                         path("storage-nodes", () -> get(() -> onSuccess(rt.storageNodes(),
                                 nodes -> json(StatusCodes.OK, nodes)))),
                         // ---- drills (issue 6, docs/drills.md)
@@ -153,22 +153,38 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
         });
     }
 
-    private Route map(WeftRuntime rt, JsonNode body) {
-        String id = text(body, "id");
-        AccessMode mode = AccessMode.parse(body.path("mode").asText("rw"));
-        String transport = body.path("transport").asText("");
+    private Route map(WeftRuntime rt, JsonNode json) {
+        HttpBodies.MapBody body = JsonBodies.read(json, HttpBodies.MapBody.class);
+        String id = JsonBodies.required(body.id(), "id");
+        AccessMode mode = AccessMode.parse(body.modeOrDefault());
         MapSpec spec;
-        if (body.has("legs")) {
+        if (body.legs() != null) {
             // A mirrored device: "legs": [{"storage": "a", "path": "x.img"}, ...]
-            List<MapSpec.Leg> legs = new java.util.ArrayList<>();
-            for (JsonNode leg : body.path("legs")) {
-                legs.add(new MapSpec.Leg(leg.path("storage").asText(""), leg.path("path").asText("")));
-            }
-            spec = MapSpec.mirrored(id, legs, mode, transport);
+            List<MapSpec.Leg> legs = body.legs().stream()
+                    .map(leg -> new MapSpec.Leg(leg.storageOrEmpty(), leg.pathOrEmpty())).toList();
+            spec = MapSpec.mirrored(id, legs, mode, body.transportOrDefault());
         } else {
-            spec = new MapSpec(id, text(body, "storageNode"), text(body, "path"), mode, transport);
+            spec = new MapSpec(id, JsonBodies.required(body.storageNode(), "storageNode"),
+                    JsonBodies.required(body.path(), "path"), mode, body.transportOrDefault());
         }
         return reply(rt.map(spec));
+    }
+
+    private static MapSpec.Leg leg(HttpBodies.LegBody body) {
+        return new MapSpec.Leg(JsonBodies.required(body.storage(), "storage"),
+                JsonBodies.required(body.path(), "path"));
+    }
+
+    private Route resize(WeftRuntime rt, JsonNode json) {
+        HttpBodies.VolumeBody body = JsonBodies.read(json, HttpBodies.VolumeBody.class);
+        return reply(rt.resize(JsonBodies.required(body.storageNode(), "storageNode"),
+                JsonBodies.required(body.path(), "path"), body.sizeOr(-1)));
+    }
+
+    private Route createVolume(WeftRuntime rt, JsonNode json) {
+        HttpBodies.VolumeBody body = JsonBodies.read(json, HttpBodies.VolumeBody.class);
+        return reply(rt.createVolume(JsonBodies.required(body.storageNode(), "storageNode"),
+                JsonBodies.required(body.path(), "path"), body.sizeOr(0)));
     }
 
     private Route reply(CompletionStage<Reply> stage) {
@@ -264,7 +280,7 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
     private Route compareLegs(WeftRuntime rt, String id, JsonNode body) {
         long length;
         try {
-            length = "all".equals(body.path("length").asText()) ? -1 : bytes(body, "length", 0);
+            length = JsonBodies.read(body, HttpBodies.CompareLegsBody.class).lengthBytes();
         } catch (IllegalArgumentException e) {
             return drillError(StatusCodes.BAD_REQUEST, e.getMessage());
         }
@@ -361,36 +377,5 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
             }
         }
         return out;
-    }
-
-    static String text(JsonNode body, String field) {
-        JsonNode n = body.get(field);
-        if (n == null || n.isNull() || n.asText().isBlank()) {
-            throw new IllegalArgumentException("missing field '" + field + "'");
-        }
-        return n.asText();
-    }
-
-    static boolean bool(JsonNode body, String field) {
-        return body.path(field).asBoolean(false);
-    }
-
-    /** A size as a number of bytes or a string such as "1GiB" / "512M" (Typesafe Config's size syntax). */
-    static long bytes(JsonNode body, String field, long missing) {
-        JsonNode n = body.get(field);
-        if (n == null || n.isNull()) {
-            if (missing < 0) {
-                throw new IllegalArgumentException("missing field '" + field + "'");
-            }
-            return missing;
-        }
-        if (n.isNumber()) {
-            return n.asLong();
-        }
-        try {
-            return ConfigFactory.parseString("v = \"" + n.asText().replace("\"", "") + "\"").getBytes("v");
-        } catch (RuntimeException e) {
-            throw new IllegalArgumentException("'" + field + "' is not a size: " + n.asText());
-        }
     }
 }

@@ -13,7 +13,7 @@ import io.weft.actors.Reply;
 import io.weft.actors.TestNodes;
 import io.weft.actors.WeftRuntime;
 import io.weft.actors.transport.RdmaTransport;
-import io.weft.core.drill.DrillOptions;
+import io.weft.actors.drill.harness.DrillOptions;
 import io.weft.rdma.server.RdmaServer;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -22,16 +22,16 @@ class DrillTargetTrustTest {
 
     @Test
     void withoutTlsOnlyALoopbackMemberIsTrusted() {
-        assertNull(DrillService.unauthenticatedTarget(artery("tcp", true), at("127.0.0.1"), "a"));
-        assertNull(DrillService.unauthenticatedTarget(artery("tcp", true), at("127.0.0.9"), "a"));
-        String refused = DrillService.unauthenticatedTarget(artery("tcp", true), at("192.0.2.7"), "a");
+        assertNull(DrillAdmission.unauthenticatedTarget(artery("tcp", true), at("127.0.0.1"), "a"));
+        assertNull(DrillAdmission.unauthenticatedTarget(artery("tcp", true), at("127.0.0.9"), "a"));
+        String refused = DrillAdmission.unauthenticatedTarget(artery("tcp", true), at("192.0.2.7"), "a");
         assertTrue(refused != null && refused.contains("weft.tls.certificates"), refused);
     }
 
     @Test
     void withMutualTlsEveryMemberIsTrustedAndWithoutMutualAuthNone() {
-        assertNull(DrillService.unauthenticatedTarget(artery("tls-tcp", true), at("192.0.2.7"), "a"));
-        String refused = DrillService.unauthenticatedTarget(artery("tls-tcp", false), at("192.0.2.7"), "a");
+        assertNull(DrillAdmission.unauthenticatedTarget(artery("tls-tcp", true), at("192.0.2.7"), "a"));
+        String refused = DrillAdmission.unauthenticatedTarget(artery("tls-tcp", false), at("192.0.2.7"), "a");
         assertTrue(refused != null && refused.contains("mutual authentication"), refused);
     }
 }

@@ -219,7 +219,7 @@ class ProcessFaultsTest {
         ProcessTarget old = new ProcessTarget("child", pid, started - 1, ProcFs.commandLine(pid));
         assertFalse(old.alive());
         IllegalStateException e = assertThrows(IllegalStateException.class,
-                () -> old.signal(io.weft.core.drill.ProcessSignals.SIGSTOP));
+                () -> old.signal(io.weft.actors.drill.ProcessSignals.SIGSTOP));
         assertTrue(e.getMessage().contains("pid " + pid + " is no longer child's process"), e.getMessage());
         assertTrue(state(pid) != 'T', "not stopped");
         ProcessTarget now = ProcessTarget.of("child", pid);
@@ -235,10 +235,10 @@ class ProcessFaultsTest {
         p.waitFor();
         assertFalse(ProcFs.visible(p.pid()));
         IllegalStateException e = assertThrows(IllegalStateException.class,
-                () -> io.weft.core.drill.ProcessSignals.send(p.pid(), io.weft.core.drill.ProcessSignals.SIGCONT));
+                () -> io.weft.actors.drill.ProcessSignals.send(p.pid(), io.weft.actors.drill.ProcessSignals.SIGCONT));
         assertTrue(e.getMessage().contains("kill(" + p.pid()), e.getMessage());
         assertThrows(IllegalStateException.class, () -> ProcessFaults.freeze("gone", p.pid(), Duration.ofMinutes(5)).prepare());
-        assertThrows(IllegalArgumentException.class, () -> io.weft.core.drill.ProcessSignals.send(1, 0));
+        assertThrows(IllegalArgumentException.class, () -> io.weft.actors.drill.ProcessSignals.send(1, 0));
         assertThrows(IOException.class, () -> ProcFs.snapshot(p.pid()));
     }
 
@@ -268,7 +268,7 @@ class ProcessFaultsTest {
         await("shell replaced by sleep (same pid, same start time)", WAIT, () -> cmdline(pid).startsWith("sleep"));
         assertEquals(ProcFs.startTime(pid), target.startTime());
         IllegalStateException refused = assertThrows(IllegalStateException.class,
-                () -> target.signal(io.weft.core.drill.ProcessSignals.SIGSTOP));
+                () -> target.signal(io.weft.actors.drill.ProcessSignals.SIGSTOP));
         assertTrue(refused.getMessage().contains("command line"), refused.getMessage());
         assertNotEquals('T', state(pid), "the other program was stopped");
         assertFalse(target.alive(), "a pid running another program is not the target");

@@ -1,6 +1,6 @@
 package io.weft.core.mirror;
 
-import static io.weft.core.mirror.MirrorFixture.await;
+import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 
@@ -39,7 +39,7 @@ class RegionWriteFenceTest {
 
         CompletableFuture<Void> fencedWrite = CompletableFuture.runAsync(() -> fence.beginWrite(1, 2));
         // It backed out (started and finished both counted once on region 2) and now waits for the fence.
-        await("the fenced write backed out", WAIT_MS, () -> fence.finished(2) == 1);
+        await("the fenced write backed out", java.time.Duration.ofMillis(WAIT_MS), () -> fence.finished(2) == 1);
         assertEquals(1, fence.started(2));
         assertFalse(fencedWrite.isDone(), "a write to the fenced region waits for the copy");
 

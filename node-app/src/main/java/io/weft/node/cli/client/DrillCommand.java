@@ -273,17 +273,9 @@ public final class DrillCommand extends ClientCommand {
     }
 
     /** The workload of a drill this process runs itself (client-kill), from the same fields a node reads. */
-    static io.weft.core.drill.DrillOptions options(ObjectNode body) {
-        long seed = body.has("seed") ? body.get("seed").asLong()
-                : java.util.concurrent.ThreadLocalRandom.current().nextLong(1L << 40);
-        io.weft.core.drill.DrillOptions d = io.weft.core.drill.DrillOptions.defaults(seed);
+    static io.weft.actors.drill.harness.DrillOptions options(ObjectNode body) {
         try {
-            return new io.weft.core.drill.DrillOptions(seed, body.path("queueDepth").asInt(d.queueDepth()),
-                    body.path("minIo").asInt(d.minIoBytes()), body.path("maxIo").asInt(d.maxIoBytes()),
-                    body.path("readPercent").asInt(d.readPercent()),
-                    body.path("workingSet").asLong(d.workingSetBytes()), millisOr(body, "before", d.beforeMillis()),
-                    millisOr(body, "during", d.duringMillis()), millisOr(body, "after", d.afterMillis()),
-                    millisOr(body, "resyncTimeout", d.resyncTimeoutMillis()));
+            return io.weft.actors.json.JsonBodies.read(body, io.weft.actors.drill.DrillRequest.Body.class).options();
         } catch (IllegalArgumentException e) {
             throw usage(e.getMessage());
         }

@@ -7,7 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.weft.core.drill.DrillReport;
+import io.weft.actors.drill.harness.DrillEventAt;
+import io.weft.actors.drill.harness.DrillReport;
 import io.weft.node.cli.WeftMain;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -45,7 +46,8 @@ class DrillCommandTest {
 
     static DrillReport report(long lost) {
         return new DrillReport("kill", 7, 412.5, 3.25, 180.0, 230.0, 950.0, 12000, 9000, 11800, 45678, 30000, 12,
-                0, 0, 8192 - lost, lost, 0, 0, 0, 3, 8, 8, 8, 32L << 20, 64L << 20, 0, List.of(), List.of("+181 ms leg 1 dropped", "+2950 ms leg 1 in sync"));
+                0, 0, 8192 - lost, lost, 0, 0, 0, 3, 8, 8, 8, 32L << 20, 64L << 20, 0, List.of(), List.of(DrillEventAt.fromText("+181 ms leg 1 dropped"),
+                DrillEventAt.fromText("+2950 ms leg 1 in sync")));
     }
 
     static String status(String phase, double progress, DrillReport report, String error) throws Exception {
@@ -185,6 +187,23 @@ class DrillCommandTest {
                 "--node", node.address()));
         assertTrue(err.toString().contains("--flaps, --freeze-for and --run-for go with --fault flap only"),
                 err.toString());
+    }
+
+    /** The client-kill driver reads its workload from the body the CLI built, through the node's own body record. */
+    @Test
+    void theClientKillWorkloadComesFromTheBodyTheCliBuilt() {
+        ObjectNode body = JSON.createObjectNode().put("device", "m0").put("fault", "client-kill").put("overwrite", true)
+                .put("seed", 11).put("queueDepth", 4).put("workingSet", 8L << 20).put("maxIo", 32768)
+                .put("before", 100).put("during", 2500);
+        io.weft.actors.drill.harness.DrillOptions o = DrillCommand.options(body);
+        assertEquals(11, o.seed());
+        assertEquals(4, o.queueDepth());
+        assertEquals(8L << 20, o.workingSetBytes());
+        assertEquals(32768, o.maxIoBytes());
+        assertEquals(4096, o.minIoBytes(), "the default");
+        assertEquals(100, o.beforeMillis());
+        assertEquals(2500, o.duringMillis());
+        assertEquals(2000, o.afterMillis(), "the default");
     }
 
     @Test

@@ -1,4 +1,4 @@
-package io.weft.core.drill;
+package io.weft.actors.drill.harness;
 
 import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;

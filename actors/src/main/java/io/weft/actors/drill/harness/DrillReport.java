@@ -1,5 +1,20 @@
-package io.weft.core.drill;
+package io.weft.actors.drill.harness;
 
+import com.fasterxml.jackson.annotation.JsonCreator;
+import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.annotation.JsonPropertyOrder;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationContext;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializerProvider;
+import com.fasterxml.jackson.databind.deser.std.StdDeserializer;
+import com.fasterxml.jackson.databind.module.SimpleModule;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.ser.std.StdSerializer;
+import java.io.IOException;
 import java.util.List;
 import java.util.Locale;
 
@@ -49,8 +64,19 @@ import java.util.Locale;
  *                              data problem (the same block would read back differently depending on the leg);
  *                              -1 when not compared
  * @param legDifferences        the first differing regions, for people ("leg 1 differs from leg 0 in [a, b) ...")
- * @param events                leg events seen, in order, with their time relative to the fault (for people)
+ * @param events                what the drill saw, in order, typed, with its time relative to the fault; in the JSON
+ *                              each is its text for people ({@link DrillEventAt#text()})
+ *
+ * <p>JSON ({@link #toJson()}, written and read by Jackson): every component under its own name, in this order, with
+ * {@code "intact"} after {@code "seed"}; milliseconds and rates with three decimals.
  */
+@JsonPropertyOrder({"fault", "seed", "intact", "longestStallMillis", "stallBeforeMillis", "timeToDetectMillis",
+        "timeToFailoverMillis", "timeToResyncMillis", "iopsBefore", "iopsDuring", "iopsAfter", "requests",
+        "writesAcknowledged", "writesFailed", "readsFailed", "readMismatches", "blocksVerified", "blocksLost",
+        "blocksCorrupted", "blocksUnreadable", "requestsHung", "regionsDirtyBeforeFault", "regionsDirtyAtReturn",
+        "regionsWrittenWhileOut", "regionsUnflushedAtDrop", "regionsCopied", "bytesCopied", "legBytesCompared",
+        "legDifferingBytes", "legDifferences", "events"})
+@JsonIgnoreProperties(value = "intact", allowGetters = true)
 public record DrillReport(String fault, long seed, double longestStallMillis, double stallBeforeMillis,
                           double timeToDetectMillis, double timeToFailoverMillis, double timeToResyncMillis,
                           double iopsBefore, double iopsDuring, double iopsAfter, long requests,
@@ -60,8 +86,16 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
                           long regionsWrittenWhileOut, long regionsUnflushedAtDrop, long regionsCopied,
                           long bytesCopied,
                           long legBytesCompared, long legDifferingBytes, List<String> legDifferences,
-                          List<String> events) {
+                          List<DrillEventAt> events) {
 
+    /** Jackson with the report's number format; private, so it formats nothing else. */
+    private static final ObjectMapper JSON = new ObjectMapper().registerModule(new SimpleModule("drill-report")
+            .addSerializer(Double.class, new ThreeDecimals.Writer())
+            .addSerializer(Double.TYPE, new ThreeDecimals.Writer())
+            .addDeserializer(Double.class, new ThreeDecimals.Reader())
+            .addDeserializer(Double.TYPE, new ThreeDecimals.Reader()));
+
+    @JsonCreator
     public DrillReport {
         legDifferences = List.copyOf(legDifferences);
         events = List.copyOf(events);
@@ -76,7 +110,7 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
                        long requestsHung, long regionsDirtyBeforeFault, long regionsDirtyAtReturn,
                        long regionsWrittenWhileOut, long regionsCopied, long bytesCopied,
                        long legBytesCompared, long legDifferingBytes, List<String> legDifferences,
-                       List<String> events) {
+                       List<DrillEventAt> events) {
         this(fault, seed, longestStallMillis, stallBeforeMillis, timeToDetectMillis, timeToFailoverMillis,
                 timeToResyncMillis, iopsBefore, iopsDuring, iopsAfter, requests, writesAcknowledged, writesFailed,
                 readsFailed, readMismatches, blocksVerified, blocksLost, blocksCorrupted, blocksUnreadable,
@@ -88,6 +122,7 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
      * Every block was read back and held what it should, no read returned wrong data, nothing hung, and the legs
      * (when compared) are byte-identical.
      */
+    @JsonProperty("intact")
     public boolean intact() {
         return blocksLost == 0 && blocksCorrupted == 0 && blocksUnreadable == 0 && readMismatches == 0
                 && requestsHung == 0 && legDifferingBytes <= 0;
@@ -127,8 +162,8 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
         for (String d : legDifferences) {
             row(b, "leg difference", d);
         }
-        for (String e : events) {
-            row(b, "event", e);
+        for (DrillEventAt e : events) {
+            row(b, "event", e.text());
         }
         return b.toString();
     }
@@ -143,94 +178,68 @@ public record DrillReport(String fault, long seed, double longestStallMillis, do
 
     /** One JSON object for scripts (numbers in milliseconds and counts; -1 = did not happen). */
     public String toJson() {
-        StringBuilder b = new StringBuilder(512).append('{');
-        str(b, "fault", fault).append(',');
-        num(b, "seed", seed).append(',');
-        b.append("\"intact\":").append(intact()).append(',');
-        dbl(b, "longestStallMillis", longestStallMillis).append(',');
-        dbl(b, "stallBeforeMillis", stallBeforeMillis).append(',');
-        dbl(b, "timeToDetectMillis", timeToDetectMillis).append(',');
-        dbl(b, "timeToFailoverMillis", timeToFailoverMillis).append(',');
-        dbl(b, "timeToResyncMillis", timeToResyncMillis).append(',');
-        dbl(b, "iopsBefore", iopsBefore).append(',');
-        dbl(b, "iopsDuring", iopsDuring).append(',');
-        dbl(b, "iopsAfter", iopsAfter).append(',');
-        num(b, "requests", requests).append(',');
-        num(b, "writesAcknowledged", writesAcknowledged).append(',');
-        num(b, "writesFailed", writesFailed).append(',');
-        num(b, "readsFailed", readsFailed).append(',');
-        num(b, "readMismatches", readMismatches).append(',');
-        num(b, "blocksVerified", blocksVerified).append(',');
-        num(b, "blocksLost", blocksLost).append(',');
-        num(b, "blocksCorrupted", blocksCorrupted).append(',');
-        num(b, "blocksUnreadable", blocksUnreadable).append(',');
-        num(b, "requestsHung", requestsHung).append(',');
-        num(b, "regionsDirtyBeforeFault", regionsDirtyBeforeFault).append(',');
-        num(b, "regionsDirtyAtReturn", regionsDirtyAtReturn).append(',');
-        num(b, "regionsWrittenWhileOut", regionsWrittenWhileOut).append(',');
-        num(b, "regionsUnflushedAtDrop", regionsUnflushedAtDrop).append(',');
-        num(b, "regionsCopied", regionsCopied).append(',');
-        num(b, "bytesCopied", bytesCopied).append(',');
-        num(b, "legBytesCompared", legBytesCompared).append(',');
-        num(b, "legDifferingBytes", legDifferingBytes).append(',');
-        b.append("\"legDifferences\":[");
-        for (int i = 0; i < legDifferences.size(); i++) {
-            if (i > 0) {
-                b.append(',');
+        try {
+            return JSON.writeValueAsString(this);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("a drill report did not serialize", e);
+        }
+    }
+
+    /**
+     * The report as a JSON tree, for a status object that embeds it: {@link #toJson()}'s text read back, so its
+     * numbers are the same doubles a client reading that text gets (a tree built directly would keep the 3-decimal
+     * text as a decimal number).
+     */
+    public ObjectNode toJsonTree() {
+        try {
+            return (ObjectNode) JSON.readTree(toJson());
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("a drill report did not read back", e);
+        }
+    }
+
+    /** A report read back from {@link #toJson()}'s text (its events keep only their text). */
+    public static DrillReport fromJson(String json) throws JsonProcessingException {
+        return JSON.readValue(json, DrillReport.class);
+    }
+
+    /**
+     * Milliseconds and rates in the JSON: three decimals ({@code 130.500}), and null for a value that is not finite;
+     * null reads back as NaN.
+     */
+    static final class ThreeDecimals {
+        private ThreeDecimals() {
+        }
+
+        static final class Writer extends StdSerializer<Double> {
+            Writer() {
+                super(Double.class);
             }
-            quote(b, legDifferences.get(i));
-        }
-        b.append("],\"events\":[");
-        for (int i = 0; i < events.size(); i++) {
-            if (i > 0) {
-                b.append(',');
-            }
-            quote(b, events.get(i));
-        }
-        return b.append("]}").toString();
-    }
 
-    private static StringBuilder str(StringBuilder b, String name, String value) {
-        quote(b, name);
-        b.append(':');
-        quote(b, value);
-        return b;
-    }
-
-    private static StringBuilder num(StringBuilder b, String name, long value) {
-        quote(b, name);
-        return b.append(':').append(value);
-    }
-
-    private static StringBuilder dbl(StringBuilder b, String name, double value) {
-        quote(b, name);
-        b.append(':');
-        if (Double.isFinite(value)) {
-            b.append(String.format(Locale.ROOT, "%.3f", value));
-        } else {
-            b.append("null");
-        }
-        return b;
-    }
-
-    static void quote(StringBuilder b, String s) {
-        b.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"': b.append("\\\""); break;
-                case '\\': b.append("\\\\"); break;
-                case '\n': b.append("\\n"); break;
-                case '\r': b.append("\\r"); break;
-                case '\t': b.append("\\t"); break;
-                default:
-                    if (c < 0x20) {
-                        b.append(String.format(Locale.ROOT, "\\u%04x", (int) c));
-                    } else {
-                        b.append(c);
-                    }
+            @Override
+            public void serialize(Double value, JsonGenerator gen, SerializerProvider provider) throws IOException {
+                if (Double.isFinite(value)) {
+                    gen.writeNumber(String.format(Locale.ROOT, "%.3f", value));
+                } else {
+                    gen.writeNull();
+                }
             }
         }
-        b.append('"');
+
+        static final class Reader extends StdDeserializer<Double> {
+            Reader() {
+                super(Double.class);
+            }
+
+            @Override
+            public Double deserialize(JsonParser p, DeserializationContext ctxt) throws IOException {
+                return p.getValueAsDouble();
+            }
+
+            @Override
+            public Double getNullValue(DeserializationContext ctxt) {
+                return Double.NaN;
+            }
+        }
     }
 }

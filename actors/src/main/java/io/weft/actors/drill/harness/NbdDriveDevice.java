@@ -1,4 +1,4 @@
-package io.weft.core.drill;
+package io.weft.actors.drill.harness;
 
 import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;

@@ -1,4 +1,4 @@
-package io.weft.core.drill;
+package io.weft.actors.drill.harness;
 
 /**
  * How a drill runs.

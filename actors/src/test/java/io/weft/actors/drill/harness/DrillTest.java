@@ -1,4 +1,4 @@
-package io.weft.core.drill;
+package io.weft.actors.drill.harness;
 
 import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -101,9 +101,9 @@ class DrillTest {
                 // bring every leg back and let the data checks below decide.
                 spuriousDrops += bringEveryLegBack(mirror, text);
                 boolean survivorDropped = report.events().stream()
-                        .anyMatch(e -> e.contains(" dropped") && !e.contains("leg " + victim + " dropped"));
+                        .anyMatch(e -> e.event() instanceof DrillEvent.LegDropped d && d.leg() != victim);
                 long victimDrops = report.events().stream()
-                        .filter(e -> e.contains("leg " + victim + " dropped")).count();
+                        .filter(e -> e.event() instanceof DrillEvent.LegDropped d && d.leg() == victim).count();
                 boolean unexpectedDrops = survivorDropped || victimDrops > (kind == Kind.FLAP ? 2 : 1);
                 assertEquals(0, report.blocksLost(), text);
                 assertEquals(0, report.blocksCorrupted(), text);
@@ -121,8 +121,8 @@ class DrillTest {
                 assertTrue(unexpectedDrops || report.timeToResyncMillis() >= 0, "leg back in sync: " + text);
                 assertTrue(report.longestStallMillis() < STALL_BOUND_MILLIS, text);
                 if (!unexpectedDrops) {
-                    assertTrue(report.events().stream().anyMatch(e -> e.contains("leg " + victim
-                            + " in sync (dropped by the fault: time to resync)")), "names the fault leg: " + text);
+                    assertTrue(report.events().stream().anyMatch(e -> e.event()
+                            .equals(new DrillEvent.LegInSync(victim, true))), "names the fault leg: " + text);
                     assertEquals(0, report.regionsDirtyBeforeFault(), "fresh mirror: " + text);
                 }
                 if (!unexpectedDrops && kind != Kind.FLAP) {
@@ -363,7 +363,7 @@ class DrillTest {
     void theReportRendersForPeopleAndScripts() {
         DrillReport r = new DrillReport("leg0-\"hang\"", 7, 130.5, 0.2, 101, 102.25, 40, 1000, 900, 1100, 5000,
                 3000, 0, 0, 0, 4096, 0, 0, 0, 0, 2, 30, 27, 3, 29, 31L << 20, 64L << 20, 0, List.of(),
-                List.of("+101.0 ms leg 0 dropped: no completion within 100 ms"));
+                List.of(new DrillEventAt(101.0, new DrillEvent.LegDropped(0, "no completion within 100 ms", false))));
         String json = r.toJson();
         assertTrue(json.startsWith("{\"fault\":\"leg0-\\\"hang\\\"\",\"seed\":7,\"intact\":true,"), json);
         assertTrue(json.contains("\"longestStallMillis\":130.500"), json);
@@ -381,6 +381,51 @@ class DrillTest {
         DrillReport older = new DrillReport("kill", 7, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1,
                 1, 4096, -1, -1, List.of(), List.of());
         assertEquals(-1, older.regionsUnflushedAtDrop(), "the constructor without the count: not measured");
+    }
+
+    /** Jackson writes the report and reads it back: the same JSON again, the events as their text. */
+    @Test
+    void theJsonReadsBackToTheSameReport() throws Exception {
+        DrillReport r = new DrillReport("kill", 9, 12.25, 0.5, -1, 3, Double.NaN, 10, 20, 30, 60, 40, 1, 2, 0, 256, 0,
+                0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 0, List.of("leg 1 differs from leg 0 in [0, 4096)"),
+                List.of(new DrillEventAt(null, new DrillEvent.FaultInjected("kill")),
+                        new DrillEventAt(-2.0, new DrillEvent.ResyncStarted(1, 12, true))));
+        String json = r.toJson();
+        assertTrue(json.contains("\"timeToResyncMillis\":null,"), "not finite: null, as before: " + json);
+        assertTrue(json.contains("\"events\":[\"fault 'kill' injected\",\"-2.0 ms leg 1 resync started: 12 regions"
+                + " (full)\"]"), json);
+        DrillReport back = DrillReport.fromJson(json);
+        assertEquals(json, back.toJson());
+        assertTrue(Double.isNaN(back.timeToResyncMillis()), back.toString());
+        assertEquals(new DrillEvent.Recorded("-2.0 ms leg 1 resync started: 12 regions (full)"),
+                back.events().get(1).event());
+        assertEquals(r.toText(), back.toText());
+        assertEquals(new com.fasterxml.jackson.databind.ObjectMapper().readTree(json), r.toJsonTree(),
+                "the tree is what toJson writes, read back");
+    }
+
+    /** Each event type's text is the line the report showed when events were strings (scripts match these). */
+    @Test
+    void eventsDescribeThemselvesInTheReportsWords() {
+        assertEquals("+0.0 ms fault 'cut' injected", new DrillEventAt(0.0, new DrillEvent.FaultInjected("cut")).text());
+        assertEquals("+12.3 ms inject returned (took 12.3 ms)",
+                new DrillEventAt(12.34, new DrillEvent.InjectReturned(12.34)).text());
+        assertEquals("+3000.0 ms recover", new DrillEventAt(3000.0, new DrillEvent.RecoverStarted()).text());
+        assertEquals("+101.0 ms leg 0 dropped: timeout (by the fault)",
+                new DrillEventAt(101.0, new DrillEvent.LegDropped(0, "timeout", true)).text());
+        assertEquals("leg 2 dropped: EIO", new DrillEventAt(null, new DrillEvent.LegDropped(2, "EIO", false)).text());
+        assertEquals("+3100.0 ms leg 1 resync started: 7 regions",
+                new DrillEventAt(3100.0, new DrillEvent.ResyncStarted(1, 7, false)).text());
+        assertEquals("+3200.5 ms leg 1 in sync (dropped by the fault: time to resync)",
+                new DrillEventAt(3200.5, new DrillEvent.LegInSync(1, true)).text());
+        assertEquals("leg 0 in sync", new DrillEvent.LegInSync(0, false).describe());
+        assertEquals("leg 1 resync failed: EIO", new DrillEvent.ResyncFailed(1, "EIO").describe());
+        assertEquals("gave up waiting for leg(s) 0, 2 to be back in sync",
+                new DrillEvent.ResyncWaitAbandoned("0, 2").describe());
+        assertEquals("legs not compared: leg 1 is failed",
+                new DrillEvent.LegsNotCompared("leg 1 is failed").describe());
+        assertEquals("2 legs byte-identical over [0, 1048576) (1 MiB)",
+                new DrillEvent.LegsCompared(new LegComparison.Result(2, 1 << 20, 0, List.of())).describe());
     }
 
     @Test

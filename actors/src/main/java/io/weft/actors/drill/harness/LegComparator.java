@@ -1,4 +1,4 @@
-package io.weft.core.drill;
+package io.weft.actors.drill.harness;
 
 /**
  * How a drill compares the legs of its device once the workload has drained and every leg is back in sync: reads

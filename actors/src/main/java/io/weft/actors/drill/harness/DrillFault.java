@@ -1,4 +1,4 @@
-package io.weft.core.drill;
+package io.weft.actors.drill.harness;
 
 /**
  * What a drill does to the system under test. The caller decides what it means: kill a storage process

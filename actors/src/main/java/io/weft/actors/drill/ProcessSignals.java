@@ -1,4 +1,4 @@
-package io.weft.core.drill;
+package io.weft.actors.drill;
 
 import jnr.ffi.LibraryLoader;
 import jnr.ffi.Runtime;
