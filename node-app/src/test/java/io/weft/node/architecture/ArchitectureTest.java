@@ -14,7 +14,6 @@ import com.tngtech.archunit.core.importer.ImportOption;
 import com.tngtech.archunit.core.importer.Location;
 import com.tngtech.archunit.lang.ArchRule;
 import com.tngtech.archunit.lang.EvaluationResult;
-import com.tngtech.archunit.library.freeze.FreezingArchRule;
 import io.weft.core.layeringfixture.CoreClassReachingIntoPekko;
 import io.weft.cxl.cyclefixture.left.LeftOfCycle;
 import io.weft.cxl.cyclefixture.right.RightOfCycle;
@@ -131,14 +130,13 @@ class ArchitectureTest {
     }
 
     /**
-     * Frozen: today {@code client} <-> {@code storage} (the cross-node messages live inside the service actors) and
-     * {@code drill} <-> {@code storage} form cycles, which the move of those messages to {@code io.weft.actors.protocol}
-     * (issue #16, item 1) removes. The known cycles are recorded under {@code src/test/resources/archunit-frozen}
-     * (archunit.properties); any new cycle fails, and a removed one drops out of the record on the next run.
+     * {@code client} <-> {@code storage} and {@code drill} <-> {@code storage} were cycles until the cross-node messages
+     * moved to {@code io.weft.actors.protocol} (issue #16, item 1); the rule was frozen on them meanwhile and holds
+     * strictly now.
      */
     @Test
     void actorsPackagesAreFreeOfCycles() {
-        FreezingArchRule.freeze(packagesFreeOfCycles("io.weft.actors")).check(mainClasses);
+        packagesFreeOfCycles("io.weft.actors").check(mainClasses);
     }
 
     @Test
