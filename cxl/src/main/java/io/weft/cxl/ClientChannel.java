@@ -3,6 +3,7 @@ package io.weft.cxl;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
+import io.weft.core.io.PerThreadIdleStrategy;
 import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.Checksums;
 import io.weft.cxl.layout.FenceCode;
@@ -11,7 +12,11 @@ import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.BusySpinIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
+import org.agrona.concurrent.YieldingIdleStrategy;
 
 /**
  * Client side of one channel (one queue of a {@link CxlBlockDevice}).
@@ -37,6 +42,14 @@ import org.agrona.concurrent.UnsafeBuffer;
  * is written. A lost claim fails every request of the channel with EIO and nothing more is written to it.
  */
 final class ClientChannel {
+    /**
+     * A producer waiting for a free ring entry (any thread): 100 spins, then yields until the completion agent frees
+     * one (never parks: the entry is freed within one agent duty cycle). Per thread: Agrona's back-off counts in
+     * fields.
+     */
+    private static final PerThreadIdleStrategy RING_FULL_WAIT = new PerThreadIdleStrategy(
+            () -> new BackoffIdleStrategy(100, Long.MAX_VALUE, 1, 1));
+
     private final ChannelSegment seg;
     private final UnsafeBuffer control;
     private final UnsafeBuffer submissions;
@@ -200,7 +213,7 @@ final class ClientChannel {
             return IoStatus.EINVAL;
         }
         long index;
-        int spins = 0;
+        IdleStrategy ringFull = null; // taken on the first wait only: the fast path pays nothing
         while (true) {
             int fail = failStatus;
             if (fail != 0) {
@@ -208,11 +221,10 @@ final class ClientChannel {
             }
             long r = reserved.get();
             if (r - consumed >= depth) {
-                if (++spins > 100) {
-                    Thread.yield();
-                } else {
-                    Thread.onSpinWait();
+                if (ringFull == null) {
+                    ringFull = RING_FULL_WAIT.begin();
                 }
+                ringFull.idle();
                 continue;
             }
             if (reserved.compareAndSet(r, r + 1)) {
@@ -252,9 +264,10 @@ final class ClientChannel {
         submissions.putInt(e + ChannelLayout.SUB_CRC,
                 entryCrc ? producerCrc.get()[0].compute(e, ChannelLayout.SUB_CRC) : 0);
         submissions.putInt(e + 60, 0);
-        // Publish in index order: wait for earlier reservations (other producer threads) to publish first.
+        // Publish in index order: wait for earlier reservations (other producer threads) to publish first. A pure
+        // spin: they are between their reserve and publish, a few stores away.
         while (publishedTail.get() != index) {
-            Thread.onSpinWait();
+            BusySpinIdleStrategy.INSTANCE.idle();
         }
         // The claim once more, right before the release: a producer paused since its first check must not publish
         // into a channel that was revoked meanwhile (the janitor's grace period covers the rest; docs/cxl.md).
@@ -300,7 +313,7 @@ final class ClientChannel {
     /** A reserved index that will never be published: let later producers pass (they fail too: claim lost). */
     private void skip(long index) {
         while (publishedTail.get() != index) {
-            Thread.onSpinWait();
+            BusySpinIdleStrategy.INSTANCE.idle();
         }
         publishedTail.set(index + 1);
     }
@@ -367,7 +380,7 @@ final class ClientChannel {
             return false;
         }
         while (!consumer.compareAndSet(null, me)) {
-            Thread.yield();
+            YieldingIdleStrategy.INSTANCE.idle(); // stateless; the holder's assist is bounded by its wait
         }
         return true;
     }
@@ -402,6 +415,8 @@ final class ClientChannel {
      * while any is and none was delivered yet): a few polls, then asleep on the client doorbell (a futex the handler
      * rings after publishing), so the core goes to whoever needs it, the handler included, and the scheduler wakes
      * this thread promptly when its completion is there (a sleeper is preferred over one that spun or yielded).
+     * The ladder is by time ({@code spinNs}, then the doorbell sleep), so its spin and yield steps are Agrona's
+     * stateless strategies: no per-wait state to keep.
      */
     void assist(long waitNs, long spinNs, long beatIntervalNs, long ioTimeoutNs, boolean untilAnyDelivered) {
         long start = System.nanoTime();
@@ -417,7 +432,7 @@ final class ClientChannel {
                 return;
             }
             if (waited < spinNs) {
-                Thread.onSpinWait();
+                BusySpinIdleStrategy.INSTANCE.idle();
             } else if (claimLost) {
                 return;
             } else if (completionFutex != null && completionFutex.available()) {
@@ -428,7 +443,7 @@ final class ClientChannel {
                 }
                 control.putIntVolatile(ChannelLayout.CLIENT_DOORBELL, ChannelLayout.DOORBELL_AWAKE);
             } else {
-                Thread.yield();
+                YieldingIdleStrategy.INSTANCE.idle();
             }
             now = System.nanoTime();
         }

@@ -4,6 +4,7 @@ import java.util.Arrays;
 import java.util.concurrent.locks.LockSupport;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.BusySpinIdleStrategy;
 
 /**
  * Client-side duty cycle shared by many blkdevs: runs the {@link BlkdevCompletions} of every blkdev assigned to it.
@@ -44,6 +45,7 @@ final class CompletionAgent implements Agent {
 
             @Override
             public void sleep(long maxNs) {
+                // The doorbell of HotWindowIdleStrategy's sleep stage: wake() unparks this thread.
                 LockSupport.parkNanos(maxNs);
             }
         });
@@ -92,7 +94,7 @@ final class CompletionAgent implements Agent {
             if (System.nanoTime() - deadline > 0) {
                 return false;
             }
-            Thread.onSpinWait();
+            BusySpinIdleStrategy.INSTANCE.idle(); // a control-thread wait with a deadline; stateless
         }
         return true;
     }

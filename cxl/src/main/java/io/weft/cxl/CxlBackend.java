@@ -8,6 +8,7 @@ import io.weft.cxl.layout.MetaEntry;
 import io.weft.cxl.layout.Records;
 import java.util.ArrayList;
 import java.util.List;
+import org.agrona.concurrent.BusySpinIdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
@@ -262,7 +263,7 @@ public final class CxlBackend implements AutoCloseable {
             if (System.nanoTime() > deadline) {
                 throw new IllegalStateException("handler agent did not reset channel " + channel);
             }
-            Thread.onSpinWait();
+            BusySpinIdleStrategy.INSTANCE.idle(); // a control-thread wait with a deadline; stateless
         }
     }
 

@@ -13,6 +13,7 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import org.agrona.concurrent.AgentInvoker;
+import org.agrona.concurrent.BusySpinIdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
@@ -323,7 +324,7 @@ public final class CxlBlockDevice implements BlockDevice {
             if (invoker != null) {
                 invoker.invoke();
             } else {
-                Thread.onSpinWait();
+                BusySpinIdleStrategy.INSTANCE.idle(); // the shared agent stops it; a wait with a deadline
             }
         }
         // Producers that raced the stop have published by now; one more duty cycle fails them too.

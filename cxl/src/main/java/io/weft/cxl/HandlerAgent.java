@@ -7,6 +7,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.AgentRunner;
+import org.agrona.concurrent.BusySpinIdleStrategy;
 
 /**
  * Storage-side duty cycle shared by every backend of this process in a region: serves the channels of each
@@ -113,7 +114,7 @@ final class HandlerAgent implements Agent, HotWindowIdleStrategy.Sleeper {
             if (System.nanoTime() - deadline > 0 || runner == null || runner.isClosed()) {
                 return group.removed;
             }
-            Thread.onSpinWait();
+            BusySpinIdleStrategy.INSTANCE.idle(); // a control-thread wait with a deadline; stateless
         }
         return true;
     }

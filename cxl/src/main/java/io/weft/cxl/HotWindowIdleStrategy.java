@@ -1,6 +1,7 @@
 package io.weft.cxl;
 
 import java.util.function.BooleanSupplier;
+import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
 
 /**
@@ -18,7 +19,8 @@ import org.agrona.concurrent.IdleStrategy;
  * </ol>
  */
 final class HotWindowIdleStrategy implements IdleStrategy {
-    private static final int SPINS_BEFORE_YIELD = 100;
+    /** Hot window: 99 spins, then yields for the rest of the window. */
+    private static final int HOT_SPINS = 99;
     /** A completion later than this is slow anyway (or its backend is gone): stop burning a core waiting for it. */
     private static final long EXPECTING_LIMIT_NS = 10_000_000L;
 
@@ -36,8 +38,9 @@ final class HotWindowIdleStrategy implements IdleStrategy {
     private final long deepSleepNs;
     private final BooleanSupplier expectingWork;
     private final Sleeper sleeper;
+    /** The hot window's spin-then-yield ladder (never parks: the window's end moves the agent on). */
+    private final IdleStrategy hot = new BackoffIdleStrategy(HOT_SPINS, Long.MAX_VALUE, 1, 1);
     private long idleSinceNs;
-    private int spins;
     /** True while the thread may be parked (back-off or deep sleep): a producer in the same JVM then unparks it. */
     private volatile boolean mayPark;
 
@@ -67,11 +70,7 @@ final class HotWindowIdleStrategy implements IdleStrategy {
         }
         long idleFor = now - idleSinceNs;
         if (idleFor < hotWindowNs || (idleFor < EXPECTING_LIMIT_NS && expectingWork.getAsBoolean())) {
-            if (++spins < SPINS_BEFORE_YIELD) {
-                Thread.onSpinWait();
-            } else {
-                Thread.yield();
-            }
+            hot.idle();
             return;
         }
         mayPark = true;
@@ -94,7 +93,7 @@ final class HotWindowIdleStrategy implements IdleStrategy {
     public void reset() {
         mayPark = false;
         idleSinceNs = 0;
-        spins = 0;
+        hot.reset();
         backOff.reset();
     }
 

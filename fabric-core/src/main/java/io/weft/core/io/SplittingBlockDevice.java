@@ -4,7 +4,8 @@ import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.LockSupport;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
 
 /**
  * A {@link BlockDevice} that accepts requests larger than its inner device does: it advertises a larger
@@ -35,9 +36,10 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>Bounds, and what happens when they are reached (never an error for a valid request): at most
  * {@code parentSlots} split requests and at most {@code maxPartsInFlight} parts are outstanding at once. A submit
- * that finds no free parent slot, or no part credit, waits on the calling thread (spin, yield, then 20 µs parks)
- * until an earlier part completes. This bounds what split requests add to the inner device's queue (e.g.
- * {@code QueueingBlockDevice}'s {@code max-in-flight}, which would otherwise answer ENOMEM), and a request with more
+ * that finds no free parent slot, or no part credit, waits on the calling thread (an Agrona back-off per thread: 100
+ * spins, 100 yields, then 20 µs parks) until an earlier part completes. This bounds what split requests add to the
+ * inner device's queue (e.g. {@code QueueingBlockDevice}'s {@code max-in-flight}, which would otherwise answer
+ * ENOMEM), and a request with more
  * parts than {@code maxPartsInFlight} simply streams through the budget. Consequently the completion of a part must
  * not depend on the submitting thread returning: do not submit split-size requests from inside a completion that
  * the inner device runs, nor use an inner device whose completions are polled by the submitting thread.
@@ -91,9 +93,12 @@ public final class SplittingBlockDevice implements BlockDevice, ReadLending {
 
     private static final int FREE = 0;
     private static final int BUSY = 1;
-    private static final int SPINS = 100;
-    private static final int YIELDS = 200;
-    private static final long PARK_NANOS = 20_000;
+    /**
+     * A slot or credit wait (any caller thread): 100 spins, 100 yields, then parks of 20 µs until the slot or credit
+     * is there. Per thread: Agrona's back-off counts in fields.
+     */
+    private static final PerThreadIdleStrategy WAIT = new PerThreadIdleStrategy(
+            () -> new BackoffIdleStrategy(100, 100, 20_000, 20_000));
 
     private final BlockDevice inner;
     private final int maxIoSize;
@@ -243,6 +248,7 @@ public final class SplittingBlockDevice implements BlockDevice, ReadLending {
     private Slot claim(int hint) {
         int n = slots.length;
         int start = Math.floorMod(hint * 0x9E3779B9, n);
+        IdleStrategy idle = null;
         for (int attempt = 0; ; attempt++) {
             for (int k = 0; k < n; k++) {
                 Slot s = slots[start + k < n ? start + k : start + k - n];
@@ -250,11 +256,12 @@ public final class SplittingBlockDevice implements BlockDevice, ReadLending {
                     return s;
                 }
             }
-            backOff(attempt);
+            idle = backOff(attempt, idle);
         }
     }
 
     private void acquireCredit() {
+        IdleStrategy idle = null;
         for (int attempt = 0; ; attempt++) {
             int inFlight = partsInFlight.get();
             if (inFlight < maxPartsInFlight) {
@@ -262,22 +269,21 @@ public final class SplittingBlockDevice implements BlockDevice, ReadLending {
                     return;
                 }
             } else {
-                backOff(attempt);
+                idle = backOff(attempt, idle);
             }
         }
     }
 
-    private void backOff(int attempt) {
+    /** One idle step of a wait; {@code idle} is null on the wait's first step (the thread's strategy is then taken). */
+    private IdleStrategy backOff(int attempt, IdleStrategy idle) {
         if (attempt == 0) {
             waits.incrementAndGet();
         }
-        if (attempt < SPINS) {
-            Thread.onSpinWait();
-        } else if (attempt < YIELDS) {
-            Thread.yield();
-        } else {
-            LockSupport.parkNanos(PARK_NANOS);
+        if (idle == null) {
+            idle = WAIT.begin();
         }
+        idle.idle();
+        return idle;
     }
 
     private void onPartComplete(long tag, int status) {

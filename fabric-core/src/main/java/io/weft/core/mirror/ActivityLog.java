@@ -228,10 +228,7 @@ public final class ActivityLog {
 
     /** The flush round {@code round} succeeded on every leg it went to (or the legs that failed it were dropped). */
     public void flushRoundDone(long round) {
-        long d;
-        while ((d = flushRoundsDone.get()) < round && !flushRoundsDone.compareAndSet(d, round)) {
-            Thread.onSpinWait();
-        }
+        flushRoundsDone.accumulateAndGet(round, Math::max); // rounds may finish out of order: keep the highest
     }
 
     private boolean flushed(int e) {

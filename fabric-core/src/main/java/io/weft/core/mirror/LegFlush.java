@@ -69,6 +69,8 @@ final class LegFlush implements IoCompletion {
             if (!waiting || left <= 0 || Thread.currentThread().isInterrupted()) {
                 break; // interrupted (the device is closing): park would return at once; report what we have
             }
+            // Not an idle strategy: onComplete unparks the waiter, the park never outlasts the deadline, and the
+            // blocker names this wait in a thread dump.
             LockSupport.parkNanos(this, Math.min(left, 1_000_000L));
         }
         round.incrementAndGet(); // answers from now on belong to no round

@@ -12,6 +12,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
+import org.agrona.concurrent.SleepingIdleStrategy;
 
 /**
  * Copies regions back to a leg that is RESYNCING, on one background thread ("weft-mirror-resync"), one resync at a
@@ -29,6 +30,10 @@ import java.util.concurrent.locks.LockSupport;
 final class ResyncDriver {
     /** Regions copied between two flushes of the resync target (each flush makes their bits clearable). */
     private static final int CLEAR_BATCH = 64;
+    /** The resync thread waits for writes that skipped the new leg to set their bits: a check every 50 µs. */
+    private static final SleepingIdleStrategy SKIPPED_WRITES_WAIT = new SleepingIdleStrategy(50_000);
+    /** The resync thread waits for the writes in flight to a region before copying it: a check every 20 µs. */
+    private static final SleepingIdleStrategy REGION_WRITES_WAIT = new SleepingIdleStrategy(20_000);
     private static final int COPIED = 0;
     private static final int SOURCE_DROPPED = 1;
     private static final int SOURCE_UNAVAILABLE = 2;
@@ -116,7 +121,7 @@ final class ResyncDriver {
             // Writes that decided to skip the leg before it turned RESYNCING have set their bits once this is 0.
             while (x.skippedWrites.get() != 0) {
                 checkStillResyncing(x);
-                LockSupport.parkNanos(50_000);
+                SKIPPED_WRITES_WAIT.idle();
             }
             resyncTotal = full ? regionCount : bitmap.dirtyCount();
             for (MirrorListener m : membership.listeners()) {
@@ -243,6 +248,7 @@ final class ResyncDriver {
         long due = resyncStartNanos + (long) (resyncBytes * 1e9 / rate);
         long wait;
         while ((wait = due - System.nanoTime()) > 0 && !membership.isClosed()) {
+            // A sleep until a computed time (re-checking close every 50 ms), not an idle wait for work: a plain park.
             LockSupport.parkNanos(Math.min(wait, 50_000_000L));
         }
     }
@@ -271,7 +277,7 @@ final class ResyncDriver {
                 int s0 = regionWrites.started(r);
                 if (regionWrites.finished(r) != s0) {
                     waits++;
-                    LockSupport.parkNanos(20_000);
+                    REGION_WRITES_WAIT.idle();
                     continue;
                 }
                 int copied = copyRange(start, end, x);
@@ -283,6 +289,7 @@ final class ResyncDriver {
                     // The last in-sync leg failed or was slow: it stays, so wait for it, unfenced (foreground
                     // writes to this region must not wait for a leg that may be gone for a while).
                     regionWrites.unfence();
+                    // A retry delay scaled to the leg timeout (one fixed pause per failed copy), not an idle wait.
                     LockSupport.parkNanos(Math.max(1_000_000L, options.legTimeoutNanos() / 4));
                     continue;
                 }
@@ -390,6 +397,8 @@ final class ResyncDriver {
                     device.cancel(tag, this);
                     return left ? LEG_LEFT : IoStatus.ETIMEDOUT;
                 }
+                // Not an idle strategy: onComplete unparks this thread, the park never outlasts the deadline, and
+                // the blocker names this wait in a thread dump.
                 LockSupport.parkNanos(this, Math.min(remaining, 1_000_000L));
             }
             return st;

@@ -11,6 +11,7 @@ import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLEngineResult;
 import javax.net.ssl.SSLException;
+import org.agrona.concurrent.BusySpinIdleStrategy;
 
 /**
  * TLS over a {@link SocketChannel}, with a JDK {@link SSLEngine}: a drop-in {@link ByteChannel} and
@@ -190,7 +191,7 @@ public final class TlsChannel implements ByteChannel, GatheringByteChannel {
             if (System.nanoTime() - deadline > 0) {
                 throw new IOException("peer does not read (TLS handshake or control message)");
             }
-            Thread.onSpinWait();
+            BusySpinIdleStrategy.INSTANCE.idle(); // stateless, so shared
         }
     }
 
