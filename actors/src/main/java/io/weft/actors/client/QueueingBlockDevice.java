@@ -32,6 +32,14 @@ import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
  * cancel keeps its request, and the caller waits for it: the transports bound that with their own deadline (see
  * cxl.md and rdma.md); the sweep does not cancel a request twice.
  *
+ * <p>Free slots are a lock-free stack of slot indices whose top carries a version ({@link #takeFreeSlot},
+ * {@link #giveBackSlot}): giving a slot back can never fail. (It was a bounded many-to-many queue sized to the slot
+ * count, whose offer fails while a concurrent poll has claimed the position it would write but not released it: the
+ * slot was then lost for good, and several connections submitting at once lost them until every request was answered
+ * ENOMEM, docs/nbd.md.) A request arriving when every slot is busy still completes with ENOMEM: this device is
+ * submitted to from completion threads too (a transport's, through a mirror), where waiting could block the thread
+ * that frees the slot.
+ *
  * <p>A path that completes with {@link IoStatus#ESHUTDOWN} is going away: the request is queued again for the next
  * path (its deadline still counts from the original submit). Threads: {@link #submit} from any thread; the
  * control methods ({@link #connect}, {@link #disconnect}, {@link #expire}, {@link #close}) from the owning actor.
@@ -52,7 +60,10 @@ public final class QueueingBlockDevice implements BlockDevice {
     private static final long GEN_MASK = 0x7FFF_FFFFL;
 
     private final Slot[] slots;
-    private final ManyToManyConcurrentArrayQueue<Slot> free;
+    /** Top of the free-slot stack: {@code version << 32 | (index + 1)}, 0 in the low half when no slot is free. */
+    private final AtomicLong freeTop = new AtomicLong();
+    /** Per slot: the free slot below it on the stack, as {@code index + 1} (0 = none); valid while it is free. */
+    private final int[] nextFree;
     private final ManyToManyConcurrentArrayQueue<Slot> pending;
     private final IoCompletion router = this::onPathComplete;
     private final long ioTimeoutNanos;
@@ -81,11 +92,11 @@ public final class QueueingBlockDevice implements BlockDevice {
         this.ioTimeoutNanos = ioTimeoutNanos;
         this.stats = stats;
         this.slots = new Slot[maxInFlight];
-        this.free = new ManyToManyConcurrentArrayQueue<>(maxInFlight);
+        this.nextFree = new int[maxInFlight];
         this.pending = new ManyToManyConcurrentArrayQueue<>(maxInFlight);
         for (int i = 0; i < maxInFlight; i++) {
             slots[i] = new Slot(i);
-            free.offer(slots[i]);
+            giveBackSlot(slots[i]);
         }
     }
 
@@ -136,7 +147,7 @@ public final class QueueingBlockDevice implements BlockDevice {
             completion.onComplete(tag, status);
             return;
         }
-        Slot slot = free.poll();
+        Slot slot = takeFreeSlot();
         if (slot == null) {
             completion.onComplete(tag, IoStatus.ENOMEM);
             return;
@@ -169,6 +180,35 @@ public final class QueueingBlockDevice implements BlockDevice {
             // reached one: a cancel that arrives there before the request does is simply a no-op, and the request
             // then completes with its real status).
             failEverything(IoStatus.EIO);
+        }
+    }
+
+    /**
+     * Pops a free slot, or null when every slot is busy. The version in the top word makes a pop that raced another
+     * thread's pop and push of the same slot fail its CAS rather than install a stale successor (ABA).
+     */
+    private Slot takeFreeSlot() {
+        while (true) {
+            long top = freeTop.get();
+            int index = (int) top - 1;
+            if (index < 0) {
+                return null;
+            }
+            long next = (((top >>> 32) + 1) << 32) | (nextFree[index] & 0xFFFF_FFFFL);
+            if (freeTop.compareAndSet(top, next)) {
+                return slots[index];
+            }
+        }
+    }
+
+    /** Pushes a slot back; never fails (the stack has room for every slot by construction). */
+    private void giveBackSlot(Slot slot) {
+        while (true) {
+            long top = freeTop.get();
+            nextFree[slot.index] = (int) top; // published by the CAS below (a volatile write)
+            if (freeTop.compareAndSet(top, (((top >>> 32) + 1) << 32) | (slot.index + 1))) {
+                return;
+            }
         }
     }
 
@@ -270,7 +310,7 @@ public final class QueueingBlockDevice implements BlockDevice {
         slot.submittedTo = null;
         if (!stillQueued) {
             slot.stamp.set(stamp(gen, FREE));
-            free.offer(slot);
+            giveBackSlot(slot);
         }
         inFlight.decrementAndGet();
         stats.record(op, length, status, latency);
@@ -281,7 +321,7 @@ public final class QueueingBlockDevice implements BlockDevice {
     /** A slot completed while queued, polled from the pending queue now: it can be reused. */
     private void releaseIfCompleted(Slot slot, long s) {
         if (state(s) == COMPLETED_QUEUED && slot.stamp.compareAndSet(s, stamp(s >>> STATE_BITS, FREE))) {
-            free.offer(slot);
+            giveBackSlot(slot);
         }
     }
 

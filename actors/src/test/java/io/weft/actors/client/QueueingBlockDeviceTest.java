@@ -384,4 +384,63 @@ class QueueingBlockDeviceTest {
         dev.connect(path, INFO);
         assertTrue(path.held().isEmpty(), "the cancelled queued request is not sent later");
     }
+
+    /**
+     * The single-node chain under several NBD connections (bench/run's 4-connection case): each connection's reader
+     * submits into the device and the path completes inline, so four threads take and give back slots at once while
+     * at most four of the slots are busy. No request may find every slot taken, and afterwards every slot must still
+     * be there (a lost slot is one the device can never hand out again: enough of them and every request is answered
+     * ENOMEM). Rounds per thread: {@code -Dweft.test.slots.rounds} (the loss needs a thread pre-empted inside the
+     * free list, so more rounds find it more surely on an idle machine).
+     */
+    @Test
+    void concurrentSubmittersNeverLoseASlot() throws Exception {
+        int slots = 16;
+        int threads = 4;
+        int rounds = Integer.getInteger("weft.test.slots.rounds", 300_000);
+        QueueingBlockDevice dev = device(slots);
+        ArrayPath path = new ArrayPath();
+        dev.connect(path, INFO);
+        java.util.concurrent.atomic.AtomicLong refused = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.atomic.AtomicLong completed = new java.util.concurrent.atomic.AtomicLong();
+        IoCompletion count = (tag, status) -> {
+            if (status == IoStatus.ENOMEM) {
+                refused.incrementAndGet();
+            }
+            completed.incrementAndGet();
+        };
+        java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
+        Thread[] readers = new Thread[threads];
+        for (int t = 0; t < threads; t++) {
+            ByteBuffer buffer = ByteBuffer.allocateDirect(512);
+            int id = t;
+            readers[t] = new Thread(() -> {
+                try {
+                    start.await();
+                } catch (InterruptedException e) {
+                    return;
+                }
+                for (int r = 0; r < rounds; r++) {
+                    dev.submit(IoOp.READ, (long) (r & 1023) * 512, 512, 0, buffer.clear(), ((long) id << 32) | r,
+                            count);
+                }
+            }, "reader-" + t);
+            readers[t].start();
+        }
+        start.countDown();
+        for (Thread t : readers) {
+            t.join();
+        }
+        assertEquals((long) threads * rounds, completed.get());
+        assertEquals(0, refused.get(), "requests answered ENOMEM although at most " + threads + " of " + slots
+                + " slots were ever busy");
+        // Every slot is still there: a holding path takes as many requests as there are slots, none is refused.
+        path.hold = true;
+        Completions held = new Completions();
+        for (int i = 0; i < slots; i++) {
+            dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), i, held);
+        }
+        assertEquals(null, held.of(slots - 1L), "slot " + (slots - 1) + " was refused: slots were lost");
+        assertEquals(slots, path.held.size());
+    }
 }
