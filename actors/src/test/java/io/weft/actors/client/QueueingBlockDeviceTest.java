@@ -480,7 +480,7 @@ class QueueingBlockDeviceTest {
             return true;
         }
 
-        /** Answers held request {@code i}: OK lends {@code [offset...)} as loan 100 + i, anything else lends nothing. */
+        /** Answers held request {@code i}: OK lends {@code data[at...)} as loan 100 + i, an error lends nothing. */
         void answer(int i, int status, int at) {
             heldCompletions.get(i).onLent(heldTags.get(i), status, status == IoStatus.OK ? data : null, at,
                     status == IoStatus.OK ? 100 + i : 0L);

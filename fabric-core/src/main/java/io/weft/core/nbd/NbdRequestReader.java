@@ -333,7 +333,8 @@ final class NbdRequestReader {
         return f;
     }
 
-    private void blockStatus(NbdRequestSlot s, DeviceInfo info, int flags, long offset, long length) throws IOException {
+    private void blockStatus(NbdRequestSlot s, DeviceInfo info, int flags, long offset, long length)
+            throws IOException {
         int lbs = info.logicalBlockSize();
         // On the default block sizes descriptors may be cut anywhere (minimum block size 1).
         int granule = defaultBlockSizes ? 1 : lbs;
@@ -377,7 +378,8 @@ final class NbdRequestReader {
      * early part that completes at once cannot complete the request while later parts are still to go; the guard is
      * released last. {@code buffer} (READ only) holds the whole range from index 0; each part gets its own view.
      */
-    private void submitParts(NbdRequestSlot s, IoOp op, long offset, long length, int partSize, int flags, ByteBuffer buffer) {
+    private void submitParts(NbdRequestSlot s, IoOp op, long offset, long length, int partSize, int flags,
+                             ByteBuffer buffer) {
         if (length <= partSize) {
             if (buffer != null) {
                 buffer.clear().limit((int) length);
@@ -399,7 +401,8 @@ final class NbdRequestReader {
         c.onComplete(s.tag(NbdRequestSlot.GUARD_PART), IoStatus.OK);
     }
 
-    private void submitPart(NbdRequestSlot s, int part, IoOp op, long offset, int length, int flags, ByteBuffer buffer) {
+    private void submitPart(NbdRequestSlot s, int part, IoOp op, long offset, int length, int flags,
+                            ByteBuffer buffer) {
         try {
             device.submit(op, offset, length, flags, buffer, s.tag(part), c);
         } catch (RuntimeException e) {

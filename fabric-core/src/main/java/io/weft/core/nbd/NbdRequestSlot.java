@@ -8,7 +8,7 @@ import java.nio.ByteBuffer;
 /**
  * One request of an {@link NbdConnection} from decode to reply: its decoded header, its data buffer (with the budget
  * bytes it holds), its lent READ if any, and the part bookkeeping that completes it exactly once. Fields are owned by
- * the reader until submit, then by whoever completes. Fields are owned by the reader until submit, then by whoever completes.
+ * the reader until submit, then by whoever completes.
  *
  * <p>A request reaches the device as one or more parts (a TRIM or WRITE_ZEROES longer than an {@code int}, an
  * unaligned READ wider than the device takes). Each part's tag names the slot, the slot's generation and the

@@ -1,7 +1,6 @@
 package io.weft.core.nbd;
 
 import io.weft.core.io.BlockDevice;
-import io.weft.core.io.ReadLending;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.locks.LockSupport;
@@ -256,10 +255,10 @@ final class NbdRequestSlots {
     }
 
     /**
-     * Gives the buffer budget back once the reader has left: now for every buffer no device holds, and for a request
-     * still with the device (cancelled by {@link #cancelInFlight}) when its completion runs ({@link NbdConnection#onComplete}).
-     * Both sides look at the other's store (tornDown, the slot's state) and {@link NbdRequestSlot#takeBudget} makes sure only
-     * one of them gives the bytes back.
+     * Gives the buffer budget back once the reader has left (the connection has set tornDown): now for every buffer
+     * no device holds, and for a request still with the device (cancelled by {@link #cancelInFlight}) when its
+     * completion runs ({@link NbdConnection#onComplete}). Both sides look at the other's store (tornDown, the slot's
+     * state) and {@link NbdRequestSlot#takeBudget} makes sure only one of them gives the bytes back.
      */
     void returnBuffersAtEnd() {
         for (NbdRequestSlot s : slots) {
