@@ -7,6 +7,7 @@ import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
 import io.weft.core.io.IoStatus;
+import io.weft.core.io.ReadLending;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicLong;
 import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
@@ -32,11 +33,27 @@ import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
  * cancel keeps its request, and the caller waits for it: the transports bound that with their own deadline (see
  * cxl.md and rdma.md); the sweep does not cancel a request twice.
  *
+ * <p>Free slots are a lock-free stack of slot indices whose top carries a version ({@link #takeFreeSlot},
+ * {@link #giveBackSlot}): giving a slot back can never fail. (It was a bounded many-to-many queue sized to the slot
+ * count, whose offer fails while a concurrent poll has claimed the position it would write but not released it: the
+ * slot was then lost for good, and several connections submitting at once lost them until every request was answered
+ * ENOMEM, docs/nbd.md.) A request arriving when every slot is busy still completes with ENOMEM: this device is
+ * submitted to from completion threads too (a transport's, through a mirror), where waiting could block the thread
+ * that frees the slot.
+ *
+ * <p>Lent READs ({@link ReadLending}): when the current path lends, a lending READ is forwarded to it in a slot of its
+ * own, with the same timeout, cancel and force-close handling as any request. Its OK completion hands the path's loan
+ * up under a handle of this device (the slot's tag); the slot stays {@code LENT} until the caller gives the loan back
+ * ({@link #releaseLoan}), which ends the path's loan on the very path that made it, then frees the slot. A lending
+ * READ is not accepted (false: the caller copies) with no path, a path that does not lend or refuses, or no free
+ * slot. Queued again after an ESHUTDOWN, it goes to the next path as a lending READ, and fails with EIO if that path
+ * does not take it (there is no buffer to copy into).
+ *
  * <p>A path that completes with {@link IoStatus#ESHUTDOWN} is going away: the request is queued again for the next
  * path (its deadline still counts from the original submit). Threads: {@link #submit} from any thread; the
  * control methods ({@link #connect}, {@link #disconnect}, {@link #expire}, {@link #close}) from the owning actor.
  */
-public final class QueueingBlockDevice implements BlockDevice {
+public final class QueueingBlockDevice implements BlockDevice, ReadLending {
     private static final int FREE = 0;
     private static final int QUEUED = 1;
     private static final int INFLIGHT = 2;
@@ -47,14 +64,20 @@ public final class QueueingBlockDevice implements BlockDevice {
     private static final int CANCELLING = 5;
     /** Completed to its caller while its entry is still in the pending queue: freed by whoever polls it. */
     private static final int COMPLETED_QUEUED = 6;
+    /** A lending READ completed with its loan handed to the caller: freed when the caller releases the loan. */
+    private static final int LENT = 7;
     private static final int STATE_BITS = 3;
     private static final long STATE_MASK = 7;
     private static final long GEN_MASK = 0x7FFF_FFFFL;
 
     private final Slot[] slots;
-    private final ManyToManyConcurrentArrayQueue<Slot> free;
+    /** Top of the free-slot stack: {@code version << 32 | (index + 1)}, 0 in the low half when no slot is free. */
+    private final AtomicLong freeTop = new AtomicLong();
+    /** Per slot: the free slot below it on the stack, as {@code index + 1} (0 = none); valid while it is free. */
+    private final int[] nextFree;
     private final ManyToManyConcurrentArrayQueue<Slot> pending;
     private final IoCompletion router = this::onPathComplete;
+    private final LoanCompletion loanRouter = this::onPathLent;
     private final long ioTimeoutNanos;
     private final IoStats stats;
     private final AtomicLong inFlight = new AtomicLong();
@@ -81,11 +104,11 @@ public final class QueueingBlockDevice implements BlockDevice {
         this.ioTimeoutNanos = ioTimeoutNanos;
         this.stats = stats;
         this.slots = new Slot[maxInFlight];
-        this.free = new ManyToManyConcurrentArrayQueue<>(maxInFlight);
+        this.nextFree = new int[maxInFlight];
         this.pending = new ManyToManyConcurrentArrayQueue<>(maxInFlight);
         for (int i = 0; i < maxInFlight; i++) {
             slots[i] = new Slot(i);
-            free.offer(slots[i]);
+            giveBackSlot(slots[i]);
         }
     }
 
@@ -136,7 +159,7 @@ public final class QueueingBlockDevice implements BlockDevice {
             completion.onComplete(tag, status);
             return;
         }
-        Slot slot = free.poll();
+        Slot slot = takeFreeSlot();
         if (slot == null) {
             completion.onComplete(tag, IoStatus.ENOMEM);
             return;
@@ -169,6 +192,110 @@ public final class QueueingBlockDevice implements BlockDevice {
             // reached one: a cancel that arrives there before the request does is simply a no-op, and the request
             // then completes with its real status).
             failEverything(IoStatus.EIO);
+        }
+    }
+
+    /**
+     * Forwards a lending READ to the current path when that path lends (see the class comment). False, with nothing
+     * submitted, when there is no path, it does not lend or refuses this one, or no slot is free: the caller then
+     * submits the READ the ordinary way, which answers exactly as before (queued, ESHUTDOWN, ENOMEM, a check error).
+     */
+    @Override
+    public boolean trySubmitLend(long offset, int length, int flags, long tag, LoanCompletion completion) {
+        BlockDevice current = path;
+        if (mode != OPEN || !(current instanceof ReadLending lending)
+                || IoRequests.check(info, IoOp.READ, offset, length, flags) != IoStatus.OK) {
+            return false;
+        }
+        Slot slot = takeFreeSlot();
+        if (slot == null) {
+            return false;
+        }
+        inFlight.incrementAndGet();
+        slot.op = IoOp.READ;
+        slot.offset = offset;
+        slot.length = length;
+        slot.flags = flags;
+        slot.buffer = null;
+        slot.callerTag = tag;
+        slot.caller = null;
+        slot.loanCaller = completion;
+        slot.startNanos = System.nanoTime();
+        long gen = (slot.generation + 1) & GEN_MASK;
+        slot.generation = gen;
+        slot.stamp.set(stamp(gen, INFLIGHT));
+        if (!lend(slot, gen, lending)) {
+            // Nothing was submitted, so no completion will come: the slot is ours again, whatever a concurrent
+            // force close did to its state meanwhile (its cancel on the path found nothing).
+            slot.loanCaller = null;
+            slot.submittedTo = null;
+            slot.stamp.set(stamp(gen, FREE));
+            inFlight.decrementAndGet();
+            giveBackSlot(slot);
+            return false;
+        }
+        if (mode == CLOSED) {
+            failEverything(IoStatus.EIO); // raced with a force close, as in submit
+        }
+        return true;
+    }
+
+    /** Submits the slot's lending READ to {@code lending} (the current path). @return false if it refused */
+    private boolean lend(Slot slot, long gen, ReadLending lending) {
+        slot.submittedTo = (BlockDevice) lending;
+        slot.lender = lending;
+        return lending.trySubmitLend(slot.offset, slot.length, slot.flags, (gen << 32) | slot.index, loanRouter);
+    }
+
+    /**
+     * The caller is done with a loan this device handed up: ends the path's loan on the path that made it and frees
+     * the slot. Exactly once per loan (a second call, or an unknown handle, does nothing).
+     */
+    @Override
+    public void releaseLoan(long loan) {
+        long index = loan & 0xFFFF_FFFFL;
+        if (index >= slots.length) {
+            return;
+        }
+        Slot slot = slots[(int) index];
+        long gen = loan >>> 32;
+        if (slot.stamp.get() != stamp(gen, LENT)) {
+            return;
+        }
+        ReadLending from = slot.lender; // fixed while LENT: read before the CAS frees the slot for reuse
+        long pathLoan = slot.pathLoan;
+        if (slot.stamp.compareAndSet(stamp(gen, LENT), stamp(gen, FREE))) {
+            giveBackSlot(slot);
+            from.releaseLoan(pathLoan);
+        }
+    }
+
+    /**
+     * Pops a free slot, or null when every slot is busy. The version in the top word makes a pop that raced another
+     * thread's pop and push of the same slot fail its CAS rather than install a stale successor (ABA).
+     */
+    private Slot takeFreeSlot() {
+        while (true) {
+            long top = freeTop.get();
+            int index = (int) top - 1;
+            if (index < 0) {
+                return null;
+            }
+            long next = (((top >>> 32) + 1) << 32) | (nextFree[index] & 0xFFFF_FFFFL);
+            if (freeTop.compareAndSet(top, next)) {
+                return slots[index];
+            }
+        }
+    }
+
+    /** Pushes a slot back; never fails (the stack has room for every slot by construction). */
+    private void giveBackSlot(Slot slot) {
+        while (true) {
+            long top = freeTop.get();
+            nextFree[slot.index] = (int) top; // published by the CAS below (a volatile write)
+            if (freeTop.compareAndSet(top, (((top >>> 32) + 1) << 32) | (slot.index + 1))) {
+                return;
+            }
         }
     }
 
@@ -210,8 +337,12 @@ public final class QueueingBlockDevice implements BlockDevice {
             }
             slot.submittedTo = current;
             if (slot.stamp.compareAndSet(stamp(gen, QUEUED), stamp(gen, INFLIGHT))) {
-                current.submit(slot.op, slot.offset, slot.length, slot.flags, slot.buffer, (gen << 32) | slot.index,
-                        router);
+                if (slot.loanCaller == null) {
+                    current.submit(slot.op, slot.offset, slot.length, slot.flags, slot.buffer,
+                            (gen << 32) | slot.index, router);
+                } else if (!(current instanceof ReadLending lending) || !lend(slot, gen, lending)) {
+                    finish(slot, gen, INFLIGHT, IoStatus.EIO); // no buffer to copy into: the READ fails
+                }
             } else {
                 // Cancelled by its caller after we polled it: this entry was its last, so free it here.
                 releaseIfCompleted(slot, slot.stamp.get());
@@ -248,7 +379,38 @@ public final class QueueingBlockDevice implements BlockDevice {
     }
 
     private boolean finish(Slot slot, long gen, int expected, int status) {
-        return finish(slot, gen, expected, status, false);
+        return finish(slot, gen, expected, status, false, null, 0, 0L);
+    }
+
+    private boolean finish(Slot slot, long gen, int expected, int status, boolean stillQueued) {
+        return finish(slot, gen, expected, status, stillQueued, null, 0, 0L);
+    }
+
+    /** The path's completion of a lending READ: as {@link #onPathComplete}, with the loan passed up on OK. */
+    private void onPathLent(long tag, int status, ByteBuffer base, int at, long loan) {
+        long index = tag & 0xFFFF_FFFFL;
+        if (index >= slots.length) {
+            return;
+        }
+        Slot slot = slots[(int) index];
+        long gen = tag >>> 32;
+        ReadLending from = slot.lender; // read first: a finished slot may be reused at once
+        if (status == IoStatus.ESHUTDOWN && mode != CLOSED
+                && slot.stamp.compareAndSet(stamp(gen, INFLIGHT), stamp(gen, QUEUED))) {
+            enqueue(slot); // the next path gets it, as any request
+            return;
+        }
+        boolean lent = status == IoStatus.OK && base != null;
+        if (finish(slot, gen, INFLIGHT, status, false, lent ? base : null, at, loan)
+                || finish(slot, gen, EXPIRING, status == IoStatus.ECANCELED || status == IoStatus.ESHUTDOWN
+                        ? IoStatus.EIO : status, false, lent ? base : null, at, loan)
+                || finish(slot, gen, CANCELLING, status == IoStatus.ESHUTDOWN ? IoStatus.ECANCELED : status, false,
+                        lent ? base : null, at, loan)) {
+            return;
+        }
+        if (lent && from != null) {
+            from.releaseLoan(loan); // a stale or second completion: nobody will read these bytes
+        }
     }
 
     /**
@@ -256,32 +418,52 @@ public final class QueueingBlockDevice implements BlockDevice {
      *
      * @param stillQueued the slot still has an entry in the pending queue: it is freed when that entry is polled
      */
-    private boolean finish(Slot slot, long gen, int expected, int status, boolean stillQueued) {
+    /**
+     * Completes the caller if the slot is still in {@code expected} for {@code gen}.
+     *
+     * @param stillQueued the slot still has an entry in the pending queue: it is freed when that entry is polled
+     * @param lentBase    non-null: a lending READ completed OK with the path's loan {@code (lentBase, at, loan)},
+     *                    handed up under this slot's handle; the slot stays LENT until {@link #releaseLoan}
+     */
+    private boolean finish(Slot slot, long gen, int expected, int status, boolean stillQueued, ByteBuffer lentBase,
+                           int at, long loan) {
         if (!slot.stamp.compareAndSet(stamp(gen, expected), stamp(gen, stillQueued ? COMPLETED_QUEUED : DONE))) {
             return false;
         }
         IoCompletion caller = slot.caller;
+        LoanCompletion loanCaller = slot.loanCaller;
         long callerTag = slot.callerTag;
         IoOp op = slot.op;
         int length = slot.length;
         long latency = System.nanoTime() - slot.startNanos;
         slot.caller = null;
+        slot.loanCaller = null;
         slot.buffer = null;
         slot.submittedTo = null;
-        if (!stillQueued) {
+        boolean handUp = loanCaller != null && lentBase != null;
+        if (handUp) {
+            slot.pathLoan = loan;
+            slot.stamp.set(stamp(gen, LENT)); // after pathLoan: releaseLoan reads it once it sees LENT
+        } else if (!stillQueued) {
             slot.stamp.set(stamp(gen, FREE));
-            free.offer(slot);
+            giveBackSlot(slot);
         }
         inFlight.decrementAndGet();
         stats.record(op, length, status, latency);
-        caller.onComplete(callerTag, status);
+        if (loanCaller == null) {
+            caller.onComplete(callerTag, status);
+        } else if (handUp) {
+            loanCaller.onLent(callerTag, status, lentBase, at, (gen << 32) | slot.index);
+        } else {
+            loanCaller.onLent(callerTag, status, null, 0, 0L);
+        }
         return true;
     }
 
     /** A slot completed while queued, polled from the pending queue now: it can be reused. */
     private void releaseIfCompleted(Slot slot, long s) {
         if (state(s) == COMPLETED_QUEUED && slot.stamp.compareAndSet(s, stamp(s >>> STATE_BITS, FREE))) {
-            free.offer(slot);
+            giveBackSlot(slot);
         }
     }
 
@@ -337,10 +519,13 @@ public final class QueueingBlockDevice implements BlockDevice {
      */
     private boolean cancelInFlight(Slot slot, long gen, int to) {
         BlockDevice target = slot.submittedTo; // read before the CAS: after it the completion may clear it
+        boolean lending = slot.loanCaller != null;
         if (!slot.stamp.compareAndSet(stamp(gen, INFLIGHT), stamp(gen, to))) {
             return false;
         }
-        if (target != null) {
+        if (lending && target instanceof ReadLending lender) {
+            lender.cancelLend((gen << 32) | slot.index, loanRouter);
+        } else if (target != null) {
             target.cancel((gen << 32) | slot.index, router);
         }
         return true;
@@ -353,10 +538,21 @@ public final class QueueingBlockDevice implements BlockDevice {
      */
     @Override
     public void cancel(long tag, IoCompletion completion) {
+        cancelMatching(tag, completion);
+    }
+
+    /** Cancels a lending READ as {@link #cancel} does an ordinary request. */
+    @Override
+    public void cancelLend(long tag, LoanCompletion completion) {
+        cancelMatching(tag, completion);
+    }
+
+    private void cancelMatching(long tag, Object completion) {
         for (Slot slot : slots) {
             long s = slot.stamp.get();
             int state = state(s);
-            if ((state != QUEUED && state != INFLIGHT) || slot.caller != completion || slot.callerTag != tag) {
+            if ((state != QUEUED && state != INFLIGHT) || (slot.caller != completion && slot.loanCaller != completion)
+                    || slot.callerTag != tag) {
                 continue;
             }
             long gen = s >>> STATE_BITS;
@@ -427,6 +623,11 @@ public final class QueueingBlockDevice implements BlockDevice {
         ByteBuffer buffer;
         long callerTag;
         IoCompletion caller;
+        /** Non-null for a lending READ (then {@link #caller} is null). */
+        LoanCompletion loanCaller;
+        /** The path a lending READ went to, and its loan while the slot is LENT. */
+        ReadLending lender;
+        long pathLoan;
         long startNanos;
         /** The path this request was handed to: the one a cancel must reach. */
         BlockDevice submittedTo;

@@ -7,6 +7,7 @@ import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
 import io.weft.core.io.IoStatus;
+import io.weft.core.io.ReadLending;
 import io.weft.core.store.StoreBlockDevice;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -24,8 +25,12 @@ import java.nio.ByteBuffer;
  * land over the new holder's writes. Each request counts itself in flight before it reads the revoked flag (both
  * volatile), so once {@code revoke()} has run and {@code drained()} is true, no request of this view touches the
  * store again.
+ *
+ * <p>Lent READs ({@link ReadLending}) pass through to the store (its file mapping), so an NBD READ through
+ * {@code weft node} is gathered straight from the page cache; a revoked view lends nothing (the ordinary READ then
+ * answers ESHUTDOWN).
  */
-final class MappingView implements BlockDevice {
+final class MappingView implements BlockDevice, ReadLending {
     private static final VarHandle IN_FLIGHT;
 
     static {
@@ -91,6 +96,31 @@ final class MappingView implements BlockDevice {
         }
         stats.record(op, length, status, System.nanoTime() - start);
         completion.onComplete(tag, status);
+    }
+
+    @Override
+    public boolean trySubmitLend(long offset, int length, int flags, long tag, LoanCompletion completion) {
+        if (revoked || IoRequests.check(info, IoOp.READ, offset, length, flags) != IoStatus.OK) {
+            return false; // the ordinary READ answers it (ESHUTDOWN, the check's error)
+        }
+        long start = System.nanoTime();
+        boolean lent;
+        IN_FLIGHT.getAndAdd(this, 1);
+        try {
+            lent = !revoked && store.trySubmitLend(offset, length, flags, tag, completion);
+        } finally {
+            IN_FLIGHT.getAndAdd(this, -1);
+        }
+        if (lent) {
+            // The store lends inline, and after the same check it only ever lends with OK (StoreBlockDevice).
+            stats.record(IoOp.READ, length, IoStatus.OK, System.nanoTime() - start);
+        }
+        return lent;
+    }
+
+    @Override
+    public void releaseLoan(long loan) {
+        store.releaseLoan(loan);
     }
 
     @Override

@@ -384,4 +384,240 @@ class QueueingBlockDeviceTest {
         dev.connect(path, INFO);
         assertTrue(path.held().isEmpty(), "the cancelled queued request is not sent later");
     }
+
+    /**
+     * The single-node chain under several NBD connections (bench/run's 4-connection case): each connection's reader
+     * submits into the device and the path completes inline, so four threads take and give back slots at once while
+     * at most four of the slots are busy. No request may find every slot taken, and afterwards every slot must still
+     * be there (a lost slot is one the device can never hand out again: enough of them and every request is answered
+     * ENOMEM). Rounds per thread: {@code -Dweft.test.slots.rounds} (the loss needs a thread pre-empted inside the
+     * free list, so more rounds find it more surely on an idle machine).
+     */
+    @Test
+    void concurrentSubmittersNeverLoseASlot() throws Exception {
+        int slots = 16;
+        int threads = 4;
+        int rounds = Integer.getInteger("weft.test.slots.rounds", 300_000);
+        QueueingBlockDevice dev = device(slots);
+        ArrayPath path = new ArrayPath();
+        dev.connect(path, INFO);
+        java.util.concurrent.atomic.AtomicLong refused = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.atomic.AtomicLong completed = new java.util.concurrent.atomic.AtomicLong();
+        IoCompletion count = (tag, status) -> {
+            if (status == IoStatus.ENOMEM) {
+                refused.incrementAndGet();
+            }
+            completed.incrementAndGet();
+        };
+        java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
+        Thread[] readers = new Thread[threads];
+        for (int t = 0; t < threads; t++) {
+            ByteBuffer buffer = ByteBuffer.allocateDirect(512);
+            int id = t;
+            readers[t] = new Thread(() -> {
+                try {
+                    start.await();
+                } catch (InterruptedException e) {
+                    return;
+                }
+                for (int r = 0; r < rounds; r++) {
+                    dev.submit(IoOp.READ, (long) (r & 1023) * 512, 512, 0, buffer.clear(), ((long) id << 32) | r,
+                            count);
+                }
+            }, "reader-" + t);
+            readers[t].start();
+        }
+        start.countDown();
+        for (Thread t : readers) {
+            t.join();
+        }
+        assertEquals((long) threads * rounds, completed.get());
+        assertEquals(0, refused.get(), "requests answered ENOMEM although at most " + threads + " of " + slots
+                + " slots were ever busy");
+        // Every slot is still there: a holding path takes as many requests as there are slots, none is refused.
+        path.hold = true;
+        Completions held = new Completions();
+        for (int i = 0; i < slots; i++) {
+            dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), i, held);
+        }
+        assertEquals(null, held.of(slots - 1L), "slot " + (slots - 1) + " was refused: slots were lost");
+        assertEquals(slots, path.held.size());
+    }
+
+    /** A path that lends READs from its own array (inline, or held until answered); records what it was asked. */
+    static final class LendingPath implements BlockDevice, io.weft.core.io.ReadLending {
+        final ByteBuffer data = ByteBuffer.allocate(1 << 20);
+        boolean hold;
+        boolean refuse;
+        final List<Long> heldTags = new ArrayList<>();
+        final List<LoanCompletion> heldCompletions = new ArrayList<>();
+        final List<Long> released = new ArrayList<>();
+        final List<Long> cancelled = new ArrayList<>();
+        private long nextLoan = 100;
+
+        @Override
+        public DeviceInfo info() {
+            return INFO;
+        }
+
+        @Override
+        public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                           IoCompletion completion) {
+            completion.onComplete(tag, IoStatus.OK);
+        }
+
+        @Override
+        public boolean trySubmitLend(long offset, int length, int flags, long tag, LoanCompletion completion) {
+            if (refuse) {
+                return false;
+            }
+            if (hold) {
+                heldTags.add(tag);
+                heldCompletions.add(completion);
+                return true;
+            }
+            completion.onLent(tag, IoStatus.OK, data, (int) offset, nextLoan++);
+            return true;
+        }
+
+        /** Answers held request {@code i}: OK lends {@code data[at...)} as loan 100 + i, an error lends nothing. */
+        void answer(int i, int status, int at) {
+            heldCompletions.get(i).onLent(heldTags.get(i), status, status == IoStatus.OK ? data : null, at,
+                    status == IoStatus.OK ? 100 + i : 0L);
+        }
+
+        @Override
+        public void releaseLoan(long loan) {
+            released.add(loan);
+        }
+
+        @Override
+        public void cancelLend(long tag, LoanCompletion completion) {
+            cancelled.add(tag);
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    /** Lent completions by caller tag: {status, at, loan handle}, and the base each one lent. */
+    static final class Loans implements io.weft.core.io.ReadLending.LoanCompletion {
+        final Map<Long, long[]> got = new HashMap<>();
+        final Map<Long, ByteBuffer> bases = new HashMap<>();
+
+        @Override
+        public synchronized void onLent(long tag, int status, ByteBuffer base, int at, long loan) {
+            if (got.put(tag, new long[] {status, at, loan}) != null) {
+                throw new AssertionError("completed twice: " + tag);
+            }
+            bases.put(tag, base);
+        }
+    }
+
+    @Test
+    void lendingReadsAreForwardedAndEachLoanGoesBackToThePathOnce() {
+        QueueingBlockDevice dev = device(2);
+        LendingPath path = new LendingPath();
+        dev.connect(path, INFO);
+        Loans loans = new Loans();
+        assertTrue(dev.trySubmitLend(8192, 4096, 0, 1, loans));
+        assertTrue(dev.trySubmitLend(4096, 4096, 0, 2, loans));
+        assertEquals(IoStatus.OK, (int) loans.got.get(1L)[0]);
+        assertTrue(loans.bases.get(1L) == path.data, "the path's own bytes are handed up, not a copy");
+        assertEquals(8192, loans.got.get(1L)[1]);
+        assertEquals(0, dev.inFlight());
+        // Both slots hold a loan: nothing more fits until one goes back.
+        assertFalse(dev.trySubmitLend(0, 4096, 0, 3, loans), "no free slot: the caller copies instead");
+        Completions plain = new Completions();
+        dev.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocate(4096), 4, plain);
+        assertEquals(IoStatus.ENOMEM, plain.of(4));
+        assertTrue(path.released.isEmpty(), "no loan ends before the caller releases it");
+
+        dev.releaseLoan(loans.got.get(1L)[2]);
+        dev.releaseLoan(loans.got.get(1L)[2]); // a second release of the same loan: no effect
+        assertEquals(List.of(100L), path.released);
+        assertTrue(dev.trySubmitLend(0, 4096, 0, 5, loans), "the released loan's slot is free again");
+        dev.releaseLoan(loans.got.get(2L)[2]);
+        dev.releaseLoan(loans.got.get(5L)[2]);
+        assertEquals(List.of(100L, 101L, 102L), path.released);
+        assertEquals(3, dev.stats().snapshot().op(IoOp.READ).ops(), "lent READs are counted like any READ");
+    }
+
+    @Test
+    void lendingIsRefusedWithoutALendingPathAndNothingIsSubmitted() {
+        QueueingBlockDevice dev = device(2);
+        Loans loans = new Loans();
+        assertFalse(dev.trySubmitLend(0, 4096, 0, 1, loans), "no path");
+        dev.connect(new ArrayPath(), INFO);
+        assertFalse(dev.trySubmitLend(0, 4096, 0, 2, loans), "a path that does not lend");
+        LendingPath refusing = new LendingPath();
+        refusing.refuse = true;
+        dev.connect(refusing, INFO);
+        assertFalse(dev.trySubmitLend(0, 4096, 0, 3, loans), "a path that refuses this READ");
+        assertFalse(dev.trySubmitLend(512, 100, 0, 4, loans), "an invalid READ takes the ordinary path");
+        assertTrue(loans.got.isEmpty());
+        assertEquals(0, dev.inFlight());
+        // Every slot is still free.
+        Completions plain = new Completions();
+        ArrayPath holding = new ArrayPath();
+        holding.hold = true;
+        dev.connect(holding, INFO);
+        dev.submit(IoOp.FLUSH, 0, 0, 0, null, 10, plain);
+        dev.submit(IoOp.FLUSH, 0, 0, 0, null, 11, plain);
+        assertEquals(2, holding.held.size());
+    }
+
+    @Test
+    void aCancelledOrForceClosedLendingReadCompletesFromThePathsAnswer() {
+        QueueingBlockDevice dev = device(4);
+        LendingPath path = new LendingPath();
+        path.hold = true;
+        dev.connect(path, INFO);
+        Loans loans = new Loans();
+        assertTrue(dev.trySubmitLend(0, 4096, 0, 1, loans));
+        assertTrue(dev.trySubmitLend(4096, 4096, 0, 2, loans));
+        dev.cancelLend(1, loans);
+        assertEquals(1, path.cancelled.size(), "the cancel reaches the path as a lending cancel");
+        assertTrue(loans.got.isEmpty(), "nothing completes before the path answers");
+        path.answer(0, IoStatus.ECANCELED, 0);
+        assertEquals(IoStatus.ECANCELED, (int) loans.got.get(1L)[0]);
+        assertTrue(loans.bases.get(1L) == null);
+
+        dev.forceClose();
+        assertEquals(2, path.cancelled.size());
+        // The path had finished first: its real status and its loan reach the caller, who releases it.
+        path.answer(1, IoStatus.OK, 4096);
+        assertEquals(IoStatus.OK, (int) loans.got.get(2L)[0]);
+        dev.releaseLoan(loans.got.get(2L)[2]);
+        assertEquals(List.of(101L), path.released);
+        assertEquals(0, dev.inFlight());
+    }
+
+    @Test
+    void aLendingReadQueuedAfterShutdownFailsWhenTheNextPathDoesNotLend() {
+        QueueingBlockDevice dev = device(4);
+        LendingPath path = new LendingPath();
+        path.hold = true;
+        dev.connect(path, INFO);
+        Loans loans = new Loans();
+        assertTrue(dev.trySubmitLend(0, 4096, 0, 1, loans));
+        assertTrue(dev.trySubmitLend(4096, 4096, 0, 2, loans));
+        dev.disconnect();
+        path.answer(0, IoStatus.ESHUTDOWN, 0);
+        path.answer(1, IoStatus.ESHUTDOWN, 0);
+        assertTrue(loans.got.isEmpty(), "queued again for the next path");
+        LendingPath next = new LendingPath();
+        dev.connect(next, INFO);
+        assertEquals(IoStatus.OK, (int) loans.got.get(1L)[0], "a lending next path takes them");
+        assertEquals(4096, loans.got.get(2L)[1]);
+
+        assertTrue(dev.trySubmitLend(0, 4096, 0, 3, loans));
+        dev.connect(path, INFO); // hold again
+        assertTrue(dev.trySubmitLend(0, 4096, 0, 4, loans));
+        dev.disconnect();
+        path.answer(2, IoStatus.ESHUTDOWN, 0);
+        dev.connect(new ArrayPath(), INFO);
+        assertEquals(IoStatus.EIO, (int) loans.got.get(4L)[0], "no buffer to copy into: the READ fails");
+    }
 }
