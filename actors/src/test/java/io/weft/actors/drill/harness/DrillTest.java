@@ -54,6 +54,9 @@ class DrillTest {
     void randomizedMirrorDrillsLoseNothing() throws Exception {
         long base = Long.getLong("weft.drill.seed", System.nanoTime());
         int drills = Integer.getInteger("weft.drill.count", 22);
+        // Printed first: a failure inside a fault's recover (an await) carries no drill context of its own.
+        System.out.println("randomized drills from base seed " + base + " (replay one: -Dweft.drill.seed=SEED "
+                + "-Dweft.drill.count=1)");
         List<String> summary = new ArrayList<>();
         int spuriousDrops = 0;
         for (int i = 0; i < drills; i++) {
@@ -85,7 +88,7 @@ class DrillTest {
                             if (kind == Kind.FLAP) {
                                 // Fail again while (or just after) it resyncs; the workload's writes notice it.
                                 leg.mode(FaultyBlockDevice.Mode.FAIL);
-                                await("leg " + victim + " dropped again", Duration.ofSeconds(10),
+                                await(context + ": leg " + victim + " dropped again", Duration.ofSeconds(10),
                                         () -> mirror.legState(victim) == LegState.FAILED);
                                 leg.mode(FaultyBlockDevice.Mode.PASS);
                                 returnLeg(mirror, victim);
