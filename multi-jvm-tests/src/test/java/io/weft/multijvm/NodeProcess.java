@@ -39,8 +39,7 @@ import javax.management.remote.JMXServiceURL;
  * {@link WeftMain}) with {@code --config FILE}, through the one launcher ({@link ChildJvm}). The test's settings
  * (the caller's HOCON plus {@link #testSettings}: ports picked by binding port 0 first, no volumes of its own, the
  * token in the test's runtime directory) go in {@code <dir>/<name>-<n>.conf}; the node's data directory is
- * {@code <dir>/<name>-data} (kept across incarnations) unless the config names export roots, then the first of
- * those (relative volume paths land where the test looks for them); the NBD listener takes a free port and no Unix
+ * {@link #dataDir} (kept across incarnations); the NBD listener takes a free port and no Unix
  * socket. Output goes to {@code <dir>/<name>-<n>.log}; the node is ready when it prints {@code weft node ready:}
  * there, the line that tells where its NBD, HTTP and cluster endpoints are.
  *
@@ -50,7 +49,11 @@ import javax.management.remote.JMXServiceURL;
  */
 final class NodeProcess {
     private static final ObjectMapper JSON = new ObjectMapper();
-    static final Duration START_TIMEOUT = Duration.ofSeconds(90);
+    /**
+     * Until the ready line: 180 s, as {@code weft demo} waits (90 s with the former NodeMain; on a loaded 2-core
+     * machine a node's JVM took 25 s from its NBD listener to Pekko's start, and its ready line came after 90 s).
+     */
+    static final Duration START_TIMEOUT = Duration.ofSeconds(180);
     private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
     /** The line {@code weft node} prints last when it is up (WeftNode#printWelcome). */
@@ -143,11 +146,18 @@ final class NodeProcess {
                 + "\nweft.volumes = []\nweft.management.http.runtime-dir = \"" + runtimeDir + "\"\n";
     }
 
-    /** The node's data directory: the first export root its config names, else {@code <dir>/<name>-data}. */
+    /**
+     * The node's data directory: the first export root its config names (weft node makes the data dir the first
+     * export root, and relative volume paths resolve against that one: they must land where the test looks for
+     * them), else the {@code weft.data-dir} its config names, else {@code <dir>/<name>-data}.
+     */
     static Path dataDir(Path dir, String name, Config config) {
         if (config.hasPath("weft.storage.export-roots") && !config.getStringList("weft.storage.export-roots")
                 .isEmpty()) {
             return Path.of(config.getStringList("weft.storage.export-roots").get(0));
+        }
+        if (config.hasPath("weft.data-dir")) {
+            return Path.of(config.getString("weft.data-dir"));
         }
         return dir.resolve(name + "-data");
     }
