@@ -168,15 +168,16 @@ final class NodeProcess {
         Files.createDirectories(dir);
         Path conf = dir.resolve(name + "-" + incarnation + ".conf");
         Path log = dir.resolve(name + "-" + incarnation + ".log");
-        String settings = hocon + ItTls.settings(name, hocon) + testSettings(clusterPort, freePort(), runtimeDir(dir));
+        String settings = hocon + ItTls.settings(name, hocon)
+                + testSettings(clusterPort, freePort(), runtimeDir(dir));
         Files.writeString(conf, settings, StandardCharsets.UTF_8);
         Config config = ConfigFactory.parseString(settings).resolve();
         int jmxPort = freePort();
         Path[] jmxFiles = jmxAuthFiles(dir);
         ChildJvm child = ChildJvm.builder(WeftMain.class)
                 .jvmOptions("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                        // names the run's directory before the long class path, for killAll's search (not a weft.* key:
-                        // weft node refuses unknown ones)
+                        // names the run's directory before the long class path, for killAll's search
+                        // (not a weft.* key: weft node refuses unknown ones)
                         "-Dmultijvm.run=" + dir)
                 .systemProperty("com.sun.management.jmxremote.port", Integer.toString(jmxPort))
                 .systemProperty("com.sun.management.jmxremote.rmi.port", Integer.toString(jmxPort))
