@@ -4,6 +4,7 @@ import io.weft.core.io.BlockDevice;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
+import io.weft.core.process.ChildJvm;
 import io.weft.core.store.StoreBlockDevice;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
@@ -58,7 +59,7 @@ public final class CxlBench {
         try (CxlRegion region = CxlRegion.format(regionPath, geometry, RegionHeader.FLAG_ENTRY_CRC);
              CxlHost host = CxlHost.register(region, 1, "bench-client", CxlOptions.defaults());
              StoreBlockDevice local = new StoreBlockDevice(io.weft.core.store.FileBackingStore.open(storePath, false));
-             ChildJvm backend = ChildJvm.start(BackendMain.class, regionPath.toString(), "2", storePath.toString(),
+             ChildJvm backend = TwoJvmIT.startChild(BackendMain.class, regionPath.toString(), "2", storePath.toString(),
                      Long.toString(storeBytes), "1", "CREATE", "NO_DATA_CRC", "FAST", "DEFAULT_TIMING")) {
             String ready = backend.awaitLine("READY", Duration.ofSeconds(60));
             int backendId = Integer.parseInt(ready.replaceAll(".*backend=(\\d+).*", "$1"));

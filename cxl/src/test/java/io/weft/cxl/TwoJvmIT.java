@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
+import io.weft.core.process.ChildJvm;
 import io.weft.core.store.StoreBlockDevice;
 import io.weft.cxl.CxlRegion.Table;
 import io.weft.cxl.layout.RegionGeometry;
@@ -48,8 +49,17 @@ class TwoJvmIT {
         TestSupport.deleteQuietly(regionPath, storePath);
     }
 
+    /**
+     * A CXL child JVM ({@link BackendMain}, {@link ClientMain}) on this test's class path, with a small serial-GC
+     * heap; {@code -Dweft.childJvmArgs} adds JVM options (e.g. JFR flags for a benchmark profile).
+     */
+    static ChildJvm startChild(Class<?> main, String... args) throws java.io.IOException {
+        return ChildJvm.builder(main).jvmOptions("-Xmx256m", "-XX:+UseSerialGC")
+                .jvmOptions(ChildJvm.splitOptions(System.getProperty("weft.childJvmArgs"))).args(args).start();
+    }
+
     private ChildJvm startBackend(int channels, String mode, boolean dataCrc, boolean slow) throws Exception {
-        return ChildJvm.start(BackendMain.class, regionPath.toString(), "2", storePath.toString(),
+        return startChild(BackendMain.class, regionPath.toString(), "2", storePath.toString(),
                 Long.toString(STORE_BYTES), Integer.toString(channels), mode, dataCrc ? "DATA_CRC" : "NO_DATA_CRC",
                 slow ? "SLOW" : "FAST");
     }
@@ -77,7 +87,7 @@ class TwoJvmIT {
             assertTrue(status.channels().stream().allMatch(c -> c.completionTail() > 0), status::render);
             dev.close();
             backend.send("stop");
-            assertEquals(0, backend.awaitExit(START), backend::transcript);
+            assertEquals(0, backend.awaitExit(START), backend::output);
         }
         // The store file written by the other JVM holds the data: check it directly, without the transport.
         try (StoreBlockDevice local = TestSupport.newStore(storePath, STORE_BYTES)) {
@@ -117,7 +127,7 @@ class TwoJvmIT {
                 }
                 assertTrue(System.nanoTime() < deadline, "no request reached the held store");
             }
-            backend.kill();
+            backend.kill9();
         }
         long pending = 0;
         for (RegionStatus.Channel c : host.status().channels()) {
@@ -139,13 +149,13 @@ class TwoJvmIT {
             assertEquals(0, dev.inFlight());
             dev.close();
             restarted.send("stop");
-            assertEquals(0, restarted.awaitExit(START), restarted::transcript);
+            assertEquals(0, restarted.awaitExit(START), restarted::output);
         }
     }
 
     @Test
     void forceStopAcrossProcessesFailsInFlightWithEioAndTheChannelsServeTheNextBlkdev() throws Exception {
-        try (ChildJvm backend = ChildJvm.start(BackendMain.class, regionPath.toString(), "2", storePath.toString(),
+        try (ChildJvm backend = startChild(BackendMain.class, regionPath.toString(), "2", storePath.toString(),
                 Long.toString(STORE_BYTES), "1", "CREATE", "DATA_CRC", "HOLD")) {
             int id = backendIdOf(backend.awaitLine("READY", START));
             CxlBlockDevice dev = host.openBlkdev(id, BlkdevOptions.defaults());
@@ -181,7 +191,7 @@ class TwoJvmIT {
             assertEquals(3, Pattern.versionOf(buf, 0, 20));
             next.close();
             backend.send("stop");
-            assertEquals(0, backend.awaitExit(START), backend::transcript);
+            assertEquals(0, backend.awaitExit(START), backend::output);
         }
     }
 
@@ -193,15 +203,15 @@ class TwoJvmIT {
         Map<Integer, Long> acked = new HashMap<>();
         int blkdevSlot;
         int clientHostSlot;
-        try (ChildJvm client = ChildJvm.start(ClientMain.class, regionPath.toString(), "3",
+        try (ChildJvm client = startChild(ClientMain.class, regionPath.toString(), "3",
                 Integer.toString(backend.id()), Integer.toString(blocks))) {
             String open = client.awaitLine("OPEN", START);
             blkdevSlot = Integer.parseInt(open.replaceAll(".*blkdev=(\\d+).*", "$1"));
             clientHostSlot = Integer.parseInt(open.replaceAll(".*host=(\\d+).*", "$1"));
-            await("500 acknowledged writes", Duration.ofSeconds(60), () -> client.lineCount.get() > 500);
+            await("500 acknowledged writes", Duration.ofSeconds(60), () -> client.lineCount() > 500);
             // A live blkdev is never cleared.
             assertThrows(IllegalStateException.class, () -> host.clearDead(Table.BLKDEV, blkdevSlot));
-            client.kill();
+            client.kill9();
             for (String line : client.drain()) {
                 if (line.startsWith("ACK ")) {
                     String[] p = line.split(" ");

@@ -4,6 +4,10 @@ import static io.weft.testkit.Await.await;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.weft.core.process.ChildJvm;
+import io.weft.node.cli.WeftMain;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -15,10 +19,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Collection;
+import java.util.HashMap;
 import java.util.HashSet;
-import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeSet;
@@ -32,8 +36,13 @@ import javax.management.remote.JMXConnectorFactory;
 import javax.management.remote.JMXServiceURL;
 
 /**
- * One Weft node in a child JVM on loopback, started through {@link NodeMain}. Ports are picked by binding port 0
- * first; logs go to {@code target/multi-jvm/<name>-<n>.log}; the child's working directory is the test's directory.
+ * One Weft node in a child JVM on loopback, started as a user starts one: node-app's entry point ({@code weft node},
+ * {@link WeftMain}) with {@code --config FILE}, through the one launcher ({@link ChildJvm}). The test's settings
+ * (the caller's HOCON plus {@link #testSettings}: ports picked by binding port 0 first, no volumes of its own, the
+ * token in the test's runtime directory) go in {@code <dir>/<name>-<n>.conf}; the node's data directory is
+ * {@link #dataDir} (kept across incarnations); the NBD listener takes a free port and no Unix
+ * socket. Output goes to {@code <dir>/<name>-<n>.log}; the node is ready when it prints {@code weft node ready:}
+ * there, the line that tells where its NBD, HTTP and cluster endpoints are.
  *
  * <p>A node may be killed and started again by someone else (a kill drill restarts it from the client node's JVM
  * with the same command line): it keeps its ports, so {@link #refreshPid()} asks it for its current pid and every
@@ -41,28 +50,34 @@ import javax.management.remote.JMXServiceURL;
  */
 final class NodeProcess {
     private static final ObjectMapper JSON = new ObjectMapper();
-    static final Duration START_TIMEOUT = Duration.ofSeconds(90);
+    /**
+     * Until the ready line: 180 s, as {@code weft demo} waits (90 s with the former NodeMain; on a loaded 2-core
+     * machine a node's JVM took 25 s from its NBD listener to Pekko's start, and its ready line came after 90 s).
+     */
+    static final Duration START_TIMEOUT = Duration.ofSeconds(180);
     private static final HttpClient HTTP = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
+    /** The line {@code weft node} prints last when it is up (WeftNode#printWelcome). */
+    static final String READY_LINE = "weft node ready:";
+
     final String name;
-    final Process process;
+    final ChildJvm process;
     final Path log;
     final int jmxPort;
+    /** name, address (cluster host:port), http (URI), pid, nbd (host:port): from the config and the ready line. */
     final Properties ready = new Properties();
-    private final Path readyFile;
     private final Path runtimeDir;
     /** The pid of the node's current incarnation (this process, or one a drill restarted). */
     private volatile long pid;
     /** Every pid this node has had, for the final clean-up. */
     private final Set<Long> pids = ConcurrentHashMap.newKeySet();
 
-    private NodeProcess(String name, Process process, Path log, int jmxPort, Path readyFile, Path runtimeDir) {
+    private NodeProcess(String name, ChildJvm process, Path log, int jmxPort, Path runtimeDir) {
         this.runtimeDir = runtimeDir;
         this.name = name;
         this.process = process;
         this.log = log;
         this.jmxPort = jmxPort;
-        this.readyFile = readyFile;
         this.pid = process.pid();
         pids.add(pid);
     }
@@ -121,56 +136,94 @@ final class NodeProcess {
         }
     }
 
+    /**
+     * What every test node gets on top of its own HOCON: its cluster and HTTP ports, no {@code weft.volumes} (a
+     * node with both roles would otherwise create and map vol0), and the management token left in {@code
+     * <dir>/runtime} (instead of the user's runtime directory), where {@link #bearer()} reads it: the test's nodes
+     * need no extra step and leave nothing behind in the user's home.
+     */
+    static String testSettings(int clusterPort, int httpPort, Path runtimeDir) {
+        return "\nweft.cluster.port = " + clusterPort + "\nweft.management.http.port = " + httpPort
+                + "\nweft.volumes = []\nweft.management.http.runtime-dir = \"" + runtimeDir + "\"\n";
+    }
+
+    /**
+     * The node's data directory: the first export root its config names (weft node makes the data dir the first
+     * export root, and relative volume paths resolve against that one: they must land where the test looks for
+     * them), else the {@code weft.data-dir} its config names, else {@code <dir>/<name>-data}.
+     */
+    static Path dataDir(Path dir, String name, Config config) {
+        if (config.hasPath("weft.storage.export-roots") && !config.getStringList("weft.storage.export-roots")
+                .isEmpty()) {
+            return Path.of(config.getStringList("weft.storage.export-roots").get(0));
+        }
+        if (config.hasPath("weft.data-dir")) {
+            return Path.of(config.getString("weft.data-dir"));
+        }
+        return dir.resolve(name + "-data");
+    }
+
     private static NodeProcess startOnce(Path dir, String name, int incarnation, String hocon, int clusterPort)
             throws Exception {
         dir = dir.toAbsolutePath();
         Files.createDirectories(dir);
         Path conf = dir.resolve(name + "-" + incarnation + ".conf");
-        Path readyFile = dir.resolve(name + "-" + incarnation + ".ready");
         Path log = dir.resolve(name + "-" + incarnation + ".log");
-        Files.deleteIfExists(readyFile);
-        // The node leaves its management token in <dir>/runtime (instead of the user's runtime directory), where
-        // token() reads it: the test's nodes need no extra step and leave nothing behind in the user's home.
-        Files.writeString(conf, hocon + ItTls.settings(name, hocon) + "\nweft.cluster.port = " + clusterPort
-                + "\nweft.management.http.port = " + freePort()
-                + "\nweft.management.http.runtime-dir = \"" + runtimeDir(dir) + "\"\n", StandardCharsets.UTF_8);
+        String settings = hocon + ItTls.settings(name, hocon)
+                + testSettings(clusterPort, freePort(), runtimeDir(dir));
+        Files.writeString(conf, settings, StandardCharsets.UTF_8);
+        Config config = ConfigFactory.parseString(settings).resolve();
         int jmxPort = freePort();
         Path[] jmxFiles = jmxAuthFiles(dir);
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        for (String flag : System.getProperty("weft.jvm.opens", "").split("\\s+")) {
-            if (!flag.isBlank()) {
-                cmd.add(flag);
-            }
-        }
-        cmd.addAll(List.of("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                "-Dcom.sun.management.jmxremote.port=" + jmxPort,
-                "-Dcom.sun.management.jmxremote.rmi.port=" + jmxPort,
-                "-Dcom.sun.management.jmxremote.host=127.0.0.1",
-                "-Djava.rmi.server.hostname=127.0.0.1",
+        ChildJvm child = ChildJvm.builder(WeftMain.class)
+                .jvmOptions("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                        // names the run's directory before the long class path, for killAll's search
+                        // (not a weft.* key: weft node refuses unknown ones)
+                        "-Dmultijvm.run=" + dir)
+                .systemProperty("com.sun.management.jmxremote.port", Integer.toString(jmxPort))
+                .systemProperty("com.sun.management.jmxremote.rmi.port", Integer.toString(jmxPort))
+                .systemProperty("com.sun.management.jmxremote.host", "127.0.0.1")
+                .systemProperty("java.rmi.server.hostname", "127.0.0.1")
                 // Authenticated JMX (docs/security.md): weft.management.jmx.allow-changes applies only then.
-                "-Dcom.sun.management.jmxremote.authenticate=true",
-                "-Dcom.sun.management.jmxremote.password.file=" + jmxFiles[0],
-                "-Dcom.sun.management.jmxremote.access.file=" + jmxFiles[1],
-                "-Dcom.sun.management.jmxremote.ssl=false",
-                "-cp", System.getProperty("java.class.path"),
-                NodeMain.class.getName(), conf.toString(), readyFile.toString()));
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true)
-                .redirectOutput(log.toFile()).start();
-        NodeProcess node = new NodeProcess(name, p, log, jmxPort, readyFile, runtimeDir(dir));
-        await(name + " started (see " + log + ")", START_TIMEOUT, () -> Files.exists(readyFile) || !p.isAlive());
-        if (!p.isAlive()) {
-            String text = Files.readString(log);
-            String message = name + " exited with " + p.exitValue() + " before it was ready; log:\n" + text;
-            if (text.contains("already in use")) {
-                throw new PortTaken(message);
+                .systemProperty("com.sun.management.jmxremote.authenticate", "true")
+                .systemProperty("com.sun.management.jmxremote.password.file", jmxFiles[0].toString())
+                .systemProperty("com.sun.management.jmxremote.access.file", jmxFiles[1].toString())
+                .systemProperty("com.sun.management.jmxremote.ssl", "false")
+                .args("node", "--config", conf.toString(), "--data-dir", dataDir(dir, name, config).toString(),
+                        "--nbd-listen", "127.0.0.1:0", "--nbd-unix", "off")
+                .directory(dir).logTo(log, false).start();
+        NodeProcess node = new NodeProcess(name, child, log, jmxPort, runtimeDir(dir));
+        String line;
+        try {
+            line = child.awaitLine(READY_LINE, START_TIMEOUT);
+        } catch (IllegalStateException e) {
+            String text = child.output();
+            if (!child.isAlive() && text.contains("already in use")) {
+                throw new PortTaken(name + " exited with " + child.exitValue() + " before it was ready; log:\n"
+                        + text);
             }
-            throw new AssertionError(message);
+            child.close();
+            throw new AssertionError(name + " did not start (see " + log + "): " + e.getMessage());
         }
-        try (var in = Files.newBufferedReader(readyFile)) {
-            node.ready.load(in);
-        }
+        node.ready.setProperty("name", config.getString("weft.node.name"));
+        Map<String, String> fields = readyFields(line);
+        node.ready.setProperty("address", fields.get("cluster"));
+        node.ready.setProperty("http", "http://" + fields.get("http"));
+        node.ready.setProperty("pid", fields.get("pid"));
+        node.ready.setProperty("nbd", fields.get("nbd"));
         return node;
+    }
+
+    /** {@code weft node ready: nbd=H:P http=H:P cluster=H:P volumes=0 pid=N} as key → value. */
+    static Map<String, String> readyFields(String line) {
+        Map<String, String> fields = new HashMap<>();
+        for (String field : line.substring(line.indexOf(READY_LINE) + READY_LINE.length()).trim().split(" ")) {
+            int eq = field.indexOf('=');
+            if (eq > 0) {
+                fields.put(field.substring(0, eq), field.substring(eq + 1));
+            }
+        }
+        return fields;
     }
 
     String nodeName() {
@@ -197,8 +250,8 @@ final class NodeProcess {
     }
 
     /**
-     * Asks the node for its pid ({@code GET /weft/node} → {@code "pid"}; the ready file its {@link NodeMain} rewrote
-     * when the node does not say), remembers it and returns it. Use after someone else restarted the node.
+     * Asks the node for its pid ({@code GET /weft/node} → {@code "pid"}; the last ready line in its log when the
+     * node does not say), remembers it and returns it. Use after someone else restarted the node.
      */
     long refreshPid() throws Exception {
         HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(http().resolve("/weft/node"))
@@ -209,11 +262,15 @@ final class NodeProcess {
         if (node != null && node.canConvertToLong()) {
             now = node.asLong();
         } else {
-            Properties p = new Properties();
-            try (var in = Files.newBufferedReader(readyFile)) {
-                p.load(in);
+            // a restarted node writes to the same log: its last ready line names its pid
+            String last = null;
+            for (String line : Files.readAllLines(log, StandardCharsets.UTF_8)) {
+                if (line.startsWith(READY_LINE)) {
+                    last = line;
+                }
             }
-            now = Long.parseLong(p.getProperty("pid"));
+            now = Long.parseLong(readyFields(java.util.Objects.requireNonNull(last, "no ready line in " + log))
+                    .get("pid"));
         }
         pids.add(now);
         pid = now;
@@ -229,8 +286,7 @@ final class NodeProcess {
     void kill9() throws InterruptedException {
         long target = pid;
         if (target == process.pid()) {
-            process.destroyForcibly();
-            process.waitFor();
+            process.kill9();
             return;
         }
         ProcessHandle.of(target).ifPresent(ProcessHandle::destroyForcibly);
@@ -242,12 +298,7 @@ final class NodeProcess {
     void stop() throws InterruptedException {
         long target = pid;
         if (target == process.pid()) {
-            if (process.isAlive()) {
-                process.destroy();
-                if (!process.waitFor(30, TimeUnit.SECONDS)) {
-                    process.destroyForcibly();
-                }
-            }
+            process.stop(Duration.ofSeconds(30));
             return;
         }
         ProcessHandle.of(target).ifPresent(h -> {
@@ -308,11 +359,7 @@ final class NodeProcess {
         await("every node process of " + marker + " gone", Duration.ofSeconds(30),
                 () -> targets.stream().noneMatch(ProcessHandle::isAlive));
         for (NodeProcess n : nodes) {
-            try {
-                n.process.waitFor(5, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            n.process.close();
         }
         return ended;
     }
@@ -411,10 +458,6 @@ final class NodeProcess {
     }
 
     String logText() {
-        try {
-            return Files.readString(log);
-        } catch (IOException e) {
-            return "(no log: " + e + ")";
-        }
+        return process.output();
     }
 }

@@ -46,6 +46,14 @@ class SecureClusterIT {
     private NodeProcess c;
     private Fio fio;
 
+    /**
+     * The hostile nodes' management token, fixed: a node that never joins is never handed the cluster's token (nor
+     * forms a cluster of its own, it names seeds), so without one it would answer the membership checks with 503.
+     * Each node has a data dir of its own (as with {@code weft node}); no token file is shared.
+     */
+    private static final String HOSTILE_TOKEN = "weft.management.http.token = \"hostile-"
+            + Long.toHexString(new java.security.SecureRandom().nextLong()) + "\"\n";
+
     private static void certsInit(Path into, String nodes) {
         StringWriter out = new StringWriter();
         CommandLine cli = WeftMain.commandLine();
@@ -125,10 +133,11 @@ class SecureClusterIT {
         Path hostileCerts = dir.resolve("hostile-certs");
         certsInit(hostileCerts, "x");
         int xPort = NodeProcess.freePort();
-        NodeProcess x = NodeProcess.start(dir, "x", 1, config("x", "storage", hostileCerts.resolve("x")), xPort);
+        NodeProcess x = NodeProcess.start(dir, "x", 1, config("x", "storage", hostileCerts.resolve("x"))
+                + HOSTILE_TOKEN, xPort);
         started.add(x);
         int yPort = NodeProcess.freePort();
-        NodeProcess y = NodeProcess.start(dir, "y", 1, config("y", "storage", null), yPort);
+        NodeProcess y = NodeProcess.start(dir, "y", 1, config("y", "storage", null) + HOSTILE_TOKEN, yPort);
         started.add(y);
 
         Set<Integer> cluster = Set.of(ports[0], ports[1], ports[2]);

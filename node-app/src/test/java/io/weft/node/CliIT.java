@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.weft.core.process.ChildJvm;
 import io.weft.core.testing.RequiredTool;
 import io.weft.node.cli.WeftMain;
 import java.io.IOException;
@@ -17,6 +18,7 @@ import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -44,7 +46,7 @@ class CliIT {
 
     @TempDir
     static Path cwd;
-    private static NodeProcess node;
+    private static ChildJvm node;
     private static String http;
     private static Path socket;
     private static String nbdinfo;
@@ -59,9 +61,9 @@ class CliIT {
     @BeforeAll
     static void startNode() throws Exception {
         nbdinfo = RequiredTool.require("nbdinfo", "libnbd-bin").toString();
-        node = NodeProcess.start(cwd, List.of(), "node", "--nbd-listen", "off", "--http-listen", "127.0.0.1:0",
+        node = WeftJvm.start(cwd, List.of(), "node", "--nbd-listen", "off", "--http-listen", "127.0.0.1:0",
                 "--cluster-port", "0", "--token", TOKEN, "--name", "n1");
-        Matcher ready = READY.matcher(node.awaitLine(l -> l.startsWith("weft node ready:"), 90));
+        Matcher ready = READY.matcher(node.awaitLine("weft node ready:", Duration.ofSeconds(90)));
         assertTrue(ready.matches(), node.output());
         socket = Path.of(ready.group(1));
         http = ready.group(2);
@@ -71,7 +73,7 @@ class CliIT {
     static void stopNode() throws Exception {
         if (node != null) {
             node.signal("TERM");
-            assertEquals(0, node.awaitExit(60), node.output());
+            assertEquals(0, node.awaitExit(Duration.ofSeconds(60)), node.output());
             node.close();
         }
     }

@@ -4,8 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.weft.core.process.ChildJvm;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
@@ -39,9 +41,9 @@ class DemoIT {
         Path dir = demoDir();
         String output;
         int exit;
-        try (NodeProcess demo = NodeProcess.start(cwd, List.of(), "demo", "--no-wait", "--transport", "cxl",
+        try (ChildJvm demo = WeftJvm.start(cwd, List.of(), "demo", "--no-wait", "--transport", "cxl",
                 "--dir", dir.toString())) {
-            exit = demo.awaitExit(600);
+            exit = demo.awaitExit(Duration.ofSeconds(600));
             output = demo.output();
         }
         System.out.println(output);   // the report's numbers in the build log of every run, not only failed ones

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.weft.core.process.ChildJvm;
 import io.weft.core.testing.RequiredTool;
 import java.io.IOException;
 import java.net.InetAddress;
@@ -18,6 +19,7 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -64,9 +66,9 @@ class WeftNodeIT {
         String qemuImg = RequiredTool.require("qemu-img", "qemu-utils").toString();
         String qemuIo = RequiredTool.require("qemu-io", "qemu-utils").toString();
         String nbdinfo = RequiredTool.require("nbdinfo", "libnbd-bin").toString();
-        try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node",
+        try (ChildJvm node = WeftJvm.start(cwd, List.of(), "node",
                 "--nbd-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--cluster-port", "0")) {
-            Matcher ready = READY.matcher(node.awaitLine(l -> l.startsWith("weft node ready:"), 60));
+            Matcher ready = READY.matcher(node.awaitLine("weft node ready:", Duration.ofSeconds(60)));
             assertTrue(ready.matches(), node.output());
             int port = Integer.parseInt(ready.group(1));
             Path socket = Path.of(ready.group(2));
@@ -109,7 +111,7 @@ class WeftNodeIT {
                     + "/login?code="), "start-up prints the console's sign-in link:\n" + node.output());
 
             node.signal("TERM");
-            assertEquals(0, node.awaitExit(60), node.output());
+            assertEquals(0, node.awaitExit(Duration.ofSeconds(60)), node.output());
             assertTrue(node.output().contains("stopped: every device flushed"), node.output());
             assertFalse(Files.exists(socket), "the Unix socket is removed");
         }
@@ -126,12 +128,12 @@ class WeftNodeIT {
 
     @Test
     void sigintStopsCleanlyToo() throws Exception {
-        try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--data-dir", "elsewhere",
+        try (ChildJvm node = WeftJvm.start(cwd, List.of(), "node", "--data-dir", "elsewhere",
                 "--nbd-listen", "off", "--http-listen", "off", "--cluster-port", "0")) {
-            node.awaitLine(l -> l.startsWith("weft node ready:"), 60);
+            node.awaitLine("weft node ready:", Duration.ofSeconds(60));
             assertTrue(Files.exists(cwd.resolve("elsewhere/vol0.img")));
             node.signal("INT");
-            assertEquals(0, node.awaitExit(60), node.output());
+            assertEquals(0, node.awaitExit(Duration.ofSeconds(60)), node.output());
         }
     }
 
@@ -142,9 +144,9 @@ class WeftNodeIT {
     @Test
     void anExtraExportRootKeepsTheDefaultVolumeInTheDataDir() throws Exception {
         Path extra = Files.createDirectories(cwd.resolve("extra"));
-        try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--export-root", extra.toString(),
+        try (ChildJvm node = WeftJvm.start(cwd, List.of(), "node", "--export-root", extra.toString(),
                 "--nbd-listen", "127.0.0.1:0", "--nbd-unix", "off", "--http-listen", "127.0.0.1:0", "--cluster-port", "0")) {
-            String ready = node.awaitLine(l -> l.startsWith("weft node ready:"), 60);
+            String ready = node.awaitLine("weft node ready:", Duration.ofSeconds(60));
             assertTrue(ready.contains(" volumes=1 "), node.output());
             Matcher http = Pattern.compile("http=(127\\.0\\.0\\.1:\\d+)").matcher(ready);
             assertTrue(http.find(), ready);
@@ -154,16 +156,16 @@ class WeftNodeIT {
             String devices = get("http://" + http.group(1) + "/weft/devices").body().replaceAll("\\s", "");
             assertTrue(devices.contains("\"id\":\"vol0\"") && devices.contains("\"state\":\"ready\""), devices);
             node.signal("TERM");
-            assertEquals(0, node.awaitExit(60), node.output());
+            assertEquals(0, node.awaitExit(Duration.ofSeconds(60)), node.output());
         }
     }
 
     @Test
     void aPortInUseIsNamedAndNothingKeepsRunning() throws Exception {
         try (ServerSocket taken = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-             NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--http-listen", "off", "--cluster-port", "0",
+             ChildJvm node = WeftJvm.start(cwd, List.of(), "node", "--http-listen", "off", "--cluster-port", "0",
                      "--nbd-unix", "off", "--nbd-listen", "127.0.0.1:" + taken.getLocalPort())) {
-            assertEquals(1, node.awaitExit(60), node.output());
+            assertEquals(1, node.awaitExit(Duration.ofSeconds(60)), node.output());
             assertTrue(node.output().contains("weft node: weft.nbd.listen: cannot listen on 127.0.0.1:"
                     + taken.getLocalPort()), node.output());
             assertFalse(node.output().contains("\tat "), "no stack trace:\n" + node.output());

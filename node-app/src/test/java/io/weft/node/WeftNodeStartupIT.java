@@ -4,8 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.weft.core.process.ChildJvm;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -15,8 +17,8 @@ class WeftNodeStartupIT {
     @TempDir
     Path cwd;
 
-    private void assertRefused(NodeProcess node, String expectedLine) throws InterruptedException {
-        assertEquals(2, node.awaitExit(60), node.output());
+    private void assertRefused(ChildJvm node, String expectedLine) throws InterruptedException {
+        assertEquals(2, node.awaitExit(Duration.ofSeconds(60)), node.output());
         String out = node.output();
         assertTrue(out.contains(expectedLine), out);
         assertFalse(out.contains("\tat ") || out.contains("Exception"), "no stack trace:\n" + out);
@@ -25,21 +27,21 @@ class WeftNodeStartupIT {
 
     @Test
     void anInvalidOptionValueIsNamed() throws Exception {
-        try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--nbd-listen", "x")) {
+        try (ChildJvm node = WeftJvm.start(cwd, List.of(), "node", "--nbd-listen", "x")) {
             assertRefused(node, "weft node: weft.nbd.listen: expected HOST:PORT (or \"off\"), got \"x\"");
         }
     }
 
     @Test
     void anInvalidJvmSystemPropertyIsNamed() throws Exception {
-        try (NodeProcess node = NodeProcess.start(cwd, List.of("-Dweft.management.http.port=many"), "node")) {
+        try (ChildJvm node = WeftJvm.start(cwd, List.of("-Dweft.management.http.port=many"), "node")) {
             assertRefused(node, "weft node: weft.management.http.port: expected a whole number, got \"many\"");
         }
     }
 
     @Test
     void anInvalidControlPlaneSettingIsNamed() throws Exception {
-        try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--roles", "storage,bogus",
+        try (ChildJvm node = WeftJvm.start(cwd, List.of(), "node", "--roles", "storage,bogus",
                 "--cluster-port", "0", "--nbd-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0")) {
             assertRefused(node, "weft node: weft.node.roles: unknown role 'bogus' (use storage, client)");
         }
@@ -49,7 +51,7 @@ class WeftNodeStartupIT {
     void anInvalidKeyInTheConfigFileIsNamed() throws Exception {
         Path conf = cwd.resolve("bad.conf");
         Files.writeString(conf, "weft.volumes = [ { name = vol0, path = vol0.img, size = 1000 } ]\n");
-        try (NodeProcess node = NodeProcess.start(cwd, List.of(), "node", "--config", conf.toString())) {
+        try (ChildJvm node = WeftJvm.start(cwd, List.of(), "node", "--config", conf.toString())) {
             assertRefused(node, "weft node: weft.volumes[0].size: must be a positive multiple of 4k");
         }
     }

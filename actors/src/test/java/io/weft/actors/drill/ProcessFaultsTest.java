@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.weft.core.process.ChildJvm;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -284,16 +285,14 @@ class ProcessFaultsTest {
         long pid = target.pid();
         await("target running", WAIT, () -> state(pid) == 'S' || state(pid) == 'R');
         Path holderLog = tmp.resolve("holder.log");
-        Process holder = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xmx64m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
-                FreezeHolder.class.getName(), Long.toString(pid))
-                .redirectErrorStream(true).redirectOutput(holderLog.toFile()).start();
-        started.add(holder.toHandle());
+        ChildJvm holder = ChildJvm.builder(FreezeHolder.class).withoutLauncherFlags()
+                .jvmOptions("-Xmx64m", "-XX:TieredStopAtLevel=1").args(Long.toString(pid)).logTo(holderLog, false)
+                .start();
+        started.add(holder.handle());
         await("target frozen by the holder JVM (log " + holderLog + ")", WAIT, () -> state(pid) == 'T'
                 || !holder.isAlive());
         assertTrue(holder.isAlive(), () -> "holder exited: " + read(holderLog));
-        holder.destroyForcibly();
-        holder.waitFor();
+        holder.kill9();
         await("target running again after the drilling JVM died", WAIT, () -> state(pid) != 'T');
     }
 

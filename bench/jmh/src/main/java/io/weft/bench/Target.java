@@ -5,6 +5,7 @@ import io.weft.core.mirror.ActivityLog;
 import io.weft.core.mirror.MirrorBlockDevice;
 import io.weft.core.mirror.MirrorOptions;
 import io.weft.core.mirror.WriteIntentBitmap;
+import io.weft.core.process.ChildJvm;
 import io.weft.core.store.FileBackingStore;
 import io.weft.core.store.StoreBlockDevice;
 import io.weft.cxl.BackendOptions;
@@ -24,6 +25,7 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import org.agrona.concurrent.AgentInvoker;
@@ -164,9 +166,7 @@ final class Target implements AutoCloseable {
             host = CxlHost.register(region, 1, "loadgen-client", CxlOptions.defaults());
             res.add(host);
             if (child) {
-                ChildJvm storage = ChildJvm.start("serve-cxl", where, o.file().toString());
-                res.add(storage);
-                String ready = storage.awaitLine("READY");
+                String ready = startStorageChild(res, "serve-cxl", where, o.file().toString());
                 backendId = Integer.parseInt(ready.replaceAll(".*backend=(\\d+).*", "$1"));
             } else {
                 StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.open(o.file(), false));
@@ -182,6 +182,23 @@ final class Target implements AutoCloseable {
         return new Target(spec, dev, dev.invoker(), res);
     }
 
+    /**
+     * Starts a storage child JVM running {@code LoadGen serve-...} with this JVM's class path and returns its READY
+     * line. It serves until its stdin closes (the resource added to {@code res} closes it, then kills it after 10 s);
+     * its stderr goes to a log file under the temp directory.
+     */
+    private static String startStorageChild(List<AutoCloseable> res, String... args) throws IOException {
+        Path log = Path.of(System.getProperty("java.io.tmpdir"),
+                "weft-loadgen-" + args[0] + "-" + ProcessHandle.current().pid() + "-" + System.nanoTime() + ".log");
+        ChildJvm storage = ChildJvm.builder(LoadGen.class).jvmOptions("-Xmx512m").args(args).errorsTo(log).start();
+        res.add(() -> storage.stopByClosingInput(Duration.ofSeconds(10)));
+        try {
+            return storage.awaitLine("READY", Duration.ofSeconds(60));
+        } catch (IllegalStateException e) {
+            throw new IOException("storage child JVM did not print READY; see " + log + ": " + e.getMessage(), e);
+        }
+    }
+
     private static Target openRdma(String spec, boolean child, String where, Options o, List<AutoCloseable> res)
             throws Exception {
         int colon = where.lastIndexOf(':');
@@ -189,10 +206,8 @@ final class Target implements AutoCloseable {
         int port = Integer.parseInt(where.substring(colon + 1));
         String capability = System.getenv(LoadGen.RDMA_CAPABILITY_ENV);
         if (child) {
-            ChildJvm storage = ChildJvm.start("serve-rdma", o.file().toString(), hostName + ":" + port,
+            String ready = startStorageChild(res, "serve-rdma", o.file().toString(), hostName + ":" + port,
                     Integer.toString(o.maxIoSize()), o.rdmaDevice());
-            res.add(storage);
-            String ready = storage.awaitLine("READY");
             port = Integer.parseInt(ready.replaceAll(".*port=(\\d+).*", "$1"));
             capability = ready.replaceAll(".*capability=(\\S+).*", "$1");
         } else if (capability == null) {
