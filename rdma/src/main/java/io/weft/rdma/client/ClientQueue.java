@@ -3,7 +3,7 @@ package io.weft.rdma.client;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
-import io.weft.rdma.protocol.IdleStrategies;
+import io.weft.rdma.protocol.DoorbellIdleStrategy;
 import io.weft.rdma.protocol.Immediate;
 import io.weft.rdma.protocol.RequestHeader;
 import io.weft.rdma.verbs.CompletionHandler;
@@ -60,6 +60,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private static final int CANCEL_LENGTH = 12;
 
     private final RdmaSession session;
+    private final RequestTable requests;
     final int index;
     final CompletionQueue cq;
     private final ManyToOneRingBuffer submissions;
@@ -91,11 +92,15 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private long nextTimeoutScan;
     private AgentRunner runner;
     volatile Thread thread;
-    /** Set by {@link #stop}: the agent must not go back to a long sleep while its runner is being closed. */
-    private volatile boolean stopping;
+    /**
+     * Parks on {@link #cq}; the bound on a park only matters for the io-timeout scan, so it is short while requests
+     * are held and long when none is (an idle session costs no wake-ups per device or per 10 ms).
+     */
+    private final DoorbellIdleStrategy idle;
 
     ClientQueue(RdmaSession session, int index, CompletionQueue cq, PathPolicy policy) {
         this.session = session;
+        this.requests = session.requests;
         this.index = index;
         this.cq = cq;
         this.policy = policy;
@@ -113,16 +118,14 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         this.cancelStatus = new int[permits];
         this.localView = new UnsafeBuffer(session.localPool);
         java.util.Arrays.fill(generations, -1);
+        this.idle = new DoorbellIdleStrategy(cq, () -> submissions.size() > 0,
+                () -> session.permits.inUse() > 0 ? DoorbellIdleStrategy.BUSY_MAX_PARK_NANOS
+                        : DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS);
     }
 
     void start() {
-        // Sleeps on the completion queue; the bound on a sleep only matters for the io-timeout scan, so it is short
-        // while requests are held and long when none is (an idle session costs no wake-ups per device or per 10 ms).
-        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> submissions.size() > 0 || stopping,
-                IdleStrategies.SPINS,
-                IdleStrategies.YIELDS, () -> session.permits.inUse() > 0 ? IdleStrategies.DEFAULT_MAX_SLEEP_NANOS
-                        : IdleStrategies.IDLE_MAX_SLEEP_NANOS),
-                e -> LOG.error("client queue {} of session '{}' failed", index, session.name, e), null, this);
+        runner = new AgentRunner(idle, e -> LOG.error("client queue {} of session '{}' failed", index, session.name, e),
+                null, this);
         AgentRunner.startOnThread(runner, r -> {
             Thread t = new Thread(r, "weft-rdma-client-" + session.name + "-q" + index);
             t.setDaemon(true);
@@ -135,7 +138,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         while (!submissions.write(permit + 1, EMPTY, 0, 0)) {
             Thread.yield(); // cannot stay full: it holds more records than there are permits
         }
-        cq.wakeup();
+        idle.ring();
     }
 
     /** Any thread: asks the agent to give up use {@code use} of {@code permit} with {@code status}. No allocation. */
@@ -147,7 +150,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         submissions.buffer().putLong(at, use);
         submissions.buffer().putInt(at + 8, status);
         submissions.commit(at);
-        cq.wakeup();
+        idle.ring();
     }
 
     @Override
@@ -158,7 +161,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     @Override
     public int doWork() {
         int work = refreshPaths();
-        long acks = session.fenceAcks;
+        long acks = session.fences.acks();
         if (acks != seenFenceAcks) {
             seenFenceAcks = acks;
             work += resolveFences();
@@ -182,7 +185,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         }
         int permit = msgTypeId - 1;
         abandoned[permit] = false;
-        if (cancelBeforeSubmit[permit] == session.uses[permit]) {
+        if (cancelBeforeSubmit[permit] == requests.use(permit)) {
             cancelBeforeSubmit[permit] = -1;
             state[permit] = QUEUED; // never posted: nothing can land anywhere
             finish(permit, cancelStatus[permit]);
@@ -195,12 +198,12 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
 
     /** Agent: the caller gives up on use {@code use} of {@code permit}, completing it with {@code status}. */
     private void cancel(int permit, long use, int status) {
-        if (permit < 0 || permit >= state.length || session.uses[permit] != use) {
+        if (permit < 0 || permit >= state.length || requests.use(permit) != use) {
             return; // already completed and reused
         }
         switch (state[permit]) {
             case FREE:
-                if (session.completions[permit] != null) {
+                if (requests.holdsCaller(permit)) {
                     cancelBeforeSubmit[permit] = use; // the submission is still behind us in the ring
                     cancelStatus[permit] = status;
                 }
@@ -301,7 +304,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private int resolveFences() {
         int work = 0;
         for (int permit = index; permit < state.length; permit += session.queueCount) {
-            if (state[permit] == FENCING && session.isFenced(fenceGeneration[permit])) {
+            if (state[permit] == FENCING && session.fences.isFenced(fenceGeneration[permit])) {
                 if (abandoned[permit]) {
                     release(permit);
                 } else {
@@ -326,7 +329,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
             if (state[permit] != QUEUED) {
                 continue; // completed by a timeout or cancel while it waited
             }
-            RdmaBlockDevice device = session.deviceOf[permit];
+            RdmaBlockDevice device = requests.device(permit);
             if (!device.usable()) {
                 finish(permit, IoStatus.ESHUTDOWN);
                 work++;
@@ -366,11 +369,11 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private boolean post(int permit, int slot, int deviceId) {
         ClientPath p = paths[slot];
         ClientPath.RemotePool remote = p.pool;
-        IoOp op = session.ops[permit];
-        int length = session.lengths[permit];
+        IoOp op = requests.op(permit);
+        int length = requests.length(permit);
         int base = permit * session.chunkSize;
         boolean read = op == IoOp.READ;
-        header.wrap(localView, base).encode(op.ordinal(), session.flags[permit], session.offsets[permit], length,
+        header.wrap(localView, base).encode(op.ordinal(), requests.flags(permit), requests.offset(permit), length,
                 deviceId, read ? session.localRegion.address() + base + RequestHeader.LENGTH : 0,
                 read ? session.localRegion.rkey() : 0, read ? length : 0, ++sequence);
         int bytes = RequestHeader.LENGTH + (op == IoOp.WRITE ? length : 0);
@@ -407,13 +410,11 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
             return;
         }
         int status = Immediate.status(immediate);
-        int length = session.lengths[permit];
-        if (status == IoStatus.OK && session.ops[permit] == IoOp.READ) {
-            if (byteLength != length) {
+        if (status == IoStatus.OK && requests.op(permit) == IoOp.READ) {
+            if (byteLength != requests.length(permit)) {
                 status = IoStatus.EIO;
             } else {
-                ByteBuffer dst = session.buffers[permit];
-                dst.put(dst.position(), session.localPool, permit * session.chunkSize + RequestHeader.LENGTH, length);
+                requests.deliverRead(permit, session.localPool, permit * session.chunkSize + RequestHeader.LENGTH);
             }
         }
         p.completed.increment();
@@ -422,20 +423,16 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
 
     /** Completes the caller and frees the permit (nothing can land in its chunks any more). */
     private void finish(int permit, int status) {
-        long tag = session.tags[permit];
-        IoCompletion completion = session.completions[permit];
-        session.buffers[permit] = null;
-        session.completions[permit] = null;
-        release(permit);
+        long tag = requests.tag(permit);
+        IoCompletion completion = requests.takeCompletion(permit);
+        release(permit); // before the completion runs: a callback submitting again may take this permit
         call(completion, tag, status);
     }
 
     /** Completes the caller only; the buffer is forgotten before the completion runs. */
     private void complete(int permit, int status) {
-        long tag = session.tags[permit];
-        IoCompletion completion = session.completions[permit];
-        session.buffers[permit] = null;
-        session.completions[permit] = null;
+        long tag = requests.tag(permit);
+        IoCompletion completion = requests.takeCompletion(permit);
         call(completion, tag, status);
     }
 
@@ -486,7 +483,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private int expire(long now) {
         int work = 0;
         for (int permit = index; permit < state.length; permit += session.queueCount) {
-            if (state[permit] == FREE || abandoned[permit] || now - session.deadlines[permit] <= 0) {
+            if (state[permit] == FREE || abandoned[permit] || now - requests.deadline(permit) <= 0) {
                 continue;
             }
             if (state[permit] == QUEUED) {
@@ -531,9 +528,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
 
     void stop() {
         if (runner != null) {
-            // An idle agent may sleep up to IDLE_MAX_SLEEP_NANOS: wake it, or the close waits that long.
-            stopping = true;
-            cq.wakeup();
+            idle.stop(); // a parked agent would otherwise keep the close waiting up to IDLE_MAX_PARK_NANOS
             runner.close();
         }
     }
