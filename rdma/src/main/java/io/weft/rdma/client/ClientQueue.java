@@ -133,6 +133,11 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         });
     }
 
+    /** Any thread: something the agent acts on changed (a path, a device, a fence); it runs a duty cycle soon. */
+    void ring() {
+        idle.ring();
+    }
+
     /** Any thread: hands a filled permit to this queue. */
     void enqueue(int permit) {
         while (!submissions.write(permit + 1, EMPTY, 0, 0)) {

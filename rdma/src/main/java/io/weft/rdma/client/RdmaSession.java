@@ -259,7 +259,7 @@ public final class RdmaSession implements AutoCloseable {
     /** Rings every queue agent's doorbell: a path, a device or a fence changed. */
     void wakeQueues() {
         for (ClientQueue q : queues) {
-            q.cq.wakeup();
+            q.ring();
         }
     }
 

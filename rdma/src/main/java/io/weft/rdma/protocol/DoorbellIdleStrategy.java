@@ -36,6 +36,11 @@ public final class DoorbellIdleStrategy implements IdleStrategy {
     private final int spins;
     private final int yields;
     private volatile boolean stopped;
+    /**
+     * Set by {@link #ring()}, cleared by the owner when it parks or skips a park: a ring that comes while the owner is
+     * between its last look at its work and its park is not lost (the queue's wake-up only ends a park in progress).
+     */
+    private volatile boolean rung;
     private int idleCount;
 
     /**
@@ -51,7 +56,7 @@ public final class DoorbellIdleStrategy implements IdleStrategy {
     public DoorbellIdleStrategy(CompletionQueue doorbell, BooleanSupplier pendingWork, int spins, int yields,
                                 LongSupplier maxParkNanos) {
         this.doorbell = doorbell;
-        this.pendingWork = () -> stopped || pendingWork.getAsBoolean();
+        this.pendingWork = () -> rung || stopped || pendingWork.getAsBoolean();
         this.maxParkNanos = maxParkNanos;
         this.spins = spins;
         this.yields = yields;
@@ -59,6 +64,7 @@ public final class DoorbellIdleStrategy implements IdleStrategy {
 
     /** Any thread: ends the owner's park now (work was handed over). Cheap when it is not parked. */
     public void ring() {
+        rung = true;
         doorbell.wakeup();
     }
 
@@ -90,6 +96,8 @@ public final class DoorbellIdleStrategy implements IdleStrategy {
             Thread.yield();
         } else if (!stopped) {
             doorbell.await(maxParkNanos.getAsLong(), pendingWork);
+            // Whatever rang before this point is seen by the duty cycle that follows (the ring came after its cause).
+            rung = false;
         }
     }
 

@@ -80,6 +80,11 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
         return false;
     }
 
+    /** Any thread: something the agent acts on changed (a fence was asked for); it runs a duty cycle soon. */
+    void ring() {
+        idle.ring();
+    }
+
     void add(ServerIoConnection io) {
         arriving.add(io);
         idle.ring();
