@@ -11,6 +11,7 @@ import io.weft.rdma.verbs.CompletionQueue;
 import io.weft.rdma.verbs.VerbsConnection;
 import java.nio.ByteBuffer;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.agrona.BitUtil;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.collections.IntArrayQueue;
@@ -29,8 +30,17 @@ import org.slf4j.LoggerFactory;
  * write-with-immediate into the storage chunk of the same index, and completes requests from the status
  * immediates. No allocation, lock or log line per request.
  *
+ * <p><b>Who runs the queue's work.</b> Everything below (the permit states, the path table, the completion queue's
+ * connections) belongs to whoever holds the queue's {@link #driving} role, one thread at a time: the agent for each
+ * duty cycle, or a submitter that finds the role free and posts its own request on its own thread (with whatever
+ * else waits in the ring) instead of waking the agent — the wake-up the agent then needs is the answer's. Only the
+ * agent reaps answers (a READ's data is copied and the caller completed on the agent), expires requests and parks;
+ * a submitter that leaves anything behind (unsent bytes, a request without a path, a submission that arrived while
+ * it held the role) rings the agent's doorbell. {@code -Dweft.rdma.inline-submit=false} hands every request to the
+ * agent instead (the behaviour before, for comparison).
+ *
  * <p>Ownership of a permit (its local chunk, the storage chunk of the same index and the caller's buffer), all
- * agent-owned state:
+ * state of the role holder:
  * <pre>
  *   FREE ──submit──► QUEUED ──post──► INFLIGHT ──answer──► FREE (caller completed; a READ's data copied first)
  *                      │                 │
@@ -58,6 +68,9 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
      */
     private static final int CANCEL_BASE = 1 << 20;
     private static final int CANCEL_LENGTH = 12;
+    /** Submitters post their own requests when the queue is idle ({@code weft.rdma.inline-submit}, default on). */
+    static final boolean INLINE_SUBMIT =
+            Boolean.parseBoolean(System.getProperty("weft.rdma.inline-submit", "true"));
 
     private final RdmaSession session;
     private final RequestTable requests;
@@ -97,6 +110,17 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
      * are held and long when none is (an idle session costs no wake-ups per device or per 10 ms).
      */
     private final DoorbellIdleStrategy idle;
+    /**
+     * The right to run this queue's work: taken by the agent for each duty cycle or by a submitter posting inline.
+     * Taking it (CAS) and giving it back (volatile write) order what one holder did before the next one reads it.
+     */
+    private final AtomicBoolean driving = new AtomicBoolean();
+    /** The thread holding {@link #driving}, or null. */
+    private volatile Thread driver;
+    /** Agent: when it last parked with requests held. */
+    private long lastBusyNanos = System.nanoTime() - 2 * DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS;
+    /** The agent's last park was the long one (nothing held for a while). */
+    private volatile boolean parkedLong;
 
     ClientQueue(RdmaSession session, int index, CompletionQueue cq, PathPolicy policy) {
         this.session = session;
@@ -118,9 +142,9 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         this.cancelStatus = new int[permits];
         this.localView = new UnsafeBuffer(session.localPool);
         java.util.Arrays.fill(generations, -1);
-        this.idle = new DoorbellIdleStrategy(cq, () -> submissions.size() > 0,
-                () -> session.permits.inUse() > 0 ? DoorbellIdleStrategy.BUSY_MAX_PARK_NANOS
-                        : DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS);
+        // A submission waiting while a submitter holds the role is that submitter's to post (it rings if it leaves
+        // one behind): the agent parks rather than spin on the role.
+        this.idle = new DoorbellIdleStrategy(cq, () -> !driving.get() && submissions.size() > 0, this::maxParkNanos);
     }
 
     void start() {
@@ -133,17 +157,72 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         });
     }
 
+    /**
+     * Agent, at each park: short (the io-timeout scan) while requests are held and for a while after, so requests
+     * that submitters post inline are scanned on time without waking the agent; long once the queue has been idle
+     * that while. A submitter that posts while the agent is parked long rings it ({@link #postInline}).
+     */
+    private long maxParkNanos() {
+        parkedLong = true; // before the look at the permits: a submitter taking one after that look sees it and rings
+        long now = System.nanoTime();
+        if (session.permits.inUse() > 0) {
+            lastBusyNanos = now;
+        }
+        if (now - lastBusyNanos <= DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS) {
+            parkedLong = false;
+            return DoorbellIdleStrategy.BUSY_MAX_PARK_NANOS;
+        }
+        return DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS;
+    }
+
     /** Any thread: something the agent acts on changed (a path, a device, a fence); it runs a duty cycle soon. */
     void ring() {
         idle.ring();
     }
 
-    /** Any thread: hands a filled permit to this queue. */
-    void enqueue(int permit) {
+    /**
+     * Any thread: hands a filled permit to this queue. When nobody runs the queue's work the caller posts it itself
+     * ({@link #postInline}); otherwise the current holder or the agent (rung) takes it from the ring.
+     */
+    void submit(int permit) {
         while (!submissions.write(permit + 1, EMPTY, 0, 0)) {
             Thread.yield(); // cannot stay full: it holds more records than there are permits
         }
-        idle.ring();
+        if (!postInline()) {
+            idle.ring();
+        }
+    }
+
+    /**
+     * Submitter: if the role is free, takes it and runs the posting half of a duty cycle on this thread — adopt path
+     * changes and fences, read the ring, post, push the bytes out. @return false when someone else holds the role
+     */
+    private boolean postInline() {
+        if (!INLINE_SUBMIT || !driving.compareAndSet(false, true)) {
+            return false;
+        }
+        boolean leftBehind;
+        driver = Thread.currentThread();
+        try {
+            refresh();
+            submissions.read(this, session.queueDepth);
+            dispatch();
+            leftBehind = cq.flush() || !pending.isEmpty();
+        } finally {
+            driver = null;
+            driving.set(false);
+        }
+        if (leftBehind || submissions.size() > 0 || parkedLong) {
+            // What this thread could not finish, what arrived while it held the role, or an agent parked for long
+            // (it must scan the new request's deadline).
+            idle.ring();
+        }
+        return true;
+    }
+
+    /** Is the calling thread running this queue's work now (a completion submitting again from inside it)? */
+    boolean isDriver(Thread t) {
+        return driver == t;
     }
 
     /** Any thread: asks the agent to give up use {@code use} of {@code permit} with {@code status}. No allocation. */
@@ -165,12 +244,31 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
 
     @Override
     public int doWork() {
+        if (!driving.compareAndSet(false, true)) {
+            return 0; // a submitter is posting; it rings when it leaves work behind
+        }
+        driver = thread;
+        try {
+            return dutyCycle();
+        } finally {
+            driver = null;
+            driving.set(false);
+        }
+    }
+
+    /** Role holder: adopts path changes and acknowledged fences. */
+    private int refresh() {
         int work = refreshPaths();
         long acks = session.fences.acks();
         if (acks != seenFenceAcks) {
             seenFenceAcks = acks;
             work += resolveFences();
         }
+        return work;
+    }
+
+    private int dutyCycle() {
+        int work = refresh();
         work += submissions.read(this, session.queueDepth);
         work += dispatch();
         work += cq.poll(this, 64);
@@ -514,6 +612,17 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
      * caller not completed yet with {@code status}. Nothing is polled any more, so nothing lands in a buffer.
      */
     void failAll(int status) {
+        while (!driving.compareAndSet(false, true)) {
+            Thread.yield(); // a submitter finishing an inline post (short, bounded)
+        }
+        try {
+            failAllHeld(status);
+        } finally {
+            driving.set(false);
+        }
+    }
+
+    private void failAllHeld(int status) {
         submissions.read(this, Integer.MAX_VALUE);
         for (int permit = index; permit < state.length; permit += session.queueCount) {
             if (state[permit] != FREE) {

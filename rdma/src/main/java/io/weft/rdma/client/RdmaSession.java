@@ -303,7 +303,7 @@ public final class RdmaSession implements AutoCloseable {
         if (op == IoOp.WRITE) {
             localPool.put(permit * chunkSize + RequestHeader.LENGTH, buffer, buffer.position(), length);
         }
-        queues[permit % queueCount].enqueue(permit);
+        queues[permit % queueCount].submit(permit);
     }
 
     /**
@@ -326,7 +326,7 @@ public final class RdmaSession implements AutoCloseable {
     private boolean onQueueAgent() {
         Thread current = Thread.currentThread();
         for (ClientQueue q : queues) {
-            if (q.thread == current) {
+            if (q.isDriver(current)) {
                 return true;
             }
         }

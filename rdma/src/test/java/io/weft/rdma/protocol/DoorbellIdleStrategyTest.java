@@ -34,6 +34,11 @@ class DoorbellIdleStrategyTest {
         }
 
         @Override
+        public boolean flush() {
+            return false;
+        }
+
+        @Override
         public void wakeup() {
             // Like the software provider: nobody is parked, so there is nothing to wake.
         }
