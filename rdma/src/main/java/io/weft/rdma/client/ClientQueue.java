@@ -53,6 +53,10 @@ import org.slf4j.LoggerFactory;
  * chunks any more — its answer arrived (and was dropped) or the storage side acknowledged the fence of the
  * connection it was posted on. A permit is never reused, and a request never posted again, while the storage side
  * may still execute an earlier post of it: that is what keeps a retried WRITE from landing after a newer one.
+ *
+ * <p>Over 600 lines on purpose: posting, answering, failover and expiry all read and write the same role-owned
+ * permit arrays in one thread at a time; split across classes they would have to be shared fields again (what
+ * {@link RequestTable} removed for the caller-facing slots).
  */
 final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private static final Logger LOG = LoggerFactory.getLogger(ClientQueue.class);
