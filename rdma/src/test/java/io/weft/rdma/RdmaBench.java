@@ -28,6 +28,9 @@ import org.HdrHistogram.Histogram;
  * out:  RESULT case qd iops p50_us p99_us errors
  * </pre>
  * Run through bench/rdma/run.sh, which also measures nbdkit + fio on the same file in the same run.
+ * {@code -Dweft.bench.rdma.submitters=threads} resubmits each request from a thread of its own (woken by the
+ * completion), as an NBD reader does, instead of from the completion on the queue agent: that is the case where the
+ * submitting thread can post inline ({@code -Dweft.rdma.inline-submit}, see ClientQueue).
  * {@code -Dweft.bench.rdma.tls=DIR} (a PEM layout, e.g. from {@code weft certs init}) runs both sides over TLS
  * ({@code bench/rdma/tls.sh} compares that with plaintext in one run).
  */
@@ -113,6 +116,61 @@ public final class RdmaBench {
         }
     }
 
+    /** One request slot driven by its own thread: submit, park until the completion unparks it, again. */
+    private static final class ThreadLoop extends Thread implements IoCompletion {
+        private final BlockDevice device;
+        private final IoOp op;
+        private final long blocks;
+        private final long end;
+        private final Histogram histogram;
+        private final AtomicLong errors;
+        private final CountDownLatch drained;
+        private final SplittableRandom random;
+        private final ByteBuffer buffer = ByteBuffer.allocateDirect(BLOCK);
+        private volatile boolean done;
+        private volatile int status;
+
+        ThreadLoop(BlockDevice device, IoOp op, long blocks, long end, Histogram histogram, AtomicLong errors,
+                   CountDownLatch drained, SplittableRandom random) {
+            super("bench-submitter");
+            this.device = device;
+            this.op = op;
+            this.blocks = blocks;
+            this.end = end;
+            this.histogram = histogram;
+            this.errors = errors;
+            this.drained = drained;
+            this.random = random;
+        }
+
+        @Override
+        public void run() {
+            long now;
+            do {
+                long submitted = System.nanoTime();
+                done = false;
+                buffer.clear();
+                device.submit(op, random.nextLong(blocks) * BLOCK, BLOCK, 0, buffer, 0, this);
+                while (!done) {
+                    java.util.concurrent.locks.LockSupport.park(this);
+                }
+                now = System.nanoTime();
+                if (status != IoStatus.OK) {
+                    errors.incrementAndGet();
+                }
+                histogram.recordValue(Math.min(now - submitted, histogram.getHighestTrackableValue()));
+            } while (now - end < 0);
+            drained.countDown();
+        }
+
+        @Override
+        public void onComplete(long tag, int status) {
+            this.status = status;
+            done = true;
+            java.util.concurrent.locks.LockSupport.unpark(this);
+        }
+    }
+
     record Result(double iops, double p50Micros, double p99Micros, long errors) {
     }
 
@@ -124,10 +182,25 @@ public final class RdmaBench {
         long blocks = size / BLOCK;
         long start = System.nanoTime();
         long end = start + TimeUnit.SECONDS.toNanos(seconds);
+        boolean threads = "threads".equals(System.getProperty("weft.bench.rdma.submitters"));
+        Histogram[] perThread = new Histogram[qd];
         for (int i = 0; i < qd; i++) {
-            new Loop(device, op, blocks, end, histogram, errors, drained, new SplittableRandom(1000 + i)).submit();
+            if (threads) {
+                perThread[i] = new Histogram(TimeUnit.SECONDS.toNanos(10), 3);
+                ThreadLoop t = new ThreadLoop(device, op, blocks, end, perThread[i], errors, drained,
+                        new SplittableRandom(1000 + i));
+                t.setDaemon(true);
+                t.start();
+            } else {
+                new Loop(device, op, blocks, end, histogram, errors, drained, new SplittableRandom(1000 + i)).submit();
+            }
         }
         drained.await();
+        if (threads) {
+            for (Histogram h : perThread) {
+                histogram.add(h);
+            }
+        }
         double elapsed = (System.nanoTime() - start) / 1e9;
         return new Result(histogram.getTotalCount() / elapsed, histogram.getValueAtPercentile(50) / 1000.0,
                 histogram.getValueAtPercentile(99) / 1000.0, errors.get());

@@ -24,6 +24,7 @@ import java.util.Map;
  * stdout: "READY host:port host:port"
  * stdin:  "drop host:port" -> "DROPPED n" (closes every connection accepted there, like a link failure)
  *         "hold"           -> "HELD" (requests still execute, their answers are kept back)
+ *         "held"           -> "HOLDING n" (answers kept back right now)
  *         "release"        -> "RELEASED n" (the kept answers go out, from this thread)
  *         "sessions"       -> "SESSIONS ..."
  * </pre>
@@ -60,6 +61,8 @@ public final class RdmaTestServer {
             } else if (line.equals("hold")) {
                 device.hold();
                 System.out.println("HELD");
+            } else if (line.equals("held")) {
+                System.out.println("HOLDING " + device.heldCount());
             } else if (line.equals("release")) {
                 System.out.println("RELEASED " + device.release());
             } else if (line.equals("sessions")) {

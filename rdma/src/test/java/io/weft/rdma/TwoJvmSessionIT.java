@@ -47,6 +47,14 @@ class TwoJvmSessionIT {
         }
     }
 
+    private static int heldOn(StorageProcess storage) {
+        try {
+            return Integer.parseInt(storage.command("held", "HOLDING").split(" ")[1]);
+        } catch (Exception e) {
+            throw new AssertionError("storage did not say how many answers it holds", e);
+        }
+    }
+
     private static long completedOn(RdmaSession s, int index) {
         return s.paths().get(index).completed();
     }
@@ -90,7 +98,12 @@ class TwoJvmSessionIT {
             await("IO running", Duration.ofSeconds(30), () -> load.completed() >= 500);
             // Keep answers back so requests are provably in flight on both paths when one of them is cut.
             storage.command("hold", "HELD");
-            // Once all 32 workers' requests are in flight and no answer can come back, the split cannot change.
+            // Once the storage side holds the answers of all 32 workers' requests, none is on its way back: the
+            // split between the paths cannot change any more. (Waiting only for 32 in flight on this side left a
+            // window: an answer sent just before 'hold' could still complete a request of the cut path, whose
+            // worker then resubmitted, possibly on the other path.)
+            await("every answer held on the storage side", Duration.ofSeconds(30),
+                    () -> heldOn(storage) == 32);
             await("every request in flight, on both paths", Duration.ofSeconds(30), () -> {
                 List<PathStatus> p = session.paths();
                 return p.get(0).inflight() > 0 && p.get(1).inflight() > 0
@@ -101,12 +114,10 @@ class TwoJvmSessionIT {
             String dropped = storage.command("drop " + victim.getAddress().getHostAddress() + ":"
                     + victim.getPort(), "DROPPED");
             assertTrue(Integer.parseInt(dropped.split(" ")[1]) >= 2, dropped); // admin + IO connection
-            // At least one request was in flight on the cut path, so failover must move some. Not necessarily all
-            // stuckOnVictim: an answer already on its way before "hold" can still complete one of them after the
-            // snapshot (the likely cause of one CI failure, where the await on the full count never came true).
+            // Every request in flight on the cut path must move: no answer was on its way when the snapshot was taken.
             assertTrue(stuckOnVictim > 0);
             await("requests of the cut path moved over", Duration.ofSeconds(30),
-                    () -> session.paths().get(0).failedOver() >= 1,
+                    () -> session.paths().get(0).failedOver() >= stuckOnVictim,
                     () -> "in flight on the cut path at the drop " + stuckOnVictim + ", " + dropped + ", paths "
                             + session.paths() + ", stats " + session.stats() + ", storage " + storageSessions(storage));
             storage.command("release", "RELEASED");

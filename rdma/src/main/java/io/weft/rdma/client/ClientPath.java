@@ -1,5 +1,6 @@
 package io.weft.rdma.client;
 
+import io.weft.core.retry.Backoff;
 import io.weft.rdma.protocol.AdminChannel;
 import io.weft.rdma.verbs.VerbsConnection;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -41,7 +42,10 @@ final class ClientPath {
 
     // control thread only
     AdminChannel admin;
+    /** Consecutive connect attempts since the path last connected or failed. */
     int attempts;
+    /** Wait before the next attempt (see {@link PathSupervisor}). */
+    final Backoff backoff;
     long nextAttemptNanos;
     long nextHeartbeatNanos;
     long lastAckNanos;
@@ -53,10 +57,11 @@ final class ClientPath {
     byte[] challengeNonce;
     byte[] challengeProof;
 
-    ClientPath(int id, int slot, PathSpec spec) {
+    ClientPath(int id, int slot, PathSpec spec, Backoff backoff) {
         this.id = id;
         this.slot = slot;
         this.spec = spec;
+        this.backoff = backoff;
     }
 
     void reportFailure(long gen, String reason) {

@@ -3,7 +3,7 @@ package io.weft.rdma.client;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
-import io.weft.rdma.protocol.IdleStrategies;
+import io.weft.rdma.protocol.DoorbellIdleStrategy;
 import io.weft.rdma.protocol.Immediate;
 import io.weft.rdma.protocol.RequestHeader;
 import io.weft.rdma.verbs.CompletionHandler;
@@ -11,6 +11,7 @@ import io.weft.rdma.verbs.CompletionQueue;
 import io.weft.rdma.verbs.VerbsConnection;
 import java.nio.ByteBuffer;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.agrona.BitUtil;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.collections.IntArrayQueue;
@@ -29,8 +30,17 @@ import org.slf4j.LoggerFactory;
  * write-with-immediate into the storage chunk of the same index, and completes requests from the status
  * immediates. No allocation, lock or log line per request.
  *
+ * <p><b>Who runs the queue's work.</b> Everything below (the permit states, the path table, the completion queue's
+ * connections) belongs to whoever holds the queue's {@link #driving} role, one thread at a time: the agent for each
+ * duty cycle, or a submitter that finds the role free and posts its own request on its own thread (with whatever
+ * else waits in the ring) instead of waking the agent — the wake-up the agent then needs is the answer's. Only the
+ * agent reaps answers (a READ's data is copied and the caller completed on the agent), expires requests and parks;
+ * a submitter that leaves anything behind (unsent bytes, a request without a path, a submission that arrived while
+ * it held the role) rings the agent's doorbell. {@code -Dweft.rdma.inline-submit=false} hands every request to the
+ * agent instead (the behaviour before, for comparison).
+ *
  * <p>Ownership of a permit (its local chunk, the storage chunk of the same index and the caller's buffer), all
- * agent-owned state:
+ * state of the role holder:
  * <pre>
  *   FREE ──submit──► QUEUED ──post──► INFLIGHT ──answer──► FREE (caller completed; a READ's data copied first)
  *                      │                 │
@@ -43,6 +53,10 @@ import org.slf4j.LoggerFactory;
  * chunks any more — its answer arrived (and was dropped) or the storage side acknowledged the fence of the
  * connection it was posted on. A permit is never reused, and a request never posted again, while the storage side
  * may still execute an earlier post of it: that is what keeps a retried WRITE from landing after a newer one.
+ *
+ * <p>Over 600 lines on purpose: posting, answering, failover and expiry all read and write the same role-owned
+ * permit arrays in one thread at a time; split across classes they would have to be shared fields again (what
+ * {@link RequestTable} removed for the caller-facing slots).
  */
 final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private static final Logger LOG = LoggerFactory.getLogger(ClientQueue.class);
@@ -58,8 +72,12 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
      */
     private static final int CANCEL_BASE = 1 << 20;
     private static final int CANCEL_LENGTH = 12;
+    /** Submitters post their own requests when the queue is idle ({@code weft.rdma.inline-submit}, default on). */
+    static final boolean INLINE_SUBMIT =
+            Boolean.parseBoolean(System.getProperty("weft.rdma.inline-submit", "true"));
 
     private final RdmaSession session;
+    private final RequestTable requests;
     final int index;
     final CompletionQueue cq;
     private final ManyToOneRingBuffer submissions;
@@ -91,11 +109,26 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private long nextTimeoutScan;
     private AgentRunner runner;
     volatile Thread thread;
-    /** Set by {@link #stop}: the agent must not go back to a long sleep while its runner is being closed. */
-    private volatile boolean stopping;
+    /**
+     * Parks on {@link #cq}; the bound on a park only matters for the io-timeout scan, so it is short while requests
+     * are held and long when none is (an idle session costs no wake-ups per device or per 10 ms).
+     */
+    private final DoorbellIdleStrategy idle;
+    /**
+     * The right to run this queue's work: taken by the agent for each duty cycle or by a submitter posting inline.
+     * Taking it (CAS) and giving it back (volatile write) order what one holder did before the next one reads it.
+     */
+    private final AtomicBoolean driving = new AtomicBoolean();
+    /** The thread holding {@link #driving}, or null. */
+    private volatile Thread driver;
+    /** Agent: when it last parked with requests held. */
+    private long lastBusyNanos = System.nanoTime() - 2 * DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS;
+    /** The agent's last park was the long one (nothing held for a while). */
+    private volatile boolean parkedLong;
 
     ClientQueue(RdmaSession session, int index, CompletionQueue cq, PathPolicy policy) {
         this.session = session;
+        this.requests = session.requests;
         this.index = index;
         this.cq = cq;
         this.policy = policy;
@@ -113,16 +146,14 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         this.cancelStatus = new int[permits];
         this.localView = new UnsafeBuffer(session.localPool);
         java.util.Arrays.fill(generations, -1);
+        // A submission waiting while a submitter holds the role is that submitter's to post (it rings if it leaves
+        // one behind): the agent parks rather than spin on the role.
+        this.idle = new DoorbellIdleStrategy(cq, () -> !driving.get() && submissions.size() > 0, this::maxParkNanos);
     }
 
     void start() {
-        // Sleeps on the completion queue; the bound on a sleep only matters for the io-timeout scan, so it is short
-        // while requests are held and long when none is (an idle session costs no wake-ups per device or per 10 ms).
-        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq, () -> submissions.size() > 0 || stopping,
-                IdleStrategies.SPINS,
-                IdleStrategies.YIELDS, () -> session.permits.inUse() > 0 ? IdleStrategies.DEFAULT_MAX_SLEEP_NANOS
-                        : IdleStrategies.IDLE_MAX_SLEEP_NANOS),
-                e -> LOG.error("client queue {} of session '{}' failed", index, session.name, e), null, this);
+        runner = new AgentRunner(idle, e -> LOG.error("client queue {} of session '{}' failed", index, session.name, e),
+                null, this);
         AgentRunner.startOnThread(runner, r -> {
             Thread t = new Thread(r, "weft-rdma-client-" + session.name + "-q" + index);
             t.setDaemon(true);
@@ -130,12 +161,72 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         });
     }
 
-    /** Any thread: hands a filled permit to this queue. */
-    void enqueue(int permit) {
+    /**
+     * Agent, at each park: short (the io-timeout scan) while requests are held and for a while after, so requests
+     * that submitters post inline are scanned on time without waking the agent; long once the queue has been idle
+     * that while. A submitter that posts while the agent is parked long rings it ({@link #postInline}).
+     */
+    private long maxParkNanos() {
+        parkedLong = true; // before the look at the permits: a submitter taking one after that look sees it and rings
+        long now = System.nanoTime();
+        if (session.permits.inUse() > 0) {
+            lastBusyNanos = now;
+        }
+        if (now - lastBusyNanos <= DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS) {
+            parkedLong = false;
+            return DoorbellIdleStrategy.BUSY_MAX_PARK_NANOS;
+        }
+        return DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS;
+    }
+
+    /** Any thread: something the agent acts on changed (a path, a device, a fence); it runs a duty cycle soon. */
+    void ring() {
+        idle.ring();
+    }
+
+    /**
+     * Any thread: hands a filled permit to this queue. When nobody runs the queue's work the caller posts it itself
+     * ({@link #postInline}); otherwise the current holder or the agent (rung) takes it from the ring.
+     */
+    void submit(int permit) {
         while (!submissions.write(permit + 1, EMPTY, 0, 0)) {
             Thread.yield(); // cannot stay full: it holds more records than there are permits
         }
-        cq.wakeup();
+        if (!postInline()) {
+            idle.ring();
+        }
+    }
+
+    /**
+     * Submitter: if the role is free, takes it and runs the posting half of a duty cycle on this thread — adopt path
+     * changes and fences, read the ring, post, push the bytes out. @return false when someone else holds the role
+     */
+    private boolean postInline() {
+        if (!INLINE_SUBMIT || !driving.compareAndSet(false, true)) {
+            return false;
+        }
+        boolean leftBehind;
+        driver = Thread.currentThread();
+        try {
+            refresh();
+            submissions.read(this, session.queueDepth);
+            dispatch();
+            leftBehind = cq.flush() || !pending.isEmpty();
+        } finally {
+            driver = null;
+            driving.set(false);
+        }
+        if (leftBehind || submissions.size() > 0 || parkedLong) {
+            // What this thread could not finish, what arrived while it held the role, or an agent parked for long
+            // (it must scan the new request's deadline).
+            idle.ring();
+        }
+        return true;
+    }
+
+    /** Is the calling thread running this queue's work now (a completion submitting again from inside it)? */
+    boolean isDriver(Thread t) {
+        return driver == t;
     }
 
     /** Any thread: asks the agent to give up use {@code use} of {@code permit} with {@code status}. No allocation. */
@@ -147,7 +238,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         submissions.buffer().putLong(at, use);
         submissions.buffer().putInt(at + 8, status);
         submissions.commit(at);
-        cq.wakeup();
+        idle.ring();
     }
 
     @Override
@@ -157,12 +248,31 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
 
     @Override
     public int doWork() {
+        if (!driving.compareAndSet(false, true)) {
+            return 0; // a submitter is posting; it rings when it leaves work behind
+        }
+        driver = thread;
+        try {
+            return dutyCycle();
+        } finally {
+            driver = null;
+            driving.set(false);
+        }
+    }
+
+    /** Role holder: adopts path changes and acknowledged fences. */
+    private int refresh() {
         int work = refreshPaths();
-        long acks = session.fenceAcks;
+        long acks = session.fences.acks();
         if (acks != seenFenceAcks) {
             seenFenceAcks = acks;
             work += resolveFences();
         }
+        return work;
+    }
+
+    private int dutyCycle() {
+        int work = refresh();
         work += submissions.read(this, session.queueDepth);
         work += dispatch();
         work += cq.poll(this, 64);
@@ -182,7 +292,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         }
         int permit = msgTypeId - 1;
         abandoned[permit] = false;
-        if (cancelBeforeSubmit[permit] == session.uses[permit]) {
+        if (cancelBeforeSubmit[permit] == requests.use(permit)) {
             cancelBeforeSubmit[permit] = -1;
             state[permit] = QUEUED; // never posted: nothing can land anywhere
             finish(permit, cancelStatus[permit]);
@@ -195,12 +305,12 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
 
     /** Agent: the caller gives up on use {@code use} of {@code permit}, completing it with {@code status}. */
     private void cancel(int permit, long use, int status) {
-        if (permit < 0 || permit >= state.length || session.uses[permit] != use) {
+        if (permit < 0 || permit >= state.length || requests.use(permit) != use) {
             return; // already completed and reused
         }
         switch (state[permit]) {
             case FREE:
-                if (session.completions[permit] != null) {
+                if (requests.holdsCaller(permit)) {
                     cancelBeforeSubmit[permit] = use; // the submission is still behind us in the ring
                     cancelStatus[permit] = status;
                 }
@@ -301,7 +411,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private int resolveFences() {
         int work = 0;
         for (int permit = index; permit < state.length; permit += session.queueCount) {
-            if (state[permit] == FENCING && session.isFenced(fenceGeneration[permit])) {
+            if (state[permit] == FENCING && session.fences.isFenced(fenceGeneration[permit])) {
                 if (abandoned[permit]) {
                     release(permit);
                 } else {
@@ -326,7 +436,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
             if (state[permit] != QUEUED) {
                 continue; // completed by a timeout or cancel while it waited
             }
-            RdmaBlockDevice device = session.deviceOf[permit];
+            RdmaBlockDevice device = requests.device(permit);
             if (!device.usable()) {
                 finish(permit, IoStatus.ESHUTDOWN);
                 work++;
@@ -366,11 +476,11 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private boolean post(int permit, int slot, int deviceId) {
         ClientPath p = paths[slot];
         ClientPath.RemotePool remote = p.pool;
-        IoOp op = session.ops[permit];
-        int length = session.lengths[permit];
+        IoOp op = requests.op(permit);
+        int length = requests.length(permit);
         int base = permit * session.chunkSize;
         boolean read = op == IoOp.READ;
-        header.wrap(localView, base).encode(op.ordinal(), session.flags[permit], session.offsets[permit], length,
+        header.wrap(localView, base).encode(op.ordinal(), requests.flags(permit), requests.offset(permit), length,
                 deviceId, read ? session.localRegion.address() + base + RequestHeader.LENGTH : 0,
                 read ? session.localRegion.rkey() : 0, read ? length : 0, ++sequence);
         int bytes = RequestHeader.LENGTH + (op == IoOp.WRITE ? length : 0);
@@ -407,13 +517,11 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
             return;
         }
         int status = Immediate.status(immediate);
-        int length = session.lengths[permit];
-        if (status == IoStatus.OK && session.ops[permit] == IoOp.READ) {
-            if (byteLength != length) {
+        if (status == IoStatus.OK && requests.op(permit) == IoOp.READ) {
+            if (byteLength != requests.length(permit)) {
                 status = IoStatus.EIO;
             } else {
-                ByteBuffer dst = session.buffers[permit];
-                dst.put(dst.position(), session.localPool, permit * session.chunkSize + RequestHeader.LENGTH, length);
+                requests.deliverRead(permit, session.localPool, permit * session.chunkSize + RequestHeader.LENGTH);
             }
         }
         p.completed.increment();
@@ -422,20 +530,16 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
 
     /** Completes the caller and frees the permit (nothing can land in its chunks any more). */
     private void finish(int permit, int status) {
-        long tag = session.tags[permit];
-        IoCompletion completion = session.completions[permit];
-        session.buffers[permit] = null;
-        session.completions[permit] = null;
-        release(permit);
+        long tag = requests.tag(permit);
+        IoCompletion completion = requests.takeCompletion(permit);
+        release(permit); // before the completion runs: a callback submitting again may take this permit
         call(completion, tag, status);
     }
 
     /** Completes the caller only; the buffer is forgotten before the completion runs. */
     private void complete(int permit, int status) {
-        long tag = session.tags[permit];
-        IoCompletion completion = session.completions[permit];
-        session.buffers[permit] = null;
-        session.completions[permit] = null;
+        long tag = requests.tag(permit);
+        IoCompletion completion = requests.takeCompletion(permit);
         call(completion, tag, status);
     }
 
@@ -486,7 +590,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private int expire(long now) {
         int work = 0;
         for (int permit = index; permit < state.length; permit += session.queueCount) {
-            if (state[permit] == FREE || abandoned[permit] || now - session.deadlines[permit] <= 0) {
+            if (state[permit] == FREE || abandoned[permit] || now - requests.deadline(permit) <= 0) {
                 continue;
             }
             if (state[permit] == QUEUED) {
@@ -512,6 +616,17 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
      * caller not completed yet with {@code status}. Nothing is polled any more, so nothing lands in a buffer.
      */
     void failAll(int status) {
+        while (!driving.compareAndSet(false, true)) {
+            Thread.yield(); // a submitter finishing an inline post (short, bounded)
+        }
+        try {
+            failAllHeld(status);
+        } finally {
+            driving.set(false);
+        }
+    }
+
+    private void failAllHeld(int status) {
         submissions.read(this, Integer.MAX_VALUE);
         for (int permit = index; permit < state.length; permit += session.queueCount) {
             if (state[permit] != FREE) {
@@ -531,9 +646,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
 
     void stop() {
         if (runner != null) {
-            // An idle agent may sleep up to IDLE_MAX_SLEEP_NANOS: wake it, or the close waits that long.
-            stopping = true;
-            cq.wakeup();
+            idle.stop(); // a parked agent would otherwise keep the close waiting up to IDLE_MAX_PARK_NANOS
             runner.close();
         }
     }

@@ -12,8 +12,9 @@ import java.util.concurrent.CompletableFuture;
  * A remote device opened inside an {@link RdmaSession} (DEVICE_OPEN, proven with its own mapping grant): asynchronous,
  * no allocation per request. Every device of a session shares its paths, permits (queue depth), chunk pools and
  * agents; a request carries the device's id in its header. A WRITE's payload is copied into the request's chunk on
- * the submitting thread; a READ's data is copied into the caller's buffer on the queue agent just before the
- * completion runs there. Submitting more requests than the session's queue depth makes {@code submit} wait for a free
+ * the submitting thread, which also posts the request when its queue is idle (else the queue agent does); a READ's
+ * data is copied into the caller's buffer on the queue agent, which reaped the answer, just before the completion
+ * runs there. Submitting more requests than the session's queue depth makes {@code submit} wait for a free
  * permit (up to the IO timeout), except on the session's own queue agent (a completion callback submitting again),
  * where a full queue completes the request with {@code ENOMEM} rather than deadlock. {@link #cancel} completes a
  * request early without ever touching its buffer afterwards.

@@ -1,6 +1,6 @@
 package io.weft.rdma.server;
 
-import io.weft.rdma.protocol.IdleStrategies;
+import io.weft.rdma.protocol.DoorbellIdleStrategy;
 import io.weft.rdma.verbs.CompletionHandler;
 import io.weft.rdma.verbs.CompletionQueue;
 import io.weft.rdma.verbs.VerbsConnection;
@@ -39,8 +39,11 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
     private final ArrayList<ServerIoConnection> active = new ArrayList<>();
     private final Int2ObjectHashMap<ServerIoConnection> byId = new Int2ObjectHashMap<>();
     private volatile Thread thread;
-    /** Set by {@link #close}: the agent must not go back to a long sleep while its runner is being closed. */
-    private volatile boolean stopping;
+    /**
+     * Parks on {@link #cq}. Work always rings it (requests, device completions, fences, new connections); the bound
+     * on a park is a safety net, short only while requests are on the devices.
+     */
+    private final DoorbellIdleStrategy idle;
     private AgentRunner runner;
 
     /**
@@ -53,16 +56,12 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
         this.cq = cq;
         this.controlCq = controlCq;
         this.allConnections = allConnections;
+        this.idle = new DoorbellIdleStrategy(cq, () -> completions.size() > 0 || !arriving.isEmpty(),
+                () -> busy() ? DoorbellIdleStrategy.BUSY_MAX_PARK_NANOS : DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS);
     }
 
     void start() {
-        // Work always wakes the queue (requests, device completions, fences, new connections); the bound on a sleep
-        // is a safety net, short only while requests are on the devices.
-        runner = new AgentRunner(IdleStrategies.spinThenAwait(cq,
-                () -> completions.size() > 0 || !arriving.isEmpty() || stopping,
-                IdleStrategies.SPINS, IdleStrategies.YIELDS,
-                () -> busy() ? IdleStrategies.DEFAULT_MAX_SLEEP_NANOS : IdleStrategies.IDLE_MAX_SLEEP_NANOS),
-                e -> LOG.error("storage IO agent {} failed", name, e), null, this);
+        runner = new AgentRunner(idle, e -> LOG.error("storage IO agent {} failed", name, e), null, this);
         AgentRunner.startOnThread(runner, r -> {
             Thread t = new Thread(r, name);
             t.setDaemon(true);
@@ -81,9 +80,14 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
         return false;
     }
 
+    /** Any thread: something the agent acts on changed (a fence was asked for); it runs a duty cycle soon. */
+    void ring() {
+        idle.ring();
+    }
+
     void add(ServerIoConnection io) {
         arriving.add(io);
-        cq.wakeup();
+        idle.ring();
     }
 
     boolean onAgentThread() {
@@ -101,7 +105,7 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
         b.putInt(index + 4, chunk);
         b.putInt(index + 8, status);
         completions.commit(index);
-        cq.wakeup();
+        idle.ring();
     }
 
     @Override
@@ -185,9 +189,7 @@ final class ServerAgent implements Agent, CompletionHandler, MessageHandler {
 
     void close() {
         if (runner != null) {
-            // An idle agent may sleep up to IDLE_MAX_SLEEP_NANOS: wake it, or the close waits that long.
-            stopping = true;
-            cq.wakeup();
+            idle.stop(); // a parked agent would otherwise keep the close waiting up to IDLE_MAX_PARK_NANOS
             runner.close();
         }
         cq.close();

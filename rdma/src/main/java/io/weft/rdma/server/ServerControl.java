@@ -6,6 +6,7 @@ import io.weft.rdma.protocol.AdminChannel;
 import io.weft.rdma.protocol.Capability;
 import io.weft.rdma.protocol.Grant;
 import io.weft.rdma.protocol.ControlMessage;
+import io.weft.rdma.protocol.DoorbellIdleStrategy;
 import io.weft.rdma.protocol.RequestHeader;
 import io.weft.rdma.verbs.CompletionHandler;
 import io.weft.rdma.verbs.CompletionQueue;
@@ -41,7 +42,8 @@ final class ServerControl implements Runnable, CompletionHandler {
     private final List<PendingFence> fences = new ArrayList<>();
     /** Refused connections, closed after the poll that sent their OPEN_ERR (so the reason goes out first). */
     private final List<VerbsConnection> closing = new ArrayList<>();
-    private volatile boolean running = true;
+    /** Parks on {@link #cq} up to 50 ms (the heartbeat check's tick); {@link #stop} ends the loop through it. */
+    private final DoorbellIdleStrategy idle;
     private Thread thread;
 
     /** A FENCE waiting for its connections to drain before it is acknowledged on the admin connection that asked. */
@@ -109,6 +111,8 @@ final class ServerControl implements Runnable, CompletionHandler {
     ServerControl(RdmaServer server, CompletionQueue cq, long heartbeatTimeoutNanos, long handshakeTimeoutNanos) {
         this.server = server;
         this.cq = cq;
+        this.idle = new DoorbellIdleStrategy(cq, () -> !arriving.isEmpty() || !withdrawn.isEmpty(), 0, 0,
+                () -> TimeUnit.MILLISECONDS.toNanos(50));
         this.heartbeatTimeoutNanos = heartbeatTimeoutNanos;
         this.handshakeTimeoutNanos = handshakeTimeoutNanos;
     }
@@ -121,13 +125,13 @@ final class ServerControl implements Runnable, CompletionHandler {
 
     void add(AdminState admin) {
         arriving.add(admin);
-        cq.wakeup();
+        idle.ring();
     }
 
     /** Any thread: the storage node stopped serving {@code deviceName}; every session holding it closes it. */
     void withdraw(String deviceName) {
         withdrawn.add(deviceName);
-        cq.wakeup();
+        idle.ring();
     }
 
     private int closeWithdrawn() {
@@ -151,7 +155,7 @@ final class ServerControl implements Runnable, CompletionHandler {
     @Override
     public void run() {
         long nextCheck = 0;
-        while (running) {
+        while (!idle.stopped()) {
             try {
                 AdminState a;
                 while ((a = arriving.poll()) != null) {
@@ -173,10 +177,7 @@ final class ServerControl implements Runnable, CompletionHandler {
                     checkHeartbeats(now);
                     nextCheck = now + TimeUnit.MILLISECONDS.toNanos(100);
                 }
-                if (work == 0) {
-                    cq.await(TimeUnit.MILLISECONDS.toNanos(50),
-                            () -> !arriving.isEmpty() || !withdrawn.isEmpty() || !running);
-                }
+                idle.idle(work);
             } catch (RuntimeException e) {
                 LOG.error("storage control loop error", e);
             }
@@ -571,8 +572,7 @@ final class ServerControl implements Runnable, CompletionHandler {
     }
 
     void stop() {
-        running = false;
-        cq.wakeup();
+        idle.stop();
         if (thread != null) {
             try {
                 thread.join(5000);

@@ -101,7 +101,7 @@ final class ServerIoConnection implements IoCompletion {
     /** Any thread: asks the owning agent to stop executing this connection's requests and to close it. */
     void requestFence() {
         fenceRequested = true;
-        agent.cq.wakeup();
+        agent.ring();
     }
 
     /** Agent: acts on a fence request (stops, closes). @return work done */

@@ -9,9 +9,12 @@ import java.time.Duration;
  * polled by one owner thread, reliable connections carrying write-with-immediate, send and receive, and a
  * connection manager (listen / connect with private data).
  *
- * <p>Threading rule shared by every provider: a connection is used (posts, polls) only by the thread that polls its
- * completion queue, except inside {@link ConnectionSetup#prepare}, which runs before the connection is handed to that
- * queue. {@link VerbsConnection#close()} and {@link CompletionQueue#wakeup()} may be called from any thread.
+ * <p>Threading rule shared by every provider: a connection is used (posts, polls, flushes) only by the thread that
+ * currently owns its completion queue — one thread at a time, ownership handed over with a happens-before (the client
+ * queue's role, see ClientQueue) — except inside {@link ConnectionSetup#prepare}, which runs before the connection is
+ * handed to that queue. {@link CompletionQueue#await} is called by a thread that does not own the queue at that
+ * moment only to wait; {@link VerbsConnection#close()} and {@link CompletionQueue#wakeup()} may be called from any
+ * thread.
  */
 public interface VerbsProvider extends AutoCloseable {
 

@@ -41,6 +41,7 @@ public final class WireFaultConnection implements VerbsConnection {
     /** Read by the owner at each post; set by any thread, so a hold applies to every post after it returns. */
     private volatile boolean holdingOut;
     private volatile boolean holdingIn;
+    private volatile Thread lastWriteWithImmediateThread;
     private volatile boolean closeRequested;
     // owner thread only
     private final List<Frame> heldOut = new ArrayList<>();
@@ -250,8 +251,16 @@ public final class WireFaultConnection implements VerbsConnection {
         target.onError(this, status, reason);
     }
 
+    /** The thread that posted the last write-with-immediate (who posts requests: the agent or the submitter). */
+    public Thread lastWriteWithImmediateThread() {
+        return lastWriteWithImmediateThread;
+    }
+
     private boolean outbound(int type, MemoryRegion local, int offset, int length, long remoteAddress, int rkey,
                              int immediate) {
+        if (type == OUT_WRITE_IMM) {
+            lastWriteWithImmediateThread = Thread.currentThread();
+        }
         if (closeRequested) {
             return true; // flushed, as on a closed queue pair
         }

@@ -207,6 +207,11 @@ public final class WireFaultProvider implements VerbsProvider {
         }
 
         @Override
+        public boolean flush() {
+            return delegate.flush();
+        }
+
+        @Override
         public void wakeup() {
             delegate.wakeup();
         }

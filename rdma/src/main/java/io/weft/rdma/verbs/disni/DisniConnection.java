@@ -8,6 +8,7 @@ import com.ibm.disni.verbs.IbvSge;
 import com.ibm.disni.verbs.RdmaCmId;
 import com.ibm.disni.verbs.SVCPostRecv;
 import com.ibm.disni.verbs.SVCPostSend;
+import io.weft.rdma.verbs.ConnectionBase;
 import io.weft.rdma.verbs.MemoryRegion;
 import io.weft.rdma.verbs.VerbsConnection;
 import io.weft.rdma.verbs.WcStatus;
@@ -25,7 +26,7 @@ import org.agrona.collections.Long2ObjectHashMap;
  * bounded. DiSNI 2.0 cannot modify prepared receives at all, so receives are cached per (offset, length, wrId).
  * Posts are unsignalled except every half send queue, whose completion frees the slots before it.
  */
-final class DisniConnection implements VerbsConnection {
+final class DisniConnection extends ConnectionBase {
     private static final long SIGNAL_MARK = 1L << 62;
 
     private final RdmaCmId id;
@@ -40,18 +41,12 @@ final class DisniConnection implements VerbsConnection {
     private final Long2ObjectHashMap<Object[]> receives = new Long2ObjectHashMap<>();
     private int outstanding;
     private int sinceSignal;
-    private ByteBuffer peerPrivateData = ByteBuffer.allocate(0);
-    private Object attachment;
-    private final InetSocketAddress local;
-    private final InetSocketAddress remote;
-    private volatile boolean closeRequested;
-    private volatile int failStatus = -1;
-    private volatile String failReason;
     private boolean disconnected;
     private volatile Runnable onDestroy = () -> { };
 
     DisniConnection(RdmaCmId id, IbvQP qp, DisniProtectionDomain pd, DisniCompletionQueue cq, int sendDepth)
             throws IOException {
+        super(asInet(id.getSource()), asInet(id.getDestination()));
         this.id = id;
         this.qp = qp;
         this.context = id.getVerbs();
@@ -60,8 +55,6 @@ final class DisniConnection implements VerbsConnection {
         this.sendDepth = sendDepth;
         this.signalEvery = Math.max(1, sendDepth / 2);
         this.qpNumber = qp.getQp_num();
-        this.local = asInet(id.getSource());
-        this.remote = asInet(id.getDestination());
     }
 
     private static InetSocketAddress asInet(java.net.SocketAddress a) {
@@ -81,7 +74,7 @@ final class DisniConnection implements VerbsConnection {
     }
 
     void peerPrivateData(byte[] data) {
-        peerPrivateData = ByteBuffer.wrap(data).asReadOnlyBuffer();
+        setPeerPrivateData(ByteBuffer.wrap(data));
     }
 
     @Override
@@ -102,7 +95,7 @@ final class DisniConnection implements VerbsConnection {
 
     private boolean post(int opcode, MemoryRegion region, int offset, int length, long remoteAddress, int rkey,
                          int immediate) {
-        if (failStatus >= 0) {
+        if (failed()) {
             return true;
         }
         if (outstanding >= sendDepth) {
@@ -169,7 +162,7 @@ final class DisniConnection implements VerbsConnection {
 
     @Override
     public boolean postReceive(MemoryRegion region, int offset, int length, long wrId) {
-        if (failStatus >= 0) {
+        if (failed()) {
             return true;
         }
         try {
@@ -202,14 +195,9 @@ final class DisniConnection implements VerbsConnection {
     }
 
     void fail(int status, String reason) {
-        synchronized (this) {
-            if (failStatus >= 0) {
-                return;
-            }
-            failReason = reason;
-            failStatus = status;
+        if (recordFailure(status, reason)) {
+            disconnect();
         }
-        disconnect();
     }
 
     private synchronized void disconnect() {
@@ -225,7 +213,7 @@ final class DisniConnection implements VerbsConnection {
 
     /** Owner thread: turns a close request into the failure the owner then reports. */
     void checkClose() {
-        if (closeRequested && failStatus < 0) {
+        if (closeRequested() && !failed()) {
             fail(WcStatus.WR_FLUSH_ERROR, "connection closed locally");
         }
     }
@@ -253,18 +241,6 @@ final class DisniConnection implements VerbsConnection {
         }
     }
 
-    boolean failed() {
-        return failStatus >= 0;
-    }
-
-    int failStatus() {
-        return failStatus;
-    }
-
-    String failReason() {
-        return failReason;
-    }
-
     DisniCompletionQueue completionQueue() {
         return cq;
     }
@@ -274,43 +250,13 @@ final class DisniConnection implements VerbsConnection {
     }
 
     @Override
-    public ByteBuffer peerPrivateData() {
-        return peerPrivateData.duplicate();
-    }
-
-    @Override
-    public InetSocketAddress localAddress() {
-        return local;
-    }
-
-    @Override
-    public InetSocketAddress remoteAddress() {
-        return remote;
-    }
-
-    @Override
-    public boolean isOpen() {
-        return failStatus < 0 && !closeRequested;
-    }
-
-    @Override
-    public Object attachment() {
-        return attachment;
-    }
-
-    @Override
-    public void attach(Object attachment) {
-        this.attachment = attachment;
-    }
-
-    @Override
     public void close() {
-        closeRequested = true;
+        requestClose();
         disconnect();
     }
 
     @Override
     public String toString() {
-        return "disni connection qp " + qpNumber + " " + local + " -> " + remote;
+        return "disni connection qp " + qpNumber + " " + localAddress() + " -> " + remoteAddress();
     }
 }

@@ -66,6 +66,17 @@ final class SoftCompletionQueue implements CompletionQueue {
         return work;
     }
 
+    @Override
+    public boolean flush() {
+        boolean left = !arriving.isEmpty(); // posted before it was attached: goes out on the owner's next poll
+        for (int i = 0; i < count; i++) {
+            SoftConnection c = connections[i];
+            c.flush();
+            left |= c.hasPendingSend();
+        }
+        return left;
+    }
+
     private void add(SoftConnection c) {
         try {
             c.key(c.channel().register(selector, SelectionKey.OP_READ, c));

@@ -3,6 +3,7 @@ package io.weft.rdma.verbs.soft;
 import io.weft.core.tls.TlsChannel;
 import io.weft.rdma.verbs.Access;
 import io.weft.rdma.verbs.CompletionHandler;
+import io.weft.rdma.verbs.ConnectionBase;
 import io.weft.rdma.verbs.ConnectionOptions;
 import io.weft.rdma.verbs.MemoryRegion;
 import io.weft.rdma.verbs.VerbsConnection;
@@ -27,7 +28,7 @@ import org.agrona.concurrent.UnsafeBuffer;
  * not take for the next flush (OP_WRITE stays on), a read decrypts every whole record the socket has, and
  * {@link #hasBufferedFrame} also reports records already read but not yet decrypted, which no selector announces.
  */
-final class SoftConnection implements VerbsConnection {
+final class SoftConnection extends ConnectionBase {
     private static final int MIN_BUFFER = 256 * 1024;
 
     private final SocketChannel channel;
@@ -38,8 +39,6 @@ final class SoftConnection implements VerbsConnection {
     private final SoftProtectionDomain pd;
     private final SoftCompletionQueue cq;
     private final int maxMessage;
-    private final InetSocketAddress local;
-    private final InetSocketAddress remote;
 
     private final ByteBuffer sendBuffer;
     private final UnsafeBuffer sendView;
@@ -59,13 +58,7 @@ final class SoftConnection implements VerbsConnection {
     private int rxHead;
     private int rxCount;
 
-    private ByteBuffer peerPrivateData = ByteBuffer.allocate(0);
-    private Object attachment;
     private SelectionKey key;
-
-    private volatile boolean closeRequested;
-    private volatile int failStatus = -1;
-    private volatile String failReason;
 
     SoftConnection(SocketChannel channel, SoftProtectionDomain pd, SoftCompletionQueue cq, ConnectionOptions options)
             throws IOException {
@@ -74,14 +67,13 @@ final class SoftConnection implements VerbsConnection {
 
     SoftConnection(SocketChannel channel, TlsChannel tls, SoftProtectionDomain pd, SoftCompletionQueue cq,
                    ConnectionOptions options) throws IOException {
+        super((InetSocketAddress) channel.getLocalAddress(), (InetSocketAddress) channel.getRemoteAddress());
         this.channel = channel;
         this.tls = tls;
         this.io = tls != null ? tls : channel;
         this.pd = pd;
         this.cq = cq;
         this.maxMessage = options.maxMessageSize();
-        this.local = (InetSocketAddress) channel.getLocalAddress();
-        this.remote = (InetSocketAddress) channel.getRemoteAddress();
         int bufferSize = Math.max(MIN_BUFFER, 2 * (SoftFrame.HEADER_LENGTH + maxMessage));
         this.sendBuffer = ByteBuffer.allocateDirect(bufferSize).order(ByteOrder.LITTLE_ENDIAN);
         this.sendView = new UnsafeBuffer(sendBuffer);
@@ -103,7 +95,7 @@ final class SoftConnection implements VerbsConnection {
     }
 
     void peerPrivateData(ByteBuffer data) {
-        this.peerPrivateData = data.asReadOnlyBuffer();
+        setPeerPrivateData(data);
     }
 
     void key(SelectionKey key) {
@@ -130,7 +122,7 @@ final class SoftConnection implements VerbsConnection {
 
     @Override
     public boolean postReceive(MemoryRegion local, int offset, int length, long wrId) {
-        if (failStatus >= 0) {
+        if (failed()) {
             return true;
         }
         if (!pd.owns(local) || offset < 0 || length < 0 || offset > local.length() - length) {
@@ -151,7 +143,7 @@ final class SoftConnection implements VerbsConnection {
 
     private boolean enqueue(byte type, MemoryRegion local, int offset, int length, long remoteAddress, int rkey,
                             int immediate) {
-        if (failStatus >= 0) {
+        if (failed()) {
             return true; // flushed: the owner learns through onError
         }
         if (length < 0 || length > maxMessage) {
@@ -197,7 +189,7 @@ final class SoftConnection implements VerbsConnection {
 
     /** A whole frame is already buffered (a poll stopped at its completion budget): do not sleep on the socket. */
     boolean hasBufferedFrame() {
-        if (failStatus >= 0) {
+        if (failed()) {
             return false;
         }
         if (tls != null && tls.hasBufferedInput()) {
@@ -211,17 +203,17 @@ final class SoftConnection implements VerbsConnection {
     }
 
     boolean hasPendingSend() {
-        return (sendTail > sendHead || (tls != null && tls.hasPendingOutput())) && failStatus < 0;
+        return (sendTail > sendHead || (tls != null && tls.hasPendingOutput())) && !failed();
     }
 
     // ---------------------------------------------------------------- progress (owner thread)
 
     /** Flushes, reads and executes frames; returns work done. */
     int progress(CompletionHandler handler, int budget) {
-        if (closeRequested && failStatus < 0) {
+        if (closeRequested() && !failed()) {
             fail(WcStatus.WR_FLUSH_ERROR, "connection closed locally");
         }
-        if (failStatus >= 0) {
+        if (failed()) {
             return 0;
         }
         int work = flush();
@@ -232,7 +224,7 @@ final class SoftConnection implements VerbsConnection {
     }
 
     int flush() {
-        if (failStatus >= 0 || (sendTail == sendHead && (tls == null || !tls.hasPendingOutput()))) {
+        if (failed() || (sendTail == sendHead && (tls == null || !tls.hasPendingOutput()))) {
             return 0;
         }
         try {
@@ -304,7 +296,7 @@ final class SoftConnection implements VerbsConnection {
 
     private int execute(CompletionHandler handler, int budget) {
         int done = 0;
-        while (done < budget && failStatus < 0 && recvTail - recvHead >= SoftFrame.HEADER_LENGTH) {
+        while (done < budget && !failed() && recvTail - recvHead >= SoftFrame.HEADER_LENGTH) {
             int at = recvHead;
             byte type = recvView.getByte(at + SoftFrame.TYPE_OFFSET);
             int length = recvView.getInt(at + SoftFrame.LENGTH_OFFSET, ByteOrder.LITTLE_ENDIAN);
@@ -433,12 +425,8 @@ final class SoftConnection implements VerbsConnection {
     }
 
     void fail(int status, String reason) {
-        synchronized (this) {
-            if (failStatus >= 0) {
-                return;
-            }
-            failReason = reason;
-            failStatus = status;
+        if (!recordFailure(status, reason)) {
+            return;
         }
         try {
             channel.close();
@@ -447,53 +435,11 @@ final class SoftConnection implements VerbsConnection {
         }
     }
 
-    boolean failed() {
-        return failStatus >= 0;
-    }
-
-    int failStatus() {
-        return failStatus;
-    }
-
-    String failReason() {
-        return failReason;
-    }
-
     // ---------------------------------------------------------------- VerbsConnection
 
     @Override
-    public ByteBuffer peerPrivateData() {
-        return peerPrivateData.duplicate();
-    }
-
-    @Override
-    public InetSocketAddress localAddress() {
-        return local;
-    }
-
-    @Override
-    public InetSocketAddress remoteAddress() {
-        return remote;
-    }
-
-    @Override
-    public boolean isOpen() {
-        return failStatus < 0 && !closeRequested;
-    }
-
-    @Override
-    public Object attachment() {
-        return attachment;
-    }
-
-    @Override
-    public void attach(Object attachment) {
-        this.attachment = attachment;
-    }
-
-    @Override
     public void close() {
-        closeRequested = true;
+        requestClose();
         try {
             channel.shutdownOutput();
         } catch (IOException e) {
@@ -504,6 +450,6 @@ final class SoftConnection implements VerbsConnection {
 
     @Override
     public String toString() {
-        return "software connection " + local + " -> " + remote;
+        return "software connection " + localAddress() + " -> " + remoteAddress();
     }
 }
