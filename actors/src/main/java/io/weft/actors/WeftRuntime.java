@@ -69,6 +69,10 @@ import org.slf4j.LoggerFactory;
  * start fails) with the same configuration and ports. It joins the cluster again (seed nodes, or itself), its
  * client service adopts the running devices, which re-open their mappings once the storage node is reachable; HTTP
  * and JMX come back with it. Only {@link #shutdown} ends the node.
+ *
+ * <p>Over 600 lines because it is two things that share the incarnation: the lifecycle above, and the node's
+ * operations facade — one short method per HTTP route and JMX operation, each an ask of the current incarnation's
+ * actors ({@code management.NodeOperations} is the part JMX sees).
  */
 public final class WeftRuntime implements NodeOperations, AutoCloseable {
     private static final Map<org.apache.pekko.actor.ActorSystem, WeftRuntime> BY_SYSTEM = new ConcurrentHashMap<>();

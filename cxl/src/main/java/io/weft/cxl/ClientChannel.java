@@ -40,6 +40,9 @@ import org.agrona.concurrent.YieldingIdleStrategy;
  * re-checked (acquire) right before the first write of a submission into the segment and again right before the
  * tail is published, at the top of every consumer duty cycle (before the heartbeat), and before any fence or detach
  * is written. A lost claim fails every request of the channel with EIO and nothing more is written to it.
+ *
+ * <p>Over 600 lines on purpose: producers, the consumer, cancel and the claim checks all move the same slot state words
+ * and ring indices under one set of invariants (above); split into classes, each part would have to restate them.
  */
 final class ClientChannel {
     /**

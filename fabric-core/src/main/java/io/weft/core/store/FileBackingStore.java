@@ -45,6 +45,10 @@ import java.util.List;
  *   descriptor, fails only the interrupted request and lets the others retry, so one interrupt cannot kill a
  *   store shared by many connections.</li>
  * </ul>
+ *
+ * <p>Over 600 lines because of what surrounds the IO, not the IO: every native call above shares the store's one
+ * descriptor, its lock and its fallback rules, and keeping them in one class keeps that descriptor's lifetime in one
+ * place.
  */
 public final class FileBackingStore implements BackingStore {
     private static final int ZERO_CHUNK = 1 << 20;
