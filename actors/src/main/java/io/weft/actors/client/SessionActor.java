@@ -16,7 +16,7 @@ import io.weft.actors.protocol.SessionCommand;
 import io.weft.actors.protocol.StorageServiceCommand;
 import io.weft.actors.protocol.StoreInfoChanged;
 import io.weft.actors.protocol.StoreOpened;
-import io.weft.actors.transport.ClientChannel;
+import io.weft.actors.transport.MappingChannel;
 import io.weft.actors.transport.Transport;
 import io.weft.actors.transport.TransportGeometry;
 import io.weft.core.io.BlockDevice;
@@ -171,12 +171,12 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
     /** The connected channel's own geometry (its per-request limit), or null. */
     private DeviceInfo channelInfo;
     /** The connected channel, or null. */
-    private ClientChannel connectedChannel;
+    private MappingChannel connectedChannel;
     // A drill's cut: active while cutActive; cutPath null = the whole session, else the path cut on cutChannel.
     private boolean cutActive;
     private long cutSeq;
     private Integer cutPath;
-    private ClientChannel cutChannel;
+    private MappingChannel cutChannel;
 
     private SessionActor(ActorContext<SessionCommand> ctx, TimerScheduler<SessionCommand> timers, MapSpec spec,
                          NodeState.SessionView view, String clientNode, Transport transport, WeftSettings settings,
@@ -303,7 +303,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         if (event instanceof ChannelActor.Up up) {
             phase(SessionPhase.CONNECTED);
             backoff.reset();
-            ClientChannel connected = (ClientChannel) up.channel();
+            MappingChannel connected = (MappingChannel) up.channel();
             connectedChannel = connected;
             view.transportPaths = connected.pathCount();
             String carriedBy = connected.transportName() != null ? connected.transportName() : transport.name();
@@ -426,7 +426,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         }
         Integer path = cut.path();
         if (path != null) {
-            ClientChannel ch = connectedChannel;
+            MappingChannel ch = connectedChannel;
             int paths = ch == null ? 0 : ch.pathCount();
             if (ch == null) {
                 cut.replyTo().tell(Reply.error("session " + spec.deviceId() + " → " + spec.storageNode()
@@ -464,7 +464,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         cutActive = false;
         timers.cancel("cut");
         Integer path = cutPath;
-        ClientChannel ch = cutChannel;
+        MappingChannel ch = cutChannel;
         cutPath = null;
         cutChannel = null;
         getContext().getLog().info("session {} → {}: drill cut ends", spec.deviceId(),

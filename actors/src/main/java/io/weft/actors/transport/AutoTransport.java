@@ -91,11 +91,11 @@ public final class AutoTransport implements Transport {
         return this::connect;
     }
 
-    private ClientChannel connect(TransportEndpoint endpoint, ChannelFailureListener onFailure) throws IOException {
+    private MappingChannel connect(TransportEndpoint endpoint, ChannelFailureListener onFailure) throws IOException {
         if (InProcessTransport.JVM_ID.equals(endpoint.properties().get("jvm"))) {
-            ClientChannel channel = inProcess.connector().connect(
+            MappingChannel channel = inProcess.connector().connect(
                     new TransportEndpoint(InProcessTransport.NAME, endpoint.properties()), onFailure);
-            return new ClientChannel() {
+            return new MappingChannel() {
                 @Override
                 public BlockDevice device() {
                     return channel.device();

@@ -37,7 +37,7 @@ public final class ControlOnlyTransport implements Transport {
 
     @Override
     public TransportConnector connector() {
-        return (endpoint, onFailure) -> new ClientChannel() {
+        return (endpoint, onFailure) -> new MappingChannel() {
             @Override
             public BlockDevice device() {
                 return NoDataPath.INSTANCE;

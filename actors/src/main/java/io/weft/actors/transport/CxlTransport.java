@@ -261,7 +261,7 @@ public final class CxlTransport implements Transport, AutoCloseable {
         return null;
     }
 
-    ClientChannel connect(TransportEndpoint endpoint, ChannelFailureListener onFailure) throws IOException {
+    MappingChannel connect(TransportEndpoint endpoint, ChannelFailureListener onFailure) throws IOException {
         Attached region = sharedRegion(endpoint);
         if (region == null) {
             throw new UnreachableEndpointException("cxl: the storage node attaches regions "
@@ -288,7 +288,7 @@ public final class CxlTransport implements Transport, AutoCloseable {
         }
         Object key = new Object();
         watcher.watch(key, () -> problem(dev), onFailure);
-        return new ClientChannel() {
+        return new MappingChannel() {
             @Override
             public BlockDevice device() {
                 return dev;

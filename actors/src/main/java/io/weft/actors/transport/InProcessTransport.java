@@ -96,7 +96,7 @@ public final class InProcessTransport implements Transport {
         }
     }
 
-    private static final class Attached implements ClientChannel {
+    private static final class Attached implements MappingChannel {
         private final Served served;
         private final ChannelFailureListener onFailure;
 

@@ -179,7 +179,7 @@ public final class RdmaTransport implements Transport, AutoCloseable {
         return endpoint.properties().containsKey(ADDRESSES);
     }
 
-    ClientChannel connect(TransportEndpoint endpoint, ChannelFailureListener onFailure) throws IOException {
+    MappingChannel connect(TransportEndpoint endpoint, ChannelFailureListener onFailure) throws IOException {
         String providerName = endpoint.require(PROVIDER);
         VerbsProvider local = provider();
         if (!local.name().equals(providerName)) {
@@ -218,7 +218,7 @@ public final class RdmaTransport implements Transport, AutoCloseable {
         Object key = new Object();
         watcher.watch(key, () -> device.failure() != null ? "rdma device: " + device.failure()
                 : noConnectedPath(session), onFailure);
-        return new ClientChannel() {
+        return new MappingChannel() {
             private boolean channelClosed; // guarded by this
 
             @Override

@@ -9,5 +9,5 @@ public interface TransportConnector {
      * @param onFailure called once if the channel dies on its own (connection reset, heartbeat lost)
      * @throws IOException when the endpoint cannot be reached from here (the session retries with backoff)
      */
-    ClientChannel connect(TransportEndpoint endpoint, ChannelFailureListener onFailure) throws IOException;
+    MappingChannel connect(TransportEndpoint endpoint, ChannelFailureListener onFailure) throws IOException;
 }

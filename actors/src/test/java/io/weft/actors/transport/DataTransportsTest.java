@@ -316,8 +316,8 @@ class DataTransportsTest {
             assertEquals(InProcessTransport.JVM_ID, props.get("jvm"), "same JVM is offered in-process");
             props.remove("jvm"); // as seen from another JVM
             TransportEndpoint remote = new TransportEndpoint("auto", props);
-            try (ClientChannel viaCxl = sameRegion.get("auto").connector().connect(remote, c -> { });
-                 ClientChannel viaRdma = noRegion.get("auto").connector().connect(remote, c -> { })) {
+            try (MappingChannel viaCxl = sameRegion.get("auto").connector().connect(remote, c -> { });
+                 MappingChannel viaRdma = noRegion.get("auto").connector().connect(remote, c -> { })) {
                 assertEquals("cxl", viaCxl.transportName());
                 assertEquals("rdma", viaRdma.transportName());
                 verifiedIo(viaCxl.device(), 3);
@@ -347,7 +347,7 @@ class DataTransportsTest {
                             new io.weft.core.store.StoreBlockDevice(store), GRANT, c -> { });
                     Map<String, String> props = new HashMap<>(served.endpoint().properties());
                     props.remove("jvm");
-                    try (ClientChannel ch = client.get("auto").connector().connect(
+                    try (MappingChannel ch = client.get("auto").connector().connect(
                             new TransportEndpoint("auto", props), c -> { })) {
                         assertEquals("rdma", ch.transportName(), "same path, different region: rdma");
                         verifiedIo(ch.device(), 9);
@@ -383,7 +383,7 @@ class DataTransportsTest {
             assertFalse(second.endpoint().properties().containsKey(CxlTransport.REGIONS), "no segments left");
             Map<String, String> props = new HashMap<>(second.endpoint().properties());
             props.remove("jvm");
-            try (ClientChannel ch = client.get("auto").connector().connect(new TransportEndpoint("auto", props),
+            try (MappingChannel ch = client.get("auto").connector().connect(new TransportEndpoint("auto", props),
                     c -> { })) {
                 assertEquals("rdma", ch.transportName());
                 verifiedIo(ch.device(), 13);

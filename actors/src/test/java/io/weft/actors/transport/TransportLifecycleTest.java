@@ -84,7 +84,7 @@ class TransportLifecycleTest {
              Transports client = Transports.of(List.of(transport), settings("cl"))) {
             ServedChannel served = storage.get(transport).acceptor().serve("m-" + transport, device, GRANT, c -> { });
             AtomicReference<Throwable> failed = new AtomicReference<>();
-            ClientChannel channel = client.get(transport).connector().connect(served.endpoint(), failed::set);
+            MappingChannel channel = client.get(transport).connector().connect(served.endpoint(), failed::set);
             ByteBuffer data = ByteBuffer.allocateDirect(4096);
             data.put(0, (byte) 7);
             assertEquals(IoStatus.OK, io(channel.device(), IoOp.WRITE, 0, 4096, data));

@@ -7,7 +7,7 @@ import io.weft.core.io.BlockDevice;
  * requests it can no longer carry with {@link io.weft.core.io.IoStatus#ESHUTDOWN} so the device can retry them on the
  * next path.
  */
-public interface ClientChannel extends DataChannel {
+public interface MappingChannel extends DataChannel {
     BlockDevice device();
 
     /**

@@ -33,7 +33,7 @@ import org.junit.jupiter.api.io.TempDir;
  * (almost) no bytes over tens of thousands of reads and writes. Measured with the JVM's per-thread allocation
  * counters, so it checks the real threads rather than a model.
  */
-class AllocationTest {
+class RdmaAllocationTest {
     private static final int BLOCK = 4096;
     private static final int DEPTH = 8;
 

@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Test;
  * step of a request runs on the test thread, and the storage side runs on the handler agent's thread; the JVM counts
  * each thread's allocated bytes exactly. (The bound leaves room for a stray control-path object, not one per IO.)
  */
-class AllocationTest {
+class CxlAllocationTest {
     @Test
     void clientSubmitAndCompletionAllocateNothingPerRequest() throws Exception {
         com.sun.management.ThreadMXBean threads =
