@@ -30,6 +30,11 @@ final class CompletionAgent implements Agent {
     private HotWindowIdleStrategy idle;
     private AgentRunner runner;
     private volatile Thread thread;
+    /** How often close found the thread still running after {@link #CLOSE_RETRY_MILLIS} (it had to be interrupted). */
+    private volatile int closeRetries;
+    /** Set by {@link #close}: the agent no longer sleeps, so the runner's stop is seen at the next duty cycle. */
+    private volatile boolean closing;
+    private static final int CLOSE_RETRY_MILLIS = 5_000;
 
     CompletionAgent(String name) {
         this.name = name;
@@ -40,7 +45,8 @@ final class CompletionAgent implements Agent {
         idle = options.newIdleStrategy(this::hasInFlight, new HotWindowIdleStrategy.Sleeper() {
             @Override
             public boolean announce() {
-                return !stopPending(); // a stop request is carried out before the agent sleeps
+                // A stop request is carried out before the agent sleeps; a closing agent does not sleep at all.
+                return !closing && !stopPending();
             }
 
             @Override
@@ -118,9 +124,16 @@ final class CompletionAgent implements Agent {
 
     /** Stops the thread (after its members are gone). */
     void close() {
+        closing = true;
+        wakeNow(); // asleep for up to a heartbeat otherwise: the runner would wait out its retry timeout
         if (runner != null) {
-            runner.close();
+            runner.close(CLOSE_RETRY_MILLIS, t -> closeRetries++);
         }
+    }
+
+    /** Closes that had to wait out {@link #CLOSE_RETRY_MILLIS} and interrupt the thread (tests). */
+    int closeRetries() {
+        return closeRetries;
     }
 
     private boolean hasInFlight() {
