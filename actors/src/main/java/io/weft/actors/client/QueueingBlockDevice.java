@@ -7,9 +7,12 @@ import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
 import io.weft.core.io.IoStatus;
+import io.weft.core.io.PerThreadIdleStrategy;
 import io.weft.core.io.ReadLending;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicLong;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
 
 /**
@@ -49,9 +52,20 @@ import org.agrona.concurrent.ManyToManyConcurrentArrayQueue;
  * slot. Queued again after an ESHUTDOWN, it goes to the next path as a lending READ, and fails with EIO if that path
  * does not take it (there is no buffer to copy into).
  *
+ * <p>Queued requests wait in a bounded many-to-many queue ({@code pending}) with a place per slot. Invariant: a slot
+ * has at most one entry there at any time. It gets one only when it becomes QUEUED (from a fresh slot in
+ * {@link #submit}, or from INFLIGHT on an ESHUTDOWN answer, when it has none), and whoever polls the entry either
+ * puts it back, sends the request on, or frees the slot; a slot completed while queued (cancel) stays
+ * COMPLETED_QUEUED, not FREE, until its entry is polled. So the queue is never full and putting a slot in never
+ * fails ({@link #enqueue}: a refused offer is transient and is retried, never answered EIO).
+ *
  * <p>A path that completes with {@link IoStatus#ESHUTDOWN} is going away: the request is queued again for the next
  * path (its deadline still counts from the original submit). Threads: {@link #submit} from any thread; the
  * control methods ({@link #connect}, {@link #disconnect}, {@link #expire}, {@link #close}) from the owning actor.
+ *
+ * <p>Over 600 lines on purpose: every path through here (submit, queue, drain, path completion, timeout, cancel,
+ * lending, force close) is a CAS on the same per-slot state word, and keeping all transitions of that one state
+ * machine in one class is what lets them be checked against each other.
  */
 public final class QueueingBlockDevice implements BlockDevice, ReadLending {
     private static final int FREE = 0;
@@ -69,12 +83,23 @@ public final class QueueingBlockDevice implements BlockDevice, ReadLending {
     private static final int STATE_BITS = 3;
     private static final long STATE_MASK = 7;
     private static final long GEN_MASK = 0x7FFF_FFFFL;
+    /**
+     * An enqueue waiting for a concurrent poll to release its queue position (any thread: submitters, transport
+     * completion threads, the owning actor): 100 spins, then yields so a pre-empted poller can run (never parks: the
+     * poller releases it within a few instructions of running again). Per thread: Agrona's back-off counts in fields.
+     */
+    private static final PerThreadIdleStrategy POSITION_RELEASE_WAIT = new PerThreadIdleStrategy(
+            () -> new BackoffIdleStrategy(100, Long.MAX_VALUE, 1, 1));
 
     private final Slot[] slots;
     /** Top of the free-slot stack: {@code version << 32 | (index + 1)}, 0 in the low half when no slot is free. */
     private final AtomicLong freeTop = new AtomicLong();
     /** Per slot: the free slot below it on the stack, as {@code index + 1} (0 = none); valid while it is free. */
     private final int[] nextFree;
+    /**
+     * Queued requests waiting for a path. Capacity is the slot count (rounded up to a power of two) and a slot is
+     * never in it twice, so {@link #enqueue} never finds it full (see there for the transient refusal it waits out).
+     */
     private final ManyToManyConcurrentArrayQueue<Slot> pending;
     private final IoCompletion router = this::onPathComplete;
     private final LoanCompletion loanRouter = this::onPathLent;
@@ -299,10 +324,19 @@ public final class QueueingBlockDevice implements BlockDevice, ReadLending {
         }
     }
 
+    /**
+     * Puts a QUEUED slot into the pending queue; never fails. A slot has at most one entry there (see the class
+     * comment) and the queue has a place per slot, so the queue is never full: an offer refused is one that found its
+     * position still claimed by a concurrent poll that has taken its element but not yet released the position. The
+     * poller is a few instructions from releasing it (it neither blocks nor calls out in between), so we wait for it.
+     */
     private void enqueue(Slot slot) {
-        if (!pending.offer(slot)) {
-            // Cannot happen (pending has one place per slot), but never lose a request silently.
-            finish(slot, slot.generation, QUEUED, IoStatus.EIO);
+        if (pending.offer(slot)) {
+            return;
+        }
+        IdleStrategy idle = POSITION_RELEASE_WAIT.begin();
+        while (!pending.offer(slot)) {
+            idle.idle();
         }
     }
 
@@ -413,11 +447,6 @@ public final class QueueingBlockDevice implements BlockDevice, ReadLending {
         }
     }
 
-    /**
-     * Completes the caller if the slot is still in {@code expected} for {@code gen}.
-     *
-     * @param stillQueued the slot still has an entry in the pending queue: it is freed when that entry is polled
-     */
     /**
      * Completes the caller if the slot is still in {@code expected} for {@code gen}.
      *

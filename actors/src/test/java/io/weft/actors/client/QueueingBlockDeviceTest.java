@@ -444,6 +444,92 @@ class QueueingBlockDeviceTest {
         assertEquals(slots, path.held.size());
     }
 
+    /**
+     * A path that answers inline on the submitting thread, every other request with ESHUTDOWN (a transport going
+     * away: the device queues the request again) and the rest OK, without touching the buffer.
+     */
+    static final class BouncingPath implements BlockDevice {
+        private final java.util.concurrent.atomic.AtomicLong submits = new java.util.concurrent.atomic.AtomicLong();
+
+        @Override
+        public DeviceInfo info() {
+            return INFO;
+        }
+
+        @Override
+        public void submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                           IoCompletion completion) {
+            completion.onComplete(tag, (submits.getAndIncrement() & 1) == 0 ? IoStatus.ESHUTDOWN : IoStatus.OK);
+        }
+
+        @Override
+        public void close() {
+        }
+    }
+
+    /**
+     * A failover under load: submitters keep every slot busy (a permit per slot, returned by the completion) while a
+     * control thread disconnects and reconnects the path, and the path bounces every other request with ESHUTDOWN,
+     * so requests are queued and drained by several threads at once with the pending queue full. A queued request
+     * may only complete with the path's answer: none may fail with EIO while a path keeps coming back (the io-timeout
+     * is far away). The slot count is a power of two so the pending queue has no spare room, and near capacity its
+     * offer fails while a concurrent poll has claimed a position but not released it. Requests per submitter:
+     * {@code -Dweft.test.pending.requests}.
+     */
+    @Test
+    void requeuedRequestsNeverFailWhileThePathKeepsComingBack() throws Exception {
+        int slots = 4;
+        int submitters = 3;
+        int perSubmitter = Integer.getInteger("weft.test.pending.requests", 200_000);
+        long total = (long) submitters * perSubmitter;
+        QueueingBlockDevice dev = new QueueingBlockDevice(INFO, slots, java.util.concurrent.TimeUnit.HOURS.toNanos(1),
+                new IoStats("test"));
+        BouncingPath path = new BouncingPath();
+        java.util.concurrent.Semaphore free = new java.util.concurrent.Semaphore(slots);
+        java.util.concurrent.atomic.AtomicLong completed = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.atomic.AtomicLong failed = new java.util.concurrent.atomic.AtomicLong();
+        java.util.concurrent.atomic.AtomicInteger firstFailure = new java.util.concurrent.atomic.AtomicInteger(
+                IoStatus.OK);
+        IoCompletion count = (tag, status) -> {
+            if (status != IoStatus.OK) {
+                failed.incrementAndGet();
+                firstFailure.compareAndSet(IoStatus.OK, status);
+            }
+            completed.incrementAndGet();
+            free.release();
+        };
+        java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
+        Thread[] threads = new Thread[submitters];
+        for (int t = 0; t < submitters; t++) {
+            int id = t;
+            threads[t] = new Thread(() -> {
+                try {
+                    start.await();
+                    for (int r = 0; r < perSubmitter; r++) {
+                        free.acquire();
+                        dev.submit(IoOp.FLUSH, 0, 0, 0, null, ((long) id << 32) | r, count);
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "submitter-" + t);
+            threads[t].start();
+        }
+        start.countDown();
+        // The control thread: the path comes and goes until every request has been answered (each connect drains).
+        while (completed.get() < total) {
+            dev.disconnect();
+            dev.connect(path, INFO);
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        assertEquals(total, completed.get());
+        assertEquals(0, failed.get(), failed.get() + " of " + total + " requests failed (first with status "
+                + firstFailure.get() + ", EIO is " + IoStatus.EIO + ") although a path kept coming back");
+        assertEquals(0, dev.inFlight());
+    }
+
     /** A path that lends READs from its own array (inline, or held until answered); records what it was asked. */
     static final class LendingPath implements BlockDevice, io.weft.core.io.ReadLending {
         final ByteBuffer data = ByteBuffer.allocate(1 << 20);
