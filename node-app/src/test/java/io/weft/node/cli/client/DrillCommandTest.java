@@ -9,40 +9,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.weft.actors.drill.harness.DrillEventAt;
 import io.weft.actors.drill.harness.DrillReport;
-import io.weft.node.cli.WeftMain;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /** {@code weft drill} against a fake node: the request it sends, what it prints and its exit codes. */
-class DrillCommandTest {
+class DrillCommandTest extends CommandAgainstFakeNode {
     private static final ObjectMapper JSON = new ObjectMapper();
-
-    private FakeNode node;
-    private final StringWriter out = new StringWriter();
-    private final StringWriter err = new StringWriter();
-
-    @BeforeEach
-    void startNode() throws Exception {
-        node = new FakeNode();
-    }
-
-    @AfterEach
-    void stopNode() {
-        node.close();
-    }
-
-    private int weft(String... args) {
-        var cli = WeftMain.commandLine();
-        cli.setOut(new PrintWriter(out, true));
-        cli.setErr(new PrintWriter(err, true));
-        return cli.execute(args);
-    }
 
     static DrillReport report(long lost) {
         return new DrillReport("kill", 7, 412.5, 3.25, 180.0, 230.0, 950.0, 12000, 9000, 11800, 45678, 30000, 12,

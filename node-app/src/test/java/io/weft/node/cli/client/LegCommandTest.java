@@ -5,37 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.weft.node.cli.WeftMain;
-import java.io.PrintWriter;
-import java.io.StringWriter;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /** {@code weft leg add|remove|resync} against a fake node. */
-class LegCommandTest {
+class LegCommandTest extends CommandAgainstFakeNode {
     private static final ObjectMapper JSON = new ObjectMapper();
-
-    private FakeNode node;
-    private final StringWriter out = new StringWriter();
-    private final StringWriter err = new StringWriter();
-
-    @BeforeEach
-    void startNode() throws Exception {
-        node = new FakeNode();
-    }
-
-    @AfterEach
-    void stopNode() {
-        node.close();
-    }
-
-    private int weft(String... args) {
-        var cli = WeftMain.commandLine();
-        cli.setOut(new PrintWriter(out, true));
-        cli.setErr(new PrintWriter(err, true));
-        return cli.execute(args);
-    }
 
     @Test
     void addPostsTheStorageNodeAndPath() throws Exception {
