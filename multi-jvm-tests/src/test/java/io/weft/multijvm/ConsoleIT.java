@@ -72,25 +72,9 @@ class ConsoleIT {
     String base;
 
     String config(String name, String roles, Path exportRoot, List<String> seeds) {
-        StringBuilder s = new StringBuilder();
-        s.append("weft.node.name = \"").append(name).append("\"\n");
-        s.append("weft.node.roles = [").append(roles).append("]\n");
-        s.append("weft.cluster.seed-nodes = [\"").append(String.join("\", \"", seeds)).append("\"]\n");
-        s.append("weft.cluster.split-brain-resolver.stable-after = 60s\n");
-        s.append("weft.pekko.cluster.retry-unsuccessful-join-after = 1s\n");
-        if (exportRoot != null) {
-            s.append("weft.storage.export-roots = [\"").append(exportRoot).append("\"]\n");
-        }
-        s.append("weft.data-dir = \"").append(dir.resolve("data-" + name)).append("\"\n");
-        s.append("weft.management.jmx.enabled = false\n");
-        s.append("weft.client.io-timeout = 30s\n");
-        s.append("weft.client.map-timeout = 30s\n");
-        s.append("weft.management.ask-timeout = 40s\n");
-        s.append("weft.rdma.provider = software\n");
-        s.append("weft.rdma.listen = [\"127.0.0.1:0\"]\n");
-        // A returning leg's few dirty regions copy in seconds, not milliseconds: the bar has time to move.
-        s.append("weft.mirror.resync-rate = 1MiB\n");
-        return s.toString();
+        return ClusterNodeHocon.of(name, roles, exportRoot, dir.resolve("data-" + name), seeds, "30s")
+                // A returning leg's few dirty regions copy in seconds, not milliseconds: the bar has time to move.
+                + "weft.mirror.resync-rate = 1MiB\n";
     }
 
     NodeProcess start(String name, String hocon, int port) {

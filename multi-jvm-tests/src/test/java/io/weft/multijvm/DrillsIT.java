@@ -253,25 +253,9 @@ class DrillsIT {
         Thread reaper;
 
         String config(String name, String roles, Path exportRoot, List<String> seeds) {
-            StringBuilder h = new StringBuilder();
-            h.append("weft.node.name = \"").append(name).append("\"\n");
-            h.append("weft.node.roles = [").append(roles).append("]\n");
-            h.append("weft.cluster.seed-nodes = [\"").append(String.join("\", \"", seeds)).append("\"]\n");
-            h.append("weft.cluster.split-brain-resolver.stable-after = 60s\n");
-            h.append("weft.pekko.cluster.retry-unsuccessful-join-after = 1s\n");
-            if (exportRoot != null) {
-                h.append("weft.storage.export-roots = [\"").append(exportRoot).append("\"]\n");
-            }
-            h.append("weft.data-dir = \"").append(dir.resolve("data-" + name)).append("\"\n");
-            h.append("weft.management.jmx.enabled = false\n");
             // IO queues through the storage node's restart (a JVM start and cluster rejoin took 50 s on a loaded
             // 2-core machine) instead of failing.
-            h.append("weft.client.io-timeout = 150s\n");
-            h.append("weft.client.map-timeout = 30s\n");
-            h.append("weft.management.ask-timeout = 40s\n");
-            h.append("weft.rdma.provider = software\n");
-            h.append("weft.rdma.listen = [\"127.0.0.1:0\"]\n");
-            return h.toString();
+            return ClusterNodeHocon.of(name, roles, exportRoot, dir.resolve("data-" + name), seeds, "150s");
         }
 
         NodeProcess start(String name, String hocon, int port) {
@@ -397,34 +381,8 @@ class DrillsIT {
         }
 
         String config(String name, String roles, Path exportRoot, List<String> seeds) {
-            StringBuilder s = new StringBuilder();
-            s.append("weft.node.name = \"").append(name).append("\"\n");
-            s.append("weft.node.roles = [").append(roles).append("]\n");
-            s.append("weft.cluster.seed-nodes = [");
-            for (int i = 0; i < seeds.size(); i++) {
-                s.append(i == 0 ? "" : ", ").append('"').append(seeds.get(i)).append('"');
-            }
-            s.append("]\n");
-            // Nodes come back by themselves (the drill restarts them, same host:port); nothing is downed by the SBR
-            // meanwhile, even while the test kills two of the three nodes in the client-restart case.
-            s.append("weft.cluster.split-brain-resolver.stable-after = 60s\n");
-            // A restarted node (same host:port) is first refused while its old incarnation is removed; Pekko's
-            // default retry after 10 s would dominate every kill drill's time to resync.
-            s.append("weft.pekko.cluster.retry-unsuccessful-join-after = 1s\n");
-            if (exportRoot != null) {
-                s.append("weft.storage.export-roots = [\"").append(exportRoot).append("\"]\n");
-            }
-            s.append("weft.data-dir = \"").append(dataDir(name)).append("\"\n");
-            s.append("weft.management.jmx.enabled = false\n");
-            s.append("weft.client.io-timeout = 5s\n");
-            s.append("weft.client.map-timeout = 30s\n");
-            s.append("weft.management.ask-timeout = 40s\n");
-            s.append("weft.rdma.provider = software\n");
-            s.append("weft.rdma.listen = [\"127.0.0.1:0\"]\n");
-            if (region != null) {
-                s.append("weft.cxl.regions = [\"").append(region).append("\"]\n");
-            }
-            return s.toString();
+            String hocon = ClusterNodeHocon.of(name, roles, exportRoot, dataDir(name), seeds, "5s");
+            return region == null ? hocon : hocon + "weft.cxl.regions = [\"" + region + "\"]\n";
         }
 
         NodeProcess start(String name, int incarnation, String hocon, int clusterPort) throws Exception {

@@ -55,27 +55,7 @@ class MirrorCrashIT {
     }
 
     private String config(String name, String roles, Path exportRoot, List<String> seeds) {
-        StringBuilder s = new StringBuilder();
-        s.append("weft.node.name = \"").append(name).append("\"\n");
-        s.append("weft.node.roles = [").append(roles).append("]\n");
-        s.append("weft.cluster.seed-nodes = [");
-        for (int i = 0; i < seeds.size(); i++) {
-            s.append(i == 0 ? "" : ", ").append('"').append(seeds.get(i)).append('"');
-        }
-        s.append("]\n");
-        s.append("weft.cluster.split-brain-resolver.stable-after = 60s\n");
-        s.append("weft.pekko.cluster.retry-unsuccessful-join-after = 1s\n");
-        if (exportRoot != null) {
-            s.append("weft.storage.export-roots = [\"").append(exportRoot).append("\"]\n");
-        }
-        s.append("weft.data-dir = \"").append(dataDir(name)).append("\"\n");
-        s.append("weft.management.jmx.enabled = false\n");
-        s.append("weft.client.io-timeout = 5s\n");
-        s.append("weft.client.map-timeout = 30s\n");
-        s.append("weft.management.ask-timeout = 40s\n");
-        s.append("weft.rdma.provider = software\n");
-        s.append("weft.rdma.listen = [\"127.0.0.1:0\"]\n");
-        return s.toString();
+        return ClusterNodeHocon.of(name, roles, exportRoot, dataDir(name), seeds, "5s");
     }
 
     private NodeProcess start(String name, int incarnation, String hocon, int clusterPort) {

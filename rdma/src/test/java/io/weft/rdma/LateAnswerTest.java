@@ -60,17 +60,83 @@ class LateAnswerTest {
         }
     }
 
+    /**
+     * A software-RDMA server exporting {@code vol0} from a sparse 1 MiB file behind a {@link CompletionHoldingBlockDevice}
+     * (so a test decides when the storage side's answers leave), and one session to it over one path.
+     */
+    private static final class HeldServer implements AutoCloseable {
+        final SoftwareProvider provider;
+        final StoreBlockDevice store;
+        final CompletionHoldingBlockDevice holding;
+        final RdmaServer server;
+        final RdmaSession session;
+
+        private HeldServer(SoftwareProvider provider, StoreBlockDevice store, CompletionHoldingBlockDevice holding,
+                           RdmaServer server, RdmaSession session) {
+            this.provider = provider;
+            this.store = store;
+            this.holding = holding;
+            this.server = server;
+            this.session = session;
+        }
+
+        static HeldServer open(Path dir, String client, RdmaClientConfig config) throws Exception {
+            SoftwareProvider provider = new SoftwareProvider();
+            StoreBlockDevice store = null;
+            CompletionHoldingBlockDevice holding = null;
+            RdmaServer server = null;
+            try {
+                store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
+                holding = new CompletionHoldingBlockDevice(store);
+                server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, TestGrants.served("vol0", holding),
+                        List.of(new InetSocketAddress("127.0.0.1", 0)));
+                RdmaSession session = RdmaSession.open(provider, client, "vol0", TestGrants.GRANT,
+                        List.of(PathSpec.to(server.listenAddresses().get(0))), config);
+                return new HeldServer(provider, store, holding, server, session);
+            } catch (Exception | Error e) {
+                closeAll(e, server, holding, store, provider);
+                throw e;
+            }
+        }
+
+        /** In the order a try-with-resources over the five would close them: the session first. */
+        @Override
+        public void close() throws Exception {
+            Exception first = null;
+            for (AutoCloseable c : new AutoCloseable[] {session, server, holding, store, provider}) {
+                try {
+                    c.close();
+                } catch (Exception e) {
+                    if (first == null) {
+                        first = e;
+                    } else {
+                        first.addSuppressed(e);
+                    }
+                }
+            }
+            if (first != null) {
+                throw first;
+            }
+        }
+
+        private static void closeAll(Throwable cause, AutoCloseable... opened) {
+            for (AutoCloseable c : opened) {
+                if (c != null) {
+                    try {
+                        c.close();
+                    } catch (Exception e) {
+                        cause.addSuppressed(e);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void cancelledReadIsNeverFilledByItsLateAnswerAndItsPermitWaitsForIt() throws Exception {
-        try (SoftwareProvider provider = new SoftwareProvider();
-             StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             CompletionHoldingBlockDevice holding = new CompletionHoldingBlockDevice(store);
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
-                     TestGrants.served("vol0", holding),
-                     List.of(new InetSocketAddress("127.0.0.1", 0)));
-             RdmaSession session = RdmaSession.open(provider, "late", "vol0", TestGrants.GRANT,
-                     List.of(PathSpec.to(server.listenAddresses().get(0))),
-                     RdmaClientConfig.DEFAULTS.withQueueDepth(1))) {
+        try (HeldServer rig = HeldServer.open(dir, "late", RdmaClientConfig.DEFAULTS.withQueueDepth(1))) {
+            CompletionHoldingBlockDevice holding = rig.holding;
+            RdmaSession session = rig.session;
             var dev = session.device();
             TestIo.write(dev, 0, TestIo.pattern(0, 1, 4096));
             TestIo.write(dev, 8192, TestIo.pattern(2, 1, 4096));
@@ -108,15 +174,10 @@ class LateAnswerTest {
 
     @Test
     void expiredReadIsNeverFilledAndItsPermitWaitsForTheStorageSide() throws Exception {
-        try (SoftwareProvider provider = new SoftwareProvider();
-             StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             CompletionHoldingBlockDevice holding = new CompletionHoldingBlockDevice(store);
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
-                     TestGrants.served("vol0", holding),
-                     List.of(new InetSocketAddress("127.0.0.1", 0)));
-             RdmaSession session = RdmaSession.open(provider, "expired", "vol0", TestGrants.GRANT,
-                     List.of(PathSpec.to(server.listenAddresses().get(0))),
-                     RdmaClientConfig.DEFAULTS.withQueueDepth(1).withIoTimeout(Duration.ofMillis(300)))) {
+        try (HeldServer rig = HeldServer.open(dir, "expired",
+                RdmaClientConfig.DEFAULTS.withQueueDepth(1).withIoTimeout(Duration.ofMillis(300)))) {
+            CompletionHoldingBlockDevice holding = rig.holding;
+            RdmaSession session = rig.session;
             var dev = session.device();
             TestIo.write(dev, 0, TestIo.pattern(0, 1, 4096));
             TestIo.write(dev, 8192, TestIo.pattern(2, 1, 4096));
@@ -145,15 +206,9 @@ class LateAnswerTest {
 
     @Test
     void queuedRequestIsCancelledAtOnceAndNeverSent() throws Exception {
-        try (SoftwareProvider provider = new SoftwareProvider();
-             StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             CompletionHoldingBlockDevice holding = new CompletionHoldingBlockDevice(store);
-             RdmaServer server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS,
-                     TestGrants.served("vol0", holding),
-                     List.of(new InetSocketAddress("127.0.0.1", 0)));
-             RdmaSession session = RdmaSession.open(provider, "queued", "vol0", TestGrants.GRANT,
-                     List.of(PathSpec.to(server.listenAddresses().get(0))),
-                     RdmaClientConfig.DEFAULTS.withQueueDepth(4))) {
+        try (HeldServer rig = HeldServer.open(dir, "queued", RdmaClientConfig.DEFAULTS.withQueueDepth(4))) {
+            RdmaServer server = rig.server;
+            RdmaSession session = rig.session;
             var dev = session.device();
             // No path: the request waits in the queue.
             int id = session.paths().get(0).id();
