@@ -11,13 +11,17 @@ qemu_nbd_available() {
 qemu_nbd_version() { qemu-nbd --version 2>/dev/null | head -n1; }
 qemu_nbd_transports() { echo unix tcp; }
 qemu_nbd_start() { # TRANSPORT WORKDIR FILE
-    local transport=$1 dir=$2 file=$3 listen
+    qemu_nbd_start_with_aio threads qemu-nbd "$@"
+}
+# Starts qemu-nbd with the given --aio mode; NAME names its socket and log (the io_uring target shares this).
+qemu_nbd_start_with_aio() { # AIO NAME TRANSPORT WORKDIR FILE
+    local aio=$1 name=$2 transport=$3 dir=$4 file=$5 listen
     if [[ $transport == unix ]]; then
-        listen=(-k "$dir/qemu-nbd.sock"); TARGET_URI="nbd+unix:///vol0?socket=$dir/qemu-nbd.sock"
+        listen=(-k "$dir/$name.sock"); TARGET_URI="nbd+unix:///vol0?socket=$dir/$name.sock"
     else
         local port; port=$(bench_free_port) || return 1
         listen=(-b 127.0.0.1 -p "$port"); TARGET_URI="nbd://127.0.0.1:$port/vol0"
     fi
-    bench_spawn "$dir/qemu-nbd-$transport.log" qemu-nbd -f raw --cache=writeback --aio=threads \
+    bench_spawn "$dir/$name-$transport.log" qemu-nbd -f raw --cache=writeback --aio="$aio" \
         --discard=ignore --detect-zeroes=off -t --shared=8 -x vol0 "${listen[@]}" "$file" || return 1
 }

@@ -4,24 +4,18 @@ import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.weft.core.store.FileBackingStore;
-import io.weft.core.store.StoreBlockDevice;
 import io.weft.rdma.client.PathPolicy;
-import io.weft.rdma.client.PathSpec;
 import io.weft.rdma.client.PathState;
 import io.weft.rdma.client.PathStatus;
 import io.weft.rdma.client.RdmaClientConfig;
 import io.weft.rdma.client.RdmaSession;
 import io.weft.rdma.faults.WireFaultConnection;
 import io.weft.rdma.faults.WireFaultProvider;
+import io.weft.rdma.faults.WireFaultRig;
 import io.weft.rdma.server.RdmaServer;
-import io.weft.rdma.server.RdmaServerConfig;
-import io.weft.rdma.verbs.soft.SoftwareProvider;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
-import java.util.Map;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -56,16 +50,11 @@ class PathFlapTest {
         RdmaClientConfig config = new RdmaClientConfig(16, 128 * 1024, 2, PathPolicy.MIN_INFLIGHT,
                 Duration.ofMillis(50), Duration.ofMillis(400), Duration.ofSeconds(1), Duration.ofMillis(20),
                 Duration.ofMillis(100), Duration.ofSeconds(30));
-        try (SoftwareProvider serverProvider = new SoftwareProvider();
-             WireFaultProvider clientProvider = new WireFaultProvider(new SoftwareProvider());
-             StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 4 << 20));
-             RdmaServer server = RdmaServer.start(serverProvider,
-                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)),
-                     TestGrants.served("vol0", store),
-                     List.of(new InetSocketAddress("127.0.0.1", 0), new InetSocketAddress("127.0.0.2", 0)));
-             RdmaSession session = RdmaSession.open(clientProvider, "flap", "vol0", TestGrants.GRANT,
-                     List.of(PathSpec.to(server.listenAddresses().get(0)),
-                             PathSpec.to(server.listenAddresses().get(1))), config)) {
+        // The storage side's own heartbeat timeout stays far away: it still serves a path whose frames are held.
+        try (WireFaultRig rig = WireFaultRig.open(dir.resolve("d"), 4 << 20, 2, "flap", config)) {
+            WireFaultProvider clientProvider = rig.clientProvider;
+            RdmaServer server = rig.server;
+            RdmaSession session = rig.session;
             int[] ids = {session.paths().get(0).id(), session.paths().get(1).id()};
             await("both paths connected", WAIT,
                     () -> session.paths().stream().allMatch(p -> p.state() == PathState.CONNECTED));

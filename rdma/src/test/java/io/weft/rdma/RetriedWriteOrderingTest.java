@@ -7,26 +7,22 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
-import io.weft.core.store.FileBackingStore;
 import io.weft.core.store.StoreBlockDevice;
 import io.weft.rdma.client.PathPolicy;
-import io.weft.rdma.client.PathSpec;
 import io.weft.rdma.client.PathState;
 import io.weft.rdma.client.PathStatus;
 import io.weft.rdma.client.RdmaClientConfig;
 import io.weft.rdma.client.RdmaSession;
 import io.weft.rdma.faults.WireFaultConnection;
 import io.weft.rdma.faults.WireFaultProvider;
+import io.weft.rdma.faults.WireFaultRig;
 import io.weft.rdma.protocol.ConnectData;
 import io.weft.rdma.server.RdmaServer;
-import io.weft.rdma.server.RdmaServerConfig;
-import io.weft.rdma.verbs.soft.SoftwareProvider;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -59,17 +55,12 @@ class RetriedWriteOrderingTest {
         RdmaClientConfig config = new RdmaClientConfig(8, 128 * 1024, 1, PathPolicy.ROUND_ROBIN,
                 Duration.ofMillis(50), Duration.ofMillis(400), Duration.ofSeconds(1), Duration.ofMillis(20),
                 Duration.ofMillis(200), Duration.ofSeconds(30));
-        try (SoftwareProvider serverProvider = new SoftwareProvider();
-             WireFaultProvider clientProvider = new WireFaultProvider(new SoftwareProvider());
-             StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             // The storage side's own heartbeat timeout stays far away: it still serves path A when A's frames come.
-             RdmaServer server = RdmaServer.start(serverProvider,
-                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)),
-                     TestGrants.served("vol0", store),
-                     List.of(new InetSocketAddress("127.0.0.1", 0), new InetSocketAddress("127.0.0.2", 0)));
-             RdmaSession session = RdmaSession.open(clientProvider, "ordering", "vol0", TestGrants.GRANT,
-                     List.of(PathSpec.to(server.listenAddresses().get(0)),
-                             PathSpec.to(server.listenAddresses().get(1))), config)) {
+        // The storage side's own heartbeat timeout stays far away: it still serves a path whose frames are held.
+        try (WireFaultRig rig = WireFaultRig.open(dir.resolve("d"), 1 << 20, 2, "ordering", config)) {
+            WireFaultProvider clientProvider = rig.clientProvider;
+            StoreBlockDevice store = rig.store;
+            RdmaServer server = rig.server;
+            RdmaSession session = rig.session;
             InetSocketAddress routeA = server.listenAddresses().get(0);
             int a = session.paths().get(0).id();
             int b = session.paths().get(1).id();
@@ -115,15 +106,12 @@ class RetriedWriteOrderingTest {
         RdmaClientConfig config = new RdmaClientConfig(8, 128 * 1024, 1, PathPolicy.ROUND_ROBIN,
                 Duration.ofMillis(50), Duration.ofMillis(400), Duration.ofSeconds(1), Duration.ofMillis(20),
                 Duration.ofMillis(200), Duration.ofSeconds(30));
-        try (SoftwareProvider serverProvider = new SoftwareProvider();
-             WireFaultProvider clientProvider = new WireFaultProvider(new SoftwareProvider());
-             StoreBlockDevice store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-             RdmaServer server = RdmaServer.start(serverProvider,
-                     RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofSeconds(120)),
-                     TestGrants.served("vol0", store),
-                     List.of(new InetSocketAddress("127.0.0.1", 0)));
-             RdmaSession session = RdmaSession.open(clientProvider, "reopen", "vol0", TestGrants.GRANT,
-                     List.of(PathSpec.to(server.listenAddresses().get(0))), config)) {
+        // The storage side's own heartbeat timeout stays far away: it still serves a path whose frames are held.
+        try (WireFaultRig rig = WireFaultRig.open(dir.resolve("d"), 1 << 20, 1, "reopen", config)) {
+            WireFaultProvider clientProvider = rig.clientProvider;
+            StoreBlockDevice store = rig.store;
+            RdmaServer server = rig.server;
+            RdmaSession session = rig.session;
             InetSocketAddress route = server.listenAddresses().get(0);
             int a = session.paths().get(0).id();
             clientProvider.partition(route);

@@ -189,17 +189,7 @@ public final class QueueingBlockDevice implements BlockDevice, ReadLending {
             completion.onComplete(tag, IoStatus.ENOMEM);
             return;
         }
-        inFlight.incrementAndGet();
-        slot.op = op;
-        slot.offset = offset;
-        slot.length = length;
-        slot.flags = flags;
-        slot.buffer = buffer;
-        slot.callerTag = tag;
-        slot.caller = completion;
-        slot.startNanos = System.nanoTime();
-        long gen = (slot.generation + 1) & GEN_MASK;
-        slot.generation = gen;
+        long gen = claim(slot, op, offset, length, flags, buffer, tag, completion, null);
         BlockDevice current = path;
         if (current != null) {
             slot.submittedTo = current;
@@ -221,6 +211,28 @@ public final class QueueingBlockDevice implements BlockDevice, ReadLending {
     }
 
     /**
+     * Fills a slot just taken from the free stack with its request, counts it in flight and starts its next
+     * generation (returned): a completion carrying an older generation is one this request never sent.
+     * Exactly one of {@code caller} (an ordinary request) and {@code loanCaller} (a lending READ) is set.
+     */
+    private long claim(Slot slot, IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
+                       IoCompletion caller, LoanCompletion loanCaller) {
+        inFlight.incrementAndGet();
+        slot.op = op;
+        slot.offset = offset;
+        slot.length = length;
+        slot.flags = flags;
+        slot.buffer = buffer;
+        slot.callerTag = tag;
+        slot.caller = caller;
+        slot.loanCaller = loanCaller;
+        slot.startNanos = System.nanoTime();
+        long gen = (slot.generation + 1) & GEN_MASK;
+        slot.generation = gen;
+        return gen;
+    }
+
+    /**
      * Forwards a lending READ to the current path when that path lends (see the class comment). False, with nothing
      * submitted, when there is no path, it does not lend or refuses this one, or no slot is free: the caller then
      * submits the READ the ordinary way, which answers exactly as before (queued, ESHUTDOWN, ENOMEM, a check error).
@@ -236,18 +248,7 @@ public final class QueueingBlockDevice implements BlockDevice, ReadLending {
         if (slot == null) {
             return false;
         }
-        inFlight.incrementAndGet();
-        slot.op = IoOp.READ;
-        slot.offset = offset;
-        slot.length = length;
-        slot.flags = flags;
-        slot.buffer = null;
-        slot.callerTag = tag;
-        slot.caller = null;
-        slot.loanCaller = completion;
-        slot.startNanos = System.nanoTime();
-        long gen = (slot.generation + 1) & GEN_MASK;
-        slot.generation = gen;
+        long gen = claim(slot, IoOp.READ, offset, length, flags, null, tag, null, completion);
         slot.stamp.set(stamp(gen, INFLIGHT));
         if (!lend(slot, gen, lending)) {
             // Nothing was submitted, so no completion will come: the slot is ours again, whatever a concurrent

@@ -335,19 +335,37 @@ class QueueingBlockDeviceTest {
         assertEquals(0, dev.inFlight());
     }
 
+    /**
+     * A 4-slot device whose path holds every request: one READ sent to the path, then the path disconnected and a
+     * second READ submitted, which waits in the queue.
+     */
+    private record InFlightAndQueued(QueueingBlockDevice dev, FaultInjectingBlockDevice path,
+                                     OwnershipChecker checker, OwnershipChecker.Tracked read,
+                                     OwnershipChecker.Tracked queued) {
+        static InFlightAndQueued start() {
+            QueueingBlockDevice dev = device(4);
+            FaultInjectingBlockDevice path = holdingPath();
+            dev.connect(path, INFO);
+            OwnershipChecker checker = new OwnershipChecker();
+            ByteBuffer inFlight = ByteBuffer.allocate(4096);
+            OwnershipChecker.Tracked read = checker.track(IoOp.READ, 0, 4096, inFlight);
+            dev.submit(IoOp.READ, 0, 4096, 0, inFlight, read.id, checker);
+            dev.disconnect();
+            ByteBuffer queuedBuffer = ByteBuffer.allocate(4096);
+            OwnershipChecker.Tracked queued = checker.track(IoOp.READ, 0, 4096, queuedBuffer);
+            dev.submit(IoOp.READ, 0, 4096, 0, queuedBuffer, queued.id, checker);
+            return new InFlightAndQueued(dev, path, checker, read, queued);
+        }
+    }
+
     @Test
     void forceCloseCompletesAnInFlightRequestOnlyFromThePathsCancelledCompletion() {
-        QueueingBlockDevice dev = device(4);
-        FaultInjectingBlockDevice path = holdingPath();
-        dev.connect(path, INFO);
-        OwnershipChecker checker = new OwnershipChecker();
-        ByteBuffer inFlight = ByteBuffer.allocate(4096);
-        OwnershipChecker.Tracked read = checker.track(IoOp.READ, 0, 4096, inFlight);
-        dev.submit(IoOp.READ, 0, 4096, 0, inFlight, read.id, checker);
-        dev.disconnect();
-        ByteBuffer queuedBuffer = ByteBuffer.allocate(4096);
-        OwnershipChecker.Tracked queued = checker.track(IoOp.READ, 0, 4096, queuedBuffer);
-        dev.submit(IoOp.READ, 0, 4096, 0, queuedBuffer, queued.id, checker);
+        InFlightAndQueued rig = InFlightAndQueued.start();
+        QueueingBlockDevice dev = rig.dev;
+        FaultInjectingBlockDevice path = rig.path;
+        OwnershipChecker checker = rig.checker;
+        OwnershipChecker.Tracked read = rig.read;
+        OwnershipChecker.Tracked queued = rig.queued;
 
         dev.forceClose();
         path.releaseAll();
@@ -360,17 +378,12 @@ class QueueingBlockDeviceTest {
 
     @Test
     void theCallerMayCancelQueuedAndInFlightRequests() {
-        QueueingBlockDevice dev = device(4);
-        FaultInjectingBlockDevice path = holdingPath();
-        dev.connect(path, INFO);
-        OwnershipChecker checker = new OwnershipChecker();
-        ByteBuffer inFlight = ByteBuffer.allocate(4096);
-        OwnershipChecker.Tracked read = checker.track(IoOp.READ, 0, 4096, inFlight);
-        dev.submit(IoOp.READ, 0, 4096, 0, inFlight, read.id, checker);
-        dev.disconnect();
-        ByteBuffer queuedBuffer = ByteBuffer.allocate(4096);
-        OwnershipChecker.Tracked queued = checker.track(IoOp.READ, 0, 4096, queuedBuffer);
-        dev.submit(IoOp.READ, 0, 4096, 0, queuedBuffer, queued.id, checker);
+        InFlightAndQueued rig = InFlightAndQueued.start();
+        QueueingBlockDevice dev = rig.dev;
+        FaultInjectingBlockDevice path = rig.path;
+        OwnershipChecker checker = rig.checker;
+        OwnershipChecker.Tracked read = rig.read;
+        OwnershipChecker.Tracked queued = rig.queued;
 
         dev.cancel(read.id, checker);
         dev.cancel(queued.id, checker);

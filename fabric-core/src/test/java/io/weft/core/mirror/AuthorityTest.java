@@ -25,8 +25,6 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -37,7 +35,7 @@ import org.junit.jupiter.api.Test;
  * speed. Found by DrillsIT (bug 6): the only in-sync leg was dropped for slowness while the other resynced, writes
  * were acknowledged by the resyncing leg alone, and the stale leg was later declared in sync and copied over them.
  */
-class AuthorityTest {
+class AuthorityTest extends MirrorTestBase {
     static final long SIZE = 32L << 20;
     static final int REGION = 1 << 20;
     static final long LEG_TIMEOUT = 200_000_000L;
@@ -45,24 +43,11 @@ class AuthorityTest {
     static final int A = 0;
     static final int B = 1;
 
-    Path dir;
-    MirrorBlockDevice mirror;
     final List<String> dropped = new CopyOnWriteArrayList<>();
     /** Every write acknowledged OK: offset → data. The final check reads each back from every leg. */
     final Map<Long, byte[]> acknowledged = new LinkedHashMap<>();
 
-    @BeforeEach
-    void setUp() throws Exception {
-        dir = MirrorFixture.tempDir("weft-authority-");
-    }
 
-    @AfterEach
-    void tearDown() throws Exception {
-        if (mirror != null) {
-            mirror.close();
-        }
-        MirrorFixture.deleteTree(dir);
-    }
 
     static MirrorOptions manualTime() {
         return MirrorOptions.defaults().withLegTimeoutNanos(LEG_TIMEOUT).withResyncBytesPerSecond(0)

@@ -13,33 +13,18 @@ import io.weft.core.io.IoStatus;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
  * {@link MirrorBlockDevice#resyncLeg}: the honest way to ask for a full copy (instead of deleting the bitmap file,
  * which makes a new mirror whose legs are assumed identical and copies nothing).
  */
-class FullResyncTest {
+class FullResyncTest extends MirrorTestBase {
     static final long SIZE = 8L << 20;
     static final int REGION = 1 << 20;
 
-    Path dir;
-    MirrorBlockDevice mirror;
 
-    @BeforeEach
-    void setUp() throws Exception {
-        dir = MirrorFixture.tempDir("weft-fullresync");
-    }
 
-    @AfterEach
-    void tearDown() throws Exception {
-        if (mirror != null) {
-            mirror.close();
-        }
-        MirrorFixture.deleteTree(dir);
-    }
 
     static MirrorOptions options() {
         return MirrorOptions.defaults().withWatchdog(false).withResyncBytesPerSecond(0);

@@ -23,27 +23,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-class MirrorBlockDeviceTest {
+class MirrorBlockDeviceTest extends MirrorTestBase {
     static final long SIZE = 16L << 20;
-    Path dir;
-    MirrorBlockDevice mirror;
 
-    @BeforeEach
-    void setUp() throws Exception {
-        dir = MirrorFixture.tempDir("weft-mirror-");
-    }
 
-    @AfterEach
-    void tearDown() throws Exception {
-        if (mirror != null) {
-            mirror.close();
-        }
-        MirrorFixture.deleteTree(dir);
-    }
 
     MirrorBlockDevice mirrorOf(List<? extends BlockDevice> legs, MirrorOptions options) {
         mirror = new MirrorBlockDevice(new ArrayList<>(legs), WriteIntentBitmap.inMemory(SIZE, 1 << 20), options);

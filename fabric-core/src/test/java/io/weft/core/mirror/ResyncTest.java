@@ -21,28 +21,13 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-class ResyncTest {
+class ResyncTest extends MirrorTestBase {
     static final long SIZE = 64L << 20;
     static final int REGION = 1 << 20;
-    Path dir;
-    MirrorBlockDevice mirror;
 
-    @BeforeEach
-    void setUp() throws Exception {
-        dir = MirrorFixture.tempDir("weft-resync-");
-    }
 
-    @AfterEach
-    void tearDown() throws Exception {
-        if (mirror != null) {
-            mirror.close();
-        }
-        MirrorFixture.deleteTree(dir);
-    }
 
     static MirrorOptions options(long rate) {
         // Activity log extents of one region: a dropped leg's unflushed extents (marked for a resync in case its

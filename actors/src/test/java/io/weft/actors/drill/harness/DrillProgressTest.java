@@ -7,33 +7,18 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.weft.core.io.BlockDevice;
-import io.weft.core.mirror.MirrorFixture;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /** The progress hook other threads read while a drill runs: its phase, its request count, and cancel. */
-class DrillProgressTest {
+class DrillProgressTest extends FileStoreTestBase {
     static final long SIZE = 4L << 20;
-    Path dir;
-    BlockDevice store;
 
-    @BeforeEach
-    void setUp() throws Exception {
-        dir = MirrorFixture.tempDir("weft-drill-progress-");
-        store = MirrorFixture.fileLeg(dir, "single", SIZE);
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        store.close();
-        MirrorFixture.deleteTree(dir);
+    DrillProgressTest() {
+        super("single", SIZE);
     }
 
     private static DrillOptions options(long before, long during, long after) {

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.weft.core.io.BlockDevice;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import io.weft.core.mirror.MirrorFixture;
@@ -13,12 +12,9 @@ import io.weft.core.nbd.NbdExport;
 import io.weft.core.nbd.NbdServer;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -26,21 +22,11 @@ import org.junit.jupiter.api.Test;
  * server is gone and sends them once it is back, and a whole drill through it across a server restart (what the
  * client-kill drill does to a client node's export) keeps every acknowledged write.
  */
-class NbdDriveDeviceTest {
+class NbdDriveDeviceTest extends FileStoreTestBase {
     static final long SIZE = 8L << 20;
-    Path dir;
-    BlockDevice store;
 
-    @BeforeEach
-    void setUp() throws Exception {
-        dir = MirrorFixture.tempDir("weft-nbd-drive-");
-        store = MirrorFixture.fileLeg(dir, "export.img", SIZE);
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        store.close();
-        MirrorFixture.deleteTree(dir);
+    NbdDriveDeviceTest() {
+        super("export.img", SIZE);
     }
 
     private NbdServer serve() {
