@@ -50,13 +50,15 @@ class RetriedWriteOrderingTest {
         return done;
     }
 
+    /** One queue per path, round robin; heartbeats every 50 ms and a path silent for 400 ms is declared failed. */
+    private static final RdmaClientConfig CONFIG = new RdmaClientConfig(8, 128 * 1024, 1, PathPolicy.ROUND_ROBIN,
+            Duration.ofMillis(50), Duration.ofMillis(400), Duration.ofSeconds(1), Duration.ofMillis(20),
+            Duration.ofMillis(200), Duration.ofSeconds(30));
+
     @Test
     void writeHeldOnAFailedPathNeverLandsAfterItsRetryOrANewerWrite() throws Exception {
-        RdmaClientConfig config = new RdmaClientConfig(8, 128 * 1024, 1, PathPolicy.ROUND_ROBIN,
-                Duration.ofMillis(50), Duration.ofMillis(400), Duration.ofSeconds(1), Duration.ofMillis(20),
-                Duration.ofMillis(200), Duration.ofSeconds(30));
         // The storage side's own heartbeat timeout stays far away: it still serves a path whose frames are held.
-        try (WireFaultRig rig = WireFaultRig.open(dir.resolve("d"), 1 << 20, 2, "ordering", config)) {
+        try (WireFaultRig rig = WireFaultRig.open(dir.resolve("d"), 1 << 20, 2, "ordering", CONFIG)) {
             WireFaultProvider clientProvider = rig.clientProvider;
             StoreBlockDevice store = rig.store;
             RdmaServer server = rig.server;
@@ -103,11 +105,8 @@ class RetriedWriteOrderingTest {
 
     @Test
     void reopenedPathFencesItsOldConnectionsBeforeTheRetry() throws Exception {
-        RdmaClientConfig config = new RdmaClientConfig(8, 128 * 1024, 1, PathPolicy.ROUND_ROBIN,
-                Duration.ofMillis(50), Duration.ofMillis(400), Duration.ofSeconds(1), Duration.ofMillis(20),
-                Duration.ofMillis(200), Duration.ofSeconds(30));
         // The storage side's own heartbeat timeout stays far away: it still serves a path whose frames are held.
-        try (WireFaultRig rig = WireFaultRig.open(dir.resolve("d"), 1 << 20, 1, "reopen", config)) {
+        try (WireFaultRig rig = WireFaultRig.open(dir.resolve("d"), 1 << 20, 1, "reopen", CONFIG)) {
             WireFaultProvider clientProvider = rig.clientProvider;
             StoreBlockDevice store = rig.store;
             RdmaServer server = rig.server;

@@ -155,18 +155,14 @@ class QueueingBlockDeviceTest {
         assertEquals(IoStatus.EIO, done.of(5));
         assertEquals(0, dev.inFlight());
         // The slot is free again and a later path does not see the expired request.
-        ArrayPath path = new ArrayPath();
-        path.hold = true;
-        dev.connect(path, INFO);
+        ArrayPath path = connectHoldingPath(dev);
         assertTrue(path.held.isEmpty());
     }
 
     @Test
     void inFlightRequestsThatNeverCompleteFailAfterTheIoTimeoutAndLateCompletionsAreIgnored() {
         QueueingBlockDevice dev = device(2);
-        ArrayPath path = new ArrayPath();
-        path.hold = true;
-        dev.connect(path, INFO);
+        ArrayPath path = connectHoldingPath(dev);
         Completions done = new Completions();
         dev.submit(IoOp.WRITE, 0, 512, 0, pattern(512, 1), 1, done);
         assertEquals(1, dev.expire(System.nanoTime() + TIMEOUT + 1));
@@ -196,12 +192,18 @@ class QueueingBlockDeviceTest {
         assertEquals(9, next.data[0]);
     }
 
-    @Test
-    void forceCloseFailsQueuedAndInFlightWithEioAndRefusesNewIo() {
-        QueueingBlockDevice dev = device(4);
+    /** Connects {@code dev} to a path that holds every request until the test releases it. */
+    private static ArrayPath connectHoldingPath(QueueingBlockDevice dev) {
         ArrayPath path = new ArrayPath();
         path.hold = true;
         dev.connect(path, INFO);
+        return path;
+    }
+
+    @Test
+    void forceCloseFailsQueuedAndInFlightWithEioAndRefusesNewIo() {
+        QueueingBlockDevice dev = device(4);
+        ArrayPath path = connectHoldingPath(dev);
         Completions done = new Completions();
         dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), 1, done);
         dev.disconnect();
@@ -218,9 +220,7 @@ class QueueingBlockDeviceTest {
     @Test
     void drainingRefusesNewIoButLetsSubmittedIoFinish() {
         QueueingBlockDevice dev = device(4);
-        ArrayPath path = new ArrayPath();
-        path.hold = true;
-        dev.connect(path, INFO);
+        ArrayPath path = connectHoldingPath(dev);
         Completions done = new Completions();
         dev.submit(IoOp.READ, 0, 512, 0, ByteBuffer.allocate(512), 1, done);
         dev.stopAccepting();
@@ -235,9 +235,7 @@ class QueueingBlockDeviceTest {
     @Test
     void badRequestsAndExhaustionCompleteWithoutTouchingThePath() {
         QueueingBlockDevice dev = device(2);
-        ArrayPath path = new ArrayPath();
-        path.hold = true;
-        dev.connect(path, INFO);
+        ArrayPath path = connectHoldingPath(dev);
         Completions done = new Completions();
         dev.submit(IoOp.READ, INFO.size(), 512, 0, ByteBuffer.allocate(512), 1, done);
         assertEquals(IoStatus.EOVERFLOW, done.of(1));
