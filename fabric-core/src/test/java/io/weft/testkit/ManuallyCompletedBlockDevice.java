@@ -53,7 +53,9 @@ public final class ManuallyCompletedBlockDevice implements BlockDevice {
         held.clear();
     }
 
-    /** Completes every held request OK after filling each READ/WRITE payload (the shared data slot) with {@code fill}. */
+    /**
+     * Completes every held request OK after filling each READ/WRITE payload (the shared data slot) with {@code fill}.
+     */
     public synchronized void releaseAllFilled(byte fill) {
         for (Held h : held) {
             ByteBuffer b = h.buffer();

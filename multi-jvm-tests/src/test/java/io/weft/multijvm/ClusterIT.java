@@ -26,10 +26,10 @@ import org.junit.jupiter.api.TestMethodOrder;
  * kill -9 of a storage node (device reconnecting), its restart (device remaps by itself), SIGSTOP of a storage node
  * (detected, then recovered), kill -9 of a client node (its rw mapping released).
  *
- * <p>These tests exercise the control plane; the data path across JVMs is covered by {@link TransportsIT}. Devices here are mapped over
- * the {@code control-only} transport (the control plane runs for real; IO completes with ENOTSUP). The IO side of
- * the same story — IO queued, EIO after the io-timeout, IO resuming after the remap — is covered in-JVM by the actors
- * module's TwoNodeTest over the in-process transport.
+ * <p>These tests exercise the control plane; the data path across JVMs is covered by {@link TransportsIT}. Devices here
+ * are mapped over the {@code control-only} transport (the control plane runs for real; IO completes with ENOTSUP). The
+ * IO side of the same story — IO queued, EIO after the io-timeout, IO resuming after the remap — is covered in-JVM by
+ * the actors module's TwoNodeTest over the in-process transport.
  *
  * <p>The steps share the cluster and run in order.
  */

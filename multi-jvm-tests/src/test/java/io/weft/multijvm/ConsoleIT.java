@@ -345,7 +345,8 @@ class ConsoleIT {
         // The returning leg resyncs at 1 MiB/s: the bar shows a percentage below 100, then a higher one.
         TreeSet<Integer> seen = new TreeSet<>();
         waiting(Duration.ofSeconds(90)).until(d -> {
-            for (WebElement row : m0.findElements(By.cssSelector("tr.leg[data-resyncing=''], tr.leg[data-resyncing=true]"))) {
+            for (WebElement row : m0.findElements(
+                    By.cssSelector("tr.leg[data-resyncing=''], tr.leg[data-resyncing=true]"))) {
                 int percent = Integer.parseInt(row.findElement(By.className("bar")).getAttribute("data-percent"));
                 if (percent < 100) {
                     seen.add(percent);

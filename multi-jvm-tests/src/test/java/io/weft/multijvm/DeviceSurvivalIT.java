@@ -37,7 +37,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * start, and every other node, names every node as a seed (storage first): a restarted storage node then finds a
  * live client's cluster, and a re-incarnated client finds the restarted storage node's. The storage node always has
  * the lower cluster port, so with two members the keep-majority tie goes to the storage side and the client is the
- * one downed (the case the issue measured). Each test runs its own nodes; logs under {@code target/multi-jvm/survival-<pid>/}.
+ * one downed (the case the issue measured). Each test runs its own nodes; logs under
+ * {@code target/multi-jvm/survival-<pid>/}.
  */
 class DeviceSurvivalIT {
     private static final Duration WAIT = Duration.ofSeconds(90);

@@ -4,7 +4,6 @@ import static io.weft.multijvm.NodeProcess.json;
 import static io.weft.testkit.Await.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -104,7 +103,8 @@ class DrillsIT {
                 + "iopsAfter,requests,wallMillis";
 
         String csv() {
-            return String.format(Locale.ROOT, "%s,%d,%s,%s,%d,%d,%d,%s,%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%d,%d",
+            return String.format(Locale.ROOT,
+                    "%s,%d,%s,%s,%d,%d,%d,%s,%s,%.3f,%.3f,%.3f,%.3f,%.3f,%.0f,%.0f,%.0f,%d,%d",
                     transport, index, fault, target, seed, workingSet, queueDepth, phase, intact, stall, stallBefore,
                     detect, failover, resync, iopsBefore, iopsDuring, iopsAfter, requests, wallMillis);
         }
@@ -231,8 +231,9 @@ class DrillsIT {
                     "after the resync b's leg holds exactly a's data");
             fioOk("m1-w1-verify", w1, "--verify_only");
             fioOk("m1-w2-verify", w2, "--verify_only");
-            System.out.printf("[drills] client restart in a degraded period: bitmap kept 4 dirty regions (+ 2 logged extents), resync"
-                    + " copied %d regions (%d bytes) to b's leg%n", resync.get("regionsDone").asLong(),
+            System.out.printf("[drills] client restart in a degraded period: bitmap kept 4 dirty regions"
+                    + " (+ 2 logged extents), resync copied %d regions (%d bytes) to b's leg%n",
+                    resync.get("regionsDone").asLong(),
                     resync.get("bytesCopied").asLong());
         }
     }

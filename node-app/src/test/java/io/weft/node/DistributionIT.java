@@ -28,7 +28,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class DistributionIT {
     private static final Pattern READY = Pattern.compile(
-            "weft node ready: nbd=127\\.0\\.0\\.1:(\\d+) http=(127\\.0\\.0\\.1:\\d+) cluster=\\S+ volumes=1 pid=(\\d+)");
+            "weft node ready: nbd=127\\.0\\.0\\.1:(\\d+) http=(127\\.0\\.0\\.1:\\d+) cluster=\\S+"
+                    + " volumes=1 pid=(\\d+)");
     private static final Path SOURCE_TREE = Path.of("..").toAbsolutePath().normalize();
 
     @TempDir

@@ -34,8 +34,8 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class WeftNodeIT {
     private static final Pattern READY = Pattern.compile(
-            "weft node ready: nbd=127\\.0\\.0\\.1:(\\d+) unix=(\\S+) http=127\\.0\\.0\\.1:(\\d+) cluster=127\\.0\\.0\\.1:\\d+"
-                    + " volumes=1 pid=\\d+");
+            "weft node ready: nbd=127\\.0\\.0\\.1:(\\d+) unix=(\\S+) http=127\\.0\\.0\\.1:(\\d+)"
+                    + " cluster=127\\.0\\.0\\.1:\\d+ volumes=1 pid=\\d+");
 
     @TempDir
     Path cwd;
@@ -145,7 +145,8 @@ class WeftNodeIT {
     void anExtraExportRootKeepsTheDefaultVolumeInTheDataDir() throws Exception {
         Path extra = Files.createDirectories(cwd.resolve("extra"));
         try (ChildJvm node = WeftJvm.start(cwd, List.of(), "node", "--export-root", extra.toString(),
-                "--nbd-listen", "127.0.0.1:0", "--nbd-unix", "off", "--http-listen", "127.0.0.1:0", "--cluster-port", "0")) {
+                "--nbd-listen", "127.0.0.1:0", "--nbd-unix", "off", "--http-listen", "127.0.0.1:0",
+                "--cluster-port", "0")) {
             String ready = node.awaitLine("weft node ready:", Duration.ofSeconds(60));
             assertTrue(ready.contains(" volumes=1 "), node.output());
             Matcher http = Pattern.compile("http=(127\\.0\\.0\\.1:\\d+)").matcher(ready);

@@ -23,7 +23,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -61,8 +60,9 @@ class LateAnswerTest {
     }
 
     /**
-     * A software-RDMA server exporting {@code vol0} from a sparse 1 MiB file behind a {@link CompletionHoldingBlockDevice}
-     * (so a test decides when the storage side's answers leave), and one session to it over one path.
+     * A software-RDMA server exporting {@code vol0} from a sparse 1 MiB file behind a
+     * {@link CompletionHoldingBlockDevice} (so a test decides when the storage side's answers leave), and one session
+     * to it over one path.
      */
     private static final class HeldServer implements AutoCloseable {
         final SoftwareProvider provider;

@@ -19,7 +19,6 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -56,7 +55,8 @@ class PathManagementTest {
             session.disconnectPath(first);
             // Answers already on the wire may still complete on it; once nothing is in flight there, nothing can.
             await("first path disconnected and drained", WAIT,
-                    () -> path(session, first).state() == PathState.DISCONNECTED && path(session, first).inflight() == 0);
+                    () -> path(session, first).state() == PathState.DISCONNECTED
+                            && path(session, first).inflight() == 0);
             long frozen = path(session, first).completed();
             long onSecond = path(session, second).completed();
             await("IO continues on the second path", WAIT,

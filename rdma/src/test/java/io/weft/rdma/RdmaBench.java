@@ -45,8 +45,8 @@ public final class RdmaBench {
         long size = Long.parseLong(args[1]);
         int seconds = Integer.parseInt(args[2]);
         int warmup = Integer.parseInt(args[3]);
-        Path log = Path.of(System.getProperty("java.io.tmpdir"), "weft-rdma-bench-storage-" + ProcessHandle.current().pid()
-                + ".log");
+        Path log = Path.of(System.getProperty("java.io.tmpdir"),
+                "weft-rdma-bench-storage-" + ProcessHandle.current().pid() + ".log");
         try (StorageProcess storage = StorageProcess.start(file, size, "127.0.0.1:0", 1, log);
              SoftwareProvider provider = new SoftwareProvider(benchTls());
              RdmaSession session = RdmaSession.open(provider, "bench", "vol0", TestGrants.GRANT,

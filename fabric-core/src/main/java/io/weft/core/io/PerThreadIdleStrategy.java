@@ -24,7 +24,9 @@ public final class PerThreadIdleStrategy {
         this.perThread = ThreadLocal.withInitial(factory);
     }
 
-    /** This thread's instance, reset to the start of its ladder (first spin). Allocates only on a thread's first wait. */
+    /**
+     * This thread's instance, reset to the start of its ladder (first spin). Allocates only on a thread's first wait.
+     */
     public IdleStrategy begin() {
         IdleStrategy idle = perThread.get();
         idle.reset();

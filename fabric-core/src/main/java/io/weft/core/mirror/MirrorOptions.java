@@ -9,7 +9,8 @@ package io.weft.core.mirror;
  * @param resyncBytesPerSecond resync throttle; 0 = unthrottled
  * @param startWatchdog        run the leg-timeout check on the device's own timer thread (every legTimeout/4);
  *                             false when the owner calls {@link MirrorBlockDevice#checkTimeouts(long)} itself
- * @param activityExtents      extents the {@link ActivityLog} keeps active (1..{@link WriteIntentBitmap#ACTIVITY_SLOTS})
+ * @param activityExtents      extents the {@link ActivityLog} keeps active
+ *                             (1..{@link WriteIntentBitmap#ACTIVITY_SLOTS})
  * @param activityExtentSize   bytes per activity log extent (a power of two; at least the bitmap's region size)
  */
 public record MirrorOptions(int maxInFlight, long legTimeoutNanos, ReadPolicy readPolicy, long resyncBytesPerSecond,

@@ -33,9 +33,10 @@ import org.slf4j.LoggerFactory;
  * NBD server (fixed newstyle) exporting {@link io.weft.core.io.BlockDevice}s over TCP and Unix sockets.
  *
  * <p>Protocol coverage: options EXPORT_NAME, INFO, GO, LIST, ABORT, STRUCTURED_REPLY, LIST_META_CONTEXT,
- * SET_META_CONTEXT ({@code base:allocation}) and STARTTLS (X.509, see {@link NbdTls}); unknown options get ERR_UNSUP and the handshake goes on. Commands
- * READ, WRITE, DISC, FLUSH, TRIM, WRITE_ZEROES (NO_HOLE, FAST_ZERO), CACHE, BLOCK_STATUS and the FUA flag; replies
- * simple or structured, completed out of order. See {@code docs/nbd.md} for the threading model and limits.
+ * SET_META_CONTEXT ({@code base:allocation}) and STARTTLS (X.509, see {@link NbdTls}); unknown options get ERR_UNSUP
+ * and the handshake goes on. Commands READ, WRITE, DISC, FLUSH, TRIM, WRITE_ZEROES (NO_HOLE, FAST_ZERO), CACHE,
+ * BLOCK_STATUS and the FUA flag; replies simple or structured, completed out of order. See {@code docs/nbd.md} for the
+ * threading model and limits.
  *
  * <p>Each connection has a reader thread and, only when the device completes on its own threads, a writer thread
  * (see {@link NbdConnection}); one acceptor thread per listener; one watchdog thread that closes connections which

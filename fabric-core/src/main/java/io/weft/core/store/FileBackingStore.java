@@ -221,7 +221,10 @@ public final class FileBackingStore implements BackingStore {
         }
     }
 
-    /** Creates a sparse file of {@code size} bytes if it does not exist (an existing file keeps its size), then opens it read-write. */
+    /**
+     * Creates a sparse file of {@code size} bytes if it does not exist (an existing file keeps its size), then opens it
+     * read-write.
+     */
     public static FileBackingStore createSparse(Path path, long size) throws IOException {
         return createSparse(path, size, false);
     }

@@ -67,7 +67,8 @@ public final class IoWorkerBlockDevice implements BlockDevice {
         this.runners = new AgentRunner[threads];
         for (int i = 0; i < threads; i++) {
             AgentRunner runner = new AgentRunner(
-                    new BackoffIdleStrategy(100, 10, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MILLISECONDS.toNanos(1)),
+                    new BackoffIdleStrategy(100, 10, TimeUnit.MICROSECONDS.toNanos(1),
+                            TimeUnit.MILLISECONDS.toNanos(1)),
                     error -> LOG.warn("IO worker of {} failed", name, error), null, new Worker(name + "-io-" + i));
             runners[i] = runner;
             AgentRunner.startOnThread(runner);

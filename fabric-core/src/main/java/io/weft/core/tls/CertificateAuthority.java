@@ -141,7 +141,8 @@ public final class CertificateAuthority {
     public void writeAuthority(Path dir) throws IOException {
         Files.createDirectories(dir);
         writePublic(dir.resolve(TlsLayout.CA_CERT), Pem.certificate(caCertificate));
-        Pem.writePrivate(dir.resolve(TlsLayout.CA_KEY), Pem.encode("PRIVATE KEY", pkcs8(caKey, caCertificate.getPublicKey())));
+        Pem.writePrivate(dir.resolve(TlsLayout.CA_KEY),
+                Pem.encode("PRIVATE KEY", pkcs8(caKey, caCertificate.getPublicKey())));
     }
 
     /**

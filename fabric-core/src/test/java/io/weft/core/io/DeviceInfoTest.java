@@ -28,6 +28,7 @@ class DeviceInfoTest {
 
     @Test
     void aPeersInvalidGeometryIsRefused() {
-        assertThrows(IllegalArgumentException.class, () -> DeviceInfo.fromCapabilityBits(1 << 20, 500, 4096, 1 << 17, 0));
+        assertThrows(IllegalArgumentException.class,
+                () -> DeviceInfo.fromCapabilityBits(1 << 20, 500, 4096, 1 << 17, 0));
     }
 }

@@ -213,7 +213,8 @@ class SplittingBlockDeviceTest {
         dev.submit(IoOp.WRITE, offset, length, IoFlags.FUA, buf, 5, caller);
 
         List<Part> parts = new ArrayList<>(inner.drain());
-        assertEquals(9, parts.size(), "512 B into a block + 1 MiB + 1.5 KiB = 8 parts and 2 KiB: a short head, 7 full, tail");
+        assertEquals(9, parts.size(),
+                "512 B into a block + 1 MiB + 1.5 KiB = 8 parts and 2 KiB: a short head, 7 full, tail");
         parts.sort(Comparator.comparingLong(Part::offset));
         long expected = offset;
         for (Part p : parts) {

@@ -19,7 +19,6 @@ import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import java.lang.management.ManagementFactory;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.BlockDevice;
 import io.weft.core.store.StoreBlockDevice;
-import java.io.IOException;
 import java.net.StandardSocketOptions;
 import java.nio.ByteBuffer;
 import java.time.Duration;
@@ -196,7 +195,9 @@ class NbdLimitsTest {
         }
     }
 
-    /** A request that cannot get buffer memory within the read-stall timeout fails with ENOMEM; the connection lives. */
+    /**
+     * A request that cannot get buffer memory within the read-stall timeout fails with ENOMEM; the connection lives.
+     */
     @Test
     void aRequestThatWaitsTooLongForTheBudgetFailsWithEnomem() throws Exception {
         int payload = 1 << 20;

@@ -167,7 +167,8 @@ class StoreBlockDeviceTest {
             AtomicLongArray seen = new AtomicLongArray(requests);
             io.weft.core.io.IoCompletion check = (tag, status) -> {
                 ByteBuffer b = buffers[(int) tag];
-                seen.set((int) tag, status == IoStatus.OK && b.getInt(0) == tag && b.getInt(block - 4) == ~tag ? 1 : -1);
+                seen.set((int) tag,
+                        status == IoStatus.OK && b.getInt(0) == tag && b.getInt(block - 4) == ~tag ? 1 : -1);
                 reads.onComplete(tag, status);
             };
             for (int i = 0; i < requests; i++) {

@@ -112,7 +112,8 @@ public final class SettingsLoader {
             String m = e.getMessage() == null ? "" : e.getMessage();
             java.util.regex.Matcher k = Pattern.compile("(weft\\.[A-Za-z0-9._-]+)").matcher(m);
             String key = k.find() ? k.group(1) : "weft";
-            throw new InvalidSettingException(key, m.substring(m.indexOf(key) + key.length()).replaceFirst("^:?\\s*", ""));
+            throw new InvalidSettingException(key,
+                    m.substring(m.indexOf(key) + key.length()).replaceFirst("^:?\\s*", ""));
         } catch (IllegalArgumentException e) {
             String m = String.valueOf(e.getMessage());
             int colon = m.indexOf(": ");
@@ -319,7 +320,8 @@ public final class SettingsLoader {
             if (entry.hasPath("size")) {
                 long bytes = r.prefixed(at, () -> r.size("size", 1, Long.MAX_VALUE / 2));
                 if (bytes % SIZE_ALIGNMENT != 0) {
-                    throw new InvalidSettingException(at + ".size", "must be a positive multiple of 4k (4096 bytes), got " + bytes);
+                    throw new InvalidSettingException(at + ".size",
+                            "must be a positive multiple of 4k (4096 bytes), got " + bytes);
                 }
                 size = OptionalLong.of(bytes);
             }

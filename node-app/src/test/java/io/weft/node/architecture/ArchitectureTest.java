@@ -130,9 +130,9 @@ class ArchitectureTest {
     }
 
     /**
-     * {@code client} <-> {@code storage} and {@code drill} <-> {@code storage} were cycles until the cross-node messages
-     * moved to {@code io.weft.actors.protocol} (issue #16, item 1); the rule was frozen on them meanwhile and holds
-     * strictly now.
+     * {@code client} <-> {@code storage} and {@code drill} <-> {@code storage} were cycles until the cross-node
+     * messages moved to {@code io.weft.actors.protocol} (issue #16, item 1); the rule was frozen on them meanwhile and
+     * holds strictly now.
      */
     @Test
     void actorsPackagesAreFreeOfCycles() {

@@ -9,7 +9,6 @@ import com.typesafe.config.ConfigFactory;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalLong;
@@ -140,7 +139,8 @@ class SettingsLoaderTest {
         "weft.nbd.listen | 127.0.0.1: | weft.nbd.listen: expected HOST:PORT",
         "weft.nbd.listen | :10809 | weft.nbd.listen: expected HOST:PORT",
         "weft.nbd.listen | ::1:10809 | weft.nbd.listen: expected HOST:PORT",
-        "weft.http.listen | 127.0.0.1:1 | weft.http.listen: replaced by weft.management.http.hostname, .port and .enabled",
+        "weft.http.listen | 127.0.0.1:1 | weft.http.listen: replaced by weft.management.http.hostname, .port"
+                + " and .enabled",
         "weft.management.http.port | http | weft.management.http.port: expected a whole number, got \"http\"",
         "weft.management.http.port | 70000 | weft.management.http.port: must be between 0 and 65535, got 70000",
         "weft.management.http.enabled | maybe | weft.management.http.enabled: expected true or false",
@@ -148,13 +148,18 @@ class SettingsLoaderTest {
         "weft.data-dir | '' | weft.data-dir: must not be empty",
         "weft.nbd.unix-socket | '' | weft.nbd.unix-socket: must not be empty",
         "weft.store.io-threads | 2 | weft.store.io-threads: unknown setting",
-        "weft.nbd.lisen | 1 | weft.nbd.lisen: unknown setting (known under weft.nbd: buffer-budget, handshake-timeout, idle-timeout, listen, max-request-size, read-stall-timeout, tls, tls-certificates, tls-verify-peer, unix-socket, write-stall-timeout)",
+        "weft.nbd.lisen | 1 | weft.nbd.lisen: unknown setting (known under weft.nbd: buffer-budget, handshake-timeout,"
+                + " idle-timeout, listen, max-request-size, read-stall-timeout, tls, tls-certificates, tls-verify-peer,"
+                + " unix-socket, write-stall-timeout)",
         "weft.nbd.read-stall-timeout | soon | weft.nbd.read-stall-timeout: expected a duration such as 30s (0 = off)",
         "weft.nbd.idle-timeout | -1s | weft.nbd.idle-timeout: must not be negative (0 = off)",
-        "weft.nbd.buffer-budget | 32MiB | weft.nbd.buffer-budget: must be at least twice weft.nbd.max-request-size (67108864 bytes): 33554432",
+        "weft.nbd.buffer-budget | 32MiB | weft.nbd.buffer-budget: must be at least twice weft.nbd.max-request-size"
+                + " (67108864 bytes): 33554432",
         "weft.nbd.max-request-size | 1000 | weft.nbd.max-request-size: must be a multiple of 4 KiB",
-        "weft.colour | blue | weft.colour: unknown setting (known under weft: client, cluster, cxl, data-dir, insecure, management,",
-        "weft.tls.certificates | /nonexistent/certs | weft.tls.certificates: certificate directory /nonexistent/certs has no readable ca-cert.pem",
+        "weft.colour | blue | weft.colour: unknown setting (known under weft: client, cluster, cxl, data-dir,"
+                + " insecure, management,",
+        "weft.tls.certificates | /nonexistent/certs | weft.tls.certificates: certificate directory /nonexistent/certs"
+                + " has no readable ca-cert.pem",
     })
     void eachInvalidSettingIsNamed(String key, String value, String expectedMessage) {
         InvalidSettingException e = assertThrows(InvalidSettingException.class, () -> parseD(Map.of(key, value)));
@@ -174,7 +179,8 @@ class SettingsLoaderTest {
         "{ path = a.img, size = 1g } | weft.volumes[0].name: missing (required)",
         "{ name = \"a b\", path = a.img } | weft.volumes[0].name: expected letters, digits",
         "{ name = a } | weft.volumes[0].path: missing (required)",
-        "{ name = a, path = a.img, size = 1000 } | weft.volumes[0].size: must be a positive multiple of 4k (4096 bytes), got 1000",
+        "{ name = a, path = a.img, size = 1000 } | weft.volumes[0].size: must be a positive multiple of 4k"
+                + " (4096 bytes), got 1000",
         "{ name = a, path = a.img, size = big } | weft.volumes[0].size: expected a size such as 1g",
         "{ name = a, path = a.img, size = 0 } | weft.volumes[0].size: must be between 1",
         "{ name = a, path = a.img, sise = 1g } | weft.volumes[0].sise: unknown setting (known: description, name",

@@ -181,7 +181,9 @@ final class SessionDevices {
         return null;
     }
 
-    /** Control thread: a device's open ended without an id (refused, or its proof failed), or it is no longer served. */
+    /**
+     * Control thread: a device's open ended without an id (refused, or its proof failed), or it is no longer served.
+     */
     private void openFailed(RdmaBlockDevice d, String reason) {
         d.state = RdmaBlockDevice.GONE;
         d.remoteId = -1;

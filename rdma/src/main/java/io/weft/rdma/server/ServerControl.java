@@ -75,7 +75,9 @@ final class ServerControl implements Runnable, CompletionHandler {
     static final int MAX_PENDING_DEVICES = 8;
     /** DEVICE_CLOSED notices sent after each heartbeat answer: bounded so the client's receive slots never run out. */
     static final int NOTICES_PER_HEARTBEAT = 4;
-    /** Devices the storage node stopped serving (RdmaServer.removeDevice, any thread); the control thread closes them. */
+    /**
+     * Devices the storage node stopped serving (RdmaServer.removeDevice, any thread); the control thread closes them.
+     */
     private final ConcurrentLinkedQueue<String> withdrawn = new ConcurrentLinkedQueue<>();
 
     /** One admin connection (one path of one session once it authenticated: {@code session != null}). */
@@ -216,7 +218,8 @@ final class ServerControl implements Runnable, CompletionHandler {
                 a.channel.connection().close();
             } else if (!a.closed && now - a.lastHeardNanos > heartbeatTimeoutNanos) {
                 LOG.warn("closing path {} of session '{}': no heartbeat for {} ms", a.pathId,
-                        a.session == null ? "?" : a.session.name, TimeUnit.NANOSECONDS.toMillis(now - a.lastHeardNanos));
+                        a.session == null ? "?" : a.session.name,
+                        TimeUnit.NANOSECONDS.toMillis(now - a.lastHeardNanos));
                 a.closed = true;
                 a.channel.connection().close();
             }

@@ -17,9 +17,9 @@ import org.slf4j.LoggerFactory;
 /**
  * The storage side of one IO connection: turns each request immediate into one {@link io.weft.core.io.BlockDevice}
  * call on the chunk's buffer, against the session device its header names, and answers with one write-with-immediate.
- * A device id the session does not hold open is answered with ESHUTDOWN and touches no device. Owned by one {@link ServerAgent}; every
- * field read from the chunk is checked before use, and a request the device cannot take gets an error status rather
- * than touching anything.
+ * A device id the session does not hold open is answered with ESHUTDOWN and touches no device. Owned by one
+ * {@link ServerAgent}; every field read from the chunk is checked before use, and a request the device cannot take gets
+ * an error status rather than touching anything.
  */
 final class ServerIoConnection implements IoCompletion {
     private static final Logger LOG = LoggerFactory.getLogger(ServerIoConnection.class);

@@ -27,7 +27,9 @@ final class ServerSession {
     final String name;
     /** The client node that proved the session's grant when the session was created; only it may join. */
     final String clientNode;
-    /** That node's identity (name and incarnation) the grant was bound to: devices opened here must be granted to it. */
+    /**
+     * That node's identity (name and incarnation) the grant was bound to: devices opened here must be granted to it.
+     */
     final String identity;
     final long token;
     final int chunkCount;

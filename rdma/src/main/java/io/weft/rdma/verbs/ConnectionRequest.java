@@ -4,7 +4,9 @@ import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 
-/** An incoming connection waiting for a decision: accept it into a protection domain and completion queue, or reject. */
+/**
+ * An incoming connection waiting for a decision: accept it into a protection domain and completion queue, or reject.
+ */
 public interface ConnectionRequest {
 
     /** The connecting side's private data (read-only). */

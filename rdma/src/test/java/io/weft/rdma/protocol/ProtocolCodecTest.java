@@ -83,7 +83,8 @@ class ProtocolCodecTest {
         assertEquals(7, m.fencePathId());
         assertEquals(0xFFFFFFFE, m.fenceGeneration());
         assertEquals(7, ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getInt(4), "path id at byte 4");
-        assertEquals(0xFFFFFFFE, ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getInt(8), "generation at byte 8");
+        assertEquals(0xFFFFFFFE, ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getInt(8),
+                "generation at byte 8");
         assertEquals(16, ControlMessage.minimumLength(ControlMessage.FENCE_ACK));
 
         int n = m.encodeOpenErr(IoStatus.EINVAL, "unknown device 'x'");
@@ -159,7 +160,8 @@ class ProtocolCodecTest {
     void connectDataRejectsForeignBytes() {
         ConnectData.Request r = ConnectData.parseRequest(ByteBuffer.wrap(ConnectData.request(2, 3, 99L, 4)));
         assertEquals(new ConnectData.Request(2, 3, 99L, 4, 0), r);
-        ConnectData.Request g = ConnectData.parseRequest(ByteBuffer.wrap(ConnectData.request(2, 3, 99L, 4, 0x80000001)));
+        ConnectData.Request g =
+                ConnectData.parseRequest(ByteBuffer.wrap(ConnectData.request(2, 3, 99L, 4, 0x80000001)));
         assertEquals(new ConnectData.Request(2, 3, 99L, 4, 0x80000001), g, "generation at bytes 20..23");
         assertNull(ConnectData.parseRequest(ByteBuffer.wrap(new byte[24])));
         byte[] badKind = ConnectData.request(2, 0, 0, 0);

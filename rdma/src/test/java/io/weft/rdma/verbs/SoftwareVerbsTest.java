@@ -152,7 +152,8 @@ class SoftwareVerbsTest {
     /** Counts completions per connection and puts every consumed receive back (what a real responder does). */
     static final class Reposting implements CompletionHandler {
         final java.util.concurrent.atomic.AtomicInteger completions = new java.util.concurrent.atomic.AtomicInteger();
-        final java.util.concurrent.atomic.AtomicReference<String> error = new java.util.concurrent.atomic.AtomicReference<>();
+        final java.util.concurrent.atomic.AtomicReference<String> error =
+                new java.util.concurrent.atomic.AtomicReference<>();
         private final MemoryRegion receiveInto;
         private final java.util.function.Consumer<VerbsConnection> onCompletion;
 

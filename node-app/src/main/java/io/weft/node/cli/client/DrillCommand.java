@@ -62,7 +62,8 @@ public final class DrillCommand extends ClientCommand {
             description = "flap only: the target runs this long between freezes (default 1s).")
     String runFor;
 
-    @Option(names = "--path", paramLabel = "N", description = "cut only: cut one transport path (index) instead of all.")
+    @Option(names = "--path", paramLabel = "N",
+            description = "cut only: cut one transport path (index) instead of all.")
     Integer path;
 
     @Option(names = "--no-restart", description = "kill only: leave the killed node down.")

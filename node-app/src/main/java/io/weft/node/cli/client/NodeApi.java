@@ -43,7 +43,8 @@ public final class NodeApi {
     /** The node's setting as a system property (as {@code weft node -D...} takes it), else the per-user default. */
     private static Path runtimeDir() {
         String configured = System.getProperty("weft.management.http.runtime-dir", "");
-        return configured.isBlank() || configured.equals("off") ? ManagementTokenFiles.defaultRuntimeDir(System.getenv())
+        return configured.isBlank() || configured.equals("off")
+                ? ManagementTokenFiles.defaultRuntimeDir(System.getenv())
                 : Path.of(configured);
     }
 

@@ -20,8 +20,9 @@ class DrillCommandTest extends CommandAgainstFakeNode {
 
     static DrillReport report(long lost) {
         return new DrillReport("kill", 7, 412.5, 3.25, 180.0, 230.0, 950.0, 12000, 9000, 11800, 45678, 30000, 12,
-                0, 0, 8192 - lost, lost, 0, 0, 0, 3, 8, 8, 8, 32L << 20, 64L << 20, 0, List.of(), List.of(DrillEventAt.fromText("+181 ms leg 1 dropped"),
-                DrillEventAt.fromText("+2950 ms leg 1 in sync")));
+                0, 0, 8192 - lost, lost, 0, 0, 0, 3, 8, 8, 8, 32L << 20, 64L << 20, 0, List.of(),
+                List.of(DrillEventAt.fromText("+181 ms leg 1 dropped"),
+                        DrillEventAt.fromText("+2950 ms leg 1 in sync")));
     }
 
     static String status(String phase, double progress, DrillReport report, String error) throws Exception {

@@ -21,7 +21,8 @@ import org.junit.jupiter.api.TestFactory;
 class JsonTextTest {
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
-    private static final String EVERY_KIND = "{\"ok\":true,\"failed\":false,\"none\":null,\"name\":\"vol\\u00e9 \\\"0\\\"\\n\","
+    private static final String EVERY_KIND = "{\"ok\":true,\"failed\":false,\"none\":null,"
+            + "\"name\":\"vol\\u00e9 \\\"0\\\"\\n\","
             + "\"int\":-7,\"long\":1099511627776,\"big\":123456789012345678901234567890,\"double\":0.25,"
             + "\"exp\":1.5E-7,\"empty\":{},\"list\":[],\"nested\":[1,[2,{\"a\":[\"x\",null]}],{\"b\":{\"c\":3}}],"
             + "\"dup\":1,\"dup\":2}";

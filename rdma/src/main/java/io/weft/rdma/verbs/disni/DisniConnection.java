@@ -10,7 +10,6 @@ import com.ibm.disni.verbs.SVCPostRecv;
 import com.ibm.disni.verbs.SVCPostSend;
 import io.weft.rdma.verbs.ConnectionBase;
 import io.weft.rdma.verbs.MemoryRegion;
-import io.weft.rdma.verbs.VerbsConnection;
 import io.weft.rdma.verbs.WcStatus;
 import java.io.IOException;
 import java.net.InetSocketAddress;

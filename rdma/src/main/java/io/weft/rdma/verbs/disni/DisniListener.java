@@ -1,7 +1,6 @@
 package io.weft.rdma.verbs.disni;
 
 import com.ibm.disni.verbs.RdmaCm;
-import com.ibm.disni.verbs.RdmaCmEvent;
 import com.ibm.disni.verbs.RdmaCmId;
 import com.ibm.disni.verbs.RdmaEventChannel;
 import io.weft.rdma.verbs.CompletionQueue;

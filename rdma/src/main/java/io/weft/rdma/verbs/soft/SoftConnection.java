@@ -6,7 +6,6 @@ import io.weft.rdma.verbs.CompletionHandler;
 import io.weft.rdma.verbs.ConnectionBase;
 import io.weft.rdma.verbs.ConnectionOptions;
 import io.weft.rdma.verbs.MemoryRegion;
-import io.weft.rdma.verbs.VerbsConnection;
 import io.weft.rdma.verbs.WcStatus;
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -346,8 +345,8 @@ final class SoftConnection extends ConnectionBase {
                     return;
                 }
                 if (length > rxLength[rxHead]) {
-                    remoteError(WcStatus.LOCAL_LENGTH_ERROR, "send of " + length + " bytes exceeds the posted receive of "
-                            + rxLength[rxHead]);
+                    remoteError(WcStatus.LOCAL_LENGTH_ERROR,
+                            "send of " + length + " bytes exceeds the posted receive of " + rxLength[rxHead]);
                     return;
                 }
                 MemoryRegion region = rxRegion[rxHead];
