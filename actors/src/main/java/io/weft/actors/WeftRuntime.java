@@ -56,9 +56,9 @@ import org.slf4j.LoggerFactory;
  *   node.shutdown();                                            // leaves the cluster, stops everything
  * </pre>
  * {@code start} builds the Pekko config from {@code weft.*} ({@link PekkoConfig}), starts the actor system with
- * {@link NodeGuardian} as guardian, joins the cluster ({@link ClusterFormation}: the seeds, or itself), starts Pekko Management HTTP with the Weft
- * routes and registers the JMX MBeans. The operations below are what the HTTP routes and JMX call; they are safe
- * from any thread.
+ * {@link NodeGuardian} as guardian, joins the cluster ({@link ClusterFormation}: the seeds, or itself), starts Pekko
+ * Management HTTP with the Weft routes and registers the JMX MBeans. The operations below are what the HTTP routes and
+ * JMX call; they are safe from any thread.
  *
  * <p><b>Incarnations.</b> This object is the node; an actor system is one <em>incarnation</em> of it. What must
  * outlive a membership change is created here, once per process, not by an actor: the transports (RDMA server, CXL
@@ -202,7 +202,8 @@ public final class WeftRuntime implements NodeOperations, AutoCloseable {
         Optional<Path> dataDir = pekko.hasPath("weft.data-dir") ? Optional.of(settings.dataDir()) : Optional.empty();
         String runtime = pekko.getString("weft.management.http.runtime-dir");
         Optional<Path> runtimeDir = runtime.equals("off") ? Optional.empty()
-                : Optional.of(runtime.isEmpty() ? ManagementToken.defaultRuntimeDir(System.getenv()) : Path.of(runtime));
+                : Optional.of(runtime.isEmpty() ? ManagementToken.defaultRuntimeDir(System.getenv())
+                        : Path.of(runtime));
         boolean formsOwnCluster = pekko.getStringList("weft.cluster.seed-nodes").isEmpty();
         return ManagementToken.load(settings.httpToken(), dataDir, runtimeDir, formsOwnCluster);
     }
@@ -503,7 +504,9 @@ public final class WeftRuntime implements NodeOperations, AutoCloseable {
                 timeout, system().scheduler());
     }
 
-    /** Removes the leg at {@code index} (as in the device status) from a mirrored device; never the last in-sync one. */
+    /**
+     * Removes the leg at {@code index} (as in the device status) from a mirrored device; never the last in-sync one.
+     */
     @Override
     public CompletionStage<Reply> removeLeg(String deviceId, int index) {
         if (services().client().isEmpty()) {

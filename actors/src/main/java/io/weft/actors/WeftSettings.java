@@ -45,7 +45,8 @@ public record WeftSettings(
         Set<String> roles = Set.copyOf(w.getStringList("node.roles"));
         for (String role : roles) {
             if (!role.equals(ROLE_STORAGE) && !role.equals(ROLE_CLIENT)) {
-                throw new IllegalArgumentException("weft.node.roles: unknown role '" + role + "' (use storage, client)");
+                throw new IllegalArgumentException(
+                        "weft.node.roles: unknown role '" + role + "' (use storage, client)");
             }
         }
         return new WeftSettings(
@@ -97,7 +98,8 @@ public record WeftSettings(
     public WeftSettings withNodeName(String name) {
         return new WeftSettings(name, roles, exportRoots, mappingLease, ioTimeout, heartbeatInterval, heartbeatMisses,
                 openTimeout, mapTimeout, unmapDrainTimeout, reconnectMinBackoff, reconnectMaxBackoff, maxInFlight,
-                defaultTransport, enabledTransports, defaultVolumeSize, askTimeout, storageLookupTimeout, httpEnabled, httpHostname,
-                httpPort, httpToken, jmxEnabled, dataDir, mirrorActivityExtents, mirrorActivityExtentSize);
+                defaultTransport, enabledTransports, defaultVolumeSize, askTimeout, storageLookupTimeout, httpEnabled,
+                httpHostname, httpPort, httpToken, jmxEnabled, dataDir, mirrorActivityExtents,
+                mirrorActivityExtentSize);
     }
 }

@@ -159,7 +159,8 @@ public final class ChannelSegment {
     /** Status text for operators. */
     public String describe() {
         return "segment " + segmentId + " channel " + channelIndex() + " backend " + backendSlot()
-                + " sub " + submissionHead() + "/" + submissionTail() + " comp " + completionHead() + "/" + completionTail()
+                + " sub " + submissionHead() + "/" + submissionTail()
+                + " comp " + completionHead() + "/" + completionTail()
                 + " backend " + sideName(backendState()) + (backendFence() != FenceCode.NONE
                 ? " (" + backendFence() + ": " + backendFenceReason() + ")" : "")
                 + " client " + sideName(clientState()) + (clientFence() != FenceCode.NONE

@@ -172,7 +172,9 @@ final class HandlerAgent implements Agent, HotWindowIdleStrategy.Sleeper {
         return work;
     }
 
-    /** Agent thread: carries out removals, then chooses the lead among the live groups and points every channel at it. */
+    /**
+     * Agent thread: carries out removals, then chooses the lead among the live groups and points every channel at it.
+     */
     private int membershipChanged() {
         int work = 0;
         for (Group g : groups) {

@@ -62,7 +62,8 @@ public record RegionStatus(List<Host> hosts, List<Backend> backends, List<Blkdev
                 backends.add(new Backend(s, body.getInt(Records.BACKEND_HOST_SLOT),
                         body.getLong(Records.BACKEND_NODE_ID),
                         Records.getString(body, Records.BACKEND_PATH, Records.BACKEND_PATH_MAX),
-                        body.getLong(Records.BACKEND_SIZE), n, segs, Records.stateName(body.getInt(Records.BACKEND_STATE)),
+                        body.getLong(Records.BACKEND_SIZE), n, segs,
+                        Records.stateName(body.getInt(Records.BACKEND_STATE)),
                         e.heartbeat(), false));
                 for (int seg : segs) {
                     if (seg >= 0 && seg < region.geometry().segmentCount()) {
@@ -80,7 +81,8 @@ public record RegionStatus(List<Host> hosts, List<Backend> backends, List<Blkdev
         for (int s = 0; s < region.tableSize(Table.BLKDEV); s++) {
             MetaEntry e = region.entry(Table.BLKDEV, s);
             if (e.claim() != 0 && e.read(body) >= 0) {
-                blkdevs.add(new Blkdev(s, body.getInt(Records.BLKDEV_BACKEND_SLOT), body.getInt(Records.BLKDEV_HOST_SLOT),
+                blkdevs.add(new Blkdev(s, body.getInt(Records.BLKDEV_BACKEND_SLOT),
+                        body.getInt(Records.BLKDEV_HOST_SLOT),
                         body.getInt(Records.BLKDEV_QUEUES), Records.stateName(body.getInt(Records.BLKDEV_STATE)),
                         e.heartbeat(), false));
             }
@@ -135,8 +137,10 @@ public record RegionStatus(List<Host> hosts, List<Backend> backends, List<Blkdev
             sb.append(String.format("channel seg %2d backend %d #%d sub %d/%d comp %d/%d backend %s client %s%s%s%n",
                     c.segment, c.backendSlot, c.channelIndex, c.submissionHead, c.submissionTail, c.completionHead,
                     c.completionTail, c.backendState, c.clientState,
-                    c.backendFence != FenceCode.NONE ? " fenced by backend: " + c.backendFence + " " + c.backendFenceReason : "",
-                    c.clientFence != FenceCode.NONE ? " fenced by client: " + c.clientFence + " " + c.clientFenceReason : ""));
+                    c.backendFence != FenceCode.NONE
+                            ? " fenced by backend: " + c.backendFence + " " + c.backendFenceReason : "",
+                    c.clientFence != FenceCode.NONE
+                            ? " fenced by client: " + c.clientFence + " " + c.clientFenceReason : ""));
         }
         return sb.toString();
     }

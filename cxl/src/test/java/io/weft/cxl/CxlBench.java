@@ -109,7 +109,8 @@ public final class CxlBench {
     private static void idleCpu(CxlHost host, int backendId, ChildJvm backend) throws Exception {
         CxlBlockDevice idle = host.openBlkdev(backendId, new BlkdevOptions(1, false));
         com.sun.management.OperatingSystemMXBean os =
-                (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+                (com.sun.management.OperatingSystemMXBean)
+                        java.lang.management.ManagementFactory.getOperatingSystemMXBean();
         long wall0 = System.nanoTime();
         long self0 = os.getProcessCpuTime();
         long child0 = backend.cpuNanos();

@@ -95,7 +95,8 @@ class TwoJvmIT {
             int versioned = 0;
             for (int block = 0; block < 16 * 32; block++) {
                 buf.clear();
-                assertEquals(IoStatus.OK, local.execute(IoOp.READ, (long) block * Pattern.BLOCK, Pattern.BLOCK, 0, buf));
+                assertEquals(IoStatus.OK,
+                        local.execute(IoOp.READ, (long) block * Pattern.BLOCK, Pattern.BLOCK, 0, buf));
                 long v = Pattern.versionOf(buf, 0, block);
                 assertTrue(v >= 0, "block " + block + " corrupt");
                 versioned += v > 0 ? 1 : 0;
@@ -159,7 +160,8 @@ class TwoJvmIT {
                 Long.toString(STORE_BYTES), "1", "CREATE", "DATA_CRC", "HOLD")) {
             int id = backendIdOf(backend.awaitLine("READY", START));
             CxlBlockDevice dev = host.openBlkdev(id, BlkdevOptions.defaults());
-            java.util.concurrent.ConcurrentLinkedQueue<String> done = new java.util.concurrent.ConcurrentLinkedQueue<>();
+            java.util.concurrent.ConcurrentLinkedQueue<String> done =
+                    new java.util.concurrent.ConcurrentLinkedQueue<>();
             for (int i = 0; i < 8; i++) {
                 ByteBuffer buf = ByteBuffer.allocateDirect(Pattern.BLOCK);
                 Pattern.fill(buf, 0, i, 1);

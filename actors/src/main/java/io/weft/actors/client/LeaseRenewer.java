@@ -78,7 +78,8 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
     }
 
     /** The node's renewer for these settings, started on first use. */
-    public static ActorRef<LeaseRenewerCommand> of(ActorSystem<?> system, String clientNode, Duration interval, int misses) {
+    public static ActorRef<LeaseRenewerCommand> of(ActorSystem<?> system, String clientNode, Duration interval,
+            int misses) {
         return Renewers.ID.apply(system).renewer(system, clientNode, interval, misses);
     }
 
@@ -95,8 +96,8 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
     /** Batches in a row without an answer, per storage node. */
     private final Map<ActorRef<StorageServiceCommand>, Integer> unanswered = new HashMap<>();
 
-    private LeaseRenewer(ActorContext<LeaseRenewerCommand> ctx, TimerScheduler<LeaseRenewerCommand> timers, String clientNode,
-                         Duration interval, int misses) {
+    private LeaseRenewer(ActorContext<LeaseRenewerCommand> ctx, TimerScheduler<LeaseRenewerCommand> timers,
+                         String clientNode, Duration interval, int misses) {
         super(ctx);
         this.timers = timers;
         this.clientNode = clientNode;

@@ -39,9 +39,9 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * {@code <data-dir>/<device>.wib}, served through the device's {@link QueueingBlockDevice}.
  *
  * <pre>
- *   MAPPING ──every leg up──► READY ◄──all legs in sync── DEGRADED ◄── a leg dropped / its session lost
- *                               │                            │
- *                               └── every leg down ──► RECONNECTING ──a leg with every acknowledged write back──► DEGRADED
+ *  MAPPING ──every leg up──► READY ◄──all legs in sync── DEGRADED ◄── a leg dropped / its session lost
+ *                              │                            │
+ *                              └──every leg down──► RECONNECTING ──a leg with every acknowledged write back──► DEGRADED
  * </pre>
  * A leg whose session comes back is handed to {@link MirrorBlockDevice#legReturned} (only its dirty regions are
  * copied). While no leg is live the queueing device has no path, so IO queues and the io-timeout applies.

@@ -233,7 +233,8 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         getContext().ask(Receptionist.Listing.class, getContext().getSystem().receptionist(), settings.askTimeout(),
                 replyTo -> Receptionist.find(StorageServiceCommand.keyFor(req.target()), replyTo),
                 (listing, failure) -> new TargetFound(run.id,
-                        listing == null ? Set.of() : listing.getServiceInstances(StorageServiceCommand.keyFor(req.target())),
+                        listing == null ? Set.of()
+                                : listing.getServiceInstances(StorageServiceCommand.keyFor(req.target())),
                         failure));
         return this;
     }

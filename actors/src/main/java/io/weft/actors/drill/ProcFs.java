@@ -72,8 +72,8 @@ public final class ProcFs {
      * How a process was started, read from {@code /proc/<pid>}: command line, working directory, environment, and
      * where its stdout and stderr go when those are regular files (else null).
      */
-    public record ProcessImage(long pid, List<String> commandLine, Path workingDirectory, Map<String, String> environment,
-                               Path stdoutFile, Path stderrFile) {
+    public record ProcessImage(long pid, List<String> commandLine, Path workingDirectory,
+                               Map<String, String> environment, Path stdoutFile, Path stderrFile) {
 
         public ProcessImage {
             commandLine = List.copyOf(commandLine);

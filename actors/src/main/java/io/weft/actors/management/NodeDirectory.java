@@ -5,7 +5,6 @@ import io.weft.actors.WeftSettings;
 import io.weft.actors.management.protocol.DescribeNode;
 import io.weft.actors.management.protocol.NodeInfo;
 import io.weft.actors.transport.Transports;
-import java.util.List;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;

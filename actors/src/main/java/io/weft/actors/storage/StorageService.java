@@ -46,11 +46,12 @@ import org.apache.pekko.cluster.typed.Subscribe;
  * <p>Its messages, the records of {@code io.weft.actors.protocol} that implement {@link StorageServiceCommand}, come
  * from other nodes. Registered with the Receptionist twice: under {@link StorageServiceCommand#ALL} (every storage
  * node) and under {@link StorageServiceCommand#keyFor(String)} (this node by name), which is what clients'
- * sessions subscribe to. Watches cluster membership: when a node is removed (left or downed), every backend drops that node's mappings.
+ * sessions subscribe to. Watches cluster membership: when a node is removed (left or downed), every backend drops that
+ * node's mappings.
  *
- * <p>Supervision (applied by {@code NodeGuardian}): restarted on failure without stopping its children, so open backends
- * and their mappings survive; backends are found again by child name. Its own children ({@link BackendActor}) are
- * restarted on failure, which reopens the store and drops its mappings; clients then re-open by themselves.
+ * <p>Supervision (applied by {@code NodeGuardian}): restarted on failure without stopping its children, so open
+ * backends and their mappings survive; backends are found again by child name. Its own children ({@link BackendActor})
+ * are restarted on failure, which reopens the store and drops its mappings; clients then re-open by themselves.
  */
 public final class StorageService extends AbstractBehavior<StorageServiceCommand> {
 

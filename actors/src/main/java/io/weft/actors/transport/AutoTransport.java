@@ -15,8 +15,9 @@ import java.util.Map;
  * {@code cxl}; otherwise {@code rdma}. The chosen transport is what the device reports.
  *
  * <p>Each offer is best effort (a full region or a failed RDMA listener leaves that offer out and is logged); the
- * in-process offer always works. The offers the client does not take stay allocated until the mapping is released (an RDMA device name costs
- * nothing until a session opens; a CXL backend holds {@code weft.cxl.channels} segments, served by the node's shared handler agent).
+ * in-process offer always works. The offers the client does not take stay allocated until the mapping is released (an
+ * RDMA device name costs nothing until a session opens; a CXL backend holds {@code weft.cxl.channels} segments, served
+ * by the node's shared handler agent).
  */
 public final class AutoTransport implements Transport {
     public static final String NAME = "auto";

@@ -16,7 +16,8 @@ import java.util.concurrent.ConcurrentHashMap;
 public final class InProcessTransport implements Transport {
     public static final String NAME = "inprocess";
     /** Distinguishes JVMs: pid plus start time, so a restarted process with a recycled pid differs too. */
-    static final String JVM_ID = ProcessHandle.current().pid() + "-" + ManagementFactory.getRuntimeMXBean().getStartTime();
+    static final String JVM_ID =
+            ProcessHandle.current().pid() + "-" + ManagementFactory.getRuntimeMXBean().getStartTime();
 
     private static final Map<String, Served> SERVED = new ConcurrentHashMap<>();
 

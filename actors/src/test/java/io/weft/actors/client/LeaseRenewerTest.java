@@ -26,7 +26,9 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
-/** The client side of batched lease renewal (issue 12): one batch per storage node per interval, every mapping in it. */
+/**
+ * The client side of batched lease renewal (issue 12): one batch per storage node per interval, every mapping in it.
+ */
 class LeaseRenewerTest {
     private static final DeviceInfo INFO = new DeviceInfo(1 << 20, 512, 4096, 1 << 16, false, true, true, false,
             true, false, false, true);

@@ -25,9 +25,12 @@ import org.junit.jupiter.api.TestFactory;
  * timeouts, force close and caller cancels at random moments: see {@link RandomIoScenario} for what is checked.
  *
  * <p>Replay: a failing try's message starts with "scenario seed N"; run
- * {@code ./mvnw -B -ntp -o verify -pl actors -am -Dtest='QueueingPropertiesTest' -Dsurefire.failIfNoSpecifiedTests=false
- * -DskipITs -Dweft.property.seed=N}, or the whole run with {@code -Dweft.property.run-seed=M} (printed at start;
- * see {@link PropertyRuns}). docs/architecture.md, "Buffer ownership", says more.
+ * <pre>
+ * ./mvnw -B -ntp -o verify -pl actors -am -Dtest='QueueingPropertiesTest' -Dsurefire.failIfNoSpecifiedTests=false \
+ *     -DskipITs -Dweft.property.seed=N
+ * </pre>
+ * or the whole run with {@code -Dweft.property.run-seed=M} (printed at start; see {@link PropertyRuns}).
+ * docs/architecture.md, "Buffer ownership", says more.
  */
 class QueueingPropertiesTest {
     static final long SIZE = 64 * 4096;

@@ -30,7 +30,8 @@ class StorageAwareMajorityTest {
         Member member() {
             Set<String> roles = new java.util.HashSet<>(List.of(this.roles));
             roles.add("dc-default");
-            return org.apache.pekko.cluster.Member$.MODULE$.apply(address(), CollectionConverters.asScala(roles).toSet(), Version.Zero()).copyUp(port);
+            return org.apache.pekko.cluster.Member$.MODULE$
+                    .apply(address(), CollectionConverters.asScala(roles).toSet(), Version.Zero()).copyUp(port);
         }
     }
 

@@ -238,7 +238,8 @@ class ProcessFaultsTest {
         IllegalStateException e = assertThrows(IllegalStateException.class,
                 () -> io.weft.actors.drill.ProcessSignals.send(p.pid(), io.weft.actors.drill.ProcessSignals.SIGCONT));
         assertTrue(e.getMessage().contains("kill(" + p.pid()), e.getMessage());
-        assertThrows(IllegalStateException.class, () -> ProcessFaults.freeze("gone", p.pid(), Duration.ofMinutes(5)).prepare());
+        assertThrows(IllegalStateException.class,
+                () -> ProcessFaults.freeze("gone", p.pid(), Duration.ofMinutes(5)).prepare());
         assertThrows(IllegalArgumentException.class, () -> io.weft.actors.drill.ProcessSignals.send(1, 0));
         assertThrows(IOException.class, () -> ProcFs.snapshot(p.pid()));
     }

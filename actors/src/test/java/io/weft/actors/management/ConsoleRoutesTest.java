@@ -42,7 +42,8 @@ class ConsoleRoutesTest {
         assertTrue(node.awaitUp(Duration.ofSeconds(20)), "node joined itself");
         bearer = TestNodes.bearer(node);
         Files.write(exports.resolve("v.img"), new byte[1 << 20]);
-        HttpResponse<String> mapped = post("/weft/devices", "{\"id\":\"v\",\"storageNode\":\"con\",\"path\":\"v.img\"}");
+        HttpResponse<String> mapped =
+                post("/weft/devices", "{\"id\":\"v\",\"storageNode\":\"con\",\"path\":\"v.img\"}");
         assertEquals(200, mapped.statusCode(), mapped.body());
     }
 
@@ -82,7 +83,8 @@ class ConsoleRoutesTest {
     void thePageAndItsFilesAreServedWithAPolicyThatLoadsNothingFromElsewhere() throws Exception {
         HttpResponse<String> page = getWithoutCredentials("/");
         assertEquals(200, page.statusCode());
-        assertTrue(page.headers().firstValue("Content-Type").orElse("").startsWith("text/html"), page.headers().toString());
+        assertTrue(page.headers().firstValue("Content-Type").orElse("").startsWith("text/html"),
+                page.headers().toString());
         assertTrue(page.body().contains("<script src=\"/console/app.js\""), page.body());
         String csp = page.headers().firstValue("Content-Security-Policy").orElse("");
         assertTrue(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), csp);

@@ -49,7 +49,8 @@ final class RawHttp {
             Map<String, String> h = new LinkedHashMap<>();
             for (int i = 1; i < head.length; i++) {
                 int colon = head[i].indexOf(':');
-                h.merge(head[i].substring(0, colon).trim().toLowerCase(Locale.ROOT), head[i].substring(colon + 1).trim(),
+                h.merge(head[i].substring(0, colon).trim().toLowerCase(Locale.ROOT),
+                        head[i].substring(colon + 1).trim(),
                         (a, b) -> a + "\n" + b);
             }
             return new Response(status, h, text.substring(end + 4));

@@ -13,7 +13,6 @@ import io.weft.actors.WeftSettings;
 import io.weft.actors.protocol.BackendCommand;
 import io.weft.actors.protocol.Heartbeat;
 import io.weft.actors.protocol.HeartbeatReply;
-import io.weft.actors.protocol.Lease;
 import io.weft.actors.protocol.LeaseRenewerCommand;
 import io.weft.actors.protocol.LeaseUnknown;
 import io.weft.actors.protocol.MappingAlive;
@@ -53,7 +52,8 @@ class BackendActorTest {
                 "weft.node.name", "unit",
                 "weft.storage.mapping-lease", "400ms",
                 // The backend opens its store relative to an export root; the test's files live under tmpdir.
-                "weft.storage.export-roots", List.of(System.getProperty("java.io.tmpdir")))).withFallback(ConfigFactory.defaultReference()).resolve());
+                "weft.storage.export-roots", List.of(System.getProperty("java.io.tmpdir"))))
+                .withFallback(ConfigFactory.defaultReference()).resolve());
     }
 
     @AfterAll

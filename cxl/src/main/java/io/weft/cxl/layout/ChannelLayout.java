@@ -3,8 +3,8 @@ package io.weft.cxl.layout;
 /**
  * Byte layout of one channel segment. All ring indexes are 64-bit counters that only grow; the slot of index
  * {@code i} is {@code i & (depth - 1)}. Completion {@code i} answers submission {@code i} (the handler completes in
- * submission order) and data slot {@code i & (depth - 1)} belongs to request {@code i} until its completion is consumed.
- * Each index has exactly one writer and sits on its own 64-byte cache line.
+ * submission order) and data slot {@code i & (depth - 1)} belongs to request {@code i} until its completion is
+ * consumed. Each index has exactly one writer and sits on its own 64-byte cache line.
  *
  * <pre>
  * control area (CONTROL_SIZE = 4 KiB + DONE marks, page aligned)
@@ -111,7 +111,8 @@ public record ChannelLayout(int depth, int slotSize) {
     }
 
     public int dataAreaOffset() {
-        return (int) RegionGeometry.alignUp(completionRingOffset() + (long) COMP_ENTRY_SIZE * depth, RegionGeometry.PAGE);
+        return (int) RegionGeometry.alignUp(completionRingOffset() + (long) COMP_ENTRY_SIZE * depth,
+                RegionGeometry.PAGE);
     }
 
     public long dataAreaSize() {

@@ -23,7 +23,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  *  | format id (8, random)        | format time ms (8)           |  96
  *  | header CRC32C over [8,112) (4) | zero padding to 4096       | 112
  * </pre>
- * The checksum covers everything but the magic, which is written last (ordered) so a reader never accepts a header whose other fields are still being written.
+ * The checksum covers everything but the magic, which is written last (ordered) so a reader never accepts a header
+ * whose other fields are still being written.
  */
 public final class RegionHeader {
     public static final int SIZE = 4096;
@@ -111,7 +112,8 @@ public final class RegionHeader {
         }
         int version = buffer.getInt(VERSION_OFFSET);
         if (version != VERSION) {
-            throw new RegionFormatException("unsupported region version " + version + " (this build reads " + VERSION + ")");
+            throw new RegionFormatException(
+                    "unsupported region version " + version + " (this build reads " + VERSION + ")");
         }
         int crc = Checksums.crc32c(buffer, VERSION_OFFSET, CRC_OFFSET - VERSION_OFFSET);
         int storedCrc = buffer.getInt(CRC_OFFSET);
@@ -121,7 +123,8 @@ public final class RegionHeader {
         }
         int flags = buffer.getInt(FLAGS_OFFSET);
         if ((flags & ~KNOWN_FLAGS) != 0) {
-            throw new RegionFormatException("region uses unknown feature flags 0x" + Integer.toHexString(flags & ~KNOWN_FLAGS));
+            throw new RegionFormatException(
+                    "region uses unknown feature flags 0x" + Integer.toHexString(flags & ~KNOWN_FLAGS));
         }
         RegionGeometry g;
         try {
@@ -150,7 +153,8 @@ public final class RegionHeader {
 
     private static void checkField(String name, long stored, long derived) throws RegionFormatException {
         if (stored != derived) {
-            throw new RegionFormatException(name + " mismatch: header says " + stored + ", geometry implies " + derived);
+            throw new RegionFormatException(
+                    name + " mismatch: header says " + stored + ", geometry implies " + derived);
         }
     }
 

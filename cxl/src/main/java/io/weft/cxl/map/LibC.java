@@ -50,7 +50,8 @@ public interface LibC {
 
         /** mmap returning a raw address, or {@link #MAP_FAILED}. */
         public static long mmap(long address, long length, int prot, int flags, int fd, long offset) {
-            Pointer p = LIBC.mmap(address == 0 ? null : Pointer.wrap(RUNTIME, address), length, prot, flags, fd, offset);
+            Pointer p = LIBC.mmap(address == 0 ? null : Pointer.wrap(RUNTIME, address),
+                    length, prot, flags, fd, offset);
             return p == null ? 0 : p.address();
         }
 

@@ -162,7 +162,8 @@ public final class SharedMapping implements AutoCloseable {
     /** A little-endian direct ByteBuffer over {@code [offset, offset + length)} of the mapping. */
     public ByteBuffer byteBuffer(long offset, int length) {
         if (offset < 0 || length < 0 || offset > this.length - length) {
-            throw new IndexOutOfBoundsException("view [" + offset + ", +" + length + ") outside mapping of " + this.length);
+            throw new IndexOutOfBoundsException(
+                    "view [" + offset + ", +" + length + ") outside mapping of " + this.length);
         }
         return wrapAddress(address + offset, length);
     }
