@@ -33,7 +33,7 @@ class PekkoConfigTest {
         assertEquals("keep-majority", c.getString("pekko.cluster.split-brain-resolver.active-strategy"));
         assertEquals(7, c.getDuration("pekko.cluster.seed-node-timeout").toSeconds());
         assertEquals(300, c.getDuration("pekko.cluster.failure-detector.heartbeat-interval").toMillis());
-        assertEquals(1500, c.getDuration("pekko.cluster.failure-detector.acceptable-heartbeat-pause").toMillis());
+        assertEquals(1000, c.getDuration("pekko.cluster.failure-detector.acceptable-heartbeat-pause").toMillis());
         assertEquals("jackson-json",
                 c.getString("pekko.actor.serialization-bindings.\"io.weft.actors.WeftSerializable\""));
         assertEquals("127.0.0.1", c.getString("pekko.management.http.hostname"));

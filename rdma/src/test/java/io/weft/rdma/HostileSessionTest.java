@@ -254,6 +254,26 @@ class HostileSessionTest {
         assertVictimUntouched(victim, before);
     }
 
+    /**
+     * The storage control thread parks until the next admin deadline instead of polling (issue 12): a client that
+     * authenticates and then falls silent still loses its path once the heartbeat timeout passes, while a client that
+     * keeps sending heartbeats keeps its path meanwhile.
+     */
+    @Test
+    void aClientThatFallsSilentLosesItsPathAndAHeartbeatingOneKeepsIt() throws Exception {
+        start(RdmaServerConfig.DEFAULTS.withHeartbeatTimeout(Duration.ofMillis(1000)));
+        RdmaSession victim = victim();
+        try (RawAdmin silent = RawAdmin.connect(address, 1)) {
+            assertEquals(ControlMessage.OPEN_OK, silent.openWith(MALLORY, "quiet", "vol1", 1).type());
+            silent.peer.awaitClose(RawAdmin.WAIT); // fails when the connection stays open that long
+        }
+        // The silent path was closed by its deadline, the heartbeating one (250 ms) never: its path is as it was.
+        TestIo.write(victim.device(), 0, TestIo.pattern(0, 1, 4096));
+        assertArrayEquals(TestIo.pattern(0, 1, 4096), TestIo.read(victim.device(), 0, 4096));
+        assertEquals(0, victim.paths().get(0).reconnects(), "the victim's path was cut: "
+                + victim.paths().get(0).lastError());
+    }
+
     @Test
     void manyConnectionsAndSessionsCannotExhaustTheStorageNode() throws Exception {
         start(RdmaServerConfig.DEFAULTS.withPeerLimits(Duration.ofMillis(500), 4, 3, 16L << 20));

@@ -42,8 +42,17 @@ final class ServerControl implements Runnable, CompletionHandler {
     private final List<PendingFence> fences = new ArrayList<>();
     /** Refused connections, closed after the poll that sent their OPEN_ERR (so the reason goes out first). */
     private final List<VerbsConnection> closing = new ArrayList<>();
-    /** Parks on {@link #cq} up to 50 ms (the heartbeat check's tick); {@link #stop} ends the loop through it. */
+    /**
+     * Parks on {@link #cq} until the next deadline of an admin connection (its handshake or heartbeat timeout), at
+     * most {@link DoorbellIdleStrategy#IDLE_MAX_PARK_NANOS}, or {@link #FENCE_POLL_NANOS} while a fence waits for its
+     * connections to drain (nothing rings when they do). An idle storage node's control thread thus wakes only for
+     * its clients' heartbeats, not 20 times a second (issue 12); {@link #stop} ends the loop through it.
+     */
     private final DoorbellIdleStrategy idle;
+    /** Longest park while a fence waits for its connections to drain. */
+    static final long FENCE_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+    /** The park the loop chose for this duty cycle (control thread only). */
+    private long parkNanos;
     private Thread thread;
 
     /** A FENCE waiting for its connections to drain before it is acknowledged on the admin connection that asked. */
@@ -114,7 +123,7 @@ final class ServerControl implements Runnable, CompletionHandler {
         this.server = server;
         this.cq = cq;
         this.idle = new DoorbellIdleStrategy(cq, () -> !arriving.isEmpty() || !withdrawn.isEmpty(), 0, 0,
-                () -> TimeUnit.MILLISECONDS.toNanos(50));
+                () -> parkNanos);
         this.heartbeatTimeoutNanos = heartbeatTimeoutNanos;
         this.handshakeTimeoutNanos = handshakeTimeoutNanos;
     }
@@ -156,7 +165,6 @@ final class ServerControl implements Runnable, CompletionHandler {
 
     @Override
     public void run() {
-        long nextCheck = 0;
         while (!idle.stopped()) {
             try {
                 AdminState a;
@@ -175,10 +183,10 @@ final class ServerControl implements Runnable, CompletionHandler {
                 if (!fences.isEmpty()) {
                     work += acknowledgeFences();
                 }
-                if (now - nextCheck >= 0) {
-                    checkHeartbeats(now);
-                    nextCheck = now + TimeUnit.MILLISECONDS.toNanos(100);
-                }
+                // Every duty cycle: a heartbeat or an authentication just handled moves a deadline (it is cheap:
+                // one pass over the node's admin connections, and the loop runs only when something arrived).
+                long untilDeadline = checkHeartbeats(now) - now;
+                parkNanos = parkNanos(untilDeadline, !fences.isEmpty());
                 idle.idle(work);
             } catch (RuntimeException e) {
                 LOG.error("storage control loop error", e);
@@ -208,7 +216,29 @@ final class ServerControl implements Runnable, CompletionHandler {
         return done;
     }
 
-    private void checkHeartbeats(long now) {
+    /**
+     * The longest park before the loop must look again: until the earliest deadline ({@code untilDeadlineNanos}
+     * from now), shorter while a fence is pending, never longer than the idle safety net, never 0 (a deadline due
+     * now was handled by the check that computed it).
+     */
+    static long parkNanos(long untilDeadlineNanos, boolean fencePending) {
+        long park = Math.min(untilDeadlineNanos, DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS);
+        if (fencePending) {
+            park = Math.min(park, FENCE_POLL_NANOS);
+        }
+        return Math.max(park, TimeUnit.MILLISECONDS.toNanos(1));
+    }
+
+    /**
+     * Closes every admin connection past its deadline: not authenticated within the handshake timeout, or silent
+     * for the heartbeat timeout.
+     *
+     * @return the earliest deadline (System.nanoTime) of the connections left open, or {@code now} plus the idle
+     *         safety net when there is none; a deadline is checked strictly, so it is given 1 ms late
+     */
+    private long checkHeartbeats(long now) {
+        long next = now + DoorbellIdleStrategy.IDLE_MAX_PARK_NANOS;
+        long margin = TimeUnit.MILLISECONDS.toNanos(1);
         for (AdminState a : admins) {
             if (!a.closed && a.session == null && now - a.acceptedNanos > handshakeTimeoutNanos) {
                 LOG.warn("closing admin connection {}: not authenticated within {} ms (weft.rdma.handshake-timeout)",
@@ -222,8 +252,17 @@ final class ServerControl implements Runnable, CompletionHandler {
                         TimeUnit.NANOSECONDS.toMillis(now - a.lastHeardNanos));
                 a.closed = true;
                 a.channel.connection().close();
+            } else if (!a.closed) {
+                long deadline = a.lastHeardNanos + heartbeatTimeoutNanos;
+                if (a.session == null && a.acceptedNanos + handshakeTimeoutNanos - deadline < 0) {
+                    deadline = a.acceptedNanos + handshakeTimeoutNanos;
+                }
+                if (deadline + margin - next < 0) {
+                    next = deadline + margin;
+                }
             }
         }
+        return next;
     }
 
     @Override

@@ -23,6 +23,7 @@ import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import javax.net.ssl.SSLContext;
 import org.slf4j.LoggerFactory;
@@ -99,7 +100,7 @@ final class SoftListener implements VerbsListener {
                     } else if (key.isReadable()) {
                         readHello((Pending) key.attachment());
                     }
-                }, 100);
+                }, selectTimeoutMillis(System.nanoTime()));
                 expire(System.nanoTime());
             } catch (IOException | RuntimeException e) {
                 if (!closed) {
@@ -197,6 +198,22 @@ final class SoftListener implements VerbsListener {
         if (!request.decided) {
             request.reject(-1);
         }
+    }
+
+    /**
+     * How long the selector may block: until the earliest pending connect request's deadline (+1 ms, the check is
+     * strict), or without a limit (0) when nothing is pending — an idle listener then wakes only for a connection or
+     * {@link #close} (which wakes the selector), not 10 times a second (issue 12).
+     */
+    private long selectTimeoutMillis(long now) {
+        if (pending.isEmpty()) {
+            return 0;
+        }
+        long earliest = Long.MAX_VALUE;
+        for (Pending p : pending) {
+            earliest = Math.min(earliest, p.deadline - now);
+        }
+        return Math.max(1, TimeUnit.NANOSECONDS.toMillis(earliest) + 1);
     }
 
     private void expire(long now) {
