@@ -48,8 +48,12 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * storage forgets or revokes the mapping, or the channel dies. It then re-opens after an exponential backoff
  * ({@code weft.client.reconnect.*}); a restarted storage node re-registers, which re-opens at once.
  *
- * <p>Drills ({@code io.weft.actors.drill}) reach a session through {@code NodeState.SessionView.session} and cut it
- * with {@link Cut}: the whole session (as if the transport failed, but re-opened only when the cut ends) or one path of
+ * <p>State: this actor alone publishes its {@link io.weft.actors.SessionSnapshot} (phase, storage address, mapping
+ * id, last error, transport paths, itself) in its {@link NodeState.SessionView}; the node's {@link LeaseRenewer}
+ * records the last renewal there, apart.
+ *
+ * <p>Drills ({@code io.weft.actors.drill}) reach a session through its snapshot's {@code session} and cut it with
+ * {@link Cut}: the whole session (as if the transport failed, but re-opened only when the cut ends) or one path of
  * a multipath channel; {@link EndCut} or the cut's own time limit ends it.
  *
  * <p>Supervision: restarted with backoff by its parent on failure (a failed path is replaced: the new
