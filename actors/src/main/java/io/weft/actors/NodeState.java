@@ -79,6 +79,34 @@ public final class NodeState {
     }
 
     /**
+     * One published snapshot: an immutable value behind one volatile reference that only its owner replaces (each
+     * subclass says who). A reader takes one with {@link #snapshot()} and reads that, never the holder twice.
+     */
+    public abstract static class Published<T> {
+        private volatile T snapshot;
+
+        Published(T initial) {
+            this.snapshot = initial;
+        }
+
+        /** What the owner last published: read once, then read the snapshot, not the holder again. */
+        public final T snapshot() {
+            return snapshot;
+        }
+
+        /**
+         * Publishes {@code change} applied to the current snapshot. Only the owner calls it, on its own thread (one
+         * actor incarnation after the other), so the read and the replacement cannot interleave with another
+         * writer's.
+         */
+        public final T update(UnaryOperator<T> change) {
+            T next = change.apply(snapshot);
+            snapshot = next;
+            return next;
+        }
+    }
+
+    /**
      * A mapped device. Its state is published as snapshots, each by the one actor that decides it:
      * <ul>
      *   <li>{@link #snapshot()} ({@link DeviceSnapshot}: state, transport, export, last error, reconnects, a mirror's
@@ -91,40 +119,23 @@ public final class NodeState {
      * the entry (across actor restarts and incarnations). The status records are built from one snapshot plus the
      * live IO figures.
      */
-    public static final class DeviceEntry {
+    public static final class DeviceEntry extends Published<DeviceSnapshot> {
         public final NodeState nodeState;
         public final MapSpec spec;
         public final QueueingBlockDevice device;
         /** A single-leg device's session (a mirrored device's are in {@link DeviceSnapshot#legSessions()}). */
         public final SessionView sessionView;
-        private volatile DeviceSnapshot snapshot;
 
         public DeviceEntry(NodeState nodeState, MapSpec spec, QueueingBlockDevice device) {
+            super(DeviceSnapshot.mapping(spec.transport()));
             this.nodeState = nodeState;
             this.spec = spec;
             this.device = device;
             this.sessionView = new SessionView(spec.deviceId(), spec.storageNode());
-            this.snapshot = DeviceSnapshot.mapping(spec.transport());
-        }
-
-        /** What the device's actor last published: read once, then read the snapshot, not the entry again. */
-        public DeviceSnapshot snapshot() {
-            return snapshot;
-        }
-
-        /**
-         * Publishes {@code change} applied to the current snapshot. Only the device's actor calls it (on its own
-         * thread, one incarnation at a time), so the read and the replacement cannot interleave with another
-         * writer's.
-         */
-        public DeviceSnapshot update(UnaryOperator<DeviceSnapshot> change) {
-            DeviceSnapshot next = change.apply(snapshot);
-            snapshot = next;
-            return next;
         }
 
         public DeviceStatus status() {
-            DeviceSnapshot s = snapshot;
+            DeviceSnapshot s = snapshot();
             var info = device.info();
             return new DeviceStatus(spec.deviceId(), spec.storageNode(), spec.path(), spec.mode().wireName(),
                     s.transport(), s.state().name().toLowerCase(java.util.Locale.ROOT), s.stateSince().toString(),
@@ -135,7 +146,7 @@ public final class NodeState {
 
         /** The legs and resync of a mirrored device; null for a single-leg one (or before its mirror exists). */
         public MirrorView mirrorStatus() {
-            return mirrorStatus(snapshot);
+            return mirrorStatus(snapshot());
         }
 
         private MirrorView mirrorStatus(DeviceSnapshot s) {
@@ -181,7 +192,7 @@ public final class NodeState {
         }
 
         public SessionStatus sessionStatus() {
-            DeviceSnapshot d = snapshot;
+            DeviceSnapshot d = snapshot();
             SessionSnapshot v = sessionView.snapshot();
             long hb = sessionView.lastHeartbeatMillis();
             return new SessionStatus(spec.deviceId(), spec.storageNode(), v.phase().wireName(), v.storageAddress(),
@@ -197,27 +208,15 @@ public final class NodeState {
      * (it renews every session's lease in batches, and telling each session would cost a message per session per
      * interval).
      */
-    public static final class SessionView {
+    public static final class SessionView extends Published<SessionSnapshot> {
         public final String deviceId;
         public final String storageNode;
-        private volatile SessionSnapshot snapshot = SessionSnapshot.NONE;
         private volatile long lastHeartbeatMillis;
 
         public SessionView(String deviceId, String storageNode) {
+            super(SessionSnapshot.NONE);
             this.deviceId = deviceId;
             this.storageNode = storageNode;
-        }
-
-        /** What the session last published: read once, then read the snapshot, not the view again. */
-        public SessionSnapshot snapshot() {
-            return snapshot;
-        }
-
-        /** Publishes {@code change} applied to the current snapshot; only the view's session calls it. */
-        public SessionSnapshot update(UnaryOperator<SessionSnapshot> change) {
-            SessionSnapshot next = change.apply(snapshot);
-            snapshot = next;
-            return next;
         }
 
         /** When the lease renewer last had this session's lease renewed (epoch millis; 0 = never). */
@@ -235,31 +234,18 @@ public final class NodeState {
      * An opened backing store on this (storage) node. Its {@link BackendSnapshot} (size, mappings) is published by
      * its {@code storage.BackendActor} alone; {@link #stats} are the live IO figures its mappings count into.
      */
-    public static final class BackendEntry {
+    public static final class BackendEntry extends Published<BackendSnapshot> {
         public final String path;
         public final IoStats stats;
-        private volatile BackendSnapshot snapshot;
 
         public BackendEntry(String path, long size) {
+            super(new BackendSnapshot(size, List.of()));
             this.path = path;
             this.stats = new IoStats(path);
-            this.snapshot = new BackendSnapshot(size, List.of());
-        }
-
-        /** What the backend's actor last published: read once, then read the snapshot. */
-        public BackendSnapshot snapshot() {
-            return snapshot;
-        }
-
-        /** Publishes {@code change} applied to the current snapshot; only the backend's actor calls it. */
-        public BackendSnapshot update(UnaryOperator<BackendSnapshot> change) {
-            BackendSnapshot next = change.apply(snapshot);
-            snapshot = next;
-            return next;
         }
 
         public BackendStatus status() {
-            BackendSnapshot s = snapshot;
+            BackendSnapshot s = snapshot();
             return new BackendStatus(path, s.size(), s.mappings(), IoFigures.of(stats.snapshot()));
         }
     }
