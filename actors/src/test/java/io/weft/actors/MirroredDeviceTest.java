@@ -266,7 +266,8 @@ class MirroredDeviceTest {
         org.apache.pekko.cluster.typed.Cluster.get(a.system()).manager()
                 .tell(new org.apache.pekko.cluster.typed.Down(client.clusterAddress()));
         await("the client's first incarnation ended", WAIT,
-                () -> dev.snapshot().state() == DeviceState.RECONNECTING || dev.snapshot().state() == DeviceState.CLOSED);
+                () -> dev.snapshot().state() == DeviceState.RECONNECTING
+                        || dev.snapshot().state() == DeviceState.CLOSED);
         DeviceSnapshot downed = dev.snapshot();
         assertEquals(DeviceState.RECONNECTING, downed.state(),
                 "the downed incarnation leaves the mirror running, waiting for its legs (" + downed.lastError() + ")");

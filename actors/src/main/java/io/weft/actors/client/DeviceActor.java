@@ -121,7 +121,8 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
         }
         if (adopted) {
             ctx.getLog().info("device {} adopted by this actor-system incarnation: export {} kept, {} request(s) "
-                    + "waiting; re-opening {}:{}", entry.spec.deviceId(), entry.snapshot().exportedAs(), entry.device.inFlight(),
+                    + "waiting; re-opening {}:{}", entry.spec.deviceId(), entry.snapshot().exportedAs(),
+                    entry.device.inFlight(),
                     entry.spec.storageNode(), entry.spec.path());
         }
     }

@@ -222,7 +222,9 @@ public final class JmxPublisher implements AutoCloseable {
         }
 
         @Override public String getId() { return entry.spec.deviceId(); }
-        @Override public String getState() { return entry.snapshot().state().name().toLowerCase(java.util.Locale.ROOT); }
+        @Override public String getState() {
+            return entry.snapshot().state().name().toLowerCase(java.util.Locale.ROOT);
+        }
         @Override public String getStorageNode() { return entry.spec.storageNode(); }
         @Override public String getPath() { return entry.spec.path(); }
         @Override public String getMode() { return entry.spec.mode().wireName(); }
@@ -303,7 +305,8 @@ public final class JmxPublisher implements AutoCloseable {
         @Override public long getSize() { return entry.snapshot().size(); }
         @Override public int getMappingCount() { return entry.snapshot().mappings().size(); }
         @Override public String[] getMappings() {
-            return entry.snapshot().mappings().stream().map(m -> m.clientNode() + "/" + m.deviceId() + " (" + m.mode() + ", "
+            return entry.snapshot().mappings().stream().map(m -> m.clientNode() + "/" + m.deviceId() + " ("
+                    + m.mode() + ", "
                     + m.transport() + ")").toArray(String[]::new);
         }
         @Override public long getReads() { return io().reads(); }

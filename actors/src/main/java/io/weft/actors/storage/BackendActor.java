@@ -195,7 +195,8 @@ public final class BackendActor extends AbstractBehavior<BackendCommand> {
         this.channelEvents = ctx.messageAdapter(ChannelActor.Event.class, Channel::new);
         Duration leaseCheck = settings.mappingLease().dividedBy(4);
         timers.startTimerWithFixedDelay(new LeaseCheck(), leaseCheck);
-        ctx.getLog().info("backend {} open ({} bytes{})", realPath, entry.snapshot().size(), store.readOnly() ? ", read-only" : "");
+        ctx.getLog().info("backend {} open ({} bytes{})", realPath, entry.snapshot().size(),
+                store.readOnly() ? ", read-only" : "");
     }
 
     @Override
