@@ -3,17 +3,19 @@ package io.weft.actors;
 import io.weft.actors.client.QueueingBlockDevice;
 import io.weft.actors.management.IoFigures;
 import io.weft.core.stats.IoStats;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.UnaryOperator;
 
 /**
- * What one node's actors publish for management to read without asking them: devices, sessions and backends. The
- * actors own and update the entries; HTTP, JMX and metrics only read. Mutations go through actor messages.
+ * What one node's actors publish for management to read without asking them: devices, sessions and backends. Each
+ * entry's state is an immutable snapshot ({@link DeviceSnapshot}, {@link SessionSnapshot}, {@link BackendSnapshot})
+ * behind one volatile reference that only the owning actor replaces (see each entry for who owns what); HTTP, JMX,
+ * metrics and drills take one snapshot and read it, so they never mix two moments. Mutations go through actor
+ * messages.
  */
 public final class NodeState {
     private final Map<String, DeviceEntry> devices = new ConcurrentHashMap<>();
@@ -76,65 +78,84 @@ public final class NodeState {
         return backends.get(path);
     }
 
-    /** A mapped device, as the DeviceActor and its SessionActor last left it. */
-    public static final class DeviceEntry {
+    /**
+     * One published snapshot: an immutable value behind one volatile reference that only its owner replaces (each
+     * subclass says who). A reader takes one with {@link #snapshot()} and reads that, never the holder twice.
+     */
+    public abstract static class Published<T> {
+        private volatile T snapshot;
+
+        Published(T initial) {
+            this.snapshot = initial;
+        }
+
+        /** What the owner last published: read once, then read the snapshot, not the holder again. */
+        public final T snapshot() {
+            return snapshot;
+        }
+
+        /**
+         * Publishes {@code change} applied to the current snapshot. Only the owner calls it, on its own thread (one
+         * actor incarnation after the other), so the read and the replacement cannot interleave with another
+         * writer's.
+         */
+        public final T update(UnaryOperator<T> change) {
+            T next = change.apply(snapshot);
+            snapshot = next;
+            return next;
+        }
+    }
+
+    /**
+     * A mapped device. Its state is published as snapshots, each by the one actor that decides it:
+     * <ul>
+     *   <li>{@link #snapshot()} ({@link DeviceSnapshot}: state, transport, export, last error, reconnects, a mirror's
+     *       legs) — by the device's actor ({@code client.DeviceActor} or {@code client.MirroredDeviceActor}, with
+     *       its {@code DeviceLifecycle}), one incarnation after the other;</li>
+     *   <li>each {@link SessionView}'s {@link SessionSnapshot} — by that view's {@code client.SessionActor}; its
+     *       last lease renewal by the node's {@code client.LeaseRenewer}.</li>
+     * </ul>
+     * The {@link #device} is a data-plane handle, not state: set once when the device is mapped, it lives as long as
+     * the entry (across actor restarts and incarnations). The status records are built from one snapshot plus the
+     * live IO figures.
+     */
+    public static final class DeviceEntry extends Published<DeviceSnapshot> {
         public final NodeState nodeState;
         public final MapSpec spec;
         public final QueueingBlockDevice device;
-        public volatile DeviceState state = DeviceState.MAPPING;
-        public volatile String exportedAs = "";
-        public volatile String exportError = "";
-        public volatile String lastError = "";
-        public volatile String transport = "";
-        public final AtomicLong reconnects = new AtomicLong();
-        public volatile Instant stateSince = Instant.now();
-        // Mirrored devices only: the mirror once every leg has opened, and each leg's session view.
-        public volatile io.weft.core.mirror.MirrorBlockDevice mirror;
-        /** Per mirror position (index = leg index): that leg's session view, null for an empty position. */
-        public volatile List<SessionView> legSessions = List.of();
-        /**
-         * Per mirror position: the leg there, null for an empty position (legs are added and removed at run time,
-         * so this, not {@code spec.legs()}, is the device's current leg set; empty until the device actor sets it).
-         */
-        public volatile List<MapSpec.Leg> legPositions = List.of();
-        /**
-         * Per mirror position: the leg's own device as the mirror sees it (its current session path), null for an
-         * empty position. Read directly, it bypasses the mirror's read policy: drills compare the legs through it.
-         */
-        public volatile List<io.weft.core.io.BlockDevice> legDevices = List.of();
-        /** A single-leg device's session (a mirrored device's are in {@link #legSessions}). */
+        /** A single-leg device's session (a mirrored device's are in {@link DeviceSnapshot#legSessions()}). */
         public final SessionView sessionView;
 
         public DeviceEntry(NodeState nodeState, MapSpec spec, QueueingBlockDevice device) {
+            super(DeviceSnapshot.mapping(spec.transport()));
             this.nodeState = nodeState;
             this.spec = spec;
             this.device = device;
             this.sessionView = new SessionView(spec.deviceId(), spec.storageNode());
         }
 
-        public void state(DeviceState s) {
-            if (state != s) {
-                state = s;
-                stateSince = Instant.now();
-            }
-        }
-
         public DeviceStatus status() {
+            DeviceSnapshot s = snapshot();
             var info = device.info();
             return new DeviceStatus(spec.deviceId(), spec.storageNode(), spec.path(), spec.mode().wireName(),
-                    transport, state.name().toLowerCase(java.util.Locale.ROOT), stateSince.toString(), info.size(),
-                    info.logicalBlockSize(), info.readOnly(), exportedAs, exportError, lastError, reconnects.get(),
-                    device.inFlight(), IoFigures.of(device.stats().snapshot()), mirrorStatus());
+                    s.transport(), s.state().name().toLowerCase(java.util.Locale.ROOT), s.stateSince().toString(),
+                    info.size(), info.logicalBlockSize(), info.readOnly(), s.exportedAs(), s.exportError(),
+                    s.lastError(), s.reconnects(), device.inFlight(), IoFigures.of(device.stats().snapshot()),
+                    mirrorStatus(s));
         }
 
         /** The legs and resync of a mirrored device; null for a single-leg one (or before its mirror exists). */
         public MirrorView mirrorStatus() {
-            var m = mirror;
-            List<SessionView> sessions = legSessions;
+            return mirrorStatus(snapshot());
+        }
+
+        private MirrorView mirrorStatus(DeviceSnapshot s) {
+            var m = s.mirror();
+            List<SessionView> sessions = s.legSessions();
             if (spec.legs().isEmpty()) {
                 return null;
             }
-            List<MapSpec.Leg> positions = legPositions.isEmpty() ? spec.legs() : legPositions;
+            List<MapSpec.Leg> positions = s.legPositions().isEmpty() ? spec.legs() : s.legPositions();
             List<LegView> legs = new ArrayList<>();
             var status = m == null ? null : m.status();
             for (int i = 0; i < positions.size(); i++) {
@@ -142,8 +163,9 @@ public final class NodeState {
                 if (leg == null) {
                     continue; // an empty position: the leg there was removed
                 }
-                SessionView session = i < sessions.size() ? sessions.get(i) : null;
-                boolean connected = session != null && session.phase == SessionPhase.CONNECTED;
+                SessionView view = i < sessions.size() ? sessions.get(i) : null;
+                SessionSnapshot session = view == null ? null : view.snapshot();
+                boolean connected = session != null && session.phase() == SessionPhase.CONNECTED;
                 String state;
                 if (status == null || !connected) {
                     state = "failed";
@@ -156,7 +178,8 @@ public final class NodeState {
                 }
                 legs.add(new LegView(i, leg.storageNode(), leg.path(), state,
                         status == null ? "" : status.legs().get(i).state().name().toLowerCase(java.util.Locale.ROOT),
-                        session == null ? "" : session.phase.wireName(), session == null ? "" : session.lastError));
+                        session == null ? "" : session.phase().wireName(),
+                        session == null ? "" : session.lastError()));
             }
             var p = status == null ? io.weft.core.mirror.ResyncProgress.IDLE : status.resync();
             ResyncView resync = new ResyncView(p.leg(), p.running(), p.full(), p.regionsDone(), p.regionsTotal(),
@@ -169,53 +192,61 @@ public final class NodeState {
         }
 
         public SessionStatus sessionStatus() {
-            SessionView v = sessionView;
-            long hb = v.lastHeartbeatMillis;
-            return new SessionStatus(spec.deviceId(), spec.storageNode(), v.phase.wireName(), v.storageAddress,
-                    v.mappingId, reconnects.get(), hb == 0 ? -1 : Math.max(0, System.currentTimeMillis() - hb),
-                    lastError);
+            DeviceSnapshot d = snapshot();
+            SessionSnapshot v = sessionView.snapshot();
+            long hb = sessionView.lastHeartbeatMillis();
+            return new SessionStatus(spec.deviceId(), spec.storageNode(), v.phase().wireName(), v.storageAddress(),
+                    v.mappingId(), d.reconnects(), hb == 0 ? -1 : Math.max(0, System.currentTimeMillis() - hb),
+                    d.lastError());
         }
     }
 
     /**
-     * What one session (a single-leg device's, or one mirror leg's) last published: written by its SessionActor (and
-     * the node's lease renewer, for the last renewal), read by management and drills.
+     * One session's publication slot (a single-leg device's, or one mirror leg's), read by management and drills.
+     * Two writers, each of its own value: the {@link SessionSnapshot} by the view's {@code client.SessionActor}
+     * (one after the other as it is restarted), the last lease renewal by the node's {@code client.LeaseRenewer}
+     * (it renews every session's lease in batches, and telling each session would cost a message per session per
+     * interval).
      */
-    public static final class SessionView {
+    public static final class SessionView extends Published<SessionSnapshot> {
         public final String deviceId;
         public final String storageNode;
-        /** How a drill reaches the session to cut its transport; null while no session serves this view. */
-        public volatile org.apache.pekko.actor.typed.ActorRef<io.weft.actors.protocol.SessionCommand> session;
-        public volatile SessionPhase phase = SessionPhase.SEARCHING;
-        public volatile String storageAddress = "";
-        public volatile String mappingId = "";
-        /** Why the session last lost its path or failed to open ("" before any). */
-        public volatile String lastError = "";
-        public volatile long lastHeartbeatMillis;
-        /** How many transport paths the current channel has (0 while it has none). */
-        public volatile int transportPaths;
+        private volatile long lastHeartbeatMillis;
 
         public SessionView(String deviceId, String storageNode) {
+            super(SessionSnapshot.NONE);
             this.deviceId = deviceId;
             this.storageNode = storageNode;
         }
+
+        /** When the lease renewer last had this session's lease renewed (epoch millis; 0 = never). */
+        public long lastHeartbeatMillis() {
+            return lastHeartbeatMillis;
+        }
+
+        /** The lease renewer's record of a renewal; only it calls this. */
+        public void leaseRenewed(long epochMillis) {
+            lastHeartbeatMillis = epochMillis;
+        }
     }
 
-    /** An opened backing store on this (storage) node. */
-    public static final class BackendEntry {
+    /**
+     * An opened backing store on this (storage) node. Its {@link BackendSnapshot} (size, mappings) is published by
+     * its {@code storage.BackendActor} alone; {@link #stats} are the live IO figures its mappings count into.
+     */
+    public static final class BackendEntry extends Published<BackendSnapshot> {
         public final String path;
         public final IoStats stats;
-        public volatile long size;
-        public volatile List<MappingStatus> mappings = List.of();
 
         public BackendEntry(String path, long size) {
+            super(new BackendSnapshot(size, List.of()));
             this.path = path;
-            this.size = size;
             this.stats = new IoStats(path);
         }
 
         public BackendStatus status() {
-            return new BackendStatus(path, size, mappings, IoFigures.of(stats.snapshot()));
+            BackendSnapshot s = snapshot();
+            return new BackendStatus(path, s.size(), s.mappings(), IoFigures.of(stats.snapshot()));
         }
     }
 

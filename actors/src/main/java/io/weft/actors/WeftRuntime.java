@@ -548,7 +548,8 @@ public final class WeftRuntime implements NodeOperations, AutoCloseable {
         long start = System.nanoTime();
         e.device.submit(io.weft.core.io.IoOp.READ, 0, length, 0, buffer, 0, (tag, status) ->
                 result.complete(new ProbeResult(deviceId, io.weft.core.io.IoStatus.name(status), length,
-                        (System.nanoTime() - start) / 1000, e.state.name().toLowerCase(java.util.Locale.ROOT))));
+                        (System.nanoTime() - start) / 1000,
+                        e.snapshot().state().name().toLowerCase(java.util.Locale.ROOT))));
         return result;
     }
 

@@ -105,9 +105,9 @@ class LegFailureDetectionTest {
                 new MapSpec.Leg("b", "m.img"), new MapSpec.Leg("c", "m.img")), AccessMode.RW, transport)));
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("m");
-        assertEquals(transport, dev.transport);
+        assertEquals(transport, dev.snapshot().transport());
         Map<Integer, Drop> drops = new ConcurrentHashMap<>();
-        dev.mirror.addListener(new MirrorListener() {
+        dev.snapshot().mirror().addListener(new MirrorListener() {
             @Override
             public void legDropped(int leg, String reason, long nanoTime) {
                 drops.putIfAbsent(leg, new Drop(leg, reason, nanoTime));
@@ -126,8 +126,8 @@ class LegFailureDetectionTest {
         workload.awaitMore(200);
         byte[] model = workload.stop();
         assertNull(workload.failure.get(), () -> workload.failure.get());
-        assertEquals(LegState.FAILED, dev.mirror.legState(2));
-        assertEquals(DeviceState.DEGRADED, dev.state);
+        assertEquals(LegState.FAILED, dev.snapshot().mirror().legState(2));
+        assertEquals(DeviceState.DEGRADED, dev.snapshot().state());
         System.out.printf("[detect] %s, under IO: leg dropped %d ms after the transport died (reason: %s)%n",
                 transport, (underIo.nanoTime() - killed) / 1_000_000, underIo.reason());
 
@@ -138,7 +138,7 @@ class LegFailureDetectionTest {
         assertStillAnUpMember(client, b, "b");
         // The session view changes before its parent hears of it, and leg 2's session keeps failing to re-open (its
         // reason overwrites the device's last error at every retry): wait for the device actor to name leg 1.
-        await("the device's last error names leg 1", WAIT, () -> dev.lastError.contains("leg 1"));
+        await("the device's last error names leg 1", WAIT, () -> dev.snapshot().lastError().contains("leg 1"));
         long writeStart = System.nanoTime();
         assertEquals(IoStatus.OK, io(dev.device, IoOp.WRITE, 0, 4096, ByteBuffer.wrap(new byte[4096])));
         long writeNanos = System.nanoTime() - writeStart;
@@ -146,7 +146,7 @@ class LegFailureDetectionTest {
         Drop idle = drops.get(1);
         assertEquals(IoStatus.name(IoStatus.ESHUTDOWN), idle.reason(),
                 "a leg whose path is known down is dropped by the first IO, without waiting for a timeout");
-        await("the drop names the dead data path", WAIT, () -> dev.lastError.contains("data channel"));
+        await("the drop names the dead data path", WAIT, () -> dev.snapshot().lastError().contains("data channel"));
         System.out.printf("[detect] %s, idle: the session noticed after %d ms; the next write took %d ms and"
                         + " dropped the leg (%s)%n", transport, (noticedB - idleKilled) / 1_000_000,
                 writeNanos / 1_000_000, idle.reason());
@@ -162,7 +162,7 @@ class LegFailureDetectionTest {
     /** Waits until leg {@code leg}'s session has lost its connected path; returns when that was seen. */
     private static long awaitPathDown(NodeState.DeviceEntry dev, int leg) {
         await("leg " + leg + " session loses its path", WAIT,
-                () -> dev.legSessions.get(leg).phase != SessionPhase.CONNECTED);
+                () -> dev.snapshot().legSessions().get(leg).snapshot().phase() != SessionPhase.CONNECTED);
         return System.nanoTime();
     }
 

@@ -138,7 +138,7 @@ class MirrorLegsTest {
         Reply mapped = get(client.map(MapSpec.mirrored("m", List.of(legs), AccessMode.RW, null)));
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("m");
-        assertEquals(DeviceState.READY, dev.state);
+        assertEquals(DeviceState.READY, dev.snapshot().state());
         return dev;
     }
 
@@ -177,14 +177,14 @@ class MirrorLegsTest {
         Reply added = get(client.addLeg("m", leg("c")));
         assertTrue(added.ok(), added.message());
         assertTrue(added.message().contains("added leg 2"), added.message());
-        assertEquals(List.of(leg("a"), leg("b"), leg("c")), dev.legPositions);
+        assertEquals(List.of(leg("a"), leg("b"), leg("c")), dev.snapshot().legPositions());
         // Sampled while the copy runs: a read served by c before it is in sync would count here (and would also
         // return never-written 0xEE bytes, which the workload's model check catches).
         long samplesWhileResyncing = 0;
         long deadline = System.nanoTime() + WAIT.toNanos();
-        while (dev.mirror.legState(2) != LegState.IN_SYNC) {
+        while (dev.snapshot().mirror().legState(2) != LegState.IN_SYNC) {
             long reads = readsServedBy(c);
-            LegState state = dev.mirror.legState(2);
+            LegState state = dev.snapshot().mirror().legState(2);
             if (state == LegState.RESYNCING) {
                 assertEquals(0, reads, "leg c served a read while resyncing");
                 samplesWhileResyncing++;
@@ -193,11 +193,11 @@ class MirrorLegsTest {
             assertTrue(System.nanoTime() < deadline, "leg c not in sync in time");
             Thread.onSpinWait();
         }
-        ResyncProgress sync = dev.mirror.progress();
+        ResyncProgress sync = dev.snapshot().mirror().progress();
         assertEquals(2, sync.leg());
         assertTrue(sync.full(), "an added leg gets a full copy");
         assertEquals(SIZE / REGION, sync.regionsTotal());
-        await("device ready with three legs", WAIT, () -> dev.state == DeviceState.READY);
+        await("device ready with three legs", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
         assertEquals(List.of("in-sync", "in-sync", "in-sync"), legStates(dev));
         assertEquals(List.of(0, 1, 2), legIndexes(dev));
         workload.awaitMore(300); // reads now spread over three legs
@@ -224,10 +224,11 @@ class MirrorLegsTest {
         Reply removed = get(client.removeLeg("m", 0));
         assertTrue(removed.ok(), removed.message());
         assertEquals(List.of(1, 2), legIndexes(dev), "the other legs keep their indexes");
-        await("a's mapping closed", WAIT, () -> a.state().backends().stream().allMatch(e -> e.mappings.isEmpty()));
+        await("a's mapping closed", WAIT,
+                () -> a.state().backends().stream().allMatch(e -> e.snapshot().mappings().isEmpty()));
         workload.awaitMore(100);
-        assertEquals(DeviceState.READY, dev.state);
-        assertEquals(LegState.EMPTY, dev.mirror.legState(0));
+        assertEquals(DeviceState.READY, dev.snapshot().state());
+        assertEquals(LegState.EMPTY, dev.snapshot().mirror().legState(0));
 
         Reply again = get(client.removeLeg("m", 0));
         assertFalse(again.ok());
@@ -245,8 +246,8 @@ class MirrorLegsTest {
         // a comes back as a new leg (stale contents): lowest free position, full copy, then in sync.
         Reply readded = get(client.addLeg("m", leg("a")));
         assertTrue(readded.ok(), readded.message());
-        await("re-added leg in sync", WAIT, () -> dev.mirror.legState(0) == LegState.IN_SYNC);
-        assertTrue(dev.mirror.progress().full());
+        await("re-added leg in sync", WAIT, () -> dev.snapshot().mirror().legState(0) == LegState.IN_SYNC);
+        assertTrue(dev.snapshot().mirror().progress().full());
         assertEquals(List.of(0, 2), legIndexes(dev));
         workload.awaitMore(100);
         byte[] model = workload.stop();
@@ -263,7 +264,7 @@ class MirrorLegsTest {
         byte[] model = new byte[SIZE];
         Workload.writeAt(dev.device, model, 0, 65536, 1);
         assertTrue(get(client.addLeg("m", leg("c"))).ok());
-        await("c in sync", WAIT, () -> dev.mirror.legState(2) == LegState.IN_SYNC);
+        await("c in sync", WAIT, () -> dev.snapshot().mirror().legState(2) == LegState.IN_SYNC);
         assertTrue(get(client.removeLeg("m", 0)).ok());
         assertEquals(List.of("1 b:m.img", "2 c:m.img"), Files.readAllLines(dataDir.resolve("m.legs")).stream()
                 .filter(l -> !l.startsWith("#")).toList());
@@ -274,21 +275,21 @@ class MirrorLegsTest {
         // b goes away; regions 3 and 9 are written meanwhile (dirty, for b at position 1).
         b.shutdown();
         b = null;
-        await("device degraded", WAIT, () -> dev.state == DeviceState.DEGRADED);
+        await("device degraded", WAIT, () -> dev.snapshot().state() == DeviceState.DEGRADED);
         Workload.writeAt(dev.device, model, 3L * REGION, 4096, 3);
         Workload.writeAt(dev.device, model, 9L * REGION + 8192, 8192, 9);
-        assertEquals(2, dev.mirror.status().dirtyRegions());
+        assertEquals(2, dev.snapshot().mirror().status().dirtyRegions());
         client.shutdown();
         client = null;
 
         b = startStorage("b", List.of(hostPort(a.clusterAddress())));
         client = startClient(hostPort(a.clusterAddress()));
         NodeState.DeviceEntry again = map2(leg("c"), leg("b")); // the other order: positions come from m.legs
-        await("ready after the partial resync", WAIT, () -> again.state == DeviceState.READY);
+        await("ready after the partial resync", WAIT, () -> again.snapshot().state() == DeviceState.READY);
         assertEquals(List.of(leg("b"), leg("c")), again.mirrorStatus().legs().stream()
                 .map(l -> new MapSpec.Leg(l.storageNode(), l.path())).toList());
         assertEquals(List.of(1, 2), legIndexes(again));
-        ResyncProgress progress = again.mirror.progress();
+        ResyncProgress progress = again.snapshot().mirror().progress();
         assertEquals(1, progress.leg(), "b, at its old position, is the one resynced");
         assertFalse(progress.full());
         assertEquals(2, progress.regionsTotal(), "only the regions written while b was out");
@@ -299,9 +300,9 @@ class MirrorLegsTest {
 
         // a was removed earlier, so m.legs does not name it: mapped again it is a new leg and gets a full copy.
         NodeState.DeviceEntry withA = map2(leg("a"), leg("b"), leg("c"));
-        await("a in sync", WAIT, () -> withA.state == DeviceState.READY);
-        assertEquals(0, withA.mirror.progress().leg());
-        assertTrue(withA.mirror.progress().full(), "a leg the leg file does not know is fully copied");
+        await("a in sync", WAIT, () -> withA.snapshot().state() == DeviceState.READY);
+        assertEquals(0, withA.snapshot().mirror().progress().leg());
+        assertTrue(withA.snapshot().mirror().progress().full(), "a leg the leg file does not know is fully copied");
         unmap();
         assertArrayEquals(model, backing("a"));
     }
@@ -339,7 +340,7 @@ class MirrorLegsTest {
         assertTrue(added.body().contains("added leg 2"), added.body());
         assertEquals(409, post(base, "/weft/devices/m/legs", "{\"storage\":\"c\",\"path\":\"x.img\"}")
                 .statusCode(), "three legs: no free position");
-        await("c in sync", WAIT, () -> dev.state == DeviceState.READY);
+        await("c in sync", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
         HttpResponse<String> status = http.send(HttpRequest.newBuilder(base.resolve("/weft/devices/m"))
                 .header("Authorization", TestNodes.bearer(client)).GET().build(),
                 HttpResponse.BodyHandlers.ofString());
@@ -355,7 +356,7 @@ class MirrorLegsTest {
         Object readded = mbs.invoke(bean, "addLeg", new Object[] {"a", "m.img"},
                 new String[] {"java.lang.String", "java.lang.String"});
         assertTrue(String.valueOf(readded).startsWith("ok"), String.valueOf(readded));
-        await("a in sync again", WAIT, () -> dev.state == DeviceState.READY);
+        await("a in sync again", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
 
         assertEquals(200, post(base, "/weft/devices/m/legs/0/remove", "{}").statusCode());
         assertEquals(200, post(base, "/weft/devices/m/legs/1/remove", "").statusCode());
@@ -380,9 +381,10 @@ class MirrorLegsTest {
         HttpResponse<String> full = post(base, "/weft/devices/m/legs/1/resync", "{\"full\":true}");
         assertEquals(200, full.statusCode(), full.body());
         assertTrue(full.body().contains("resyncing leg 1"), full.body());
-        await("b fully resynced", WAIT, () -> dev.state == DeviceState.READY && !dev.mirror.progress().running()
-                && dev.mirror.legState(1) == LegState.IN_SYNC);
-        assertTrue(dev.mirror.progress().full());
+        await("b fully resynced", WAIT, () -> dev.snapshot().state() == DeviceState.READY
+                && !dev.snapshot().mirror().progress().running()
+                && dev.snapshot().mirror().legState(1) == LegState.IN_SYNC);
+        assertTrue(dev.snapshot().mirror().progress().full());
         assertArrayEquals(backing("a"), backing("b"));
 
         MBeanServer mbs = ManagementFactory.getPlatformMBeanServer();
@@ -390,8 +392,9 @@ class MirrorLegsTest {
         await("device MBean registered", WAIT, () -> mbs.isRegistered(bean));
         Object viaJmx = mbs.invoke(bean, "resyncLeg", new Object[] {0, true}, new String[] {"int", "boolean"});
         assertTrue(String.valueOf(viaJmx).startsWith("ok"), String.valueOf(viaJmx));
-        await("a fully resynced", WAIT, () -> dev.state == DeviceState.READY && !dev.mirror.progress().running()
-                && dev.mirror.legState(0) == LegState.IN_SYNC);
+        await("a fully resynced", WAIT, () -> dev.snapshot().state() == DeviceState.READY
+                && !dev.snapshot().mirror().progress().running()
+                && dev.snapshot().mirror().legState(0) == LegState.IN_SYNC);
 
         assertEquals(200, post(base, "/weft/devices/m/legs/0/remove", "{}").statusCode());
         HttpResponse<String> source = post(base, "/weft/devices/m/legs/1/resync", "{\"full\":true}");

@@ -94,7 +94,7 @@ class MirroredDeviceTest {
                 new MapSpec.Leg("b", "m.img")), AccessMode.RW, null)));
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("m");
-        assertEquals(DeviceState.READY, dev.state);
+        assertEquals(DeviceState.READY, dev.snapshot().state());
         assertTrue(Files.exists(dataDir.resolve("m.wib")), "the write-intent bitmap lives in the data dir");
         byte[] model = new byte[SIZE];
         for (int r = 0; r < 8; r++) {
@@ -109,29 +109,29 @@ class MirroredDeviceTest {
         assertEquals(IoStatus.OK, io(dev.device, IoOp.FLUSH, 0, 0, ByteBuffer.allocate(0)));
         b.shutdown();
         b = null;
-        await("device degraded", WAIT, () -> dev.state == DeviceState.DEGRADED);
+        await("device degraded", WAIT, () -> dev.snapshot().state() == DeviceState.DEGRADED);
         // Regions 1, 4 and 6 are written while leg b is out: no EIO, and they are the only dirty regions.
         write(dev.device, model, 1L * REGION, 8192, 101);
         write(dev.device, model, 4L * REGION + 12288, 4096, 104);
         write(dev.device, model, 6L * REGION + REGION - 4096, 4096, 106);
         write(dev.device, model, 1L * REGION + 65536, 4096, 111);
-        assertEquals(DeviceState.DEGRADED, dev.state);
-        assertEquals(LegState.FAILED, dev.mirror.legState(1), "leg b dropped by the failed writes");
-        assertEquals(3, dev.mirror.status().dirtyRegions());
+        assertEquals(DeviceState.DEGRADED, dev.snapshot().state());
+        assertEquals(LegState.FAILED, dev.snapshot().mirror().legState(1), "leg b dropped by the failed writes");
+        assertEquals(3, dev.snapshot().mirror().status().dirtyRegions());
         NodeState.MirrorView degraded = dev.mirrorStatus();
         assertTrue(degraded.degraded());
         assertEquals(List.of("in-sync", "failed"), degraded.legs().stream().map(NodeState.LegView::state).toList());
         verify(dev.device, model, 0, SIZE);
 
         b = startStorage("b", exportsB, List.of(hostPort(client.clusterAddress())));
-        await("device ready again after the resync", WAIT, () -> dev.state == DeviceState.READY);
-        ResyncProgress progress = dev.mirror.progress();
+        await("device ready again after the resync", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
+        ResyncProgress progress = dev.snapshot().mirror().progress();
         assertEquals(1, progress.leg());
         assertFalse(progress.full(), "a returning leg gets a partial resync");
         assertEquals(3, progress.regionsTotal(), "only the dirty regions are copied");
         assertEquals(3, progress.regionsDone());
         assertEquals(3L * REGION, progress.bytesCopied());
-        assertEquals(0, dev.mirror.status().dirtyRegions());
+        assertEquals(0, dev.snapshot().mirror().status().dirtyRegions());
         NodeState.MirrorView healed = dev.mirrorStatus();
         assertFalse(healed.degraded());
         assertEquals(List.of("in-sync", "in-sync"), healed.legs().stream().map(NodeState.LegView::state).toList());
@@ -179,10 +179,10 @@ class MirroredDeviceTest {
         assertEquals(IoStatus.OK, io(dev.device, IoOp.FLUSH, 0, 0, ByteBuffer.allocate(0)));
         b.shutdown();
         b = null;
-        await("device degraded", WAIT, () -> dev.state == DeviceState.DEGRADED);
+        await("device degraded", WAIT, () -> dev.snapshot().state() == DeviceState.DEGRADED);
         write(dev.device, model, 2L * REGION, 4096, 22);
         write(dev.device, model, 7L * REGION + 8192, 4096, 77);
-        assertEquals(2, dev.mirror.status().dirtyRegions());
+        assertEquals(2, dev.snapshot().mirror().status().dirtyRegions());
 
         client.shutdown(); // the client goes away while leg b is out; its bitmap stays in the data dir
         client = null;
@@ -193,8 +193,8 @@ class MirroredDeviceTest {
         Reply remapped = get(client.map(spec));
         assertTrue(remapped.ok(), remapped.message());
         NodeState.DeviceEntry again = client.state().device("m");
-        await("device ready after the resync", WAIT, () -> again.state == DeviceState.READY);
-        ResyncProgress progress = again.mirror.progress();
+        await("device ready after the resync", WAIT, () -> again.snapshot().state() == DeviceState.READY);
+        ResyncProgress progress = again.snapshot().mirror().progress();
         assertEquals(1, progress.leg());
         assertFalse(progress.full());
         assertEquals(2, progress.regionsTotal(), "only the regions written while b was out are copied");
@@ -256,8 +256,8 @@ class MirroredDeviceTest {
                 new MapSpec.Leg("b", "m.img")), AccessMode.RW, null)));
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("m");
-        io.weft.core.mirror.MirrorBlockDevice mirror = dev.mirror;
-        assertEquals(DeviceState.READY, dev.state);
+        io.weft.core.mirror.MirrorBlockDevice mirror = dev.snapshot().mirror();
+        assertEquals(DeviceState.READY, dev.snapshot().state());
         assertEquals(List.of("export m"), exporter.events);
         assertEquals(1, client.incarnation());
 
@@ -266,9 +266,11 @@ class MirroredDeviceTest {
         org.apache.pekko.cluster.typed.Cluster.get(a.system()).manager()
                 .tell(new org.apache.pekko.cluster.typed.Down(client.clusterAddress()));
         await("the client's first incarnation ended", WAIT,
-                () -> dev.state == DeviceState.RECONNECTING || dev.state == DeviceState.CLOSED);
-        assertEquals(DeviceState.RECONNECTING, dev.state,
-                "the downed incarnation leaves the mirror running, waiting for its legs (" + dev.lastError + ")");
+                () -> dev.snapshot().state() == DeviceState.RECONNECTING
+                        || dev.snapshot().state() == DeviceState.CLOSED);
+        DeviceSnapshot downed = dev.snapshot();
+        assertEquals(DeviceState.RECONNECTING, downed.state(),
+                "the downed incarnation leaves the mirror running, waiting for its legs (" + downed.lastError() + ")");
         byte[] pattern = new byte[8192];
         new Random(15).nextBytes(pattern);
         long offset = 3L * REGION + 4096;
@@ -278,9 +280,9 @@ class MirroredDeviceTest {
         await("a new incarnation of the client node", WAIT, () -> client.incarnation() == 2);
         await("the write queued across the incarnations completed", WAIT, write::isDone);
         assertEquals(IoStatus.OK, write.get());
-        await("mirror ready (every leg in sync) again", WAIT, () -> dev.state == DeviceState.READY);
+        await("mirror ready (every leg in sync) again", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
         assertTrue(client.state().device("m") == dev, "the same device (queue, export) was adopted");
-        assertTrue(dev.mirror == mirror, "the same mirror was adopted");
+        assertTrue(dev.snapshot().mirror() == mirror, "the same mirror was adopted");
         assertEquals(List.of("export m"), exporter.events, "the export was neither withdrawn nor added again");
         assertFalse(dev.mirrorStatus().degraded());
         assertEquals(IoStatus.OK, io(dev.device, IoOp.FLUSH, 0, 0, ByteBuffer.allocate(0)));

@@ -32,6 +32,11 @@ import org.junit.jupiter.api.io.TempDir;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class SingleNodeTest {
     private static final Duration WAIT = Duration.ofSeconds(15);
+
+    /** One published moment: a path came back and the device is ready again. */
+    private static boolean reconnectedAndReady(DeviceSnapshot now) {
+        return now.reconnects() >= 1 && now.state() == DeviceState.READY;
+    }
     private Path tmp;
     private WeftRuntime node;
     private Path exports;
@@ -89,9 +94,9 @@ class SingleNodeTest {
         Reply mapped = map("data", "data.img", AccessMode.RW);
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry e = node.state().device("data");
-        assertEquals(DeviceState.READY, e.state);
+        assertEquals(DeviceState.READY, e.snapshot().state());
         assertEquals(1 << 20, e.device.info().size());
-        assertEquals(InProcessTransport.NAME, e.transport);
+        assertEquals(InProcessTransport.NAME, e.snapshot().transport());
         ByteBuffer written = ByteBuffer.allocate(4096);
         for (int i = 0; i < 4096; i++) {
             written.put(i, (byte) (i * 7));
@@ -102,12 +107,12 @@ class SingleNodeTest {
         assertArrayEquals(written.array(), read.array());
         NodeState.BackendEntry b = node.state().backends().stream()
                 .filter(x -> x.path.endsWith("data.img")).findFirst().orElseThrow();
-        assertEquals(1, b.mappings.size());
-        assertEquals("data", b.mappings.get(0).deviceId());
+        assertEquals(1, b.snapshot().mappings().size());
+        assertEquals("data", b.snapshot().mappings().get(0).deviceId());
         assertTrue(b.stats.snapshot().op(io.weft.core.io.IoOp.WRITE).ops() >= 1);
         assertTrue(get(node.unmap("data", false)).ok());
         await("device gone", WAIT, () -> node.state().device("data") == null);
-        await("mapping released", WAIT, () -> b.mappings.isEmpty());
+        await("mapping released", WAIT, () -> b.snapshot().mappings().isEmpty());
     }
 
     @Test
@@ -218,7 +223,7 @@ class SingleNodeTest {
         assertTrue(map("rm", "remap.img", AccessMode.RW).ok());
         NodeState.DeviceEntry e = node.state().device("rm");
         assertTrue(get(node.remap("rm")).ok());
-        await("reconnected", WAIT, () -> e.reconnects.get() >= 1 && e.state == DeviceState.READY);
+        await("reconnected", WAIT, () -> reconnectedAndReady(e.snapshot()));
         assertEquals(IoStatus.OK, io(e.device, IoOp.READ, 0, 512, ByteBuffer.allocate(512)));
 
         // Take the path away by hand, queue a request, force-unmap: the request fails with EIO, nothing hangs.
@@ -242,7 +247,7 @@ class SingleNodeTest {
         assertEquals("nbd://test/exp", e.status().export());
         // A remap keeps the export (IO just queues meanwhile).
         assertTrue(get(node.remap("exp")).ok());
-        await("reconnected", WAIT, () -> e.reconnects.get() >= 1 && e.state == DeviceState.READY);
+        await("reconnected", WAIT, () -> reconnectedAndReady(e.snapshot()));
         assertEquals(List.of("export exp"), exporter.events.stream().filter(x -> x.endsWith(" exp")).toList());
         assertTrue(get(node.unmap("exp", false)).ok());
         assertFalse(exporter.exported.containsKey("exp"));
@@ -251,8 +256,8 @@ class SingleNodeTest {
         // An export failure leaves the device mapped and says why.
         assertTrue(map("noexport1", "exp.img", AccessMode.RO).ok());
         NodeState.DeviceEntry ne = node.state().device("noexport1");
-        assertEquals(DeviceState.READY, ne.state);
-        assertTrue(ne.exportError.contains("NBD server not running"), ne.exportError);
+        assertEquals(DeviceState.READY, ne.snapshot().state());
+        assertTrue(ne.snapshot().exportError().contains("NBD server not running"), ne.snapshot().exportError());
         assertTrue(get(node.unmap("noexport1", true)).ok());
     }
 

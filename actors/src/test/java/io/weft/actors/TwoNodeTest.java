@@ -67,15 +67,15 @@ class TwoNodeTest {
 
         storage.shutdown();
         storage = null;
-        await("device reconnecting", WAIT, () -> dev.state == DeviceState.RECONNECTING);
+        await("device reconnecting", WAIT, () -> dev.snapshot().state() == DeviceState.RECONNECTING);
         CompletableFuture<Integer> queued = TestNodes.submit(dev.device, IoOp.READ, 0, 512, ByteBuffer.allocate(512));
         // io-timeout is 1 s in these tests: the request must fail with EIO, not hang and not succeed.
         await("queued IO failed", WAIT, queued::isDone);
         assertEquals(IoStatus.EIO, queued.get());
 
         storage = startStorage(exports, List.of(hostPort(client.clusterAddress())));
-        await("device remapped by itself", WAIT, () -> dev.state == DeviceState.READY);
-        assertTrue(dev.reconnects.get() >= 1);
+        await("device remapped by itself", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
+        assertTrue(dev.snapshot().reconnects() >= 1);
         ByteBuffer read = ByteBuffer.allocate(512);
         assertEquals(IoStatus.OK, io(dev.device, IoOp.READ, 0, 512, read));
         assertEquals(42, read.get(0), "data written before the restart is there");
@@ -95,7 +95,7 @@ class TwoNodeTest {
 
         storage.shutdown();
         storage = null;
-        await("device reconnecting", WAIT, () -> dev.state == DeviceState.RECONNECTING);
+        await("device reconnecting", WAIT, () -> dev.snapshot().state() == DeviceState.RECONNECTING);
         ByteBuffer data = ByteBuffer.allocate(4096);
         for (int i = 0; i < 4096; i++) {
             data.put(i, (byte) (i ^ 0x5a));
@@ -107,7 +107,7 @@ class TwoNodeTest {
         storage = startStorage(exports, List.of(hostPort(client.clusterAddress())));
         await("queued write completed after the remap", WAIT, write::isDone);
         assertEquals(IoStatus.OK, write.get());
-        assertEquals(DeviceState.READY, dev.state);
+        assertEquals(DeviceState.READY, dev.snapshot().state());
         byte[] onDisk = Files.readAllBytes(exports.resolve("w.img"));
         for (int i = 0; i < 4096; i++) {
             assertEquals((byte) (i ^ 0x5a), onDisk[8192 + i], "byte " + i + " reached the backing file");
@@ -157,7 +157,7 @@ class TwoNodeTest {
         org.apache.pekko.cluster.typed.Cluster.get(storage.system()).manager()
                 .tell(new org.apache.pekko.cluster.typed.Down(client.clusterAddress()));
         await("the client's first incarnation ended and the device waits for a path", WAIT,
-                () -> dev.state == DeviceState.RECONNECTING);
+                () -> dev.snapshot().state() == DeviceState.RECONNECTING);
         ByteBuffer data = ByteBuffer.allocate(4096);
         for (int i = 0; i < 4096; i++) {
             data.put(i, (byte) (i ^ 0x3c));
@@ -167,7 +167,7 @@ class TwoNodeTest {
         await("a new incarnation of the client node", WAIT, () -> client.incarnation() == 2);
         await("the write queued across the incarnations completed", WAIT, write::isDone);
         assertEquals(IoStatus.OK, write.get());
-        await("device ready again", WAIT, () -> dev.state == DeviceState.READY);
+        await("device ready again", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
         assertTrue(client.state().device("w") == dev, "the same device (queue, export) was adopted");
         assertEquals(List.of("export w"), exporter.events, "the export was neither withdrawn nor added again");
         assertTrue(client.awaitUp(WAIT), "the new incarnation joined the cluster");
@@ -198,7 +198,7 @@ class TwoNodeTest {
         client.shutdown();
         client = null;
         NodeState.BackendEntry backend = storage.state().backends().get(0);
-        await("mapping of the departed client released", WAIT, () -> backend.mappings.isEmpty());
+        await("mapping of the departed client released", WAIT, () -> backend.snapshot().mappings().isEmpty());
         await("refused device cleaned up", WAIT, () -> other.state().device("b") == null);
         Reply now = get(other.map(new MapSpec("b", "st", "v.img", AccessMode.RW, null)));
         assertTrue(now.ok(), now.message());

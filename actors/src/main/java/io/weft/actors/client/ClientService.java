@@ -138,7 +138,6 @@ public final class ClientService extends AbstractBehavior<ClientService.Command>
         QueueingBlockDevice device = new QueueingBlockDevice(UNMAPPED, settings.maxInFlight(),
                 settings.ioTimeout().toNanos(), new IoStats(spec.deviceId()));
         NodeState.DeviceEntry entry = new NodeState.DeviceEntry(nodeState, spec.withTransport(transportName), device);
-        entry.transport = transportName;
         nodeState.putDevice(entry);
         getContext().spawn(
                 spec.mirrored()

@@ -1,9 +1,9 @@
 package io.weft.actors.client;
 
+import io.weft.actors.DeviceSnapshot;
 import io.weft.actors.DeviceState;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
-import io.weft.actors.SessionPhase;
 import io.weft.actors.WeftSettings;
 import io.weft.actors.protocol.SessionCommand;
 import io.weft.actors.transport.Transport;
@@ -31,6 +31,11 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * DEGRADED is reserved for mirrored devices (some legs down, IO continues); single-leg devices never enter it.
  * The export appears when the device first becomes READY and stays through RECONNECTING (IO queues and fails with
  * EIO after {@code weft.client.io-timeout}); a periodic tick fails requests older than the io-timeout.
+ *
+ * <p>State: this actor alone publishes the entry's {@link DeviceSnapshot} (state, transport, export, last error,
+ * reconnects; through {@link DeviceLifecycle} too, which runs on its thread); its session publishes its own
+ * {@link io.weft.actors.SessionSnapshot} in {@link NodeState.DeviceEntry#sessionView}. A restarted or adopting
+ * actor takes up the snapshot its predecessor published last.
  *
  * <p>Supervision: restarted by {@link ClientService} on failure. The queueing device and the export live in the
  * {@link NodeState.DeviceEntry} and survive the restart (IO waits); the session child is stopped and a fresh one
@@ -97,7 +102,7 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
         this.registry = registry;
         this.lifecycle = new DeviceLifecycle(ctx, timers, entry, settings, exporter, registry, mapReplyTo, adopted,
                 this::closeNow);
-        entry.transport = transport.name();
+        entry.update(d -> d.withTransport(transport.name()));
         this.session = ctx.spawn(
                 Behaviors.supervise(SessionActor.create(entry.spec, entry.sessionView, clientNode, transport,
                                 settings, ctx.messageAdapter(SessionActor.Event.class, FromSession::new)))
@@ -106,16 +111,18 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
                 "session-" + URLEncoder.encode(entry.spec.storageNode(), StandardCharsets.UTF_8));
         ctx.watchWith(session, new SessionStopped());
         lifecycle.startExpiryTick();
-        if (entry.state == DeviceState.MAPPING) {
+        DeviceState state = entry.snapshot().state();
+        if (state == DeviceState.MAPPING) {
             timers.startSingleTimer("map-deadline", new MapDeadline(), settings.mapTimeout());
-        } else if (entry.state == DeviceState.READY) {
+        } else if (state == DeviceState.READY) {
             // Restarted after a failure, or adopted: the new session has no path yet.
             entry.device.disconnect();
-            entry.state(DeviceState.RECONNECTING);
+            entry.update(d -> d.withState(DeviceState.RECONNECTING));
         }
         if (adopted) {
             ctx.getLog().info("device {} adopted by this actor-system incarnation: export {} kept, {} request(s) "
-                    + "waiting; re-opening {}:{}", entry.spec.deviceId(), entry.exportedAs, entry.device.inFlight(),
+                    + "waiting; re-opening {}:{}", entry.spec.deviceId(), entry.snapshot().exportedAs(),
+                    entry.device.inFlight(),
                     entry.spec.storageNode(), entry.spec.path());
         }
     }
@@ -148,7 +155,7 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
         } else if (event instanceof SessionActor.OpenFailed failed) {
             return onOpenFailed(failed);
         } else if (event instanceof SessionActor.SessionError error) {
-            entry.lastError = error.reason();
+            entry.update(d -> d.withLastError(error.reason()));
         }
         return this;
     }
@@ -158,23 +165,22 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
             return this;
         }
         entry.device.connect(up.path(), up.info());
-        entry.transport = up.transport(); // for auto: the transport the path actually uses
-        entry.lastError = "";
-        if (entry.state == DeviceState.MAPPING) {
+        // For auto: the transport the path actually uses.
+        DeviceSnapshot now = entry.update(d -> d.withTransport(up.transport()).withLastError(""));
+        if (now.state() == DeviceState.MAPPING) {
             timers.cancel("map-deadline");
             lifecycle.export(entry.spec.storageNode() + ":" + entry.spec.path() + " ("
                     + entry.spec.mode().wireName() + ")");
-            entry.state(DeviceState.READY);
+            String exportedAs = entry.update(d -> d.withState(DeviceState.READY)).exportedAs();
             registry.recorded(entry);
             getContext().getLog().info("device {} mapped: {} {} on {} ({} bytes) over {}", entry.spec.deviceId(),
                     entry.spec.path(), entry.spec.mode().wireName(), entry.spec.storageNode(), up.info().size(),
                     up.transport());
             lifecycle.answerMap(Reply.ok("mapped " + entry.spec.deviceId() + " → " + entry.spec.storageNode() + ":"
                     + entry.spec.path() + " (" + entry.spec.mode().wireName() + ", " + up.info().size() + " bytes, "
-                    + up.transport() + ")" + (entry.exportedAs.isEmpty() ? "" : " exported at " + entry.exportedAs)));
+                    + up.transport() + ")" + (exportedAs.isEmpty() ? "" : " exported at " + exportedAs)));
         } else {
-            entry.reconnects.incrementAndGet();
-            entry.state(DeviceState.READY);
+            entry.update(d -> d.withReconnect().withState(DeviceState.READY));
             getContext().getLog().info("device {} reconnected to {}", entry.spec.deviceId(), entry.spec.storageNode());
         }
         return this;
@@ -182,9 +188,11 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
 
     private Behavior<Command> onPathDown(SessionActor.PathDown down) {
         entry.device.disconnect();
-        entry.lastError = down.reason();
-        if (entry.state == DeviceState.READY || entry.state == DeviceState.DEGRADED) {
-            entry.state(DeviceState.RECONNECTING);
+        DeviceState was = entry.snapshot().state();
+        boolean hadPath = was == DeviceState.READY || was == DeviceState.DEGRADED;
+        entry.update(d -> hadPath ? d.withLastError(down.reason()).withState(DeviceState.RECONNECTING)
+                : d.withLastError(down.reason()));
+        if (hadPath) {
             getContext().getLog().warn("device {} lost its path: {}; IO queues for up to {} ms",
                     entry.spec.deviceId(), down.reason(), settings.ioTimeout().toMillis());
         }
@@ -198,8 +206,8 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
     }
 
     private Behavior<Command> onOpenFailed(SessionActor.OpenFailed failed) {
-        entry.lastError = failed.reason();
-        if (entry.state == DeviceState.MAPPING && failed.permanent()) {
+        DeviceSnapshot now = entry.update(d -> d.withLastError(failed.reason()));
+        if (now.state() == DeviceState.MAPPING && failed.permanent()) {
             lifecycle.answerMap(Reply.error("map of " + entry.spec.storageNode() + ":" + entry.spec.path()
                     + " refused: " + failed.reason()));
             return closeNow();
@@ -208,13 +216,14 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
     }
 
     private Behavior<Command> onMapDeadline(MapDeadline deadline) {
-        if (entry.state != DeviceState.MAPPING) {
+        DeviceSnapshot now = entry.snapshot();
+        if (now.state() != DeviceState.MAPPING) {
             return this;
         }
-        String why = entry.lastError.isEmpty()
+        String why = now.lastError().isEmpty()
                 ? "storage node '" + entry.spec.storageNode() + "' not found in the cluster (is it up, with role"
                   + " storage and that weft.node.name?)"
-                : entry.lastError;
+                : now.lastError();
         lifecycle.answerMap(Reply.error("map of " + entry.spec.storageNode() + ":" + entry.spec.path()
                 + " timed out after "
                 + settings.mapTimeout().toMillis() + " ms: " + why));
@@ -230,22 +239,21 @@ public final class DeviceActor extends AbstractBehavior<DeviceActor.Command> {
     /** The session closes the mapping on the storage node and stops; this actor stops when it has. */
     private Behavior<Command> closeNow() {
         lifecycle.beginClose();
-        entry.state(DeviceState.CLOSED);
+        entry.update(d -> d.withState(DeviceState.CLOSED));
         session.tell(new SessionActor.Close());
         return this;
     }
 
     private Behavior<Command> onStopped() {
-        if (!lifecycle.closing() && entry.state != DeviceState.MAPPING
+        if (!lifecycle.closing() && entry.snapshot().state() != DeviceState.MAPPING
                 && registry.keepsDataPlane(getContext().getSystem())) {
             // This actor-system incarnation ends (the node was downed or removed) and the node goes on: the queueing
             // device and its export belong to the node, and the next incarnation adopts them. Only the path goes
             // (the session's channel closed with this incarnation), so IO queues under the io-timeout.
             entry.device.disconnect();
-            entry.state(DeviceState.RECONNECTING);
-            entry.lastError = "this node's actor system is restarting (downed or removed from the cluster)";
-            entry.sessionView.session = null;
-            entry.sessionView.phase = SessionPhase.SEARCHING;
+            // The session, stopped before this actor, has left its view without a session (see SessionActor).
+            entry.update(d -> d.withState(DeviceState.RECONNECTING)
+                    .withLastError("this node's actor system is restarting (downed or removed from the cluster)"));
             return this;
         }
         lifecycle.withdraw();

@@ -77,13 +77,13 @@ final class DeviceLifecycle {
         entry.device.expire(System.nanoTime());
     }
 
-    /** Exports the device's queueing device; a failure is recorded in the entry, the device stays mapped. */
+    /** Exports the device's queueing device; a failure is published in the snapshot, the device stays mapped. */
     void export(String description) {
         try {
-            entry.exportedAs = exporter.export(entry.spec.deviceId(), description, entry.device);
-            entry.exportError = "";
+            String exportedAs = exporter.export(entry.spec.deviceId(), description, entry.device);
+            entry.update(d -> d.withExport(exportedAs, ""));
         } catch (Exception e) {
-            entry.exportError = e.toString();
+            entry.update(d -> d.withExport(d.exportedAs(), e.toString()));
             ctx.getLog().warn("device {} is mapped but could not be exported: {}", entry.spec.deviceId(),
                     e.toString());
         }
@@ -116,7 +116,7 @@ final class DeviceLifecycle {
      * queued request fails) and is marked closing. The owner then closes its paths.
      */
     void beginClose() {
-        if (entry.state == DeviceState.MAPPING) {
+        if (entry.snapshot().state() == DeviceState.MAPPING) {
             answerMap(Reply.error("device " + entry.spec.deviceId() + " was unmapped before it was ready"));
         }
         closing = true;
@@ -175,7 +175,7 @@ final class DeviceLifecycle {
 
     /** The owner's last step when it stops: the device closes and leaves node state and, if unmapped, the registry. */
     void forget() {
-        entry.state(DeviceState.CLOSED);
+        entry.update(d -> d.withState(DeviceState.CLOSED));
         entry.nodeState.removeDevice(entry.spec.deviceId(), entry);
         if (closing) {
             registry.forgotten(entry.spec.deviceId());

@@ -3,6 +3,7 @@ package io.weft.actors.client;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import io.weft.actors.DeviceSnapshot;
 import io.weft.actors.DeviceState;
 import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
@@ -113,7 +114,7 @@ public final class DeviceRegistry {
         MapSpec spec = entry.spec;
         List<Leg> legs = spec.legs().stream().map(l -> new Leg(l.storageNode(), l.path())).toList();
         Mapping m = new Mapping(spec.deviceId(), spec.storageNode(), spec.path(), spec.mode().wireName(),
-                spec.transport(), legs, entry.exportedAs);
+                spec.transport(), legs, entry.snapshot().exportedAs());
         synchronized (this) {
             recorded.put(spec.deviceId(), m);
             write();
@@ -190,9 +191,10 @@ public final class DeviceRegistry {
             known = Map.copyOf(recorded);
         }
         for (NodeState.DeviceEntry e : nodeState.devices()) {
-            boolean running = e.state == DeviceState.READY || e.state == DeviceState.DEGRADED
-                    || e.state == DeviceState.RECONNECTING;
-            if (running && (!e.spec.mirrored() || e.mirror != null)) {
+            DeviceSnapshot s = e.snapshot();
+            boolean running = s.state() == DeviceState.READY || s.state() == DeviceState.DEGRADED
+                    || s.state() == DeviceState.RECONNECTING;
+            if (running && (!e.spec.mirrored() || s.mirror() != null)) {
                 if (!known.containsKey(e.spec.deviceId())) {
                     LOG.warn("device {} is mapped but not in the record; adopting it anyway", e.spec.deviceId());
                 }
@@ -221,10 +223,11 @@ public final class DeviceRegistry {
                 LOG.warn("device {}: withdrawing the export failed: {}", e.spec.deviceId(), ex.toString());
             }
             e.device.forceClose();
-            if (e.mirror != null) {
-                e.mirror.close(); // persists the bitmap; the legs' paths belong to sessions long gone
+            // No device actor is left: the registry, owner of the data plane, publishes the device's last snapshot.
+            DeviceSnapshot s = e.update(d -> d.withState(DeviceState.CLOSED));
+            if (s.mirror() != null) {
+                s.mirror().close(); // persists the bitmap; the legs' paths belong to sessions long gone
             }
-            e.state(DeviceState.CLOSED);
             nodeState.removeDevice(e.spec.deviceId(), e);
         }
     }

@@ -164,7 +164,7 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
             for (String id : result.mappingIds()) {
                 Register r = leases.get(id);
                 if (r != null) {
-                    r.view().lastHeartbeatMillis = now;
+                    r.view().leaseRenewed(now);
                 }
             }
             return this;

@@ -12,7 +12,6 @@ import io.weft.core.mirror.MirrorBlockDevice;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 
@@ -155,13 +154,11 @@ final class MirrorLegs {
 
     /** Publishes the current leg set (by position), the sessions' views and the legs' paths for HTTP, JMX, drills. */
     void publish(NodeState.DeviceEntry entry) {
-        entry.legPositions = Collections.unmodifiableList(Arrays.asList(legs.clone()));
         List<NodeState.SessionView> published = new ArrayList<>(POSITIONS);
         for (int i = 0; i < POSITIONS; i++) {
             published.add(legs[i] == null ? null : views[i]);
         }
-        entry.legSessions = Collections.unmodifiableList(published);
-        entry.legDevices = Collections.unmodifiableList(Arrays.asList(paths.clone()));
+        entry.update(d -> d.withLegs(Arrays.asList(legs), published, Arrays.asList(paths)));
     }
 
     /** The size every opened leg has, or -1 before any has opened (see {@link #differingSizes}). */

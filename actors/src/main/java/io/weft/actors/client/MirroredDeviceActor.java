@@ -1,5 +1,6 @@
 package io.weft.actors.client;
 
+import io.weft.actors.DeviceSnapshot;
 import io.weft.actors.DeviceState;
 import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
@@ -18,8 +19,6 @@ import java.io.IOException;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.Collections;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
@@ -63,6 +62,11 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * queues under the io-timeout) and the export stay. The next incarnation's actor ({@link #adopt}) takes the same
  * mirror over and opens a session per leg again; each leg's path up reconnects its {@link LegPath}, exactly as after
  * a lost session: a leg the mirror dropped meanwhile (a request found it without a path) is resynced from the bitmap.
+ *
+ * <p>State: this actor alone publishes the entry's {@link DeviceSnapshot} (state, transport, export, last error,
+ * reconnects, the mirror, and the legs by position with their session views and devices, through
+ * {@link MirrorLegs#publish}); each leg's session publishes its own {@link io.weft.actors.SessionSnapshot} in the
+ * leg's view. An adopting actor takes up the mirror and legs from the snapshot its predecessor published last.
  *
  * <p>Its parts elsewhere: {@link DeviceLifecycle} (expiry tick, export, the one map answer, unmap and drain, shared
  * with {@link DeviceActor}), {@link MirrorLayout} (where each leg sits: bitmap and leg file) and {@link MirrorLegs}
@@ -182,7 +186,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         this.settings = settings;
         this.lifecycle = new DeviceLifecycle(ctx, timers, entry, settings, exporter, registry, mapReplyTo, adopted,
                 this::closeNow);
-        entry.transport = transport.name();
+        entry.update(d -> d.withTransport(transport.name()));
         this.layout = new MirrorLayout(settings.dataDir(), entry.spec.deviceId());
         this.legFile = layout.legFile();
         this.members = new MirrorLegs(entry.spec.deviceId(), legFile);
@@ -207,7 +211,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         if (adopted) {
             ctx.getLog().info("device {} adopted by this actor-system incarnation: mirror of {} and export {} kept, {}"
                     + " request(s) waiting; re-opening its legs", entry.spec.deviceId(), members.current(),
-                    entry.exportedAs, entry.device.inFlight());
+                    entry.snapshot().exportedAs(), entry.device.inFlight());
         } else {
             timers.startSingleTimer("map-deadline", new MapDeadline(), settings.mapTimeout());
         }
@@ -218,16 +222,17 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
      * incarnation left them; the map was answered long ago.
      */
     private void takeOver() {
-        mirror = entry.mirror;
-        List<MapSpec.Leg> positions = entry.legPositions;
-        List<BlockDevice> paths = entry.legDevices;
+        DeviceSnapshot previous = entry.snapshot();
+        mirror = previous.mirror();
+        List<MapSpec.Leg> positions = previous.legPositions();
+        List<BlockDevice> paths = previous.legDevices();
         for (int i = 0; i < POSITIONS && i < positions.size(); i++) {
             legs[i] = positions.get(i);
             legPaths[i] = legs[i] == null ? null : (LegPath) paths.get(i);
         }
         listenToMirror();
         entry.device.disconnect();
-        entry.state(DeviceState.RECONNECTING);
+        entry.update(d -> d.withState(DeviceState.RECONNECTING));
     }
 
     private void spawnSession(int position, MapSpec.Leg leg, String name) {
@@ -257,8 +262,9 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                     return updateState();
                 })
                 .onMessage(ResyncFailed.class, f -> {
-                    entry.lastError = "resync of leg " + f.leg() + " failed: " + f.reason();
-                    getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), entry.lastError);
+                    String error = entry.update(d -> d.withLastError("resync of leg " + f.leg() + " failed: "
+                            + f.reason())).lastError();
+                    getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), error);
                     return updateState();
                 })
                 .onMessage(DeviceLifecycle.ExpireTick.class, t -> {
@@ -306,13 +312,13 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                 }
                 return this;
             }
-            entry.lastError = "leg " + leg + " (" + legs[leg] + "): " + failed.reason();
-            if (entry.state == DeviceState.MAPPING && failed.permanent()) {
+            String error = "leg " + leg + " (" + legs[leg] + "): " + failed.reason();
+            if (entry.update(d -> d.withLastError(error)).state() == DeviceState.MAPPING && failed.permanent()) {
                 lifecycle.answerMap(Reply.error("map of leg " + legs[leg] + " refused: " + failed.reason()));
                 return closeNow();
             }
         } else if (event instanceof SessionActor.SessionError err) {
-            entry.lastError = "leg " + leg + ": " + err.reason();
+            entry.update(d -> d.withLastError("leg " + leg + ": " + err.reason()));
         } else if (event instanceof SessionActor.GeometryChanged) {
             // Mirror legs keep the size they were mapped with; resizing a mirrored device is not supported.
             getContext().getLog().info("device {}: leg {} changed size; mirrored devices keep their size",
@@ -325,7 +331,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         if (lifecycle.closing()) {
             return this;
         }
-        entry.transport = up.transport();
+        entry.update(d -> d.withTransport(up.transport()));
         if (mirror == null) {
             pendingPaths[leg] = up.path();
             pendingInfos[leg] = up.info();
@@ -333,7 +339,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         }
         legPaths[leg].connect(up.path());
         pathDownReason[leg] = null;
-        entry.reconnects.incrementAndGet();
+        entry.update(DeviceSnapshot::withReconnect);
         if (mirror.legState(leg) == LegState.FAILED) {
             returnLeg(leg);
         }
@@ -351,9 +357,10 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             return this; // removed meanwhile
         }
         String pathDown = pathDownReason[d.leg()];
-        entry.lastError = "leg " + d.leg() + " (" + legs[d.leg()] + ") dropped: " + d.reason()
+        String error = "leg " + d.leg() + " (" + legs[d.leg()] + ") dropped: " + d.reason()
                 + (pathDown == null ? "" : " (its path was down: " + pathDown + ")");
-        getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), entry.lastError);
+        entry.update(s -> s.withLastError(error));
+        getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), error);
         if (!lifecycle.closing() && legPaths[d.leg()].connected()) {
             legPaths[d.leg()].disconnect();
             members.sessions[d.leg()].tell(new SessionActor.Reconnect());
@@ -367,7 +374,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             mirror.legReturned(leg);
         } catch (IllegalStateException notYet) {
             // No in-sync leg to copy from and this one is not authoritative: it must wait for the leg that is.
-            entry.lastError = "leg " + leg + " waits: " + notYet.getMessage();
+            entry.update(d -> d.withLastError("leg " + leg + " waits: " + notYet.getMessage()));
         }
     }
 
@@ -399,7 +406,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             devices.add(legPaths[i]);
             pendingPaths[i] = null;
         }
-        entry.legDevices = Collections.unmodifiableList(Arrays.asList(legPaths.clone()));
+        members.publish(entry);
         try {
             mirror = new MirrorBlockDevice(devices, bitmap, MirrorOptions.defaults()
                     .withActivityLog(settings.mirrorActivityExtents(), settings.mirrorActivityExtentSize())
@@ -412,7 +419,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             return closeNow();
         }
         listenToMirror();
-        entry.mirror = mirror;
+        entry.update(d -> d.withMirror(mirror));
         if (mirror.recoveredExtents() > 0) {
             getContext().getLog().warn("device {}: the last client stopped uncleanly with writes in {} extent(s) of"
                     + " its activity log; resyncing them from leg {} before the other legs serve reads",
@@ -425,17 +432,18 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             }
         }
         timers.cancel("map-deadline");
-        entry.lastError = "";
+        entry.update(d -> d.withLastError(""));
         entry.device.connect(mirror, mirror.info());
         lifecycle.export("mirror of " + members.current() + " (" + entry.spec.mode().wireName() + ")");
         updateState();
         registry.recorded(entry);
+        DeviceSnapshot now = entry.snapshot();
         List<MapSpec.Leg> mapped = members.current();
         getContext().getLog().info("device {} mapped: mirror of {} ({} bytes, {}) over {}", entry.spec.deviceId(),
-                mapped, size, entry.spec.mode().wireName(), entry.transport);
+                mapped, size, entry.spec.mode().wireName(), now.transport());
         lifecycle.answerMap(Reply.ok("mapped " + entry.spec.deviceId() + " → mirror of " + mapped + " ("
-                + entry.spec.mode().wireName() + ", " + size + " bytes, " + entry.transport + ")"
-                + (entry.exportedAs.isEmpty() ? "" : " exported at " + entry.exportedAs)));
+                + entry.spec.mode().wireName() + ", " + size + " bytes, " + now.transport() + ")"
+                + (now.exportedAs().isEmpty() ? "" : " exported at " + now.exportedAs())));
         return this;
     }
 
@@ -522,9 +530,10 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
             // After addLeg: the bitmap already says "full sync" for this position when the file first names it.
             legFile.write(legs);
         } catch (IOException e) {
-            entry.lastError = "leg " + p + " added, but " + legFile.path() + " could not be written (" + e.getMessage()
-                    + "): after a client restart map it again to full-sync it";
-            getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), entry.lastError);
+            String error = entry.update(d -> d.withLastError("leg " + p + " added, but " + legFile.path()
+                    + " could not be written (" + e.getMessage() + "): after a client restart map it again to"
+                    + " full-sync it")).lastError();
+            getContext().getLog().warn("device {}: {}", entry.spec.deviceId(), error);
         }
         getContext().getLog().info("device {}: leg {} ({}) added; full sync of {} bytes in the background",
                 entry.spec.deviceId(), p, add.leg(), size);
@@ -536,8 +545,9 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
     private Behavior<DeviceActor.Command> onAddDeadline(AddDeadline deadline) {
         if (pendingAdd != null && pendingAdd.attempt() == deadline.attempt()) {
             NodeState.SessionView view = members.views[pendingAdd.position()];
+            String why = view == null ? "" : view.snapshot().lastError();
             return abortAdd("leg " + pendingAdd.leg() + " did not open within " + settings.mapTimeout().toMillis()
-                    + " ms" + (view == null || view.lastError.isEmpty() ? "" : " (" + view.lastError + ")"));
+                    + " ms" + (why.isEmpty() ? "" : " (" + why + ")"));
         }
         return this;
     }
@@ -611,7 +621,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         }
         legPaths[leg].disconnect();
         pathDownReason[leg] = reason;
-        entry.lastError = "leg " + leg + " (" + legs[leg] + "): " + reason;
+        entry.update(d -> d.withLastError("leg " + leg + " (" + legs[leg] + "): " + reason));
         getContext().getLog().warn("device {}: leg {} lost its path: {}", entry.spec.deviceId(), leg, reason);
         return updateState();
     }
@@ -632,21 +642,22 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
         } else if (next != DeviceState.RECONNECTING && !entry.device.connected()) {
             entry.device.connect(mirror, mirror.info());
         }
-        if (next != entry.state) {
+        if (next != entry.snapshot().state()) {
             getContext().getLog().info("device {} is {}", entry.spec.deviceId(), next);
         }
-        entry.state(next);
+        entry.update(d -> d.withState(next));
         return this;
     }
 
     private Behavior<DeviceActor.Command> onMapDeadline(MapDeadline deadline) {
-        if (entry.state != DeviceState.MAPPING) {
+        DeviceSnapshot now = entry.snapshot();
+        if (now.state() != DeviceState.MAPPING) {
             return this;
         }
         String missing = members.notOpened();
         lifecycle.answerMap(Reply.error("map of mirrored device " + entry.spec.deviceId() + " timed out after "
                 + settings.mapTimeout().toMillis() + " ms; legs not open: " + missing
-                + (entry.lastError.isEmpty() ? "" : " (" + entry.lastError + ")")));
+                + (now.lastError().isEmpty() ? "" : " (" + now.lastError() + ")")));
         return closeNow();
     }
 
@@ -654,7 +665,7 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
     private Behavior<DeviceActor.Command> closeNow() {
         lifecycle.beginClose();
         closeMirror();
-        entry.state(DeviceState.CLOSED);
+        entry.update(d -> d.withState(DeviceState.CLOSED));
         if (pendingAdd != null) {
             pendingAdd.replyTo().tell(Reply.error("device " + entry.spec.deviceId() + " was unmapped before leg "
                     + pendingAdd.leg() + " could be added"));
@@ -685,8 +696,8 @@ public final class MirroredDeviceActor extends AbstractBehavior<DeviceActor.Comm
                     path.disconnect();
                 }
             }
-            entry.state(DeviceState.RECONNECTING);
-            entry.lastError = "this node's actor system is restarting (downed or removed from the cluster)";
+            entry.update(d -> d.withState(DeviceState.RECONNECTING)
+                    .withLastError("this node's actor system is restarting (downed or removed from the cluster)"));
             return this;
         }
         lifecycle.withdraw();

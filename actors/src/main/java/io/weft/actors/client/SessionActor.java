@@ -26,6 +26,7 @@ import java.time.Duration;
 import java.util.Set;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
+import org.apache.pekko.actor.typed.PostStop;
 import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
@@ -47,8 +48,12 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * storage forgets or revokes the mapping, or the channel dies. It then re-opens after an exponential backoff
  * ({@code weft.client.reconnect.*}); a restarted storage node re-registers, which re-opens at once.
  *
- * <p>Drills ({@code io.weft.actors.drill}) reach a session through {@code NodeState.SessionView.session} and cut it
- * with {@link Cut}: the whole session (as if the transport failed, but re-opened only when the cut ends) or one path of
+ * <p>State: this actor alone publishes its {@link io.weft.actors.SessionSnapshot} (phase, storage address, mapping
+ * id, last error, transport paths, itself) in its {@link NodeState.SessionView}; the node's {@link LeaseRenewer}
+ * records the last renewal there, apart.
+ *
+ * <p>Drills ({@code io.weft.actors.drill}) reach a session through its snapshot's {@code session} and cut it with
+ * {@link Cut}: the whole session (as if the transport failed, but re-opened only when the cut ends) or one path of
  * a multipath channel; {@link EndCut} or the cut's own time limit ends it.
  *
  * <p>Supervision: restarted with backoff by its parent on failure (a failed path is replaced: the new
@@ -197,8 +202,8 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class,
                 l -> new Listing(l.getServiceInstances(key)));
         ctx.getSystem().receptionist().tell(Receptionist.subscribe(key, listings));
-        view.session = ctx.getSelf();
-        phase(SessionPhase.SEARCHING);
+        view.update(v -> v.withSession(ctx.getSelf()).withPhase(SessionPhase.SEARCHING));
+        phase = SessionPhase.SEARCHING;
     }
 
     @Override
@@ -226,6 +231,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
                     return this;
                 })
                 .onMessage(Close.class, this::onClose)
+                .onSignal(PostStop.class, s -> onStopped())
                 .build();
     }
 
@@ -257,7 +263,8 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
             }
         }
         storage = target;
-        view.storageAddress = NodeState.addressOf(getContext().getSystem(), target);
+        String address = NodeState.addressOf(getContext().getSystem(), target);
+        view.update(v -> v.withStorageAddress(address));
         int thisAttempt = ++attempt;
         phase(SessionPhase.OPENING);
         getContext().ask(OpenReply.class, target, settings.openTimeout(),
@@ -283,7 +290,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
             return retryLater(refused.reason());
         }
         opened = (StoreOpened) result.reply();
-        view.mappingId = opened.mappingId();
+        view.update(v -> v.withMappingId(opened.mappingId()));
         channelId = opened.mappingId() + "-" + (++channelSeq);
         var endpoint = opened.endpoint();
         channel = getContext().spawn(
@@ -301,11 +308,11 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
             return this;
         }
         if (event instanceof ChannelActor.Up up) {
-            phase(SessionPhase.CONNECTED);
             backoff.reset();
             MappingChannel connected = (MappingChannel) up.channel();
             connectedChannel = connected;
-            view.transportPaths = connected.pathCount();
+            phase = SessionPhase.CONNECTED;
+            view.update(v -> v.withPhase(SessionPhase.CONNECTED).withTransportPaths(connected.pathCount()));
             String carriedBy = connected.transportName() != null ? connected.transportName() : transport.name();
             channelInfo = connected.device().info();
             parent.tell(new PathUp(getContext().getSelf(), TransportGeometry.narrow(opened.info(), channelInfo),
@@ -313,10 +320,10 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         } else if (event instanceof ChannelActor.Down down) {
             // The channel actor opens a new agent after its backoff; meanwhile IO queues.
             connectedChannel = null;
-            view.transportPaths = 0;
             if (phase == SessionPhase.CONNECTED) {
-                phase(SessionPhase.CONNECTING);
+                phase = SessionPhase.CONNECTING;
             }
+            view.update(v -> v.withPhase(phase).withTransportPaths(0));
             if (down.unreachable()) {
                 parent.tell(new OpenFailed(getContext().getSelf(), down.reason(), true));
             }
@@ -366,7 +373,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
             opened.backend().tell(new CloseMapping(opened.mappingId(),
                     getContext().getSystem().ignoreRef()));
         }
-        view.phase = SessionPhase.CLOSED;
+        phase(SessionPhase.CLOSED);
         return Behaviors.stopped();
     }
 
@@ -381,10 +388,10 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         } else {
             parent.tell(new SessionError(getContext().getSelf(), reason));
         }
-        view.lastError = reason;
+        phase = SessionPhase.BACKOFF;
+        view.update(v -> v.withLastError(reason).withPhase(SessionPhase.BACKOFF));
         getContext().getLog().info("session {} → {}: path lost: {}", spec.deviceId(),
                 spec.storageNode(), reason);
-        phase(SessionPhase.BACKOFF);
         timers.startSingleTimer("retry", new Retry(), delay.isZero() ? settings.reconnectMinBackoff() : delay);
         return this;
     }
@@ -392,9 +399,9 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
     private Behavior<SessionCommand> retryLater(String reason) {
         dropPath();
         storage = null;
-        view.lastError = reason;
+        phase = SessionPhase.BACKOFF;
+        view.update(v -> v.withLastError(reason).withPhase(SessionPhase.BACKOFF));
         parent.tell(new SessionError(getContext().getSelf(), reason));
-        phase(SessionPhase.BACKOFF);
         timers.startSingleTimer("retry", new Retry(), backoff.nextDelay());
         return this;
     }
@@ -414,8 +421,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         opened = null;
         channelInfo = null;
         connectedChannel = null;
-        view.transportPaths = 0;
-        view.mappingId = "";
+        view.update(v -> v.withTransportPaths(0).withMappingId(""));
     }
 
     private Behavior<SessionCommand> onCut(Cut cut) {
@@ -487,6 +493,17 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
 
     private void phase(SessionPhase p) {
         phase = p;
-        view.phase = p;
+        view.update(v -> v.withPhase(p));
+    }
+
+    /**
+     * Stopped without a close (its parent stops as the node's actor system ends): no session serves the view any
+     * more, and the next incarnation's session searches again. After a close the view keeps saying CLOSED.
+     */
+    private Behavior<SessionCommand> onStopped() {
+        if (phase != SessionPhase.CLOSED) {
+            view.update(v -> v.withSession(null).withPhase(SessionPhase.SEARCHING));
+        }
+        return this;
     }
 }

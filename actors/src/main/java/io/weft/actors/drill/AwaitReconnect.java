@@ -1,5 +1,6 @@
 package io.weft.actors.drill;
 
+import io.weft.actors.DeviceSnapshot;
 import io.weft.actors.DeviceState;
 import io.weft.actors.NodeState;
 import java.util.Locale;
@@ -34,7 +35,7 @@ final class AwaitReconnect implements NodeFault {
 
     @Override
     public void inject() throws Exception {
-        reconnectsAtInject = entry.reconnects.get();
+        reconnectsAtInject = entry.snapshot().reconnects();
         inner.inject();
     }
 
@@ -43,13 +44,18 @@ final class AwaitReconnect implements NodeFault {
         inner.recover();
         long start = System.nanoTime();
         long deadline = start + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
-        while (!(entry.reconnects.get() > reconnectsAtInject && entry.state == DeviceState.READY)
-                && System.nanoTime() < deadline) {
+        while (!reconnected() && System.nanoTime() < deadline) {
             java.util.concurrent.locks.LockSupport.parkNanos(5_000_000L); // polling the device's state
         }
-        boolean back = entry.reconnects.get() > reconnectsAtInject && entry.state == DeviceState.READY;
+        boolean back = reconnected();
         waited = String.format(Locale.ROOT, "; device %s %s %.1f s after the restart", entry.spec.deviceId(),
                 back ? "reconnected" : "NOT reconnected", (System.nanoTime() - start) / 1e9);
+    }
+
+    /** Reconnected since the inject and ready, in one published moment. */
+    private boolean reconnected() {
+        DeviceSnapshot now = entry.snapshot();
+        return now.reconnects() > reconnectsAtInject && now.state() == DeviceState.READY;
     }
 
     @Override

@@ -1,8 +1,10 @@
 package io.weft.actors.drill;
 
+import io.weft.actors.DeviceSnapshot;
 import io.weft.actors.DeviceState;
 import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
+import io.weft.actors.SessionSnapshot;
 import io.weft.actors.drill.harness.DrillOptions;
 import java.util.List;
 import java.util.Locale;
@@ -24,10 +26,11 @@ final class DrillAdmission {
     /** Why the device cannot take this workload now, or null. Messages about the device's state start "device". */
     static String unfit(NodeState.DeviceEntry entry, DrillOptions options) {
         String id = entry.spec.deviceId();
-        if (entry.state == DeviceState.MAPPING || entry.state == DeviceState.CLOSED) {
-            return "device " + id + " is " + entry.state.name().toLowerCase(Locale.ROOT) + "; drill a ready device";
+        DeviceSnapshot now = entry.snapshot();
+        if (now.state() == DeviceState.MAPPING || now.state() == DeviceState.CLOSED) {
+            return "device " + id + " is " + now.state().name().toLowerCase(Locale.ROOT) + "; drill a ready device";
         }
-        if (!entry.spec.legs().isEmpty() && entry.mirror == null) {
+        if (!entry.spec.legs().isEmpty() && now.mirror() == null) {
             return "device " + id + " has no mirror yet (its legs are still opening)";
         }
         var info = entry.device.info();
@@ -50,7 +53,7 @@ final class DrillAdmission {
         if (entry.spec.legs().isEmpty()) {
             return List.of(entry.sessionView);
         }
-        return entry.legSessions.stream().filter(l -> l != null && l.storageNode.equals(target)).toList();
+        return entry.snapshot().legSessions().stream().filter(l -> l != null && l.storageNode.equals(target)).toList();
     }
 
     static String cutRefusal(NodeState.DeviceEntry entry, List<NodeState.SessionView> legs,
@@ -58,16 +61,18 @@ final class DrillAdmission {
         if (legs.isEmpty()) {
             return "device " + req.device() + " has no session to " + req.target() + " yet";
         }
-        for (NodeState.SessionView leg : legs) {
-            if (leg.session == null) {
+        for (NodeState.SessionView view : legs) {
+            SessionSnapshot leg = view.snapshot();
+            if (leg.session() == null) {
                 return "device " + req.device() + " has no session to " + req.target() + " yet";
             }
             if (req.path() != null) {
-                int paths = leg.transportPaths;
+                int paths = leg.transportPaths();
                 if (paths <= 1) {
                     return "device " + req.device() + "'s session to " + req.target() + " has "
                             + (paths == 0 ? "no connected transport path" : "a single transport path ("
-                            + entry.transport + ")") + "; \"path\" cuts one path of a multipath session (rdma with"
+                            + entry.snapshot().transport() + ")") + "; \"path\" cuts one path of a multipath session"
+                            + " (rdma with"
                             + " several weft.rdma.listen addresses on the storage node): leave it out to cut the"
                             + " whole session";
                 }

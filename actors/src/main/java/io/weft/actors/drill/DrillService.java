@@ -217,7 +217,7 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
                 start.replyTo().tell(new Refused(refused.contains("out of range") ? 400 : 409, refused));
                 return this;
             }
-            List<ActorRef<SessionCommand>> sessions = legs.stream().map(l -> l.session).toList();
+            List<ActorRef<SessionCommand>> sessions = legs.stream().map(l -> l.snapshot().session()).toList();
             // The sessions end the cut by themselves a little after the planned during phase, should the drill die.
             Duration hold = Duration.ofMillis(req.options().duringMillis()).plus(settings.askTimeout());
             run.fault = new CutFault(req.target(), sessions, req.path(), hold, settings.askTimeout(),
@@ -299,8 +299,9 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
                     req.options().duringMillis() + ProcessFaults.WATCHDOG_GRACE_MILLIS));
         } else if (req.fault() == DrillRequest.Fault.FLAP) {
             NodeState.DeviceEntry entry = nodeState.device(req.device());
-            long legTimeoutMillis = (entry == null || entry.mirror == null ? MirrorOptions.defaults()
-                    : entry.mirror.options()).legTimeoutNanos() / 1_000_000L;
+            var mirror = entry == null ? null : entry.snapshot().mirror();
+            long legTimeoutMillis = (mirror == null ? MirrorOptions.defaults() : mirror.options()).legTimeoutNanos()
+                    / 1_000_000L;
             DrillRequest.FlapPlan plan = req.flap();
             run.fault = ProcessFaults.flap(req.target(), pid, plan.cycles(), plan.freezeMillis(legTimeoutMillis),
                     plan.runMillis());
@@ -344,8 +345,9 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
             return;
         }
         try {
-            run.drill = new Drill(entry.device, entry.mirror, run.fault, req.options(),
-                    entry.mirror == null ? null : length -> compareLegs(entry, length));
+            var mirror = entry.snapshot().mirror();
+            run.drill = new Drill(entry.device, mirror, run.fault, req.options(),
+                    mirror == null ? null : length -> compareLegs(entry, length));
         } catch (IllegalArgumentException e) {
             refuse(run, 400, e.getMessage());
             return;
@@ -383,7 +385,7 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
                     + nodeState.nodeName()));
             return this;
         }
-        var mirror = entry.mirror;
+        var mirror = entry.snapshot().mirror();
         if (mirror == null) {
             ask.replyTo().tell(new Refused(409, "device " + ask.device() + (entry.spec.legs().isEmpty()
                     ? " is not mirrored: no legs to compare" : " has no mirror yet (its legs are still opening)")));
@@ -430,7 +432,7 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
      */
     static LegComparison.Result compareLegs(NodeState.DeviceEntry entry, long length) {
         List<BlockDevice> legs = new ArrayList<>();
-        for (BlockDevice leg : entry.legDevices) {
+        for (BlockDevice leg : entry.snapshot().legDevices()) {
             if (leg != null) {
                 legs.add(leg);
             }

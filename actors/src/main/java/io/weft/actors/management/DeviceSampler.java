@@ -148,7 +148,7 @@ public final class DeviceSampler implements AutoCloseable {
     private void record(Ring ring, NodeState.DeviceEntry e) {
         IoStats stats = e.device.stats();
         int resync = resyncPercent(e);
-        String state = e.state.name().toLowerCase(java.util.Locale.ROOT);
+        String state = e.snapshot().state().name().toLowerCase(java.util.Locale.ROOT);
         if (ring.primed && stats.completed() == ring.completed && stats.inFlight() == 0) {
             // Idle since the last tick: an empty sample without copying the device's histograms, so a node's idle
             // devices cost the sampler a counter read each rather than a statistics snapshot.

@@ -222,16 +222,18 @@ public final class JmxPublisher implements AutoCloseable {
         }
 
         @Override public String getId() { return entry.spec.deviceId(); }
-        @Override public String getState() { return entry.state.name().toLowerCase(java.util.Locale.ROOT); }
+        @Override public String getState() {
+            return entry.snapshot().state().name().toLowerCase(java.util.Locale.ROOT);
+        }
         @Override public String getStorageNode() { return entry.spec.storageNode(); }
         @Override public String getPath() { return entry.spec.path(); }
         @Override public String getMode() { return entry.spec.mode().wireName(); }
-        @Override public String getTransport() { return entry.transport; }
-        @Override public String getExport() { return entry.exportedAs; }
-        @Override public String getLastError() { return entry.lastError; }
+        @Override public String getTransport() { return entry.snapshot().transport(); }
+        @Override public String getExport() { return entry.snapshot().exportedAs(); }
+        @Override public String getLastError() { return entry.snapshot().lastError(); }
         @Override public long getSize() { return entry.device.info().size(); }
         @Override public long getInFlight() { return entry.device.inFlight(); }
-        @Override public long getReconnects() { return entry.reconnects.get(); }
+        @Override public long getReconnects() { return entry.snapshot().reconnects(); }
         @Override public long getReads() { return io().reads(); }
         @Override public long getWrites() { return io().writes(); }
         @Override public long getBytesRead() { return io().bytesRead(); }
@@ -241,10 +243,11 @@ public final class JmxPublisher implements AutoCloseable {
         @Override public double getReadLatencyP99Micros() { return io().readP99Micros(); }
         @Override public double getWriteLatencyP50Micros() { return io().writeP50Micros(); }
         @Override public double getWriteLatencyP99Micros() { return io().writeP99Micros(); }
-        @Override public String getSessionState() { return entry.sessionView.phase.wireName(); }
+        @Override public String getSessionState() { return entry.sessionView.snapshot().phase().wireName(); }
         @Override public long getLastHeartbeatAgoMillis() { return entry.sessionStatus().lastHeartbeatAgoMillis(); }
         @Override public int getLegCount() {
-            var positions = entry.legPositions.isEmpty() ? entry.spec.legs() : entry.legPositions;
+            var published = entry.snapshot().legPositions();
+            var positions = published.isEmpty() ? entry.spec.legs() : published;
             return (int) positions.stream().filter(java.util.Objects::nonNull).count();
         }
         @Override public boolean isDegraded() {
@@ -299,10 +302,11 @@ public final class JmxPublisher implements AutoCloseable {
         }
 
         @Override public String getPath() { return entry.path; }
-        @Override public long getSize() { return entry.size; }
-        @Override public int getMappingCount() { return entry.mappings.size(); }
+        @Override public long getSize() { return entry.snapshot().size(); }
+        @Override public int getMappingCount() { return entry.snapshot().mappings().size(); }
         @Override public String[] getMappings() {
-            return entry.mappings.stream().map(m -> m.clientNode() + "/" + m.deviceId() + " (" + m.mode() + ", "
+            return entry.snapshot().mappings().stream().map(m -> m.clientNode() + "/" + m.deviceId() + " ("
+                    + m.mode() + ", "
                     + m.transport() + ")").toArray(String[]::new);
         }
         @Override public long getReads() { return io().reads(); }

@@ -1,5 +1,7 @@
 package io.weft.actors.management;
 
+import io.weft.actors.BackendSnapshot;
+import io.weft.actors.DeviceSnapshot;
 import io.weft.actors.DeviceState;
 import io.weft.actors.NodeState;
 import io.weft.actors.WeftRuntime;
@@ -23,20 +25,21 @@ final class PrometheusText {
         for (NodeState.DeviceEntry e : rt.state().devices()) {
             String labels = "node=\"" + esc(node) + "\",device=\"" + esc(e.spec.deviceId()) + "\",storage_node=\""
                     + esc(e.spec.storageNode()) + "\"";
+            DeviceSnapshot now = e.snapshot();
             for (DeviceState s : DeviceState.values()) {
                 line(out, "weft_device_state", labels + ",state=\"" + s.name().toLowerCase(Locale.ROOT) + "\"",
-                        e.state == s ? 1 : 0);
+                        now.state() == s ? 1 : 0);
             }
             IoFigures io = IoFigures.of(e.device.stats().snapshot());
             ops(out, "weft_device", labels, io);
             line(out, "weft_device_inflight", labels, e.device.inFlight());
-            line(out, "weft_device_reconnects_total", labels, e.reconnects.get());
+            line(out, "weft_device_reconnects_total", labels, now.reconnects());
             line(out, "weft_device_size_bytes", labels, e.device.info().size());
             latency(out, "weft_device_latency_seconds", labels, io);
         }
         header(out, "weft_session_heartbeat_age_seconds", "gauge", "time since the storage node last answered");
         for (NodeState.DeviceEntry e : rt.state().devices()) {
-            long hb = e.sessionView.lastHeartbeatMillis;
+            long hb = e.sessionView.lastHeartbeatMillis();
             if (hb != 0) {
                 line(out, "weft_session_heartbeat_age_seconds", "node=\"" + esc(node) + "\",device=\""
                         + esc(e.spec.deviceId()) + "\",storage_node=\"" + esc(e.spec.storageNode()) + "\"",
@@ -49,8 +52,9 @@ final class PrometheusText {
         header(out, "weft_backend_bytes_total", "counter", "bytes served by direction");
         for (NodeState.BackendEntry b : rt.state().backends()) {
             String labels = "node=\"" + esc(node) + "\",path=\"" + esc(b.path) + "\"";
-            line(out, "weft_backend_mappings", labels, b.mappings.size());
-            line(out, "weft_backend_size_bytes", labels, b.size);
+            BackendSnapshot published = b.snapshot();
+            line(out, "weft_backend_mappings", labels, published.mappings().size());
+            line(out, "weft_backend_size_bytes", labels, published.size());
             IoFigures io = IoFigures.of(b.stats.snapshot());
             ops(out, "weft_backend", labels, io);
         }

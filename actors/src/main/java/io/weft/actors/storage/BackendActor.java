@@ -142,6 +142,7 @@ public final class BackendActor extends AbstractBehavior<BackendCommand> {
     private final Transports transports;
     private final FileBackingStore store;
     private final StoreBlockDevice storeDevice;
+    /** Where this actor alone publishes the backend's size and mappings ({@link io.weft.actors.BackendSnapshot}). */
     private final NodeState.BackendEntry entry;
     private final ActorRef<ChannelActor.Event> channelEvents;
     private final Map<String, Mapping> mappings = new LinkedHashMap<>();
@@ -194,7 +195,8 @@ public final class BackendActor extends AbstractBehavior<BackendCommand> {
         this.channelEvents = ctx.messageAdapter(ChannelActor.Event.class, Channel::new);
         Duration leaseCheck = settings.mappingLease().dividedBy(4);
         timers.startTimerWithFixedDelay(new LeaseCheck(), leaseCheck);
-        ctx.getLog().info("backend {} open ({} bytes{})", realPath, entry.size, store.readOnly() ? ", read-only" : "");
+        ctx.getLog().info("backend {} open ({} bytes{})", realPath, entry.snapshot().size(),
+                store.readOnly() ? ", read-only" : "");
     }
 
     @Override
@@ -366,13 +368,13 @@ public final class BackendActor extends AbstractBehavior<BackendCommand> {
             return this;
         }
         storeDevice.refreshInfo();
-        entry.size = storeDevice.info().size();
+        long size = entry.update(b -> b.withSize(storeDevice.info().size())).size();
         for (Mapping m : mappings.values()) {
             m.view.refresh();
             m.open.session().tell(new StoreInfoChanged(m.id, m.view.info()));
         }
-        getContext().getLog().info("resized {} to {} bytes", path, entry.size);
-        resize.replyTo().tell(Reply.ok("resized " + path + " to " + entry.size + " bytes; " + mappings.size()
+        getContext().getLog().info("resized {} to {} bytes", path, size);
+        resize.replyTo().tell(Reply.ok("resized " + path + " to " + size + " bytes; " + mappings.size()
                 + " mapping(s) notified"));
         return this;
     }
@@ -424,7 +426,7 @@ public final class BackendActor extends AbstractBehavior<BackendCommand> {
                     m.open.mode().wireName(), m.open.transport(),
                     NodeState.addressOf(getContext().getSystem(), m.open.session())));
         }
-        entry.mappings = List.copyOf(list);
+        entry.update(b -> b.withMappings(list));
     }
 
     private Behavior<BackendCommand> closeAll() {

@@ -66,7 +66,7 @@ class LargeNbdRequestsOverRdmaIT {
         assertTrue(mapped.ok(), mapped.message());
         volume = exports.resolve("big.img");
         NodeState.DeviceEntry dev = client.state().device("big");
-        assertEquals("rdma", dev.transport);
+        assertEquals("rdma", dev.snapshot().transport());
         assertEquals(128 << 10, dev.device.info().maxIoSize(), "the transport itself still takes 128 KiB at most");
         await("exported", WAIT, () -> nbd.exportNames().contains("big"));
     }

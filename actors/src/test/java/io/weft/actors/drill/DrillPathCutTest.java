@@ -69,7 +69,7 @@ class DrillPathCutTest {
         Reply mapped = get(client.map(new MapSpec("r", "st", "r.img", AccessMode.RW, "rdma")));
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("r");
-        await("two transport paths", WAIT, () -> dev.sessionView.transportPaths == 2);
+        await("two transport paths", WAIT, () -> dev.sessionView.snapshot().transportPaths() == 2);
         RdmaTransport served = storage.dataTransports().rdma();
         await("both paths up on the server", WAIT, () -> serverPaths(served) == 2);
 
@@ -90,8 +90,8 @@ class DrillPathCutTest {
         assertTrue(end[0].report().path("intact").asBoolean(), end[0].reportText());
         assertEquals(0, end[0].report().path("writesFailed").asLong(), "IO moved to the other path");
         assertEquals(0, end[0].report().path("readsFailed").asLong());
-        assertEquals(DeviceState.READY, dev.state, "a path cut never takes the device down");
-        assertEquals(0, dev.reconnects.get(), "the session kept its channel");
+        assertEquals(DeviceState.READY, dev.snapshot().state(), "a path cut never takes the device down");
+        assertEquals(0, dev.snapshot().reconnects(), "the session kept its channel");
         await("the cut path is back", WAIT, () -> serverPaths(served) == 2);
     }
 }

@@ -168,7 +168,7 @@ class DrillServiceTest {
     @Test
     void aCutOfOneMirrorLegDropsItResyncsItAndLosesNothing() throws Exception {
         NodeState.DeviceEntry dev = client.state().device("m");
-        await("mirror ready", WAIT, () -> dev.state == DeviceState.READY);
+        await("mirror ready", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
         HttpResponse<String> accepted = post("{\"device\":\"m\",\"fault\":\"cut\",\"target\":\"b\","
                 + "\"overwrite\":true,\"seed\":7,\"queueDepth\":8,\"workingSet\":\"4MiB\",\"before\":\"500ms\","
                 + "\"during\":\"1s\",\"after\":\"500ms\",\"resyncTimeout\":\"30s\"}");
@@ -201,7 +201,7 @@ class DrillServiceTest {
                 "legs compared over the whole (small) device: " + report);
         assertEquals(0, report.path("legDifferingBytes").asLong(), end.path("reportText").asText());
         assertTrue(events.contains("2 legs byte-identical"), events);
-        await("mirror whole again", WAIT, () -> dev.state == DeviceState.READY);
+        await("mirror whole again", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
 
         // The same comparison on demand, each leg read through its own device.
         HttpResponse<String> compared = postTo("/weft/devices/m/compare-legs", "{\"length\":\"all\"}");
@@ -222,7 +222,7 @@ class DrillServiceTest {
     @Test
     void aCutOfAPlainDeviceQueuesIoUntilThePathReturns() throws Exception {
         NodeState.DeviceEntry dev = client.state().device("p");
-        await("plain device ready", WAIT, () -> dev.state == DeviceState.READY);
+        await("plain device ready", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
         HttpResponse<String> accepted = post("{\"device\":\"p\",\"fault\":\"cut\",\"target\":\"a\","
                 + "\"overwrite\":true,\"seed\":11,\"queueDepth\":4,\"workingSet\":\"2MiB\",\"before\":300,"
                 + "\"during\":500,\"after\":300}");
@@ -236,6 +236,6 @@ class DrillServiceTest {
         assertEquals(0, report.path("writesFailed").asLong(), "IO queued through the cut instead of failing");
         assertEquals(-1, report.path("legBytesCompared").asLong(), "a plain device has no legs to compare");
         assertFalse(end.path("reportText").asText().isEmpty());
-        await("plain device reconnected", WAIT, () -> dev.state == DeviceState.READY);
+        await("plain device reconnected", WAIT, () -> dev.snapshot().state() == DeviceState.READY);
     }
 }

@@ -28,7 +28,7 @@ class DeviceSamplerTest {
         QueueingBlockDevice device = new QueueingBlockDevice(INFO, 8, 1_000_000_000L, new IoStats(id));
         NodeState.DeviceEntry e = new NodeState.DeviceEntry(state,
                 new MapSpec(id, "s", id + ".img", AccessMode.RW, "inprocess"), device);
-        e.state(DeviceState.READY);
+        e.update(d -> d.withState(DeviceState.READY));
         state.putDevice(e);
         return e;
     }

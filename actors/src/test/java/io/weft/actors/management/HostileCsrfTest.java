@@ -63,7 +63,7 @@ class HostileCsrfTest {
 
     private void assertStillMapped() {
         assertNotNull(node.state().device("vol0"), "vol0 is still mapped");
-        assertEquals(DeviceState.READY, node.state().device("vol0").state);
+        assertEquals(DeviceState.READY, node.state().device("vol0").snapshot().state());
     }
 
     /** What a page on http://evil.example can send without a CORS preflight: text/plain, its Origin, no token. */

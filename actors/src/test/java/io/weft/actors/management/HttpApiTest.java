@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.weft.actors.DeviceSnapshot;
 import io.weft.actors.DeviceState;
 import io.weft.actors.TestNodes;
 import io.weft.actors.WeftRuntime;
@@ -151,8 +152,10 @@ class HttpApiTest {
         Object remap = mbs.invoke(device, "remap", new Object[0], new String[0]);
         assertTrue(String.valueOf(remap).startsWith("ok"), String.valueOf(remap));
         await("reconnected after JMX remap", Duration.ofSeconds(10),
-                () -> node.state().device("h0").reconnects.get() >= 1
-                        && node.state().device("h0").state == DeviceState.READY);
+                () -> {
+                    DeviceSnapshot now = node.state().device("h0").snapshot();
+                    return now.reconnects() >= 1 && now.state() == DeviceState.READY;
+                });
         ObjectName nodeBean = new ObjectName("io.weft:type=Node,node=\"web\",name=\"web\"");
         assertTrue(List.of((String[]) mbs.getAttribute(nodeBean, "DeviceIds")).contains("h0"));
 

@@ -101,7 +101,7 @@ class BackendActorTest {
         assertInstanceOf(MappingAlive.class, hb.receiveMessage());
         var ro = assertInstanceOf(StoreOpened.class, open(backend, "n2", "r", AccessMode.RO, s2));
         assertTrue(ro.info().readOnly());
-        assertEquals(2, state.backends().get(0).mappings.size());
+        assertEquals(2, state.backends().get(0).snapshot().mappings().size());
     }
 
     @Test
@@ -134,7 +134,7 @@ class BackendActorTest {
 
         // Renew d1 and d2, never d3, until d3's lease (400 ms here) has run out; the renewed ones stay known.
         long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-        while (state.backends().get(0).mappings.size() == 3 && System.nanoTime() < deadline) {
+        while (state.backends().get(0).snapshot().mappings().size() == 3 && System.nanoTime() < deadline) {
             backend.tell(new BackendActor.Renew(m1.mappingId(), size, renewer.getRef()));
             backend.tell(new BackendActor.Renew(m2.mappingId(), size, renewer.getRef()));
             renewer.expectNoMessage(Duration.ofMillis(50)); // no "unknown mapping" for a renewed one
@@ -142,7 +142,7 @@ class BackendActorTest {
         var revoked = s3.expectMessageClass(MappingRevoked.class, Duration.ofSeconds(5));
         assertEquals(m3.mappingId(), revoked.mappingId());
         assertTrue(revoked.reason().contains("heartbeat"), revoked.reason());
-        assertEquals(Set.of(m1.mappingId(), m2.mappingId()), state.backends().get(0).mappings.stream()
+        assertEquals(Set.of(m1.mappingId(), m2.mappingId()), state.backends().get(0).snapshot().mappings().stream()
                 .map(NodeState.MappingStatus::mappingId).collect(Collectors.toSet()), "only d3 expired");
         s1.expectNoMessage(Duration.ZERO);
         s2.expectNoMessage(Duration.ZERO);
@@ -171,7 +171,7 @@ class BackendActorTest {
         TestProbe<HeartbeatReply> hb = testKit.createTestProbe();
         backend.tell(new Heartbeat(opened.mappingId(), hb.getRef()));
         assertEquals(1 << 17, ((MappingAlive) hb.receiveMessage()).info().size());
-        assertEquals(1 << 17, state.backends().get(0).size);
+        assertEquals(1 << 17, state.backends().get(0).snapshot().size());
     }
 
     /**
@@ -190,7 +190,7 @@ class BackendActorTest {
         assertFalse(refused.ok(), "shrinking a mapped backend must be refused: " + refused.message());
         assertTrue(refused.message().contains("mapped"), refused.message());
         assertEquals(1 << 16, Files.size(tmp.resolve("b.img")), "the file keeps its size");
-        assertEquals(1 << 16, state.backends().get(0).size);
+        assertEquals(1 << 16, state.backends().get(0).snapshot().size());
         session.expectNoMessage(Duration.ofMillis(100));
         backend.tell(new BackendActor.Resize(1 << 17, reply.getRef()));
         assertTrue(reply.receiveMessage().ok(), "growing a mapped backend is fine");

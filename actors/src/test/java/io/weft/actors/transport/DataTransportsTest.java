@@ -122,7 +122,7 @@ class DataTransportsTest {
         Reply mapped = get(client.map(new MapSpec("r", "st", "r.img", AccessMode.RW, "rdma")));
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("r");
-        assertEquals("rdma", dev.transport);
+        assertEquals("rdma", dev.snapshot().transport());
         assertEquals(128 << 10, dev.device.info().maxIoSize(), "limited to the rdma session's max IO");
         verifiedIo(dev.device, 1);
         assertFileHolds(exports.resolve("r.img"), 4096, pattern(16384, 1));
@@ -186,7 +186,7 @@ class DataTransportsTest {
         Reply mapped = get(client.map(new MapSpec("t", "st", "t.img", AccessMode.RW, "rdma")));
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("t");
-        assertEquals("rdma", dev.transport);
+        assertEquals("rdma", dev.snapshot().transport());
         verifiedIo(dev.device, 21);
         assertFileHolds(exports.resolve("t.img"), 4096, pattern(16384, 21));
         assertTrue(get(client.unmap("t", false)).ok());
@@ -237,7 +237,7 @@ class DataTransportsTest {
         Reply mapped = get(client.map(new MapSpec("c", "st", "c.img", AccessMode.RW, "cxl")));
         assertTrue(mapped.ok(), mapped.message());
         NodeState.DeviceEntry dev = client.state().device("c");
-        assertEquals("cxl", dev.transport);
+        assertEquals("cxl", dev.snapshot().transport());
         assertEquals(RegionGeometry.small().slotSize(), dev.device.info().maxIoSize(), "limited to the data slot");
         verifiedIo(dev.device, 7);
         assertFileHolds(exports.resolve("c.img"), 4096 + 65536, pattern(16384, 8));
@@ -424,7 +424,7 @@ class DataTransportsTest {
 
         storage.shutdown();
         nodes.remove(storage);
-        await("device reconnecting", WAIT, () -> dev.state == DeviceState.RECONNECTING);
+        await("device reconnecting", WAIT, () -> dev.snapshot().state() == DeviceState.RECONNECTING);
         ByteBuffer data = pattern(8192, 99);
         CompletableFuture<Integer> write = TestNodes.submit(dev.device, IoOp.WRITE, 3 * 65536, 8192, data);
 
@@ -432,11 +432,11 @@ class DataTransportsTest {
                 Map.of());
         await("queued write completed after the remap", WAIT, write::isDone);
         assertEquals(IoStatus.OK, write.get());
-        assertEquals(DeviceState.READY, dev.state);
-        assertEquals(transport, dev.transport);
+        assertEquals(DeviceState.READY, dev.snapshot().state());
+        assertEquals(transport, dev.snapshot().transport());
         assertFileHolds(exports.resolve("w.img"), 3 * 65536, pattern(8192, 99));
         verifiedIo(dev.device, 21);
-        assertTrue(dev.reconnects.get() >= 1);
+        assertTrue(dev.snapshot().reconnects() >= 1);
         assertFalse(again.state().backends().isEmpty());
     }
 }

@@ -8,15 +8,20 @@ import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.sli
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.tngtech.archunit.base.DescribedPredicate;
 import com.tngtech.archunit.core.domain.JavaClasses;
+import com.tngtech.archunit.core.domain.JavaMethodCall;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
 import com.tngtech.archunit.core.importer.Location;
 import com.tngtech.archunit.lang.ArchRule;
 import com.tngtech.archunit.lang.EvaluationResult;
+import io.weft.actors.NodeState;
+import io.weft.actors.publishfixture.StrayPublisher;
 import io.weft.core.layeringfixture.CoreClassReachingIntoPekko;
 import io.weft.cxl.cyclefixture.left.LeftOfCycle;
 import io.weft.cxl.cyclefixture.right.RightOfCycle;
+import java.util.Set;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -25,9 +30,10 @@ import org.junit.jupiter.api.Test;
  * The module layering, written as rules over the main classes of every module (node-app's test classpath holds them
  * all): fabric-core is the bottom layer and knows no Pekko and no module above it; the two transports ({@code cxl},
  * {@code rdma}) see only fabric-core and libraries, not each other; the actors never reach into the node
- * application; and inside each module no two packages depend on each other in a cycle.
+ * application; inside each module no two packages depend on each other in a cycle; and the state that management
+ * reads ({@link NodeState}'s snapshots) is published only by the actors that own it (docs/control-plane.md).
  *
- * <p>The last two tests show the rules can fail: they evaluate a rule against fixture classes (in this module's test
+ * <p>Three tests show the rules can fail: they evaluate a rule against fixture classes (in this module's test
  * sources, so never part of the imported main classes) that cross a layer or close a cycle, and assert the
  * violation is reported.
  */
@@ -64,7 +70,34 @@ class ArchitectureTest {
         .should().dependOnClassesThat().resideInAnyPackage("io.weft.node..", "io.weft.testkit..")
         .because("node-app wires the actors, not the other way round");
 
+    /** The owners of {@link NodeState}'s snapshots: the device and session actors, the registry, backend actors. */
+    private static final Set<String> SNAPSHOT_OWNERS = Set.of("io.weft.actors.client.DeviceActor",
+        "io.weft.actors.client.DeviceLifecycle", "io.weft.actors.client.MirroredDeviceActor",
+        "io.weft.actors.client.MirrorLegs", "io.weft.actors.client.SessionActor",
+        "io.weft.actors.client.DeviceRegistry", "io.weft.actors.storage.BackendActor");
+
+    static final ArchRule ONLY_OWNERS_PUBLISH_NODE_STATE = noClasses()
+        .should().callMethodWhere(DescribedPredicate.describe(
+            "a publication of NodeState by a class that does not own it", ArchitectureTest::strayPublication))
+        .because("each snapshot has one writer, the actor that decides it (docs/control-plane.md)");
+
     private static JavaClasses mainClasses;
+
+    /**
+     * A snapshot's {@code update} called outside its owners, or a lease renewal recorded outside the lease renewer
+     * (an owner's nested classes and lambdas count as the owner).
+     */
+    private static boolean strayPublication(JavaMethodCall call) {
+        String origin = call.getOriginOwner().getName();
+        int nested = origin.indexOf('$');
+        String outer = nested < 0 ? origin : origin.substring(0, nested);
+        if (call.getName().equals("update") && call.getTargetOwner().isAssignableTo(NodeState.Published.class)) {
+            return !SNAPSHOT_OWNERS.contains(outer);
+        }
+        return call.getName().equals("leaseRenewed")
+            && call.getTargetOwner().isAssignableTo(NodeState.SessionView.class)
+            && !outer.equals("io.weft.actors.client.LeaseRenewer");
+    }
 
     @BeforeAll
     static void importMainClasses() {
@@ -142,6 +175,23 @@ class ArchitectureTest {
     @Test
     void nodeAppPackagesAreFreeOfCycles() {
         packagesFreeOfCycles("io.weft.node").check(mainClasses);
+    }
+
+    @Test
+    void onlyTheOwningActorsPublishNodeState() {
+        ONLY_OWNERS_PUBLISH_NODE_STATE.check(mainClasses);
+    }
+
+    @Test
+    void aClassPublishingADevicesStateItDoesNotOwnBreaksTheOwnershipRule() {
+        JavaClasses fixture = new ClassFileImporter().importClasses(StrayPublisher.class);
+
+        EvaluationResult result = ONLY_OWNERS_PUBLISH_NODE_STATE.evaluate(fixture);
+
+        assertTrue(result.hasViolation(), "the rule let a class that owns no state publish a device's snapshot");
+        String report = result.getFailureReport().toString();
+        assertTrue(report.contains(StrayPublisher.class.getName()), report);
+        assertTrue(report.contains("update"), report);
     }
 
     @Test
