@@ -22,7 +22,9 @@ import org.agrona.concurrent.YieldingIdleStrategy;
  * Client side of one channel (one queue of a {@link CxlBlockDevice}).
  *
  * <p>Producers (any thread) reserve a ring index with a CAS on a process-local counter, fill the submission entry and
- * its data slot, then publish the submission tail in index order. The completion agent (one thread) consumes
+ * its data slot, mark the entry filled, and publish: whichever producer finds the entries after the published tail
+ * filled moves the tail over them, in index order ({@link #publishFilled}). No producer waits for another one: a
+ * producer the scheduler preempts before it publishes delays only the entries behind its own. The completion agent (one thread) consumes
  * completions, copies READ payloads out, runs the callbacks and releases the slots. A slot is reused only after the
  * backend's completion for its previous request has been consumed, so a data slot is never rewritten while the
  * backend may still read it, even after a force stop has already failed that request.
@@ -71,8 +73,12 @@ final class ClientChannel {
 
     private final AtomicLong reserved;
     private final AtomicLong publishedTail;
-    /** Highest submission index + 1 about to be or already visible to the backend (bound for completion tails). */
-    private volatile long announced;
+    /**
+     * Per ring slot: {@code index + 1} once the producer of {@code index} has written its entry (or skipped it); the
+     * entries below {@link #publishedTail} are published. {@code publishedTail} moves (CAS) before the shared
+     * submission tail, so it also bounds the completion tail the backend may publish.
+     */
+    private final AtomicLongArray filled;
     /** Completions consumed from the ring (slot reuse bound); written by the agent only. */
     private volatile long consumed;
     /** Every index below this has had its callback run (normally == consumed; ahead of it after a mass failure). */
@@ -123,6 +129,8 @@ final class ClientChannel {
     private Futex doorbellFutex;
     /** This channel's client doorbell: an assisting submitter sleeps on it until the handler publishes. */
     private final Futex completionFutex;
+    /** Test hook (null in production): see the constructor. */
+    private final java.util.function.LongConsumer beforePublish;
 
     /** A channel whose client claim the caller already holds with {@code token}; no doorbells (tests). */
     ClientChannel(ChannelSegment seg, long token, long nowNs) {
@@ -130,6 +138,16 @@ final class ClientChannel {
     }
 
     ClientChannel(ChannelSegment seg, long token, long nowNs, java.util.function.IntToLongFunction doorbellAddress) {
+        this(seg, token, nowNs, doorbellAddress, null);
+    }
+
+    /**
+     * Tests: {@code beforePublish} runs on the producer thread with the request's index after its entry is written and
+     * before it is published, i.e. where a producer the scheduler preempts holds its reservation.
+     */
+    ClientChannel(ChannelSegment seg, long token, long nowNs, java.util.function.IntToLongFunction doorbellAddress,
+                  java.util.function.LongConsumer beforePublish) {
+        this.beforePublish = beforePublish;
         this.doorbellAddress = doorbellAddress;
         this.token = token;
         this.seg = seg;
@@ -154,7 +172,7 @@ final class ClientChannel {
         long compTail = seg.completionTail();
         this.reserved = new AtomicLong(tail);
         this.publishedTail = new AtomicLong(tail);
-        this.announced = tail;
+        this.filled = new AtomicLongArray(depth); // 0 never matches a mark (index + 1 >= 1)
         this.consumed = head;
         this.callbacksDone = tail;
         this.slotStates = new AtomicLongArray(depth);
@@ -267,27 +285,20 @@ final class ClientChannel {
         submissions.putInt(e + ChannelLayout.SUB_CRC,
                 entryCrc ? producerCrc.get()[0].compute(e, ChannelLayout.SUB_CRC) : 0);
         submissions.putInt(e + 60, 0);
-        // Publish in index order: wait for earlier reservations (other producer threads) to publish first. A pure
-        // spin: they are between their reserve and publish, a few stores away.
-        while (publishedTail.get() != index) {
-            BusySpinIdleStrategy.INSTANCE.idle();
+        if (beforePublish != null) {
+            beforePublish.accept(index);
         }
         // The claim once more, right before the release: a producer paused since its first check must not publish
         // into a channel that was revoked meanwhile (the janitor's grace period covers the rest; docs/cxl.md).
         if (!holdsClaim()) {
-            publishedTail.set(index + 1); // skipped: never visible to the backend, never called back
+            markFilled(slot, index); // skipped: never INFLIGHT, so never called back; nothing reaches the segment
+            publishFilled();
             return IoStatus.EIO;
         }
         // From here cancel() may find the request; the caller's buffer is not read again on this thread.
         slotStates.setRelease(slot, (index << 2) | SLOT_INFLIGHT);
-        announced = index + 1; // before the backend can see it: the agent never takes a completion for an unknown index
-        // Volatile (not just release): the doorbell read below must not be ordered before this store, or a handler
-        // that announced sleep just before could be missed (Dekker pairing with HandlerAgent.announce).
-        control.putLongVolatile(ChannelLayout.SUB_TAIL, index + 1);
-        publishedTail.set(index + 1);
-        if (control.getIntVolatile(ChannelLayout.HANDLER_DOORBELL) == ChannelLayout.DOORBELL_ASLEEP) {
-            ringDoorbell();
-        }
+        markFilled(slot, index);
+        publishFilled();
         if (agentGone) {
             drainAfterAgent(); // raced a shutdown: nobody else will complete this request
         }
@@ -315,10 +326,55 @@ final class ClientChannel {
 
     /** A reserved index that will never be published: let later producers pass (they fail too: claim lost). */
     private void skip(long index) {
-        while (publishedTail.get() != index) {
-            BusySpinIdleStrategy.INSTANCE.idle();
+        markFilled((int) index & mask, index);
+        publishFilled();
+    }
+
+    /** Producer: the entry of {@code index} is written (or skipped); volatile, paired with {@link #publishFilled}. */
+    private void markFilled(int slot, long index) {
+        filled.set(slot, index + 1);
+    }
+
+    /**
+     * Any producer, after {@link #markFilled}: publishes every filled entry that follows the published tail, in ring
+     * order, and returns at once if the next one is not filled yet. No producer waits for another: the producer of
+     * that next entry publishes it and everything filled behind it when it gets there (it marks before it scans, and
+     * so does every later producer, so one of the two always sees the other's mark). A producer preempted between
+     * reserve and publish therefore holds up only the visibility of the entries behind its own, not the other
+     * producers' threads, which on a loaded machine would spin on the CPU the preempted thread needs.
+     */
+    private void publishFilled() {
+        while (true) {
+            long from = publishedTail.get();
+            long to = from;
+            while (to - from < depth && filled.get((int) to & mask) == to + 1) {
+                to++;
+            }
+            if (to == from) {
+                return; // the producer of entry `from` has not marked it: it will publish on its way out
+            }
+            if (!publishedTail.compareAndSet(from, to)) {
+                continue; // another producer published meanwhile: scan again from the new tail
+            }
+            if (!holdsClaim()) {
+                return; // lost: nothing more is written to the segment; the consumer fails these requests
+            }
+            // Two publishers may reach this store in either order: the shared tail only ever moves forward. A CAS, so
+            // the doorbell read below is not ordered before it (Dekker pairing with HandlerAgent.announce).
+            boolean raised = false;
+            long visible = control.getLongVolatile(ChannelLayout.SUB_TAIL);
+            while (visible < to) {
+                if (control.compareAndSetLong(ChannelLayout.SUB_TAIL, visible, to)) {
+                    raised = true;
+                    break;
+                }
+                visible = control.getLongVolatile(ChannelLayout.SUB_TAIL);
+            }
+            if (raised && control.getIntVolatile(ChannelLayout.HANDLER_DOORBELL) == ChannelLayout.DOORBELL_ASLEEP) {
+                ringDoorbell();
+            }
+            // Entries filled after the scan above, whose producers saw the old tail, are published on the next pass.
         }
-        publishedTail.set(index + 1);
     }
 
     /**
@@ -480,7 +536,7 @@ final class ClientChannel {
         }
         long tail = control.getLongVolatile(ChannelLayout.COMP_TAIL);
         long head = consumed;
-        long published = announced;
+        long published = publishedTail.get();
         if (tail < head || tail > published) {
             fence(FenceCode.WILD_INDEX, "completion tail " + tail + " outside [" + head + ", " + published + "]",
                     IoStatus.EIO);
