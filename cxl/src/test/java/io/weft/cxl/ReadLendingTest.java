@@ -13,7 +13,6 @@ import io.weft.core.io.IoStatus;
 import io.weft.core.io.ReadLending;
 import io.weft.core.store.StoreBlockDevice;
 import io.weft.cxl.layout.RegionGeometry;
-import io.weft.cxl.layout.RegionHeader;
 import io.weft.testkit.ManuallyCompletedBlockDevice;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -33,10 +32,10 @@ import org.junit.jupiter.api.Test;
 class ReadLendingTest {
     private static final Duration WAIT = Duration.ofSeconds(10);
     private static final int BLOCK = 4096;
-    private Path regionPath;
-    private Path storePath;
+    private TestSupport.HostRig rig;
     private CxlRegion region;
     private CxlHost host;
+    private Path storePath;
 
     /** One onLent call, as the borrower saw it. */
     private record Lent(long tag, int status, ByteBuffer base, int at, long loan) {
@@ -49,18 +48,15 @@ class ReadLendingTest {
 
     @BeforeEach
     void setUp() throws Exception {
-        regionPath = TestSupport.shmPath("lend");
-        storePath = TestSupport.shmPath("lend-store");
-        region = CxlRegion.format(regionPath, RegionGeometry.small(), RegionHeader.FLAG_ENTRY_CRC);
-        host = CxlHost.register(region, 1, "node-1", TestSupport.fastOptions());
+        rig = TestSupport.HostRig.open("lend");
+        region = rig.region();
+        host = rig.host();
+        storePath = rig.storePath();
     }
 
     @AfterEach
     void tearDown() {
-        if (region != null) {
-            region.close();
-        }
-        TestSupport.deleteQuietly(regionPath, storePath);
+        rig.close();
     }
 
     @Test
