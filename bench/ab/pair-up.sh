@@ -12,7 +12,8 @@ dir=/tmp/weft-ab/$name data=/dev/shm/weft-ab-data
 rm -rf "$dir"; mkdir -p "$dir" "$data"
 [[ -f $data/vol0.img ]] || head -c $((512 << 20)) /dev/urandom >"$data/vol0.img"
 storage=$data/weft-$name-storage
-mkdir -p "$storage"; ln -f "$data/vol0.img" "$storage/vol0.img"
+# a copy, not a link: the storage node locks its image file (by inode), so two pairs cannot share one
+mkdir -p "$storage"; [[ -f $storage/vol0.img ]] || cp "$data/vol0.img" "$storage/vol0.img"
 region=""; [[ $transport == cxl ]] && region=/dev/shm/weft-ab-region-$name
 weft_pair_write_wrapper "$dir/pair.sh"
 port=$((30000 + RANDOM % 20000))
