@@ -4,13 +4,11 @@ import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import io.weft.core.io.PerThreadIdleStrategy;
-import io.weft.core.io.ReadLending;
 import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.Checksums;
 import io.weft.cxl.layout.FenceCode;
 import io.weft.cxl.map.Futex;
 import java.nio.ByteBuffer;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
@@ -100,27 +98,6 @@ final class ClientChannel {
 
     private final long[] tags;
     private final IoCompletion[] callbacks;
-    /** Per ring slot: the completion of a lending READ (then {@code callbacks} is null), else null. */
-    private final ReadLending.LoanCompletion[] loanCallbacks;
-    /** Per ring slot: the data slot its request uses (-1: none), written by its producer before it publishes. */
-    private final int[] dataSlotOf;
-    /**
-     * Data slots not in use, one bit each (set = free). A data slot is taken by a producer before it reserves a ring
-     * index and freed when the backend's completion for its request has been consumed, or, for a lent READ, when the
-     * borrower returns the loan: so the backend never writes a slot a borrower is reading, and a loan never
-     * holds up the ring.
-     */
-    private final AtomicLongArray freeDataSlots;
-    /** Per data slot: the loan handle while it is lent, else 0 (the CAS to 0 makes a second return a no-op). */
-    private final AtomicLongArray loans;
-    /** Lending READs in flight plus loans not yet returned; at most {@link #maxLends}. */
-    private final AtomicInteger lendsOut = new AtomicInteger();
-    /**
-     * Half the data slots: the other half always goes to ordinary requests, which give their slot back on their own,
-     * so a producer waiting for a data slot never waits for a borrower (which may be its own thread, with a reply
-     * still to write) alone.
-     */
-    private final int maxLends;
     private final ByteBuffer[] buffers;
     private final int[] positions;
     private final int[] ops;
@@ -152,8 +129,6 @@ final class ClientChannel {
     private Futex doorbellFutex;
     /** This channel's client doorbell: an assisting submitter sleeps on it until the handler publishes. */
     private final Futex completionFutex;
-    /** This channel's queue number in its blkdev: part of every loan handle, so the blkdev finds the channel. */
-    private final int number;
     /** Test hook (null in production): see the constructor. */
     private final java.util.function.LongConsumer beforePublish;
 
@@ -163,7 +138,7 @@ final class ClientChannel {
     }
 
     ClientChannel(ChannelSegment seg, long token, long nowNs, java.util.function.IntToLongFunction doorbellAddress) {
-        this(seg, token, nowNs, doorbellAddress, 0, null);
+        this(seg, token, nowNs, doorbellAddress, null);
     }
 
     /**
@@ -171,11 +146,7 @@ final class ClientChannel {
      * before it is published, i.e. where a producer the scheduler preempts holds its reservation.
      */
     ClientChannel(ChannelSegment seg, long token, long nowNs, java.util.function.IntToLongFunction doorbellAddress,
-                  int number, java.util.function.LongConsumer beforePublish) {
-        if (number < 0 || number >= 1 << LOAN_CHANNEL_BITS) {
-            throw new IllegalArgumentException("channel number " + number);
-        }
-        this.number = number;
+                  java.util.function.LongConsumer beforePublish) {
         this.beforePublish = beforePublish;
         this.doorbellAddress = doorbellAddress;
         this.token = token;
@@ -207,15 +178,6 @@ final class ClientChannel {
         this.slotStates = new AtomicLongArray(depth);
         this.tags = new long[depth];
         this.callbacks = new IoCompletion[depth];
-        this.loanCallbacks = new ReadLending.LoanCompletion[depth];
-        this.dataSlotOf = new int[depth];
-        java.util.Arrays.fill(dataSlotOf, -1);
-        this.freeDataSlots = new AtomicLongArray((depth + 63) / 64);
-        for (int i = 0; i < depth; i++) {
-            freeDataSlots.getAndAccumulate(i >>> 6, 1L << (i & 63), (a, b) -> a | b);
-        }
-        this.loans = new AtomicLongArray(depth);
-        this.maxLends = Math.max(1, depth / 2);
         this.buffers = new ByteBuffer[depth];
         this.positions = new int[depth];
         this.ops = new int[depth];
@@ -228,17 +190,6 @@ final class ClientChannel {
         } else if (head > compTail || compTail > tail || tail - head > depth) {
             fence(FenceCode.WILD_INDEX, "at open: sub tail " + tail + " comp " + head + "/" + compTail, IoStatus.EIO);
         } else {
-            // A previous opener's requests still unconsumed may still have their data slots written by the backend:
-            // those slots stay taken until their completions are consumed (read once, bounded: an entry naming no
-            // slot of this area takes none; the backend fences such an entry anyway).
-            for (long i = head; i < tail; i++) {
-                int ringSlot = (int) i & mask;
-                long at = submissions.getLong(ringSlot * ChannelLayout.SUB_ENTRY_SIZE + ChannelLayout.SUB_DATA_OFFSET);
-                if (at >= 0 && at < (long) depth * slotSize && at % slotSize == 0
-                        && takeDataSlot((int) (at / slotSize))) {
-                    dataSlotOf[ringSlot] = (int) (at / slotSize);
-                }
-            }
             control.putIntVolatile(ChannelLayout.CLIENT_FENCE, 0);
             control.putIntRelease(ChannelLayout.CLIENT_STATE, ChannelLayout.SIDE_ACTIVE);
         }
@@ -272,78 +223,29 @@ final class ClientChannel {
 
     /**
      * Producer side. Returns {@code -1} when the request was queued, else a status to complete it with inline.
-     * Waits (spin, then yield) while no data slot or no ring entry is free.
+     * Spins (with back-off) while the ring is full.
      */
     int submit(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag, IoCompletion completion) {
+        // Everything that could fail is checked before an index is reserved: a reserved index must be published (or
+        // skipped, below) or every later producer waits for it forever.
         boolean payload = op == IoOp.READ || op == IoOp.WRITE;
         if (op == null || completion == null || length < 0 || (payload && (length > slotSize || buffer == null
                 || buffer.remaining() < length || (op == IoOp.READ && buffer.isReadOnly())))) {
             return IoStatus.EINVAL;
         }
-        return enqueue(op, offset, length, flags, buffer, tag, completion, null);
-    }
-
-    /**
-     * A READ whose data is lent rather than copied ({@link ReadLending}): on success the completion gets this
-     * channel's data area and the request's data slot in it, which stays the borrower's until
-     * {@link #releaseLoan}. Returns {@code -1} when queued, a status to complete it with inline, or
-     * {@link #NOT_LENT} when the lending share of the data slots is taken (nothing was submitted).
-     */
-    int submitLend(long offset, int length, int flags, long tag, ReadLending.LoanCompletion completion) {
-        if (completion == null || length < 0 || length > slotSize) {
-            return IoStatus.EINVAL;
-        }
-        int out = lendsOut.get();
-        do {
-            if (out >= maxLends) {
-                return NOT_LENT;
-            }
-        } while (!lendsOut.compareAndSet(out, out + 1));
-        int status = enqueue(IoOp.READ, offset, length, flags, null, tag, null, completion);
-        if (status >= 0) {
-            lendsOut.decrementAndGet(); // not queued: no loan will follow
-        }
-        return status;
-    }
-
-    /** {@link #submitLend}: the lending share is taken; submit the ordinary way. */
-    static final int NOT_LENT = -2;
-
-    private int enqueue(IoOp op, long offset, int length, int flags, ByteBuffer buffer, long tag,
-                        IoCompletion completion, ReadLending.LoanCompletion lent) {
-        // Everything that could fail is checked before an index is reserved: a reserved index must be published (or
-        // skipped, below) or every later producer waits for it forever.
-        boolean payload = op == IoOp.READ || op == IoOp.WRITE;
-        IdleStrategy wait = null; // taken on the first wait only: the fast path pays nothing
-        int dataSlot = -1;
-        // The data slot first, the ring entry second: a producer waiting for a data slot holds no reservation, so
-        // the requests that will free one are never stuck behind it.
-        while (payload && dataSlot < 0) {
-            int fail = failStatus;
-            if (fail != 0) {
-                return fail;
-            }
-            dataSlot = takeAnyDataSlot();
-            if (dataSlot < 0) {
-                if (wait == null) {
-                    wait = RING_FULL_WAIT.begin();
-                }
-                wait.idle();
-            }
-        }
         long index;
+        IdleStrategy ringFull = null; // taken on the first wait only: the fast path pays nothing
         while (true) {
             int fail = failStatus;
             if (fail != 0) {
-                freeDataSlot(dataSlot);
                 return fail;
             }
             long r = reserved.get();
             if (r - consumed >= depth) {
-                if (wait == null) {
-                    wait = RING_FULL_WAIT.begin();
+                if (ringFull == null) {
+                    ringFull = RING_FULL_WAIT.begin();
                 }
-                wait.idle();
+                ringFull.idle();
                 continue;
             }
             if (reserved.compareAndSet(r, r + 1)) {
@@ -352,20 +254,17 @@ final class ClientChannel {
             }
         }
         if (!holdsClaim()) {
-            freeDataSlot(dataSlot);
             skip(index);
             return IoStatus.EIO;
         }
         int slot = (int) index & mask;
-        int dataOffset = payload ? dataSlot * slotSize : 0;
+        int dataOffset = slot * slotSize;
         tags[slot] = tag;
         callbacks[slot] = completion;
-        loanCallbacks[slot] = lent;
         buffers[slot] = buffer;
         positions[slot] = buffer != null ? buffer.position() : 0;
         ops[slot] = op.ordinal();
         lengths[slot] = length;
-        dataSlotOf[slot] = dataSlot;
         int dataChecksum = 0;
         if (op == IoOp.WRITE) {
             data.putBytes(dataOffset, buffer, buffer.position(), length);
@@ -392,9 +291,7 @@ final class ClientChannel {
         // The claim once more, right before the release: a producer paused since its first check must not publish
         // into a channel that was revoked meanwhile (the janitor's grace period covers the rest; docs/cxl.md).
         if (!holdsClaim()) {
-            // Skipped: never INFLIGHT, so never called back; nothing reaches the segment. Its data slot stays taken
-            // (dataSlotOf): the channel is lost for good, and its slots with it.
-            markFilled(slot, index);
+            markFilled(slot, index); // skipped: never INFLIGHT, so never called back; nothing reaches the segment
             publishFilled();
             return IoStatus.EIO;
         }
@@ -407,80 +304,6 @@ final class ClientChannel {
         }
         return -1;
     }
-
-    /** Takes one free data slot (any producer thread), or returns -1 when none is free. */
-    private int takeAnyDataSlot() {
-        for (int w = 0; w < freeDataSlots.length(); w++) {
-            long bits = freeDataSlots.get(w);
-            while (bits != 0) {
-                long lowest = Long.lowestOneBit(bits);
-                if (freeDataSlots.compareAndSet(w, bits, bits & ~lowest)) {
-                    return (w << 6) + Long.numberOfTrailingZeros(lowest);
-                }
-                bits = freeDataSlots.get(w);
-            }
-        }
-        return -1;
-    }
-
-    /** Takes data slot {@code n} if it is free (opening over a previous opener's requests). */
-    private boolean takeDataSlot(int n) {
-        long bit = 1L << (n & 63);
-        long bits = freeDataSlots.get(n >>> 6);
-        while ((bits & bit) != 0) {
-            if (freeDataSlots.compareAndSet(n >>> 6, bits, bits & ~bit)) {
-                return true;
-            }
-            bits = freeDataSlots.get(n >>> 6);
-        }
-        return false;
-    }
-
-    /** Gives a data slot back (consumer, a borrower's return, or a producer that did not get to use it). */
-    private void freeDataSlot(int n) {
-        if (n < 0) {
-            return;
-        }
-        long bit = 1L << (n & 63);
-        long bits = freeDataSlots.get(n >>> 6);
-        while (!freeDataSlots.compareAndSet(n >>> 6, bits, bits | bit)) {
-            bits = freeDataSlots.get(n >>> 6);
-        }
-    }
-
-    /**
-     * Ends a loan made by this channel (any thread, exactly once per loan; a second return, or a loan this channel
-     * never made, changes nothing). The data slot is free for the next request from here on.
-     *
-     * @return false if {@code loan} was not outstanding
-     */
-    boolean releaseLoan(long loan) {
-        int n = (int) (loan & LOAN_SLOT_MASK);
-        if (n >= depth || loan == 0 || !loans.compareAndSet(n, loan, 0)) {
-            return false;
-        }
-        freeDataSlot(n);
-        lendsOut.decrementAndGet();
-        return true;
-    }
-
-    /** Loans handed out and not yet returned (tests, diagnostics). */
-    int loansOutstanding() {
-        int n = 0;
-        for (int i = 0; i < depth; i++) {
-            n += loans.get(i) != 0 ? 1 : 0;
-        }
-        return n;
-    }
-
-    /**
-     * A loan handle, from the low bits: the data slot (12 bits, {@code RegionGeometry.MAX_RING_DEPTH}), the channel's
-     * number in its blkdev (5 bits, {@code Records.MAX_CHANNELS_PER_BACKEND}), the request's index + 1 (so every
-     * loan is unique and a stale handle never matches a later loan of the same slot).
-     */
-    static final int LOAN_SLOT_BITS = 12;
-    static final int LOAN_CHANNEL_BITS = 5;
-    private static final long LOAN_SLOT_MASK = (1L << LOAN_SLOT_BITS) - 1;
 
     /**
      * True while CLIENT_CLAIM still holds this blkdev's token (acquire). Once it does not, the channel is lost for
@@ -569,22 +392,6 @@ final class ClientChannel {
             // The state word is unique per index, so a successful CAS proves the slot still held this request.
             if (slotStates.compareAndSet(slot, state, (state & ~3L) | SLOT_CANCELLED)) {
                 completion.onComplete(tag, IoStatus.ECANCELED);
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /** {@link #cancel} for a lending READ: completes it with ECANCELED (nothing lent) if it is still in flight. */
-    boolean cancelLend(long tag, ReadLending.LoanCompletion completion) {
-        for (int slot = 0; slot < depth; slot++) {
-            long state = slotStates.get(slot);
-            if ((state & 3) != SLOT_INFLIGHT || loanCallbacks[slot] != completion || tags[slot] != tag) {
-                continue;
-            }
-            if (slotStates.compareAndSet(slot, state, (state & ~3L) | SLOT_CANCELLED)) {
-                lendsOut.decrementAndGet(); // its data slot is freed when the backend's answer is consumed
-                completion.onLent(tag, IoStatus.ECANCELED, null, 0, 0);
                 return true;
             }
         }
@@ -776,48 +583,25 @@ final class ClientChannel {
             fence(FenceCode.REQUEST_SEQUENCE, "completion " + index + " has request id " + requestId, IoStatus.EIO);
             return false;
         }
-        // The backend is done with this request's data slot: from here it is this side's (to copy out, to lend).
-        int dataSlot = dataSlotOf[slot];
-        dataSlotOf[slot] = -1;
         if (index < callbacksDone) {
-            freeDataSlot(dataSlot); // a previous opener's request, or one already failed by a force stop / fence
-            return true;
+            return true; // a previous opener's request, or one already failed by a force stop / fence
         }
         int status = completions.getInt(e + ChannelLayout.COMP_STATUS);
         if (status < 0 || status > 255) {
             status = IoStatus.EIO; // not an errno the backend could have produced: never hand it to a caller
         }
-        // Where the data is comes from this side's own record, never from the completion entry: a hostile backend
-        // cannot point a copy or a loan outside the request's slot.
-        int dataOffset = dataSlot * slotSize;
+        int dataOffset = slot * slotSize;
         int length = lengths[slot];
-        boolean readData = status == IoStatus.OK && ops[slot] == IoOp.READ.ordinal() && dataSlot >= 0;
+        boolean readData = status == IoStatus.OK && ops[slot] == IoOp.READ.ordinal();
         if (readData && dataCrc
                 && agentDataCrc.compute(dataOffset, length) != completions.getInt(e + ChannelLayout.COMP_DATA_CRC)) {
-            freeDataSlot(dataSlot);
             fence(FenceCode.DATA_CHECKSUM, "completion " + index + " payload checksum mismatch", IoStatus.EIO);
             return false;
         }
         if (!slotStates.compareAndSet(slot, (index << 2) | SLOT_INFLIGHT, (index << 2) | SLOT_COMPLETING)) {
             // Cancelled: its caller was completed already and owns the buffer again. Consume, copy nothing.
-            freeDataSlot(dataSlot);
             callbacksDone = index + 1;
             release(slot);
-            return true;
-        }
-        ReadLending.LoanCompletion lent = loanCallbacks[slot];
-        if (readData && !holdsClaim()) {
-            status = IoStatus.EIO; // the slot may be someone else's already: neither copy nor lend it
-            readData = false;
-        }
-        if (readData && lent != null) {
-            long loan = ((index + 1) << (LOAN_SLOT_BITS + LOAN_CHANNEL_BITS)) | ((long) number << LOAN_SLOT_BITS)
-                    | dataSlot;
-            loans.set(dataSlot, loan); // before the borrower can hand it back
-            long tag = tags[slot];
-            callbacksDone = index + 1;
-            release(slot);
-            lent.onLent(tag, IoStatus.OK, seg.dataView, dataOffset, loan);
             return true;
         }
         if (readData) {
@@ -826,7 +610,6 @@ final class ClientChannel {
                 status = IoStatus.EIO; // the slot may have been someone else's by the time it was copied
             }
         }
-        freeDataSlot(dataSlot);
         callbacksDone = index + 1; // before the callback, so a caller woken by it sees the request as done
         complete(slot, status);
         return true;
@@ -844,20 +627,15 @@ final class ClientChannel {
 
     private void complete(int slot, int status) {
         IoCompletion callback = callbacks[slot];
-        ReadLending.LoanCompletion lent = loanCallbacks[slot];
         long tag = tags[slot];
         release(slot);
         if (callback != null) {
             callback.onComplete(tag, status);
-        } else if (lent != null) {
-            lendsOut.decrementAndGet(); // completed without a loan (an error, a stop): nothing to return
-            lent.onLent(tag, status == IoStatus.OK ? IoStatus.EIO : status, null, 0, 0);
         }
     }
 
     private void release(int slot) {
         callbacks[slot] = null;
-        loanCallbacks[slot] = null;
         buffers[slot] = null;
     }
 

@@ -6,7 +6,6 @@ import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoRequests;
 import io.weft.core.io.IoStatus;
-import io.weft.core.io.ReadLending;
 import io.weft.cxl.CxlRegion.Table;
 import io.weft.cxl.layout.MetaEntry;
 import io.weft.cxl.layout.Records;
@@ -25,17 +24,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  * when opened with {@link BlkdevOptions#submitterAssists()}, also by the submitting thread right after it publishes
  * (one consumer at a time per channel). A submitting thread is mapped to a channel by its thread id, so threads that
  * each own a queue never contend. Nothing is allocated per request.
- *
- * <p>Lent READs ({@link ReadLending}): the completion hands the borrower the channel's shared data area and the
- * request's data slot in it instead of copying the payload out, so an NBD READ reply is written to the socket
- * straight from shared memory (one copy per hop instead of two). The data slot stays the borrower's until it returns
- * the loan: the channel gives it to no other request meanwhile (data slots are taken per request, apart from ring
- * entries, so a loan holds up no ring entry), and at most half of a channel's data slots are lent or lending at a
- * time, so ordinary requests always have slots that come back without the borrower. Where the data is comes from
- * this side's own record of the request, never from the completion entry. A loan outstanding when the blkdev
- * closes is waited for (bounded) before the channel is detached; a loan returned after that changes nothing.
  */
-public final class CxlBlockDevice implements BlockDevice, ReadLending {
+public final class CxlBlockDevice implements BlockDevice {
     private final CxlHost host;
     private final int slot;
     private final long token;
@@ -158,7 +148,7 @@ public final class CxlBlockDevice implements BlockDevice, ReadLending {
         long now = System.nanoTime();
         ClientChannel[] channels = new ClientChannel[queues];
         for (int c = 0; c < queues; c++) {
-            channels[c] = new ClientChannel(claimed.get(c), token, now, region::doorbellAddress, c, null);
+            channels[c] = new ClientChannel(claimed.get(c), token, now, region::doorbellAddress);
         }
         MetaEntry e = region.entry(Table.BLKDEV, slot);
         writeRecord(e, backendId, host, queues, Records.STATE_RUNNING);
@@ -219,81 +209,24 @@ public final class CxlBlockDevice implements BlockDevice, ReadLending {
                 status = refuseStatus;
             }
             if (status < 0) {
-                queued(channel);
+                // Deliver what is ready, never wait here: a caller with more requests to submit (an NBD reader with
+                // a pipeline of them) must not be held up by this one; it waits in awaitCompletions when it has
+                // nothing left to submit.
+                if (submitterWaitNs >= 0 && channel.tryConsume()) {
+                    try {
+                        channel.assist(0, 0, beatIntervalNs, ioTimeoutNs, false);
+                    } finally {
+                        channel.releaseConsumer();
+                    }
+                    if (channel.inFlight() == 0) {
+                        return; // everything this queue had is delivered: nothing to wake the agent for
+                    }
+                }
+                agent.wake(); // only after an idle spell: no syscall on a busy path
                 return;
             }
         }
         completion.onComplete(tag, status);
-    }
-
-    /**
-     * After a request was queued on {@code channel}: delivers what is ready, never waits here (a caller with more
-     * requests to submit, an NBD reader with a pipeline of them, must not be held up by this one; it waits in
-     * awaitCompletions when it has nothing left to submit), and wakes the completion agent for the rest.
-     */
-    private void queued(ClientChannel channel) {
-        if (submitterWaitNs >= 0 && channel.tryConsume()) {
-            try {
-                channel.assist(0, 0, beatIntervalNs, ioTimeoutNs, false);
-            } finally {
-                channel.releaseConsumer();
-            }
-            if (channel.inFlight() == 0) {
-                return; // everything this queue had is delivered: nothing to wake the agent for
-            }
-        }
-        agent.wake(); // only after an idle spell: no syscall on a busy path
-    }
-
-    /**
-     * A READ whose data is lent from the channel's shared data slot ({@link ReadLending}). Returns false (nothing
-     * submitted) when the request is not valid here or the blkdev is closing, so the ordinary path answers it, or when
-     * the channel's lending share of data slots is taken.
-     */
-    @Override
-    public boolean trySubmitLend(long offset, int length, int flags, long tag, LoanCompletion completion) {
-        if (completion == null || refuseStatus != 0
-                || IoRequests.check(info, IoOp.READ, offset, length, flags) != IoStatus.OK) {
-            return false;
-        }
-        ClientChannel channel = channels[(int) (Thread.currentThread().getId() % channels.length)];
-        int status = channel.submitLend(offset, length, flags, tag, completion);
-        if (status == ClientChannel.NOT_LENT) {
-            return false;
-        }
-        if (status < 0) {
-            queued(channel);
-        } else {
-            completion.onLent(tag, refuseStatus != 0 ? refuseStatus : status, null, 0, 0);
-        }
-        return true;
-    }
-
-    /** Returns a loan (any thread, once per loan); a second return or a loan of a closed blkdev changes nothing. */
-    @Override
-    public void releaseLoan(long loan) {
-        int c = (int) ((loan >>> ClientChannel.LOAN_SLOT_BITS) & ((1 << ClientChannel.LOAN_CHANNEL_BITS) - 1));
-        if (c < channels.length) {
-            channels[c].releaseLoan(loan);
-        }
-    }
-
-    @Override
-    public void cancelLend(long tag, LoanCompletion completion) {
-        for (ClientChannel c : channels) {
-            if (c.cancelLend(tag, completion)) {
-                return;
-            }
-        }
-    }
-
-    /** Loans handed out and not yet returned, over all queues. */
-    public int loansOutstanding() {
-        int n = 0;
-        for (ClientChannel c : channels) {
-            n += c.loansOutstanding();
-        }
-        return n;
     }
 
     /**
@@ -404,14 +337,6 @@ public final class CxlBlockDevice implements BlockDevice, ReadLending {
         }
         for (ClientChannel c : channels) {
             c.drainAfterAgent();
-        }
-        // A borrower still reading a lent data slot (an NBD reply being written) gets to finish before the channel
-        // can be handed to another blkdev; a borrower that never returns its loan holds the close up to the deadline.
-        long loansDeadline = System.nanoTime() + timeoutNs;
-        while (loansOutstanding() > 0 && System.nanoTime() - loansDeadline < 0) {
-            java.util.concurrent.locks.LockSupport.parkNanos(100_000); // control path: a wait with a deadline
-        }
-        for (ClientChannel c : channels) {
             c.detach(token);
         }
         host.disown(entry, null, this);

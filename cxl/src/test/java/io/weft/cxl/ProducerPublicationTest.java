@@ -34,7 +34,7 @@ class ProducerPublicationTest {
             seg.initialise(0, 0, ChannelLayout.FLAG_ENTRY_CRC);
             long token = 0xC11E;
             assertTrue(seg.casClientClaim(0, token));
-            ClientChannel channel = new ClientChannel(seg, token, System.nanoTime(), null, 0, index -> {
+            ClientChannel channel = new ClientChannel(seg, token, System.nanoTime(), null, index -> {
                 if (index == 0) { // the first producer is "preempted" after writing its entry
                     paused.countDown();
                     awaitQuietly(resume);

@@ -2,8 +2,6 @@ package io.weft.cxl;
 
 import io.weft.core.store.FileBackingStore;
 import io.weft.core.store.StoreBlockDevice;
-import io.weft.cxl.layout.RegionGeometry;
-import io.weft.cxl.layout.RegionHeader;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -43,25 +41,6 @@ public final class TestSupport {
             } catch (IOException e) {
                 // best effort cleanup of a temp file
             }
-        }
-    }
-
-    /**
-     * One test's rig: a small region (entry CRC on) with one host registered with {@link #fastOptions()}, and a path
-     * for a store; {@link #close} closes the region and removes both files.
-     */
-    public record HostRig(Path regionPath, Path storePath, CxlRegion region, CxlHost host) implements AutoCloseable {
-        public static HostRig open(String name) throws IOException {
-            Path regionPath = shmPath(name);
-            CxlRegion region = CxlRegion.format(regionPath, RegionGeometry.small(), RegionHeader.FLAG_ENTRY_CRC);
-            return new HostRig(regionPath, shmPath(name + "-store"), region,
-                    CxlHost.register(region, 1, "node-1", fastOptions()));
-        }
-
-        @Override
-        public void close() {
-            region.close();
-            deleteQuietly(regionPath, storePath);
         }
     }
 }
