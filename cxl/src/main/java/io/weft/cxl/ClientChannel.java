@@ -24,10 +24,10 @@ import org.agrona.concurrent.YieldingIdleStrategy;
  * <p>Producers (any thread) reserve a ring index with a CAS on a process-local counter, fill the submission entry and
  * its data slot, mark the entry filled, and publish: whichever producer finds the entries after the published tail
  * filled moves the tail over them, in index order ({@link #publishFilled}). No producer waits for another one: a
- * producer the scheduler preempts before it publishes delays only the entries behind its own. The completion agent (one thread) consumes
- * completions, copies READ payloads out, runs the callbacks and releases the slots. A slot is reused only after the
- * backend's completion for its previous request has been consumed, so a data slot is never rewritten while the
- * backend may still read it, even after a force stop has already failed that request.
+ * producer the scheduler preempts before it publishes delays only the entries behind its own. The completion agent
+ * (one thread) consumes completions, copies READ payloads out, runs the callbacks and releases the slots. A slot is
+ * reused only after the backend's completion for its previous request has been consumed, so a data slot is never
+ * rewritten while the backend may still read it, even after a force stop has already failed that request.
  *
  * <p>Ownership of a request's caller buffer: each slot has a state word, {@code (index << 2) | state}, moved out of
  * INFLIGHT exactly once, by one CAS: to COMPLETING by the consumer (which then, and only then, copies a READ payload
