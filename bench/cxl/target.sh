@@ -13,12 +13,5 @@ weft_cxl_available() { weft_pair_available cxl; }
 weft_cxl_version() { weft_version; }
 weft_cxl_transports() { echo unix tcp; }
 weft_cxl_start() { # TRANSPORT WORKDIR FILE
-    # one pair serves both the Unix socket and TCP (the storage node would refuse a second rw map of the file)
-    if [[ -z ${WEFT_CXL_PID:-} ]] || ! group_alive "$WEFT_CXL_PID"; then
-        weft_pair_start cxl "$2" "$3" "$1" || return 1
-        WEFT_CXL_PID=$TARGET_PID WEFT_CXL_CMD=$TARGET_CMD WEFT_CXL_PORT=$WEFT_PAIR_PORT WEFT_CXL_SOCK=$WEFT_PAIR_SOCK
-    fi
-    TARGET_PID=$WEFT_CXL_PID TARGET_CMD=$WEFT_CXL_CMD TARGET_READY_TIMEOUT=300
-    WEFT_PAIR_PORT=$WEFT_CXL_PORT WEFT_PAIR_SOCK=$WEFT_CXL_SOCK
-    TARGET_URI=$(weft_pair_uri "$1")
+    weft_pair_target_start cxl "$@"
 }

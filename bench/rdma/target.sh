@@ -152,12 +152,22 @@ weft_rdma_available() { weft_pair_available rdma; }
 weft_rdma_version() { weft_version; }
 weft_rdma_transports() { echo unix tcp; }
 weft_rdma_start() { # TRANSPORT WORKDIR FILE
-    # one pair serves both the Unix socket and TCP (the storage node would refuse a second rw map of the file)
-    if [[ -z ${WEFT_RDMA_PID:-} ]] || ! group_alive "$WEFT_RDMA_PID"; then
-        weft_pair_start rdma "$2" "$3" "$1" || return 1
-        WEFT_RDMA_PID=$TARGET_PID WEFT_RDMA_CMD=$TARGET_CMD WEFT_RDMA_PORT=$WEFT_PAIR_PORT WEFT_RDMA_SOCK=$WEFT_PAIR_SOCK
+    weft_pair_target_start rdma "$@"
+}
+
+# Points TARGET_* at the KIND pair, starting it first if it is not running. One pair serves both the Unix socket and
+# TCP (the storage node would refuse a second rw map of the file); it is remembered in WEFT_<KIND>_PID/CMD/PORT/SOCK.
+weft_pair_target_start() { # KIND(rdma|cxl) TRANSPORT WORKDIR FILE
+    local kind=$1 up=${1^^}
+    local pid_var=WEFT_${up}_PID cmd_var=WEFT_${up}_CMD port_var=WEFT_${up}_PORT sock_var=WEFT_${up}_SOCK
+    if [[ -z ${!pid_var:-} ]] || ! group_alive "${!pid_var}"; then
+        weft_pair_start "$kind" "$3" "$4" "$2" || return 1
+        printf -v "$pid_var" %s "$TARGET_PID"
+        printf -v "$cmd_var" %s "$TARGET_CMD"
+        printf -v "$port_var" %s "$WEFT_PAIR_PORT"
+        printf -v "$sock_var" %s "$WEFT_PAIR_SOCK"
     fi
-    TARGET_PID=$WEFT_RDMA_PID TARGET_CMD=$WEFT_RDMA_CMD TARGET_READY_TIMEOUT=300
-    WEFT_PAIR_PORT=$WEFT_RDMA_PORT WEFT_PAIR_SOCK=$WEFT_RDMA_SOCK
-    TARGET_URI=$(weft_pair_uri "$1")
+    TARGET_PID=${!pid_var} TARGET_CMD=${!cmd_var} TARGET_READY_TIMEOUT=300
+    WEFT_PAIR_PORT=${!port_var} WEFT_PAIR_SOCK=${!sock_var}
+    TARGET_URI=$(weft_pair_uri "$2")
 }

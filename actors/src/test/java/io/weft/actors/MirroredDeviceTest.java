@@ -38,6 +38,8 @@ class MirroredDeviceTest {
     @TempDir
     Path tmp;
     private WeftRuntime a;
+    private Path exportsA;
+    private Path exportsB;
     private WeftRuntime b;
     private WeftRuntime client;
 
@@ -52,6 +54,21 @@ class MirroredDeviceTest {
 
     private static String hostPort(Address address) {
         return address.host().get() + ":" + address.port().get();
+    }
+
+    /**
+     * Starts storage node a (the seed) and b, each exporting an {@code m.img} of the given size under
+     * {@link #exportsA} / {@link #exportsB}; returns the seed's host:port.
+     */
+    private String startStorageNodes(int sizeA, int sizeB) throws java.io.IOException {
+        exportsA = Files.createDirectories(tmp.resolve("a"));
+        exportsB = Files.createDirectories(tmp.resolve("b"));
+        Files.write(exportsA.resolve("m.img"), new byte[sizeA]);
+        Files.write(exportsB.resolve("m.img"), new byte[sizeB]);
+        a = startStorage("a", exportsA, List.of());
+        String seed = hostPort(a.clusterAddress());
+        b = startStorage("b", exportsB, List.of(seed));
+        return seed;
     }
 
     private static WeftRuntime startStorage(String name, Path exports, List<String> seeds) {
@@ -77,14 +94,8 @@ class MirroredDeviceTest {
 
     @Test
     void aStorageNodeLostUnderIoDegradesTheDeviceAndOnlyDirtyRegionsAreResyncedWhenItReturns() throws Exception {
-        Path exportsA = Files.createDirectories(tmp.resolve("a"));
-        Path exportsB = Files.createDirectories(tmp.resolve("b"));
-        Files.write(exportsA.resolve("m.img"), new byte[SIZE]);
-        Files.write(exportsB.resolve("m.img"), new byte[SIZE]);
         Path dataDir = Files.createDirectories(tmp.resolve("client-data"));
-        a = startStorage("a", exportsA, List.of());
-        String seed = hostPort(a.clusterAddress());
-        b = startStorage("b", exportsB, List.of(seed));
+        String seed = startStorageNodes(SIZE, SIZE);
         client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null, List.of(seed),
                 Map.of("weft.data-dir", dataDir.toString(), "weft.client.io-timeout", "30s")));
         await("client sees both storage nodes", WAIT,
@@ -153,15 +164,9 @@ class MirroredDeviceTest {
 
     @Test
     void aClientRestartedDuringADegradedPeriodKeepsItsBitmapAndResyncsOnlyTheDirtyRegions() throws Exception {
-        Path exportsA = Files.createDirectories(tmp.resolve("a"));
-        Path exportsB = Files.createDirectories(tmp.resolve("b"));
-        Files.write(exportsA.resolve("m.img"), new byte[SIZE]);
-        Files.write(exportsB.resolve("m.img"), new byte[SIZE]);
         Path dataDir = Files.createDirectories(tmp.resolve("client-data"));
         Map<String, Object> clientConfig = Map.of("weft.data-dir", dataDir.toString());
-        a = startStorage("a", exportsA, List.of());
-        String seed = hostPort(a.clusterAddress());
-        b = startStorage("b", exportsB, List.of(seed));
+        String seed = startStorageNodes(SIZE, SIZE);
         client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null, List.of(seed), clientConfig));
         await("client sees both storage nodes", WAIT,
                 () -> get(client.storageNodes()).containsAll(List.of("a", "b")));
@@ -218,13 +223,7 @@ class MirroredDeviceTest {
                 null));
         assertEquals(new MapSpec.Leg("a", "dir/x:y.img"), MapSpec.Leg.parse("a:dir/x:y.img"));
 
-        Path exportsA = Files.createDirectories(tmp.resolve("a"));
-        Path exportsB = Files.createDirectories(tmp.resolve("b"));
-        Files.write(exportsA.resolve("m.img"), new byte[REGION]);
-        Files.write(exportsB.resolve("m.img"), new byte[2 * REGION]);
-        a = startStorage("a", exportsA, List.of());
-        String seed = hostPort(a.clusterAddress());
-        b = startStorage("b", exportsB, List.of(seed));
+        String seed = startStorageNodes(REGION, 2 * REGION);
         client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null, List.of(seed),
                 Map.of("weft.data-dir", tmp.resolve("client-data").toString())));
         await("client sees both storage nodes", WAIT,
@@ -238,14 +237,8 @@ class MirroredDeviceTest {
 
     @Test
     void aDownedClientNodeKeepsItsMirrorAndExportAndTheNewIncarnationAdoptsAndResyncsIt() throws Exception {
-        Path exportsA = Files.createDirectories(tmp.resolve("a"));
-        Path exportsB = Files.createDirectories(tmp.resolve("b"));
-        Files.write(exportsA.resolve("m.img"), new byte[SIZE]);
-        Files.write(exportsB.resolve("m.img"), new byte[SIZE]);
         Path dataDir = Files.createDirectories(tmp.resolve("client-data"));
-        a = startStorage("a", exportsA, List.of());
-        String seed = hostPort(a.clusterAddress());
-        b = startStorage("b", exportsB, List.of(seed));
+        String seed = startStorageNodes(SIZE, SIZE);
         RecordingExporter exporter = new RecordingExporter();
         client = WeftRuntime.start(TestNodes.config("cl", List.of("client"), null, List.of(seed),
                 Map.of("weft.data-dir", dataDir.toString(), "weft.client.io-timeout", "60s",
