@@ -26,13 +26,19 @@ weft_start() { # TRANSPORT WORKDIR FILE
     if [[ -z ${WEFT_NODE_PID:-} ]] || ! group_alive "$WEFT_NODE_PID"; then
         local data="$dir/weft-data"
         mkdir -p "$data"
-        ln "$file" "$data/vol0.img" 2>/dev/null || ln -s "$file" "$data/vol0.img" || return 1
+        # a failed start leaves the link behind: the retry (e.g. the TCP instance after the Unix one) reuses it
+        [[ -e $data/vol0.img ]] || ln "$file" "$data/vol0.img" 2>/dev/null || ln -s "$file" "$data/vol0.img" \
+            || return 1
         WEFT_NODE_PORT=$(bench_free_port) || return 1
         WEFT_NODE_SOCK="$dir/weft.sock"
         # never the default management port: other nodes (tests, other checkouts) may hold it
         if grep -q -- '--http-listen' <<<"$(weft_node_help)"; then
             local http_port; http_port=$(bench_free_port) || return 1
             http=(--http-listen "127.0.0.1:$http_port")
+        fi
+        # nor the default cluster port (25520): a test or another node on the machine may hold it
+        if grep -q -- '--cluster-port' <<<"$(weft_node_help)"; then
+            http+=(--cluster-port 0)
         fi
         # the volume may be a symlink to the shared file on another file system: export that directory too
         bench_spawn "$dir/weft.log" "$(weft_launcher)" node --data-dir "$data" \
