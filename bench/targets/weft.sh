@@ -1,7 +1,7 @@
 # Target: Weft single node (storage + client in one JVM, in-process device), started with the `weft` launcher:
 #   weft node --data-dir DIR --nbd-listen 127.0.0.1:PORT --nbd-unix SOCK
-# The node exports volume vol0 backed by DIR/vol0.img and uses an existing file as-is, so DIR/vol0.img is a hard link
-# to the shared backing file: Weft reads and writes the very same pages as the other targets.
+# The node exports volume vol0 backed by DIR/vol0.img, a copy of the backing file in the same (tmpfs) directory: the
+# node locks its image as qemu-nbd does, so it cannot share the very inode qemu-nbd holds open (the same data, other pages).
 # The launcher is $WEFT_BIN (bench/run --weft PATH), by default ./weft at the repository root.
 weft_launcher() { echo "${WEFT_BIN:-$BENCH_REPO/weft}"; }
 weft_help_cache=""
@@ -24,11 +24,13 @@ weft_start() { # TRANSPORT WORKDIR FILE
     # One node serves both the Unix socket and TCP (the node locks its volume file, so a second node on the same
     # file would be refused); with --tcp the second instance reuses the running node.
     if [[ -z ${WEFT_NODE_PID:-} ]] || ! group_alive "$WEFT_NODE_PID"; then
-        local data="$dir/weft-data"
+        # The data dir sits next to the backing file (same file system) and vol0.img is a copy: the node locks its
+        # image for writing as qemu-nbd does, so it refuses a file another target (qemu-nbd) holds open read-write.
+        local data
+        data="$(dirname "$file")/weft-single-data"
         mkdir -p "$data"
-        # a failed start leaves the link behind: the retry (e.g. the TCP instance after the Unix one) reuses it
-        [[ -e $data/vol0.img ]] || ln "$file" "$data/vol0.img" 2>/dev/null || ln -s "$file" "$data/vol0.img" \
-            || return 1
+        [[ -e $data/vol0.img ]] || cp --sparse=always "$file" "$data/vol0.img" \
+            || { echo "cannot copy $file into $data"; return 1; }
         WEFT_NODE_PORT=$(bench_free_port) || return 1
         WEFT_NODE_SOCK="$dir/weft.sock"
         # never the default management port: other nodes (tests, other checkouts) may hold it
@@ -40,9 +42,7 @@ weft_start() { # TRANSPORT WORKDIR FILE
         if grep -q -- '--cluster-port' <<<"$(weft_node_help)"; then
             http+=(--cluster-port 0)
         fi
-        # the volume may be a symlink to the shared file on another file system: export that directory too
-        bench_spawn "$dir/weft.log" "$(weft_launcher)" node --data-dir "$data" \
-            --export-root "$data" --export-root "$(dirname "$(readlink -f "$file")")" \
+        bench_spawn "$dir/weft.log" "$(weft_launcher)" node --data-dir "$data" --export-root "$data" \
             --nbd-listen "127.0.0.1:$WEFT_NODE_PORT" --nbd-unix "$WEFT_NODE_SOCK" "${http[@]}" || return 1
         WEFT_NODE_PID=$TARGET_PID
         WEFT_NODE_CMD=$TARGET_CMD
