@@ -47,21 +47,10 @@ class ClusterIT {
     private NodeProcess c;
 
     private String config(String name, String roles, Path exportRoot, List<String> seeds) {
-        StringBuilder s = new StringBuilder();
-        s.append("weft.node.name = \"").append(name).append("\"\n");
-        s.append("weft.node.roles = [").append(roles).append("]\n");
-        s.append("weft.cluster.seed-nodes = [");
-        for (int i = 0; i < seeds.size(); i++) {
-            s.append(i == 0 ? "" : ", ").append('"').append(seeds.get(i)).append('"');
-        }
-        s.append("]\n");
-        if (exportRoot != null) {
-            s.append("weft.storage.export-roots = [\"").append(exportRoot).append("\"]\n");
-        }
-        s.append("weft.transport.default = control-only\n");
-        s.append("weft.client.io-timeout = 2s\n");
-        s.append("weft.storage.mapping-lease = 3s\n");
-        return s.toString();
+        return ClusterNodeHocon.member(name, roles, exportRoot, seeds)
+                + "weft.transport.default = control-only\n"
+                + "weft.client.io-timeout = 2s\n"
+                + "weft.storage.mapping-lease = 3s\n";
     }
 
     private NodeProcess start(String name, int incarnation, String hocon) throws Exception {

@@ -67,29 +67,16 @@ class DeviceSurvivalIT {
 
     private static String config(String name, String roles, Path exportRoot, Path dataDir, List<String> seeds,
                                  Path region) {
-        StringBuilder s = new StringBuilder();
-        s.append("weft.node.name = \"").append(name).append("\"\n");
-        s.append("weft.node.roles = [").append(roles).append("]\n");
-        s.append("weft.data-dir = \"").append(dataDir).append("\"\n");
-        s.append("weft.cluster.seed-nodes = [");
-        for (int i = 0; i < seeds.size(); i++) {
-            s.append(i == 0 ? "" : ", ").append('"').append(seeds.get(i)).append('"');
-        }
-        s.append("]\n");
-        if (exportRoot != null) {
-            s.append("weft.storage.export-roots = [\"").append(exportRoot).append("\"]\n");
-        }
-        s.append("weft.management.jmx.enabled = false\n");
-        s.append("weft.client.io-timeout = 3s\n");
-        // Generous on a loaded CI machine: the first open of a backend (and the RDMA server's start) may take long.
-        s.append("weft.client.open-timeout = 10s\n");
-        s.append("weft.client.map-timeout = 60s\n");
-        s.append("weft.rdma.provider = software\n");
-        s.append("weft.rdma.listen = [\"127.0.0.1:0\"]\n");
-        if (region != null) {
-            s.append("weft.cxl.regions = [\"").append(region).append("\"]\n");
-        }
-        return s.toString();
+        String hocon = ClusterNodeHocon.member(name, roles, exportRoot, seeds)
+                + "weft.data-dir = \"" + dataDir + "\"\n"
+                + "weft.management.jmx.enabled = false\n"
+                + "weft.client.io-timeout = 3s\n"
+                // Generous on a loaded CI machine: the first open of a backend (and the RDMA server's start) may take
+                // long.
+                + "weft.client.open-timeout = 10s\n"
+                + "weft.client.map-timeout = 60s\n"
+                + ClusterNodeHocon.SOFTWARE_RDMA;
+        return region == null ? hocon : hocon + "weft.cxl.regions = [\"" + region + "\"]\n";
     }
 
     private NodeProcess start(String name, int incarnation, String hocon, int clusterPort) throws Exception {

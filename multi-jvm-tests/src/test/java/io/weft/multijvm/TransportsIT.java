@@ -55,25 +55,11 @@ class TransportsIT {
     private String fio;
 
     private String config(String name, String roles, Path exportRoot, List<String> seeds, boolean attachRegion) {
-        StringBuilder s = new StringBuilder();
-        s.append("weft.node.name = \"").append(name).append("\"\n");
-        s.append("weft.node.roles = [").append(roles).append("]\n");
-        s.append("weft.cluster.seed-nodes = [");
-        for (int i = 0; i < seeds.size(); i++) {
-            s.append(i == 0 ? "" : ", ").append('"').append(seeds.get(i)).append('"');
-        }
-        s.append("]\n");
-        if (exportRoot != null) {
-            s.append("weft.storage.export-roots = [\"").append(exportRoot).append("\"]\n");
-        }
-        s.append("weft.management.jmx.enabled = false\n");
-        s.append("weft.client.io-timeout = 3s\n");
-        s.append("weft.rdma.provider = software\n");
-        s.append("weft.rdma.listen = [\"127.0.0.1:0\"]\n");
-        if (attachRegion) {
-            s.append("weft.cxl.regions = [\"").append(region).append("\"]\n");
-        }
-        return s.toString();
+        String hocon = ClusterNodeHocon.member(name, roles, exportRoot, seeds)
+                + "weft.management.jmx.enabled = false\n"
+                + "weft.client.io-timeout = 3s\n"
+                + ClusterNodeHocon.SOFTWARE_RDMA;
+        return attachRegion ? hocon + "weft.cxl.regions = [\"" + region + "\"]\n" : hocon;
     }
 
     private NodeProcess start(String name, int incarnation, String hocon) throws Exception {
