@@ -16,6 +16,7 @@ import io.weft.rdma.client.RdmaSession;
 import io.weft.rdma.server.RdmaServer;
 import io.weft.rdma.server.RdmaServerConfig;
 import io.weft.rdma.verbs.soft.SoftwareProvider;
+import io.weft.testkit.Closing;
 import io.weft.testkit.CompletionHoldingBlockDevice;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
@@ -94,7 +95,7 @@ class LateAnswerTest {
                         List.of(PathSpec.to(server.listenAddresses().get(0))), config);
                 return new HeldServer(provider, store, holding, server, session);
             } catch (Exception | Error e) {
-                closeAll(e, server, holding, store, provider);
+                Closing.closeAfterFailure(e, Arrays.asList(provider, store, holding, server));
                 throw e;
             }
         }
@@ -102,33 +103,7 @@ class LateAnswerTest {
         /** In the order a try-with-resources over the five would close them: the session first. */
         @Override
         public void close() throws Exception {
-            Exception first = null;
-            for (AutoCloseable c : new AutoCloseable[] {session, server, holding, store, provider}) {
-                try {
-                    c.close();
-                } catch (Exception e) {
-                    if (first == null) {
-                        first = e;
-                    } else {
-                        first.addSuppressed(e);
-                    }
-                }
-            }
-            if (first != null) {
-                throw first;
-            }
-        }
-
-        private static void closeAll(Throwable cause, AutoCloseable... opened) {
-            for (AutoCloseable c : opened) {
-                if (c != null) {
-                    try {
-                        c.close();
-                    } catch (Exception e) {
-                        cause.addSuppressed(e);
-                    }
-                }
-            }
+            Closing.closeReversed(provider, store, holding, server, session);
         }
     }
 

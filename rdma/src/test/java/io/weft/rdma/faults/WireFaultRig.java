@@ -9,6 +9,7 @@ import io.weft.rdma.client.RdmaSession;
 import io.weft.rdma.server.RdmaServer;
 import io.weft.rdma.server.RdmaServerConfig;
 import io.weft.rdma.verbs.soft.SoftwareProvider;
+import io.weft.testkit.Closing;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -57,7 +58,7 @@ public final class WireFaultRig implements AutoCloseable {
                     config);
             return new WireFaultRig(serverProvider, clientProvider, store, server, session);
         } catch (Exception | Error e) {
-            closeReversed(opened, e);
+            Closing.closeAfterFailure(e, opened);
             throw e;
         }
     }
@@ -65,25 +66,11 @@ public final class WireFaultRig implements AutoCloseable {
     /** Closes in the order a try-with-resources over the five would: the session first, the server's provider last. */
     @Override
     public void close() throws Exception {
-        Exception first = new Exception("closing the wire-fault rig");
-        closeReversed(List.of(serverProvider, clientProvider, store, server, session), first);
-        if (first.getSuppressed().length > 0) {
-            throw first;
-        }
+        Closing.closeReversed(serverProvider, clientProvider, store, server, session);
     }
 
     private static <T extends AutoCloseable> T add(List<AutoCloseable> opened, T resource) {
         opened.add(resource);
         return resource;
-    }
-
-    private static void closeReversed(List<AutoCloseable> resources, Throwable collector) {
-        for (int i = resources.size() - 1; i >= 0; i--) {
-            try {
-                resources.get(i).close();
-            } catch (Exception e) {
-                collector.addSuppressed(e);
-            }
-        }
     }
 }
