@@ -90,7 +90,8 @@ public final class NodeApi {
      * Sends with the current token; while the node answers 503 because it has no token yet (it joined a moment ago
      * and waits for the cluster's), tries again for up to {@link #TOKEN_WAIT}. Refused (401) with a token read from
      * the runtime file while the file now holds another one (the node adopted the cluster's token meanwhile; it
-     * writes the file before it switches), it retries once with the new one.
+     * writes the file before it switches), it retries once with the new one; likewise when it sent none because the
+     * file did not exist yet and it exists now (the node got its token after the file was looked up).
      */
     private JsonNode send(String method, String path, String body) {
         String what = method + " " + path;
@@ -103,7 +104,7 @@ public final class NodeApi {
                 return send(uri, method, body, sent, what);
             } catch (Unauthorized e) {
                 String now = token.isEmpty() ? token().orElse(null) : null;
-                if (retriedWithNewToken || sent == null || now == null || now.equals(sent)) {
+                if (retriedWithNewToken || now == null || now.equals(sent)) {
                     throw e.refusal;
                 }
                 retriedWithNewToken = true;
@@ -190,7 +191,8 @@ public final class NodeApi {
         }
         int status = response.status();
         if (status == 401) {
-            String why = token.isEmpty() && token().isEmpty()
+            // What this request carried, not what the file holds now (the node may have written it since).
+            String why = bearer == null
                     ? "no token for " + node + " in " + runtimeDir + " (a node run by another user, or on another "
                     + "host, leaves it elsewhere)"
                     : "the token " + (token.isEmpty() ? "found in " + runtimeDir : "given") + " is not the node's";

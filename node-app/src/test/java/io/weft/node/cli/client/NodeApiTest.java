@@ -70,6 +70,47 @@ class NodeApiTest {
         }
     }
 
+    /**
+     * The same window one step earlier: the CLI found no runtime file (the joining node had no token yet) and sent
+     * none; the node adopted the cluster's token before the request arrived and refused it with 401. The file now
+     * holds the token: read it and retry, not fail with "the token found in ... is not the node's" — a message that
+     * blamed a token the CLI never sent (session 7: the weft-rdma benchmark pair's `weft map` right after the client
+     * node printed "ready").
+     */
+    @Test
+    void aTokenThatAppearedInTheRuntimeFileWhileATokenlessRequestWasUnderwayIsReadAndTheRequestRetriedOnce()
+            throws Exception {
+        try (FakeNode node = new FakeNode()) {
+            int port = Integer.parseInt(node.address().substring(node.address().lastIndexOf(':') + 1));
+            Path file = runtimeDir.resolve(ManagementTokenFiles.runtimeFileName("127.0.0.1", port));
+            node.on("GET /weft/node", 401, "{\"error\":\"no token\"}").on("GET /weft/node", 200, "{\"name\":\"c\"}");
+            node.beforeEachAnswer(r -> {
+                try {
+                    Files.writeString(file, "the-clusters-token\n"); // adopted while the request was underway
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+            NodeApi api = new NodeApi(node.address(), null, Duration.ofSeconds(10), runtimeDir);
+            assertEquals("c", api.get("/weft/node").path("name").asText());
+            assertEquals(java.util.Arrays.asList(null, "Bearer the-clusters-token"), // the first without the header
+                    node.requests("GET", "/weft/node").stream().map(FakeNode.Request::authorization).toList());
+        }
+    }
+
+    /** Refused without a token and still none to be found: say that none was sent, once, no retry. */
+    @Test
+    void aTokenlessRefusalWithNoRuntimeFileSaysNoTokenWasFound() throws Exception {
+        try (FakeNode node = new FakeNode()) {
+            node.on("GET /weft/node", 401, "{\"error\":\"no token\"}");
+            NodeApi api = new NodeApi(node.address(), null, Duration.ofSeconds(10), runtimeDir);
+            CliException e = assertThrows(CliException.class, () -> api.get("/weft/node"));
+            assertTrue(e.getMessage().contains("no token for " + node.address() + " in " + runtimeDir),
+                    e.getMessage());
+            assertEquals(1, node.requests("GET", "/weft/node").size());
+        }
+    }
+
     @Test
     void aWrongTokenThatTheRuntimeFileStillHoldsIsRefusedAtOnce() throws Exception {
         try (FakeNode node = new FakeNode()) {
