@@ -27,6 +27,9 @@ def md_escape: gsub("\\|"; "\\|");
 
 # the figure a case is judged by: bandwidth for large blocks, IOPS otherwise
 def metric($bs): if $bs >= 65536 then .bw_bytes else .iops end;
+# the server's CPU time per request in µs: (CPU % of one core / 100) core-seconds per second / requests per second
+def cpu_per_req: if .server_cpu_pct == null or (.iops // 0) <= 0 then null else .server_cpu_pct * 10000 / .iops end;
+def cpu_us: if . == null then "—" else (fixed(1)) + " µs" end;
 
 ($runs | map(select(.error == 0))) as $ok
 | def runs_of($case; $id): $ok | map(select(.case == $case and .instance == $id));
@@ -36,6 +39,14 @@ def metric($bs): if $bs >= 65536 then .bw_bytes else .iops end;
       | [runs_of($case; $id)[] | . as $t | $r[.pass | tostring] as $b
          | select($b != null and ($b | metric($t.bs_bytes)) > 0)
          | (metric($t.bs_bytes)) / ($b | metric($t.bs_bytes))] | median
+    end;
+  # median over passes of (this target's CPU per request / the reference's in the same pass)
+  def pass_cpu_ratio($case; $id; $ref):
+    if $ref == null or $ref == $id then null else
+      (runs_of($case; $ref) | map({key: (.pass | tostring), value: .}) | from_entries) as $r
+      | [runs_of($case; $id)[] | cpu_per_req as $mine | $r[.pass | tostring] as $b
+         | select($b != null and $mine != null and (($b | cpu_per_req) // 0) > 0)
+         | $mine / ($b | cpu_per_req)] | median
     end;
   def stats($case; $t):
     runs_of($case; $t.id) as $rs
@@ -50,6 +61,9 @@ def metric($bs): if $bs >= 65536 then .bw_bytes else .iops end;
         p50: ($rs | map(.lat_p50_ns) | median),
         p99: ($rs | map(.lat_p99_ns) | median),
         cpu: ($rs | map(.server_cpu_pct | select(. != null)) | median),
+        cpu_req: ($rs | map(cpu_per_req | select(. != null)) | median),
+        cpu_req_vs_base: pass_cpu_ratio($case; $t.id; $t.baseline),
+        cpu_req_vs_twohop: pass_cpu_ratio($case; $t.id; $t.twohop),
         vs_base: pass_ratio($case; $t.id; $t.baseline),
         vs_twohop: pass_ratio($case; $t.id; $t.twohop),
         vs_inproc: pass_ratio($case; $t.id; $t.inproc),
@@ -60,9 +74,12 @@ def metric($bs): if $bs >= 65536 then .bw_bytes else .iops end;
   (measured("nbdkit-two-hop/")) as $has_twohop
   | (measured("weft/") and (measured("weft-cxl/") or measured("weft-rdma/"))) as $has_inproc
   | (if $has_twohop then " × two-hop |" else "" end) as $twohop_head
+  | (if $has_twohop then " CPU/req × two-hop |" else "" end) as $cpu_twohop_head
   | (if $has_inproc then " × weft |" else "" end) as $inproc_head
   | ((if $has_twohop then "--:|" else "" end) + (if $has_inproc then "--:|" else "" end)) as $extra_rule
-  | def extra_cells($s): (if $has_twohop then " \($s.vs_twohop | ratio) |" else "" end)
+  | (if $has_twohop then "--:|" else "" end) as $cpu_rule
+  | def cpu_twohop_cell($s): if $has_twohop then " \($s.cpu_req_vs_twohop | ratio) |" else "" end;
+  def extra_cells($s): (if $has_twohop then " \($s.vs_twohop | ratio) |" else "" end)
       + (if $has_inproc then " \($s.vs_inproc | ratio) |" else "" end);
 
 if $mode == "tables" then
@@ -71,9 +88,10 @@ if $mode == "tables" then
   | (if $bs >= 65536 then "MiB/s" else "IOPS" end) as $unit
   | "### \($c.title)\n\nJob file: `bench/fio/\($c.id).fio`. Median of \($c.passes) passes; ratios are medians of per-pass ratios.\n",
     (if $unit == "MiB/s"
-     then "| target | MiB/s | min–max | IOPS | lat p50 | lat p99 | server CPU | × nbdkit |\($twohop_head)\($inproc_head) × local |"
-     else "| target | IOPS | min–max | lat p50 | lat p99 | server CPU | × nbdkit |\($twohop_head)\($inproc_head) × local |" end),
-    (if $unit == "MiB/s" then "|---|--:|--:|--:|--:|--:|--:|--:|\($extra_rule)--:|" else "|---|--:|--:|--:|--:|--:|--:|\($extra_rule)--:|" end),
+     then "| target | MiB/s | min–max | IOPS | lat p50 | lat p99 | server CPU | CPU/req | CPU/req × nbdkit |\($cpu_twohop_head) × nbdkit |\($twohop_head)\($inproc_head) × local |"
+     else "| target | IOPS | min–max | lat p50 | lat p99 | server CPU | CPU/req | CPU/req × nbdkit |\($cpu_twohop_head) × nbdkit |\($twohop_head)\($inproc_head) × local |" end),
+    (if $unit == "MiB/s" then "|---|--:|--:|--:|--:|--:|--:|--:|--:|\($cpu_rule)--:|\($extra_rule)--:|"
+     else "|---|--:|--:|--:|--:|--:|--:|--:|\($cpu_rule)--:|\($extra_rule)--:|" end),
     ($targets[] as $t
      | if $t.status != "ok" then
          "| \($t.name) | \(if $t.status == "unavailable" then "not available" else "failed to start" end): \($t.reason | md_escape) |" 
@@ -83,7 +101,7 @@ if $mode == "tables" then
             elif $unit == "MiB/s" then "\($s.median | mib_s) | \($s.min | mib_s)–\($s.max | mib_s) | \($s.iops | human_iops)"
             else "\($s.median | human_iops) | \($s.min | human_iops)–\($s.max | human_iops)" end) as $head
          | if $s.n == 0 then "| \($t.name) | \($head) |"
-           else "| \($t.name)\(if $s.failed > 0 then " (\($s.failed) of \($s.n + $s.failed) runs failed)" else "" end) | \($head) | \($s.p50 | usec) | \($s.p99 | usec) | \($s.cpu | pct) | \($s.vs_base | ratio) |\(extra_cells($s)) \($s.vs_local | ratio) |" end
+           else "| \($t.name)\(if $s.failed > 0 then " (\($s.failed) of \($s.n + $s.failed) runs failed)" else "" end) | \($head) | \($s.p50 | usec) | \($s.p99 | usec) | \($s.cpu | pct) | \($s.cpu_req | cpu_us) | \($s.cpu_req_vs_base | ratio) |\(cpu_twohop_cell($s)) \($s.vs_base | ratio) |\(extra_cells($s)) \($s.vs_local | ratio) |" end
        end),
     ""
 elif $mode == "chart-data" then
