@@ -11,9 +11,10 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.locks.LockSupport;
 import org.agrona.concurrent.Agent;
 import org.agrona.concurrent.AgentRunner;
-import org.agrona.concurrent.SleepingMillisIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 
 /**
@@ -65,10 +66,10 @@ public final class CxlHost implements AutoCloseable {
         owned.add(new Owned(entry, token));
         writeHostRecord(Records.STATE_RUNNING);
         observeAll(System.nanoTime());
-        long intervalMs = Math.max(1, options.heartbeatInterval().toMillis() / 4);
         this.hostAgent = new HostAgent();
-        this.runner = new AgentRunner(new SleepingMillisIdleStrategy(intervalMs), this::onAgentError, null,
-                hostAgent);
+        // Sleeps until the next beat is due, not a quarter interval at a time: 10 wake-ups a second at the default
+        // 100 ms instead of 40, the same beats (issue 12: a node's idle cost).
+        this.runner = new AgentRunner(hostAgent.untilNextBeat, this::onAgentError, null, hostAgent);
         AgentRunner.startOnThread(runner);
         region.hostOpened(this);
     }
@@ -497,6 +498,26 @@ public final class CxlHost implements AutoCloseable {
         /** Test hook: models this process paused (GC, SIGSTOP): no beats, no observation. */
         private volatile boolean frozen;
         private final long intervalNs = options.heartbeatInterval().toNanos();
+        /** Parks until {@link #nextBeatNs}; at least a quarter interval while frozen (its beat stays overdue). */
+        final IdleStrategy untilNextBeat = new IdleStrategy() {
+            @Override
+            public void idle(int workCount) {
+                if (workCount > 0) {
+                    return;
+                }
+                idle();
+            }
+
+            @Override
+            public void idle() {
+                long wait = nextBeatNs - System.nanoTime();
+                LockSupport.parkNanos(wait > 0 ? wait : Math.max(1, intervalNs / 4));
+            }
+
+            @Override
+            public void reset() {
+            }
+        };
 
         @Override
         public int doWork() {
