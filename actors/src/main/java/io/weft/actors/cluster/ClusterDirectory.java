@@ -65,12 +65,19 @@ public final class ClusterDirectory {
     private static final Comparator<Member> OLDEST_FIRST = (a, b) -> a.isOlderThan(b) ? -1 : b.isOlderThan(a) ? 1 : 0;
 
     private final ActorRefResolver resolver;
+    private final UniqueAddress self;
+    /**
+     * This node is leaving, exiting or downed: the listing stays as it was. As Pekko's event publisher stops it
+     * reports every other member removed, which says nothing about them (a session would close its mappings for it).
+     */
+    private boolean selfGoing;
     /** Members Up or Leaving, by uid-qualified address. */
     private final Map<UniqueAddress, Member> serving = new HashMap<>();
     private final Set<UniqueAddress> unreachable = new HashSet<>();
 
     public ClusterDirectory(ActorSystem<?> system) {
         this.resolver = ActorRefResolver.get(system);
+        this.self = Cluster.get(system).selfMember().uniqueAddress();
     }
 
     /** The directory as the cluster's state is now: for one lookup, not to be kept up to date. */
@@ -102,6 +109,14 @@ public final class ClusterDirectory {
 
     /** Folds one cluster event in; true when it may have changed a listing. */
     public boolean apply(ClusterEvent.ClusterDomainEvent event) {
+        if (selfGoing) {
+            return false;
+        }
+        if (event instanceof ClusterEvent.MemberEvent changed && changed.member().uniqueAddress().equals(self)) {
+            MemberStatus status = changed.member().status();
+            selfGoing = status != MemberStatus.up() && status != MemberStatus.weaklyUp()
+                    && status != MemberStatus.joining();
+        }
         if (event instanceof ClusterEvent.MemberRemoved removed) {
             unreachable.remove(removed.member().uniqueAddress());
             return serving.remove(removed.member().uniqueAddress()) != null;

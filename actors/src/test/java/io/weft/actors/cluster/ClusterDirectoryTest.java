@@ -153,6 +153,25 @@ class ClusterDirectoryTest {
         assertEquals(1, found.size(), directory.find(NodeServices.STORAGE).toString());
     }
 
+    /**
+     * When this node leaves (or is downed), Pekko's event publisher reports every other member removed as it stops:
+     * the other nodes are no more gone than before, and a session must not close its mappings for it.
+     */
+    @Test
+    void theListingStaysAsItWasOnceThisNodeLeaves() {
+        Member s1 = up(member(2651, 1, "storage", "weft-node:s1"), 1);
+        directory.apply(new ClusterEvent.MemberUp(s1));
+        UniqueAddress self = org.apache.pekko.cluster.typed.Cluster.get(testKit.system()).selfMember().uniqueAddress();
+        Member selfUp = up(Member$.MODULE$.apply(self, CollectionConverters.asScala(Set.of("client", "dc-default"))
+                .toSet(), Version.Zero()), 2);
+        directory.apply(new ClusterEvent.MemberUp(selfUp));
+        directory.apply(new ClusterEvent.MemberLeft(selfUp.copy(MemberStatus.leaving())));
+
+        assertFalse(directory.apply(new ClusterEvent.MemberRemoved(s1.copy(MemberStatus.removed()),
+                MemberStatus.up())), "this node's own shutdown changes nothing");
+        assertEquals(List.of(storagePath(2651)), storagePaths());
+    }
+
     @Test
     void internalRolesAreTold() {
         assertTrue(ClusterDirectory.isInternalRole("weft-node:s1"));
