@@ -23,6 +23,9 @@ import org.apache.pekko.cluster.typed.Cluster;
  * The guardian of a Weft node: starts {@link StorageService} and/or {@link ClientService} for the node's roles, and
  * with the client role a {@link DrillService}; on every node a {@link NodeDirectory} (what the consoles show).
  *
+ * <p>The services other nodes reach are spawned under their well-known names ({@link NodeServices}): other nodes
+ * find them by path ({@link io.weft.actors.cluster.ClusterDirectory}), so the names are part of the wire protocol.
+ *
  * <p>Supervision: both services are restarted on failure without stopping their children (their state is their
  * children plus {@link NodeState}), so a bug in a service never unmaps a device or closes a backend. If the guardian
  * itself fails the actor system stops and the node ends ({@code WeftRuntime.whenTerminated()} completes). A guardian
@@ -66,7 +69,7 @@ public final class NodeGuardian extends AbstractBehavior<NodeGuardian.Command> {
         Optional<ActorRef<DrillService.Command>> drills = Optional.empty();
         if (settings.isStorage()) {
             storage = Optional.of(ctx.spawn(Behaviors.supervise(StorageService.create(settings, nodeState, transports))
-                    .onFailure(keepChildren), "storage"));
+                    .onFailure(keepChildren), NodeServices.STORAGE.name()));
         }
         if (settings.isClient()) {
             client = Optional.of(ctx.spawn(Behaviors.supervise(ClientService.create(settings, nodeState, transports,
@@ -77,7 +80,7 @@ public final class NodeGuardian extends AbstractBehavior<NodeGuardian.Command> {
         }
         // What this node tells the others' consoles (name, roles, transports); stateless.
         ctx.spawn(Behaviors.supervise(NodeDirectory.create(settings, transports))
-                .onFailure(SupervisorStrategy.restart()), "directory");
+                .onFailure(SupervisorStrategy.restart()), NodeServices.NODE_DIRECTORY.name());
         this.services = new Services(name, storage, client, drills);
         ctx.getLog().info("weft node '{}' started with roles {}", name, settings.roles());
     }

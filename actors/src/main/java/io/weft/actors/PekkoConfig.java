@@ -3,9 +3,11 @@ package io.weft.actors;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
 import com.typesafe.config.ConfigValueFactory;
+import io.weft.actors.cluster.ClusterDirectory;
 import io.weft.actors.security.NodeTls;
 import io.weft.core.tls.TlsLayout;
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -29,7 +31,13 @@ public final class PekkoConfig {
         Map<String, Object> derived = new HashMap<>();
         derived.put("pekko.remote.artery.canonical.hostname", w.getString("cluster.hostname"));
         derived.put("pekko.remote.artery.canonical.port", w.getInt("cluster.port"));
-        derived.put("pekko.cluster.roles", w.getStringList("node.roles"));
+        List<String> roles = new ArrayList<>(w.getStringList("node.roles"));
+        String nodeName = w.getString("node.name");
+        if (!nodeName.isBlank()) {
+            // Internal: how the other nodes learn this member's Weft name (io.weft.actors.cluster.ClusterDirectory).
+            roles.add(ClusterDirectory.NODE_NAME_ROLE_PREFIX + nodeName);
+        }
+        derived.put("pekko.cluster.roles", roles);
         // No pekko.cluster.seed-nodes: Pekko would join them by itself at start, and its first seed forms a new
         // cluster when answers are slow. io.weft.actors.cluster.ClusterFormation joins weft.cluster.seed-nodes.
         derived.put("pekko.cluster.seed-nodes", List.of());

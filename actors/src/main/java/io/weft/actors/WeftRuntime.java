@@ -5,6 +5,7 @@ import com.typesafe.config.ConfigValueFactory;
 import io.weft.actors.client.ClientService;
 import io.weft.actors.client.DeviceExporter;
 import io.weft.actors.client.DeviceRegistry;
+import io.weft.actors.cluster.ClusterDirectory;
 import io.weft.actors.cluster.ClusterFormation;
 import io.weft.actors.management.ClusterTokenActor;
 import io.weft.actors.management.JmxPublisher;
@@ -42,7 +43,6 @@ import org.apache.pekko.actor.typed.SupervisorStrategy;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.management.javadsl.PekkoManagement;
 import org.slf4j.Logger;
@@ -226,7 +226,7 @@ public final class WeftRuntime implements NodeOperations, AutoCloseable {
             // Weft's seed procedure (ClusterFormation): a restarted first seed joins the running cluster.
             ClusterFormation.start(system, pekko);
             system.systemActorOf(Behaviors.supervise(ClusterTokenActor.create(managementToken))
-                    .onFailure(SupervisorStrategy.restart()), "management-token", Props.empty());
+                    .onFailure(SupervisorStrategy.restart()), NodeServices.MANAGEMENT_TOKEN.name(), Props.empty());
             Incarnation incarnation = new Incarnation(number, system, services);
             settings = configured.withNodeName(services.nodeName());
             BY_SYSTEM.put(Adapter.toClassic(system), this);
@@ -565,50 +565,39 @@ public final class WeftRuntime implements NodeOperations, AutoCloseable {
         return onStorage(storageNode, replyTo -> new CreateVolume(path, size, replyTo));
     }
 
-    /** Storage nodes currently reachable, by name. */
+    /** Storage nodes currently reachable, by name: those whose storage service answers. */
     public CompletionStage<List<String>> storageNodes() {
-        CompletionStage<Receptionist.Listing> listing = AskPattern.ask(system().receptionist(),
-                replyTo -> Receptionist.find(StorageServiceCommand.ALL, replyTo), settings.askTimeout(),
-                system().scheduler());
-        return listing.thenCompose(l -> {
-            List<CompletableFuture<String>> names = l.getServiceInstances(StorageServiceCommand.ALL).stream()
-                    .map(ref -> AskPattern.<StorageServiceCommand, BackendList>ask(ref,
-                            ListBackends::new, settings.askTimeout(), system().scheduler())
-                            .thenApply(BackendList::node).toCompletableFuture()
-                            .exceptionally(t -> null))
-                    .toList();
-            return CompletableFuture.allOf(names.toArray(new CompletableFuture<?>[0]))
-                    .thenApply(v -> names.stream().map(CompletableFuture::join)
-                            .filter(java.util.Objects::nonNull).sorted().toList());
-        });
+        List<CompletableFuture<String>> names = ClusterDirectory.snapshot(system()).find(NodeServices.STORAGE).stream()
+                .map(located -> AskPattern.<StorageServiceCommand, BackendList>ask(located.ref(),
+                        ListBackends::new, settings.askTimeout(), system().scheduler())
+                        .thenApply(BackendList::node).toCompletableFuture()
+                        .exceptionally(t -> null))
+                .toList();
+        return CompletableFuture.allOf(names.toArray(new CompletableFuture<?>[0]))
+                .thenApply(v -> names.stream().map(CompletableFuture::join)
+                        .filter(java.util.Objects::nonNull).sorted().toList());
     }
 
     private CompletionStage<Reply> onStorage(String storageNode,
                                              java.util.function.Function<ActorRef<Reply>, StorageServiceCommand> msg) {
         long deadline = System.nanoTime() + settings.storageLookupTimeout().toNanos();
-        return findStorage(StorageServiceCommand.keyFor(storageNode), deadline).thenCompose(ref -> ref == null
+        return findStorage(storageNode, deadline).thenCompose(ref -> ref == null
                 ? CompletableFuture.completedFuture(Reply.error("storage node '" + storageNode
                         + "' not found in the cluster (check its weft.node.name, its storage role and that it is up)"))
                 : AskPattern.ask(ref, msg::apply, settings.askTimeout(), system().scheduler()));
     }
 
-    /** Looks a storage node up, retrying until the deadline: right after start-up the listing may not be in yet. */
-    private CompletionStage<ActorRef<StorageServiceCommand>> findStorage(
-            org.apache.pekko.actor.typed.receptionist.ServiceKey<StorageServiceCommand> key, long deadlineNanos) {
-        CompletionStage<Receptionist.Listing> listing = AskPattern.ask(system().receptionist(),
-                replyTo -> Receptionist.find(key, replyTo), settings.askTimeout(), system().scheduler());
-        return listing.thenCompose(l -> {
-            var refs = l.getServiceInstances(key);
-            if (!refs.isEmpty()) {
-                return CompletableFuture.completedFuture(refs.iterator().next());
-            }
-            if (System.nanoTime() - deadlineNanos > 0) {
-                return CompletableFuture.completedFuture(null);
-            }
-            return CompletableFuture.supplyAsync(() -> null,
-                            CompletableFuture.delayedExecutor(100, TimeUnit.MILLISECONDS))
-                    .thenCompose(ignored -> findStorage(key, deadlineNanos));
-        });
+    /** Looks a storage node up, retrying until the deadline: right after start-up it may not be Up yet. */
+    private CompletionStage<ActorRef<StorageServiceCommand>> findStorage(String storageNode, long deadlineNanos) {
+        var found = ClusterDirectory.snapshot(system()).findOne(NodeServices.STORAGE, storageNode);
+        if (found.isPresent()) {
+            return CompletableFuture.completedFuture(found.get().ref());
+        }
+        if (System.nanoTime() - deadlineNanos > 0) {
+            return CompletableFuture.completedFuture(null);
+        }
+        return CompletableFuture.supplyAsync(() -> null, CompletableFuture.delayedExecutor(100, TimeUnit.MILLISECONDS))
+                .thenCompose(ignored -> findStorage(storageNode, deadlineNanos));
     }
 
     // ------------------------------------------------------------------ drills (issue 6, docs/drills.md)

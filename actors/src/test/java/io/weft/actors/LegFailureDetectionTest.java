@@ -31,7 +31,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A mirror leg whose transport dies is dropped by the data path — the mirror's own legDropped event — while its
- * storage node is still an up, reachable cluster member with a live Receptionist entry (so the cluster had no part
+ * storage node is still an up, reachable cluster member listed by the cluster directory (so the cluster had no part
  * in it). The storage node keeps running; only its RDMA server is shut (its connections close, as after a crash).
  * Three legs over the software RDMA provider in this JVM:
  * <ol>

@@ -39,6 +39,26 @@ class PekkoConfigTest {
         assertEquals("127.0.0.1", c.getString("pekko.management.http.hostname"));
     }
 
+    /** Other nodes learn a member's Weft name from an internal role (io.weft.actors.cluster.ClusterDirectory). */
+    @Test
+    void aNamedNodeCarriesItsNameAsAClusterRole() {
+        assertEquals(List.of("storage", "client", "weft-node:s1"),
+                build("weft.node { name = s1, roles = [storage, client] }").getStringList("pekko.cluster.roles"));
+        // Unnamed: the others name it host:port, as the node names itself.
+        assertEquals(List.of("client"),
+                build("weft.node.roles = [client]").getStringList("pekko.cluster.roles"));
+    }
+
+    /** Nothing registers with the Receptionist, so its replicator needs not tick often (issue 12). */
+    @Test
+    void theReceptionistsReplicatorIsQuiet() {
+        Config c = build("");
+        String ddata = "pekko.cluster.typed.receptionist.distributed-data.";
+        assertEquals(30, c.getDuration(ddata + "gossip-interval").toSeconds());
+        assertEquals(10, c.getDuration(ddata + "notify-subscribers-interval").toSeconds());
+        assertEquals(60, c.getDuration("pekko.cluster.typed.receptionist.pruning-interval").toSeconds());
+    }
+
     @Test
     void tlsSwitchesArteryToTlsTcpWithTheGivenStores() {
         Config c = build("weft.cluster.tls { enabled = true, key-store = /k.p12, key-store-password = a,"

@@ -2,10 +2,12 @@ package io.weft.actors.client;
 
 import io.weft.actors.ChannelActor;
 import io.weft.actors.MapSpec;
+import io.weft.actors.NodeServices;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
 import io.weft.actors.SessionPhase;
 import io.weft.actors.WeftSettings;
+import io.weft.actors.cluster.ClusterDirectory;
 import io.weft.actors.protocol.CloseMapping;
 import io.weft.actors.protocol.LeaseRenewerCommand;
 import io.weft.actors.protocol.MappingRevoked;
@@ -23,7 +25,7 @@ import io.weft.core.io.BlockDevice;
 import io.weft.core.io.DeviceInfo;
 import io.weft.core.retry.Backoff;
 import java.time.Duration;
-import java.util.Set;
+import java.util.List;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.PostStop;
@@ -32,21 +34,23 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
-import org.apache.pekko.actor.typed.receptionist.Receptionist;
-import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+import org.apache.pekko.cluster.ClusterEvent;
+import org.apache.pekko.cluster.UniqueAddress;
 
 /**
- * One client device's association with one storage node (an RTRS session): finds the node through the Receptionist,
+ * One client device's association with one storage node (an RTRS session): finds the node's storage service from
+ * cluster membership ({@link ClusterDirectory}),
  * opens the backing store, keeps the mapping alive through the node's {@link LeaseRenewer} (one batched renewal per
  * storage node and interval for every session, not a heartbeat per device), and re-opens by itself whenever the path
  * is lost.
  *
- * <p>Phases: SEARCHING (the node is not in the Receptionist listing, or is unreachable) → OPENING (open sent) →
+ * <p>Phases: SEARCHING (no Up, reachable storage member has the node's name) → OPENING (open sent) →
  * CONNECTING (opened; the {@link ChannelActor} is attaching the data path) → CONNECTED (IO flows; the lease renewed
  * every {@code weft.client.heartbeat-interval}). The path is lost — and the parent told ({@link Event}), so IO
- * queues — when the node leaves the listing, {@code heartbeat-misses} renewal batches in a row go unanswered, the
- * storage forgets or revokes the mapping, or the channel dies. It then re-opens after an exponential backoff
- * ({@code weft.client.reconnect.*}); a restarted storage node re-registers, which re-opens at once.
+ * queues — when the node's member is unreachable or removed, {@code heartbeat-misses} renewal batches in a row go
+ * unanswered, the storage forgets or revokes the mapping, or the channel dies. It then re-opens after an
+ * exponential backoff ({@code weft.client.reconnect.*}); a restarted storage node (a new member, a new uid) re-opens
+ * once it is Up.
  *
  * <p>State: this actor alone publishes its {@link io.weft.actors.SessionSnapshot} (phase, storage address, mapping
  * id, last error, transport paths, itself) in its {@link NodeState.SessionView}; the node's {@link LeaseRenewer}
@@ -88,7 +92,8 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
     public record EndCut(ActorRef<Reply> replyTo) implements Command {
     }
 
-    private record Listing(Set<ActorRef<StorageServiceCommand>> storage) implements Command {
+    /** A cluster membership or reachability event, folded into {@link #directory}. */
+    private record MembershipChanged(ClusterEvent.ClusterDomainEvent event) implements Command {
     }
 
     private record OpenResult(int attempt, OpenReply reply, Throwable failure) implements Command {
@@ -158,16 +163,20 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
     private final WeftSettings settings;
     private final ActorRef<Event> parent;
     private final ActorRef<ChannelActor.Event> channelEvents;
-    private final ServiceKey<StorageServiceCommand> key;
+    /** This session's view of the cluster: where its storage node's service is. */
+    private final ClusterDirectory directory;
 
-    private Set<ActorRef<StorageServiceCommand>> reachable = Set.of();
+    /** The storage node's reachable, Up members (normally one; two while a restarted one's old member lingers). */
+    private List<ClusterDirectory.Located<StorageServiceCommand>> reachable = List.of();
+    /** The member {@link #storage} is on, or null. */
+    private UniqueAddress storageMember;
     private SessionPhase phase = SessionPhase.SEARCHING;
     private int attempt;
     private int channelSeq;
     /** The wait before the next open after a failed one ({@code weft.client.reconnect.*}); reset once connected. */
     private final Backoff backoff;
     private ActorRef<StorageServiceCommand> storage;
-    private ActorRef<StorageServiceCommand> lastLost;
+    private UniqueAddress lastLost;
     private StoreOpened opened;
     private ActorRef<ChannelActor.Command> channel;
     private String channelId;
@@ -198,10 +207,8 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         this.renewer = LeaseRenewer.of(ctx.getSystem(), clientNode, settings.heartbeatInterval(),
                 settings.heartbeatMisses());
         this.channelEvents = ctx.messageAdapter(ChannelActor.Event.class, Channel::new);
-        this.key = StorageServiceCommand.keyFor(spec.storageNode());
-        ActorRef<Receptionist.Listing> listings = ctx.messageAdapter(Receptionist.Listing.class,
-                l -> new Listing(l.getServiceInstances(key)));
-        ctx.getSystem().receptionist().tell(Receptionist.subscribe(key, listings));
+        this.directory = new ClusterDirectory(ctx.getSystem());
+        ClusterDirectory.subscribe(ctx, MembershipChanged::new);
         view.update(v -> v.withSession(ctx.getSelf()).withPhase(SessionPhase.SEARCHING));
         phase = SessionPhase.SEARCHING;
     }
@@ -209,7 +216,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
     @Override
     public Receive<SessionCommand> createReceive() {
         return newReceiveBuilder()
-                .onMessage(Listing.class, this::onListing)
+                .onMessage(MembershipChanged.class, this::onMembershipChanged)
                 .onMessage(OpenResult.class, this::onOpenResult)
                 .onMessage(Channel.class, this::onChannel)
                 .onMessage(RenewalsUnanswered.class, this::onRenewalsUnanswered)
@@ -235,9 +242,12 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
                 .build();
     }
 
-    private Behavior<SessionCommand> onListing(Listing listing) {
-        reachable = listing.storage();
-        if (storage != null && !reachable.contains(storage)) {
+    private Behavior<SessionCommand> onMembershipChanged(MembershipChanged changed) {
+        if (!directory.apply(changed.event())) {
+            return this;
+        }
+        reachable = directory.find(NodeServices.STORAGE, spec.storageNode());
+        if (storage != null && reachable.stream().noneMatch(l -> l.member().equals(storageMember))) {
             // Unreachable (failure detector), downed, or replaced by a restarted incarnation.
             return pathLost("storage node " + spec.storageNode() + " is unreachable or gone", Duration.ZERO);
         }
@@ -255,14 +265,16 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
             phase(SessionPhase.SEARCHING);
             return this;
         }
-        // Normally one listing entry; while a restarted node's old incarnation lingers, prefer the one not just lost.
-        ActorRef<StorageServiceCommand> target = null;
-        for (ActorRef<StorageServiceCommand> ref : reachable) {
-            if (target == null || target.equals(lastLost)) {
-                target = ref;
+        // Normally one member; while a restarted node's old incarnation lingers, prefer the one not just lost.
+        ClusterDirectory.Located<StorageServiceCommand> located = null;
+        for (ClusterDirectory.Located<StorageServiceCommand> l : reachable) {
+            if (located == null || located.member().equals(lastLost)) {
+                located = l;
             }
         }
+        ActorRef<StorageServiceCommand> target = located.ref();
         storage = target;
+        storageMember = located.member();
         String address = NodeState.addressOf(getContext().getSystem(), target);
         view.update(v -> v.withStorageAddress(address));
         int thisAttempt = ++attempt;
@@ -381,8 +393,9 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
     private Behavior<SessionCommand> pathLost(String reason, Duration delay) {
         boolean hadPath = opened != null || phase == SessionPhase.OPENING;
         dropPath();
-        lastLost = storage;
+        lastLost = storageMember;
         storage = null;
+        storageMember = null;
         if (hadPath) {
             parent.tell(new PathDown(getContext().getSelf(), reason));
         } else {
@@ -399,6 +412,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
     private Behavior<SessionCommand> retryLater(String reason) {
         dropPath();
         storage = null;
+        storageMember = null;
         phase = SessionPhase.BACKOFF;
         view.update(v -> v.withLastError(reason).withPhase(SessionPhase.BACKOFF));
         parent.tell(new SessionError(getContext().getSelf(), reason));

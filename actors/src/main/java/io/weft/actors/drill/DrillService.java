@@ -1,8 +1,10 @@
 package io.weft.actors.drill;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.weft.actors.NodeServices;
 import io.weft.actors.NodeState;
 import io.weft.actors.WeftSettings;
+import io.weft.actors.cluster.ClusterDirectory;
 import io.weft.actors.protocol.DescribeProcess;
 import io.weft.actors.protocol.ProcessInfo;
 import io.weft.actors.protocol.SessionCommand;
@@ -32,7 +34,6 @@ import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
-import org.apache.pekko.actor.typed.receptionist.Receptionist;
 
 /**
  * Runs drills on this (client) node: a verifying {@link Drill} workload over a mapped device while a
@@ -230,12 +231,10 @@ public final class DrillService extends AbstractBehavior<DrillService.Command> {
         // kill / freeze: ask the target which process it is before accepting.
         run.pendingReply = start.replyTo();
         admit(run);
-        getContext().ask(Receptionist.Listing.class, getContext().getSystem().receptionist(), settings.askTimeout(),
-                replyTo -> Receptionist.find(StorageServiceCommand.keyFor(req.target()), replyTo),
-                (listing, failure) -> new TargetFound(run.id,
-                        listing == null ? Set.of()
-                                : listing.getServiceInstances(StorageServiceCommand.keyFor(req.target())),
-                        failure));
+        Set<ActorRef<StorageServiceCommand>> targets = ClusterDirectory.snapshot(getContext().getSystem())
+                .find(NodeServices.STORAGE, req.target()).stream()
+                .map(ClusterDirectory.Located::ref).collect(java.util.stream.Collectors.toSet());
+        getContext().getSelf().tell(new TargetFound(run.id, targets, null));
         return this;
     }
 

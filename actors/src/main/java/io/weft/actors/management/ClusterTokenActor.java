@@ -1,9 +1,10 @@
 package io.weft.actors.management;
 
+import io.weft.actors.NodeServices;
 import io.weft.actors.WeftSerializable;
+import io.weft.actors.cluster.ClusterDirectory;
 import java.time.Duration;
 import java.util.Optional;
-import java.util.Set;
 import org.apache.pekko.actor.Address;
 import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.Behavior;
@@ -12,8 +13,6 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
 import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
-import org.apache.pekko.actor.typed.receptionist.Receptionist;
-import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.ClusterEvent;
 import org.apache.pekko.cluster.MemberStatus;
@@ -23,10 +22,11 @@ import org.apache.pekko.cluster.typed.Subscribe;
 /**
  * Hands the cluster's management token to every member (ROADMAP "Tokens": one cluster token). The cluster's token is
  * its <em>oldest</em> Up member's: that member generates one if it has none; every other member asks the oldest's
- * {@code ClusterTokenActor} (found through the Receptionist) and adopts the answer into its {@link ManagementToken}
- * (data-dir file and runtime file). A member asks again whenever the oldest member changes, so two clusters whose
- * nodes had different token files end up with the token of the oldest member. A member with an explicit
- * {@code weft.management.http.token} keeps it (and hands it out when it is the oldest).
+ * {@code ClusterTokenActor} (at its well-known path on that member, {@link NodeServices#MANAGEMENT_TOKEN}) and
+ * adopts the answer into its {@link ManagementToken} (data-dir file and runtime file). A member asks again
+ * whenever the oldest member changes, so two clusters whose nodes had different token files end up with the token of
+ * the oldest member. A member with an explicit {@code weft.management.http.token} keeps it (and hands it out when it is
+ * the oldest).
  *
  * <p>The token travels in a cluster message: across hosts only with Artery TLS (docs/security.md); any member may ask
  * for it — membership is the trust boundary.
@@ -38,7 +38,6 @@ import org.apache.pekko.cluster.typed.Subscribe;
  * is whom it asked last, rebuilt by the next tick).
  */
 public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.Command> {
-    public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "weft-management-token");
     /** While this member has not got the oldest member's token, it asks this often. */
     static final Duration TICK = Duration.ofMillis(250);
 
@@ -51,9 +50,6 @@ public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.
 
     /** Cross-node: the token of member {@code from} (its cluster address), "" when it has none yet. */
     public record TokenAnswer(String token, String from) implements Command, WeftSerializable {
-    }
-
-    private record ListingChanged(Receptionist.Listing listing) implements Command {
     }
 
     private enum Tick implements Command {
@@ -70,7 +66,7 @@ public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.
     private final ManagementToken token;
     private final TimerScheduler<Command> timers;
     private final Cluster cluster;
-    private Set<ActorRef<Command>> keepers = Set.of();
+    private final ClusterDirectory directory;
     /** The oldest member whose token this member holds (or itself, when it is the oldest). */
     private Address settledWith;
 
@@ -79,9 +75,7 @@ public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.
         this.token = token;
         this.timers = timers;
         this.cluster = Cluster.get(ctx.getSystem());
-        ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
-        ctx.getSystem().receptionist().tell(Receptionist.subscribe(KEY,
-                ctx.messageAdapter(Receptionist.Listing.class, ListingChanged::new)));
+        this.directory = new ClusterDirectory(ctx.getSystem());
         cluster.subscriptions().tell(new Subscribe<>(
                 ctx.messageAdapter(ClusterEvent.MemberEvent.class, MembershipChanged::new),
                 ClusterEvent.MemberEvent.class));
@@ -98,10 +92,6 @@ public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.
     @Override
     public Receive<Command> createReceive() {
         return newReceiveBuilder()
-                .onMessage(ListingChanged.class, l -> {
-                    keepers = l.listing().getServiceInstances(KEY);
-                    return this;
-                })
                 .onMessageEquals(Tick.INSTANCE, this::onTick)
                 .onMessage(MembershipChanged.class, m -> {
                     armTick();
@@ -133,9 +123,9 @@ public final class ClusterTokenActor extends AbstractBehavior<ClusterTokenActor.
             settledWith = self();
             return this;
         }
-        Address at = oldest.get().address();
-        keepers.stream().filter(k -> k.path().address().equals(at)).findFirst()
-                .ifPresent(k -> k.tell(new TokenQuery(getContext().getSelf().narrow())));
+        // Until the oldest member's token actor runs, the query meets no actor and the next tick asks again.
+        directory.at(oldest.get().address(), NodeServices.MANAGEMENT_TOKEN)
+                .tell(new TokenQuery(getContext().getSelf().narrow()));
         return this;
     }
 

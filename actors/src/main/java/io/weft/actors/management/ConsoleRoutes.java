@@ -1,6 +1,8 @@
 package io.weft.actors.management;
 
+import io.weft.actors.NodeServices;
 import io.weft.actors.WeftRuntime;
+import io.weft.actors.cluster.ClusterDirectory;
 import io.weft.actors.management.protocol.DescribeNode;
 import io.weft.actors.management.protocol.NodeInfo;
 import java.time.Duration;
@@ -19,7 +21,6 @@ import org.apache.pekko.actor.Extension;
 import org.apache.pekko.actor.ExtensionId;
 import org.apache.pekko.actor.ExtensionIdProvider;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
-import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.cluster.Cluster;
 import org.apache.pekko.cluster.Member;
 import org.apache.pekko.http.javadsl.model.ContentTypes;
@@ -160,25 +161,21 @@ public final class ConsoleRoutes extends AllDirectives implements ManagementRout
      */
     CompletionStage<List<MemberView>> cluster(WeftRuntime rt) {
         var typed = rt.system();
-        CompletionStage<Receptionist.Listing> listing = AskPattern.ask(typed.receptionist(),
-                replyTo -> Receptionist.find(NodeDirectory.KEY, replyTo), DESCRIBE_TIMEOUT, typed.scheduler());
-        return listing.thenCompose(l -> {
-            List<CompletableFuture<NodeInfo>> asks = new ArrayList<>();
-            for (var ref : l.getServiceInstances(NodeDirectory.KEY)) {
-                asks.add(AskPattern.<NodeDirectory.Command, NodeInfo>ask(ref, DescribeNode::new, DESCRIBE_TIMEOUT,
-                        typed.scheduler()).toCompletableFuture().exceptionally(t -> null));
-            }
-            return CompletableFuture.allOf(asks.toArray(new CompletableFuture<?>[0])).thenApply(v -> {
-                Map<String, NodeInfo> byAddress = new HashMap<>();
-                for (var ask : asks) {
-                    NodeInfo info = ask.join();
-                    if (info != null) {
-                        byAddress.put(info.address(), info);
-                    }
+        List<CompletableFuture<NodeInfo>> asks = new ArrayList<>();
+        for (var located : ClusterDirectory.snapshot(typed).find(NodeServices.NODE_DIRECTORY)) {
+            asks.add(AskPattern.<NodeDirectory.Command, NodeInfo>ask(located.ref(), DescribeNode::new,
+                    DESCRIBE_TIMEOUT, typed.scheduler()).toCompletableFuture().exceptionally(t -> null));
+        }
+        return CompletableFuture.allOf(asks.toArray(new CompletableFuture<?>[0])).thenApply(v -> {
+            Map<String, NodeInfo> byAddress = new HashMap<>();
+            for (var ask : asks) {
+                NodeInfo info = ask.join();
+                if (info != null) {
+                    byAddress.put(info.address(), info);
                 }
-                return members(byAddress);
-            });
-        }).exceptionally(t -> members(Map.of()));
+            }
+            return members(byAddress);
+        });
     }
 
     private List<MemberView> members(Map<String, NodeInfo> byAddress) {
@@ -188,7 +185,8 @@ public final class ConsoleRoutes extends AllDirectives implements ManagementRout
         for (Member m : state.getMembers()) {
             String address = m.address().toString();
             Optional<NodeInfo> info = Optional.ofNullable(byAddress.get(address));
-            List<String> roles = m.getRoles().stream().filter(r -> !r.startsWith("dc-")).sorted().toList();
+            List<String> roles = m.getRoles().stream().filter(r -> !ClusterDirectory.isInternalRole(r)).sorted()
+                    .toList();
             out.add(new MemberView(info.map(NodeInfo::name).orElse(""), address, roles, m.status().toString(),
                     !state.getUnreachable().contains(m), info.map(NodeInfo::transports).orElse(List.of()),
                     info.map(NodeInfo::console).orElse(""), info.map(NodeInfo::incarnation).orElse(0),

@@ -11,12 +11,11 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
-import org.apache.pekko.actor.typed.receptionist.Receptionist;
-import org.apache.pekko.actor.typed.receptionist.ServiceKey;
 import org.apache.pekko.cluster.typed.Cluster;
 
 /**
- * Every node runs one, registered with the Receptionist under {@link #KEY}: it tells whoever asks
+ * Every node runs one at its well-known path ({@code NodeServices.NODE_DIRECTORY}, found by
+ * {@link io.weft.actors.cluster.ClusterDirectory}): it tells whoever asks
  * ({@link DescribeNode}) the node's name, roles, transports and console address. One node's console shows the whole
  * cluster by asking them all (membership has the status and reachability; this has the rest). Stateless, so the
  * guardian restarts it on failure.
@@ -25,8 +24,6 @@ public final class NodeDirectory extends AbstractBehavior<NodeDirectory.Command>
     /** The protocol: {@link DescribeNode} (in {@code management.protocol}, it crosses nodes). */
     public interface Command {
     }
-
-    public static final ServiceKey<Command> KEY = ServiceKey.create(Command.class, "weft-node-directory");
 
     public static Behavior<Command> create(WeftSettings settings, Transports transports) {
         return Behaviors.setup(ctx -> new NodeDirectory(ctx, settings, transports));
@@ -39,7 +36,6 @@ public final class NodeDirectory extends AbstractBehavior<NodeDirectory.Command>
         super(ctx);
         this.settings = settings;
         this.transports = transports;
-        ctx.getSystem().receptionist().tell(Receptionist.register(KEY, ctx.getSelf()));
     }
 
     @Override

@@ -8,6 +8,7 @@ import io.weft.actors.MapSpec;
 import io.weft.actors.NodeState;
 import io.weft.actors.Reply;
 import io.weft.actors.WeftRuntime;
+import io.weft.actors.cluster.ClusterDirectory;
 import io.weft.actors.json.JsonBodies;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -328,7 +329,8 @@ public final class WeftHttpApi extends AllDirectives implements ManagementRouteP
         out.put("status", cluster.selfMember().status().toString());
         List<Map<String, String>> members = new java.util.ArrayList<>();
         cluster.state().getMembers().forEach(m -> members.add(Map.of("address", m.address().toString(),
-                "status", m.status().toString(), "roles", String.join(",", m.getRoles()),
+                "status", m.status().toString(), "roles", String.join(",", m.getRoles().stream()
+                        .filter(r -> !r.startsWith(ClusterDirectory.NODE_NAME_ROLE_PREFIX)).toList()),
                 "reachable", String.valueOf(!cluster.state().getUnreachable().contains(m)))));
         out.put("members", members);
         out.put("transports", rt.transports());

@@ -1,15 +1,9 @@
 package io.weft.actors.protocol;
 
-import org.apache.pekko.actor.typed.receptionist.ServiceKey;
-
-/** A message a storage node's storage service accepts; it is found through {@link #ALL} or {@link #keyFor}. */
+/**
+ * A message a storage node's storage service accepts; other nodes find the service at its well-known path on every
+ * storage member ({@code io.weft.actors.NodeServices#STORAGE}, through
+ * {@code io.weft.actors.cluster.ClusterDirectory}).
+ */
 public interface StorageServiceCommand {
-
-    /** Every storage node. */
-    ServiceKey<StorageServiceCommand> ALL = ServiceKey.create(StorageServiceCommand.class, "weft-storage");
-
-    /** One storage node, by its {@code weft.node.name}: what a client's sessions subscribe to. */
-    static ServiceKey<StorageServiceCommand> keyFor(String nodeName) {
-        return ServiceKey.create(StorageServiceCommand.class, "weft-storage@" + nodeName);
-    }
 }

@@ -34,7 +34,6 @@ import org.apache.pekko.actor.typed.javadsl.AbstractBehavior;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.actor.typed.javadsl.Receive;
-import org.apache.pekko.actor.typed.receptionist.Receptionist;
 import org.apache.pekko.cluster.ClusterEvent;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Subscribe;
@@ -44,10 +43,9 @@ import org.apache.pekko.cluster.typed.Subscribe;
  * export root ({@link ExportRoots}), through one {@link BackendActor} per opened backing store.
  *
  * <p>Its messages, the records of {@code io.weft.actors.protocol} that implement {@link StorageServiceCommand}, come
- * from other nodes. Registered with the Receptionist twice: under {@link StorageServiceCommand#ALL} (every storage
- * node) and under {@link StorageServiceCommand#keyFor(String)} (this node by name), which is what clients'
- * sessions subscribe to. Watches cluster membership: when a node is removed (left or downed), every backend drops that
- * node's mappings.
+ * from other nodes, which find it at its well-known path on every storage member ({@code NodeServices.STORAGE},
+ * {@link io.weft.actors.cluster.ClusterDirectory}): nothing to register. Watches cluster membership: when a node is
+ * removed (left or downed), every backend drops that node's mappings.
  *
  * <p>Supervision (applied by {@code NodeGuardian}): restarted on failure without stopping its children, so open
  * backends and their mappings survive; backends are found again by child name. Its own children ({@link BackendActor})
@@ -76,9 +74,6 @@ public final class StorageService extends AbstractBehavior<StorageServiceCommand
         this.nodeState = nodeState;
         this.transports = transports;
         this.exportRoots = ExportRoots.forNode(settings);
-        ctx.getSystem().receptionist().tell(Receptionist.register(StorageServiceCommand.ALL, ctx.getSelf()));
-        ctx.getSystem().receptionist().tell(
-                Receptionist.register(StorageServiceCommand.keyFor(settings.nodeName()), ctx.getSelf()));
         ActorRef<ClusterEvent.MemberRemoved> removed =
                 ctx.messageAdapter(ClusterEvent.MemberRemoved.class, e -> new NodeRemoved(e.member().address()));
         Cluster.get(ctx.getSystem()).subscriptions().tell(Subscribe.create(removed, ClusterEvent.MemberRemoved.class));

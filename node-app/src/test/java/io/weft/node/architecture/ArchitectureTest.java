@@ -70,6 +70,15 @@ class ArchitectureTest {
         .should().dependOnClassesThat().resideInAnyPackage("io.weft.node..", "io.weft.testkit..")
         .because("node-app wires the actors, not the other way round");
 
+    static final ArchRule NOTHING_USES_THE_RECEPTIONIST = noClasses()
+        .that().resideInAPackage("io.weft..")
+        .should().dependOnClassesThat().resideInAPackage("org.apache.pekko.actor.typed.receptionist..")
+        .orShould().callMethodWhere(DescribedPredicate.describe("ActorSystem.receptionist()",
+            call -> call.getName().equals("receptionist")
+                && call.getTargetOwner().isAssignableTo(org.apache.pekko.actor.typed.ActorSystem.class)))
+        .because("the Receptionist's replicator ticks on every idle node; services are found from membership at "
+            + "well-known paths (io.weft.actors.cluster.ClusterDirectory, issue 12)");
+
     /** The owners of {@link NodeState}'s snapshots: the device and session actors, the registry, backend actors. */
     private static final Set<String> SNAPSHOT_OWNERS = Set.of("io.weft.actors.client.DeviceActor",
         "io.weft.actors.client.DeviceLifecycle", "io.weft.actors.client.MirroredDeviceActor",
@@ -140,6 +149,11 @@ class ArchitectureTest {
     @Test
     void cxlImportsOnlyFabricCore() {
         CXL_SEES_ONLY_FABRIC_CORE.check(mainClasses);
+    }
+
+    @Test
+    void nothingUsesTheReceptionist() {
+        NOTHING_USES_THE_RECEPTIONIST.check(mainClasses);
     }
 
     @Test
