@@ -319,6 +319,39 @@ public final class CxlHost implements AutoCloseable {
         return !trackers.get(table).isDead(slot, System.nanoTime());
     }
 
+    /**
+     * Storage side: when the client of backend {@code backendId} was last heard, by this host's clock: the newest
+     * observed heartbeat change of any claimed blkdev opened on that backend (their owner's host agent beats them every
+     * heartbeat interval while the process runs; a paused or dead client's stay still). Observation happens once per
+     * heartbeat interval, so the answer lags the real beat by at most that. Control path: reads the blkdev table (each
+     * record read once, its backend slot compared as a plain int).
+     *
+     * @return a System.nanoTime value, or {@link #NEVER_HEARD} when no blkdev of that backend was observed
+     */
+    public long blkdevLastHeardNanos(int backendId) {
+        LivenessTracker tracker = trackers.get(Table.BLKDEV);
+        MetaEntry[] entries = watched.get(Table.BLKDEV);
+        UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+        long now = System.nanoTime();
+        long newest = NEVER_HEARD;
+        for (int s = 0; s < entries.length; s++) {
+            MetaEntry e = entries[s];
+            long claim = e.claim();
+            if (claim == 0 || claim == MetaEntry.CLAIM_REVOKED || e.read(body) < 0
+                    || body.getInt(Records.BLKDEV_BACKEND_SLOT) != backendId) {
+                continue;
+            }
+            long silent = tracker.silentForNs(s, now);
+            if (silent >= 0 && (newest == NEVER_HEARD || (now - silent) - newest > 0)) {
+                newest = now - silent;
+            }
+        }
+        return newest;
+    }
+
+    /** {@link #blkdevLastHeardNanos}: no client was observed. */
+    public static final long NEVER_HEARD = Long.MIN_VALUE;
+
     /** True once the object has been observed with a still heartbeat for at least the dead timeout. */
     public boolean isDead(Table table, int slot) {
         return region.entry(table, slot).claim() != 0 && trackers.get(table).isDead(slot, System.nanoTime());

@@ -34,6 +34,7 @@ class LeaseRenewerTest {
             true, false, false, true);
     private static final Duration INTERVAL = Duration.ofMillis(100);
     private static final int MISSES = 3;
+    private static final Duration AUDIT = Duration.ofSeconds(1);
     private static ActorTestKit testKit;
 
     @BeforeAll
@@ -76,7 +77,7 @@ class LeaseRenewerTest {
 
     @Test
     void oneBatchPerStorageNodeCarriesEveryMappingAndAMappingLeftOutIsNoLongerRenewed() {
-        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES, AUDIT));
         TestProbe<StorageServiceCommand> storageA = testKit.createTestProbe();
         TestProbe<StorageServiceCommand> storageB = testKit.createTestProbe();
         TestProbe<SessionCommand> a1 = testKit.createTestProbe();
@@ -110,7 +111,7 @@ class LeaseRenewerTest {
 
     @Test
     void unansweredBatchesLoseThePathOfTheSessionsOnThatStorageNodeOnly() {
-        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES, AUDIT));
         TestProbe<StorageServiceCommand> silent = testKit.createTestProbe();
         TestProbe<StorageServiceCommand> answering = testKit.createTestProbe();
         TestProbe<SessionCommand> onSilent1 = testKit.createTestProbe();
@@ -135,7 +136,7 @@ class LeaseRenewerTest {
 
     @Test
     void aSessionThatStopsWithoutUnregisteringIsNoLongerRenewed() {
-        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES, AUDIT));
         TestProbe<StorageServiceCommand> storage = testKit.createTestProbe();
         ActorRef<SessionCommand> crashing = testKit.spawn(Behaviors.ignore());
         TestProbe<SessionCommand> staying = testKit.createTestProbe();
