@@ -12,11 +12,13 @@ import io.weft.actors.NodeState;
 import io.weft.actors.TestNodes;
 import io.weft.actors.WeftSettings;
 import io.weft.actors.protocol.BackendCommand;
+import io.weft.actors.protocol.LeaseRenewerCommand;
 import io.weft.actors.protocol.MappingRevoked;
 import io.weft.actors.protocol.OpenRefused;
 import io.weft.actors.protocol.OpenReply;
 import io.weft.actors.protocol.OpenStore;
 import io.weft.actors.protocol.SessionCommand;
+import io.weft.actors.protocol.StoreInfoChanged;
 import io.weft.actors.protocol.StoreOpened;
 import io.weft.actors.transport.MappingChannel;
 import io.weft.actors.transport.TransportSettings;
@@ -48,7 +50,8 @@ import org.junit.jupiter.api.io.TempDir;
  * client. The client side is a bare transport channel (no renewer), so only the data path can renew.
  */
 class DataPathLeaseTest {
-    private static final Duration LEASE = Duration.ofMillis(600);
+    /** Long enough for the client to attach on a loaded machine (until then nothing renews the mapping here). */
+    private static final Duration LEASE = Duration.ofSeconds(2);
     @TempDir
     Path tmp;
     private Path region;
@@ -113,14 +116,18 @@ class DataPathLeaseTest {
         assertTrue(opened.leaseByDataPath(), "the open reply tells the client its data path carries the lease");
         MappingChannel channel = client.get(transport).connector().connect(opened.endpoint(), failure -> { });
 
-        // No renewal message is ever sent: four leases long, only the data path's heartbeats renew the mapping.
-        first.expectNoMessage(LEASE.multipliedBy(4));
+        // No renewal message is ever sent: three leases long, only the data path's heartbeats renew the mapping.
+        first.expectNoMessage(LEASE.multipliedBy(3));
         assertEquals(List.of(opened.mappingId()), state.backends().get(0).snapshot().mappings().stream()
                 .map(NodeState.MappingStatus::mappingId).toList(), "the mapping is kept by the data path");
         assertEquals(IoStatus.OK, io(channel.device(), IoOp.WRITE, 0, 4096, ByteBuffer.allocateDirect(4096)));
         TestProbe<SessionCommand> second = testKit.createTestProbe();
         assertInstanceOf(OpenRefused.class, open(backend, "n2", transport, second, testKit),
                 "the rw slot stays with the live client");
+        // The client's audit (a renewal message) still carries what a renewal does: a size the client missed.
+        TestProbe<LeaseRenewerCommand> renewer = testKit.createTestProbe();
+        backend.tell(new BackendActor.Renew(opened.mappingId(), opened.info().size() / 2, renewer.getRef()));
+        assertEquals(opened.info().size(), first.expectMessageClass(StoreInfoChanged.class).info().size());
 
         // The data path goes silent: one lease later the mapping is released and its client told.
         channel.close();
