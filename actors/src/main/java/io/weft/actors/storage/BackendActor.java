@@ -161,6 +161,7 @@ public final class BackendActor extends AbstractBehavior<BackendCommand> {
         ActorRef<OpenReply> pendingReply;
         /** The served channel now up (its data path may tell when the client was last heard), or null while down. */
         ServedChannel served;
+        /** The last renewal: a renewal message, or the data path's newest heartbeat a lease check saw (nanos). */
         long lastHeartbeatNanos = System.nanoTime();
 
         Mapping(String id, OpenStore open, MappingView view, ActorRef<ChannelActor.Command> channel) {
@@ -410,17 +411,20 @@ public final class BackendActor extends AbstractBehavior<BackendCommand> {
         return this;
     }
 
-    /** The newer of the last renewal message and the client's last heartbeat on the mapping's data path. */
+    /**
+     * The newer of the last renewal message and the client's last heartbeat on the mapping's data path, kept: a data
+     * path that dies (its session gone, so it reports nothing any more) leaves the lease running from its last
+     * heartbeat, which gives the client time to notice and renew by message again, as it does while reconnecting.
+     */
     private static long lastRenewedNanos(Mapping m) {
-        long renewed = m.lastHeartbeatNanos;
         ServedChannel served = m.served;
         if (served != null && served.carriesClientLiveness()) {
             long heard = served.clientLastHeardNanos();
-            if (heard != ServedChannel.NEVER_HEARD && heard - renewed > 0) {
-                renewed = heard;
+            if (heard != ServedChannel.NEVER_HEARD && heard - m.lastHeartbeatNanos > 0) {
+                m.lastHeartbeatNanos = heard;
             }
         }
-        return renewed;
+        return m.lastHeartbeatNanos;
     }
 
     private Behavior<BackendCommand> release(String mappingId, String reason, boolean tellClient) {
