@@ -17,6 +17,7 @@ public record WeftSettings(
         Duration ioTimeout,
         Duration heartbeatInterval,
         int heartbeatMisses,
+        Duration leaseAuditInterval,
         Duration openTimeout,
         Duration mapTimeout,
         Duration unmapDrainTimeout,
@@ -57,6 +58,7 @@ public record WeftSettings(
                 w.getDuration("client.io-timeout"),
                 w.getDuration("client.heartbeat-interval"),
                 w.getInt("client.heartbeat-misses"),
+                leaseAuditInterval(w),
                 w.getDuration("client.open-timeout"),
                 w.getDuration("client.map-timeout"),
                 w.getDuration("client.unmap-drain-timeout"),
@@ -87,6 +89,17 @@ public record WeftSettings(
         return (int) v;
     }
 
+    /** {@code weft.client.lease-audit-interval}: never shorter than the heartbeat interval it replaces. */
+    private static Duration leaseAuditInterval(Config w) {
+        Duration audit = w.getDuration("client.lease-audit-interval");
+        Duration heartbeat = w.getDuration("client.heartbeat-interval");
+        if (audit.compareTo(heartbeat) < 0) {
+            throw new IllegalArgumentException("weft.client.lease-audit-interval (" + audit.toMillis()
+                    + " ms) must not be shorter than weft.client.heartbeat-interval (" + heartbeat.toMillis() + " ms)");
+        }
+        return audit;
+    }
+
     public boolean isStorage() {
         return roles.contains(ROLE_STORAGE);
     }
@@ -97,9 +110,9 @@ public record WeftSettings(
 
     public WeftSettings withNodeName(String name) {
         return new WeftSettings(name, roles, exportRoots, mappingLease, ioTimeout, heartbeatInterval, heartbeatMisses,
-                openTimeout, mapTimeout, unmapDrainTimeout, reconnectMinBackoff, reconnectMaxBackoff, maxInFlight,
-                defaultTransport, enabledTransports, defaultVolumeSize, askTimeout, storageLookupTimeout, httpEnabled,
-                httpHostname, httpPort, httpToken, jmxEnabled, dataDir, mirrorActivityExtents,
-                mirrorActivityExtentSize);
+                leaseAuditInterval, openTimeout, mapTimeout, unmapDrainTimeout, reconnectMinBackoff,
+                reconnectMaxBackoff, maxInFlight, defaultTransport, enabledTransports, defaultVolumeSize, askTimeout,
+                storageLookupTimeout, httpEnabled, httpHostname, httpPort, httpToken, jmxEnabled, dataDir,
+                mirrorActivityExtents, mirrorActivityExtentSize);
     }
 }

@@ -89,7 +89,7 @@ class SerializationTest {
         TransportEndpoint endpoint = new TransportEndpoint("inprocess", Map.of("token", "t", "jvm", "1"));
         for (Object m : List.of(
                 new OpenStore("c", "d", "p", AccessMode.MIGRATION, "inprocess", session, openReply),
-                new StoreOpened("m", "/x", info, endpoint, backend),
+                new StoreOpened("m", "/x", info, endpoint, backend, true),
                 new OpenRefused("no", true),
                 new CreateVolume("v", 4096, reply),
                 new ResizeStore("v", 8192, reply),

@@ -212,6 +212,14 @@ public final class CxlBackend implements AutoCloseable {
         return slot;
     }
 
+    /**
+     * When a client of this backend was last heard, by this host's clock ({@link CxlHost#blkdevLastHeardNanos}), or
+     * {@link CxlHost#NEVER_HEARD}.
+     */
+    public long clientLastHeardNanos() {
+        return host.blkdevLastHeardNanos(slot);
+    }
+
     public int channelCount() {
         return segments.length;
     }

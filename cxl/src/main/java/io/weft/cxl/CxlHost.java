@@ -320,6 +320,64 @@ public final class CxlHost implements AutoCloseable {
         return !trackers.get(table).isDead(slot, System.nanoTime());
     }
 
+    /**
+     * Storage side: when the client of backend {@code backendId} was last heard, by this host's clock: the newest
+     * observed heartbeat change of any claimed blkdev opened on that backend (their owner's host agent beats them every
+     * heartbeat interval while the process runs; a paused or dead client's stay still). Observation happens once per
+     * heartbeat interval, so the answer lags the real beat by at most that. Control path (the storage node's lease
+     * check): a blkdev's record is read once per claim (its backend slot does not change while the claim holds) and
+     * remembered with it, so a check costs a pass over the claims, not over the records.
+     *
+     * @return a System.nanoTime value, or {@link #NEVER_HEARD} when no blkdev of that backend was observed
+     */
+    public long blkdevLastHeardNanos(int backendId) {
+        LivenessTracker tracker = trackers.get(Table.BLKDEV);
+        MetaEntry[] entries = watched.get(Table.BLKDEV);
+        long now = System.nanoTime();
+        long newest = NEVER_HEARD;
+        synchronized (blkdevReads) { // not this host's lock: clearDead holds that through its grace period
+            for (int s = 0; s < entries.length; s++) {
+                long claim = entries[s].claim();
+                if (claim == 0 || claim == MetaEntry.CLAIM_REVOKED || blkdevBackend(s, claim) != backendId) {
+                    continue;
+                }
+                long silent = tracker.silentForNs(s, now);
+                if (silent >= 0 && (newest == NEVER_HEARD || (now - silent) - newest > 0)) {
+                    newest = now - silent;
+                }
+            }
+        }
+        return newest;
+    }
+
+    private final Object blkdevReads = new Object();
+    /** Per blkdev slot: the claim its backend slot was read under, and that slot. Guarded by blkdevReads. */
+    private long[] blkdevClaimRead;
+    private int[] blkdevBackendRead;
+
+    /** The backend slot of the blkdev in {@code slot} under {@code claim}, read from its record once per claim. */
+    private int blkdevBackend(int slot, long claim) {
+        if (blkdevClaimRead == null) {
+            blkdevClaimRead = new long[region.tableSize(Table.BLKDEV)];
+            blkdevBackendRead = new int[blkdevClaimRead.length];
+        }
+        if (blkdevClaimRead[slot] != claim) {
+            UnsafeBuffer body = new UnsafeBuffer(new byte[MetaEntry.BODY_SIZE]);
+            MetaEntry e = region.entry(Table.BLKDEV, slot);
+            // A new owner claims, wipes, then writes its record: until then (or if it changed owner meanwhile)
+            // nothing is remembered, and the next check reads again.
+            if (e.read(body) < 0 || e.claim() != claim) {
+                return -1;
+            }
+            blkdevClaimRead[slot] = claim;
+            blkdevBackendRead[slot] = body.getInt(Records.BLKDEV_BACKEND_SLOT);
+        }
+        return blkdevBackendRead[slot];
+    }
+
+    /** {@link #blkdevLastHeardNanos}: no client was observed. */
+    public static final long NEVER_HEARD = Long.MIN_VALUE;
+
     /** True once the object has been observed with a still heartbeat for at least the dead timeout. */
     public boolean isDead(Table table, int slot) {
         return region.entry(table, slot).claim() != 0 && trackers.get(table).isDead(slot, System.nanoTime());

@@ -46,6 +46,13 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  * the one the session knows comes back to the session as {@link StoreInfoChanged}. The timer runs only while
  * some lease is registered.
  *
+ * <p>Leases carried by the data path (issue 12): a mapping whose storage node counts its transport's own liveness as a
+ * renewal (RDMA admin heartbeats, CXL blkdev heartbeats; {@link Register#carriedByDataPath}) is renewed by message
+ * only as an audit, every {@code weft.client.lease-audit-interval}, in a batch of its own. The audit still brings back
+ * what a renewal does (LeaseUnknown, a size mismatch) and still counts as unanswered; a dead storage node is noticed
+ * first by the transport (the channel fails after {@code weft.transport.channel-grace}). The other mappings are
+ * renewed every heartbeat interval as before; a session re-registers its mapping whenever its data path comes or goes.
+ *
  * <p>One renewer per actor system and client settings ({@link #of}), a system actor like the Receptionist. Sessions
  * register on open and unregister when they drop their path; the renewer watches them, so a session that stops
  * without unregistering stops being renewed. Supervision: none needed beyond the default (stop on failure would lose
@@ -60,18 +67,29 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
 
     /**
      * Renew {@code mappingId} on the storage node {@code storage} (its backend actor {@code backend}) every interval,
-     * until {@link Unregister}; a newer Register of the same mapping id replaces it (a changed size).
+     * or every audit interval when {@code carriedByDataPath}, until {@link Unregister}; a newer Register of the same
+     * mapping id replaces it (a changed size, a data path that came or went).
      */
     public record Register(String mappingId, ActorRef<StorageServiceCommand> storage,
                            ActorRef<BackendCommand> backend, long knownSize,
-                           ActorRef<SessionCommand> session, NodeState.SessionView view) implements Command {
+                           ActorRef<SessionCommand> session, NodeState.SessionView view,
+                           boolean carriedByDataPath) implements Command {
+        /** A lease renewed by message every heartbeat interval. */
+        public Register(String mappingId, ActorRef<StorageServiceCommand> storage, ActorRef<BackendCommand> backend,
+                        long knownSize, ActorRef<SessionCommand> session, NodeState.SessionView view) {
+            this(mappingId, storage, backend, knownSize, session, view, false);
+        }
     }
 
     public record Unregister(String mappingId) implements Command {
     }
 
-    private record Tick() implements Command {
+    /** Renew the message-renewed leases ({@code audit} false) or audit the ones carried by the data path. */
+    private record Tick(boolean audit) implements Command {
     }
+
+    private static final String RENEW_TIMER = "renew";
+    private static final String AUDIT_TIMER = "audit";
 
     private record BatchResult(ActorRef<StorageServiceCommand> storage, List<String> mappingIds,
                                LeasesRenewed reply, Throwable failure) implements Command {
@@ -79,30 +97,33 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
 
     /** The node's renewer for these settings, started on first use. */
     public static ActorRef<LeaseRenewerCommand> of(ActorSystem<?> system, String clientNode, Duration interval,
-            int misses) {
-        return Renewers.ID.apply(system).renewer(system, clientNode, interval, misses);
+            int misses, Duration auditInterval) {
+        return Renewers.ID.apply(system).renewer(system, clientNode, interval, misses, auditInterval);
     }
 
-    public static Behavior<LeaseRenewerCommand> create(String clientNode, Duration interval, int misses) {
+    public static Behavior<LeaseRenewerCommand> create(String clientNode, Duration interval, int misses,
+            Duration auditInterval) {
         return Behaviors.setup(ctx -> Behaviors.withTimers(timers ->
-                new LeaseRenewer(ctx, timers, clientNode, interval, misses)));
+                new LeaseRenewer(ctx, timers, clientNode, interval, misses, auditInterval)));
     }
 
     private final TimerScheduler<LeaseRenewerCommand> timers;
     private final String clientNode;
     private final Duration interval;
     private final int misses;
+    private final Duration auditInterval;
     private final Map<String, Register> leases = new LinkedHashMap<>();
     /** Batches in a row without an answer, per storage node. */
     private final Map<ActorRef<StorageServiceCommand>, Integer> unanswered = new HashMap<>();
 
     private LeaseRenewer(ActorContext<LeaseRenewerCommand> ctx, TimerScheduler<LeaseRenewerCommand> timers,
-                         String clientNode, Duration interval, int misses) {
+                         String clientNode, Duration interval, int misses, Duration auditInterval) {
         super(ctx);
         this.timers = timers;
         this.clientNode = clientNode;
         this.interval = interval;
         this.misses = misses;
+        this.auditInterval = auditInterval;
     }
 
     @Override
@@ -111,7 +132,7 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
                 .onMessage(Register.class, this::onRegister)
                 .onMessage(Unregister.class, u -> {
                     leases.remove(u.mappingId());
-                    stopTimerIfIdle();
+                    adjustTimers();
                     return this;
                 })
                 .onMessage(Tick.class, this::onTick)
@@ -119,7 +140,7 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
                 .onMessage(LeaseUnknown.class, this::onUnknown)
                 .onSignal(Terminated.class, t -> {
                     leases.values().removeIf(r -> r.session().equals(t.getRef()));
-                    stopTimerIfIdle();
+                    adjustTimers();
                     return this;
                 })
                 .build();
@@ -128,22 +149,39 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
     private Behavior<LeaseRenewerCommand> onRegister(Register register) {
         leases.put(register.mappingId(), register);
         getContext().watch(register.session());
-        if (!timers.isTimerActive("renew")) {
-            timers.startTimerWithFixedDelay("renew", new Tick(), interval);
-        }
+        adjustTimers();
         return this;
     }
 
-    private void stopTimerIfIdle() {
+    /** Each timer runs only while some lease of its kind is registered. */
+    private void adjustTimers() {
+        boolean renew = false;
+        boolean audit = false;
+        for (Register r : leases.values()) {
+            renew |= !r.carriedByDataPath();
+            audit |= r.carriedByDataPath();
+        }
+        adjustTimer(RENEW_TIMER, renew, false, interval);
+        adjustTimer(AUDIT_TIMER, audit, true, auditInterval);
         if (leases.isEmpty()) {
-            timers.cancel("renew");
             unanswered.clear();
+        }
+    }
+
+    private void adjustTimer(String key, boolean needed, boolean audit, Duration every) {
+        if (!needed) {
+            timers.cancel(key);
+        } else if (!timers.isTimerActive(key)) {
+            timers.startTimerWithFixedDelay(key, new Tick(audit), every);
         }
     }
 
     private Behavior<LeaseRenewerCommand> onTick(Tick tick) {
         Map<ActorRef<StorageServiceCommand>, List<Lease>> batches = new HashMap<>();
         for (Register r : leases.values()) {
+            if (r.carriedByDataPath() != tick.audit()) {
+                continue;
+            }
             batches.computeIfAbsent(r.storage(), s -> new ArrayList<>())
                     .add(new Lease(r.mappingId(), r.backend(), r.knownSize()));
         }
@@ -187,7 +225,7 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
             r.session().tell(new MappingRevoked(r.mappingId(), "storage node no longer knows the"
                     + " mapping"));
         }
-        stopTimerIfIdle();
+        adjustTimers();
         return this;
     }
 
@@ -203,9 +241,11 @@ public final class LeaseRenewer extends AbstractBehavior<LeaseRenewerCommand> {
         private final Map<String, ActorRef<LeaseRenewerCommand>> renewers = new ConcurrentHashMap<>();
         private final AtomicInteger seq = new AtomicInteger();
 
-        ActorRef<LeaseRenewerCommand> renewer(ActorSystem<?> system, String clientNode, Duration interval, int misses) {
-            String key = clientNode + "|" + interval.toNanos() + "|" + misses;
-            return renewers.computeIfAbsent(key, k -> system.systemActorOf(create(clientNode, interval, misses),
+        ActorRef<LeaseRenewerCommand> renewer(ActorSystem<?> system, String clientNode, Duration interval, int misses,
+                                              Duration auditInterval) {
+            String key = clientNode + "|" + interval.toNanos() + "|" + misses + "|" + auditInterval.toNanos();
+            return renewers.computeIfAbsent(key, k -> system.systemActorOf(
+                    create(clientNode, interval, misses, auditInterval),
                     "weft-lease-renewer-" + seq.incrementAndGet(), Props.empty()));
         }
     }

@@ -46,7 +46,9 @@ import org.apache.pekko.cluster.UniqueAddress;
  *
  * <p>Phases: SEARCHING (no Up, reachable storage member has the node's name) → OPENING (open sent) →
  * CONNECTING (opened; the {@link ChannelActor} is attaching the data path) → CONNECTED (IO flows; the lease renewed
- * every {@code weft.client.heartbeat-interval}). The path is lost — and the parent told ({@link Event}), so IO
+ * every {@code weft.client.heartbeat-interval}, or, when the storage node counts this data path's heartbeats as
+ * renewals ({@link StoreOpened#leaseByDataPath()}), carried by them and audited every
+ * {@code weft.client.lease-audit-interval}). The path is lost — and the parent told ({@link Event}), so IO
  * queues — when the node's member is unreachable or removed, {@code heartbeat-misses} renewal batches in a row go
  * unanswered, the storage forgets or revokes the mapping, or the channel dies. It then re-opens after an
  * exponential backoff ({@code weft.client.reconnect.*}); a restarted storage node (a new member, a new uid) re-opens
@@ -205,7 +207,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         this.parent = parent;
         this.backoff = Backoff.exponential(settings.reconnectMinBackoff(), settings.reconnectMaxBackoff());
         this.renewer = LeaseRenewer.of(ctx.getSystem(), clientNode, settings.heartbeatInterval(),
-                settings.heartbeatMisses());
+                settings.heartbeatMisses(), settings.leaseAuditInterval());
         this.channelEvents = ctx.messageAdapter(ChannelActor.Event.class, Channel::new);
         this.directory = new ClusterDirectory(ctx.getSystem());
         ClusterDirectory.subscribe(ctx, MembershipChanged::new);
@@ -329,6 +331,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
             channelInfo = connected.device().info();
             parent.tell(new PathUp(getContext().getSelf(), TransportGeometry.narrow(opened.info(), channelInfo),
                     connected.device(), opened.mappingId(), carriedBy));
+            registerLease();
         } else if (event instanceof ChannelActor.Down down) {
             // The channel actor opens a new agent after its backoff; meanwhile IO queues.
             connectedChannel = null;
@@ -336,6 +339,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
                 phase = SessionPhase.CONNECTING;
             }
             view.update(v -> v.withPhase(phase).withTransportPaths(0));
+            registerLease();
             if (down.unreachable()) {
                 parent.tell(new OpenFailed(getContext().getSelf(), down.reason(), true));
             }
@@ -344,10 +348,14 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         return this;
     }
 
-    /** From now on the node's renewer renews this mapping's lease (again, with a changed size). */
+    /**
+     * From now on the node's renewer renews this mapping's lease (again, with a changed size, or because the data path
+     * came or went): only as an audit while a data path the storage node counts as renewal is connected.
+     */
     private void registerLease() {
+        boolean carried = opened.leaseByDataPath() && connectedChannel != null && connectedChannel.carriesLiveness();
         renewer.tell(new LeaseRenewer.Register(opened.mappingId(), storage, opened.backend(), opened.info().size(),
-                getContext().getSelf(), view));
+                getContext().getSelf(), view, carried));
     }
 
     private Behavior<SessionCommand> onRenewalsUnanswered(RenewalsUnanswered unanswered) {
@@ -367,7 +375,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
 
     private void applyInfo(DeviceInfo info) {
         opened = new StoreOpened(opened.mappingId(), opened.backendPath(), info, opened.endpoint(),
-                opened.backend());
+                opened.backend(), opened.leaseByDataPath());
         registerLease();
         parent.tell(new GeometryChanged(getContext().getSelf(), TransportGeometry.narrow(info, channelInfo)));
     }

@@ -58,8 +58,11 @@ import org.apache.pekko.actor.typed.javadsl.TimerScheduler;
  *
  * <p>A mapping is released — its view revoked so the old client cannot write through it, its served channel
  * stopped — when the client closes it, when its session's node leaves the cluster or the session actor stops, or
- * when no renewal arrived for {@code weft.storage.mapping-lease} (a client process that died). Renewals come
- * batched per client node ({@link RenewLeases} → {@link Renew}). A mapping is thus a
+ * when no renewal arrived for {@code weft.storage.mapping-lease} (a client process that died or is paused). Renewals
+ * come batched per client node ({@link RenewLeases} → {@link Renew}) or, for a mapping served over a transport that
+ * hears its client on the data path ({@link ServedChannel#carriesClientLiveness()}: rdma admin heartbeats, cxl blkdev
+ * heartbeats), from that data path: the lease check counts the newer of the last renewal message and the client's last
+ * data-path heartbeat (issue 12; the client then renews by message only as an audit). A mapping is thus a
  * lease its client renews; this node alone decides who writes, so rw exclusivity never depends on the cluster's
  * split-brain decisions. A new writable mapping is granted only once every released writer's view has drained
  * (its last requests left the store; {@link MappingView#drained()}): the old holder's late write cannot land over
@@ -156,6 +159,9 @@ public final class BackendActor extends AbstractBehavior<BackendCommand> {
         final ActorRef<ChannelActor.Command> channel;
         TransportEndpoint endpoint;
         ActorRef<OpenReply> pendingReply;
+        /** The served channel now up (its data path may tell when the client was last heard), or null while down. */
+        ServedChannel served;
+        /** The last renewal: a renewal message, or the data path's newest heartbeat a lease check saw (nanos). */
         long lastHeartbeatNanos = System.nanoTime();
 
         Mapping(String id, OpenStore open, MappingView view, ActorRef<ChannelActor.Command> channel) {
@@ -296,16 +302,21 @@ public final class BackendActor extends AbstractBehavior<BackendCommand> {
             return this;
         }
         if (event instanceof ChannelActor.Up up) {
-            TransportEndpoint endpoint = ((ServedChannel) up.channel()).endpoint();
+            ServedChannel served = (ServedChannel) up.channel();
+            TransportEndpoint endpoint = served.endpoint();
+            m.served = served;
             if (m.pendingReply != null) {
                 m.endpoint = endpoint;
                 m.pendingReply.tell(new StoreOpened(m.id, path.toString(), m.view.info(), endpoint,
-                        getContext().getSelf()));
+                        getContext().getSelf(), served.carriesClientLiveness()));
                 m.pendingReply = null;
             } else if (!endpoint.equals(m.endpoint)) {
                 // The served channel restarted somewhere else: the client must open again to learn where.
                 release(m.id, "served channel restarted", true);
             }
+        } else if (event instanceof ChannelActor.Down && m.pendingReply == null) {
+            // Closed: what it still reports may belong to whoever reuses its transport resources (a cxl slot).
+            m.served = null;
         } else if (event instanceof ChannelActor.Down down && m.pendingReply != null) {
             // A full transport (no room for the channel) refuses for good: the client's map fails at once.
             m.pendingReply.tell(new OpenRefused("could not serve over " + m.open.transport() + ": "
@@ -392,11 +403,28 @@ public final class BackendActor extends AbstractBehavior<BackendCommand> {
         long now = System.nanoTime();
         long lease = settings.mappingLease().toNanos();
         for (Mapping m : new ArrayList<>(mappings.values())) {
-            if (m.pendingReply == null && now - m.lastHeartbeatNanos > lease) {
-                release(m.id, "no heartbeat for " + settings.mappingLease().toMillis() + " ms", true);
+            if (m.pendingReply == null && now - lastRenewedNanos(m) > lease) {
+                release(m.id, "no renewal or data-path heartbeat for " + settings.mappingLease().toMillis() + " ms",
+                        true);
             }
         }
         return this;
+    }
+
+    /**
+     * The newer of the last renewal message and the client's last heartbeat on the mapping's data path, kept: a data
+     * path that dies (its session gone, so it reports nothing any more) leaves the lease running from its last
+     * heartbeat, which gives the client time to notice and renew by message again, as it does while reconnecting.
+     */
+    private static long lastRenewedNanos(Mapping m) {
+        ServedChannel served = m.served;
+        if (served != null && served.carriesClientLiveness()) {
+            long heard = served.clientLastHeardNanos();
+            if (heard != ServedChannel.NEVER_HEARD && heard - m.lastHeartbeatNanos > 0) {
+                m.lastHeartbeatNanos = heard;
+            }
+        }
+        return m.lastHeartbeatNanos;
     }
 
     private Behavior<BackendCommand> release(String mappingId, String reason, boolean tellClient) {

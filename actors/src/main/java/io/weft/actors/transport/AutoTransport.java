@@ -68,6 +68,22 @@ public final class AutoTransport implements Transport {
                         return endpoint;
                     }
 
+                    /** A client attached over cxl or rdma is heard there; one attached in-process is not. */
+                    @Override
+                    public boolean carriesClientLiveness() {
+                        return true;
+                    }
+
+                    @Override
+                    public long clientLastHeardNanos() {
+                        long overRdma = rdma.deviceClientLastHeardNanos(mappingId);
+                        long overCxl = backends == null ? NEVER_HEARD : backends.clientLastHeardNanos();
+                        if (overRdma == NEVER_HEARD) {
+                            return overCxl;
+                        }
+                        return overCxl == NEVER_HEARD || overRdma - overCxl > 0 ? overRdma : overCxl;
+                    }
+
                     @Override
                     public void close() {
                         local.close();

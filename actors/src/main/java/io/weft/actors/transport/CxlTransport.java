@@ -182,6 +182,18 @@ public final class CxlTransport implements Transport, AutoCloseable {
             return null;
         }
 
+        /** The newest heartbeat of a client blkdev on any of the backends, as their regions' hosts observed it. */
+        long clientLastHeardNanos() {
+            long newest = ServedChannel.NEVER_HEARD;
+            for (CxlBackend b : backends) {
+                long heard = b.clientLastHeardNanos();
+                if (heard != CxlHost.NEVER_HEARD && (newest == ServedChannel.NEVER_HEARD || heard - newest > 0)) {
+                    newest = heard;
+                }
+            }
+            return newest;
+        }
+
         void close() {
             watcher.unwatch(this);
             for (CxlBackend b : backends) {
@@ -231,6 +243,16 @@ public final class CxlTransport implements Transport, AutoCloseable {
             @Override
             public TransportEndpoint endpoint() {
                 return endpoint;
+            }
+
+            @Override
+            public boolean carriesClientLiveness() {
+                return true;
+            }
+
+            @Override
+            public long clientLastHeardNanos() {
+                return served.clientLastHeardNanos();
             }
 
             @Override
@@ -297,6 +319,11 @@ public final class CxlTransport implements Transport, AutoCloseable {
             @Override
             public String transportName() {
                 return NAME;
+            }
+
+            @Override
+            public boolean carriesLiveness() {
+                return true; // this host's agent beats the blkdev's entry every weft.cxl.heartbeat-interval
             }
 
             @Override

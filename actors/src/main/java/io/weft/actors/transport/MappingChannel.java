@@ -18,6 +18,15 @@ public interface MappingChannel extends DataChannel {
         return null;
     }
 
+    /**
+     * True when this channel's data path proves this process's liveness to the storage node on its own (RDMA admin
+     * heartbeats, CXL blkdev heartbeats): a storage node that counts it as a lease renewal (StoreOpened says so) needs
+     * renewal messages only as a slow audit (issue 12).
+     */
+    default boolean carriesLiveness() {
+        return false;
+    }
+
     /** How many transport paths carry this channel (an RDMA session has one per storage listen address). */
     default int pathCount() {
         return 1;

@@ -163,10 +163,30 @@ public final class RdmaTransport implements Transport, AutoCloseable {
             }
 
             @Override
+            public boolean carriesClientLiveness() {
+                return true;
+            }
+
+            @Override
+            public long clientLastHeardNanos() {
+                return deviceClientLastHeardNanos(mappingId);
+            }
+
+            @Override
             public void close() {
                 unserve(mappingId);
             }
         };
+    }
+
+    /** The newest admin message of a session holding {@code mappingId} open (ServedChannel's liveness). */
+    long deviceClientLastHeardNanos(String mappingId) {
+        RdmaServer s;
+        synchronized (this) {
+            s = server;
+        }
+        long heard = s == null ? RdmaServer.NEVER_HEARD : s.deviceClientLastHeardNanos(mappingId);
+        return heard == RdmaServer.NEVER_HEARD ? ServedChannel.NEVER_HEARD : heard;
     }
 
     @Override
@@ -229,6 +249,11 @@ public final class RdmaTransport implements Transport, AutoCloseable {
             @Override
             public String transportName() {
                 return NAME;
+            }
+
+            @Override
+            public boolean carriesLiveness() {
+                return true; // the session's admin heartbeats, 4 a second on every path
             }
 
             @Override

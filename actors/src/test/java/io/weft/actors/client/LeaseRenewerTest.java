@@ -34,6 +34,7 @@ class LeaseRenewerTest {
             true, false, false, true);
     private static final Duration INTERVAL = Duration.ofMillis(100);
     private static final int MISSES = 3;
+    private static final Duration AUDIT = Duration.ofSeconds(1);
     private static ActorTestKit testKit;
 
     @BeforeAll
@@ -52,6 +53,12 @@ class LeaseRenewerTest {
                                         ActorRef<SessionCommand> session) {
         return new LeaseRenewer.Register(id, storage.getRef(), backend.getRef(), INFO.size(), session,
                 new NodeState.SessionView(id, "s"));
+    }
+
+    private LeaseRenewer.Register carried(String id, TestProbe<StorageServiceCommand> storage,
+                                          ActorRef<SessionCommand> session) {
+        return new LeaseRenewer.Register(id, storage.getRef(), backend.getRef(), INFO.size(), session,
+                new NodeState.SessionView(id, "s"), true);
     }
 
     /** Receives batches (answering each when {@code answer}) until one satisfies {@code until}; returns it. */
@@ -76,7 +83,7 @@ class LeaseRenewerTest {
 
     @Test
     void oneBatchPerStorageNodeCarriesEveryMappingAndAMappingLeftOutIsNoLongerRenewed() {
-        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES, AUDIT));
         TestProbe<StorageServiceCommand> storageA = testKit.createTestProbe();
         TestProbe<StorageServiceCommand> storageB = testKit.createTestProbe();
         TestProbe<SessionCommand> a1 = testKit.createTestProbe();
@@ -110,7 +117,7 @@ class LeaseRenewerTest {
 
     @Test
     void unansweredBatchesLoseThePathOfTheSessionsOnThatStorageNodeOnly() {
-        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES, AUDIT));
         TestProbe<StorageServiceCommand> silent = testKit.createTestProbe();
         TestProbe<StorageServiceCommand> answering = testKit.createTestProbe();
         TestProbe<SessionCommand> onSilent1 = testKit.createTestProbe();
@@ -135,7 +142,7 @@ class LeaseRenewerTest {
 
     @Test
     void aSessionThatStopsWithoutUnregisteringIsNoLongerRenewed() {
-        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES));
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES, AUDIT));
         TestProbe<StorageServiceCommand> storage = testKit.createTestProbe();
         ActorRef<SessionCommand> crashing = testKit.spawn(Behaviors.ignore());
         TestProbe<SessionCommand> staying = testKit.createTestProbe();
@@ -146,5 +153,59 @@ class LeaseRenewerTest {
         testKit.stop(crashing);
         assertEquals(Set.of("kept"), ids(batchUntil(storage, true, ids -> !ids.contains("gone"))),
                 "the lease of a stopped session must run out on the storage node");
+    }
+
+    @Test
+    void aLeaseCarriedByTheDataPathIsOnlyAuditedAndTheAuditStillBringsBackUnknownMappingsAndSizes() {
+        Duration audit = INTERVAL.multipliedBy(10);
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES, audit));
+        TestProbe<StorageServiceCommand> storage = testKit.createTestProbe();
+        TestProbe<SessionCommand> byMessage = testKit.createTestProbe();
+        TestProbe<SessionCommand> byDataPath = testKit.createTestProbe();
+        renewer.tell(lease("msg", storage, byMessage.getRef()));
+        renewer.tell(carried("dp", storage, byDataPath.getRef()));
+
+        // The message-renewed lease goes in batches of its own every interval, the carried one in audit batches of
+        // its own every audit interval (ten times longer): two audits come with many more renewals between them.
+        int renewals = 0;
+        int audits = 0;
+        RenewLeases auditBatch = null;
+        while (audits < 2) {
+            var batch = storage.expectMessageClass(RenewLeases.class, Duration.ofSeconds(5));
+            batch.replyTo().tell(new LeasesRenewed(batch.leases().size()));
+            if (ids(batch).equals(Set.of("msg"))) {
+                renewals++;
+            } else {
+                assertEquals(Set.of("dp"), ids(batch), "a carried lease never rides in a renewal batch");
+                auditBatch = batch;
+                audits++;
+            }
+        }
+        assertTrue(renewals > audits, renewals + " renewals, " + audits + " audits");
+
+        // The audit carries what a renewal carries: the storage node forgot the mapping → the session is told.
+        auditBatch.renewer().tell(new LeaseUnknown("dp"));
+        assertEquals("dp", byDataPath.expectMessageClass(MappingRevoked.class).mappingId());
+        assertEquals(INFO.size(), auditBatch.leases().get(0).knownSize(), "the audit names the size the client knows");
+
+        // Its data path went down: the session registers it again as message-renewed, and it rides every interval.
+        renewer.tell(lease("dp2", storage, byDataPath.getRef()));
+        assertEquals(Set.of("msg", "dp2"), ids(batchUntil(storage, true, ids -> ids.size() == 2)));
+        byMessage.expectNoMessage(Duration.ZERO);
+    }
+
+    @Test
+    void unansweredAuditsLoseThePathLikeUnansweredRenewals() {
+        Duration audit = Duration.ofMillis(200);
+        ActorRef<LeaseRenewerCommand> renewer = testKit.spawn(LeaseRenewer.create("c", INTERVAL, MISSES, audit));
+        TestProbe<StorageServiceCommand> silent = testKit.createTestProbe();
+        TestProbe<SessionCommand> session = testKit.createTestProbe();
+        renewer.tell(carried("dp", silent, session.getRef()));
+        for (int i = 0; i < MISSES; i++) {
+            assertEquals(Set.of("dp"), ids(silent.expectMessageClass(RenewLeases.class, Duration.ofSeconds(5))));
+        }
+        var lost = session.expectMessageClass(SessionActor.RenewalsUnanswered.class, Duration.ofSeconds(5));
+        assertEquals("dp", lost.mappingId());
+        assertTrue(lost.missed() >= MISSES, String.valueOf(lost.missed()));
     }
 }

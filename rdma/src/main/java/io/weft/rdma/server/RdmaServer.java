@@ -150,6 +150,32 @@ public final class RdmaServer implements AutoCloseable {
     }
 
     /**
+     * When the client holding device {@code name} open was last heard on the data path: the newest admin message
+     * (its heartbeats, 4 a second) over any authenticated path of a session that has the device open. A silent
+     * client's paths are closed after the heartbeat timeout and this stops moving. Any thread; control path (walks
+     * the open sessions).
+     *
+     * @return a System.nanoTime value, or {@link #NEVER_HEARD} when no session holds the device open
+     */
+    public long deviceClientLastHeardNanos(String name) {
+        long newest = NEVER_HEARD;
+        boolean found = false;
+        for (ServerSession s : sessionsByName.values()) {
+            if (s.deviceNamed(name) != null) {
+                long heard = s.lastHeardNanos;
+                if (!found || heard - newest > 0) {
+                    newest = heard;
+                    found = true;
+                }
+            }
+        }
+        return newest;
+    }
+
+    /** {@link #deviceClientLastHeardNanos}: no client holds the device open. */
+    public static final long NEVER_HEARD = Long.MIN_VALUE;
+
+    /**
      * The session grant of client node {@code clientNode} in its incarnation {@code identity}: what the control
      * plane hands that node (with every mapping) so it can open one session here for all its devices. Derived from
      * this server's secret, so it is the same for every mapping of that incarnation and differs for the next one.

@@ -280,6 +280,9 @@ final class ServerControl implements Runnable, CompletionHandler {
             return; // refused or timed out: nothing it says counts any more
         }
         admin.lastHeardNanos = System.nanoTime();
+        if (admin.session != null) {
+            admin.session.lastHeardNanos = admin.lastHeardNanos;
+        }
         int type = m.type();
         if (admin.session == null && type != ControlMessage.OPEN && type != ControlMessage.PROOF
                 && type != ControlMessage.CLOSE) {

@@ -47,6 +47,12 @@ final class ServerSession {
     final Map<Integer, ServerControl.AdminState> paths = new HashMap<>();
     final Set<ServerIoConnection> ioConnections = ConcurrentHashMap.newKeySet();
     final AtomicLong requests = new AtomicLong();
+    /**
+     * System.nanoTime when the control thread last heard any of this session's authenticated paths (a heartbeat or
+     * any other admin message): the client's liveness on the data path, which the control plane counts as a lease
+     * renewal of every device open here (issue 12). Written by the control thread, read by any.
+     */
+    volatile long lastHeardNanos = System.nanoTime();
     final AtomicLong rejected = new AtomicLong();
     /** Open devices by slot; replaced (never mutated) by the control thread. */
     private volatile SessionDevice[] devices = new SessionDevice[8];
