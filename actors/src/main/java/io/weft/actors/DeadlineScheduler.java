@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeSet;
 import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
@@ -23,10 +24,16 @@ import scala.concurrent.duration.FiniteDuration;
  * alone woke every node 30 times a second).
  *
  * <p>Timers wait in a set ordered by deadline, then by the order they were scheduled (equal deadlines run in that
- * order). The thread parks until the first deadline; scheduling a timer wakes it only when the new timer becomes the
- * first. A due timer is handed to its {@link ExecutionContext}; the user's task never runs on this thread unless the
- * context itself runs tasks in the caller. A timer fires no earlier than its delay, and late only by the operating
- * system's wake-up latency and the context's queue.
+ * order). A due timer is handed to its {@link ExecutionContext}; the user's task never runs on this thread unless the
+ * context itself runs tasks in the caller. A timer fires no earlier than its delay.
+ *
+ * <p>Slack: a node's timers are many and unrelated (cluster gossip and heartbeats, Artery, the Receptionist, leases,
+ * asks), ~45 deadlines a second on an idle node; one wake-up each would cost as much as the tick did. So each timer
+ * may fire up to a tenth of its delay (or period) late, at most {@code pekko.scheduler.deadline-scheduler.max-slack}
+ * (33 ms, what the old tick allowed every timer). The thread wakes at the earliest "latest" moment of any pending
+ * timer and then runs every timer already due: timers close together share one wake-up, and fixed-delay timers
+ * drift into step with each other. Scheduling a timer wakes the thread only when it must run before the planned
+ * wake-up.
  *
  * <p>Semantics follow Pekko's scheduler so the two are interchangeable: a repeated task is rescheduled after it has
  * run (fixed rate: at the previous deadline plus the interval, fixed delay: at its end plus the delay), so a repeated
@@ -39,6 +46,11 @@ import scala.concurrent.duration.FiniteDuration;
 public final class DeadlineScheduler implements Scheduler, Closeable {
     /** Reported as {@link #maxFrequency()}: one timer per millisecond is as fine as Weft asks for. */
     private static final double MAX_FREQUENCY_HZ = 1000.0;
+    /** The setting bounding how late a timer may run so that it shares a wake-up with others. */
+    public static final String MAX_SLACK = "pekko.scheduler.deadline-scheduler.max-slack";
+    private static final long DEFAULT_MAX_SLACK_NANOS = TimeUnit.MILLISECONDS.toNanos(33);
+    /** A timer's slack is its delay (or period) divided by this, up to the maximum. */
+    private static final long SLACK_DIVISOR = 10;
 
     private final LoggingAdapter log;
     private final ReentrantLock lock = new ReentrantLock();
@@ -48,11 +60,20 @@ public final class DeadlineScheduler implements Scheduler, Closeable {
     private final TreeSet<Timer> pending = new TreeSet<>();
     private long nextSequence; // guarded by lock: ties between equal deadlines
     private boolean closed; // guarded by lock
+    /** When the thread means to wake next (nanoTime), Long.MAX_VALUE while it waits for a timer; guarded by lock. */
+    private long plannedWake = Long.MAX_VALUE;
+    private long dispatchRounds; // guarded by lock: wake-ups that handed timers on (tests)
+    private final long maxSlackNanos;
     private final Thread thread;
 
     /** The constructor Pekko calls for {@code pekko.scheduler.implementation}. */
     public DeadlineScheduler(Config config, LoggingAdapter log, ThreadFactory threadFactory) {
         this.log = log;
+        this.maxSlackNanos = config.hasPath(MAX_SLACK) ? config.getDuration(MAX_SLACK).toNanos()
+                : DEFAULT_MAX_SLACK_NANOS;
+        if (maxSlackNanos < 0) {
+            throw new IllegalArgumentException(MAX_SLACK + " must not be negative");
+        }
         this.thread = threadFactory.newThread(this::runDueTimers);
         thread.setDaemon(true); // stopped by close(); a system never terminated must not keep the JVM alive
         thread.start();
@@ -65,22 +86,38 @@ public final class DeadlineScheduler implements Scheduler, Closeable {
 
     @Override
     public Cancellable scheduleOnce(FiniteDuration delay, Runnable runnable, ExecutionContext executor) {
-        return enqueue(new Timer(runnable, executor, Repeat.NONE, 0), delay.toNanos());
+        return enqueue(new Timer(runnable, executor, Repeat.NONE, 0, slack(delay.toNanos())), delay.toNanos());
     }
 
     /** Fixed rate (Pekko's {@code scheduleAtFixedRate} calls this). */
     @Override
     public Cancellable schedule(FiniteDuration initialDelay, FiniteDuration interval, Runnable runnable,
                                 ExecutionContext executor) {
-        return enqueue(new Timer(runnable, executor, Repeat.FIXED_RATE, checkPeriod(interval)),
+        long period = checkPeriod(interval);
+        return enqueue(new Timer(runnable, executor, Repeat.FIXED_RATE, period, slack(period)),
                 initialDelay.toNanos());
     }
 
     @Override
     public Cancellable scheduleWithFixedDelay(FiniteDuration initialDelay, FiniteDuration delay, Runnable runnable,
                                               ExecutionContext executor) {
-        return enqueue(new Timer(runnable, executor, Repeat.FIXED_DELAY, checkPeriod(delay)),
+        long period = checkPeriod(delay);
+        return enqueue(new Timer(runnable, executor, Repeat.FIXED_DELAY, period, slack(period)),
                 initialDelay.toNanos());
+    }
+
+    private long slack(long delayNanos) {
+        return Math.min(maxSlackNanos, Math.max(0, delayNanos) / SLACK_DIVISOR);
+    }
+
+    /** Wake-ups that handed at least one timer on (tests: timers close together share one). */
+    long dispatchRounds() {
+        lock.lock();
+        try {
+            return dispatchRounds;
+        } finally {
+            lock.unlock();
+        }
     }
 
     private static long checkPeriod(FiniteDuration period) {
@@ -100,12 +137,7 @@ public final class DeadlineScheduler implements Scheduler, Closeable {
                 String why = "cannot enqueue after timer shutdown";
                 throw new IllegalStateException(why, new SchedulerException(why));
             }
-            timer.deadline = saturatedAdd(now, Math.max(0, delayNanos));
-            timer.sequence = nextSequence++;
-            pending.add(timer);
-            if (pending.first() == timer) {
-                firstChanged.signal();
-            }
+            add(timer, saturatedAdd(now, Math.max(0, delayNanos)));
         } finally {
             lock.unlock();
         }
@@ -122,16 +154,39 @@ public final class DeadlineScheduler implements Scheduler, Closeable {
             if (closed || timer.state.get() != Timer.PENDING) {
                 return false;
             }
-            timer.deadline = deadline;
-            timer.sequence = nextSequence++;
-            pending.add(timer);
-            if (pending.first() == timer) {
-                firstChanged.signal();
-            }
+            add(timer, deadline);
             return true;
         } finally {
             lock.unlock();
         }
+    }
+
+    /** Under the lock: queue {@code timer}; wake the thread only if the timer must run before its planned wake-up. */
+    private void add(Timer timer, long deadline) {
+        timer.deadline = deadline;
+        timer.latest = saturatedAdd(deadline, timer.slackNanos);
+        timer.sequence = nextSequence++;
+        pending.add(timer);
+        if (plannedWake == Long.MAX_VALUE || timer.latest - plannedWake < 0) {
+            firstChanged.signal();
+        }
+    }
+
+    /**
+     * Under the lock: the earliest moment any pending timer must run by. Only timers due before the best found so far
+     * can lower it (a timer's latest is never before its deadline), so the scan stops within one slack of the first.
+     */
+    private long nextWake() {
+        long wake = Long.MAX_VALUE;
+        for (Timer t : pending) {
+            if (wake != Long.MAX_VALUE && t.deadline - wake >= 0) {
+                break;
+            }
+            if (wake == Long.MAX_VALUE || t.latest - wake < 0) {
+                wake = t.latest;
+            }
+        }
+        return wake;
     }
 
     private void remove(Timer timer) {
@@ -158,20 +213,25 @@ public final class DeadlineScheduler implements Scheduler, Closeable {
             try {
                 while (!closed && due.isEmpty()) {
                     if (pending.isEmpty()) {
+                        plannedWake = Long.MAX_VALUE;
                         firstChanged.awaitUninterruptibly();
                         continue;
                     }
+                    plannedWake = nextWake();
                     long now = System.nanoTime();
+                    if (plannedWake - now > 0) {
+                        firstChanged.awaitNanos(plannedWake - now);
+                        continue;
+                    }
                     while (!pending.isEmpty() && pending.first().deadline - now <= 0) {
                         due.add(pending.pollFirst());
-                    }
-                    if (due.isEmpty()) {
-                        firstChanged.awaitNanos(pending.first().deadline - now);
                     }
                 }
                 if (closed) {
                     return;
                 }
+                dispatchRounds++;
+                plannedWake = Long.MAX_VALUE; // timers scheduled while this round is handed on wake it again
             } catch (InterruptedException e) {
                 // Only close() has a reason to interrupt; the loop sees `closed` next.
                 continue;
@@ -236,15 +296,18 @@ public final class DeadlineScheduler implements Scheduler, Closeable {
         final ExecutionContext executor;
         final Repeat repeat;
         final long periodNanos;
+        final long slackNanos;
         final AtomicInteger state = new AtomicInteger(PENDING);
         long deadline; // guarded by lock while in `pending`; the thread that runs the timer owns it otherwise
+        long latest; // deadline + slack; same
         long sequence; // same
 
-        Timer(Runnable task, ExecutionContext executor, Repeat repeat, long periodNanos) {
+        Timer(Runnable task, ExecutionContext executor, Repeat repeat, long periodNanos, long slackNanos) {
             this.task = task;
             this.executor = executor;
             this.repeat = repeat;
             this.periodNanos = periodNanos;
+            this.slackNanos = slackNanos;
         }
 
         /** On the scheduler thread: hand the timer to its context; a failure there must not end the thread. */

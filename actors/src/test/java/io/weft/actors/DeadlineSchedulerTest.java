@@ -281,6 +281,42 @@ class DeadlineSchedulerTest {
     }
 
     @Test
+    void timersWithinOnesSlackShareOneWakeUp() throws Exception {
+        awaitTimerAfter(0, callingThread);
+        long roundsBefore = scheduler.dispatchRounds();
+        // Slack is a tenth of the delay: the first may run until 220 ms, by when the other two are due too.
+        long start = System.nanoTime();
+        List<Long> ranAt = new CopyOnWriteArrayList<>();
+        CountDownLatch three = new CountDownLatch(3);
+        for (long delay : new long[] {200, 205, 210}) {
+            scheduler.scheduleOnce(ms(delay), () -> {
+                ranAt.add(System.nanoTime() - start);
+                three.countDown();
+            }, callingThread);
+        }
+        assertTrue(three.await(WAIT_S, TimeUnit.SECONDS));
+        assertEquals(roundsBefore + 1, scheduler.dispatchRounds(), "three timers within the first's slack");
+        assertTrue(ranAt.get(2) >= TimeUnit.MILLISECONDS.toNanos(210), "none runs before its own delay");
+    }
+
+    @Test
+    void noSlackMeansOneWakeUpPerDeadline() throws Exception {
+        try (DeadlineScheduler exact = new DeadlineScheduler(
+                ConfigFactory.parseString(DeadlineScheduler.MAX_SLACK + " = 0ms"), NoLogging$.MODULE$,
+                threadFactory)) {
+            CountDownLatch first = new CountDownLatch(1);
+            exact.scheduleOnce(ms(0), first::countDown, callingThread);
+            assertTrue(first.await(WAIT_S, TimeUnit.SECONDS));
+            long roundsBefore = exact.dispatchRounds();
+            CountDownLatch two = new CountDownLatch(2);
+            exact.scheduleOnce(ms(50), two::countDown, callingThread);
+            exact.scheduleOnce(ms(1000), two::countDown, callingThread);
+            assertTrue(two.await(WAIT_S, TimeUnit.SECONDS));
+            assertEquals(roundsBefore + 2, exact.dispatchRounds());
+        }
+    }
+
+    @Test
     void repeatedTimersNeedAPositivePeriod() {
         assertThrows(IllegalArgumentException.class,
                 () -> scheduler.scheduleAtFixedRate(ms(0), ms(0), () -> { }, context));
