@@ -21,6 +21,8 @@ public final class NodeState {
     private final Map<String, DeviceEntry> devices = new ConcurrentHashMap<>();
     private final Map<String, BackendEntry> backends = new ConcurrentHashMap<>();
     private volatile String nodeName = "";
+    /** Told after a device or backend entry is put or removed (JMX registrations follow them, issue 12). */
+    private final List<Runnable> membershipListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     /** The cluster address an actor lives at ("pekko://weft@host:port"), also for actors on this node. */
     public static String addressOf(org.apache.pekko.actor.typed.ActorSystem<?> system,
@@ -44,10 +46,28 @@ public final class NodeState {
 
     public void putDevice(DeviceEntry e) {
         devices.put(e.spec.deviceId(), e);
+        membershipChanged();
     }
 
     public void removeDevice(String id, DeviceEntry e) {
-        devices.remove(id, e);
+        if (devices.remove(id, e)) {
+            membershipChanged();
+        }
+    }
+
+    /** {@code listener} runs on the changing thread after every put or removal: keep it short, never blocking. */
+    public void addMembershipListener(Runnable listener) {
+        membershipListeners.add(listener);
+    }
+
+    public void removeMembershipListener(Runnable listener) {
+        membershipListeners.remove(listener);
+    }
+
+    private void membershipChanged() {
+        for (Runnable l : membershipListeners) {
+            l.run();
+        }
     }
 
     public DeviceEntry device(String id) {
@@ -62,10 +82,13 @@ public final class NodeState {
 
     public void putBackend(BackendEntry e) {
         backends.put(e.path, e);
+        membershipChanged();
     }
 
     public void removeBackend(String path, BackendEntry e) {
-        backends.remove(path, e);
+        if (backends.remove(path, e)) {
+            membershipChanged();
+        }
     }
 
     public List<BackendEntry> backends() {

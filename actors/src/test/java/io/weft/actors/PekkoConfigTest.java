@@ -37,6 +37,7 @@ class PekkoConfigTest {
         assertEquals("jackson-json",
                 c.getString("pekko.actor.serialization-bindings.\"io.weft.actors.WeftSerializable\""));
         assertEquals("127.0.0.1", c.getString("pekko.management.http.hostname"));
+        assertEquals("io.weft.actors.DeadlineScheduler", c.getString("pekko.scheduler.implementation"));
     }
 
     /** Other nodes learn a member's Weft name from an internal role (io.weft.actors.cluster.ClusterDirectory). */

@@ -10,17 +10,21 @@ import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletionStage;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import javax.management.JMException;
 import javax.management.MBeanServer;
 import javax.management.ObjectName;
 
 /**
  * Keeps the platform MBean server in step with a node: one MBean for the node, one per device, one per backend.
- * A daemon thread re-syncs registrations twice a second (devices and backends come and go with the actors); the
- * attributes are read live from {@link NodeState}, operations go through {@link NodeOperations} (the runtime).
+ * Registrations follow {@link NodeState}'s devices and backends as they come and go: each change queues one re-sync
+ * on a daemon thread of its own (MBean registration stays off the actor threads that change the state), and that
+ * thread waits for the next change, so an idle node's JMX costs no wake-up (issue 12; it used to re-sync twice a
+ * second). The attributes are read live from {@link NodeState} when asked; operations go through
+ * {@link NodeOperations} (the runtime).
  *
  * <p>Operations that change state honour {@link #changesAllowed}: off unless {@code weft.management.jmx.allow-changes}
  * is true and the JVM's remote JMX connector, if it has one, requires authentication (docs/security.md,
@@ -29,12 +33,15 @@ import javax.management.ObjectName;
 public final class JmxPublisher implements AutoCloseable {
     private final NodeOperations runtime;
     private final MBeanServer server = ManagementFactory.getPlatformMBeanServer();
-    private final ScheduledExecutorService timer;
+    private final ExecutorService syncer;
     private final Map<ObjectName, Object> registered = new HashMap<>();
+    /** True while a re-sync is queued and not started: changes meanwhile are covered by it. */
+    private final AtomicBoolean syncQueued = new AtomicBoolean();
+    private final Runnable onMembershipChange = this::requestSync;
 
     private JmxPublisher(NodeOperations runtime) {
         this.runtime = runtime;
-        this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
+        this.syncer = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "weft-jmx-" + runtime.nodeName());
             t.setDaemon(true);
             return t;
@@ -44,9 +51,22 @@ public final class JmxPublisher implements AutoCloseable {
     public static JmxPublisher start(NodeOperations runtime) {
         JmxPublisher p = new JmxPublisher(runtime);
         p.register(p.name("Node", "name", runtime.nodeName()), new NodeBean(runtime));
-        p.sync();
-        p.timer.scheduleWithFixedDelay(p::sync, 500, 500, TimeUnit.MILLISECONDS);
+        runtime.state().addMembershipListener(p.onMembershipChange);
+        p.sync(); // after the listener: a change from here on queues another sync
         return p;
+    }
+
+    private void requestSync() {
+        if (syncQueued.compareAndSet(false, true)) {
+            try {
+                syncer.execute(() -> {
+                    syncQueued.set(false); // before reading the state: a change during this sync queues the next
+                    sync();
+                });
+            } catch (java.util.concurrent.RejectedExecutionException closed) {
+                syncQueued.set(false); // closed: nothing to keep in step any more
+            }
+        }
     }
 
     /** Node name is part of every name: several nodes may share a JVM (tests). */
@@ -116,7 +136,8 @@ public final class JmxPublisher implements AutoCloseable {
 
     @Override
     public synchronized void close() {
-        timer.shutdownNow();
+        runtime.state().removeMembershipListener(onMembershipChange);
+        syncer.shutdownNow();
         for (ObjectName n : new HashSet<>(registered.keySet())) {
             unregister(n);
         }

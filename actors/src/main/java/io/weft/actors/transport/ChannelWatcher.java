@@ -2,8 +2,8 @@ package io.weft.actors.transport;
 
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
@@ -13,40 +13,66 @@ import java.util.function.Supplier;
  * control plane wants to know when a channel has had no working path for longer than a grace period, so it can close
  * it (its in-flight IO then completes with ESHUTDOWN and is retried on the next path) and open a fresh one.
  *
- * <p>One daemon thread per node polls every watched channel every {@code grace / 5} (at least 20 ms). Nothing here
- * runs per IO.
+ * <p>One daemon thread per node polls every watched channel every {@code grace / 5} (at least 20 ms), so a channel
+ * that lost its path is closed between {@code grace} and {@code 1.2 * grace} after. It polls only while a channel is
+ * watched: a node with no data channel (a storage node, a client with no device mapped) has no timer at all
+ * (issue 12). Why poll rather than wait for an event: the RDMA session's and CXL blkdev's health are states they
+ * keep retrying in (no transition is reported), and a CXL peer's death shows only as a heartbeat that stops moving in
+ * shared memory. Nothing here runs per IO.
  */
 final class ChannelWatcher implements AutoCloseable {
     /** Polled health: null while healthy, else why the channel is not working right now. */
     interface Probe extends Supplier<String> {
     }
 
-    private final ScheduledExecutorService timer;
+    private final ScheduledThreadPoolExecutor timer;
     private final long graceNanos;
+    private final long periodMs;
     private final Map<Object, Watched> watched = new ConcurrentHashMap<>();
+    /** The periodic poll while something is watched, else null; guarded by {@code this}. */
+    private ScheduledFuture<?> polling;
 
     ChannelWatcher(java.time.Duration grace) {
         this.graceNanos = grace.toNanos();
-        this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
+        this.timer = new ScheduledThreadPoolExecutor(1, r -> {
             Thread t = new Thread(r, "weft-transport-watcher");
             t.setDaemon(true);
             return t;
         });
-        long periodMs = Math.max(20, grace.toMillis() / 5);
-        timer.scheduleWithFixedDelay(this::poll, periodMs, periodMs, TimeUnit.MILLISECONDS);
+        timer.setRemoveOnCancelPolicy(true); // a stopped poll leaves no delayed task behind to wake the thread
+        this.periodMs = Math.max(20, grace.toMillis() / 5);
     }
 
     /** Watches {@code key} until {@link #unwatch}; {@code onFailure} is called at most once. */
     void watch(Object key, Probe probe, ChannelFailureListener onFailure) {
         watched.put(key, new Watched(probe, onFailure));
+        synchronized (this) {
+            if (polling == null && !timer.isShutdown()) {
+                polling = timer.scheduleWithFixedDelay(this::poll, periodMs, periodMs, TimeUnit.MILLISECONDS);
+            }
+        }
     }
 
     void unwatch(Object key) {
         watched.remove(key);
+        stopPollingIfIdle();
     }
 
     int size() {
         return watched.size();
+    }
+
+    /** True while the periodic poll is scheduled (tests). */
+    synchronized boolean polling() {
+        return polling != null;
+    }
+
+    private synchronized void stopPollingIfIdle() {
+        // Checked under the lock watch() takes after adding, so a channel watched meanwhile keeps the poll running.
+        if (watched.isEmpty() && polling != null) {
+            polling.cancel(false);
+            polling = null;
+        }
     }
 
     private void poll() {
@@ -67,6 +93,7 @@ final class ChannelWatcher implements AutoCloseable {
                 w.onFailure.channelFailed(new java.io.IOException(problem));
             }
         }
+        stopPollingIfIdle();
     }
 
     @Override

@@ -47,7 +47,10 @@ import org.slf4j.LoggerFactory;
  * ESHUTDOWN, which the device retries on its next path); closing a client channel closes its blkdev the same way. A
  * backend whose heartbeat stopped (its node died) makes the client channel report failure after
  * {@code weft.transport.channel-grace}. A janitor clears hosts, backends and blkdevs that stayed dead for two dead
- * timeouts, so the segments of a killed node are reused after it restarts.
+ * timeouts, so the segments of a killed node are reused after it restarts. The janitor polls, every half dead
+ * timeout, and keeps doing so on an idle node: a peer process that dies sends nothing, its heartbeat word in shared
+ * memory just stops moving, so there is no event to wait for (issue 12: a few wake-ups a second, only on nodes with
+ * CXL regions attached).
  */
 public final class CxlTransport implements Transport, AutoCloseable {
     public static final String NAME = "cxl";
