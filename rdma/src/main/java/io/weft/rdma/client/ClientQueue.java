@@ -38,14 +38,15 @@ import org.slf4j.LoggerFactory;
  * request without a path, a submission that arrived while it held the role) rings the agent's doorbell.
  * {@code -Dweft.rdma.inline-submit=false} hands every request to the agent instead (the behaviour before).
  *
- * <p><b>Submitter assist</b> ({@code weft.rdma.submitter-assist}, default on). A submitter that posted its request
- * inline, when that request is the only one the session holds, keeps the role and waits for the answer itself: it
+ * <p><b>Submitter assist</b> ({@code weft.rdma.submitter-assist}, default on). A submitter about to block with
+ * nothing more to submit ({@code BlockDevice.awaitCompletions}: an NBD reader whose socket has no buffered request)
+ * whose request is the only one the session holds takes the role, if free, and waits for the answer itself: it
  * takes the completion queue's {@link DoorbellSeat} (sleeps where the agent would), reaps with the agent's own code
  * ({@link #poll}, {@link #onWriteWithImmediate}) and so completes its caller on its own thread — an NBD reader then
  * writes the reply inline, and neither the agent nor a writer thread is woken. It gives the role back, ringing the
  * agent, as soon as anything else needs it: a submission or cancel in the ring, a ring (path change, fence, close),
  * its request leaving INFLIGHT other than by its answer (connection failed: FENCING), or its wait cap
- * ({@code weft.rdma.submitter-assist.max-wait-us}, default 1000). Past the request's deadline it runs the io-timeout
+ * ({@code weft.rdma.submitter-assist-max-wait-us}, default 1000). Past the request's deadline it runs the io-timeout
  * scan itself. Otherwise the agent reaps answers, expires requests and parks.
  *
  * <p>Ownership of a permit (its local chunk, the storage chunk of the same index and the caller's buffer), all
@@ -89,16 +90,16 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
             && Boolean.parseBoolean(System.getProperty("weft.rdma.submitter-assist", "true"));
     /**
      * Polls of the completion queue before the assisting submitter sleeps on it ({@code
-     * weft.rdma.submitter-assist.polls}, default 0: on a shared machine spinning starves the storage side, see
+     * weft.rdma.submitter-assist-polls}, default 0: on a shared machine spinning starves the storage side, see
      * DoorbellIdleStrategy).
      */
-    static final int ASSIST_POLLS = Integer.getInteger("weft.rdma.submitter-assist.polls", 0);
+    static final int ASSIST_POLLS = Integer.getInteger("weft.rdma.submitter-assist-polls", 0);
     /**
      * Longest wait of an assisting submitter before it hands its request back to the agent. Not final: tests that
      * must act while a submitter waits raise it (the request is then handed back by their cancel or ring, not by it).
      */
     static volatile long assistMaxWaitNanos =
-            TimeUnit.MICROSECONDS.toNanos(Long.getLong("weft.rdma.submitter-assist.max-wait-us", 1000));
+            TimeUnit.MICROSECONDS.toNanos(Long.getLong("weft.rdma.submitter-assist-max-wait-us", 1000));
 
     private final RdmaSession session;
     private final RequestTable requests;
@@ -108,6 +109,8 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private final DoorbellSeat doorbell;
     /** Role holder: the permit an assisting submitter waits for. */
     private int assisted;
+    /** The thread that last waited for its lone request here (an NBD reader, say): it will wait for the next. */
+    private volatile Thread assister;
     private final BooleanSupplier pollWhileSeatTaken = this::pollWhileSeatTaken;
     private final BooleanSupplier submissionsWaiting = this::hasSubmissions;
     private final ManyToOneRingBuffer submissions;
@@ -224,36 +227,62 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         while (!submissions.write(permit + 1, EMPTY, 0, 0)) {
             Thread.yield(); // cannot stay full: it holds more records than there are permits
         }
-        if (!postInline(permit)) {
+        if (!postInline()) {
             idle.ring();
         }
     }
 
     /**
      * Submitter: if the role is free, takes it and runs the posting half of a duty cycle on this thread — adopt path
-     * changes and fences, read the ring, post, push the bytes out — and, when {@code permit} is then the only
-     * request in flight, waits for its answer ({@link #assist}). @return false when someone else holds the role
+     * changes and fences, read the ring, post, push the bytes out. @return false when someone else holds the role
      */
-    private boolean postInline(int permit) {
-        if (!INLINE_SUBMIT || !driving.compareAndSet(false, true)) {
+    private boolean postInline() {
+        return INLINE_SUBMIT && driveInline(-1);
+    }
+
+    /**
+     * A submitter with nothing more to submit ({@code BlockDevice.awaitCompletions}): if the session's only request
+     * in flight is this queue's and the role is free, waits for its answer on this thread ({@link #assist}) for at
+     * most {@code maxWaitNanos}.
+     */
+    void assistLoneRequest(long maxWaitNanos) {
+        if (SUBMITTER_ASSIST && session.permits.inUse() == 1) {
+            driveInline(maxWaitNanos);
+        }
+    }
+
+    /**
+     * Submitter: takes the role if it is free, runs the posting half of a duty cycle (adopt path changes and fences,
+     * read the ring, post, push the bytes out) and, with {@code assistNanos >= 0}, waits for the session's lone
+     * request if it is this queue's. Rings the agent for whatever it leaves behind.
+     */
+    private boolean driveInline(long assistNanos) {
+        if (!driving.compareAndSet(false, true)) {
             return false;
         }
         boolean ringAgent;
-        driver = Thread.currentThread();
+        Thread me = Thread.currentThread();
+        driver = me;
         try {
             doorbell.clearRung(); // from here on, a ring (path change, fence, close) is this thread's to pass on
             refresh();
             submissions.read(this, session.queueDepth);
             dispatch();
             boolean leftBehind = cq.flush() || !pending.isEmpty();
-            if (SUBMITTER_ASSIST && !leftBehind && state[permit] == INFLIGHT && submissions.size() == 0
-                    && session.permits.inUse() == 1) {
-                leftBehind = !assist(permit);
+            if (assistNanos >= 0 && !leftBehind && submissions.size() == 0 && session.permits.inUse() == 1) {
+                int permit = loneInflight();
+                if (permit >= 0) {
+                    assister = me;
+                    leftBehind = !assist(permit, Math.min(assistNanos, assistMaxWaitNanos));
+                }
             }
-            // What this thread could not finish, what arrived or rang while it held the role, requests in flight
-            // while the agent sleeps off the completion queue (it would not see their answers).
+            int held = session.permits.inUse();
+            // What this thread could not finish, what arrived or rang while it held the role, and requests in flight
+            // while the agent sleeps off the completion queue (it would not see their answers) — unless it is the
+            // lone request of the thread that assists: that thread waits for it next (awaitCompletions), and the
+            // agent's bounded park covers it if it does not.
             ringAgent = leftBehind || submissions.size() > 0 || doorbell.rung()
-                    || SUBMITTER_ASSIST && !doorbell.agentSeated() && session.permits.inUse() > 0;
+                    || SUBMITTER_ASSIST && held > 0 && !doorbell.agentSeated() && !(held == 1 && assister == me);
         } finally {
             driver = null;
             driving.set(false);
@@ -265,14 +294,28 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         return true;
     }
 
+    /** Role holder: this queue's one INFLIGHT request whose caller still waits, or -1 (none, or more than one). */
+    private int loneInflight() {
+        int found = -1;
+        for (int permit = index; permit < state.length; permit += session.queueCount) {
+            if (state[permit] != FREE) {
+                if (found >= 0 || state[permit] != INFLIGHT || abandoned[permit]) {
+                    return -1;
+                }
+                found = permit;
+            }
+        }
+        return found;
+    }
+
     /**
      * Role holder, a submitter whose request {@code permit} is the only one in flight: polls, then sleeps on the
      * completion queue's seat, reaping what arrives, until the request is no longer INFLIGHT or something else needs
      * the role (see the class comment). @return true when the request is done (answered or given up here); false
      * when the agent must take it on (it is still in flight or FENCING)
      */
-    private boolean assist(int permit) {
-        long until = System.nanoTime() + assistMaxWaitNanos;
+    private boolean assist(int permit, long maxWaitNanos) {
+        long until = System.nanoTime() + maxWaitNanos;
         assisted = permit;
         for (int i = 0; i < ASSIST_POLLS && assistGoesOn(); i++) {
             cq.poll(this, 64);

@@ -38,10 +38,11 @@ import org.junit.jupiter.api.TestFactory;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Submitter assist ({@link ClientQueue}): a submitter whose request is the only one in flight waits for the answer on
- * its own thread and completes its caller there; anything else that needs the queue's role (a cancel, a second
- * submission, a failed connection, the io-timeout) takes it back without loss or double completion. The wait cap is
- * raised to a minute here, so a waiter that failed to hand back would hold a test far past its {@link #WAIT}.
+ * Submitter assist ({@link ClientQueue}): a submitter about to block ({@code awaitCompletions}) whose request is the
+ * only one in flight waits for the answer on its own thread and completes its caller there; anything else that needs
+ * the queue's role (a cancel, a second submission, a failed connection, the io-timeout) takes it back without loss or
+ * double completion. The wait cap is raised to a minute here, so a waiter that failed to hand back would hold a test
+ * far past its {@link #WAIT}.
  */
 class SubmitterAssistTest {
     private static final Duration WAIT = Duration.ofSeconds(15);
@@ -83,7 +84,10 @@ class SubmitterAssistTest {
 
     private static Thread submitInBackground(BlockDevice dev, IoOp op, long offset, ByteBuffer buffer, long tag,
                                              Recorder completion) {
-        Thread t = new Thread(() -> dev.submit(op, offset, BLOCK, 0, buffer, tag, completion), "assist-submitter");
+        Thread t = new Thread(() -> {
+            dev.submit(op, offset, BLOCK, 0, buffer, tag, completion);
+            dev.awaitCompletions(Long.MAX_VALUE); // nothing more to submit, as an NBD reader with an empty socket
+        }, "assist-submitter");
         t.start();
         return t;
     }
@@ -106,6 +110,7 @@ class SubmitterAssistTest {
                 ByteBuffer buffer = write ? ByteBuffer.wrap(TestIo.pattern(i / 2, 1, BLOCK))
                         : ByteBuffer.allocate(BLOCK);
                 dev.submit(write ? IoOp.WRITE : IoOp.READ, (long) (i / 2) * BLOCK, BLOCK, 0, buffer, i, c);
+                dev.awaitCompletions(Long.MAX_VALUE);
                 assertEquals(IoStatus.OK, c.await(), "request " + i);
                 if (!write) {
                     assertArrayEquals(TestIo.pattern(i / 2, 1, BLOCK), buffer.array(), "block " + i / 2);
@@ -253,6 +258,7 @@ class SubmitterAssistTest {
                             Recorder c = new Recorder();
                             all.add(c);
                             dev.submit(write ? IoOp.WRITE : IoOp.READ, block * BLOCK, BLOCK, 0, buffer, i, c);
+                            dev.awaitCompletions(TimeUnit.MILLISECONDS.toNanos(r.nextInt(3)));
                             int st = c.await();
                             if (c.thread == Thread.currentThread()) {
                                 onSubmitter.incrementAndGet();
