@@ -56,8 +56,8 @@ class LateAnswerTest {
     @Test
     void cancelledReadIsNeverFilledByItsLateAnswerAndItsPermitWaitsForIt() throws Exception {
         try (HeldAnswerServer rig = HeldAnswerServer.open(dir, "late", RdmaClientConfig.DEFAULTS.withQueueDepth(1))) {
-            CompletionHoldingBlockDevice holding = rig.holding;
-            RdmaSession session = rig.session;
+            CompletionHoldingBlockDevice holding = rig.holding();
+            RdmaSession session = rig.session();
             var dev = session.device();
             TestIo.write(dev, 0, TestIo.pattern(0, 1, 4096));
             TestIo.write(dev, 8192, TestIo.pattern(2, 1, 4096));
@@ -97,8 +97,8 @@ class LateAnswerTest {
     void expiredReadIsNeverFilledAndItsPermitWaitsForTheStorageSide() throws Exception {
         try (HeldAnswerServer rig = HeldAnswerServer.open(dir, "expired",
                 RdmaClientConfig.DEFAULTS.withQueueDepth(1).withIoTimeout(Duration.ofMillis(300)))) {
-            CompletionHoldingBlockDevice holding = rig.holding;
-            RdmaSession session = rig.session;
+            CompletionHoldingBlockDevice holding = rig.holding();
+            RdmaSession session = rig.session();
             var dev = session.device();
             TestIo.write(dev, 0, TestIo.pattern(0, 1, 4096));
             TestIo.write(dev, 8192, TestIo.pattern(2, 1, 4096));
@@ -128,8 +128,8 @@ class LateAnswerTest {
     @Test
     void queuedRequestIsCancelledAtOnceAndNeverSent() throws Exception {
         try (HeldAnswerServer rig = HeldAnswerServer.open(dir, "queued", RdmaClientConfig.DEFAULTS.withQueueDepth(4))) {
-            RdmaServer server = rig.server;
-            RdmaSession session = rig.session;
+            RdmaServer server = rig.server();
+            RdmaSession session = rig.session();
             var dev = session.device();
             // No path: the request waits in the queue.
             int id = session.paths().get(0).id();

@@ -21,21 +21,8 @@ import java.util.List;
  * {@link CompletionHoldingBlockDevice} (so a test decides when the storage side's answers leave), and one session
  * to it over one path.
  */
-public final class HeldAnswerServer implements AutoCloseable {
-    public final SoftwareProvider provider;
-    public final StoreBlockDevice store;
-    public final CompletionHoldingBlockDevice holding;
-    public final RdmaServer server;
-    public final RdmaSession session;
-
-    private HeldAnswerServer(SoftwareProvider provider, StoreBlockDevice store, CompletionHoldingBlockDevice holding,
-                             RdmaServer server, RdmaSession session) {
-        this.provider = provider;
-        this.store = store;
-        this.holding = holding;
-        this.server = server;
-        this.session = session;
-    }
+public record HeldAnswerServer(SoftwareProvider provider, StoreBlockDevice store, CompletionHoldingBlockDevice holding,
+                               RdmaServer server, RdmaSession session) implements AutoCloseable {
 
     public static HeldAnswerServer open(Path dir, String client, RdmaClientConfig config) throws Exception {
         SoftwareProvider provider = new SoftwareProvider();
