@@ -8,22 +8,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
-import io.weft.core.store.FileBackingStore;
-import io.weft.core.store.StoreBlockDevice;
-import io.weft.rdma.client.PathSpec;
 import io.weft.rdma.client.RdmaClientConfig;
 import io.weft.rdma.client.RdmaSession;
+import io.weft.rdma.faults.HeldAnswerServer;
 import io.weft.rdma.server.RdmaServer;
-import io.weft.rdma.server.RdmaServerConfig;
-import io.weft.rdma.verbs.soft.SoftwareProvider;
-import io.weft.testkit.Closing;
 import io.weft.testkit.CompletionHoldingBlockDevice;
-import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
-import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -60,58 +53,11 @@ class LateAnswerTest {
         }
     }
 
-    /**
-     * A software-RDMA server exporting {@code vol0} from a sparse 1 MiB file behind a
-     * {@link CompletionHoldingBlockDevice} (so a test decides when the storage side's answers leave), and one session
-     * to it over one path.
-     */
-    private static final class HeldServer implements AutoCloseable {
-        final SoftwareProvider provider;
-        final StoreBlockDevice store;
-        final CompletionHoldingBlockDevice holding;
-        final RdmaServer server;
-        final RdmaSession session;
-
-        private HeldServer(SoftwareProvider provider, StoreBlockDevice store, CompletionHoldingBlockDevice holding,
-                           RdmaServer server, RdmaSession session) {
-            this.provider = provider;
-            this.store = store;
-            this.holding = holding;
-            this.server = server;
-            this.session = session;
-        }
-
-        static HeldServer open(Path dir, String client, RdmaClientConfig config) throws Exception {
-            SoftwareProvider provider = new SoftwareProvider();
-            StoreBlockDevice store = null;
-            CompletionHoldingBlockDevice holding = null;
-            RdmaServer server = null;
-            try {
-                store = new StoreBlockDevice(FileBackingStore.createSparse(dir.resolve("d"), 1 << 20));
-                holding = new CompletionHoldingBlockDevice(store);
-                server = RdmaServer.start(provider, RdmaServerConfig.DEFAULTS, TestGrants.served("vol0", holding),
-                        List.of(new InetSocketAddress("127.0.0.1", 0)));
-                RdmaSession session = RdmaSession.open(provider, client, "vol0", TestGrants.GRANT,
-                        List.of(PathSpec.to(server.listenAddresses().get(0))), config);
-                return new HeldServer(provider, store, holding, server, session);
-            } catch (Exception | Error e) {
-                Closing.closeAfterFailure(e, Arrays.asList(provider, store, holding, server));
-                throw e;
-            }
-        }
-
-        /** In the order a try-with-resources over the five would close them: the session first. */
-        @Override
-        public void close() throws Exception {
-            Closing.closeReversed(provider, store, holding, server, session);
-        }
-    }
-
     @Test
     void cancelledReadIsNeverFilledByItsLateAnswerAndItsPermitWaitsForIt() throws Exception {
-        try (HeldServer rig = HeldServer.open(dir, "late", RdmaClientConfig.DEFAULTS.withQueueDepth(1))) {
-            CompletionHoldingBlockDevice holding = rig.holding;
-            RdmaSession session = rig.session;
+        try (HeldAnswerServer rig = HeldAnswerServer.open(dir, "late", RdmaClientConfig.DEFAULTS.withQueueDepth(1))) {
+            CompletionHoldingBlockDevice holding = rig.holding();
+            RdmaSession session = rig.session();
             var dev = session.device();
             TestIo.write(dev, 0, TestIo.pattern(0, 1, 4096));
             TestIo.write(dev, 8192, TestIo.pattern(2, 1, 4096));
@@ -149,10 +95,10 @@ class LateAnswerTest {
 
     @Test
     void expiredReadIsNeverFilledAndItsPermitWaitsForTheStorageSide() throws Exception {
-        try (HeldServer rig = HeldServer.open(dir, "expired",
+        try (HeldAnswerServer rig = HeldAnswerServer.open(dir, "expired",
                 RdmaClientConfig.DEFAULTS.withQueueDepth(1).withIoTimeout(Duration.ofMillis(300)))) {
-            CompletionHoldingBlockDevice holding = rig.holding;
-            RdmaSession session = rig.session;
+            CompletionHoldingBlockDevice holding = rig.holding();
+            RdmaSession session = rig.session();
             var dev = session.device();
             TestIo.write(dev, 0, TestIo.pattern(0, 1, 4096));
             TestIo.write(dev, 8192, TestIo.pattern(2, 1, 4096));
@@ -181,9 +127,9 @@ class LateAnswerTest {
 
     @Test
     void queuedRequestIsCancelledAtOnceAndNeverSent() throws Exception {
-        try (HeldServer rig = HeldServer.open(dir, "queued", RdmaClientConfig.DEFAULTS.withQueueDepth(4))) {
-            RdmaServer server = rig.server;
-            RdmaSession session = rig.session;
+        try (HeldAnswerServer rig = HeldAnswerServer.open(dir, "queued", RdmaClientConfig.DEFAULTS.withQueueDepth(4))) {
+            RdmaServer server = rig.server();
+            RdmaSession session = rig.session();
             var dev = session.device();
             // No path: the request waits in the queue.
             int id = session.paths().get(0).id();

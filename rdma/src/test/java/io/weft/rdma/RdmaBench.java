@@ -116,7 +116,10 @@ public final class RdmaBench {
         }
     }
 
-    /** One request slot driven by its own thread: submit, park until the completion unparks it, again. */
+    /**
+     * One request slot driven by its own thread: submit, let the device complete it here if it can
+     * ({@code awaitCompletions}), else park until the completion unparks it; again.
+     */
     private static final class ThreadLoop extends Thread implements IoCompletion {
         private final BlockDevice device;
         private final IoOp op;
@@ -151,6 +154,8 @@ public final class RdmaBench {
                 done = false;
                 buffer.clear();
                 device.submit(op, random.nextLong(blocks) * BLOCK, BLOCK, 0, buffer, 0, this);
+                // Nothing more to submit: as an NBD reader does before it blocks (submitter assist, see ClientQueue).
+                device.awaitCompletions(TimeUnit.MILLISECONDS.toNanos(1));
                 while (!done) {
                     java.util.concurrent.locks.LockSupport.park(this);
                 }

@@ -12,6 +12,7 @@ import io.weft.rdma.verbs.VerbsConnection;
 import java.nio.ByteBuffer;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BooleanSupplier;
 import org.agrona.BitUtil;
 import org.agrona.MutableDirectBuffer;
 import org.agrona.collections.IntArrayQueue;
@@ -33,11 +34,20 @@ import org.slf4j.LoggerFactory;
  * <p><b>Who runs the queue's work.</b> Everything below (the permit states, the path table, the completion queue's
  * connections) belongs to whoever holds the queue's {@link #driving} role, one thread at a time: the agent for each
  * duty cycle, or a submitter that finds the role free and posts its own request on its own thread (with whatever
- * else waits in the ring) instead of waking the agent — the wake-up the agent then needs is the answer's. Only the
- * agent reaps answers (a READ's data is copied and the caller completed on the agent), expires requests and parks;
- * a submitter that leaves anything behind (unsent bytes, a request without a path, a submission that arrived while
- * it held the role) rings the agent's doorbell. {@code -Dweft.rdma.inline-submit=false} hands every request to the
- * agent instead (the behaviour before, for comparison).
+ * else waits in the ring) instead of waking the agent. A submitter that leaves anything behind (unsent bytes, a
+ * request without a path, a submission that arrived while it held the role) rings the agent's doorbell.
+ * {@code -Dweft.rdma.inline-submit=false} hands every request to the agent instead (the behaviour before).
+ *
+ * <p><b>Submitter assist</b> ({@code weft.rdma.submitter-assist}, default on). A submitter about to block with
+ * nothing more to submit ({@code BlockDevice.awaitCompletions}: an NBD reader whose socket has no buffered request)
+ * whose request is the only one the session holds takes the role, if free, and waits for the answer itself: it
+ * takes the completion queue's {@link DoorbellSeat} (sleeps where the agent would), reaps with the agent's own code
+ * ({@link #poll}, {@link #onWriteWithImmediate}) and so completes its caller on its own thread — an NBD reader then
+ * writes the reply inline, and neither the agent nor a writer thread is woken. It gives the role back, ringing the
+ * agent, as soon as anything else needs it: a submission or cancel in the ring, a ring (path change, fence, close),
+ * its request leaving INFLIGHT other than by its answer (connection failed: FENCING), or its wait cap
+ * ({@code weft.rdma.submitter-assist-max-wait-us}, default 1000). Past the request's deadline it runs the io-timeout
+ * scan itself. Otherwise the agent reaps answers, expires requests and parks.
  *
  * <p>Ownership of a permit (its local chunk, the storage chunk of the same index and the caller's buffer), all
  * state of the role holder:
@@ -75,11 +85,34 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     /** Submitters post their own requests when the queue is idle ({@code weft.rdma.inline-submit}, default on). */
     static final boolean INLINE_SUBMIT =
             Boolean.parseBoolean(System.getProperty("weft.rdma.inline-submit", "true"));
+    /** A submitter alone in flight waits for its own answer ({@code weft.rdma.submitter-assist}, default on). */
+    static final boolean SUBMITTER_ASSIST = INLINE_SUBMIT
+            && Boolean.parseBoolean(System.getProperty("weft.rdma.submitter-assist", "true"));
+    /**
+     * Polls of the completion queue before the assisting submitter sleeps on it ({@code
+     * weft.rdma.submitter-assist-polls}, default 0: on a shared machine spinning starves the storage side, see
+     * DoorbellIdleStrategy).
+     */
+    static final int ASSIST_POLLS = Integer.getInteger("weft.rdma.submitter-assist-polls", 0);
+    /**
+     * Longest wait of an assisting submitter before it hands its request back to the agent. Not final: tests that
+     * must act while a submitter waits raise it (the request is then handed back by their cancel or ring, not by it).
+     */
+    static volatile long assistMaxWaitNanos =
+            TimeUnit.MICROSECONDS.toNanos(Long.getLong("weft.rdma.submitter-assist-max-wait-us", 1000));
 
     private final RdmaSession session;
     private final RequestTable requests;
     final int index;
     final CompletionQueue cq;
+    /** Where the agent, or an assisting submitter, sleeps until answers arrive. */
+    private final DoorbellSeat doorbell;
+    /** Role holder: the permit an assisting submitter waits for. */
+    private int assisted;
+    /** The thread that last waited for its lone request here (an NBD reader, say): it will wait for the next. */
+    private volatile Thread assister;
+    private final BooleanSupplier pollWhileSeatTaken = this::pollWhileSeatTaken;
+    private final BooleanSupplier submissionsWaiting = this::hasSubmissions;
     private final ManyToOneRingBuffer submissions;
     private final IntArrayQueue pending;
     private final int[] state;
@@ -131,6 +164,7 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         this.requests = session.requests;
         this.index = index;
         this.cq = cq;
+        this.doorbell = new DoorbellSeat(cq);
         this.policy = policy;
         int permits = session.queueDepth;
         int capacity = BitUtil.findNextPositivePowerOfTwo(Math.max(1024, permits * 32));
@@ -148,7 +182,8 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
         java.util.Arrays.fill(generations, -1);
         // A submission waiting while a submitter holds the role is that submitter's to post (it rings if it leaves
         // one behind): the agent parks rather than spin on the role.
-        this.idle = new DoorbellIdleStrategy(cq, () -> !driving.get() && submissions.size() > 0, this::maxParkNanos);
+        this.idle = new DoorbellIdleStrategy(doorbell, () -> !driving.get() && submissions.size() > 0,
+                this::maxParkNanos);
     }
 
     void start() {
@@ -202,26 +237,129 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
      * changes and fences, read the ring, post, push the bytes out. @return false when someone else holds the role
      */
     private boolean postInline() {
-        if (!INLINE_SUBMIT || !driving.compareAndSet(false, true)) {
+        return INLINE_SUBMIT && driveInline(-1);
+    }
+
+    /**
+     * A submitter with nothing more to submit ({@code BlockDevice.awaitCompletions}): if the session's only request
+     * in flight is this queue's and the role is free, waits for its answer on this thread ({@link #assist}) for at
+     * most {@code maxWaitNanos}.
+     */
+    void assistLoneRequest(long maxWaitNanos) {
+        if (SUBMITTER_ASSIST && session.permits.inUse() == 1) {
+            driveInline(maxWaitNanos);
+        }
+    }
+
+    /**
+     * Submitter: takes the role if it is free, runs the posting half of a duty cycle (adopt path changes and fences,
+     * read the ring, post, push the bytes out) and, with {@code assistNanos >= 0}, waits for the session's lone
+     * request if it is this queue's. Rings the agent for whatever it leaves behind.
+     */
+    private boolean driveInline(long assistNanos) {
+        if (!driving.compareAndSet(false, true)) {
             return false;
         }
-        boolean leftBehind;
-        driver = Thread.currentThread();
+        boolean ringAgent;
+        Thread me = Thread.currentThread();
+        driver = me;
         try {
+            doorbell.clearRung(); // from here on, a ring (path change, fence, close) is this thread's to pass on
             refresh();
             submissions.read(this, session.queueDepth);
             dispatch();
-            leftBehind = cq.flush() || !pending.isEmpty();
+            boolean leftBehind = cq.flush() || !pending.isEmpty();
+            if (assistNanos >= 0 && !leftBehind && submissions.size() == 0 && session.permits.inUse() == 1) {
+                int permit = loneInflight();
+                if (permit >= 0) {
+                    assister = me;
+                    leftBehind = !assist(permit, Math.min(assistNanos, assistMaxWaitNanos));
+                }
+            }
+            int held = session.permits.inUse();
+            // What this thread could not finish, what arrived or rang while it held the role, and requests in flight
+            // while the agent sleeps off the completion queue (it would not see their answers) — unless it is the
+            // lone request of the thread that assists: that thread waits for it next (awaitCompletions), and the
+            // agent's bounded park covers it if it does not.
+            ringAgent = leftBehind || submissions.size() > 0 || doorbell.rung()
+                    || SUBMITTER_ASSIST && held > 0 && !doorbell.agentSeated() && !(held == 1 && assister == me);
         } finally {
             driver = null;
             driving.set(false);
         }
-        if (leftBehind || submissions.size() > 0 || parkedLong) {
-            // What this thread could not finish, what arrived while it held the role, or an agent parked for long
-            // (it must scan the new request's deadline).
+        if (ringAgent || parkedLong) {
+            // parkedLong: the agent must scan the new request's deadline.
             idle.ring();
         }
         return true;
+    }
+
+    /** Role holder: this queue's one INFLIGHT request whose caller still waits, or -1 (none, or more than one). */
+    private int loneInflight() {
+        int found = -1;
+        for (int permit = index; permit < state.length; permit += session.queueCount) {
+            if (state[permit] != FREE) {
+                if (found >= 0 || state[permit] != INFLIGHT || abandoned[permit]) {
+                    return -1;
+                }
+                found = permit;
+            }
+        }
+        return found;
+    }
+
+    /**
+     * Role holder, a submitter whose request {@code permit} is the only one in flight: polls, then sleeps on the
+     * completion queue's seat, reaping what arrives, until the request is no longer INFLIGHT or something else needs
+     * the role (see the class comment). @return true when the request is done (answered or given up here); false
+     * when the agent must take it on (it is still in flight or FENCING)
+     */
+    private boolean assist(int permit, long maxWaitNanos) {
+        long until = System.nanoTime() + maxWaitNanos;
+        assisted = permit;
+        for (int i = 0; i < ASSIST_POLLS && assistGoesOn(); i++) {
+            cq.poll(this, 64);
+        }
+        if (assistGoesOn() && doorbell.take(until, pollWhileSeatTaken)) {
+            try {
+                while (assistGoesOn()) {
+                    long now = System.nanoTime();
+                    long deadline = requests.deadline(permit);
+                    if (now - deadline > 0) {
+                        expire(now);
+                        break;
+                    }
+                    if (now - until >= 0) {
+                        break;
+                    }
+                    long bound = deadline - until < 0 ? deadline : until;
+                    doorbell.sleep(bound - now, submissionsWaiting);
+                    cq.poll(this, 64);
+                }
+            } finally {
+                doorbell.leave();
+            }
+        }
+        return state[permit] == FREE || abandoned[permit];
+    }
+
+    /**
+     * Assisting submitter: its request is posted, its caller still waits for the answer and nothing else needs the
+     * role.
+     */
+    private boolean assistGoesOn() {
+        int permit = assisted;
+        return state[permit] == INFLIGHT && !abandoned[permit] && submissions.size() == 0 && !doorbell.rung();
+    }
+
+    private boolean hasSubmissions() {
+        return submissions.size() > 0;
+    }
+
+    /** Assisting submitter while the agent leaves the seat: the answer may come first. */
+    private boolean pollWhileSeatTaken() {
+        cq.poll(this, 64);
+        return assistGoesOn();
     }
 
     /** Is the calling thread running this queue's work now (a completion submitting again from inside it)? */

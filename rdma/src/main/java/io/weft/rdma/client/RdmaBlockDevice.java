@@ -91,6 +91,16 @@ public final class RdmaBlockDevice implements BlockDevice {
     }
 
     /**
+     * Submitter assist (see ClientQueue): when the session's only request in flight is one the caller is about to
+     * block on, waits for its answer on this thread, up to {@code maxWaitNanos} (capped by
+     * {@code weft.rdma.submitter-assist-max-wait-us}), so its completion runs here. Returns at once otherwise.
+     */
+    @Override
+    public void awaitCompletions(long maxWaitNanos) {
+        session.awaitCompletions(maxWaitNanos);
+    }
+
+    /**
      * Completes the request at once with ECANCELED unless it was answered first; a late answer is dropped (never copied
      * into the buffer) and the request's chunk stays reserved until nothing can land in it any more.
      */

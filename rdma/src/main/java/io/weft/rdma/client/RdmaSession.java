@@ -323,6 +323,16 @@ public final class RdmaSession implements AutoCloseable {
         }
     }
 
+    /** A submitter about to block: waits for the session's lone request on this thread (submitter assist). */
+    void awaitCompletions(long maxWaitNanos) {
+        if (closed || permits.inUse() != 1) {
+            return;
+        }
+        for (ClientQueue q : queues) {
+            q.assistLoneRequest(maxWaitNanos); // only the queue holding it waits; the others return at once
+        }
+    }
+
     private boolean onQueueAgent() {
         Thread current = Thread.currentThread();
         for (ClientQueue q : queues) {
