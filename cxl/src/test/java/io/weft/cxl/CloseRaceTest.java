@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
+import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
 import java.nio.ByteBuffer;
@@ -16,6 +17,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -80,6 +82,78 @@ class CloseRaceTest {
             }
         } finally {
             TestSupport.deleteQuietly(regionPath, storePath);
+        }
+    }
+
+    /**
+     * The interleaving behind the rare hang of the test above ("timed out after 30000 ms waiting for: every request of
+     * round 0 completed"), forced on one channel, in the order {@link CxlBlockDevice#close} runs its steps: producer A
+     * reserves index 0 and is preempted before publishing it; producer B writes index 1, cannot publish it behind A's
+     * unfilled entry and returns (queued); the close fails what is published (nothing), drains after the agent
+     * (nothing) and releases the claim; A resumes, finds the claim gone and publishes its skipped entry together with
+     * B's. B's request must still complete, exactly once, with the close's status.
+     */
+    @Test
+    void aRequestPublishedBehindOneThatLostTheClaimToTheCloseStillCompletes() throws Exception {
+        Path regionPath = TestSupport.shmPath("close-race-skip");
+        CountDownLatch firstPaused = new CountDownLatch(1);
+        CountDownLatch resumeFirst = new CountDownLatch(1);
+        try (CxlRegion region = CxlRegion.format(regionPath, RegionGeometry.small(), RegionHeader.FLAG_ENTRY_CRC)) {
+            ChannelSegment seg = region.channel(0);
+            seg.initialise(0, 0, ChannelLayout.FLAG_ENTRY_CRC);
+            long token = 0xC105E;
+            assertTrue(seg.casClientClaim(0, token));
+            ClientChannel channel = new ClientChannel(seg, token, System.nanoTime(), null, index -> {
+                if (index == 0) { // producer A is "preempted" after writing its entry, before publishing it
+                    firstPaused.countDown();
+                    awaitQuietly(resumeFirst);
+                }
+            });
+            AtomicInteger firstStatus = new AtomicInteger(Integer.MIN_VALUE);
+            AtomicInteger firstCallbacks = new AtomicInteger();
+            Thread first = new Thread(() -> firstStatus.set(channel.submit(IoOp.WRITE, 0, 4096, 0,
+                    ByteBuffer.allocateDirect(4096), 0, (t, s) -> firstCallbacks.incrementAndGet())), "producer-a");
+            first.start();
+            try {
+                assertTrue(firstPaused.await(30, TimeUnit.SECONDS), "producer A reached its publication");
+                AtomicInteger secondCallbacks = new AtomicInteger();
+                AtomicReference<String> secondStatus = new AtomicReference<>();
+                assertEquals(-1, channel.submit(IoOp.WRITE, 4096, 4096, 0, ByteBuffer.allocateDirect(4096), 1,
+                        (t, s) -> {
+                            secondStatus.set(IoStatus.name(s));
+                            secondCallbacks.incrementAndGet();
+                        }), "producer B's request is queued behind A's unpublished entry");
+                assertEquals(0, channel.inFlight(), "nothing is published yet");
+
+                // CxlBlockDevice.shutdown, channel by channel: the agent's stop, the drain after it, the release.
+                channel.failAsConsumer(IoStatus.ESHUTDOWN, "closed");
+                channel.drainAfterAgent();
+                channel.detach(token);
+                assertEquals(0, secondCallbacks.get(), "not published: the close could not see it");
+
+                resumeFirst.countDown();
+                first.join(30_000);
+                assertTrue(!first.isAlive(), "producer A returned");
+                assertEquals(IoStatus.EIO, firstStatus.get(), "A is refused inline (the device reports ESHUTDOWN)");
+                assertEquals(0, firstCallbacks.get(), "A's callback never runs: its submit returned the status");
+                assertEquals(1, secondCallbacks.get(), "B's request, published by A after the close, completed once"
+                        + " (status " + secondStatus.get() + ")");
+                assertEquals("ESHUTDOWN", secondStatus.get());
+                assertEquals(0, channel.inFlight());
+            } finally {
+                resumeFirst.countDown();
+                first.join(30_000);
+            }
+        } finally {
+            TestSupport.deleteQuietly(regionPath);
+        }
+    }
+
+    private static void awaitQuietly(CountDownLatch latch) {
+        try {
+            latch.await(30, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
