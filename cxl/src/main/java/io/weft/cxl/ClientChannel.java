@@ -672,6 +672,21 @@ final class ClientChannel {
         fail(status, code + ": " + reason);
     }
 
+    /**
+     * The closing thread, once no agent runs this channel any more: fails what is still outstanding with
+     * {@code status}, or with the status the channel already fails with. The agent normally set that one when it
+     * carried out the stop, but an agent stuck past the close's wait (a blocking callback of another blkdev) never
+     * did, and a failure status of 0 would complete the requests OK. Set before {@code agentGone}, so a producer that
+     * drains on its way out never sees the agent gone with no status to fail with.
+     */
+    void drainAfterAgent(int status, String reason) {
+        if (failStatus == 0) {
+            failReason = reason;
+            failStatus = status;
+        }
+        drainAfterAgent();
+    }
+
     /** After the completion agent stopped (shutdown thread or a late producer): fail what is still outstanding. */
     void drainAfterAgent() {
         agentGone = true;

@@ -127,7 +127,7 @@ class CloseRaceTest {
 
                 // CxlBlockDevice.shutdown, channel by channel: the agent's stop, the drain after it, the release.
                 channel.failAsConsumer(IoStatus.ESHUTDOWN, "closed");
-                channel.drainAfterAgent();
+                channel.drainAfterAgent(IoStatus.ESHUTDOWN, "closed");
                 channel.detach(token);
                 assertEquals(0, secondCallbacks.get(), "not published: the close could not see it");
 
@@ -146,6 +146,56 @@ class CloseRaceTest {
             }
         } finally {
             TestSupport.deleteQuietly(regionPath);
+        }
+    }
+
+    /**
+     * A close whose stop the shared completion agent never carries out (it is stuck in another blkdev's callback past
+     * the close's wait) drains its channels itself: the requests it fails there must get the close's status, not the
+     * 0 (OK) of a channel nobody had failed yet; a READ completed OK would hand back a buffer nothing was copied into.
+     */
+    @Test
+    void aCloseThatOutwaitsAStalledAgentCompletesWhatIsInFlightWithEshutdown() throws Exception {
+        Path regionPath = TestSupport.shmPath("close-race-stalled-region");
+        Path storePath = TestSupport.shmPath("close-race-stalled-store");
+        Path stuckStorePath = TestSupport.shmPath("close-race-stalled-store-a");
+        // One shared completion agent; a short dead timeout, so the close's bounded waits (5 x dead timeout) are short.
+        CxlOptions options = TestSupport.fastOptions().withDeadTimeout(java.time.Duration.ofMillis(20),
+                java.time.Duration.ofMillis(200)).withAgents(1, 1);
+        CountDownLatch agentStuck = new CountDownLatch(1);
+        CountDownLatch unstick = new CountDownLatch(1);
+        try (CxlRegion region = CxlRegion.format(regionPath, GEOMETRY, RegionHeader.FLAG_ENTRY_CRC);
+             CxlHost storage = CxlHost.register(region, 1, "storage", options);
+             CxlHost client = CxlHost.register(region, 2, "client", options);
+             CxlBackend stuckBackend = storage.createBackend(TestSupport.newStore(stuckStorePath, 1 << 20), "a",
+                     BackendOptions.defaults().withChannels(1));
+             CxlBackend backend = storage.createBackend(TestSupport.newStore(storePath, 1 << 20), "b",
+                     BackendOptions.defaults().withChannels(1))) {
+            CxlBlockDevice stuck = client.openBlkdev(stuckBackend.id(), BlkdevOptions.defaults());
+            CxlBlockDevice closing = client.openBlkdev(backend.id(), BlkdevOptions.defaults());
+            try {
+                stuck.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096), 0, (t, s) -> {
+                    agentStuck.countDown();
+                    awaitQuietly(unstick); // a callback that blocks the agent shared with `closing`
+                });
+                assertTrue(agentStuck.await(30, TimeUnit.SECONDS), "the shared agent is stuck in a callback");
+                ByteBuffer target = ByteBuffer.allocateDirect(4096);
+                AtomicInteger callbacks = new AtomicInteger();
+                AtomicReference<String> status = new AtomicReference<>();
+                closing.submit(IoOp.READ, 4096, 4096, 0, target, 1, (t, s) -> {
+                    status.set(IoStatus.name(s));
+                    callbacks.incrementAndGet();
+                });
+                closing.close();
+                assertEquals(1, callbacks.get(), "the close completed its in-flight request");
+                assertEquals("ESHUTDOWN", status.get(), "status of the request the close failed");
+            } finally {
+                unstick.countDown();
+                stuck.close();
+            }
+        } finally {
+            unstick.countDown();
+            TestSupport.deleteQuietly(regionPath, storePath, stuckStorePath);
         }
     }
 
