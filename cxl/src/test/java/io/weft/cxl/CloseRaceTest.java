@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
-import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
 import java.nio.ByteBuffer;
@@ -99,16 +98,9 @@ class CloseRaceTest {
         CountDownLatch firstPaused = new CountDownLatch(1);
         CountDownLatch resumeFirst = new CountDownLatch(1);
         try (CxlRegion region = CxlRegion.format(regionPath, RegionGeometry.small(), RegionHeader.FLAG_ENTRY_CRC)) {
-            ChannelSegment seg = region.channel(0);
-            seg.initialise(0, 0, ChannelLayout.FLAG_ENTRY_CRC);
             long token = 0xC105E;
-            assertTrue(seg.casClientClaim(0, token));
-            ClientChannel channel = new ClientChannel(seg, token, System.nanoTime(), null, index -> {
-                if (index == 0) { // producer A is "preempted" after writing its entry, before publishing it
-                    firstPaused.countDown();
-                    awaitQuietly(resumeFirst);
-                }
-            });
+            // Producer A (index 0) is "preempted" after writing its entry, before publishing it.
+            ClientChannel channel = TestSupport.channelPausingFirstProducer(region, token, firstPaused, resumeFirst);
             AtomicInteger firstStatus = new AtomicInteger(Integer.MIN_VALUE);
             AtomicInteger firstCallbacks = new AtomicInteger();
             Thread first = new Thread(() -> firstStatus.set(channel.submit(IoOp.WRITE, 0, 4096, 0,
