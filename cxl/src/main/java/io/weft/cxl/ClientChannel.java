@@ -27,7 +27,10 @@ import org.agrona.concurrent.YieldingIdleStrategy;
  * producer the scheduler preempts before it publishes delays only the entries behind its own. The completion agent
  * (one thread) consumes completions, copies READ payloads out, runs the callbacks and releases the slots. A slot is
  * reused only after the backend's completion for its previous request has been consumed, so a data slot is never
- * rewritten while the backend may still read it, even after a force stop has already failed that request.
+ * rewritten while the backend may still read it, even after a force stop has already failed that request. Once a
+ * close has taken the agent away, every producer that publishes, including one that skips its index because the close
+ * released the claim, fails what it published itself ({@link #publishFilledAndFailIfOrphaned}): a request queued
+ * behind its entry would otherwise never complete.
  *
  * <p>Ownership of a request's caller buffer: each slot has a state word, {@code (index << 2) | state}, moved out of
  * INFLIGHT exactly once, by one CAS: to COMPLETING by the consumer (which then, and only then, copies a READ payload
@@ -292,16 +295,13 @@ final class ClientChannel {
         // into a channel that was revoked meanwhile (the janitor's grace period covers the rest; docs/cxl.md).
         if (!holdsClaim()) {
             markFilled(slot, index); // skipped: never INFLIGHT, so never called back; nothing reaches the segment
-            publishFilled();
+            publishFilledAndFailIfOrphaned();
             return IoStatus.EIO;
         }
         // From here cancel() may find the request; the caller's buffer is not read again on this thread.
         slotStates.setRelease(slot, (index << 2) | SLOT_INFLIGHT);
         markFilled(slot, index);
-        publishFilled();
-        if (agentGone) {
-            drainAfterAgent(); // raced a shutdown: nobody else will complete this request
-        }
+        publishFilledAndFailIfOrphaned();
         return -1;
     }
 
@@ -327,7 +327,24 @@ final class ClientChannel {
     /** A reserved index that will never be published: let later producers pass (they fail too: claim lost). */
     private void skip(long index) {
         markFilled((int) index & mask, index);
+        publishFilledAndFailIfOrphaned();
+    }
+
+    /**
+     * Every producer's way out, whether it publishes its own request or skips its index: {@link #publishFilled}, then,
+     * if the completion agent is gone, fails what is published. Whatever this producer made visible (its own entry and
+     * the ones other producers filled behind it and left for it to publish, see publishFilled) may have been published
+     * after the stop's last drain, and nobody else will complete it. A skipping producer is no exception: at a close
+     * it is the one that finds the claim released, and the requests it publishes behind its skipped entry are
+     * somebody's queued requests (their submit already returned). Dekker pairing with {@link #drainAfterAgent}:
+     * {@code publishedTail} moves before {@code agentGone} is read here, {@code agentGone} is set before
+     * {@code publishedTail} is read there, so one of the two fails them.
+     */
+    private void publishFilledAndFailIfOrphaned() {
         publishFilled();
+        if (agentGone) {
+            drainAfterAgent();
+        }
     }
 
     /** Producer: the entry of {@code index} is written (or skipped); volatile, paired with {@link #publishFilled}. */
@@ -653,6 +670,21 @@ final class ClientChannel {
             seg.writeFence(false, code, reason);
         }
         fail(status, code + ": " + reason);
+    }
+
+    /**
+     * The closing thread, once no agent runs this channel any more: fails what is still outstanding with
+     * {@code status}, or with the status the channel already fails with. The agent normally set that one when it
+     * carried out the stop, but an agent stuck past the close's wait (a blocking callback of another blkdev) never
+     * did, and a failure status of 0 would complete the requests OK. Set before {@code agentGone}, so a producer that
+     * drains on its way out never sees the agent gone with no status to fail with.
+     */
+    void drainAfterAgent(int status, String reason) {
+        if (failStatus == 0) {
+            failReason = reason;
+            failStatus = status;
+        }
+        drainAfterAgent();
     }
 
     /** After the completion agent stopped (shutdown thread or a late producer): fail what is still outstanding. */

@@ -336,7 +336,7 @@ public final class CxlBlockDevice implements BlockDevice {
             host.releaseCompletionAgent(agent, completions, timeoutNs);
         }
         for (ClientChannel c : channels) {
-            c.drainAfterAgent();
+            c.drainAfterAgent(status, reason);
             c.detach(token);
         }
         host.disown(entry, null, this);

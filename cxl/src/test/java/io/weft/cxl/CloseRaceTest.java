@@ -16,6 +16,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -80,6 +81,121 @@ class CloseRaceTest {
             }
         } finally {
             TestSupport.deleteQuietly(regionPath, storePath);
+        }
+    }
+
+    /**
+     * The interleaving behind the rare hang of the test above ("timed out after 30000 ms waiting for: every request of
+     * round 0 completed"), forced on one channel, in the order {@link CxlBlockDevice#close} runs its steps: producer A
+     * reserves index 0 and is preempted before publishing it; producer B writes index 1, cannot publish it behind A's
+     * unfilled entry and returns (queued); the close fails what is published (nothing), drains after the agent
+     * (nothing) and releases the claim; A resumes, finds the claim gone and publishes its skipped entry together with
+     * B's. B's request must still complete, exactly once, with the close's status.
+     */
+    @Test
+    void aRequestPublishedBehindOneThatLostTheClaimToTheCloseStillCompletes() throws Exception {
+        Path regionPath = TestSupport.shmPath("close-race-skip");
+        CountDownLatch firstPaused = new CountDownLatch(1);
+        CountDownLatch resumeFirst = new CountDownLatch(1);
+        try (CxlRegion region = CxlRegion.format(regionPath, RegionGeometry.small(), RegionHeader.FLAG_ENTRY_CRC)) {
+            long token = 0xC105E;
+            // Producer A (index 0) is "preempted" after writing its entry, before publishing it.
+            ClientChannel channel = TestSupport.channelPausingFirstProducer(region, token, firstPaused, resumeFirst);
+            AtomicInteger firstStatus = new AtomicInteger(Integer.MIN_VALUE);
+            AtomicInteger firstCallbacks = new AtomicInteger();
+            Thread first = new Thread(() -> firstStatus.set(channel.submit(IoOp.WRITE, 0, 4096, 0,
+                    ByteBuffer.allocateDirect(4096), 0, (t, s) -> firstCallbacks.incrementAndGet())), "producer-a");
+            first.start();
+            try {
+                assertTrue(firstPaused.await(30, TimeUnit.SECONDS), "producer A reached its publication");
+                AtomicInteger secondCallbacks = new AtomicInteger();
+                AtomicReference<String> secondStatus = new AtomicReference<>();
+                assertEquals(-1, channel.submit(IoOp.WRITE, 4096, 4096, 0, ByteBuffer.allocateDirect(4096), 1,
+                        (t, s) -> {
+                            secondStatus.set(IoStatus.name(s));
+                            secondCallbacks.incrementAndGet();
+                        }), "producer B's request is queued behind A's unpublished entry");
+                assertEquals(0, channel.inFlight(), "nothing is published yet");
+
+                // CxlBlockDevice.shutdown, channel by channel: the agent's stop, the drain after it, the release.
+                channel.failAsConsumer(IoStatus.ESHUTDOWN, "closed");
+                channel.drainAfterAgent(IoStatus.ESHUTDOWN, "closed");
+                channel.detach(token);
+                assertEquals(0, secondCallbacks.get(), "not published: the close could not see it");
+
+                resumeFirst.countDown();
+                first.join(30_000);
+                assertTrue(!first.isAlive(), "producer A returned");
+                assertEquals(IoStatus.EIO, firstStatus.get(), "A is refused inline (the device reports ESHUTDOWN)");
+                assertEquals(0, firstCallbacks.get(), "A's callback never runs: its submit returned the status");
+                assertEquals(1, secondCallbacks.get(), "B's request, published by A after the close, completed once"
+                        + " (status " + secondStatus.get() + ")");
+                assertEquals("ESHUTDOWN", secondStatus.get());
+                assertEquals(0, channel.inFlight());
+            } finally {
+                resumeFirst.countDown();
+                first.join(30_000);
+            }
+        } finally {
+            TestSupport.deleteQuietly(regionPath);
+        }
+    }
+
+    /**
+     * A close whose stop the shared completion agent never carries out (it is stuck in another blkdev's callback past
+     * the close's wait) drains its channels itself: the requests it fails there must get the close's status, not the
+     * 0 (OK) of a channel nobody had failed yet; a READ completed OK would hand back a buffer nothing was copied into.
+     */
+    @Test
+    void aCloseThatOutwaitsAStalledAgentCompletesWhatIsInFlightWithEshutdown() throws Exception {
+        Path regionPath = TestSupport.shmPath("close-race-stalled-region");
+        Path storePath = TestSupport.shmPath("close-race-stalled-store");
+        Path stuckStorePath = TestSupport.shmPath("close-race-stalled-store-a");
+        // One shared completion agent; a short dead timeout, so the close's bounded waits (5 x dead timeout) are short.
+        CxlOptions options = TestSupport.fastOptions().withDeadTimeout(java.time.Duration.ofMillis(20),
+                java.time.Duration.ofMillis(200)).withAgents(1, 1);
+        CountDownLatch agentStuck = new CountDownLatch(1);
+        CountDownLatch unstick = new CountDownLatch(1);
+        try (CxlRegion region = CxlRegion.format(regionPath, GEOMETRY, RegionHeader.FLAG_ENTRY_CRC);
+             CxlHost storage = CxlHost.register(region, 1, "storage", options);
+             CxlHost client = CxlHost.register(region, 2, "client", options);
+             CxlBackend stuckBackend = storage.createBackend(TestSupport.newStore(stuckStorePath, 1 << 20), "a",
+                     BackendOptions.defaults().withChannels(1));
+             CxlBackend backend = storage.createBackend(TestSupport.newStore(storePath, 1 << 20), "b",
+                     BackendOptions.defaults().withChannels(1))) {
+            CxlBlockDevice stuck = client.openBlkdev(stuckBackend.id(), BlkdevOptions.defaults());
+            CxlBlockDevice closing = client.openBlkdev(backend.id(), BlkdevOptions.defaults());
+            try {
+                stuck.submit(IoOp.READ, 0, 4096, 0, ByteBuffer.allocateDirect(4096), 0, (t, s) -> {
+                    agentStuck.countDown();
+                    awaitQuietly(unstick); // a callback that blocks the agent shared with `closing`
+                });
+                assertTrue(agentStuck.await(30, TimeUnit.SECONDS), "the shared agent is stuck in a callback");
+                ByteBuffer target = ByteBuffer.allocateDirect(4096);
+                AtomicInteger callbacks = new AtomicInteger();
+                AtomicReference<String> status = new AtomicReference<>();
+                closing.submit(IoOp.READ, 4096, 4096, 0, target, 1, (t, s) -> {
+                    status.set(IoStatus.name(s));
+                    callbacks.incrementAndGet();
+                });
+                closing.close();
+                assertEquals(1, callbacks.get(), "the close completed its in-flight request");
+                assertEquals("ESHUTDOWN", status.get(), "status of the request the close failed");
+            } finally {
+                unstick.countDown();
+                stuck.close();
+            }
+        } finally {
+            unstick.countDown();
+            TestSupport.deleteQuietly(regionPath, storePath, stuckStorePath);
+        }
+    }
+
+    private static void awaitQuietly(CountDownLatch latch) {
+        try {
+            latch.await(30, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.weft.core.io.IoOp;
-import io.weft.cxl.layout.ChannelLayout;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
 import java.nio.ByteBuffer;
@@ -30,16 +29,9 @@ class ProducerPublicationTest {
         CountDownLatch paused = new CountDownLatch(1);
         CountDownLatch resume = new CountDownLatch(1);
         try (CxlRegion region = CxlRegion.format(regionPath, RegionGeometry.small(), RegionHeader.FLAG_ENTRY_CRC)) {
-            ChannelSegment seg = region.channel(0);
-            seg.initialise(0, 0, ChannelLayout.FLAG_ENTRY_CRC);
-            long token = 0xC11E;
-            assertTrue(seg.casClientClaim(0, token));
-            ClientChannel channel = new ClientChannel(seg, token, System.nanoTime(), null, index -> {
-                if (index == 0) { // the first producer is "preempted" after writing its entry
-                    paused.countDown();
-                    awaitQuietly(resume);
-                }
-            });
+            // The first producer is "preempted" after writing its entry.
+            ClientChannel channel = TestSupport.channelPausingFirstProducer(region, 0xC11E, paused, resume);
+            ChannelSegment seg = channel.segment();
             AtomicInteger firstStatus = new AtomicInteger(Integer.MIN_VALUE);
             AtomicInteger secondStatus = new AtomicInteger(Integer.MIN_VALUE);
             Thread first = new Thread(() -> firstStatus.set(submitRead(channel, 0, 0)), "producer-0");
@@ -68,13 +60,5 @@ class ProducerPublicationTest {
 
     private static int submitRead(ClientChannel channel, long offset, long tag) {
         return channel.submit(IoOp.READ, offset, 4096, 0, ByteBuffer.allocateDirect(4096), tag, (t, s) -> { });
-    }
-
-    private static void awaitQuietly(CountDownLatch latch) {
-        try {
-            latch.await(WAIT_SECONDS * 3, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
     }
 }

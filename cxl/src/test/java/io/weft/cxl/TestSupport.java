@@ -2,11 +2,14 @@ package io.weft.cxl;
 
 import io.weft.core.store.FileBackingStore;
 import io.weft.core.store.StoreBlockDevice;
+import io.weft.cxl.layout.ChannelLayout;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.UUID;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 /** Shared helpers: unique /dev/shm paths, stores, and polling with a deadline (never a sleep as synchronisation). */
 public final class TestSupport {
@@ -42,5 +45,29 @@ public final class TestSupport {
                 // best effort cleanup of a temp file
             }
         }
+    }
+
+    /**
+     * A client channel on segment 0 of {@code region} (initialised with entry CRCs, claimed with {@code token}) whose
+     * producer of index 0 is "preempted" after writing its entry and before publishing it, the window a loaded
+     * scheduler opens: it counts {@code paused} down, then waits for {@code resume} (30 s at most).
+     */
+    static ClientChannel channelPausingFirstProducer(CxlRegion region, long token, CountDownLatch paused,
+                                                     CountDownLatch resume) {
+        ChannelSegment seg = region.channel(0);
+        seg.initialise(0, 0, ChannelLayout.FLAG_ENTRY_CRC);
+        if (!seg.casClientClaim(0, token)) {
+            throw new AssertionError("segment 0 is claimed already");
+        }
+        return new ClientChannel(seg, token, System.nanoTime(), null, index -> {
+            if (index == 0) {
+                paused.countDown();
+                try {
+                    resume.await(30, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        });
     }
 }
