@@ -52,17 +52,10 @@ class NodeApiTest {
     void aTokenReplacedInTheRuntimeFileWhileTheRequestWasUnderwayIsReadAgainAndTheRequestRetriedOnce()
             throws Exception {
         try (FakeNode node = new FakeNode()) {
-            int port = Integer.parseInt(node.address().substring(node.address().lastIndexOf(':') + 1));
-            Path file = runtimeDir.resolve(ManagementTokenFiles.runtimeFileName("127.0.0.1", port));
+            Path file = runtimeFileOf(node);
             Files.writeString(file, "node-own-token\n");
             node.on("GET /weft/node", 401, "{\"error\":\"wrong token\"}").on("GET /weft/node", 200, "{\"name\":\"c\"}");
-            node.beforeEachAnswer(r -> {
-                try {
-                    Files.writeString(file, "the-clusters-token\n"); // adopted while the request was underway
-                } catch (java.io.IOException e) {
-                    throw new java.io.UncheckedIOException(e);
-                }
-            });
+            adoptTokenWhileEachRequestIsUnderway(node, file);
             NodeApi api = new NodeApi(node.address(), null, Duration.ofSeconds(10), runtimeDir);
             assertEquals("c", api.get("/weft/node").path("name").asText());
             assertEquals(List.of("Bearer node-own-token", "Bearer the-clusters-token"),
@@ -81,16 +74,9 @@ class NodeApiTest {
     void aTokenThatAppearedInTheRuntimeFileWhileATokenlessRequestWasUnderwayIsReadAndTheRequestRetriedOnce()
             throws Exception {
         try (FakeNode node = new FakeNode()) {
-            int port = Integer.parseInt(node.address().substring(node.address().lastIndexOf(':') + 1));
-            Path file = runtimeDir.resolve(ManagementTokenFiles.runtimeFileName("127.0.0.1", port));
+            Path file = runtimeFileOf(node);
             node.on("GET /weft/node", 401, "{\"error\":\"no token\"}").on("GET /weft/node", 200, "{\"name\":\"c\"}");
-            node.beforeEachAnswer(r -> {
-                try {
-                    Files.writeString(file, "the-clusters-token\n"); // adopted while the request was underway
-                } catch (java.io.IOException e) {
-                    throw new java.io.UncheckedIOException(e);
-                }
-            });
+            adoptTokenWhileEachRequestIsUnderway(node, file);
             NodeApi api = new NodeApi(node.address(), null, Duration.ofSeconds(10), runtimeDir);
             assertEquals("c", api.get("/weft/node").path("name").asText());
             assertEquals(java.util.Arrays.asList(null, "Bearer the-clusters-token"), // the first without the header
@@ -109,6 +95,22 @@ class NodeApiTest {
                     e.getMessage());
             assertEquals(1, node.requests("GET", "/weft/node").size());
         }
+    }
+
+    private Path runtimeFileOf(FakeNode node) {
+        int port = Integer.parseInt(node.address().substring(node.address().lastIndexOf(':') + 1));
+        return runtimeDir.resolve(ManagementTokenFiles.runtimeFileName("127.0.0.1", port));
+    }
+
+    /** The node adopts the cluster's token (writes its runtime file) while each request is underway. */
+    private static void adoptTokenWhileEachRequestIsUnderway(FakeNode node, Path file) {
+        node.beforeEachAnswer(r -> {
+            try {
+                Files.writeString(file, "the-clusters-token\n");
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
     }
 
     @Test
