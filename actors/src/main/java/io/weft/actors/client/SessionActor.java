@@ -251,7 +251,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         reachable = directory.find(NodeServices.STORAGE, spec.storageNode());
         if (storage != null && reachable.stream().noneMatch(l -> l.member().equals(storageMember))) {
             // Unreachable (failure detector), downed, or replaced by a restarted incarnation.
-            return pathLost("storage node " + spec.storageNode() + " is unreachable or gone", Duration.ZERO);
+            return pathLost("storage node " + spec.storageNode() + " is unreachable or gone", Duration.ZERO, false);
         }
         if (phase == SessionPhase.SEARCHING) {
             return tryOpen();
@@ -363,7 +363,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
             return this;
         }
         return pathLost(unanswered.missed() + " lease renewals in a row unanswered by " + spec.storageNode(),
-                Duration.ZERO);
+                Duration.ZERO, false);
     }
 
     private Behavior<SessionCommand> onInfoChanged(StoreInfoChanged changed) {
@@ -399,8 +399,18 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
 
     /** Drops the current path (if any), tells the device, and opens again after {@code delay} or the backoff. */
     private Behavior<SessionCommand> pathLost(String reason, Duration delay) {
+        return pathLost(reason, delay, true);
+    }
+
+    /**
+     * @param closeMapping false when the storage node merely looks unreachable from here: the mapping stays until
+     *                     its lease runs out or the cluster removes this node. A one-way partition delivers a close
+     *                     and would hand this writer's rw slot to another client while this node is still a member
+     *                     (PartitionIT: a partitioned writer keeps its backend until fenced).
+     */
+    private Behavior<SessionCommand> pathLost(String reason, Duration delay, boolean closeMapping) {
         boolean hadPath = opened != null || phase == SessionPhase.OPENING;
-        dropPath();
+        dropPath(closeMapping);
         lastLost = storageMember;
         storage = null;
         storageMember = null;
@@ -418,7 +428,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
     }
 
     private Behavior<SessionCommand> retryLater(String reason) {
-        dropPath();
+        dropPath(true);
         storage = null;
         storageMember = null;
         phase = SessionPhase.BACKOFF;
@@ -428,7 +438,7 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         return this;
     }
 
-    private void dropPath() {
+    private void dropPath(boolean closeMapping) {
         if (channel != null) {
             getContext().stop(channel);
             channel = null;
@@ -436,9 +446,11 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         channelId = null;
         if (opened != null) {
             renewer.tell(new LeaseRenewer.Unregister(opened.mappingId()));
-            // Tell the storage node at once rather than let the lease run out: frees an rw slot sooner.
-            opened.backend().tell(new CloseMapping(opened.mappingId(),
-                    getContext().getSystem().ignoreRef()));
+            if (closeMapping) {
+                // Tell the storage node at once rather than let the lease run out: frees an rw slot sooner.
+                opened.backend().tell(new CloseMapping(opened.mappingId(),
+                        getContext().getSystem().ignoreRef()));
+            }
         }
         opened = null;
         channelInfo = null;
