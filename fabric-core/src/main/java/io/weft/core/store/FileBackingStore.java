@@ -96,7 +96,7 @@ public final class FileBackingStore implements BackingStore {
         this.logicalBlockSize = logicalBlockSize;
         this.rotational = rotational;
         this.canPunch = canPunch;
-        this.zeros = alignedDirect(ZERO_CHUNK, Math.max(4096, logicalBlockSize)).asReadOnlyBuffer();
+        this.zeros = sharedZeros(Math.max(4096, logicalBlockSize));
         this.bounce = directIo
                 ? ThreadLocal.withInitial(() -> alignedDirect(ZERO_CHUNK, Math.max(4096, logicalBlockSize)))
                 : null;
@@ -260,6 +260,17 @@ public final class FileBackingStore implements BackingStore {
         long probeOffset = ((size + 4095) & ~4095L) + 4096;
         return LinuxIo.fallocate(fd, LinuxIo.FALLOC_FL_PUNCH_HOLE | LinuxIo.FALLOC_FL_KEEP_SIZE, probeOffset,
                 4096) == 0;
+    }
+
+    /**
+     * One read-only megabyte of zeros per alignment for the whole process (never written, so every store may share
+     * it; callers take a duplicate): a megabyte per open store was most of an idle served mapping's memory.
+     */
+    private static final java.util.concurrent.ConcurrentHashMap<Integer, ByteBuffer> ZEROS =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
+    private static ByteBuffer sharedZeros(int alignment) {
+        return ZEROS.computeIfAbsent(alignment, a -> alignedDirect(ZERO_CHUNK, a).asReadOnlyBuffer());
     }
 
     private static ByteBuffer alignedDirect(int capacity, int alignment) {
