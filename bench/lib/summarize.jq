@@ -33,21 +33,16 @@ def cpu_us: if . == null then "—" else (fixed(1)) + " µs" end;
 
 ($runs | map(select(.error == 0))) as $ok
 | def runs_of($case; $id): $ok | map(select(.case == $case and .instance == $id));
-  def pass_ratio($case; $id; $ref):
+  # median over passes of (f of this target's run / f of the reference's run in the same pass)
+  def pass_ratio_of(f; $case; $id; $ref):
     if $ref == null or $ref == $id then null else
       (runs_of($case; $ref) | map({key: (.pass | tostring), value: .}) | from_entries) as $r
-      | [runs_of($case; $id)[] | . as $t | $r[.pass | tostring] as $b
-         | select($b != null and ($b | metric($t.bs_bytes)) > 0)
-         | (metric($t.bs_bytes)) / ($b | metric($t.bs_bytes))] | median
+      | [runs_of($case; $id)[] | f as $mine | $r[.pass | tostring] as $b
+         | select($b != null and $mine != null and (($b | f) // 0) > 0)
+         | $mine / ($b | f)] | median
     end;
-  # median over passes of (this target's CPU per request / the reference's in the same pass)
-  def pass_cpu_ratio($case; $id; $ref):
-    if $ref == null or $ref == $id then null else
-      (runs_of($case; $ref) | map({key: (.pass | tostring), value: .}) | from_entries) as $r
-      | [runs_of($case; $id)[] | cpu_per_req as $mine | $r[.pass | tostring] as $b
-         | select($b != null and $mine != null and (($b | cpu_per_req) // 0) > 0)
-         | $mine / ($b | cpu_per_req)] | median
-    end;
+  def pass_ratio($case; $id; $ref): pass_ratio_of(metric(.bs_bytes); $case; $id; $ref);
+  def pass_cpu_ratio($case; $id; $ref): pass_ratio_of(cpu_per_req; $case; $id; $ref);
   def stats($case; $t):
     runs_of($case; $t.id) as $rs
     | ($rs | map(metric(.bs_bytes))) as $m
