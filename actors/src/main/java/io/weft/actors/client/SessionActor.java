@@ -44,13 +44,13 @@ import org.apache.pekko.cluster.UniqueAddress;
  * storage node and interval for every session, not a heartbeat per device), and re-opens by itself whenever the path
  * is lost.
  *
- * <p>Phases: SEARCHING (no Up, reachable storage member has the node's name) → OPENING (open sent) →
+ * <p>Phases: SEARCHING (no Up storage member reachable from here has the node's name) → OPENING (open sent) →
  * CONNECTING (opened; the {@link ChannelActor} is attaching the data path) → CONNECTED (IO flows; the lease renewed
  * every {@code weft.client.heartbeat-interval}, or, when the storage node counts this data path's heartbeats as
  * renewals ({@link StoreOpened#leaseByDataPath()}), carried by them and audited every
  * {@code weft.client.lease-audit-interval}). The path is lost — and the parent told ({@link Event}), so IO
- * queues — when the node's member is unreachable or removed, {@code heartbeat-misses} renewal batches in a row go
- * unanswered, the storage forgets or revokes the mapping, or the channel dies. It then re-opens after an
+ * queues — when the node's member is unreachable from here or removed, {@code heartbeat-misses} renewal batches in
+ * a row go unanswered, the storage forgets or revokes the mapping, or the channel dies. It then re-opens after an
  * exponential backoff ({@code weft.client.reconnect.*}); a restarted storage node (a new member, a new uid) re-opens
  * once it is Up.
  *
@@ -263,8 +263,13 @@ public final class SessionActor extends AbstractBehavior<SessionCommand> {
         if (phase == SessionPhase.OPENING || phase == SessionPhase.CONNECTING || phase == SessionPhase.CONNECTED) {
             return this;
         }
+        reachable = directory.find(NodeServices.STORAGE, spec.storageNode());
         if (reachable.isEmpty()) {
             phase(SessionPhase.SEARCHING);
+            if (directory.hidden(NodeServices.STORAGE, spec.storageNode())) {
+                // Unreachable from here: its return is announced only if no other member still reports it, so look.
+                timers.startSingleTimer("retry", new Retry(), backoff.nextDelay());
+            }
             return this;
         }
         // Normally one member; while a restarted node's old incarnation lingers, prefer the one not just lost.

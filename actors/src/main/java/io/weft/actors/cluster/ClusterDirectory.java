@@ -13,12 +13,14 @@ import org.apache.pekko.actor.typed.ActorRef;
 import org.apache.pekko.actor.typed.ActorRefResolver;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.ActorContext;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.cluster.ClusterEvent;
 import org.apache.pekko.cluster.Member;
 import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.UniqueAddress;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Subscribe;
+import org.apache.pekko.remote.FailureDetectorRegistry;
 
 /**
  * Where the services of the other nodes are, from cluster membership alone (issue 12: Weft does not use Pekko's
@@ -27,9 +29,15 @@ import org.apache.pekko.cluster.typed.Subscribe;
  * <p>Every node runs its services at fixed paths ({@link Service}, the constants in
  * {@code io.weft.actors.NodeServices}, spawned under those names by {@code NodeGuardian} and {@code WeftRuntime}).
  * A service of member <i>m</i> is addressed by resolving <i>m's address + the service's path</i>; it is listed while
- * <i>m</i> is Up (or Leaving) and reachable and has the service's role. A member's Weft node name travels as its
- * internal cluster role {@value #NODE_NAME_ROLE_PREFIX}{@code <name>} (added by {@code PekkoConfig}); a member without
- * one (a node started without {@code weft.node.name}) is named {@code host:port}, as {@code NodeGuardian} names it.
+ * <i>m</i> is Up (or Leaving), reachable from here (below) and has the service's role. A member's Weft node name
+ * travels as its internal cluster role {@value #NODE_NAME_ROLE_PREFIX}{@code <name>} (added by {@code PekkoConfig});
+ * a member without one (a node started without {@code weft.node.name}) is named {@code host:port}, as
+ * {@code NodeGuardian} names it.
+ *
+ * <p>Reachable from here: Pekko's {@code UnreachableMember} is the union of every member's observations, so a client
+ * node cut off from the cluster makes every member look unreachable to everyone. A member this node's own failure
+ * detector watches is judged by that detector alone (read at each {@link #find}); only a member it does not watch
+ * (large clusters watch a ring of neighbours) is judged by the cluster's verdict.
  *
  * <p>What membership cannot say: whether the service actor has started yet. A member is Up after its guardian has
  * spawned its services (the guardian starts with the actor system, the node joins afterwards), and every caller
@@ -62,10 +70,37 @@ public final class ClusterDirectory {
     public record Located<T>(String nodeName, UniqueAddress member, ActorRef<T> ref) {
     }
 
+    /** This node's own failure detector, as far as the directory asks it. */
+    public interface LocalReachability {
+        /** Whether this node's failure detector watches {@code member} (sends it heartbeats). */
+        boolean watches(Address member);
+
+        /** Whether this node's failure detector hears {@code member} (its heartbeats answered in time). */
+        boolean hears(Address member);
+
+        /** The cluster's failure detector on {@code system}'s node. */
+        static LocalReachability of(ActorSystem<?> system) {
+            FailureDetectorRegistry<Address> detector =
+                    org.apache.pekko.cluster.Cluster.get(Adapter.toClassic(system)).failureDetector();
+            return new LocalReachability() {
+                @Override
+                public boolean watches(Address member) {
+                    return detector.isMonitoring(member);
+                }
+
+                @Override
+                public boolean hears(Address member) {
+                    return detector.isAvailable(member);
+                }
+            };
+        }
+    }
+
     private static final Comparator<Member> OLDEST_FIRST = (a, b) -> a.isOlderThan(b) ? -1 : b.isOlderThan(a) ? 1 : 0;
 
     private final ActorRefResolver resolver;
     private final UniqueAddress self;
+    private final LocalReachability fromHere;
     /**
      * This node is leaving, exiting or downed: the listing stays as it was. As Pekko's event publisher stops it
      * reports every other member removed, which says nothing about them (a session would close its mappings for it).
@@ -73,11 +108,17 @@ public final class ClusterDirectory {
     private boolean selfGoing;
     /** Members Up or Leaving, by uid-qualified address. */
     private final Map<UniqueAddress, Member> serving = new HashMap<>();
+    /** Members some member's failure detector reported unreachable (the cluster's verdict, not this node's). */
     private final Set<UniqueAddress> unreachable = new HashSet<>();
 
     public ClusterDirectory(ActorSystem<?> system) {
+        this(system, LocalReachability.of(system));
+    }
+
+    public ClusterDirectory(ActorSystem<?> system, LocalReachability fromHere) {
         this.resolver = ActorRefResolver.get(system);
         this.self = Cluster.get(system).selfMember().uniqueAddress();
+        this.fromHere = fromHere;
     }
 
     /** The directory as the cluster's state is now: for one lookup, not to be kept up to date. */
@@ -141,11 +182,23 @@ public final class ClusterDirectory {
         return serving.remove(m.uniqueAddress()) != null;
     }
 
-    /** Service {@code service} on every reachable serving member with its role, oldest member first. */
+    private boolean unreachableFromHere(Member m) {
+        if (!unreachable.contains(m.uniqueAddress())) {
+            return false;
+        }
+        Address address = m.address();
+        return !fromHere.watches(address) || !fromHere.hears(address);
+    }
+
+    private boolean offers(Member m, Service<?> service) {
+        return service.role() == null || m.hasRole(service.role());
+    }
+
+    /** Service {@code service} on every serving member with its role reachable from here, oldest member first. */
     public <T> List<Located<T>> find(Service<T> service) {
         List<Member> members = new ArrayList<>();
         for (Member m : serving.values()) {
-            if (!unreachable.contains(m.uniqueAddress()) && (service.role() == null || m.hasRole(service.role()))) {
+            if (offers(m, service) && !unreachableFromHere(m)) {
                 members.add(m);
             }
         }
@@ -160,6 +213,19 @@ public final class ClusterDirectory {
     /** Service {@code service} on the reachable serving members named {@code nodeName} (normally one). */
     public <T> List<Located<T>> find(Service<T> service, String nodeName) {
         return find(service).stream().filter(l -> l.nodeName().equals(nodeName)).toList();
+    }
+
+    /**
+     * Whether a member named {@code nodeName} serves {@code service} but is unreachable from here: no event may
+     * announce its return (another member's verdict can outlast this node's), so a caller waiting for it polls.
+     */
+    public boolean hidden(Service<?> service, String nodeName) {
+        for (Member m : serving.values()) {
+            if (offers(m, service) && nodeName(m).equals(nodeName) && unreachableFromHere(m)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** The first of {@link #find(Service, String)}, if any. */

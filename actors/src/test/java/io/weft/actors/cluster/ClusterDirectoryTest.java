@@ -122,6 +122,43 @@ class ClusterDirectoryTest {
         assertEquals(List.of(storagePath(2621)), storagePaths());
     }
 
+    /**
+     * Pekko's reachability is the union of every member's observations: when one client node is cut off, it reports
+     * every other member unreachable, storage nodes included. A storage node this node's own failure detector watches
+     * and hears must stay listed, or one partitioned client stops every other client's maps and sessions
+     * (PartitionIT: "map of s:v.img timed out after 10000 ms: storage node s is unreachable or gone").
+     */
+    @Test
+    void aMemberOnlyAnotherNodeCannotReachStaysListedWhileThisNodeHearsIt() {
+        Set<Address> silentHere = new HashSet<>();
+        directory = new ClusterDirectory(testKit.system(), new ClusterDirectory.LocalReachability() {
+            @Override
+            public boolean watches(Address member) {
+                return member.port().get().equals(2661);
+            }
+
+            @Override
+            public boolean hears(Address member) {
+                return !silentHere.contains(member);
+            }
+        });
+        Member watched = up(member(2661, 1, "storage", "weft-node:s1"), 1);
+        Member notWatched = up(member(2662, 1, "storage", "weft-node:s2"), 2);
+        directory.apply(new ClusterEvent.MemberUp(watched));
+        directory.apply(new ClusterEvent.MemberUp(notWatched));
+        directory.apply(new ClusterEvent.UnreachableMember(watched));
+        directory.apply(new ClusterEvent.UnreachableMember(notWatched));
+
+        assertEquals(List.of(storagePath(2661)), storagePaths(),
+                "s1 is heard here: another member's verdict does not hide it; s2 is not watched: the cluster's does");
+        silentHere.add(watched.address());
+        assertEquals(List.of(), storagePaths(), "once this node's own detector stops hearing s1, it is hidden");
+        assertTrue(directory.hidden(NodeServices.STORAGE, "s1"), "listed as serving but unreachable from here");
+        directory.apply(new ClusterEvent.ReachableMember(watched));
+        assertEquals(List.of(storagePath(2661)), storagePaths());
+        assertFalse(directory.hidden(NodeServices.STORAGE, "s1"));
+    }
+
     @Test
     void aRestartedMemberAtTheSameAddressIsANewEntry() {
         Member old = up(member(2631, 1, "storage", "weft-node:s1"), 1);
