@@ -146,6 +146,13 @@ public final class SettingsLoader {
                 if (key.startsWith("weft.pekko.")) {
                     continue;
                 }
+                if (io.weft.rdma.RdmaJvmSwitches.isSwitch(key)) {
+                    if (System.getProperty(key) != null) {
+                        continue; // the RDMA data plane reads it as a system property itself
+                    }
+                    throw new InvalidSettingException(key, "a JVM switch of the RDMA data plane, not a setting: it is"
+                            + " read only as a JVM system property, e.g. WEFT_JAVA_OPTS=\"-D" + key + "=...\"");
+                }
                 if (key.startsWith("weft.http.")) {
                     throw new InvalidSettingException(key, "replaced by weft.management.http.hostname, .port and"
                             + " .enabled (or --http-listen HOST:PORT|off)");

@@ -122,6 +122,40 @@ class SettingsLoaderTest {
         }
     }
 
+    /**
+     * docs/rdma.md tells users to compare with {@code -Dweft.rdma.submitter-assist=false}; a node refused every such
+     * switch as an unknown setting (session 8's note). Each one is accepted; a misspelt neighbour still is not.
+     */
+    @Test
+    void theRdmaDataPlaneJvmSwitchesAreAcceptedOnANodesCommandLine() {
+        for (String key : io.weft.rdma.RdmaJvmSwitches.all()) {
+            // The values their classes would read (the defaults), should one of them load meanwhile.
+            System.setProperty(key, key.endsWith("-submit") || key.endsWith("-assist") ? "true"
+                    : key.endsWith("-max-wait-us") ? "1000" : "0");
+            ConfigFactory.invalidateCaches();
+            try {
+                assertEquals(CWD.resolve("data"), parseD(Map.of()).dataDir(), key);
+            } finally {
+                System.clearProperty(key);
+                ConfigFactory.invalidateCaches();
+            }
+        }
+        // Given as a setting (-D option or file) it would be ignored: refused, saying where it belongs.
+        InvalidSettingException asSetting = assertThrows(InvalidSettingException.class,
+                () -> parseD(Map.of("weft.rdma.submitter-assist", "false")));
+        assertEquals("weft.rdma.submitter-assist", asSetting.key());
+        assertTrue(asSetting.getMessage().contains("WEFT_JAVA_OPTS"), asSetting.getMessage());
+        System.setProperty("weft.rdma.submitter-asist", "false");
+        ConfigFactory.invalidateCaches();
+        try {
+            InvalidSettingException e = assertThrows(InvalidSettingException.class, () -> parseD(Map.of()));
+            assertEquals("weft.rdma.submitter-asist", e.key());
+        } finally {
+            System.clearProperty("weft.rdma.submitter-asist");
+            ConfigFactory.invalidateCaches();
+        }
+    }
+
     @Test
     void offDisablesListenersAndIpv6HostsParse() {
         NodeSettings s = parseD(Map.of("weft.nbd.unix-socket", "off", "weft.nbd.listen", "[::1]:0",

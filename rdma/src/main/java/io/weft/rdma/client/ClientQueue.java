@@ -3,6 +3,7 @@ package io.weft.rdma.client;
 import io.weft.core.io.IoCompletion;
 import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
+import io.weft.rdma.RdmaJvmSwitches;
 import io.weft.rdma.protocol.DoorbellIdleStrategy;
 import io.weft.rdma.protocol.Immediate;
 import io.weft.rdma.protocol.RequestHeader;
@@ -84,22 +85,22 @@ final class ClientQueue implements Agent, CompletionHandler, MessageHandler {
     private static final int CANCEL_LENGTH = 12;
     /** Submitters post their own requests when the queue is idle ({@code weft.rdma.inline-submit}, default on). */
     static final boolean INLINE_SUBMIT =
-            Boolean.parseBoolean(System.getProperty("weft.rdma.inline-submit", "true"));
+            Boolean.parseBoolean(System.getProperty(RdmaJvmSwitches.INLINE_SUBMIT, "true"));
     /** A submitter alone in flight waits for its own answer ({@code weft.rdma.submitter-assist}, default on). */
     static final boolean SUBMITTER_ASSIST = INLINE_SUBMIT
-            && Boolean.parseBoolean(System.getProperty("weft.rdma.submitter-assist", "true"));
+            && Boolean.parseBoolean(System.getProperty(RdmaJvmSwitches.SUBMITTER_ASSIST, "true"));
     /**
      * Polls of the completion queue before the assisting submitter sleeps on it ({@code
      * weft.rdma.submitter-assist-polls}, default 0: on a shared machine spinning starves the storage side, see
      * DoorbellIdleStrategy).
      */
-    static final int ASSIST_POLLS = Integer.getInteger("weft.rdma.submitter-assist-polls", 0);
+    static final int ASSIST_POLLS = Integer.getInteger(RdmaJvmSwitches.SUBMITTER_ASSIST_POLLS, 0);
     /**
      * Longest wait of an assisting submitter before it hands its request back to the agent. Not final: tests that
      * must act while a submitter waits raise it (the request is then handed back by their cancel or ring, not by it).
      */
     static volatile long assistMaxWaitNanos =
-            TimeUnit.MICROSECONDS.toNanos(Long.getLong("weft.rdma.submitter-assist-max-wait-us", 1000));
+            TimeUnit.MICROSECONDS.toNanos(Long.getLong(RdmaJvmSwitches.SUBMITTER_ASSIST_MAX_WAIT_US, 1000));
 
     private final RdmaSession session;
     private final RequestTable requests;

@@ -1,5 +1,6 @@
 package io.weft.rdma.protocol;
 
+import io.weft.rdma.RdmaJvmSwitches;
 import io.weft.rdma.verbs.CompletionQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
@@ -22,9 +23,9 @@ import org.agrona.concurrent.IdleStrategy;
  */
 public final class DoorbellIdleStrategy implements IdleStrategy {
     /** Empty duty cycles spent spinning before yielding ({@code weft.rdma.idle.spins}). */
-    public static final int SPINS = Integer.getInteger("weft.rdma.idle.spins", 0);
+    public static final int SPINS = Integer.getInteger(RdmaJvmSwitches.IDLE_SPINS, 0);
     /** Empty duty cycles spent yielding before parking on the doorbell ({@code weft.rdma.idle.yields}). */
-    public static final int YIELDS = Integer.getInteger("weft.rdma.idle.yields", 0);
+    public static final int YIELDS = Integer.getInteger(RdmaJvmSwitches.IDLE_YIELDS, 0);
     /** Longest park while the owner has timers running (requests held): their scan needs a bounded sleep. */
     public static final long BUSY_MAX_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
     /** Longest park of an owner with nothing in flight: a safety net only, work always rings the doorbell. */
