@@ -281,6 +281,15 @@ public final class CxlBlockDevice implements BlockDevice {
         return true;
     }
 
+    /**
+     * The backend handler's heartbeat counter on queue {@code queue} (0 to {@link #queueCount()} - 1), read now from
+     * the channel segment: for an observer on another thread that judges liveness by its own readings (only ever
+     * compared for change), independent of when this blkdev's completion agent last looked.
+     */
+    public long backendHeartbeat(int queue) {
+        return channels[queue].segment().backendHeartbeat();
+    }
+
     /** Requests submitted and not yet completed, over all queues. */
     public long inFlight() {
         long n = 0;

@@ -17,6 +17,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
@@ -181,6 +182,19 @@ class TransportsIT {
         assertTrue(!out.contains("verify:") && !out.contains("bad magic"), out);
     }
 
+    /**
+     * Prints (a measurement, not asserted) how long after the kill the client's device left {@code ready}: its
+     * {@code stateSince}, stamped by the client node on this machine's clock, minus the kill's time. From then on its
+     * IO waits in the device queue (DESIGN's failure table: storage process killed, target 1 s).
+     */
+    private void printTimeToDetect(String id, Instant killedAt) {
+        JsonNode d = device(id);
+        Instant since = Instant.parse(d.get("stateSince").asText());
+        // (Why it left is in the client's log, "device ... lost its path: ..."; lastError may be a later reason.)
+        System.out.printf("time to detect: %s over %s left ready %d ms after kill -9 of s1%n", id,
+                d.get("transport").asText(), Duration.between(killedAt, since).toMillis());
+    }
+
     @Test
     @Order(1)
     void autoPicksCxlWithTheSharedRegionAndRdmaWithoutAndFioVerifiesEach() throws Exception {
@@ -202,10 +216,12 @@ class TransportsIT {
             load.add(startFio(id + "-load", fioJob(id, 1, "--time_based", "--runtime=120", "--do_verify=0")));
             await(id + " writes flowing from fio", WAIT, () -> writes(id) > before + 64);
         }
+        Instant killedAt = Instant.now();
         s1.kill9();
         for (int i = 0; i < ids.size(); i++) {
             String id = ids.get(i);
             await(id + " reconnecting after kill -9 of s1", WAIT, () -> "reconnecting".equals(state(id)));
+            printTimeToDetect(id, killedAt);
             int rc = load.get(i).await(WAIT);
             String out = load.get(i).text();
             assertNotEquals(0, rc, "fio on " + id + " must fail, not hang or succeed:\n" + out);

@@ -45,8 +45,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Lifecycle: closing a served mapping closes its backends (attached clients fail what is in flight with
  * ESHUTDOWN, which the device retries on its next path); closing a client channel closes its blkdev the same way. A
- * backend whose heartbeat stopped (its node died) makes the client channel report failure after
- * {@code weft.transport.channel-grace}. A janitor clears hosts, backends and blkdevs that stayed dead for two dead
+ * backend whose heartbeat stood still for {@code weft.cxl.dead-timeout} (its node died) makes the client channel
+ * report failure at the watcher's next poll, with no {@code weft.transport.channel-grace} on top ({@link
+ * BlkdevHealth}). A janitor clears hosts, backends and blkdevs that stayed dead for two dead
  * timeouts, so the segments of a killed node are reused after it restarts. The janitor polls, every half dead
  * timeout, and keeps doing so on an idle node: a peer process that dies sends nothing, its heartbeat word in shared
  * memory just stops moving, so there is no event to wait for (issue 12: a few wake-ups a second, only on nodes with
@@ -62,6 +63,9 @@ public final class CxlTransport implements Transport, AutoCloseable {
     private final ChannelWatcher watcher;
     private final List<Attached> attached = new ArrayList<>();
     private final ScheduledExecutorService janitor;
+    /** Held by a client channel's probe while it reads a segment, and by {@link #close} before unmapping. */
+    private final Object regionsGuard = new Object();
+    private boolean regionsClosed; // guarded by regionsGuard
 
     /** One attached region with this node's host registration in it. */
     record Attached(Path path, CxlRegion region, CxlHost host, String id, Map<Long, Long> deadSince) {
@@ -174,11 +178,12 @@ public final class CxlTransport implements Transport, AutoCloseable {
             watcher.watch(this, this::fenced, onFailure);
         }
 
-        private String fenced() {
+        private ChannelWatcher.Problem fenced() {
             for (CxlBackend b : backends) {
                 for (int c = 0; c < b.channelCount(); c++) {
                     if (b.isFenced(c)) {
-                        return "cxl backend " + b.id() + " channel " + c + " fenced: " + b.fenceReasons().get(c);
+                        return ChannelWatcher.Problem.mayRecover("cxl backend " + b.id() + " channel " + c
+                                + " fenced: " + b.fenceReasons().get(c));
                     }
                 }
             }
@@ -312,7 +317,7 @@ public final class CxlTransport implements Transport, AutoCloseable {
                     + e.getMessage(), e);
         }
         Object key = new Object();
-        watcher.watch(key, () -> problem(dev), onFailure);
+        watcher.watch(key, new BlkdevHealth(dev, settings.cxlDeadTimeout(), System.nanoTime()), onFailure);
         return new MappingChannel() {
             @Override
             public BlockDevice device() {
@@ -337,12 +342,61 @@ public final class CxlTransport implements Transport, AutoCloseable {
         };
     }
 
-    private static String problem(CxlBlockDevice dev) {
-        if (!dev.backendAlive()) {
-            return "cxl backend " + dev.backendId() + " heartbeat stopped";
+    /**
+     * A client channel's health, polled by the watcher thread only. Both problems it reports are definite, so the
+     * channel fails at once rather than a channel-grace later (issue 17): a failed queue fails every request from
+     * then on (a fence, a stop, a lost claim never heal), and a backend heartbeat still for {@code
+     * weft.cxl.dead-timeout} is the region's own debounced death verdict (the same one the janitors act on).
+     *
+     * <p>Stillness is judged by this probe's own readings of each queue's backend heartbeat, not by when the blkdev's
+     * completion agent last looked: a counter the probe saw unchanged across a dead timeout of its own clock did not
+     * move in that time, even if this JVM was paused in between (a paused observer must not declare a live backend
+     * dead when it resumes). A live backend beats every {@code weft.cxl.heartbeat-interval}, so only a backend
+     * silent for about the dead timeout (its process killed, frozen, or paused that long) is reported.
+     */
+    final class BlkdevHealth implements ChannelWatcher.Probe {
+        private final CxlBlockDevice dev;
+        private final long deadTimeoutNs;
+        private final long[] lastBeat; // watcher thread only, like the rest of the state
+        private final long[] beatChangedNs;
+
+        BlkdevHealth(CxlBlockDevice dev, Duration deadTimeout, long nowNs) {
+            this.dev = dev;
+            this.deadTimeoutNs = deadTimeout.toNanos();
+            this.lastBeat = new long[dev.queueCount()];
+            this.beatChangedNs = new long[dev.queueCount()];
+            for (int q = 0; q < lastBeat.length; q++) {
+                lastBeat[q] = dev.backendHeartbeat(q);
+                beatChangedNs[q] = nowNs;
+            }
         }
-        String failure = dev.firstFailure(); // polled per device several times a second: no list per poll
-        return failure == null ? null : "cxl channel failed: " + failure;
+
+        @Override
+        public ChannelWatcher.Problem check() {
+            synchronized (regionsGuard) { // the heartbeat words are in a region that close() unmaps
+                return regionsClosed ? null : checkMapped();
+            }
+        }
+
+        private ChannelWatcher.Problem checkMapped() {
+            String failure = dev.firstFailure(); // polled per device several times a second: no list per poll
+            if (failure != null) {
+                return ChannelWatcher.Problem.definite("cxl channel failed: " + failure);
+            }
+            long now = System.nanoTime();
+            for (int q = 0; q < lastBeat.length; q++) {
+                long beat = dev.backendHeartbeat(q); // compared for change only: no value is trusted
+                if (beat != lastBeat[q]) {
+                    lastBeat[q] = beat;
+                    beatChangedNs[q] = now;
+                } else if (now - beatChangedNs[q] >= deadTimeoutNs) {
+                    return ChannelWatcher.Problem.definite("cxl backend " + dev.backendId() + " heartbeat still for "
+                            + TimeUnit.NANOSECONDS.toMillis(now - beatChangedNs[q]) + " ms on queue " + q
+                            + " (weft.cxl.dead-timeout " + TimeUnit.NANOSECONDS.toMillis(deadTimeoutNs) + " ms)");
+                }
+            }
+            return null;
+        }
     }
 
     /** Frees what dead processes left in the regions (after two dead timeouts, so their peers noticed first). */
@@ -383,6 +437,9 @@ public final class CxlTransport implements Transport, AutoCloseable {
 
     @Override
     public void close() {
+        synchronized (regionsGuard) {
+            regionsClosed = true; // a probe reading a segment right now finishes first; later ones read nothing
+        }
         if (janitor != null) {
             janitor.shutdownNow();
         }

@@ -42,7 +42,8 @@ import java.util.UUID;
  * Client side: sessions are reference-counted by their channels; a channel's device is its {@code RdmaBlockDevice}.
  * Closing a channel closes its device (requests it still holds complete with ESHUTDOWN, so the device layer retries
  * them on the next path) and the session with its last device; a session with no connected path for
- * {@code weft.transport.channel-grace}, or a device the storage node stopped serving, reports the channel failed.
+ * {@code weft.transport.channel-grace}, or at once when every path's reconnect is refused (nothing listens: the
+ * storage process is gone), or a device the storage node stopped serving, reports the channel failed.
  * Stopping a served mapping closes its device in every session that holds it; the sessions and their other devices
  * go on.
  */
@@ -236,8 +237,9 @@ public final class RdmaTransport implements Transport, AutoCloseable {
             throw e;
         }
         Object key = new Object();
-        watcher.watch(key, () -> device.failure() != null ? "rdma device: " + device.failure()
-                : noConnectedPath(session), onFailure);
+        watcher.watch(key, () -> device.failure() != null
+                ? ChannelWatcher.Problem.definite("rdma device: " + device.failure()) : noConnectedPath(session),
+                onFailure);
         return new MappingChannel() {
             private boolean channelClosed; // guarded by this
 
@@ -340,7 +342,7 @@ public final class RdmaTransport implements Transport, AutoCloseable {
         return paths.get(index).id();
     }
 
-    private static String noConnectedPath(RdmaSession session) {
+    private static ChannelWatcher.Problem noConnectedPath(RdmaSession session) {
         StringBuilder why = null;
         for (PathStatus p : session.paths()) {
             if (p.state() == PathState.CONNECTED) {
@@ -349,7 +351,15 @@ public final class RdmaTransport implements Transport, AutoCloseable {
             why = (why == null ? new StringBuilder("no connected rdma path:") : why.append(';'))
                     .append(' ').append(p.remote()).append(' ').append(p.state()).append(' ').append(p.lastError());
         }
-        return why == null ? "rdma session has no paths" : why.toString();
+        if (why == null) {
+            return ChannelWatcher.Problem.mayRecover("rdma session has no paths");
+        }
+        // Every path refused: nothing listens where the storage node served (killed, or its server stopped). No
+        // reconnect of this session brings the mapping back (a restarted node serves it under a new id), so no
+        // grace: the control plane re-opens at once (issue 17).
+        return session.everyPathRefused()
+                ? ChannelWatcher.Problem.definite(why.append("; every path refused: storage gone").toString())
+                : ChannelWatcher.Problem.mayRecover(why.toString());
     }
 
     @Override

@@ -14,7 +14,10 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 
-/** ChannelWatcher notices a failed channel after its grace, and has no timer while nothing is watched (issue 12). */
+/**
+ * ChannelWatcher notices a failed channel after its grace, or at its next poll when the transport's verdict is
+ * definite (issue 17), and has no timer while nothing is watched (issue 12).
+ */
 class ChannelWatcherTest {
     private static final Duration GRACE = Duration.ofMillis(100);
 
@@ -75,7 +78,7 @@ class ChannelWatcherTest {
             CountDownLatch failed = new CountDownLatch(1);
             watcher.watch("broken", () -> {
                 firstBad.compareAndSet(0, System.nanoTime());
-                return "no path";
+                return ChannelWatcher.Problem.mayRecover("no path");
             }, e -> {
                 reportedAt.set(System.nanoTime());
                 reported.set(e);
@@ -94,6 +97,55 @@ class ChannelWatcherTest {
             Set<Thread> ours = new HashSet<>(watcherThreads());
             ours.removeAll(before);
             awaitNoTimerIn(ours);
+        }
+    }
+
+    /** A grace no test waits out: a report within the test's wait can only come from a definite verdict. */
+    private static final Duration LONG_GRACE = Duration.ofSeconds(60);
+
+    @Test
+    void aDefiniteFailureIsReportedAtTheNextPollNotAfterTheGrace() throws Exception {
+        try (ChannelWatcher watcher = new ChannelWatcher(LONG_GRACE)) {
+            AtomicReference<Throwable> reported = new AtomicReference<>();
+            CountDownLatch failed = new CountDownLatch(1);
+            watcher.watch("dead backend", () -> ChannelWatcher.Problem.definite("backend heartbeat still"), e -> {
+                reported.set(e);
+                failed.countDown();
+            });
+            assertTrue(failed.await(10, TimeUnit.SECONDS),
+                    "a definite failure was not reported within 10 s (grace " + LONG_GRACE + ")");
+            assertEquals("backend heartbeat still", reported.get().getMessage());
+            assertEquals(0, watcher.size());
+        }
+    }
+
+    @Test
+    void aFlappingPathKeepsItsGraceAndADefiniteVerdictAfterItIsReportedAtOnce() throws Exception {
+        try (ChannelWatcher watcher = new ChannelWatcher(LONG_GRACE)) {
+            AtomicLong polls = new AtomicLong();
+            CountDownLatch flapped = new CountDownLatch(1);
+            AtomicReference<Throwable> reported = new AtomicReference<>();
+            AtomicLong reportedAtPoll = new AtomicLong(-1);
+            CountDownLatch failed = new CountDownLatch(1);
+            // Polls 1-12: down, up on every fourth (a path that flaps and comes back); then definitely gone.
+            watcher.watch("flapping", () -> {
+                long n = polls.incrementAndGet();
+                if (n <= 12) {
+                    if (n == 12) {
+                        flapped.countDown();
+                    }
+                    return n % 4 == 0 ? null : ChannelWatcher.Problem.mayRecover("path reconnecting");
+                }
+                return ChannelWatcher.Problem.definite("storage gone");
+            }, e -> {
+                reportedAtPoll.set(polls.get());
+                reported.set(e);
+                failed.countDown();
+            });
+            assertTrue(flapped.await(10, TimeUnit.SECONDS), "the watcher did not poll 12 times within 10 s");
+            assertTrue(failed.await(10, TimeUnit.SECONDS), "the definite verdict after the flaps was not reported");
+            assertEquals("storage gone", reported.get().getMessage(), "a flap was reported as a failure");
+            assertEquals(13, reportedAtPoll.get(), "reported at the first definite poll");
         }
     }
 }

@@ -12,9 +12,11 @@ import io.weft.core.io.IoOp;
 import io.weft.core.io.IoStatus;
 import io.weft.core.store.FileBackingStore;
 import io.weft.core.store.StoreBlockDevice;
+import io.weft.cxl.CxlBackend;
 import io.weft.cxl.CxlRegion;
 import io.weft.cxl.layout.RegionGeometry;
 import io.weft.cxl.layout.RegionHeader;
+import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -30,7 +32,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The transports' own failure reporting, below the actors: a client channel whose storage side stops serving tells
- * its listener (so its ChannelActor replaces it) within the grace period, and a healthy one never does.
+ * its listener (so its ChannelActor replaces it) within the grace period, or at once when the transport's verdict is
+ * definite (a CXL backend's heartbeat still past the dead timeout), and a healthy one never does.
  */
 class TransportLifecycleTest {
     private static final MappingGrant GRANT = MappingGrant.issue("client", "client@test#1");
@@ -58,9 +61,13 @@ class TransportLifecycleTest {
     }
 
     private TransportSettings settings(String node) {
+        return settings(node, "300ms");
+    }
+
+    private TransportSettings settings(String node, String channelGrace) {
         TransportSettings s = TransportSettings.from(TestNodes.config(node, List.of("storage"), null, List.of(),
                         Map.of("weft.rdma.provider", "software", "weft.rdma.listen", List.of("127.0.0.1:0"),
-                                "weft.transport.channel-grace", "300ms"))
+                                "weft.transport.channel-grace", channelGrace))
                 .withFallback(com.typesafe.config.ConfigFactory.defaultReference()));
         return new TransportSettings(node, s.rdmaProvider(), s.rdmaListen(), s.rdmaQueueDepth(), s.rdmaMaxIoSize(),
                 s.rdmaAgents(), s.rdmaHandshakeTimeout(),
@@ -99,6 +106,67 @@ class TransportLifecycleTest {
             int status = io(channel.device(), IoOp.READ, 0, 4096, ByteBuffer.allocateDirect(4096));
             assertTrue(status != IoStatus.OK, "no IO through a channel whose storage side is gone");
             channel.close();
+        }
+    }
+
+    /** {@code CxlBackend.freezeForTest}: its handlers stop, so its heartbeat stands still, as if its process died. */
+    private static void freeze(CxlBackend backend, boolean frozen) throws Exception {
+        Method hook = CxlBackend.class.getDeclaredMethod("freezeForTest", boolean.class);
+        hook.setAccessible(true); // a test hook of the cxl package
+        hook.invoke(backend, frozen);
+    }
+
+    /**
+     * A backend whose heartbeat stands still past weft.cxl.dead-timeout is the region's own, debounced death verdict:
+     * the client channel reports it at the watcher's next poll, not a channel-grace (here 60 s, never waited out)
+     * later (issue 17: a killed storage process detected within 1 s).
+     */
+    @Test
+    void cxlChannelReportsABackendWhoseHeartbeatStoodStillWithoutWaitingOutTheGrace() throws Exception {
+        try (Transports storage = Transports.of(List.of("cxl"), settings("st", "60s"));
+             Transports client = Transports.of(List.of("cxl"), settings("cl", "60s"))) {
+            CxlTransport.Served served = storage.cxl().serveBackends("m-frozen", device, GRANT);
+            AtomicReference<Throwable> failed = new AtomicReference<>();
+            MappingChannel channel = client.cxl().connect(new TransportEndpoint("cxl", served.properties()),
+                    failed::set);
+            ByteBuffer data = ByteBuffer.allocateDirect(4096);
+            assertEquals(IoStatus.OK, io(channel.device(), IoOp.WRITE, 0, 4096, data));
+            CxlBackend backend = served.backends().get(0);
+            freeze(backend, true);
+            try {
+                await("cxl channel reported failed with its backend's heartbeat still", WAIT,
+                        () -> failed.get() != null);
+                assertTrue(failed.get().getMessage().contains("heartbeat still"), failed.get().getMessage());
+            } finally {
+                freeze(backend, false);
+                channel.close();
+                served.close();
+            }
+        }
+    }
+
+    /**
+     * A storage node whose RDMA server is gone (here closed; a killed process the same: its port refuses) cannot come
+     * back on this session: once every path's reconnect is refused the channel reports failed at the watcher's next
+     * poll, not a channel-grace (60 s, never waited out) later (issue 17).
+     */
+    @Test
+    void rdmaChannelReportsAStorageNodeThatRefusesEveryReconnectWithoutWaitingOutTheGrace() throws Exception {
+        try (Transports client = Transports.of(List.of("rdma"), settings("cl", "60s"))) {
+            AtomicReference<Throwable> failed = new AtomicReference<>();
+            MappingChannel channel;
+            try (Transports storage = Transports.of(List.of("rdma"), settings("st", "60s"))) {
+                ServedChannel served = storage.get("rdma").acceptor().serve("m-gone", device, GRANT, c -> { });
+                channel = client.get("rdma").connector().connect(served.endpoint(), failed::set);
+                ByteBuffer data = ByteBuffer.allocateDirect(4096);
+                assertEquals(IoStatus.OK, io(channel.device(), IoOp.WRITE, 0, 4096, data));
+            } // the storage node's RDMA server closes: its listen port refuses from now on
+            try {
+                await("rdma channel reported failed with every reconnect refused", WAIT, () -> failed.get() != null);
+                assertTrue(failed.get().getMessage().contains("every path refused"), failed.get().getMessage());
+            } finally {
+                channel.close();
+            }
         }
     }
 

@@ -195,7 +195,7 @@ public final class CxlCommand implements Runnable {
 
         @Option(names = "--watch", paramLabel = "MILLIS", defaultValue = "1000",
                 description = "How long to watch heartbeats to tell live owners from dead ones; 0 = do not watch "
-                        + "(liveness unknown) (default ${DEFAULT-VALUE}; a node's dead-timeout is 1s by default).")
+                        + "(liveness unknown) (default ${DEFAULT-VALUE}; a node's dead-timeout is 800ms by default).")
         long watchMillis;
 
         @Override

@@ -29,6 +29,11 @@ final class ClientPath {
     /** Set by an IO agent that saw this generation's connection fail. */
     volatile long failedGeneration = -1;
     volatile String lastError;
+    /**
+     * The latest connect attempt was refused: nothing listens at the remote address (a TCP reset to the SYN, software
+     * provider), so the storage process or its RDMA server is gone, not a link that flaps (that times out).
+     */
+    volatile boolean connectRefused;
     volatile long rttNanos = Long.MAX_VALUE;
     final AtomicInteger inflight = new AtomicInteger();
     final LongAdder completed = new LongAdder();

@@ -327,6 +327,7 @@ final class PathSupervisor {
             p.lastAckNanos = now;
             p.nextHeartbeatNanos = now;
             p.lastError = null;
+            p.connectRefused = false;
             if (p.everConnected) {
                 p.reconnects++;
             }
@@ -346,6 +347,9 @@ final class PathSupervisor {
             }
             p.admin = null;
             p.lastError = e.getMessage();
+            // Within the connect timeout a ConnectException can only be a refusal (a SYN timeout takes minutes and a
+            // timed-out connect is a SocketTimeoutException); DiSNI reports rdma_cm errors as plain IOExceptions.
+            p.connectRefused = e instanceof java.net.ConnectException;
             scheduleReconnect(p, System.nanoTime());
         }
     }
@@ -387,6 +391,7 @@ final class PathSupervisor {
     private void fail(ClientPath p, String reason) {
         teardown(p, PathState.RECONNECTING);
         p.lastError = reason;
+        p.connectRefused = false; // dropped, not refused: the next attempt tells
         p.attempts = 0;
         scheduleReconnect(p, System.nanoTime());
     }

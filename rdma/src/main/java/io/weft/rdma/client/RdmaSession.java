@@ -398,6 +398,25 @@ public final class RdmaSession implements AutoCloseable {
         return out;
     }
 
+    /**
+     * True when the session has paths and every one is reconnecting after a refused connect attempt: nothing listens
+     * at any of the storage node's addresses, so its process (or RDMA server) is gone. Only the software provider
+     * tells a refusal apart; over DiSNI this stays false.
+     */
+    public boolean everyPathRefused() {
+        boolean any = false;
+        for (int slot = 0; slot < MAX_PATHS; slot++) {
+            ClientPath p = slots.get(slot);
+            if (p != null) {
+                if (p.state != PathState.RECONNECTING || !p.connectRefused) {
+                    return false;
+                }
+                any = true;
+            }
+        }
+        return any;
+    }
+
     /** Session-wide counters. */
     public record SessionStats(String name, String device, int queueDepth, int maxIoSize, int permitsInUse,
                                long staleResponses, long malformedResponses, long lateResponses,
