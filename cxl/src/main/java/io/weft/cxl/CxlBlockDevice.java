@@ -12,7 +12,6 @@ import io.weft.cxl.layout.Records;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.agrona.concurrent.AgentInvoker;
 import org.agrona.concurrent.BusySpinIdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
@@ -23,9 +22,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  * completion arrives (one copy per hop); completions are consumed by a completion agent — one of the process's
  * shared {@link CompletionAgent} threads, not one per blkdev, or the caller's thread through {@link #invoker()} — and,
  * when opened with {@link BlkdevOptions#submitterAssists()}, also by the submitting thread right after it publishes
- * (one consumer at a time per channel). Each submitting thread gets a channel of its own at its first request, round
- * robin over the blkdev's channels ({@link #channelOfThisThread}), so as many submitting threads as channels (an NBD
- * connection's reader each) never share a ring. Nothing is allocated per request.
+ * (one consumer at a time per channel). A submitting thread is mapped to a channel by its thread id, so threads that
+ * each own a queue never contend. Nothing is allocated per request.
  */
 public final class CxlBlockDevice implements BlockDevice {
     private final CxlHost host;
@@ -35,9 +33,6 @@ public final class CxlBlockDevice implements BlockDevice {
     private final int backendId;
     private final DeviceInfo info;
     private final ClientChannel[] channels;
-    /** Channels handed out so far (round robin), and the one each submitting thread was given at its first request. */
-    private final AtomicInteger channelsAssigned = new AtomicInteger();
-    private final ThreadLocal<ClientChannel> threadChannel;
     /** This blkdev's completion work, run by {@link #agent}. */
     private final BlkdevCompletions completions;
     /** The process's shared completion agent serving this blkdev, or (invoker mode) a private one. */
@@ -60,8 +55,6 @@ public final class CxlBlockDevice implements BlockDevice {
         this.backendId = backendId;
         this.info = info;
         this.channels = channels;
-        this.threadChannel = ThreadLocal.withInitial(
-                () -> channels[Math.floorMod(channelsAssigned.getAndIncrement(), channels.length)]);
         CxlOptions o = host.options();
         this.submitterWaitNs = options.submitterWaitNs();
         this.submitterSpinNs = options.submitterSpinNs();
@@ -208,7 +201,7 @@ public final class CxlBlockDevice implements BlockDevice {
             status = refuseStatus;
         }
         if (status == IoStatus.OK) {
-            ClientChannel channel = channelOfThisThread();
+            ClientChannel channel = channels[(int) (Thread.currentThread().getId() % channels.length)];
             status = channel.submit(op, offset, length, flags, buffer, tag, completion);
             if (status >= 0 && refuseStatus != 0) {
                 // Closed (or force-stopped) by its owner while this request waited for room inside submit: the
@@ -237,22 +230,6 @@ public final class CxlBlockDevice implements BlockDevice {
     }
 
     /**
-     * The calling thread's channel: given at its first request, round robin, and kept for the thread's life, so its
-     * submits and its {@link #awaitCompletions} meet on one ring. Not {@code thread id % channels}: the submitters'
-     * ids are not spread evenly (other threads take ids in between, e.g. each NBD connection's writer), so two
-     * readers could share a ring while another idles. One thread-local lookup per request, no allocation after the
-     * first.
-     */
-    private ClientChannel channelOfThisThread() {
-        return channels.length == 1 ? channels[0] : threadChannel.get();
-    }
-
-    /** Requests submitted on queue {@code queue} and not yet completed (tests, diagnostics). */
-    long inFlight(int queue) {
-        return channels[queue].inFlight();
-    }
-
-    /**
      * Completes the request submitted with {@code tag} and {@code completion} with ECANCELED at once if it is still
      * in flight (see {@link BlockDevice#cancel}): its slot stays the backend's until the backend answers, and that
      * answer is then consumed without touching the caller's buffer. A request that already completed: no effect.
@@ -277,7 +254,7 @@ public final class CxlBlockDevice implements BlockDevice {
         if (submitterWaitNs < 0 || closed) {
             return;
         }
-        ClientChannel channel = channelOfThisThread();
+        ClientChannel channel = channels[(int) (Thread.currentThread().getId() % channels.length)];
         if (channel.inFlight() == 0 || !channel.tryConsume()) {
             return;
         }
