@@ -137,7 +137,11 @@ weft_pair_start() { # TRANSPORT(rdma|cxl) WORKDIR FILE NBD_TRANSPORT(unix|tcp)
     [[ $transport == rdma ]] && TARGET_CMD="(both nodes: weft.rdma.provider = software) "
     TARGET_CMD+="weft node --name storage --roles storage --data-dir S (S/vol0.img = a copy of \$FILE)"
     TARGET_CMD+="; weft node --name client --roles client --seed STORAGE --nbd-unix SOCK --nbd-listen 127.0.0.1:PORT"
-    [[ $transport == cxl ]] && TARGET_CMD="weft cxl format /dev/shm/REGION --channels 2 --ring-depth 64 --slot-size 1MiB; $TARGET_CMD (both: weft.cxl.regions = [REGION])"
+    if [[ $transport == cxl ]]; then
+        local channels=${WEFT_BENCH_CXL_CHANNELS:-1} settings="weft.cxl.regions = [REGION]"
+        ((channels == 1)) || settings+=", weft.cxl.channels = $channels"
+        TARGET_CMD="weft cxl format /dev/shm/REGION --channels $((2 * channels)) --ring-depth 64 --slot-size 1MiB; $TARGET_CMD (both: $settings)"
+    fi
     TARGET_CMD+="; weft map bench0 --storage storage --path S/vol0.img --transport $transport"
     TARGET_READY_TIMEOUT=300
     WEFT_PAIR_PORT=$nbd_port
