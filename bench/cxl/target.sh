@@ -5,6 +5,7 @@
 #   weft node --name client  --roles client  --config C --seed STORAGE_CLUSTER --nbd-unix SOCK --nbd-listen PORT
 #   weft map bench0 --storage storage --path S/vol0.img --transport cxl --node CLIENT_HTTP
 # where C holds weft.cxl.regions = ["/dev/shm/REGION"]. The region file is removed when the pair stops.
+# WEFT_BENCH_CXL_CHANNELS=N (default 1): weft.cxl.channels = N in C, and a region of 2N channels.
 # Sourced by bench/targets/weft-cxl.sh; the pair helpers live in bench/rdma/target.sh.
 # shellcheck source=/dev/null
 [[ $(type -t weft_pair_start) == function ]] || source "$BENCH_DIR/rdma/target.sh"

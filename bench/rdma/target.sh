@@ -52,9 +52,13 @@ common=()
 if [[ $transport == cxl ]]; then
     [[ -n $region ]] || { echo "no region for the cxl transport"; exit 1; }
     # 1 MiB slots: fio's nbd engine does not split requests, and the export advertises the slot size as its
-    # largest request (the seqread-1m case); 64 entries cover the deepest case (32). 2 channels x 64 MiB of data.
-    "$launcher" cxl format "$region" --channels 2 --ring-depth 64 --slot-size 1MiB || exit 1
-    printf 'weft.cxl.regions = ["%s"]\n' "$region" >"$dir/weft-$transport-nodes.conf"
+    # largest request (the seqread-1m case); 64 entries cover the deepest case (32). The mapping takes
+    # weft.cxl.channels = WEFT_BENCH_CXL_CHANNELS (default 1) channels of 64 MiB of data, in a region of twice as
+    # many (2 with the default, as before this setting).
+    channels=${WEFT_BENCH_CXL_CHANNELS:-1}
+    "$launcher" cxl format "$region" --channels $((2 * channels)) --ring-depth 64 --slot-size 1MiB || exit 1
+    printf 'weft.cxl.regions = ["%s"]\nweft.cxl.channels = %d\n' "$region" "$channels" \
+        >"$dir/weft-$transport-nodes.conf"
 else
     # software provider on loopback; its sessions take at most 128 KiB per request (weft.rdma.max-io-size, the
     # default, is also the RDMA server's limit), so fio's unsplit 1 MiB reads are refused with EINVAL
@@ -133,7 +137,11 @@ weft_pair_start() { # TRANSPORT(rdma|cxl) WORKDIR FILE NBD_TRANSPORT(unix|tcp)
     [[ $transport == rdma ]] && TARGET_CMD="(both nodes: weft.rdma.provider = software) "
     TARGET_CMD+="weft node --name storage --roles storage --data-dir S (S/vol0.img = a copy of \$FILE)"
     TARGET_CMD+="; weft node --name client --roles client --seed STORAGE --nbd-unix SOCK --nbd-listen 127.0.0.1:PORT"
-    [[ $transport == cxl ]] && TARGET_CMD="weft cxl format /dev/shm/REGION --channels 2 --ring-depth 64 --slot-size 1MiB; $TARGET_CMD (both: weft.cxl.regions = [REGION])"
+    if [[ $transport == cxl ]]; then
+        local channels=${WEFT_BENCH_CXL_CHANNELS:-1} settings="weft.cxl.regions = [REGION]"
+        ((channels == 1)) || settings+=", weft.cxl.channels = $channels"
+        TARGET_CMD="weft cxl format /dev/shm/REGION --channels $((2 * channels)) --ring-depth 64 --slot-size 1MiB; $TARGET_CMD (both: $settings)"
+    fi
     TARGET_CMD+="; weft map bench0 --storage storage --path S/vol0.img --transport $transport"
     TARGET_READY_TIMEOUT=300
     WEFT_PAIR_PORT=$nbd_port
