@@ -18,13 +18,10 @@ OUT=${OUT:-$ROOT/rdma/target/bench}
 mkdir -p "$OUT"
 trap 'rm -f "$FILE"' EXIT
 
-./mvnw -B -q -o -pl rdma -am test-compile -Dcheckstyle.skip
-./mvnw -B -q -o -pl rdma dependency:build-classpath -Dmdep.includeScope=test -Dmdep.outputFile="$OUT/cp.txt" >/dev/null
-# Our own modules from this worktree's target directories, never from a local repository.
-CP="$ROOT/rdma/target/test-classes:$ROOT/rdma/target/classes:$ROOT/fabric-core/target/classes"
-CP="$CP:$ROOT/fabric-core/target/test-classes:$(tr ':' '\n' < "$OUT/cp.txt" | grep -v '/io/weft/' | paste -sd: -)"
-OPENS="--add-opens java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED"
-dd if=/dev/urandom of="$FILE" bs=1M count=$((SIZE / 1048576)) status=none
+# shellcheck source=bench/rdma/java-bench.sh
+source "$ROOT/bench/rdma/java-bench.sh"
+rdma_bench_classpath -Dcheckstyle.skip
+fill_random "$FILE" "$SIZE"
 
 : > "$OUT/assist.txt"
 for pass in $(seq "$PASSES"); do
@@ -32,7 +29,7 @@ for pass in $(seq "$PASSES"); do
     [ "$mode" = on ] && assist=true || assist=false
     echo "pass $pass assist $mode: $(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     # shellcheck disable=SC2086
-    java $OPENS --add-opens java.base/java.nio=ALL-UNNAMED -Xmx1g ${WEFT_OPTS:-} -Dweft.bench.rdma.submitters=threads \
+    java $JAVA_OPTS -Dweft.bench.rdma.submitters=threads \
       -Dweft.rdma.submitter-assist=$assist -cp "$CP" io.weft.rdma.RdmaBench "$FILE" "$SIZE" "$SECONDS_PER_CASE" \
       "$WARMUP" $CASES | grep '^RESULT' | sed "s/^RESULT/RESULT $mode $pass/" | tee -a "$OUT/assist.txt"
   done

@@ -20,18 +20,14 @@ mkdir -p "$OUT"
 command -v nbdkit >/dev/null || { echo "nbdkit missing: apt-get install nbdkit" >&2; exit 1; }
 command -v fio >/dev/null || { echo "fio missing: apt-get install fio" >&2; exit 1; }
 
-./mvnw -B -q -o -pl rdma -am test-compile
-./mvnw -B -q -o -pl rdma dependency:build-classpath -Dmdep.includeScope=test -Dmdep.outputFile="$OUT/cp.txt" >/dev/null
-# Our own modules come from this worktree's target directories, never from a local repository.
-DEPS=$(tr ':' '\n' < "$OUT/cp.txt" | grep -v '/io/weft/' | paste -sd: -)
-CP="$ROOT/rdma/target/test-classes:$ROOT/rdma/target/classes:$ROOT/fabric-core/target/classes:$ROOT/fabric-core/target/test-classes:$DEPS"
-JAVA_OPTS="--add-opens java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED -Xmx1g ${WEFT_OPTS:-}"
+# shellcheck source=bench/rdma/java-bench.sh
+source "$ROOT/bench/rdma/java-bench.sh"
+rdma_bench_classpath
 
 cleanup() { [ -n "${NBDKIT_PID:-}" ] && kill "$NBDKIT_PID" 2>/dev/null || true; rm -f "$FILE"; }
 trap cleanup EXIT
 
-# A filled file, so reads copy real data on both sides.
-dd if=/dev/urandom of="$FILE" bs=1M count=$((SIZE / 1048576)) status=none
+fill_random "$FILE" "$SIZE"
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 nbdkit -f -i 127.0.0.1 -p "$PORT" file "$FILE" &

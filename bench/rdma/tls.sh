@@ -20,12 +20,10 @@ OUT=${OUT:-$ROOT/rdma/target/bench}
 mkdir -p "$OUT"
 trap 'rm -f "$FILE"' EXIT
 
-./mvnw -B -q -o -pl rdma -am test-compile
-./mvnw -B -q -o -pl rdma dependency:build-classpath -Dmdep.includeScope=test -Dmdep.outputFile="$OUT/cp.txt" >/dev/null
-DEPS=$(tr ':' '\n' < "$OUT/cp.txt" | grep -v '/io/weft/' | paste -sd: -)
-CP="$ROOT/rdma/target/test-classes:$ROOT/rdma/target/classes:$ROOT/fabric-core/target/classes:$ROOT/fabric-core/target/test-classes:$DEPS"
-JAVA_OPTS="--add-opens java.base/jdk.internal.misc=ALL-UNNAMED --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED -Xmx1g ${WEFT_OPTS:-}"
-dd if=/dev/urandom of="$FILE" bs=1M count=$((SIZE / 1048576)) status=none
+# shellcheck source=bench/rdma/java-bench.sh
+source "$ROOT/bench/rdma/java-bench.sh"
+rdma_bench_classpath
+fill_random "$FILE" "$SIZE"
 
 : > "$OUT/tls.txt"
 for round in $(seq "$ROUNDS"); do
