@@ -97,29 +97,19 @@ class SettingsLoaderTest {
     @Test
     void jvmSystemPropertiesOverrideTheFileButNotDashD() throws IOException {
         Path file = writeConfig("weft.management.http.port = 3");
-        System.setProperty("weft.management.http.port", "5");
-        ConfigFactory.invalidateCaches();
-        try {
+        withSystemProperty("weft.management.http.port", "5", () -> {
             assertEquals(5, parse(Optional.of(file), Map.of(), Map.of()).httpListen().orElseThrow().port());
             assertEquals(7, parse(Optional.of(file), Map.of("weft.management.http.port", "7"), Map.of())
                     .httpListen().orElseThrow().port());
-        } finally {
-            System.clearProperty("weft.management.http.port");
-            ConfigFactory.invalidateCaches();
-        }
+        });
     }
 
     @Test
     void anUnknownKeyFromAJvmSystemPropertyIsRefusedToo() {
-        System.setProperty("weft.nbd.colour", "blue");
-        ConfigFactory.invalidateCaches();
-        try {
+        withSystemProperty("weft.nbd.colour", "blue", () -> {
             InvalidSettingException e = assertThrows(InvalidSettingException.class, () -> parseD(Map.of()));
             assertEquals("weft.nbd.colour", e.key());
-        } finally {
-            System.clearProperty("weft.nbd.colour");
-            ConfigFactory.invalidateCaches();
-        }
+        });
     }
 
     /**
@@ -130,28 +120,29 @@ class SettingsLoaderTest {
     void theRdmaDataPlaneJvmSwitchesAreAcceptedOnANodesCommandLine() {
         for (String key : io.weft.rdma.RdmaJvmSwitches.all()) {
             // The values their classes would read (the defaults), should one of them load meanwhile.
-            System.setProperty(key, key.endsWith("-submit") || key.endsWith("-assist") ? "true"
-                    : key.endsWith("-max-wait-us") ? "1000" : "0");
-            ConfigFactory.invalidateCaches();
-            try {
-                assertEquals(CWD.resolve("data"), parseD(Map.of()).dataDir(), key);
-            } finally {
-                System.clearProperty(key);
-                ConfigFactory.invalidateCaches();
-            }
+            String value = key.endsWith("-submit") || key.endsWith("-assist") ? "true"
+                    : key.endsWith("-max-wait-us") ? "1000" : "0";
+            withSystemProperty(key, value, () -> assertEquals(CWD.resolve("data"), parseD(Map.of()).dataDir(), key));
         }
         // Given as a setting (-D option or file) it would be ignored: refused, saying where it belongs.
         InvalidSettingException asSetting = assertThrows(InvalidSettingException.class,
                 () -> parseD(Map.of("weft.rdma.submitter-assist", "false")));
         assertEquals("weft.rdma.submitter-assist", asSetting.key());
         assertTrue(asSetting.getMessage().contains("WEFT_JAVA_OPTS"), asSetting.getMessage());
-        System.setProperty("weft.rdma.submitter-asist", "false");
-        ConfigFactory.invalidateCaches();
-        try {
+        withSystemProperty("weft.rdma.submitter-asist", "false", () -> {
             InvalidSettingException e = assertThrows(InvalidSettingException.class, () -> parseD(Map.of()));
             assertEquals("weft.rdma.submitter-asist", e.key());
+        });
+    }
+
+    /** Runs {@code body} with JVM system property {@code key} set to {@code value}; Config's caches dropped around. */
+    private static void withSystemProperty(String key, String value, Runnable body) {
+        System.setProperty(key, value);
+        ConfigFactory.invalidateCaches();
+        try {
+            body.run();
         } finally {
-            System.clearProperty("weft.rdma.submitter-asist");
+            System.clearProperty(key);
             ConfigFactory.invalidateCaches();
         }
     }
